@@ -1,0 +1,56 @@
+# consent_ledger: PGXS build.
+#
+#   make                 build the extension and the offline verifier
+#   make install         install both (the verifier into pg_config --bindir)
+#   make unit            build the pure-C unit tests (run by test/run-tests.sh)
+#   make installcheck    pg_regress against a running, preloaded server
+#
+# The whole suite, as CI runs it: bash test/run-tests.sh (see README).
+
+EXTENSION = consent_ledger
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = consent_ledger
+PURE_OBJS = src/merkle.o src/note.o src/json.o
+OBJS = src/consent_ledger.o src/keys.o src/catalog.o src/encode.o \
+	src/ledger.o src/guard.o src/seal.o src/verify.o $(PURE_OBJS)
+PGFILEDESC = "consent_ledger - ledger tables, consent enforcement, signed audit"
+
+DATA = $(wildcard $(EXTENSION)--*.sql)
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
+
+SHLIB_LINK = -lsodium
+PG_CPPFLAGS = -I$(srcdir)/src -DCONSENT_LEDGER_VERSION=\"$(EXTVERSION)\"
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Wno-sign-compare -Wno-clobbered
+
+EXTRA_CLEAN = consent-ledger-verify test/unit/bin
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The offline verifier and the unit tests use only the pure code.
+PURE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes -Isrc
+PURE_SRCS = src/merkle.c src/note.c src/json.c src/proof.c
+
+all: consent-ledger-verify
+
+consent-ledger-verify: tools/consent-ledger-verify.c $(PURE_SRCS) src/merkle.h src/note.h src/json.h src/proof.h
+	$(CC) $(PURE_CFLAGS) -o $@ tools/consent-ledger-verify.c $(PURE_SRCS) -lsodium
+
+install: install-verifier
+install-verifier: consent-ledger-verify
+	$(INSTALL_PROGRAM) consent-ledger-verify '$(DESTDIR)$(bindir)/consent-ledger-verify'
+
+UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/bin/%,$(wildcard test/unit/test_*.c))
+unit: $(UNIT_TESTS) test/unit/bin/make_export consent-ledger-verify
+test/unit/bin/%: test/unit/%.c $(PURE_SRCS)
+	@mkdir -p test/unit/bin
+	$(CC) $(PURE_CFLAGS) -o $@ $< $(PURE_SRCS) -lsodium
+
+.PHONY: install-verifier unit

@@ -1,0 +1,261 @@
+/*-------------------------------------------------------------------------
+ * catalog.c
+ *	  The extension's own tables, and the registry of ledger tables with a
+ *	  backend-local cache.
+ *
+ * The cache maps a relation OID to its ledger entry (or to "not a
+ * ledger").  An entry changes only when a ledger is created or retired,
+ * both of which send a relcache invalidation for the table (they alter
+ * its triggers), so a relcache callback keeps every backend's cache
+ * exact without polling.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "consent_ledger.h"
+
+typedef struct LedgerCacheEntry
+{
+	Oid			relid;			/* hash key */
+	bool		is_ledger;
+	ClLedgerInfo info;
+} LedgerCacheEntry;
+
+static HTAB *ledger_cache = NULL;
+
+/* attribute numbers of consent_ledger.ledgers */
+#define Anum_ledgers_ledger_id	1
+#define Anum_ledgers_relid		2
+#define Anum_ledgers_origin		3
+#define Anum_ledgers_encoding	4
+#define Anum_ledgers_created_at 5
+#define Anum_ledgers_retired_at 6
+
+static void
+ledger_cache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	LedgerCacheEntry *entry;
+
+	if (ledger_cache == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		hash_search(ledger_cache, &relid, HASH_REMOVE, NULL);
+		return;
+	}
+	hash_seq_init(&status, ledger_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		hash_search(ledger_cache, &entry->relid, HASH_REMOVE, NULL);
+}
+
+void
+cl_ledger_cache_reset(void)
+{
+	ledger_cache_callback((Datum) 0, InvalidOid);
+}
+
+static void
+ledger_cache_init(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(LedgerCacheEntry);
+	ctl.hcxt = CacheMemoryContext;
+	ledger_cache = hash_create("consent_ledger ledgers", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(ledger_cache_callback, (Datum) 0);
+}
+
+Oid
+cl_schema_oid(bool missing_ok)
+{
+	return get_namespace_oid(CL_SCHEMA, missing_ok);
+}
+
+bool
+cl_extension_present(void)
+{
+	return OidIsValid(get_extension_oid(CL_EXTENSION, true));
+}
+
+/* OID of one of the extension's tables or sequences; ERROR if missing. */
+Oid
+cl_internal_relid(const char *name)
+{
+	Oid			nsp = cl_schema_oid(true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger is not installed in this database"),
+				 errhint("Run CREATE EXTENSION consent_ledger.")));
+	return relid;
+}
+
+/* Owner of the extension: the role internal writes run as. */
+Oid
+cl_extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(CL_EXTENSION));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger is not installed in this database"),
+				 errhint("Run CREATE EXTENSION consent_ledger.")));
+	return owner;
+}
+
+static void
+fill_info(ClLedgerInfo *info, HeapTuple tup, TupleDesc desc, MemoryContext mcxt)
+{
+	bool		isnull;
+	Datum		d;
+
+	info->ledger_id = DatumGetInt32(heap_getattr(tup, Anum_ledgers_ledger_id, desc, &isnull));
+	info->relid = DatumGetObjectId(heap_getattr(tup, Anum_ledgers_relid, desc, &isnull));
+	d = heap_getattr(tup, Anum_ledgers_origin, desc, &isnull);
+	info->origin = MemoryContextStrdup(mcxt, TextDatumGetCString(d));
+	(void) heap_getattr(tup, Anum_ledgers_retired_at, desc, &isnull);
+	info->retired = !isnull;
+	info->txn_attnum = get_attnum(info->relid, CL_TXN_COLUMN);
+	info->ord_attnum = get_attnum(info->relid, CL_ORD_COLUMN);
+}
+
+/*
+ * Scans consent_ledger.ledgers with a fresh snapshot.  The table has a
+ * handful of rows, so a sequential scan is the cheapest access.
+ */
+static List *
+scan_ledgers(Oid relid, int32 ledger_id, MemoryContext mcxt)
+{
+	Oid			tabid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	List	   *result = NIL;
+
+	if (!OidIsValid(cl_schema_oid(true)))
+		return NIL;
+	tabid = get_relname_relid("ledgers", cl_schema_oid(false));
+	if (!OidIsValid(tabid))
+		return NIL;
+
+	rel = table_open(tabid, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Oid			r = DatumGetObjectId(heap_getattr(tup, Anum_ledgers_relid,
+													  RelationGetDescr(rel), &isnull));
+		int32		id = DatumGetInt32(heap_getattr(tup, Anum_ledgers_ledger_id,
+													RelationGetDescr(rel), &isnull));
+		MemoryContext old;
+		ClLedgerInfo *info;
+
+		if (OidIsValid(relid) && r != relid)
+			continue;
+		if (ledger_id != 0 && id != ledger_id)
+			continue;
+		old = MemoryContextSwitchTo(mcxt);
+		info = palloc0(sizeof(ClLedgerInfo));
+		fill_info(info, tup, RelationGetDescr(rel), mcxt);
+		result = lappend(result, info);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * The ledger entry of a relation, or NULL when it is not a ledger table.
+ * The result points into the cache: valid until the next invalidation.
+ */
+ClLedgerInfo *
+cl_ledger_lookup(Oid relid)
+{
+	LedgerCacheEntry *entry;
+	bool		found;
+	List	   *l;
+
+	if (!OidIsValid(relid))
+		return NULL;
+	if (ledger_cache == NULL)
+		ledger_cache_init();
+
+	entry = hash_search(ledger_cache, &relid, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry->is_ledger ? &entry->info : NULL;
+
+	l = scan_ledgers(relid, 0, CacheMemoryContext);
+	entry = hash_search(ledger_cache, &relid, HASH_ENTER, &found);
+	entry->is_ledger = (l != NIL);
+	if (l != NIL)
+		entry->info = *(ClLedgerInfo *) linitial(l);
+	return entry->is_ledger ? &entry->info : NULL;
+}
+
+/* The ledger with this id (palloc'd in the current context), or NULL. */
+ClLedgerInfo *
+cl_ledger_by_id(int32 ledger_id)
+{
+	List	   *l = scan_ledgers(InvalidOid, ledger_id, CurrentMemoryContext);
+
+	return l == NIL ? NULL : (ClLedgerInfo *) linitial(l);
+}
+
+/* Every registered ledger, retired ones included, ordered by ledger id. */
+static int
+ledger_cmp(const ListCell *a, const ListCell *b)
+{
+	int32		x = ((ClLedgerInfo *) lfirst(a))->ledger_id;
+	int32		y = ((ClLedgerInfo *) lfirst(b))->ledger_id;
+
+	return (x > y) - (x < y);
+}
+
+List *
+cl_ledger_list(void)
+{
+	List	   *l = scan_ledgers(InvalidOid, 0, CurrentMemoryContext);
+
+	list_sort(l, ledger_cmp);
+	return l;
+}

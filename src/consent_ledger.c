@@ -1,0 +1,160 @@
+/*-------------------------------------------------------------------------
+ * consent_ledger.c
+ *	  Module entry: GUCs, shared memory, and the checks that make the
+ *	  extension refuse to work unless it was preloaded.
+ *
+ * The library must be in shared_preload_libraries: the signing key is
+ * read by the postmaster (so no backend ever opens the key file), the
+ * sealer workers are registered here, and the guard hooks must be active
+ * in every backend or a ledger could be altered from one that lacks them.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sodium.h>
+
+#include "fmgr.h"
+#include "libpq/auth.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "consent_ledger.h"
+
+PG_MODULE_MAGIC;
+
+int			cl_seal_interval_ms = 1000;
+int			cl_seal_timeout_ms = 30000;
+char	   *cl_signing_key_file = NULL;
+ClShared   *cl_shared = NULL;
+
+static bool cl_preloaded = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+
+void		_PG_init(void);
+PG_FUNCTION_INFO_V1(cl_assert_preloaded);
+
+/*
+ * Shared memory: one small struct, sized at compile time.
+ */
+static void
+cl_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(ClShared)));
+	RequestNamedLWLockTranche("consent_ledger", 1);
+}
+
+static void
+cl_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	cl_shared = ShmemInitStruct("consent_ledger", sizeof(ClShared), &found);
+	if (!found)
+	{
+		memset(cl_shared, 0, sizeof(ClShared));
+		cl_shared->lock = &(GetNamedLWLockTranche("consent_ledger"))->lock;
+		ConditionVariableInit(&cl_shared->sealed_cv);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Ordinary client backends never sign: drop the inherited copy of the
+ * secret key as soon as a client connects, so that no code reachable from
+ * SQL shares an address space with it.
+ */
+static void
+cl_client_auth(Port *port, int status)
+{
+	cl_keys_forget();
+	if (prev_client_auth_hook)
+		prev_client_auth_hook(port, status);
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		/*
+		 * Loaded on demand (e.g. by CREATE EXTENSION without preloading):
+		 * install nothing.  cl_assert_preloaded() reports the problem.
+		 */
+		return;
+	}
+	cl_preloaded = true;
+
+	if (sodium_init() < 0)
+		ereport(FATAL,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not initialize libsodium")));
+
+	DefineCustomStringVariable("consent_ledger.signing_key_file",
+							   "Ed25519 secret key file used to sign checkpoints.",
+							   "Empty means a key generated in the data directory at first start.",
+							   &cl_signing_key_file,
+							   "",
+							   PGC_POSTMASTER,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.seal_interval",
+							"Longest time a committed ledger row waits before it is sealed.",
+							NULL,
+							&cl_seal_interval_ms,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.seal_timeout",
+							"How long consent_ledger.seal() waits for the sealer.",
+							NULL,
+							&cl_seal_timeout_ms,
+							30000, 100, 3600 * 1000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("consent_ledger");
+
+	/* Binary upgrade: no workers, no hooks that could refuse pg_upgrade's DDL */
+	if (IsBinaryUpgrade)
+		return;
+
+	cl_keys_load();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = cl_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = cl_shmem_startup;
+	prev_client_auth_hook = ClientAuthentication_hook;
+	ClientAuthentication_hook = cl_client_auth;
+
+	cl_ledger_init();
+	cl_guard_init();
+	cl_seal_register_launcher();
+}
+
+/*
+ * Called by the install script: CREATE EXTENSION fails unless the library
+ * was preloaded, with a hint naming the exact setting.
+ */
+Datum
+cl_assert_preloaded(PG_FUNCTION_ARGS)
+{
+	if (!cl_preloaded || cl_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger must be loaded via shared_preload_libraries"),
+				 errdetail("The signing key, the sealer workers and the guard hooks are set up when the server starts."),
+				 errhint("Add consent_ledger to shared_preload_libraries in postgresql.conf, e.g. shared_preload_libraries = 'consent_ledger', and restart the server.")));
+	PG_RETURN_VOID();
+}

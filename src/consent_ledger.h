@@ -1,0 +1,116 @@
+/*-------------------------------------------------------------------------
+ * consent_ledger.h
+ *	  The map of the extension: what each file provides to the others.
+ *
+ * Pure code (merkle.h, note.h, json.h) is shared with the offline
+ * verifier and the fuzzers and must not include this header.
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONSENT_LEDGER_H
+#define CONSENT_LEDGER_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "lib/stringinfo.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/relcache.h"
+
+#include "merkle.h"
+#include "note.h"
+
+#define CL_SCHEMA			"consent_ledger"
+#define CL_EXTENSION		"consent_ledger"
+#define CL_TXN_COLUMN		"ledger_txn"
+#define CL_ORD_COLUMN		"ledger_ord"
+#define CL_COLUMN_PREFIX	"ledger_"
+#define CL_STAMP_TRIGGER	"~consent_ledger_stamp"
+#define CL_GUARD_TRIGGER	"~consent_ledger_guard"
+#define CL_GUARD_ROW_TRIGGER "~consent_ledger_guard_row"
+#define CL_ENCODING_VERSION 1
+/* leaves of one transaction written as one pending/log record at most */
+#define CL_MAX_LEAVES_PER_RECORD (1024 * 1024)
+#define CL_MAX_DATABASES	64
+
+/* consent_ledger.c: GUCs and shared state */
+extern int	cl_seal_interval_ms;
+extern int	cl_seal_timeout_ms;
+extern char *cl_signing_key_file;
+
+typedef struct ClSealSlot
+{
+	Oid			dboid;			/* InvalidOid: free */
+	pid_t		pid;			/* running sealer, or 0 */
+	bool		wanted;			/* a backend asked for a sealer */
+	bool		absent;			/* extension not installed there */
+	TimestampTz blocked_until;	/* DROP/RENAME DATABASE in progress */
+	uint64		requested;		/* seal() requests */
+	uint64		completed;		/* rounds finished after a request */
+	uint64		last_sealed;	/* leaves sealed by the last round */
+	Latch	   *latch;
+} ClSealSlot;
+
+typedef struct ClShared
+{
+	LWLock	   *lock;
+	Latch	   *launcher_latch;
+	ConditionVariable sealed_cv;
+	ClSealSlot	slots[CL_MAX_DATABASES];
+} ClShared;
+
+extern ClShared *cl_shared;
+
+/* keys.c: the signing key, loaded at postmaster start */
+extern void cl_keys_load(void);
+extern void cl_keys_forget(void);
+extern bool cl_keys_can_sign(void);
+extern void cl_keys_sign(const uint8_t *msg, size_t len, uint8_t sig[CL_SIG_LEN]);
+extern const uint8_t *cl_keys_public(void);
+extern const uint8_t *cl_keys_id(void);
+extern const char *cl_keys_rotation_note(void);
+
+/* encode.c: canonical row encoding (README "Canonical row encoding") */
+typedef struct ClRowEncoder ClRowEncoder;
+extern ClRowEncoder *cl_encoder_create(TupleDesc desc, MemoryContext mcxt);
+extern bool cl_encoder_matches(ClRowEncoder *enc, TupleDesc desc);
+extern void cl_encode_row(ClRowEncoder *enc, HeapTuple tuple, int64 txn,
+						  int32 ord, StringInfo out);
+extern void cl_encoder_free(ClRowEncoder *enc);
+
+/* catalog.c: the extension's own tables and the ledger registry */
+typedef struct ClLedgerInfo
+{
+	Oid			relid;
+	int32		ledger_id;
+	AttrNumber	txn_attnum;
+	AttrNumber	ord_attnum;
+	bool		retired;
+	char	   *origin;
+} ClLedgerInfo;
+extern Oid	cl_schema_oid(bool missing_ok);
+extern Oid	cl_internal_relid(const char *name);
+extern bool cl_extension_present(void);
+extern ClLedgerInfo *cl_ledger_lookup(Oid relid);
+extern ClLedgerInfo *cl_ledger_by_id(int32 ledger_id);
+extern List *cl_ledger_list(void);
+extern void cl_ledger_cache_reset(void);
+extern Oid	cl_extension_owner(void);
+
+/* ledger.c: create_ledger, the stamp and guard triggers, commit path */
+extern void cl_ledger_init(void);
+extern bool cl_internal_ddl;
+
+/* guard.c: utility and object-access hooks that keep ledgers append-only */
+extern void cl_guard_init(void);
+
+/* seal.c: launcher and per-database sealer workers */
+extern void cl_seal_register_launcher(void);
+extern void cl_seal_wake(Oid dboid);
+extern void cl_seal_block_database(Oid dboid);
+extern PGDLLEXPORT void cl_launcher_main(Datum arg);
+extern PGDLLEXPORT void cl_sealer_main(Datum arg);
+
+#endif							/* CONSENT_LEDGER_H */

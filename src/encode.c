@@ -1,0 +1,688 @@
+/*-------------------------------------------------------------------------
+ * encode.c
+ *	  The canonical encoding of a ledger row: the bytes its leaf hash
+ *	  covers.  README.md "Canonical row encoding" is the specification;
+ *	  this file is its implementation.
+ *
+ * The encoding depends only on the row's values: not on the physical
+ * tuple (TOAST, compression, column order after dropped columns), not on
+ * session settings (DateStyle, TimeZone, IntervalStyle,
+ * extra_float_digits, bytea_output, client_encoding, lc_*), and not on
+ * OIDs, so it survives pg_dump/pg_restore.  Columns are identified by
+ * name and sorted bytewise; NULL columns are omitted, which is what lets
+ * a nullable column be added to a ledger without changing old rows.
+ *
+ * Encoders are built once per table descriptor and reused for every row
+ * (the trigger keeps one per relation in fn_extra; verify builds one per
+ * scan), so the per-row cost is the value conversions and one append.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/tupdesc.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rangetypes.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+#include "utils/uuid.h"
+
+#include "consent_ledger.h"
+
+typedef enum ValueKind
+{
+	VK_BOOL,
+	VK_INT,						/* int2, int4, int8 */
+	VK_FLOAT,					/* float4, float8 */
+	VK_NUMERIC,
+	VK_TEXT,					/* any type whose binary form is its text */
+	VK_NAME,
+	VK_CHAR,
+	VK_BYTEA,
+	VK_TIMESTAMP,				/* timestamp and timestamptz */
+	VK_DATE,
+	VK_TIME,
+	VK_TIMETZ,
+	VK_INTERVAL,
+	VK_UUID,
+	VK_JSONB,
+	VK_ENUM,
+	VK_ARRAY,
+	VK_COMPOSITE,
+	VK_RANGE,
+	VK_SEND,					/* other types: binary send function */
+	VK_OUT						/* other types without send: output text */
+} ValueKind;
+
+typedef struct TypeCodec
+{
+	Oid			typid;			/* after stripping domains */
+	ValueKind	kind;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	FmgrInfo	fn;				/* VK_SEND / VK_OUT / VK_NUMERIC */
+	struct TypeCodec *elem;		/* VK_ARRAY: element; VK_RANGE: subtype */
+	TypeCacheEntry *range;		/* VK_RANGE */
+	Oid			elemtype;		/* VK_ARRAY */
+} TypeCodec;
+
+typedef struct ColumnCodec
+{
+	AttrNumber	attnum;
+	char	   *name;			/* UTF-8 */
+	int			namelen;
+	TypeCodec  *codec;
+} ColumnCodec;
+
+struct ClRowEncoder
+{
+	MemoryContext mcxt;
+	TupleDesc	desc;			/* the descriptor it was built for */
+	TupleDesc	copy;			/* a private copy, for cl_encoder_matches */
+	int			ncols;
+	ColumnCodec *cols;
+	List	   *codecs;			/* every TypeCodec, for reuse by type */
+	Datum	   *values;
+	bool	   *nulls;
+};
+
+/* Value tags: one byte before every value (README table). */
+#define TAG_NULL		'0'
+#define TAG_BOOL		'b'
+#define TAG_INT			'i'
+#define TAG_FLOAT		'f'
+#define TAG_NUMERIC		'n'
+#define TAG_TEXT		't'
+#define TAG_BYTEA		'x'
+#define TAG_TIMESTAMP	'T'
+#define TAG_DATE		'D'
+#define TAG_TIME		'h'
+#define TAG_TIMETZ		'z'
+#define TAG_INTERVAL	'v'
+#define TAG_UUID		'u'
+#define TAG_JSONB		'j'
+#define TAG_ARRAY		'a'
+#define TAG_COMPOSITE	'c'
+#define TAG_RANGE		'r'
+#define TAG_SEND		's'
+#define TAG_OUT			'o'
+
+static TypeCodec *get_codec(ClRowEncoder *enc, Oid typid);
+static void encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out);
+
+static inline void
+put_u8(StringInfo out, uint8 v)
+{
+	appendStringInfoCharMacro(out, (char) v);
+}
+
+static inline void
+put_u16(StringInfo out, uint16 v)
+{
+	char		b[2] = {(char) (v >> 8), (char) v};
+
+	appendBinaryStringInfo(out, b, 2);
+}
+
+static inline void
+put_u32(StringInfo out, uint32 v)
+{
+	char		b[4] = {(char) (v >> 24), (char) (v >> 16), (char) (v >> 8), (char) v};
+
+	appendBinaryStringInfo(out, b, 4);
+}
+
+static inline void
+put_u64(StringInfo out, uint64 v)
+{
+	put_u32(out, (uint32) (v >> 32));
+	put_u32(out, (uint32) v);
+}
+
+static inline void
+put_bytes(StringInfo out, const char *p, size_t len)
+{
+	if (len > (size_t) PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("value too large for the canonical row encoding")));
+	put_u32(out, (uint32) len);
+	appendBinaryStringInfo(out, p, (int) len);
+}
+
+/* Text in the database encoding, written as UTF-8 with a length. */
+static void
+put_server_text(StringInfo out, const char *s, int len)
+{
+	char	   *u = pg_server_to_any(s, len, PG_UTF8);
+
+	if (u == s)
+		put_bytes(out, s, len);
+	else
+	{
+		put_bytes(out, u, strlen(u));
+		pfree(u);
+	}
+}
+
+/*
+ * Classifies a type.  Built-in types with a settings-independent value
+ * get a fixed binary form; containers recurse; anything else falls back
+ * to its binary send function (which for the remaining built-in types is
+ * independent of settings and OIDs), or to its output function.
+ */
+static TypeCodec *
+get_codec(ClRowEncoder *enc, Oid typid)
+{
+	ListCell   *lc;
+	TypeCodec  *c;
+	HeapTuple	tup;
+	Form_pg_type typ;
+	Oid			base;
+	int32		typmod = -1;
+	MemoryContext old;
+
+	base = getBaseTypeAndTypmod(typid, &typmod);
+	foreach(lc, enc->codecs)
+	{
+		c = lfirst(lc);
+		if (c->typid == base)
+			return c;
+	}
+
+	old = MemoryContextSwitchTo(enc->mcxt);
+	c = palloc0(sizeof(TypeCodec));
+	c->typid = base;
+	enc->codecs = lappend(enc->codecs, c);
+
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(base));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", base);
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	c->typlen = typ->typlen;
+	c->typbyval = typ->typbyval;
+	c->typalign = typ->typalign;
+
+	switch (base)
+	{
+		case BOOLOID:
+			c->kind = VK_BOOL;
+			break;
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			c->kind = VK_INT;
+			break;
+		case FLOAT4OID:
+		case FLOAT8OID:
+			c->kind = VK_FLOAT;
+			break;
+		case NUMERICOID:
+			c->kind = VK_NUMERIC;
+			break;
+		case NAMEOID:
+			c->kind = VK_NAME;
+			break;
+		case CHAROID:
+			c->kind = VK_CHAR;
+			break;
+		case BYTEAOID:
+			c->kind = VK_BYTEA;
+			break;
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			c->kind = VK_TIMESTAMP;
+			break;
+		case DATEOID:
+			c->kind = VK_DATE;
+			break;
+		case TIMEOID:
+			c->kind = VK_TIME;
+			break;
+		case TIMETZOID:
+			c->kind = VK_TIMETZ;
+			break;
+		case INTERVALOID:
+			c->kind = VK_INTERVAL;
+			break;
+		case UUIDOID:
+			c->kind = VK_UUID;
+			break;
+		case JSONBOID:
+			c->kind = VK_JSONB;
+			break;
+		default:
+			if (typ->typtype == TYPTYPE_ENUM)
+				c->kind = VK_ENUM;
+			else if (typ->typtype == TYPTYPE_COMPOSITE)
+				c->kind = VK_COMPOSITE;
+			else if (typ->typtype == TYPTYPE_RANGE)
+				c->kind = VK_RANGE;
+			else if (OidIsValid(typ->typelem) && typ->typlen == -1 &&
+					 typ->typsubscript == F_ARRAY_SUBSCRIPT_HANDLER)
+			{
+				c->kind = VK_ARRAY;
+				c->elemtype = typ->typelem;
+			}
+			else if (typ->typsend == F_TEXTSEND || typ->typoutput == F_TEXTOUT ||
+					 base == XMLOID || base == JSONOID)
+				c->kind = VK_TEXT;	/* text, varchar, bpchar, json, xml, citext... */
+			else if (OidIsValid(typ->typsend))
+			{
+				c->kind = VK_SEND;
+				fmgr_info_cxt(typ->typsend, &c->fn, enc->mcxt);
+			}
+			else
+			{
+				c->kind = VK_OUT;
+				fmgr_info_cxt(typ->typoutput, &c->fn, enc->mcxt);
+			}
+			break;
+	}
+	ReleaseSysCache(tup);
+
+	if (c->kind == VK_ARRAY)
+		c->elem = get_codec(enc, c->elemtype);
+	else if (c->kind == VK_RANGE)
+	{
+		c->range = lookup_type_cache(base, TYPECACHE_RANGE_INFO);
+		c->elem = get_codec(enc, c->range->rngelemtype->type_id);
+	}
+	MemoryContextSwitchTo(old);
+	return c;
+}
+
+static void
+encode_array(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(v);
+	int			ndim = ARR_NDIM(arr);
+	int		   *dims = ARR_DIMS(arr);
+	int		   *lbs = ARR_LBOUND(arr);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	put_u8(out, TAG_ARRAY);
+	put_u32(out, (uint32) ndim);
+	for (int i = 0; i < ndim; i++)
+	{
+		put_u32(out, (uint32) dims[i]);
+		put_u32(out, (uint32) lbs[i]);
+	}
+	deconstruct_array(arr, c->elemtype, c->elem->typlen, c->elem->typbyval,
+					  c->elem->typalign, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			put_u8(out, TAG_NULL);
+		else
+			encode_value(enc, c->elem, elems[i], out);
+	}
+	pfree(elems);
+	pfree(nulls);
+}
+
+static void
+encode_composite(ClRowEncoder *enc, Datum v, StringInfo out)
+{
+	HeapTupleHeader th = DatumGetHeapTupleHeader(v);
+	TupleDesc	desc;
+	HeapTupleData tuple;
+	Datum	   *values;
+	bool	   *nulls;
+	int			live = 0;
+
+	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
+								  HeapTupleHeaderGetTypMod(th));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = th;
+	values = palloc(desc->natts * sizeof(Datum));
+	nulls = palloc(desc->natts * sizeof(bool));
+	heap_deform_tuple(&tuple, desc, values, nulls);
+
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	put_u8(out, TAG_COMPOSITE);
+	put_u16(out, (uint16) live);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (nulls[i])
+			put_u8(out, TAG_NULL);
+		else
+			encode_value(enc, get_codec(enc, att->atttypid), values[i], out);
+	}
+	ReleaseTupleDesc(desc);
+	pfree(values);
+	pfree(nulls);
+}
+
+static void
+encode_range(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
+{
+	RangeType  *r = DatumGetRangeTypeP(v);
+	RangeBound	lower;
+	RangeBound	upper;
+	bool		empty;
+	uint8		flags = 0;
+
+	range_deserialize(c->range, r, &lower, &upper, &empty);
+	if (empty)
+		flags |= 0x01;
+	if (lower.infinite)
+		flags |= 0x02;
+	if (upper.infinite)
+		flags |= 0x04;
+	if (lower.inclusive)
+		flags |= 0x08;
+	if (upper.inclusive)
+		flags |= 0x10;
+	put_u8(out, TAG_RANGE);
+	put_u8(out, flags);
+	if (!empty && !lower.infinite)
+		encode_value(enc, c->elem, lower.val, out);
+	if (!empty && !upper.infinite)
+		encode_value(enc, c->elem, upper.val, out);
+}
+
+static void
+encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
+{
+	check_stack_depth();
+
+	switch (c->kind)
+	{
+		case VK_BOOL:
+			put_u8(out, TAG_BOOL);
+			put_u8(out, DatumGetBool(v) ? 1 : 0);
+			break;
+		case VK_INT:
+			{
+				int64		i;
+
+				if (c->typid == INT2OID)
+					i = DatumGetInt16(v);
+				else if (c->typid == INT4OID)
+					i = DatumGetInt32(v);
+				else
+					i = DatumGetInt64(v);
+				put_u8(out, TAG_INT);
+				put_u64(out, (uint64) i);
+				break;
+			}
+		case VK_FLOAT:
+			{
+				double		d;
+				uint64		bits;
+
+				d = (c->typid == FLOAT4OID) ? (double) DatumGetFloat4(v) : DatumGetFloat8(v);
+				if (isnan(d))
+					bits = UINT64CONST(0x7ff8000000000000);
+				else
+					memcpy(&bits, &d, sizeof(bits));
+				put_u8(out, TAG_FLOAT);
+				put_u64(out, bits);
+				break;
+			}
+		case VK_NUMERIC:
+			{
+				char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, v));
+
+				put_u8(out, TAG_NUMERIC);
+				put_bytes(out, s, strlen(s));
+				pfree(s);
+				break;
+			}
+		case VK_TEXT:
+			{
+				text	   *t = DatumGetTextPP(v);
+
+				put_u8(out, TAG_TEXT);
+				put_server_text(out, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				if ((Pointer) t != DatumGetPointer(v))
+					pfree(t);
+				break;
+			}
+		case VK_NAME:
+			{
+				const char *s = NameStr(*DatumGetName(v));
+
+				put_u8(out, TAG_TEXT);
+				put_server_text(out, s, strlen(s));
+				break;
+			}
+		case VK_CHAR:
+			{
+				char		ch = DatumGetChar(v);
+
+				put_u8(out, TAG_TEXT);
+				put_bytes(out, &ch, ch == '\0' ? 0 : 1);
+				break;
+			}
+		case VK_BYTEA:
+			{
+				bytea	   *b = DatumGetByteaPP(v);
+
+				put_u8(out, TAG_BYTEA);
+				put_bytes(out, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+				if ((Pointer) b != DatumGetPointer(v))
+					pfree(b);
+				break;
+			}
+		case VK_TIMESTAMP:
+			put_u8(out, TAG_TIMESTAMP);
+			put_u64(out, (uint64) DatumGetInt64(v));
+			break;
+		case VK_DATE:
+			put_u8(out, TAG_DATE);
+			put_u32(out, (uint32) DatumGetDateADT(v));
+			break;
+		case VK_TIME:
+			put_u8(out, TAG_TIME);
+			put_u64(out, (uint64) DatumGetTimeADT(v));
+			break;
+		case VK_TIMETZ:
+			{
+				TimeTzADT  *t = DatumGetTimeTzADTP(v);
+
+				put_u8(out, TAG_TIMETZ);
+				put_u64(out, (uint64) t->time);
+				put_u32(out, (uint32) t->zone);
+				break;
+			}
+		case VK_INTERVAL:
+			{
+				Interval   *iv = DatumGetIntervalP(v);
+
+				put_u8(out, TAG_INTERVAL);
+				put_u64(out, (uint64) iv->time);
+				put_u32(out, (uint32) iv->day);
+				put_u32(out, (uint32) iv->month);
+				break;
+			}
+		case VK_UUID:
+			put_u8(out, TAG_UUID);
+			appendBinaryStringInfo(out, (char *) DatumGetUUIDP(v)->data, UUID_LEN);
+			break;
+		case VK_JSONB:
+			{
+				Jsonb	   *jb = DatumGetJsonbP(v);
+				char	   *s = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+
+				put_u8(out, TAG_JSONB);
+				put_server_text(out, s, strlen(s));
+				pfree(s);
+				break;
+			}
+		case VK_ENUM:
+			{
+				HeapTuple	tup = SearchSysCache1(ENUMOID, v);
+				const char *label;
+
+				if (!HeapTupleIsValid(tup))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+							 errmsg("invalid internal value for enum: %u",
+									DatumGetObjectId(v))));
+				label = NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel);
+				put_u8(out, TAG_TEXT);
+				put_server_text(out, label, strlen(label));
+				ReleaseSysCache(tup);
+				break;
+			}
+		case VK_ARRAY:
+			encode_array(enc, c, v, out);
+			break;
+		case VK_COMPOSITE:
+			encode_composite(enc, v, out);
+			break;
+		case VK_RANGE:
+			encode_range(enc, c, v, out);
+			break;
+		case VK_SEND:
+			{
+				bytea	   *b = SendFunctionCall(&c->fn, v);
+
+				put_u8(out, TAG_SEND);
+				put_bytes(out, VARDATA(b), VARSIZE(b) - VARHDRSZ);
+				pfree(b);
+				break;
+			}
+		case VK_OUT:
+			{
+				char	   *s = OutputFunctionCall(&c->fn, v);
+
+				put_u8(out, TAG_OUT);
+				put_server_text(out, s, strlen(s));
+				pfree(s);
+				break;
+			}
+	}
+}
+
+static int
+column_cmp(const void *a, const void *b)
+{
+	const ColumnCodec *x = a;
+	const ColumnCodec *y = b;
+	int			n = Min(x->namelen, y->namelen);
+	int			r = memcmp(x->name, y->name, n);
+
+	if (r != 0)
+		return r;
+	return (x->namelen > y->namelen) - (x->namelen < y->namelen);
+}
+
+/*
+ * Builds an encoder for rows of desc, in mcxt.  Dropped and generated
+ * columns and the ledger's own stamp columns are not encoded.
+ */
+ClRowEncoder *
+cl_encoder_create(TupleDesc desc, MemoryContext mcxt)
+{
+	MemoryContext cxt = AllocSetContextCreate(mcxt, "consent_ledger encoder",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	ClRowEncoder *enc = palloc0(sizeof(ClRowEncoder));
+
+	enc->mcxt = cxt;
+	enc->desc = desc;
+	enc->copy = CreateTupleDescCopy(desc);
+	enc->cols = palloc0(sizeof(ColumnCodec) * Max(desc->natts, 1));
+	enc->values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	enc->nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		ColumnCodec *col;
+		char	   *u;
+
+		if (att->attisdropped || att->attgenerated != '\0')
+			continue;
+		if (strcmp(name, CL_TXN_COLUMN) == 0 || strcmp(name, CL_ORD_COLUMN) == 0)
+			continue;
+		col = &enc->cols[enc->ncols++];
+		col->attnum = att->attnum;
+		u = pg_server_to_any(name, strlen(name), PG_UTF8);
+		col->name = pstrdup(u);
+		col->namelen = strlen(u);
+		col->codec = get_codec(enc, att->atttypid);
+	}
+	qsort(enc->cols, enc->ncols, sizeof(ColumnCodec), column_cmp);
+	MemoryContextSwitchTo(old);
+	return enc;
+}
+
+/* Whether an encoder built earlier still fits desc (cheap when unchanged). */
+bool
+cl_encoder_matches(ClRowEncoder *enc, TupleDesc desc)
+{
+	if (enc->desc == desc)
+		return true;
+	if (!equalTupleDescs(enc->copy, desc))
+		return false;
+	enc->desc = desc;
+	return true;
+}
+
+void
+cl_encoder_free(ClRowEncoder *enc)
+{
+	MemoryContextDelete(enc->mcxt);
+}
+
+/*
+ * Appends the canonical encoding of one row to out:
+ *	version (1 byte) | txn (8) | ord (4) | column count (2) |
+ *	per non-NULL column in name order: name length (2) | name | value
+ */
+void
+cl_encode_row(ClRowEncoder *enc, HeapTuple tuple, int64 txn, int32 ord,
+			  StringInfo out)
+{
+	int			countpos;
+	int			count = 0;
+
+	heap_deform_tuple(tuple, enc->copy, enc->values, enc->nulls);
+	put_u8(out, CL_ENCODING_VERSION);
+	put_u64(out, (uint64) txn);
+	put_u32(out, (uint32) ord);
+	countpos = out->len;
+	put_u16(out, 0);
+	for (int i = 0; i < enc->ncols; i++)
+	{
+		ColumnCodec *col = &enc->cols[i];
+		int			idx = col->attnum - 1;
+
+		if (enc->nulls[idx])
+			continue;
+		put_u16(out, (uint16) col->namelen);
+		appendBinaryStringInfo(out, col->name, col->namelen);
+		encode_value(enc, col->codec, enc->values[idx], out);
+		count++;
+	}
+	out->data[countpos] = (char) (count >> 8);
+	out->data[countpos + 1] = (char) count;
+}

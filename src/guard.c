@@ -1,0 +1,508 @@
+/*-------------------------------------------------------------------------
+ * guard.c
+ *	  The hooks that keep ledger tables append-only against DDL.
+ *
+ * Row changes are refused by the ledger's own ENABLE ALWAYS triggers
+ * (ledger.c).  What a trigger cannot see is refused here:
+ *
+ *	- ProcessUtility_hook: ALTER TABLE subcommands that would change stored
+ *	  values or switch the protection off, column and trigger renames,
+ *	  rules, DROP EXTENSION while live ledgers exist, and the database-level
+ *	  commands that need the sealer to let go of its database.
+ *	- object_access_hook (OAT_DROP): every drop path, cascades included, of
+ *	  a live ledger table, one of its columns or one of its triggers.
+ *	- post_parse_analyze_hook: INSERT ... ON CONFLICT into a ledger, where a
+ *	  silently skipped row would already have been counted by the stamp.
+ *
+ * A superuser can still bypass all of this (catalog edits, file edits);
+ * verify() detects the result.  These hooks only make the honest path
+ * safe and the refusal explicit.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/analyze.h"
+#include "parser/parse_type.h"
+#include "parser/parsetree.h"
+#include "tcop/utility.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "consent_ledger.h"
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static object_access_hook_type prev_object_access = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+static bool dropping_extension = false;
+
+static bool
+is_live_ledger(Oid relid)
+{
+	ClLedgerInfo *info;
+
+	if (cl_internal_ddl || !OidIsValid(relid))
+		return false;
+	info = cl_ledger_lookup(relid);
+	return info != NULL && !info->retired;
+}
+
+static void
+refuse_ddl(const char *relname, const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s is not allowed on ledger table \"%s\"", what, relname),
+			 errdetail("Ledger tables are append-only; this would change stored rows or switch their protection off."),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+static bool
+is_our_trigger(const char *name)
+{
+	return name != NULL &&
+		(strcmp(name, CL_STAMP_TRIGGER) == 0 ||
+		 strcmp(name, CL_GUARD_TRIGGER) == 0 ||
+		 strcmp(name, CL_GUARD_ROW_TRIGGER) == 0);
+}
+
+/* A column added to a ledger must read as NULL in every existing row. */
+static void
+check_add_column(const char *relname, ColumnDef *def)
+{
+	ListCell   *lc;
+	Oid			typid;
+	int32		typmod;
+
+	if (strncmp(def->colname, CL_COLUMN_PREFIX, strlen(CL_COLUMN_PREFIX)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("column name \"%s\" is reserved on ledger table \"%s\"",
+						def->colname, relname),
+				 errdetail("Names beginning with \"%s\" belong to the ledger.", CL_COLUMN_PREFIX)));
+	if (def->raw_default || def->cooked_default || def->is_not_null ||
+		def->identity || def->generated)
+		refuse_ddl(relname, "ADD COLUMN with a default, NOT NULL, identity or generated value",
+				   "Add the column as nullable without a default, then ALTER COLUMN ... SET DEFAULT for future rows.");
+	foreach(lc, def->constraints)
+	{
+		Constraint *c = lfirst(lc);
+
+		if (c->contype == CONSTR_DEFAULT || c->contype == CONSTR_NOTNULL ||
+			c->contype == CONSTR_IDENTITY || c->contype == CONSTR_GENERATED ||
+			c->contype == CONSTR_PRIMARY)
+			refuse_ddl(relname, "ADD COLUMN with a default, NOT NULL, identity or generated value",
+					   "Add the column as nullable without a default, then ALTER COLUMN ... SET DEFAULT for future rows.");
+	}
+	typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
+	if (get_typtype(typid) == TYPTYPE_DOMAIN)
+	{
+		HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+		bool		hasdefault = false;
+
+		if (HeapTupleIsValid(tup))
+		{
+			hasdefault = !heap_attisnull(tup, Anum_pg_type_typdefaultbin, NULL);
+			ReleaseSysCache(tup);
+		}
+		if (hasdefault)
+			refuse_ddl(relname, "ADD COLUMN of a domain with a default",
+					   "Use a domain without a default, or the base type.");
+	}
+}
+
+static void
+check_alter_table(AlterTableStmt *stmt)
+{
+	Oid			relid;
+	const char *relname;
+	ListCell   *lc;
+
+	if (stmt->objtype != OBJECT_TABLE)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+	/* another table attaching a ledger as partition or as parent */
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (cmd->subtype == AT_AttachPartition && IsA(cmd->def, PartitionCmd))
+		{
+			Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
+
+			if (is_live_ledger(part))
+				refuse_ddl(get_rel_name(part), "ATTACH PARTITION", NULL);
+		}
+		if (cmd->subtype == AT_AddInherit && IsA(cmd->def, RangeVar))
+		{
+			Oid			parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);
+
+			if (is_live_ledger(parent))
+				refuse_ddl(get_rel_name(parent), "INHERIT from it", NULL);
+		}
+	}
+
+	if (!is_live_ledger(relid))
+		return;
+	relname = get_rel_name(relid);
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		switch (cmd->subtype)
+		{
+			case AT_AddColumn:
+				check_add_column(relname, castNode(ColumnDef, cmd->def));
+				break;
+			case AT_ColumnDefault:
+			case AT_DropNotNull:
+			case AT_SetNotNull:
+			case AT_CheckNotNull:
+			case AT_SetStatistics:
+			case AT_SetOptions:
+			case AT_ResetOptions:
+			case AT_SetStorage:
+			case AT_SetCompression:
+			case AT_AddIndex:
+			case AT_AddConstraint:
+			case AT_AlterConstraint:
+			case AT_ValidateConstraint:
+			case AT_AddIndexConstraint:
+			case AT_DropConstraint:
+			case AT_AlterColumnGenericOptions:
+			case AT_ChangeOwner:
+			case AT_ClusterOn:
+			case AT_DropCluster:
+			case AT_SetLogged:
+			case AT_SetTableSpace:
+			case AT_SetRelOptions:
+			case AT_ResetRelOptions:
+			case AT_ReplaceRelOptions:
+			case AT_EnableRowSecurity:
+			case AT_DisableRowSecurity:
+			case AT_ForceRowSecurity:
+			case AT_NoForceRowSecurity:
+			case AT_ReplicaIdentity:
+			case AT_GenericOptions:
+			case AT_AddIdentity:
+			case AT_SetIdentity:
+			case AT_DropIdentity:
+			case AT_EnableRule:
+			case AT_EnableAlwaysRule:
+			case AT_EnableReplicaRule:
+			case AT_DisableRule:
+				break;
+			case AT_EnableTrig:
+			case AT_EnableReplicaTrig:
+			case AT_DisableTrig:
+			case AT_EnableAlwaysTrig:
+				if (is_our_trigger(cmd->name))
+					refuse_ddl(relname, "changing when the ledger's own triggers fire",
+							   "Ledger triggers always fire, whatever session_replication_role says.");
+				break;
+			case AT_EnableTrigAll:
+			case AT_DisableTrigAll:
+			case AT_EnableTrigUser:
+			case AT_DisableTrigUser:
+				refuse_ddl(relname, "ENABLE/DISABLE TRIGGER ALL or USER",
+						   "Enable or disable the table's other triggers by name.");
+				break;
+			case AT_DropColumn:
+				refuse_ddl(relname, "DROP COLUMN",
+						   "Retire the ledger and create a new one to change its columns.");
+				break;
+			case AT_AlterColumnType:
+				refuse_ddl(relname, "ALTER COLUMN ... TYPE",
+						   "Add a new nullable column of the wanted type instead.");
+				break;
+			case AT_DropExpression:
+				refuse_ddl(relname, "ALTER COLUMN ... DROP EXPRESSION", NULL);
+				break;
+			case AT_SetAccessMethod:
+				refuse_ddl(relname, "SET ACCESS METHOD", NULL);
+				break;
+			case AT_SetUnLogged:
+				refuse_ddl(relname, "SET UNLOGGED",
+						   "An unlogged table loses committed rows on a crash.");
+				break;
+			case AT_AddInherit:
+			case AT_DropInherit:
+			case AT_AttachPartition:
+			case AT_DetachPartition:
+			case AT_DetachPartitionFinalize:
+				refuse_ddl(relname, "inheritance or partitioning", NULL);
+				break;
+			case AT_AddOf:
+			case AT_DropOf:
+				refuse_ddl(relname, "OF / NOT OF", NULL);
+				break;
+			default:
+				refuse_ddl(relname, "this ALTER TABLE subcommand", NULL);
+				break;
+		}
+	}
+}
+
+static void
+check_rename(RenameStmt *stmt)
+{
+	Oid			relid;
+
+	if (stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_TRIGGER)
+		return;
+	if (stmt->relation == NULL)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!is_live_ledger(relid))
+		return;
+	if (stmt->renameType == OBJECT_COLUMN)
+		refuse_ddl(get_rel_name(relid), "RENAME COLUMN",
+				   "Row hashes name their columns; add a new column instead.");
+	if (is_our_trigger(stmt->subname))
+		refuse_ddl(get_rel_name(relid), "renaming the ledger's own triggers", NULL);
+}
+
+/* User ledgers still alive: DROP EXTENSION must not orphan them. */
+static void
+check_drop_extension(DropStmt *stmt)
+{
+	ListCell   *lc;
+	bool		ours = false;
+
+	foreach(lc, stmt->objects)
+	{
+		Node	   *obj = lfirst(lc);
+
+		if (IsA(obj, String) && strcmp(strVal(obj), CL_EXTENSION) == 0)
+			ours = true;
+	}
+	if (!ours || !cl_extension_present())
+		return;
+	foreach(lc, cl_ledger_list())
+	{
+		ClLedgerInfo *info = lfirst(lc);
+
+		if (info->retired || !OidIsValid(get_rel_namespace(info->relid)))
+			continue;
+		if (getExtensionOfObject(RelationRelationId, info->relid) ==
+			get_extension_oid(CL_EXTENSION, false))
+			continue;			/* the extension's own ledgers go with it */
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop extension consent_ledger because ledger table \"%s\" is live",
+						get_rel_name(info->relid)),
+				 errdetail("Dropping the extension would remove the protection and the log of that ledger."),
+				 errhint("Call consent_ledger.retire_ledger() for each ledger table first.")));
+	}
+	dropping_extension = true;
+}
+
+/* DROP TABLE naming a live ledger: say so before any dependent goes. */
+static void
+check_drop_table(DropStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->objects)
+	{
+		RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+		if (is_live_ledger(relid))
+			refuse_ddl(get_rel_name(relid), "DROP TABLE",
+					   "Call consent_ledger.retire_ledger() first; its log and checkpoints are kept.");
+	}
+}
+
+static Oid
+createdb_template(CreatedbStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *d = lfirst(lc);
+
+		if (strcmp(d->defname, "template") == 0)
+			return get_database_oid(defGetString(d), true);
+	}
+	return get_database_oid("template1", true);
+}
+
+static void
+cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				  ProcessUtilityContext context, ParamListInfo params,
+				  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		save_dropping = dropping_extension;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			check_alter_table((AlterTableStmt *) parsetree);
+			break;
+		case T_RenameStmt:
+			check_rename((RenameStmt *) parsetree);
+			if (((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+				cl_seal_block_database(get_database_oid(((RenameStmt *) parsetree)->subname, true));
+			break;
+		case T_RuleStmt:
+			{
+				RuleStmt   *rs = (RuleStmt *) parsetree;
+				Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
+
+				if (is_live_ledger(relid))
+					refuse_ddl(get_rel_name(relid), "CREATE RULE",
+							   "A rule could redirect or drop inserted rows.");
+				break;
+			}
+		case T_DropStmt:
+			if (((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
+				check_drop_extension((DropStmt *) parsetree);
+			else if (((DropStmt *) parsetree)->removeType == OBJECT_TABLE)
+				check_drop_table((DropStmt *) parsetree);
+			break;
+		case T_DropdbStmt:
+			cl_seal_block_database(get_database_oid(((DropdbStmt *) parsetree)->dbname, true));
+			break;
+		case T_AlterDatabaseStmt:
+			cl_seal_block_database(get_database_oid(((AlterDatabaseStmt *) parsetree)->dbname, true));
+			break;
+		case T_CreatedbStmt:
+			cl_seal_block_database(createdb_template((CreatedbStmt *) parsetree));
+			break;
+		default:
+			break;
+	}
+
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		dropping_extension = save_dropping;
+	}
+	PG_END_TRY();
+}
+
+static void
+check_drop_trigger(Oid trigoid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(trigoid));
+	scan = systable_beginscan(rel, TriggerOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+
+		if (is_our_trigger(NameStr(trig->tgname)) && is_live_ledger(trig->tgrelid))
+			refuse_ddl(get_rel_name(trig->tgrelid), "dropping the ledger's own triggers",
+					   "Call consent_ledger.retire_ledger() first if the ledger is no longer needed.");
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+static void
+cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+				 int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+
+	if (access != OAT_DROP || dropping_extension || cl_internal_ddl ||
+		!cl_extension_present())
+		return;
+	if (classId == RelationRelationId && is_live_ledger(objectId))
+	{
+		if (subId == 0)
+			refuse_ddl(get_rel_name(objectId), "DROP TABLE",
+					   "Call consent_ledger.retire_ledger() first; its log and checkpoints are kept.");
+		else
+			refuse_ddl(get_rel_name(objectId), "dropping a column",
+					   "Retire the ledger and create a new one to change its columns.");
+	}
+	else if (classId == TriggerRelationId)
+		check_drop_trigger(objectId);
+}
+
+/* INSERT ... ON CONFLICT, anywhere in the query (CTEs included). */
+static void
+check_on_conflict(Query *query)
+{
+	ListCell   *lc;
+
+	if (query->commandType == CMD_INSERT && query->onConflict != NULL &&
+		query->resultRelation > 0)
+	{
+		RangeTblEntry *rte = rt_fetch(query->resultRelation, query->rtable);
+
+		if (rte->rtekind == RTE_RELATION && is_live_ledger(rte->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("INSERT ... ON CONFLICT is not supported on ledger table \"%s\"",
+							get_rel_name(rte->relid)),
+					 errdetail("A row skipped on conflict would already be counted in the ledger's log."),
+					 errhint("Check for the row first, or insert into a staging table.")));
+	}
+	foreach(lc, query->cteList)
+	{
+		CommonTableExpr *cte = lfirst(lc);
+
+		if (cte->ctequery && IsA(cte->ctequery, Query))
+			check_on_conflict((Query *) cte->ctequery);
+	}
+}
+
+static void
+cl_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(pstate, query, jstate);
+	if (IsTransactionState() && cl_extension_present())
+		check_on_conflict(query);
+}
+
+void
+cl_guard_init(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = cl_ProcessUtility;
+	prev_object_access = object_access_hook;
+	object_access_hook = cl_object_access;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = cl_post_parse_analyze;
+}

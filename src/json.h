@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ * json.h
+ *	  A small strict JSON reader for the external documents the project
+ *	  accepts: checkpoints and proofs.  One flat object whose values are
+ *	  strings, non-negative integers (< 2^63), booleans, null, or arrays of
+ *	  strings.  Anything else (nesting, duplicate keys, trailing bytes,
+ *	  invalid UTF-8 in strings, numbers with fraction or exponent) is an
+ *	  error.  Pure C99; shared by the offline verifier and the fuzzers.
+ *-------------------------------------------------------------------------
+ */
+#ifndef CL_JSON_H
+#define CL_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CL_JSON_MAX_MEMBERS 32
+#define CL_JSON_MAX_ARRAY	128
+
+typedef enum cl_json_type
+{
+	CL_JSON_STRING,
+	CL_JSON_INT,
+	CL_JSON_BOOL,
+	CL_JSON_NULL,
+	CL_JSON_ARRAY				/* of strings */
+} cl_json_type;
+
+typedef struct cl_json_member
+{
+	char	   *key;			/* NUL-terminated, unescaped */
+	cl_json_type type;
+	char	   *str;			/* STRING: unescaped, NUL-terminated; strlen may be < strlen_ if \u0000 */
+	size_t		strlen_;
+	uint64_t	num;			/* INT */
+	bool		boolean;		/* BOOL */
+	int			nitems;			/* ARRAY */
+	char	   *items[CL_JSON_MAX_ARRAY];
+} cl_json_member;
+
+typedef struct cl_json_object
+{
+	int			nmembers;
+	cl_json_member members[CL_JSON_MAX_MEMBERS];
+} cl_json_object;
+
+/* Parses; on failure returns false with *err set and nothing to free. */
+extern bool cl_json_parse(const char *text, size_t len, cl_json_object *out,
+						  const char **err);
+extern void cl_json_free(cl_json_object *obj);
+extern const cl_json_member *cl_json_get(const cl_json_object *obj,
+										 const char *key, cl_json_type type);
+
+#endif							/* CL_JSON_H */

@@ -1,0 +1,671 @@
+/*-------------------------------------------------------------------------
+ * ledger.c
+ *	  Ledger tables: create_ledger(), retire_ledger(), the stamp and guard
+ *	  triggers, and the commit path that hands a transaction's leaves to
+ *	  the sealer.
+ *
+ * The commit path stays parallel.  The BEFORE INSERT row trigger stamps
+ * each row with the transaction's ledger id (ledger_txn, one value per
+ * top-level transaction from consent_ledger.txn_seq) and a dense ordinal
+ * (ledger_ord), computes its leaf hash from the canonical encoding, and
+ * remembers the hash in backend memory.  No lock is taken and nothing is
+ * written besides the row itself.  At PRE_COMMIT (or PRE_PREPARE) the
+ * transaction writes one "pending" record per ledger holding its leaf
+ * hashes; that record commits atomically with the rows, so the sealer
+ * sees rows exactly when they are committed, and never rows of aborted
+ * transactions.  A rolled-back subtransaction drops its rows' hashes and
+ * gives their ordinals back (its rows are dead, so reuse is safe).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sodium.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_create_ledger);
+PG_FUNCTION_INFO_V1(cl_retire_ledger);
+PG_FUNCTION_INFO_V1(cl_ledger_stamp);
+PG_FUNCTION_INFO_V1(cl_ledger_guard);
+
+/* true while the extension itself runs DDL on a ledger (guard.c obeys) */
+bool		cl_internal_ddl = false;
+
+/* Leaves one transaction inserted into one ledger, in ordinal order. */
+typedef struct XactLedger
+{
+	struct XactLedger *next;
+	Oid			relid;
+	int32		ledger_id;
+	int32		nleaves;
+	int32		capacity;
+	cl_hash    *leaves;
+	SubTransactionId *subids;
+} XactLedger;
+
+static XactLedger *xact_ledgers = NULL;
+static int64 xact_txn = 0;
+static bool xact_wrote_pending = false;
+
+/* Per trigger call site: the encoder for this relation and a buffer. */
+typedef struct StampCache
+{
+	Oid			relid;
+	ClRowEncoder *enc;
+	StringInfoData buf;
+} StampCache;
+
+static XactLedger *
+xact_ledger_get(Oid relid, int32 ledger_id)
+{
+	XactLedger *x;
+	MemoryContext old;
+
+	for (x = xact_ledgers; x != NULL; x = x->next)
+		if (x->relid == relid)
+			return x;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	x = palloc0(sizeof(XactLedger));
+	x->relid = relid;
+	x->ledger_id = ledger_id;
+	x->capacity = 64;
+	x->leaves = palloc(sizeof(cl_hash) * x->capacity);
+	x->subids = palloc(sizeof(SubTransactionId) * x->capacity);
+	x->next = xact_ledgers;
+	xact_ledgers = x;
+	MemoryContextSwitchTo(old);
+	return x;
+}
+
+static int32
+xact_ledger_append(XactLedger *x, const cl_hash leaf)
+{
+	if (x->nleaves == PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many rows inserted into one ledger in one transaction")));
+	if (x->nleaves == x->capacity)
+	{
+		int32		newcap = (x->capacity > PG_INT32_MAX / 2) ? PG_INT32_MAX : x->capacity * 2;
+
+		x->leaves = repalloc_huge(x->leaves, sizeof(cl_hash) * (Size) newcap);
+		x->subids = repalloc_huge(x->subids, sizeof(SubTransactionId) * (Size) newcap);
+		x->capacity = newcap;
+	}
+	memcpy(x->leaves[x->nleaves], leaf, CL_HASH_LEN);
+	x->subids[x->nleaves] = GetCurrentSubTransactionId();
+	return x->nleaves++;
+}
+
+/* The transaction's ledger id: one per top-level transaction. */
+static int64
+xact_txn_id(void)
+{
+	if (xact_txn == 0)
+		xact_txn = nextval_internal(cl_internal_relid("txn_seq"), false);
+	return xact_txn;
+}
+
+/*
+ * Writes the transaction's pending records.  Runs at PRE_COMMIT or
+ * PRE_PREPARE, inside the transaction, so the records become visible
+ * exactly when the rows do.
+ */
+static void
+write_pending(void)
+{
+	Relation	rel;
+	XactLedger *x;
+
+	if (xact_ledgers == NULL)
+		return;
+	rel = table_open(cl_internal_relid("pending"), RowExclusiveLock);
+	for (x = xact_ledgers; x != NULL; x = x->next)
+	{
+		int32		done = 0;
+
+		while (done < x->nleaves)
+		{
+			int32		n = Min(x->nleaves - done, CL_MAX_LEAVES_PER_RECORD);
+			Datum		values[5];
+			bool		nulls[5] = {false, false, false, false, false};
+			bytea	   *leaves;
+			HeapTuple	tup;
+
+			leaves = palloc(VARHDRSZ + (Size) n * CL_HASH_LEN);
+			SET_VARSIZE(leaves, VARHDRSZ + (Size) n * CL_HASH_LEN);
+			memcpy(VARDATA(leaves), x->leaves[done], (Size) n * CL_HASH_LEN);
+			values[0] = Int32GetDatum(x->ledger_id);
+			values[1] = Int64GetDatum(xact_txn);
+			values[2] = Int32GetDatum(done);
+			values[3] = Int32GetDatum(n);
+			values[4] = PointerGetDatum(leaves);
+			tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+			CatalogTupleInsert(rel, tup);
+			heap_freetuple(tup);
+			pfree(leaves);
+			done += n;
+			xact_wrote_pending = true;
+		}
+	}
+	table_close(rel, RowExclusiveLock);
+}
+
+static void
+ledger_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			write_pending();
+			break;
+		case XACT_EVENT_COMMIT:
+			if (xact_wrote_pending)
+				cl_seal_wake(MyDatabaseId);
+			/* FALLTHROUGH */
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			/* the memory went with TopTransactionContext */
+			xact_ledgers = NULL;
+			xact_txn = 0;
+			xact_wrote_pending = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * A rolled-back subtransaction's rows are dead: forget their leaves and
+ * reuse their ordinals.  Leaves are appended in time order and
+ * subtransaction ids grow, so the aborted ones are a suffix.
+ */
+static void
+ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	XactLedger *x;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (x = xact_ledgers; x != NULL; x = x->next)
+		while (x->nleaves > 0 && x->subids[x->nleaves - 1] >= mySubid)
+			x->nleaves--;
+}
+
+void
+cl_ledger_init(void)
+{
+	RegisterXactCallback(ledger_xact_callback, NULL);
+	RegisterSubXactCallback(ledger_subxact_callback, NULL);
+}
+
+/* Raises the refusal for a write a ledger does not allow. */
+static void
+refuse_change(Relation rel, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("cannot %s ledger table \"%s\"", what, RelationGetRelationName(rel)),
+			 errdetail("Ledger tables are append-only: rows can be inserted but never changed or removed."),
+			 errhint("Insert a new row that records the correction instead.")));
+}
+
+/*
+ * BEFORE UPDATE OR DELETE OR TRUNCATE trigger (statement and row level,
+ * ENABLE ALWAYS so session_replication_role does not switch it off).
+ */
+Datum
+cl_ledger_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger_guard() must be called as a trigger")));
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		refuse_change(trigdata->tg_relation, "update");
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		refuse_change(trigdata->tg_relation, "delete from");
+	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		refuse_change(trigdata->tg_relation, "truncate");
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger_guard() fired for an unexpected event")));
+	PG_RETURN_NULL();
+}
+
+/*
+ * The stamp must be the last BEFORE INSERT row trigger: a later one could
+ * change the row after its hash was taken, or skip it after its leaf was
+ * counted.
+ */
+static void
+check_stamp_is_last(Relation rel, Trigger *self)
+{
+	TriggerDesc *td = rel->trigdesc;
+	bool		seen = false;
+
+	for (int i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+
+		if (t->tgoid == self->tgoid)
+		{
+			seen = true;
+			continue;
+		}
+		if (seen && t->tgenabled != TRIGGER_DISABLED &&
+			TRIGGER_TYPE_MATCHES(t->tgtype, TRIGGER_TYPE_ROW,
+								 TRIGGER_TYPE_BEFORE, TRIGGER_TYPE_INSERT))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("trigger \"%s\" on ledger table \"%s\" fires after the ledger stamp",
+							t->tgname, RelationGetRelationName(rel)),
+					 errdetail("BEFORE INSERT row triggers on a ledger table must fire before \"%s\", so that the hashed row is the stored row.",
+							   CL_STAMP_TRIGGER),
+					 errhint("Rename the trigger so that its name sorts before \"%s\".",
+							 CL_STAMP_TRIGGER)));
+	}
+}
+
+/*
+ * BEFORE INSERT row trigger: stamps ledger_txn/ledger_ord (overwriting
+ * whatever the inserter supplied) and records the row's leaf hash.
+ */
+Datum
+cl_ledger_stamp(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	ClLedgerInfo *info;
+	StampCache *cache;
+	XactLedger *x;
+	HeapTuple	newtup;
+	int			cols[2];
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	int64		txn;
+	int32		ord;
+	cl_hash		leaf;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger_stamp() must be a BEFORE INSERT row trigger")));
+
+	rel = trigdata->tg_relation;
+	info = cl_ledger_lookup(RelationGetRelid(rel));
+	if (info == NULL || info->txn_attnum <= 0 || info->ord_attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"%s\" is not a ledger table",
+						RelationGetRelationName(rel))));
+	if (info->retired)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger table \"%s\" is retired", RelationGetRelationName(rel)),
+				 errdetail("A retired ledger accepts no more rows."),
+				 errhint("Create a new ledger table.")));
+	check_stamp_is_last(rel, trigdata->tg_trigger);
+
+	cache = fcinfo->flinfo->fn_extra;
+	if (cache == NULL || cache->relid != RelationGetRelid(rel) ||
+		!cl_encoder_matches(cache->enc, RelationGetDescr(rel)))
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (cache == NULL)
+		{
+			cache = palloc0(sizeof(StampCache));
+			initStringInfo(&cache->buf);
+		}
+		else if (cache->enc != NULL)
+			cl_encoder_free(cache->enc);
+		cache->relid = RelationGetRelid(rel);
+		cache->enc = cl_encoder_create(RelationGetDescr(rel), fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = cache;
+		MemoryContextSwitchTo(old);
+	}
+
+	txn = xact_txn_id();
+	x = xact_ledger_get(RelationGetRelid(rel), info->ledger_id);
+	ord = x->nleaves;
+
+	cols[0] = info->txn_attnum;
+	cols[1] = info->ord_attnum;
+	values[0] = Int64GetDatum(txn);
+	values[1] = Int32GetDatum(ord);
+	newtup = heap_modify_tuple_by_cols(trigdata->tg_trigtuple, RelationGetDescr(rel),
+									   2, cols, values, nulls);
+
+	resetStringInfo(&cache->buf);
+	cl_encode_row(cache->enc, newtup, txn, ord, &cache->buf);
+	cl_leaf_hash((const uint8_t *) cache->buf.data, cache->buf.len, leaf);
+	if (cache->buf.maxlen > 1024 * 1024)
+	{
+		/* do not keep a huge row's buffer for the rest of the statement */
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		pfree(cache->buf.data);
+		initStringInfo(&cache->buf);
+		MemoryContextSwitchTo(old);
+	}
+	xact_ledger_append(x, leaf);
+
+	return PointerGetDatum(newtup);
+}
+
+/*
+ * Runs one statement through SPI as the extension's owner, with the guard
+ * hooks told that the extension itself is at work.
+ */
+static void
+run_as_owner(const char *sql, Oid owner)
+{
+	Oid			save_userid;
+	int			save_sec;
+	bool		save_ddl = cl_internal_ddl;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	cl_internal_ddl = true;
+	PG_TRY();
+	{
+		if (SPI_execute(sql, false, 0) < 0)
+			elog(ERROR, "SPI_execute failed: %s", sql);
+	}
+	PG_FINALLY();
+	{
+		cl_internal_ddl = save_ddl;
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+}
+
+/* Checks that a relation can become a ledger; ERROR otherwise. */
+static void
+check_convertible(Relation rel)
+{
+	Form_pg_class cls = RelationGetForm(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	const char *name = RelationGetRelationName(rel);
+
+	if (cls->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an ordinary table", name),
+				 errdetail("Only ordinary tables can become ledger tables; partitioned tables, views, foreign tables and materialized views cannot."),
+				 errhint("Convert each partition's data into one ordinary table.")));
+	if (cls->relispartition || has_superclass(RelationGetRelid(rel)) ||
+		has_subclass(RelationGetRelid(rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" takes part in inheritance or partitioning", name),
+				 errdetail("A ledger table must stand alone so that every row it holds is in its log."),
+				 errhint("Detach the table from its parent or children first.")));
+	if (cls->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is not a permanent logged table", name),
+				 errdetail("Unlogged and temporary tables lose rows on a crash or at session end."),
+				 errhint("Use ALTER TABLE ... SET LOGGED, or create a permanent table.")));
+	if (cl_ledger_lookup(RelationGetRelid(rel)) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("table \"%s\" is already a ledger table", name)));
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped &&
+			strncmp(NameStr(att->attname), CL_COLUMN_PREFIX, strlen(CL_COLUMN_PREFIX)) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("table \"%s\" already has a column \"%s\"", name,
+							NameStr(att->attname)),
+					 errdetail("Column names beginning with \"%s\" are reserved for the ledger's own columns.",
+							   CL_COLUMN_PREFIX),
+					 errhint("Rename the column before calling create_ledger().")));
+	}
+}
+
+/*
+ * Adopts the rows a table already holds: stamps them with this
+ * transaction's ledger id and ordinals in physical order, then records
+ * their leaves exactly as the trigger would have.  The UPDATE runs as the
+ * caller (the table's owner), with replication-role "replica" so the
+ * table's own ordinary triggers do not see this housekeeping as a change,
+ * and with row_security off so that a policy hiding rows from the owner
+ * makes the conversion fail instead of leaving rows outside the log.
+ */
+static void
+adopt_rows(Relation rel, int32 ledger_id)
+{
+	char	   *qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												   RelationGetRelationName(rel));
+	int64		txn = xact_txn_id();
+	int			nest = NewGUCNestLevel();
+	StringInfoData sql;
+	Snapshot	snap;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	ClRowEncoder *enc;
+	AttrNumber	txn_att = get_attnum(RelationGetRelid(rel), CL_TXN_COLUMN);
+	AttrNumber	ord_att = get_attnum(RelationGetRelid(rel), CL_ORD_COLUMN);
+	uint64		nrows;
+	cl_hash    *leaves;
+	bool	   *seen;
+	XactLedger *x;
+	StringInfoData buf;
+
+	(void) set_config_option("session_replication_role", "replica", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("row_security", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "UPDATE %s AS t SET " CL_TXN_COLUMN " = " INT64_FORMAT ", "
+					 CL_ORD_COLUMN " = s.rn::integer - 1 "
+					 "FROM (SELECT ctid AS c, pg_catalog.row_number() OVER (ORDER BY ctid) AS rn "
+					 "FROM ONLY %s) AS s WHERE t.ctid OPERATOR(pg_catalog.=) s.c",
+					 qname, txn, qname);
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not stamp the rows of \"%s\"", RelationGetRelationName(rel));
+	nrows = SPI_processed;
+	AtEOXact_GUC(true, nest);
+	if (nrows == 0)
+		return;
+	if (nrows > (uint64) PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("table \"%s\" has too many rows to adopt in one transaction",
+						RelationGetRelationName(rel))));
+
+	CommandCounterIncrement();
+	leaves = palloc_extended(sizeof(cl_hash) * nrows, MCXT_ALLOC_HUGE);
+	seen = palloc_extended(sizeof(bool) * nrows, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	enc = cl_encoder_create(RelationGetDescr(rel), CurrentMemoryContext);
+	initStringInfo(&buf);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		n1,
+					n2;
+		int64		t = DatumGetInt64(heap_getattr(tup, txn_att, RelationGetDescr(rel), &n1));
+		int32		o = DatumGetInt32(heap_getattr(tup, ord_att, RelationGetDescr(rel), &n2));
+
+		if (n1 || n2 || t != txn || o < 0 || (uint64) o >= nrows || seen[o])
+			elog(ERROR, "row adoption of \"%s\" saw an unexpected stamp",
+				 RelationGetRelationName(rel));
+		seen[o] = true;
+		resetStringInfo(&buf);
+		cl_encode_row(enc, tup, t, o, &buf);
+		cl_leaf_hash((const uint8_t *) buf.data, buf.len, leaves[o]);
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+
+	x = xact_ledger_get(RelationGetRelid(rel), ledger_id);
+	if (x->nleaves != 0)
+		elog(ERROR, "ledger \"%s\" already has rows in this transaction",
+			 RelationGetRelationName(rel));
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		if (!seen[i])
+			elog(ERROR, "row adoption of \"%s\" lost a row", RelationGetRelationName(rel));
+		xact_ledger_append(x, leaves[i]);
+	}
+	cl_encoder_free(enc);
+	pfree(leaves);
+	pfree(seen);
+}
+
+/*
+ * consent_ledger.create_ledger(relation regclass)
+ *
+ * Converts an ordinary table owned by the caller into a ledger table:
+ * adds ledger_txn and ledger_ord, adopts existing rows into the log,
+ * installs the stamp and guard triggers (ENABLE ALWAYS), and registers
+ * the ledger with a fresh random origin.  Holds AccessExclusiveLock on
+ * the table until commit, so no row slips in unstamped.
+ */
+Datum
+cl_create_ledger(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			owner = cl_extension_owner();
+	Relation	rel;
+	char	   *qname;
+	char	   *sql;
+	int32		ledger_id;
+	uint8_t		rnd[16];
+	char		origin[64];
+	char		hex[33];
+
+	rel = try_relation_open(relid, AccessExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+	check_convertible(rel);
+	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									   RelationGetRelationName(rel));
+	/* keep the lock, drop the reference: ALTER TABLE refuses tables in use */
+	relation_close(rel, NoLock);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	run_as_owner(psprintf("ALTER TABLE %s ADD COLUMN " CL_TXN_COLUMN " bigint, "
+						  "ADD COLUMN " CL_ORD_COLUMN " integer", qname), owner);
+	CommandCounterIncrement();
+
+	ledger_id = (int32) nextval_internal(cl_internal_relid("ledger_id_seq"), false);
+	randombytes_buf(rnd, sizeof(rnd));
+	cl_hex_encode(rnd, sizeof(rnd), hex);
+	snprintf(origin, sizeof(origin), "consent_ledger/%s", hex);
+
+	/* register first, so the adopted rows' pending record names this ledger */
+	sql = psprintf("INSERT INTO consent_ledger.ledgers "
+				   "(ledger_id, relid, origin, encoding, created_at) "
+				   "VALUES (%d, %u::pg_catalog.oid, %s, %d, pg_catalog.now())",
+				   ledger_id, relid, quote_literal_cstr(origin), CL_ENCODING_VERSION);
+	run_as_owner(sql, owner);
+
+	/* reopen: the descriptor now has the new columns */
+	rel = relation_open(relid, NoLock);
+	adopt_rows(rel, ledger_id);
+	relation_close(rel, NoLock);
+
+	run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
+						  "EXECUTE FUNCTION consent_ledger.ledger_stamp()",
+						  CL_STAMP_TRIGGER, qname), owner);
+	run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
+						  "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.ledger_guard()",
+						  CL_GUARD_TRIGGER, qname), owner);
+	run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE ON %s "
+						  "FOR EACH ROW EXECUTE FUNCTION consent_ledger.ledger_guard()",
+						  CL_GUARD_ROW_TRIGGER, qname), owner);
+	run_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER \"%s\", "
+						  "ENABLE ALWAYS TRIGGER \"%s\", ENABLE ALWAYS TRIGGER \"%s\"",
+						  qname, CL_STAMP_TRIGGER, CL_GUARD_TRIGGER, CL_GUARD_ROW_TRIGGER),
+				 owner);
+
+	SPI_finish();
+	CacheInvalidateRelcacheByRelid(relid);
+	cl_ledger_cache_reset();
+	cl_seal_wake(MyDatabaseId);
+	PG_RETURN_VOID();
+}
+
+/*
+ * consent_ledger.retire_ledger(relation regclass)
+ *
+ * Closes a ledger: no more inserts, and DROP TABLE becomes possible.  Its
+ * log and checkpoints stay, so exports and receipts remain verifiable.
+ */
+Datum
+cl_retire_ledger(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ClLedgerInfo *info;
+	Relation	rel;
+
+	rel = try_relation_open(relid, AccessExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	info = cl_ledger_lookup(relid);
+	if (info == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a ledger table", RelationGetRelationName(rel))));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "
+						  "WHERE ledger_id OPERATOR(pg_catalog.=) %d AND retired_at IS NULL",
+						  info->ledger_id), cl_extension_owner());
+	SPI_finish();
+	relation_close(rel, NoLock);
+	CacheInvalidateRelcacheByRelid(relid);
+	cl_ledger_cache_reset();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,886 @@
+/*-------------------------------------------------------------------------
+ * note.c
+ *	  Signed checkpoints (C2SP tlog-checkpoint / signed-note), base64, hex,
+ *	  C2SP key ids and the export file's line format.  See note.h.
+ *
+ * Pure C99 + libsodium.  Every parser takes untrusted bytes with an
+ * explicit length, never reads past it, never aborts, and on failure
+ * sets *err to a static English string.
+ *-------------------------------------------------------------------------
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "note.h"
+
+/* U+2014 EM DASH followed by a space: the start of every signature line */
+#define EM_DASH_SPACE		"\xe2\x80\x94 "
+#define EM_DASH_SPACE_LEN	4
+
+/* base64 length of a 4-byte key id followed by a 64-byte signature */
+#define SIGLINE_B64_LEN		92
+
+static const char b64_alphabet[] =
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/*
+ * Value of one base64 alphabet character, or -1 for any other byte
+ * (including '=').
+ */
+static int
+b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * Length of the padded base64 encoding of len bytes, without the NUL.
+ * Guarantees no intermediate overflow for any len < SIZE_MAX / 4 * 3.
+ */
+size_t
+cl_base64_encoded_len(size_t len)
+{
+	return (len / 3 + (len % 3 != 0)) * 4;
+}
+
+/*
+ * Writes the padded standard base64 of in[0..len) to out followed by a
+ * NUL; out must hold cl_base64_encoded_len(len) + 1 bytes.
+ */
+void
+cl_base64_encode(const uint8_t *in, size_t len, char *out)
+{
+	size_t		i = 0;
+	size_t		o = 0;
+
+	while (len - i >= 3)
+	{
+		uint32_t	v = ((uint32_t) in[i] << 16) | ((uint32_t) in[i + 1] << 8) | in[i + 2];
+
+		out[o++] = b64_alphabet[(v >> 18) & 63];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = b64_alphabet[(v >> 6) & 63];
+		out[o++] = b64_alphabet[v & 63];
+		i += 3;
+	}
+	if (len - i == 1)
+	{
+		uint32_t	v = (uint32_t) in[i] << 16;
+
+		out[o++] = b64_alphabet[(v >> 18) & 63];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = '=';
+		out[o++] = '=';
+	}
+	else if (len - i == 2)
+	{
+		uint32_t	v = ((uint32_t) in[i] << 16) | ((uint32_t) in[i + 1] << 8);
+
+		out[o++] = b64_alphabet[(v >> 18) & 63];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = b64_alphabet[(v >> 6) & 63];
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+}
+
+/*
+ * Decodes canonical padded standard base64.  Returns -1 unless len is a
+ * multiple of 4, every character is in the alphabet except one or two
+ * '=' at the very end, the unused bits of the last group are zero (so
+ * that each byte string has exactly one accepted encoding) and the
+ * result fits in outmax bytes; otherwise returns the number of bytes
+ * written to out.  Never reads past in[len - 1] nor writes past
+ * out[outmax - 1].
+ */
+long
+cl_base64_decode(const char *in, size_t len, uint8_t *out, size_t outmax)
+{
+	const unsigned char *s = (const unsigned char *) in;
+	size_t		npad = 0;
+	size_t		outlen;
+	size_t		i;
+	size_t		o = 0;
+
+	if (len % 4 != 0)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (s[len - 1] == '=')
+	{
+		npad = 1;
+		if (s[len - 2] == '=')
+			npad = 2;
+	}
+	outlen = len / 4 * 3 - npad;
+	if (outlen > outmax || outlen > (size_t) LONG_MAX)
+		return -1;
+
+	for (i = 0; i < len; i += 4)
+	{
+		int			v[4];
+		int			k;
+		bool		last = (i + 4 == len);
+		int			nchars = last ? 4 - (int) npad : 4;
+
+		for (k = 0; k < nchars; k++)
+		{
+			v[k] = b64_value(s[i + k]);
+			if (v[k] < 0)
+				return -1;
+		}
+		if (nchars == 4)
+		{
+			uint32_t	x = ((uint32_t) v[0] << 18) | ((uint32_t) v[1] << 12) |
+			((uint32_t) v[2] << 6) | (uint32_t) v[3];
+
+			out[o++] = (uint8_t) (x >> 16);
+			out[o++] = (uint8_t) (x >> 8);
+			out[o++] = (uint8_t) x;
+		}
+		else if (nchars == 3)
+		{
+			/* two bytes; the low 2 bits of the third char must be zero */
+			if (v[2] & 3)
+				return -1;
+			out[o++] = (uint8_t) ((v[0] << 2) | (v[1] >> 4));
+			out[o++] = (uint8_t) (((v[1] & 15) << 4) | (v[2] >> 2));
+		}
+		else
+		{
+			/* one byte; the low 4 bits of the second char must be zero */
+			if (v[1] & 15)
+				return -1;
+			out[o++] = (uint8_t) ((v[0] << 2) | (v[1] >> 4));
+		}
+	}
+	return (long) o;
+}
+
+/*
+ * Writes the lower-case hex of in[0..len) and a NUL to out, which must
+ * hold 2 * len + 1 bytes.
+ */
+void
+cl_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		out[2 * i] = hex_digits[in[i] >> 4];
+		out[2 * i + 1] = hex_digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+/* value of one lower-case hex digit, or -1 */
+static int
+hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * Decodes lower-case hex (the canonical form: upper-case digits are
+ * rejected).  Returns -1 on an odd length, any other character, or a
+ * result longer than outmax; else the number of bytes written.
+ */
+long
+cl_hex_decode(const char *in, size_t len, uint8_t *out, size_t outmax)
+{
+	const unsigned char *s = (const unsigned char *) in;
+	size_t		i;
+
+	if (len % 2 != 0 || len / 2 > outmax || len / 2 > (size_t) LONG_MAX)
+		return -1;
+	for (i = 0; i < len; i += 2)
+	{
+		int			hi = hex_value(s[i]);
+		int			lo = hex_value(s[i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i / 2] = (uint8_t) ((hi << 4) | lo);
+	}
+	return (long) (len / 2);
+}
+
+/*
+ * The C2SP key id of an Ed25519 key: the first 4 bytes of
+ * SHA-256(keyname || 0x0A || 0x01 || pubkey).
+ */
+void
+cl_key_id(const char *keyname, const uint8_t pubkey[CL_PUBKEY_LEN],
+		  uint8_t out[CL_KEYID_LEN])
+{
+	crypto_hash_sha256_state st;
+	uint8_t		digest[crypto_hash_sha256_BYTES];
+	static const uint8_t sep[2] = {0x0a, 0x01};
+
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const uint8_t *) keyname, strlen(keyname));
+	crypto_hash_sha256_update(&st, sep, sizeof(sep));
+	crypto_hash_sha256_update(&st, pubkey, CL_PUBKEY_LEN);
+	crypto_hash_sha256_final(&st, digest);
+	memcpy(out, digest, CL_KEYID_LEN);
+}
+
+/*
+ * Decodes one UTF-8 sequence at s[0..len).  Returns its length (1-4) and
+ * the code point in *cp, or 0 for an invalid, overlong, truncated or
+ * surrogate sequence or a code point above U+10FFFF.
+ */
+static size_t
+utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	uint32_t	c;
+	size_t		n;
+	size_t		i;
+
+	if (len == 0)
+		return 0;
+	if (s[0] < 0x80)
+	{
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+	{
+		n = 2;
+		c = s[0] & 0x1f;
+	}
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+	{
+		n = 3;
+		c = s[0] & 0x0f;
+	}
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+	{
+		n = 4;
+		c = s[0] & 0x07;
+	}
+	else
+		return 0;
+	if (len < n)
+		return 0;
+	for (i = 1; i < n; i++)
+	{
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+		c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/* True for the Unicode White_Space code points. */
+static bool
+is_unicode_space(uint32_t c)
+{
+	return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 ||
+		c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 ||
+		c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+/*
+ * True when s[0..len) is a valid origin or key name: non-empty, valid
+ * UTF-8, no control character (below U+0020, or U+007F), no Unicode
+ * space and no '+'.
+ */
+static bool
+valid_name(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	size_t		i = 0;
+
+	if (len == 0)
+		return false;
+	while (i < len)
+	{
+		uint32_t	c;
+		size_t		n = utf8_decode(u + i, len - i, &c);
+
+		if (n == 0 || c < 0x20 || c == 0x7f || c == '+' || is_unicode_space(c))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/*
+ * Parses a canonical unsigned decimal in s[0..len): at least one digit,
+ * only digits, no leading zero unless it is "0", value <= 2^63 - 1.
+ */
+static bool
+parse_decimal(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t	v = 0;
+	size_t		i;
+
+	if (len == 0 || (len > 1 && s[0] == '0'))
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		unsigned	d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		d = (unsigned) (s[i] - '0');
+		if (v > ((uint64_t) INT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * Decodes base64 s[0..len) that must encode exactly one 32-byte hash.
+ */
+static bool
+parse_hash_b64(const char *s, size_t len, cl_hash out)
+{
+	if (len != 44)
+		return false;
+	return cl_base64_decode(s, len, out, CL_HASH_LEN) == CL_HASH_LEN;
+}
+
+/*
+ * Writes the checkpoint body into buf and returns its length; returns 0
+ * when the origin is not a valid name (see valid_name) or longer than
+ * CL_MAX_ORIGIN, when size > 2^63 - 1 or time < 0 (the parser would
+ * reject either), or when buf cannot hold the body and a NUL.  On
+ * success buf is NUL-terminated (the NUL is not counted).
+ */
+size_t
+cl_checkpoint_body(const char *origin, uint64_t size,
+				   const cl_hash root, int64_t time,
+				   const cl_hash prev, char *buf, size_t bufsize)
+{
+	char		root64[45];
+	char		prev64[45];
+	size_t		olen = strlen(origin);
+	int			n;
+
+	if (olen > CL_MAX_ORIGIN || !valid_name(origin, olen))
+		return 0;
+	if (size > (uint64_t) INT64_MAX || time < 0)
+		return 0;
+	cl_base64_encode(root, CL_HASH_LEN, root64);
+	cl_base64_encode(prev, CL_HASH_LEN, prev64);
+	n = snprintf(buf, bufsize, "%s\n%" PRIu64 "\n%s\ntime %" PRId64 "\nprev %s\n",
+				 origin, size, root64, time, prev64);
+	if (n < 0 || (size_t) n >= bufsize)
+		return 0;
+	return (size_t) n;
+}
+
+/*
+ * Appends the blank line and one signature line to the body held in
+ * buf[0..bodylen).  Returns the complete note's length, or 0 when it
+ * does not fit in bufsize, bodylen is 0, or keyname is not a valid key
+ * name of at most 63 bytes (one the parser could not store).  When
+ * there is room, buf is NUL-terminated (the NUL is not counted).
+ */
+size_t
+cl_note_append_signature(char *buf, size_t bodylen, size_t bufsize,
+						 const char *keyname,
+						 const uint8_t keyid[CL_KEYID_LEN],
+						 const uint8_t sig[CL_SIG_LEN])
+{
+	uint8_t		raw[CL_KEYID_LEN + CL_SIG_LEN];
+	char		b64[SIGLINE_B64_LEN + 1];
+	size_t		namelen = strlen(keyname);
+	size_t		total;
+	size_t		pos = bodylen;
+
+	if (bodylen == 0 || namelen >= sizeof(((cl_signature *) 0)->keyname) ||
+		!valid_name(keyname, namelen))
+		return 0;
+	total = 1 + EM_DASH_SPACE_LEN + namelen + 1 + SIGLINE_B64_LEN + 1;
+	if (bodylen > bufsize || bufsize - bodylen < total)
+		return 0;
+	memcpy(raw, keyid, CL_KEYID_LEN);
+	memcpy(raw + CL_KEYID_LEN, sig, CL_SIG_LEN);
+	cl_base64_encode(raw, sizeof(raw), b64);
+
+	buf[pos++] = '\n';
+	memcpy(buf + pos, EM_DASH_SPACE, EM_DASH_SPACE_LEN);
+	pos += EM_DASH_SPACE_LEN;
+	memcpy(buf + pos, keyname, namelen);
+	pos += namelen;
+	buf[pos++] = ' ';
+	memcpy(buf + pos, b64, SIGLINE_B64_LEN);
+	pos += SIGLINE_B64_LEN;
+	buf[pos++] = '\n';
+	if (pos < bufsize)
+		buf[pos] = '\0';
+	return pos;
+}
+
+/*
+ * Finds the next "\n"-terminated line at *pos.  On success *line and
+ * *linelen describe it (without the newline) and *pos moves past the
+ * newline; false when no complete line remains.
+ */
+static bool
+next_line(const char *s, size_t len, size_t *pos, const char **line,
+		  size_t *linelen)
+{
+	const char *start = s + *pos;
+	const char *nl;
+
+	if (*pos >= len)
+		return false;
+	nl = memchr(start, '\n', len - *pos);
+	if (nl == NULL)
+		return false;
+	*line = start;
+	*linelen = (size_t) (nl - start);
+	*pos += *linelen + 1;
+	return true;
+}
+
+/*
+ * True when s[0..len) is valid UTF-8 with no control character other
+ * than newline (the signed-note rule for a complete note).
+ */
+static bool
+valid_note_text(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		uint32_t	c;
+		size_t		n = utf8_decode(u + i, len - i, &c);
+
+		if (n == 0 || (c < 0x20 && c != '\n'))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/*
+ * Parses one signature line (without its newline).  Returns false with
+ * *err set when it is malformed; otherwise true, and when it is an
+ * Ed25519-sized signature (4 + 64 bytes) from a key name of at most 63
+ * bytes it is stored in *sig and *stored set, else it is skipped as a
+ * signature of some other kind.
+ */
+static bool
+parse_sigline(const char *line, size_t len, cl_signature *sig, bool *stored,
+			  const char **err)
+{
+	uint8_t		raw[CL_MAX_NOTE];
+	const char *name;
+	const char *sp;
+	size_t		namelen;
+	const char *b64;
+	size_t		b64len;
+	long		n;
+
+	*stored = false;
+	if (len < EM_DASH_SPACE_LEN || memcmp(line, EM_DASH_SPACE, EM_DASH_SPACE_LEN) != 0)
+	{
+		*err = "signature line does not start with an em dash and a space";
+		return false;
+	}
+	name = line + EM_DASH_SPACE_LEN;
+	sp = memchr(name, ' ', len - EM_DASH_SPACE_LEN);
+	if (sp == NULL)
+	{
+		*err = "signature line has no signature";
+		return false;
+	}
+	namelen = (size_t) (sp - name);
+	if (!valid_name(name, namelen))
+	{
+		*err = "signature line has an invalid key name";
+		return false;
+	}
+	b64 = sp + 1;
+	b64len = len - EM_DASH_SPACE_LEN - namelen - 1;
+	n = cl_base64_decode(b64, b64len, raw, sizeof(raw));
+	if (n < 0)
+	{
+		*err = "signature line has invalid base64";
+		return false;
+	}
+	if (n < CL_KEYID_LEN + 1)
+	{
+		*err = "signature line's signature is too short";
+		return false;
+	}
+	if (n != CL_KEYID_LEN + CL_SIG_LEN || namelen >= sizeof(sig->keyname))
+		return true;			/* another kind of signature: ignored */
+	memcpy(sig->keyname, name, namelen);
+	sig->keyname[namelen] = '\0';
+	memcpy(sig->keyid, raw, CL_KEYID_LEN);
+	memcpy(sig->sig, raw + CL_KEYID_LEN, CL_SIG_LEN);
+	*stored = true;
+	return true;
+}
+
+/*
+ * Parses a complete checkpoint note (see note.h for the exact format).
+ * Returns true and fills *out only when every rule holds: length <=
+ * CL_MAX_NOTE, valid UTF-8 without control characters other than
+ * newline, exactly the five body lines, a blank line, 1 to
+ * CL_MAX_SIGLINES well-formed signature lines of which at least one is
+ * an Ed25519-sized one (others are skipped).  Otherwise returns false
+ * with *err set; *out is then zeroed.
+ */
+bool
+cl_checkpoint_parse(const char *note, size_t len, cl_checkpoint *out,
+					const char **err)
+{
+	const char *line;
+	size_t		linelen;
+	size_t		pos = 0;
+	uint64_t	v;
+	int			nlines = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (len > CL_MAX_NOTE)
+	{
+		*err = "note is too long";
+		return false;
+	}
+	if (len == 0 || note[len - 1] != '\n')
+	{
+		*err = "note does not end with a newline";
+		return false;
+	}
+	if (!valid_note_text(note, len))
+	{
+		*err = "note is not valid UTF-8 or contains a control character";
+		return false;
+	}
+
+	/* origin */
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (linelen > CL_MAX_ORIGIN || !valid_name(line, linelen))
+	{
+		*err = "invalid origin line";
+		goto fail;
+	}
+	memcpy(out->origin, line, linelen);
+	out->origin[linelen] = '\0';
+
+	/* tree size */
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (!parse_decimal(line, linelen, &out->size))
+	{
+		*err = "invalid tree size line";
+		goto fail;
+	}
+
+	/* root hash */
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (!parse_hash_b64(line, linelen, out->root))
+	{
+		*err = "invalid root hash line";
+		goto fail;
+	}
+
+	/* time */
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (linelen < 5 || memcmp(line, "time ", 5) != 0)
+	{
+		*err = "missing time line";
+		goto fail;
+	}
+	if (!parse_decimal(line + 5, linelen - 5, &v))
+	{
+		*err = "invalid time line";
+		goto fail;
+	}
+	out->time = (int64_t) v;
+
+	/* prev */
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (linelen < 5 || memcmp(line, "prev ", 5) != 0)
+	{
+		*err = "missing prev line";
+		goto fail;
+	}
+	if (!parse_hash_b64(line + 5, linelen - 5, out->prev))
+	{
+		*err = "invalid prev line";
+		goto fail;
+	}
+	out->bodylen = pos;
+
+	/* blank line */
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (linelen != 0)
+	{
+		if (linelen >= EM_DASH_SPACE_LEN && memcmp(line, EM_DASH_SPACE, EM_DASH_SPACE_LEN) == 0)
+			*err = "missing blank line before the signatures";
+		else
+			*err = "extra line in the checkpoint body";
+		goto fail;
+	}
+
+	/* signature lines, up to the end */
+	while (next_line(note, len, &pos, &line, &linelen))
+	{
+		bool		stored;
+
+		if (++nlines > CL_MAX_SIGLINES)
+		{
+			*err = "too many signature lines";
+			goto fail;
+		}
+		if (!parse_sigline(line, linelen, &out->sigs[out->nsigs], &stored, err))
+			goto fail;
+		if (stored)
+			out->nsigs++;
+	}
+	if (nlines == 0)
+	{
+		*err = "note has no signature line";
+		goto fail;
+	}
+	if (out->nsigs == 0)
+	{
+		*err = "note has no Ed25519 signature line";
+		goto fail;
+	}
+	return true;
+
+truncated:
+	*err = "note is truncated";
+fail:
+	memset(out, 0, sizeof(*out));
+	return false;
+}
+
+/*
+ * True when the parsed note carries at least one signature line with
+ * this key name and this key's C2SP key id, and every such line holds a
+ * valid Ed25519 signature by pubkey over note[0..cp->bodylen).  As the
+ * signed-note spec advises, a failing signature from the known key
+ * rejects the note even if another line of the same key verifies.
+ * Lines of other names or key ids are ignored.
+ */
+bool
+cl_checkpoint_verify(const cl_checkpoint *cp, const char *note,
+					 const char *keyname,
+					 const uint8_t pubkey[CL_PUBKEY_LEN])
+{
+	uint8_t		keyid[CL_KEYID_LEN];
+	bool		found = false;
+	int			i;
+
+	if (cp->bodylen == 0 || cp->nsigs <= 0 || cp->nsigs > CL_MAX_SIGLINES)
+		return false;
+	if (sodium_init() < 0)
+		return false;
+	cl_key_id(keyname, pubkey, keyid);
+	for (i = 0; i < cp->nsigs; i++)
+	{
+		const cl_signature *s = &cp->sigs[i];
+
+		if (strncmp(s->keyname, keyname, sizeof(s->keyname)) != 0 ||
+			memcmp(s->keyid, keyid, CL_KEYID_LEN) != 0)
+			continue;
+		if (crypto_sign_verify_detached(s->sig, (const unsigned char *) note,
+										cp->bodylen, pubkey) != 0)
+			return false;
+		found = true;
+	}
+	return found;
+}
+
+/* SHA-256 of the complete note note[0..len). */
+void
+cl_note_hash(const char *note, size_t len, cl_hash out)
+{
+	crypto_hash_sha256(out, (const unsigned char *) note, len);
+}
+
+/*
+ * True when line[0..len) starts with the record word kw followed by a
+ * space; *rest and *restlen then describe what follows the space.
+ */
+static bool
+record_word(const char *line, size_t len, const char *kw, const char **rest,
+			size_t *restlen)
+{
+	size_t		kwlen = strlen(kw);
+
+	if (len <= kwlen || memcmp(line, kw, kwlen) != 0 || line[kwlen] != ' ')
+		return false;
+	*rest = line + kwlen + 1;
+	*restlen = len - kwlen - 1;
+	return true;
+}
+
+/*
+ * Parses one export line (without its newline) into *out.  On success
+ * LEAF and CHECKPOINT records own a malloc'd out->data (the decoded leaf
+ * bytes, or the decoded note of 1..CL_MAX_NOTE bytes) that the caller
+ * frees; for other records out->data is NULL.  The header's version
+ * number is returned in out->count.  On failure nothing is allocated,
+ * out->data is NULL and *err is set.
+ */
+bool
+cl_export_parse_line(const char *line, size_t len, cl_export_line *out,
+					 const char **err)
+{
+	const char *rest;
+	size_t		rlen;
+
+	memset(out, 0, sizeof(*out));
+
+	if (record_word(line, len, "leaf", &rest, &rlen))
+	{
+		size_t		n = rlen / 2;
+
+		out->kind = CL_EXPORT_LEAF;
+		if (rlen % 2 != 0)
+		{
+			*err = "leaf: odd number of hex digits";
+			return false;
+		}
+		out->data = malloc(n > 0 ? n : 1);
+		if (out->data == NULL)
+		{
+			*err = "out of memory";
+			return false;
+		}
+		if (cl_hex_decode(rest, rlen, out->data, n) != (long) n)
+		{
+			free(out->data);
+			out->data = NULL;
+			*err = "leaf: invalid lower-case hex";
+			return false;
+		}
+		out->datalen = n;
+		return true;
+	}
+	if (record_word(line, len, "checkpoint", &rest, &rlen))
+	{
+		size_t		max = rlen / 4 * 3;
+		long		n;
+
+		out->kind = CL_EXPORT_CHECKPOINT;
+		if (rlen == 0 || rlen > cl_base64_encoded_len(CL_MAX_NOTE))
+		{
+			*err = "checkpoint: note is empty or too long";
+			return false;
+		}
+		out->data = malloc(max > 0 ? max : 1);
+		if (out->data == NULL)
+		{
+			*err = "out of memory";
+			return false;
+		}
+		n = cl_base64_decode(rest, rlen, out->data, max);
+		if (n <= 0 || n > CL_MAX_NOTE)
+		{
+			free(out->data);
+			out->data = NULL;
+			*err = n < 0 ? "checkpoint: invalid base64" : "checkpoint: note is empty or too long";
+			return false;
+		}
+		out->datalen = (size_t) n;
+		return true;
+	}
+	if (record_word(line, len, "key", &rest, &rlen))
+	{
+		const char *sp = memchr(rest, ' ', rlen);
+		size_t		namelen;
+
+		out->kind = CL_EXPORT_KEY;
+		if (sp == NULL)
+		{
+			*err = "key: missing public key";
+			return false;
+		}
+		namelen = (size_t) (sp - rest);
+		if (namelen > CL_MAX_ORIGIN || !valid_name(rest, namelen))
+		{
+			*err = "key: invalid key name";
+			return false;
+		}
+		if (cl_base64_decode(sp + 1, rlen - namelen - 1, out->pubkey,
+							 CL_PUBKEY_LEN) != CL_PUBKEY_LEN)
+		{
+			*err = "key: public key is not the base64 of 32 bytes";
+			return false;
+		}
+		memcpy(out->text, rest, namelen);
+		out->text[namelen] = '\0';
+		return true;
+	}
+	if (record_word(line, len, "origin", &rest, &rlen))
+	{
+		out->kind = CL_EXPORT_ORIGIN;
+		if (rlen > CL_MAX_ORIGIN || !valid_name(rest, rlen))
+		{
+			*err = "origin: invalid origin";
+			return false;
+		}
+		memcpy(out->text, rest, rlen);
+		out->text[rlen] = '\0';
+		return true;
+	}
+	if (record_word(line, len, "end", &rest, &rlen))
+	{
+		out->kind = CL_EXPORT_END;
+		if (!parse_decimal(rest, rlen, &out->count))
+		{
+			*err = "end: invalid leaf count";
+			return false;
+		}
+		return true;
+	}
+	if (record_word(line, len, "consent-ledger-export", &rest, &rlen))
+	{
+		out->kind = CL_EXPORT_HEADER;
+		if (!parse_decimal(rest, rlen, &out->count))
+		{
+			*err = "header: invalid version";
+			return false;
+		}
+		return true;
+	}
+	*err = "unknown record";
+	return false;
+}

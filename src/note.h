@@ -1,0 +1,154 @@
+/*-------------------------------------------------------------------------
+ * note.h
+ *	  Signed checkpoints in the C2SP tlog-checkpoint / signed-note format,
+ *	  base64, key ids, and the export file's line format.
+ *
+ * Pure C99 + libsodium.  No PostgreSQL headers: shared by the extension,
+ * the offline verifier and the fuzzers.  Every parser here takes
+ * untrusted bytes with an explicit length, never reads past it, never
+ * aborts, and reports a short English reason on failure.
+ *
+ * A checkpoint note is exactly:
+ *
+ *	<origin>\n
+ *	<tree size, decimal, no leading zeros>\n
+ *	<root hash, standard base64 with padding>\n
+ *	time <unix seconds, decimal>\n
+ *	prev <base64 SHA-256 of the previous checkpoint's complete note,
+ *		  or of 32 zero bytes for the first checkpoint>\n
+ *	\n
+ *	\u2014 <key name> <base64(4-byte key id || 64-byte Ed25519 signature)>\n
+ *
+ * The signature covers the body: every byte before the blank line,
+ * including the newline that ends the "prev" line.  The key id is the
+ * C2SP one: the first 4 bytes of SHA-256(key name || "\n" || 0x01 ||
+ * 32-byte public key).  A note may carry further signature lines (a
+ * witness's cosignature); unknown ones are ignored.
+ *-------------------------------------------------------------------------
+ */
+#ifndef CL_NOTE_H
+#define CL_NOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "merkle.h"
+
+#define CL_KEY_NAME			"consent_ledger"
+#define CL_PUBKEY_LEN		32
+#define CL_SIG_LEN			64
+#define CL_KEYID_LEN		4
+#define CL_MAX_ORIGIN		255
+#define CL_MAX_NOTE			8192
+#define CL_MAX_SIGLINES		16
+
+/* base64 (RFC 4648 standard alphabet, padded) */
+extern size_t cl_base64_encoded_len(size_t len);	/* without the NUL */
+extern void cl_base64_encode(const uint8_t *in, size_t len, char *out); /* NUL-terminates */
+/* decodes exactly; returns -1 on any bad character, padding or length, else bytes written (<= outmax) */
+extern long cl_base64_decode(const char *in, size_t len, uint8_t *out, size_t outmax);
+
+/* lower-case hex */
+extern void cl_hex_encode(const uint8_t *in, size_t len, char *out);	/* NUL-terminates */
+extern long cl_hex_decode(const char *in, size_t len, uint8_t *out, size_t outmax);
+
+extern void cl_key_id(const char *keyname, const uint8_t pubkey[CL_PUBKEY_LEN],
+					  uint8_t out[CL_KEYID_LEN]);
+
+typedef struct cl_signature
+{
+	char		keyname[64];
+	uint8_t		keyid[CL_KEYID_LEN];
+	uint8_t		sig[CL_SIG_LEN];
+} cl_signature;
+
+typedef struct cl_checkpoint
+{
+	char		origin[CL_MAX_ORIGIN + 1];
+	uint64_t	size;
+	cl_hash		root;
+	int64_t		time;
+	cl_hash		prev;
+	size_t		bodylen;		/* bytes of the note covered by signatures */
+	int			nsigs;
+	cl_signature sigs[CL_MAX_SIGLINES];
+} cl_checkpoint;
+
+/*
+ * Writes the checkpoint body (the signed text, ending in "\n" after the
+ * prev line, without the blank line) into buf; returns its length, or 0
+ * if bufsize is too small or origin is invalid (empty, too long, or
+ * containing a newline, space or '+').
+ */
+extern size_t cl_checkpoint_body(const char *origin, uint64_t size,
+								 const cl_hash root, int64_t time,
+								 const cl_hash prev, char *buf, size_t bufsize);
+
+/*
+ * Appends "\n\u2014 <keyname> <base64(keyid||sig)>\n" after a body to
+ * make the complete note in buf (which holds the body in its first
+ * bodylen bytes).  Returns the note's length or 0 if it does not fit.
+ */
+extern size_t cl_note_append_signature(char *buf, size_t bodylen, size_t bufsize,
+									   const char *keyname,
+									   const uint8_t keyid[CL_KEYID_LEN],
+									   const uint8_t sig[CL_SIG_LEN]);
+
+/* Parses a complete note.  false with *err set on any deviation. */
+extern bool cl_checkpoint_parse(const char *note, size_t len,
+								cl_checkpoint *out, const char **err);
+
+/*
+ * True when some signature line of the note names keyname/keyid of this
+ * public key and its Ed25519 signature over the body verifies.
+ */
+extern bool cl_checkpoint_verify(const cl_checkpoint *cp, const char *note,
+								 const char *keyname,
+								 const uint8_t pubkey[CL_PUBKEY_LEN]);
+
+/* SHA-256 of a complete note: the "prev" of the next checkpoint */
+extern void cl_note_hash(const char *note, size_t len, cl_hash out);
+
+/*-------------------------------------------------------------------------
+ * Export files (consent_ledger.export(), read by consent-ledger-verify).
+ * UTF-8 text, one record per line, "\n" line ends:
+ *
+ *	consent-ledger-export 1
+ *	origin <origin>
+ *	key <keyname> <base64 32-byte Ed25519 public key>		(zero or more)
+ *	leaf <lower-case hex of the leaf's canonical bytes>		(log order)
+ *	checkpoint <base64 of a complete checkpoint note>		(chain order)
+ *	end <number of leaf lines>
+ *
+ * Record kinds appear in that order; "key", "leaf" and "checkpoint" may
+ * repeat.  Leaf i is the i-th leaf line (0-based).
+ *-------------------------------------------------------------------------
+ */
+typedef enum cl_export_kind
+{
+	CL_EXPORT_HEADER,
+	CL_EXPORT_ORIGIN,
+	CL_EXPORT_KEY,
+	CL_EXPORT_LEAF,
+	CL_EXPORT_CHECKPOINT,
+	CL_EXPORT_END
+} cl_export_kind;
+
+typedef struct cl_export_line
+{
+	cl_export_kind kind;
+	/* ORIGIN: origin;  KEY: keyname and pubkey;  END: count */
+	char		text[CL_MAX_ORIGIN + 1];
+	uint8_t		pubkey[CL_PUBKEY_LEN];
+	uint64_t	count;
+	/* LEAF: decoded leaf bytes;  CHECKPOINT: decoded note; malloc'd, caller frees */
+	uint8_t    *data;
+	size_t		datalen;
+} cl_export_line;
+
+/* Parses one line (without its "\n"). */
+extern bool cl_export_parse_line(const char *line, size_t len,
+								 cl_export_line *out, const char **err);
+
+#endif							/* CL_NOTE_H */

@@ -1,0 +1,668 @@
+/*-------------------------------------------------------------------------
+ * seal.c
+ *	  Sealing: a launcher and one sealer worker per database move
+ *	  committed pending records into the log and sign checkpoints.
+ *
+ * The launcher (a static background worker connected to no database)
+ * starts a sealer for every connectable database when the server starts,
+ * and again whenever a backend asks for one (a ledger commit or
+ * consent_ledger.seal() in a database whose sealer is not running).  A
+ * sealer that finds no consent_ledger in its database exits and is not
+ * restarted until asked.
+ *
+ * A sealing round is one transaction of the sealer's own.  It takes
+ * ExclusiveLock on consent_ledger.log (so no two rounds ever interleave,
+ * even if two sealers were to run for one database) and then a fresh
+ * snapshot, so it sees every pending record committed before the round
+ * began.  For each ledger it appends the pending records' leaves to the
+ * log in (txn, first_ord) order, extends the RFC 9162 frontier kept with
+ * the last checkpoint, signs the new checkpoint, chains it to the
+ * previous one, and deletes the pending records it sealed.  The log's
+ * order is the order of sealing; it need not equal commit order.
+ *
+ * DROP DATABASE, ALTER DATABASE and CREATE DATABASE ... TEMPLATE need the
+ * database free of connections: guard.c calls cl_seal_block_database(),
+ * which stops that database's sealer and keeps it stopped for a while.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_database.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_seal);
+
+#define LAUNCHER_NAP_MS		10000
+#define BLOCK_SECONDS		10
+
+static ClSealSlot *my_slot = NULL;
+static uint64 last_round_sealed = 0;
+
+/* Slot of a database, allocating one if asked; caller holds cl_shared->lock. */
+static ClSealSlot *
+slot_for(Oid dboid, bool create)
+{
+	ClSealSlot *free_slot = NULL;
+
+	for (int i = 0; i < CL_MAX_DATABASES; i++)
+	{
+		ClSealSlot *s = &cl_shared->slots[i];
+
+		if (s->dboid == dboid)
+			return s;
+		if (!OidIsValid(s->dboid) && free_slot == NULL)
+			free_slot = s;
+	}
+	if (!create || free_slot == NULL)
+		return NULL;
+	memset(free_slot, 0, sizeof(ClSealSlot));
+	free_slot->dboid = dboid;
+	return free_slot;
+}
+
+/*
+ * Makes sure a sealer runs for the database: cheap when it already does
+ * (one unlocked read), otherwise flags it wanted and wakes the launcher.
+ */
+void
+cl_seal_wake(Oid dboid)
+{
+	ClSealSlot *s;
+	Latch	   *launcher = NULL;
+
+	if (cl_shared == NULL)
+		return;
+	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+	s = slot_for(dboid, true);
+	if (s != NULL && s->pid == 0)
+	{
+		s->wanted = true;
+		s->absent = false;
+		launcher = cl_shared->launcher_latch;
+	}
+	LWLockRelease(cl_shared->lock);
+	if (launcher)
+		SetLatch(launcher);
+}
+
+/*
+ * Stops the sealer of a database and keeps it from restarting for
+ * BLOCK_SECONDS, so that a command needing the database to itself can
+ * proceed.  Waits up to 5 s for the sealer to exit.
+ */
+void
+cl_seal_block_database(Oid dboid)
+{
+	ClSealSlot *s;
+	pid_t		pid = 0;
+
+	if (cl_shared == NULL || !OidIsValid(dboid))
+		return;
+	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+	s = slot_for(dboid, true);
+	if (s != NULL)
+	{
+		s->blocked_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   BLOCK_SECONDS * 1000);
+		pid = s->pid;
+	}
+	LWLockRelease(cl_shared->lock);
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 500; i++)
+	{
+		bool		gone;
+
+		LWLockAcquire(cl_shared->lock, LW_SHARED);
+		gone = (s->pid != pid);
+		LWLockRelease(cl_shared->lock);
+		if (gone)
+			break;
+		pg_usleep(10000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+void
+cl_seal_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "consent_ledger");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cl_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "consent_ledger launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "consent_ledger launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+static bool
+start_sealer(Oid dboid)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker.bgw_notify_pid = MyProcPid;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "consent_ledger");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cl_sealer_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "consent_ledger sealer for database %u", dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "consent_ledger sealer");
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+/* Connectable, non-template databases, read from the shared catalog. */
+static List *
+list_databases(void)
+{
+	List	   *result = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext outer = CurrentMemoryContext;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!db->datallowconn || db->datistemplate)
+			continue;
+		old = MemoryContextSwitchTo(outer);
+		result = lappend_oid(result, db->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return result;
+}
+
+void
+cl_launcher_main(Datum arg)
+{
+	bool		first = true;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+	cl_shared->launcher_latch = MyLatch;
+	LWLockRelease(cl_shared->lock);
+
+	for (;;)
+	{
+		List	   *dbs;
+		ListCell   *lc;
+		TimestampTz now = GetCurrentTimestamp();
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		dbs = list_databases();
+		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+		/* forget databases that are gone */
+		for (int i = 0; i < CL_MAX_DATABASES; i++)
+		{
+			ClSealSlot *s = &cl_shared->slots[i];
+
+			if (OidIsValid(s->dboid) && s->pid == 0 && !list_member_oid(dbs, s->dboid))
+				memset(s, 0, sizeof(ClSealSlot));
+		}
+		foreach(lc, dbs)
+		{
+			Oid			dboid = lfirst_oid(lc);
+			ClSealSlot *s = slot_for(dboid, true);
+
+			if (s == NULL)
+			{
+				ereport(WARNING,
+						(errmsg("consent_ledger can seal at most %d databases", CL_MAX_DATABASES)));
+				break;
+			}
+			if (s->pid != 0 || s->blocked_until > now)
+				continue;
+			if (!first && s->absent && !s->wanted)
+				continue;
+			s->wanted = false;
+			s->pid = -1;		/* starting */
+			if (!start_sealer(dboid))
+				s->pid = 0;
+		}
+		LWLockRelease(cl_shared->lock);
+		list_free(dbs);
+		first = false;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(LAUNCHER_NAP_MS, BLOCK_SECONDS * 1000 / 2), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+static void
+sealer_exit(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+	}
+	LWLockRelease(cl_shared->lock);
+	ConditionVariableBroadcast(&cl_shared->sealed_cv);
+}
+
+static int64
+unix_seconds(TimestampTz ts)
+{
+	return (int64) (ts / USECS_PER_SEC) +
+		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
+}
+
+static Datum
+bytea_datum(const void *p, size_t len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), p, len);
+	return PointerGetDatum(b);
+}
+
+/* Records the running key (and its endorsement, if any) in consent_ledger.keys. */
+static void
+record_key(void)
+{
+	char		hex[CL_KEYID_LEN * 2 + 1];
+	Oid			types[3] = {TEXTOID, BYTEAOID, TEXTOID};
+	Datum		vals[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	const char *rotation = cl_keys_rotation_note();
+
+	cl_hex_encode(cl_keys_id(), CL_KEYID_LEN, hex);
+	vals[0] = CStringGetTextDatum(hex);
+	if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.keys WHERE key_id OPERATOR(pg_catalog.=) $1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.keys");
+	if (SPI_processed > 0)
+		return;
+	vals[1] = bytea_datum(cl_keys_public(), CL_PUBKEY_LEN);
+	if (rotation)
+		vals[2] = CStringGetTextDatum(rotation);
+	else
+		nulls[2] = 'n';
+	if (SPI_execute_with_args("INSERT INTO consent_ledger.keys (key_id, public_key, first_seen, endorsement) "
+							  "VALUES ($1, $2, pg_catalog.now(), $3)",
+							  3, types, vals, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the signing key");
+}
+
+/*
+ * Seals one ledger: appends its committed pending records to the log and
+ * signs a checkpoint over the new tree.  Also writes the first (empty)
+ * checkpoint of a new ledger, which anchors its origin.  Returns the
+ * number of leaves sealed.
+ */
+static uint64
+seal_ledger(int32 ledger_id, const char *origin)
+{
+	Oid			types[6] = {INT4OID, INT8OID, INT8OID, INT4OID, INT4OID, BYTEAOID};
+	Datum		vals[9];
+	cl_frontier frontier;
+	cl_hash		prev;
+	cl_hash		root;
+	int64		seq = 0;
+	uint64		sealed = 0;
+	bool		have_checkpoint;
+	SPITupleTable *pend;
+	uint64		npend;
+
+	vals[0] = Int32GetDatum(ledger_id);
+	if (SPI_execute_with_args("SELECT seq, note, frontier FROM consent_ledger.checkpoints "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	have_checkpoint = SPI_processed > 0;
+	if (have_checkpoint)
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+		text	   *note;
+		bytea	   *fr;
+
+		seq = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		note = DatumGetTextPP(SPI_getbinval(t, d, 2, &isnull));
+		fr = DatumGetByteaPP(SPI_getbinval(t, d, 3, &isnull));
+		cl_note_hash(VARDATA_ANY(note), VARSIZE_ANY_EXHDR(note), prev);
+		if (!cl_frontier_deserialize((uint8_t *) VARDATA_ANY(fr), VARSIZE_ANY_EXHDR(fr), &frontier))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored frontier of ledger %d is corrupt", ledger_id),
+					 errhint("Run consent_ledger.verify() on the ledger.")));
+	}
+	else
+	{
+		cl_frontier_init(&frontier);
+		memset(prev, 0, sizeof(prev));
+	}
+
+	if (SPI_execute_with_args("SELECT ctid, txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY txn, first_ord",
+							  1, types, vals, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.pending");
+	pend = SPI_tuptable;
+	npend = SPI_processed;
+	if (npend == 0 && have_checkpoint)
+		return 0;
+
+	for (uint64 i = 0; i < npend; i++)
+	{
+		HeapTuple	t = pend->vals[i];
+		TupleDesc	d = pend->tupdesc;
+		bool		isnull;
+		Datum		ctid = SPI_getbinval(t, d, 1, &isnull);
+		int64		txn = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+		int32		n = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
+		bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 5, &isnull));
+		const uint8_t *p = (const uint8_t *) VARDATA_ANY(leaves);
+		Oid			ltypes[6] = {INT4OID, INT8OID, INT8OID, INT4OID, INT4OID, BYTEAOID};
+		Datum		lvals[6];
+		Oid			tidtype[1] = {TIDOID};
+
+		if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("pending record of ledger %d, transaction " INT64_FORMAT " is corrupt",
+							ledger_id, txn)));
+		for (int32 k = 0; k < n; k++)
+			cl_frontier_append(&frontier, p + (Size) k * CL_HASH_LEN);
+
+		lvals[0] = Int32GetDatum(ledger_id);
+		lvals[1] = Int64GetDatum((int64) (frontier.size - (uint64) n));
+		lvals[2] = Int64GetDatum(txn);
+		lvals[3] = Int32GetDatum(first_ord);
+		lvals[4] = Int32GetDatum(n);
+		lvals[5] = PointerGetDatum(leaves);
+		if (SPI_execute_with_args("INSERT INTO consent_ledger.log "
+								  "(ledger_id, first_leaf, txn, first_ord, nleaves, leaves) "
+								  "VALUES ($1, $2, $3, $4, $5, $6)",
+								  6, ltypes, lvals, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not append to consent_ledger.log");
+		if (SPI_execute_with_args("DELETE FROM consent_ledger.pending WHERE ctid OPERATOR(pg_catalog.=) $1",
+								  1, tidtype, &ctid, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete from consent_ledger.pending");
+		sealed += (uint64) n;
+	}
+
+	/* sign the new checkpoint */
+	{
+		char		note[CL_MAX_NOTE];
+		char		hex[CL_KEYID_LEN * 2 + 1];
+		uint8_t		sig[CL_SIG_LEN];
+		size_t		bodylen;
+		size_t		notelen;
+		TimestampTz now = GetCurrentTimestamp();
+		int64		secs = unix_seconds(now);
+		size_t		flen = cl_frontier_serialized_len(frontier.size);
+		uint8_t    *fbuf = palloc(flen);
+		Oid			ctypes[9] = {INT4OID, INT8OID, INT8OID, BYTEAOID, TIMESTAMPTZOID,
+		BYTEAOID, TEXTOID, TEXTOID, BYTEAOID};
+
+		cl_frontier_root(&frontier, root);
+		bodylen = cl_checkpoint_body(origin, frontier.size, root, secs, prev, note, sizeof(note));
+		if (bodylen == 0)
+			elog(ERROR, "could not format checkpoint of ledger %d", ledger_id);
+		cl_keys_sign((const uint8_t *) note, bodylen, sig);
+		notelen = cl_note_append_signature(note, bodylen, sizeof(note), CL_KEY_NAME,
+										   cl_keys_id(), sig);
+		if (notelen == 0)
+			elog(ERROR, "could not format checkpoint of ledger %d", ledger_id);
+		note[notelen] = '\0';
+		cl_frontier_serialize(&frontier, fbuf);
+		cl_hex_encode(cl_keys_id(), CL_KEYID_LEN, hex);
+
+		vals[0] = Int32GetDatum(ledger_id);
+		vals[1] = Int64GetDatum(seq + 1);
+		vals[2] = Int64GetDatum((int64) frontier.size);
+		vals[3] = bytea_datum(root, CL_HASH_LEN);
+		vals[4] = TimestampTzGetDatum(now - (now % USECS_PER_SEC));
+		vals[5] = bytea_datum(prev, CL_HASH_LEN);
+		vals[6] = CStringGetTextDatum(hex);
+		vals[7] = CStringGetTextDatum(note);
+		vals[8] = bytea_datum(fbuf, flen);
+		if (SPI_execute_with_args("INSERT INTO consent_ledger.checkpoints "
+								  "(ledger_id, seq, tree_size, root, signed_at, prev, key_id, note, frontier) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+								  9, ctypes, vals, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into consent_ledger.checkpoints");
+	}
+	return sealed;
+}
+
+/*
+ * One sealing round over every ledger of the database.  Returns false when
+ * the extension is not installed here.
+ */
+static bool
+seal_round(void)
+{
+	bool		present;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	present = cl_extension_present();
+	last_round_sealed = 0;
+	if (present)
+	{
+		List	   *ledgers;
+		ListCell   *lc;
+
+		pgstat_report_activity(STATE_RUNNING, "sealing");
+		LockRelationOid(cl_internal_relid("log"), ExclusiveLock);
+		/* a snapshot taken after the lock sees every earlier round's work */
+		PopActiveSnapshot();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		record_key();
+		ledgers = cl_ledger_list();
+		foreach(lc, ledgers)
+		{
+			ClLedgerInfo *info = lfirst(lc);
+
+			last_round_sealed += seal_ledger(info->ledger_id, info->origin);
+		}
+		SPI_finish();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return present;
+}
+
+void
+cl_sealer_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+	my_slot = slot_for(dboid, true);
+	if (my_slot == NULL || my_slot->blocked_until > GetCurrentTimestamp())
+	{
+		if (my_slot && my_slot->pid == -1)
+			my_slot->pid = 0;
+		my_slot = NULL;
+		LWLockRelease(cl_shared->lock);
+		proc_exit(0);
+	}
+	my_slot->pid = MyProcPid;
+	my_slot->latch = MyLatch;
+	LWLockRelease(cl_shared->lock);
+	before_shmem_exit(sealer_exit, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	for (;;)
+	{
+		uint64		request;
+		bool		present;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		LWLockAcquire(cl_shared->lock, LW_SHARED);
+		request = my_slot->requested;
+		LWLockRelease(cl_shared->lock);
+
+		present = seal_round();
+
+		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+		my_slot->completed = request;
+		my_slot->last_sealed = last_round_sealed;
+		if (!present)
+			my_slot->absent = true;
+		LWLockRelease(cl_shared->lock);
+		ConditionVariableBroadcast(&cl_shared->sealed_cv);
+		if (!present)
+			proc_exit(0);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 cl_seal_interval_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * consent_ledger.seal(): asks this database's sealer for a round and waits
+ * until a round that started after the request has committed.  Seals
+ * what was committed before the call (not the caller's own open
+ * transaction).  Returns the number of rows that round sealed.
+ */
+Datum
+cl_seal(PG_FUNCTION_ARGS)
+{
+	ClSealSlot *s;
+	uint64		target = 0;
+	uint64		sealed = 0;
+	TimestampTz deadline;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot seal ledgers during recovery"),
+				 errhint("Sealing happens on the primary; a standby receives its checkpoints by replication.")));
+	if (cl_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), cl_seal_timeout_ms);
+	ConditionVariablePrepareToSleep(&cl_shared->sealed_cv);
+	for (;;)
+	{
+		Latch	   *latch = NULL;
+		bool		done = false;
+		bool		need_launch = false;
+
+		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+		s = slot_for(MyDatabaseId, true);
+		if (s == NULL)
+		{
+			LWLockRelease(cl_shared->lock);
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("consent_ledger can seal at most %d databases", CL_MAX_DATABASES)));
+		}
+		if (s->pid > 0)
+		{
+			if (target == 0)
+				target = ++s->requested;
+			latch = s->latch;
+			done = (s->completed >= target);
+			sealed = s->last_sealed;
+		}
+		else if (s->pid == 0)
+		{
+			s->wanted = true;
+			s->absent = false;
+			need_launch = true;
+		}
+		LWLockRelease(cl_shared->lock);
+
+		if (done)
+			break;
+		if (latch)
+			SetLatch(latch);
+		if (need_launch && cl_shared->launcher_latch)
+			SetLatch(cl_shared->launcher_latch);
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("timed out waiting for the consent_ledger sealer"),
+					 errdetail("No sealing round finished within consent_ledger.seal_timeout (%d ms).",
+							   cl_seal_timeout_ms),
+					 errhint("Check the server log for sealer errors.")));
+		}
+		(void) ConditionVariableTimedSleep(&cl_shared->sealed_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_INT64((int64) sealed);
+}

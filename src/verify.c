@@ -1,0 +1,1115 @@
+/*-------------------------------------------------------------------------
+ * verify.c
+ *	  What auditors run: verify(), checkpoint(), verify_checkpoint(),
+ *	  inclusion and consistency proofs, export() and leaf_data().
+ *
+ * Everything is recomputed from the rows themselves.  A ledger's state is
+ * read under one snapshot (the statement's), so a sealing round that
+ * moves records from "pending" to "log" is seen either wholly before or
+ * wholly after.  The ledger table is read with a heap scan, not a query:
+ * row-level security, rules and the caller's search_path play no part.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_verify);
+PG_FUNCTION_INFO_V1(cl_sql_checkpoint);
+PG_FUNCTION_INFO_V1(cl_verify_checkpoint);
+PG_FUNCTION_INFO_V1(cl_sql_inclusion_proof);
+PG_FUNCTION_INFO_V1(cl_sql_consistency_proof);
+PG_FUNCTION_INFO_V1(cl_export);
+PG_FUNCTION_INFO_V1(cl_leaf_data);
+PG_FUNCTION_INFO_V1(cl_public_key);
+PG_FUNCTION_INFO_V1(cl_sql_key_id);
+PG_FUNCTION_INFO_V1(cl_verifier_key);
+
+#define MAX_SUSPECTS 64
+
+/* A run of consecutive positions held by one pending or log record. */
+typedef struct Chunk
+{
+	int64		txn;
+	int32		first_ord;
+	int32		n;
+	uint64		first_pos;
+	bool		pending;
+} Chunk;
+
+typedef struct TxnEntry
+{
+	int64		txn;			/* hash key */
+	int			first_chunk;	/* index into chunks, chunks of a txn adjacent */
+	int			nchunks;
+} TxnEntry;
+
+typedef struct Checkpoint
+{
+	int64		seq;
+	uint64		size;
+	cl_hash		root;
+	char	   *key_id;
+	char	   *note;
+} Checkpoint;
+
+typedef struct Suspect
+{
+	uint64		pos;			/* where its stamp places it */
+	HeapTuple	tuple;
+} Suspect;
+
+/* Everything known about one ledger under the current snapshot. */
+typedef struct LedgerState
+{
+	ClLedgerInfo *info;
+	Relation	rel;
+	uint64		nsealed;		/* leaves in the log */
+	uint64		npending;		/* leaves in pending records */
+	cl_hash    *expected;		/* nsealed + npending hashes, log order then pending */
+	Chunk	   *chunks;
+	int			nchunks;
+	HTAB	   *txns;
+	List	   *checkpoints;	/* Checkpoint *, seq order */
+	/* results of the row scan */
+	cl_hash    *actual;			/* recomputed, per position */
+	bool	   *seen;
+	uint64		first_problem;	/* position, or PG_UINT64_MAX */
+	char	   *problem;
+	int64		nproblems;
+	Suspect		suspects[MAX_SUSPECTS];
+	int			nsuspects;
+} LedgerState;
+
+static void
+note_problem(LedgerState *st, uint64 pos, const char *fmt,...) pg_attribute_printf(3, 4);
+
+static void
+note_problem(LedgerState *st, uint64 pos, const char *fmt,...)
+{
+	va_list		args;
+	StringInfoData buf;
+
+	st->nproblems++;
+	if (st->problem != NULL && pos >= st->first_problem)
+		return;
+	initStringInfo(&buf);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	st->first_problem = pos;
+	st->problem = buf.data;
+}
+
+static ClLedgerInfo *
+ledger_or_error(Oid relid)
+{
+	ClLedgerInfo *info = cl_ledger_lookup(relid);
+
+	if (info == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a ledger table",
+						get_rel_name(relid) ? get_rel_name(relid) : "?"),
+				 errhint("Use consent_ledger.create_ledger() to make it one.")));
+	return info;
+}
+
+/* Loads the log and pending records of a ledger (SPI connected). */
+static void
+load_records(LedgerState *st)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
+	int			capacity = 64;
+	uint64		total = 0;
+	uint64		cap_leaves = 1024;
+	HASHCTL		ctl;
+
+	st->chunks = palloc(sizeof(Chunk) * capacity);
+	st->expected = palloc_extended(sizeof(cl_hash) * cap_leaves, MCXT_ALLOC_HUGE);
+
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const char *sql = pass == 0 ?
+		"SELECT first_leaf, txn, first_ord, nleaves, leaves FROM consent_ledger.log "
+		"WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY first_leaf" :
+		"SELECT NULL::bigint, txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
+		"WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY txn, first_ord";
+		Portal		portal;
+
+		portal = SPI_cursor_open_with_args(NULL, sql, 1, types, vals, NULL, true, 0);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 1000);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	t = SPI_tuptable->vals[i];
+				TupleDesc	d = SPI_tuptable->tupdesc;
+				bool		isnull;
+				int64		first_leaf = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+				int64		txn = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+				int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+				int32		n = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
+				bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 5, &isnull));
+				Chunk	   *c;
+
+				if (pass == 0 && (uint64) first_leaf != total)
+				{
+					note_problem(st, total,
+								 "log corrupted at leaf " UINT64_FORMAT ": the next log record starts at leaf " INT64_FORMAT,
+								 total, first_leaf);
+					continue;
+				}
+				if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
+				{
+					note_problem(st, total,
+								 "log corrupted at leaf " UINT64_FORMAT ": a record of transaction " INT64_FORMAT " has a malformed leaf list",
+								 total, txn);
+					continue;
+				}
+				if (st->nchunks == capacity)
+				{
+					capacity *= 2;
+					st->chunks = repalloc_huge(st->chunks, sizeof(Chunk) * capacity);
+				}
+				c = &st->chunks[st->nchunks++];
+				c->txn = txn;
+				c->first_ord = first_ord;
+				c->n = n;
+				c->first_pos = total;
+				c->pending = (pass == 1);
+				while (total + n > cap_leaves)
+				{
+					cap_leaves *= 2;
+					st->expected = repalloc_huge(st->expected, sizeof(cl_hash) * cap_leaves);
+				}
+				memcpy(st->expected[total], VARDATA_ANY(leaves), (Size) n * CL_HASH_LEN);
+				total += n;
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+		if (pass == 0)
+			st->nsealed = total;
+		else
+			st->npending = total - st->nsealed;
+	}
+
+	/* txn -> chunks; chunks of one txn are adjacent within log or pending */
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(TxnEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	st->txns = hash_create("consent_ledger verify txns", Max(st->nchunks, 16), &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < st->nchunks; i++)
+	{
+		bool		found;
+		TxnEntry   *e = hash_search(st->txns, &st->chunks[i].txn, HASH_ENTER, &found);
+
+		if (!found)
+		{
+			e->first_chunk = i;
+			e->nchunks = 1;
+		}
+		else if (e->first_chunk + e->nchunks == i)
+			e->nchunks++;
+		else
+			note_problem(st, st->chunks[i].first_pos,
+						 "log corrupted at leaf " UINT64_FORMAT ": transaction " INT64_FORMAT " appears twice",
+						 st->chunks[i].first_pos, st->chunks[i].txn);
+	}
+}
+
+/* Position of (txn, ord), or PG_UINT64_MAX. */
+static uint64
+position_of(LedgerState *st, int64 txn, int32 ord)
+{
+	TxnEntry   *e = hash_search(st->txns, &txn, HASH_FIND, NULL);
+
+	if (e == NULL)
+		return PG_UINT64_MAX;
+	for (int i = 0; i < e->nchunks; i++)
+	{
+		Chunk	   *c = &st->chunks[e->first_chunk + i];
+
+		if (ord >= c->first_ord && ord - c->first_ord < c->n)
+			return c->first_pos + (uint64) (ord - c->first_ord);
+	}
+	return PG_UINT64_MAX;
+}
+
+/* The chunk holding a position (binary search; chunks are in position order). */
+static Chunk *
+chunk_at(LedgerState *st, uint64 pos)
+{
+	int			lo = 0,
+				hi = st->nchunks - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		Chunk	   *c = &st->chunks[mid];
+
+		if (pos < c->first_pos)
+			hi = mid - 1;
+		else if (pos >= c->first_pos + (uint64) c->n)
+			lo = mid + 1;
+		else
+			return c;
+	}
+	return NULL;
+}
+
+static void
+hash_row(ClRowEncoder *enc, StringInfo buf, HeapTuple tup, int64 txn, int32 ord, cl_hash out)
+{
+	resetStringInfo(buf);
+	cl_encode_row(enc, tup, txn, ord, buf);
+	cl_leaf_hash((const uint8_t *) buf->data, buf->len, out);
+}
+
+/*
+ * Reads every row of the ledger, recomputes its leaf hash and checks it
+ * against the log: a row whose stamp names no record is "extra", two rows
+ * with one stamp make the second "extra", a position no row fills is
+ * "missing", a hash that differs is "changed" -- or "reordered" when the
+ * row's content belongs at another position that also failed.
+ */
+static void
+scan_rows(LedgerState *st)
+{
+	uint64		total = st->nsealed + st->npending;
+	ClRowEncoder *enc;
+	StringInfoData buf;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	TupleDesc	desc = RelationGetDescr(st->rel);
+	uint64		nrows = 0;
+
+	st->actual = palloc_extended(sizeof(cl_hash) * Max(total, 1), MCXT_ALLOC_HUGE);
+	st->seen = palloc_extended(sizeof(bool) * Max(total, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	enc = cl_encoder_create(desc, CurrentMemoryContext);
+	initStringInfo(&buf);
+
+	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		n1,
+					n2;
+		Datum		d1 = heap_getattr(tup, st->info->txn_attnum, desc, &n1);
+		Datum		d2 = heap_getattr(tup, st->info->ord_attnum, desc, &n2);
+		int64		txn;
+		int32		ord;
+		uint64		pos;
+
+		CHECK_FOR_INTERRUPTS();
+		if ((++nrows % 1000000) == 0)
+			ereport(NOTICE,
+					(errmsg("verify of \"%s\": " UINT64_FORMAT " rows read",
+							RelationGetRelationName(st->rel), nrows)));
+		if (n1 || n2)
+		{
+			note_problem(st, total,
+						 "extra row at ctid (%u,%u): it has no ledger stamp",
+						 ItemPointerGetBlockNumber(&tup->t_self),
+						 ItemPointerGetOffsetNumber(&tup->t_self));
+			continue;
+		}
+		txn = DatumGetInt64(d1);
+		ord = DatumGetInt32(d2);
+		pos = position_of(st, txn, ord);
+		if (pos == PG_UINT64_MAX)
+		{
+			note_problem(st, total,
+						 "extra row at ctid (%u,%u): transaction " INT64_FORMAT " ordinal %d is in no sealed or pending record",
+						 ItemPointerGetBlockNumber(&tup->t_self),
+						 ItemPointerGetOffsetNumber(&tup->t_self), txn, ord);
+			continue;
+		}
+		if (st->seen[pos])
+		{
+			note_problem(st, pos,
+						 "extra row at leaf " UINT64_FORMAT ": a second row, at ctid (%u,%u), claims the same position",
+						 pos, ItemPointerGetBlockNumber(&tup->t_self),
+						 ItemPointerGetOffsetNumber(&tup->t_self));
+			continue;
+		}
+		st->seen[pos] = true;
+		hash_row(enc, &buf, tup, txn, ord, st->actual[pos]);
+		if (memcmp(st->actual[pos], st->expected[pos], CL_HASH_LEN) != 0)
+		{
+			if (st->nsuspects < MAX_SUSPECTS)
+			{
+				st->suspects[st->nsuspects].pos = pos;
+				st->suspects[st->nsuspects].tuple = heap_copytuple(tup);
+				st->nsuspects++;
+			}
+			else
+				note_problem(st, pos, "changed at leaf " UINT64_FORMAT ": the row does not hash to its log entry", pos);
+		}
+	}
+	table_endscan(scan);
+
+	/* reordered rows: content that hashes correctly at another failed position */
+	for (int i = 0; i < st->nsuspects; i++)
+	{
+		Suspect    *s = &st->suspects[i];
+		bool		placed = false;
+
+		for (int j = 0; j < st->nsuspects && !placed; j++)
+		{
+			Chunk	   *c;
+			uint64		q = st->suspects[j].pos;
+			cl_hash		h;
+
+			if (j == i || (c = chunk_at(st, q)) == NULL)
+				continue;
+			hash_row(enc, &buf, s->tuple, c->txn, c->first_ord + (int32) (q - c->first_pos), h);
+			if (memcmp(h, st->expected[q], CL_HASH_LEN) == 0)
+			{
+				note_problem(st, Min(s->pos, q),
+							 "reordered at leaf " UINT64_FORMAT ": the row there holds the content of leaf " UINT64_FORMAT,
+							 s->pos, q);
+				placed = true;
+			}
+		}
+		if (!placed)
+			note_problem(st, s->pos, "changed at leaf " UINT64_FORMAT ": the row does not hash to its log entry", s->pos);
+	}
+
+	for (uint64 pos = 0; pos < total; pos++)
+		if (!st->seen[pos])
+		{
+			note_problem(st, pos, "missing at leaf " UINT64_FORMAT ": no row of transaction " INT64_FORMAT " holds it",
+						 pos, chunk_at(st, pos) ? chunk_at(st, pos)->txn : 0);
+			break;
+		}
+	cl_encoder_free(enc);
+}
+
+/* The public key of a key id, from consent_ledger.keys (SPI connected). */
+static bool
+lookup_key(const char *key_id, uint8_t pk[CL_PUBKEY_LEN])
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(key_id)};
+	bool		isnull;
+	bytea	   *b;
+
+	if (SPI_execute_with_args("SELECT public_key FROM consent_ledger.keys WHERE key_id OPERATOR(pg_catalog.=) $1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed == 0)
+		return false;
+	b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull || VARSIZE_ANY_EXHDR(b) != CL_PUBKEY_LEN)
+		return false;
+	memcpy(pk, VARDATA_ANY(b), CL_PUBKEY_LEN);
+	return true;
+}
+
+/* True when some signature of a note verifies under a key recorded here. */
+static bool
+note_signed_by_known_key(const cl_checkpoint *cp, const char *note)
+{
+	for (int i = 0; i < cp->nsigs; i++)
+	{
+		char		hex[CL_KEYID_LEN * 2 + 1];
+		uint8_t		pk[CL_PUBKEY_LEN];
+
+		cl_hex_encode(cp->sigs[i].keyid, CL_KEYID_LEN, hex);
+		if (lookup_key(hex, pk) &&
+			cl_checkpoint_verify(cp, note, cp->sigs[i].keyname, pk))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Checks every stored checkpoint: well-formed, signed by a recorded key,
+ * chained to the previous one, and its root equal to the root of the
+ * log's leaves at its size.
+ */
+static void
+check_checkpoints(LedgerState *st)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
+	cl_hash		prev;
+	cl_frontier f;
+	int64		expect_seq = 1;
+	uint64		last_size = 0;
+	List	   *rows = NIL;
+	ListCell   *lc;
+
+	memset(prev, 0, sizeof(prev));
+	if (SPI_execute_with_args("SELECT seq, note FROM consent_ledger.checkpoints "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
+							  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Checkpoint *c = palloc0(sizeof(Checkpoint));
+
+		c->seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		c->note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		rows = lappend(rows, c);
+	}
+
+	cl_frontier_init(&f);
+	foreach(lc, rows)
+	{
+		Checkpoint *c = lfirst(lc);
+		cl_checkpoint cp;
+		const char *err;
+		cl_hash		root;
+		size_t		len = strlen(c->note);
+
+		if (c->seq != expect_seq)
+		{
+			note_problem(st, last_size, "broken checkpoint chain: checkpoint " INT64_FORMAT " follows " INT64_FORMAT,
+						 c->seq, expect_seq - 1);
+			break;
+		}
+		expect_seq++;
+		if (!cl_checkpoint_parse(c->note, len, &cp, &err))
+		{
+			note_problem(st, last_size, "bad checkpoint " INT64_FORMAT ": %s", c->seq, err);
+			break;
+		}
+		c->size = cp.size;
+		memcpy(c->root, cp.root, CL_HASH_LEN);
+		if (strcmp(cp.origin, st->info->origin) != 0)
+			note_problem(st, last_size, "bad checkpoint " INT64_FORMAT ": it names another ledger", c->seq);
+		if (!note_signed_by_known_key(&cp, c->note))
+			note_problem(st, last_size, "bad signature on checkpoint " INT64_FORMAT " (tree size " UINT64_FORMAT ")",
+						 c->seq, cp.size);
+		if (memcmp(cp.prev, prev, CL_HASH_LEN) != 0)
+			note_problem(st, last_size, "broken checkpoint chain at checkpoint " INT64_FORMAT ": it does not commit to the previous checkpoint",
+						 c->seq);
+		cl_note_hash(c->note, len, prev);
+		if (cp.size < last_size)
+		{
+			note_problem(st, cp.size, "broken checkpoint chain at checkpoint " INT64_FORMAT ": the tree shrank from " UINT64_FORMAT " to " UINT64_FORMAT,
+						 c->seq, last_size, cp.size);
+			break;
+		}
+		if (cp.size > st->nsealed)
+		{
+			note_problem(st, st->nsealed, "missing at leaf " UINT64_FORMAT ": checkpoint " INT64_FORMAT " covers " UINT64_FORMAT " leaves but the log holds " UINT64_FORMAT,
+						 st->nsealed, c->seq, cp.size, st->nsealed);
+			break;
+		}
+		while (f.size < cp.size)
+			cl_frontier_append(&f, st->expected[f.size]);
+		cl_frontier_root(&f, root);
+		if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
+			note_problem(st, last_size,
+						 "changed between leaf " UINT64_FORMAT " and leaf " UINT64_FORMAT ": the log does not match the signed root of checkpoint " INT64_FORMAT,
+						 last_size, cp.size - 1, c->seq);
+		last_size = cp.size;
+	}
+	if (rows != NIL && last_size < st->nsealed)
+		note_problem(st, last_size, "extra at leaf " UINT64_FORMAT ": the log holds " UINT64_FORMAT " leaves but the last checkpoint covers " UINT64_FORMAT,
+					 last_size, st->nsealed, last_size);
+	st->checkpoints = rows;
+}
+
+static LedgerState *
+load_ledger(ClLedgerInfo *info, bool rows)
+{
+	LedgerState *st = palloc0(sizeof(LedgerState));
+
+	st->info = info;
+	st->first_problem = PG_UINT64_MAX;
+	st->rel = table_open(info->relid, AccessShareLock);
+	load_records(st);
+	check_checkpoints(st);
+	if (rows)
+		scan_rows(st);
+	return st;
+}
+
+static void
+release_ledger(LedgerState *st)
+{
+	table_close(st->rel, AccessShareLock);
+}
+
+/*
+ * consent_ledger.verify(relation regclass DEFAULT NULL)
+ *	 RETURNS TABLE (relation, rows, pending, valid, problem)
+ */
+Datum
+cl_verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *ledgers;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		ledgers = cl_ledger_list();
+	else
+		ledgers = list_make1(ledger_or_error(PG_GETARG_OID(0)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, ledgers)
+	{
+		ClLedgerInfo *info = lfirst(lc);
+		LedgerState *st;
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		if (PG_ARGISNULL(0) && info->retired && get_rel_name(info->relid) == NULL)
+			continue;			/* retired and dropped */
+		st = load_ledger(info, true);
+		values[0] = ObjectIdGetDatum(info->relid);
+		values[1] = Int64GetDatum((int64) (st->nsealed + st->npending));
+		values[2] = Int64GetDatum((int64) st->npending);
+		values[3] = BoolGetDatum(st->problem == NULL);
+		if (st->problem == NULL)
+			nulls[4] = true;
+		else if (st->nproblems > 1)
+			values[4] = CStringGetTextDatum(psprintf("%s (" INT64_FORMAT " problems in all)",
+													 st->problem, st->nproblems));
+		else
+			values[4] = CStringGetTextDatum(st->problem);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		release_ledger(st);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+static Datum
+jsonb_from_cstring(const char *s)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+}
+
+static void
+append_json_b64(StringInfo buf, const char *key, const uint8_t *p, size_t len, bool comma)
+{
+	char	   *b = palloc(cl_base64_encoded_len(len) + 1);
+
+	cl_base64_encode(p, len, b);
+	appendStringInfo(buf, "%s\"%s\": \"%s\"", comma ? ", " : "", key, b);
+	pfree(b);
+}
+
+/* consent_ledger.checkpoint(relation regclass) RETURNS jsonb: the latest one */
+Datum
+cl_sql_checkpoint(PG_FUNCTION_ARGS)
+{
+	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(info->ledger_id)};
+	char	   *note;
+	bool		isnull;
+	cl_checkpoint cp;
+	const char *err;
+	StringInfoData buf;
+	char		hex[CL_KEYID_LEN * 2 + 1];
+	Datum		result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT note FROM consent_ledger.checkpoints "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger \"%s\" has no checkpoint yet", get_rel_name(info->relid)),
+				 errhint("Call consent_ledger.seal(), or wait consent_ledger.seal_interval.")));
+	note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored checkpoint of \"%s\" is malformed: %s", get_rel_name(info->relid), err),
+				 errhint("Run consent_ledger.verify() on the ledger.")));
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"origin\": ");
+	escape_json(&buf, cp.origin);
+	appendStringInfo(&buf, ", \"tree_size\": " UINT64_FORMAT, cp.size);
+	append_json_b64(&buf, "root_hash", cp.root, CL_HASH_LEN, true);
+	appendStringInfo(&buf, ", \"time\": " INT64_FORMAT, cp.time);
+	append_json_b64(&buf, "prev_hash", cp.prev, CL_HASH_LEN, true);
+	cl_hex_encode(cp.sigs[0].keyid, CL_KEYID_LEN, hex);
+	appendStringInfo(&buf, ", \"key_id\": \"%s\"", hex);
+	append_json_b64(&buf, "signature", cp.sigs[0].sig, CL_SIG_LEN, true);
+	appendStringInfoString(&buf, ", \"note\": ");
+	escape_json(&buf, note);
+	appendStringInfoChar(&buf, '}');
+	SPI_finish();
+	result = jsonb_from_cstring(buf.data);
+	PG_RETURN_DATUM(result);
+}
+
+/* A string member of a jsonb object, or NULL. */
+static char *
+jsonb_string_member(Jsonb *jb, const char *key)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static bool
+jsonb_number_member(Jsonb *jb, const char *key, int64 *out, bool *present)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	*present = (v != NULL);
+	if (v == NULL)
+		return true;
+	if (v->type != jbvNumeric)
+		return false;
+	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	return true;
+}
+
+/*
+ * consent_ledger.verify_checkpoint(checkpoint jsonb) RETURNS boolean
+ *
+ * True only when the note is well formed, signed by a key recorded in
+ * consent_ledger.keys, names a ledger of this database, and the ledger's
+ * rows -- rehashed now, not read from stored hashes -- have exactly that
+ * root at that size.  Because the first size leaves recomputed from the
+ * rows must reproduce the receipt's root, this is the consistency check:
+ * the ledger today is an append-only extension of the attested state.
+ */
+Datum
+cl_verify_checkpoint(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	char	   *note = jsonb_string_member(jb, "note");
+	cl_checkpoint cp;
+	const char *err;
+	ClLedgerInfo *info = NULL;
+	ListCell   *lc;
+	LedgerState *st;
+	cl_frontier f;
+	cl_hash		root;
+	bool		ok = true;
+	int64		claimed;
+	bool		present;
+
+	if (note == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("checkpoint has no \"note\" member"),
+				 errdetail("A checkpoint is the JSON object returned by consent_ledger.checkpoint()."),
+				 errhint("Pass the whole object, including its \"note\" string.")));
+	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("malformed checkpoint note: %s", err),
+				 errhint("The note must follow the C2SP tlog-checkpoint format described in the README.")));
+	/* convenience members, when present, must agree with the signed note */
+	if (!jsonb_number_member(jb, "tree_size", &claimed, &present) ||
+		(present && (claimed < 0 || (uint64) claimed != cp.size)))
+		PG_RETURN_BOOL(false);
+
+	foreach(lc, cl_ledger_list())
+	{
+		ClLedgerInfo *l = lfirst(lc);
+
+		if (strcmp(l->origin, cp.origin) == 0)
+			info = l;
+	}
+	if (info == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no ledger in this database has origin \"%s\"", cp.origin)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!note_signed_by_known_key(&cp, note))
+		ok = false;
+	if (ok)
+	{
+		st = load_ledger(info, true);
+		if (cp.size > st->nsealed)
+			ok = false;
+		for (uint64 i = 0; ok && i < cp.size; i++)
+			if (!st->seen[i])
+				ok = false;
+		if (ok)
+		{
+			cl_frontier_init(&f);
+			for (uint64 i = 0; i < cp.size; i++)
+				cl_frontier_append(&f, st->actual[i]);
+			cl_frontier_root(&f, root);
+			ok = (memcmp(root, cp.root, CL_HASH_LEN) == 0);
+		}
+		release_ledger(st);
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(ok);
+}
+
+static void
+append_json_path(StringInfo buf, const cl_hash *path, int n)
+{
+	appendStringInfoString(buf, ", \"path\": [");
+	for (int i = 0; i < n; i++)
+	{
+		char		b[64];
+
+		cl_base64_encode(path[i], CL_HASH_LEN, b);
+		appendStringInfo(buf, "%s\"%s\"", i ? ", " : "", b);
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+static uint64
+latest_size(LedgerState *st)
+{
+	if (st->checkpoints == NIL)
+		return 0;
+	return ((Checkpoint *) llast(st->checkpoints))->size;
+}
+
+static void
+check_size(LedgerState *st, int64 size, const char *what)
+{
+	if (size < 0 || (uint64) size > latest_size(st))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s " INT64_FORMAT " is out of range", what, size),
+				 errdetail("The latest checkpoint of \"%s\" covers " UINT64_FORMAT " leaves.",
+						   RelationGetRelationName(st->rel), latest_size(st)),
+				 errhint("Call consent_ledger.seal() to seal committed rows first.")));
+}
+
+/* consent_ledger.inclusion_proof(relation, leaf [, tree_size]) RETURNS jsonb */
+Datum
+cl_sql_inclusion_proof(PG_FUNCTION_ARGS)
+{
+	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
+	int64		leaf = PG_GETARG_INT64(1);
+	int64		size;
+	LedgerState *st;
+	cl_hash		path[CL_MAX_PROOF + 1];
+	cl_hash		root;
+	int			n;
+	StringInfoData buf;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	st = load_ledger(info, false);
+	size = PG_NARGS() > 2 ? PG_GETARG_INT64(2) : (int64) latest_size(st);
+	check_size(st, size, "tree_size");
+	if (leaf < 0 || leaf >= size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("leaf " INT64_FORMAT " is out of range for tree size " INT64_FORMAT, leaf, size),
+				 errhint("Leaves are numbered from 0 to tree_size - 1.")));
+	n = cl_inclusion_proof((const cl_hash *) st->expected, (uint64) size, (uint64) leaf, path);
+	if (n < 0)
+		elog(ERROR, "could not build inclusion proof");
+	cl_merkle_root((const cl_hash *) st->expected, (uint64) size, root);
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\": \"inclusion\", \"origin\": ");
+	escape_json(&buf, info->origin);
+	appendStringInfo(&buf, ", \"leaf_index\": " INT64_FORMAT ", \"tree_size\": " INT64_FORMAT, leaf, size);
+	append_json_b64(&buf, "leaf_hash", st->expected[leaf], CL_HASH_LEN, true);
+	append_json_b64(&buf, "root_hash", root, CL_HASH_LEN, true);
+	append_json_path(&buf, path, n);
+	appendStringInfoChar(&buf, '}');
+	release_ledger(st);
+	SPI_finish();
+	PG_RETURN_DATUM(jsonb_from_cstring(buf.data));
+}
+
+/* consent_ledger.consistency_proof(relation, old_size, new_size) RETURNS jsonb */
+Datum
+cl_sql_consistency_proof(PG_FUNCTION_ARGS)
+{
+	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
+	int64		old_size = PG_GETARG_INT64(1);
+	int64		new_size = PG_GETARG_INT64(2);
+	LedgerState *st;
+	cl_hash		path[CL_MAX_PROOF + 1];
+	cl_hash		r1,
+				r2;
+	int			n;
+	StringInfoData buf;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	st = load_ledger(info, false);
+	check_size(st, new_size, "new_size");
+	if (old_size < 1 || old_size > new_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("old_size " INT64_FORMAT " is out of range for new_size " INT64_FORMAT,
+						old_size, new_size),
+				 errhint("old_size must be between 1 and new_size.")));
+	n = cl_consistency_proof((const cl_hash *) st->expected, (uint64) old_size, (uint64) new_size, path);
+	if (n < 0)
+		elog(ERROR, "could not build consistency proof");
+	cl_merkle_root((const cl_hash *) st->expected, (uint64) old_size, r1);
+	cl_merkle_root((const cl_hash *) st->expected, (uint64) new_size, r2);
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\": \"consistency\", \"origin\": ");
+	escape_json(&buf, info->origin);
+	appendStringInfo(&buf, ", \"old_size\": " INT64_FORMAT ", \"new_size\": " INT64_FORMAT,
+					 old_size, new_size);
+	append_json_b64(&buf, "old_root", r1, CL_HASH_LEN, true);
+	append_json_b64(&buf, "new_root", r2, CL_HASH_LEN, true);
+	append_json_path(&buf, path, n);
+	appendStringInfoChar(&buf, '}');
+	release_ledger(st);
+	SPI_finish();
+	PG_RETURN_DATUM(jsonb_from_cstring(buf.data));
+}
+
+/* ctids of the rows at each sealed position, for export and leaf_data */
+static ItemPointerData *
+map_positions(LedgerState *st, uint64 upto)
+{
+	ItemPointerData *tids = palloc_extended(sizeof(ItemPointerData) * Max(upto, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	TableScanDesc scan;
+	HeapTuple	tup;
+	TupleDesc	desc = RelationGetDescr(st->rel);
+
+	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		n1,
+					n2;
+		Datum		d1 = heap_getattr(tup, st->info->txn_attnum, desc, &n1);
+		Datum		d2 = heap_getattr(tup, st->info->ord_attnum, desc, &n2);
+		uint64		pos;
+
+		if (n1 || n2)
+			continue;
+		pos = position_of(st, DatumGetInt64(d1), DatumGetInt32(d2));
+		if (pos < upto)
+			tids[pos] = tup->t_self;
+	}
+	table_endscan(scan);
+	return tids;
+}
+
+static void
+encode_at(LedgerState *st, ClRowEncoder *enc, ItemPointer tid, uint64 pos, StringInfo buf)
+{
+	HeapTupleData tuple;
+	Buffer		buffer;
+	Chunk	   *c = chunk_at(st, pos);
+
+	tuple.t_self = *tid;
+	if (!ItemPointerIsValid(tid) || c == NULL ||
+		!heap_fetch(st->rel, GetActiveSnapshot(), &tuple, &buffer, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ledger \"%s\" has no row at leaf " UINT64_FORMAT,
+						RelationGetRelationName(st->rel), pos),
+				 errhint("Run consent_ledger.verify() on the ledger.")));
+	resetStringInfo(buf);
+	cl_encode_row(enc, &tuple, c->txn, c->first_ord + (int32) (pos - c->first_pos), buf);
+	ReleaseBuffer(buffer);
+}
+
+/*
+ * consent_ledger.export(relation regclass) RETURNS SETOF text
+ *
+ * The export file (README "Export format"): the ledger's origin, every
+ * recorded public key, the canonical bytes of every sealed leaf in log
+ * order (re-encoded from the rows), and every checkpoint.
+ */
+Datum
+cl_export(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
+	LedgerState *st;
+	ItemPointerData *tids;
+	ClRowEncoder *enc;
+	StringInfoData buf;
+	StringInfoData line;
+	uint64		upto;
+	ListCell   *lc;
+	Datum		v;
+	bool		isnull = false;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	st = load_ledger(info, false);
+	upto = latest_size(st);
+
+#define EMIT(s) do { v = CStringGetTextDatum(s); \
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull); } while (0)
+
+	EMIT("consent-ledger-export 1");
+	EMIT(psprintf("origin %s", info->origin));
+	if (SPI_execute("SELECT public_key FROM consent_ledger.keys ORDER BY first_seen, key_id",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.keys");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		n;
+		bytea	   *pk = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n));
+		char		b[64];
+
+		if (n || VARSIZE_ANY_EXHDR(pk) != CL_PUBKEY_LEN)
+			continue;
+		cl_base64_encode((uint8_t *) VARDATA_ANY(pk), CL_PUBKEY_LEN, b);
+		EMIT(psprintf("key %s %s", CL_KEY_NAME, b));
+	}
+
+	tids = map_positions(st, upto);
+	enc = cl_encoder_create(RelationGetDescr(st->rel), CurrentMemoryContext);
+	initStringInfo(&buf);
+	initStringInfo(&line);
+	for (uint64 pos = 0; pos < upto; pos++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		encode_at(st, enc, &tids[pos], pos, &buf);
+		resetStringInfo(&line);
+		appendStringInfoString(&line, "leaf ");
+		enlargeStringInfo(&line, buf.len * 2 + 1);
+		cl_hex_encode((uint8_t *) buf.data, buf.len, line.data + line.len);
+		line.len += buf.len * 2;
+		EMIT(line.data);
+	}
+	foreach(lc, st->checkpoints)
+	{
+		Checkpoint *c = lfirst(lc);
+		size_t		len = strlen(c->note);
+		char	   *b = palloc(cl_base64_encoded_len(len) + 1);
+
+		cl_base64_encode((uint8_t *) c->note, len, b);
+		EMIT(psprintf("checkpoint %s", b));
+		pfree(b);
+	}
+	EMIT(psprintf("end " UINT64_FORMAT, upto));
+#undef EMIT
+	release_ledger(st);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* consent_ledger.leaf_data(relation, leaf) RETURNS bytea: a leaf's canonical bytes */
+Datum
+cl_leaf_data(PG_FUNCTION_ARGS)
+{
+	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
+	int64		leaf = PG_GETARG_INT64(1);
+	LedgerState *st;
+	ItemPointerData *tids;
+	ClRowEncoder *enc;
+	StringInfoData buf;
+	bytea	   *result;
+	uint64		total;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	st = load_ledger(info, false);
+	total = st->nsealed + st->npending;
+	if (leaf < 0 || (uint64) leaf >= total)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("leaf " INT64_FORMAT " is out of range", leaf),
+				 errdetail("Ledger \"%s\" has " UINT64_FORMAT " leaves, sealed and pending.",
+						   RelationGetRelationName(st->rel), total)));
+	tids = map_positions(st, total);
+	enc = cl_encoder_create(RelationGetDescr(st->rel), CurrentMemoryContext);
+	initStringInfo(&buf);
+	encode_at(st, enc, &tids[leaf], (uint64) leaf, &buf);
+	result = palloc(VARHDRSZ + buf.len);
+	SET_VARSIZE(result, VARHDRSZ + buf.len);
+	memcpy(VARDATA(result), buf.data, buf.len);
+	release_ledger(st);
+	SPI_finish();
+	PG_RETURN_BYTEA_P(result);
+}
+
+/* consent_ledger.public_key(): base64 of the 32-byte Ed25519 public key */
+Datum
+cl_public_key(PG_FUNCTION_ARGS)
+{
+	char		b[64];
+
+	cl_base64_encode(cl_keys_public(), CL_PUBKEY_LEN, b);
+	PG_RETURN_TEXT_P(cstring_to_text(b));
+}
+
+/* consent_ledger.key_id(): the C2SP key id, 8 hex digits */
+Datum
+cl_sql_key_id(PG_FUNCTION_ARGS)
+{
+	char		hex[CL_KEYID_LEN * 2 + 1];
+
+	cl_hex_encode(cl_keys_id(), CL_KEYID_LEN, hex);
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
+
+/* consent_ledger.verifier_key(): "name+keyid+base64(0x01||pk)", as note verifiers take it */
+Datum
+cl_verifier_key(PG_FUNCTION_ARGS)
+{
+	uint8_t		raw[1 + CL_PUBKEY_LEN];
+	char		b[64];
+	char		hex[CL_KEYID_LEN * 2 + 1];
+
+	raw[0] = 0x01;
+	memcpy(raw + 1, cl_keys_public(), CL_PUBKEY_LEN);
+	cl_base64_encode(raw, sizeof(raw), b);
+	cl_hex_encode(cl_keys_id(), CL_KEYID_LEN, hex);
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s+%s+%s", CL_KEY_NAME, hex, b)));
+}

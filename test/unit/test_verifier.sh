@@ -1,0 +1,282 @@
+#!/bin/sh
+#-------------------------------------------------------------------------
+# test_verifier.sh
+#	TAP tests of the offline verifier, consent-ledger-verify.
+#
+#	CL_VERIFY=path/to/consent-ledger-verify sh test/unit/test_verifier.sh
+#
+# The verifier is not built here: CL_VERIFY names it (default
+# ./consent-ledger-verify).  The signing helper test/unit/make_export.c is
+# compiled into a temporary directory with $CC (default cc) against
+# src/note.c and src/merkle.c, unless CL_MAKE_EXPORT names a built one.
+# The temporary directory ($TMPDIR or /tmp) is removed at exit.
+#-------------------------------------------------------------------------
+set -u
+
+srcdir=$(cd "$(dirname "$0")/../.." && pwd)
+VERIFY=${CL_VERIFY:-./consent-ledger-verify}
+case "$VERIFY" in
+	/*) ;;
+	*) VERIFY="$(pwd)/$VERIFY" ;;
+esac
+CC=${CC:-cc}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cl-verify-test.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+if [ ! -x "$VERIFY" ]; then
+	echo "1..0 # SKIP verifier not found at $VERIFY (set CL_VERIFY)"
+	exit 0
+fi
+
+if [ -n "${CL_MAKE_EXPORT:-}" ]; then
+	MK=$CL_MAKE_EXPORT
+else
+	MK="$tmp/make_export"
+	if ! $CC -std=c99 -O2 -I"$srcdir/src" "$srcdir/test/unit/make_export.c" \
+		"$srcdir/src/note.c" "$srcdir/src/merkle.c" -lsodium -o "$MK" 2>"$tmp/cc.err"; then
+		echo "Bail out! cannot compile test/unit/make_export.c"
+		sed 's/^/# /' "$tmp/cc.err"
+		exit 2
+	fi
+fi
+
+# Results are collected so that the plan line comes first.
+tap="$tmp/tap"
+: >"$tap"
+n=0
+failed=0
+
+# ok STATUS DESCRIPTION: records one result (STATUS 0 = pass)
+ok() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2" >>"$tap"
+	else
+		echo "not ok $n - $2" >>"$tap"
+		failed=$((failed + 1))
+	fi
+}
+
+# expect EXIT PREFIX DESCRIPTION COMMAND...: runs the command and passes
+# when it exits with EXIT and its stdout starts with PREFIX
+expect() {
+	want=$1
+	prefix=$2
+	desc=$3
+	shift 3
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	first=$(head -n 1 "$tmp/out")
+	case "$first" in
+		"$prefix"*) match=0 ;;
+		*) match=1 ;;
+	esac
+	if [ "$rc" -eq "$want" ] && [ "$match" -eq 0 ]; then
+		ok 0 "$desc"
+	else
+		ok 1 "$desc"
+		echo "#   exit $rc (wanted $want), stdout: $first" >>"$tap"
+		sed 's/^/#   stderr: /' "$tmp/err" >>"$tap"
+	fi
+}
+
+# output_has TEXT DESCRIPTION: passes when the last command's stdout
+# contains TEXT
+output_has() {
+	if grep -F -q -- "$1" "$tmp/out"; then
+		ok 0 "$2"
+	else
+		ok 1 "$2"
+		sed 's/^/#   stdout: /' "$tmp/out" >>"$tap"
+	fi
+}
+
+# replace_line FILE LINENO TEXT: writes FILE with line LINENO replaced
+replace_line() {
+	awk -v n="$2" -v r="$3" 'NR == n { print r; next } { print }' "$1"
+}
+
+# nth_line FILE PATTERN K: line number of the K-th line matching PATTERN
+nth_line() {
+	grep -n -- "$2" "$1" | sed -n "$3p" | cut -d: -f1
+}
+
+V="$VERIFY"
+O=example.com/ledger
+
+#-------------------------------------------------------------------------
+# keygen
+#-------------------------------------------------------------------------
+expect 0 "" "keygen writes a new key" "$V" keygen "$tmp/sk1"
+cp "$tmp/out" "$tmp/pub1"
+pub1=$(head -n 1 "$tmp/pub1")
+mode=$(stat -c %a "$tmp/sk1" 2>/dev/null || echo unknown)
+[ "$mode" = 600 ]
+ok $? "keygen creates the key file with mode 0600 (got $mode)"
+[ "$(wc -l <"$tmp/sk1")" -eq 1 ] && [ "$(head -c 44 "$tmp/sk1" | base64 -d 2>/dev/null | wc -c)" -eq 32 ]
+ok $? "the key file is one line: the base64 of a 32-byte seed"
+[ "$(printf %s "$pub1" | base64 -d 2>/dev/null | wc -c)" -eq 32 ]
+ok $? "keygen prints the base64 public key on its first line"
+output_has "key id " "keygen prints the key id"
+expect 2 "" "keygen refuses to overwrite an existing file" "$V" keygen "$tmp/sk1"
+expect 0 "" "keygen writes a second key" "$V" keygen "$tmp/sk2"
+cp "$tmp/out" "$tmp/pub2"
+pub2=$(head -n 1 "$tmp/pub2")
+[ "$pub1" != "$pub2" ]
+ok $? "two keygen runs give different keys"
+
+#-------------------------------------------------------------------------
+# exports
+#-------------------------------------------------------------------------
+"$MK" export "$tmp/sk1" "$O" 1,3,4 61 6263 00 ffee >"$tmp/good" || echo "Bail out! make_export failed"
+
+expect 0 "OK: " "a valid export verifies" "$V" export --public-key "$tmp/pub1" "$tmp/good"
+output_has "4 leaves, 3 checkpoints, latest size 4" "the OK line gives leaves, checkpoints and the latest size"
+expect 0 "OK: " "a valid export verifies from stdin" sh -c '"$1" export --public-key "$2" - <"$3"' sh "$V" "$pub1" "$tmp/good"
+expect 0 "OK: " "the public key may be given as base64" "$V" export --public-key "$pub1" "$tmp/good"
+expect 0 "OK: " "any one of several --public-key keys may sign" "$V" export --public-key "$pub2" --public-key "$pub1" "$tmp/good"
+expect 1 "FAIL: " "a valid export under the wrong key fails" "$V" export --public-key "$pub2" "$tmp/good"
+
+"$MK" export "$tmp/sk1" "$O" 3,7,8,8,13,64,100 $(i=0; while [ $i -lt 100 ]; do printf '%02x%02x ' $i $((i * 7 % 256)); i=$((i + 1)); done) >"$tmp/big"
+expect 0 "OK: " "a 100-leaf export with 7 checkpoints verifies" "$V" export --public-key "$pub1" "$tmp/big"
+"$MK" export "$tmp/sk1" "$O" 0,1 "" >"$tmp/empty-leaf"
+expect 0 "OK: " "an export with an empty leaf and a size-0 checkpoint verifies" "$V" export --public-key "$pub1" "$tmp/empty-leaf"
+
+l=$(nth_line "$tmp/good" '^leaf ' 2)
+replace_line "$tmp/good" "$l" "leaf 6264" >"$tmp/bad"
+expect 1 "FAIL: " "a changed leaf fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+sed "${l}d" "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: " "a dropped leaf fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+awk -v n="$l" '{ print } NR == n { print "leaf 0102" }' "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: " "an extra leaf fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+l3=$(nth_line "$tmp/good" '^leaf ' 3)
+awk -v a="$l" -v b="$l3" 'NR == a { x = $0; next } NR == b { print; print x; next } { print }' "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: " "swapped leaves fail" "$V" export --public-key "$pub1" "$tmp/bad"
+
+c=$(nth_line "$tmp/good" '^checkpoint ' 2)
+note=$(sed -n "${c}p" "$tmp/good" | cut -d' ' -f2 | base64 -d | sed 's/^time 1700000001$/time 1700000009/' | base64 -w 0)
+replace_line "$tmp/good" "$c" "checkpoint $note" >"$tmp/bad"
+expect 1 "FAIL: checkpoint 2" "a tampered checkpoint fails" "$V" export --public-key "$pub1" "$tmp/bad"
+output_has "signature" "and the failure names the signature"
+
+"$MK" export "$tmp/sk2" "$O" 1,3,4 61 6263 00 ffee >"$tmp/bad"
+expect 1 "FAIL: checkpoint 1" "a checkpoint signed by another key fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+sed "${c}d" "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: checkpoint 2" "a dropped checkpoint breaks the prev chain" "$V" export --public-key "$pub1" "$tmp/bad"
+output_has "prev" "and the failure names prev"
+
+c3=$(nth_line "$tmp/good" '^checkpoint ' 3)
+awk -v a="$c" -v b="$c3" 'NR == a { x = $0; next } NR == b { print; print x; next } { print }' "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: " "swapped checkpoints fail" "$V" export --public-key "$pub1" "$tmp/bad"
+
+sed 's/^end 4$/end 5/' "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: " "a wrong end count fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+sed '$d' "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: " "an export without its end record fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+head -c -1 "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: " "an export without its last newline fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+{ cat "$tmp/good"; echo "leaf 00"; } >"$tmp/bad"
+expect 1 "FAIL: " "a record after the end record fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+sed '1s/.*/consent-ledger-export 2/' "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: line 1" "an unknown export version fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+sed '2s/.*/origin example.com\/other/' "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: checkpoint 1" "an origin that differs from the checkpoints' fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+"$MK" export "$tmp/sk1" "$O" 1,3 61 6263 00 ffee >"$tmp/bad"
+expect 1 "FAIL: " "a latest checkpoint that does not cover every leaf fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+"$MK" export "$tmp/sk1" "$O" "" 61 6263 >"$tmp/bad"
+expect 1 "FAIL: " "an export without checkpoints fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+sed "${l}s/.*/leaf 62XY/" "$tmp/good" >"$tmp/bad"
+expect 1 "FAIL: line $l (leaf 1)" "a malformed leaf line names its line and leaf index" "$V" export --public-key "$pub1" "$tmp/bad"
+
+: >"$tmp/bad"
+expect 1 "FAIL: " "an empty export fails" "$V" export --public-key "$pub1" "$tmp/bad"
+
+#-------------------------------------------------------------------------
+# the auditor's receipt (--checkpoint)
+#-------------------------------------------------------------------------
+"$MK" checkpoint-json "$tmp/sk1" "$O" 3 61 6263 00 >"$tmp/receipt.json"
+"$MK" checkpoint-note "$tmp/sk1" "$O" 3 61 6263 00 >"$tmp/receipt.note"
+expect 0 "OK: " "an export extending a JSON receipt verifies" "$V" export --public-key "$pub1" --checkpoint "$tmp/receipt.json" "$tmp/good"
+output_has "extends --checkpoint of size 3" "and says it extends the receipt"
+expect 0 "OK: " "an export extending a raw-note receipt verifies" "$V" export --public-key "$pub1" --checkpoint "$tmp/receipt.note" "$tmp/good"
+
+"$MK" export "$tmp/sk1" "$O" 2,5 61 ffff 00 ffee 0101 >"$tmp/rewritten"
+expect 0 "OK: " "a rewritten export on its own verifies" "$V" export --public-key "$pub1" "$tmp/rewritten"
+expect 1 "FAIL: --checkpoint" "a rewritten export does not extend the receipt" "$V" export --public-key "$pub1" --checkpoint "$tmp/receipt.json" "$tmp/rewritten"
+
+"$MK" checkpoint-json "$tmp/sk2" "$O" 3 61 6263 00 >"$tmp/r2"
+expect 1 "FAIL: --checkpoint" "a receipt signed by another key fails" "$V" export --public-key "$pub1" --checkpoint "$tmp/r2" "$tmp/good"
+"$MK" checkpoint-json "$tmp/sk1" example.com/other 3 61 6263 00 >"$tmp/r2"
+expect 1 "FAIL: --checkpoint" "a receipt of another origin fails" "$V" export --public-key "$pub1" --checkpoint "$tmp/r2" "$tmp/good"
+"$MK" checkpoint-json "$tmp/sk1" "$O" 5 61 6263 00 ffee 0101 >"$tmp/r2"
+expect 1 "FAIL: --checkpoint" "a receipt larger than the export fails" "$V" export --public-key "$pub1" --checkpoint "$tmp/r2" "$tmp/good"
+sed 's/"tree_size": 3/"tree_size": 2/' "$tmp/receipt.json" >"$tmp/r2"
+expect 1 "FAIL: --checkpoint" "a receipt whose JSON tree_size disagrees with its note fails" "$V" export --public-key "$pub1" --checkpoint "$tmp/r2" "$tmp/good"
+expect 2 "" "a missing receipt file is an I/O error" "$V" export --public-key "$pub1" --checkpoint "$tmp/nonexistent" "$tmp/good"
+
+#-------------------------------------------------------------------------
+# checkpoint subcommand
+#-------------------------------------------------------------------------
+expect 0 "OK: " "checkpoint verifies a raw note" "$V" checkpoint --public-key "$tmp/pub1" "$tmp/receipt.note"
+output_has "tree_size 3" "and prints its fields"
+expect 0 "OK: " "checkpoint verifies the JSON form" "$V" checkpoint --public-key "$pub1" "$tmp/receipt.json"
+output_has "origin $O" "and prints the origin"
+expect 1 "FAIL: " "checkpoint under the wrong key fails" "$V" checkpoint --public-key "$pub2" "$tmp/receipt.json"
+sed 's/^3$/4/' "$tmp/receipt.note" >"$tmp/bad"
+expect 1 "FAIL: " "checkpoint with a tampered size fails" "$V" checkpoint --public-key "$pub1" "$tmp/bad"
+
+#-------------------------------------------------------------------------
+# proofs
+#-------------------------------------------------------------------------
+"$MK" inclusion 2 61 6263 00 ffee 0101 >"$tmp/incl.json"
+"$MK" consistency 3 61 6263 00 ffee 0101 >"$tmp/cons.json"
+expect 0 "OK: " "an inclusion proof verifies" "$V" inclusion "$tmp/incl.json"
+expect 0 "OK: " "an inclusion proof verifies with matching --leaf-data" "$V" inclusion "$tmp/incl.json" --leaf-data 00
+expect 1 "FAIL: " "an inclusion proof with other --leaf-data fails" "$V" inclusion "$tmp/incl.json" --leaf-data 01
+sed 's/"leaf_index":2/"leaf_index":3/' "$tmp/incl.json" >"$tmp/bad"
+expect 1 "FAIL: " "an inclusion proof for another index fails" "$V" inclusion "$tmp/bad"
+sed 's/"path":\["[^"]*"/"path":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="/' "$tmp/incl.json" >"$tmp/bad"
+expect 1 "FAIL: " "an inclusion proof with a tampered path fails" "$V" inclusion "$tmp/bad"
+# (a proof for leaf 2 of 5 also fits a tree of 6, whose shape is the same
+# along that path: the size is bound to the root by the signed checkpoint)
+sed 's/"tree_size":5/"tree_size":4/' "$tmp/incl.json" >"$tmp/bad"
+expect 1 "FAIL: " "an inclusion proof for a tree size of another shape fails" "$V" inclusion "$tmp/bad"
+
+expect 0 "OK: " "a consistency proof verifies" "$V" consistency "$tmp/cons.json"
+sed 's/"new_root":"[^"]*"/"new_root":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="/' "$tmp/cons.json" >"$tmp/bad"
+expect 1 "FAIL: " "a consistency proof with a tampered new_root fails" "$V" consistency "$tmp/bad"
+sed 's/"path":\["[^"]*"/"path":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="/' "$tmp/cons.json" >"$tmp/bad"
+expect 1 "FAIL: " "a consistency proof with a tampered path fails" "$V" consistency "$tmp/bad"
+sed 's/"old_size":3/"old_size":2/' "$tmp/cons.json" >"$tmp/bad"
+expect 1 "FAIL: " "a consistency proof for another old size fails" "$V" consistency "$tmp/bad"
+expect 1 "FAIL: " "a consistency proof is not an inclusion proof" "$V" inclusion "$tmp/cons.json"
+printf '{"type":"inclusion","leaf_index":01}' >"$tmp/bad"
+expect 1 "FAIL: " "a malformed proof document fails" "$V" inclusion "$tmp/bad"
+
+#-------------------------------------------------------------------------
+# usage and I/O errors
+#-------------------------------------------------------------------------
+expect 2 "" "no arguments is a usage error" "$V"
+expect 2 "" "an unknown command is a usage error" "$V" frobnicate
+expect 2 "" "export without --public-key is a usage error" "$V" export "$tmp/good"
+expect 2 "" "an invalid --public-key is a usage error" "$V" export --public-key notakey "$tmp/good"
+expect 2 "" "a missing export file is an I/O error" "$V" export --public-key "$pub1" "$tmp/nonexistent"
+expect 2 "" "an unknown option is a usage error" "$V" export --public-key "$pub1" --frob x "$tmp/good"
+expect 2 "" "invalid --leaf-data is a usage error" "$V" inclusion "$tmp/incl.json" --leaf-data xyz
+
+echo "1..$n"
+cat "$tap"
+[ "$failed" -eq 0 ]

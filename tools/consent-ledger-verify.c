@@ -1,0 +1,1011 @@
+/*-------------------------------------------------------------------------
+ * consent-ledger-verify.c
+ *	  The offline verifier auditors run against consent_ledger exports,
+ *	  checkpoints and proofs.  Pure C99 + POSIX + libsodium; built from
+ *	  src/merkle.c, src/note.c, src/json.c and src/proof.c, no PostgreSQL.
+ *
+ *	consent-ledger-verify export --public-key KEY [--public-key KEY ...]
+ *		[--checkpoint FILE] EXPORT_FILE		(EXPORT_FILE "-" is stdin)
+ *	consent-ledger-verify inclusion PROOF_FILE [--leaf-data HEX]
+ *	consent-ledger-verify consistency PROOF_FILE
+ *	consent-ledger-verify checkpoint --public-key KEY CHECKPOINT_FILE
+ *	consent-ledger-verify keygen OUTFILE
+ *
+ * KEY is the base64 of a 32-byte Ed25519 public key, or a file whose
+ * first line is.  A checkpoint FILE holds a raw note or the JSON that
+ * consent_ledger.checkpoint() returns (with at least a "note" member).
+ *
+ * Verdicts go to stdout: one line "OK: ..." (exit 0) or "FAIL: ..."
+ * naming the first problem (exit 1).  Usage, I/O and memory errors go to
+ * stderr and exit 2.
+ *-------------------------------------------------------------------------
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "json.h"
+#include "merkle.h"
+#include "note.h"
+#include "proof.h"
+
+#define EXIT_VERIFIED	0
+#define EXIT_FAILED		1
+#define EXIT_USAGE		2
+
+#define MAX_KEYS		16
+#define MAX_DOCUMENT	(1024 * 1024)	/* proof and checkpoint files */
+#define MAX_KEYFILE		4096
+
+static const char *progname = "consent-ledger-verify";
+
+typedef struct options
+{
+	uint8_t		keys[MAX_KEYS][CL_PUBKEY_LEN];
+	int			nkeys;
+	const char *checkpoint;
+	const char *leaf_data;
+	const char *args[2];
+	int			nargs;
+} options;
+
+/* Prints the usage text to stderr; returns EXIT_USAGE. */
+static int
+usage(void)
+{
+	fprintf(stderr,
+			"usage:\n"
+			"  %s export --public-key KEY [--public-key KEY ...] [--checkpoint FILE] EXPORT_FILE\n"
+			"  %s inclusion PROOF_FILE [--leaf-data HEX]\n"
+			"  %s consistency PROOF_FILE\n"
+			"  %s checkpoint --public-key KEY CHECKPOINT_FILE\n"
+			"  %s keygen OUTFILE\n"
+			"KEY is the base64 of a 32-byte Ed25519 public key or a file holding it.\n"
+			"EXPORT_FILE \"-\" reads standard input.\n"
+			"Exit status: 0 verified, 1 verification failed, 2 usage or I/O error.\n",
+			progname, progname, progname, progname, progname);
+	return EXIT_USAGE;
+}
+
+/* Prints "consent-ledger-verify: <message>" to stderr; returns EXIT_USAGE. */
+static int
+error(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_USAGE;
+}
+
+/* Prints "FAIL: <message>" to stdout; returns EXIT_FAILED. */
+static int
+failure(const char *fmt,...)
+{
+	va_list		ap;
+
+	fputs("FAIL: ", stdout);
+	va_start(ap, fmt);
+	vfprintf(stdout, fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	return EXIT_FAILED;
+}
+
+/*
+ * Reads the whole file at path (at most max bytes) into a malloc'd,
+ * NUL-terminated buffer.  Returns 0, or EXIT_USAGE after printing why.
+ */
+static int
+read_whole_file(const char *path, size_t max, char **buf, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *b;
+	size_t		n;
+
+	*buf = NULL;
+	*len = 0;
+	if (f == NULL)
+		return error("cannot open \"%s\": %s", path, strerror(errno));
+	b = malloc(max + 1);
+	if (b == NULL)
+	{
+		fclose(f);
+		return error("out of memory");
+	}
+	n = fread(b, 1, max + 1, f);
+	if (ferror(f))
+	{
+		int			e = errno;
+
+		free(b);
+		fclose(f);
+		return error("cannot read \"%s\": %s", path, strerror(e));
+	}
+	fclose(f);
+	if (n > max)
+	{
+		free(b);
+		return error("\"%s\" is larger than %zu bytes", path, max);
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+/*
+ * Decodes a KEY argument: the base64 of a 32-byte public key, or a file
+ * whose first line is.  Returns 0, or EXIT_USAGE after printing why.
+ */
+static int
+load_key(const char *arg, uint8_t pk[CL_PUBKEY_LEN])
+{
+	char	   *buf;
+	size_t		len;
+	size_t		linelen;
+	int			rc;
+	long		n;
+
+	if (cl_base64_decode(arg, strlen(arg), pk, CL_PUBKEY_LEN) == CL_PUBKEY_LEN)
+		return 0;
+	if (access(arg, F_OK) != 0)
+		return error("--public-key \"%s\" is neither the base64 of a 32-byte public key nor a file", arg);
+	rc = read_whole_file(arg, MAX_KEYFILE, &buf, &len);
+	if (rc != 0)
+		return rc;
+	linelen = strcspn(buf, "\n");
+	while (linelen > 0 && (buf[linelen - 1] == '\r' || buf[linelen - 1] == ' ' ||
+						   buf[linelen - 1] == '\t'))
+		linelen--;
+	n = cl_base64_decode(buf, linelen, pk, CL_PUBKEY_LEN);
+	free(buf);
+	if (n != CL_PUBKEY_LEN)
+		return error("the first line of key file \"%s\" is not the base64 of a 32-byte public key", arg);
+	return 0;
+}
+
+/*
+ * Parses the command line after the subcommand into *o.  Options may be
+ * given as "--name value" or "--name=value" and mixed with positional
+ * arguments; "--" ends the options.  Returns 0 or EXIT_USAGE.
+ */
+static int
+parse_options(int argc, char **argv, options *o)
+{
+	bool		options_done = false;
+	int			i;
+
+	memset(o, 0, sizeof(*o));
+	for (i = 0; i < argc; i++)
+	{
+		const char *a = argv[i];
+		const char *name;
+		const char *value = NULL;
+		size_t		namelen;
+
+		if (options_done || strncmp(a, "--", 2) != 0)
+		{
+			if (o->nargs >= 2)
+				return error("too many arguments");
+			o->args[o->nargs++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0)
+		{
+			options_done = true;
+			continue;
+		}
+		name = a + 2;
+		namelen = strcspn(name, "=");
+		if (name[namelen] == '=')
+			value = name + namelen + 1;
+		else if (i + 1 < argc)
+			value = argv[++i];
+		else
+			return error("option %s needs a value", a);
+
+		if (namelen == 10 && strncmp(name, "public-key", 10) == 0)
+		{
+			int			rc;
+
+			if (o->nkeys >= MAX_KEYS)
+				return error("at most %d --public-key options", MAX_KEYS);
+			rc = load_key(value, o->keys[o->nkeys]);
+			if (rc != 0)
+				return rc;
+			o->nkeys++;
+		}
+		else if (namelen == 10 && strncmp(name, "checkpoint", 10) == 0)
+		{
+			if (o->checkpoint != NULL)
+				return error("--checkpoint given twice");
+			o->checkpoint = value;
+		}
+		else if (namelen == 9 && strncmp(name, "leaf-data", 9) == 0)
+		{
+			if (o->leaf_data != NULL)
+				return error("--leaf-data given twice");
+			o->leaf_data = value;
+		}
+		else
+			return error("unknown option \"%.*s\"", (int) namelen + 2, a);
+	}
+	return 0;
+}
+
+/*
+ * Index of the first given key under which the note's CL_KEY_NAME
+ * signature verifies, or -1.
+ */
+static int
+verify_under_keys(const cl_checkpoint *cp, const char *note, const options *o)
+{
+	int			i;
+
+	for (i = 0; i < o->nkeys; i++)
+	{
+		if (cl_checkpoint_verify(cp, note, CL_KEY_NAME, o->keys[i]))
+			return i;
+	}
+	return -1;
+}
+
+/* Base64 of a hash into a caller buffer of 45 bytes; returns it. */
+static const char *
+hash64(const cl_hash h, char out[45])
+{
+	cl_base64_encode(h, CL_HASH_LEN, out);
+	return out;
+}
+
+/*
+ * Reads a checkpoint file: a raw note, or JSON with a "note" member (and
+ * optionally origin, tree_size and root_hash, which must then agree with
+ * the note).  On success returns 0 with *note (malloc'd) and *cp set.
+ * Returns EXIT_USAGE on I/O errors (printed), or EXIT_FAILED with *why
+ * set when the content is not a valid checkpoint.
+ */
+static int
+load_checkpoint_file(const char *path, char **note, size_t *notelen,
+					 cl_checkpoint *cp, const char **why)
+{
+	char	   *buf;
+	size_t		len;
+	size_t		i = 0;
+	int			rc;
+	cl_json_object obj;
+	const char *err;
+	const cl_json_member *m;
+
+	*note = NULL;
+	rc = read_whole_file(path, MAX_DOCUMENT, &buf, &len);
+	if (rc != 0)
+		return rc;
+	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+		i++;
+	if (i == len || buf[i] != '{')
+	{
+		/* a raw note */
+		if (!cl_checkpoint_parse(buf, len, cp, &err))
+		{
+			free(buf);
+			*why = err;
+			return EXIT_FAILED;
+		}
+		*note = buf;
+		*notelen = len;
+		return 0;
+	}
+
+	if (!cl_json_parse(buf, len, &obj, &err))
+	{
+		/* an origin may start with '{': try the raw form before giving up */
+		const char *err2;
+
+		if (cl_checkpoint_parse(buf, len, cp, &err2))
+		{
+			*note = buf;
+			*notelen = len;
+			return 0;
+		}
+		free(buf);
+		*why = err;
+		return EXIT_FAILED;
+	}
+	free(buf);
+	rc = EXIT_FAILED;
+
+	m = cl_json_get(&obj, "note", CL_JSON_STRING);
+	if (m == NULL)
+	{
+		*why = "JSON has no \"note\" string member";
+		goto done;
+	}
+	if (m->strlen_ > CL_MAX_NOTE)
+	{
+		*why = "note is too long";
+		goto done;
+	}
+	if (!cl_checkpoint_parse(m->str, m->strlen_, cp, &err))
+	{
+		*why = err;
+		goto done;
+	}
+	for (i = 0; i < (size_t) obj.nmembers; i++)
+	{
+		const cl_json_member *x = &obj.members[i];
+
+		if (strcmp(x->key, "origin") == 0)
+		{
+			if (x->type != CL_JSON_STRING || x->strlen_ != strlen(cp->origin) ||
+				memcmp(x->str, cp->origin, x->strlen_) != 0)
+			{
+				*why = "JSON \"origin\" does not match the note";
+				goto done;
+			}
+		}
+		else if (strcmp(x->key, "tree_size") == 0)
+		{
+			bool		same = false;
+
+			if (x->type == CL_JSON_INT)
+				same = (x->num == cp->size);
+			else if (x->type == CL_JSON_STRING)
+			{
+				char		digits[32];
+
+				snprintf(digits, sizeof(digits), "%" PRIu64, cp->size);
+				same = (strlen(digits) == x->strlen_ && strcmp(digits, x->str) == 0);
+			}
+			if (!same)
+			{
+				*why = "JSON \"tree_size\" does not match the note";
+				goto done;
+			}
+		}
+		else if (strcmp(x->key, "root_hash") == 0)
+		{
+			cl_hash		h;
+
+			if (x->type != CL_JSON_STRING || x->strlen_ != 44 ||
+				cl_base64_decode(x->str, 44, h, CL_HASH_LEN) != CL_HASH_LEN ||
+				memcmp(h, cp->root, CL_HASH_LEN) != 0)
+			{
+				*why = "JSON \"root_hash\" does not match the note";
+				goto done;
+			}
+		}
+	}
+	*note = malloc(m->strlen_ + 1);
+	if (*note == NULL)
+	{
+		rc = error("out of memory");
+		goto done;
+	}
+	memcpy(*note, m->str, m->strlen_);
+	(*note)[m->strlen_] = '\0';
+	*notelen = m->strlen_;
+	rc = 0;
+
+done:
+	cl_json_free(&obj);
+	return rc;
+}
+
+/* Human name of an export record kind, for error messages. */
+static const char *
+kind_name(cl_export_kind k)
+{
+	switch (k)
+	{
+		case CL_EXPORT_HEADER:
+			return "header";
+		case CL_EXPORT_ORIGIN:
+			return "origin";
+		case CL_EXPORT_KEY:
+			return "key";
+		case CL_EXPORT_LEAF:
+			return "leaf";
+		case CL_EXPORT_CHECKPOINT:
+			return "checkpoint";
+		case CL_EXPORT_END:
+			return "end";
+	}
+	return "unknown";
+}
+
+/*
+ * The export subcommand.  Streams the export line by line keeping only
+ * the leaf hashes, checks every rule (see the file header of note.h and
+ * the usage), and compares the optional receipt.
+ */
+static int
+cmd_export(const options *o)
+{
+	const char *path;
+	FILE	   *f;
+	char	   *line = NULL;
+	size_t		linecap = 0;
+	ssize_t		n;
+	uint64_t	lineno = 0;
+	cl_hash    *leaves = NULL;
+	uint64_t	nleaves = 0;
+	uint64_t	leafcap = 0;
+	uint64_t	ncheckpoints = 0;
+	uint64_t	lastsize = 0;
+	cl_hash		lastroot;
+	cl_hash		prevhash;
+	cl_frontier frontier;
+	char		origin[CL_MAX_ORIGIN + 1] = "";
+	int			lastkind = -1;
+	bool		ended = false;
+	int			rc = EXIT_FAILED;
+	char	   *receipt = NULL;
+	size_t		receiptlen = 0;
+	cl_checkpoint receipt_cp;
+	cl_export_line rec;
+	char		b1[45];
+	char		b2[45];
+
+	if (o->nkeys == 0)
+	{
+		error("export needs at least one --public-key");
+		return usage();
+	}
+	if (o->nargs != 1 || o->leaf_data != NULL)
+		return usage();
+	path = o->args[0];
+
+	/* the auditor's stored receipt, read and checked first */
+	if (o->checkpoint != NULL)
+	{
+		const char *why;
+
+		rc = load_checkpoint_file(o->checkpoint, &receipt, &receiptlen,
+								  &receipt_cp, &why);
+		if (rc == EXIT_FAILED)
+			return failure("--checkpoint %s: %s", o->checkpoint, why);
+		if (rc != 0)
+			return rc;
+		if (verify_under_keys(&receipt_cp, receipt, o) < 0)
+		{
+			free(receipt);
+			return failure("--checkpoint %s: signature does not verify under any given public key",
+						   o->checkpoint);
+		}
+		rc = EXIT_FAILED;
+	}
+
+	if (strcmp(path, "-") == 0)
+		f = stdin;
+	else
+	{
+		f = fopen(path, "rb");
+		if (f == NULL)
+		{
+			free(receipt);
+			return error("cannot open \"%s\": %s", path, strerror(errno));
+		}
+	}
+
+	memset(prevhash, 0, sizeof(prevhash));
+	memset(lastroot, 0, sizeof(lastroot));
+	cl_frontier_init(&frontier);
+	memset(&rec, 0, sizeof(rec));
+
+	while ((n = getline(&line, &linecap, f)) != -1)
+	{
+		const char *err;
+		size_t		len = (size_t) n;
+
+		lineno++;
+		if (ended)
+		{
+			failure("line %" PRIu64 ": data after the end record", lineno);
+			goto out;
+		}
+		if (len == 0 || line[len - 1] != '\n')
+		{
+			failure("line %" PRIu64 ": missing newline at the end of the file (truncated export?)",
+					lineno);
+			goto out;
+		}
+		len--;
+		if (!cl_export_parse_line(line, len, &rec, &err))
+		{
+			if (len >= 5 && memcmp(line, "leaf ", 5) == 0)
+				failure("line %" PRIu64 " (leaf %" PRIu64 "): %s", lineno, nleaves, err);
+			else if (len >= 11 && memcmp(line, "checkpoint ", 11) == 0)
+				failure("line %" PRIu64 " (checkpoint %" PRIu64 "): %s",
+						lineno, ncheckpoints + 1, err);
+			else
+				failure("line %" PRIu64 ": %s", lineno, err);
+			goto out;
+		}
+
+		/* record order: header, origin, key*, leaf*, checkpoint*, end */
+		if (lineno == 1 && rec.kind != CL_EXPORT_HEADER)
+		{
+			failure("line 1: not a consent-ledger export (no header)");
+			goto out;
+		}
+		if (lineno == 2 && rec.kind != CL_EXPORT_ORIGIN)
+		{
+			failure("line 2: expected the origin record, found a %s record",
+					kind_name(rec.kind));
+			goto out;
+		}
+		if (lineno > 2 && (rec.kind == CL_EXPORT_HEADER || rec.kind == CL_EXPORT_ORIGIN ||
+						   (int) rec.kind < lastkind))
+		{
+			failure("line %" PRIu64 ": %s record out of order (after a %s record)",
+					lineno, kind_name(rec.kind), kind_name((cl_export_kind) lastkind));
+			goto out;
+		}
+		lastkind = (int) rec.kind;
+
+		switch (rec.kind)
+		{
+			case CL_EXPORT_HEADER:
+				if (rec.count != 1)
+				{
+					failure("line 1: unsupported export version %" PRIu64, rec.count);
+					goto out;
+				}
+				break;
+			case CL_EXPORT_ORIGIN:
+				memcpy(origin, rec.text, sizeof(origin));
+				break;
+			case CL_EXPORT_KEY:
+				/* informational: trust comes from --public-key only */
+				break;
+			case CL_EXPORT_LEAF:
+				if (nleaves == leafcap)
+				{
+					uint64_t	newcap = leafcap ? leafcap * 2 : 1024;
+					cl_hash    *nl;
+
+					if (newcap > SIZE_MAX / sizeof(cl_hash) ||
+						newcap > (uint64_t) INT64_MAX)
+					{
+						rc = error("too many leaves");
+						goto out;
+					}
+					nl = realloc(leaves, (size_t) newcap * sizeof(cl_hash));
+					if (nl == NULL)
+					{
+						rc = error("out of memory after %" PRIu64 " leaves", nleaves);
+						goto out;
+					}
+					leaves = nl;
+					leafcap = newcap;
+				}
+				cl_leaf_hash(rec.data, rec.datalen, leaves[nleaves]);
+				nleaves++;
+				break;
+			case CL_EXPORT_CHECKPOINT:
+				{
+					cl_checkpoint cp;
+					cl_hash		root;
+					const char *note = (const char *) rec.data;
+					uint64_t	k = ++ncheckpoints;
+
+					if (!cl_checkpoint_parse(note, rec.datalen, &cp, &err))
+					{
+						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): %s", k, lineno, err);
+						goto out;
+					}
+					if (strcmp(cp.origin, origin) != 0)
+					{
+						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): origin \"%s\" is not the export's \"%s\"",
+								k, lineno, cp.origin, origin);
+						goto out;
+					}
+					if (verify_under_keys(&cp, note, o) < 0)
+					{
+						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): signature does not verify under any given public key",
+								k, lineno);
+						goto out;
+					}
+					if (k > 1 && cp.size < lastsize)
+					{
+						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): tree size %" PRIu64 " is smaller than the previous checkpoint's %" PRIu64,
+								k, lineno, cp.size, lastsize);
+						goto out;
+					}
+					if (memcmp(cp.prev, prevhash, CL_HASH_LEN) != 0)
+					{
+						if (k == 1)
+							failure("checkpoint 1 (line %" PRIu64 "): prev is not 32 zero bytes", lineno);
+						else
+							failure("checkpoint %" PRIu64 " (line %" PRIu64 "): prev is not the hash of checkpoint %" PRIu64,
+									k, lineno, k - 1);
+						goto out;
+					}
+					if (cp.size > nleaves)
+					{
+						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): tree size %" PRIu64 " exceeds the %" PRIu64 " leaves in the export",
+								k, lineno, cp.size, nleaves);
+						goto out;
+					}
+					while (frontier.size < cp.size)
+						cl_frontier_append(&frontier, leaves[frontier.size]);
+					cl_frontier_root(&frontier, root);
+					if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
+					{
+						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): root hash %s is not the root of leaves 0..%" PRIu64 " (computed %s)",
+								k, lineno, hash64(cp.root, b1),
+								cp.size > 0 ? cp.size - 1 : 0, hash64(root, b2));
+						goto out;
+					}
+					cl_note_hash(note, rec.datalen, prevhash);
+					lastsize = cp.size;
+					memcpy(lastroot, cp.root, CL_HASH_LEN);
+					break;
+				}
+			case CL_EXPORT_END:
+				if (rec.count != nleaves)
+				{
+					failure("line %" PRIu64 ": end record counts %" PRIu64 " leaves but the export has %" PRIu64,
+							lineno, rec.count, nleaves);
+					goto out;
+				}
+				if (ncheckpoints == 0)
+				{
+					failure("line %" PRIu64 ": the export has no checkpoint", lineno);
+					goto out;
+				}
+				if (lastsize != nleaves)
+				{
+					failure("checkpoint %" PRIu64 ": the latest checkpoint covers %" PRIu64 " of the %" PRIu64 " leaves",
+							ncheckpoints, lastsize, nleaves);
+					goto out;
+				}
+				ended = true;
+				break;
+		}
+		free(rec.data);
+		rec.data = NULL;
+	}
+	if (ferror(f))
+	{
+		rc = error("cannot read \"%s\": %s", path, strerror(errno));
+		goto out;
+	}
+	if (lineno == 0)
+	{
+		failure("empty export");
+		goto out;
+	}
+	if (!ended)
+	{
+		failure("line %" PRIu64 ": the export ends without an end record (truncated?)", lineno);
+		goto out;
+	}
+
+	if (receipt != NULL)
+	{
+		cl_hash		root;
+
+		if (strcmp(receipt_cp.origin, origin) != 0)
+		{
+			failure("--checkpoint: origin \"%s\" is not the export's \"%s\"",
+					receipt_cp.origin, origin);
+			goto out;
+		}
+		if (receipt_cp.size > nleaves)
+		{
+			failure("--checkpoint: tree size %" PRIu64 " exceeds the %" PRIu64 " leaves in the export",
+					receipt_cp.size, nleaves);
+			goto out;
+		}
+		cl_merkle_root(leaves, receipt_cp.size, root);
+		if (memcmp(root, receipt_cp.root, CL_HASH_LEN) != 0)
+		{
+			failure("--checkpoint: the export does not extend it: root of its first %" PRIu64 " leaves is %s, the checkpoint says %s",
+					receipt_cp.size, hash64(root, b1), hash64(receipt_cp.root, b2));
+			goto out;
+		}
+	}
+
+	printf("OK: origin %s, %" PRIu64 " leaves, %" PRIu64 " checkpoints, latest size %" PRIu64 ", root %s",
+		   origin, nleaves, ncheckpoints, lastsize, hash64(lastroot, b1));
+	if (receipt != NULL)
+		printf(", extends --checkpoint of size %" PRIu64, receipt_cp.size);
+	putchar('\n');
+	rc = EXIT_VERIFIED;
+
+out:
+	free(rec.data);
+	free(line);
+	free(leaves);
+	free(receipt);
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+/*
+ * Reads and parses the proof file; returns 0, EXIT_FAILED (printed) or
+ * EXIT_USAGE (printed).
+ */
+static int
+load_proof(const char *path, cl_proof *proof)
+{
+	char	   *buf;
+	size_t		len;
+	const char *err;
+	int			rc = read_whole_file(path, MAX_DOCUMENT, &buf, &len);
+
+	if (rc != 0)
+		return rc;
+	if (!cl_proof_parse(buf, len, proof, &err))
+	{
+		free(buf);
+		return failure("%s: %s", path, err);
+	}
+	free(buf);
+	return 0;
+}
+
+/* The inclusion subcommand. */
+static int
+cmd_inclusion(const options *o)
+{
+	cl_proof	proof;
+	const char *err;
+	char		b1[45];
+	int			rc;
+
+	if (o->nargs != 1 || o->nkeys != 0 || o->checkpoint != NULL)
+		return usage();
+	rc = load_proof(o->args[0], &proof);
+	if (rc != 0)
+		return rc;
+	if (proof.type != CL_PROOF_INCLUSION)
+		return failure("%s: not an inclusion proof", o->args[0]);
+
+	if (o->leaf_data != NULL)
+	{
+		size_t		hexlen = strlen(o->leaf_data);
+		char	   *hex = malloc(hexlen + 1);
+		uint8_t    *data = malloc(hexlen / 2 + 1);
+		cl_hash		h;
+		size_t		i;
+
+		if (hex == NULL || data == NULL)
+		{
+			free(hex);
+			free(data);
+			return error("out of memory");
+		}
+		for (i = 0; i < hexlen; i++)
+			hex[i] = (char) tolower((unsigned char) o->leaf_data[i]);
+		hex[hexlen] = '\0';
+		if (cl_hex_decode(hex, hexlen, data, hexlen / 2) != (long) (hexlen / 2))
+		{
+			free(hex);
+			free(data);
+			return error("--leaf-data is not hex");
+		}
+		cl_leaf_hash(data, hexlen / 2, h);
+		free(hex);
+		free(data);
+		if (memcmp(h, proof.leaf_hash, CL_HASH_LEN) != 0)
+			return failure("the leaf data hashes to %s, not to the proof's leaf_hash",
+						   hash64(h, b1));
+	}
+	if (!cl_proof_verify(&proof, &err))
+		return failure("%s", err);
+	printf("OK: leaf %" PRIu64 " is included in the tree of size %" PRIu64 " with root %s%s\n",
+		   proof.leaf_index, proof.tree_size, hash64(proof.root_hash, b1),
+		   o->leaf_data ? " (leaf data matches)" : "");
+	return EXIT_VERIFIED;
+}
+
+/* The consistency subcommand. */
+static int
+cmd_consistency(const options *o)
+{
+	cl_proof	proof;
+	const char *err;
+	char		b1[45];
+	char		b2[45];
+	int			rc;
+
+	if (o->nargs != 1 || o->nkeys != 0 || o->checkpoint != NULL ||
+		o->leaf_data != NULL)
+		return usage();
+	rc = load_proof(o->args[0], &proof);
+	if (rc != 0)
+		return rc;
+	if (proof.type != CL_PROOF_CONSISTENCY)
+		return failure("%s: not a consistency proof", o->args[0]);
+	if (!cl_proof_verify(&proof, &err))
+		return failure("%s", err);
+	printf("OK: the tree of size %" PRIu64 " with root %s is a prefix of the tree of size %" PRIu64 " with root %s\n",
+		   proof.old_size, hash64(proof.old_root, b1),
+		   proof.new_size, hash64(proof.new_root, b2));
+	return EXIT_VERIFIED;
+}
+
+/* The checkpoint subcommand: verifies and prints the fields. */
+static int
+cmd_checkpoint(const options *o)
+{
+	char	   *note;
+	size_t		notelen;
+	cl_checkpoint cp;
+	const char *why;
+	uint8_t		keyid[CL_KEYID_LEN];
+	char		idhex[2 * CL_KEYID_LEN + 1];
+	char		b1[45];
+	int			k;
+	int			rc;
+
+	if (o->nkeys == 0)
+	{
+		error("checkpoint needs at least one --public-key");
+		return usage();
+	}
+	if (o->nargs != 1 || o->checkpoint != NULL || o->leaf_data != NULL)
+		return usage();
+	rc = load_checkpoint_file(o->args[0], &note, &notelen, &cp, &why);
+	if (rc == EXIT_FAILED)
+		return failure("%s: %s", o->args[0], why);
+	if (rc != 0)
+		return rc;
+	k = verify_under_keys(&cp, note, o);
+	free(note);
+	if (k < 0)
+		return failure("%s: signature does not verify under any given public key",
+					   o->args[0]);
+	cl_key_id(CL_KEY_NAME, o->keys[k], keyid);
+	cl_hex_encode(keyid, CL_KEYID_LEN, idhex);
+	printf("OK: checkpoint signature verifies under key id %s\n", idhex);
+	printf("origin %s\n", cp.origin);
+	printf("tree_size %" PRIu64 "\n", cp.size);
+	printf("root_hash %s\n", hash64(cp.root, b1));
+	printf("time %" PRId64 "\n", cp.time);
+	printf("prev_hash %s\n", hash64(cp.prev, b1));
+	printf("key_id %s\n", idhex);
+	return EXIT_VERIFIED;
+}
+
+/*
+ * The keygen subcommand: writes base64(seed) and a newline to a new
+ * file (O_EXCL, mode 0600) and prints the public key and key id.
+ */
+static int
+cmd_keygen(int argc, char **argv)
+{
+	uint8_t		seed[crypto_sign_SEEDBYTES];
+	uint8_t		pk[crypto_sign_PUBLICKEYBYTES];
+	uint8_t		sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t		keyid[CL_KEYID_LEN];
+	char		line[64];
+	char		pk64[45];
+	char		idhex[2 * CL_KEYID_LEN + 1];
+	const char *path;
+	size_t		len;
+	size_t		off = 0;
+	int			fd;
+
+	if (argc != 1 || strncmp(argv[0], "--", 2) == 0)
+		return usage();
+	path = argv[0];
+
+	randombytes_buf(seed, sizeof(seed));
+	crypto_sign_seed_keypair(pk, sk, seed);
+	sodium_memzero(sk, sizeof(sk));
+	cl_base64_encode(seed, sizeof(seed), line);
+	sodium_memzero(seed, sizeof(seed));
+	len = strlen(line);
+	line[len++] = '\n';
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, S_IRUSR | S_IWUSR);
+	if (fd < 0)
+	{
+		sodium_memzero(line, sizeof(line));
+		return error("cannot create \"%s\": %s", path, strerror(errno));
+	}
+	if (fchmod(fd, S_IRUSR | S_IWUSR) != 0)
+		goto write_error;
+	while (off < len)
+	{
+		ssize_t		w = write(fd, line + off, len - off);
+
+		if (w < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			goto write_error;
+		}
+		off += (size_t) w;
+	}
+	if (fsync(fd) != 0)
+		goto write_error;
+	if (close(fd) != 0)
+	{
+		fd = -1;
+		goto write_error;
+	}
+	sodium_memzero(line, sizeof(line));
+
+	cl_base64_encode(pk, sizeof(pk), pk64);
+	cl_key_id(CL_KEY_NAME, pk, keyid);
+	cl_hex_encode(keyid, CL_KEYID_LEN, idhex);
+	printf("%s\n", pk64);
+	printf("key id %s (key name %s)\n", idhex, CL_KEY_NAME);
+	return EXIT_VERIFIED;
+
+write_error:
+	{
+		int			e = errno;
+
+		sodium_memzero(line, sizeof(line));
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
+		return error("cannot write \"%s\": %s", path, strerror(e));
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	options		o;
+	const char *cmd;
+	int			rc;
+
+	if (sodium_init() < 0)
+		return error("cannot initialize libsodium");
+	if (argc < 2)
+		return usage();
+	cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
+	{
+		usage();
+		return 0;
+	}
+	if (strcmp(cmd, "keygen") == 0)
+		rc = cmd_keygen(argc - 2, argv + 2);
+	else
+	{
+		rc = parse_options(argc - 2, argv + 2, &o);
+		if (rc != 0)
+			return rc;
+		if (strcmp(cmd, "export") == 0)
+			rc = cmd_export(&o);
+		else if (strcmp(cmd, "inclusion") == 0)
+			rc = cmd_inclusion(&o);
+		else if (strcmp(cmd, "consistency") == 0)
+			rc = cmd_consistency(&o);
+		else if (strcmp(cmd, "checkpoint") == 0)
+			rc = cmd_checkpoint(&o);
+		else
+		{
+			error("unknown command \"%s\"", cmd);
+			return usage();
+		}
+	}
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return error("cannot write to standard output");
+	return rc;
+}
