@@ -366,6 +366,20 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			if (((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
 				cl_seal_block_database(get_database_oid(((RenameStmt *) parsetree)->subname, true));
 			break;
+		case T_CreateStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
+				{
+					Oid			parent = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+
+					if (is_live_ledger(parent))
+						refuse_ddl(get_rel_name(parent), "INHERITS or PARTITION OF",
+								   "A ledger table must stand alone.");
+				}
+				break;
+			}
 		case T_RuleStmt:
 			{
 				RuleStmt   *rs = (RuleStmt *) parsetree;

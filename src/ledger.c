@@ -426,7 +426,7 @@ check_convertible(Relation rel)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not an ordinary table", name),
 				 errdetail("Only ordinary tables can become ledger tables; partitioned tables, views, foreign tables and materialized views cannot."),
-				 errhint("Convert each partition's data into one ordinary table.")));
+				 errhint("Call create_ledger() on an ordinary table.")));
 	if (cls->relispartition || has_superclass(RelationGetRelid(rel)) ||
 		has_subclass(RelationGetRelid(rel)))
 		ereport(ERROR,

@@ -136,9 +136,9 @@ cl_base64_decode(const char *in, size_t len, uint8_t *out, size_t outmax)
 	for (i = 0; i < len; i += 4)
 	{
 		int			v[4];
-		int			k;
+		size_t		k;
 		bool		last = (i + 4 == len);
-		int			nchars = last ? 4 - (int) npad : 4;
+		size_t		nchars = last ? 4 - npad : 4;
 
 		for (k = 0; k < nchars; k++)
 		{

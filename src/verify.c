@@ -470,6 +470,7 @@ check_checkpoints(LedgerState *st)
 	uint64		last_size = 0;
 	List	   *rows = NIL;
 	ListCell   *lc;
+	bool		complete = true;
 
 	memset(prev, 0, sizeof(prev));
 	if (SPI_execute_with_args("SELECT seq, note FROM consent_ledger.checkpoints "
@@ -499,12 +500,14 @@ check_checkpoints(LedgerState *st)
 		{
 			note_problem(st, last_size, "broken checkpoint chain: checkpoint " INT64_FORMAT " follows " INT64_FORMAT,
 						 c->seq, expect_seq - 1);
+			complete = false;
 			break;
 		}
 		expect_seq++;
 		if (!cl_checkpoint_parse(c->note, len, &cp, &err))
 		{
 			note_problem(st, last_size, "bad checkpoint " INT64_FORMAT ": %s", c->seq, err);
+			complete = false;
 			break;
 		}
 		c->size = cp.size;
@@ -522,12 +525,14 @@ check_checkpoints(LedgerState *st)
 		{
 			note_problem(st, cp.size, "broken checkpoint chain at checkpoint " INT64_FORMAT ": the tree shrank from " UINT64_FORMAT " to " UINT64_FORMAT,
 						 c->seq, last_size, cp.size);
+			complete = false;
 			break;
 		}
 		if (cp.size > st->nsealed)
 		{
 			note_problem(st, st->nsealed, "missing at leaf " UINT64_FORMAT ": checkpoint " INT64_FORMAT " covers " UINT64_FORMAT " leaves but the log holds " UINT64_FORMAT,
 						 st->nsealed, c->seq, cp.size, st->nsealed);
+			complete = false;
 			break;
 		}
 		while (f.size < cp.size)
@@ -539,7 +544,7 @@ check_checkpoints(LedgerState *st)
 						 last_size, cp.size - 1, c->seq);
 		last_size = cp.size;
 	}
-	if (rows != NIL && last_size < st->nsealed)
+	if (complete && rows != NIL && last_size < st->nsealed)
 		note_problem(st, last_size, "extra at leaf " UINT64_FORMAT ": the log holds " UINT64_FORMAT " leaves but the last checkpoint covers " UINT64_FORMAT,
 					 last_size, st->nsealed, last_size);
 	st->checkpoints = rows;
@@ -613,10 +618,19 @@ cl_verify(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * Builds the jsonb result in the caller's memory context and closes SPI:
+ * everything palloc'd since SPI_connect() dies with SPI_finish().
+ */
 static Datum
-jsonb_from_cstring(const char *s)
+jsonb_result_and_finish(const char *s, MemoryContext outer)
 {
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+	MemoryContext old = MemoryContextSwitchTo(outer);
+	Datum		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	return result;
 }
 
 static void
@@ -642,7 +656,7 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 	const char *err;
 	StringInfoData buf;
 	char		hex[CL_KEYID_LEN * 2 + 1];
-	Datum		result;
+	MemoryContext outer = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -675,9 +689,7 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 	appendStringInfoString(&buf, ", \"note\": ");
 	escape_json(&buf, note);
 	appendStringInfoChar(&buf, '}');
-	SPI_finish();
-	result = jsonb_from_cstring(buf.data);
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
 /* A string member of a jsonb object, or NULL. */
@@ -843,6 +855,7 @@ cl_sql_inclusion_proof(PG_FUNCTION_ARGS)
 	cl_hash		root;
 	int			n;
 	StringInfoData buf;
+	MemoryContext outer = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -868,8 +881,7 @@ cl_sql_inclusion_proof(PG_FUNCTION_ARGS)
 	append_json_path(&buf, path, n);
 	appendStringInfoChar(&buf, '}');
 	release_ledger(st);
-	SPI_finish();
-	PG_RETURN_DATUM(jsonb_from_cstring(buf.data));
+	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
 /* consent_ledger.consistency_proof(relation, old_size, new_size) RETURNS jsonb */
@@ -885,6 +897,7 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 				r2;
 	int			n;
 	StringInfoData buf;
+	MemoryContext outer = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -912,8 +925,7 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 	append_json_path(&buf, path, n);
 	appendStringInfoChar(&buf, '}');
 	release_ledger(st);
-	SPI_finish();
-	PG_RETURN_DATUM(jsonb_from_cstring(buf.data));
+	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
 /* ctids of the rows at each sealed position, for export and leaf_data */
@@ -1071,7 +1083,7 @@ cl_leaf_data(PG_FUNCTION_ARGS)
 	enc = cl_encoder_create(RelationGetDescr(st->rel), CurrentMemoryContext);
 	initStringInfo(&buf);
 	encode_at(st, enc, &tids[leaf], (uint64) leaf, &buf);
-	result = palloc(VARHDRSZ + buf.len);
+	result = SPI_palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(result, VARHDRSZ + buf.len);
 	memcpy(VARDATA(result), buf.data, buf.len);
 	release_ledger(st);

@@ -1,0 +1,100 @@
+-- DDL on ledger tables: what would change stored rows or switch the
+-- protection off is refused with 0A000; what cannot is allowed, and old
+-- rows stay verifiable.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE events (id int PRIMARY KEY, what text, m mood,
+                     total int GENERATED ALWAYS AS (id * 2) STORED);
+INSERT INTO events (id, what, m) VALUES (1, 'one', 'ok'), (2, 'two', NULL);
+SELECT consent_ledger.create_ledger('events');
+INSERT INTO events (id, what, m) VALUES (3, 'three', 'happy');
+
+ALTER TABLE events DROP COLUMN what;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events ALTER COLUMN what TYPE varchar(3);
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events RENAME COLUMN what TO label;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events ALTER COLUMN total DROP EXPRESSION;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events SET ACCESS METHOD heap;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events SET UNLOGGED;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events DISABLE TRIGGER ALL;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events DISABLE TRIGGER USER;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events DISABLE TRIGGER "~consent_ledger_stamp";
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events ENABLE TRIGGER "~consent_ledger_guard";
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events ENABLE REPLICA TRIGGER "~consent_ledger_guard_row";
+\echo :LAST_ERROR_SQLSTATE
+ALTER TRIGGER "~consent_ledger_stamp" ON events RENAME TO other;
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER "~consent_ledger_guard" ON events;
+\echo :LAST_ERROR_SQLSTATE
+CREATE RULE no_ins AS ON INSERT TO events DO INSTEAD NOTHING;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE events_child () INHERITS (events);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE plain_parent (id int);
+ALTER TABLE events INHERIT plain_parent;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events ADD COLUMN note text DEFAULT 'x';
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events ADD COLUMN note text NOT NULL;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events ADD COLUMN note2 int GENERATED ALWAYS AS IDENTITY;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE events ADD COLUMN ledger_extra text;
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE events;
+\echo :LAST_ERROR_SQLSTATE
+DROP EXTENSION consent_ledger CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+-- a cascade that would drop a column of the ledger
+CREATE DOMAIN short_text AS text;
+CREATE TABLE dom_l (id int, s short_text);
+SELECT consent_ledger.create_ledger('dom_l');
+DROP DOMAIN short_text CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+
+-- allowed: nothing stored changes
+ALTER TABLE events ADD COLUMN note text;
+INSERT INTO events (id, m, note) VALUES (4, 'sad', 'with note');
+ALTER TABLE events ALTER COLUMN note SET DEFAULT 'later rows only';
+INSERT INTO events (id) VALUES (5);
+CREATE INDEX ON events (m);
+ALTER TABLE events ADD CONSTRAINT id_pos CHECK (id > 0);
+ALTER TABLE events ALTER COLUMN m SET STATISTICS 100;
+ALTER TABLE events RENAME TO events_renamed;
+ALTER TABLE events_renamed RENAME TO events;
+CLUSTER events USING events_pkey;
+VACUUM FULL events;
+ALTER TABLE events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE events DISABLE ROW LEVEL SECURITY;
+CREATE FUNCTION user_trig() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER a_user_trigger BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION user_trig();
+ALTER TABLE events DISABLE TRIGGER a_user_trigger;
+ALTER TABLE events ENABLE TRIGGER a_user_trigger;
+INSERT INTO events (id) VALUES (6);
+-- a BEFORE INSERT trigger that would fire after the stamp is refused at insert time
+CREATE TRIGGER "~~late" BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION user_trig();
+INSERT INTO events (id) VALUES (7);
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER "~~late" ON events;
+
+SELECT id, m, total, note FROM events ORDER BY id;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('events');
+
+-- retire, then drop
+SELECT consent_ledger.retire_ledger('events');
+INSERT INTO events (id) VALUES (8);
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE events;
+SELECT count(*) AS retired_ledgers FROM consent_ledger.ledgers WHERE retired_at IS NOT NULL;

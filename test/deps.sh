@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs, when run as root and
+# something is missing.  Sourced by tools/demo.sh and test/run-tests.sh.
+#
+#   postgresql-15, postgresql-server-dev-15  server and PGXS headers
+#   libsodium-dev                            all cryptography
+#   libkrb5-dev                              gssapi.h, included by the server's libpq-be.h
+#   postgresql-15-pgtap, libtap-parser-sourcehandler-pgtap-perl   pgTAP + pg_prove
+#   libipc-run-perl                          PostgreSQL::Test::Cluster (TAP tests)
+#   clang, libclang-rt-14-dev                libFuzzer targets run briefly by the suite
+cl_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libkrb5-dev \
+postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
+clang libclang-rt-14-dev make gcc"
+
+cl_install_deps() {
+	local missing=""
+	for p in $cl_packages; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing Debian packages:$missing (run as root to install them)" >&2
+		return 1
+	fi
+	echo "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	# the Debian postgresql package would start a cluster of its own; we do not need it
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
