@@ -76,18 +76,21 @@ CREATE TABLE consent_ledger.pending (
 );
 ALTER TABLE consent_ledger.pending ALTER COLUMN leaves SET STORAGE EXTERNAL;
 
--- The log: leaf hashes in log order, one row per sealed pending record.
+-- The log: leaf hashes in log order.  One row per sealing round and ledger
+-- (split past CL_MAX_LEAVES_PER_LOG leaves): the pending records it sealed,
+-- in order, as parallel arrays (transaction, first ordinal, leaf count), and
+-- their leaf hashes concatenated.  Leaf first_leaf + k is the k-th hash.
 CREATE TABLE consent_ledger.log (
 	ledger_id	integer NOT NULL,
 	first_leaf	bigint NOT NULL,
-	txn			bigint NOT NULL,
-	first_ord	integer NOT NULL,
 	nleaves		integer NOT NULL,
+	txns		bigint[] NOT NULL,
+	first_ords	integer[] NOT NULL,
+	counts		integer[] NOT NULL,
 	leaves		bytea NOT NULL,
 	PRIMARY KEY (ledger_id, first_leaf)
 );
 ALTER TABLE consent_ledger.log ALTER COLUMN leaves SET STORAGE EXTERNAL;
-CREATE INDEX log_txn_idx ON consent_ledger.log (ledger_id, txn);
 
 -- Signed checkpoints, chained by the hash of the previous note.
 CREATE TABLE consent_ledger.checkpoints (

@@ -4,6 +4,13 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
+-- Only seal() seals in this file, so that log rows and checkpoint numbers
+-- are deterministic (the second seal() makes sure the sealer has seen the
+-- new interval).
+ALTER SYSTEM SET consent_ledger.seal_interval = '1h';
+SELECT pg_reload_conf();
+SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() >= 0 AS sealer_settled;
+
 CREATE TABLE hist (id int, v text);
 SELECT consent_ledger.create_ledger('hist');
 CREATE PROCEDURE add_rows(a int, b int) LANGUAGE plpgsql AS $$
@@ -75,9 +82,13 @@ SELECT consent_ledger.consistency_proof('hist', 6, 5);
 -- the export: header, keys, one line per sealed leaf, every checkpoint
 SELECT split_part(line, ' ', 1) AS kind, count(*)
 FROM consent_ledger.export('hist') AS line GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS checkpoints FROM consent_ledger.checkpoints
+WHERE ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'hist'::regclass);
 
--- A superuser rewrites leaf 4 and rebuilds the log from scratch so that the
--- server itself re-seals and re-signs the forged history.
+-- A superuser rewrites leaf 4 and rebuilds the log so that the server itself
+-- re-seals and re-signs the forged history.  (Every transaction of hist
+-- inserted one row, so the k-th transaction of a log row is leaf
+-- first_leaf + k - 1.)
 UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'hist'::regclass;
 ALTER TABLE hist SET (fillfactor = 100);
 UPDATE hist SET v = 'rewritten' WHERE id = 4;
@@ -85,10 +96,11 @@ UPDATE pg_trigger SET tgenabled = 'A' WHERE tgrelid = 'hist'::regclass;
 ALTER TABLE hist SET (fillfactor = 100);
 BEGIN;
 INSERT INTO consent_ledger.pending (ledger_id, txn, first_ord, nleaves, leaves)
-  SELECT ledger_id, txn, first_ord, 1,
-         sha256('\x00'::bytea || consent_ledger.leaf_data('hist', first_leaf))
-  FROM consent_ledger.log
-  WHERE ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'hist'::regclass);
+  SELECT l.ledger_id, r.txn, r.first_ord, 1,
+         sha256('\x00'::bytea || consent_ledger.leaf_data('hist', l.first_leaf + r.k - 1))
+  FROM consent_ledger.log l,
+       unnest(l.txns, l.first_ords) WITH ORDINALITY AS r(txn, first_ord, k)
+  WHERE l.ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'hist'::regclass);
 DELETE FROM consent_ledger.log
   WHERE ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'hist'::regclass);
 DELETE FROM consent_ledger.checkpoints
@@ -99,3 +111,6 @@ SELECT consent_ledger.seal() >= 0 AS sealed;
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('hist');
 -- ...but the receipts taken before prove the rewrite
 SELECT n, consent_ledger.verify_checkpoint(cp) FROM receipts ORDER BY n;
+
+ALTER SYSTEM RESET consent_ledger.seal_interval;
+SELECT pg_reload_conf();

@@ -33,6 +33,8 @@
 #define CL_ENCODING_VERSION 1
 /* leaves of one transaction written as one pending/log record at most */
 #define CL_MAX_LEAVES_PER_RECORD (1024 * 1024)
+/* leaves of one log row at most (its bytea stays well under 1 GB) */
+#define CL_MAX_LEAVES_PER_LOG (4 * 1024 * 1024)
 #define CL_MAX_DATABASES	64
 
 /* consent_ledger.c: GUCs and shared state */

@@ -47,6 +47,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -400,44 +401,89 @@ seal_ledger(int32 ledger_id, const char *origin)
 	if (npend == 0 && have_checkpoint)
 		return 0;
 
-	for (uint64 i = 0; i < npend; i++)
+	/*
+	 * Append the pending records to the log, in (txn, first_ord) order: one
+	 * log row per CL_MAX_LEAVES_PER_LOG leaves, then one DELETE for all the
+	 * pending records sealed.  A round costs a few statements per ledger,
+	 * however many transactions committed since the last one.
+	 */
 	{
-		HeapTuple	t = pend->vals[i];
-		TupleDesc	d = pend->tupdesc;
-		bool		isnull;
-		Datum		ctid = SPI_getbinval(t, d, 1, &isnull);
-		int64		txn = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-		int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
-		int32		n = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
-		bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 5, &isnull));
-		const uint8_t *p = (const uint8_t *) VARDATA_ANY(leaves);
-		Oid			ltypes[6] = {INT4OID, INT8OID, INT8OID, INT4OID, INT4OID, BYTEAOID};
-		Datum		lvals[6];
-		Oid			tidtype[1] = {TIDOID};
+		Datum	   *tids = palloc(sizeof(Datum) * Max(npend, 1));
+		Datum	   *txns = palloc(sizeof(Datum) * Max(npend, 1));
+		Datum	   *ords = palloc(sizeof(Datum) * Max(npend, 1));
+		Datum	   *counts = palloc(sizeof(Datum) * Max(npend, 1));
+		uint64		i = 0;
 
-		if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("pending record of ledger %d, transaction " INT64_FORMAT " is corrupt",
-							ledger_id, txn)));
-		for (int32 k = 0; k < n; k++)
-			cl_frontier_append(&frontier, p + (Size) k * CL_HASH_LEN);
+		while (i < npend)
+		{
+			StringInfoData leaves;
+			int			nrec = 0;
+			int64		nleaves = 0;
+			uint64		first_leaf = frontier.size;
+			Oid			ltypes[7] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, INT4ARRAYOID,
+			INT4ARRAYOID, BYTEAOID};
+			Datum		lvals[7];
 
-		lvals[0] = Int32GetDatum(ledger_id);
-		lvals[1] = Int64GetDatum((int64) (frontier.size - (uint64) n));
-		lvals[2] = Int64GetDatum(txn);
-		lvals[3] = Int32GetDatum(first_ord);
-		lvals[4] = Int32GetDatum(n);
-		lvals[5] = PointerGetDatum(leaves);
-		if (SPI_execute_with_args("INSERT INTO consent_ledger.log "
-								  "(ledger_id, first_leaf, txn, first_ord, nleaves, leaves) "
-								  "VALUES ($1, $2, $3, $4, $5, $6)",
-								  6, ltypes, lvals, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not append to consent_ledger.log");
-		if (SPI_execute_with_args("DELETE FROM consent_ledger.pending WHERE ctid OPERATOR(pg_catalog.=) $1",
-								  1, tidtype, &ctid, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not delete from consent_ledger.pending");
-		sealed += (uint64) n;
+			initStringInfo(&leaves);
+			while (i < npend)
+			{
+				HeapTuple	t = pend->vals[i];
+				TupleDesc	d = pend->tupdesc;
+				bool		isnull;
+				int64		txn = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+				int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+				int32		n = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
+				bytea	   *lv;
+				const uint8_t *p;
+
+				if (nrec > 0 && nleaves + n > CL_MAX_LEAVES_PER_LOG)
+					break;
+				lv = DatumGetByteaPP(SPI_getbinval(t, d, 5, &isnull));
+				if (n <= 0 || VARSIZE_ANY_EXHDR(lv) != (Size) n * CL_HASH_LEN)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("pending record of ledger %d, transaction " INT64_FORMAT " is corrupt",
+									ledger_id, txn)));
+				p = (const uint8_t *) VARDATA_ANY(lv);
+				for (int32 k = 0; k < n; k++)
+					cl_frontier_append(&frontier, p + (Size) k * CL_HASH_LEN);
+				appendBinaryStringInfo(&leaves, (const char *) p, n * CL_HASH_LEN);
+				tids[i] = SPI_getbinval(t, d, 1, &isnull);
+				txns[nrec] = Int64GetDatum(txn);
+				ords[nrec] = Int32GetDatum(first_ord);
+				counts[nrec] = Int32GetDatum(n);
+				nrec++;
+				nleaves += n;
+				i++;
+			}
+			lvals[0] = Int32GetDatum(ledger_id);
+			lvals[1] = Int64GetDatum((int64) first_leaf);
+			lvals[2] = Int32GetDatum((int32) nleaves);
+			lvals[3] = PointerGetDatum(construct_array(txns, nrec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			lvals[4] = PointerGetDatum(construct_array(ords, nrec, INT4OID, 4, true, TYPALIGN_INT));
+			lvals[5] = PointerGetDatum(construct_array(counts, nrec, INT4OID, 4, true, TYPALIGN_INT));
+			lvals[6] = bytea_datum(leaves.data, leaves.len);
+			if (SPI_execute_with_args("INSERT INTO consent_ledger.log "
+									  "(ledger_id, first_leaf, nleaves, txns, first_ords, counts, leaves) "
+									  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+									  7, ltypes, lvals, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not append to consent_ledger.log");
+			pfree(leaves.data);
+			sealed += (uint64) nleaves;
+		}
+		if (npend > 0)
+		{
+			Oid			tidarr[1] = {TIDARRAYOID};
+			Datum		arr = PointerGetDatum(construct_array(tids, (int) npend, TIDOID,
+															  sizeof(ItemPointerData), false,
+															  TYPALIGN_SHORT));
+
+			if (SPI_execute_with_args("DELETE FROM consent_ledger.pending "
+									  "WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
+									  1, tidarr, &arr, NULL, false, 0) != SPI_OK_DELETE ||
+				SPI_processed != npend)
+				elog(ERROR, "could not delete sealed records from consent_ledger.pending");
+		}
 	}
 
 	/* sign the new checkpoint */

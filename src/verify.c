@@ -22,6 +22,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
@@ -142,88 +143,144 @@ ledger_or_error(Oid relid)
 	return info;
 }
 
-/* Loads the log and pending records of a ledger (SPI connected). */
+/* Appends one chunk (a pending record's worth of positions). */
+static void
+add_chunk(LedgerState *st, int *capacity, uint64 *cap_leaves, int64 txn,
+		  int32 first_ord, int32 n, const uint8 *leaves, bool pending)
+{
+	uint64		total = st->nsealed + st->npending;
+	Chunk	   *c;
+
+	if (st->nchunks == *capacity)
+	{
+		*capacity *= 2;
+		st->chunks = repalloc_huge(st->chunks, sizeof(Chunk) * *capacity);
+	}
+	c = &st->chunks[st->nchunks++];
+	c->txn = txn;
+	c->first_ord = first_ord;
+	c->n = n;
+	c->first_pos = total;
+	c->pending = pending;
+	while (total + n > *cap_leaves)
+	{
+		*cap_leaves *= 2;
+		st->expected = repalloc_huge(st->expected, sizeof(cl_hash) * *cap_leaves);
+	}
+	memcpy(st->expected[total], leaves, (Size) n * CL_HASH_LEN);
+	if (pending)
+		st->npending += n;
+	else
+		st->nsealed += n;
+}
+
+/*
+ * Loads the log (in leaf order) and then the pending records of a ledger
+ * (SPI connected).  Positions 0 .. nsealed-1 are the log; pending leaves
+ * follow, in the order the sealer will take them.
+ */
 static void
 load_records(LedgerState *st)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
 	int			capacity = 64;
-	uint64		total = 0;
 	uint64		cap_leaves = 1024;
 	HASHCTL		ctl;
+	Portal		portal;
 
 	st->chunks = palloc(sizeof(Chunk) * capacity);
 	st->expected = palloc_extended(sizeof(cl_hash) * cap_leaves, MCXT_ALLOC_HUGE);
 
-	for (int pass = 0; pass < 2; pass++)
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT first_leaf, nleaves, txns, first_ords, counts, leaves "
+									   "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+									   "ORDER BY first_leaf",
+									   1, types, vals, NULL, true, 0);
+	for (;;)
 	{
-		const char *sql = pass == 0 ?
-		"SELECT first_leaf, txn, first_ord, nleaves, leaves FROM consent_ledger.log "
-		"WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY first_leaf" :
-		"SELECT NULL::bigint, txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
-		"WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY txn, first_ord";
-		Portal		portal;
-
-		portal = SPI_cursor_open_with_args(NULL, sql, 1, types, vals, NULL, true, 0);
-		for (;;)
+		SPI_cursor_fetch(portal, true, 100);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			SPI_cursor_fetch(portal, true, 1000);
-			if (SPI_processed == 0)
-				break;
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				HeapTuple	t = SPI_tuptable->vals[i];
-				TupleDesc	d = SPI_tuptable->tupdesc;
-				bool		isnull;
-				int64		first_leaf = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-				int64		txn = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-				int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
-				int32		n = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
-				bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 5, &isnull));
-				Chunk	   *c;
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int64		first_leaf = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+			int32		nleaves = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+			ArrayType  *txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
+			ArrayType  *ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 4, &isnull));
+			ArrayType  *counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
+			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 6, &isnull));
+			int			nrec = ArrayGetNItems(ARR_NDIM(txns), ARR_DIMS(txns));
+			int64	   *tx = (int64 *) ARR_DATA_PTR(txns);
+			int32	   *od = (int32 *) ARR_DATA_PTR(ords);
+			int32	   *ct = (int32 *) ARR_DATA_PTR(counts);
+			const uint8 *p = (const uint8 *) VARDATA_ANY(leaves);
+			int64		sum = 0;
+			bool		ok;
 
-				if (pass == 0 && (uint64) first_leaf != total)
-				{
-					note_problem(st, total,
-								 "log corrupted at leaf " UINT64_FORMAT ": the next log record starts at leaf " INT64_FORMAT,
-								 total, first_leaf);
-					continue;
-				}
-				if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
-				{
-					note_problem(st, total,
-								 "log corrupted at leaf " UINT64_FORMAT ": a record of transaction " INT64_FORMAT " has a malformed leaf list",
-								 total, txn);
-					continue;
-				}
-				if (st->nchunks == capacity)
-				{
-					capacity *= 2;
-					st->chunks = repalloc_huge(st->chunks, sizeof(Chunk) * capacity);
-				}
-				c = &st->chunks[st->nchunks++];
-				c->txn = txn;
-				c->first_ord = first_ord;
-				c->n = n;
-				c->first_pos = total;
-				c->pending = (pass == 1);
-				while (total + n > cap_leaves)
-				{
-					cap_leaves *= 2;
-					st->expected = repalloc_huge(st->expected, sizeof(cl_hash) * cap_leaves);
-				}
-				memcpy(st->expected[total], VARDATA_ANY(leaves), (Size) n * CL_HASH_LEN);
-				total += n;
+			ok = ((uint64) first_leaf == st->nsealed &&
+				  ARR_ELEMTYPE(txns) == INT8OID && ARR_ELEMTYPE(ords) == INT4OID &&
+				  ARR_ELEMTYPE(counts) == INT4OID &&
+				  !ARR_HASNULL(txns) && !ARR_HASNULL(ords) && !ARR_HASNULL(counts) &&
+				  ArrayGetNItems(ARR_NDIM(ords), ARR_DIMS(ords)) == nrec &&
+				  ArrayGetNItems(ARR_NDIM(counts), ARR_DIMS(counts)) == nrec);
+			for (int k = 0; ok && k < nrec; k++)
+			{
+				ok = ct[k] > 0;
+				sum += ct[k];
 			}
-			SPI_freetuptable(SPI_tuptable);
+			if (!ok || sum != nleaves ||
+				VARSIZE_ANY_EXHDR(leaves) != (Size) nleaves * CL_HASH_LEN)
+			{
+				note_problem(st, st->nsealed,
+							 "log corrupted at leaf " UINT64_FORMAT ": the log row that should start there is missing or malformed",
+							 st->nsealed);
+				break;
+			}
+			for (int k = 0; k < nrec; k++)
+			{
+				add_chunk(st, &capacity, &cap_leaves, tx[k], od[k], ct[k], p, false);
+				p += (Size) ct[k] * CL_HASH_LEN;
+			}
 		}
-		SPI_cursor_close(portal);
-		if (pass == 0)
-			st->nsealed = total;
-		else
-			st->npending = total - st->nsealed;
+		SPI_freetuptable(SPI_tuptable);
 	}
+	SPI_cursor_close(portal);
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
+									   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY txn, first_ord",
+									   1, types, vals, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int64		txn = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+			int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+			int32		n = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 4, &isnull));
+
+			if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
+			{
+				note_problem(st, st->nsealed + st->npending,
+							 "pending record of transaction " INT64_FORMAT " is malformed", txn);
+				continue;
+			}
+			add_chunk(st, &capacity, &cap_leaves, txn, first_ord, n,
+					  (const uint8 *) VARDATA_ANY(leaves), true);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
 
 	/* txn -> chunks; chunks of one txn are adjacent within log or pending */
 	ctl.keysize = sizeof(int64);
