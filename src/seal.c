@@ -97,6 +97,20 @@ cl_seal_wake(Oid dboid)
 
 	if (cl_shared == NULL)
 		return;
+
+	/*
+	 * Fast path, taken by nearly every commit: an unlocked read that finds
+	 * the sealer running.  A stale answer only delays sealing until the
+	 * launcher's next look (it rescans every few seconds).
+	 */
+	for (int i = 0; i < CL_MAX_DATABASES; i++)
+	{
+		volatile ClSealSlot *vs = &cl_shared->slots[i];
+
+		if (vs->dboid == dboid && vs->pid != 0)
+			return;
+	}
+
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
 	s = slot_for(dboid, true);
 	if (s != NULL && s->pid == 0)

@@ -92,7 +92,7 @@ for suite in $SUITES; do
 	out="$work/$suite.out"
 	case $suite in
 		unit)
-			as_user "$env_common && make -s unit >/dev/null && prove test/unit/bin/ test/unit/test_verifier.sh" > "$out" 2>&1
+			as_user "$env_common && make -s unit >/dev/null && CL_VERIFY=$work/consent-ledger-verify CL_MAKE_EXPORT=$work/test/unit/bin/make_export prove test/unit/bin/test_* test/unit/test_verifier.sh" > "$out" 2>&1
 			cat "$out"; count_prove "$out";;
 		fuzz)
 			as_user "$env_common && prove test/fuzz/run.sh :: $FUZZ_SECONDS" > "$out" 2>&1
