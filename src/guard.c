@@ -211,10 +211,12 @@ check_alter_table(AlterTableStmt *stmt)
 			case AT_EnableReplicaRule:
 			case AT_DisableRule:
 				break;
+			case AT_EnableAlwaysTrig:
+				/* the state the ledger needs (pg_restore re-applies it) */
+				break;
 			case AT_EnableTrig:
 			case AT_EnableReplicaTrig:
 			case AT_DisableTrig:
-			case AT_EnableAlwaysTrig:
 				if (is_our_trigger(cmd->name))
 					refuse_ddl(relname, "changing when the ledger's own triggers fire",
 							   "Ledger triggers always fire, whatever session_replication_role says.");

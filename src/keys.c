@@ -4,9 +4,10 @@
  *
  * The key is read once, by the postmaster, while shared_preload_libraries
  * are processed; the secret half lives in sodium_malloc() memory (guard
- * pages, mlock, never swapped, wiped on free) and is inherited only by
- * forked children.  Client backends drop their copy at authentication
- * (consent_ledger.c), so only the extension's background workers hold it.
+ * pages, mlock, never swapped, wiped on free), mprotect'ed PROT_NONE except
+ * for the instant a sealer signs, and is inherited only by forked
+ * children.  Client backends free their copy at authentication
+ * (consent_ledger.c); other server processes keep an unreadable mapping.
  * Nothing here returns secret material, and there is no function that
  * signs caller-chosen bytes from SQL.
  *
@@ -78,7 +79,7 @@ read_key_file(const char *path, unsigned char *sk, uint8_t *pk)
 		ereport(FATAL,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("signing key file \"%s\" has group or world access", path),
-				 errdetail("File must have permissions u=rw (0600) or less if owned by the database user, or permissions u=rw,g=r (0640) or less if owned by root.")));
+				 errdetail("The file must have permissions u=rw (0600) or u=rw,g=r (0640) or less, and be owned by the database user or root.")));
 
 	n = read(fd, buf, CL_KEYFILE_MAX + 1);
 	close(fd);
@@ -258,7 +259,8 @@ cl_keys_load(void)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not allocate secure memory for the signing key")));
 	read_key_file(path, cl_secret, cl_public);
-	sodium_mprotect_readonly(cl_secret);
+	/* unreadable except for the moment a worker signs (cl_keys_sign) */
+	sodium_mprotect_noaccess(cl_secret);
 	cl_key_id(CL_KEY_NAME, cl_public, cl_keyid);
 	cl_have_public = true;
 
@@ -309,7 +311,9 @@ cl_keys_sign(const uint8_t *msg, size_t len, uint8_t sig[CL_SIG_LEN])
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("consent_ledger signing key is not available in this process")));
+	sodium_mprotect_readonly(cl_secret);
 	crypto_sign_detached(sig, NULL, msg, len, cl_secret);
+	sodium_mprotect_noaccess(cl_secret);
 }
 
 const uint8_t *

@@ -15,7 +15,7 @@
  *	<root hash, standard base64 with padding>\n
  *	time <unix seconds, decimal>\n
  *	prev <base64 SHA-256 of the previous checkpoint's complete note,
- *		  or of 32 zero bytes for the first checkpoint>\n
+ *		  or 32 zero bytes for the first checkpoint>\n
  *	\n
  *	\u2014 <key name> <base64(4-byte key id || 64-byte Ed25519 signature)>\n
  *
@@ -78,8 +78,9 @@ typedef struct cl_checkpoint
 /*
  * Writes the checkpoint body (the signed text, ending in "\n" after the
  * prev line, without the blank line) into buf; returns its length, or 0
- * if bufsize is too small or origin is invalid (empty, too long, or
- * containing a newline, space or '+').
+ * if bufsize is too small, time is negative, size exceeds 2^63-1, or
+ * origin is invalid (empty, too long, not UTF-8, or containing a control
+ * character, a Unicode space or '+') -- exactly what the parser rejects.
  */
 extern size_t cl_checkpoint_body(const char *origin, uint64_t size,
 								 const cl_hash root, int64_t time,
@@ -100,8 +101,10 @@ extern bool cl_checkpoint_parse(const char *note, size_t len,
 								cl_checkpoint *out, const char **err);
 
 /*
- * True when some signature line of the note names keyname/keyid of this
- * public key and its Ed25519 signature over the body verifies.
+ * True when a signature line of the note names keyname and the key id of
+ * this public key and its Ed25519 signature over the body verifies.  As
+ * the signed-note spec requires, a line that names this key but does not
+ * verify makes the whole note fail, even if another such line verifies.
  */
 extern bool cl_checkpoint_verify(const cl_checkpoint *cp, const char *note,
 								 const char *keyname,
@@ -138,7 +141,7 @@ typedef enum cl_export_kind
 typedef struct cl_export_line
 {
 	cl_export_kind kind;
-	/* ORIGIN: origin;  KEY: keyname and pubkey;  END: count */
+	/* ORIGIN: origin;  KEY: keyname and pubkey;  END: count;  HEADER: version in count */
 	char		text[CL_MAX_ORIGIN + 1];
 	uint8_t		pubkey[CL_PUBKEY_LEN];
 	uint64_t	count;

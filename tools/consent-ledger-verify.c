@@ -649,9 +649,8 @@ cmd_export(const options *o)
 					cl_frontier_root(&frontier, root);
 					if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
 					{
-						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): root hash %s is not the root of leaves 0..%" PRIu64 " (computed %s)",
-								k, lineno, hash64(cp.root, b1),
-								cp.size > 0 ? cp.size - 1 : 0, hash64(root, b2));
+						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): root hash %s is not the root of the first %" PRIu64 " leaves (computed %s)",
+								k, lineno, hash64(cp.root, b1), cp.size, hash64(root, b2));
 						goto out;
 					}
 					cl_note_hash(note, rec.datalen, prevhash);
@@ -715,7 +714,7 @@ cmd_export(const options *o)
 					receipt_cp.size, nleaves);
 			goto out;
 		}
-		cl_merkle_root(leaves, receipt_cp.size, root);
+		cl_merkle_root((const cl_hash *) leaves, receipt_cp.size, root);
 		if (memcmp(root, receipt_cp.root, CL_HASH_LEN) != 0)
 		{
 			failure("--checkpoint: the export does not extend it: root of its first %" PRIu64 " leaves is %s, the checkpoint says %s",
@@ -967,6 +966,10 @@ write_error:
 	}
 }
 
+/*
+ * Dispatches to the subcommand.  Exit status: 0 verified (or keygen
+ * done), 1 verification failed, 2 usage, I/O or resource error.
+ */
 int
 main(int argc, char **argv)
 {

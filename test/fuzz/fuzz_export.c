@@ -65,6 +65,7 @@ one_line(const char *line, size_t len)
 	free(rec.data);
 }
 
+/* libFuzzer entry point: each "\n"-separated line is one record. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

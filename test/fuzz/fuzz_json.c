@@ -15,6 +15,7 @@
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* libFuzzer entry point: never crashes, aborts only on a violated property. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

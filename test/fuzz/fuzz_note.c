@@ -95,6 +95,7 @@ fuzz_codecs(const char *in, size_t size)
 	}
 }
 
+/* libFuzzer entry point: never crashes, aborts only on a violated property. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -156,6 +156,7 @@ number(const char *s)
 	return (uint64_t) v;
 }
 
+/* Dispatches to the helper subcommand; exit 2 on any error. */
 int
 main(int argc, char **argv)
 {
@@ -193,7 +194,7 @@ main(int argc, char **argv)
 
 			if (end == sizes || s > (unsigned long long) nleaves)
 				die("bad checkpoint size list");
-			cl_merkle_root(h, s, root);
+			cl_merkle_root((const cl_hash *) h, s, root);
 			len = make_note(origin, s, root, t++, prev, note, sizeof(note));
 			cl_note_hash(note, len, prev);
 			cl_base64_encode((const uint8_t *) note, len, b64);
@@ -222,7 +223,7 @@ main(int argc, char **argv)
 		h = leaf_hashes(nleaves, argv + 5);
 		if (size > (uint64_t) nleaves)
 			die("size exceeds the leaves");
-		cl_merkle_root(h, size, root);
+		cl_merkle_root((const cl_hash *) h, size, root);
 		len = make_note(origin, size, root, FIRST_TIME, zero, note, sizeof(note));
 		free(h);
 		if (strcmp(argv[1], "checkpoint-note") == 0)
@@ -255,11 +256,11 @@ main(int argc, char **argv)
 		char		y[45];
 		int			n;
 
-		cl_merkle_root(h, (uint64_t) nleaves, root);
+		cl_merkle_root((const cl_hash *) h, (uint64_t) nleaves, root);
 		cl_base64_encode(root, CL_HASH_LEN, y);
 		if (strcmp(argv[1], "inclusion") == 0)
 		{
-			n = cl_inclusion_proof(h, (uint64_t) nleaves, a, path);
+			n = cl_inclusion_proof((const cl_hash *) h, (uint64_t) nleaves, a, path);
 			if (n < 0)
 				die("bad inclusion arguments");
 			cl_base64_encode(h[a], CL_HASH_LEN, x);
@@ -271,16 +272,16 @@ main(int argc, char **argv)
 		{
 			cl_hash		oldroot;
 
-			n = cl_consistency_proof(h, a, (uint64_t) nleaves, path);
+			n = cl_consistency_proof((const cl_hash *) h, a, (uint64_t) nleaves, path);
 			if (n < 0)
 				die("bad consistency arguments");
-			cl_merkle_root(h, a, oldroot);
+			cl_merkle_root((const cl_hash *) h, a, oldroot);
 			cl_base64_encode(oldroot, CL_HASH_LEN, x);
 			printf("{\"type\":\"consistency\",\"old_size\":%" PRIu64 ",\"new_size\":%d,"
 				   "\"old_root\":\"%s\",\"new_root\":\"%s\",\"path\":",
 				   a, nleaves, x, y);
 		}
-		json_path(path, n);
+		json_path((const cl_hash *) path, n);
 		printf("}\n");
 		free(h);
 		return 0;

@@ -324,6 +324,7 @@ test_memory(void)
 	ok(o.nmembers == 0, "cl_json_free twice is safe");
 }
 
+/* Runs the tests; exit status 0 only when all pass. */
 int
 main(void)
 {

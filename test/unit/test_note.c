@@ -756,6 +756,7 @@ test_export_lines(void)
 #undef PARSE
 }
 
+/* Runs the tests; exit status 0 only when all pass. */
 int
 main(void)
 {
