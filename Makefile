@@ -13,7 +13,8 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = consent_ledger
 PURE_OBJS = src/merkle.o src/note.o src/json.o
 OBJS = src/consent_ledger.o src/keys.o src/catalog.o src/encode.o \
-	src/ledger.o src/guard.o src/seal.o src/verify.o $(PURE_OBJS)
+	src/ledger.o src/guard.o src/seal.o src/verify.o src/consent.o \
+	src/policy.o src/hooks.o $(PURE_OBJS)
 PGFILEDESC = "consent_ledger - ledger tables, consent enforcement, signed audit"
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
@@ -33,6 +34,9 @@ EXTRA_CLEAN = consent-ledger-verify test/unit/bin
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track headers: every object depends on all of ours.
+$(OBJS): $(wildcard src/*.h)
 
 # The offline verifier and the unit tests use only the pure code.
 PURE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes -Isrc

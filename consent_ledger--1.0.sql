@@ -196,6 +196,290 @@ CREATE FUNCTION consent_ledger.leaf_data(relation pg_catalog.regclass, leaf bigi
 	AS 'MODULE_PATHNAME', 'cl_leaf_data' LANGUAGE C STRICT STABLE;
 
 /* ---------------------------------------------------------------------
+ * Consent registry (README "Consent")
+ *
+ * The consent ledger itself, consent_ledger.consent_events, and the
+ * consent_state view are created on first use by the extension's C code
+ * and are deliberately not members of the extension: pg_dump then dumps
+ * the ledger like any user ledger (rows first, its triggers after), so a
+ * restored database verifies.
+ * --------------------------------------------------------------------- */
+
+CREATE TABLE consent_ledger.purposes (
+	purpose		text PRIMARY KEY
+		CHECK (purpose OPERATOR(pg_catalog.~) '^[A-Za-z][A-Za-z0-9_.:-]{0,62}$'),
+	description	text,
+	legal_basis	text NOT NULL
+		CHECK (legal_basis OPERATOR(pg_catalog.=) ANY (ARRAY['consent', 'contract',
+			'legal_obligation', 'vital_interests', 'public_task', 'legitimate_interests'])),
+	parent		text REFERENCES consent_ledger.purposes,
+	defined_at	timestamptz NOT NULL
+);
+
+-- Which roles may declare which purposes (and their descendants).
+CREATE TABLE consent_ledger.purpose_grants (
+	role		pg_catalog.regrole NOT NULL,
+	purpose		text NOT NULL REFERENCES consent_ledger.purposes,
+	granted_at	timestamptz NOT NULL,
+	PRIMARY KEY (role, purpose)
+);
+
+-- Protected tables and purpose views.
+CREATE TABLE consent_ledger.protected (
+	relid			pg_catalog.regclass PRIMARY KEY,
+	subject_column	name NOT NULL,
+	protected_at	timestamptz NOT NULL
+);
+CREATE TABLE consent_ledger.purpose_views (
+	view			pg_catalog.regclass PRIMARY KEY,
+	relid			pg_catalog.regclass NOT NULL,
+	purpose			text NOT NULL REFERENCES consent_ledger.purposes,
+	created_at		timestamptz NOT NULL
+);
+
+CREATE SEQUENCE consent_ledger.consent_event_seq AS bigint;
+
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.purposes', '');
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.purpose_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.protected', '');
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.purpose_views', '');
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.consent_event_seq', '');
+REVOKE ALL ON consent_ledger.purposes, consent_ledger.purpose_grants,
+	consent_ledger.protected, consent_ledger.purpose_views,
+	consent_ledger.consent_event_seq FROM PUBLIC;
+GRANT SELECT ON consent_ledger.purposes, consent_ledger.purpose_grants,
+	consent_ledger.protected, consent_ledger.purpose_views
+	TO consent_ledger_auditor, consent_ledger_admin, consent_ledger_recorder;
+
+-- C helpers of the functions below (not callable by PUBLIC).
+CREATE FUNCTION consent_ledger._record_begin(purpose text) RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_record_begin' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION consent_ledger._record_done(event_id bigint) RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_record_done' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION consent_ledger._purposes_changed() RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_purposes_changed' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION consent_ledger.define_purpose(purpose text, description text DEFAULT NULL,
+		legal_basis text DEFAULT 'consent', parent text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF purpose IS NULL OR legal_basis IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'purpose and legal_basis must not be NULL';
+	END IF;
+	IF legal_basis NOT IN ('consent', 'contract', 'legal_obligation', 'vital_interests',
+						   'public_task', 'legitimate_interests') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('invalid legal basis "%s"', legal_basis),
+			DETAIL = 'The legal bases are those of GDPR Art. 6(1).',
+			HINT = 'Use one of consent, contract, legal_obligation, vital_interests, public_task, legitimate_interests.';
+	END IF;
+	IF purpose !~ '^[A-Za-z][A-Za-z0-9_.:-]{0,62}$' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('invalid purpose name "%s"', purpose),
+			HINT = 'A purpose name starts with a letter and has at most 63 letters, digits, "_", ".", ":" or "-".';
+	END IF;
+	IF parent IS NOT NULL AND NOT EXISTS
+		(SELECT FROM consent_ledger.purposes p WHERE p.purpose = define_purpose.parent) THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = format('parent purpose "%s" does not exist', parent),
+			HINT = 'Define the parent purpose first.';
+	END IF;
+	IF EXISTS (SELECT FROM consent_ledger.purposes p WHERE p.purpose = define_purpose.purpose) THEN
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+			MESSAGE = format('purpose "%s" already exists', purpose),
+			DETAIL = 'Purposes are defined once and never changed, so that past consent keeps its meaning.';
+	END IF;
+	INSERT INTO consent_ledger.purposes (purpose, description, legal_basis, parent, defined_at)
+	VALUES (define_purpose.purpose, define_purpose.description, define_purpose.legal_basis,
+			define_purpose.parent, now());
+	PERFORM consent_ledger._purposes_changed();
+END
+$$;
+
+CREATE FUNCTION consent_ledger.grant_consent(subject text, purpose text,
+		expires_at timestamptz DEFAULT NULL, evidence jsonb DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	id bigint;
+BEGIN
+	IF subject IS NULL OR subject = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'subject must not be NULL or empty';
+	END IF;
+	IF expires_at IS NOT NULL AND expires_at <= clock_timestamp() THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'expires_at lies in the past',
+			HINT = 'Pass a future time, or NULL for a grant without expiry.';
+	END IF;
+	PERFORM consent_ledger._record_begin(grant_consent.purpose);
+	INSERT INTO consent_ledger.consent_events
+		(subject, purpose, action, expires_at, evidence, recorded_at, recorded_by)
+	VALUES (grant_consent.subject, grant_consent.purpose, 'grant', grant_consent.expires_at,
+			grant_consent.evidence, clock_timestamp(), session_user)
+	RETURNING event_id INTO id;
+	PERFORM consent_ledger._record_done(id);
+	RETURN id;
+END
+$$;
+
+CREATE FUNCTION consent_ledger.withdraw_consent(subject text, purpose text,
+		evidence jsonb DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	id bigint;
+BEGIN
+	IF subject IS NULL OR subject = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'subject must not be NULL or empty';
+	END IF;
+	PERFORM consent_ledger._record_begin(withdraw_consent.purpose);
+	INSERT INTO consent_ledger.consent_events
+		(subject, purpose, action, expires_at, evidence, recorded_at, recorded_by)
+	VALUES (withdraw_consent.subject, withdraw_consent.purpose, 'withdraw', NULL,
+			withdraw_consent.evidence, clock_timestamp(), session_user)
+	RETURNING event_id INTO id;
+	PERFORM consent_ledger._record_done(id);
+	RETURN id;
+END
+$$;
+
+/*
+ * Point-in-time consent, from the ledger alone.  For subject s, purpose p
+ * and moment t, over the events recorded at or before t for p and its
+ * ancestors: let W be the last withdrawal among them; s consents iff for
+ * some such purpose the latest event is a grant later than W that has not
+ * expired at t.  A purpose whose legal basis is not consent needs none.
+ */
+CREATE FUNCTION consent_ledger.has_consent(subject text, purpose text,
+		at timestamptz DEFAULT now())
+	RETURNS boolean
+	LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	basis text;
+	ok boolean;
+BEGIN
+	SELECT p.legal_basis INTO basis FROM consent_ledger.purposes p
+	WHERE p.purpose = has_consent.purpose;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = format('purpose "%s" does not exist', purpose),
+			HINT = 'Define it with consent_ledger.define_purpose().';
+	END IF;
+	IF basis <> 'consent' THEN
+		RETURN true;
+	END IF;
+	IF to_regclass('consent_ledger.consent_events') IS NULL THEN
+		RETURN false;
+	END IF;
+	WITH RECURSIVE anc(purpose) AS (
+		SELECT has_consent.purpose
+		UNION
+		SELECT p.parent FROM consent_ledger.purposes p JOIN anc ON p.purpose = anc.purpose
+		WHERE p.parent IS NOT NULL),
+	ev AS (
+		SELECT e.event_id, e.purpose, e.action, e.expires_at
+		FROM consent_ledger.consent_events e
+		WHERE e.subject = has_consent.subject
+		  AND e.purpose IN (SELECT anc.purpose FROM anc)
+		  AND e.recorded_at <= has_consent.at),
+	w AS (SELECT coalesce(max(ev.event_id), 0) AS last_withdrawal FROM ev WHERE ev.action = 'withdraw'),
+	latest AS (SELECT DISTINCT ON (ev.purpose) ev.* FROM ev ORDER BY ev.purpose, ev.event_id DESC)
+	SELECT EXISTS (SELECT FROM latest, w
+				   WHERE latest.action = 'grant' AND latest.event_id > w.last_withdrawal
+					 AND (latest.expires_at IS NULL OR latest.expires_at > has_consent.at))
+	INTO ok;
+	RETURN ok;
+END
+$$;
+
+-- Overloads for warehouse key columns.
+CREATE FUNCTION consent_ledger.grant_consent(subject bigint, purpose text,
+		expires_at timestamptz DEFAULT NULL, evidence jsonb DEFAULT NULL) RETURNS bigint
+	LANGUAGE sql SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.grant_consent(subject::text, purpose, expires_at, evidence);
+CREATE FUNCTION consent_ledger.grant_consent(subject integer, purpose text,
+		expires_at timestamptz DEFAULT NULL, evidence jsonb DEFAULT NULL) RETURNS bigint
+	LANGUAGE sql SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.grant_consent(subject::text, purpose, expires_at, evidence);
+CREATE FUNCTION consent_ledger.grant_consent(subject uuid, purpose text,
+		expires_at timestamptz DEFAULT NULL, evidence jsonb DEFAULT NULL) RETURNS bigint
+	LANGUAGE sql SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.grant_consent(subject::text, purpose, expires_at, evidence);
+CREATE FUNCTION consent_ledger.withdraw_consent(subject bigint, purpose text,
+		evidence jsonb DEFAULT NULL) RETURNS bigint
+	LANGUAGE sql SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.withdraw_consent(subject::text, purpose, evidence);
+CREATE FUNCTION consent_ledger.withdraw_consent(subject integer, purpose text,
+		evidence jsonb DEFAULT NULL) RETURNS bigint
+	LANGUAGE sql SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.withdraw_consent(subject::text, purpose, evidence);
+CREATE FUNCTION consent_ledger.withdraw_consent(subject uuid, purpose text,
+		evidence jsonb DEFAULT NULL) RETURNS bigint
+	LANGUAGE sql SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.withdraw_consent(subject::text, purpose, evidence);
+CREATE FUNCTION consent_ledger.has_consent(subject bigint, purpose text,
+		at timestamptz DEFAULT now()) RETURNS boolean
+	LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.has_consent(subject::text, purpose, at);
+CREATE FUNCTION consent_ledger.has_consent(subject integer, purpose text,
+		at timestamptz DEFAULT now()) RETURNS boolean
+	LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.has_consent(subject::text, purpose, at);
+CREATE FUNCTION consent_ledger.has_consent(subject uuid, purpose text,
+		at timestamptz DEFAULT now()) RETURNS boolean
+	LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
+	RETURN consent_ledger.has_consent(subject::text, purpose, at);
+
+/* ---------------------------------------------------------------------
+ * Enforcement (README "Enforcement")
+ * --------------------------------------------------------------------- */
+
+CREATE FUNCTION consent_ledger.authorize_purpose(role pg_catalog.regrole, purpose text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_authorize_purpose' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION consent_ledger.revoke_purpose(role pg_catalog.regrole, purpose text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_revoke_purpose' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION consent_ledger.protect(relation pg_catalog.regclass, subject_column name)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_protect' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION consent_ledger.unprotect(relation pg_catalog.regclass)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_unprotect' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION consent_ledger.create_purpose_view(relation pg_catalog.regclass,
+		purpose text, view_name text)
+	RETURNS pg_catalog.regclass
+	AS 'MODULE_PATHNAME', 'cl_create_purpose_view' LANGUAGE C STRICT VOLATILE;
+
+-- The policy checks.  LEAKPROOF: they never raise an error that depends
+-- on their argument (only "no purpose declared" / "not authorized", which
+-- depend on the session), so the planner may evaluate them first.
+CREATE FUNCTION consent_ledger.allowed(subject text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_allowed_text' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION consent_ledger.allowed(subject bigint) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_allowed_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION consent_ledger.allowed(subject integer) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_allowed_int4' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION consent_ledger.allowed(subject uuid) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_allowed_uuid' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_view_allows_text' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject bigint) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_view_allows_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject integer) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_view_allows_int4' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject uuid) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_view_allows_uuid' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
+
+/* ---------------------------------------------------------------------
  * Privileges
  * --------------------------------------------------------------------- */
 
@@ -217,6 +501,45 @@ GRANT EXECUTE ON FUNCTION
 	consent_ledger.leaf_data(pg_catalog.regclass, bigint)
 	TO consent_ledger_auditor, consent_ledger_admin;
 
--- The public key is public.
+-- The public key is public.  (USAGE on the schema only lets PUBLIC name the
+-- objects it was granted: every table and function is revoked from PUBLIC.)
+GRANT USAGE ON SCHEMA consent_ledger TO PUBLIC;
 GRANT EXECUTE ON FUNCTION consent_ledger.public_key(),
 	consent_ledger.key_id(), consent_ledger.verifier_key() TO PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+	consent_ledger.define_purpose(text, text, text, text),
+	consent_ledger.authorize_purpose(pg_catalog.regrole, text),
+	consent_ledger.revoke_purpose(pg_catalog.regrole, text),
+	consent_ledger.protect(pg_catalog.regclass, name),
+	consent_ledger.unprotect(pg_catalog.regclass),
+	consent_ledger.create_purpose_view(pg_catalog.regclass, text, text)
+	TO consent_ledger_admin;
+
+GRANT EXECUTE ON FUNCTION
+	consent_ledger.grant_consent(text, text, timestamptz, jsonb),
+	consent_ledger.grant_consent(bigint, text, timestamptz, jsonb),
+	consent_ledger.grant_consent(integer, text, timestamptz, jsonb),
+	consent_ledger.grant_consent(uuid, text, timestamptz, jsonb),
+	consent_ledger.withdraw_consent(text, text, jsonb),
+	consent_ledger.withdraw_consent(bigint, text, jsonb),
+	consent_ledger.withdraw_consent(integer, text, jsonb),
+	consent_ledger.withdraw_consent(uuid, text, jsonb)
+	TO consent_ledger_recorder, consent_ledger_admin;
+
+GRANT EXECUTE ON FUNCTION
+	consent_ledger.has_consent(text, text, timestamptz),
+	consent_ledger.has_consent(bigint, text, timestamptz),
+	consent_ledger.has_consent(integer, text, timestamptz),
+	consent_ledger.has_consent(uuid, text, timestamptz)
+	TO consent_ledger_recorder, consent_ledger_admin, consent_ledger_auditor;
+
+-- Policy checks run as whoever reads a protected table or purpose view.
+GRANT EXECUTE ON FUNCTION
+	consent_ledger.allowed(text), consent_ledger.allowed(bigint),
+	consent_ledger.allowed(integer), consent_ledger.allowed(uuid),
+	consent_ledger.view_allows(pg_catalog.oid, text),
+	consent_ledger.view_allows(pg_catalog.oid, bigint),
+	consent_ledger.view_allows(pg_catalog.oid, integer),
+	consent_ledger.view_allows(pg_catalog.oid, uuid)
+	TO PUBLIC;

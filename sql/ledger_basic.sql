@@ -60,32 +60,32 @@ SELECT count(*) AS row_count FROM orders;
 
 -- every change is refused, for the owner and the superuser alike
 UPDATE orders SET amount = 0 WHERE id = 1;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 DELETE FROM orders WHERE id = 1;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 UPDATE orders SET amount = 0 WHERE false;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 TRUNCATE orders;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 MERGE INTO orders o USING (VALUES (1)) v(id) ON o.id = v.id
   WHEN MATCHED THEN UPDATE SET amount = 0;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 MERGE INTO orders o USING (VALUES (1)) v(id) ON o.id = v.id
   WHEN MATCHED THEN DELETE;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 INSERT INTO orders (id, customer) VALUES (1, 'x') ON CONFLICT DO NOTHING;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 INSERT INTO orders (id, customer) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET customer = 'y';
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 WITH w AS (INSERT INTO orders (id, customer) VALUES (1, 'x') ON CONFLICT DO NOTHING RETURNING 1)
   SELECT * FROM w;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 -- session_replication_role does not switch the protection off
 SET session_replication_role = replica;
 UPDATE orders SET amount = 0 WHERE id = 1;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 DELETE FROM orders;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 RESET session_replication_role;
 -- MERGE that only inserts is allowed
 MERGE INTO orders o USING (VALUES (40, 'merged')) v(id, c) ON o.id = v.id
@@ -97,20 +97,20 @@ SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('ord
 -- what cannot become a ledger
 CREATE VIEW orders_v AS SELECT * FROM orders;
 SELECT consent_ledger.create_ledger('orders_v');
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 CREATE TABLE parted (id int) PARTITION BY RANGE (id);
 SELECT consent_ledger.create_ledger('parted');
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 CREATE UNLOGGED TABLE unlogged_t (id int);
 SELECT consent_ledger.create_ledger('unlogged_t');
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 SELECT consent_ledger.create_ledger('orders');
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 CREATE TABLE reserved_t (id int, ledger_note text);
 SELECT consent_ledger.create_ledger('reserved_t');
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 SELECT consent_ledger.verify('reserved_t');
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 
 -- an empty table, and one made a ledger in the same transaction as its rows
 CREATE TABLE empty_l (id int);

@@ -12,56 +12,56 @@ SELECT consent_ledger.create_ledger('events');
 INSERT INTO events (id, what, m) VALUES (3, 'three', 'happy');
 
 ALTER TABLE events DROP COLUMN what;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events ALTER COLUMN what TYPE varchar(3);
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events RENAME COLUMN what TO label;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events ALTER COLUMN total DROP EXPRESSION;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events SET ACCESS METHOD heap;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events SET UNLOGGED;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events DISABLE TRIGGER ALL;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events DISABLE TRIGGER USER;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events DISABLE TRIGGER "~consent_ledger_stamp";
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events ENABLE TRIGGER "~consent_ledger_guard";
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events ENABLE REPLICA TRIGGER "~consent_ledger_guard_row";
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TRIGGER "~consent_ledger_stamp" ON events RENAME TO other;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 DROP TRIGGER "~consent_ledger_guard" ON events;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 CREATE RULE no_ins AS ON INSERT TO events DO INSTEAD NOTHING;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 CREATE TABLE events_child () INHERITS (events);
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 CREATE TABLE plain_parent (id int);
 ALTER TABLE events INHERIT plain_parent;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events ADD COLUMN note text DEFAULT 'x';
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events ADD COLUMN note text NOT NULL;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events ADD COLUMN note2 int GENERATED ALWAYS AS IDENTITY;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 ALTER TABLE events ADD COLUMN ledger_extra text;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 DROP TABLE events;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 DROP EXTENSION consent_ledger CASCADE;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 -- a cascade that would drop a column of the ledger
 CREATE DOMAIN short_text AS text;
 CREATE TABLE dom_l (id int, s short_text);
 SELECT consent_ledger.create_ledger('dom_l');
 DROP DOMAIN short_text CASCADE;
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 
 -- allowed: nothing stored changes
 ALTER TABLE events ADD COLUMN note text;
@@ -85,7 +85,7 @@ INSERT INTO events (id) VALUES (6);
 -- a BEFORE INSERT trigger that would fire after the stamp is refused at insert time
 CREATE TRIGGER "~~late" BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION user_trig();
 INSERT INTO events (id) VALUES (7);
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 DROP TRIGGER "~~late" ON events;
 
 SELECT id, m, total, note FROM events ORDER BY id;
@@ -95,6 +95,6 @@ SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('eve
 -- retire, then drop
 SELECT consent_ledger.retire_ledger('events');
 INSERT INTO events (id) VALUES (8);
-\echo :LAST_ERROR_SQLSTATE
+\echo :SQLSTATE
 DROP TABLE events;
 SELECT count(*) AS retired_ledgers FROM consent_ledger.ledgers WHERE retired_at IS NOT NULL;

@@ -63,6 +63,8 @@ cl_shmem_startup(void)
 	{
 		memset(cl_shared, 0, sizeof(ClShared));
 		cl_shared->lock = &(GetNamedLWLockTranche("consent_ledger"))->lock;
+		pg_atomic_init_u64(&cl_shared->purpose_generation, 1);
+		pg_atomic_init_u64(&cl_shared->max_event_id, 0);
 		ConditionVariableInit(&cl_shared->sealed_cv);
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -123,6 +125,14 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomStringVariable("consent_ledger.purpose",
+							   "The purpose this session declares for reading protected data.",
+							   "Only purposes the current role was authorized for (authorize_purpose) are accepted.",
+							   &cl_purpose,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   cl_check_purpose, NULL, NULL);
 	MarkGUCPrefixReserved("consent_ledger");
 
 	/* Binary upgrade: no workers, no hooks that could refuse pg_upgrade's DDL */
@@ -139,7 +149,10 @@ _PG_init(void)
 	ClientAuthentication_hook = cl_client_auth;
 
 	cl_ledger_init();
+	cl_consent_init();
+	cl_policy_init();
 	cl_guard_init();
+	cl_hooks_init();
 	cl_seal_register_launcher();
 }
 

@@ -12,11 +12,14 @@
 #include "postgres.h"
 
 #include "access/htup.h"
+#include "port/atomics.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
+#include "nodes/plannodes.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "utils/guc.h"
 #include "utils/relcache.h"
 
 #include "merkle.h"
@@ -58,6 +61,8 @@ typedef struct ClSealSlot
 typedef struct ClShared
 {
 	LWLock	   *lock;
+	pg_atomic_uint64 purpose_generation;	/* bumped when purposes/grants change */
+	pg_atomic_uint64 max_event_id;	/* highest committed consent event id */
 	Latch	   *launcher_latch;
 	ConditionVariable sealed_cv;
 	ClSealSlot	slots[CL_MAX_DATABASES];
@@ -104,9 +109,26 @@ extern Oid	cl_extension_owner(void);
 /* ledger.c: create_ledger, the stamp and guard triggers, commit path */
 extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
+extern void cl_make_ledger(Oid relid);
+extern void cl_run_as_owner(const char *sql, Oid owner);
+
+/* consent.c: the consent registry */
+extern Oid	cl_consent_events_relid(bool create);
+extern void cl_consent_init(void);
+
+/* policy.c: consent enforcement */
+extern char *cl_purpose;
+extern void cl_policy_init(void);
+extern bool cl_check_purpose(char **newval, void **extra, GucSource source);
+extern void cl_statement_start(void);
+extern bool cl_is_protected(Oid relid);
+
+/* hooks.c: executor hooks */
+extern void cl_hooks_init(void);
 
 /* guard.c: utility and object-access hooks that keep ledgers append-only */
 extern void cl_guard_init(void);
+extern void cl_guard_check_plan(PlannedStmt *stmt);
 
 /* seal.c: launcher and per-database sealer workers */
 extern void cl_seal_register_launcher(void);

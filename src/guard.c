@@ -11,8 +11,14 @@
  *	  commands that need the sealer to let go of its database.
  *	- object_access_hook (OAT_DROP): every drop path, cascades included, of
  *	  a live ledger table, one of its columns or one of its triggers.
- *	- post_parse_analyze_hook: INSERT ... ON CONFLICT into a ledger, where a
- *	  silently skipped row would already have been counted by the stamp.
+ *	- cl_guard_check_plan(), from the ExecutorStart hook: INSERT ... ON
+ *	  CONFLICT into a ledger (however it is reached), where a silently
+ *	  skipped row would already have been counted by the stamp.
+ *
+ * Consent-protected tables (policy.c) keep their policy: disabling or
+ * un-forcing row-level security, dropping, renaming or altering the
+ * consent policies, and adding another permissive policy (which would be
+ * OR-ed past the consent check) are refused until unprotect().
  *
  * A superuser can still bypass all of this (catalog edits, file edits);
  * verify() detects the result.  These hooks only make the honest path
@@ -50,7 +56,6 @@
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static object_access_hook_type prev_object_access = NULL;
-static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 static bool dropping_extension = false;
 
 static bool
@@ -81,6 +86,23 @@ is_our_trigger(const char *name)
 		(strcmp(name, CL_STAMP_TRIGGER) == 0 ||
 		 strcmp(name, CL_GUARD_TRIGGER) == 0 ||
 		 strcmp(name, CL_GUARD_ROW_TRIGGER) == 0);
+}
+
+/* Protected tables keep their consent policy until unprotect(). */
+static void
+refuse_unprotect(Oid relid, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is not allowed on consent-protected table \"%s\"", what, get_rel_name(relid)),
+			 errdetail("It would let rows be read without their subjects' consent."),
+			 errhint("An administrator removes the protection with consent_ledger.unprotect().")));
+}
+
+static bool
+is_consent_policy(const char *name)
+{
+	return name != NULL && strncmp(name, "consent_ledger_", strlen("consent_ledger_")) == 0;
 }
 
 /* A column added to a ledger must read as NULL in every existing row. */
@@ -157,6 +179,17 @@ check_alter_table(AlterTableStmt *stmt)
 
 			if (is_live_ledger(parent))
 				refuse_ddl(get_rel_name(parent), "INHERIT from it", NULL);
+		}
+	}
+
+	if (OidIsValid(relid) && !cl_internal_ddl && cl_is_protected(relid))
+	{
+		foreach(lc, stmt->cmds)
+		{
+			AlterTableCmd *cmd = lfirst(lc);
+
+			if (cmd->subtype == AT_DisableRowSecurity || cmd->subtype == AT_NoForceRowSecurity)
+				refuse_unprotect(relid, "disabling row-level security");
 		}
 	}
 
@@ -269,6 +302,13 @@ check_rename(RenameStmt *stmt)
 {
 	Oid			relid;
 
+	if (stmt->renameType == OBJECT_POLICY && stmt->relation != NULL && !cl_internal_ddl &&
+		is_consent_policy(stmt->subname))
+	{
+		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (OidIsValid(relid) && cl_extension_present() && cl_is_protected(relid))
+			refuse_unprotect(relid, "renaming its consent policy");
+	}
 	if (stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_TRIGGER)
 		return;
 	if (stmt->relation == NULL)
@@ -368,6 +408,27 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			if (((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
 				cl_seal_block_database(get_database_oid(((RenameStmt *) parsetree)->subname, true));
 			break;
+		case T_CreatePolicyStmt:
+			{
+				CreatePolicyStmt *ps = (CreatePolicyStmt *) parsetree;
+				Oid			relid = RangeVarGetRelid(ps->table, NoLock, true);
+
+				/* another permissive policy would OR itself past the consent check */
+				if (OidIsValid(relid) && !cl_internal_ddl && ps->permissive &&
+					cl_extension_present() && cl_is_protected(relid))
+					refuse_unprotect(relid, "a permissive policy");
+				break;
+			}
+		case T_AlterPolicyStmt:
+			{
+				AlterPolicyStmt *ps = (AlterPolicyStmt *) parsetree;
+				Oid			relid = RangeVarGetRelid(ps->table, NoLock, true);
+
+				if (OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() &&
+					cl_is_protected(relid))
+					refuse_unprotect(relid, "ALTER POLICY");
+				break;
+			}
 		case T_CreateStmt:
 			{
 				ListCell   *lc;
@@ -397,6 +458,22 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				check_drop_extension((DropStmt *) parsetree);
 			else if (((DropStmt *) parsetree)->removeType == OBJECT_TABLE)
 				check_drop_table((DropStmt *) parsetree);
+			else if (((DropStmt *) parsetree)->removeType == OBJECT_POLICY && !cl_internal_ddl &&
+					 cl_extension_present())
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((DropStmt *) parsetree)->objects)
+				{
+					List	   *name = (List *) lfirst(lc);
+					Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(list_truncate(list_copy(name), list_length(name) - 1)),
+														 NoLock, true);
+
+					if (OidIsValid(relid) && is_consent_policy(strVal(llast(name))) &&
+						cl_is_protected(relid))
+						refuse_unprotect(relid, "dropping its consent policy");
+				}
+			}
 			break;
 		case T_DropdbStmt:
 			cl_seal_block_database(get_database_oid(((DropdbStmt *) parsetree)->dbname, true));
@@ -475,16 +552,27 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		check_drop_trigger(objectId);
 }
 
-/* INSERT ... ON CONFLICT, anywhere in the query (CTEs included). */
+/*
+ * INSERT ... ON CONFLICT whose target is a live ledger, wherever it comes
+ * from: a plain statement, a CTE, an updatable view, a rule or a function
+ * body.  Checked on the plan, at executor start, so that nothing escapes
+ * (a BEGIN ATOMIC body is never parsed again).  A data-modifying CTE's
+ * ModifyTable is a top node of one of the statement's subplans.
+ */
 static void
-check_on_conflict(Query *query)
+check_modify_table(PlannedStmt *stmt, Plan *plan)
 {
+	ModifyTable *mt;
 	ListCell   *lc;
 
-	if (query->commandType == CMD_INSERT && query->onConflict != NULL &&
-		query->resultRelation > 0)
+	if (plan == NULL || !IsA(plan, ModifyTable))
+		return;
+	mt = (ModifyTable *) plan;
+	if (mt->operation != CMD_INSERT || mt->onConflictAction == ONCONFLICT_NONE)
+		return;
+	foreach(lc, mt->resultRelations)
 	{
-		RangeTblEntry *rte = rt_fetch(query->resultRelation, query->rtable);
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), stmt->rtable);
 
 		if (rte->rtekind == RTE_RELATION && is_live_ledger(rte->relid))
 			ereport(ERROR,
@@ -494,22 +582,20 @@ check_on_conflict(Query *query)
 					 errdetail("A row skipped on conflict would already be counted in the ledger's log."),
 					 errhint("Check for the row first, or insert into a staging table.")));
 	}
-	foreach(lc, query->cteList)
-	{
-		CommonTableExpr *cte = lfirst(lc);
-
-		if (cte->ctequery && IsA(cte->ctequery, Query))
-			check_on_conflict((Query *) cte->ctequery);
-	}
 }
 
-static void
-cl_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+void
+cl_guard_check_plan(PlannedStmt *stmt)
 {
-	if (prev_post_parse_analyze)
-		prev_post_parse_analyze(pstate, query, jstate);
-	if (IsTransactionState() && cl_extension_present())
-		check_on_conflict(query);
+	ListCell   *lc;
+
+	if (stmt->commandType == CMD_SELECT && !stmt->hasModifyingCTE)
+		return;
+	if (!cl_extension_present())
+		return;
+	check_modify_table(stmt, stmt->planTree);
+	foreach(lc, stmt->subplans)
+		check_modify_table(stmt, (Plan *) lfirst(lc));
 }
 
 void
@@ -519,6 +605,4 @@ cl_guard_init(void)
 	ProcessUtility_hook = cl_ProcessUtility;
 	prev_object_access = object_access_hook;
 	object_access_hook = cl_object_access;
-	prev_post_parse_analyze = post_parse_analyze_hook;
-	post_parse_analyze_hook = cl_post_parse_analyze;
 }

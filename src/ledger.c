@@ -390,8 +390,8 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
  * Runs one statement through SPI as the extension's owner, with the guard
  * hooks told that the extension itself is at work.
  */
-static void
-run_as_owner(const char *sql, Oid owner)
+void
+cl_run_as_owner(const char *sql, Oid owner)
 {
 	Oid			save_userid;
 	int			save_sec;
@@ -565,14 +565,7 @@ Datum
 cl_create_ledger(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
-	Oid			owner = cl_extension_owner();
 	Relation	rel;
-	char	   *qname;
-	char	   *sql;
-	int32		ledger_id;
-	uint8_t		rnd[16];
-	char		origin[64];
-	char		hex[33];
 
 	rel = try_relation_open(relid, AccessExclusiveLock);
 	if (rel == NULL)
@@ -582,6 +575,29 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
+	relation_close(rel, NoLock);
+	cl_make_ledger(relid);
+	PG_RETURN_VOID();
+}
+
+/*
+ * The conversion itself, for create_ledger() and for the extension's own
+ * ledgers.  The caller holds AccessExclusiveLock on the table (kept until
+ * commit, so no row slips in unstamped) and has checked ownership.
+ */
+void
+cl_make_ledger(Oid relid)
+{
+	Oid			owner = cl_extension_owner();
+	Relation	rel;
+	char	   *qname;
+	char	   *sql;
+	int32		ledger_id;
+	uint8_t		rnd[16];
+	char		origin[64];
+	char		hex[33];
+
+	rel = relation_open(relid, AccessExclusiveLock);
 	check_convertible(rel);
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
@@ -591,7 +607,7 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	run_as_owner(psprintf("ALTER TABLE %s ADD COLUMN " CL_TXN_COLUMN " bigint, "
+	cl_run_as_owner(psprintf("ALTER TABLE %s ADD COLUMN " CL_TXN_COLUMN " bigint, "
 						  "ADD COLUMN " CL_ORD_COLUMN " integer", qname), owner);
 	CommandCounterIncrement();
 
@@ -605,23 +621,23 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 				   "(ledger_id, relid, origin, encoding, created_at) "
 				   "VALUES (%d, %u::pg_catalog.oid, %s, %d, pg_catalog.now())",
 				   ledger_id, relid, quote_literal_cstr(origin), CL_ENCODING_VERSION);
-	run_as_owner(sql, owner);
+	cl_run_as_owner(sql, owner);
 
 	/* reopen: the descriptor now has the new columns */
 	rel = relation_open(relid, NoLock);
 	adopt_rows(rel, ledger_id);
 	relation_close(rel, NoLock);
 
-	run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
+	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
 						  "EXECUTE FUNCTION consent_ledger.ledger_stamp()",
 						  CL_STAMP_TRIGGER, qname), owner);
-	run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
+	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
 						  "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.ledger_guard()",
 						  CL_GUARD_TRIGGER, qname), owner);
-	run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE ON %s "
+	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE ON %s "
 						  "FOR EACH ROW EXECUTE FUNCTION consent_ledger.ledger_guard()",
 						  CL_GUARD_ROW_TRIGGER, qname), owner);
-	run_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER \"%s\", "
+	cl_run_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER \"%s\", "
 						  "ENABLE ALWAYS TRIGGER \"%s\", ENABLE ALWAYS TRIGGER \"%s\"",
 						  qname, CL_STAMP_TRIGGER, CL_GUARD_TRIGGER, CL_GUARD_ROW_TRIGGER),
 				 owner);
@@ -630,7 +646,6 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();
 	cl_seal_wake(MyDatabaseId);
-	PG_RETURN_VOID();
 }
 
 /*
@@ -660,7 +675,7 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" is not a ledger table", RelationGetRelationName(rel))));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "
+	cl_run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "
 						  "WHERE ledger_id OPERATOR(pg_catalog.=) %d AND retired_at IS NULL",
 						  info->ledger_id), cl_extension_owner());
 	SPI_finish();

@@ -1,0 +1,238 @@
+/*-------------------------------------------------------------------------
+ * consent.c
+ *	  The consent registry: the consent ledger and its bookkeeping.
+ *
+ * consent_ledger.consent_events is an ordinary ledger table holding every
+ * grant and withdrawal; nothing is ever updated in place.  It is created
+ * on first use rather than by the install script, so that it is not an
+ * extension member: pg_dump then dumps it like any user ledger (schema,
+ * rows, and only then its triggers), and a restored database verifies.
+ *
+ * Event ids come from a sequence, taken while the recording transaction
+ * holds SHARE ROW EXCLUSIVE on the ledger until it commits, so event ids
+ * are in commit order.  At commit the backend publishes its highest event
+ * id in shared memory; policy.c refreshes its cache by reading the events
+ * above the highest id it has seen, whenever the published id is higher.
+ * Purpose definitions and authorizations bump a generation counter
+ * instead: they are small and reloaded whole.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_record_begin);
+PG_FUNCTION_INFO_V1(cl_record_done);
+PG_FUNCTION_INFO_V1(cl_purposes_changed);
+
+typedef struct RecordedEvent
+{
+	int64		event_id;
+	SubTransactionId subid;
+} RecordedEvent;
+
+static List *xact_events = NIL;	/* RecordedEvent *, in TopTransactionContext */
+static bool xact_purposes_changed = false;
+static SubTransactionId purposes_changed_subid = InvalidSubTransactionId;
+
+static const char *const create_consent_sql[] = {
+	"CREATE TABLE consent_ledger.consent_events ("
+	" event_id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('consent_ledger.consent_event_seq'),"
+	" subject text NOT NULL,"
+	" purpose text NOT NULL,"
+	" action text NOT NULL CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY['grant', 'withdraw'])),"
+	" expires_at timestamptz,"
+	" evidence jsonb,"
+	" recorded_at timestamptz NOT NULL,"
+	" recorded_by text NOT NULL)",
+	"CREATE INDEX consent_events_subject_idx ON consent_ledger.consent_events (subject, purpose, event_id)",
+	"COMMENT ON TABLE consent_ledger.consent_events IS "
+	"'the consent ledger: every grant and withdrawal, append-only, hash-chained, signed'",
+	"CREATE VIEW consent_ledger.consent_state AS"
+	" SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose,"
+	"  CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'"
+	"       WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'"
+	"       ELSE 'granted' END AS state,"
+	"  e.recorded_at AS since, e.expires_at, e.event_id AS last_event_id"
+	" FROM consent_ledger.consent_events e"
+	" ORDER BY e.subject, e.purpose, e.event_id DESC",
+	"COMMENT ON VIEW consent_ledger.consent_state IS "
+	"'current state per (subject, purpose), derived from the consent ledger; has_consent() applies purpose hierarchy'",
+	"REVOKE ALL ON consent_ledger.consent_events, consent_ledger.consent_state FROM PUBLIC",
+	"GRANT SELECT ON consent_ledger.consent_events TO consent_ledger_auditor, consent_ledger_admin",
+	"GRANT SELECT ON consent_ledger.consent_state TO consent_ledger_auditor, consent_ledger_admin, consent_ledger_recorder",
+	NULL
+};
+
+/*
+ * OID of the consent ledger.  With create, makes it (as the extension's
+ * owner) when it does not exist yet; creators are serialized by a lock on
+ * consent_ledger.purposes, taken before looking, so two first grants
+ * cannot both create it.
+ */
+Oid
+cl_consent_events_relid(bool create)
+{
+	Oid			nsp = cl_schema_oid(false);
+	Oid			relid = get_relname_relid("consent_events", nsp);
+	Oid			owner;
+
+	if (OidIsValid(relid) || !create)
+		return relid;
+
+	/* the relation lock also makes us see a concurrent creator's commit */
+	LockRelationOid(cl_internal_relid("purposes"), ShareRowExclusiveLock);
+	relid = get_relname_relid("consent_events", nsp);
+	if (OidIsValid(relid))
+		return relid;
+
+	owner = cl_extension_owner();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int i = 0; create_consent_sql[i] != NULL; i++)
+		cl_run_as_owner(create_consent_sql[i], owner);
+	SPI_finish();
+	CommandCounterIncrement();
+	relid = get_relname_relid("consent_events", nsp);
+	if (!OidIsValid(relid))
+		elog(ERROR, "could not create consent_ledger.consent_events");
+	cl_make_ledger(relid);
+	return relid;
+}
+
+/*
+ * consent_ledger._record_begin(purpose): called by grant_consent() and
+ * withdraw_consent() before they insert.  Checks the purpose, makes sure
+ * the consent ledger exists, and serializes recorders until commit so
+ * that event ids are assigned in commit order.
+ */
+Datum
+cl_record_begin(PG_FUNCTION_ARGS)
+{
+	char	   *purpose = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(purpose)};
+	Oid			relid;
+	bool		found;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.purposes WHERE purpose OPERATOR(pg_catalog.=) $1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.purposes");
+	found = SPI_processed > 0;
+	SPI_finish();
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("purpose \"%s\" does not exist", purpose),
+				 errhint("Define it with consent_ledger.define_purpose().")));
+
+	relid = cl_consent_events_relid(true);
+	LockRelationOid(relid, ShareRowExclusiveLock);
+	PG_RETURN_VOID();
+}
+
+/* consent_ledger._record_done(event_id): publish the id when we commit. */
+Datum
+cl_record_done(PG_FUNCTION_ARGS)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	RecordedEvent *ev = palloc(sizeof(RecordedEvent));
+
+	ev->event_id = PG_GETARG_INT64(0);
+	ev->subid = GetCurrentSubTransactionId();
+	xact_events = lappend(xact_events, ev);
+	MemoryContextSwitchTo(old);
+	PG_RETURN_VOID();
+}
+
+/* consent_ledger._purposes_changed(): bump the generation when we commit. */
+Datum
+cl_purposes_changed(PG_FUNCTION_ARGS)
+{
+	if (!xact_purposes_changed)
+		purposes_changed_subid = GetCurrentSubTransactionId();
+	xact_purposes_changed = true;
+	PG_RETURN_VOID();
+}
+
+static void
+consent_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (cl_shared != NULL)
+			{
+				uint64		max = 0;
+
+				foreach(lc, xact_events)
+					max = Max(max, (uint64) ((RecordedEvent *) lfirst(lc))->event_id);
+				if (max > 0)
+				{
+					uint64		cur = pg_atomic_read_u64(&cl_shared->max_event_id);
+
+					while (cur < max &&
+						   !pg_atomic_compare_exchange_u64(&cl_shared->max_event_id, &cur, max))
+						;
+				}
+				if (xact_purposes_changed)
+					pg_atomic_fetch_add_u64(&cl_shared->purpose_generation, 1);
+			}
+			/* FALLTHROUGH */
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			xact_events = NIL;
+			xact_purposes_changed = false;
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (xact_events != NIL || xact_purposes_changed)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that recorded consent or changed purposes"),
+						 errdetail("Other sessions learn of consent changes when the recording transaction commits."),
+						 errhint("Record consent in an ordinary transaction.")));
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+consent_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	foreach(lc, xact_events)
+	{
+		if (((RecordedEvent *) lfirst(lc))->subid >= mySubid)
+			xact_events = foreach_delete_current(xact_events, lc);
+	}
+	if (xact_purposes_changed && purposes_changed_subid >= mySubid)
+		xact_purposes_changed = false;
+}
+
+void
+cl_consent_init(void)
+{
+	RegisterXactCallback(consent_xact_callback, NULL);
+	RegisterSubXactCallback(consent_subxact_callback, NULL);
+}

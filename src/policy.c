@@ -1,0 +1,1209 @@
+/*-------------------------------------------------------------------------
+ * policy.c
+ *	  Consent enforcement: the row-level policy checks, the purpose GUC,
+ *	  authorize_purpose(), protect() and create_purpose_view().
+ *
+ * The checks run once per row of a protected table, so they never query:
+ * each backend keeps a cache of every subject's latest consent events,
+ * loaded once and then refreshed incrementally.  Recording transactions
+ * publish the highest consent event id they committed (consent.c); when
+ * that is above what the cache has seen, the next statement reads just
+ * the newer events through the ledger's primary key.  Purposes,
+ * authorizations and purpose views are reloaded whole when their
+ * generation counter moves.  Both checks happen at most once per
+ * statement (the executor hook counts statements), so a withdrawal is in
+ * force for every statement that starts after it commits.
+ *
+ * The caches are read with direct heap and index scans, not SPI: they
+ * must work for roles that cannot read the internal tables, inside the
+ * GUC check hook, and in parallel workers.  Outside parallel mode they use
+ * the latest snapshot (a withdrawal committed a moment ago counts, even
+ * inside an old REPEATABLE READ transaction); in parallel mode, where no
+ * new snapshot may be taken, the statement's.
+ *
+ * Memory: one entry per subject with consent events (about 100 bytes plus
+ * 40 per purpose it has events for), in a context of its own; it does not
+ * grow with the number of rows read.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/regproc.h"
+#include "utils/uuid.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_allowed_text);
+PG_FUNCTION_INFO_V1(cl_allowed_int8);
+PG_FUNCTION_INFO_V1(cl_allowed_int4);
+PG_FUNCTION_INFO_V1(cl_allowed_uuid);
+PG_FUNCTION_INFO_V1(cl_view_allows_text);
+PG_FUNCTION_INFO_V1(cl_view_allows_int8);
+PG_FUNCTION_INFO_V1(cl_view_allows_int4);
+PG_FUNCTION_INFO_V1(cl_view_allows_uuid);
+PG_FUNCTION_INFO_V1(cl_authorize_purpose);
+PG_FUNCTION_INFO_V1(cl_revoke_purpose);
+PG_FUNCTION_INFO_V1(cl_protect);
+PG_FUNCTION_INFO_V1(cl_unprotect);
+PG_FUNCTION_INFO_V1(cl_create_purpose_view);
+
+char	   *cl_purpose = NULL;
+
+#define MAX_PURPOSE_NAME 63
+#define POLICY_NAME "consent_ledger_read"
+
+/* ---------- purposes, authorizations, purpose views ---------- */
+
+typedef struct Purpose
+{
+	char		name[MAX_PURPOSE_NAME + 1];
+	bool		defined;		/* still in consent_ledger.purposes */
+	bool		consent_basis;	/* legal basis 'consent' */
+	int			parent;			/* index, or -1 */
+} Purpose;
+
+typedef struct RoleGrant
+{
+	Oid			role;
+	int			purpose;
+} RoleGrant;
+
+typedef struct PurposeView
+{
+	Oid			view;
+	int			purpose;
+} PurposeView;
+
+static MemoryContext policy_cxt = NULL;
+static Purpose *purposes = NULL;	/* indexes are stable: names only append */
+static int	npurposes = 0;
+static int	cap_purposes = 0;
+static RoleGrant *grants = NULL;
+static int	ngrants = 0;
+static PurposeView *views = NULL;
+static int	nviews = 0;
+static uint64 loaded_generation = 0;
+
+/* ---------- subjects ---------- */
+
+typedef struct PurposeState
+{
+	int32		purpose;
+	bool		granted;		/* latest event for this purpose is a grant */
+	int64		last_event;
+	int64		last_withdrawal;
+	TimestampTz expires;		/* of the latest grant; DT_NOEND for none */
+} PurposeState;
+
+typedef struct Subject
+{
+	char	   *key;
+	int			keylen;
+	uint32		hash;
+	int			nstates;
+	int			capstates;
+	PurposeState *states;
+	uint64		memo_key;		/* statement << 16 | purpose, of memo */
+	bool		memo;
+} Subject;
+
+typedef struct IntSlot
+{
+	int64		key;
+	Subject    *subject;
+} IntSlot;
+
+static Subject **text_slots = NULL; /* open addressing, power-of-two size */
+static uint32 text_size = 0;
+static uint32 text_count = 0;
+static IntSlot *int_slots = NULL;
+static uint32 int_size = 0;
+static uint32 int_count = 0;
+static int64 events_seen = 0;	/* highest event id applied */
+static bool events_loaded = false;
+
+/* ---------- per statement ---------- */
+
+static uint64 statement_counter = 1;
+
+typedef struct StatementCheck
+{
+	uint64		statement;		/* statement_counter when validated, 0 never */
+	int			purpose;
+	bool		consent_basis;
+	bool	   *relevant;		/* purpose and its ancestors */
+	int			relevant_cap;
+	TimestampTz now;
+} StatementCheck;
+
+static StatementCheck guc_check = {0};
+
+#define MAX_VIEW_CHECKS 8
+static struct
+{
+	Oid			view;
+	StatementCheck check;
+}			view_checks[MAX_VIEW_CHECKS];
+static int	next_view_check = 0;
+
+/*
+ * Called by the executor hook at the start of every statement: the next
+ * policy check validates purpose and authorization again.
+ */
+void
+cl_statement_start(void)
+{
+	statement_counter++;
+}
+
+static void
+ensure_context(void)
+{
+	if (policy_cxt == NULL)
+		policy_cxt = AllocSetContextCreate(CacheMemoryContext,
+										   "consent_ledger consent cache",
+										   ALLOCSET_DEFAULT_SIZES);
+}
+
+static int
+purpose_index(const char *name, bool create)
+{
+	for (int i = 0; i < npurposes; i++)
+		if (strcmp(purposes[i].name, name) == 0)
+			return i;
+	if (!create || strlen(name) > MAX_PURPOSE_NAME)
+		return -1;
+	if (npurposes == cap_purposes)
+	{
+		cap_purposes = Max(16, cap_purposes * 2);
+		purposes = purposes == NULL ?
+			MemoryContextAllocZero(policy_cxt, sizeof(Purpose) * cap_purposes) :
+			repalloc(purposes, sizeof(Purpose) * cap_purposes);
+	}
+	memset(&purposes[npurposes], 0, sizeof(Purpose));
+	strlcpy(purposes[npurposes].name, name, sizeof(purposes[npurposes].name));
+	purposes[npurposes].parent = -1;
+	return npurposes++;
+}
+
+static Snapshot
+cache_snapshot(void)
+{
+	if (IsInParallelMode())
+		return RegisterSnapshot(GetActiveSnapshot());
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
+/*
+ * Reloads purposes, authorizations and purpose views when their generation
+ * moved.  Small tables, read whole with heap scans.
+ */
+static void
+refresh_purposes(void)
+{
+	uint64		gen = pg_atomic_read_u64(&cl_shared->purpose_generation);
+	Snapshot	snap;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext old;
+	int			capg = 16,
+				capv = 16;
+
+	if (gen == loaded_generation)
+		return;
+	ensure_context();
+	old = MemoryContextSwitchTo(policy_cxt);
+	snap = cache_snapshot();
+
+	for (int i = 0; i < npurposes; i++)
+		purposes[i].defined = false;
+	rel = table_open(cl_internal_relid("purposes"), AccessShareLock);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		char	   *name = TextDatumGetCString(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
+		char	   *basis = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
+		Datum		parent = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
+		int			idx = purpose_index(name, true);
+
+		if (idx < 0)
+			continue;
+		purposes[idx].defined = true;
+		purposes[idx].consent_basis = (strcmp(basis, "consent") == 0);
+		purposes[idx].parent = isnull ? -1 : purpose_index(TextDatumGetCString(parent), true);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (grants)
+		pfree(grants);
+	grants = palloc(sizeof(RoleGrant) * capg);
+	ngrants = 0;
+	rel = table_open(cl_internal_relid("purpose_grants"), AccessShareLock);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Oid			role = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
+		char	   *name = TextDatumGetCString(heap_getattr(tup, 2, RelationGetDescr(rel), &isnull));
+
+		if (ngrants == capg)
+		{
+			capg *= 2;
+			grants = repalloc(grants, sizeof(RoleGrant) * capg);
+		}
+		grants[ngrants].role = role;
+		grants[ngrants].purpose = purpose_index(name, true);
+		ngrants++;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (views)
+		pfree(views);
+	views = palloc(sizeof(PurposeView) * capv);
+	nviews = 0;
+	rel = table_open(cl_internal_relid("purpose_views"), AccessShareLock);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Oid			view = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
+		char	   *name = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
+
+		if (nviews == capv)
+		{
+			capv *= 2;
+			views = repalloc(views, sizeof(PurposeView) * capv);
+		}
+		views[nviews].view = view;
+		views[nviews].purpose = purpose_index(name, true);
+		nviews++;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	UnregisterSnapshot(snap);
+	MemoryContextSwitchTo(old);
+	loaded_generation = gen;
+}
+
+/* splitmix64 finalizer: a good 32-bit hash of a 64-bit key */
+static inline uint32
+hash_int64(int64 v)
+{
+	uint64		z = (uint64) v + UINT64CONST(0x9e3779b97f4a7c15);
+
+	z = (z ^ (z >> 30)) * UINT64CONST(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64CONST(0x94d049bb133111eb);
+	return (uint32) (z ^ (z >> 31));
+}
+
+static Subject *
+text_find(const char *key, int len, uint32 h)
+{
+	uint32		mask = text_size - 1;
+
+	if (text_size == 0)
+		return NULL;
+	for (uint32 i = h & mask;; i = (i + 1) & mask)
+	{
+		Subject    *s = text_slots[i];
+
+		if (s == NULL)
+			return NULL;
+		if (s->hash == h && s->keylen == len && memcmp(s->key, key, len) == 0)
+			return s;
+	}
+}
+
+static void
+text_insert(Subject *s)
+{
+	uint32		mask;
+
+	if ((text_count + 1) * 2 > text_size)
+	{
+		uint32		newsize = Max(1024, text_size * 2);
+		Subject   **old = text_slots;
+		uint32		oldsize = text_size;
+
+		text_slots = MemoryContextAllocExtended(policy_cxt, sizeof(Subject *) * newsize, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		text_size = newsize;
+		for (uint32 i = 0; i < oldsize; i++)
+			if (old[i])
+			{
+				uint32		m = text_size - 1;
+				uint32		j = old[i]->hash & m;
+
+				while (text_slots[j])
+					j = (j + 1) & m;
+				text_slots[j] = old[i];
+			}
+		if (old)
+			pfree(old);
+	}
+	mask = text_size - 1;
+	for (uint32 i = s->hash & mask;; i = (i + 1) & mask)
+		if (text_slots[i] == NULL)
+		{
+			text_slots[i] = s;
+			text_count++;
+			return;
+		}
+}
+
+static Subject *
+int_find(int64 key)
+{
+	uint32		mask = int_size - 1;
+
+	if (int_size == 0)
+		return NULL;
+	for (uint32 i = hash_int64(key) & mask;; i = (i + 1) & mask)
+	{
+		IntSlot    *slot = &int_slots[i];
+
+		if (slot->subject == NULL)
+			return NULL;
+		if (slot->key == key)
+			return slot->subject;
+	}
+}
+
+static void
+int_insert(int64 key, Subject *s)
+{
+	uint32		mask;
+
+	if ((int_count + 1) * 2 > int_size)
+	{
+		uint32		newsize = Max(1024, int_size * 2);
+		IntSlot    *old = int_slots;
+		uint32		oldsize = int_size;
+
+		int_slots = MemoryContextAllocExtended(policy_cxt, sizeof(IntSlot) * newsize, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		int_size = newsize;
+		for (uint32 i = 0; i < oldsize; i++)
+			if (old[i].subject)
+			{
+				uint32		m = int_size - 1;
+				uint32		j = hash_int64(old[i].key) & m;
+
+				while (int_slots[j].subject)
+					j = (j + 1) & m;
+				int_slots[j] = old[i];
+			}
+		if (old)
+			pfree(old);
+	}
+	mask = int_size - 1;
+	for (uint32 i = hash_int64(key) & mask;; i = (i + 1) & mask)
+		if (int_slots[i].subject == NULL)
+		{
+			int_slots[i].key = key;
+			int_slots[i].subject = s;
+			int_count++;
+			return;
+		}
+}
+
+/* Whether text is the canonical decimal form of an int64 (as int8out prints it). */
+static bool
+canonical_int64(const char *s, int len, int64 *out)
+{
+	uint64		v = 0;
+	bool		neg = false;
+	int			i = 0;
+
+	if (len == 0 || len > 20)
+		return false;
+	if (s[0] == '-')
+	{
+		neg = true;
+		i = 1;
+		if (len == 1)
+			return false;
+	}
+	if (s[i] == '0' && len > i + 1)
+		return false;
+	if (neg && s[i] == '0')
+		return false;
+	for (; i < len; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		if (v > (PG_UINT64_MAX - (s[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (!neg && v > (uint64) PG_INT64_MAX)
+		return false;
+	if (neg && v > (uint64) PG_INT64_MAX + 1)
+		return false;
+	*out = neg ? (int64) (0 - v) : (int64) v;
+	return true;
+}
+
+static void
+apply_event(const char *subject, int len, int purpose, bool grant, int64 event_id,
+			TimestampTz expires)
+{
+	uint32		h = hash_bytes((const unsigned char *) subject, len);
+	Subject    *s = text_find(subject, len, h);
+	PurposeState *ps = NULL;
+
+	if (s == NULL)
+	{
+		int64		iv;
+
+		s = MemoryContextAllocZero(policy_cxt, sizeof(Subject));
+		s->key = MemoryContextAlloc(policy_cxt, len + 1);
+		memcpy(s->key, subject, len);
+		s->key[len] = '\0';
+		s->keylen = len;
+		s->hash = h;
+		text_insert(s);
+		if (canonical_int64(subject, len, &iv))
+			int_insert(iv, s);
+	}
+	for (int i = 0; i < s->nstates; i++)
+		if (s->states[i].purpose == purpose)
+			ps = &s->states[i];
+	if (ps == NULL)
+	{
+		if (s->nstates == s->capstates)
+		{
+			s->capstates = Max(2, s->capstates * 2);
+			s->states = s->states == NULL ?
+				MemoryContextAlloc(policy_cxt, sizeof(PurposeState) * s->capstates) :
+				repalloc(s->states, sizeof(PurposeState) * s->capstates);
+		}
+		ps = &s->states[s->nstates++];
+		memset(ps, 0, sizeof(PurposeState));
+		ps->purpose = purpose;
+		ps->expires = DT_NOEND;
+	}
+	ps->granted = grant;
+	ps->last_event = event_id;
+	if (grant)
+		ps->expires = expires;
+	else
+		ps->last_withdrawal = event_id;
+	s->memo_key = 0;
+}
+
+/*
+ * Applies the consent events above events_seen, in event id order (their
+ * commit order), read through the ledger's primary key.
+ */
+static void
+refresh_events(void)
+{
+	uint64		published = pg_atomic_read_u64(&cl_shared->max_event_id);
+	Oid			relid;
+	Relation	rel;
+	Oid			pkey;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Snapshot	snap;
+	MemoryContext old;
+	TupleDesc	desc;
+
+	if (events_loaded && published <= (uint64) events_seen)
+		return;
+	relid = cl_consent_events_relid(false);
+	if (!OidIsValid(relid))
+	{
+		events_loaded = true;
+		return;
+	}
+	ensure_context();
+	old = MemoryContextSwitchTo(policy_cxt);
+	rel = table_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	pkey = RelationGetPrimaryKeyIndex(rel);
+	snap = cache_snapshot();
+	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(events_seen));
+	scan = systable_beginscan(rel, pkey, OidIsValid(pkey), snap, 1, &key);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
+		text	   *subject = DatumGetTextPP(heap_getattr(tup, 2, desc, &isnull));
+		char	   *purpose = TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull));
+		char	   *action = TextDatumGetCString(heap_getattr(tup, 4, desc, &isnull));
+		Datum		exp = heap_getattr(tup, 5, desc, &isnull);
+		int			pidx = purpose_index(purpose, true);
+
+		if (pidx >= 0)
+			apply_event(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), pidx,
+						strcmp(action, "grant") == 0, id,
+						isnull ? DT_NOEND : DatumGetTimestampTz(exp));
+		if (id > events_seen)
+			events_seen = id;
+		CHECK_FOR_INTERRUPTS();
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	MemoryContextSwitchTo(old);
+	events_loaded = true;
+}
+
+static bool
+role_authorized(Oid roleid, int purpose)
+{
+	if (superuser_arg(roleid))
+		return true;
+	for (int p = purpose; p >= 0; p = purposes[p].parent)
+	{
+		for (int g = 0; g < ngrants; g++)
+			if (grants[g].purpose == p && has_privs_of_role(roleid, grants[g].role))
+				return true;
+		if (purposes[p].parent == p)
+			break;
+	}
+	return false;
+}
+
+static void
+fill_check(StatementCheck *check, int purpose)
+{
+	if (check->relevant == NULL || npurposes > check->relevant_cap)
+	{
+		if (check->relevant)
+			pfree(check->relevant);
+		check->relevant_cap = Max(npurposes, 64);
+		check->relevant = MemoryContextAllocZero(policy_cxt, check->relevant_cap);
+	}
+	memset(check->relevant, 0, npurposes);
+	for (int p = purpose, depth = 0; p >= 0 && depth <= npurposes; p = purposes[p].parent, depth++)
+		check->relevant[p] = true;
+	check->purpose = purpose;
+	check->consent_basis = purposes[purpose].consent_basis;
+	check->now = GetCurrentStatementStartTimestamp();
+	check->statement = statement_counter;
+}
+
+/*
+ * Validates the session's declared purpose for this statement: declared,
+ * defined, and authorized for the current role.  Errors here depend only
+ * on the session, never on row data (the checks are LEAKPROOF).
+ */
+static StatementCheck *
+guc_statement_check(void)
+{
+	int			idx;
+
+	if (guc_check.statement == statement_counter)
+		return &guc_check;
+	if (cl_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
+	if (cl_purpose == NULL || cl_purpose[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no purpose declared for reading a consent-protected table"),
+				 errdetail("Rows of protected tables are shown only for a declared purpose their subjects consented to."),
+				 errhint("Declare one with SET consent_ledger.purpose = '...', choosing a purpose your role is authorized for, or read through a purpose view.")));
+	refresh_purposes();
+	idx = purpose_index(cl_purpose, false);
+	if (idx < 0 || !purposes[idx].defined)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("purpose \"%s\" is not defined", cl_purpose),
+				 errhint("An administrator defines purposes with consent_ledger.define_purpose().")));
+	if (!role_authorized(GetUserId(), idx))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" is not authorized for purpose \"%s\"",
+						GetUserNameFromId(GetUserId(), false), cl_purpose),
+				 errhint("An administrator grants purposes with consent_ledger.authorize_purpose().")));
+	refresh_events();
+	fill_check(&guc_check, idx);
+	return &guc_check;
+}
+
+static StatementCheck *
+view_statement_check(Oid view)
+{
+	int			slot = -1;
+	int			purpose = -1;
+
+	for (int i = 0; i < MAX_VIEW_CHECKS; i++)
+		if (view_checks[i].view == view)
+		{
+			if (view_checks[i].check.statement == statement_counter)
+				return &view_checks[i].check;
+			slot = i;
+		}
+	if (cl_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
+	refresh_purposes();
+	for (int i = 0; i < nviews; i++)
+		if (views[i].view == view)
+			purpose = views[i].purpose;
+	if (purpose < 0 || !purposes[purpose].defined ||
+		pg_class_aclcheck(view, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for purpose view \"%s\"",
+						get_rel_name(view) ? get_rel_name(view) : "?"),
+				 errhint("Read the purpose view itself; its owner grants SELECT on it.")));
+	refresh_events();
+	if (slot < 0)
+	{
+		slot = next_view_check;
+		next_view_check = (next_view_check + 1) % MAX_VIEW_CHECKS;
+	}
+	view_checks[slot].view = view;
+	fill_check(&view_checks[slot].check, purpose);
+	return &view_checks[slot].check;
+}
+
+/* The decision for one subject under a validated statement check. */
+static inline bool
+decide(StatementCheck *check, Subject *s)
+{
+	uint64		memo_key;
+	int64		last_withdrawal = 0;
+	bool		ok = false;
+
+	if (!check->consent_basis)
+		return true;
+	if (s == NULL)
+		return false;
+	memo_key = (check->statement << 16) | (uint64) (check->purpose & 0xffff);
+	if (s->memo_key == memo_key)
+		return s->memo;
+	for (int i = 0; i < s->nstates; i++)
+		if (check->relevant[s->states[i].purpose] &&
+			s->states[i].last_withdrawal > last_withdrawal)
+			last_withdrawal = s->states[i].last_withdrawal;
+	for (int i = 0; i < s->nstates && !ok; i++)
+	{
+		PurposeState *ps = &s->states[i];
+
+		if (check->relevant[ps->purpose] && ps->granted &&
+			ps->last_event > last_withdrawal && ps->expires > check->now)
+			ok = true;
+	}
+	s->memo_key = memo_key;
+	s->memo = ok;
+	return ok;
+}
+
+static inline Subject *
+subject_text(text *t)
+{
+	const char *p = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	return text_find(p, len, hash_bytes((const unsigned char *) p, len));
+}
+
+static Subject *
+subject_uuid(pg_uuid_t *u)
+{
+	char		buf[37];
+	static const char hexd[] = "0123456789abcdef";
+	int			j = 0;
+
+	for (int i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[j++] = '-';
+		buf[j++] = hexd[u->data[i] >> 4];
+		buf[j++] = hexd[u->data[i] & 0x0f];
+	}
+	buf[j] = '\0';
+	return text_find(buf, 36, hash_bytes((const unsigned char *) buf, 36));
+}
+
+/* consent_ledger.allowed(subject): the row policy of protected tables */
+Datum
+cl_allowed_text(PG_FUNCTION_ARGS)
+{
+	StatementCheck *c = guc_statement_check();
+
+	PG_RETURN_BOOL(c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(0))) : true);
+}
+
+Datum
+cl_allowed_int8(PG_FUNCTION_ARGS)
+{
+	StatementCheck *c = guc_statement_check();
+
+	PG_RETURN_BOOL(c->consent_basis ? decide(c, int_find(PG_GETARG_INT64(0))) : true);
+}
+
+Datum
+cl_allowed_int4(PG_FUNCTION_ARGS)
+{
+	StatementCheck *c = guc_statement_check();
+
+	PG_RETURN_BOOL(c->consent_basis ? decide(c, int_find((int64) PG_GETARG_INT32(0))) : true);
+}
+
+Datum
+cl_allowed_uuid(PG_FUNCTION_ARGS)
+{
+	StatementCheck *c = guc_statement_check();
+
+	PG_RETURN_BOOL(c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(0))) : true);
+}
+
+/* consent_ledger.view_allows(view, subject): the filter of purpose views */
+Datum
+cl_view_allows_text(PG_FUNCTION_ARGS)
+{
+	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
+
+	PG_RETURN_BOOL(c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(1))) : true);
+}
+
+Datum
+cl_view_allows_int8(PG_FUNCTION_ARGS)
+{
+	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
+
+	PG_RETURN_BOOL(c->consent_basis ? decide(c, int_find(PG_GETARG_INT64(1))) : true);
+}
+
+Datum
+cl_view_allows_int4(PG_FUNCTION_ARGS)
+{
+	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
+
+	PG_RETURN_BOOL(c->consent_basis ? decide(c, int_find((int64) PG_GETARG_INT32(1))) : true);
+}
+
+Datum
+cl_view_allows_uuid(PG_FUNCTION_ARGS)
+{
+	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
+
+	PG_RETURN_BOOL(c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(1))) : true);
+}
+
+/*
+ * check hook of consent_ledger.purpose.  When set in the session (SET,
+ * set_config(), a function's SET clause as it runs), refuse purposes the
+ * current role may not declare.  Elsewhere (startup options, configuration
+ * files, ALTER ROLE/DATABASE ... SET and CREATE FUNCTION ... SET, which
+ * PostgreSQL checks as PGC_S_TEST on behalf of some other role, parallel
+ * workers) the value is accepted here and checked when first used.
+ */
+bool
+cl_check_purpose(char **newval, void **extra, GucSource source)
+{
+	int			idx;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (strlen(*newval) > MAX_PURPOSE_NAME)
+	{
+		GUC_check_errdetail("A purpose name has at most %d bytes.", MAX_PURPOSE_NAME);
+		return false;
+	}
+	if (source != PGC_S_SESSION || !IsTransactionState() || IsParallelWorker() ||
+		!IsNormalProcessingMode() || cl_shared == NULL || !cl_extension_present())
+		return true;
+	refresh_purposes();
+	idx = purpose_index(*newval, false);
+	if (idx < 0 || !purposes[idx].defined)
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("purpose \"%s\" is not defined", *newval);
+		GUC_check_errhint("An administrator defines purposes with consent_ledger.define_purpose().");
+		return false;
+	}
+	if (!role_authorized(GetUserId(), idx))
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("role \"%s\" is not authorized for purpose \"%s\"",
+						 GetUserNameFromId(GetUserId(), false), *newval);
+		GUC_check_errhint("An administrator grants purposes with consent_ledger.authorize_purpose().");
+		return false;
+	}
+	return true;
+}
+
+/* ---------- administration ---------- */
+
+static void
+require_purpose(const char *purpose)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(purpose)};
+
+	if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.purposes WHERE purpose OPERATOR(pg_catalog.=) $1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.purposes");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("purpose \"%s\" does not exist", purpose),
+				 errhint("Define it with consent_ledger.define_purpose().")));
+}
+
+static void
+change_grant(Oid role, const char *purpose, bool grant)
+{
+	Oid			owner = cl_extension_owner();
+	char	   *sql;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	require_purpose(purpose);
+	if (grant)
+		sql = psprintf("INSERT INTO consent_ledger.purpose_grants (role, purpose, granted_at) "
+					   "VALUES (%u::pg_catalog.oid, %s, pg_catalog.now()) ON CONFLICT DO NOTHING",
+					   role, quote_literal_cstr(purpose));
+	else
+		sql = psprintf("DELETE FROM consent_ledger.purpose_grants WHERE role OPERATOR(pg_catalog.=) %u::pg_catalog.oid "
+					   "AND purpose OPERATOR(pg_catalog.=) %s",
+					   role, quote_literal_cstr(purpose));
+	cl_run_as_owner(sql, owner);
+	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", owner);
+	SPI_finish();
+}
+
+/* consent_ledger.authorize_purpose(role regrole, purpose text) */
+Datum
+cl_authorize_purpose(PG_FUNCTION_ARGS)
+{
+	change_grant(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)), true);
+	PG_RETURN_VOID();
+}
+
+/* consent_ledger.revoke_purpose(role regrole, purpose text) */
+Datum
+cl_revoke_purpose(PG_FUNCTION_ARGS)
+{
+	change_grant(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)), false);
+	PG_RETURN_VOID();
+}
+
+/* Whether a relation is protected (for the guard and the audit). */
+bool
+cl_is_protected(Oid relid)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	bool		found = false;
+	Oid			nsp = cl_schema_oid(true);
+	Oid			tab = OidIsValid(nsp) ? get_relname_relid("protected", nsp) : InvalidOid;
+
+	if (!OidIsValid(tab))
+		return false;
+	rel = table_open(tab, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+
+		found = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) == relid;
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* SQL text of the policy-check call for a subject column of type typid */
+static char *
+check_call(const char *fn, const char *prefix, const char *colref, Oid typid)
+{
+	switch (typid)
+	{
+		case TEXTOID:
+		case INT8OID:
+		case INT4OID:
+		case UUIDOID:
+			return psprintf("consent_ledger.%s(%s%s)", fn, prefix, colref);
+		case INT2OID:
+			return psprintf("consent_ledger.%s(%s%s::pg_catalog.int4)", fn, prefix, colref);
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+			return psprintf("consent_ledger.%s(%s%s::pg_catalog.text)", fn, prefix, colref);
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("subject column has type %s", format_type_be(typid)),
+					 errhint("Subject columns must be text, varchar, integer, bigint, smallint or uuid.")));
+	}
+	return NULL;
+}
+
+/*
+ * consent_ledger.protect(relation regclass, subject_column name)
+ *
+ * Enables and forces row-level security with a SELECT policy that shows a
+ * row only when its subject consented to the session's declared purpose,
+ * and permissive policies for writes (privileges still govern them).
+ * Warns about roles that bypass row-level security.
+ */
+Datum
+cl_protect(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *column = NameStr(*PG_GETARG_NAME(1));
+	Relation	rel;
+	AttrNumber	att;
+	Oid			typid;
+	char	   *qname;
+	char	   *call;
+	StringInfoData bypass;
+	Oid			save_userid;
+	int			save_sec;
+
+	rel = try_relation_open(relid, AccessExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an ordinary table", RelationGetRelationName(rel)),
+				 errdetail("Only ordinary tables that are not partitions can be protected: a partition read directly would escape its parent's policy.")));
+	att = get_attnum(relid, column);
+	if (att == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						column, RelationGetRelationName(rel))));
+	typid = get_atttype(relid, att);
+	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									   RelationGetRelationName(rel));
+	relation_close(rel, NoLock);
+	if (cl_is_protected(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("table \"%s\" is already protected", get_rel_name(relid))));
+	call = check_call("allowed", "", quote_identifier(column), getBaseType(typid));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* DDL as the owner (the caller), who may alter the table */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	cl_internal_ddl = true;
+	PG_TRY();
+	{
+		const char *stmts[5];
+
+		stmts[0] = psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY", qname);
+		stmts[1] = psprintf("CREATE POLICY " POLICY_NAME " ON %s AS PERMISSIVE FOR SELECT USING (%s)", qname, call);
+		stmts[2] = psprintf("CREATE POLICY consent_ledger_insert ON %s AS PERMISSIVE FOR INSERT WITH CHECK (true)", qname);
+		stmts[3] = psprintf("CREATE POLICY consent_ledger_update ON %s AS PERMISSIVE FOR UPDATE USING (true) WITH CHECK (true)", qname);
+		stmts[4] = psprintf("CREATE POLICY consent_ledger_delete ON %s AS PERMISSIVE FOR DELETE USING (true)", qname);
+		for (int i = 0; i < 5; i++)
+			if (SPI_execute(stmts[i], false, 0) < 0)
+				elog(ERROR, "could not protect \"%s\"", qname);
+	}
+	PG_FINALLY();
+	{
+		cl_internal_ddl = false;
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.protected (relid, subject_column, protected_at) "
+							 "VALUES (%u::pg_catalog.oid, %s, pg_catalog.now())",
+							 relid, quote_literal_cstr(column)), cl_extension_owner());
+
+	/* who can read it without the policy? */
+	if (SPI_execute("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(rolname), ', ' ORDER BY rolname) "
+					"FROM pg_catalog.pg_roles WHERE (rolsuper OR rolbypassrls) "
+					"AND oid OPERATOR(pg_catalog.<>) 10", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_roles");
+	initStringInfo(&bypass);
+	if (SPI_processed == 1)
+	{
+		char	   *names = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (names != NULL)
+			appendStringInfoString(&bypass, names);
+	}
+	SPI_finish();
+	if (bypass.len > 0)
+		ereport(WARNING,
+				(errmsg("roles %s bypass row-level security and can read \"%s\" without consent checks",
+						bypass.data, get_rel_name(relid)),
+				 errdetail("Superusers and roles with BYPASSRLS are not subject to row-level security policies."),
+				 errhint("Remove SUPERUSER or BYPASSRLS from roles that read personal data.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * consent_ledger.unprotect(relation regclass): removes what protect() did.
+ * Purpose views over the table keep filtering by consent.
+ */
+Datum
+cl_unprotect(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel;
+	char	   *qname;
+	Oid			save_userid;
+	int			save_sec;
+
+	rel = try_relation_open(relid, AccessExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									   RelationGetRelationName(rel));
+	relation_close(rel, NoLock);
+	if (!cl_is_protected(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is not protected", get_rel_name(relid))));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	cl_internal_ddl = true;
+	PG_TRY();
+	{
+		const char *stmts[5];
+
+		stmts[0] = psprintf("DROP POLICY " POLICY_NAME " ON %s", qname);
+		stmts[1] = psprintf("DROP POLICY consent_ledger_insert ON %s", qname);
+		stmts[2] = psprintf("DROP POLICY consent_ledger_update ON %s", qname);
+		stmts[3] = psprintf("DROP POLICY consent_ledger_delete ON %s", qname);
+		stmts[4] = psprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY", qname);
+		for (int i = 0; i < 5; i++)
+			if (SPI_execute(stmts[i], false, 0) < 0)
+				elog(ERROR, "could not unprotect \"%s\"", qname);
+	}
+	PG_FINALLY();
+	{
+		cl_internal_ddl = false;
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	cl_run_as_owner(psprintf("DELETE FROM consent_ledger.protected WHERE relid OPERATOR(pg_catalog.=) %u::pg_catalog.oid",
+							 relid), cl_extension_owner());
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * consent_ledger.create_purpose_view(relation, purpose, view_name) RETURNS regclass
+ *
+ * A security-barrier view bound to one purpose: analysts granted SELECT on
+ * it see exactly the consented rows and need no setting.  The view belongs
+ * to the extension's owner, so the base table's session-purpose policy
+ * does not apply to it; its own filter names the view, and the check
+ * verifies that whoever evaluates it may read the view.  The caller gets
+ * SELECT on it WITH GRANT OPTION.
+ */
+Datum
+cl_create_purpose_view(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *purpose = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *view_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	Oid			owner = cl_extension_owner();
+	List	   *names;
+	RangeVar   *rv;
+	Oid			nsp;
+	char	   *qview;
+	char	   *qrel;
+	char	   *column = NULL;
+	char	   *call;
+	Oid			viewid;
+	Oid			types[1] = {OIDOID};
+	Datum		vals[1] = {ObjectIdGetDatum(relid)};
+	AclResult	acl;
+
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	names = stringToQualifiedNameList(view_name);
+	rv = makeRangeVarFromNameList(names);
+	nsp = RangeVarGetAndCheckCreationNamespace(rv, NoLock, NULL);
+	acl = pg_namespace_aclcheck(nsp, GetUserId(), ACL_CREATE);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_SCHEMA, get_namespace_name(nsp));
+	qview = quote_qualified_identifier(get_namespace_name(nsp), rv->relname);
+	qrel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	require_purpose(purpose);
+	if (SPI_execute_with_args("SELECT subject_column FROM consent_ledger.protected WHERE relid OPERATOR(pg_catalog.=) $1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.protected");
+	if (SPI_processed == 1)
+		column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is not protected", get_rel_name(relid)),
+				 errhint("Call consent_ledger.protect() on it first.")));
+
+	call = check_call("view_allows", "0::pg_catalog.oid, t.", quote_identifier(column),
+					  getBaseType(get_atttype(relid, get_attnum(relid, column))));
+	cl_run_as_owner(psprintf("CREATE VIEW %s WITH (security_barrier) AS SELECT t.* FROM ONLY %s AS t WHERE %s",
+							 qview, qrel, call), owner);
+	CommandCounterIncrement();
+	viewid = RangeVarGetRelid(makeRangeVar(get_namespace_name(nsp), rv->relname, -1), NoLock, false);
+	call = check_call("view_allows", psprintf("%u::pg_catalog.oid, t.", viewid), quote_identifier(column),
+					  getBaseType(get_atttype(relid, get_attnum(relid, column))));
+	cl_run_as_owner(psprintf("CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT t.* FROM ONLY %s AS t WHERE %s",
+							 qview, qrel, call), owner);
+	cl_run_as_owner(psprintf("GRANT SELECT ON %s TO %s WITH GRANT OPTION", qview,
+							 quote_identifier(GetUserNameFromId(GetUserId(), false))), owner);
+	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.purpose_views (view, relid, purpose, created_at) "
+							 "VALUES (%u::pg_catalog.oid, %u::pg_catalog.oid, %s, pg_catalog.now())",
+							 viewid, relid, quote_literal_cstr(purpose)), owner);
+	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", owner);
+	SPI_finish();
+	PG_RETURN_OID(viewid);
+}
+
+void
+cl_policy_init(void)
+{
+	memset(view_checks, 0, sizeof(view_checks));
+}
