@@ -480,6 +480,32 @@ CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject uuid) RE
 	AS 'MODULE_PATHNAME', 'cl_view_allows_uuid' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
 
 /* ---------------------------------------------------------------------
+ * Signed audit (README "Audit").  consent_ledger.audit_log, a ledger
+ * table, is created on first use, outside the extension, like the
+ * consent ledger.
+ * --------------------------------------------------------------------- */
+
+CREATE TABLE consent_ledger.audited (
+	relid		pg_catalog.regclass PRIMARY KEY,
+	audited_at	timestamptz NOT NULL
+);
+CREATE SEQUENCE consent_ledger.audit_record_seq AS bigint;
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.audited', '');
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.audit_record_seq', '');
+REVOKE ALL ON consent_ledger.audited, consent_ledger.audit_record_seq FROM PUBLIC;
+GRANT SELECT ON consent_ledger.audited TO consent_ledger_auditor, consent_ledger_admin;
+
+CREATE FUNCTION consent_ledger.audit_row() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'cl_audit_row' LANGUAGE C;
+CREATE FUNCTION consent_ledger.audit(relation pg_catalog.regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_audit' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION consent_ledger.audit(pg_catalog.regclass) IS
+	'record every change to the table in the signed audit ledger';
+CREATE FUNCTION consent_ledger.row_hash(relation pg_catalog.regclass, "row" anyelement)
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'cl_row_hash' LANGUAGE C STRICT STABLE;
+
+/* ---------------------------------------------------------------------
  * Privileges
  * --------------------------------------------------------------------- */
 
@@ -498,7 +524,8 @@ GRANT EXECUTE ON FUNCTION
 	consent_ledger.inclusion_proof(pg_catalog.regclass, bigint, bigint),
 	consent_ledger.consistency_proof(pg_catalog.regclass, bigint, bigint),
 	consent_ledger.export(pg_catalog.regclass),
-	consent_ledger.leaf_data(pg_catalog.regclass, bigint)
+	consent_ledger.leaf_data(pg_catalog.regclass, bigint),
+	consent_ledger.row_hash(pg_catalog.regclass, anyelement)
 	TO consent_ledger_auditor, consent_ledger_admin;
 
 -- The public key is public.  (USAGE on the schema only lets PUBLIC name the
@@ -513,6 +540,7 @@ GRANT EXECUTE ON FUNCTION
 	consent_ledger.revoke_purpose(pg_catalog.regrole, text),
 	consent_ledger.protect(pg_catalog.regclass, name),
 	consent_ledger.unprotect(pg_catalog.regclass),
+	consent_ledger.audit(pg_catalog.regclass),
 	consent_ledger.create_purpose_view(pg_catalog.regclass, text, text)
 	TO consent_ledger_admin;
 

@@ -19,6 +19,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/queryjumble.h"
 
 #include "consent_ledger.h"
 
@@ -66,6 +67,7 @@ cl_shmem_startup(void)
 		pg_atomic_init_u64(&cl_shared->purpose_generation, 1);
 		pg_atomic_init_u64(&cl_shared->max_event_id, 0);
 		ConditionVariableInit(&cl_shared->sealed_cv);
+		ConditionVariableInit(&cl_shared->audit_cv);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -141,6 +143,9 @@ _PG_init(void)
 
 	cl_keys_load();
 
+	/* read audit records carry the statement's query id */
+	EnableQueryId();
+
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = cl_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
@@ -150,6 +155,7 @@ _PG_init(void)
 
 	cl_ledger_init();
 	cl_consent_init();
+	cl_audit_init();
 	cl_policy_init();
 	cl_guard_init();
 	cl_hooks_init();

@@ -15,6 +15,7 @@
 #include "port/atomics.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
+#include "executor/execdesc.h"
 #include "nodes/plannodes.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -39,6 +40,8 @@
 /* leaves of one log row at most (its bytea stays well under 1 GB) */
 #define CL_MAX_LEAVES_PER_LOG (4 * 1024 * 1024)
 #define CL_MAX_DATABASES	64
+/* bytes of audit records queued per database for its writer */
+#define CL_AUDIT_RING		(128 * 1024)
 
 /* consent_ledger.c: GUCs and shared state */
 extern int	cl_seal_interval_ms;
@@ -56,6 +59,11 @@ typedef struct ClSealSlot
 	uint64		completed;		/* rounds finished after a request */
 	uint64		last_sealed;	/* leaves sealed by the last round */
 	Latch	   *latch;
+	/* audit queue of this database (ring in ClShared.audit_ring[slot]) */
+	uint64		audit_head;		/* bytes ever enqueued */
+	uint64		audit_tail;		/* bytes ever dequeued */
+	uint64		audit_enqueued; /* records ever enqueued */
+	uint64		audit_written;	/* records ever committed to audit_log */
 } ClSealSlot;
 
 typedef struct ClShared
@@ -65,7 +73,9 @@ typedef struct ClShared
 	pg_atomic_uint64 max_event_id;	/* highest committed consent event id */
 	Latch	   *launcher_latch;
 	ConditionVariable sealed_cv;
+	ConditionVariable audit_cv;	/* queue space freed, or records written */
 	ClSealSlot	slots[CL_MAX_DATABASES];
+	char		audit_ring[CL_MAX_DATABASES][CL_AUDIT_RING];
 } ClShared;
 
 extern ClShared *cl_shared;
@@ -110,6 +120,7 @@ extern Oid	cl_extension_owner(void);
 extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
 extern void cl_make_ledger(Oid relid);
+extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
 extern void cl_run_as_owner(const char *sql, Oid owner);
 
 /* consent.c: the consent registry */
@@ -122,6 +133,16 @@ extern void cl_policy_init(void);
 extern bool cl_check_purpose(char **newval, void **extra, GucSource source);
 extern void cl_statement_start(void);
 extern bool cl_is_protected(Oid relid);
+
+/* audit.c: signed audit of changes and protected reads */
+extern void cl_audit_init(void);
+extern void cl_audit_drain(ClSealSlot *slot, int slotno);
+extern void cl_audit_executor_start(QueryDesc *queryDesc);
+extern void cl_audit_executor_progress(QueryDesc *queryDesc);
+extern void cl_audit_executor_end(QueryDesc *queryDesc);
+extern void cl_audit_copy_to(Oid relid, uint64 rows);
+extern bool cl_is_audited(Oid relid);
+extern uint64 cl_rows_withheld;
 
 /* hooks.c: executor hooks */
 extern void cl_hooks_init(void);

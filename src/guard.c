@@ -50,6 +50,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 
 #include "consent_ledger.h"
@@ -85,7 +86,45 @@ is_our_trigger(const char *name)
 	return name != NULL &&
 		(strcmp(name, CL_STAMP_TRIGGER) == 0 ||
 		 strcmp(name, CL_GUARD_TRIGGER) == 0 ||
-		 strcmp(name, CL_GUARD_ROW_TRIGGER) == 0);
+		 strcmp(name, CL_GUARD_ROW_TRIGGER) == 0 ||
+		 strncmp(name, "~consent_ledger_audit", strlen("~consent_ledger_audit")) == 0);
+}
+
+/* Audited tables keep their audit triggers (there is no "unaudit"). */
+static void
+check_audited_alter(Oid relid, List *cmds)
+{
+	ListCell   *lc;
+
+	foreach(lc, cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+		bool		refuse = false;
+
+		switch (cmd->subtype)
+		{
+			case AT_EnableTrig:
+			case AT_EnableReplicaTrig:
+			case AT_DisableTrig:
+				refuse = is_our_trigger(cmd->name);
+				break;
+			case AT_DisableTrigAll:
+			case AT_DisableTrigUser:
+			case AT_EnableTrigAll:
+			case AT_EnableTrigUser:
+				refuse = true;
+				break;
+			default:
+				break;
+		}
+		if (refuse)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("changing when the audit triggers fire is not allowed on audited table \"%s\"",
+							get_rel_name(relid)),
+					 errdetail("Every change to an audited table is recorded in the audit ledger."),
+					 errhint("Enable or disable the table's other triggers by name.")));
+	}
 }
 
 /* Protected tables keep their consent policy until unprotect(). */
@@ -182,7 +221,9 @@ check_alter_table(AlterTableStmt *stmt)
 		}
 	}
 
-	if (OidIsValid(relid) && !cl_internal_ddl && cl_is_protected(relid))
+	if (OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() && cl_is_audited(relid))
+		check_audited_alter(relid, stmt->cmds);
+	if (OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() && cl_is_protected(relid))
 	{
 		foreach(lc, stmt->cmds)
 		{
@@ -314,6 +355,9 @@ check_rename(RenameStmt *stmt)
 	if (stmt->relation == NULL)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (stmt->renameType == OBJECT_TRIGGER && is_our_trigger(stmt->subname) &&
+		OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() && cl_is_audited(relid))
+		refuse_ddl(get_rel_name(relid), "renaming the audit triggers", NULL);
 	if (!is_live_ledger(relid))
 		return;
 	if (stmt->renameType == OBJECT_COLUMN)
@@ -502,6 +546,20 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 		dropping_extension = save_dropping;
 	}
 	PG_END_TRY();
+
+	/*
+	 * COPY table TO by a role that row-level security does not apply to
+	 * reads the heap without the executor: audit it here.  (When RLS
+	 * applies, COPY runs a query and the executor hooks record it.)
+	 */
+	if (IsA(parsetree, CopyStmt) && !((CopyStmt *) parsetree)->is_from &&
+		((CopyStmt *) parsetree)->relation != NULL)
+	{
+		Oid			relid = RangeVarGetRelid(((CopyStmt *) parsetree)->relation, NoLock, true);
+
+		if (OidIsValid(relid) && check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
+			cl_audit_copy_to(relid, qc ? qc->nprocessed : 0);
+	}
 }
 
 static void
@@ -524,6 +582,13 @@ check_drop_trigger(Oid trigoid)
 		if (is_our_trigger(NameStr(trig->tgname)) && is_live_ledger(trig->tgrelid))
 			refuse_ddl(get_rel_name(trig->tgrelid), "dropping the ledger's own triggers",
 					   "Call consent_ledger.retire_ledger() first if the ledger is no longer needed.");
+		if (strncmp(NameStr(trig->tgname), "~consent_ledger_audit", strlen("~consent_ledger_audit")) == 0 &&
+			cl_is_audited(trig->tgrelid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("dropping the audit triggers is not allowed on audited table \"%s\"",
+							get_rel_name(trig->tgrelid)),
+					 errdetail("Every change to an audited table is recorded in the audit ledger.")));
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  * hooks.c
- *	  Executor hooks: statement boundaries for the consent checks, and the
- *	  plan check of the ledger guard.
+ *	  Executor hooks: statement boundaries for the consent checks, the plan
+ *	  check of the ledger guard, and read auditing (audit.c).
  *
  * Every hook calls the previous hook or the standard function exactly
  * once.  ExecutorStart marks a new statement, so that the policy checks
@@ -16,6 +16,8 @@
 #include "consent_ledger.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
 static void
 cl_ExecutorStart(QueryDesc *queryDesc, int eflags)
@@ -27,6 +29,40 @@ cl_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+		cl_audit_executor_start(queryDesc);
+}
+
+/*
+ * Keeps the count of rows returned so far, also when the run fails, so
+ * that a read that errors halfway is recorded with what it returned.
+ */
+static void
+cl_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			   bool execute_once)
+{
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		cl_audit_executor_progress(queryDesc);
+	}
+	PG_END_TRY();
+}
+
+static void
+cl_ExecutorEnd(QueryDesc *queryDesc)
+{
+	cl_audit_executor_end(queryDesc);
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
 }
 
 void
@@ -34,4 +70,8 @@ cl_hooks_init(void)
 {
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = cl_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = cl_ExecutorRun;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = cl_ExecutorEnd;
 }

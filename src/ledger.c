@@ -387,6 +387,62 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Inserts a row into a ledger table without the executor, as the stamp
+ * trigger would have: stamps ledger_txn/ledger_ord, records the leaf hash
+ * in this transaction's list (so the pending record covers it), and
+ * inserts the tuple (maintaining indexes).  Used by the audit writer and
+ * the audit trigger, where an executor round trip per record would cost
+ * more than the record.
+ */
+void
+cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls)
+{
+	ClLedgerInfo *info = cl_ledger_lookup(RelationGetRelid(rel));
+	static ClRowEncoder *enc = NULL;
+	static Oid	enc_relid = InvalidOid;
+	static StringInfoData buf;
+	XactLedger *x;
+	HeapTuple	tup;
+	int64		txn;
+	cl_hash		leaf;
+
+	if (info == NULL || info->retired)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"%s\" is not a live ledger table",
+						RelationGetRelationName(rel))));
+	if (enc == NULL || enc_relid != RelationGetRelid(rel) ||
+		!cl_encoder_matches(enc, RelationGetDescr(rel)))
+	{
+		MemoryContext old;
+
+		if (enc != NULL)
+			cl_encoder_free(enc);
+		enc = cl_encoder_create(RelationGetDescr(rel), TopMemoryContext);
+		enc_relid = RelationGetRelid(rel);
+		if (buf.data == NULL)
+		{
+			old = MemoryContextSwitchTo(TopMemoryContext);
+			initStringInfo(&buf);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	txn = xact_txn_id();
+	x = xact_ledger_get(RelationGetRelid(rel), info->ledger_id);
+	values[info->txn_attnum - 1] = Int64GetDatum(txn);
+	nulls[info->txn_attnum - 1] = false;
+	values[info->ord_attnum - 1] = Int32GetDatum(x->nleaves);
+	nulls[info->ord_attnum - 1] = false;
+	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	resetStringInfo(&buf);
+	cl_encode_row(enc, tup, txn, x->nleaves, &buf);
+	cl_leaf_hash((const uint8_t *) buf.data, buf.len, leaf);
+	CatalogTupleInsert(rel, tup);
+	xact_ledger_append(x, leaf);
+	heap_freetuple(tup);
+}
+
+/*
  * Runs one statement through SPI as the extension's owner, with the guard
  * hooks told that the extension itself is at work.
  */

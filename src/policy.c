@@ -757,7 +757,11 @@ cl_allowed_text(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = guc_statement_check();
 
-	PG_RETURN_BOOL(c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(0))) : true);
+	bool		ok = c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(0))) : true;
+
+	if (!ok)
+		cl_rows_withheld++;
+	PG_RETURN_BOOL(ok);
 }
 
 Datum
@@ -765,7 +769,11 @@ cl_allowed_int8(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = guc_statement_check();
 
-	PG_RETURN_BOOL(c->consent_basis ? decide(c, int_find(PG_GETARG_INT64(0))) : true);
+	bool		ok = c->consent_basis ? decide(c, int_find(PG_GETARG_INT64(0))) : true;
+
+	if (!ok)
+		cl_rows_withheld++;
+	PG_RETURN_BOOL(ok);
 }
 
 Datum
@@ -773,7 +781,11 @@ cl_allowed_int4(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = guc_statement_check();
 
-	PG_RETURN_BOOL(c->consent_basis ? decide(c, int_find((int64) PG_GETARG_INT32(0))) : true);
+	bool		ok = c->consent_basis ? decide(c, int_find((int64) PG_GETARG_INT32(0))) : true;
+
+	if (!ok)
+		cl_rows_withheld++;
+	PG_RETURN_BOOL(ok);
 }
 
 Datum
@@ -781,7 +793,11 @@ cl_allowed_uuid(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = guc_statement_check();
 
-	PG_RETURN_BOOL(c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(0))) : true);
+	bool		ok = c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(0))) : true;
+
+	if (!ok)
+		cl_rows_withheld++;
+	PG_RETURN_BOOL(ok);
 }
 
 /* consent_ledger.view_allows(view, subject): the filter of purpose views */
@@ -790,7 +806,11 @@ cl_view_allows_text(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
 
-	PG_RETURN_BOOL(c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(1))) : true);
+	bool		ok = c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(1))) : true;
+
+	if (!ok)
+		cl_rows_withheld++;
+	PG_RETURN_BOOL(ok);
 }
 
 Datum
@@ -798,7 +818,11 @@ cl_view_allows_int8(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
 
-	PG_RETURN_BOOL(c->consent_basis ? decide(c, int_find(PG_GETARG_INT64(1))) : true);
+	bool		ok = c->consent_basis ? decide(c, int_find(PG_GETARG_INT64(1))) : true;
+
+	if (!ok)
+		cl_rows_withheld++;
+	PG_RETURN_BOOL(ok);
 }
 
 Datum
@@ -806,7 +830,11 @@ cl_view_allows_int4(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
 
-	PG_RETURN_BOOL(c->consent_basis ? decide(c, int_find((int64) PG_GETARG_INT32(1))) : true);
+	bool		ok = c->consent_basis ? decide(c, int_find((int64) PG_GETARG_INT32(1))) : true;
+
+	if (!ok)
+		cl_rows_withheld++;
+	PG_RETURN_BOOL(ok);
 }
 
 Datum
@@ -814,7 +842,11 @@ cl_view_allows_uuid(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
 
-	PG_RETURN_BOOL(c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(1))) : true);
+	bool		ok = c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(1))) : true;
+
+	if (!ok)
+		cl_rows_withheld++;
+	PG_RETURN_BOOL(ok);
 }
 
 /*

@@ -587,6 +587,35 @@ seal_round(void)
 	return present;
 }
 
+static TimestampTz last_round = 0;
+
+/* Whether seal_interval has passed since the last round. */
+static bool
+round_due(void)
+{
+	return TimestampDifferenceExceeds(last_round, GetCurrentTimestamp(), cl_seal_interval_ms);
+}
+
+/* Sleeps until the next round is due, or the latch is set (a seal()
+ * request, or audit records queued). */
+static void
+wait_for_work(void)
+{
+	long		remaining = cl_seal_interval_ms;
+	TimestampTz next = TimestampTzPlusMilliseconds(last_round, cl_seal_interval_ms);
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (next > now)
+		remaining = (long) ((next - now) / 1000) + 1;
+	else
+		remaining = 0;
+	if (remaining > 0)
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 remaining, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
 void
 cl_sealer_main(Datum arg)
 {
@@ -629,7 +658,15 @@ cl_sealer_main(Datum arg)
 		request = my_slot->requested;
 		LWLockRelease(cl_shared->lock);
 
+		/* audit records first: readers are waiting for them */
+		cl_audit_drain(my_slot, my_slot - cl_shared->slots);
+		if (request == my_slot->completed && !round_due())
+		{
+			wait_for_work();
+			continue;
+		}
 		present = seal_round();
+		last_round = GetCurrentTimestamp();
 
 		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
 		my_slot->completed = request;
@@ -640,10 +677,7 @@ cl_sealer_main(Datum arg)
 		ConditionVariableBroadcast(&cl_shared->sealed_cv);
 		if (!present)
 			proc_exit(0);
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 cl_seal_interval_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		wait_for_work();
 	}
 }
 

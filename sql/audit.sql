@@ -1,0 +1,122 @@
+-- Signed audit: every change to an audited table and every read of
+-- protected data lands in consent_ledger.audit_log, also when the
+-- transaction rolls back, errors out or is read-only; records hold keys
+-- and hashes, never the personal data.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE ROLE regress_audit_analyst LOGIN;
+CREATE TABLE accounts (id int PRIMARY KEY, email text, balance numeric);
+INSERT INTO accounts VALUES (1, 'ann@example.org', 100), (2, 'bo@example.org', 100), (3, 'cy@example.org', 100);
+SELECT consent_ledger.audit('accounts');
+SELECT consent_ledger.audit('accounts');
+\echo :SQLSTATE
+SELECT consent_ledger.audit('consent_ledger.audit_log');
+\echo :SQLSTATE
+
+CREATE TEMP TABLE marks AS SELECT coalesce(max(record_id), 0) AS before FROM consent_ledger.audit_log;
+CREATE FUNCTION new_records() RETURNS TABLE (kind text, operation text, relation text, role_name text,
+    purpose text, row_key text, old_hash boolean, new_hash boolean, outcome text,
+    rows_returned bigint, rows_withheld bigint, rls_bypassed boolean)
+  LANGUAGE sql AS $$
+    SELECT kind, operation, relation, role_name, purpose, row_key,
+           old_row_hash IS NOT NULL, new_row_hash IS NOT NULL, outcome,
+           rows_returned, rows_withheld, rls_bypassed
+    FROM consent_ledger.audit_log WHERE record_id > (SELECT before FROM marks)
+    -- records of rolled-back work are written asynchronously: sort, do not rely on ids
+    ORDER BY kind, outcome, operation, role_name, row_key, rows_returned, rows_withheld $$;
+CREATE FUNCTION mark() RETURNS void LANGUAGE sql AS
+  $$ UPDATE marks SET before = (SELECT coalesce(max(record_id), 0) FROM consent_ledger.audit_log) $$;
+
+-- committed changes: written in the audited transaction itself
+INSERT INTO accounts VALUES (4, 'di@example.org', 5);
+UPDATE accounts SET balance = balance + 1 WHERE id = 1;
+DELETE FROM accounts WHERE id = 2;
+SELECT * FROM new_records();
+SELECT mark();
+
+-- the record names the audited transaction and hashes the rows' contents
+BEGIN;
+UPDATE accounts SET balance = 7 WHERE id = 3;
+SELECT xid = pg_current_xact_id() AS same_transaction,
+       new_row_hash = consent_ledger.row_hash('accounts', a) AS new_hash_matches
+FROM consent_ledger.audit_log, accounts a
+WHERE record_id > (SELECT before FROM marks) AND a.id = 3;
+COMMIT;
+SELECT mark();
+
+-- an audited UPDATE then ROLLBACK leaves its record, marked rolled back
+BEGIN;
+UPDATE accounts SET balance = 0 WHERE id = 1;
+ROLLBACK;
+-- and so does a rolled-back savepoint inside a committed transaction
+BEGIN;
+INSERT INTO accounts VALUES (5, 'ed@example.org', 1);
+SAVEPOINT s;
+UPDATE accounts SET balance = -1 WHERE id = 5;
+ROLLBACK TO s;
+COMMIT;
+-- and a statement that fails halfway
+UPDATE accounts SET balance = 1 / (id - 4);
+TRUNCATE accounts;
+SELECT consent_ledger.seal() >= 0 AS writer_caught_up;
+SELECT * FROM new_records();
+SELECT mark();
+
+-- no personal data values in the trail
+SELECT count(*) AS records_mentioning_an_email FROM consent_ledger.audit_log l
+WHERE l::text LIKE '%example.org%';
+
+-- reads of protected data
+SELECT consent_ledger.define_purpose('support', 'customer support');
+SELECT consent_ledger.authorize_purpose('regress_audit_analyst', 'support');
+CREATE TABLE tickets (id int, customer int, body text);
+INSERT INTO tickets SELECT g, g % 4, 'ticket ' || g FROM generate_series(1, 40) g;
+SELECT consent_ledger.protect('tickets', 'customer');
+GRANT SELECT ON tickets TO regress_audit_analyst;
+SELECT consent_ledger.grant_consent(1, 'support') > 0 AS granted;
+SELECT mark();
+SET ROLE regress_audit_analyst;
+SET consent_ledger.purpose = 'support';
+SELECT count(*) FROM tickets;
+-- a read in a READ ONLY transaction that is then rolled back
+BEGIN READ ONLY;
+SELECT id FROM tickets WHERE id < 10 ORDER BY id;
+ROLLBACK;
+-- a read that errors halfway
+SELECT id / (id - 25) FROM tickets ORDER BY id;
+-- a cursor never closed in a transaction that fails
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM tickets ORDER BY id;
+FETCH 3 FROM c;
+SELECT 1 / 0;
+ROLLBACK;
+RESET ROLE;
+-- the superuser bypasses row-level security but not the audit
+SELECT count(*) FROM tickets;
+COPY tickets TO '/dev/null';
+SELECT * FROM new_records();
+
+-- the audit ledger is a ledger: append-only, sealed, verified
+UPDATE consent_ledger.audit_log SET outcome = 'committed';
+\echo :SQLSTATE
+DELETE FROM consent_ledger.audit_log;
+\echo :SQLSTATE
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT relation, pending, valid, problem FROM consent_ledger.verify('consent_ledger.audit_log');
+-- a superuser who edits a record behind the extension's back is caught
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'consent_ledger.audit_log'::regclass;
+ALTER TABLE consent_ledger.audit_log SET (fillfactor = 100);
+UPDATE consent_ledger.audit_log SET role_name = 'somebody_else' WHERE operation = 'TRUNCATE';
+UPDATE pg_trigger SET tgenabled = 'A' WHERE tgrelid = 'consent_ledger.audit_log'::regclass;
+ALTER TABLE consent_ledger.audit_log SET (fillfactor = 100);
+SELECT valid, problem ~ '^changed at leaf \d+' AS problem_found
+FROM consent_ledger.verify('consent_ledger.audit_log');
+
+-- the audit triggers cannot be switched off
+ALTER TABLE accounts DISABLE TRIGGER ALL;
+\echo :SQLSTATE
+ALTER TABLE accounts DISABLE TRIGGER "~consent_ledger_audit";
+\echo :SQLSTATE
+DROP TRIGGER "~consent_ledger_audit" ON accounts;
+\echo :SQLSTATE
