@@ -5,9 +5,10 @@
 # extension and the offline verifier, starts a throwaway preloaded server
 # on a private port, loads a small warehouse, and shows what
 # consent_ledger guarantees: append-only ledger tables, signed
-# checkpoints, verification, tamper detection, and offline verification
-# of an export against an auditor's receipt.  The server and its files are
-# removed at the end.
+# checkpoints, verification, tamper detection, offline verification of an
+# export against an auditor's receipt, consent enforcement for an analyst
+# before and after a withdrawal, and the auditor's view of the signed
+# audit trail.  The server and its files are removed at the end.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/test/deps.sh"
@@ -149,5 +150,73 @@ ALTER TABLE payments SET (fillfactor = 100);
 SELECT * FROM consent_ledger.verify('payments');
 SQL
 psql_demo "-f $work/demo3.sql"
+
+cat > "$work/demo4.sql" <<'SQL'
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+\pset footer off
+\echo
+\echo '== 9. consent: purposes, an analyst, and the customers who said yes'
+SELECT consent_ledger.define_purpose('analytics', 'product analytics');
+SELECT consent_ledger.define_purpose('billing', 'invoicing', 'contract');
+CREATE ROLE analyst LOGIN;
+SELECT consent_ledger.authorize_purpose('analyst', 'analytics');
+CREATE TABLE visits (id bigint PRIMARY KEY, customer_id int, page text, seconds int);
+INSERT INTO visits SELECT g, 1 + g % 1000, '/page/' || (g % 17), g % 300 FROM generate_series(1, 20000) g;
+SELECT consent_ledger.protect('visits', 'customer_id');
+SELECT consent_ledger.create_purpose_view('visits', 'analytics', 'public.visits_for_analytics');
+GRANT SELECT ON visits TO analyst;
+GRANT SELECT ON visits_for_analytics TO analyst;
+-- 70% of the customers consent to analytics
+SELECT count(consent_ledger.grant_consent(c, 'analytics', evidence => '{"form": "cookie-banner-v2"}'))
+       AS consents_recorded
+FROM generate_series(1, 1000) c WHERE c % 10 < 7;
+SELECT consent_ledger.audit('customers');
+SQL
+psql_demo "-f $work/demo4.sql"
+
+cat > "$work/demo5.sql" <<'SQL'
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+\pset footer off
+\echo
+\echo '== 10. the analyst (logged in as "analyst") reads personal data'
+SELECT count(*) FROM visits;
+SET consent_ledger.purpose = 'billing';
+SET consent_ledger.purpose = 'analytics';
+SELECT count(*) AS visits_shown, count(DISTINCT customer_id) AS customers_shown FROM visits;
+RESET consent_ledger.purpose;
+SELECT count(*) AS via_purpose_view, count(DISTINCT customer_id) AS customers FROM visits_for_analytics
+WHERE customer_id IN (1, 2, 3);
+SQL
+psql_demo "-U analyst -f $work/demo5.sql"
+
+cat > "$work/demo6.sql" <<'SQL'
+\set VERBOSITY default
+\pset footer off
+\echo
+\echo '== 11. customer 2 withdraws; the change of a customer record is audited'
+SELECT consent_ledger.withdraw_consent(2, 'analytics', '{"channel": "privacy-portal"}') AS event_id;
+UPDATE customers SET country = 'BE' WHERE id = 2;
+BEGIN; UPDATE customers SET name = 'oops' WHERE id = 3; ROLLBACK;
+SQL
+psql_demo "-f $work/demo6.sql"
+psql_demo "-U analyst -c \"SELECT count(*) AS via_purpose_view_after_withdrawal, array_agg(DISTINCT customer_id ORDER BY customer_id) AS customers FROM visits_for_analytics WHERE customer_id IN (1, 2, 3)\""
+
+cat > "$work/demo7.sql" <<'SQL'
+\set VERBOSITY default
+\pset footer off
+\echo
+\echo '== 12. the auditor: the audit trail (keys and hashes, no personal data) and verification'
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT at::time(0) AS at, kind, operation, relation, role_name, purpose, row_key, outcome,
+       rows_returned AS returned, rows_withheld AS withheld, rls_bypassed AS bypassed
+FROM consent_ledger.audit_log ORDER BY record_id;
+SELECT subject, purpose, state FROM consent_ledger.consent_state WHERE subject IN ('1', '2', '3') ORDER BY 1;
+SELECT consent_ledger.has_consent(2, 'analytics') AS customer_2_now,
+       consent_ledger.has_consent(2, 'analytics', now() - interval '1 hour') AS customer_2_an_hour_ago;
+SELECT * FROM consent_ledger.verify();
+SQL
+psql_demo "-f $work/demo7.sql"
 echo
 echo "demo finished; the throwaway server is being removed"
