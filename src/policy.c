@@ -150,9 +150,39 @@ static bool events_loaded = false;
 
 static uint64 statement_counter = 1;
 
+/*
+ * The integer subjects allowed for one purpose at one moment, as a compact
+ * open-addressing set of keys: the per-row check of an integer subject
+ * then touches one or two cache lines instead of a subject's entry and its
+ * states.  Rebuilt when the cache changes, when the purpose changes, or
+ * when a grant it relies on expires.
+ */
+typedef struct AllowedSet
+{
+	int			purpose;		/* -1: unused */
+	uint64		version;		/* cache_version it was built from */
+	TimestampTz built_at;		/* statement time it was built for */
+	TimestampTz valid_until;	/* earliest expiry of a grant it relies on */
+	uint32		mask;
+	int64	   *keys;			/* EMPTY_KEY marks a free slot */
+	bool		has_empty_key;	/* whether subject EMPTY_KEY itself is allowed */
+	/* dense keys (warehouse surrogate ids): a bitmap over [base, base+span] */
+	uint64	   *bits;
+	int64		base;
+	uint64		span;
+	uint64		last_used;
+} AllowedSet;
+
+#define EMPTY_KEY PG_INT64_MIN
+#define NUM_ALLOWED_SETS 4
+static AllowedSet allowed_sets[NUM_ALLOWED_SETS];
+static uint64 cache_version = 1;	/* bumped by every applied event */
+static uint64 aset_clock = 0;
+
 typedef struct StatementCheck
 {
 	uint64		statement;		/* statement_counter when validated, 0 never */
+	AllowedSet *aset;			/* integer subjects allowed, when consent_basis */
 	int			purpose;
 	bool		consent_basis;
 	bool	   *relevant;		/* purpose and its ancestors */
@@ -379,24 +409,6 @@ text_insert(Subject *s)
 		}
 }
 
-static Subject *
-int_find(int64 key)
-{
-	uint32		mask = int_size - 1;
-
-	if (int_size == 0)
-		return NULL;
-	for (uint32 i = hash_int64(key) & mask;; i = (i + 1) & mask)
-	{
-		IntSlot    *slot = &int_slots[i];
-
-		if (slot->subject == NULL)
-			return NULL;
-		if (slot->key == key)
-			return slot->subject;
-	}
-}
-
 static void
 int_insert(int64 key, Subject *s)
 {
@@ -510,6 +522,7 @@ apply_event(const char *subject, int len, int purpose, bool grant, int64 event_i
 		ps->purpose = purpose;
 		ps->expires = DT_NOEND;
 	}
+	cache_version++;
 	ps->granted = grant;
 	ps->last_event = event_id;
 	if (grant)
@@ -594,6 +607,160 @@ role_authorized(Oid roleid, int purpose)
 	return false;
 }
 
+/*
+ * The decision for one subject: over the relevant purposes, the last
+ * withdrawal W; allowed iff some relevant purpose's latest event is a
+ * grant after W that has not expired.  *expiry gets the earliest expiry
+ * among the grants that allow it (DT_NOEND if none expires).
+ */
+static bool
+decide_full(StatementCheck *check, Subject *s, TimestampTz *expiry)
+{
+	int64		last_withdrawal = 0;
+	bool		ok = false;
+
+	*expiry = DT_NOEND;
+	for (int i = 0; i < s->nstates; i++)
+		if (check->relevant[s->states[i].purpose] &&
+			s->states[i].last_withdrawal > last_withdrawal)
+			last_withdrawal = s->states[i].last_withdrawal;
+	for (int i = 0; i < s->nstates; i++)
+	{
+		PurposeState *ps = &s->states[i];
+
+		if (check->relevant[ps->purpose] && ps->granted &&
+			ps->last_event > last_withdrawal && ps->expires > check->now)
+		{
+			ok = true;
+			if (ps->expires < *expiry)
+				*expiry = ps->expires;
+		}
+	}
+	return ok;
+}
+
+static AllowedSet *
+allowed_set(StatementCheck *check)
+{
+	AllowedSet *a = NULL;
+	uint32		size = 1024;
+	TimestampTz valid_until = DT_NOEND;
+
+	for (int i = 0; i < NUM_ALLOWED_SETS; i++)
+	{
+		AllowedSet *c = &allowed_sets[i];
+
+		if (c->keys != NULL && c->purpose == check->purpose && c->version == cache_version &&
+			check->now >= c->built_at && check->now < c->valid_until)
+		{
+			c->last_used = ++aset_clock;
+			return c;
+		}
+	}
+	/* rebuild the least recently used one */
+	for (int i = 0; i < NUM_ALLOWED_SETS; i++)
+		if (a == NULL || allowed_sets[i].last_used < a->last_used)
+			a = &allowed_sets[i];
+	if (a->keys)
+		pfree(a->keys);
+	while (size < int_count * 2)
+		size *= 2;
+	a->keys = MemoryContextAllocExtended(policy_cxt, sizeof(int64) * size, MCXT_ALLOC_HUGE);
+	for (uint32 i = 0; i < size; i++)
+		a->keys[i] = EMPTY_KEY;
+	a->mask = size - 1;
+	a->has_empty_key = false;
+	for (uint32 i = 0; i < int_size; i++)
+	{
+		IntSlot    *slot = &int_slots[i];
+		TimestampTz exp;
+
+		if (slot->subject == NULL || !decide_full(check, slot->subject, &exp))
+			continue;
+		if (exp < valid_until)
+			valid_until = exp;
+		if (slot->key == EMPTY_KEY)
+			a->has_empty_key = true;
+		else
+		{
+			uint32		j = hash_int64(slot->key) & a->mask;
+
+			while (a->keys[j] != EMPTY_KEY)
+				j = (j + 1) & a->mask;
+			a->keys[j] = slot->key;
+		}
+	}
+	/*
+	 * When the allowed keys are dense enough, a bitmap over their range is
+	 * smaller than the hash set and stays in cache: use it instead.
+	 */
+	if (a->bits)
+	{
+		pfree(a->bits);
+		a->bits = NULL;
+	}
+	{
+		int64		lo = PG_INT64_MAX,
+					hi = PG_INT64_MIN;
+		uint64		n = 0;
+
+		for (uint32 i = 0; i < size; i++)
+			if (a->keys[i] != EMPTY_KEY)
+			{
+				lo = Min(lo, a->keys[i]);
+				hi = Max(hi, a->keys[i]);
+				n++;
+			}
+		if (n > 0 && (uint64) hi - (uint64) lo < (uint64) 64 * 1024 * 1024 &&
+			((uint64) hi - (uint64) lo) / 64 <= n)
+		{
+			a->base = lo;
+			a->span = (uint64) hi - (uint64) lo;
+			a->bits = MemoryContextAllocExtended(policy_cxt, (a->span / 64 + 1) * sizeof(uint64),
+												 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+			for (uint32 i = 0; i < size; i++)
+				if (a->keys[i] != EMPTY_KEY)
+				{
+					uint64		b = (uint64) a->keys[i] - (uint64) lo;
+
+					a->bits[b >> 6] |= UINT64CONST(1) << (b & 63);
+				}
+		}
+	}
+	a->purpose = check->purpose;
+	a->version = cache_version;
+	a->built_at = check->now;
+	a->valid_until = valid_until;
+	a->last_used = ++aset_clock;
+	return a;
+}
+
+static inline bool
+allowed_int(StatementCheck *check, int64 key)
+{
+	AllowedSet *a = check->aset;
+
+	if (a->bits)
+	{
+		uint64		b = (uint64) key - (uint64) a->base;
+
+		if (b > a->span)
+			return key == EMPTY_KEY && a->has_empty_key;
+		return (a->bits[b >> 6] >> (b & 63)) & 1;
+	}
+	if (key == EMPTY_KEY)
+		return a->has_empty_key;
+	for (uint32 i = hash_int64(key) & a->mask;; i = (i + 1) & a->mask)
+	{
+		int64		k = a->keys[i];
+
+		if (k == key)
+			return true;
+		if (k == EMPTY_KEY)
+			return false;
+	}
+}
+
 static void
 fill_check(StatementCheck *check, int purpose)
 {
@@ -611,6 +778,7 @@ fill_check(StatementCheck *check, int purpose)
 	check->consent_basis = purposes[purpose].consent_basis;
 	check->now = GetCurrentStatementStartTimestamp();
 	check->statement = statement_counter;
+	check->aset = check->consent_basis ? allowed_set(check) : NULL;
 }
 
 /*
@@ -697,8 +865,8 @@ static inline bool
 decide(StatementCheck *check, Subject *s)
 {
 	uint64		memo_key;
-	int64		last_withdrawal = 0;
-	bool		ok = false;
+	TimestampTz expiry;
+	bool		ok;
 
 	if (!check->consent_basis)
 		return true;
@@ -707,18 +875,7 @@ decide(StatementCheck *check, Subject *s)
 	memo_key = (check->statement << 16) | (uint64) (check->purpose & 0xffff);
 	if (s->memo_key == memo_key)
 		return s->memo;
-	for (int i = 0; i < s->nstates; i++)
-		if (check->relevant[s->states[i].purpose] &&
-			s->states[i].last_withdrawal > last_withdrawal)
-			last_withdrawal = s->states[i].last_withdrawal;
-	for (int i = 0; i < s->nstates && !ok; i++)
-	{
-		PurposeState *ps = &s->states[i];
-
-		if (check->relevant[ps->purpose] && ps->granted &&
-			ps->last_event > last_withdrawal && ps->expires > check->now)
-			ok = true;
-	}
+	ok = decide_full(check, s, &expiry);
 	s->memo_key = memo_key;
 	s->memo = ok;
 	return ok;
@@ -769,7 +926,7 @@ cl_allowed_int8(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = guc_statement_check();
 
-	bool		ok = c->consent_basis ? decide(c, int_find(PG_GETARG_INT64(0))) : true;
+	bool		ok = c->consent_basis ? allowed_int(c, PG_GETARG_INT64(0)) : true;
 
 	if (!ok)
 		cl_rows_withheld++;
@@ -781,7 +938,7 @@ cl_allowed_int4(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = guc_statement_check();
 
-	bool		ok = c->consent_basis ? decide(c, int_find((int64) PG_GETARG_INT32(0))) : true;
+	bool		ok = c->consent_basis ? allowed_int(c, (int64) PG_GETARG_INT32(0)) : true;
 
 	if (!ok)
 		cl_rows_withheld++;
@@ -818,7 +975,7 @@ cl_view_allows_int8(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
 
-	bool		ok = c->consent_basis ? decide(c, int_find(PG_GETARG_INT64(1))) : true;
+	bool		ok = c->consent_basis ? allowed_int(c, PG_GETARG_INT64(1)) : true;
 
 	if (!ok)
 		cl_rows_withheld++;
@@ -830,7 +987,7 @@ cl_view_allows_int4(PG_FUNCTION_ARGS)
 {
 	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
 
-	bool		ok = c->consent_basis ? decide(c, int_find((int64) PG_GETARG_INT32(1))) : true;
+	bool		ok = c->consent_basis ? allowed_int(c, (int64) PG_GETARG_INT32(1)) : true;
 
 	if (!ok)
 		cl_rows_withheld++;
@@ -1238,4 +1395,6 @@ void
 cl_policy_init(void)
 {
 	memset(view_checks, 0, sizeof(view_checks));
+	for (int i = 0; i < NUM_ALLOWED_SETS; i++)
+		allowed_sets[i].purpose = -1;
 }
