@@ -96,6 +96,10 @@ extern bool cl_encoder_matches(ClRowEncoder *enc, TupleDesc desc);
 extern void cl_encode_row(ClRowEncoder *enc, HeapTuple tuple, int64 txn,
 						  int32 ord, StringInfo out);
 extern void cl_encoder_free(ClRowEncoder *enc);
+extern Datum *cl_encoder_values(ClRowEncoder *enc);
+extern bool *cl_encoder_nulls(ClRowEncoder *enc);
+extern void cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls,
+							 int64 txn, int32 ord, StringInfo out);
 
 /* catalog.c: the extension's own tables and the ledger registry */
 typedef struct ClLedgerInfo

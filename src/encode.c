@@ -662,10 +662,31 @@ void
 cl_encode_row(ClRowEncoder *enc, HeapTuple tuple, int64 txn, int32 ord,
 			  StringInfo out)
 {
+	heap_deform_tuple(tuple, enc->copy, enc->values, enc->nulls);
+	cl_encode_values(enc, enc->values, enc->nulls, txn, ord, out);
+}
+
+/* The encoder's own arrays, sized for its descriptor (for callers that deform themselves). */
+Datum *
+cl_encoder_values(ClRowEncoder *enc)
+{
+	return enc->values;
+}
+
+bool *
+cl_encoder_nulls(ClRowEncoder *enc)
+{
+	return enc->nulls;
+}
+
+/* Appends the canonical encoding of a row given as deformed values. */
+void
+cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls, int64 txn,
+				 int32 ord, StringInfo out)
+{
 	int			countpos;
 	int			count = 0;
 
-	heap_deform_tuple(tuple, enc->copy, enc->values, enc->nulls);
 	put_u8(out, CL_ENCODING_VERSION);
 	put_u64(out, (uint64) txn);
 	put_u32(out, (uint32) ord);
@@ -676,11 +697,11 @@ cl_encode_row(ClRowEncoder *enc, HeapTuple tuple, int64 txn, int32 ord,
 		ColumnCodec *col = &enc->cols[i];
 		int			idx = col->attnum - 1;
 
-		if (enc->nulls[idx])
+		if (nulls[idx])
 			continue;
 		put_u16(out, (uint16) col->namelen);
 		appendBinaryStringInfo(out, col->name, col->namelen);
-		encode_value(enc, col->codec, enc->values[idx], out);
+		encode_value(enc, col->codec, values[idx], out);
 		count++;
 	}
 	out->data[countpos] = (char) (count >> 8);

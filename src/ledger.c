@@ -75,6 +75,10 @@ typedef struct StampCache
 	Oid			relid;
 	ClRowEncoder *enc;
 	StringInfoData buf;
+	/* checked once per query: a ledger cannot be retired while in use */
+	int32		ledger_id;
+	AttrNumber	txn_attnum;
+	AttrNumber	ord_attnum;
 } StampCache;
 
 static XactLedger *
@@ -309,9 +313,8 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 	StampCache *cache;
 	XactLedger *x;
 	HeapTuple	newtup;
-	int			cols[2];
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum	   *values;
+	bool	   *nulls;
 	int64		txn;
 	int32		ord;
 	cl_hash		leaf;
@@ -325,26 +328,27 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 				 errmsg("ledger_stamp() must be a BEFORE INSERT row trigger")));
 
 	rel = trigdata->tg_relation;
-	info = cl_ledger_lookup(RelationGetRelid(rel));
-	if (info == NULL || info->txn_attnum <= 0 || info->ord_attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("relation \"%s\" is not a ledger table",
-						RelationGetRelationName(rel))));
-	if (info->retired)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("ledger table \"%s\" is retired", RelationGetRelationName(rel)),
-				 errdetail("A retired ledger accepts no more rows."),
-				 errhint("Create a new ledger table.")));
-	check_stamp_is_last(rel, trigdata->tg_trigger);
-
 	cache = fcinfo->flinfo->fn_extra;
 	if (cache == NULL || cache->relid != RelationGetRelid(rel) ||
 		!cl_encoder_matches(cache->enc, RelationGetDescr(rel)))
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		MemoryContext old;
 
+		info = cl_ledger_lookup(RelationGetRelid(rel));
+		if (info == NULL || info->txn_attnum <= 0 || info->ord_attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("relation \"%s\" is not a ledger table",
+							RelationGetRelationName(rel))));
+		if (info->retired)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("ledger table \"%s\" is retired", RelationGetRelationName(rel)),
+					 errdetail("A retired ledger accepts no more rows."),
+					 errhint("Create a new ledger table.")));
+		check_stamp_is_last(rel, trigdata->tg_trigger);
+
+		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		if (cache == NULL)
 		{
 			cache = palloc0(sizeof(StampCache));
@@ -354,23 +358,31 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 			cl_encoder_free(cache->enc);
 		cache->relid = RelationGetRelid(rel);
 		cache->enc = cl_encoder_create(RelationGetDescr(rel), fcinfo->flinfo->fn_mcxt);
+		cache->ledger_id = info->ledger_id;
+		cache->txn_attnum = info->txn_attnum;
+		cache->ord_attnum = info->ord_attnum;
 		fcinfo->flinfo->fn_extra = cache;
 		MemoryContextSwitchTo(old);
 	}
 
 	txn = xact_txn_id();
-	x = xact_ledger_get(RelationGetRelid(rel), info->ledger_id);
+	x = xact_ledger_get(RelationGetRelid(rel), cache->ledger_id);
 	ord = x->nleaves;
 
-	cols[0] = info->txn_attnum;
-	cols[1] = info->ord_attnum;
-	values[0] = Int64GetDatum(txn);
-	values[1] = Int32GetDatum(ord);
-	newtup = heap_modify_tuple_by_cols(trigdata->tg_trigtuple, RelationGetDescr(rel),
-									   2, cols, values, nulls);
+	/* deform once: the same values make the stamped tuple and its encoding */
+	values = cl_encoder_values(cache->enc);
+	nulls = cl_encoder_nulls(cache->enc);
+	heap_deform_tuple(trigdata->tg_trigtuple, RelationGetDescr(rel), values, nulls);
+	values[cache->txn_attnum - 1] = Int64GetDatum(txn);
+	nulls[cache->txn_attnum - 1] = false;
+	values[cache->ord_attnum - 1] = Int32GetDatum(ord);
+	nulls[cache->ord_attnum - 1] = false;
+	newtup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	newtup->t_self = trigdata->tg_trigtuple->t_self;
+	newtup->t_tableOid = trigdata->tg_trigtuple->t_tableOid;
 
 	resetStringInfo(&cache->buf);
-	cl_encode_row(cache->enc, newtup, txn, ord, &cache->buf);
+	cl_encode_values(cache->enc, values, nulls, txn, ord, &cache->buf);
 	cl_leaf_hash((const uint8_t *) cache->buf.data, cache->buf.len, leaf);
 	if (cache->buf.maxlen > 1024 * 1024)
 	{
