@@ -727,13 +727,7 @@ cl_audit(PG_FUNCTION_ARGS)
 	Relation	rel;
 	char	   *qname;
 
-	rel = try_relation_open(relid, ShareRowExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	rel = cl_open_owned_table(relid, ShareRowExclusiveLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -770,29 +764,7 @@ cl_audit(PG_FUNCTION_ARGS)
 bool
 cl_is_audited(Oid relid)
 {
-	Oid			nsp = cl_schema_oid(true);
-	Oid			tab = OidIsValid(nsp) ? get_relname_relid("audited", nsp) : InvalidOid;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	Snapshot	snap;
-	bool		found = false;
-
-	if (!OidIsValid(tab))
-		return false;
-	rel = table_open(tab, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(rel, snap, 0, NULL);
-	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-
-		found = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) == relid;
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snap);
-	table_close(rel, AccessShareLock);
-	return found;
+	return cl_registry_lookup("audited", relid, 0, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -803,30 +775,9 @@ cl_is_audited(Oid relid)
 static char *
 view_purpose(Oid relid)
 {
-	Oid			nsp = cl_schema_oid(true);
-	Oid			tab = OidIsValid(nsp) ? get_relname_relid("purpose_views", nsp) : InvalidOid;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	Snapshot	snap;
 	char	   *purpose = NULL;
 
-	if (!OidIsValid(tab))
-		return NULL;
-	rel = table_open(tab, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(rel, snap, 0, NULL);
-	while (purpose == NULL && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-
-		if (DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) == relid)
-			purpose = MemoryContextStrdup(TopMemoryContext,
-										  TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull)));
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snap);
-	table_close(rel, AccessShareLock);
+	(void) cl_registry_lookup("purpose_views", relid, 3, TopMemoryContext, &purpose);
 	return purpose;
 }
 

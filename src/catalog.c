@@ -20,6 +20,8 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -258,4 +260,70 @@ cl_ledger_list(void)
 
 	list_sort(l, ledger_cmp);
 	return l;
+}
+
+/*
+ * Looks up relid in one of the extension's registries (a table whose first
+ * column is a regclass: protected, audited, purpose_views), with a heap
+ * scan under the latest snapshot -- no privileges needed, so it serves the
+ * guard, the policy and the audit whoever the current role is.  Returns
+ * whether it is there; with text_attnum > 0 also that column's value,
+ * palloc'd in mcxt.
+ */
+bool
+cl_registry_lookup(const char *table, Oid relid, int text_attnum,
+				   MemoryContext mcxt, char **text_value)
+{
+	Oid			nsp = cl_schema_oid(true);
+	Oid			tab = OidIsValid(nsp) ? get_relname_relid(table, nsp) : InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	bool		found = false;
+
+	if (!OidIsValid(tab))
+		return false;
+	rel = table_open(tab, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+
+		if (DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) != relid)
+			continue;
+		found = true;
+		if (text_attnum > 0 && text_value != NULL)
+		{
+			Datum		d = heap_getattr(tup, text_attnum, RelationGetDescr(rel), &isnull);
+
+			*text_value = isnull ? NULL :
+				MemoryContextStrdup(mcxt, TextDatumGetCString(d));
+		}
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Opens a table for one of the extension's functions that act on it as its
+ * owner would (create_ledger, retire_ledger, protect, unprotect, audit):
+ * ERROR if it does not exist or the current role does not own it.
+ */
+Relation
+cl_open_owned_table(Oid relid, LOCKMODE lockmode)
+{
+	Relation	rel = try_relation_open(relid, lockmode);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+	return rel;
 }

@@ -18,6 +18,7 @@
 #include "executor/execdesc.h"
 #include "nodes/plannodes.h"
 #include "storage/condition_variable.h"
+#include "storage/lockdefs.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/guc.h"
@@ -119,6 +120,9 @@ extern ClLedgerInfo *cl_ledger_by_id(int32 ledger_id);
 extern List *cl_ledger_list(void);
 extern void cl_ledger_cache_reset(void);
 extern Oid	cl_extension_owner(void);
+extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
+							   MemoryContext mcxt, char **text_value);
+extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
 
 /* ledger.c: create_ledger, the stamp and guard triggers, commit path */
 extern void cl_ledger_init(void);

@@ -635,14 +635,7 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	Relation	rel;
 
-	rel = try_relation_open(relid, AccessExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
+	rel = cl_open_owned_table(relid, AccessExclusiveLock);
 	relation_close(rel, NoLock);
 	cl_make_ledger(relid);
 	PG_RETURN_VOID();
@@ -729,13 +722,7 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 	ClLedgerInfo *info;
 	Relation	rel;
 
-	rel = try_relation_open(relid, AccessExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	rel = cl_open_owned_table(relid, AccessExclusiveLock);
 	info = cl_ledger_lookup(relid);
 	if (info == NULL)
 		ereport(ERROR,

@@ -1109,29 +1109,7 @@ cl_revoke_purpose(PG_FUNCTION_ARGS)
 bool
 cl_is_protected(Oid relid)
 {
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	Snapshot	snap;
-	bool		found = false;
-	Oid			nsp = cl_schema_oid(true);
-	Oid			tab = OidIsValid(nsp) ? get_relname_relid("protected", nsp) : InvalidOid;
-
-	if (!OidIsValid(tab))
-		return false;
-	rel = table_open(tab, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(rel, snap, 0, NULL);
-	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-
-		found = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) == relid;
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snap);
-	table_close(rel, AccessShareLock);
-	return found;
+	return cl_registry_lookup("protected", relid, 0, NULL, NULL);
 }
 
 /* SQL text of the policy-check call for a subject column of type typid */
@@ -1182,13 +1160,7 @@ cl_protect(PG_FUNCTION_ARGS)
 	Oid			save_userid;
 	int			save_sec;
 
-	rel = try_relation_open(relid, AccessExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	rel = cl_open_owned_table(relid, AccessExclusiveLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -1274,13 +1246,7 @@ cl_unprotect(PG_FUNCTION_ARGS)
 	Oid			save_userid;
 	int			save_sec;
 
-	rel = try_relation_open(relid, AccessExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	rel = cl_open_owned_table(relid, AccessExclusiveLock);
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
 	relation_close(rel, NoLock);
