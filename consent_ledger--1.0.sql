@@ -107,12 +107,15 @@ CREATE TABLE consent_ledger.checkpoints (
 );
 
 -- Every public key that signed something here, and how it was endorsed.
+-- No unique key: a sealer may record the server's key while pg_restore is
+-- copying the dumped rows in; duplicates are harmless.
 CREATE TABLE consent_ledger.keys (
-	key_id		text PRIMARY KEY,
+	key_id		text NOT NULL,
 	public_key	bytea NOT NULL,
 	first_seen	timestamptz NOT NULL,
 	endorsement	text
 );
+CREATE INDEX keys_key_id_idx ON consent_ledger.keys (key_id);
 
 SELECT pg_catalog.pg_extension_config_dump('consent_ledger.ledger_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('consent_ledger.txn_seq', '');
@@ -230,10 +233,13 @@ CREATE TABLE consent_ledger.protected (
 	subject_column	name NOT NULL,
 	protected_at	timestamptz NOT NULL
 );
+-- token: the random number the view's filter names it by (an OID would
+-- change in a dump and restore)
 CREATE TABLE consent_ledger.purpose_views (
 	view			pg_catalog.regclass PRIMARY KEY,
 	relid			pg_catalog.regclass NOT NULL,
 	purpose			text NOT NULL REFERENCES consent_ledger.purposes,
+	token			bigint NOT NULL UNIQUE,
 	created_at		timestamptz NOT NULL
 );
 
@@ -311,6 +317,10 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be NULL or empty';
 	END IF;
+	IF purpose IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'purpose must not be NULL';
+	END IF;
 	IF expires_at IS NOT NULL AND expires_at <= clock_timestamp() THEN
 		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'expires_at lies in the past',
@@ -338,6 +348,10 @@ BEGIN
 	IF subject IS NULL OR subject = '' THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be NULL or empty';
+	END IF;
+	IF purpose IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'purpose must not be NULL';
 	END IF;
 	PERFORM consent_ledger._record_begin(withdraw_consent.purpose);
 	INSERT INTO consent_ledger.consent_events
@@ -470,13 +484,13 @@ CREATE FUNCTION consent_ledger.allowed(subject integer) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'cl_allowed_int4' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION consent_ledger.allowed(subject uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'cl_allowed_uuid' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject text) RETURNS boolean
+CREATE FUNCTION consent_ledger.view_allows(view_token bigint, subject text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'cl_view_allows_text' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject bigint) RETURNS boolean
+CREATE FUNCTION consent_ledger.view_allows(view_token bigint, subject bigint) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'cl_view_allows_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject integer) RETURNS boolean
+CREATE FUNCTION consent_ledger.view_allows(view_token bigint, subject integer) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'cl_view_allows_int4' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION consent_ledger.view_allows(view pg_catalog.oid, subject uuid) RETURNS boolean
+CREATE FUNCTION consent_ledger.view_allows(view_token bigint, subject uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'cl_view_allows_uuid' LANGUAGE C STABLE STRICT PARALLEL SAFE LEAKPROOF;
 
 /* ---------------------------------------------------------------------
@@ -566,8 +580,8 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
 	consent_ledger.allowed(text), consent_ledger.allowed(bigint),
 	consent_ledger.allowed(integer), consent_ledger.allowed(uuid),
-	consent_ledger.view_allows(pg_catalog.oid, text),
-	consent_ledger.view_allows(pg_catalog.oid, bigint),
-	consent_ledger.view_allows(pg_catalog.oid, integer),
-	consent_ledger.view_allows(pg_catalog.oid, uuid)
+	consent_ledger.view_allows(bigint, text),
+	consent_ledger.view_allows(bigint, bigint),
+	consent_ledger.view_allows(bigint, integer),
+	consent_ledger.view_allows(bigint, uuid)
 	TO PUBLIC;

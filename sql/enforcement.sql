@@ -92,6 +92,9 @@ CREATE FUNCTION sneaky() RETURNS bigint LANGUAGE sql SET consent_ledger.purpose 
   AS $$ SELECT count(*) FROM purchases $$;
 GRANT EXECUTE ON FUNCTION sneaky() TO regress_analyst;
 
+SELECT token AS view_token FROM consent_ledger.purpose_views
+WHERE view = 'purchases_analytics'::regclass \gset
+
 -- ways around it, tried by the analyst, logged in as itself
 \c - regress_analyst
 SET consent_ledger.purpose = 'analytics';
@@ -155,7 +158,9 @@ FETCH 2 FROM c2;
 \echo :SQLSTATE
 ROLLBACK;
 -- calling the policy functions directly reveals no more than the table does
-SELECT consent_ledger.view_allows('purchases_analytics'::regclass::oid, 1::bigint);
+SELECT consent_ledger.view_allows(:view_token, 1::bigint);
+\echo :SQLSTATE
+SELECT consent_ledger.view_allows(12345, 1::bigint);
 \echo :SQLSTATE
 -- the analyst cannot protect, unprotect, authorize or record
 SELECT consent_ledger.authorize_purpose('regress_analyst', 'billing');

@@ -16,11 +16,12 @@
  *	- Reads (executor hooks: a statement whose range table holds a
  *	  protected table or purpose view) always take the side channel: a ring
  *	  in shared memory per database, drained by that database's sealer
- *	  process, which writes the records in transactions of its own.  At the
- *	  end of the statement the reader waits until its record is committed,
- *	  so a read is never answered without its trace (a read in a READ ONLY
- *	  transaction, or one that is rolled back, is recorded all the same).
- *	  A statement that fails midway is recorded with outcome "failed".
+ *	  process, which writes the records in transactions of its own.  Before
+ *	  the statement runs, the reader waits until a "started" record is
+ *	  committed, so no row is answered without its trace; the outcome
+ *	  ("completed" with the rows returned and withheld, or "failed") follows
+ *	  at the end.  A read in a READ ONLY transaction, or one that is rolled
+ *	  back, is recorded all the same.
  *
  * The queue never drops a record: an enqueuer waits for space.  On a hot
  * standby nothing can be written, so protected reads are refused there.
@@ -107,7 +108,7 @@ typedef struct AuditHead
 	bool		has_new;
 	uint8		old_hash[CL_HASH_LEN];
 	uint8		new_hash[CL_HASH_LEN];
-	char		outcome;		/* 'c' committed, 'r' rolled back, 'd' done, 'f' failed */
+	char		outcome;		/* 'c' committed, 'r' rolled back, 's' started, 'd' done, 'f' failed */
 	uint16		strlen[NSTR + 1];	/* + row key */
 } AuditHead;
 
@@ -143,6 +144,8 @@ typedef struct OpenRead
 } OpenRead;
 
 static List *open_reads = NIL;	/* in TopMemoryContext */
+
+static uint64 record_read(OpenRead *r, char outcome, bool interruptible);
 
 /* ---------------------------------------------------------------------
  * Serialization and the shared queue
@@ -544,8 +547,8 @@ insert_record(Relation rel, const AuditHead *h, const char *strings)
 		SETV(A_XID, FullTransactionIdGetDatum(h->xid));
 	oc = h->outcome;
 	SETS(A_OUTCOME, oc == 'c' ? "committed" : oc == 'r' ? "rolled back" :
-		 oc == 'f' ? "failed" : "completed");
-	if (h->has_rows)
+		 oc == 'f' ? "failed" : oc == 's' ? "started" : "completed");
+	if (h->has_rows && oc != 's')
 	{
 		SETV(A_ROWS, Int64GetDatum(h->rows));
 		SETV(A_WITHHELD, Int64GetDatum(h->withheld));
@@ -875,6 +878,13 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r->subid = GetCurrentSubTransactionId();
 	open_reads = lappend(open_reads, r);
 	MemoryContextSwitchTo(old);
+
+	/*
+	 * Before the first row can reach the client, a "started" record must be
+	 * committed: rows are sent while the executor runs, long before
+	 * ExecutorEnd.  The outcome record follows at the end.
+	 */
+	wait_written(record_read(r, 's', true));
 }
 
 static OpenRead *
@@ -939,21 +949,23 @@ forget_read(OpenRead *r)
 	pfree(r);
 }
 
-/* ExecutorEnd: record the read and wait until the record is committed. */
+/*
+ * ExecutorEnd: the outcome of the read (rows returned and withheld).  Its
+ * "started" record is already committed, so this one need not be waited
+ * for.
+ */
 void
 cl_audit_executor_end(QueryDesc *queryDesc)
 {
 	OpenRead   *r;
-	uint64		seq;
 
 	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
 		return;
 	if (queryDesc->estate)
 		r->rows = queryDesc->estate->es_processed;
 	r->qd = queryDesc;
-	seq = record_read(r, 'd', true);
+	(void) record_read(r, 'd', true);
 	forget_read(r);
-	wait_written(seq);
 }
 
 /* A server-side COPY ... TO of a protected table, which bypasses the executor */

@@ -36,6 +36,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_policy.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -136,6 +137,40 @@ refuse_unprotect(Oid relid, const char *what)
 			 errmsg("%s is not allowed on consent-protected table \"%s\"", what, get_rel_name(relid)),
 			 errdetail("It would let rows be read without their subjects' consent."),
 			 errhint("An administrator removes the protection with consent_ledger.unprotect().")));
+}
+
+static bool
+policy_exists(Oid relid, const char *name)
+{
+	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&keys[0], Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&keys[1], Anum_pg_policy_polname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(name));
+	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, true, NULL, 2, keys);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* Whether a raw policy qual is a call of consent_ledger.allowed(). */
+static bool
+is_consent_check(Node *qual)
+{
+	FuncCall   *fc;
+
+	if (qual == NULL || !IsA(qual, FuncCall))
+		return false;
+	fc = (FuncCall *) qual;
+	return list_length(fc->funcname) == 2 &&
+		strcmp(strVal(linitial(fc->funcname)), CL_SCHEMA) == 0 &&
+		strcmp(strVal(lsecond(fc->funcname)), "allowed") == 0 &&
+		list_length(fc->args) == 1;
 }
 
 static bool
@@ -457,10 +492,19 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				CreatePolicyStmt *ps = (CreatePolicyStmt *) parsetree;
 				Oid			relid = RangeVarGetRelid(ps->table, NoLock, true);
 
-				/* another permissive policy would OR itself past the consent check */
+				/*
+				 * Another permissive policy for SELECT (or ALL) would be OR-ed
+				 * past the consent check.  Permissive write policies do not
+				 * widen what can be read, and re-creating the consent policy
+				 * itself while it is missing is what pg_restore does.
+				 */
 				if (OidIsValid(relid) && !cl_internal_ddl && ps->permissive &&
-					cl_extension_present() && cl_is_protected(relid))
-					refuse_unprotect(relid, "a permissive policy");
+					(strcmp(ps->cmd_name, "select") == 0 || strcmp(ps->cmd_name, "all") == 0) &&
+					cl_extension_present() && cl_is_protected(relid) &&
+					!(strcmp(ps->policy_name, "consent_ledger_read") == 0 &&
+					  !policy_exists(relid, ps->policy_name) &&
+					  is_consent_check(ps->qual)))
+					refuse_unprotect(relid, "a permissive policy for SELECT");
 				break;
 			}
 		case T_AlterPolicyStmt:

@@ -28,6 +28,8 @@
  */
 #include "postgres.h"
 
+#include <sodium.h>
+
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -95,6 +97,7 @@ typedef struct RoleGrant
 typedef struct PurposeView
 {
 	Oid			view;
+	int64		token;
 	int			purpose;
 } PurposeView;
 
@@ -195,7 +198,7 @@ static StatementCheck guc_check = {0};
 #define MAX_VIEW_CHECKS 8
 static struct
 {
-	Oid			view;
+	int64		token;
 	StatementCheck check;
 }			view_checks[MAX_VIEW_CHECKS];
 static int	next_view_check = 0;
@@ -326,6 +329,7 @@ refresh_purposes(void)
 		bool		isnull;
 		Oid			view = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
 		char	   *name = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
+		int64		token = DatumGetInt64(heap_getattr(tup, 4, RelationGetDescr(rel), &isnull));
 
 		if (nviews == capv)
 		{
@@ -333,6 +337,7 @@ refresh_purposes(void)
 			views = repalloc(views, sizeof(PurposeView) * capv);
 		}
 		views[nviews].view = view;
+		views[nviews].token = token;
 		views[nviews].purpose = purpose_index(name, true);
 		nviews++;
 	}
@@ -569,7 +574,17 @@ refresh_events(void)
 	while ((tup = systable_getnext(scan)) != NULL)
 	{
 		bool		isnull;
-		int64		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
+		int64		id;
+
+		/*
+		 * This transaction's own events are not in force until it commits
+		 * (a savepoint could still roll them back).  Recorders hold the
+		 * ledger's lock until commit, so no later event id can exist yet:
+		 * stop here and read on once committed.
+		 */
+		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data)))
+			break;
+		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
 		text	   *subject = DatumGetTextPP(heap_getattr(tup, 2, desc, &isnull));
 		char	   *purpose = TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull));
 		char	   *action = TextDatumGetCString(heap_getattr(tup, 4, desc, &isnull));
@@ -822,13 +837,14 @@ guc_statement_check(void)
 }
 
 static StatementCheck *
-view_statement_check(Oid view)
+view_statement_check(int64 token)
 {
 	int			slot = -1;
 	int			purpose = -1;
+	Oid			view = InvalidOid;
 
 	for (int i = 0; i < MAX_VIEW_CHECKS; i++)
-		if (view_checks[i].view == view)
+		if (view_checks[i].token == token)
 		{
 			if (view_checks[i].check.statement == statement_counter)
 				return &view_checks[i].check;
@@ -840,14 +856,17 @@ view_statement_check(Oid view)
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
 	refresh_purposes();
 	for (int i = 0; i < nviews; i++)
-		if (views[i].view == view)
+		if (views[i].token == token)
+		{
 			purpose = views[i].purpose;
+			view = views[i].view;
+		}
 	if (purpose < 0 || !purposes[purpose].defined ||
 		pg_class_aclcheck(view, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for purpose view \"%s\"",
-						get_rel_name(view) ? get_rel_name(view) : "?"),
+						OidIsValid(view) && get_rel_name(view) ? get_rel_name(view) : "?"),
 				 errhint("Read the purpose view itself; its owner grants SELECT on it.")));
 	refresh_events();
 	if (slot < 0)
@@ -855,7 +874,7 @@ view_statement_check(Oid view)
 		slot = next_view_check;
 		next_view_check = (next_view_check + 1) % MAX_VIEW_CHECKS;
 	}
-	view_checks[slot].view = view;
+	view_checks[slot].token = token;
 	fill_check(&view_checks[slot].check, purpose);
 	return &view_checks[slot].check;
 }
@@ -961,7 +980,7 @@ cl_allowed_uuid(PG_FUNCTION_ARGS)
 Datum
 cl_view_allows_text(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
+	StatementCheck *c = view_statement_check(PG_GETARG_INT64(0));
 
 	bool		ok = c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(1))) : true;
 
@@ -973,7 +992,7 @@ cl_view_allows_text(PG_FUNCTION_ARGS)
 Datum
 cl_view_allows_int8(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
+	StatementCheck *c = view_statement_check(PG_GETARG_INT64(0));
 
 	bool		ok = c->consent_basis ? allowed_int(c, PG_GETARG_INT64(1)) : true;
 
@@ -985,7 +1004,7 @@ cl_view_allows_int8(PG_FUNCTION_ARGS)
 Datum
 cl_view_allows_int4(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
+	StatementCheck *c = view_statement_check(PG_GETARG_INT64(0));
 
 	bool		ok = c->consent_basis ? allowed_int(c, (int64) PG_GETARG_INT32(1)) : true;
 
@@ -997,7 +1016,7 @@ cl_view_allows_int4(PG_FUNCTION_ARGS)
 Datum
 cl_view_allows_uuid(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = view_statement_check(PG_GETARG_OID(0));
+	StatementCheck *c = view_statement_check(PG_GETARG_INT64(0));
 
 	bool		ok = c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(1))) : true;
 
@@ -1289,8 +1308,9 @@ cl_unprotect(PG_FUNCTION_ARGS)
  * A security-barrier view bound to one purpose: analysts granted SELECT on
  * it see exactly the consented rows and need no setting.  The view belongs
  * to the extension's owner, so the base table's session-purpose policy
- * does not apply to it; its own filter names the view, and the check
- * verifies that whoever evaluates it may read the view.  The caller gets
+ * does not apply to it; its own filter names the view by a random token
+ * (stable across dump and restore, unlike its OID), and the check verifies
+ * that whoever evaluates it may read the view the token belongs to.  The caller gets
  * SELECT on it WITH GRANT OPTION.
  */
 Datum
@@ -1308,6 +1328,7 @@ cl_create_purpose_view(PG_FUNCTION_ARGS)
 	char	   *column = NULL;
 	char	   *call;
 	Oid			viewid;
+	int64		token;
 	Oid			types[1] = {OIDOID};
 	Datum		vals[1] = {ObjectIdGetDatum(relid)};
 	AclResult	acl;
@@ -1337,21 +1358,20 @@ cl_create_purpose_view(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" is not protected", get_rel_name(relid)),
 				 errhint("Call consent_ledger.protect() on it first.")));
 
-	call = check_call("view_allows", "0::pg_catalog.oid, t.", quote_identifier(column),
+	randombytes_buf(&token, sizeof(token));
+	token &= PG_INT64_MAX;
+	call = check_call("view_allows", psprintf(INT64_FORMAT "::pg_catalog.int8, t.", token),
+					  quote_identifier(column),
 					  getBaseType(get_atttype(relid, get_attnum(relid, column))));
 	cl_run_as_owner(psprintf("CREATE VIEW %s WITH (security_barrier) AS SELECT t.* FROM ONLY %s AS t WHERE %s",
 							 qview, qrel, call), owner);
 	CommandCounterIncrement();
 	viewid = RangeVarGetRelid(makeRangeVar(get_namespace_name(nsp), rv->relname, -1), NoLock, false);
-	call = check_call("view_allows", psprintf("%u::pg_catalog.oid, t.", viewid), quote_identifier(column),
-					  getBaseType(get_atttype(relid, get_attnum(relid, column))));
-	cl_run_as_owner(psprintf("CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT t.* FROM ONLY %s AS t WHERE %s",
-							 qview, qrel, call), owner);
 	cl_run_as_owner(psprintf("GRANT SELECT ON %s TO %s WITH GRANT OPTION", qview,
 							 quote_identifier(GetUserNameFromId(GetUserId(), false))), owner);
-	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.purpose_views (view, relid, purpose, created_at) "
-							 "VALUES (%u::pg_catalog.oid, %u::pg_catalog.oid, %s, pg_catalog.now())",
-							 viewid, relid, quote_literal_cstr(purpose)), owner);
+	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.purpose_views (view, relid, purpose, token, created_at) "
+							 "VALUES (%u::pg_catalog.oid, %u::pg_catalog.oid, %s, " INT64_FORMAT ", pg_catalog.now())",
+							 viewid, relid, quote_literal_cstr(purpose), token), owner);
 	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", owner);
 	SPI_finish();
 	PG_RETURN_OID(viewid);

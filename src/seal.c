@@ -340,12 +340,13 @@ record_key(void)
 
 	cl_hex_encode(cl_keys_id(), CL_KEYID_LEN, hex);
 	vals[0] = CStringGetTextDatum(hex);
-	if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.keys WHERE key_id OPERATOR(pg_catalog.=) $1",
-							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+	vals[1] = bytea_datum(cl_keys_public(), CL_PUBKEY_LEN);
+	if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.keys WHERE key_id OPERATOR(pg_catalog.=) $1 "
+							  "AND public_key OPERATOR(pg_catalog.=) $2",
+							  2, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.keys");
 	if (SPI_processed > 0)
 		return;
-	vals[1] = bytea_datum(cl_keys_public(), CL_PUBKEY_LEN);
 	if (rotation)
 		vals[2] = CStringGetTextDatum(rotation);
 	else
@@ -404,6 +405,29 @@ seal_ledger(int32 ledger_id, const char *origin)
 	{
 		cl_frontier_init(&frontier);
 		memset(prev, 0, sizeof(prev));
+	}
+
+	/*
+	 * The log must hold exactly the leaves the last checkpoint covers before
+	 * anything is appended.  It does not while pg_restore is still copying
+	 * the log, the checkpoints or the pending records in, or after damage:
+	 * then leave the ledger alone (verify() reports damage).
+	 */
+	if (SPI_execute_with_args("SELECT coalesce(sum(nleaves), 0)::bigint FROM consent_ledger.log "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.log");
+	{
+		bool		isnull;
+		int64		logged = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if ((uint64) logged != frontier.size)
+		{
+			ereport(DEBUG1,
+					(errmsg("consent_ledger: not sealing ledger %d: its log holds " INT64_FORMAT " leaves, its last checkpoint " UINT64_FORMAT,
+							ledger_id, logged, frontier.size)));
+			return 0;
+		}
 	}
 
 	if (SPI_execute_with_args("SELECT ctid, txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
@@ -571,6 +595,19 @@ seal_round(void)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		/* a restore in progress brings its own log and checkpoints: wait */
+		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_stat_activity WHERE datid OPERATOR(pg_catalog.=) "
+						"(SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) "
+						"AND application_name OPERATOR(pg_catalog.=) 'pg_restore'", true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_stat_activity");
+		if (SPI_processed > 0)
+		{
+			SPI_finish();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			pgstat_report_activity(STATE_IDLE, NULL);
+			return true;
+		}
 		record_key();
 		ledgers = cl_ledger_list();
 		foreach(lc, ledgers)

@@ -474,39 +474,35 @@ scan_rows(LedgerState *st)
 	cl_encoder_free(enc);
 }
 
-/* The public key of a key id, from consent_ledger.keys (SPI connected). */
-static bool
-lookup_key(const char *key_id, uint8_t pk[CL_PUBKEY_LEN])
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		vals[1] = {CStringGetTextDatum(key_id)};
-	bool		isnull;
-	bytea	   *b;
-
-	if (SPI_execute_with_args("SELECT public_key FROM consent_ledger.keys WHERE key_id OPERATOR(pg_catalog.=) $1",
-							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed == 0)
-		return false;
-	b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull || VARSIZE_ANY_EXHDR(b) != CL_PUBKEY_LEN)
-		return false;
-	memcpy(pk, VARDATA_ANY(b), CL_PUBKEY_LEN);
-	return true;
-}
-
-/* True when some signature of a note verifies under a key recorded here. */
+/*
+ * True when some signature of a note verifies under a key recorded in
+ * consent_ledger.keys with that key id (SPI connected).
+ */
 static bool
 note_signed_by_known_key(const cl_checkpoint *cp, const char *note)
 {
 	for (int i = 0; i < cp->nsigs; i++)
 	{
 		char		hex[CL_KEYID_LEN * 2 + 1];
-		uint8_t		pk[CL_PUBKEY_LEN];
+		Oid			types[1] = {TEXTOID};
+		Datum		vals[1];
 
 		cl_hex_encode(cp->sigs[i].keyid, CL_KEYID_LEN, hex);
-		if (lookup_key(hex, pk) &&
-			cl_checkpoint_verify(cp, note, cp->sigs[i].keyname, pk))
-			return true;
+		vals[0] = CStringGetTextDatum(hex);
+		if (SPI_execute_with_args("SELECT DISTINCT public_key FROM consent_ledger.keys "
+								  "WHERE key_id OPERATOR(pg_catalog.=) $1",
+								  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read consent_ledger.keys");
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			bool		isnull;
+			bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[k],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (!isnull && VARSIZE_ANY_EXHDR(b) == CL_PUBKEY_LEN &&
+				cl_checkpoint_verify(cp, note, cp->sigs[i].keyname, (const uint8_t *) VARDATA_ANY(b)))
+				return true;
+		}
 	}
 	return false;
 }
@@ -1066,8 +1062,8 @@ cl_export(PG_FUNCTION_ARGS)
 
 	EMIT("consent-ledger-export 1");
 	EMIT(psprintf("origin %s", info->origin));
-	if (SPI_execute("SELECT public_key FROM consent_ledger.keys ORDER BY first_seen, key_id",
-					true, 0) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT public_key FROM consent_ledger.keys GROUP BY public_key "
+					"ORDER BY min(first_seen), public_key", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.keys");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

@@ -93,8 +93,8 @@ $$, ARRAY['consent_ledger.public_key()', 'consent_ledger.key_id()', 'consent_led
 		 -- the row policy checks run as whoever reads a protected table or view
 		 'consent_ledger.allowed(text)', 'consent_ledger.allowed(bigint)',
 		 'consent_ledger.allowed(integer)', 'consent_ledger.allowed(uuid)',
-		 'consent_ledger.view_allows(oid,text)', 'consent_ledger.view_allows(oid,bigint)',
-		 'consent_ledger.view_allows(oid,integer)', 'consent_ledger.view_allows(oid,uuid)'],
+		 'consent_ledger.view_allows(bigint,text)', 'consent_ledger.view_allows(bigint,bigint)',
+		 'consent_ledger.view_allows(bigint,integer)', 'consent_ledger.view_allows(bigint,uuid)'],
 	'PUBLIC may execute the public-key functions and the policy checks only');
 
 -- (set_has, not set_eq: later issues add functions of their own)
