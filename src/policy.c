@@ -575,6 +575,11 @@ refresh_events(void)
 	{
 		bool		isnull;
 		int64		id;
+		text	   *subject;
+		char	   *purpose;
+		char	   *action;
+		Datum		exp;
+		int			pidx;
 
 		/*
 		 * This transaction's own events are not in force until it commits
@@ -585,11 +590,11 @@ refresh_events(void)
 		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data)))
 			break;
 		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
-		text	   *subject = DatumGetTextPP(heap_getattr(tup, 2, desc, &isnull));
-		char	   *purpose = TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull));
-		char	   *action = TextDatumGetCString(heap_getattr(tup, 4, desc, &isnull));
-		Datum		exp = heap_getattr(tup, 5, desc, &isnull);
-		int			pidx = purpose_index(purpose, true);
+		subject = DatumGetTextPP(heap_getattr(tup, 2, desc, &isnull));
+		purpose = TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull));
+		action = TextDatumGetCString(heap_getattr(tup, 4, desc, &isnull));
+		exp = heap_getattr(tup, 5, desc, &isnull);
+		pidx = purpose_index(purpose, true);
 
 		if (pidx >= 0)
 			apply_event(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), pidx,
