@@ -17,6 +17,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
@@ -326,4 +327,43 @@ cl_open_owned_table(Oid relid, LOCKMODE lockmode)
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
 	return rel;
+}
+
+/*
+ * A protected table, purpose view or audited table is being dropped:
+ * remove it from the registries, so that its OID, if ever reused, names
+ * nothing protected.  Called from the object-access hook at OAT_DROP.
+ */
+void
+cl_registry_forget(Oid relid)
+{
+	static const char *const registries[] = {"protected", "purpose_views", "audited"};
+	Oid			nsp = cl_schema_oid(true);
+
+	if (!OidIsValid(nsp))
+		return;
+	for (int i = 0; i < lengthof(registries); i++)
+	{
+		Oid			tab = get_relname_relid(registries[i], nsp);
+		Relation	rel;
+		TableScanDesc scan;
+		HeapTuple	tup;
+		Snapshot	snap;
+
+		if (!OidIsValid(tab) || tab == relid)
+			continue;
+		rel = table_open(tab, RowExclusiveLock);
+		snap = RegisterSnapshot(GetLatestSnapshot());
+		scan = table_beginscan(rel, snap, 0, NULL);
+		while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		isnull;
+
+			if (DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) == relid)
+				CatalogTupleDelete(rel, &tup->t_self);
+		}
+		table_endscan(scan);
+		UnregisterSnapshot(snap);
+		table_close(rel, RowExclusiveLock);
+	}
 }

@@ -123,6 +123,7 @@ extern Oid	cl_extension_owner(void);
 extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 							   MemoryContext mcxt, char **text_value);
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
+extern void cl_registry_forget(Oid relid);
 
 /* ledger.c: create_ledger, the stamp and guard triggers, commit path */
 extern void cl_ledger_init(void);

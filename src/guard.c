@@ -266,6 +266,30 @@ check_alter_table(AlterTableStmt *stmt)
 
 			if (cmd->subtype == AT_DisableRowSecurity || cmd->subtype == AT_NoForceRowSecurity)
 				refuse_unprotect(relid, "disabling row-level security");
+			/* read through a parent, a child's rows bypass the child's policy */
+			if (cmd->subtype == AT_AddInherit)
+				refuse_unprotect(relid, "INHERIT");
+			/* validating a constraint evaluates it on every row, hidden ones too */
+			if (cmd->subtype == AT_ValidateConstraint)
+				refuse_unprotect(relid, "VALIDATE CONSTRAINT");
+			if (cmd->subtype == AT_AddConstraint && IsA(cmd->def, Constraint) &&
+				((Constraint *) cmd->def)->contype == CONSTR_CHECK &&
+				!((Constraint *) cmd->def)->skip_validation)
+				refuse_unprotect(relid, "a CHECK constraint validated over existing rows");
+		}
+	}
+	/* attaching a protected table as a partition: read through the parent, likewise */
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (cmd->subtype == AT_AttachPartition && IsA(cmd->def, PartitionCmd) &&
+			!cl_internal_ddl && cl_extension_present())
+		{
+			Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
+
+			if (OidIsValid(part) && cl_is_protected(part))
+				refuse_unprotect(part, "ATTACH PARTITION");
 		}
 	}
 
@@ -507,6 +531,22 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 					refuse_unprotect(relid, "a permissive policy for SELECT");
 				break;
 			}
+		case T_IndexStmt:
+			{
+				IndexStmt  *is = (IndexStmt *) parsetree;
+				Oid			relid = RangeVarGetRelid(is->relation, NoLock, true);
+				ListCell   *lc;
+				bool		computes = is->whereClause != NULL;
+
+				foreach(lc, is->indexParams)
+					if (((IndexElem *) lfirst(lc))->expr != NULL)
+						computes = true;
+				/* an expression or partial index evaluates code on every row */
+				if (computes && OidIsValid(relid) && !cl_internal_ddl &&
+					cl_extension_present() && cl_is_protected(relid))
+					refuse_unprotect(relid, "an expression or partial index");
+				break;
+			}
 		case T_AlterPolicyStmt:
 			{
 				AlterPolicyStmt *ps = (AlterPolicyStmt *) parsetree;
@@ -648,6 +688,8 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (access != OAT_DROP || dropping_extension || cl_internal_ddl ||
 		!cl_extension_present())
 		return;
+	if (classId == RelationRelationId && subId == 0 && !is_live_ledger(objectId))
+		cl_registry_forget(objectId);
 	if (classId == RelationRelationId && is_live_ledger(objectId))
 	{
 		if (subId == 0)

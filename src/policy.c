@@ -16,10 +16,10 @@
  *
  * The caches are read with direct heap and index scans, not SPI: they
  * must work for roles that cannot read the internal tables, inside the
- * GUC check hook, and in parallel workers.  Outside parallel mode they use
- * the latest snapshot (a withdrawal committed a moment ago counts, even
- * inside an old REPEATABLE READ transaction); in parallel mode, where no
- * new snapshot may be taken, the statement's.
+ * GUC check hook, and in parallel workers.  They read
+ * the latest committed state, without a snapshot (committed_state()), so
+ * that parallel workers and the leader agree and a withdrawal committed a
+ * moment ago counts even inside an old REPEATABLE READ transaction.
  *
  * Memory: one entry per subject with consent events (about 100 bytes plus
  * 40 per purpose it has events for), in a context of its own; it does not
@@ -32,6 +32,8 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/multixact.h"
+#include "access/transam.h"
 #include "access/htup_details.h"
 #include "access/parallel.h"
 #include "access/table.h"
@@ -52,6 +54,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "storage/procarray.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/regproc.h"
@@ -173,19 +176,16 @@ typedef struct AllowedSet
 	uint64	   *bits;
 	int64		base;
 	uint64		span;
-	uint64		last_used;
 } AllowedSet;
 
 #define EMPTY_KEY PG_INT64_MIN
-#define NUM_ALLOWED_SETS 4
-static AllowedSet allowed_sets[NUM_ALLOWED_SETS];
 static uint64 cache_version = 1;	/* bumped by every applied event */
-static uint64 aset_clock = 0;
 
 typedef struct StatementCheck
 {
 	uint64		statement;		/* statement_counter when validated, 0 never */
 	AllowedSet *aset;			/* integer subjects allowed, when consent_basis */
+	AllowedSet	own_set;		/* ... kept here, one per check, never shared */
 	int			purpose;
 	bool		consent_basis;
 	bool	   *relevant;		/* purpose and its ancestors */
@@ -243,12 +243,40 @@ purpose_index(const char *name, bool create)
 	return npurposes++;
 }
 
-static Snapshot
-cache_snapshot(void)
+/*
+ * Whether a tuple of one of the extension's tables is part of the latest
+ * committed state: inserted by a committed transaction (not this one, not
+ * one still running) and not deleted by one.  The caches use this instead
+ * of an MVCC snapshot: it needs no snapshot, so parallel workers get the
+ * same answer as the leader, and a withdrawal or revocation committed a
+ * moment ago counts even inside an older REPEATABLE READ transaction.
+ * This transaction's own changes are not in force until it commits.
+ */
+static bool
+committed_state(HeapTupleHeader th)
 {
-	if (IsInParallelMode())
-		return RegisterSnapshot(GetActiveSnapshot());
-	return RegisterSnapshot(GetLatestSnapshot());
+	TransactionId xmin = HeapTupleHeaderGetRawXmin(th);
+	TransactionId xmax;
+
+	if (!HeapTupleHeaderXminFrozen(th))
+	{
+		if (!TransactionIdIsNormal(xmin) && xmin != FrozenTransactionId &&
+			xmin != BootstrapTransactionId)
+			return false;
+		if (TransactionIdIsCurrentTransactionId(xmin) || TransactionIdIsInProgress(xmin) ||
+			!TransactionIdDidCommit(xmin))
+			return false;
+	}
+	if (th->t_infomask & HEAP_XMAX_INVALID || HEAP_XMAX_IS_LOCKED_ONLY(th->t_infomask))
+		return true;
+	if (th->t_infomask & HEAP_XMAX_IS_MULTI)
+		xmax = HeapTupleGetUpdateXid(th);
+	else
+		xmax = HeapTupleHeaderGetRawXmax(th);
+	if (!TransactionIdIsValid(xmax) || TransactionIdIsCurrentTransactionId(xmax) ||
+		TransactionIdIsInProgress(xmax))
+		return true;
+	return !TransactionIdDidCommit(xmax);
 }
 
 /*
@@ -259,7 +287,6 @@ static void
 refresh_purposes(void)
 {
 	uint64		gen = pg_atomic_read_u64(&cl_shared->purpose_generation);
-	Snapshot	snap;
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
@@ -267,23 +294,30 @@ refresh_purposes(void)
 	int			capg = 16,
 				capv = 16;
 
+
 	if (gen == loaded_generation)
 		return;
 	ensure_context();
 	old = MemoryContextSwitchTo(policy_cxt);
-	snap = cache_snapshot();
 
 	for (int i = 0; i < npurposes; i++)
 		purposes[i].defined = false;
 	rel = table_open(cl_internal_relid("purposes"), AccessShareLock);
-	scan = table_beginscan(rel, snap, 0, NULL);
+	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
-		char	   *name = TextDatumGetCString(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
-		char	   *basis = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
-		Datum		parent = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
-		int			idx = purpose_index(name, true);
+		char	   *name;
+		char	   *basis;
+		Datum		parent;
+		int			idx;
+
+		if (!committed_state(tup->t_data))
+			continue;
+		name = TextDatumGetCString(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
+		basis = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
+		parent = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
+		idx = purpose_index(name, true);
 
 		if (idx < 0)
 			continue;
@@ -299,12 +333,17 @@ refresh_purposes(void)
 	grants = palloc(sizeof(RoleGrant) * capg);
 	ngrants = 0;
 	rel = table_open(cl_internal_relid("purpose_grants"), AccessShareLock);
-	scan = table_beginscan(rel, snap, 0, NULL);
+	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
-		Oid			role = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
-		char	   *name = TextDatumGetCString(heap_getattr(tup, 2, RelationGetDescr(rel), &isnull));
+		Oid			role;
+		char	   *name;
+
+		if (!committed_state(tup->t_data))
+			continue;
+		role = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
+		name = TextDatumGetCString(heap_getattr(tup, 2, RelationGetDescr(rel), &isnull));
 
 		if (ngrants == capg)
 		{
@@ -323,13 +362,19 @@ refresh_purposes(void)
 	views = palloc(sizeof(PurposeView) * capv);
 	nviews = 0;
 	rel = table_open(cl_internal_relid("purpose_views"), AccessShareLock);
-	scan = table_beginscan(rel, snap, 0, NULL);
+	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
-		Oid			view = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
-		char	   *name = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
-		int64		token = DatumGetInt64(heap_getattr(tup, 4, RelationGetDescr(rel), &isnull));
+		Oid			view;
+		char	   *name;
+		int64		token;
+
+		if (!committed_state(tup->t_data))
+			continue;
+		view = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
+		name = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
+		token = DatumGetInt64(heap_getattr(tup, 4, RelationGetDescr(rel), &isnull));
 
 		if (nviews == capv)
 		{
@@ -344,7 +389,6 @@ refresh_purposes(void)
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 
-	UnregisterSnapshot(snap);
 	MemoryContextSwitchTo(old);
 	loaded_generation = gen;
 }
@@ -551,7 +595,6 @@ refresh_events(void)
 	SysScanDesc scan;
 	ScanKeyData key;
 	HeapTuple	tup;
-	Snapshot	snap;
 	MemoryContext old;
 	TupleDesc	desc;
 
@@ -568,9 +611,8 @@ refresh_events(void)
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	pkey = RelationGetPrimaryKeyIndex(rel);
-	snap = cache_snapshot();
 	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(events_seen));
-	scan = systable_beginscan(rel, pkey, OidIsValid(pkey), snap, 1, &key);
+	scan = systable_beginscan(rel, pkey, OidIsValid(pkey), SnapshotAny, 1, &key);
 	while ((tup = systable_getnext(scan)) != NULL)
 	{
 		bool		isnull;
@@ -582,13 +624,21 @@ refresh_events(void)
 		int			pidx;
 
 		/*
-		 * This transaction's own events are not in force until it commits
-		 * (a savepoint could still roll them back).  Recorders hold the
-		 * ledger's lock until commit, so no later event id can exist yet:
-		 * stop here and read on once committed.
+		 * Events of a transaction still running (this one included: a
+		 * savepoint could still roll them back) are not in force.
+		 * Recorders hold the ledger's lock until they end, so no later
+		 * event id exists yet: stop here and read on next time.  Events of
+		 * aborted transactions are skipped.
 		 */
-		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data)))
-			break;
+		{
+			TransactionId xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
+
+			if (!HeapTupleHeaderXminFrozen(tup->t_data) &&
+				(TransactionIdIsCurrentTransactionId(xmin) || TransactionIdIsInProgress(xmin)))
+				break;
+			if (!committed_state(tup->t_data))
+				continue;
+		}
 		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
 		subject = DatumGetTextPP(heap_getattr(tup, 2, desc, &isnull));
 		purpose = TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull));
@@ -605,7 +655,6 @@ refresh_events(void)
 		CHECK_FOR_INTERRUPTS();
 	}
 	systable_endscan(scan);
-	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
 	events_loaded = true;
@@ -662,25 +711,13 @@ decide_full(StatementCheck *check, Subject *s, TimestampTz *expiry)
 static AllowedSet *
 allowed_set(StatementCheck *check)
 {
-	AllowedSet *a = NULL;
+	AllowedSet *a = &check->own_set;
 	uint32		size = 1024;
 	TimestampTz valid_until = DT_NOEND;
 
-	for (int i = 0; i < NUM_ALLOWED_SETS; i++)
-	{
-		AllowedSet *c = &allowed_sets[i];
-
-		if (c->keys != NULL && c->purpose == check->purpose && c->version == cache_version &&
-			check->now >= c->built_at && check->now < c->valid_until)
-		{
-			c->last_used = ++aset_clock;
-			return c;
-		}
-	}
-	/* rebuild the least recently used one */
-	for (int i = 0; i < NUM_ALLOWED_SETS; i++)
-		if (a == NULL || allowed_sets[i].last_used < a->last_used)
-			a = &allowed_sets[i];
+	if (a->keys != NULL && a->purpose == check->purpose && a->version == cache_version &&
+		check->now >= a->built_at && check->now < a->valid_until)
+		return a;
 	if (a->keys)
 		pfree(a->keys);
 	while (size < int_count * 2)
@@ -710,6 +747,7 @@ allowed_set(StatementCheck *check)
 			a->keys[j] = slot->key;
 		}
 	}
+
 	/*
 	 * When the allowed keys are dense enough, a bitmap over their range is
 	 * smaller than the hash set and stays in cache: use it instead.
@@ -751,7 +789,6 @@ allowed_set(StatementCheck *check)
 	a->version = cache_version;
 	a->built_at = check->now;
 	a->valid_until = valid_until;
-	a->last_used = ++aset_clock;
 	return a;
 }
 
@@ -1166,8 +1203,10 @@ check_call(const char *fn, const char *prefix, const char *colref, Oid typid)
  * consent_ledger.protect(relation regclass, subject_column name)
  *
  * Enables and forces row-level security with a SELECT policy that shows a
- * row only when its subject consented to the session's declared purpose,
- * and permissive policies for writes (privileges still govern them).
+ * row only when its subject consented to the session's declared purpose;
+ * UPDATE and DELETE reach only such rows too (a trigger or a RETURNING
+ * clause would otherwise see the others), INSERT is not restricted
+ * (privileges govern writes).
  * Warns about roles that bypass row-level security.
  */
 Datum
@@ -1218,8 +1257,9 @@ cl_protect(PG_FUNCTION_ARGS)
 		stmts[0] = psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY", qname);
 		stmts[1] = psprintf("CREATE POLICY " POLICY_NAME " ON %s AS PERMISSIVE FOR SELECT USING (%s)", qname, call);
 		stmts[2] = psprintf("CREATE POLICY consent_ledger_insert ON %s AS PERMISSIVE FOR INSERT WITH CHECK (true)", qname);
-		stmts[3] = psprintf("CREATE POLICY consent_ledger_update ON %s AS PERMISSIVE FOR UPDATE USING (true) WITH CHECK (true)", qname);
-		stmts[4] = psprintf("CREATE POLICY consent_ledger_delete ON %s AS PERMISSIVE FOR DELETE USING (true)", qname);
+		/* rows a statement may change are rows it may see: else a trigger could read them */
+		stmts[3] = psprintf("CREATE POLICY consent_ledger_update ON %s AS PERMISSIVE FOR UPDATE USING (%s) WITH CHECK (true)", qname, call);
+		stmts[4] = psprintf("CREATE POLICY consent_ledger_delete ON %s AS PERMISSIVE FOR DELETE USING (%s)", qname, call);
 		for (int i = 0; i < 5; i++)
 			if (SPI_execute(stmts[i], false, 0) < 0)
 				elog(ERROR, "could not protect \"%s\"", qname);
@@ -1386,6 +1426,4 @@ void
 cl_policy_init(void)
 {
 	memset(view_checks, 0, sizeof(view_checks));
-	for (int i = 0; i < NUM_ALLOWED_SETS; i++)
-		allowed_sets[i].purpose = -1;
 }

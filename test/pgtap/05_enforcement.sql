@@ -252,7 +252,7 @@ GRANT SELECT ON cl05_view_arg TO PUBLIC;
 -- Uncommitted changes of this transaction.  These come first: they are
 -- about the policy cache's first load in this backend.
 -- ---------------------------------------------------------------------
--- TODO (bug): an authorization that is rolled back stays in force in the
+-- an authorization that is rolled back never comes into force, even in the
 -- backend whose cache was first loaded while it was uncommitted
 SAVEPOINT cl05_auth;
 DO $$ BEGIN PERFORM consent_ledger.authorize_purpose('cl05_ghost', 'cl05_analytics'); END $$;
@@ -265,7 +265,6 @@ EXCEPTION WHEN insufficient_privilege THEN
 END $$;
 ROLLBACK TO SAVEPOINT cl05_auth;
 SET ROLE cl05_ghost;
-SELECT todo('the policy cache keeps an authorization that was rolled back if it was loaded while the authorization was uncommitted', 1);
 SELECT throws_ok($$SET consent_ledger.purpose = 'cl05_analytics'$$, '42501', NULL,
 	'an authorization rolled back to a savepoint authorizes nothing');
 RESET consent_ledger.purpose;
@@ -479,7 +478,6 @@ SELECT results_eq($$SELECT subject FROM public.cl05_vq1 ORDER BY subject$$, ARRA
 	'one purpose view of five: its own subjects');
 SELECT results_eq($$SELECT subject FROM public.cl05_vq5 ORDER BY subject$$, ARRAY[5, 10]::bigint[],
 	'another: its own subjects');
-SELECT todo('with more than four purposes checked in one statement, an integer-subject check can use the allowed set of another purpose (policy.c allowed_set evicts a set still in use)', 1);
 SELECT is((SELECT array_agg(subject ORDER BY subject)
 			 FROM (SELECT a.subject,
 						  (SELECT count(*) FROM public.cl05_vq2 b WHERE b.subject = a.subject) AS c2,
@@ -609,33 +607,31 @@ SET ROLE cl05_owner;
 SELECT lives_ok($$DROP POLICY only_small ON public.cl05_text$$, '... and may be dropped again');
 RESET ROLE;
 
--- TODO (bugs): the owner, subject to the forced policy, can still read
--- hidden rows without declaring any purpose
+-- the owner, subject to the forced policy, cannot read hidden rows by
+-- other routes: inheritance, partitioning, triggers, constraints
 SET ROLE cl05_owner;
 SELECT throws_ok($$SELECT count(*) FROM public.cl05_text$$, '42501', NULL, 'the owner too needs a purpose to read');
-SELECT todo('a protected table can become an inheritance child or a partition of an unprotected table, whose reads apply no consent policy', 2);
 SELECT ok(coalesce(pg_temp.try_then_undo(ARRAY['ALTER TABLE public.cl05_text INHERIT public.cl05_leak_parent'],
 		$$SELECT string_agg(subject, ',' ORDER BY subject) FROM public.cl05_leak_parent$$), 'refused') LIKE 'refused%',
 	'the owner cannot read the protected rows through an unprotected inheritance parent');
 SELECT ok(coalesce(pg_temp.try_then_undo(ARRAY['ALTER TABLE public.cl05_leak_pp ATTACH PARTITION public.cl05_text FOR VALUES FROM (0) TO (1000)'],
 		$$SELECT string_agg(subject, ',' ORDER BY subject) FROM public.cl05_leak_pp$$), 'refused') LIKE 'refused%',
 	'the owner cannot read the protected rows through an unprotected partitioned table');
-SELECT todo('code the owner attaches to a protected table (row triggers on DELETE/UPDATE without a WHERE clause, CHECK constraints) sees every row', 2);
-SELECT is(pg_temp.try_then_undo(ARRAY[
+SELECT ok(coalesce(pg_temp.try_then_undo(ARRAY[
 		$$CREATE FUNCTION public.cl05_grab() RETURNS trigger LANGUAGE plpgsql AS
 		  'BEGIN INSERT INTO public.cl05_loot VALUES (OLD.id, OLD.subject); RETURN NULL; END'$$,
 		$$CREATE TRIGGER cl05_grab BEFORE DELETE ON public.cl05_text FOR EACH ROW EXECUTE FUNCTION public.cl05_grab()$$,
 		$$DELETE FROM public.cl05_text$$],
 		$$SELECT string_agg(subject, ',' ORDER BY subject) FROM public.cl05_loot
-		   WHERE subject IN ('s2', 's3', 's5', 's6', 's7', 's9', 'nobody')$$), NULL,
-	'a BEFORE DELETE trigger of the owner never receives a hidden row');
-SELECT is(pg_temp.try_then_undo(ARRAY[
+		   WHERE subject IN ('s2', 's3', 's5', 's6', 's7', 's9', 'nobody')$$), 'nothing') ~ '^(nothing|refused)',
+	'a BEFORE DELETE trigger of the owner never receives a hidden row (refused, or no hidden row reaches it)');
+SELECT ok(coalesce(pg_temp.try_then_undo(ARRAY[
 		$$CREATE FUNCTION public.cl05_grab(text) RETURNS boolean LANGUAGE plpgsql AS
 		  'BEGIN INSERT INTO public.cl05_loot VALUES (0, $1); RETURN true; END'$$,
 		$$ALTER TABLE public.cl05_text ADD CONSTRAINT cl05_grab CHECK (public.cl05_grab(subject))$$],
 		$$SELECT string_agg(subject, ',' ORDER BY subject) FROM public.cl05_loot
-		   WHERE subject IN ('s2', 's3', 's5', 's6', 's7', 's9', 'nobody')$$), NULL,
-	'a CHECK constraint of the owner never evaluates a hidden row');
+		   WHERE subject IN ('s2', 's3', 's5', 's6', 's7', 's9', 'nobody')$$), 'nothing') ~ '^(nothing|refused)',
+	'a CHECK constraint of the owner never evaluates a hidden row (refused, or no hidden row reaches it)');
 RESET ROLE;
 SELECT is_empty($$SELECT * FROM public.cl05_loot$$, 'the attempts left nothing behind');
 
