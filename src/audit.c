@@ -127,6 +127,14 @@ typedef struct KeptChange
 } KeptChange;
 
 static List *kept_changes = NIL;	/* in TopTransactionContext */
+
+/* Per query and audited table: the encoder for its rows, the audit ledger */
+typedef struct AuditTriggerCache
+{
+	Oid			relid;
+	ClRowEncoder *enc;
+	Oid			log_relid;
+} AuditTriggerCache;
 static int64 kept_dropped = 0;
 
 /* Protected reads in progress in this backend */
@@ -383,18 +391,28 @@ row_key(Relation rel, HeapTuple tup)
 	return psprintf("(%s)=(%s)", names.data, vals.data);
 }
 
+static void row_hash_with(ClRowEncoder *enc, HeapTuple tup, uint8 *out);
+
 /* SHA-256 of a row's canonical encoding (ledger header zeroed) */
 static void
 row_hash(Relation rel, HeapTuple tup, uint8 *out)
 {
 	ClRowEncoder *enc = cl_encoder_create(RelationGetDescr(rel), CurrentMemoryContext);
+
+	row_hash_with(enc, tup, out);
+	cl_encoder_free(enc);
+}
+
+/* The same with an encoder the caller keeps (the trigger, per query). */
+static void
+row_hash_with(ClRowEncoder *enc, HeapTuple tup, uint8 *out)
+{
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	cl_encode_row(enc, tup, 0, 0, &buf);
 	crypto_hash_sha256(out, (const unsigned char *) buf.data, buf.len);
 	pfree(buf.data);
-	cl_encoder_free(enc);
 }
 
 /*
@@ -673,12 +691,29 @@ cl_audit_row(PG_FUNCTION_ARGS)
 	Relation	log;
 	Size		len;
 	char	   *data;
+	AuditTriggerCache *cache;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("audit_row() must be an AFTER trigger")));
 	rel = td->tg_relation;
+	cache = fcinfo->flinfo->fn_extra;
+	if (cache == NULL || cache->relid != RelationGetRelid(rel) ||
+		!cl_encoder_matches(cache->enc, RelationGetDescr(rel)))
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (cache == NULL)
+			cache = palloc0(sizeof(AuditTriggerCache));
+		else
+			cl_encoder_free(cache->enc);
+		cache->relid = RelationGetRelid(rel);
+		cache->enc = cl_encoder_create(RelationGetDescr(rel), fcinfo->flinfo->fn_mcxt);
+		cache->log_relid = audit_log_relid(true);
+		fcinfo->flinfo->fn_extra = cache;
+		MemoryContextSwitchTo(old);
+	}
 	op = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? "INSERT" :
 		TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "UPDATE" :
 		TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "DELETE" : "TRUNCATE";
@@ -693,22 +728,22 @@ cl_audit_row(PG_FUNCTION_ARGS)
 		r.str[NSTR] = row_key(rel, keytup);
 		if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		{
-			row_hash(rel, td->tg_trigtuple, r.h.old_hash);
+			row_hash_with(cache->enc, td->tg_trigtuple, r.h.old_hash);
 			r.h.has_old = true;
 		}
 		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		{
-			row_hash(rel, td->tg_trigtuple, r.h.new_hash);
+			row_hash_with(cache->enc, td->tg_trigtuple, r.h.new_hash);
 			r.h.has_new = true;
 		}
 		else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		{
-			row_hash(rel, td->tg_newtuple, r.h.new_hash);
+			row_hash_with(cache->enc, td->tg_newtuple, r.h.new_hash);
 			r.h.has_new = true;
 		}
 	}
 	data = serialize(&r, &len);
-	log = table_open(audit_log_relid(true), RowExclusiveLock);
+	log = table_open(cache->log_relid, RowExclusiveLock);
 	insert_record(log, (AuditHead *) data, data + sizeof(AuditHead));
 	table_close(log, RowExclusiveLock);
 	pfree(data);

@@ -1,0 +1,863 @@
+#!/usr/bin/env bash
+# consent_ledger benchmark harness (SPEC §8).  Not part of the test suite.
+#
+#   bash test/bench/run.sh [--quick] [--seed N] [--sizes 100k,1m,4m]
+#                          [--alt-sizes 10k,20k,100k] [--reps N] [--duration SECONDS]
+#
+# Run as root on a Debian bookworm machine, from a clone of the repository.
+# It installs what it needs, builds and installs the extension, starts a
+# throwaway preloaded server as user postgres (port 55800, its own socket
+# directory and data directory under /tmp), measures every figure of the
+# SPEC's performance table against its baseline in the same run, prints one
+# table and removes the server.  Results also go to test/bench/out/:
+# results.txt (the printed report), results.csv (every repetition's raw
+# value too) and ratios.png (the ratios against their targets).
+#
+# Method.  Each figure is measured side by side with its baseline,
+# alternating (baseline, ours[, alternative]) in each repetition (ABAB…);
+# the table shows the median of each side and ratio = median(ours) /
+# median(baseline).  Timed SQL is measured inside one psql session as the
+# difference of clock_timestamp() before and after the statement (the
+# statement runs in autocommit, so its commit is included); pgbench figures
+# use pgbench's "tps = … (without initial connection time)".  Before every
+# timed load, a CHECKPOINT (untimed) so that both sides start with no dirty
+# buffers; tables a timed statement reads are vacuumed first (hint bits).
+#
+#   --quick          1 repetition, sizes 10k,100k, alternatives at 10k,20k,
+#                    pgbench runs of 10 s: a few minutes
+#   --seed N         seeds setseed() for the generated data and pgbench's
+#                    --random-seed (default 42; 0 <= N <= 2147483647)
+#   --sizes LIST     row counts of the bulk-load and verify scaling rows
+#                    (default 100k,1m,4m; k = 1000, m = 1000000)
+#   --alt-sizes LIST sizes at which the PL/pgSQL + pgcrypto hash-chain
+#                    trigger is loaded too (default 10k,20k,100k)
+#   --reps N         repetitions per figure (default 3)
+#   --duration S     length of each pgbench run (default 20)
+#   BENCH_NO_BUILD=1 skips make && make install (use what is installed)
+#   BENCH_KEEP=1     leaves the server running and its directory in place
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/../.." && pwd)
+out="$here/test/bench/out"
+PORT=55800
+SEED=42
+REPS=3
+DURATION=20
+SIZES="100k,1m,4m"
+ALT_SIZES="10k,20k,100k"
+QUICK=0
+WH_ROWS=1000000          # reference warehouse: fact rows
+WH_SUBJECTS=100000       # ... and data subjects
+CLIENTS=8
+THREADS=2
+TPCB_SCALE=10
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
+sizes_given=0; alt_given=0; reps_given=0; dur_given=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) QUICK=1 ;;
+	--seed) SEED=${2:?--seed needs a value}; shift ;;
+	--seed=*) SEED=${1#*=} ;;
+	--sizes) SIZES=${2:?--sizes needs a value}; sizes_given=1; shift ;;
+	--sizes=*) SIZES=${1#*=}; sizes_given=1 ;;
+	--alt-sizes) ALT_SIZES=${2:?}; alt_given=1; shift ;;
+	--alt-sizes=*) ALT_SIZES=${1#*=}; alt_given=1 ;;
+	--reps) REPS=${2:?}; reps_given=1; shift ;;
+	--reps=*) REPS=${1#*=}; reps_given=1 ;;
+	--duration) DURATION=${2:?}; dur_given=1; shift ;;
+	--duration=*) DURATION=${1#*=}; dur_given=1 ;;
+	-h|--help) usage 0 ;;
+	*) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
+	esac
+	shift
+done
+if [ "$QUICK" = 1 ]; then
+	[ $sizes_given = 1 ] || SIZES="10k,100k"
+	[ $alt_given = 1 ] || ALT_SIZES="10k,20k"
+	[ $reps_given = 1 ] || REPS=1
+	[ $dur_given = 1 ] || DURATION=10
+fi
+[[ "$SEED" =~ ^[0-9]+$ ]] && [ "$SEED" -le 2147483647 ] || { echo "--seed must be 0..2147483647" >&2; exit 2; }
+[[ "$REPS" =~ ^[1-9][0-9]*$ ]] || { echo "--reps must be a positive integer" >&2; exit 2; }
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "--duration must be a positive integer" >&2; exit 2; }
+WARMUP=$(( DURATION / 4 > 3 ? DURATION / 4 : 3 ))   # untimed warm-up of each pgbench side
+
+# "100k" -> 100000, "4m" -> 4000000
+to_rows() {
+	local s=${1,,}
+	[[ "$s" =~ ^[0-9]+[km]?$ ]] || { echo "bad size: $1 (use e.g. 10k, 100000, 1m)" >&2; return 1; }
+	case "$s" in
+	*k) echo $(( ${s%k} * 1000 )) ;;
+	*m) echo $(( ${s%m} * 1000000 )) ;;
+	*) echo "$s" ;;
+	esac
+}
+# 4000000 -> "4M", 100000 -> "100k"
+label() {
+	local n=$1
+	if [ $((n % 1000000)) = 0 ]; then echo "$((n / 1000000))M"
+	elif [ $((n % 1000)) = 0 ]; then echo "$((n / 1000))k"
+	else echo "$n"; fi
+}
+parse_sizes() {
+	local list=$1 s r=""
+	IFS=, read -ra parts <<<"$list"
+	for s in "${parts[@]}"; do r="$r $(to_rows "$s")" || exit 2; done
+	echo "$r" | tr ' ' '\n' | grep . | sort -n -u | tr '\n' ' '
+}
+SIZE_ROWS=$(parse_sizes "$SIZES")
+ALT_ROWS=$(parse_sizes "$ALT_SIZES")
+ALL_ROWS=$(echo "$SIZE_ROWS $ALT_ROWS" | tr ' ' '\n' | grep . | sort -n -u | tr '\n' ' ')
+in_list() { local x=$1; shift; for y in $*; do [ "$x" = "$y" ] && return 0; done; return 1; }
+STAGE_ROWS=$WH_ROWS
+for n in $ALL_ROWS; do [ "$n" -gt "$STAGE_ROWS" ] && STAGE_ROWS=$n; done
+# setseed() takes a value in [-1, 1]
+SEED_FLOAT=$(awk -v s="$SEED" 'BEGIN { printf "%.10f", s / 2147483647 }')
+
+t_start=$(date +%s)
+
+# ---------------------------------------------------------------------
+# Packages, build, install
+# ---------------------------------------------------------------------
+. "$here/test/deps.sh"
+# Beyond test/deps.sh:
+#   postgresql-15-pgaudit  pgaudit, the "pgaudit.log = 'write'" alternative
+#                          column of the tpcb figure (preloaded by this server)
+#   gnuplot-nox            draws test/bench/out/ratios.png (no X needed)
+#   postgresql-contrib     pgcrypto (digest()) for the PL/pgSQL hash-chain
+#                          alternative; postgresql-15 ships it, named for clarity
+bench_packages="postgresql-15-pgaudit gnuplot-nox postgresql-contrib"
+if [ "$(id -u)" = 0 ]; then
+	cl_install_deps
+	missing=""
+	for p in $bench_packages; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		echo "installing:$missing"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	fi
+else
+	echo "not root: installing nothing (needs $cl_packages $bench_packages)" >&2
+fi
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+	make -C "$here" -s >/dev/null
+	if [ "$(id -u)" = 0 ]; then
+		make -C "$here" -s install >/dev/null
+	fi
+fi
+PGBIN=$(pg_config --bindir)
+[ -f "$(pg_config --pkglibdir)/pgaudit.so" ] || { echo "pgaudit is not installed (postgresql-15-pgaudit)" >&2; exit 1; }
+command -v gnuplot >/dev/null || echo "gnuplot not found: no chart" >&2
+
+# ---------------------------------------------------------------------
+# The throwaway server
+# ---------------------------------------------------------------------
+work=$(mktemp -d /tmp/consent_ledger_bench.XXXXXX)
+chmod 755 "$work"
+if [ "$(id -u)" = 0 ]; then
+	chown postgres:postgres "$work"
+	RUN="su postgres -s /bin/bash -c"
+else
+	RUN="bash -c"
+fi
+cleanup() {
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "BENCH_KEEP=1: server left running, port $PORT, socket and data in $work"
+		return
+	fi
+	$RUN "$PGBIN/pg_ctl -D $work/data -m immediate stop" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+CONF="# consent_ledger benchmark server
+shared_preload_libraries = 'consent_ledger,pgaudit'
+shared_buffers = 1GB
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+synchronous_commit = on               # default durability
+fsync = on
+max_parallel_workers_per_gather = 0   # 2 only for the parallel figure (SET in its sessions)
+max_worker_processes = 16             # room for the sealer workers (one per database) + 2 parallel workers
+consent_ledger.seal_interval = '1s'
+autovacuum = on
+port = $PORT
+unix_socket_directories = '$work'
+listen_addresses = ''"
+
+$RUN "$PGBIN/initdb -D $work/data -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null"
+echo "$CONF" >> "$work/data/postgresql.conf"
+$RUN "$PGBIN/pg_ctl -D $work/data -l $work/server.log -w start >/dev/null"
+
+export PGHOST="$work" PGPORT="$PORT"
+PSQL="psql -X -q -At -v ON_ERROR_STOP=1"
+# q DB USER: runs SQL from stdin (or -c ...)
+q() { local db=$1 user=$2; shift 2; $PSQL -d "$db" -U "$user" "$@"; }
+
+mkdir -p "$out"
+RES="$work/results"
+mkdir -p "$RES"
+: > "$RES/rows.tsv"     # id, figure, size, unit, target op, target value, alternative name
+: > "$RES/runs.tsv"     # id, side (base, ours, alt, seal), value (number or text)
+: > "$RES/notes.txt"
+: > "$RES/phases.txt"
+
+# ---------------------------------------------------------------------
+# Header: machine facts and configuration
+# ---------------------------------------------------------------------
+{
+	echo "consent_ledger benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo
+	echo "machine:"
+	echo "  nproc:       $(nproc)"
+	echo "  memory:      $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+	echo "  CPU:         $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+	echo "  PostgreSQL:  $(q postgres postgres -c 'SELECT version()')"
+	echo "  kernel:      $(uname -r)"
+	echo "  extension:   consent_ledger $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$here/consent_ledger.control"), commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$here" diff --quiet HEAD -- src sql consent_ledger--*.sql 2>/dev/null || echo ' + uncommitted changes')"
+	echo
+	echo "run: seed $SEED, $REPS repetition(s), sizes $(for n in $SIZE_ROWS; do printf '%s ' "$(label "$n")"; done)| alternative sizes $(for n in $ALT_ROWS; do printf '%s ' "$(label "$n")"; done)| pgbench -c $CLIENTS -j $THREADS -T $DURATION$([ "$QUICK" = 1 ] && echo ' | --quick')"
+	echo "warehouse: $WH_ROWS fact rows, $WH_SUBJECTS subjects"
+	echo
+	echo "server configuration (initdb -A trust -E UTF8 --locale=C.UTF-8, then appended to its postgresql.conf;"
+	echo "everything else is PostgreSQL 15's default):"
+	echo "$CONF" | sed 's/^/  /'
+	echo
+} | tee "$RES/header.txt"
+
+note() { echo "  note: $*"; echo "$*" >> "$RES/notes.txt"; }
+# phases are timed through a file: figures run in subshells
+phase_start() { printf '%s\t%s\n' "$(date +%s)" "$1" > "$RES/phase"; echo; echo "== $1"; }
+phase_end() {
+	local t0 name
+	IFS=$'\t' read -r t0 name < "$RES/phase"
+	printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$RES/phases.txt"
+}
+# row ID FIGURE SIZE UNIT OP TARGET [ALT-NAME [CHART-LABEL]]
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "${7:-}" "${8:-$2, $3}" >> "$RES/rows.tsv"; }
+# val ID SIDE VALUE
+val() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$RES/runs.tsv"; }
+# runs a figure in a subshell with errexit; a failure is reported, not fatal
+figure() {
+	local rc
+	set +e
+	( set -e; "$@" )
+	rc=$?
+	set -e
+	if [ $rc != 0 ]; then
+		note "$1 failed (exit $rc); see the messages above"
+		phase_end
+	fi
+	return 0
+}
+
+# timed DB USER SETUP STATEMENT [EXTRA-EXPR]: seconds taken by STATEMENT
+# (after SETUP, in the same session); with EXTRA-EXPR, "seconds|extra".
+timed() {
+	local r
+	r=$(q "$1" "$2" <<SQL
+SET client_min_messages = warning;
+$3
+SELECT extract(epoch FROM clock_timestamp()) AS bench_t0 \gset
+$4
+SELECT round(extract(epoch FROM clock_timestamp()) - :bench_t0, 6)${5:+, $5};
+SQL
+	) || { echo "timed statement failed: $4" >&2; return 1; }
+	echo "$r" | tail -n1
+}
+
+# pgb DB SCRIPT-ARGS...: the tps of one pgbench run (PGOPTIONS passes settings)
+pgb() {
+	local db=$1 o tps
+	shift
+	o=$(pgbench -U postgres -c "$CLIENTS" -j "$THREADS" -T "$DURATION" --random-seed="$SEED" "$@" "$db" 2>&1) || {
+		echo "$o" | tail -n 20 >&2; echo "pgbench failed" >&2; return 1; }
+	tps=$(echo "$o" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p')
+	[ -n "$tps" ] || { echo "$o" >&2; echo "no tps line" >&2; return 1; }
+	echo "$tps"
+}
+
+# ---------------------------------------------------------------------
+# The reference warehouse
+# ---------------------------------------------------------------------
+setup_warehouse() {
+	phase_start "setup: reference warehouse (seed $SEED)"
+	q postgres postgres -c "CREATE DATABASE bench"
+	q bench postgres >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION consent_ledger;
+CREATE EXTENSION pgcrypto;
+CREATE EXTENSION pgaudit;
+-- each subject's draw decides its consent story: r < 0.70 grants;
+-- r < 0.05 then withdraws; 0.05 <= r < 0.07 grants with a short expiry
+SELECT setseed($SEED_FLOAT);
+CREATE TABLE subjects AS
+SELECT s::bigint AS subject_id, random() AS r FROM generate_series(1, $WH_SUBJECTS) s;
+ALTER TABLE subjects ADD PRIMARY KEY (subject_id);
+-- the source of every load: $STAGE_ROWS rows, $WH_SUBJECTS subjects (the
+-- first N rows are the same whatever the sizes: one sequence, in order)
+SELECT setseed($SEED_FLOAT);
+CREATE TABLE stage AS
+SELECT g::bigint AS id,
+       (1 + floor(random() * $WH_SUBJECTS))::bigint AS subject_id,
+       round((random() * 1000)::numeric, 2)::numeric(12,2) AS amount,
+       timestamptz '2024-01-01 00:00:00+00' + random() * interval '365 days' AS at,
+       'order ' || md5(random()::text) AS note
+FROM generate_series(1, $STAGE_ROWS) g;
+
+CREATE TABLE fact_plain (id bigint PRIMARY KEY, subject_id bigint NOT NULL,
+                         amount numeric(12,2), at timestamptz, note text);
+INSERT INTO fact_plain SELECT id, subject_id, amount, at, note FROM stage WHERE id <= $WH_ROWS ORDER BY id;
+CREATE TABLE fact_prot (LIKE fact_plain INCLUDING ALL);
+INSERT INTO fact_prot SELECT * FROM fact_plain ORDER BY id;
+CREATE TABLE fact_rls (LIKE fact_plain INCLUDING ALL);
+INSERT INTO fact_rls SELECT * FROM fact_plain ORDER BY id;
+
+CREATE ROLE bench_analyst LOGIN;
+GRANT SELECT ON fact_plain, fact_prot, fact_rls TO bench_analyst;
+-- figure 6 reads its own backend's memory contexts
+GRANT SELECT ON pg_backend_memory_contexts TO bench_analyst;
+GRANT EXECUTE ON FUNCTION pg_get_backend_memory_contexts() TO bench_analyst;
+SELECT consent_ledger.define_purpose('analytics', 'benchmark analytics');
+SELECT consent_ledger.authorize_purpose('bench_analyst', 'analytics');
+SELECT consent_ledger.protect('fact_prot', 'subject_id');
+SELECT consent_ledger.create_purpose_view('fact_prot', 'analytics', 'public.fact_analytics');
+GRANT SELECT ON fact_analytics TO bench_analyst;
+SQL
+	local t n
+	n=$(q bench postgres -c "SELECT count(*) FROM subjects WHERE r < 0.70 AND NOT (r >= 0.05 AND r < 0.07)")
+	t=$(timed bench postgres "" "
+BEGIN;
+SELECT count(consent_ledger.grant_consent(g, 'analytics'))
+FROM generate_series(1, $WH_SUBJECTS) g JOIN subjects s ON s.subject_id = g
+WHERE s.r < 0.70 AND NOT (s.r >= 0.05 AND s.r < 0.07);
+COMMIT;")
+	echo "  $n grants (one transaction): ${t} s"
+	note "consent: $n grant_consent() calls in one transaction took $t s ($(awk -v n="$n" -v t="$t" 'BEGIN { printf "%.0f", n / t }') grants/s)"
+	t=$(timed bench postgres "" "
+BEGIN;
+SELECT count(consent_ledger.withdraw_consent(subject_id, 'analytics')) FROM subjects WHERE r < 0.05;
+COMMIT;")
+	echo "  withdrawals (5%): $t s"
+	t=$(timed bench postgres "" "
+BEGIN;
+SELECT count(consent_ledger.grant_consent(subject_id, 'analytics', clock_timestamp() + interval '1 second'))
+FROM subjects WHERE r >= 0.05 AND r < 0.07;
+COMMIT;
+SELECT pg_sleep(1.5);")
+	echo "  short grants (2%) + pg_sleep(1.5): $t s"
+	# the hand-written alternative: a consent table and an RLS policy with IN (SELECT ...)
+	q bench postgres >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE consent_simple (subject_id bigint, purpose text, granted_at timestamptz,
+                             expires_at timestamptz, withdrawn_at timestamptz,
+                             PRIMARY KEY (subject_id, purpose));
+INSERT INTO consent_simple
+SELECT subject_id, 'analytics', now(),
+       CASE WHEN r >= 0.05 AND r < 0.07 THEN now() - interval '1 second' END,
+       CASE WHEN r < 0.05 THEN now() END
+FROM subjects WHERE r < 0.70;
+GRANT SELECT ON consent_simple TO bench_analyst;
+ALTER TABLE fact_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY consent_read ON fact_rls FOR SELECT USING (
+  subject_id IN (SELECT c.subject_id FROM consent_simple c
+                 WHERE c.purpose = current_setting('app.purpose', true)
+                   AND c.withdrawn_at IS NULL
+                   AND (c.expires_at IS NULL OR c.expires_at > now())));
+SELECT consent_ledger.seal();
+VACUUM ANALYZE;
+CHECKPOINT;
+SQL
+	phase_end
+}
+
+# ---------------------------------------------------------------------
+# Figure 1: single-row INSERT, pgbench -c 8 -j 2, ledger vs plain table
+# ---------------------------------------------------------------------
+fig_insert() {
+	phase_start "figure 1: single-row INSERT, pgbench -c $CLIENTS -j $THREADS -T $DURATION"
+	local id=insert side t tps
+	row $id "single-row INSERT, pgbench -c $CLIENTS -j $THREADS" "1 row/txn" tps ge 0.80 "" "INSERT, pgbench" 
+	q bench postgres >/dev/null <<'SQL'
+CREATE TABLE ins_plain (id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text);
+CREATE TABLE ins_ledger (id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text);
+SELECT consent_ledger.create_ledger('ins_ledger');
+SQL
+	for t in plain ledger; do
+		cat > "$work/insert_$t.sql" <<SQL
+\set s random(1, $WH_SUBJECTS)
+\set c random(1, 100000)
+INSERT INTO ins_$t (subject_id, amount, at, note) VALUES (:s, :c / 100.0, now(), 'pgbench order');
+SQL
+	done
+	# an untimed warm-up of each side first: the very first run would also pay
+	# for creating WAL segments that later runs recycle
+	DURATION=$WARMUP pgb bench -n -f "$work/insert_plain.sql" >/dev/null
+	DURATION=$WARMUP pgb bench -n -f "$work/insert_ledger.sql" >/dev/null
+	q bench postgres -c "SELECT consent_ledger.seal()" >/dev/null
+	for r in $(seq "$REPS"); do
+		for side in base ours; do
+			t=plain; [ $side = ours ] && t=ledger
+			q bench postgres -c "CHECKPOINT"
+			tps=$(pgb bench -n -f "$work/insert_$t.sql")
+			val $id $side "$tps"
+			# sealing is part of the ledger's cost, but must not spill into the next run
+			[ $side = ours ] && q bench postgres -c "SELECT consent_ledger.seal()" >/dev/null
+			echo "  rep $r: $t $tps tps"
+		done
+	done
+	q bench postgres -c "SELECT consent_ledger.seal()" >/dev/null
+	local v
+	v=$(q bench postgres -c "SELECT valid, rows FROM consent_ledger.verify('ins_ledger')")
+	note "figure 1: ins_ledger after the runs: verify valid|rows = $v"
+	phase_end
+}
+
+# ---------------------------------------------------------------------
+# Figures 2 and 3: bulk load (INSERT ... SELECT and COPY FROM a file) into
+# a fresh ledger vs a fresh plain table; verify vs COPY TO '/dev/null'
+# ---------------------------------------------------------------------
+ALT_TRIGGER_SQL=$(cat <<'SQL'
+-- The hand-written alternative: a PL/pgSQL + pgcrypto hash chain.  Each row
+-- stores sha256(previous row's hash || row text), the previous hash read
+-- from the latest row; the advisory lock serializes inserters (needed for
+-- a correct chain under concurrency; uncontended here).
+CREATE OR REPLACE FUNCTION alt_chain_hash() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+	prev bytea;
+BEGIN
+	PERFORM pg_advisory_xact_lock(724242);
+	EXECUTE format('SELECT row_hash FROM %s ORDER BY id DESC LIMIT 1', TG_RELID::regclass) INTO prev;
+	NEW.row_hash := digest(coalesce(prev, '\x'::bytea)
+		|| convert_to(ROW(NEW.id, NEW.subject_id, NEW.amount, NEW.at, NEW.note)::text, 'UTF8'), 'sha256');
+	RETURN NEW;
+END
+$f$;
+SQL
+)
+
+fresh_table() { # NAME KIND(plain|ledger|alt)
+	local cols="id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text"
+	case $2 in
+	plain) q bench postgres -c "CREATE TABLE $1 ($cols)" ;;
+	ledger) q bench postgres -c "CREATE TABLE $1 ($cols)" -c "SELECT consent_ledger.create_ledger('$1')" >/dev/null ;;
+	alt) q bench postgres -c "CREATE TABLE $1 ($cols, row_hash bytea)" \
+		-c "CREATE TRIGGER alt_chain_hash BEFORE INSERT ON $1 FOR EACH ROW EXECUTE FUNCTION alt_chain_hash()" ;;
+	esac
+}
+drop_table() { # NAME KIND
+	if [ "$2" = ledger ]; then
+		q bench postgres -c "SELECT consent_ledger.retire_ledger('$1')" -c "DROP TABLE $1" >/dev/null
+	else
+		q bench postgres -c "DROP TABLE $1"
+	fi
+}
+
+fig_bulk() {
+	phase_start "figure 2: bulk load into a fresh table (sizes $(for n in $ALL_ROWS; do printf '%s ' "$(label "$n")"; done))"
+	q bench postgres -c "$ALT_TRIGGER_SQL"
+	local n lab m r side kind tbl t s stmt id alt last
+	for n in $ALL_ROWS; do
+		lab=$(label "$n")
+		q bench postgres <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS stage_n;
+CREATE TABLE stage_n AS SELECT subject_id, amount, at, note FROM stage WHERE id <= $n ORDER BY id;
+COPY stage_n TO '$work/load.copy';
+VACUUM ANALYZE stage_n;
+SQL
+		alt=""; in_list "$n" $ALT_ROWS && alt=alt
+		for m in insert copy; do
+			id="bulk_${m}_$n"
+			if [ $m = insert ]; then
+				row "$id" "bulk load, INSERT ... SELECT" "$lab" s le 1.5 "${alt:+PL/pgSQL+pgcrypto chain}" "INSERT..SELECT $lab"
+			else
+				row "$id" "bulk load, COPY FROM file" "$lab" s le 1.5 "${alt:+PL/pgSQL+pgcrypto chain}" "COPY FROM $lab"
+			fi
+		done
+		for r in $(seq "$REPS"); do
+			for m in insert copy; do
+				id="bulk_${m}_$n"
+				if [ $m = insert ]; then
+					stmt="INSERT INTO %s (subject_id, amount, at, note) SELECT subject_id, amount, at, note FROM stage_n;"
+				else
+					stmt="COPY %s (subject_id, amount, at, note) FROM '$work/load.copy';"
+				fi
+				printf '  %s rep %s %-6s' "$lab" "$r" "$m:"
+				for side in base ours $alt; do
+					case $side in base) kind=plain ;; ours) kind=ledger ;; alt) kind=alt ;; esac
+					tbl="bl_${kind}_${m}_${n}_$r"
+					fresh_table "$tbl" $kind
+					# shellcheck disable=SC2059
+					t=$(timed bench postgres "CHECKPOINT;" "$(printf "$stmt" "$tbl")")
+					val "$id" $side "$t"
+					printf ' %s %s s' "$kind" "$t"
+					if [ $side = ours ]; then
+						s=$(timed bench postgres "" "SELECT consent_ledger.seal();")
+						val "$id" seal "$s"
+						printf ' (+seal %s s)' "$s"
+					fi
+					# keep the last INSERT-loaded ledger of each scaling size for figure 3
+					last=0; [ $r = "$REPS" ] && [ $m = insert ] && [ $kind = ledger ] && in_list "$n" $SIZE_ROWS && last=1
+					[ $last = 1 ] || drop_table "$tbl" $kind
+				done
+				echo
+			done
+		done
+		q bench postgres -c "DROP TABLE stage_n"
+		rm -f "$work/load.copy"
+	done
+	phase_end
+}
+
+fig_verify() {
+	phase_start "figure 3: verify() vs COPY t TO '/dev/null'"
+	local n lab tbl r t v id
+	for n in $SIZE_ROWS; do
+		lab=$(label "$n")
+		tbl="bl_ledger_insert_${n}_$REPS"
+		id="verify_$n"
+		row "$id" "verify of an N-row ledger" "$lab" s le 2 "" "verify $lab"
+		q bench postgres -c "SELECT consent_ledger.seal()" -c "VACUUM ANALYZE $tbl" -c "CHECKPOINT" >/dev/null
+		for r in $(seq "$REPS"); do
+			t=$(timed bench postgres "" "COPY $tbl TO '/dev/null';")
+			val "$id" base "$t"
+			v=$(timed bench postgres "" \
+				"SELECT count(*) FILTER (WHERE valid) AS ok, sum(rows) AS nrows FROM consent_ledger.verify('$tbl') \gset" \
+				":ok = 1 AND :nrows = $n")
+			[ "${v#*|}" = t ] || { note "verify('$tbl') did not return one valid ledger of $n rows (rep $r)"; val "$id" ours "verify invalid"; continue; }
+			val "$id" ours "${v%|*}"
+			echo "  $lab rep $r: COPY TO /dev/null ${t} s, verify ${v%|*} s"
+		done
+	done
+	phase_end
+}
+
+# ---------------------------------------------------------------------
+# Figure 4: protected SELECT count(*), sum(amount) as the analyst
+# ---------------------------------------------------------------------
+fig_select() {
+	phase_start "figure 4: protected SELECT count(*), sum(amount) over $WH_ROWS rows, $WH_SUBJECTS subjects"
+	local query="SELECT count(*), sum(amount) FROM %s;"
+	local expected got
+	expected=$(q bench postgres -c "SELECT count(*) || '|' || sum(f.amount) FROM fact_plain f JOIN subjects s USING (subject_id) WHERE s.r >= 0.07 AND s.r < 0.70")
+	# variant: id label chart-label baseline-setup ours-setup ours-table alt-setup alt-table
+	local variants=(
+		"select|protected SELECT, purpose GUC|SELECT (GUC)||SET consent_ledger.purpose = 'analytics';|fact_prot|SET app.purpose = 'analytics';|fact_rls"
+		"select_view|protected SELECT, purpose view|SELECT (view)|||fact_analytics||"
+		"select_par|protected SELECT, parallel (2 workers)|SELECT (parallel)|SET max_parallel_workers_per_gather = 2;|SET max_parallel_workers_per_gather = 2; SET consent_ledger.purpose = 'analytics';|fact_prot|SET max_parallel_workers_per_gather = 2; SET app.purpose = 'analytics';|fact_rls"
+	)
+	local v id lab short bset oset otab aset atab r side setup tab t res
+	for v in "${variants[@]}"; do
+		IFS='|' read -r id lab short bset oset otab aset atab <<<"$v"
+		row "$id" "$lab" "$(label "$WH_ROWS")" s le 1.3 "${atab:+RLS IN (SELECT ...)}" "$short"
+		for r in $(seq "$REPS"); do
+			printf '  %s rep %s:' "$id" "$r"
+			for side in base ours ${atab:+alt}; do
+				case $side in
+				base) setup=$bset tab=fact_plain ;;
+				ours) setup=$oset tab=$otab ;;
+				alt) setup=$aset tab=$atab ;;
+				esac
+				# a fresh session; one untimed run first (consent cache, buffers)
+				# shellcheck disable=SC2059
+				res=$(timed bench bench_analyst "$setup $(printf "$query" "$tab")" \
+					"SELECT count(*) AS n, sum(amount) AS s FROM $tab \gset" ":'n' || '|' || :'s'")
+				t=${res%%|*}
+				val "$id" $side "$t"
+				printf ' %s %s s' "$tab" "$t"
+				if [ "$side" != base ] && [ "${res#*|}" != "$expected" ]; then
+					note "$id: $tab as bench_analyst returned count|sum ${res#*|}, expected $expected (consenting subjects only)"
+				fi
+			done
+			echo
+		done
+	done
+	# the first protected read of a session loads the consent cache
+	id=select_cold
+	row $id "protected SELECT, first in a new session" "$(label "$WH_ROWS")" s info ""
+	for r in $(seq "$REPS"); do
+		t=$(timed bench bench_analyst "" "$(printf "$query" fact_plain)")
+		val $id base "$t"
+		res=$(timed bench bench_analyst "SET consent_ledger.purpose = 'analytics';" "$(printf "$query" fact_prot)")
+		val $id ours "$res"
+		echo "  cold rep $r: fact_plain $t s, fact_prot $res s"
+	done
+	# did the parallel runs get their workers?
+	local w
+	for tab in fact_plain fact_prot fact_rls; do
+		w=$(q bench bench_analyst <<SQL | sed -n 's/.*Workers Launched: \([0-9]*\).*/\1/p' | head -n1
+SET max_parallel_workers_per_gather = 2; SET consent_ledger.purpose = 'analytics'; SET app.purpose = 'analytics';
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT count(*), sum(amount) FROM $tab;
+SQL
+		)
+		note "figure 4 parallel: $tab launched ${w:-0} parallel workers"
+	done
+	phase_end
+}
+
+# ---------------------------------------------------------------------
+# Figure 5: pgbench tpcb with consent_ledger.audit('pgbench_accounts')
+# ---------------------------------------------------------------------
+fig_tpcb() {
+	phase_start "figure 5: pgbench tpcb-like, scale $TPCB_SCALE, -c $CLIENTS -j $THREADS -T $DURATION"
+	local id=tpcb have_audit msg="" r tps db
+	row $id "pgbench tpcb-like, audit('pgbench_accounts')" "scale $TPCB_SCALE" tps ge 0.90 "pgaudit.log = 'write'" "tpcb + audit()"
+	for db in tpcb_base tpcb_audit; do
+		q postgres postgres -c "CREATE DATABASE $db"
+		q $db postgres -c "SET client_min_messages = warning" -c "CREATE EXTENSION consent_ledger" -c "CREATE EXTENSION pgaudit"
+		pgbench -U postgres -i -q -s "$TPCB_SCALE" $db >/dev/null 2>&1
+	done
+	have_audit=$(q tpcb_audit postgres -c "SELECT to_regprocedure('consent_ledger.audit(regclass)') IS NOT NULL
+		OR EXISTS (SELECT FROM pg_proc WHERE proname = 'audit' AND pronamespace = 'consent_ledger'::regnamespace)")
+	if [ "$have_audit" = t ]; then
+		if ! msg=$(q tpcb_audit postgres -c "SELECT consent_ledger.audit('pgbench_accounts')" 2>&1); then
+			have_audit=f
+			msg="n/a (audit() failed: $(echo "$msg" | head -n1 | sed 's/^psql:[^:]*:[0-9]*: //'))"
+		fi
+	else
+		msg="n/a (audit() not available)"
+	fi
+	# untimed warm-up runs (see figure 1)
+	DURATION=$WARMUP pgb tpcb_base >/dev/null
+	[ "$have_audit" = t ] && DURATION=$WARMUP pgb tpcb_audit >/dev/null
+	q tpcb_base postgres -c "VACUUM ANALYZE" -c "CHECKPOINT"
+	q tpcb_audit postgres -c "VACUUM ANALYZE" -c "CHECKPOINT"
+	for r in $(seq "$REPS"); do
+		q postgres postgres -c "CHECKPOINT"
+		tps=$(pgb tpcb_base)
+		val $id base "$tps"
+		printf '  rep %s: no audit %s tps' "$r" "$tps"
+		if [ "$have_audit" = t ]; then
+			q postgres postgres -c "CHECKPOINT"
+			tps=$(pgb tpcb_audit)
+			val $id ours "$tps"
+			printf ', audit() %s tps' "$tps"
+		else
+			val $id ours "$msg"
+		fi
+		q postgres postgres -c "CHECKPOINT"
+		tps=$(PGOPTIONS="-c pgaudit.log=write" pgb tpcb_base)
+		val $id alt "$tps"
+		printf ', pgaudit write %s tps\n' "$tps"
+	done
+	[ "$have_audit" = t ] || echo "  $msg"
+	note "figure 5: pgaudit wrote $(grep -c 'AUDIT: SESSION,' "$work/server.log" || true) log lines in total"
+	phase_end
+}
+
+# ---------------------------------------------------------------------
+# Figure 6: backend memory after reading protected rows
+# ---------------------------------------------------------------------
+fig_memory() {
+	phase_start "figure 6: backend memory of an analyst session reading protected rows"
+	local reads=20 res start after1 afterN cache1 cacheN n k growth sql
+	# per-context totals are written by psql (not into tables: a temporary
+	# table would itself allocate local-buffer memory)
+	sql="SELECT name, sum(total_bytes) FROM pg_backend_memory_contexts GROUP BY name ORDER BY name"
+	# the same three measuring statements each time, so that from the second
+	# time on their own plans and catalog caches are already in memory
+	measure() {
+		echo "SELECT sum(total_bytes) AS m$1 FROM pg_backend_memory_contexts \gset"
+		echo "SELECT coalesce(sum(total_bytes), 0) AS c$1 FROM pg_backend_memory_contexts WHERE name = 'consent_ledger consent cache' \gset"
+		echo "$sql \g $work/mem$1.txt"
+	}
+	res=$(
+		{
+			measure 0
+			echo "SET consent_ledger.purpose = 'analytics';"
+			echo "SELECT count(*) FROM fact_prot \g /dev/null"
+			measure 1
+			for k in $(seq 2 "$reads"); do
+				if [ $((k % 2)) = 0 ]; then echo "SELECT sum(amount) FROM fact_prot \g /dev/null"
+				else echo "SELECT count(*) FROM fact_prot \g /dev/null"; fi
+			done
+			measure 2
+			echo "SELECT :m0, :m1, :m2, :c1, :c2;"
+		} | q bench bench_analyst
+	)
+	IFS='|' read -r start after1 afterN cache1 cacheN <<<"$(echo "$res" | tail -n1)"
+	n=$(label "$WH_ROWS")
+	row mem_1 "backend memory: session start -> after 1 scan" "$n rows read" bytes info ""
+	val mem_1 base "$start"; val mem_1 ours "$after1"
+	row mem_n "backend memory: after 1 scan -> after $reads scans" "$(label $((WH_ROWS * reads))) rows read" bytes bounded ""
+	val mem_n base "$after1"; val mem_n ours "$afterN"
+	# bounded: reading $reads - 1 more scans' worth of rows adds less than 1 MiB
+	val mem_n met "$([ $((afterN - after1)) -lt 1048576 ] && echo yes || echo NO)"
+	row mem_cache "consent cache context (in the above)" "$(label "$WH_SUBJECTS") subjects" bytes info ""
+	val mem_cache base "$cache1"; val mem_cache ours "$cacheN"
+	echo "  session start $start B, after 1 scan $after1 B, after $reads scans $afterN B; consent cache $cache1 B -> $cacheN B"
+	growth=$(awk -F'|' 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d != 0) printf "%s%s %+d B", (n++ ? ", " : ""), $1, d }' \
+		"$work/mem1.txt" "$work/mem2.txt")
+	note "figure 6: contexts that changed from scan 1 to scan $reads: ${growth:-none}"
+	local granted
+	granted=$(q bench postgres -c "SELECT count(DISTINCT subject) FROM consent_ledger.consent_events")
+	note "figure 6: consent cache $cacheN bytes for $granted subjects with events ($(awk -v c="$cacheN" -v g="$granted" 'BEGIN { printf "%.0f", c / g }') B/subject)"
+	phase_end
+}
+
+# ---------------------------------------------------------------------
+# After the figures: every ledger the run wrote must still verify
+# ---------------------------------------------------------------------
+check_integrity() {
+	phase_start "integrity: seal() and verify() of every ledger the run wrote"
+	local db res
+	for db in bench tpcb_audit; do
+		q postgres postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 || continue
+		q $db postgres -c "SELECT consent_ledger.seal()" >/dev/null
+		res=$(q $db postgres -c "SET client_min_messages = warning" \
+			-c "SELECT relation::text, rows, pending, valid, coalesce(problem, '') FROM consent_ledger.verify() ORDER BY 1")
+		echo "$res" | sed "s/^/  $db: /"
+		if echo "$res" | awk -F'|' '$4 != "t"' | grep -q .; then
+			note "integrity: $db has a ledger that does not verify: $(echo "$res" | awk -F'|' '$4 != "t"' | head -n3 | tr '\n' ';')"
+		else
+			note "integrity: $db: $(echo "$res" | grep -c .) ledger(s), all verify"
+		fi
+	done
+	phase_end
+}
+
+setup_warehouse
+figure fig_insert
+figure fig_bulk
+figure fig_verify
+figure fig_select
+figure fig_tpcb
+figure fig_memory
+figure check_integrity
+
+# ---------------------------------------------------------------------
+# Report: table, CSV, chart
+# ---------------------------------------------------------------------
+total=$(( $(date +%s) - t_start ))
+echo "total	$total" >> "$RES/phases.txt"
+awk -F'\t' -v txt="$RES/table.txt" -v csv="$out/results.csv" -v dat="$RES/ratios.dat" '
+function isnum(x) { return x ~ /^-?[0-9]+(\.[0-9]+)?$/ }
+function median(list,   a, n, i, j, t) {
+	n = split(list, a, ";")
+	for (i = 1; i <= n; i++) a[i] += 0
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function fmt(v, unit) {
+	if (unit == "s") return sprintf("%.3f s", v)
+	if (unit == "tps") return sprintf("%.0f tps", v)
+	if (unit == "bytes") return sprintf("%.1f MiB", v / 1048576)
+	return v
+}
+function cell(id, side, unit) {
+	if (text[id, side] != "") return text[id, side]
+	if (runs[id, side] == "") return ""
+	return fmt(median(runs[id, side]), unit)
+}
+function csvq(s) { gsub(/"/, "\"\"", s); return "\"" s "\"" }
+FNR == NR { order[++nrows] = $1; fig[$1] = $2; size[$1] = $3; unit[$1] = $4; op[$1] = $5; tgt[$1] = $6; altname[$1] = $7; short[$1] = $8; next }
+{
+	if (isnum($3)) runs[$1, $2] = runs[$1, $2] == "" ? $3 : runs[$1, $2] ";" $3
+	else text[$1, $2] = $3
+}
+END {
+	h[1] = "figure"; h[2] = "size"; h[3] = "baseline"; h[4] = "ours"; h[5] = "ratio"; h[6] = "target"; h[7] = "met?"
+	h[8] = "ledger seal"; h[9] = "alternative"; h[10] = "alt"; h[11] = "alt/baseline"
+	ncol = 11
+	print "figure,size,unit,baseline,ours,ratio,target,met,seal,alternative,alt,alt_ratio,baseline_runs,ours_runs,alt_runs,seal_runs" > csv
+	for (k = 1; k <= nrows; k++) {
+		id = order[k]; u = unit[id]
+		b = runs[id, "base"]; o = runs[id, "ours"]; a = runs[id, "alt"]
+		bm = b != "" ? median(b) : ""; om = (o != "" && text[id, "ours"] == "") ? median(o) : ""
+		am = a != "" ? median(a) : ""; sm = runs[id, "seal"] != "" ? median(runs[id, "seal"]) : ""
+		ratio = (bm != "" && om != "" && bm > 0) ? om / bm : ""
+		aratio = (bm != "" && am != "" && bm > 0) ? am / bm : ""
+		if (op[id] == "le") target = "<= " tgt[id] "x"
+		else if (op[id] == "ge") target = ">= " tgt[id]
+		else if (op[id] == "bounded") target = "bounded"
+		else target = "-"
+		met = ""
+		if (text[id, "met"] != "") met = text[id, "met"]
+		else if (ratio == "") met = (op[id] == "info" ? "" : "n/a")
+		else if (op[id] == "le") met = (sprintf("%.2f", ratio) + 0 <= tgt[id] + 0 ? "yes" : "NO")
+		else if (op[id] == "ge") met = (sprintf("%.2f", ratio) + 0 >= tgt[id] + 0 ? "yes" : "NO")
+		c[k, 1] = fig[id]; c[k, 2] = size[id]; c[k, 3] = cell(id, "base", u); c[k, 4] = cell(id, "ours", u)
+		c[k, 5] = ratio != "" ? sprintf("%.2f", ratio) : (text[id, "ours"] != "" ? "n/a" : "")
+		c[k, 6] = target; c[k, 7] = met
+		c[k, 8] = sm != "" ? fmt(sm, "s") : ""
+		c[k, 9] = (a != "" || text[id, "alt"] != "") ? altname[id] : ""
+		c[k, 10] = cell(id, "alt", u); c[k, 11] = aratio != "" ? sprintf("%.2f", aratio) : ""
+		for (j = 1; j <= ncol; j++) { l = length(c[k, j]); if (l > w[j]) w[j] = l }
+		printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", csvq(fig[id]), csvq(size[id]), u, bm,
+			(text[id, "ours"] != "" ? csvq(text[id, "ours"]) : om), (ratio != "" ? sprintf("%.4f", ratio) : ""),
+			csvq(target), met, sm, csvq(c[k, 9]), am, (aratio != "" ? sprintf("%.4f", aratio) : ""),
+			b, o, a, runs[id, "seal"] > csv
+		if (ratio != "" && (op[id] == "le" || op[id] == "ge")) {
+			lbl = short[id]; gsub(/"/, "", lbl)
+			printf "%d\t%s\t%.4f\t%s\t%s\t%d\n", ++np, lbl, ratio, tgt[id], (aratio != "" ? sprintf("%.4f", aratio) : "NaN"), (met == "yes" ? 2924588 : 3894952) > dat
+		}
+	}
+	for (j = 1; j <= ncol; j++) if (length(h[j]) > w[j]) w[j] = length(h[j])
+	line = ""; sep = ""
+	for (j = 1; j <= ncol; j++) { line = line sprintf("%s%-*s", (j > 1 ? " | " : ""), w[j], h[j]); sep = sep (j > 1 ? "-+-" : "") sprintf("%*s", w[j], ""); }
+	gsub(/ /, "-", sep)
+	print line > txt; print sep > txt
+	for (k = 1; k <= nrows; k++) {
+		line = ""
+		for (j = 1; j <= ncol; j++) line = line sprintf("%s%-*s", (j > 1 ? " | " : ""), w[j], c[k, j])
+		sub(/ +$/, "", line)
+		print line > txt
+	}
+}' "$RES/rows.tsv" "$RES/runs.tsv"
+
+{
+	cat "$RES/header.txt"
+	echo "results (median of $REPS run(s) per side; ratio = ours / baseline):"
+	echo
+	cat "$RES/table.txt"
+	echo
+	echo "figures: baseline = the same operation on a plain / unprotected table (tpcb: no audit; memory: the earlier"
+	echo "reading); ours = the ledger table, verify(), the protected table as an authorized analyst, audit(); ledger seal ="
+	echo "seal() right after the ledger load (sealing off the commit path); alternatives are hand-written equivalents."
+	echo
+	echo "notes:"
+	sed 's/^/  /' "$RES/notes.txt"
+	echo
+	echo "phase durations (s):"
+	awk -F'\t' '{ printf "  %-90s %6d\n", $1, $2 }' "$RES/phases.txt"
+} > "$out/results.txt"
+echo
+echo "=================================================================="
+sed -n "/^results (median/,\$p" "$out/results.txt"
+
+if command -v gnuplot >/dev/null && [ -s "$RES/ratios.dat" ]; then
+	cp "$RES/ratios.dat" "$out/ratios.dat"
+	gnuplot <<GP || echo "gnuplot failed: no chart" >&2
+set terminal pngcairo size 1500,900 font ",10"
+set output "$out/ratios.png"
+set termoption noenhanced
+set title "consent_ledger benchmark (seed $SEED, $REPS rep(s)): ratio ours / baseline against the SPEC targets\ntime ratios must stay at or below the red mark, tps ratios at or above it; green = target met"
+set style fill solid 0.85 border -1
+set boxwidth 0.35
+set grid ytics
+set ylabel "ratio (log scale)"
+set logscale y 2
+set key outside top center horizontal
+set datafile separator "\t"
+set xtics rotate by 40 right
+set lmargin 12
+set bmargin 9
+set xrange [0.3:*]
+set yrange [0.25:*]
+plot NaN with boxes lc rgb "#2ca02c" title "consent_ledger / baseline: target met", \
+     NaN with boxes lc rgb "#3b6ea8" title "consent_ledger / baseline: not met", \
+     "$out/ratios.dat" using (\$1-0.18):3:6:xtic(2) with boxes lc rgb variable notitle, \
+     "" using (\$1+0.18):5 with boxes lc rgb "#aaaaaa" title "hand-written alternative / baseline", \
+     "" using (\$1-0.42):4:(0.84):(0) with vectors nohead lw 3 lc rgb "#d62728" title "target"
+GP
+	rm -f "$out/ratios.dat"
+	[ -f "$out/ratios.png" ] && echo "chart: $out/ratios.png"
+fi
+echo "written: $out/results.txt $out/results.csv"
+echo "total time: ${total} s"
