@@ -532,7 +532,7 @@ my ($victim, $leaf) = split /\|/, $node->safe_psql($db, q{
 	SELECT r.record_id, l.first_leaf + l.off + (r.ledger_ord - l.first_ord)
 	FROM consent_ledger.audit_log r
 	JOIN l ON l.txn = r.ledger_txn AND r.ledger_ord >= l.first_ord AND r.ledger_ord < l.first_ord + l.cnt
-	WHERE r.application_name = 'reader_crash'});
+	WHERE r.application_name = 'reader_crash' AND r.outcome = 'started'});
 ok(defined $leaf && $leaf =~ /^\d+$/ && $leaf < $asize, "tamper: the record to alter is sealed, at leaf $leaf");
 
 $node->safe_psql($db, qq{
