@@ -809,16 +809,6 @@ cl_is_audited(Oid relid)
  * Reads
  * --------------------------------------------------------------------- */
 
-/* Purpose of a purpose view, or NULL (a direct heap scan: no privileges needed). */
-static char *
-view_purpose(Oid relid)
-{
-	char	   *purpose = NULL;
-
-	(void) cl_registry_lookup("purpose_views", relid, 3, TopMemoryContext, &purpose);
-	return purpose;
-}
-
 static bool
 protected_relations_exist(void)
 {
@@ -866,14 +856,16 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			continue;
 		if (rte->relkind == RELKIND_VIEW)
 		{
-			purpose = view_purpose(rte->relid);
-			if (purpose == NULL)
+			const char *vp = cl_view_purpose_cached(rte->relid);
+
+			if (vp == NULL)
 				continue;
+			purpose = MemoryContextStrdup(TopMemoryContext, vp);
 			prot = true;
 		}
 		else
 		{
-			prot = cl_is_protected(rte->relid);
+			prot = cl_is_protected_cached(rte->relid);
 			if (!prot)
 				continue;
 			/* reading the base table of a purpose view: the view's record covers it */

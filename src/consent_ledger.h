@@ -142,6 +142,8 @@ extern void cl_policy_init(void);
 extern bool cl_check_purpose(char **newval, void **extra, GucSource source);
 extern void cl_statement_start(void);
 extern bool cl_is_protected(Oid relid);
+extern bool cl_is_protected_cached(Oid relid);
+extern const char *cl_view_purpose_cached(Oid view);
 
 /* audit.c: signed audit of changes and protected reads */
 extern void cl_audit_init(void);

@@ -112,6 +112,8 @@ static RoleGrant *grants = NULL;
 static int	ngrants = 0;
 static PurposeView *views = NULL;
 static int	nviews = 0;
+static Oid *protected_rels = NULL;	/* consent_ledger.protected, for the audit hook */
+static int	nprotected = 0;
 static uint64 loaded_generation = 0;
 
 /* ---------- subjects ---------- */
@@ -388,6 +390,32 @@ refresh_purposes(void)
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
+
+	if (protected_rels)
+		pfree(protected_rels);
+	protected_rels = palloc(sizeof(Oid) * 16);
+	nprotected = 0;
+	{
+		int			capp = 16;
+
+		rel = table_open(cl_internal_relid("protected"), AccessShareLock);
+		scan = table_beginscan(rel, SnapshotAny, 0, NULL);
+		while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		isnull;
+
+			if (!committed_state(tup->t_data))
+				continue;
+			if (nprotected == capp)
+			{
+				capp *= 2;
+				protected_rels = repalloc(protected_rels, sizeof(Oid) * capp);
+			}
+			protected_rels[nprotected++] = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
+		}
+		table_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
 
 	MemoryContextSwitchTo(old);
 	loaded_generation = gen;
@@ -1173,6 +1201,31 @@ cl_is_protected(Oid relid)
 	return cl_registry_lookup("protected", relid, 0, NULL, NULL);
 }
 
+/*
+ * The same two questions for the executor hook, from the cache (reloaded
+ * when purposes, authorizations, views or protections change): asked for
+ * every relation of every statement, so no table scans.
+ */
+bool
+cl_is_protected_cached(Oid relid)
+{
+	refresh_purposes();
+	for (int i = 0; i < nprotected; i++)
+		if (protected_rels[i] == relid)
+			return true;
+	return false;
+}
+
+const char *
+cl_view_purpose_cached(Oid view)
+{
+	refresh_purposes();
+	for (int i = 0; i < nviews; i++)
+		if (views[i].view == view && views[i].purpose >= 0)
+			return purposes[views[i].purpose].name;
+	return NULL;
+}
+
 /* SQL text of the policy-check call for a subject column of type typid */
 static char *
 check_call(const char *fn, const char *prefix, const char *colref, Oid typid)
@@ -1273,6 +1326,7 @@ cl_protect(PG_FUNCTION_ARGS)
 	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.protected (relid, subject_column, protected_at) "
 							 "VALUES (%u::pg_catalog.oid, %s, pg_catalog.now())",
 							 relid, quote_literal_cstr(column)), cl_extension_owner());
+	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", cl_extension_owner());
 
 	/* who can read it without the policy? */
 	if (SPI_execute("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(rolname), ', ' ORDER BY rolname) "
@@ -1343,6 +1397,7 @@ cl_unprotect(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	cl_run_as_owner(psprintf("DELETE FROM consent_ledger.protected WHERE relid OPERATOR(pg_catalog.=) %u::pg_catalog.oid",
 							 relid), cl_extension_owner());
+	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", cl_extension_owner());
 	SPI_finish();
 	PG_RETURN_VOID();
 }
