@@ -58,3 +58,6 @@ test/unit/bin/%: test/unit/%.c $(PURE_SRCS)
 	$(CC) $(PURE_CFLAGS) -o $@ $< $(PURE_SRCS) -lsodium
 
 .PHONY: install-verifier unit
+
+# valgrind-check, sanitize-check, fuzz-long (see test/reliability/README.md)
+include $(srcdir)/test/reliability.mk

@@ -636,6 +636,12 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 	Relation	rel;
 
 	rel = cl_open_owned_table(relid, AccessExclusiveLock);
+	if (RelationGetNamespace(rel) == cl_schema_oid(true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"%s\" belongs to consent_ledger", RelationGetRelationName(rel)),
+				 errdetail("The extension's own tables are managed by the extension."),
+				 errhint("Create ledger tables in a schema of your own.")));
 	relation_close(rel, NoLock);
 	cl_make_ledger(relid);
 	PG_RETURN_VOID();

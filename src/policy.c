@@ -56,6 +56,7 @@
 #include "utils/rel.h"
 #include "storage/procarray.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/regproc.h"
 #include "utils/uuid.h"
@@ -1161,6 +1162,11 @@ change_grant(Oid role, const char *purpose, bool grant)
 {
 	Oid			owner = cl_extension_owner();
 	char	   *sql;
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", role)));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -778,7 +778,23 @@ jsonb_number_member(Jsonb *jb, const char *key, int64 *out, bool *present)
 		return true;
 	if (v->type != jbvNumeric)
 		return false;
-	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	{
+		/* an exact non-negative integer that fits, or it does not match */
+		char	   *txt = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+		char	   *dot = strchr(txt, '.');
+		size_t		len;
+
+		if (dot != NULL)
+		{
+			if (strspn(dot + 1, "0") != strlen(dot + 1))
+				return false;	/* not an integer */
+			*dot = '\0';
+		}
+		len = strlen(txt);
+		if (len == 0 || len > 18 || strspn(txt, "0123456789") != len)
+			return false;
+		*out = strtoll(txt, NULL, 10);
+	}
 	return true;
 }
 
@@ -835,6 +851,12 @@ cl_verify_checkpoint(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no ledger in this database has origin \"%s\"", cp.origin)));
+	if (get_rel_name(info->relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the ledger with origin \"%s\" was retired and dropped", cp.origin),
+				 errdetail("Its rows are gone, so they cannot be rehashed against the receipt."),
+				 errhint("Verify an export taken before the drop with consent-ledger-verify.")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
