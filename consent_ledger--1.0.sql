@@ -317,6 +317,11 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be NULL or empty';
 	END IF;
+	IF octet_length(subject) > 1024 THEN
+		RAISE EXCEPTION USING ERRCODE = 'string_data_right_truncation',
+			MESSAGE = 'subject is longer than 1024 bytes',
+			HINT = 'Identify subjects by a key (an id, a uuid, a hash), not by personal data.';
+	END IF;
 	IF purpose IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'purpose must not be NULL';
@@ -348,6 +353,11 @@ BEGIN
 	IF subject IS NULL OR subject = '' THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be NULL or empty';
+	END IF;
+	IF octet_length(subject) > 1024 THEN
+		RAISE EXCEPTION USING ERRCODE = 'string_data_right_truncation',
+			MESSAGE = 'subject is longer than 1024 bytes',
+			HINT = 'Identify subjects by a key (an id, a uuid, a hash), not by personal data.';
 	END IF;
 	IF purpose IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',

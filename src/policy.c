@@ -1439,8 +1439,7 @@ cl_create_purpose_view(PG_FUNCTION_ARGS)
 	Datum		vals[1] = {ObjectIdGetDatum(relid)};
 	AclResult	acl;
 
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	relation_close(cl_open_owned_table(relid, AccessShareLock), NoLock);
 	names = stringToQualifiedNameList(view_name);
 	rv = makeRangeVarFromNameList(names);
 	nsp = RangeVarGetAndCheckCreationNamespace(rv, NoLock, NULL);
