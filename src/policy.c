@@ -998,102 +998,77 @@ subject_uuid(pg_uuid_t *u)
 	return text_find(buf, 36, hash_bytes((const unsigned char *) buf, 36));
 }
 
+/*
+ * The body of every policy-check entry point: validate the statement (once
+ * per statement), decide for the subject unless the purpose needs no
+ * consent, count refusals for the read's audit record.
+ */
+#define POLICY_CHECK(check_expr, decision_expr) \
+	do { \
+		StatementCheck *c = (check_expr); \
+		bool		ok = !c->consent_basis || (decision_expr); \
+		\
+		if (!ok) \
+			cl_rows_withheld++; \
+		PG_RETURN_BOOL(ok); \
+	} while (0)
+
 /* consent_ledger.allowed(subject): the row policy of protected tables */
 Datum
 cl_allowed_text(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = guc_statement_check();
-
-	bool		ok = c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(0))) : true;
-
-	if (!ok)
-		cl_rows_withheld++;
-	PG_RETURN_BOOL(ok);
+	POLICY_CHECK(guc_statement_check(),
+				 decide(c, subject_text(PG_GETARG_TEXT_PP(0))));
 }
 
 Datum
 cl_allowed_int8(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = guc_statement_check();
-
-	bool		ok = c->consent_basis ? allowed_int(c, PG_GETARG_INT64(0)) : true;
-
-	if (!ok)
-		cl_rows_withheld++;
-	PG_RETURN_BOOL(ok);
+	POLICY_CHECK(guc_statement_check(),
+				 allowed_int(c, PG_GETARG_INT64(0)));
 }
 
 Datum
 cl_allowed_int4(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = guc_statement_check();
-
-	bool		ok = c->consent_basis ? allowed_int(c, (int64) PG_GETARG_INT32(0)) : true;
-
-	if (!ok)
-		cl_rows_withheld++;
-	PG_RETURN_BOOL(ok);
+	POLICY_CHECK(guc_statement_check(),
+				 allowed_int(c, (int64) PG_GETARG_INT32(0)));
 }
 
 Datum
 cl_allowed_uuid(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = guc_statement_check();
-
-	bool		ok = c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(0))) : true;
-
-	if (!ok)
-		cl_rows_withheld++;
-	PG_RETURN_BOOL(ok);
+	POLICY_CHECK(guc_statement_check(),
+				 decide(c, subject_uuid(PG_GETARG_UUID_P(0))));
 }
 
 /* consent_ledger.view_allows(view, subject): the filter of purpose views */
 Datum
 cl_view_allows_text(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = view_statement_check(PG_GETARG_INT64(0));
-
-	bool		ok = c->consent_basis ? decide(c, subject_text(PG_GETARG_TEXT_PP(1))) : true;
-
-	if (!ok)
-		cl_rows_withheld++;
-	PG_RETURN_BOOL(ok);
+	POLICY_CHECK(view_statement_check(PG_GETARG_INT64(0)),
+				 decide(c, subject_text(PG_GETARG_TEXT_PP(1))));
 }
 
 Datum
 cl_view_allows_int8(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = view_statement_check(PG_GETARG_INT64(0));
-
-	bool		ok = c->consent_basis ? allowed_int(c, PG_GETARG_INT64(1)) : true;
-
-	if (!ok)
-		cl_rows_withheld++;
-	PG_RETURN_BOOL(ok);
+	POLICY_CHECK(view_statement_check(PG_GETARG_INT64(0)),
+				 allowed_int(c, PG_GETARG_INT64(1)));
 }
 
 Datum
 cl_view_allows_int4(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = view_statement_check(PG_GETARG_INT64(0));
-
-	bool		ok = c->consent_basis ? allowed_int(c, (int64) PG_GETARG_INT32(1)) : true;
-
-	if (!ok)
-		cl_rows_withheld++;
-	PG_RETURN_BOOL(ok);
+	POLICY_CHECK(view_statement_check(PG_GETARG_INT64(0)),
+				 allowed_int(c, (int64) PG_GETARG_INT32(1)));
 }
 
 Datum
 cl_view_allows_uuid(PG_FUNCTION_ARGS)
 {
-	StatementCheck *c = view_statement_check(PG_GETARG_INT64(0));
-
-	bool		ok = c->consent_basis ? decide(c, subject_uuid(PG_GETARG_UUID_P(1))) : true;
-
-	if (!ok)
-		cl_rows_withheld++;
-	PG_RETURN_BOOL(ok);
+	POLICY_CHECK(view_statement_check(PG_GETARG_INT64(0)),
+				 decide(c, subject_uuid(PG_GETARG_UUID_P(1))));
 }
 
 /*
