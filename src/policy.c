@@ -282,142 +282,108 @@ committed_state(HeapTupleHeader th)
 	return !TransactionIdDidCommit(xmax);
 }
 
+/* Grows an array held in policy_cxt to fit one more element. */
+#define GROW(arr, n, cap) \
+	do { \
+		if ((arr) == NULL) \
+		{ \
+			(cap) = 16; \
+			(arr) = MemoryContextAlloc(policy_cxt, sizeof(*(arr)) * (cap)); \
+		} \
+		else if ((n) == (cap)) \
+		{ \
+			(cap) *= 2; \
+			(arr) = repalloc((arr), sizeof(*(arr)) * (cap)); \
+		} \
+	} while (0)
+
+static int	cap_grants = 0;
+static int	cap_views = 0;
+static int	cap_protected = 0;
+
+/* Calls fn for every row of one of the extension's tables in the committed state. */
+static void
+scan_committed(const char *table, void (*fn) (HeapTuple tup, TupleDesc desc))
+{
+	Relation	rel = table_open(cl_internal_relid(table), AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, SnapshotAny, 0, NULL);
+	HeapTuple	tup;
+
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		if (committed_state(tup->t_data))
+			fn(tup, RelationGetDescr(rel));
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+static void
+load_purpose(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	int			idx = purpose_index(TextDatumGetCString(heap_getattr(tup, 1, desc, &isnull)), true);
+	char	   *basis = TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull));
+	Datum		parent = heap_getattr(tup, 4, desc, &isnull);
+
+	if (idx < 0)
+		return;
+	purposes[idx].defined = true;
+	purposes[idx].consent_basis = (strcmp(basis, "consent") == 0);
+	purposes[idx].parent = isnull ? -1 : purpose_index(TextDatumGetCString(parent), true);
+}
+
+static void
+load_grant(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+
+	GROW(grants, ngrants, cap_grants);
+	grants[ngrants].role = DatumGetObjectId(heap_getattr(tup, 1, desc, &isnull));
+	grants[ngrants].purpose = purpose_index(TextDatumGetCString(heap_getattr(tup, 2, desc, &isnull)), true);
+	ngrants++;
+}
+
+static void
+load_view(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+
+	GROW(views, nviews, cap_views);
+	views[nviews].view = DatumGetObjectId(heap_getattr(tup, 1, desc, &isnull));
+	views[nviews].purpose = purpose_index(TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull)), true);
+	views[nviews].token = DatumGetInt64(heap_getattr(tup, 4, desc, &isnull));
+	nviews++;
+}
+
+static void
+load_protected(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+
+	GROW(protected_rels, nprotected, cap_protected);
+	protected_rels[nprotected++] = DatumGetObjectId(heap_getattr(tup, 1, desc, &isnull));
+}
+
 /*
- * Reloads purposes, authorizations and purpose views when their generation
- * moved.  Small tables, read whole with heap scans.
+ * Reloads purposes, authorizations, purpose views and protected tables when
+ * their generation moved.  Small tables, read whole in the committed state.
  */
 static void
 refresh_purposes(void)
 {
 	uint64		gen = pg_atomic_read_u64(&cl_shared->purpose_generation);
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
 	MemoryContext old;
-	int			capg = 16,
-				capv = 16;
-
 
 	if (gen == loaded_generation)
 		return;
 	ensure_context();
 	old = MemoryContextSwitchTo(policy_cxt);
-
 	for (int i = 0; i < npurposes; i++)
 		purposes[i].defined = false;
-	rel = table_open(cl_internal_relid("purposes"), AccessShareLock);
-	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-		char	   *name;
-		char	   *basis;
-		Datum		parent;
-		int			idx;
-
-		if (!committed_state(tup->t_data))
-			continue;
-		name = TextDatumGetCString(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
-		basis = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
-		parent = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
-		idx = purpose_index(name, true);
-
-		if (idx < 0)
-			continue;
-		purposes[idx].defined = true;
-		purposes[idx].consent_basis = (strcmp(basis, "consent") == 0);
-		purposes[idx].parent = isnull ? -1 : purpose_index(TextDatumGetCString(parent), true);
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-
-	if (grants)
-		pfree(grants);
-	grants = palloc(sizeof(RoleGrant) * capg);
-	ngrants = 0;
-	rel = table_open(cl_internal_relid("purpose_grants"), AccessShareLock);
-	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-		Oid			role;
-		char	   *name;
-
-		if (!committed_state(tup->t_data))
-			continue;
-		role = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
-		name = TextDatumGetCString(heap_getattr(tup, 2, RelationGetDescr(rel), &isnull));
-
-		if (ngrants == capg)
-		{
-			capg *= 2;
-			grants = repalloc(grants, sizeof(RoleGrant) * capg);
-		}
-		grants[ngrants].role = role;
-		grants[ngrants].purpose = purpose_index(name, true);
-		ngrants++;
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-
-	if (views)
-		pfree(views);
-	views = palloc(sizeof(PurposeView) * capv);
-	nviews = 0;
-	rel = table_open(cl_internal_relid("purpose_views"), AccessShareLock);
-	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-		Oid			view;
-		char	   *name;
-		int64		token;
-
-		if (!committed_state(tup->t_data))
-			continue;
-		view = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
-		name = TextDatumGetCString(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
-		token = DatumGetInt64(heap_getattr(tup, 4, RelationGetDescr(rel), &isnull));
-
-		if (nviews == capv)
-		{
-			capv *= 2;
-			views = repalloc(views, sizeof(PurposeView) * capv);
-		}
-		views[nviews].view = view;
-		views[nviews].token = token;
-		views[nviews].purpose = purpose_index(name, true);
-		nviews++;
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-
-	if (protected_rels)
-		pfree(protected_rels);
-	protected_rels = palloc(sizeof(Oid) * 16);
-	nprotected = 0;
-	{
-		int			capp = 16;
-
-		rel = table_open(cl_internal_relid("protected"), AccessShareLock);
-		scan = table_beginscan(rel, SnapshotAny, 0, NULL);
-		while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-		{
-			bool		isnull;
-
-			if (!committed_state(tup->t_data))
-				continue;
-			if (nprotected == capp)
-			{
-				capp *= 2;
-				protected_rels = repalloc(protected_rels, sizeof(Oid) * capp);
-			}
-			protected_rels[nprotected++] = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
-		}
-		table_endscan(scan);
-		table_close(rel, AccessShareLock);
-	}
-
+	scan_committed("purposes", load_purpose);
+	ngrants = nviews = nprotected = 0;
+	scan_committed("purpose_grants", load_grant);
+	scan_committed("purpose_views", load_view);
+	scan_committed("protected", load_protected);
 	MemoryContextSwitchTo(old);
 	loaded_generation = gen;
 }
