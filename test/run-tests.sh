@@ -16,13 +16,15 @@
 # It ends with the runners' own summaries and one line of its own,
 # "N passed, N failed", summed over every suite.  Exit status 0 only when
 # nothing failed.  SUITES="unit regress" limits the run; FUZZ_SECONDS sets
-# the fuzzing time per target (default 5).
+# the fuzzing time per target (default 5); CL_PORT_BASE moves the private
+# ports (default 55610) so that two checkouts can run their suites at once.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/test/deps.sh"
 
 SUITES=${SUITES:-"unit fuzz regress isolation pgtap tap"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-5}
+CL_PORT_BASE=${CL_PORT_BASE:-55610}
 PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 PGXS_DIR=$(dirname "$(pg_config --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
 RUNAS=""
@@ -99,21 +101,21 @@ for suite in $SUITES; do
 			cat "$out"; count_prove "$out";;
 		regress)
 			as_user "$env_common && $PGXS_DIR/test/regress/pg_regress --temp-instance=$work/tmp_regress \
-				--temp-config=test/regress.conf --port=55611 --bindir=$PGBIN --inputdir=. --outputdir=$work/regress \
+				--temp-config=test/regress.conf --port=$((CL_PORT_BASE + 1)) --bindir=$PGBIN --inputdir=. --outputdir=$work/regress \
 				--dbname=contrib_regression --load-extension=consent_ledger $(cd "$here" && ls sql/*.sql | sed 's,sql/,,; s,\.sql$,,' | tr '\n' ' ')" > "$out" 2>&1
 			cat "$out"
 			[ -f "$work/regress/regression.diffs" ] && head -200 "$work/regress/regression.diffs"
 			count_regress "$out" "pg_regress";;
 		isolation)
 			as_user "$env_common && $PGXS_DIR/test/isolation/pg_isolation_regress --temp-instance=$work/tmp_iso \
-				--temp-config=test/regress.conf --port=55612 --bindir=$PGBIN --inputdir=test/isolation \
+				--temp-config=test/regress.conf --port=$((CL_PORT_BASE + 2)) --bindir=$PGBIN --inputdir=test/isolation \
 				--outputdir=$work/isolation --dbname=isolation_regression \
 				$(cd "$here" && ls test/isolation/specs/*.spec | sed 's,.*/,,; s,\.spec$,,' | tr '\n' ' ')" > "$out" 2>&1
 			cat "$out"
 			[ -f "$work/isolation/regression.diffs" ] && head -200 "$work/isolation/regression.diffs"
 			count_regress "$out" "isolation";;
 		pgtap)
-			as_user "$env_common && bash test/pgtap/run.sh $work/tmp_pgtap 55613" > "$out" 2>&1
+			as_user "$env_common && bash test/pgtap/run.sh $work/tmp_pgtap $((CL_PORT_BASE + 3))" > "$out" 2>&1
 			cat "$out"; count_prove "$out";;
 		tap)
 			as_user "$env_common && PG_REGRESS=$PGXS_DIR/test/regress/pg_regress TEMP_CONFIG=$work/test/regress.conf \
