@@ -61,6 +61,7 @@
 #include "utils/relcache.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -144,7 +145,9 @@ typedef struct OpenRead
 	int			nrels;
 	Oid		   *relids;
 	char	  **purposes;		/* per relation: the purpose in force */
+	char	  **operations;		/* per relation: how it was read */
 	bool		bypassed;
+	bool		wait;			/* rows reach the client: "started" first */
 	SubTransactionId subid;
 	uint64		withheld_at_start;
 	uint64		rows;
@@ -825,10 +828,67 @@ protected_relations_exist(void)
 	return exist;
 }
 
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
+/* A range table entry of a purpose view, for matching its base table's entry. */
+typedef struct ViewUse
+{
+	Oid			base;
+	Oid			owner;
+	bool		used;
+} ViewUse;
+
+/*
+ * Whether a protected table's range table entry is the base table of one
+ * of the statement's purpose views (the view's own record covers it):
+ * the view's base table, read with the rights of the view's owner, and
+ * not already matched to another entry.
+ */
+static bool
+covered_by_purpose_view(RangeTblEntry *rte, ViewUse *uses, int nuses)
+{
+	for (int i = 0; i < nuses; i++)
+		if (!uses[i].used && uses[i].base == rte->relid && uses[i].owner == rte->checkAsUser)
+		{
+			uses[i].used = true;
+			return true;
+		}
+	return false;
+}
+
+static void
+refuse_explain_analyze(Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("EXPLAIN ANALYZE of a query that reads consent-protected \"%s\" is not allowed for role \"%s\"",
+					get_rel_name(relid), GetUserNameFromId(GetUserId(), false)),
+			 errdetail("Its row counts would tell how many rows without consent match the query."),
+			 errhint("Use EXPLAIN without ANALYZE, or ask an administrator.")));
+}
+
 /*
  * ExecutorStart: note the statement if it reads a protected table or a
- * purpose view.  On a hot standby such a read cannot be recorded, so it is
- * refused.
+ * purpose view, whatever views, functions or rules it passes through.
+ *
+ * A protected table read with the rights of another role (a view's owner)
+ * that bypasses row-level security would be read without any consent
+ * check: unless it is the base table of a purpose view, or the reader
+ * itself is trusted with hidden rows, the read is refused.  Foreign-key
+ * checks are recorded as such.  On a hot standby no read can be recorded,
+ * so it is refused.
  */
 void
 cl_audit_executor_start(QueryDesc *queryDesc)
@@ -837,42 +897,88 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	ListCell   *lc;
 	Oid		   *relids = NULL;
 	char	  **purposes = NULL;
+	char	  **operations = NULL;
 	int			n = 0;
 	int			cap = 0;
 	bool		bypassed = false;
+	bool		fk_check = InNoForceRLSOperation();
+	bool		instrumented;
+	ViewUse    *uses;
+	int			nuses = 0;
 	OpenRead   *r;
 	MemoryContext old;
 
 	if (cl_shared == NULL || IsParallelWorker() || stmt->utilityStmt != NULL ||
 		!IsTransactionState() || !cl_extension_present() || !protected_relations_exist())
 		return;
+	instrumented = queryDesc->instrument_options != 0 && cl_explain_analyze_active() &&
+		!cl_role_is_trusted(GetUserId());
+
+	/* purpose views first: they cover their own base table's entry */
+	uses = palloc0(sizeof(ViewUse) * Max(list_length(stmt->rtable), 1));
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		Oid			base;
+
+		if (rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_VIEW &&
+			OidIsValid(base = cl_view_base_cached(rte->relid)))
+		{
+			uses[nuses].base = base;
+			uses[nuses].owner = relation_owner(rte->relid);
+			nuses++;
+		}
+	}
+
 	foreach(lc, stmt->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
 		char	   *purpose = NULL;
-		bool		prot;
+		char	   *operation = "SELECT";
+		Oid			as_role;
 
 		if (rte->rtekind != RTE_RELATION || !(rte->requiredPerms & ACL_SELECT))
 			continue;
+		as_role = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
 		if (rte->relkind == RELKIND_VIEW)
 		{
 			const char *vp = cl_view_purpose_cached(rte->relid);
 
 			if (vp == NULL)
 				continue;
+			if (instrumented)
+				refuse_explain_analyze(rte->relid);
 			purpose = MemoryContextStrdup(TopMemoryContext, vp);
-			prot = true;
 		}
 		else
 		{
-			prot = cl_is_protected_cached(rte->relid);
-			if (!prot)
+			if (!cl_is_protected_cached(rte->relid))
 				continue;
-			/* reading the base table of a purpose view: the view's record covers it */
-			if (OidIsValid(rte->checkAsUser) && rte->checkAsUser != GetUserId())
-				continue;
-			if (check_enable_rls(rte->relid, InvalidOid, true) == RLS_ENABLED)
+			if (instrumented)
+				refuse_explain_analyze(rte->relid);
+			if (fk_check)
+				operation = "FOREIGN KEY CHECK";
+			else if (as_role != GetUserId())
+				operation = psprintf("SELECT (with the rights of %s)",
+									 quote_identifier(GetUserNameFromId(as_role, false)));
+			if (check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED)
 				purpose = cl_purpose ? MemoryContextStrdup(TopMemoryContext, cl_purpose) : NULL;
+			else if (as_role != GetUserId() && !fk_check)
+			{
+				/* the base table of a purpose view: the view's record covers it */
+				if (covered_by_purpose_view(rte, uses, nuses))
+					continue;
+				if (!cl_role_is_trusted(GetUserId()))
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("reading consent-protected \"%s\" with the rights of role \"%s\" is not allowed",
+									get_rel_name(rte->relid), GetUserNameFromId(as_role, false)),
+							 errdetail("Role \"%s\" bypasses row-level security, so no consent would be checked for role \"%s\".",
+									   GetUserNameFromId(as_role, false),
+									   GetUserNameFromId(GetUserId(), false)),
+							 errhint("Read through a purpose view (consent_ledger.create_purpose_view), or make the view security_invoker.")));
+				bypassed = true;
+			}
 			else
 				bypassed = true;
 		}
@@ -881,11 +987,14 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			cap = Max(4, cap * 2);
 			relids = relids ? repalloc(relids, sizeof(Oid) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * cap);
 			purposes = purposes ? repalloc(purposes, sizeof(char *) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(char *) * cap);
+			operations = operations ? repalloc(operations, sizeof(char *) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(char *) * cap);
 		}
 		relids[n] = rte->relid;
 		purposes[n] = purpose;
+		operations[n] = MemoryContextStrdup(TopMemoryContext, operation);
 		n++;
 	}
+	pfree(uses);
 	if (n == 0)
 		return;
 	if (RecoveryInProgress())
@@ -900,7 +1009,9 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r->nrels = n;
 	r->relids = relids;
 	r->purposes = purposes;
+	r->operations = operations;
 	r->bypassed = bypassed;
+	r->wait = !fk_check;
 	r->withheld_at_start = cl_rows_withheld;
 	r->subid = GetCurrentSubTransactionId();
 	open_reads = lappend(open_reads, r);
@@ -909,9 +1020,11 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	/*
 	 * Before the first row can reach the client, a "started" record must be
 	 * committed: rows are sent while the executor runs, long before
-	 * ExecutorEnd.  The outcome record follows at the end.
+	 * ExecutorEnd.  The outcome record follows at the end.  A foreign-key
+	 * check sends no rows: its outcome record is enough.
 	 */
-	wait_written(record_read(r, 's', true));
+	if (r->wait)
+		wait_written(record_read(r, 's', true));
 }
 
 static OpenRead *
@@ -950,7 +1063,8 @@ record_read(OpenRead *r, char outcome, bool interruptible)
 		Size		len;
 		char	   *data;
 
-		fill_context(&rec, "read", "SELECT", r->relids[i], r->purposes[i]);
+		fill_context(&rec, "read", r->operations ? r->operations[i] : "SELECT",
+					 r->relids[i], r->purposes[i]);
 		rec.h.outcome = outcome;
 		rec.h.has_rows = true;
 		rec.h.rows = (int64) r->rows;
@@ -969,10 +1083,16 @@ forget_read(OpenRead *r)
 {
 	open_reads = list_delete_ptr(open_reads, r);
 	for (int i = 0; i < r->nrels; i++)
+	{
 		if (r->purposes[i])
 			pfree(r->purposes[i]);
+		if (r->operations)
+			pfree(r->operations[i]);
+	}
 	pfree(r->relids);
 	pfree(r->purposes);
+	if (r->operations)
+		pfree(r->operations);
 	pfree(r);
 }
 

@@ -36,6 +36,8 @@
 #define CL_GUARD_TRIGGER	"~consent_ledger_guard"
 #define CL_GUARD_ROW_TRIGGER "~consent_ledger_guard_row"
 #define CL_ENCODING_VERSION 1
+#define CL_ADMIN_ROLE		"consent_ledger_admin"
+#define CL_CUSTODIAN_ROLE	"consent_ledger_custodian"
 /* leaves of one transaction written as one pending/log record at most */
 #define CL_MAX_LEAVES_PER_RECORD (1024 * 1024)
 /* leaves of one log row at most (its bytea stays well under 1 GB) */
@@ -125,6 +127,13 @@ extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
 extern void cl_registry_forget(Oid relid);
 
+/* custody.c: the trust model and custody of protected tables */
+extern bool cl_role_is_trusted(Oid roleid);
+extern Oid	cl_custodian_oid(void);
+extern void cl_check_protectable(Relation rel);
+extern void cl_take_custody(Oid relid);
+extern void cl_release_custody(Oid relid);
+
 /* ledger.c: create_ledger, the stamp and guard triggers, commit path */
 extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
@@ -140,10 +149,12 @@ extern void cl_consent_init(void);
 extern char *cl_purpose;
 extern void cl_policy_init(void);
 extern bool cl_check_purpose(char **newval, void **extra, GucSource source);
-extern void cl_statement_start(void);
+extern void cl_policy_executor_start(QueryDesc *queryDesc);
 extern bool cl_is_protected(Oid relid);
 extern bool cl_is_protected_cached(Oid relid);
+extern List *cl_protected_relids(void);
 extern const char *cl_view_purpose_cached(Oid view);
+extern Oid	cl_view_base_cached(Oid view);
 
 /* audit.c: signed audit of changes and protected reads */
 extern void cl_audit_init(void);
@@ -161,6 +172,7 @@ extern void cl_hooks_init(void);
 /* guard.c: utility and object-access hooks that keep ledgers append-only */
 extern void cl_guard_init(void);
 extern void cl_guard_check_plan(PlannedStmt *stmt);
+extern bool cl_explain_analyze_active(void);
 
 /* seal.c: launcher and per-database sealer workers */
 extern void cl_seal_register_launcher(void);

@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -43,6 +44,7 @@
 #include "commands/extension.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
 #include "parser/parse_type.h"
@@ -50,6 +52,7 @@
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
@@ -59,6 +62,16 @@
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static object_access_hook_type prev_object_access = NULL;
 static bool dropping_extension = false;
+
+/*
+ * Protected tables that lost a consent policy during the current utility
+ * command (a CASCADE from a dropped column, function or type): unless the
+ * table itself went too, the command is refused when it ends.
+ */
+static List *policy_lost = NIL;	/* OIDs, in TopMemoryContext */
+
+/* EXPLAIN ANALYZE commands running in this backend */
+static int	explain_analyze_level = 0;
 
 static bool
 is_live_ledger(Oid relid)
@@ -179,6 +192,179 @@ is_consent_policy(const char *name)
 	return name != NULL && strncmp(name, "consent_ledger_", strlen("consent_ledger_")) == 0;
 }
 
+/* Whether a raw expression is the constant true. */
+static bool
+is_const_true(Node *n)
+{
+	A_Const    *c;
+
+	if (n == NULL || !IsA(n, A_Const))
+		return false;
+	c = (A_Const *) n;
+	return !c->isnull && IsA(&c->val, Boolean) && boolVal(&c->val);
+}
+
+/*
+ * Whether CREATE POLICY re-creates one of the consent policies, missing
+ * from the table, exactly as protect() made it (what pg_restore does).
+ */
+static bool
+is_consent_policy_restore(Oid relid, CreatePolicyStmt *ps)
+{
+	const char *name = ps->policy_name;
+
+	if (policy_exists(relid, name))
+		return false;
+	if (strcmp(name, "consent_ledger_read") == 0)
+		return strcmp(ps->cmd_name, "select") == 0 && is_consent_check(ps->qual) &&
+			ps->with_check == NULL;
+	if (strcmp(name, "consent_ledger_insert") == 0)
+		return strcmp(ps->cmd_name, "insert") == 0 && ps->qual == NULL &&
+			is_const_true(ps->with_check);
+	if (strcmp(name, "consent_ledger_update") == 0)
+		return strcmp(ps->cmd_name, "update") == 0 && is_consent_check(ps->qual) &&
+			is_const_true(ps->with_check);
+	if (strcmp(name, "consent_ledger_delete") == 0)
+		return strcmp(ps->cmd_name, "delete") == 0 && is_consent_check(ps->qual) &&
+			ps->with_check == NULL;
+	return false;
+}
+
+/* The caller is not trusted with hidden rows (custody.c): refuse what. */
+static void
+refuse_untrusted(Oid relid, const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is not allowed on consent-protected table \"%s\"", what, get_rel_name(relid)),
+			 errdetail("Role \"%s\" is not trusted with rows whose subjects did not consent, and this would reveal whether or what they are.",
+					   GetUserNameFromId(GetUserId(), false)),
+			 errhint("%s", hint)));
+}
+
+/*
+ * A foreign key that references a protected table lets whoever inserts
+ * into the referencing table probe which keys exist, hidden rows
+ * included: only trusted roles may create one.
+ */
+static void
+check_foreign_key(Constraint *c)
+{
+	Oid			pk;
+
+	if (c == NULL || c->contype != CONSTR_FOREIGN || c->pktable == NULL || cl_internal_ddl)
+		return;
+	pk = RangeVarGetRelid(c->pktable, NoLock, true);
+	if (OidIsValid(pk) && cl_extension_present() && cl_is_protected(pk) &&
+		!cl_role_is_trusted(GetUserId()))
+		refuse_untrusted(pk, "a foreign key referencing it",
+						 "An administrator (a member of consent_ledger_admin) can create the foreign key.");
+}
+
+static void
+check_column_foreign_keys(ColumnDef *def)
+{
+	ListCell   *lc;
+
+	foreach(lc, def->constraints)
+		if (IsA(lfirst(lc), Constraint))
+			check_foreign_key((Constraint *) lfirst(lc));
+}
+
+static void
+check_create_foreign_keys(CreateStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->tableElts)
+	{
+		Node	   *elt = lfirst(lc);
+
+		if (IsA(elt, ColumnDef))
+			check_column_foreign_keys((ColumnDef *) elt);
+		else if (IsA(elt, Constraint))
+			check_foreign_key((Constraint *) elt);
+	}
+	foreach(lc, stmt->constraints)
+		if (IsA(lfirst(lc), Constraint))
+			check_foreign_key((Constraint *) lfirst(lc));
+}
+
+/* The type a domain is defined over (itself possibly a domain). */
+static Oid
+domain_parent(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			base = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		base = ((Form_pg_type) GETSTRUCT(tup))->typbasetype;
+		ReleaseSysCache(tup);
+	}
+	return base;
+}
+
+/* Whether type typid is domain or is built on it (domains, arrays). */
+static bool
+type_uses_domain(Oid typid, Oid domain, int depth)
+{
+	Oid			elem;
+
+	if (depth > 32 || !OidIsValid(typid))
+		return false;
+	if (typid == domain)
+		return true;
+	elem = get_element_type(typid);
+	if (OidIsValid(elem))
+		return type_uses_domain(elem, domain, depth + 1);
+	if (get_typtype(typid) == TYPTYPE_DOMAIN)
+		return type_uses_domain(domain_parent(typid), domain, depth + 1);
+	return false;
+}
+
+/*
+ * ALTER DOMAIN ... ADD CONSTRAINT (validated) and VALIDATE CONSTRAINT run
+ * the constraint over every stored value of the domain, without row-level
+ * security: on a domain that a protected table uses, only trusted roles
+ * may do that.
+ */
+static void
+check_alter_domain(AlterDomainStmt *stmt)
+{
+	Oid			domain;
+	ListCell   *lc;
+
+	if (cl_internal_ddl || !cl_extension_present() || cl_role_is_trusted(GetUserId()))
+		return;
+	if (!(stmt->subtype == 'V' ||
+		  (stmt->subtype == 'C' && IsA(stmt->def, Constraint) &&
+		   !((Constraint *) stmt->def)->skip_validation)))
+		return;
+	domain = LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true);
+	if (!OidIsValid(domain))
+		return;
+	foreach(lc, cl_protected_relids())
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel = try_relation_open(relid, AccessShareLock);
+		TupleDesc	desc;
+
+		if (rel == NULL)
+			continue;
+		desc = RelationGetDescr(rel);
+		for (int i = 0; i < desc->natts; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped &&
+				type_uses_domain(TupleDescAttr(desc, i)->atttypid, domain, 0))
+			{
+				relation_close(rel, AccessShareLock);
+				refuse_untrusted(relid, "validating a domain constraint over the columns of a domain it uses",
+								 "Add the constraint NOT VALID, or ask an administrator to validate it.");
+			}
+		relation_close(rel, AccessShareLock);
+	}
+}
+
 /* A column added to a ledger must read as NULL in every existing row. */
 static void
 check_add_column(const char *relname, ColumnDef *def)
@@ -239,6 +425,11 @@ check_alter_table(AlterTableStmt *stmt)
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
+
+		if (cmd->subtype == AT_AddConstraint && IsA(cmd->def, Constraint))
+			check_foreign_key((Constraint *) cmd->def);
+		if (cmd->subtype == AT_AddColumn && IsA(cmd->def, ColumnDef))
+			check_column_foreign_keys((ColumnDef *) cmd->def);
 
 		if (cmd->subtype == AT_AttachPartition && IsA(cmd->def, PartitionCmd))
 		{
@@ -493,6 +684,85 @@ createdb_template(CreatedbStmt *stmt)
 	return get_database_oid("template1", true);
 }
 
+/* Whether EXPLAIN runs the statement with row counts (ANALYZE). */
+static bool
+explain_analyzes(ExplainStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *opt = lfirst(lc);
+
+		if (strcmp(opt->defname, "analyze") == 0)
+			return defGetBoolean(opt);
+	}
+	return false;
+}
+
+/*
+ * Whether an EXPLAIN ANALYZE is running: its per-node row counts ("Rows
+ * Removed by Filter") would tell an untrusted role how many hidden rows
+ * match its conditions (audit.c refuses such reads of protected data).
+ */
+bool
+cl_explain_analyze_active(void)
+{
+	return explain_analyze_level > 0;
+}
+
+/* Refuses the command if a protected table that still exists lost a consent policy. */
+static void
+check_policies_kept(void)
+{
+	List	   *lost = policy_lost;
+	ListCell   *lc;
+
+	if (lost == NIL)
+		return;
+	policy_lost = NIL;
+	foreach(lc, lost)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) && cl_is_protected(relid))
+		{
+			list_free(lost);
+			refuse_unprotect(relid, "dropping its consent policies (by CASCADE)");
+		}
+	}
+	list_free(lost);
+}
+
+/* A policy is being dropped: note protected tables that lose a consent policy. */
+static void
+note_policy_drop(Oid policy)
+{
+	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(policy));
+	scan = systable_beginscan(rel, PolicyOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_policy p = (Form_pg_policy) GETSTRUCT(tup);
+
+		if (is_consent_policy(NameStr(p->polname)) && cl_is_protected(p->polrelid))
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			policy_lost = lappend_oid(policy_lost, p->polrelid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
 static void
 cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				  ProcessUtilityContext context, ParamListInfo params,
@@ -500,6 +770,7 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		save_dropping = dropping_extension;
+	int			save_explain = explain_analyze_level;
 
 	switch (nodeTag(parsetree))
 	{
@@ -517,18 +788,16 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				Oid			relid = RangeVarGetRelid(ps->table, NoLock, true);
 
 				/*
-				 * Another permissive policy for SELECT (or ALL) would be OR-ed
-				 * past the consent check.  Permissive write policies do not
-				 * widen what can be read, and re-creating the consent policy
-				 * itself while it is missing is what pg_restore does.
+				 * Another permissive policy, for any command, would be OR-ed
+				 * past the consent check of that command (a permissive DELETE
+				 * policy lets a trigger or RETURNING see hidden rows).
+				 * Re-creating one of the consent policies exactly while it is
+				 * missing is what pg_restore does.
 				 */
 				if (OidIsValid(relid) && !cl_internal_ddl && ps->permissive &&
-					(strcmp(ps->cmd_name, "select") == 0 || strcmp(ps->cmd_name, "all") == 0) &&
 					cl_extension_present() && cl_is_protected(relid) &&
-					!(strcmp(ps->policy_name, "consent_ledger_read") == 0 &&
-					  !policy_exists(relid, ps->policy_name) &&
-					  is_consent_check(ps->qual)))
-					refuse_unprotect(relid, "a permissive policy for SELECT");
+					!is_consent_policy_restore(relid, ps))
+					refuse_unprotect(relid, "another permissive policy");
 				break;
 			}
 		case T_IndexStmt:
@@ -547,6 +816,9 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 					refuse_unprotect(relid, "an expression or partial index");
 				break;
 			}
+		case T_AlterDomainStmt:
+			check_alter_domain((AlterDomainStmt *) parsetree);
+			break;
 		case T_AlterPolicyStmt:
 			{
 				AlterPolicyStmt *ps = (AlterPolicyStmt *) parsetree;
@@ -560,6 +832,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 		case T_CreateStmt:
 			{
 				ListCell   *lc;
+
+				check_create_foreign_keys((CreateStmt *) parsetree);
 
 				foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
 				{
@@ -616,6 +890,10 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			break;
 	}
 
+	if (IsA(parsetree, ExplainStmt) && explain_analyzes((ExplainStmt *) parsetree))
+		explain_analyze_level++;
+	else
+		save_explain = -1;
 	PG_TRY();
 	{
 		if (prev_ProcessUtility)
@@ -625,11 +903,20 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		dropping_extension = save_dropping;
+		if (save_explain >= 0)
+			explain_analyze_level = save_explain;
+		list_free(policy_lost);
+		policy_lost = NIL;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	dropping_extension = save_dropping;
+	if (save_explain >= 0)
+		explain_analyze_level = save_explain;
+	check_policies_kept();
 
 	/*
 	 * COPY table TO by a role that row-level security does not apply to
@@ -701,6 +988,8 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	}
 	else if (classId == TriggerRelationId)
 		check_drop_trigger(objectId);
+	else if (classId == PolicyRelationId)
+		note_policy_drop(objectId);
 }
 
 /*

@@ -4,9 +4,8 @@
  *	  check of the ledger guard, and read auditing (audit.c).
  *
  * Every hook calls the previous hook or the standard function exactly
- * once.  ExecutorStart marks a new statement, so that the policy checks
- * validate the declared purpose and refresh their cache once per
- * statement (policy.c).
+ * once.  ExecutorStart notes the role and purpose each query is opened
+ * under, which the policy checks evaluated in it must match (policy.c).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -22,13 +21,13 @@ static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static void
 cl_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	cl_statement_start();
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
 		cl_guard_check_plan(queryDesc->plannedstmt);
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+	cl_policy_executor_start(queryDesc);
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
 		cl_audit_executor_start(queryDesc);
 }

@@ -101,6 +101,7 @@ typedef struct RoleGrant
 typedef struct PurposeView
 {
 	Oid			view;
+	Oid			base;			/* the protected table it reads */
 	int64		token;
 	int			purpose;
 } PurposeView;
@@ -136,7 +137,7 @@ typedef struct Subject
 	int			nstates;
 	int			capstates;
 	PurposeState *states;
-	uint64		memo_key;		/* statement << 16 | purpose, of memo */
+	uint64		memo_key;		/* serial of the check that made memo */
 	bool		memo;
 } Subject;
 
@@ -155,23 +156,24 @@ static uint32 int_count = 0;
 static int64 events_seen = 0;	/* highest event id applied */
 static bool events_loaded = false;
 
-/* ---------- per statement ---------- */
-
-static uint64 statement_counter = 1;
+/* ---------- per evaluation site ---------- */
 
 /*
  * The integer subjects allowed for one purpose at one moment, as a compact
  * open-addressing set of keys: the per-row check of an integer subject
  * then touches one or two cache lines instead of a subject's entry and its
- * states.  Rebuilt when the cache changes, when the purpose changes, or
- * when a grant it relies on expires.
+ * states.  A set depends only on the consent data (purpose, cache version,
+ * time), never on who asks, so checks share it; it is rebuilt when the
+ * cache changes or a grant it relies on expires, and freed when no check
+ * holds it any more.
  */
 typedef struct AllowedSet
 {
-	int			purpose;		/* -1: unused */
+	int			purpose;
 	uint64		version;		/* cache_version it was built from */
 	TimestampTz built_at;		/* statement time it was built for */
 	TimestampTz valid_until;	/* earliest expiry of a grant it relies on */
+	int			refcount;		/* checks holding it */
 	uint32		mask;
 	int64	   *keys;			/* EMPTY_KEY marks a free slot */
 	bool		has_empty_key;	/* whether subject EMPTY_KEY itself is allowed */
@@ -182,39 +184,54 @@ typedef struct AllowedSet
 } AllowedSet;
 
 #define EMPTY_KEY PG_INT64_MIN
+#define MAX_ALLOWED_SETS 16
 static uint64 cache_version = 1;	/* bumped by every applied event */
+static AllowedSet *allowed_sets[MAX_ALLOWED_SETS];
 
+/*
+ * One validated consent decision context, bound to one evaluation site of
+ * a policy check (the FmgrInfo of that call in one executor state): the
+ * role that evaluates it, the purpose in force, and the moment.  Nothing
+ * validated here is reused by another call site, another query or another
+ * security context; if the role or the purpose differs at a later call of
+ * the same site (a cursor fetched after SET consent_ledger.purpose or SET
+ * ROLE), the call fails instead of answering under different rules.
+ */
 typedef struct StatementCheck
 {
-	uint64		statement;		/* statement_counter when validated, 0 never */
+	uint64		serial;			/* unique per check, keys the subject memo */
+	Oid			userid;			/* role it was validated for */
+	int64		token;			/* purpose view token, 0 for the GUC check */
+	char		purpose_name[MAX_PURPOSE_NAME + 1]; /* GUC value validated */
 	AllowedSet *aset;			/* integer subjects allowed, when consent_basis */
-	AllowedSet	own_set;		/* ... kept here, one per check, never shared */
 	int			purpose;
 	bool		consent_basis;
 	bool	   *relevant;		/* purpose and its ancestors */
-	int			relevant_cap;
+	int			nrelevant;		/* entries of relevant (npurposes then) */
 	TimestampTz now;
+	MemoryContextCallback release;	/* drops aset when the site goes away */
 } StatementCheck;
 
-static StatementCheck guc_check = {0};
-
-#define MAX_VIEW_CHECKS 8
-static struct
-{
-	int64		token;
-	StatementCheck check;
-}			view_checks[MAX_VIEW_CHECKS];
-static int	next_view_check = 0;
+static uint64 check_serial = 0;
 
 /*
- * Called by the executor hook at the start of every statement: the next
- * policy check validates purpose and authorization again.
+ * Executor states opened in this backend, with the role and purpose in
+ * force when each was opened (ExecutorStart).  A policy check evaluated in
+ * that executor state must run under the same role and purpose: a portal
+ * keeps the purpose it was opened with, which is also what its audit
+ * record names.
  */
-void
-cl_statement_start(void)
+typedef struct OpenedQuery
 {
-	statement_counter++;
-}
+	MemoryContext cxt;			/* the executor state's es_query_cxt */
+	Oid			userid;
+	char		purpose[MAX_PURPOSE_NAME + 1];
+	struct OpenedQuery *prev;
+	struct OpenedQuery *next;
+	MemoryContextCallback forget;
+} OpenedQuery;
+
+static OpenedQuery *opened_queries = NULL;
 
 static void
 ensure_context(void)
@@ -349,6 +366,7 @@ load_view(HeapTuple tup, TupleDesc desc)
 
 	GROW(views, nviews, cap_views);
 	views[nviews].view = DatumGetObjectId(heap_getattr(tup, 1, desc, &isnull));
+	views[nviews].base = DatumGetObjectId(heap_getattr(tup, 2, desc, &isnull));
 	views[nviews].purpose = purpose_index(TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull)), true);
 	views[nviews].token = DatumGetInt64(heap_getattr(tup, 4, desc, &isnull));
 	nviews++;
@@ -675,8 +693,15 @@ role_authorized(Oid roleid, int purpose)
  * The decision for one subject: over the relevant purposes, the last
  * withdrawal W; allowed iff some relevant purpose's latest event is a
  * grant after W that has not expired.  *expiry gets the earliest expiry
- * among the grants that allow it (DT_NOEND if none expires).
+ * among the grants that allow it (DT_NOEND if none expires).  Purposes
+ * defined after the check was made are not relevant to it.
  */
+static inline bool
+is_relevant(StatementCheck *check, int purpose)
+{
+	return purpose >= 0 && purpose < check->nrelevant && check->relevant[purpose];
+}
+
 static bool
 decide_full(StatementCheck *check, Subject *s, TimestampTz *expiry)
 {
@@ -685,14 +710,14 @@ decide_full(StatementCheck *check, Subject *s, TimestampTz *expiry)
 
 	*expiry = DT_NOEND;
 	for (int i = 0; i < s->nstates; i++)
-		if (check->relevant[s->states[i].purpose] &&
+		if (is_relevant(check, s->states[i].purpose) &&
 			s->states[i].last_withdrawal > last_withdrawal)
 			last_withdrawal = s->states[i].last_withdrawal;
 	for (int i = 0; i < s->nstates; i++)
 	{
 		PurposeState *ps = &s->states[i];
 
-		if (check->relevant[ps->purpose] && ps->granted &&
+		if (is_relevant(check, ps->purpose) && ps->granted &&
 			ps->last_event > last_withdrawal && ps->expires > check->now)
 		{
 			ok = true;
@@ -703,25 +728,30 @@ decide_full(StatementCheck *check, Subject *s, TimestampTz *expiry)
 	return ok;
 }
 
-static AllowedSet *
-allowed_set(StatementCheck *check)
+static void
+free_allowed_set(AllowedSet *a)
 {
-	AllowedSet *a = &check->own_set;
+	if (a->keys)
+		pfree(a->keys);
+	if (a->bits)
+		pfree(a->bits);
+	pfree(a);
+}
+
+/* Builds the allowed set of check's purpose from the current cache. */
+static AllowedSet *
+build_allowed_set(StatementCheck *check)
+{
+	AllowedSet *a = MemoryContextAllocZero(policy_cxt, sizeof(AllowedSet));
 	uint32		size = 1024;
 	TimestampTz valid_until = DT_NOEND;
 
-	if (a->keys != NULL && a->purpose == check->purpose && a->version == cache_version &&
-		check->now >= a->built_at && check->now < a->valid_until)
-		return a;
-	if (a->keys)
-		pfree(a->keys);
 	while (size < int_count * 2)
 		size *= 2;
 	a->keys = MemoryContextAllocExtended(policy_cxt, sizeof(int64) * size, MCXT_ALLOC_HUGE);
 	for (uint32 i = 0; i < size; i++)
 		a->keys[i] = EMPTY_KEY;
 	a->mask = size - 1;
-	a->has_empty_key = false;
 	for (uint32 i = 0; i < int_size; i++)
 	{
 		IntSlot    *slot = &int_slots[i];
@@ -747,11 +777,6 @@ allowed_set(StatementCheck *check)
 	 * When the allowed keys are dense enough, a bitmap over their range is
 	 * smaller than the hash set and stays in cache: use it instead.
 	 */
-	if (a->bits)
-	{
-		pfree(a->bits);
-		a->bits = NULL;
-	}
 	{
 		int64		lo = PG_INT64_MAX,
 					hi = PG_INT64_MIN;
@@ -787,6 +812,68 @@ allowed_set(StatementCheck *check)
 	return a;
 }
 
+/*
+ * The allowed set for check, shared with other checks of the same purpose
+ * while it is current.  Sets no check holds any more are freed here.
+ */
+static AllowedSet *
+acquire_allowed_set(StatementCheck *check)
+{
+	int			free_slot = -1;
+
+	for (int i = 0; i < MAX_ALLOWED_SETS; i++)
+	{
+		AllowedSet *a = allowed_sets[i];
+
+		if (a == NULL)
+			continue;
+		if (a->purpose == check->purpose && a->version == cache_version &&
+			check->now >= a->built_at && check->now < a->valid_until)
+		{
+			a->refcount++;
+			return a;
+		}
+		if (a->refcount == 0)
+		{
+			free_allowed_set(a);
+			allowed_sets[i] = NULL;
+		}
+	}
+	for (int i = 0; i < MAX_ALLOWED_SETS; i++)
+		if (allowed_sets[i] == NULL)
+		{
+			free_slot = i;
+			break;
+		}
+	{
+		AllowedSet *a = build_allowed_set(check);
+
+		a->refcount = 1;
+		/* with every slot held by open cursors, the set is just not shared */
+		if (free_slot >= 0)
+			allowed_sets[free_slot] = a;
+		return a;
+	}
+}
+
+static void
+release_allowed_set(void *arg)
+{
+	StatementCheck *check = arg;
+	AllowedSet *a = check->aset;
+
+	check->aset = NULL;
+	if (a == NULL)
+		return;
+	a->refcount--;
+	if (a->refcount > 0)
+		return;
+	for (int i = 0; i < MAX_ALLOWED_SETS; i++)
+		if (allowed_sets[i] == a)
+			return;				/* kept for the next statement */
+	free_allowed_set(a);
+}
+
 static inline bool
 allowed_int(StatementCheck *check, int64 key)
 {
@@ -813,42 +900,130 @@ allowed_int(StatementCheck *check, int64 key)
 	}
 }
 
-static void
-fill_check(StatementCheck *check, int purpose)
+/*
+ * Makes the check for one evaluation site, in that site's memory context
+ * (it lives as long as the executor state that holds the site).
+ */
+static StatementCheck *
+make_check(FmgrInfo *flinfo, int purpose, int64 token)
 {
-	if (check->relevant == NULL || npurposes > check->relevant_cap)
-	{
-		if (check->relevant)
-			pfree(check->relevant);
-		check->relevant_cap = Max(npurposes, 64);
-		check->relevant = MemoryContextAllocZero(policy_cxt, check->relevant_cap);
-	}
-	memset(check->relevant, 0, npurposes);
+	StatementCheck *check = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(StatementCheck));
+
+	check->serial = ++check_serial;
+	check->userid = GetUserId();
+	check->token = token;
+	if (token == 0 && cl_purpose != NULL)
+		strlcpy(check->purpose_name, cl_purpose, sizeof(check->purpose_name));
+	check->nrelevant = npurposes;
+	check->relevant = MemoryContextAllocZero(flinfo->fn_mcxt, Max(npurposes, 1));
 	for (int p = purpose, depth = 0; p >= 0 && depth <= npurposes; p = purposes[p].parent, depth++)
 		check->relevant[p] = true;
 	check->purpose = purpose;
 	check->consent_basis = purposes[purpose].consent_basis;
 	check->now = GetCurrentStatementStartTimestamp();
-	check->statement = statement_counter;
-	check->aset = check->consent_basis ? allowed_set(check) : NULL;
+	if (check->consent_basis)
+	{
+		check->aset = acquire_allowed_set(check);
+		check->release.func = release_allowed_set;
+		check->release.arg = check;
+		MemoryContextRegisterResetCallback(flinfo->fn_mcxt, &check->release);
+	}
+	flinfo->fn_extra = check;
+	return check;
+}
+
+static void
+forget_opened_query(void *arg)
+{
+	OpenedQuery *q = arg;
+
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		opened_queries = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
 }
 
 /*
- * Validates the session's declared purpose for this statement: declared,
- * defined, and authorized for the current role.  Errors here depend only
- * on the session, never on row data (the checks are LEAKPROOF).
+ * Called by the ExecutorStart hook once the executor state exists: notes
+ * the role and purpose this query (or portal) is opened under.
  */
-static StatementCheck *
-guc_statement_check(void)
+void
+cl_policy_executor_start(QueryDesc *queryDesc)
 {
+	OpenedQuery *q;
+
+	if (queryDesc->estate == NULL)
+		return;
+	q = MemoryContextAllocZero(queryDesc->estate->es_query_cxt, sizeof(OpenedQuery));
+	q->cxt = queryDesc->estate->es_query_cxt;
+	q->userid = GetUserId();
+	if (cl_purpose != NULL)
+		strlcpy(q->purpose, cl_purpose, sizeof(q->purpose));
+	q->next = opened_queries;
+	if (opened_queries)
+		opened_queries->prev = q;
+	opened_queries = q;
+	q->forget.func = forget_opened_query;
+	q->forget.arg = q;
+	MemoryContextRegisterResetCallback(q->cxt, &q->forget);
+}
+
+static void
+refuse_changed_context(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("the %s changed while a query was reading a consent-protected table", what),
+			 errdetail("A query or cursor reads protected rows under the role and purpose in force when it was opened."),
+			 errhint("Close the cursor, or finish the statement, before changing consent_ledger.purpose or the current role.")));
+}
+
+/*
+ * Whether the role and purpose now in force are the ones the query that
+ * holds this evaluation site was opened under.
+ */
+static void
+check_opened_context(FmgrInfo *flinfo, bool uses_guc)
+{
+	for (OpenedQuery *q = opened_queries; q != NULL; q = q->next)
+		if (q->cxt == flinfo->fn_mcxt)
+		{
+			if (q->userid != GetUserId())
+				refuse_changed_context("current role");
+			if (uses_guc && strcmp(q->purpose, cl_purpose ? cl_purpose : "") != 0)
+				refuse_changed_context("declared purpose");
+			return;
+		}
+}
+
+/*
+ * The check of the session's declared purpose for one evaluation site:
+ * validated at the site's first call (declared, defined, authorized for
+ * the current role, the same as when the query was opened), then only
+ * compared.  Errors here depend only on the session, never on row data
+ * (the checks are LEAKPROOF).
+ */
+static inline StatementCheck *
+guc_statement_check(FunctionCallInfo fcinfo)
+{
+	StatementCheck *check = fcinfo->flinfo->fn_extra;
 	int			idx;
 
-	if (guc_check.statement == statement_counter)
-		return &guc_check;
+	if (likely(check != NULL))
+	{
+		if (unlikely(check->userid != GetUserId()))
+			refuse_changed_context("current role");
+		if (unlikely(strcmp(check->purpose_name, cl_purpose ? cl_purpose : "") != 0))
+			refuse_changed_context("declared purpose");
+		return check;
+	}
 	if (cl_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
+	check_opened_context(fcinfo->flinfo, true);
 	if (cl_purpose == NULL || cl_purpose[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -869,28 +1044,31 @@ guc_statement_check(void)
 						GetUserNameFromId(GetUserId(), false), cl_purpose),
 				 errhint("An administrator grants purposes with consent_ledger.authorize_purpose().")));
 	refresh_events();
-	fill_check(&guc_check, idx);
-	return &guc_check;
+	return make_check(fcinfo->flinfo, idx, 0);
 }
 
-static StatementCheck *
-view_statement_check(int64 token)
+/*
+ * The check of a purpose view's filter for one evaluation site: the view's
+ * purpose, for a role that may read the view.
+ */
+static inline StatementCheck *
+view_statement_check(FunctionCallInfo fcinfo, int64 token)
 {
-	int			slot = -1;
+	StatementCheck *check = fcinfo->flinfo->fn_extra;
 	int			purpose = -1;
 	Oid			view = InvalidOid;
 
-	for (int i = 0; i < MAX_VIEW_CHECKS; i++)
-		if (view_checks[i].token == token)
-		{
-			if (view_checks[i].check.statement == statement_counter)
-				return &view_checks[i].check;
-			slot = i;
-		}
+	if (likely(check != NULL && check->token == token))
+	{
+		if (unlikely(check->userid != GetUserId()))
+			refuse_changed_context("current role");
+		return check;
+	}
 	if (cl_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
+	check_opened_context(fcinfo->flinfo, false);
 	refresh_purposes();
 	for (int i = 0; i < nviews; i++)
 		if (views[i].token == token)
@@ -906,21 +1084,13 @@ view_statement_check(int64 token)
 						OidIsValid(view) && get_rel_name(view) ? get_rel_name(view) : "?"),
 				 errhint("Read the purpose view itself; its owner grants SELECT on it.")));
 	refresh_events();
-	if (slot < 0)
-	{
-		slot = next_view_check;
-		next_view_check = (next_view_check + 1) % MAX_VIEW_CHECKS;
-	}
-	view_checks[slot].token = token;
-	fill_check(&view_checks[slot].check, purpose);
-	return &view_checks[slot].check;
+	return make_check(fcinfo->flinfo, purpose, token);
 }
 
-/* The decision for one subject under a validated statement check. */
+/* The decision for one subject under a validated check. */
 static inline bool
 decide(StatementCheck *check, Subject *s)
 {
-	uint64		memo_key;
 	TimestampTz expiry;
 	bool		ok;
 
@@ -928,11 +1098,10 @@ decide(StatementCheck *check, Subject *s)
 		return true;
 	if (s == NULL)
 		return false;
-	memo_key = (check->statement << 16) | (uint64) (check->purpose & 0xffff);
-	if (s->memo_key == memo_key)
+	if (s->memo_key == check->serial)
 		return s->memo;
 	ok = decide_full(check, s, &expiry);
-	s->memo_key = memo_key;
+	s->memo_key = check->serial;
 	s->memo = ok;
 	return ok;
 }
@@ -983,28 +1152,28 @@ subject_uuid(pg_uuid_t *u)
 Datum
 cl_allowed_text(PG_FUNCTION_ARGS)
 {
-	POLICY_CHECK(guc_statement_check(),
+	POLICY_CHECK(guc_statement_check(fcinfo),
 				 decide(c, subject_text(PG_GETARG_TEXT_PP(0))));
 }
 
 Datum
 cl_allowed_int8(PG_FUNCTION_ARGS)
 {
-	POLICY_CHECK(guc_statement_check(),
+	POLICY_CHECK(guc_statement_check(fcinfo),
 				 allowed_int(c, PG_GETARG_INT64(0)));
 }
 
 Datum
 cl_allowed_int4(PG_FUNCTION_ARGS)
 {
-	POLICY_CHECK(guc_statement_check(),
+	POLICY_CHECK(guc_statement_check(fcinfo),
 				 allowed_int(c, (int64) PG_GETARG_INT32(0)));
 }
 
 Datum
 cl_allowed_uuid(PG_FUNCTION_ARGS)
 {
-	POLICY_CHECK(guc_statement_check(),
+	POLICY_CHECK(guc_statement_check(fcinfo),
 				 decide(c, subject_uuid(PG_GETARG_UUID_P(0))));
 }
 
@@ -1012,28 +1181,28 @@ cl_allowed_uuid(PG_FUNCTION_ARGS)
 Datum
 cl_view_allows_text(PG_FUNCTION_ARGS)
 {
-	POLICY_CHECK(view_statement_check(PG_GETARG_INT64(0)),
+	POLICY_CHECK(view_statement_check(fcinfo, PG_GETARG_INT64(0)),
 				 decide(c, subject_text(PG_GETARG_TEXT_PP(1))));
 }
 
 Datum
 cl_view_allows_int8(PG_FUNCTION_ARGS)
 {
-	POLICY_CHECK(view_statement_check(PG_GETARG_INT64(0)),
+	POLICY_CHECK(view_statement_check(fcinfo, PG_GETARG_INT64(0)),
 				 allowed_int(c, PG_GETARG_INT64(1)));
 }
 
 Datum
 cl_view_allows_int4(PG_FUNCTION_ARGS)
 {
-	POLICY_CHECK(view_statement_check(PG_GETARG_INT64(0)),
+	POLICY_CHECK(view_statement_check(fcinfo, PG_GETARG_INT64(0)),
 				 allowed_int(c, (int64) PG_GETARG_INT32(1)));
 }
 
 Datum
 cl_view_allows_uuid(PG_FUNCTION_ARGS)
 {
-	POLICY_CHECK(view_statement_check(PG_GETARG_INT64(0)),
+	POLICY_CHECK(view_statement_check(fcinfo, PG_GETARG_INT64(0)),
 				 decide(c, subject_uuid(PG_GETARG_UUID_P(1))));
 }
 
@@ -1163,6 +1332,28 @@ cl_is_protected_cached(Oid relid)
 	return false;
 }
 
+/* The protected tables, from the cache. */
+List *
+cl_protected_relids(void)
+{
+	List	   *result = NIL;
+
+	refresh_purposes();
+	for (int i = 0; i < nprotected; i++)
+		result = lappend_oid(result, protected_rels[i]);
+	return result;
+}
+
+Oid
+cl_view_base_cached(Oid view)
+{
+	refresh_purposes();
+	for (int i = 0; i < nviews; i++)
+		if (views[i].view == view && views[i].purpose >= 0)
+			return views[i].base;
+	return InvalidOid;
+}
+
 const char *
 cl_view_purpose_cached(Oid view)
 {
@@ -1238,6 +1429,8 @@ cl_protect(PG_FUNCTION_ARGS)
 	typid = get_atttype(relid, att);
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
+	if (!cl_is_protected(relid))
+		cl_check_protectable(rel);
 	relation_close(rel, NoLock);
 	if (cl_is_protected(relid))
 		ereport(ERROR,
@@ -1273,6 +1466,7 @@ cl_protect(PG_FUNCTION_ARGS)
 	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.protected (relid, subject_column, protected_at) "
 							 "VALUES (%u::pg_catalog.oid, %s, pg_catalog.now())",
 							 relid, quote_literal_cstr(column)), cl_extension_owner());
+	cl_take_custody(relid);
 	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", cl_extension_owner());
 
 	/* who can read it without the policy? */
@@ -1342,6 +1536,7 @@ cl_unprotect(PG_FUNCTION_ARGS)
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
+	cl_release_custody(relid);
 	cl_run_as_owner(psprintf("DELETE FROM consent_ledger.protected WHERE relid OPERATOR(pg_catalog.=) %u::pg_catalog.oid",
 							 relid), cl_extension_owner());
 	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", cl_extension_owner());
@@ -1426,5 +1621,5 @@ cl_create_purpose_view(PG_FUNCTION_ARGS)
 void
 cl_policy_init(void)
 {
-	memset(view_checks, 0, sizeof(view_checks));
+	memset(allowed_sets, 0, sizeof(allowed_sets));
 }

@@ -1,0 +1,227 @@
+-- Bypass attempts by untrusted roles (SPEC section 5 trust model): a
+-- hostile analyst, a table owner who is not an administrator, and a role
+-- with a few stray privileges.  Each block fails open on consent_ledger
+-- 1.0 and must be refused (or filtered) now.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE ROLE bp_owner LOGIN;			-- owns the table, loads it; not trusted
+CREATE ROLE bp_analyst LOGIN;		-- reads for purposes bp_a and bp_c
+CREATE ROLE bp_colleague LOGIN;		-- also authorized for bp_a
+CREATE ROLE bp_definer NOLOGIN;		-- authorized for bp_b only
+CREATE ROLE bp_admin LOGIN IN ROLE consent_ledger_admin;
+GRANT CREATE ON SCHEMA public TO bp_owner, bp_analyst;
+SELECT current_user AS superuser \gset
+SELECT consent_ledger.define_purpose('bp_a', 'purpose A');
+SELECT consent_ledger.define_purpose('bp_b', 'purpose B');
+SELECT consent_ledger.define_purpose('bp_c', 'purpose C');
+SELECT consent_ledger.authorize_purpose('bp_analyst', 'bp_a');
+SELECT consent_ledger.authorize_purpose('bp_analyst', 'bp_c');
+SELECT consent_ledger.authorize_purpose('bp_colleague', 'bp_a');
+SELECT consent_ledger.authorize_purpose('bp_definer', 'bp_b');
+
+-- subject 1 consents to A, 2 to B, 3 to C, 4 to nothing
+CREATE TABLE bp_t (id serial PRIMARY KEY, subject bigint, secret text);
+ALTER TABLE bp_t OWNER TO bp_owner;
+SET ROLE bp_owner;
+INSERT INTO bp_t (subject, secret) VALUES (1, 's1'), (2, 's2'), (3, 's3'), (4, 's4');
+GRANT SELECT ON bp_t TO bp_analyst, bp_colleague, bp_definer;
+RESET ROLE;
+SELECT consent_ledger.grant_consent(1, 'bp_a') > 0 AS g1,
+       consent_ledger.grant_consent(2, 'bp_b') > 0 AS g2,
+       consent_ledger.grant_consent(3, 'bp_c') > 0 AS g3;
+
+-- protect() takes the table into custody; the owner keeps what loading needs
+SELECT consent_ledger.protect('bp_t', 'subject');
+SELECT relowner::regrole AS owner_now FROM pg_class WHERE oid = 'bp_t'::regclass;
+SELECT previous_owner FROM consent_ledger.protected WHERE relid = 'bp_t'::regclass;
+SELECT p AS privilege, has_table_privilege('bp_owner', 'bp_t', p) AS granted
+  FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p;
+
+-- 1. a purpose decision never crosses security contexts
+CREATE FUNCTION bp_f() RETURNS int LANGUAGE sql SECURITY DEFINER
+  SET consent_ledger.purpose = 'bp_b' AS 'SELECT count(*)::int FROM public.bp_t';
+ALTER FUNCTION bp_f() OWNER TO bp_definer;
+SET ROLE bp_analyst;
+-- no purpose of its own: the definer's purpose B must not leak into the outer scan
+SELECT id, subject FROM bp_t WHERE (SELECT bp_f()) IS NOT NULL;
+\echo :SQLSTATE
+SELECT id, subject, (SELECT bp_f()) AS inner_rows FROM bp_t;
+\echo :SQLSTATE
+-- with purpose A: A's rows only, whatever the definer's purpose was
+SET consent_ledger.purpose = 'bp_a';
+SELECT id, subject FROM bp_t WHERE (SELECT bp_f()) IS NOT NULL ORDER BY id;
+SELECT bp_f() AS definer_sees_b_rows;
+-- a cursor keeps the purpose it was opened with
+BEGIN;
+DECLARE c CURSOR FOR SELECT id, subject FROM bp_t ORDER BY id;
+FETCH 1 FROM c;
+SET consent_ledger.purpose = 'bp_c';
+FETCH 1 FROM c;
+\echo :SQLSTATE
+ROLLBACK;
+-- ... also when it was opened but not yet read
+SET consent_ledger.purpose = 'bp_a';
+BEGIN;
+DECLARE c CURSOR FOR SELECT id, subject FROM bp_t ORDER BY id;
+SET consent_ledger.purpose = 'bp_c';
+FETCH ALL FROM c;
+\echo :SQLSTATE
+ROLLBACK;
+RESET consent_ledger.purpose;
+RESET ROLE;
+-- ... and the role it was opened by
+BEGIN;
+SET LOCAL ROLE bp_analyst;
+SET LOCAL consent_ledger.purpose = 'bp_a';
+DECLARE c CURSOR FOR SELECT id, subject FROM bp_t ORDER BY id;
+FETCH 1 FROM c;
+SET LOCAL ROLE bp_colleague;
+FETCH 1 FROM c;
+\echo :SQLSTATE
+ROLLBACK;
+
+-- 2. the previous owner has no DDL left to read hidden rows with
+CREATE FUNCTION bp_leak(text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+  $$BEGIN RAISE NOTICE 'leaked %', $1; RETURN $1; END$$;
+SET ROLE bp_owner;
+ALTER TABLE bp_t ALTER COLUMN secret TYPE text USING bp_leak(secret);
+\echo :SQLSTATE
+ALTER TABLE bp_t ADD COLUMN g text GENERATED ALWAYS AS (bp_leak(secret)) STORED;
+\echo :SQLSTATE
+CREATE STATISTICS bp_s ON (bp_leak(secret)) FROM bp_t;
+\echo :SQLSTATE
+ALTER TABLE bp_t ADD CONSTRAINT bp_x EXCLUDE ((bp_leak(secret)) WITH =);
+\echo :SQLSTATE
+CREATE POLICY bp_del ON bp_t FOR DELETE USING (true);
+\echo :SQLSTATE
+CREATE FUNCTION bp_harvest() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN RAISE NOTICE 'harvested %', OLD.secret; RETURN NULL; END$$;
+CREATE TRIGGER bp_harvest BEFORE DELETE ON bp_t FOR EACH ROW EXECUTE FUNCTION bp_harvest();
+\echo :SQLSTATE
+ALTER TABLE bp_t DROP COLUMN subject CASCADE;
+\echo :SQLSTATE
+ALTER TABLE bp_t OWNER TO bp_owner;
+\echo :SQLSTATE
+GRANT REFERENCES ON bp_t TO bp_analyst;
+\echo :SQLSTATE
+-- loading still works (COPY FROM is refused by PostgreSQL on any table
+-- under row-level security: load a staging table, then INSERT ... SELECT),
+-- and reading is under the policy
+INSERT INTO bp_t (subject, secret) VALUES (5, 's5');
+CREATE TEMP TABLE bp_stage (subject bigint, secret text);
+COPY bp_stage FROM stdin;
+6	s6
+\.
+INSERT INTO bp_t (subject, secret) SELECT subject, secret FROM bp_stage;
+SET consent_ledger.purpose = 'bp_a';
+\echo :SQLSTATE
+SELECT count(*) FROM bp_t;
+\echo :SQLSTATE
+RESET ROLE;
+
+-- not even a trusted administrator removes the consent policies by CASCADE
+SET ROLE bp_admin;
+ALTER TABLE bp_t DROP COLUMN subject CASCADE;
+\echo :SQLSTATE
+-- nor adds a permissive policy for any command
+CREATE POLICY bp_del ON bp_t AS PERMISSIVE FOR DELETE USING (true);
+\echo :SQLSTATE
+CREATE POLICY bp_ins ON bp_t AS PERMISSIVE FOR INSERT WITH CHECK (true);
+\echo :SQLSTATE
+RESET ROLE;
+SELECT count(*) AS consent_policies FROM pg_policy WHERE polrelid = 'bp_t'::regclass;
+
+-- code planted before protect() would run over hidden rows later: refused
+CREATE TABLE bp_planted (id int, subject bigint, secret text);
+CREATE TRIGGER bp_harvest BEFORE DELETE ON bp_planted FOR EACH ROW EXECUTE FUNCTION bp_harvest();
+SELECT consent_ledger.protect('bp_planted', 'subject');
+\echo :SQLSTATE
+DROP TRIGGER bp_harvest ON bp_planted;
+CREATE INDEX ON bp_planted ((bp_leak(secret)));
+SELECT consent_ledger.protect('bp_planted', 'subject');
+\echo :SQLSTATE
+DROP TABLE bp_planted;
+CREATE DOMAIN bp_dom AS text;
+ALTER DOMAIN bp_dom OWNER TO bp_owner;
+CREATE TABLE bp_domained (id int, subject bigint, secret bp_dom);
+SELECT consent_ledger.protect('bp_domained', 'subject');
+\echo :SQLSTATE
+-- a domain handed to an untrusted role after protect(): it cannot validate over hidden rows
+ALTER DOMAIN bp_dom OWNER TO :superuser;
+SELECT consent_ledger.protect('bp_domained', 'subject');
+INSERT INTO bp_domained VALUES (1, 4, 'hidden');
+ALTER DOMAIN bp_dom OWNER TO bp_owner;
+SET ROLE bp_owner;
+ALTER DOMAIN bp_dom ADD CONSTRAINT bp_leaky CHECK (bp_leak(VALUE) IS NOT NULL);
+\echo :SQLSTATE
+ALTER DOMAIN bp_dom ADD CONSTRAINT bp_leaky CHECK (bp_leak(VALUE) IS NOT NULL) NOT VALID;
+ALTER DOMAIN bp_dom VALIDATE CONSTRAINT bp_leaky;
+\echo :SQLSTATE
+RESET ROLE;
+-- unprotect() gives the table back
+SELECT consent_ledger.unprotect('bp_domained');
+SELECT relowner::regrole AS owner_after_unprotect FROM pg_class WHERE oid = 'bp_domained'::regclass;
+DROP TABLE bp_domained;
+DROP DOMAIN bp_dom;
+
+-- 3. every read is recorded, whatever view it passes through
+CREATE VIEW bp_su_view AS SELECT * FROM bp_t;	-- owned by a superuser: no RLS
+GRANT SELECT ON bp_su_view TO bp_analyst;
+SET ROLE bp_owner;
+CREATE VIEW bp_owner_view AS SELECT * FROM bp_t;	-- owned by a role under RLS
+GRANT SELECT ON bp_owner_view TO bp_analyst;
+RESET ROLE;
+SELECT consent_ledger.create_purpose_view('bp_t', 'bp_a', 'public.bp_a_view');
+GRANT SELECT ON bp_a_view TO bp_analyst;
+SET ROLE bp_analyst;
+SELECT id, subject FROM bp_su_view ORDER BY id;
+\echo :SQLSTATE
+SET consent_ledger.purpose = 'bp_a';
+SELECT id, subject FROM bp_su_view ORDER BY id;
+\echo :SQLSTATE
+SELECT id, subject FROM bp_owner_view ORDER BY id;
+RESET consent_ledger.purpose;
+SELECT id, subject FROM bp_a_view ORDER BY id;
+RESET ROLE;
+SELECT role_name, operation, purpose, outcome FROM consent_ledger.audit_log
+ WHERE relation = 'public.bp_t' AND outcome = 'started' AND role_name = 'bp_analyst'
+ ORDER BY record_id;
+SELECT role_name, operation, purpose, relation FROM consent_ledger.audit_log
+ WHERE relation = 'public.bp_a_view' AND outcome = 'started' ORDER BY record_id;
+-- a trusted role reading through the superuser's view is recorded as bypassing
+SELECT count(*) AS admin_rows FROM bp_su_view;
+SELECT role_name, operation, rls_bypassed FROM consent_ledger.audit_log
+ WHERE relation = 'public.bp_t' AND outcome = 'started' ORDER BY record_id DESC LIMIT 1;
+
+-- 4. side channels: EXPLAIN ANALYZE row counts, foreign keys
+SET ROLE bp_analyst;
+SET consent_ledger.purpose = 'bp_a';
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM bp_t WHERE secret = 's4';
+\echo :SQLSTATE
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM bp_a_view WHERE secret = 's4';
+\echo :SQLSTATE
+EXPLAIN (COSTS OFF) SELECT * FROM bp_t WHERE secret = 's4';
+RESET consent_ledger.purpose;
+RESET ROLE;
+GRANT REFERENCES ON bp_t TO bp_analyst;
+SET ROLE bp_analyst;
+CREATE TABLE bp_probe (ref int REFERENCES bp_t (id));
+\echo :SQLSTATE
+CREATE TABLE bp_probe (ref int);
+ALTER TABLE bp_probe ADD FOREIGN KEY (ref) REFERENCES bp_t (id);
+\echo :SQLSTATE
+ALTER TABLE bp_probe ADD COLUMN ref2 int REFERENCES bp_t (id);
+\echo :SQLSTATE
+DROP TABLE bp_probe;
+RESET ROLE;
+-- a trusted role may; its checks are recorded as what they are
+CREATE TABLE bp_child (ref int REFERENCES bp_t (id));
+INSERT INTO bp_child VALUES (4);
+SET ROLE bp_analyst;
+SET consent_ledger.purpose = 'bp_a';
+SELECT count(*) AS after_fk_check FROM bp_t;	-- its record is queued after the check's
+RESET ROLE;
+SELECT operation, purpose, outcome FROM consent_ledger.audit_log
+ WHERE relation = 'public.bp_t' AND operation = 'FOREIGN KEY CHECK';
+DROP TABLE bp_child;

@@ -1,0 +1,334 @@
+/*-------------------------------------------------------------------------
+ * custody.c
+ *	  Who is trusted with hidden rows, and custody of protected tables.
+ *
+ * Trust model (SPEC section 5): only superusers, roles with BYPASSRLS and
+ * members of consent_ledger_admin may see rows their subjects did not
+ * consent to.  Everyone else is designed against, the table's owner
+ * included.  A table owner can run code over every row of its table in
+ * more ways than a guard could list (ALTER COLUMN ... TYPE ... USING,
+ * generated columns, extended statistics, exclusion constraints, policies
+ * and triggers, CASCADE), so protect() does not try to list them: it takes
+ * the table into custody.  The table then belongs to
+ * consent_ledger_custodian, a role nobody logs in as, of which only
+ * consent_ledger_admin is a member; the previous owner keeps what it needs
+ * to load and read the table under the policy (SELECT, INSERT, UPDATE,
+ * DELETE, TRUNCATE and the use of the table's own sequences) and
+ * PostgreSQL itself refuses its DDL.  unprotect() gives the table back.
+ *
+ * What the owner could have planted before protect() would run later as
+ * someone else over hidden rows, so protect() refuses a table that has
+ * triggers, rules or policies of its own, expression or partial indexes,
+ * expression statistics, or columns of a domain an untrusted role owns
+ * (a domain's owner validates new constraints over every row).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_policy.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_statistic_ext.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_take_custody_sql);
+
+/*
+ * Whether a role is trusted with hidden rows: superuser, BYPASSRLS, or a
+ * member of consent_ledger_admin.
+ */
+bool
+cl_role_is_trusted(Oid roleid)
+{
+	Oid			admin;
+
+	if (superuser_arg(roleid) || has_bypassrls_privilege(roleid))
+		return true;
+	admin = get_role_oid(CL_ADMIN_ROLE, true);
+	return OidIsValid(admin) && has_privs_of_role(roleid, admin);
+}
+
+Oid
+cl_custodian_oid(void)
+{
+	Oid			custodian = get_role_oid(CL_CUSTODIAN_ROLE, true);
+
+	if (!OidIsValid(custodian))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("role \"%s\" does not exist", CL_CUSTODIAN_ROLE),
+				 errdetail("Protected tables are owned by this role, created by version 1.1 of the extension."),
+				 errhint("Run ALTER EXTENSION consent_ledger UPDATE.")));
+	return custodian;
+}
+
+static void
+refuse_protect(Relation rel, const char *what, const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("table \"%s\" has %s \"%s\"", RelationGetRelationName(rel), what, name),
+			 errdetail("Code attached to a protected table runs over rows whose subjects did not consent, on behalf of whoever changes or maintains the table."),
+			 errhint("Drop it before protecting the table; an administrator can add it again afterwards.")));
+}
+
+/* Whether trigger name is one of the extension's own (ledger or audit). */
+static bool
+is_extension_trigger(const char *name)
+{
+	return strncmp(name, "~consent_ledger_", strlen("~consent_ledger_")) == 0;
+}
+
+/*
+ * Refuses a table that carries code an untrusted role could have put
+ * there to run over hidden rows later.  Called by protect() before it
+ * takes the table into custody.
+ */
+void
+cl_check_protectable(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *indexes;
+	ListCell   *lc;
+	Relation	cat;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	/* triggers other than the extension's own */
+	cat = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+
+		if (!t->tgisinternal && !is_extension_trigger(NameStr(t->tgname)))
+			refuse_protect(rel, "trigger", NameStr(t->tgname));
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+
+	/* policies not made by protect() (protect() refuses a protected table) */
+	cat = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		refuse_protect(rel, "policy", NameStr(((Form_pg_policy) GETSTRUCT(tup))->polname));
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+
+	/* rules */
+	cat = table_open(RewriteRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_rewrite_ev_class, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, RewriteRelRulenameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		refuse_protect(rel, "rule", NameStr(((Form_pg_rewrite) GETSTRUCT(tup))->rulename));
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+
+	/* expression and partial indexes */
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(itup))
+			continue;
+		if (!heap_attisnull(itup, Anum_pg_index_indexprs, NULL) ||
+			!heap_attisnull(itup, Anum_pg_index_indpred, NULL))
+		{
+			char	   *name = get_rel_name(lfirst_oid(lc));
+
+			ReleaseSysCache(itup);
+			refuse_protect(rel, "expression or partial index", name);
+		}
+		ReleaseSysCache(itup);
+	}
+	list_free(indexes);
+
+	/* extended statistics on expressions */
+	cat = table_open(StatisticExtRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_statistic_ext_stxrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, StatisticExtRelidIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		if (!heap_attisnull(tup, Anum_pg_statistic_ext_stxexprs, NULL))
+			refuse_protect(rel, "expression statistics",
+						   NameStr(((Form_pg_statistic_ext) GETSTRUCT(tup))->stxname));
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+
+	/* columns of a domain whose owner is not trusted */
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			typid = att->atttypid;
+
+		if (att->attisdropped)
+			continue;
+		while (get_typtype(typid) == TYPTYPE_DOMAIN)
+		{
+			HeapTuple	ttup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+			Oid			owner;
+			Oid			base;
+
+			if (!HeapTupleIsValid(ttup))
+				break;
+			owner = ((Form_pg_type) GETSTRUCT(ttup))->typowner;
+			base = ((Form_pg_type) GETSTRUCT(ttup))->typbasetype;
+			ReleaseSysCache(ttup);
+			if (!cl_role_is_trusted(owner))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("column \"%s\" of table \"%s\" has domain type %s, owned by role \"%s\"",
+								NameStr(att->attname), RelationGetRelationName(rel),
+								format_type_be(typid), GetUserNameFromId(owner, false)),
+						 errdetail("The owner of a domain checks new domain constraints against every value of it, hidden rows included."),
+						 errhint("Make a trusted role (an administrator) the domain's owner first.")));
+			typid = base;
+		}
+	}
+}
+
+/* GRANTs the previous owner needs on the table and its own sequences. */
+static void
+grant_loader(const char *verb, const char *qname, Oid relid, const char *role)
+{
+	const char *dir = strcmp(verb, "GRANT") == 0 ? "TO" : "FROM";
+	List	   *seqs = getOwnedSequences(relid);
+	ListCell   *lc;
+	Oid			runner = cl_extension_owner();
+
+	cl_run_as_owner(psprintf("%s SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON %s %s %s",
+							 verb, qname, dir, role), runner);
+	foreach(lc, seqs)
+	{
+		Oid			seq = lfirst_oid(lc);
+
+		cl_run_as_owner(psprintf("%s USAGE, SELECT, UPDATE ON SEQUENCE %s %s %s", verb,
+								 quote_qualified_identifier(get_namespace_name(get_rel_namespace(seq)),
+															get_rel_name(seq)),
+								 dir, role), runner);
+	}
+}
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * Takes a protected table into custody: consent_ledger_custodian becomes
+ * its owner, the previous owner is recorded and keeps the privileges to
+ * load and read it.  Must be called inside SPI, after the registry row
+ * of the table exists.
+ */
+void
+cl_take_custody(Oid relid)
+{
+	Oid			custodian = cl_custodian_oid();
+	Oid			owner;
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	char	   *qname;
+	char	   *role;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	if (owner == custodian)
+		return;
+	qname = qualified_name(relid);
+	role = pstrdup(quote_identifier(GetUserNameFromId(owner, false)));
+	cl_run_as_owner(psprintf("UPDATE consent_ledger.protected SET previous_owner = %u::pg_catalog.oid::pg_catalog.regrole "
+							 "WHERE relid OPERATOR(pg_catalog.=) %u::pg_catalog.oid",
+							 owner, relid), cl_extension_owner());
+	cl_run_as_owner(psprintf("ALTER TABLE %s OWNER TO %s", qname, CL_CUSTODIAN_ROLE),
+					cl_extension_owner());
+	grant_loader("GRANT", qname, relid, role);
+}
+
+/*
+ * Gives a table back to the owner it had before protect() (when that
+ * role still exists), taking back the grants custody made.  Must be
+ * called inside SPI, before the registry row is removed.
+ */
+void
+cl_release_custody(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		vals[1] = {ObjectIdGetDatum(relid)};
+	Oid			previous = InvalidOid;
+	char	   *qname = qualified_name(relid);
+	char	   *role;
+
+	if (SPI_execute_with_args("SELECT previous_owner::pg_catalog.oid FROM consent_ledger.protected "
+							  "WHERE relid OPERATOR(pg_catalog.=) $1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.protected");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			previous = DatumGetObjectId(d);
+	}
+	if (!OidIsValid(previous) || !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(previous)))
+	{
+		ereport(NOTICE,
+				(errmsg("table \"%s\" stays owned by %s", get_rel_name(relid), CL_CUSTODIAN_ROLE),
+				 errdetail("The role that owned it before protect() is not known or no longer exists."),
+				 errhint("An administrator can change its owner with ALTER TABLE ... OWNER TO.")));
+		return;
+	}
+	role = pstrdup(quote_identifier(GetUserNameFromId(previous, false)));
+	grant_loader("REVOKE", qname, relid, role);
+	cl_run_as_owner(psprintf("ALTER TABLE %s OWNER TO %s", qname, role), cl_extension_owner());
+}
+
+/*
+ * consent_ledger._take_custody(relation regclass): used once by the 1.1
+ * upgrade script for tables protected under 1.0.
+ */
+Datum
+cl_take_custody_sql(PG_FUNCTION_ARGS)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the extension's update may take tables into custody")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cl_take_custody(PG_GETARG_OID(0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
