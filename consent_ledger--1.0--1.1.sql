@@ -28,9 +28,14 @@ BEGIN
 	ELSE
 		CREATE ROLE consent_ledger_custodian NOLOGIN;
 	END IF;
+	-- administrators manage protected tables as members of the custodian
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members
+				   WHERE roleid OPERATOR(pg_catalog.=) 'consent_ledger_custodian'::pg_catalog.regrole
+					 AND member OPERATOR(pg_catalog.=) 'consent_ledger_admin'::pg_catalog.regrole) THEN
+		GRANT consent_ledger_custodian TO consent_ledger_admin;
+	END IF;
 END
 $roles$;
-GRANT consent_ledger_custodian TO consent_ledger_admin;
 
 -- the owner a protected table had before protect(), restored by unprotect()
 ALTER TABLE consent_ledger.protected ADD COLUMN previous_owner pg_catalog.regrole;

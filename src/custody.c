@@ -214,6 +214,20 @@ cl_check_protectable(Relation rel)
 	}
 }
 
+/*
+ * Whether the extension's objects are those of 1.1 (the custodian role and
+ * protected.previous_owner): with the 1.0 objects, until ALTER EXTENSION
+ * ... UPDATE, tables are protected without custody, and the update takes
+ * them into custody.
+ */
+static bool
+custody_available(void)
+{
+	Oid			protected = cl_internal_relid("protected");
+
+	return get_attnum(protected, "previous_owner") != InvalidAttrNumber;
+}
+
 /* GRANTs the previous owner needs on the table and its own sequences. */
 static void
 grant_loader(const char *verb, const char *qname, Oid relid, const char *role)
@@ -252,12 +266,22 @@ qualified_name(Oid relid)
 void
 cl_take_custody(Oid relid)
 {
-	Oid			custodian = cl_custodian_oid();
+	Oid			custodian;
 	Oid			owner;
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	HeapTuple	tup;
 	char	   *qname;
 	char	   *role;
 
+	if (!custody_available())
+	{
+		ereport(WARNING,
+				(errmsg("table \"%s\" is protected but not taken into custody", get_rel_name(relid)),
+				 errdetail("The extension's objects are still those of version 1.0; its owner can still change it."),
+				 errhint("Run ALTER EXTENSION consent_ledger UPDATE, which takes protected tables into custody.")));
+		return;
+	}
+	custodian = cl_custodian_oid();
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -290,6 +314,8 @@ cl_release_custody(Oid relid)
 	char	   *qname = qualified_name(relid);
 	char	   *role;
 
+	if (!custody_available())
+		return;
 	if (SPI_execute_with_args("SELECT previous_owner::pg_catalog.oid FROM consent_ledger.protected "
 							  "WHERE relid OPERATOR(pg_catalog.=) $1",
 							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)

@@ -10,9 +10,14 @@
  * that is above what the cache has seen, the next statement reads just
  * the newer events through the ledger's primary key.  Purposes,
  * authorizations and purpose views are reloaded whole when their
- * generation counter moves.  Both checks happen at most once per
- * statement (the executor hook counts statements), so a withdrawal is in
+ * generation counter moves.  Both happen when a policy check is first
+ * evaluated at one call site of one executor state, so a withdrawal is in
  * force for every statement that starts after it commits.
+ *
+ * A validated decision (role, purpose, moment) lives in the call site's
+ * FmgrInfo and is never reused by another call site, query or security
+ * context; every later call of the site compares role and purpose and
+ * fails if they changed (see StatementCheck).
  *
  * The caches are read with direct heap and index scans, not SPI: they
  * must work for roles that cannot read the internal tables, inside the
