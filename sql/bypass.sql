@@ -142,6 +142,49 @@ CREATE INDEX ON bp_planted ((bp_leak(secret)));
 SELECT consent_ledger.protect('bp_planted', 'subject');
 \echo :SQLSTATE
 DROP TABLE bp_planted;
+-- ... so is code of an untrusted role in CHECK constraints and generated columns
+SET ROLE bp_owner;
+CREATE FUNCTION bp_spy(text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+  $$BEGIN RAISE NOTICE 'spied %', $1; RETURN true; END$$;
+CREATE TABLE bp_checked (id int, subject bigint, secret text CHECK (bp_spy(secret)));
+CREATE TABLE bp_generated (id int, subject bigint, secret text,
+  g boolean GENERATED ALWAYS AS (bp_spy(secret)) STORED);
+-- an inheritance parent would read the table past its policy
+CREATE TABLE bp_parent (id int, subject bigint, secret text);
+CREATE TABLE bp_child_t (id int, subject bigint, secret text);
+ALTER TABLE bp_child_t INHERIT bp_parent;
+-- a foreign key into the table would probe which keys exist
+CREATE TABLE bp_keyed (id int PRIMARY KEY, subject bigint);
+CREATE TABLE bp_prober (ref int REFERENCES bp_keyed (id));
+-- a TRIGGER privilege granted before protect()
+CREATE TABLE bp_granted (id int, subject bigint, secret text);
+GRANT TRIGGER, REFERENCES ON bp_granted TO bp_analyst;
+GRANT SELECT ON bp_granted TO bp_analyst WITH GRANT OPTION;
+RESET ROLE;
+SELECT consent_ledger.protect('bp_checked', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('bp_generated', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('bp_child_t', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('bp_parent', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('bp_keyed', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('bp_granted', 'subject');
+SELECT p AS privilege, has_table_privilege('bp_analyst', 'bp_granted', p) AS granted
+  FROM unnest(ARRAY['SELECT', 'SELECT WITH GRANT OPTION', 'TRIGGER', 'REFERENCES']) p;
+-- even if an administrator grants TRIGGER later, an untrusted role cannot use it
+GRANT TRIGGER ON bp_granted TO bp_analyst;
+SET ROLE bp_analyst;
+CREATE FUNCTION bp_copy() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER bp_copy AFTER INSERT ON bp_granted FOR EACH ROW EXECUTE FUNCTION bp_copy();
+\echo :SQLSTATE
+DROP FUNCTION bp_copy();
+RESET ROLE;
+SELECT consent_ledger.unprotect('bp_granted');
+DROP TABLE bp_checked, bp_generated, bp_child_t, bp_parent, bp_prober, bp_keyed, bp_granted;
+DROP FUNCTION bp_spy(text);
 CREATE DOMAIN bp_dom AS text;
 ALTER DOMAIN bp_dom OWNER TO bp_owner;
 CREATE TABLE bp_domained (id int, subject bigint, secret bp_dom);
@@ -222,6 +265,6 @@ SET ROLE bp_analyst;
 SET consent_ledger.purpose = 'bp_a';
 SELECT count(*) AS after_fk_check FROM bp_t;	-- its record is queued after the check's
 RESET ROLE;
-SELECT operation, purpose, outcome FROM consent_ledger.audit_log
+SELECT role_name, operation, purpose, outcome FROM consent_ledger.audit_log
  WHERE relation = 'public.bp_t' AND operation = 'FOREIGN KEY CHECK';
 DROP TABLE bp_child;

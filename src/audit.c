@@ -148,6 +148,7 @@ typedef struct OpenRead
 	char	  **operations;		/* per relation: how it was read */
 	bool		bypassed;
 	bool		wait;			/* rows reach the client: "started" first */
+	char	   *role;			/* role_name to record, if not the current role */
 	SubTransactionId subid;
 	uint64		withheld_at_start;
 	uint64		rows;
@@ -937,7 +938,15 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 		char	   *operation = "SELECT";
 		Oid			as_role;
 
-		if (rte->rtekind != RTE_RELATION || !(rte->requiredPerms & ACL_SELECT))
+		/*
+		 * Relations the statement reads, and inheritance children expanded
+		 * from them (PostgreSQL 15 gives those no required permissions; so
+		 * it does the OLD/NEW entries a view's rule leaves behind, which
+		 * are not reads).
+		 */
+		if (rte->rtekind != RTE_RELATION ||
+			!((rte->requiredPerms & ACL_SELECT) ||
+			  (rte->requiredPerms == 0 && rte->relkind != RELKIND_VIEW)))
 			continue;
 		as_role = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
 		if (rte->relkind == RELKIND_VIEW)
@@ -1012,6 +1021,9 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r->operations = operations;
 	r->bypassed = bypassed;
 	r->wait = !fk_check;
+	/* a foreign-key check runs as the table's owner: name who caused it */
+	if (fk_check)
+		r->role = MemoryContextStrdup(TopMemoryContext, GetUserNameFromId(GetOuterUserId(), false));
 	r->withheld_at_start = cl_rows_withheld;
 	r->subid = GetCurrentSubTransactionId();
 	open_reads = lappend(open_reads, r);
@@ -1065,6 +1077,8 @@ record_read(OpenRead *r, char outcome, bool interruptible)
 
 		fill_context(&rec, "read", r->operations ? r->operations[i] : "SELECT",
 					 r->relids[i], r->purposes[i]);
+		if (r->role)
+			rec.str[S_ROLE] = r->role;
 		rec.h.outcome = outcome;
 		rec.h.has_rows = true;
 		rec.h.rows = (int64) r->rows;
@@ -1093,6 +1107,8 @@ forget_read(OpenRead *r)
 	pfree(r->purposes);
 	if (r->operations)
 		pfree(r->operations);
+	if (r->role)
+		pfree(r->role);
 	pfree(r);
 }
 

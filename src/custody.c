@@ -28,11 +28,16 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_attrdef.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_statistic_ext.h"
@@ -41,6 +46,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -89,6 +95,43 @@ refuse_protect(Relation rel, const char *what, const char *name)
 			 errmsg("table \"%s\" has %s \"%s\"", RelationGetRelationName(rel), what, name),
 			 errdetail("Code attached to a protected table runs over rows whose subjects did not consent, on behalf of whoever changes or maintains the table."),
 			 errhint("Drop it before protecting the table; an administrator can add it again afterwards.")));
+}
+
+/* Whether a function belongs to a role not trusted with hidden rows. */
+static bool
+untrusted_function(Oid funcid, void *context)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		return true;
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return !cl_role_is_trusted(owner);
+}
+
+static bool
+calls_untrusted_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, untrusted_function, context))
+		return true;
+	return expression_tree_walker(node, calls_untrusted_walker, context);
+}
+
+/*
+ * Whether a stored expression (nodeToString form) calls a function owned by
+ * an untrusted role: such code would run over every row later inserted or
+ * updated, hidden ones included, as whoever changes the table.
+ */
+static bool
+calls_untrusted_code(Datum stored)
+{
+	Node	   *expr = stringToNode(TextDatumGetCString(stored));
+
+	return calls_untrusted_walker(expr, NULL);
 }
 
 /* Whether trigger name is one of the extension's own (ledger or audit). */
@@ -182,6 +225,70 @@ cl_check_protectable(Relation rel)
 	systable_endscan(scan);
 	table_close(cat, AccessShareLock);
 
+	/* inheritance: read through a parent, the table escapes its own policy */
+	if (has_superclass(relid) || has_subclass(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" takes part in table inheritance", RelationGetRelationName(rel)),
+				 errdetail("Rows read through an inheritance parent are filtered by the parent's policies only, not by the child's."),
+				 errhint("ALTER TABLE ... NO INHERIT first.")));
+
+	/*
+	 * CHECK constraints calling code of untrusted roles, and foreign keys
+	 * from tables of untrusted roles (inserting into the referencing table
+	 * tells which keys exist)
+	 */
+	cat = table_open(ConstraintRelationId, AccessShareLock);
+	scan = systable_beginscan(cat, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		bin;
+
+		if (c->conrelid == relid && c->contype == CONSTRAINT_CHECK)
+		{
+			bin = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(cat), &isnull);
+			if (!isnull && calls_untrusted_code(bin))
+				refuse_protect(rel, "a CHECK constraint calling a function of an untrusted role",
+							   NameStr(c->conname));
+		}
+		if (c->confrelid == relid && c->contype == CONSTRAINT_FOREIGN && c->conrelid != relid)
+		{
+			HeapTuple	rtup = SearchSysCache1(RELOID, ObjectIdGetDatum(c->conrelid));
+			Oid			owner = InvalidOid;
+
+			if (HeapTupleIsValid(rtup))
+			{
+				owner = ((Form_pg_class) GETSTRUCT(rtup))->relowner;
+				ReleaseSysCache(rtup);
+			}
+			if (!cl_role_is_trusted(owner))
+				refuse_protect(rel, "a foreign key from a table of an untrusted role",
+							   NameStr(c->conname));
+		}
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+
+	/* generated columns and defaults calling code of untrusted roles */
+	cat = table_open(AttrDefaultRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_attrdef_adrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, AttrDefaultIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_attrdef d = (Form_pg_attrdef) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		bin = heap_getattr(tup, Anum_pg_attrdef_adbin, RelationGetDescr(cat), &isnull);
+
+		if (!isnull && calls_untrusted_code(bin))
+			refuse_protect(rel, "a default or generated column calling a function of an untrusted role",
+						   NameStr(TupleDescAttr(desc, d->adnum - 1)->attname));
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+
 	/* columns of a domain whose owner is not trusted */
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -258,6 +365,54 @@ qualified_name(Oid relid)
 }
 
 /*
+ * Roles not trusted with hidden rows keep no grant option on a table in
+ * custody, nor TRIGGER or REFERENCES: a trigger runs its owner's code over
+ * rows others insert, a foreign key probes which keys exist.  Whatever
+ * they granted on goes too (CASCADE).
+ */
+static void
+strip_untrusted_grants(Oid relid, const char *qname)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		vals[1] = {ObjectIdGetDatum(relid)};
+	Oid			custodian = cl_custodian_oid();
+
+	for (int pass = 0; pass < 2; pass++)
+	{
+		List	   *stmts = NIL;
+		ListCell   *lc;
+
+		if (SPI_execute_with_args("SELECT a.grantee, a.privilege_type, a.is_grantable "
+								  "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+								  "WHERE c.oid OPERATOR(pg_catalog.=) $1",
+								  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the privileges of \"%s\"", qname);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Oid			grantee = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
+			char	   *priv = SPI_getvalue(t, d, 2);
+			bool		grantable = DatumGetBool(SPI_getbinval(t, d, 3, &isnull));
+			const char *who;
+
+			if (grantee == custodian || (OidIsValid(grantee) && cl_role_is_trusted(grantee)))
+				continue;
+			who = OidIsValid(grantee) ? quote_identifier(GetUserNameFromId(grantee, false)) : "PUBLIC";
+			if (pass == 0 && grantable)
+				stmts = lappend(stmts, psprintf("REVOKE GRANT OPTION FOR %s ON %s FROM %s CASCADE",
+												priv, qname, who));
+			if (pass == 1 && (strcmp(priv, "TRIGGER") == 0 || strcmp(priv, "REFERENCES") == 0))
+				stmts = lappend(stmts, psprintf("REVOKE %s ON %s FROM %s CASCADE", priv, qname, who));
+		}
+		foreach(lc, stmts)
+			cl_run_as_owner(lfirst(lc), cl_extension_owner());
+		CommandCounterIncrement();
+	}
+}
+
+/*
  * Takes a protected table into custody: consent_ledger_custodian becomes
  * its owner, the previous owner is recorded and keeps the privileges to
  * load and read it.  Must be called inside SPI, after the registry row
@@ -298,6 +453,7 @@ cl_take_custody(Oid relid)
 	cl_run_as_owner(psprintf("ALTER TABLE %s OWNER TO %s", qname, CL_CUSTODIAN_ROLE),
 					cl_extension_owner());
 	grant_loader("GRANT", qname, relid, role);
+	strip_untrusted_grants(relid, qname);
 }
 
 /*

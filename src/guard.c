@@ -816,6 +816,18 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 					refuse_unprotect(relid, "an expression or partial index");
 				break;
 			}
+		case T_CreateTrigStmt:
+			{
+				CreateTrigStmt *ts = (CreateTrigStmt *) parsetree;
+				Oid			relid = RangeVarGetRelid(ts->relation, NoLock, true);
+
+				/* a trigger runs its author's code over rows others write */
+				if (OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() &&
+					cl_is_protected(relid) && !cl_role_is_trusted(GetUserId()))
+					refuse_untrusted(relid, "a trigger",
+									 "An administrator (a member of consent_ledger_admin) can create triggers on protected tables.");
+				break;
+			}
 		case T_AlterDomainStmt:
 			check_alter_domain((AlterDomainStmt *) parsetree);
 			break;
