@@ -134,7 +134,7 @@ _PG_init(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   cl_check_purpose, NULL, NULL);
+							   cl_check_purpose, cl_assign_purpose, NULL);
 	MarkGUCPrefixReserved("consent_ledger");
 
 	/* Binary upgrade: no workers, no hooks that could refuse pg_upgrade's DDL */

@@ -149,6 +149,7 @@ extern void cl_consent_init(void);
 extern char *cl_purpose;
 extern void cl_policy_init(void);
 extern bool cl_check_purpose(char **newval, void **extra, GucSource source);
+extern void cl_assign_purpose(const char *newval, void *extra);
 extern void cl_policy_executor_start(QueryDesc *queryDesc);
 extern bool cl_is_protected(Oid relid);
 extern bool cl_is_protected_cached(Oid relid);

@@ -84,6 +84,13 @@ PG_FUNCTION_INFO_V1(cl_create_purpose_view);
 
 char	   *cl_purpose = NULL;
 
+/*
+ * Bumped by every assignment of consent_ledger.purpose (SET, RESET, a
+ * function's SET clause and its undoing, transaction end): a check compares
+ * the purpose text only when this moved since it last looked.
+ */
+static uint64 purpose_assignments = 0;
+
 #define MAX_PURPOSE_NAME 63
 #define POLICY_NAME "consent_ledger_read"
 
@@ -208,6 +215,7 @@ typedef struct StatementCheck
 	Oid			userid;			/* role it was validated for */
 	int64		token;			/* purpose view token, 0 for the GUC check */
 	char		purpose_name[MAX_PURPOSE_NAME + 1]; /* GUC value validated */
+	uint64		purpose_seen;	/* purpose_assignments when last compared */
 	AllowedSet *aset;			/* integer subjects allowed, when consent_basis */
 	int			purpose;
 	bool		consent_basis;
@@ -919,6 +927,7 @@ make_check(FmgrInfo *flinfo, int purpose, int64 token)
 	check->token = token;
 	if (token == 0 && cl_purpose != NULL)
 		strlcpy(check->purpose_name, cl_purpose, sizeof(check->purpose_name));
+	check->purpose_seen = purpose_assignments;
 	check->nrelevant = npurposes;
 	check->relevant = MemoryContextAllocZero(flinfo->fn_mcxt, Max(npurposes, 1));
 	for (int p = purpose, depth = 0; p >= 0 && depth <= npurposes; p = purposes[p].parent, depth++)
@@ -1020,8 +1029,12 @@ guc_statement_check(FunctionCallInfo fcinfo)
 	{
 		if (unlikely(check->userid != GetUserId()))
 			refuse_changed_context("current role");
-		if (unlikely(strcmp(check->purpose_name, cl_purpose ? cl_purpose : "") != 0))
-			refuse_changed_context("declared purpose");
+		if (unlikely(check->purpose_seen != purpose_assignments))
+		{
+			if (strcmp(check->purpose_name, cl_purpose ? cl_purpose : "") != 0)
+				refuse_changed_context("declared purpose");
+			check->purpose_seen = purpose_assignments;
+		}
 		return check;
 	}
 	if (cl_shared == NULL)
@@ -1252,6 +1265,13 @@ cl_check_purpose(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/* assign hook of consent_ledger.purpose */
+void
+cl_assign_purpose(const char *newval, void *extra)
+{
+	purpose_assignments++;
 }
 
 /* ---------- administration ---------- */
