@@ -600,6 +600,39 @@ check_checkpoints(LedgerState *st)
 	if (complete && rows != NIL && last_size < st->nsealed)
 		note_problem(st, last_size, "extra at leaf " UINT64_FORMAT ": the log holds " UINT64_FORMAT " leaves but the last checkpoint covers " UINT64_FORMAT,
 					 last_size, st->nsealed, last_size);
+
+	/*
+	 * The sealer extends the frontier stored with the last checkpoint: it
+	 * must be the frontier of the log at that size, or the ledger cannot be
+	 * sealed (the sealer skips it and says so in the server log).
+	 */
+	if (complete && rows != NIL && f.size == last_size)
+	{
+		Checkpoint *last = llast(rows);
+		Oid			ftypes[2] = {INT4OID, INT8OID};
+		Datum		fvals[2] = {Int32GetDatum(st->info->ledger_id), Int64GetDatum(last->seq)};
+
+		if (SPI_execute_with_args("SELECT frontier FROM consent_ledger.checkpoints "
+								  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.=) $2",
+								  2, ftypes, fvals, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read consent_ledger.checkpoints");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			size_t		flen = cl_frontier_serialized_len(f.size);
+			uint8_t    *want = palloc(flen);
+			bytea	   *got = isnull ? NULL : DatumGetByteaPP(d);
+
+			cl_frontier_serialize(&f, want);
+			if (got == NULL || VARSIZE_ANY_EXHDR(got) != flen ||
+				memcmp(VARDATA_ANY(got), want, flen) != 0)
+				note_problem(st, last_size,
+							 "bad frontier at checkpoint " INT64_FORMAT ": the sealing state stored with it does not match the log, so the ledger cannot be sealed",
+							 last->seq);
+			pfree(want);
+		}
+	}
 	st->checkpoints = rows;
 }
 
