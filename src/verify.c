@@ -603,10 +603,11 @@ check_checkpoints(LedgerState *st)
 
 	/*
 	 * The sealer extends the frontier stored with the last checkpoint: it
-	 * must be the frontier of the log at that size, or the ledger cannot be
-	 * sealed (the sealer skips it and says so in the server log).
+	 * must be a frontier of that checkpoint's size and signed root, or the
+	 * ledger cannot be sealed (the sealer skips it and says so in the
+	 * server log).
 	 */
-	if (complete && rows != NIL && f.size == last_size)
+	if (complete && rows != NIL)
 	{
 		Checkpoint *last = llast(rows);
 		Oid			ftypes[2] = {INT4OID, INT8OID};
@@ -620,17 +621,22 @@ check_checkpoints(LedgerState *st)
 		{
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			size_t		flen = cl_frontier_serialized_len(f.size);
-			uint8_t    *want = palloc(flen);
-			bytea	   *got = isnull ? NULL : DatumGetByteaPP(d);
+			bytea	   *stored = isnull ? NULL : DatumGetByteaPP(d);
+			cl_frontier sf;
+			cl_hash		sroot;
+			bool		ok = false;
 
-			cl_frontier_serialize(&f, want);
-			if (got == NULL || VARSIZE_ANY_EXHDR(got) != flen ||
-				memcmp(VARDATA_ANY(got), want, flen) != 0)
+			if (stored != NULL &&
+				cl_frontier_deserialize((uint8_t *) VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), &sf) &&
+				sf.size == last->size)
+			{
+				cl_frontier_root(&sf, sroot);
+				ok = memcmp(sroot, last->root, CL_HASH_LEN) == 0;
+			}
+			if (!ok)
 				note_problem(st, last_size,
-							 "bad frontier at checkpoint " INT64_FORMAT ": the sealing state stored with it does not match the log, so the ledger cannot be sealed",
+							 "bad frontier at checkpoint " INT64_FORMAT ": the sealing state stored with it does not match its signed tree, so the ledger cannot be sealed",
 							 last->seq);
-			pfree(want);
 		}
 	}
 	st->checkpoints = rows;
