@@ -916,8 +916,68 @@ cl_sealer_main(Datum arg)
 }
 
 /*
- * consent_ledger.seal(): asks this database's sealer for a round and waits
- * until a round that started after the request has committed.  Seals
+ * Waits until this database's audit writer has written every record (and
+ * recorded every gap) queued before the call, so that the round seal()
+ * asks for covers them.  Bounded by the caller's deadline.
+ */
+static void
+audit_caught_up(TimestampTz deadline)
+{
+	ClSealSlot *s;
+	uint64		enqueued;
+	uint64		lost;
+
+	LWLockAcquire(cl_shared->lock, LW_SHARED);
+	s = cl_slot_for(MyDatabaseId, false);
+	if (s == NULL)
+	{
+		LWLockRelease(cl_shared->lock);
+		return;
+	}
+	enqueued = s->audit_enqueued;
+	lost = s->audit_lost;
+	LWLockRelease(cl_shared->lock);
+
+	ConditionVariablePrepareToSleep(&cl_shared->audit_cv);
+	for (;;)
+	{
+		bool		done;
+		Latch	   *writer;
+		Latch	   *launcher = NULL;
+
+		LWLockAcquire(cl_shared->lock, LW_SHARED);
+		done = s->dboid != MyDatabaseId ||
+			(s->audit_written >= enqueued && s->audit_lost_recorded >= lost);
+		writer = s->writer_latch;
+		if (writer == NULL)
+			launcher = cl_shared->launcher_latch;
+		LWLockRelease(cl_shared->lock);
+		if (done)
+			break;
+		if (writer)
+			SetLatch(writer);
+		else if (launcher)
+			SetLatch(launcher);
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("timed out waiting for the consent_ledger audit writer"),
+					 errdetail("Audit records queued before seal() were not written within consent_ledger.seal_timeout (%d ms).",
+							   cl_seal_timeout_ms),
+					 errhint("Check the server log for errors of the audit writer.")));
+		}
+		(void) ConditionVariableTimedSleep(&cl_shared->audit_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * consent_ledger.seal(): waits until the audit writer has written the
+ * records queued before the call, then asks this database's sealer for a
+ * round and waits until a round that started after the request has
+ * committed.  Seals
  * what was committed before the call (not the caller's own open
  * transaction).  Returns the number of rows that round sealed.
  */
@@ -940,6 +1000,7 @@ cl_seal(PG_FUNCTION_ARGS)
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), cl_seal_timeout_ms);
+	audit_caught_up(deadline);
 	ConditionVariablePrepareToSleep(&cl_shared->sealed_cv);
 	for (;;)
 	{
