@@ -15,17 +15,31 @@
  *	  handed to the side channel with outcome "rolled back".
  *	- Reads (executor hooks: a statement whose range table holds a
  *	  protected table or purpose view) always take the side channel: a ring
- *	  in shared memory per database, drained by that database's sealer
- *	  process, which writes the records in transactions of its own.  Before
- *	  the statement runs, the reader waits until a "started" record is
- *	  committed, so no row is answered without its trace; the outcome
- *	  ("completed" with the rows returned and withheld, or "failed") follows
- *	  at the end.  A read in a READ ONLY transaction, or one that is rolled
- *	  back, is recorded all the same.
+ *	  in shared memory per database, drained by that database's audit
+ *	  writer (writer.c), which writes the records in transactions of its
+ *	  own and never waits for sealing.  Before the statement runs, the
+ *	  reader waits until a "started" record is committed, so no row is
+ *	  answered without its trace; the outcome ("completed" with the rows
+ *	  returned and withheld, or "failed") follows at the end.  A read in a
+ *	  READ ONLY transaction, or one that is rolled back, is recorded all the
+ *	  same.
  *
- * The queue never drops a record: an enqueuer waits for space.  On a hot
- * standby nothing can be written, so protected reads are refused there.
- * Records hold hashes of rows and the rows' keys, never their values.
+ * Waits are interruptible and bounded: a statement waits for queue space
+ * or for its record at most consent_ledger.seal_timeout, then fails.  The
+ * abort and commit callbacks never raise an error: an aborting backend
+ * (which still holds its locks) waits for queue space at most
+ * ABORT_WAIT_MS, gives up at once on a cancel or terminate request, and
+ * when the database has no audit slot it does not wait at all.  Records
+ * it could not queue are counted (ClSealSlot.audit_lost, with a WARNING),
+ * and the writer records each such gap in the audit ledger as a record of
+ * kind "gap" whose rows_returned is the number of records lost.
+ *
+ * Every string a record holds is made valid in the database encoding
+ * (bytes that are not become '?') and cut on a character boundary at
+ * AUDIT_STR_MAX bytes, so that nothing recorded can make pg_dump or
+ * pg_restore fail.  On a hot standby nothing can be written, so protected
+ * reads are refused there.  Records hold hashes of rows and the rows'
+ * keys, never their values.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -46,6 +60,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "libpq/libpq-be.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "parser/parsetree.h"
@@ -74,6 +89,8 @@ PG_FUNCTION_INFO_V1(cl_row_hash);
 #define AUDIT_TRIGGER		"~consent_ledger_audit"
 #define AUDIT_TRUNC_TRIGGER "~consent_ledger_audit_truncate"
 #define MAX_KEPT_CHANGES	100000	/* rollback copies kept per transaction */
+#define AUDIT_STR_MAX		4096	/* bytes of one string in a record */
+#define ABORT_WAIT_MS		5000	/* longest wait for queue space while aborting */
 
 uint64		cl_rows_withheld = 0;
 
@@ -109,7 +126,7 @@ typedef struct AuditHead
 	bool		has_new;
 	uint8		old_hash[CL_HASH_LEN];
 	uint8		new_hash[CL_HASH_LEN];
-	char		outcome;		/* 'c' committed, 'r' rolled back, 's' started, 'd' done, 'f' failed */
+	char		outcome;		/* 'c' committed, 'r' rolled back, 's' started, 'd' done, 'f' failed, 'l' lost (gap) */
 	uint16		strlen[NSTR + 1];	/* + row key */
 } AuditHead;
 
@@ -144,11 +161,13 @@ typedef struct OpenRead
 	QueryDesc  *qd;
 	int			nrels;
 	Oid		   *relids;
+	char	  **relnames;		/* per relation: its qualified name */
 	char	  **purposes;		/* per relation: the purpose in force */
 	char	  **operations;		/* per relation: how it was read */
+	char	   *session_user_name;	/* names resolved at the start: no */
+	char	   *role_name;		/* catalog access when the read aborts */
 	bool		bypassed;
 	bool		wait;			/* rows reach the client: "started" first */
-	char	   *role;			/* role_name to record, if not the current role */
 	SubTransactionId subid;
 	uint64		withheld_at_start;
 	uint64		rows;
@@ -157,25 +176,71 @@ typedef struct OpenRead
 
 static List *open_reads = NIL;	/* in TopMemoryContext */
 
-static uint64 record_read(OpenRead *r, char outcome, bool interruptible);
+static uint64 record_read(OpenRead *r, char outcome, bool in_abort);
 
 /* ---------------------------------------------------------------------
  * Serialization and the shared queue
  * --------------------------------------------------------------------- */
 
+/*
+ * A string as a record may hold it: valid in the database encoding (each
+ * byte that does not start a valid character becomes '?') and at most
+ * AUDIT_STR_MAX bytes, cut on a character boundary.  Returns the string
+ * (the argument itself when it needed no change) and its length.
+ */
+static const char *
+audit_string(const char *s, int *lenp)
+{
+	int			len = strlen(s);
+
+	if (!pg_verifymbstr(s, len, true))
+	{
+		int			enc = GetDatabaseEncoding();
+		char	   *clean = palloc(len + 1);
+		int			i = 0;
+		int			j = 0;
+
+		while (i < len)
+		{
+			int			l = pg_encoding_verifymbchar(enc, s + i, len - i);
+
+			if (l <= 0)
+			{
+				clean[j++] = '?';
+				i++;
+			}
+			else
+			{
+				memcpy(clean + j, s + i, l);
+				i += l;
+				j += l;
+			}
+		}
+		clean[j] = '\0';
+		s = clean;
+		len = j;
+	}
+	if (len > AUDIT_STR_MAX)
+		len = pg_mbcliplen(s, len, AUDIT_STR_MAX);
+	*lenp = len;
+	return s;
+}
+
 static char *
 serialize(AuditRecord *r, Size *lenp)
 {
 	Size		len = sizeof(AuditHead);
+	const char *str[NSTR + 1];
 	char	   *buf;
 	char	   *p;
 
 	for (int i = 0; i <= NSTR; i++)
 	{
-		Size		n = r->str[i] ? strlen(r->str[i]) : 0;
+		int			n = 0;
 
-		r->h.strlen[i] = (uint16) Min(n, 4096);
-		len += r->h.strlen[i];
+		str[i] = r->str[i] ? audit_string(r->str[i], &n) : "";
+		r->h.strlen[i] = (uint16) n;
+		len += n;
 	}
 	r->h.len = (uint32) len;
 	buf = palloc(len);
@@ -183,67 +248,112 @@ serialize(AuditRecord *r, Size *lenp)
 	p = buf + sizeof(AuditHead);
 	for (int i = 0; i <= NSTR; i++)
 	{
-		memcpy(p, r->str[i] ? r->str[i] : "", r->h.strlen[i]);
+		memcpy(p, str[i], r->h.strlen[i]);
 		p += r->h.strlen[i];
 	}
 	*lenp = len;
 	return buf;
 }
 
-static ClSealSlot *
-my_slot(int *slotno)
+/* Wakes the audit writer of a slot, or has the launcher start one. */
+static void
+wake_writer(ClSealSlot *s)
 {
-	ClSealSlot *s = NULL;
+	Latch	   *latch;
+	Latch	   *launcher = NULL;
 
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < CL_MAX_DATABASES; i++)
-		if (cl_shared->slots[i].dboid == MyDatabaseId)
-		{
-			s = &cl_shared->slots[i];
-			*slotno = i;
-		}
-	if (s == NULL)
-		for (int i = 0; i < CL_MAX_DATABASES; i++)
-			if (!OidIsValid(cl_shared->slots[i].dboid))
-			{
-				s = &cl_shared->slots[i];
-				memset(s, 0, sizeof(ClSealSlot));
-				s->dboid = MyDatabaseId;
-				*slotno = i;
-				break;
-			}
+	if (s->dboid != MyDatabaseId)
+	{
+		LWLockRelease(cl_shared->lock);
+		return;
+	}
+	latch = s->writer_latch;
+	if (latch == NULL)
+	{
+		/* no writer (yet): the launcher starts one, and a sealer if needed */
+		if (s->pid == 0)
+			s->wanted = true;
+		launcher = cl_shared->launcher_latch;
+	}
 	LWLockRelease(cl_shared->lock);
-	if (s == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("consent_ledger can serve at most %d databases", CL_MAX_DATABASES)));
-	return s;
+	if (latch)
+		SetLatch(latch);
+	if (launcher)
+		SetLatch(launcher);
 }
 
 /*
+ * Records of the current abort that could not be queued, and why; the
+ * abort paths report them once (abort_report()).
+ */
+static uint64 abort_lost = 0;
+static const char *abort_reason = NULL;
+
+/*
  * Appends one serialized record to this database's queue, waiting for
- * space, and returns its sequence number.  When interruptible is false
- * (abort processing) it waits without servicing interrupts, except a
- * request to terminate.
+ * space, and returns its sequence number.
+ *
+ * in_abort: called from an abort callback (interrupts are held, locks
+ * still held).  Never raises; waits at most ABORT_WAIT_MS and gives up at
+ * once on a cancel or terminate request or without a slot.  A record not
+ * queued is counted in abort_lost and 0 is returned.  Otherwise it waits
+ * at most consent_ledger.seal_timeout, servicing interrupts, then fails.
  */
 static uint64
-enqueue(const char *data, Size len, bool interruptible)
+enqueue(const char *data, Size len, bool in_abort)
 {
-	int			slotno = 0;
-	ClSealSlot *s = my_slot(&slotno);
-	char	   *ring = cl_shared->audit_ring[slotno];
-	uint64		seq;
+	TimestampTz start = GetCurrentTimestamp();
+	int			limit_ms = in_abort ? Min(ABORT_WAIT_MS, cl_seal_timeout_ms) : cl_seal_timeout_ms;
 	bool		sleeping = false;
+	uint64		seq = 0;
 
-	if (len + sizeof(uint32) > CL_AUDIT_RING)
+	if (in_abort && abort_reason != NULL)
+	{
+		/* an earlier record of this abort already gave up: do not wait again */
+		abort_lost++;
+		return 0;
+	}
+	if (len > CL_AUDIT_RING)
+	{
+		if (in_abort)
+		{
+			abort_reason = "a record is larger than the audit queue";
+			abort_lost++;
+			return 0;
+		}
 		elog(ERROR, "audit record too large");
+	}
 	for (;;)
 	{
-		Latch	   *latch;
+		ClSealSlot *s;
+		int			slotno;
+		bool		queued = false;
+		long		waited;
 
 		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+		s = cl_slot_for(MyDatabaseId, true);
+		if (s == NULL)
+		{
+			LWLockRelease(cl_shared->lock);
+			if (sleeping)
+				ConditionVariableCancelSleep();
+			if (in_abort)
+			{
+				abort_reason = "this database has no audit slot (consent_ledger.max_databases)";
+				abort_lost++;
+				return 0;
+			}
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("consent_ledger can audit at most %d databases", cl_shared->nslots),
+					 errdetail("Every audit slot is taken by another database with the extension; this read cannot be recorded, so it is refused."),
+					 errhint("Raise consent_ledger.max_databases (and max_worker_processes: each database needs two workers) and restart the server.")));
+		}
+		slotno = s - cl_shared->slots;
 		if (CL_AUDIT_RING - (s->audit_head - s->audit_tail) >= len)
 		{
+			char	   *ring = cl_audit_ring(slotno);
 			uint64		off = s->audit_head % CL_AUDIT_RING;
 			Size		first = Min(len, CL_AUDIT_RING - off);
 
@@ -252,66 +362,121 @@ enqueue(const char *data, Size len, bool interruptible)
 				memcpy(ring, data + first, len - first);
 			s->audit_head += len;
 			seq = ++s->audit_enqueued;
-			latch = s->latch;
-			LWLockRelease(cl_shared->lock);
-			if (latch)
-				SetLatch(latch);
-			else
-				cl_seal_wake(MyDatabaseId);
-			break;
+			queued = true;
 		}
-		latch = s->latch;
 		LWLockRelease(cl_shared->lock);
-		if (latch)
-			SetLatch(latch);
-		else
-			cl_seal_wake(MyDatabaseId);
-		if (interruptible)
+		wake_writer(s);
+		if (queued)
+			break;
+
+		waited = (long) ((GetCurrentTimestamp() - start) / 1000);
+		if (in_abort)
 		{
-			if (!sleeping)
-				ConditionVariablePrepareToSleep(&cl_shared->audit_cv);
-			sleeping = true;
-			(void) ConditionVariableTimedSleep(&cl_shared->audit_cv, 100, PG_WAIT_EXTENSION);
-		}
-		else
-		{
-			if (ProcDiePending)
-				ereport(WARNING,
-						(errmsg("audit records of a rolled-back transaction were not queued: the session is terminating")));
-			if (ProcDiePending)
+			if (QueryCancelPending || ProcDiePending || waited >= limit_ms)
+			{
+				abort_reason = ProcDiePending ? "the session is terminating" :
+					QueryCancelPending ? "the wait was cancelled" :
+					psprintf("the audit queue stayed full for %d ms", limit_ms);
+				abort_lost++;
 				return 0;
-			pg_usleep(10000L);
+			}
+			/* the latch is set by a cancel or terminate request */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 10, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
 		}
+		if (waited >= limit_ms)
+		{
+			if (sleeping)
+				ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("timed out waiting for space in the audit queue"),
+					 errdetail("The audit writer of this database wrote nothing within consent_ledger.seal_timeout (%d ms).",
+							   cl_seal_timeout_ms),
+					 errhint("Check the server log for errors of the consent_ledger audit writer.")));
+		}
+		if (!sleeping)
+			ConditionVariablePrepareToSleep(&cl_shared->audit_cv);
+		sleeping = true;
+		(void) ConditionVariableTimedSleep(&cl_shared->audit_cv, 100, PG_WAIT_EXTENSION);
 	}
 	if (sleeping)
 		ConditionVariableCancelSleep();
 	return seq;
 }
 
-/* Waits until this database's writer committed record seq. */
+/*
+ * Reports and counts the records an abort could not queue: a WARNING in
+ * the session and the server log, and the slot's audit_lost, from which
+ * the writer records the gap.  Never raises.
+ */
+static void
+abort_report(void)
+{
+	ClSealSlot *s;
+
+	if (abort_lost == 0)
+	{
+		abort_reason = NULL;
+		return;
+	}
+	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+	s = cl_slot_for(MyDatabaseId, false);
+	if (s != NULL)
+		s->audit_lost += abort_lost;
+	else
+		pg_atomic_fetch_add_u64(&cl_shared->audit_lost_unslotted, abort_lost);
+	LWLockRelease(cl_shared->lock);
+	if (s != NULL)
+		wake_writer(s);
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg(UINT64_FORMAT " audit records of a rolled-back transaction were not queued: %s",
+					abort_lost, abort_reason ? abort_reason : "unknown reason"),
+			 s != NULL ?
+			 errdetail("The audit writer records the gap in consent_ledger.audit_log (kind \"gap\").") :
+			 errdetail("This database has no audit slot, so the gap cannot be recorded in its audit ledger."),
+			 errhint("Rolled-back work is recorded through a queue in shared memory; see the Audit section of the consent_ledger README.")));
+	abort_lost = 0;
+	abort_reason = NULL;
+}
+
+/*
+ * Waits until this database's writer committed record seq: at most
+ * consent_ledger.seal_timeout, servicing interrupts.
+ */
 static void
 wait_written(uint64 seq)
 {
-	int			slotno = 0;
-	ClSealSlot *s = my_slot(&slotno);
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), cl_seal_timeout_ms);
 
 	ConditionVariablePrepareToSleep(&cl_shared->audit_cv);
 	for (;;)
 	{
-		uint64		written;
-		Latch	   *latch;
+		ClSealSlot *s;
+		uint64		written = 0;
+		bool		gone;
 
 		LWLockAcquire(cl_shared->lock, LW_SHARED);
-		written = s->audit_written;
-		latch = s->latch;
+		s = cl_slot_for(MyDatabaseId, false);
+		gone = (s == NULL);
+		if (s)
+			written = s->audit_written;
 		LWLockRelease(cl_shared->lock);
+		if (gone)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the audit queue of this database went away before the record of this read was written"),
+					 errdetail("The read is not answered without its audit record."),
+					 errhint("Retry the statement.")));
+		}
 		if (written >= seq)
 			break;
-		if (latch)
-			SetLatch(latch);
-		else
-			cl_seal_wake(MyDatabaseId);
+		wake_writer(s);
 		if (GetCurrentTimestamp() >= deadline)
 		{
 			ConditionVariableCancelSleep();
@@ -319,7 +484,7 @@ wait_written(uint64 seq)
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("timed out waiting for the audit record of this read to be written"),
 					 errdetail("The record is queued and will be written; the read is not answered until it is."),
-					 errhint("Check the server log for errors of the consent_ledger sealer.")));
+					 errhint("Check the server log for errors of the consent_ledger audit writer.")));
 		}
 		(void) ConditionVariableTimedSleep(&cl_shared->audit_cv, 100, PG_WAIT_EXTENSION);
 	}
@@ -330,23 +495,38 @@ wait_written(uint64 seq)
  * Building records
  * --------------------------------------------------------------------- */
 
-static void
-fill_context(AuditRecord *r, const char *kind, const char *operation, Oid relid,
-			 const char *purpose)
+/* Qualified name of a relation, for a record */
+static char *
+audit_relname(Oid relid)
 {
 	char	   *relname = get_rel_name(relid);
-	char	   *nsp = relname ? get_namespace_name(get_rel_namespace(relid)) : NULL;
 
+	if (relname == NULL)
+		return pstrdup("?");
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), relname);
+}
+
+/*
+ * The context of a record.  relname, session_user_name and role_name may
+ * be given (resolved earlier: an aborting read must not read catalogs);
+ * NULL means look them up now.
+ */
+static void
+fill_context(AuditRecord *r, const char *kind, const char *operation, Oid relid,
+			 const char *relname, const char *purpose,
+			 const char *session_user_name, const char *role_name)
+{
 	memset(r, 0, sizeof(AuditRecord));
 	r->h.at = GetCurrentTimestamp();
 	r->h.relid = relid;
 	r->h.xid = GetTopFullTransactionIdIfAny();
 	r->str[S_KIND] = kind;
 	r->str[S_OPERATION] = operation;
-	r->str[S_RELATION] = relname ? quote_qualified_identifier(nsp, relname) : "?";
+	r->str[S_RELATION] = relname ? relname : audit_relname(relid);
 	r->str[S_SESSION] = psprintf("%lx.%x", (long) MyStartTime, MyProcPid);
-	r->str[S_SESSION_USER] = GetUserNameFromId(GetSessionUserId(), true);
-	r->str[S_ROLE] = GetUserNameFromId(GetUserId(), true);
+	r->str[S_SESSION_USER] = session_user_name ? session_user_name :
+		GetUserNameFromId(GetSessionUserId(), true);
+	r->str[S_ROLE] = role_name ? role_name : GetUserNameFromId(GetUserId(), true);
 	r->str[S_CLIENT] = (MyProcPort && MyProcPort->remote_host) ? MyProcPort->remote_host : NULL;
 	r->str[S_APP] = application_name;
 	r->str[S_PURPOSE] = (purpose && purpose[0]) ? purpose : NULL;
@@ -569,7 +749,7 @@ insert_record(Relation rel, const AuditHead *h, const char *strings)
 		SETV(A_XID, FullTransactionIdGetDatum(h->xid));
 	oc = h->outcome;
 	SETS(A_OUTCOME, oc == 'c' ? "committed" : oc == 'r' ? "rolled back" :
-		 oc == 'f' ? "failed" : oc == 's' ? "started" : "completed");
+		 oc == 'f' ? "failed" : oc == 's' ? "started" : oc == 'l' ? "lost" : "completed");
 	if (h->has_rows && oc != 's')
 	{
 		SETV(A_ROWS, Int64GetDatum(h->rows));
@@ -585,38 +765,132 @@ insert_record(Relation rel, const AuditHead *h, const char *strings)
 }
 
 /*
- * The writer: called by this database's sealer.  Takes the queued records
- * (the queue space is freed at once), writes them in a transaction of its
- * own, and then tells the waiting readers.
+ * A "gap" record: n records of this database could not be queued (an
+ * aborting backend gave up waiting, was cancelled, or failed).
  */
-void
+static void
+insert_gap(Relation rel, uint64 n)
+{
+	AuditRecord r;
+	Size		len;
+	char	   *data;
+
+	fill_context(&r, "gap", "LOST", RelationGetRelid(rel), NULL, NULL, NULL, NULL);
+	r.h.outcome = 'l';
+	r.h.has_rows = true;
+	r.h.rows = (int64) n;
+	data = serialize(&r, &len);
+	insert_record(rel, (AuditHead *) data, data + sizeof(AuditHead));
+	pfree(data);
+}
+
+/*
+ * Inserts the queued records copy[0..n) one at a time, each in a
+ * subtransaction of its own: the fallback when a batch fails, so that one
+ * record that cannot be written never blocks the queue.  Returns the
+ * number of records that could not be written.
+ */
+static uint64
+insert_one_by_one(Relation rel, const char *copy, Size n)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	uint64		failed = 0;
+	Size		off = 0;
+
+	while (off < n)
+	{
+		AuditHead	h;
+
+		memcpy(&h, copy + off, sizeof(AuditHead));
+		if (h.len < sizeof(AuditHead) || off + h.len > n)
+		{
+			/* cannot happen: the queue is written by serialize() only */
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the audit queue of this database is corrupt; the rest of it is dropped")));
+			failed++;
+			break;
+		}
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			insert_record(rel, &h, copy + off + sizeof(AuditHead));
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || ProcDiePending)
+				ReThrowError(edata);
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("consent_ledger could not write an audit record: %s", edata->message),
+					 errdetail("The record is counted in a \"gap\" record of the audit ledger instead.")));
+			FreeErrorData(edata);
+			failed++;
+		}
+		PG_END_TRY();
+		off += h.len;
+	}
+	return failed;
+}
+
+/*
+ * The audit writer's work (writer.c): takes the queued records (the queue
+ * space is freed once they are committed), writes them in a transaction of
+ * its own, records any gap, and then tells the waiting readers.  A batch
+ * that fails is written again one record at a time, so that a record that
+ * cannot be written is counted as a gap instead of stopping the writer.
+ */
+ClDrainResult
 cl_audit_drain(ClSealSlot *slot, int slotno)
 {
-	char	   *ring = cl_shared->audit_ring[slotno];
-	char	   *copy;
+	char	   *ring = cl_audit_ring(slotno);
+	char	   *copy = NULL;
 	uint64		head,
 				tail,
-				last_seq;
+				last_seq,
+				lost,
+				lost_recorded;
 	Size		n;
 	Relation	rel;
 	Size		off = 0;
+	uint64		failed = 0;
+	MemoryContext oldcxt;
+	ResourceOwner oldowner;
 
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
 	head = slot->audit_head;
 	tail = slot->audit_tail;
 	last_seq = slot->audit_enqueued;
+	lost = slot->audit_lost;
+	lost_recorded = slot->audit_lost_recorded;
 	LWLockRelease(cl_shared->lock);
-	if (head == tail)
-		return;
+	if (head == tail && lost == lost_recorded)
+		return CL_DRAIN_IDLE;
 	n = head - tail;
-	copy = palloc(n);
-	for (Size i = 0; i < n;)
+	if (n > 0)
 	{
-		uint64		o = (tail + i) % CL_AUDIT_RING;
-		Size		chunk = Min(n - i, CL_AUDIT_RING - o);
+		copy = palloc(n);
+		for (Size i = 0; i < n;)
+		{
+			uint64		o = (tail + i) % CL_AUDIT_RING;
+			Size		chunk = Min(n - i, CL_AUDIT_RING - o);
 
-		memcpy(copy + i, ring + o, chunk);
-		i += chunk;
+			memcpy(copy + i, ring + o, chunk);
+			i += chunk;
+		}
 	}
 
 	SetCurrentStatementStartTimestamp();
@@ -626,20 +900,58 @@ cl_audit_drain(ClSealSlot *slot, int slotno)
 	{
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		return;
+		if (copy)
+			pfree(copy);
+		return CL_DRAIN_ABSENT;
 	}
 	pgstat_report_activity(STATE_RUNNING, "writing audit records");
 	rel = table_open(audit_log_relid(true), RowExclusiveLock);
-	while (off < n)
-	{
-		AuditHead	h;
 
-		memcpy(&h, copy + off, sizeof(AuditHead));
-		if (h.len < sizeof(AuditHead) || off + h.len > n)
-			elog(ERROR, "corrupt audit queue");
-		insert_record(rel, &h, copy + off + sizeof(AuditHead));
-		off += h.len;
+	/* the whole batch in one subtransaction; one by one if it fails */
+	oldcxt = CurrentMemoryContext;
+	oldowner = CurrentResourceOwner;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		while (off < n)
+		{
+			AuditHead	h;
+
+			memcpy(&h, copy + off, sizeof(AuditHead));
+			if (h.len < sizeof(AuditHead) || off + h.len > n)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("corrupt audit queue")));
+			insert_record(rel, &h, copy + off + sizeof(AuditHead));
+			off += h.len;
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
 	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || ProcDiePending)
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("consent_ledger audit writer: a batch of audit records failed (%s); writing them one by one",
+						edata->message)));
+		FreeErrorData(edata);
+		failed = insert_one_by_one(rel, copy, n);
+	}
+	PG_END_TRY();
+
+	if (lost + failed > lost_recorded)
+		insert_gap(rel, lost + failed - lost_recorded);
 	table_close(rel, RowExclusiveLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -648,9 +960,14 @@ cl_audit_drain(ClSealSlot *slot, int slotno)
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
 	slot->audit_tail = head;
 	slot->audit_written = last_seq;
+	/* records that failed were counted in the gap just written */
+	slot->audit_lost += failed;
+	slot->audit_lost_recorded = lost + failed;
 	LWLockRelease(cl_shared->lock);
 	ConditionVariableBroadcast(&cl_shared->audit_cv);
-	pfree(copy);
+	if (copy)
+		pfree(copy);
+	return CL_DRAIN_WROTE;
 }
 
 /* ---------------------------------------------------------------------
@@ -721,7 +1038,7 @@ cl_audit_row(PG_FUNCTION_ARGS)
 	op = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? "INSERT" :
 		TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "UPDATE" :
 		TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "DELETE" : "TRUNCATE";
-	fill_context(&r, "change", op, RelationGetRelid(rel), cl_purpose);
+	fill_context(&r, "change", op, RelationGetRelid(rel), NULL, cl_purpose, NULL, NULL);
 	r.h.xid = GetTopFullTransactionId();
 	r.h.outcome = 'c';
 	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
@@ -812,6 +1129,23 @@ cl_is_audited(Oid relid)
 /* ---------------------------------------------------------------------
  * Reads
  * --------------------------------------------------------------------- */
+
+/*
+ * Resolves the names a read's records hold while catalogs can be read: if
+ * the read fails, its record is queued during abort, which must not.
+ */
+static void
+capture_names(OpenRead *r)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	r->relnames = palloc(sizeof(char *) * r->nrels);
+	for (int i = 0; i < r->nrels; i++)
+		r->relnames[i] = audit_relname(r->relids[i]);
+	r->session_user_name = GetUserNameFromId(GetSessionUserId(), true);
+	r->role_name = GetUserNameFromId(GetUserId(), true);
+	MemoryContextSwitchTo(old);
+}
 
 static bool
 protected_relations_exist(void)
@@ -1019,11 +1353,16 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r->relids = relids;
 	r->purposes = purposes;
 	r->operations = operations;
+	capture_names(r);
 	r->bypassed = bypassed;
 	r->wait = !fk_check;
 	/* a foreign-key check runs as the table's owner: name who caused it */
 	if (fk_check)
-		r->role = MemoryContextStrdup(TopMemoryContext, GetUserNameFromId(GetOuterUserId(), false));
+	{
+		if (r->role_name)
+			pfree(r->role_name);
+		r->role_name = MemoryContextStrdup(TopMemoryContext, GetUserNameFromId(GetOuterUserId(), false));
+	}
 	r->withheld_at_start = cl_rows_withheld;
 	r->subid = GetCurrentSubTransactionId();
 	open_reads = lappend(open_reads, r);
@@ -1036,7 +1375,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	 * check sends no rows: its outcome record is enough.
 	 */
 	if (r->wait)
-		wait_written(record_read(r, 's', true));
+		wait_written(record_read(r, 's', false));
 }
 
 static OpenRead *
@@ -1064,7 +1403,7 @@ cl_audit_executor_progress(QueryDesc *queryDesc)
 
 /* Queues the records of one read; returns the last sequence number. */
 static uint64
-record_read(OpenRead *r, char outcome, bool interruptible)
+record_read(OpenRead *r, char outcome, bool in_abort)
 {
 	uint64		seq = 0;
 	int64		query_id = r->qd ? (int64) r->qd->plannedstmt->queryId : 0;
@@ -1076,9 +1415,8 @@ record_read(OpenRead *r, char outcome, bool interruptible)
 		char	   *data;
 
 		fill_context(&rec, "read", r->operations ? r->operations[i] : "SELECT",
-					 r->relids[i], r->purposes[i]);
-		if (r->role)
-			rec.str[S_ROLE] = r->role;
+					 r->relids[i], r->relnames ? r->relnames[i] : NULL, r->purposes[i],
+					 r->session_user_name, r->role_name);
 		rec.h.outcome = outcome;
 		rec.h.has_rows = true;
 		rec.h.rows = (int64) r->rows;
@@ -1086,7 +1424,7 @@ record_read(OpenRead *r, char outcome, bool interruptible)
 		rec.h.query_id = query_id;
 		rec.h.bypassed = r->bypassed;
 		data = serialize(&rec, &len);
-		seq = enqueue(data, len, interruptible);
+		seq = enqueue(data, len, in_abort);
 		pfree(data);
 	}
 	return seq;
@@ -1103,12 +1441,20 @@ forget_read(OpenRead *r)
 		if (r->operations)
 			pfree(r->operations[i]);
 	}
+	if (r->relnames)
+	{
+		for (int i = 0; i < r->nrels; i++)
+			pfree(r->relnames[i]);
+		pfree(r->relnames);
+	}
+	if (r->session_user_name)
+		pfree(r->session_user_name);
+	if (r->role_name)
+		pfree(r->role_name);
 	pfree(r->relids);
 	pfree(r->purposes);
 	if (r->operations)
 		pfree(r->operations);
-	if (r->role)
-		pfree(r->role);
 	pfree(r);
 }
 
@@ -1127,7 +1473,7 @@ cl_audit_executor_end(QueryDesc *queryDesc)
 	if (queryDesc->estate)
 		r->rows = queryDesc->estate->es_processed;
 	r->qd = queryDesc;
-	(void) record_read(r, 'd', true);
+	(void) record_read(r, 'd', false);
 	forget_read(r);
 }
 
@@ -1149,7 +1495,7 @@ cl_audit_copy_to(Oid relid, uint64 rows)
 	r.bypassed = true;
 	r.rows = rows;
 	r.withheld_at_start = cl_rows_withheld;
-	seq = record_read(&r, 'd', true);
+	seq = record_read(&r, 'd', false);
 	wait_written(seq);
 }
 
@@ -1172,7 +1518,7 @@ flush_open_reads(SubTransactionId from)
 		OpenRead   *r = lfirst(lc);
 
 		r->qd = NULL;
-		(void) record_read(r, 'f', false);
+		(void) record_read(r, 'f', true);
 		forget_read(r);
 	}
 	list_free(todo);
@@ -1190,10 +1536,51 @@ flush_changes(SubTransactionId from)
 		if (k->subid >= from)
 		{
 			((AuditHead *) k->data)->outcome = 'r';
-			(void) enqueue(k->data, k->len, false);
+			(void) enqueue(k->data, k->len, true);
 			kept_changes = foreach_delete_current(kept_changes, lc);
 		}
 	}
+}
+
+/*
+ * The abort paths: queue the records of open reads and rolled-back changes
+ * from subtransaction "from" on.  Never raises: an error (out of memory)
+ * becomes a WARNING, and what was not queued is counted.
+ */
+static void
+flush_at_abort(SubTransactionId from)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	if (cl_shared == NULL || !OidIsValid(MyDatabaseId))
+		return;
+	if (open_reads == NIL && kept_changes == NIL)
+		return;
+	PG_TRY();
+	{
+		flush_open_reads(from);
+		flush_changes(from);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* what is left is not queued */
+		abort_lost += list_length(kept_changes);
+		kept_changes = NIL;
+		open_reads = NIL;
+		if (abort_reason == NULL)
+			abort_reason = "an error occurred while queueing them";
+		ereport(WARNING,
+				(errmsg("could not queue the audit records of a rolled-back transaction: %s",
+						edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	abort_report();
 }
 
 static void
@@ -1202,17 +1589,13 @@ audit_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_ABORT:
-			if (cl_shared != NULL && MyDatabaseId != InvalidOid)
-			{
-				flush_open_reads(InvalidSubTransactionId);
-				flush_changes(InvalidSubTransactionId);
-				if (kept_dropped > 0)
-					ereport(WARNING,
-							(errmsg("%lld rolled-back audited changes were not itemized in the audit ledger",
-									(long long) kept_dropped),
-							 errdetail("A transaction keeps at most %d change records for its rollback.",
-									   MAX_KEPT_CHANGES)));
-			}
+			flush_at_abort(InvalidSubTransactionId);
+			if (kept_dropped > 0)
+				ereport(WARNING,
+						(errmsg("%lld rolled-back audited changes were not itemized in the audit ledger",
+								(long long) kept_dropped),
+						 errdetail("A transaction keeps at most %d change records for its rollback.",
+								   MAX_KEPT_CHANGES)));
 			/* FALLTHROUGH */
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
@@ -1230,12 +1613,9 @@ static void
 audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB && cl_shared != NULL)
-	{
-		flush_changes(mySubid);
-		/* reads of statements that failed inside the savepoint */
-		flush_open_reads(mySubid);
-	}
+	/* changes, and reads of statements that failed inside the savepoint */
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		flush_at_abort(mySubid);
 }
 
 void

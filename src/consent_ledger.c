@@ -27,6 +27,7 @@ PG_MODULE_MAGIC;
 
 int			cl_seal_interval_ms = 1000;
 int			cl_seal_timeout_ms = 30000;
+int			cl_max_databases = 64;
 char	   *cl_signing_key_file = NULL;
 ClShared   *cl_shared = NULL;
 
@@ -39,14 +40,35 @@ void		_PG_init(void);
 PG_FUNCTION_INFO_V1(cl_assert_preloaded);
 
 /*
- * Shared memory: one small struct, sized at compile time.
+ * Shared memory: the slots of consent_ledger.max_databases databases, then
+ * one audit ring per slot.
  */
+static Size
+cl_rings_offset(void)
+{
+	return MAXALIGN(add_size(offsetof(ClShared, slots),
+							 mul_size(sizeof(ClSealSlot), cl_max_databases)));
+}
+
+static Size
+cl_shmem_size(void)
+{
+	return add_size(cl_rings_offset(), mul_size(CL_AUDIT_RING, cl_max_databases));
+}
+
+char *
+cl_audit_ring(int slotno)
+{
+	Assert(slotno >= 0 && slotno < cl_shared->nslots);
+	return (char *) cl_shared + cl_rings_offset() + (Size) slotno * CL_AUDIT_RING;
+}
+
 static void
 cl_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(ClShared)));
+	RequestAddinShmemSpace(cl_shmem_size());
 	RequestNamedLWLockTranche("consent_ledger", 1);
 }
 
@@ -59,15 +81,17 @@ cl_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	cl_shared = ShmemInitStruct("consent_ledger", sizeof(ClShared), &found);
+	cl_shared = ShmemInitStruct("consent_ledger", cl_shmem_size(), &found);
 	if (!found)
 	{
-		memset(cl_shared, 0, sizeof(ClShared));
+		memset(cl_shared, 0, cl_rings_offset());
 		cl_shared->lock = &(GetNamedLWLockTranche("consent_ledger"))->lock;
 		pg_atomic_init_u64(&cl_shared->purpose_generation, 1);
 		pg_atomic_init_u64(&cl_shared->max_event_id, 0);
+		pg_atomic_init_u64(&cl_shared->audit_lost_unslotted, 0);
 		ConditionVariableInit(&cl_shared->sealed_cv);
 		ConditionVariableInit(&cl_shared->audit_cv);
+		cl_shared->nslots = cl_max_databases;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -126,6 +150,14 @@ _PG_init(void)
 							30000, 100, 3600 * 1000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.max_databases",
+							"Databases with consent_ledger that can be sealed and audited at once.",
+							"Each takes a slot with a 128 kB audit queue in shared memory, a sealer and an audit writer worker.",
+							&cl_max_databases,
+							64, 1, 1024,
+							PGC_POSTMASTER,
+							0,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("consent_ledger.purpose",
 							   "The purpose this session declares for reading protected data.",

@@ -42,31 +42,41 @@
 #define CL_MAX_LEAVES_PER_RECORD (1024 * 1024)
 /* leaves of one log row at most (its bytea stays well under 1 GB) */
 #define CL_MAX_LEAVES_PER_LOG (4 * 1024 * 1024)
-#define CL_MAX_DATABASES	64
 /* bytes of audit records queued per database for its writer */
 #define CL_AUDIT_RING		(128 * 1024)
 
 /* consent_ledger.c: GUCs and shared state */
 extern int	cl_seal_interval_ms;
 extern int	cl_seal_timeout_ms;
+extern int	cl_max_databases;
 extern char *cl_signing_key_file;
 
+/*
+ * One database served by a sealer and an audit writer.  A slot is taken
+ * for a database that has (or is being checked for) the extension and
+ * given back when it has not, or when the database is gone.  All fields
+ * are protected by ClShared.lock.
+ */
 typedef struct ClSealSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
-	pid_t		pid;			/* running sealer, or 0 */
-	bool		wanted;			/* a backend asked for a sealer */
-	bool		absent;			/* extension not installed there */
-	TimestampTz blocked_until;	/* DROP/RENAME DATABASE in progress */
+	pid_t		pid;			/* running sealer, -1 starting, 0 none */
+	pid_t		writer_pid;		/* running audit writer, -1 starting, 0 none */
+	bool		wanted;			/* start a sealer (asked for, or to check) */
+	bool		present;		/* a sealer found the extension here */
+	TimestampTz blocked_until;	/* DROP/RENAME/... DATABASE in progress */
 	uint64		requested;		/* seal() requests */
 	uint64		completed;		/* rounds finished after a request */
 	uint64		last_sealed;	/* leaves sealed by the last round */
-	Latch	   *latch;
-	/* audit queue of this database (ring in ClShared.audit_ring[slot]) */
+	Latch	   *latch;			/* the sealer's */
+	Latch	   *writer_latch;	/* the audit writer's */
+	/* audit queue of this database (ring: cl_audit_ring(slot number)) */
 	uint64		audit_head;		/* bytes ever enqueued */
 	uint64		audit_tail;		/* bytes ever dequeued */
 	uint64		audit_enqueued; /* records ever enqueued */
 	uint64		audit_written;	/* records ever committed to audit_log */
+	uint64		audit_lost;		/* records that could not be queued */
+	uint64		audit_lost_recorded;	/* of those, in a "gap" record */
 } ClSealSlot;
 
 typedef struct ClShared
@@ -74,14 +84,17 @@ typedef struct ClShared
 	LWLock	   *lock;
 	pg_atomic_uint64 purpose_generation;	/* bumped when purposes/grants change */
 	pg_atomic_uint64 max_event_id;	/* highest committed consent event id */
+	pg_atomic_uint64 audit_lost_unslotted;	/* records lost for want of a slot */
 	Latch	   *launcher_latch;
 	ConditionVariable sealed_cv;
 	ConditionVariable audit_cv;	/* queue space freed, or records written */
-	ClSealSlot	slots[CL_MAX_DATABASES];
-	char		audit_ring[CL_MAX_DATABASES][CL_AUDIT_RING];
+	int			nslots;			/* consent_ledger.max_databases */
+	ClSealSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+	/* then nslots audit rings of CL_AUDIT_RING bytes each */
 } ClShared;
 
 extern ClShared *cl_shared;
+extern char *cl_audit_ring(int slotno);
 
 /* keys.c: the signing key, loaded at postmaster start */
 extern void cl_keys_load(void);
@@ -159,7 +172,13 @@ extern Oid	cl_view_base_cached(Oid view);
 
 /* audit.c: signed audit of changes and protected reads */
 extern void cl_audit_init(void);
-extern void cl_audit_drain(ClSealSlot *slot, int slotno);
+typedef enum ClDrainResult
+{
+	CL_DRAIN_IDLE,				/* nothing queued */
+	CL_DRAIN_WROTE,				/* records (or a gap) written */
+	CL_DRAIN_ABSENT				/* the extension is not installed here */
+} ClDrainResult;
+extern ClDrainResult cl_audit_drain(ClSealSlot *slot, int slotno);
 extern void cl_audit_executor_start(QueryDesc *queryDesc);
 extern void cl_audit_executor_progress(QueryDesc *queryDesc);
 extern void cl_audit_executor_end(QueryDesc *queryDesc);
@@ -179,7 +198,12 @@ extern bool cl_explain_analyze_active(void);
 extern void cl_seal_register_launcher(void);
 extern void cl_seal_wake(Oid dboid);
 extern void cl_seal_block_database(Oid dboid);
+extern ClSealSlot *cl_slot_for(Oid dboid, bool create);
+extern void cl_slot_release_if_unused(ClSealSlot *slot);
 extern PGDLLEXPORT void cl_launcher_main(Datum arg);
 extern PGDLLEXPORT void cl_sealer_main(Datum arg);
+
+/* writer.c: the per-database audit writer worker */
+extern PGDLLEXPORT void cl_writer_main(Datum arg);
 
 #endif							/* CONSENT_LEDGER_H */

@@ -36,6 +36,7 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_trigger.h"
@@ -43,6 +44,7 @@
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "commands/defrem.h"
+#include "commands/tablespace.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -50,6 +52,7 @@
 #include "parser/parse_type.h"
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -669,19 +672,118 @@ check_drop_table(DropStmt *stmt)
 	}
 }
 
+/*
+ * The database-level commands that need a database free of connections
+ * stop its sealer and audit writer (cl_seal_block_database) -- but only
+ * when PostgreSQL will let the current role run the command, and only for
+ * the forms that need the database free.  The checks below repeat
+ * PostgreSQL's own, so that a role that would be refused never pauses
+ * sealing or auditing; a check that passes here and fails later (a race)
+ * pauses them for BLOCK_SECONDS at most.
+ *
+ *	DROP DATABASE						owner
+ *	ALTER DATABASE ... RENAME TO		owner and CREATEDB, new name free
+ *	ALTER DATABASE ... SET TABLESPACE	owner and CREATE on the tablespace,
+ *										which is not the current one
+ *	CREATE DATABASE ... TEMPLATE x		CREATEDB, and x a template or owned
+ *
+ * Other forms of ALTER DATABASE (CONNECTION LIMIT, ALLOW_CONNECTIONS,
+ * IS_TEMPLATE, SET, OWNER) never need the database free.  The current
+ * database cannot be dropped, renamed or moved, so it is never blocked.
+ */
 static Oid
-createdb_template(CreatedbStmt *stmt)
+database_to_free(Node *parsetree)
 {
-	ListCell   *lc;
+	Oid			dboid = InvalidOid;
+	Oid			me = GetUserId();
 
-	foreach(lc, stmt->options)
+	switch (nodeTag(parsetree))
 	{
-		DefElem    *d = lfirst(lc);
+		case T_DropdbStmt:
+			dboid = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+			if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, me))
+				return InvalidOid;
+			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) parsetree;
 
-		if (strcmp(d->defname, "template") == 0)
-			return get_database_oid(defGetString(d), true);
+				if (rs->renameType != OBJECT_DATABASE)
+					return InvalidOid;
+				dboid = get_database_oid(rs->subname, true);
+				if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, me) ||
+					!have_createdb_privilege() ||
+					OidIsValid(get_database_oid(rs->newname, true)))
+					return InvalidOid;
+				break;
+			}
+		case T_AlterDatabaseStmt:
+			{
+				AlterDatabaseStmt *as = (AlterDatabaseStmt *) parsetree;
+				ListCell   *lc;
+				Oid			spc = InvalidOid;
+				HeapTuple	tup;
+				bool		moves = false;
+
+				foreach(lc, as->options)
+				{
+					DefElem    *d = lfirst(lc);
+
+					if (strcmp(d->defname, "tablespace") == 0)
+						spc = get_tablespace_oid(defGetString(d), true);
+				}
+				if (!OidIsValid(spc))
+					return InvalidOid;
+				dboid = get_database_oid(as->dbname, true);
+				if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, me) ||
+					pg_tablespace_aclcheck(spc, me, ACL_CREATE) != ACLCHECK_OK)
+					return InvalidOid;
+				tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+				if (HeapTupleIsValid(tup))
+				{
+					moves = ((Form_pg_database) GETSTRUCT(tup))->dattablespace != spc;
+					ReleaseSysCache(tup);
+				}
+				if (!moves)
+					return InvalidOid;
+				break;
+			}
+		case T_CreatedbStmt:
+			{
+				ListCell   *lc;
+				const char *template = "template1";
+				HeapTuple	tup;
+				bool		may_copy = false;
+
+				foreach(lc, ((CreatedbStmt *) parsetree)->options)
+				{
+					DefElem    *d = lfirst(lc);
+
+					if (strcmp(d->defname, "template") == 0)
+						template = defGetString(d);
+				}
+				if (!have_createdb_privilege())
+					return InvalidOid;
+				dboid = get_database_oid(template, true);
+				if (!OidIsValid(dboid))
+					return InvalidOid;
+				tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+				if (HeapTupleIsValid(tup))
+				{
+					may_copy = ((Form_pg_database) GETSTRUCT(tup))->datistemplate ||
+						pg_database_ownercheck(dboid, me);
+					ReleaseSysCache(tup);
+				}
+				if (!may_copy)
+					return InvalidOid;
+				break;
+			}
+		default:
+			return InvalidOid;
 	}
-	return get_database_oid("template1", true);
+	if (dboid == MyDatabaseId)
+		return InvalidOid;
+	return dboid;
 }
 
 /* Whether EXPLAIN runs the statement with row counts (ANALYZE). */
@@ -780,7 +882,7 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 		case T_RenameStmt:
 			check_rename((RenameStmt *) parsetree);
 			if (((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
-				cl_seal_block_database(get_database_oid(((RenameStmt *) parsetree)->subname, true));
+				cl_seal_block_database(database_to_free(parsetree));
 			break;
 		case T_CreatePolicyStmt:
 			{
@@ -890,13 +992,9 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			}
 			break;
 		case T_DropdbStmt:
-			cl_seal_block_database(get_database_oid(((DropdbStmt *) parsetree)->dbname, true));
-			break;
 		case T_AlterDatabaseStmt:
-			cl_seal_block_database(get_database_oid(((AlterDatabaseStmt *) parsetree)->dbname, true));
-			break;
 		case T_CreatedbStmt:
-			cl_seal_block_database(createdb_template((CreatedbStmt *) parsetree));
+			cl_seal_block_database(database_to_free(parsetree));
 			break;
 		default:
 			break;

@@ -50,6 +50,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
@@ -1242,6 +1243,21 @@ cl_check_purpose(char **newval, void **extra, GucSource source)
 	if (strlen(*newval) > MAX_PURPOSE_NAME)
 	{
 		GUC_check_errdetail("A purpose name has at most %d bytes.", MAX_PURPOSE_NAME);
+		return false;
+	}
+
+	/*
+	 * From every source (startup options are not converted from the
+	 * client's encoding, and role settings are shared by databases of
+	 * different encodings): the purpose goes into audit records, which
+	 * must stay valid in the database encoding.
+	 */
+	if (!pg_verifymbstr(*newval, strlen(*newval), true))
+	{
+		GUC_check_errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE);
+		GUC_check_errdetail("A purpose name must be valid in the database encoding (%s).",
+							GetDatabaseEncodingName());
+		GUC_check_errhint("Declare the purpose with SET, which converts from the client encoding.");
 		return false;
 	}
 	if (source != PGC_S_SESSION || !IsTransactionState() || IsParallelWorker() ||

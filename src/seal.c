@@ -4,25 +4,39 @@
  *	  committed pending records into the log and sign checkpoints.
  *
  * The launcher (a static background worker connected to no database)
- * starts a sealer for every connectable database when the server starts,
- * and again whenever a backend asks for one (a ledger commit or
- * consent_ledger.seal() in a database whose sealer is not running).  A
- * sealer that finds no consent_ledger in its database exits and is not
- * restarted until asked.
+ * runs, for every database with the extension, two workers of their own:
+ * a sealer and an audit writer (writer.c), so that a protected read never
+ * waits for a sealing round.  A database takes one of the
+ * consent_ledger.max_databases slots only while it needs one: when the
+ * server starts, the launcher checks each connectable database in turn (a
+ * sealer started there exits at once, giving the slot back, if the
+ * extension is not installed); afterwards a database gets a slot when a
+ * backend there asks (a ledger commit, seal(), an audit record).  The
+ * slot of a dropped database is given back.
  *
  * A sealing round is one transaction of the sealer's own.  It takes
  * ExclusiveLock on consent_ledger.log (so no two rounds ever interleave,
  * even if two sealers were to run for one database) and then a fresh
  * snapshot, so it sees every pending record committed before the round
- * began.  For each ledger it appends the pending records' leaves to the
- * log in (txn, first_ord) order, extends the RFC 9162 frontier kept with
- * the last checkpoint, signs the new checkpoint, chains it to the
- * previous one, and deletes the pending records it sealed.  The log's
- * order is the order of sealing; it need not equal commit order.
+ * began.  For each ledger, in a subtransaction of its own, it appends the
+ * pending records' leaves to the log in (txn, first_ord) order, extends
+ * the RFC 9162 frontier kept with the last checkpoint, signs the new
+ * checkpoint, chains it to the previous one, and deletes the pending
+ * records it sealed.  A ledger that cannot be sealed (a damaged frontier,
+ * a corrupt pending record) is rolled back alone, reported once in the
+ * server log, and skipped; the others are sealed.  The log's order is the
+ * order of sealing; it need not equal commit order.
  *
- * DROP DATABASE, ALTER DATABASE and CREATE DATABASE ... TEMPLATE need the
- * database free of connections: guard.c calls cl_seal_block_database(),
- * which stops that database's sealer and keeps it stopped for a while.
+ * DROP DATABASE, ALTER DATABASE ... SET TABLESPACE, ALTER DATABASE ...
+ * RENAME and CREATE DATABASE ... TEMPLATE need the database free of
+ * connections: guard.c calls cl_seal_block_database() -- only for a role
+ * PostgreSQL will let run the command -- which stops that database's
+ * workers and keeps them stopped for a while.
+ *
+ * A session of pg_restore brings its own log and checkpoints; while one is
+ * connected the sealer leaves the database alone.  Only a privileged
+ * session counts (superuser or the extension's owner): application_name
+ * is set by the client, and a plain role must not pause sealing.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -49,6 +63,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -63,13 +78,16 @@ PG_FUNCTION_INFO_V1(cl_seal);
 static ClSealSlot *my_slot = NULL;
 static uint64 last_round_sealed = 0;
 
-/* Slot of a database, allocating one if asked; caller holds cl_shared->lock. */
-static ClSealSlot *
-slot_for(Oid dboid, bool create)
+/*
+ * Slot of a database, taking a free one if asked (it is then wanted: the
+ * launcher starts a sealer there).  The caller holds cl_shared->lock.
+ */
+ClSealSlot *
+cl_slot_for(Oid dboid, bool create)
 {
 	ClSealSlot *free_slot = NULL;
 
-	for (int i = 0; i < CL_MAX_DATABASES; i++)
+	for (int i = 0; i < cl_shared->nslots; i++)
 	{
 		ClSealSlot *s = &cl_shared->slots[i];
 
@@ -78,16 +96,41 @@ slot_for(Oid dboid, bool create)
 		if (!OidIsValid(s->dboid) && free_slot == NULL)
 			free_slot = s;
 	}
-	if (!create || free_slot == NULL)
+	if (!create || free_slot == NULL || !OidIsValid(dboid))
 		return NULL;
 	memset(free_slot, 0, sizeof(ClSealSlot));
 	free_slot->dboid = dboid;
+	free_slot->wanted = true;
 	return free_slot;
+}
+
+/*
+ * Gives a slot back when nothing runs or waits for it.  Queued audit
+ * records of a database without the extension can never be written: they
+ * are dropped with the slot (counted, and logged).  Caller holds the lock.
+ */
+void
+cl_slot_release_if_unused(ClSealSlot *s)
+{
+	if (s->pid != 0 || s->writer_pid != 0 || s->wanted)
+		return;
+	if (s->audit_head != s->audit_tail || s->audit_lost != s->audit_lost_recorded)
+	{
+		uint64		n = s->audit_enqueued - s->audit_written +
+			(s->audit_lost - s->audit_lost_recorded);
+
+		pg_atomic_fetch_add_u64(&cl_shared->audit_lost_unslotted, n);
+		ereport(LOG,
+				(errmsg("consent_ledger dropped " UINT64_FORMAT " queued audit records of database %u, which no longer has the extension",
+						n, s->dboid)));
+	}
+	memset(s, 0, sizeof(ClSealSlot));
 }
 
 /*
  * Makes sure a sealer runs for the database: cheap when it already does
  * (one unlocked read), otherwise flags it wanted and wakes the launcher.
+ * Never raises: it is called at commit.
  */
 void
 cl_seal_wake(Oid dboid)
@@ -103,7 +146,7 @@ cl_seal_wake(Oid dboid)
 	 * the sealer running.  A stale answer only delays sealing until the
 	 * launcher's next look (it rescans every few seconds).
 	 */
-	for (int i = 0; i < CL_MAX_DATABASES; i++)
+	for (int i = 0; i < cl_shared->nslots; i++)
 	{
 		volatile ClSealSlot *vs = &cl_shared->slots[i];
 
@@ -112,11 +155,10 @@ cl_seal_wake(Oid dboid)
 	}
 
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-	s = slot_for(dboid, true);
+	s = cl_slot_for(dboid, true);
 	if (s != NULL && s->pid == 0)
 	{
 		s->wanted = true;
-		s->absent = false;
 		launcher = cl_shared->launcher_latch;
 	}
 	LWLockRelease(cl_shared->lock);
@@ -125,40 +167,50 @@ cl_seal_wake(Oid dboid)
 }
 
 /*
- * Stops the sealer of a database and keeps it from restarting for
- * BLOCK_SECONDS, so that a command needing the database to itself can
- * proceed.  Waits up to 5 s for the sealer to exit.
+ * Stops the sealer and the audit writer of a database and keeps them from
+ * restarting for BLOCK_SECONDS, so that a command needing the database to
+ * itself can proceed.  Waits up to 5 s for them to exit.  The caller
+ * (guard.c) has checked that PostgreSQL will let the current role run the
+ * command.
  */
 void
 cl_seal_block_database(Oid dboid)
 {
 	ClSealSlot *s;
 	pid_t		pid = 0;
+	pid_t		writer = 0;
 
 	if (cl_shared == NULL || !OidIsValid(dboid))
 		return;
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-	s = slot_for(dboid, true);
+	s = cl_slot_for(dboid, false);
 	if (s != NULL)
 	{
 		s->blocked_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   BLOCK_SECONDS * 1000);
 		pid = s->pid;
+		writer = s->writer_pid;
 	}
 	LWLockRelease(cl_shared->lock);
-	if (pid <= 0)
+	if (pid > 0)
+		kill(pid, SIGTERM);
+	if (writer > 0)
+		kill(writer, SIGTERM);
+	if (pid <= 0 && writer <= 0)
 		return;
-	kill(pid, SIGTERM);
 	for (int i = 0; i < 500; i++)
 	{
 		bool		gone;
 
 		LWLockAcquire(cl_shared->lock, LW_SHARED);
-		gone = (s->pid != pid);
+		gone = (s->dboid != dboid) ||
+			((pid <= 0 || s->pid != pid) && (writer <= 0 || s->writer_pid != writer));
 		LWLockRelease(cl_shared->lock);
 		if (gone)
 			break;
-		pg_usleep(10000L);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -179,11 +231,13 @@ cl_seal_register_launcher(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/* Starts the sealer or the audit writer of a database. */
 static bool
-start_sealer(Oid dboid)
+start_worker(Oid dboid, bool writer)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
+	const char *what = writer ? "audit writer" : "sealer";
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -192,9 +246,9 @@ start_sealer(Oid dboid)
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	worker.bgw_notify_pid = MyProcPid;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "consent_ledger");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cl_sealer_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "consent_ledger sealer for database %u", dboid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "consent_ledger sealer");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, writer ? "cl_writer_main" : "cl_sealer_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "consent_ledger %s for database %u", what, dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "consent_ledger %s", what);
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
 }
 
@@ -232,6 +286,7 @@ list_databases(void)
 void
 cl_launcher_main(Datum arg)
 {
+	List	   *to_check = NIL;
 	bool		first = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -248,6 +303,7 @@ cl_launcher_main(Datum arg)
 		List	   *dbs;
 		ListCell   *lc;
 		TimestampTz now = GetCurrentTimestamp();
+		bool		full = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -257,41 +313,76 @@ cl_launcher_main(Datum arg)
 		}
 
 		dbs = list_databases();
+		if (first)
+		{
+			/* every database is checked once for the extension */
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			to_check = list_copy(dbs);
+			MemoryContextSwitchTo(old);
+			first = false;
+		}
 		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-		/* forget databases that are gone */
-		for (int i = 0; i < CL_MAX_DATABASES; i++)
+		/*
+		 * Give back the slots of databases that are gone, and of those found
+		 * without the extension that nobody asked for since.
+		 */
+		for (int i = 0; i < cl_shared->nslots; i++)
 		{
 			ClSealSlot *s = &cl_shared->slots[i];
 
-			if (OidIsValid(s->dboid) && s->pid == 0 && !list_member_oid(dbs, s->dboid))
-				memset(s, 0, sizeof(ClSealSlot));
+			if (!OidIsValid(s->dboid) || s->pid != 0 || s->writer_pid != 0)
+				continue;
+			if (!list_member_oid(dbs, s->dboid))
+				s->wanted = false;
+			else if (s->wanted || s->present || s->blocked_until > now)
+				continue;
+			cl_slot_release_if_unused(s);
 		}
-		foreach(lc, dbs)
+		/* databases still to be checked, as far as slots are free */
+		foreach(lc, to_check)
 		{
 			Oid			dboid = lfirst_oid(lc);
-			ClSealSlot *s = slot_for(dboid, true);
 
-			if (s == NULL)
+			if (!list_member_oid(dbs, dboid) || cl_slot_for(dboid, true) != NULL)
+				to_check = foreach_delete_current(to_check, lc);
+			else
+				full = true;
+		}
+		/* start the workers each database in a slot needs */
+		for (int i = 0; i < cl_shared->nslots; i++)
+		{
+			ClSealSlot *s = &cl_shared->slots[i];
+
+			if (!OidIsValid(s->dboid) || s->blocked_until > now)
+				continue;
+			if (s->pid == 0 && (s->wanted || s->present))
 			{
-				ereport(WARNING,
-						(errmsg("consent_ledger can seal at most %d databases", CL_MAX_DATABASES)));
-				break;
+				s->wanted = false;
+				s->pid = -1;	/* starting */
+				if (!start_worker(s->dboid, false))
+				{
+					s->pid = 0;
+					s->wanted = true;	/* no worker slot free: next time */
+				}
 			}
-			if (s->pid != 0 || s->blocked_until > now)
-				continue;
-			if (!first && s->absent && !s->wanted)
-				continue;
-			s->wanted = false;
-			s->pid = -1;		/* starting */
-			if (!start_sealer(dboid))
-				s->pid = 0;
+			if (s->writer_pid == 0 && s->present)
+			{
+				s->writer_pid = -1;
+				if (!start_worker(s->dboid, true))
+					s->writer_pid = 0;
+			}
 		}
 		LWLockRelease(cl_shared->lock);
 		list_free(dbs);
-		first = false;
+		if (full)
+			ereport(DEBUG1,
+					(errmsg("consent_ledger: %d databases wait for a slot to be checked for the extension",
+							list_length(to_check))));
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(LAUNCHER_NAP_MS, BLOCK_SECONDS * 1000 / 2), PG_WAIT_EXTENSION);
+						 (full || to_check != NIL) ? 1000 : Min(LAUNCHER_NAP_MS, BLOCK_SECONDS * 1000 / 2),
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -569,6 +660,104 @@ seal_ledger(int32 ledger_id, const char *origin)
 	return sealed;
 }
 
+/* Ledgers whose last attempt failed (reported once, until they seal again) */
+static List *failed_ledgers = NIL;	/* of ledger ids, in TopMemoryContext */
+
+static char *
+ledger_name(ClLedgerInfo *info)
+{
+	char	   *rel = OidIsValid(info->relid) ? get_rel_name(info->relid) : NULL;
+
+	if (rel == NULL)
+		return psprintf("ledger %d", info->ledger_id);
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(info->relid)), rel);
+}
+
+/*
+ * Seals one ledger in a subtransaction of its own: an error (a damaged
+ * frontier, a corrupt pending record) rolls back that ledger alone and is
+ * reported with a WARNING the first time, so that one damaged ledger
+ * never stops the others from being sealed.
+ */
+static uint64
+seal_ledger_isolated(ClLedgerInfo *info)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	uint64		sealed = 0;
+	bool		failed_before = list_member_int(failed_ledgers, info->ledger_id);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		sealed = seal_ledger(info->ledger_id, info->origin);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		/* a termination request is not the ledger's fault: go */
+		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || ProcDiePending)
+			ReThrowError(edata);
+		ereport(failed_before ? DEBUG1 : WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("consent_ledger could not seal ledger \"%s\": %s",
+						ledger_name(info), edata->message),
+				 errdetail("The other ledgers of the database are still sealed; this one is skipped until it can be sealed again."),
+				 errhint("Run consent_ledger.verify('%s') to locate the damage.",
+						 ledger_name(info))));
+		FreeErrorData(edata);
+		if (!failed_before)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			failed_ledgers = lappend_int(failed_ledgers, info->ledger_id);
+			MemoryContextSwitchTo(old);
+		}
+		return 0;
+	}
+	PG_END_TRY();
+	if (failed_before)
+	{
+		failed_ledgers = list_delete_int(failed_ledgers, info->ledger_id);
+		ereport(LOG,
+				(errmsg("consent_ledger sealed ledger \"%s\" again", ledger_name(info))));
+	}
+	return sealed;
+}
+
+/*
+ * Whether a privileged pg_restore session is connected to this database:
+ * one whose role is a superuser or owns the extension.  application_name
+ * is chosen by the client, so a plain role's session never counts.
+ */
+static bool
+restore_in_progress(void)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		vals[2] = {ObjectIdGetDatum(MyDatabaseId), ObjectIdGetDatum(cl_extension_owner())};
+
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_stat_activity a "
+							  "JOIN pg_catalog.pg_authid r ON r.oid OPERATOR(pg_catalog.=) a.usesysid "
+							  "WHERE a.datid OPERATOR(pg_catalog.=) $1 "
+							  "AND a.application_name OPERATOR(pg_catalog.=) 'pg_restore' "
+							  "AND (r.rolsuper OR r.oid OPERATOR(pg_catalog.=) $2)",
+							  2, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_activity");
+	return SPI_processed > 0;
+}
+
 /*
  * One sealing round over every ledger of the database.  Returns false when
  * the extension is not installed here.
@@ -596,11 +785,7 @@ seal_round(void)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		/* a restore in progress brings its own log and checkpoints: wait */
-		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_stat_activity WHERE datid OPERATOR(pg_catalog.=) "
-						"(SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) "
-						"AND application_name OPERATOR(pg_catalog.=) 'pg_restore'", true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read pg_stat_activity");
-		if (SPI_processed > 0)
+		if (restore_in_progress())
 		{
 			SPI_finish();
 			PopActiveSnapshot();
@@ -611,11 +796,7 @@ seal_round(void)
 		record_key();
 		ledgers = cl_ledger_list();
 		foreach(lc, ledgers)
-		{
-			ClLedgerInfo *info = lfirst(lc);
-
-			last_round_sealed += seal_ledger(info->ledger_id, info->origin);
-		}
+			last_round_sealed += seal_ledger_isolated((ClLedgerInfo *) lfirst(lc));
 		SPI_finish();
 	}
 	PopActiveSnapshot();
@@ -663,8 +844,9 @@ cl_sealer_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-	my_slot = slot_for(dboid, true);
-	if (my_slot == NULL || my_slot->blocked_until > GetCurrentTimestamp())
+	my_slot = cl_slot_for(dboid, false);
+	if (my_slot == NULL || my_slot->blocked_until > GetCurrentTimestamp() ||
+		(my_slot->pid > 0 && my_slot->pid != MyProcPid))
 	{
 		if (my_slot && my_slot->pid == -1)
 			my_slot->pid = 0;
@@ -683,6 +865,7 @@ cl_sealer_main(Datum arg)
 	{
 		uint64		request;
 		bool		present;
+		Latch	   *launcher = NULL;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -695,8 +878,6 @@ cl_sealer_main(Datum arg)
 		request = my_slot->requested;
 		LWLockRelease(cl_shared->lock);
 
-		/* audit records first: readers are waiting for them */
-		cl_audit_drain(my_slot, my_slot - cl_shared->slots);
 		if (request == my_slot->completed && !round_due())
 		{
 			wait_for_work();
@@ -708,10 +889,26 @@ cl_sealer_main(Datum arg)
 		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
 		my_slot->completed = request;
 		my_slot->last_sealed = last_round_sealed;
+		if (present && !my_slot->present)
+		{
+			/* the launcher starts the audit writer now */
+			my_slot->present = true;
+			launcher = cl_shared->launcher_latch;
+		}
 		if (!present)
-			my_slot->absent = true;
+		{
+			/* no extension here: give the slot back unless someone asked */
+			my_slot->present = false;
+			my_slot->pid = 0;
+			my_slot->latch = NULL;
+			if (!my_slot->wanted)
+				cl_slot_release_if_unused(my_slot);
+			my_slot = NULL;
+		}
 		LWLockRelease(cl_shared->lock);
 		ConditionVariableBroadcast(&cl_shared->sealed_cv);
+		if (launcher)
+			SetLatch(launcher);
 		if (!present)
 			proc_exit(0);
 		wait_for_work();
@@ -719,8 +916,68 @@ cl_sealer_main(Datum arg)
 }
 
 /*
- * consent_ledger.seal(): asks this database's sealer for a round and waits
- * until a round that started after the request has committed.  Seals
+ * Waits until this database's audit writer has written every record (and
+ * recorded every gap) queued before the call, so that the round seal()
+ * asks for covers them.  Bounded by the caller's deadline.
+ */
+static void
+audit_caught_up(TimestampTz deadline)
+{
+	ClSealSlot *s;
+	uint64		enqueued;
+	uint64		lost;
+
+	LWLockAcquire(cl_shared->lock, LW_SHARED);
+	s = cl_slot_for(MyDatabaseId, false);
+	if (s == NULL)
+	{
+		LWLockRelease(cl_shared->lock);
+		return;
+	}
+	enqueued = s->audit_enqueued;
+	lost = s->audit_lost;
+	LWLockRelease(cl_shared->lock);
+
+	ConditionVariablePrepareToSleep(&cl_shared->audit_cv);
+	for (;;)
+	{
+		bool		done;
+		Latch	   *writer;
+		Latch	   *launcher = NULL;
+
+		LWLockAcquire(cl_shared->lock, LW_SHARED);
+		done = s->dboid != MyDatabaseId ||
+			(s->audit_written >= enqueued && s->audit_lost_recorded >= lost);
+		writer = s->writer_latch;
+		if (writer == NULL)
+			launcher = cl_shared->launcher_latch;
+		LWLockRelease(cl_shared->lock);
+		if (done)
+			break;
+		if (writer)
+			SetLatch(writer);
+		else if (launcher)
+			SetLatch(launcher);
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("timed out waiting for the consent_ledger audit writer"),
+					 errdetail("Audit records queued before seal() were not written within consent_ledger.seal_timeout (%d ms).",
+							   cl_seal_timeout_ms),
+					 errhint("Check the server log for errors of the audit writer.")));
+		}
+		(void) ConditionVariableTimedSleep(&cl_shared->audit_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * consent_ledger.seal(): waits until the audit writer has written the
+ * records queued before the call, then asks this database's sealer for a
+ * round and waits until a round that started after the request has
+ * committed.  Seals
  * what was committed before the call (not the caller's own open
  * transaction).  Returns the number of rows that round sealed.
  */
@@ -743,6 +1000,7 @@ cl_seal(PG_FUNCTION_ARGS)
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), cl_seal_timeout_ms);
+	audit_caught_up(deadline);
 	ConditionVariablePrepareToSleep(&cl_shared->sealed_cv);
 	for (;;)
 	{
@@ -751,14 +1009,16 @@ cl_seal(PG_FUNCTION_ARGS)
 		bool		need_launch = false;
 
 		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-		s = slot_for(MyDatabaseId, true);
+		s = cl_slot_for(MyDatabaseId, true);
 		if (s == NULL)
 		{
 			LWLockRelease(cl_shared->lock);
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("consent_ledger can seal at most %d databases", CL_MAX_DATABASES)));
+					 errmsg("consent_ledger can seal at most %d databases", cl_shared->nslots),
+					 errdetail("Every slot is taken by a database with the extension."),
+					 errhint("Raise consent_ledger.max_databases (and max_worker_processes: each database needs two workers) and restart the server.")));
 		}
 		if (s->pid > 0)
 		{
@@ -771,7 +1031,6 @@ cl_seal(PG_FUNCTION_ARGS)
 		else if (s->pid == 0)
 		{
 			s->wanted = true;
-			s->absent = false;
 			need_launch = true;
 		}
 		LWLockRelease(cl_shared->lock);

@@ -600,6 +600,45 @@ check_checkpoints(LedgerState *st)
 	if (complete && rows != NIL && last_size < st->nsealed)
 		note_problem(st, last_size, "extra at leaf " UINT64_FORMAT ": the log holds " UINT64_FORMAT " leaves but the last checkpoint covers " UINT64_FORMAT,
 					 last_size, st->nsealed, last_size);
+
+	/*
+	 * The sealer extends the frontier stored with the last checkpoint: it
+	 * must be a frontier of that checkpoint's size and signed root, or the
+	 * ledger cannot be sealed (the sealer skips it and says so in the
+	 * server log).
+	 */
+	if (complete && rows != NIL)
+	{
+		Checkpoint *last = llast(rows);
+		Oid			ftypes[2] = {INT4OID, INT8OID};
+		Datum		fvals[2] = {Int32GetDatum(st->info->ledger_id), Int64GetDatum(last->seq)};
+
+		if (SPI_execute_with_args("SELECT frontier FROM consent_ledger.checkpoints "
+								  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.=) $2",
+								  2, ftypes, fvals, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read consent_ledger.checkpoints");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			bytea	   *stored = isnull ? NULL : DatumGetByteaPP(d);
+			cl_frontier sf;
+			cl_hash		sroot;
+			bool		ok = false;
+
+			if (stored != NULL &&
+				cl_frontier_deserialize((uint8_t *) VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), &sf) &&
+				sf.size == last->size)
+			{
+				cl_frontier_root(&sf, sroot);
+				ok = memcmp(sroot, last->root, CL_HASH_LEN) == 0;
+			}
+			if (!ok)
+				note_problem(st, last_size,
+							 "bad frontier at checkpoint " INT64_FORMAT ": the sealing state stored with it does not match its signed tree, so the ledger cannot be sealed",
+							 last->seq);
+		}
+	}
 	st->checkpoints = rows;
 }
 
