@@ -46,3 +46,16 @@ CREATE FUNCTION consent_ledger._take_custody(relation pg_catalog.regclass) RETUR
 REVOKE ALL ON FUNCTION consent_ledger._take_custody(pg_catalog.regclass) FROM PUBLIC;
 SELECT consent_ledger._take_custody(relid) FROM consent_ledger.protected;
 DROP FUNCTION consent_ledger._take_custody(pg_catalog.regclass);
+
+/*
+ * 1.1: roles without one of the extension's roles cannot name its schema.
+ * PostgreSQL locks a table it finds by name before it checks privileges
+ * (PREPARE, CREATE FUNCTION bodies, CREATE TRIGGER), so a role that could
+ * name consent_ledger.log or consent_ledger.audit_log could hold or queue
+ * a lock that stalls the sealer or the audit writer.  Nothing an analyst
+ * needs is lost: policies and purpose views call the consent checks by
+ * OID, and EXECUTE on them stays granted to PUBLIC.  public_key(),
+ * key_id() and verifier_key() stay executable by PUBLIC for roles given
+ * USAGE by an administrator.
+ */
+REVOKE USAGE ON SCHEMA consent_ledger FROM PUBLIC;

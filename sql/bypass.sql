@@ -156,6 +156,10 @@ ALTER TABLE bp_child_t INHERIT bp_parent;
 -- a foreign key into the table would probe which keys exist
 CREATE TABLE bp_keyed (id int PRIMARY KEY, subject bigint);
 CREATE TABLE bp_prober (ref int REFERENCES bp_keyed (id));
+-- a range type whose subtype_diff runs over every sampled value on ANALYZE
+CREATE FUNCTION bp_diff(a text, b text) RETURNS float8 LANGUAGE sql IMMUTABLE AS 'SELECT 0::float8';
+CREATE TYPE bp_range AS RANGE (subtype = text, subtype_diff = bp_diff);
+CREATE TABLE bp_ranged (id int, subject bigint, secret bp_range[]);
 -- a TRIGGER privilege granted before protect()
 CREATE TABLE bp_granted (id int, subject bigint, secret text);
 GRANT TRIGGER, REFERENCES ON bp_granted TO bp_analyst;
@@ -171,6 +175,8 @@ SELECT consent_ledger.protect('bp_parent', 'subject');
 \echo :SQLSTATE
 SELECT consent_ledger.protect('bp_keyed', 'subject');
 \echo :SQLSTATE
+SELECT consent_ledger.protect('bp_ranged', 'subject');
+\echo :SQLSTATE
 SELECT consent_ledger.protect('bp_granted', 'subject');
 SELECT p AS privilege, has_table_privilege('bp_analyst', 'bp_granted', p) AS granted
   FROM unnest(ARRAY['SELECT', 'SELECT WITH GRANT OPTION', 'TRIGGER', 'REFERENCES']) p;
@@ -183,8 +189,9 @@ CREATE TRIGGER bp_copy AFTER INSERT ON bp_granted FOR EACH ROW EXECUTE FUNCTION 
 DROP FUNCTION bp_copy();
 RESET ROLE;
 SELECT consent_ledger.unprotect('bp_granted');
-DROP TABLE bp_checked, bp_generated, bp_child_t, bp_parent, bp_prober, bp_keyed, bp_granted;
-DROP FUNCTION bp_spy(text);
+DROP TABLE bp_checked, bp_generated, bp_child_t, bp_parent, bp_prober, bp_keyed, bp_granted, bp_ranged;
+DROP TYPE bp_range;
+DROP FUNCTION bp_spy(text), bp_diff(text, text);
 CREATE DOMAIN bp_dom AS text;
 ALTER DOMAIN bp_dom OWNER TO bp_owner;
 CREATE TABLE bp_domained (id int, subject bigint, secret bp_dom);
@@ -268,3 +275,21 @@ RESET ROLE;
 SELECT role_name, operation, purpose, outcome FROM consent_ledger.audit_log
  WHERE relation = 'public.bp_t' AND operation = 'FOREIGN KEY CHECK';
 DROP TABLE bp_child;
+
+-- 5. a role without the extension's roles cannot name its tables, so it
+-- cannot lock them at parse time (before any privilege check) and stall
+-- the sealer or the audit writer
+SET ROLE bp_analyst;
+BEGIN;
+PREPARE bp_lock AS DELETE FROM consent_ledger.log;
+\echo :SQLSTATE
+ROLLBACK;
+CREATE FUNCTION bp_locker() RETURNS void LANGUAGE sql AS 'DELETE FROM consent_ledger.pending';
+\echo :SQLSTATE
+CREATE FUNCTION bp_tf() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER bp_queue AFTER INSERT ON consent_ledger.audit_log FOR EACH ROW EXECUTE FUNCTION bp_tf();
+\echo :SQLSTATE
+DROP FUNCTION bp_tf();
+RESET ROLE;
+SELECT has_schema_privilege('bp_analyst', 'consent_ledger', 'USAGE') AS analyst_usage,
+       has_schema_privilege('consent_ledger_auditor', 'consent_ledger', 'USAGE') AS auditor_usage;

@@ -196,6 +196,7 @@ extern bool cl_explain_analyze_active(void);
 
 /* seal.c: launcher and per-database sealer workers */
 extern void cl_seal_register_launcher(void);
+extern void cl_worker_lock_timeout(void);
 extern void cl_seal_wake(Oid dboid);
 extern void cl_seal_block_database(Oid dboid);
 extern ClSealSlot *cl_slot_for(Oid dboid, bool create);

@@ -27,6 +27,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
@@ -38,6 +39,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_range.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_statistic_ext.h"
@@ -139,6 +141,122 @@ static bool
 is_extension_trigger(const char *name)
 {
 	return strncmp(name, "~consent_ledger_", strlen("~consent_ledger_")) == 0;
+}
+
+static void
+refuse_column_type(Relation rel, Form_pg_attribute att, Oid typid, Oid owner,
+				   const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("column \"%s\" of table \"%s\" uses type %s, which depends on role \"%s\"",
+					NameStr(att->attname), RelationGetRelationName(rel),
+					format_type_be(typid), GetUserNameFromId(owner, false)),
+			 errdetail("%s", why),
+			 errhint("Make a trusted role (an administrator) the owner of the type and of its functions first.")));
+}
+
+/* The subtype_diff function of a range type, or InvalidOid. */
+static Oid
+range_subtype_diff(Oid rangeOid)
+{
+	HeapTuple	tup = SearchSysCache1(RANGETYPE, ObjectIdGetDatum(rangeOid));
+	Oid			diff = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		diff = ((Form_pg_range) GETSTRUCT(tup))->rngsubdiff;
+		ReleaseSysCache(tup);
+	}
+	return diff;
+}
+
+static Oid
+function_owner(Oid funcid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
+/*
+ * A column's type must not run code of an untrusted role over the stored
+ * values: a domain's owner validates new constraints over every value, a
+ * range type's subtype_diff function runs over every sampled value when
+ * the table is analyzed (by autovacuum too).  Arrays, multiranges and
+ * composite types are followed to the types they are made of.
+ */
+static void
+check_column_type(Relation rel, Form_pg_attribute att, Oid typid, int depth)
+{
+	HeapTuple	tup;
+	Form_pg_type t;
+	char		typtype;
+	Oid			owner;
+	Oid			base;
+	Oid			elem;
+	Oid			typrelid;
+
+	if (depth > 32 || !OidIsValid(typid))
+		return;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		return;
+	t = (Form_pg_type) GETSTRUCT(tup);
+	typtype = t->typtype;
+	owner = t->typowner;
+	base = t->typbasetype;
+	elem = t->typelem;
+	typrelid = t->typrelid;
+	ReleaseSysCache(tup);
+
+	if (OidIsValid(elem) && typtype == TYPTYPE_BASE)
+	{
+		check_column_type(rel, att, elem, depth + 1);
+		return;
+	}
+	switch (typtype)
+	{
+		case TYPTYPE_DOMAIN:
+			if (!cl_role_is_trusted(owner))
+				refuse_column_type(rel, att, typid, owner,
+								   "The owner of a domain checks new domain constraints against every value of it, hidden rows included.");
+			check_column_type(rel, att, base, depth + 1);
+			break;
+		case TYPTYPE_MULTIRANGE:
+			check_column_type(rel, att, get_multirange_range(typid), depth + 1);
+			break;
+		case TYPTYPE_RANGE:
+			{
+				Oid			diff = range_subtype_diff(typid);
+
+				if (OidIsValid(diff) && !cl_role_is_trusted(function_owner(diff)))
+					refuse_column_type(rel, att, typid, function_owner(diff),
+									   "The range type's subtype_diff function runs over every sampled value when the table is analyzed, hidden rows included.");
+				check_column_type(rel, att, get_range_subtype(typid), depth + 1);
+				break;
+			}
+		case TYPTYPE_COMPOSITE:
+			if (OidIsValid(typrelid))
+			{
+				Relation	crel = relation_open(typrelid, AccessShareLock);
+				TupleDesc	cdesc = RelationGetDescr(crel);
+
+				for (int i = 0; i < cdesc->natts; i++)
+					if (!TupleDescAttr(cdesc, i)->attisdropped)
+						check_column_type(rel, att, TupleDescAttr(cdesc, i)->atttypid, depth + 1);
+				relation_close(crel, AccessShareLock);
+			}
+			break;
+		default:
+			break;
+	}
 }
 
 /*
@@ -289,35 +407,13 @@ cl_check_protectable(Relation rel)
 	systable_endscan(scan);
 	table_close(cat, AccessShareLock);
 
-	/* columns of a domain whose owner is not trusted */
+	/* column types that run code of untrusted roles over stored values */
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		Oid			typid = att->atttypid;
 
-		if (att->attisdropped)
-			continue;
-		while (get_typtype(typid) == TYPTYPE_DOMAIN)
-		{
-			HeapTuple	ttup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-			Oid			owner;
-			Oid			base;
-
-			if (!HeapTupleIsValid(ttup))
-				break;
-			owner = ((Form_pg_type) GETSTRUCT(ttup))->typowner;
-			base = ((Form_pg_type) GETSTRUCT(ttup))->typbasetype;
-			ReleaseSysCache(ttup);
-			if (!cl_role_is_trusted(owner))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("column \"%s\" of table \"%s\" has domain type %s, owned by role \"%s\"",
-								NameStr(att->attname), RelationGetRelationName(rel),
-								format_type_be(typid), GetUserNameFromId(owner, false)),
-						 errdetail("The owner of a domain checks new domain constraints against every value of it, hidden rows included."),
-						 errhint("Make a trusted role (an administrator) the domain's owner first.")));
-			typid = base;
-		}
+		if (!att->attisdropped)
+			check_column_type(rel, att, att->atttypid, 0);
 	}
 }
 

@@ -74,6 +74,7 @@ PG_FUNCTION_INFO_V1(cl_seal);
 
 #define LAUNCHER_NAP_MS		10000
 #define BLOCK_SECONDS		10
+#define WORKER_LOCK_TIMEOUT "10s"
 
 static ClSealSlot *my_slot = NULL;
 static uint64 last_round_sealed = 0;
@@ -213,6 +214,19 @@ cl_seal_block_database(Oid dboid)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * The sealer and the audit writer never wait for a lock without a bound:
+ * a lock they cannot get within WORKER_LOCK_TIMEOUT fails the round (the
+ * error names the lock), and the worker starts again.  Roles without
+ * privileges cannot hold locks on the extension's tables at all (they
+ * cannot name its schema), but its own roles could.
+ */
+void
+cl_worker_lock_timeout(void)
+{
+	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 void
@@ -860,6 +874,7 @@ cl_sealer_main(Datum arg)
 	before_shmem_exit(sealer_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	cl_worker_lock_timeout();
 
 	for (;;)
 	{

@@ -82,6 +82,7 @@ cl_writer_main(Datum arg)
 	before_shmem_exit(writer_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	cl_worker_lock_timeout();
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	for (;;)

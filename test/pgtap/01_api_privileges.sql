@@ -3,7 +3,7 @@
 -- and that nobody but the extension writes its internal tables.
 -- Runs in one transaction that is rolled back (roles included).
 BEGIN;
-SELECT plan(114);
+SELECT plan(116);
 
 -- ---------------------------------------------------------------------
 -- Functions: existence, argument names and types, result types
@@ -236,9 +236,18 @@ SELECT throws_ok($$SELECT consent_ledger.create_ledger('public.cl01_other')$$, '
 SELECT throws_ok($$SELECT consent_ledger.seal()$$, '42501', NULL, 'a plain role cannot call seal');
 SELECT throws_ok($$SELECT * FROM consent_ledger.verify()$$, '42501', NULL, 'a plain role cannot call verify');
 SELECT throws_ok($$SELECT * FROM consent_ledger.ledgers$$, '42501', NULL, 'a plain role cannot read consent_ledger.ledgers');
-SELECT lives_ok($$SELECT consent_ledger.public_key(), consent_ledger.key_id(), consent_ledger.verifier_key()$$,
-	'a plain role can call public_key(), key_id() and verifier_key()');
+-- it cannot even name the schema, so it cannot lock the extension's tables
+-- at parse time (PREPARE) to stall the sealer or the audit writer
+SELECT throws_ok($$PREPARE cl01_lock AS DELETE FROM consent_ledger.log$$, '42501',
+	'permission denied for schema consent_ledger', 'a plain role cannot name the extension''s tables, not even in PREPARE');
 RESET ROLE;
+SELECT is(has_schema_privilege('public', 'consent_ledger', 'USAGE'), false, 'PUBLIC has no USAGE on the schema');
+GRANT USAGE ON SCHEMA consent_ledger TO cl01_plain;
+SET ROLE cl01_plain;
+SELECT lives_ok($$SELECT consent_ledger.public_key(), consent_ledger.key_id(), consent_ledger.verifier_key()$$,
+	'a plain role given USAGE on the schema can call public_key(), key_id() and verifier_key()');
+RESET ROLE;
+REVOKE USAGE ON SCHEMA consent_ledger FROM cl01_plain;
 
 -- the owner of a table, without consent_ledger_admin
 SET ROLE cl01_plain_owner;

@@ -460,11 +460,15 @@ run_until($t0 + $soak_seconds * 0.4, $t0 + $soak_seconds * 0.35, sub {
 	$paused{recorder} = 1;    # no recorder until the consent check after the restart
 	# A backend may end between the query and the kill (its batch ended):
 	# retry until the postmaster reports the kill.
-	for my $try (1 .. 50)
+	# Prefer a backend in the middle of a statement or transaction; after
+	# 50 tries take any inserter's backend (between two statements of its
+	# batch), so that the crash is always exercised.
+	for my $try (1 .. 100)
 	{
-		my ($pid, $who) = split /\|/, $node->safe_psql($db, q{
+		my $busy = $try <= 50 ? q{AND state <> 'idle'} : '';
+		my ($pid, $who) = split /\|/, $node->safe_psql($db, qq{
 			SELECT pid, application_name FROM pg_stat_activity
-			WHERE application_name LIKE 'soak\_ins\_%' AND state <> 'idle' ORDER BY application_name LIMIT 1});
+			WHERE application_name LIKE 'soak\\_ins\\_%' $busy ORDER BY application_name LIMIT 1});
 		if (defined $pid && $pid =~ /^\d+$/ && kill('KILL', $pid) == 1)
 		{
 			$killed_pid = $pid;
@@ -482,7 +486,8 @@ run_until($t0 + $soak_seconds * 0.4, $t0 + $soak_seconds * 0.35, sub {
 		usleep(20_000);
 	}
 });
-ok(defined $killed_pid, 'SIGKILL: killed the backend of an inserting session');
+ok(defined $killed_pid, 'SIGKILL: killed the backend of an inserting session')
+  or diag($node->safe_psql($db, q{SELECT application_name, state, wait_event_type, wait_event FROM pg_stat_activity}));
 ok($kill_seen, 'SIGKILL: the postmaster saw the backend killed (and restarts every backend)');
 drain_workers(30);    # every session loses its connection in the restart
 wait_server('SIGKILL');
