@@ -317,12 +317,23 @@ $_->{seq} = 0 foreach @workers;
 
 my $server_up = 1;
 my %paused;    # type -> 1: no new batches
+my $victim_wanted = 0;    # inserters pause after saying their PID
 
 sub start_batch
 {
 	my ($wk) = @_;
 	$wk->{batch}++;
-	my $file = cl_write_file("$tmp/$wk->{name}_$wk->{batch}.sql", $wk->{gen}->($wk));
+	# inserters say which backend runs them; while a victim is wanted for
+	# the SIGKILL below, they pause there a moment so that it finds them
+	# running, with the other sessions still inserting
+	my $sql = '';
+	if ($wk->{type} =~ /^ins_/)
+	{
+		$sql = "SELECT 'PID ' || pg_backend_pid();\n";
+		$sql .= "SELECT pg_sleep(1);\n" if $victim_wanted;
+	}
+	$sql .= $wk->{gen}->($wk);
+	my $file = cl_write_file("$tmp/$wk->{name}_$wk->{batch}.sql", $sql);
 	my $conn = $node->connstr($db) . " application_name=soak_$wk->{name}";
 	$conn .= " user=$wk->{user}" if $wk->{user};
 	($wk->{out}, $wk->{err}) = ('', '');
@@ -458,33 +469,40 @@ note("soak: $soak_seconds s with " . scalar(@workers) . ' sessions');
 my ($killed_pid, $kill_seen);
 run_until($t0 + $soak_seconds * 0.4, $t0 + $soak_seconds * 0.35, sub {
 	$paused{recorder} = 1;    # no recorder until the consent check after the restart
-	# A backend may end between the query and the kill (its batch ended):
-	# retry until the postmaster reports the kill.
-	# Prefer a backend in the middle of a statement or transaction; after
-	# 50 tries take any inserter's backend (between two statements of its
-	# batch), so that the crash is always exercised.
-	for my $try (1 .. 100)
+	# Kill the backend of an inserter whose batch is running: each batch
+	# prints its backend's PID first.  A batch may end between the look and
+	# the kill: retry until the postmaster reports the kill.
+	$victim_wanted = 1;
+	for my $try (1 .. 200)
 	{
-		my $busy = $try <= 50 ? q{AND state <> 'idle'} : '';
-		my ($pid, $who) = split /\|/, $node->safe_psql($db, qq{
-			SELECT pid, application_name FROM pg_stat_activity
-			WHERE application_name LIKE 'soak\\_ins\\_%' $busy ORDER BY application_name LIMIT 1});
-		if (defined $pid && $pid =~ /^\d+$/ && kill('KILL', $pid) == 1)
+		pump_workers();
+		# a batch that said its PID and has not acknowledged anything yet
+		my ($wk) = grep {
+			$_->{type} =~ /^ins_/ && $_->{h} && $_->{out} =~ /^PID \d+$/m && $_->{out} !~ /^ACK/m
+		} @workers;
+		if ($wk)
 		{
-			$killed_pid = $pid;
-			note("SIGKILL to backend $pid ($who)");
-			my $deadline = time() + 10;
-			while (time() < $deadline)
+			my ($pid) = $wk->{out} =~ /^PID (\d+)$/m;
+			# still that backend (its title names the database), not a reused PID
+			my $title = -r "/proc/$pid/cmdline" ? slurp_file("/proc/$pid/cmdline") : '';
+			if ($title =~ /^postgres: .*\Q$db\E/ && kill('KILL', $pid) == 1)
 			{
-				$kill_seen = 1, last
-				  if slurp_file($node->logfile) =~ /server process \(PID $pid\) was terminated by signal 9/;
-				usleep(100_000);
+				$killed_pid = $pid;
+				note("SIGKILL to backend $pid ($wk->{name}, batch $wk->{batch})");
+				my $deadline = time() + 10;
+				while (time() < $deadline)
+				{
+					$kill_seen = 1, last
+					  if slurp_file($node->logfile) =~ /server process \(PID $pid\) was terminated by signal 9/;
+					usleep(100_000);
+				}
+				last if $kill_seen;
 			}
-			last if $kill_seen;
 		}
 		tick();
-		usleep(20_000);
+		usleep(50_000);
 	}
+	$victim_wanted = 0;
 });
 ok(defined $killed_pid, 'SIGKILL: killed the backend of an inserting session')
   or diag($node->safe_psql($db, q{SELECT application_name, state, wait_event_type, wait_event FROM pg_stat_activity}));
