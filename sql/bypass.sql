@@ -293,3 +293,57 @@ DROP FUNCTION bp_tf();
 RESET ROLE;
 SELECT has_schema_privilege('bp_analyst', 'consent_ledger', 'USAGE') AS analyst_usage,
        has_schema_privilege('consent_ledger_auditor', 'consent_ledger', 'USAGE') AS auditor_usage;
+-- ... and not even a role of the extension's may queue for a lock on them
+-- before PostgreSQL checks it owns them
+CREATE ROLE bp_auditor LOGIN IN ROLE consent_ledger_auditor;
+SET ROLE bp_auditor;
+CREATE TRIGGER bp_queue AFTER INSERT ON consent_ledger.audit_log FOR EACH ROW EXECUTE FUNCTION bp_harvest();
+\echo :SQLSTATE
+RESET ROLE;
+
+-- 6. export() and leaf_data() hand out rows' contents: not for auditors on a
+-- protected ledger; an administrator's export is audited
+CREATE TABLE bp_lt (id int PRIMARY KEY, subject bigint NOT NULL, diagnosis text);
+ALTER TABLE bp_lt OWNER TO bp_owner;
+SELECT consent_ledger.create_ledger('bp_lt');
+INSERT INTO bp_lt VALUES (1, 1, 'flu'), (2, 4, 'hidden diagnosis');
+SELECT consent_ledger.protect('bp_lt', 'subject');
+SET ROLE bp_auditor;
+SELECT count(*) FROM consent_ledger.export('bp_lt');
+\echo :SQLSTATE
+SELECT consent_ledger.leaf_data('bp_lt', 1);
+\echo :SQLSTATE
+SELECT valid FROM consent_ledger.verify('bp_lt');
+RESET ROLE;
+SET ROLE bp_admin;
+SELECT count(*) > 0 AS admin_exports FROM consent_ledger.export('bp_lt');
+RESET ROLE;
+SELECT role_name, operation, outcome FROM consent_ledger.audit_log
+ WHERE relation = 'public.bp_lt' ORDER BY record_id;
+
+-- 7. a foreign key from the protected table to a table an untrusted role
+-- owns: deleting keys there would tell which hidden rows hold them
+SET ROLE bp_owner;
+CREATE TABLE bp_keys (k int PRIMARY KEY);
+CREATE TABLE bp_salaries (id int PRIMARY KEY, subject bigint, salary int REFERENCES bp_keys (k));
+RESET ROLE;
+SELECT consent_ledger.protect('bp_salaries', 'subject');
+\echo :SQLSTATE
+ALTER TABLE bp_salaries DROP CONSTRAINT bp_salaries_salary_fkey;
+SELECT consent_ledger.protect('bp_salaries', 'subject');
+SET ROLE bp_admin;
+ALTER TABLE bp_salaries ADD FOREIGN KEY (salary) REFERENCES bp_keys (k);
+\echo :SQLSTATE
+RESET ROLE;
+
+-- 8. COPY TO by a role that bypasses row-level security is recorded before
+-- the first row goes out, and recorded as failed when it fails
+CREATE ROLE bp_bypass LOGIN BYPASSRLS;
+GRANT SELECT ON bp_t TO bp_bypass;
+SET ROLE bp_bypass;
+COPY bp_t (id) TO STDOUT;
+COPY bp_t (id) TO '/nonexistent/file';
+\echo :SQLSTATE
+RESET ROLE;
+SELECT role_name, operation, outcome, rls_bypassed FROM consent_ledger.audit_log
+ WHERE relation = 'public.bp_t' AND role_name = 'bp_bypass' ORDER BY record_id;

@@ -1163,20 +1163,6 @@ protected_relations_exist(void)
 	return exist;
 }
 
-static Oid
-relation_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-		ReleaseSysCache(tup);
-	}
-	return owner;
-}
-
 /* A range table entry of a purpose view, for matching its base table's entry. */
 typedef struct ViewUse
 {
@@ -1260,7 +1246,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			OidIsValid(base = cl_view_base_cached(rte->relid)))
 		{
 			uses[nuses].base = base;
-			uses[nuses].owner = relation_owner(rte->relid);
+			uses[nuses].owner = cl_relation_owner(rte->relid);
 			nuses++;
 		}
 	}
@@ -1477,26 +1463,59 @@ cl_audit_executor_end(QueryDesc *queryDesc)
 	forget_read(r);
 }
 
-/* A server-side COPY ... TO of a protected table, which bypasses the executor */
-void
-cl_audit_copy_to(Oid relid, uint64 rows)
+/*
+ * A server-side COPY ... TO of a protected table by a role that row-level
+ * security does not apply to reads the heap without the executor (so do
+ * export() and leaf_data() of a protected ledger, verify.c): like a
+ * read, it gets a "started" record, committed before the first row is
+ * sent, and an outcome record at the end ("failed", from the abort path,
+ * if the COPY fails or is cancelled midway).  Returns the open read for
+ * cl_audit_copy_end(), or NULL when the table is not protected.
+ */
+void *
+cl_audit_copy_begin(Oid relid, const char *operation)
 {
-	OpenRead	r;
-	Oid			relids[1] = {relid};
-	char	   *purposes[1] = {cl_purpose};
-	uint64		seq;
+	OpenRead   *r;
+	MemoryContext old;
 
-	if (cl_shared == NULL || !cl_extension_present() || !cl_is_protected(relid))
+	if (cl_shared == NULL || !cl_extension_present() || !cl_is_protected_cached(relid))
+		return NULL;
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot read consent-protected data on a standby"),
+				 errdetail("Every read of protected data must be recorded in the audit ledger, and a standby cannot write it."),
+				 errhint("Read protected data on the primary.")));
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	r = palloc0(sizeof(OpenRead));
+	r->nrels = 1;
+	r->relids = palloc(sizeof(Oid));
+	r->relids[0] = relid;
+	r->purposes = palloc(sizeof(char *));
+	r->purposes[0] = (cl_purpose && cl_purpose[0]) ? pstrdup(cl_purpose) : NULL;
+	r->operations = palloc(sizeof(char *));
+	r->operations[0] = pstrdup(operation);
+	capture_names(r);
+	r->bypassed = true;
+	r->wait = true;
+	r->withheld_at_start = cl_rows_withheld;
+	r->subid = GetCurrentSubTransactionId();
+	open_reads = lappend(open_reads, r);
+	MemoryContextSwitchTo(old);
+	wait_written(record_read(r, 's', false));
+	return r;
+}
+
+void
+cl_audit_copy_end(void *handle, uint64 rows)
+{
+	OpenRead   *r = handle;
+
+	if (r == NULL || !list_member_ptr(open_reads, r))
 		return;
-	memset(&r, 0, sizeof(r));
-	r.nrels = 1;
-	r.relids = relids;
-	r.purposes = purposes;
-	r.bypassed = true;
-	r.rows = rows;
-	r.withheld_at_start = cl_rows_withheld;
-	seq = record_read(&r, 'd', false);
-	wait_written(seq);
+	r->rows = rows;
+	(void) record_read(r, 'd', false);
+	forget_read(r);
 }
 
 /*

@@ -21,6 +21,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "storage/lmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -327,6 +328,13 @@ cl_open_owned_table(Oid relid, LOCKMODE lockmode)
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
 	return rel;
+}
+
+/* See CL_LOCK_SEAL_ROUND in consent_ledger.h. */
+void
+cl_lock_extension(int which, LOCKMODE mode)
+{
+	LockDatabaseObject(ExtensionRelationId, get_extension_oid(CL_EXTENSION, false), which, mode);
 }
 
 /*

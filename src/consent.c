@@ -9,8 +9,8 @@
  * rows, and only then its triggers), and a restored database verifies.
  *
  * Event ids come from a sequence, taken while the recording transaction
- * holds SHARE ROW EXCLUSIVE on the ledger until it commits, so event ids
- * are in commit order.  At commit the backend publishes its highest event
+ * holds the extension's recorder lock (CL_LOCK_RECORDER) until it commits,
+ * so event ids are in commit order.  At commit the backend publishes its highest event
  * id in shared memory; policy.c refreshes its cache by reading the events
  * above the highest id it has seen, whenever the published id is higher.
  * Purpose definitions and authorizations bump a generation counter
@@ -122,7 +122,6 @@ cl_record_begin(PG_FUNCTION_ARGS)
 	char	   *purpose = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	Oid			types[1] = {TEXTOID};
 	Datum		vals[1] = {CStringGetTextDatum(purpose)};
-	Oid			relid;
 	bool		found;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -138,8 +137,8 @@ cl_record_begin(PG_FUNCTION_ARGS)
 				 errmsg("purpose \"%s\" does not exist", purpose),
 				 errhint("Define it with consent_ledger.define_purpose().")));
 
-	relid = cl_consent_events_relid(true);
-	LockRelationOid(relid, ShareRowExclusiveLock);
+	(void) cl_consent_events_relid(true);
+	cl_lock_extension(CL_LOCK_RECORDER, ExclusiveLock);
 	PG_RETURN_VOID();
 }
 

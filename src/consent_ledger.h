@@ -140,9 +140,20 @@ extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
 extern void cl_registry_forget(Oid relid);
 
+/*
+ * Locks only the extension takes: on the extension object itself, with a
+ * sub-id no SQL command uses, so no role can hold or queue for them (table
+ * locks on the extension's tables can be taken, at parse time, before
+ * PostgreSQL checks privileges).
+ */
+#define CL_LOCK_SEAL_ROUND	1	/* one sealing round at a time */
+#define CL_LOCK_RECORDER	2	/* consent recorders, until commit */
+extern void cl_lock_extension(int which, LOCKMODE mode);
+
 /* custody.c: the trust model and custody of protected tables */
 extern bool cl_role_is_trusted(Oid roleid);
 extern Oid	cl_custodian_oid(void);
+extern Oid	cl_relation_owner(Oid relid);
 extern void cl_check_protectable(Relation rel);
 extern void cl_take_custody(Oid relid);
 extern void cl_release_custody(Oid relid);
@@ -182,7 +193,8 @@ extern ClDrainResult cl_audit_drain(ClSealSlot *slot, int slotno);
 extern void cl_audit_executor_start(QueryDesc *queryDesc);
 extern void cl_audit_executor_progress(QueryDesc *queryDesc);
 extern void cl_audit_executor_end(QueryDesc *queryDesc);
-extern void cl_audit_copy_to(Oid relid, uint64 rows);
+extern void *cl_audit_copy_begin(Oid relid, const char *operation);
+extern void cl_audit_copy_end(void *handle, uint64 rows);
 extern bool cl_is_audited(Oid relid);
 extern uint64 cl_rows_withheld;
 

@@ -99,6 +99,20 @@ refuse_protect(Relation rel, const char *what, const char *name)
 			 errhint("Drop it before protecting the table; an administrator can add it again afterwards.")));
 }
 
+Oid
+cl_relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
 /* Whether a function belongs to a role not trusted with hidden rows. */
 static bool
 untrusted_function(Oid funcid, void *context)
@@ -371,18 +385,19 @@ cl_check_protectable(Relation rel)
 				refuse_protect(rel, "a CHECK constraint calling a function of an untrusted role",
 							   NameStr(c->conname));
 		}
-		if (c->confrelid == relid && c->contype == CONSTRAINT_FOREIGN && c->conrelid != relid)
+		if (c->contype == CONSTRAINT_FOREIGN && c->conrelid != c->confrelid)
 		{
-			HeapTuple	rtup = SearchSysCache1(RELOID, ObjectIdGetDatum(c->conrelid));
-			Oid			owner = InvalidOid;
-
-			if (HeapTupleIsValid(rtup))
-			{
-				owner = ((Form_pg_class) GETSTRUCT(rtup))->relowner;
-				ReleaseSysCache(rtup);
-			}
-			if (!cl_role_is_trusted(owner))
+			/*
+			 * Either end of a foreign key probes the other: the owner of a
+			 * referencing table inserts keys and sees which exist; the owner
+			 * of a referenced table deletes keys and sees which are still
+			 * referenced, hidden rows included.
+			 */
+			if (c->confrelid == relid && !cl_role_is_trusted(cl_relation_owner(c->conrelid)))
 				refuse_protect(rel, "a foreign key from a table of an untrusted role",
+							   NameStr(c->conname));
+			if (c->conrelid == relid && !cl_role_is_trusted(cl_relation_owner(c->confrelid)))
+				refuse_protect(rel, "a foreign key to a table of an untrusted role",
 							   NameStr(c->conname));
 		}
 	}

@@ -251,7 +251,7 @@ refuse_untrusted(Oid relid, const char *what, const char *hint)
  * included: only trusted roles may create one.
  */
 static void
-check_foreign_key(Constraint *c)
+check_foreign_key(Constraint *c, Oid onrel)
 {
 	Oid			pk;
 
@@ -262,16 +262,26 @@ check_foreign_key(Constraint *c)
 		!cl_role_is_trusted(GetUserId()))
 		refuse_untrusted(pk, "a foreign key referencing it",
 						 "An administrator (a member of consent_ledger_admin) can create the foreign key.");
+	/* the referenced table's owner would probe the protected table's values */
+	if (OidIsValid(pk) && OidIsValid(onrel) && cl_extension_present() && cl_is_protected(onrel) &&
+		!cl_role_is_trusted(cl_relation_owner(pk)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a foreign key from consent-protected table \"%s\" to table \"%s\" is not allowed",
+						get_rel_name(onrel), get_rel_name(pk)),
+				 errdetail("The owner of \"%s\", role \"%s\", is not trusted with hidden rows: deleting its keys would tell which are still referenced.",
+						   get_rel_name(pk), GetUserNameFromId(cl_relation_owner(pk), false)),
+				 errhint("Reference a table owned by an administrator.")));
 }
 
 static void
-check_column_foreign_keys(ColumnDef *def)
+check_column_foreign_keys(ColumnDef *def, Oid onrel)
 {
 	ListCell   *lc;
 
 	foreach(lc, def->constraints)
 		if (IsA(lfirst(lc), Constraint))
-			check_foreign_key((Constraint *) lfirst(lc));
+			check_foreign_key((Constraint *) lfirst(lc), onrel);
 }
 
 static void
@@ -284,13 +294,13 @@ check_create_foreign_keys(CreateStmt *stmt)
 		Node	   *elt = lfirst(lc);
 
 		if (IsA(elt, ColumnDef))
-			check_column_foreign_keys((ColumnDef *) elt);
+			check_column_foreign_keys((ColumnDef *) elt, InvalidOid);
 		else if (IsA(elt, Constraint))
-			check_foreign_key((Constraint *) elt);
+			check_foreign_key((Constraint *) elt, InvalidOid);
 	}
 	foreach(lc, stmt->constraints)
 		if (IsA(lfirst(lc), Constraint))
-			check_foreign_key((Constraint *) lfirst(lc));
+			check_foreign_key((Constraint *) lfirst(lc), InvalidOid);
 }
 
 /* The type a domain is defined over (itself possibly a domain). */
@@ -430,9 +440,9 @@ check_alter_table(AlterTableStmt *stmt)
 		AlterTableCmd *cmd = lfirst(lc);
 
 		if (cmd->subtype == AT_AddConstraint && IsA(cmd->def, Constraint))
-			check_foreign_key((Constraint *) cmd->def);
+			check_foreign_key((Constraint *) cmd->def, relid);
 		if (cmd->subtype == AT_AddColumn && IsA(cmd->def, ColumnDef))
-			check_column_foreign_keys((ColumnDef *) cmd->def);
+			check_column_foreign_keys((ColumnDef *) cmd->def, relid);
 
 		if (cmd->subtype == AT_AttachPartition && IsA(cmd->def, PartitionCmd))
 		{
@@ -786,6 +796,31 @@ database_to_free(Node *parsetree)
 	return dboid;
 }
 
+/*
+ * CREATE TRIGGER and CREATE RULE lock their table before PostgreSQL checks
+ * that the caller owns it: on the extension's own tables, a role that may
+ * name them (a member of the extension's roles) could queue a strong lock
+ * behind another session's lock and so stall the sealer or the audit
+ * writer.  Refused at once unless the caller is a superuser or the
+ * extension's owner.
+ */
+static void
+check_internal_table_lock(Oid relid, const char *what)
+{
+	Oid			nsp;
+
+	if (!OidIsValid(relid) || cl_internal_ddl || superuser() || !cl_extension_present())
+		return;
+	nsp = cl_schema_oid(true);
+	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp || GetUserId() == cl_extension_owner())
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s on \"%s.%s\" is not allowed", what, CL_SCHEMA, get_rel_name(relid)),
+			 errdetail("The extension's own tables are changed by the extension only."),
+			 errhint("Nothing needs to attach code to them.")));
+}
+
 /* Whether EXPLAIN runs the statement with row counts (ANALYZE). */
 static bool
 explain_analyzes(ExplainStmt *stmt)
@@ -873,6 +908,7 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		save_dropping = dropping_extension;
 	int			save_explain = explain_analyze_level;
+	void	   *copy_read = NULL;
 
 	switch (nodeTag(parsetree))
 	{
@@ -923,6 +959,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				CreateTrigStmt *ts = (CreateTrigStmt *) parsetree;
 				Oid			relid = RangeVarGetRelid(ts->relation, NoLock, true);
 
+				check_internal_table_lock(relid, "CREATE TRIGGER");
+
 				/* a trigger runs its author's code over rows others write */
 				if (OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() &&
 					cl_is_protected(relid) && !cl_role_is_trusted(GetUserId()))
@@ -964,6 +1002,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				RuleStmt   *rs = (RuleStmt *) parsetree;
 				Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
 
+				check_internal_table_lock(relid, "CREATE RULE");
+
 				if (is_live_ledger(relid))
 					refuse_ddl(get_rel_name(relid), "CREATE RULE",
 							   "A rule could redirect or drop inserted rows.");
@@ -1000,6 +1040,20 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			break;
 	}
 
+	/*
+	 * COPY table TO by a role that row-level security does not apply to
+	 * reads the heap without the executor: audited here, started before
+	 * the first row goes out.  (When RLS applies, COPY runs a query and
+	 * the executor hooks record it.)
+	 */
+	if (IsA(parsetree, CopyStmt) && !((CopyStmt *) parsetree)->is_from &&
+		((CopyStmt *) parsetree)->relation != NULL)
+	{
+		Oid			relid = RangeVarGetRelid(((CopyStmt *) parsetree)->relation, NoLock, true);
+
+		if (OidIsValid(relid) && check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
+			copy_read = cl_audit_copy_begin(relid, "COPY TO");
+	}
 	if (IsA(parsetree, ExplainStmt) && explain_analyzes((ExplainStmt *) parsetree))
 		explain_analyze_level++;
 	else
@@ -1028,19 +1082,7 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 		explain_analyze_level = save_explain;
 	check_policies_kept();
 
-	/*
-	 * COPY table TO by a role that row-level security does not apply to
-	 * reads the heap without the executor: audit it here.  (When RLS
-	 * applies, COPY runs a query and the executor hooks record it.)
-	 */
-	if (IsA(parsetree, CopyStmt) && !((CopyStmt *) parsetree)->is_from &&
-		((CopyStmt *) parsetree)->relation != NULL)
-	{
-		Oid			relid = RangeVarGetRelid(((CopyStmt *) parsetree)->relation, NoLock, true);
-
-		if (OidIsValid(relid) && check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
-			cl_audit_copy_to(relid, qc ? qc->nprocessed : 0);
-	}
+	cl_audit_copy_end(copy_read, qc ? qc->nprocessed : 0);
 }
 
 static void

@@ -14,9 +14,10 @@
  * backend there asks (a ledger commit, seal(), an audit record).  The
  * slot of a dropped database is given back.
  *
- * A sealing round is one transaction of the sealer's own.  It takes
- * ExclusiveLock on consent_ledger.log (so no two rounds ever interleave,
- * even if two sealers were to run for one database) and then a fresh
+ * A sealing round is one transaction of the sealer's own.  It takes the
+ * extension's round lock (CL_LOCK_SEAL_ROUND: no two rounds ever
+ * interleave, even if two sealers were to run for one database; no other
+ * role can hold or queue for it) and then a fresh
  * snapshot, so it sees every pending record committed before the round
  * began.  For each ledger, in a subtransaction of its own, it appends the
  * pending records' leaves to the log in (txn, first_ord) order, extends
@@ -792,7 +793,7 @@ seal_round(void)
 		ListCell   *lc;
 
 		pgstat_report_activity(STATE_RUNNING, "sealing");
-		LockRelationOid(cl_internal_relid("log"), ExclusiveLock);
+		cl_lock_extension(CL_LOCK_SEAL_ROUND, ExclusiveLock);
 		/* a snapshot taken after the lock sees every earlier round's work */
 		PopActiveSnapshot();
 		PushActiveSnapshot(GetTransactionSnapshot());

@@ -1091,6 +1091,28 @@ encode_at(LedgerState *st, ClRowEncoder *enc, ItemPointer tid, uint64 pos, Strin
 }
 
 /*
+ * export() and leaf_data() return rows' contents.  On a consent-protected
+ * ledger that would hand out rows whose subjects did not consent, with no
+ * policy in the way: only roles trusted with hidden rows may call them
+ * there (auditors verify with verify() and receipts instead), and the
+ * read is audited like any other.
+ */
+static void *
+begin_row_read(ClLedgerInfo *info, const char *what)
+{
+	if (!cl_is_protected(info->relid))
+		return NULL;
+	if (!cl_role_is_trusted(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s of consent-protected ledger \"%s\" is not allowed for role \"%s\"",
+						what, get_rel_name(info->relid), GetUserNameFromId(GetUserId(), false)),
+				 errdetail("It returns every row's contents, rows whose subjects did not consent included."),
+				 errhint("verify() and receipts check the ledger without its contents; an administrator can export it.")));
+	return cl_audit_copy_begin(info->relid, what);
+}
+
+/*
  * consent_ledger.export(relation regclass) RETURNS SETOF text
  *
  * The export file (README "Export format"): the ledger's origin, every
@@ -1111,6 +1133,7 @@ cl_export(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	Datum		v;
 	bool		isnull = false;
+	void	   *read = begin_row_read(info, "export()");
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1167,6 +1190,7 @@ cl_export(PG_FUNCTION_ARGS)
 #undef EMIT
 	release_ledger(st);
 	SPI_finish();
+	cl_audit_copy_end(read, upto);
 	return (Datum) 0;
 }
 
@@ -1182,6 +1206,7 @@ cl_leaf_data(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 	bytea	   *result;
 	uint64		total;
+	void	   *read = begin_row_read(info, "leaf_data()");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1202,6 +1227,7 @@ cl_leaf_data(PG_FUNCTION_ARGS)
 	memcpy(VARDATA(result), buf.data, buf.len);
 	release_ledger(st);
 	SPI_finish();
+	cl_audit_copy_end(read, 1);
 	PG_RETURN_BYTEA_P(result);
 }
 
