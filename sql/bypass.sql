@@ -347,3 +347,8 @@ COPY bp_t (id) TO '/nonexistent/file';
 RESET ROLE;
 SELECT role_name, operation, outcome, rls_bypassed FROM consent_ledger.audit_log
  WHERE relation = 'public.bp_t' AND role_name = 'bp_bypass' ORDER BY record_id;
+
+-- roles are cluster-wide: the one that bypasses RLS would be named by every
+-- later protect()
+DROP OWNED BY bp_bypass;
+DROP ROLE bp_bypass;

@@ -790,17 +790,46 @@ insert_gap(Relation rel, uint64 n)
  * record that cannot be written never blocks the queue.  Returns the
  * number of records that could not be written.
  */
+/* One record, or a whole batch, to insert (cl_run_in_subxact) */
+typedef struct InsertWork
+{
+	Relation	rel;
+	const char *copy;
+	Size		off;
+	Size		end;
+} InsertWork;
+
+static void
+insert_work(void *arg)
+{
+	InsertWork *w = arg;
+	Size		off = w->off;
+
+	while (off < w->end)
+	{
+		AuditHead	h;
+
+		memcpy(&h, w->copy + off, sizeof(AuditHead));
+		if (h.len < sizeof(AuditHead) || off + h.len > w->end)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("corrupt audit queue")));
+		insert_record(w->rel, &h, w->copy + off + sizeof(AuditHead));
+		off += h.len;
+	}
+}
+
 static uint64
 insert_one_by_one(Relation rel, const char *copy, Size n)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	uint64		failed = 0;
 	Size		off = 0;
 
 	while (off < n)
 	{
 		AuditHead	h;
+		InsertWork	w;
+		ErrorData  *edata;
 
 		memcpy(&h, copy + off, sizeof(AuditHead));
 		if (h.len < sizeof(AuditHead) || off + h.len > n)
@@ -812,27 +841,13 @@ insert_one_by_one(Relation rel, const char *copy, Size n)
 			failed++;
 			break;
 		}
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
+		w.rel = rel;
+		w.copy = copy;
+		w.off = off;
+		w.end = off + h.len;
+		edata = cl_run_in_subxact(insert_work, &w);
+		if (edata != NULL)
 		{
-			insert_record(rel, &h, copy + off + sizeof(AuditHead));
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-			if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || ProcDiePending)
-				ReThrowError(edata);
 			ereport(WARNING,
 					(errcode(edata->sqlerrcode),
 					 errmsg("consent_ledger could not write an audit record: %s", edata->message),
@@ -840,7 +855,6 @@ insert_one_by_one(Relation rel, const char *copy, Size n)
 			FreeErrorData(edata);
 			failed++;
 		}
-		PG_END_TRY();
 		off += h.len;
 	}
 	return failed;
@@ -865,10 +879,7 @@ cl_audit_drain(ClSealSlot *slot, int slotno)
 				lost_recorded;
 	Size		n;
 	Relation	rel;
-	Size		off = 0;
 	uint64		failed = 0;
-	MemoryContext oldcxt;
-	ResourceOwner oldowner;
 
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
 	head = slot->audit_head;
@@ -908,47 +919,19 @@ cl_audit_drain(ClSealSlot *slot, int slotno)
 	rel = table_open(audit_log_relid(true), RowExclusiveLock);
 
 	/* the whole batch in one subtransaction; one by one if it fails */
-	oldcxt = CurrentMemoryContext;
-	oldowner = CurrentResourceOwner;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
 	{
-		while (off < n)
+		InsertWork	w = {rel, copy, 0, n};
+		ErrorData  *edata = cl_run_in_subxact(insert_work, &w);
+
+		if (edata != NULL)
 		{
-			AuditHead	h;
-
-			memcpy(&h, copy + off, sizeof(AuditHead));
-			if (h.len < sizeof(AuditHead) || off + h.len > n)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("corrupt audit queue")));
-			insert_record(rel, &h, copy + off + sizeof(AuditHead));
-			off += h.len;
+			ereport(LOG,
+					(errmsg("consent_ledger audit writer: a batch of audit records failed (%s); writing them one by one",
+							edata->message)));
+			FreeErrorData(edata);
+			failed = insert_one_by_one(rel, copy, n);
 		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || ProcDiePending)
-			ReThrowError(edata);
-		ereport(LOG,
-				(errmsg("consent_ledger audit writer: a batch of audit records failed (%s); writing them one by one",
-						edata->message)));
-		FreeErrorData(edata);
-		failed = insert_one_by_one(rel, copy, n);
-	}
-	PG_END_TRY();
 
 	if (lost + failed > lost_recorded)
 		insert_gap(rel, lost + failed - lost_recorded);

@@ -198,6 +198,9 @@ extern void cl_audit_copy_end(void *handle, uint64 rows);
 extern bool cl_is_audited(Oid relid);
 extern uint64 cl_rows_withheld;
 
+/* subxact.c: a piece of a worker's work in a subtransaction of its own */
+extern ErrorData *cl_run_in_subxact(void (*fn) (void *arg), void *arg);
+
 /* hooks.c: executor hooks */
 extern void cl_hooks_init(void);
 
@@ -208,7 +211,7 @@ extern bool cl_explain_analyze_active(void);
 
 /* seal.c: launcher and per-database sealer workers */
 extern void cl_seal_register_launcher(void);
-extern void cl_worker_lock_timeout(void);
+extern ClSealSlot *cl_worker_attach(Oid dboid, bool writer);
 extern void cl_seal_wake(Oid dboid);
 extern void cl_seal_block_database(Oid dboid);
 extern ClSealSlot *cl_slot_for(Oid dboid, bool create);

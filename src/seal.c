@@ -224,8 +224,8 @@ cl_seal_block_database(Oid dboid)
  * privileges cannot hold locks on the extension's tables at all (they
  * cannot name its schema), but its own roles could.
  */
-void
-cl_worker_lock_timeout(void)
+static void
+worker_lock_timeout(void)
 {
 	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
 }
@@ -402,19 +402,72 @@ cl_launcher_main(Datum arg)
 	}
 }
 
+/* The slot's fields of one kind of worker: the sealer's, or the writer's. */
 static void
-sealer_exit(int code, Datum arg)
+worker_fields(ClSealSlot *s, bool writer, pid_t **pid, Latch ***latch)
 {
-	if (my_slot == NULL)
-		return;
+	*pid = writer ? &s->writer_pid : &s->pid;
+	*latch = writer ? &s->writer_latch : &s->latch;
+}
+
+/* before_shmem_exit callback: the worker gives its place in the slot back */
+static void
+worker_exit(int code, Datum arg)
+{
+	ClSealSlot *s = &cl_shared->slots[DatumGetInt32(arg) >> 1];
+	bool		writer = DatumGetInt32(arg) & 1;
+	pid_t	   *pid;
+	Latch	  **latch;
+
+	worker_fields(s, writer, &pid, &latch);
 	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-	if (my_slot->pid == MyProcPid)
+	if (*pid == MyProcPid)
 	{
-		my_slot->pid = 0;
-		my_slot->latch = NULL;
+		*pid = 0;
+		*latch = NULL;
 	}
 	LWLockRelease(cl_shared->lock);
-	ConditionVariableBroadcast(&cl_shared->sealed_cv);
+	/* waiters (seal(), readers waiting for a record) see it gone */
+	ConditionVariableBroadcast(writer ? &cl_shared->audit_cv : &cl_shared->sealed_cv);
+}
+
+/*
+ * The start of the sealer's and the writer's main functions: signals, the
+ * database's slot (exit at once when there is none, the database is
+ * blocked, or another worker of the kind runs), the connection, and
+ * bounded lock waits.
+ */
+ClSealSlot *
+cl_worker_attach(Oid dboid, bool writer)
+{
+	ClSealSlot *s;
+	pid_t	   *pid = NULL;
+	Latch	  **latch;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
+	s = cl_slot_for(dboid, false);
+	if (s != NULL)
+		worker_fields(s, writer, &pid, &latch);
+	if (s == NULL || s->blocked_until > GetCurrentTimestamp() ||
+		(*pid > 0 && *pid != MyProcPid))
+	{
+		if (pid && *pid == -1)
+			*pid = 0;
+		LWLockRelease(cl_shared->lock);
+		proc_exit(0);
+	}
+	*pid = MyProcPid;
+	*latch = MyLatch;
+	LWLockRelease(cl_shared->lock);
+	before_shmem_exit(worker_exit, Int32GetDatum((int32) ((s - cl_shared->slots) << 1 | (writer ? 1 : 0))));
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	worker_lock_timeout();
+	return s;
 }
 
 static int64
@@ -694,37 +747,29 @@ ledger_name(ClLedgerInfo *info)
  * reported with a WARNING the first time, so that one damaged ledger
  * never stops the others from being sealed.
  */
+typedef struct SealWork
+{
+	ClLedgerInfo *info;
+	uint64		sealed;
+} SealWork;
+
+static void
+seal_work(void *arg)
+{
+	SealWork   *w = arg;
+
+	w->sealed = seal_ledger(w->info->ledger_id, w->info->origin);
+}
+
 static uint64
 seal_ledger_isolated(ClLedgerInfo *info)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	uint64		sealed = 0;
+	SealWork	w = {info, 0};
 	bool		failed_before = list_member_int(failed_ledgers, info->ledger_id);
+	ErrorData  *edata = cl_run_in_subxact(seal_work, &w);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
+	if (edata != NULL)
 	{
-		sealed = seal_ledger(info->ledger_id, info->origin);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-
-		/* a termination request is not the ledger's fault: go */
-		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || ProcDiePending)
-			ReThrowError(edata);
 		ereport(failed_before ? DEBUG1 : WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg("consent_ledger could not seal ledger \"%s\": %s",
@@ -742,14 +787,13 @@ seal_ledger_isolated(ClLedgerInfo *info)
 		}
 		return 0;
 	}
-	PG_END_TRY();
 	if (failed_before)
 	{
 		failed_ledgers = list_delete_int(failed_ledgers, info->ledger_id);
 		ereport(LOG,
 				(errmsg("consent_ledger sealed ledger \"%s\" again", ledger_name(info))));
 	}
-	return sealed;
+	return w.sealed;
 }
 
 /*
@@ -854,28 +898,7 @@ cl_sealer_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-	my_slot = cl_slot_for(dboid, false);
-	if (my_slot == NULL || my_slot->blocked_until > GetCurrentTimestamp() ||
-		(my_slot->pid > 0 && my_slot->pid != MyProcPid))
-	{
-		if (my_slot && my_slot->pid == -1)
-			my_slot->pid = 0;
-		my_slot = NULL;
-		LWLockRelease(cl_shared->lock);
-		proc_exit(0);
-	}
-	my_slot->pid = MyProcPid;
-	my_slot->latch = MyLatch;
-	LWLockRelease(cl_shared->lock);
-	before_shmem_exit(sealer_exit, (Datum) 0);
-
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	cl_worker_lock_timeout();
+	my_slot = cl_worker_attach(dboid, false);
 
 	for (;;)
 	{

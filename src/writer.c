@@ -38,51 +38,14 @@
 
 static ClSealSlot *my_slot = NULL;
 
-static void
-writer_exit(int code, Datum arg)
-{
-	if (my_slot == NULL)
-		return;
-	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-	if (my_slot->writer_pid == MyProcPid)
-	{
-		my_slot->writer_pid = 0;
-		my_slot->writer_latch = NULL;
-	}
-	LWLockRelease(cl_shared->lock);
-	/* readers waiting for a record see that nobody will write it soon */
-	ConditionVariableBroadcast(&cl_shared->audit_cv);
-}
-
 void
 cl_writer_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 	int			slotno;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);
-	my_slot = cl_slot_for(dboid, false);
-	if (my_slot == NULL || my_slot->blocked_until > GetCurrentTimestamp() ||
-		(my_slot->writer_pid > 0 && my_slot->writer_pid != MyProcPid))
-	{
-		if (my_slot && my_slot->writer_pid == -1)
-			my_slot->writer_pid = 0;
-		my_slot = NULL;
-		LWLockRelease(cl_shared->lock);
-		proc_exit(0);
-	}
-	my_slot->writer_pid = MyProcPid;
-	my_slot->writer_latch = MyLatch;
+	my_slot = cl_worker_attach(dboid, true);
 	slotno = my_slot - cl_shared->slots;
-	LWLockRelease(cl_shared->lock);
-	before_shmem_exit(writer_exit, (Datum) 0);
-
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	cl_worker_lock_timeout();
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	for (;;)
