@@ -1146,6 +1146,18 @@ protected_relations_exist(void)
 	return exist;
 }
 
+/* On a hot standby no read can be recorded, so none is answered. */
+static void
+refuse_read_on_standby(void)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot read consent-protected data on a standby"),
+				 errdetail("Every read of protected data must be recorded in the audit ledger, and a standby cannot write it."),
+				 errhint("Read protected data on the primary.")));
+}
+
 /* A range table entry of a purpose view, for matching its base table's entry. */
 typedef struct ViewUse
 {
@@ -1309,12 +1321,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	pfree(uses);
 	if (n == 0)
 		return;
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot read consent-protected data on a standby"),
-				 errdetail("Every read of protected data must be recorded in the audit ledger, and a standby cannot write it."),
-				 errhint("Read protected data on the primary.")));
+	refuse_read_on_standby();
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	r = palloc0(sizeof(OpenRead));
 	r->qd = queryDesc;
@@ -1463,12 +1470,7 @@ cl_audit_copy_begin(Oid relid, const char *operation)
 
 	if (cl_shared == NULL || !cl_extension_present() || !cl_is_protected_cached(relid))
 		return NULL;
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot read consent-protected data on a standby"),
-				 errdetail("Every read of protected data must be recorded in the audit ledger, and a standby cannot write it."),
-				 errhint("Read protected data on the primary.")));
+	refuse_read_on_standby();
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	r = palloc0(sizeof(OpenRead));
 	r->nrels = 1;
