@@ -233,6 +233,11 @@ SELECT id, subject FROM bp_su_view ORDER BY id;
 SELECT id, subject FROM bp_owner_view ORDER BY id;
 RESET consent_ledger.purpose;
 SELECT id, subject FROM bp_a_view ORDER BY id;
+-- a purpose view in the same query covers its own base table, not another
+SELECT s.id, s.subject FROM bp_su_view s, bp_a_view ORDER BY 1;
+\echo :SQLSTATE
+SELECT s.id FROM bp_su_view s LEFT JOIN (SELECT 1 FROM bp_a_view WHERE false) x ON true;
+\echo :SQLSTATE
 RESET ROLE;
 SELECT role_name, operation, purpose, outcome FROM consent_ledger.audit_log
  WHERE relation = 'public.bp_t' AND outcome = 'started' AND role_name = 'bp_analyst'

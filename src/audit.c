@@ -1237,7 +1237,14 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 		RangeTblEntry *rte = lfirst(lc);
 		Oid			base;
 
+		/*
+		 * Only the view's own entry (the one permissions are checked on),
+		 * not the OLD/NEW entries its rule leaves in the range table: each
+		 * reference of a purpose view brings exactly one entry of its base
+		 * table, which it covers.
+		 */
 		if (rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_VIEW &&
+			(rte->requiredPerms & ACL_SELECT) &&
 			OidIsValid(base = cl_view_base_cached(rte->relid)))
 		{
 			uses[nuses].base = base;

@@ -218,16 +218,32 @@ cl_seal_block_database(Oid dboid)
 }
 
 /*
- * The sealer and the audit writer never wait for a lock without a bound:
- * a lock they cannot get within WORKER_LOCK_TIMEOUT fails the round (the
- * error names the lock), and the worker starts again.  Roles without
- * privileges cannot hold locks on the extension's tables at all (they
- * cannot name its schema), but its own roles could.
+ * The sealer and the audit writer run as the bootstrap superuser, but in a
+ * database whose owner (not a trusted role) may have set defaults for it
+ * with ALTER DATABASE ... SET.  None of those may steer them: search_path
+ * (a function or operator of the owner's own would run as superuser), read
+ * only transactions, statement and idle timeouts (rounds would fail),
+ * isolation level.  Every one they depend on is forced here.  They never
+ * wait for a lock without a bound either: a lock they cannot get within
+ * WORKER_LOCK_TIMEOUT fails the round (the error names the lock) and the
+ * worker starts again.
  */
 static void
-worker_lock_timeout(void)
+worker_settings(void)
 {
-	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
+	static const char *const settings[][2] = {
+		{"search_path", "pg_catalog, pg_temp"},
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+		{"default_transaction_deferrable", "off"},
+		{"statement_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"session_replication_role", "origin"},
+		{"lock_timeout", WORKER_LOCK_TIMEOUT},
+	};
+
+	for (int i = 0; i < lengthof(settings); i++)
+		SetConfigOption(settings[i][0], settings[i][1], PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 void
@@ -466,7 +482,7 @@ cl_worker_attach(Oid dboid, bool writer)
 	before_shmem_exit(worker_exit, Int32GetDatum((int32) ((s - cl_shared->slots) << 1 | (writer ? 1 : 0))));
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	worker_lock_timeout();
+	worker_settings();
 	return s;
 }
 
@@ -572,7 +588,7 @@ seal_ledger(int32 ledger_id, const char *origin)
 	 * the log, the checkpoints or the pending records in, or after damage:
 	 * then leave the ledger alone (verify() reports damage).
 	 */
-	if (SPI_execute_with_args("SELECT coalesce(sum(nleaves), 0)::bigint FROM consent_ledger.log "
+	if (SPI_execute_with_args("SELECT coalesce(pg_catalog.sum(nleaves), 0)::bigint FROM consent_ledger.log "
 							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1",
 							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.log");

@@ -1147,7 +1147,7 @@ cl_export(PG_FUNCTION_ARGS)
 	EMIT("consent-ledger-export 1");
 	EMIT(psprintf("origin %s", info->origin));
 	if (SPI_execute("SELECT public_key FROM consent_ledger.keys GROUP BY public_key "
-					"ORDER BY min(first_seen), public_key", true, 0) != SPI_OK_SELECT)
+					"ORDER BY pg_catalog.min(first_seen), public_key", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.keys");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
