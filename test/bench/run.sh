@@ -368,7 +368,7 @@ SELECT subject_id, 'analytics', now(),
        CASE WHEN r >= 0.05 AND r < 0.07 THEN now() - interval '1 second' END,
        CASE WHEN r < 0.05 THEN now() END
 FROM subjects WHERE r < 0.70;
-GRANT SELECT ON consent_simple TO bench_analyst;
+GRANT SELECT ON consent_simple TO bench_analyst, bench_admin;
 ALTER TABLE fact_rls ENABLE ROW LEVEL SECURITY;
 CREATE POLICY consent_read ON fact_rls FOR SELECT USING (
   subject_id IN (SELECT c.subject_id FROM consent_simple c
