@@ -821,6 +821,64 @@ check_internal_table_lock(Oid relid, const char *what)
 			 errhint("Nothing needs to attach code to them.")));
 }
 
+/*
+ * VACUUM FULL and REINDEX DATABASE may be run by a database's owner on
+ * tables it does not own; on the extension's tables they hold locks that
+ * stop the sealer and the audit writer for as long as they run.  A
+ * database owner need not be trusted: only a superuser or the extension's
+ * owner may run them over the extension's tables.
+ */
+static void
+check_maintenance(Node *parsetree)
+{
+	Oid			nsp;
+	bool		full = false;
+	ListCell   *lc;
+
+	if (superuser() || !cl_extension_present() || GetUserId() == cl_extension_owner())
+		return;
+	nsp = cl_schema_oid(true);
+	if (IsA(parsetree, ReindexStmt))
+	{
+		if (((ReindexStmt *) parsetree)->kind == REINDEX_OBJECT_DATABASE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("REINDEX DATABASE is not allowed where consent_ledger is installed, except for a superuser"),
+					 errdetail("It would lock the extension's tables against the sealer and the audit writer for as long as it runs."),
+					 errhint("Reindex your tables by name (REINDEX TABLE or REINDEX SCHEMA).")));
+		return;
+	}
+	if (!IsA(parsetree, VacuumStmt) || !((VacuumStmt *) parsetree)->is_vacuumcmd)
+		return;
+	foreach(lc, ((VacuumStmt *) parsetree)->options)
+	{
+		DefElem    *opt = lfirst(lc);
+
+		if (strcmp(opt->defname, "full") == 0)
+			full = defGetBoolean(opt);
+	}
+	if (!full)
+		return;
+	if (((VacuumStmt *) parsetree)->rels == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("VACUUM FULL of the whole database is not allowed where consent_ledger is installed, except for a superuser"),
+				 errdetail("It would lock the extension's tables against the sealer and the audit writer for as long as it runs."),
+				 errhint("Name the tables to VACUUM FULL.")));
+	foreach(lc, ((VacuumStmt *) parsetree)->rels)
+	{
+		VacuumRelation *vr = lfirst(lc);
+		Oid			relid = vr->relation ? RangeVarGetRelid(vr->relation, NoLock, true) : vr->oid;
+
+		if (OidIsValid(relid) && OidIsValid(nsp) && get_rel_namespace(relid) == nsp)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("VACUUM FULL of \"%s.%s\" is not allowed", CL_SCHEMA, get_rel_name(relid)),
+					 errdetail("It would lock the extension's table against the sealer and the audit writer for as long as it runs."),
+					 errhint("A superuser may run it.")));
+	}
+}
+
 /* Whether EXPLAIN runs the statement with row counts (ANALYZE). */
 static bool
 explain_analyzes(ExplainStmt *stmt)
@@ -968,6 +1026,10 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 									 "An administrator (a member of consent_ledger_admin) can create triggers on protected tables.");
 				break;
 			}
+		case T_VacuumStmt:
+		case T_ReindexStmt:
+			check_maintenance(parsetree);
+			break;
 		case T_AlterDomainStmt:
 			check_alter_domain((AlterDomainStmt *) parsetree);
 			break;

@@ -223,7 +223,9 @@ cl_seal_block_database(Oid dboid)
  * with ALTER DATABASE ... SET.  None of those may steer them: search_path
  * (a function or operator of the owner's own would run as superuser), read
  * only transactions, statement and idle timeouts (rounds would fail),
- * isolation level.  Every one they depend on is forced here.  They never
+ * isolation level, synchronous_commit (a read's "started" record must be
+ * durable before its rows go out), exit_on_error, tablespaces.  Every one
+ * they depend on is forced here.  They never
  * wait for a lock without a bound either: a lock they cannot get within
  * WORKER_LOCK_TIMEOUT fails the round (the error names the lock) and the
  * worker starts again.
@@ -239,6 +241,11 @@ worker_settings(void)
 		{"statement_timeout", "0"},
 		{"idle_in_transaction_session_timeout", "0"},
 		{"session_replication_role", "origin"},
+		{"synchronous_commit", "on"},	/* a record is durable when its reader goes on */
+		{"exit_on_error", "off"},
+		{"force_parallel_mode", "off"},
+		{"default_tablespace", ""},
+		{"temp_tablespaces", ""},
 		{"lock_timeout", WORKER_LOCK_TIMEOUT},
 	};
 

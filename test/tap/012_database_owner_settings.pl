@@ -8,8 +8,11 @@
 #     1.1 the sealer called an unqualified sum() on every round, so the
 #     owner's code ran as superuser);
 #  2. default_transaction_read_only = on, statement_timeout = 1ms,
-#     default_transaction_isolation = serializable: sealing and auditing
-#     go on as before.
+#     default_transaction_isolation = serializable, synchronous_commit =
+#     off, exit_on_error = on: sealing and auditing go on as before (the
+#     workers force what they depend on; durability of their commits is
+#     not observable here without an OS crash -- README "The workers
+#     ignore the database's defaults").
 
 use strict;
 use warnings;
@@ -62,6 +65,8 @@ $node->safe_psql($db, q{
 	ALTER DATABASE owned SET default_transaction_read_only = on;
 	ALTER DATABASE owned SET statement_timeout = '1ms';
 	ALTER DATABASE owned SET default_transaction_isolation = 'serializable';
+	ALTER DATABASE owned SET synchronous_commit = off;
+	ALTER DATABASE owned SET exit_on_error = on;
 }, extra_params => [ '-U', 'dbowner' ]);
 # the workers pick the settings up when they start
 $node->restart;
@@ -70,7 +75,7 @@ $node->restart;
 my $sess_path = $node->safe_psql($db, 'SHOW search_path', extra_params => [ '-U', 'dbowner' ]);
 is($sess_path, 'trap, pg_catalog', "the database's sessions get the owner's search_path");
 
-my $rw = 'SET default_transaction_read_only = off; SET statement_timeout = 0; ';
+my $rw = 'SET default_transaction_read_only = off; SET statement_timeout = 0; SET exit_on_error = off; ';
 $node->safe_psql($db, $rw . q{INSERT INTO public.l VALUES (2, 'b'), (3, 'c')});
 my $sealed = $node->safe_psql($db, $rw . q{
 	SET consent_ledger.seal_timeout = '60s';
@@ -87,12 +92,31 @@ my $recorded = $node->safe_psql($db, $rw . q{
 	SELECT count(*) FROM consent_ledger.audit_log WHERE role_name = 'analyst' AND outcome = 'started'});
 is($recorded, '1', '... and its record is in the audit ledger');
 
+my $workers = $node->safe_psql($db, $rw . q{
+	SELECT string_agg(DISTINCT backend_type, ', ' ORDER BY backend_type) FROM pg_stat_activity
+	WHERE backend_type LIKE 'consent_ledger%' AND datname = current_database()});
+is($workers, 'consent_ledger audit writer, consent_ledger sealer', 'both workers of the database run');
 my $calls = $node->safe_psql($db, $rw . q{SELECT count(*) FROM trap.calls WHERE super = 'on'});
 is($calls, '0', "the owner's sum() never ran with superuser rights");
 my $super = $node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'dbowner'});
 is($super, 'f', 'the database owner did not become superuser');
 unlike(slurp_file($node->logfile), qr/read-only transaction|statement timeout/,
 	'no sealing round or audit write failed on the read-only or timeout defaults');
+
+# 3. maintenance a database owner may run on tables it does not own, which
+#    would lock the extension's tables against the workers while it runs
+foreach my $cmd ('VACUUM FULL', 'VACUUM (FULL) consent_ledger.audit_log', "REINDEX DATABASE $db")
+{
+	my ($r, $o, $e) = ('', '', '');
+	$r = $node->psql($db, $rw . $cmd, stdout => \$o, stderr => \$e,
+		extra_params => [ '-U', 'dbowner' ]);
+	like($e, qr/ERROR:  (.*is not allowed|permission denied for schema consent_ledger)/,
+		"the database owner may not run $cmd over the extension's tables");
+}
+my ($r, $o, $e) = ('', '', '');
+$r = $node->psql($db, $rw . 'VACUUM FULL public.people', stdout => \$o, stderr => \$e,
+	extra_params => [ '-U', 'dbowner' ]);
+is($r, 0, '... but VACUUM FULL of a table named outside the extension works') or diag($e);
 
 $node->stop;
 done_testing();
