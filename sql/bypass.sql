@@ -353,6 +353,18 @@ RESET ROLE;
 SELECT role_name, operation, outcome, rls_bypassed FROM consent_ledger.audit_log
  WHERE relation = 'public.bp_t' AND role_name = 'bp_bypass' ORDER BY record_id;
 
+-- 9. the owner of the schema a purpose view lives in cannot drop it (and
+-- put a view of its own in its place)
+CREATE SCHEMA bp_owned AUTHORIZATION bp_owner;
+SELECT consent_ledger.create_purpose_view('bp_t', 'bp_a', 'bp_owned.bp_view');
+SET ROLE bp_owner;
+DROP VIEW bp_owned.bp_view;
+\echo :SQLSTATE
+DROP SCHEMA bp_owned CASCADE;
+\echo :SQLSTATE
+RESET ROLE;
+DROP SCHEMA bp_owned CASCADE;
+
 -- roles are cluster-wide: the one that bypasses RLS would be named by every
 -- later protect()
 DROP OWNED BY bp_bypass;

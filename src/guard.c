@@ -1189,6 +1189,19 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (access != OAT_DROP || dropping_extension || cl_internal_ddl ||
 		!cl_extension_present())
 		return;
+	/*
+	 * A purpose view lives in a schema an administrator chose; the owner of
+	 * that schema (public's is the database owner) could drop it and put a
+	 * view of its own in its place.  Only trusted roles drop purpose views.
+	 */
+	if (classId == RelationRelationId && subId == 0 && cl_view_purpose_cached(objectId) != NULL &&
+		!cl_role_is_trusted(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("dropping purpose view \"%s\" is not allowed for role \"%s\"",
+						get_rel_name(objectId), GetUserNameFromId(GetUserId(), false)),
+				 errdetail("Analysts read consented rows through it; only an administrator drops it."),
+				 errhint("Ask a member of consent_ledger_admin.")));
 	if (classId == RelationRelationId && subId == 0 && !is_live_ledger(objectId))
 		cl_registry_forget(objectId);
 	if (classId == RelationRelationId && is_live_ledger(objectId))

@@ -50,6 +50,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -249,6 +250,22 @@ worker_settings(void)
 		{"lock_timeout", WORKER_LOCK_TIMEOUT},
 	};
 
+	/*
+	 * role and session_authorization first: a database owner may make
+	 * every session of its database, the workers' included, run as itself
+	 * (ALTER DATABASE ... SET role); the workers run as the bootstrap
+	 * superuser they connected as.
+	 */
+	StartTransactionCommand();	/* the role settings look names up */
+	SetConfigOption("session_authorization",
+					GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	CommitTransactionCommand();
+	if (GetUserId() != BOOTSTRAP_SUPERUSERID || GetSessionUserId() != BOOTSTRAP_SUPERUSERID)
+		ereport(FATAL,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("consent_ledger worker could not run as the bootstrap superuser")));
 	for (int i = 0; i < lengthof(settings); i++)
 		SetConfigOption(settings[i][0], settings[i][1], PGC_SUSET, PGC_S_OVERRIDE);
 }

@@ -9,7 +9,8 @@
 #     owner's code ran as superuser);
 #  2. default_transaction_read_only = on, statement_timeout = 1ms,
 #     default_transaction_isolation = serializable, synchronous_commit =
-#     off, exit_on_error = on: sealing and auditing go on as before (the
+#     off, exit_on_error = on, role = the owner: sealing and auditing go on
+#     as before, as the bootstrap superuser (the
 #     workers force what they depend on; durability of their commits is
 #     not observable here without an OS crash -- README "The workers
 #     ignore the database's defaults").
@@ -67,6 +68,7 @@ $node->safe_psql($db, q{
 	ALTER DATABASE owned SET default_transaction_isolation = 'serializable';
 	ALTER DATABASE owned SET synchronous_commit = off;
 	ALTER DATABASE owned SET exit_on_error = on;
+	ALTER DATABASE owned SET role = dbowner;
 }, extra_params => [ '-U', 'dbowner' ]);
 # the workers pick the settings up when they start
 $node->restart;
@@ -75,7 +77,7 @@ $node->restart;
 my $sess_path = $node->safe_psql($db, 'SHOW search_path', extra_params => [ '-U', 'dbowner' ]);
 is($sess_path, 'trap, pg_catalog', "the database's sessions get the owner's search_path");
 
-my $rw = 'SET default_transaction_read_only = off; SET statement_timeout = 0; SET exit_on_error = off; ';
+my $rw = 'SET default_transaction_read_only = off; SET statement_timeout = 0; SET exit_on_error = off; SET ROLE NONE; ';
 $node->safe_psql($db, $rw . q{INSERT INTO public.l VALUES (2, 'b'), (3, 'c')});
 my $sealed = $node->safe_psql($db, $rw . q{
 	SET consent_ledger.seal_timeout = '60s';
@@ -96,6 +98,10 @@ my $workers = $node->safe_psql($db, $rw . q{
 	SELECT string_agg(DISTINCT backend_type, ', ' ORDER BY backend_type) FROM pg_stat_activity
 	WHERE backend_type LIKE 'consent_ledger%' AND datname = current_database()});
 is($workers, 'consent_ledger audit writer, consent_ledger sealer', 'both workers of the database run');
+my $as = $node->safe_psql($db, $rw . q{
+	SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity
+	WHERE backend_type LIKE 'consent_ledger%' AND datname = current_database()});
+is($as, 'postgres', "... as the bootstrap superuser, not as the role the database's owner set");
 my $calls = $node->safe_psql($db, $rw . q{SELECT count(*) FROM trap.calls WHERE super = 'on'});
 is($calls, '0', "the owner's sum() never ran with superuser rights");
 my $super = $node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'dbowner'});
