@@ -65,6 +65,8 @@ typedef struct ClSealSlot
 	bool		wanted;			/* start a sealer (asked for, or to check) */
 	bool		present;		/* a sealer found the extension here */
 	TimestampTz blocked_until;	/* DROP/RENAME/... DATABASE in progress */
+	TimestampTz sealer_started; /* when the launcher last started each */
+	TimestampTz writer_started; /* ... (one start a second at most) */
 	uint64		requested;		/* seal() requests */
 	uint64		completed;		/* rounds finished after a request */
 	uint64		last_sealed;	/* leaves sealed by the last round */

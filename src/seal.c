@@ -77,6 +77,7 @@ PG_FUNCTION_INFO_V1(cl_seal);
 #define LAUNCHER_NAP_MS		10000
 #define BLOCK_SECONDS		10
 #define WORKER_LOCK_TIMEOUT "10s"
+#define WORKER_RESTART_MS	1000
 
 static ClSealSlot *my_slot = NULL;
 static uint64 last_round_sealed = 0;
@@ -359,6 +360,7 @@ cl_launcher_main(Datum arg)
 		ListCell   *lc;
 		TimestampTz now = GetCurrentTimestamp();
 		bool		full = false;
+		bool		backoff = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -411,19 +413,32 @@ cl_launcher_main(Datum arg)
 
 			if (!OidIsValid(s->dboid) || s->blocked_until > now)
 				continue;
-			if (s->pid == 0 && (s->wanted || s->present))
+
+			/*
+			 * A worker that keeps failing at once is started again once a
+			 * second at most, not as often as backends ask for it.
+			 */
+			if (s->pid == 0 && (s->wanted || s->present) &&
+				!TimestampDifferenceExceeds(s->sealer_started, now, WORKER_RESTART_MS))
+				backoff = true;
+			else if (s->pid == 0 && (s->wanted || s->present))
 			{
 				s->wanted = false;
 				s->pid = -1;	/* starting */
+				s->sealer_started = now;
 				if (!start_worker(s->dboid, false))
 				{
 					s->pid = 0;
 					s->wanted = true;	/* no worker slot free: next time */
 				}
 			}
-			if (s->writer_pid == 0 && s->present)
+			if (s->writer_pid == 0 && s->present &&
+				!TimestampDifferenceExceeds(s->writer_started, now, WORKER_RESTART_MS))
+				backoff = true;
+			else if (s->writer_pid == 0 && s->present)
 			{
 				s->writer_pid = -1;
+				s->writer_started = now;
 				if (!start_worker(s->dboid, true))
 					s->writer_pid = 0;
 			}
@@ -436,7 +451,8 @@ cl_launcher_main(Datum arg)
 							list_length(to_check))));
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (full || to_check != NIL) ? 1000 : Min(LAUNCHER_NAP_MS, BLOCK_SECONDS * 1000 / 2),
+						 (full || to_check != NIL || backoff) ? WORKER_RESTART_MS :
+						 Min(LAUNCHER_NAP_MS, BLOCK_SECONDS * 1000 / 2),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
