@@ -369,3 +369,36 @@ DROP SCHEMA bp_owned CASCADE;
 -- later protect()
 DROP OWNED BY bp_bypass;
 DROP ROLE bp_bypass;
+
+-- 10. planner statistics describe hidden rows too: an untrusted role's
+-- estimates come from defaults, not from them
+CREATE FUNCTION bp_estimate(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+	plan jsonb;
+BEGIN
+	EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO plan;
+	RETURN (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8;
+END $$;
+SET ROLE bp_owner;
+INSERT INTO bp_t (subject, secret) SELECT 4, 'HIDDEN-ONLY' FROM generate_series(1, 500);
+RESET ROLE;
+ANALYZE bp_t;
+SELECT bp_estimate($$SELECT * FROM bp_t WHERE secret = 'HIDDEN-ONLY'$$) >
+       bp_estimate($$SELECT * FROM bp_t WHERE secret = 'absent'$$) AS superuser_sees_statistics;
+SET ROLE bp_analyst;
+SET consent_ledger.purpose = 'bp_a';
+SELECT bp_estimate($$SELECT * FROM bp_t WHERE secret = 'HIDDEN-ONLY'$$) =
+       bp_estimate($$SELECT * FROM bp_t WHERE secret = 'absent'$$) AS analyst_estimates_equal;
+SELECT bp_estimate($$SELECT * FROM bp_a_view WHERE secret = 'HIDDEN-ONLY'$$) =
+       bp_estimate($$SELECT * FROM bp_a_view WHERE secret = 'absent'$$) AS view_estimates_equal;
+RESET consent_ledger.purpose;
+RESET ROLE;
+
+-- 11. nor may the owner of a purpose view's schema rename it away
+CREATE SCHEMA bp_owned2 AUTHORIZATION bp_owner;
+SELECT consent_ledger.create_purpose_view('bp_t', 'bp_a', 'bp_owned2.bp_view');
+SET ROLE bp_owner;
+ALTER SCHEMA bp_owned2 RENAME TO bp_moved;
+\echo :SQLSTATE
+RESET ROLE;
+DROP SCHEMA bp_owned2 CASCADE;

@@ -182,6 +182,7 @@ extern bool cl_is_protected_cached(Oid relid);
 extern List *cl_protected_relids(void);
 extern const char *cl_view_purpose_cached(Oid view);
 extern Oid	cl_view_base_cached(Oid view);
+extern bool cl_purpose_views_in(Oid nsp);
 
 /* audit.c: signed audit of changes and protected reads */
 extern void cl_audit_init(void);

@@ -879,6 +879,27 @@ check_maintenance(Node *parsetree)
 	}
 }
 
+/*
+ * Renaming the schema a purpose view lives in takes the view off the
+ * analysts' search_path, so that a view of the schema owner's own could
+ * answer in its place: only trusted roles may.
+ */
+static void
+check_schema_rename(const char *schema)
+{
+	Oid			nsp = get_namespace_oid(schema, true);
+
+	if (!OidIsValid(nsp) || !cl_extension_present() || cl_role_is_trusted(GetUserId()))
+		return;
+	if (cl_purpose_views_in(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("renaming schema \"%s\" is not allowed for role \"%s\"",
+						schema, GetUserNameFromId(GetUserId(), false)),
+				 errdetail("It holds purpose views that analysts read by name."),
+				 errhint("Ask a member of consent_ledger_admin.")));
+}
+
 /* Whether EXPLAIN runs the statement with row counts (ANALYZE). */
 static bool
 explain_analyzes(ExplainStmt *stmt)
@@ -975,6 +996,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			break;
 		case T_RenameStmt:
 			check_rename((RenameStmt *) parsetree);
+			if (((RenameStmt *) parsetree)->renameType == OBJECT_SCHEMA)
+				check_schema_rename(((RenameStmt *) parsetree)->subname);
 			if (((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
 				cl_seal_block_database(database_to_free(parsetree));
 			break;

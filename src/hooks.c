@@ -10,13 +10,47 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "commands/extension.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
+#include "utils/lsyscache.h"
+#include "utils/selfuncs.h"
 
 #include "consent_ledger.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static get_relation_stats_hook_type prev_get_relation_stats = NULL;
+
+/*
+ * Column statistics of a protected table describe every row, hidden ones
+ * included: with a leakproof operator the planner would estimate from
+ * them, and an untrusted role's EXPLAIN would show how common a value is
+ * that only hidden rows hold.  For such a role the planner gets no
+ * statistics of protected tables and uses its default estimates.
+ */
+static bool
+cl_get_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
+					  VariableStatData *vardata)
+{
+	Oid			nsp;
+
+	if (prev_get_relation_stats && prev_get_relation_stats(root, rte, attnum, vardata))
+		return true;
+
+	if (cl_shared == NULL || rte->rtekind != RTE_RELATION || !IsTransactionState() ||
+		creating_extension || !cl_extension_present())
+		return false;
+	nsp = cl_schema_oid(true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("protected", nsp)) ||
+		!cl_is_protected_cached(rte->relid) || cl_role_is_trusted(GetUserId()))
+		return false;
+	vardata->statsTuple = NULL;
+	vardata->freefunc = NULL;
+	return true;
+}
 
 static void
 cl_ExecutorStart(QueryDesc *queryDesc, int eflags)
@@ -73,4 +107,6 @@ cl_hooks_init(void)
 	ExecutorRun_hook = cl_ExecutorRun;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = cl_ExecutorEnd;
+	prev_get_relation_stats = get_relation_stats_hook;
+	get_relation_stats_hook = cl_get_relation_stats;
 }

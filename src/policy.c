@@ -1385,6 +1385,17 @@ cl_protected_relids(void)
 	return result;
 }
 
+/* Whether a schema holds a purpose view. */
+bool
+cl_purpose_views_in(Oid nsp)
+{
+	refresh_purposes();
+	for (int i = 0; i < nviews; i++)
+		if (views[i].purpose >= 0 && get_rel_namespace(views[i].view) == nsp)
+			return true;
+	return false;
+}
+
 Oid
 cl_view_base_cached(Oid view)
 {
