@@ -382,6 +382,7 @@ END $$;
 SET ROLE bp_owner;
 INSERT INTO bp_t (subject, secret) SELECT 4, 'HIDDEN-ONLY' FROM generate_series(1, 500);
 RESET ROLE;
+CREATE STATISTICS bp_st (mcv) ON secret, subject FROM bp_t;
 ANALYZE bp_t;
 SELECT bp_estimate($$SELECT * FROM bp_t WHERE secret = 'HIDDEN-ONLY'$$) >
        bp_estimate($$SELECT * FROM bp_t WHERE secret = 'absent'$$) AS superuser_sees_statistics;
@@ -391,8 +392,13 @@ SELECT bp_estimate($$SELECT * FROM bp_t WHERE secret = 'HIDDEN-ONLY'$$) =
        bp_estimate($$SELECT * FROM bp_t WHERE secret = 'absent'$$) AS analyst_estimates_equal;
 SELECT bp_estimate($$SELECT * FROM bp_a_view WHERE secret = 'HIDDEN-ONLY'$$) =
        bp_estimate($$SELECT * FROM bp_a_view WHERE secret = 'absent'$$) AS view_estimates_equal;
+-- extended (multi-column) statistics too
+SELECT bp_estimate($$SELECT * FROM bp_t WHERE secret = 'HIDDEN-ONLY' AND subject = 4$$) =
+       bp_estimate($$SELECT * FROM bp_t WHERE secret = 'absent' AND subject = 5$$) AS extended_estimates_equal;
 RESET consent_ledger.purpose;
 RESET ROLE;
+
+DROP STATISTICS bp_st;
 
 -- 11. nor may the owner of a purpose view's schema rename it away
 CREATE SCHEMA bp_owned2 AUTHORIZATION bp_owner;

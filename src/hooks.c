@@ -14,6 +14,7 @@
 #include "commands/extension.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "optimizer/plancat.h"
 #include "utils/lsyscache.h"
 #include "utils/selfuncs.h"
 
@@ -23,33 +24,50 @@ static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static get_relation_stats_hook_type prev_get_relation_stats = NULL;
+static get_relation_info_hook_type prev_get_relation_info = NULL;
 
 /*
  * Column statistics of a protected table describe every row, hidden ones
  * included: with a leakproof operator the planner would estimate from
  * them, and an untrusted role's EXPLAIN would show how common a value is
  * that only hidden rows hold.  For such a role the planner gets no
- * statistics of protected tables and uses its default estimates.
+ * statistics of protected tables, per column or extended, and uses its
+ * default estimates.
  */
+static bool
+hide_statistics(Oid relid)
+{
+	Oid			nsp;
+
+	if (cl_shared == NULL || !IsTransactionState() || creating_extension ||
+		!cl_extension_present())
+		return false;
+	nsp = cl_schema_oid(true);
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("protected", nsp)) &&
+		cl_is_protected_cached(relid) && !cl_role_is_trusted(GetUserId());
+}
+
 static bool
 cl_get_relation_stats(PlannerInfo *root, RangeTblEntry *rte, AttrNumber attnum,
 					  VariableStatData *vardata)
 {
-	Oid			nsp;
-
 	if (prev_get_relation_stats && prev_get_relation_stats(root, rte, attnum, vardata))
 		return true;
-
-	if (cl_shared == NULL || rte->rtekind != RTE_RELATION || !IsTransactionState() ||
-		creating_extension || !cl_extension_present())
-		return false;
-	nsp = cl_schema_oid(true);
-	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("protected", nsp)) ||
-		!cl_is_protected_cached(rte->relid) || cl_role_is_trusted(GetUserId()))
+	if (rte->rtekind != RTE_RELATION || !hide_statistics(rte->relid))
 		return false;
 	vardata->statsTuple = NULL;
 	vardata->freefunc = NULL;
 	return true;
+}
+
+/* ... nor its extended statistics (multi-column MCV lists, ndistinct). */
+static void
+cl_get_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelOptInfo *rel)
+{
+	if (prev_get_relation_info)
+		prev_get_relation_info(root, relid, inhparent, rel);
+	if (rel->statlist != NIL && hide_statistics(relid))
+		rel->statlist = NIL;
 }
 
 static void
@@ -109,4 +127,6 @@ cl_hooks_init(void)
 	ExecutorEnd_hook = cl_ExecutorEnd;
 	prev_get_relation_stats = get_relation_stats_hook;
 	get_relation_stats_hook = cl_get_relation_stats;
+	prev_get_relation_info = get_relation_info_hook;
+	get_relation_info_hook = cl_get_relation_info;
 }
