@@ -156,6 +156,7 @@ extern void cl_lock_extension(int which, LOCKMODE mode);
 extern bool cl_role_is_trusted(Oid roleid);
 extern Oid	cl_custodian_oid(void);
 extern Oid	cl_relation_owner(Oid relid);
+extern bool cl_type_contains(Oid typid, Oid target);
 extern void cl_check_protectable(Relation rel);
 extern void cl_take_custody(Oid relid);
 extern void cl_release_custody(Oid relid);

@@ -113,18 +113,27 @@ cl_relation_owner(Oid relid)
 	return owner;
 }
 
+static Oid
+function_owner(Oid funcid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
 /* Whether a function belongs to a role not trusted with hidden rows. */
 static bool
 untrusted_function(Oid funcid, void *context)
 {
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	Oid			owner;
+	Oid			owner = function_owner(funcid);
 
-	if (!HeapTupleIsValid(tup))
-		return true;
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return !cl_role_is_trusted(owner);
+	return !OidIsValid(owner) || !cl_role_is_trusted(owner);
 }
 
 static bool
@@ -185,29 +194,16 @@ range_subtype_diff(Oid rangeOid)
 	return diff;
 }
 
-static Oid
-function_owner(Oid funcid)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	Oid			owner = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-		ReleaseSysCache(tup);
-	}
-	return owner;
-}
 
 /*
- * A column's type must not run code of an untrusted role over the stored
- * values: a domain's owner validates new constraints over every value, a
- * range type's subtype_diff function runs over every sampled value when
- * the table is analyzed (by autovacuum too).  Arrays, multiranges and
- * composite types are followed to the types they are made of.
+ * Calls fn for typid and every type it is made of: the element of an
+ * array, the base of a domain, the range of a multirange, the subtype of a
+ * range, the attributes of a composite.  Stops, returning true, as soon as
+ * fn does.
  */
-static void
-check_column_type(Relation rel, Form_pg_attribute att, Oid typid, int depth)
+static bool
+walk_type(Oid typid, int depth, bool (*fn) (Oid typid, char typtype, Oid owner, void *arg),
+		  void *arg)
 {
 	HeapTuple	tup;
 	Form_pg_type t;
@@ -216,12 +212,13 @@ check_column_type(Relation rel, Form_pg_attribute att, Oid typid, int depth)
 	Oid			base;
 	Oid			elem;
 	Oid			typrelid;
+	bool		found = false;
 
 	if (depth > 32 || !OidIsValid(typid))
-		return;
+		return false;
 	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
 	if (!HeapTupleIsValid(tup))
-		return;
+		return false;
 	t = (Form_pg_type) GETSTRUCT(tup);
 	typtype = t->typtype;
 	owner = t->typowner;
@@ -231,46 +228,76 @@ check_column_type(Relation rel, Form_pg_attribute att, Oid typid, int depth)
 	ReleaseSysCache(tup);
 
 	if (OidIsValid(elem) && typtype == TYPTYPE_BASE)
-	{
-		check_column_type(rel, att, elem, depth + 1);
-		return;
-	}
+		return walk_type(elem, depth + 1, fn, arg);
+	if (fn(typid, typtype, owner, arg))
+		return true;
 	switch (typtype)
 	{
 		case TYPTYPE_DOMAIN:
-			if (!cl_role_is_trusted(owner))
-				refuse_column_type(rel, att, typid, owner,
-								   "The owner of a domain checks new domain constraints against every value of it, hidden rows included.");
-			check_column_type(rel, att, base, depth + 1);
-			break;
+			return walk_type(base, depth + 1, fn, arg);
 		case TYPTYPE_MULTIRANGE:
-			check_column_type(rel, att, get_multirange_range(typid), depth + 1);
-			break;
+			return walk_type(get_multirange_range(typid), depth + 1, fn, arg);
 		case TYPTYPE_RANGE:
-			{
-				Oid			diff = range_subtype_diff(typid);
-
-				if (OidIsValid(diff) && !cl_role_is_trusted(function_owner(diff)))
-					refuse_column_type(rel, att, typid, function_owner(diff),
-									   "The range type's subtype_diff function runs over every sampled value when the table is analyzed, hidden rows included.");
-				check_column_type(rel, att, get_range_subtype(typid), depth + 1);
-				break;
-			}
+			return walk_type(get_range_subtype(typid), depth + 1, fn, arg);
 		case TYPTYPE_COMPOSITE:
 			if (OidIsValid(typrelid))
 			{
 				Relation	crel = relation_open(typrelid, AccessShareLock);
 				TupleDesc	cdesc = RelationGetDescr(crel);
 
-				for (int i = 0; i < cdesc->natts; i++)
+				for (int i = 0; i < cdesc->natts && !found; i++)
 					if (!TupleDescAttr(cdesc, i)->attisdropped)
-						check_column_type(rel, att, TupleDescAttr(cdesc, i)->atttypid, depth + 1);
+						found = walk_type(TupleDescAttr(cdesc, i)->atttypid, depth + 1, fn, arg);
 				relation_close(crel, AccessShareLock);
 			}
-			break;
+			return found;
 		default:
-			break;
+			return false;
 	}
+}
+
+typedef struct ColumnTypeCheck
+{
+	Relation	rel;
+	Form_pg_attribute att;
+} ColumnTypeCheck;
+
+/*
+ * A column's type must not run code of an untrusted role over the stored
+ * values: a domain's owner validates new constraints over every value, a
+ * range type's subtype_diff function runs over every sampled value when
+ * the table is analyzed (by autovacuum too).
+ */
+static bool
+check_column_type(Oid typid, char typtype, Oid owner, void *arg)
+{
+	ColumnTypeCheck *c = arg;
+
+	if (typtype == TYPTYPE_DOMAIN && !cl_role_is_trusted(owner))
+		refuse_column_type(c->rel, c->att, typid, owner,
+						   "The owner of a domain checks new domain constraints against every value of it, hidden rows included.");
+	if (typtype == TYPTYPE_RANGE)
+	{
+		Oid			diff = range_subtype_diff(typid);
+
+		if (OidIsValid(diff) && !cl_role_is_trusted(function_owner(diff)))
+			refuse_column_type(c->rel, c->att, typid, function_owner(diff),
+							   "The range type's subtype_diff function runs over every sampled value when the table is analyzed, hidden rows included.");
+	}
+	return false;
+}
+
+static bool
+is_type(Oid typid, char typtype, Oid owner, void *arg)
+{
+	return typid == *(Oid *) arg;
+}
+
+/* Whether type typid is target or is made of it (guard.c, ALTER DOMAIN). */
+bool
+cl_type_contains(Oid typid, Oid target)
+{
+	return walk_type(typid, 0, is_type, &target);
 }
 
 /*
@@ -427,8 +454,10 @@ cl_check_protectable(Relation rel)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
+		ColumnTypeCheck c = {rel, att};
+
 		if (!att->attisdropped)
-			check_column_type(rel, att, att->atttypid, 0);
+			(void) walk_type(att->atttypid, 0, check_column_type, &c);
 	}
 }
 
@@ -534,7 +563,6 @@ cl_take_custody(Oid relid)
 {
 	Oid			custodian;
 	Oid			owner;
-	HeapTuple	tup;
 	char	   *qname;
 	char	   *role;
 
@@ -547,13 +575,11 @@ cl_take_custody(Oid relid)
 		return;
 	}
 	custodian = cl_custodian_oid();
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
+	owner = cl_relation_owner(relid);
+	if (!OidIsValid(owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
 	if (owner == custodian)
 		return;
 	qname = qualified_name(relid);

@@ -303,39 +303,6 @@ check_create_foreign_keys(CreateStmt *stmt)
 			check_foreign_key((Constraint *) lfirst(lc), InvalidOid);
 }
 
-/* The type a domain is defined over (itself possibly a domain). */
-static Oid
-domain_parent(Oid typid)
-{
-	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	Oid			base = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		base = ((Form_pg_type) GETSTRUCT(tup))->typbasetype;
-		ReleaseSysCache(tup);
-	}
-	return base;
-}
-
-/* Whether type typid is domain or is built on it (domains, arrays). */
-static bool
-type_uses_domain(Oid typid, Oid domain, int depth)
-{
-	Oid			elem;
-
-	if (depth > 32 || !OidIsValid(typid))
-		return false;
-	if (typid == domain)
-		return true;
-	elem = get_element_type(typid);
-	if (OidIsValid(elem))
-		return type_uses_domain(elem, domain, depth + 1);
-	if (get_typtype(typid) == TYPTYPE_DOMAIN)
-		return type_uses_domain(domain_parent(typid), domain, depth + 1);
-	return false;
-}
-
 /*
  * ALTER DOMAIN ... ADD CONSTRAINT (validated) and VALIDATE CONSTRAINT run
  * the constraint over every stored value of the domain, without row-level
@@ -368,7 +335,7 @@ check_alter_domain(AlterDomainStmt *stmt)
 		desc = RelationGetDescr(rel);
 		for (int i = 0; i < desc->natts; i++)
 			if (!TupleDescAttr(desc, i)->attisdropped &&
-				type_uses_domain(TupleDescAttr(desc, i)->atttypid, domain, 0))
+				cl_type_contains(TupleDescAttr(desc, i)->atttypid, domain))
 			{
 				relation_close(rel, AccessShareLock);
 				refuse_untrusted(relid, "validating a domain constraint over the columns of a domain it uses",

@@ -10,12 +10,15 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "optimizer/plancat.h"
+#include "catalog/pg_class.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/selfuncs.h"
 
 #include "consent_ledger.h"
@@ -38,9 +41,18 @@ static bool
 hide_statistics(Oid relid)
 {
 	Oid			nsp;
+	HeapTuple	tup;
+	bool		forced;
 
-	if (cl_shared == NULL || !IsTransactionState() || creating_extension ||
-		!cl_extension_present())
+	if (cl_shared == NULL || !IsTransactionState() || creating_extension)
+		return false;
+	/* cheap first (the planner asks for every column): protect() forces RLS */
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	forced = ((Form_pg_class) GETSTRUCT(tup))->relforcerowsecurity;
+	ReleaseSysCache(tup);
+	if (!forced || !cl_extension_present())
 		return false;
 	nsp = cl_schema_oid(true);
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid("protected", nsp)) &&
