@@ -160,6 +160,9 @@ CREATE TABLE bp_prober (ref int REFERENCES bp_keyed (id));
 CREATE FUNCTION bp_diff(a text, b text) RETURNS float8 LANGUAGE sql IMMUTABLE AS 'SELECT 0::float8';
 CREATE TYPE bp_range AS RANGE (subtype = text, subtype_diff = bp_diff);
 CREATE TABLE bp_ranged (id int, subject bigint, secret bp_range[]);
+-- a composite type its owner could drop with CASCADE (dropping the column)
+CREATE TYPE bp_pair AS (a int, b int);
+CREATE TABLE bp_composite (id int, subject bigint, secret bp_pair);
 -- a TRIGGER privilege granted before protect()
 CREATE TABLE bp_granted (id int, subject bigint, secret text);
 GRANT TRIGGER, REFERENCES ON bp_granted TO bp_analyst;
@@ -177,6 +180,8 @@ SELECT consent_ledger.protect('bp_keyed', 'subject');
 \echo :SQLSTATE
 SELECT consent_ledger.protect('bp_ranged', 'subject');
 \echo :SQLSTATE
+SELECT consent_ledger.protect('bp_composite', 'subject');
+\echo :SQLSTATE
 SELECT consent_ledger.protect('bp_granted', 'subject');
 SELECT p AS privilege, has_table_privilege('bp_analyst', 'bp_granted', p) AS granted
   FROM unnest(ARRAY['SELECT', 'SELECT WITH GRANT OPTION', 'TRIGGER', 'REFERENCES']) p;
@@ -189,8 +194,9 @@ CREATE TRIGGER bp_copy AFTER INSERT ON bp_granted FOR EACH ROW EXECUTE FUNCTION 
 DROP FUNCTION bp_copy();
 RESET ROLE;
 SELECT consent_ledger.unprotect('bp_granted');
-DROP TABLE bp_checked, bp_generated, bp_child_t, bp_parent, bp_prober, bp_keyed, bp_granted, bp_ranged;
-DROP TYPE bp_range;
+DROP TABLE bp_checked, bp_generated, bp_child_t, bp_parent, bp_prober, bp_keyed, bp_granted, bp_ranged,
+  bp_composite;
+DROP TYPE bp_range, bp_pair;
 DROP FUNCTION bp_spy(text), bp_diff(text, text);
 CREATE DOMAIN bp_dom AS text;
 ALTER DOMAIN bp_dom OWNER TO bp_owner;

@@ -214,8 +214,14 @@ walk_type(Oid typid, int depth, bool (*fn) (Oid typid, char typtype, Oid owner, 
 	Oid			typrelid;
 	bool		found = false;
 
-	if (depth > 32 || !OidIsValid(typid))
+	if (!OidIsValid(typid))
 		return false;
+	if (depth > 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("type %s is nested too deeply to be checked", format_type_be(typid)),
+				 errdetail("consent_ledger follows arrays, domains, ranges and composite types 32 levels deep."),
+				 errhint("Use a less deeply nested column type.")));
 	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
 	if (!HeapTupleIsValid(tup))
 		return false;
@@ -266,7 +272,8 @@ typedef struct ColumnTypeCheck
  * A column's type must not run code of an untrusted role over the stored
  * values: a domain's owner validates new constraints over every value, a
  * range type's subtype_diff function runs over every sampled value when
- * the table is analyzed (by autovacuum too).
+ * the table is analyzed (by autovacuum too).  Nor may it belong to an
+ * untrusted role at all: DROP TYPE ... CASCADE would drop the column.
  */
 static bool
 check_column_type(Oid typid, char typtype, Oid owner, void *arg)
@@ -284,6 +291,9 @@ check_column_type(Oid typid, char typtype, Oid owner, void *arg)
 			refuse_column_type(c->rel, c->att, typid, function_owner(diff),
 							   "The range type's subtype_diff function runs over every sampled value when the table is analyzed, hidden rows included.");
 	}
+	if (!cl_role_is_trusted(owner))
+		refuse_column_type(c->rel, c->att, typid, owner,
+						   "The owner of a type can drop it with CASCADE, which drops the column of the protected table, or change what its values mean.");
 	return false;
 }
 
