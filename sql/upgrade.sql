@@ -30,7 +30,7 @@ SELECT tree_size AS size_before FROM consent_ledger.checkpoints c
   JOIN consent_ledger.ledgers l USING (ledger_id)
  WHERE l.relid = 'up_ledger'::regclass ORDER BY seq DESC LIMIT 1;
 
-ALTER EXTENSION consent_ledger UPDATE;
+ALTER EXTENSION consent_ledger UPDATE TO '1.1';
 SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger';
 SELECT relowner::regrole AS owner_after_update FROM pg_class WHERE oid = 'up_facts'::regclass;
 SELECT previous_owner FROM consent_ledger.protected WHERE relid = 'up_facts'::regclass;
