@@ -1,0 +1,189 @@
+# The upgrade path, with real data: install 1.0 from the released script,
+# record ledger rows, consent and audit, take receipts and an export, then
+# ALTER EXTENSION ... UPDATE step by step to the current version.  Old
+# rows, old receipts and old exports must still verify (in SQL and with
+# the offline verifier), and everything must go on working afterwards,
+# also across a restart.
+#
+# The released install and upgrade scripts are the ones in the tree: they
+# never change once shipped, which this test checks against the SHA-256 of
+# the files at the release tags (v1.0, v1.1).
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Digest::SHA qw(sha256_hex);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ConsentLedgerTap;
+
+my $tmp = abs_path(PostgreSQL::Test::Utils::tempdir);
+my $srcdir = abs_path('.');
+
+# git show v1.0:consent_ledger--1.0.sql | sha256sum, and so on
+my %released = (
+	'consent_ledger--1.0.sql' =>
+	  'fc61289933713beac7ab7728139ec913df22dfddc136c95debbc466fbc6dfb61',
+	'consent_ledger--1.0--1.1.sql' =>
+	  'f8f96d22e259afe3530abba4a296850a180d8c36afced0326db293ca94aaa706',);
+foreach my $f (sort keys %released)
+{
+	is(sha256_hex(slurp_file("$srcdir/$f")), $released{$f},
+		"$f is byte for byte the released script");
+}
+my $current = slurp_file("$srcdir/consent_ledger.control");
+($current) = $current =~ /^default_version = '([^']+)'/m;
+ok(defined $current, "default_version is $current");
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->start;
+my $db = 'postgres';
+
+sub q1 { return $node->safe_psql($db, $_[0]); }
+
+###########################################################################
+# 1.0 with data
+###########################################################################
+
+q1(q{CREATE EXTENSION consent_ledger VERSION '1.0'});
+is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger'}),
+	'1.0', 'installed at 1.0');
+q1(q{
+	CREATE ROLE u_loader LOGIN;
+	CREATE ROLE u_reader LOGIN;
+	CREATE TYPE u_addr AS (street varchar(40), zip integer);
+	CREATE TABLE payments (id integer, payer varchar(20), note text, amount numeric,
+		at timestamptz, tags text[], addr u_addr, code char(4));
+	INSERT INTO payments (id, payer, note) VALUES (0, 'adopted', 'before create_ledger');
+	SELECT consent_ledger.create_ledger('payments');
+	INSERT INTO payments VALUES (1, 'ann', E'caf\u00e9', 12.50, '2024-02-29 12:34:56+00',
+		'{a,b}', ROW('Main St', 12345), 'ab');
+	INSERT INTO payments (id, payer, note, amount)
+		SELECT g, 'p' || g, 'batch', g * 1.5 FROM generate_series(2, 40) g;
+	SELECT consent_ledger.define_purpose('u_analytics', 'analytics');
+	SELECT count(consent_ledger.grant_consent(s, 'u_analytics')) FROM generate_series(1, 5) s;
+	SELECT consent_ledger.withdraw_consent(3, 'u_analytics');
+	SELECT consent_ledger.authorize_purpose('u_reader', 'u_analytics');
+	CREATE TABLE facts (id serial PRIMARY KEY, subject bigint, v int);
+	ALTER TABLE facts OWNER TO u_loader;
+	GRANT SELECT ON facts TO u_reader;
+});
+$node->safe_psql($db, q{INSERT INTO facts (subject, v) SELECT g % 6, g FROM generate_series(1, 30) g},
+	extra_params => [ '-U', 'u_loader' ]);
+q1(q{SELECT consent_ledger.protect('facts', 'subject')});
+q1(q{SELECT consent_ledger.audit('facts')});
+my $reads_1_0 = $node->safe_psql($db,
+	q{SET consent_ledger.purpose = 'u_analytics'; SELECT count(*) FROM facts},
+	extra_params => [ '-U', 'u_reader' ]);
+is($reads_1_0, '20', 'under 1.0: the reader sees the rows of consenting subjects 1, 2, 4, 5');
+q1(q{SELECT consent_ledger.seal()});
+
+my @ledgers = split /\n/, q1(q{SELECT relid::regclass::text FROM consent_ledger.ledgers ORDER BY ledger_id});
+cmp_ok(scalar(@ledgers), '>=', 3, "ledgers under 1.0: @ledgers");
+
+# receipts and exports of every ledger, taken under 1.0
+my (%receipt, %receipt_file, %export);
+foreach my $l (@ledgers)
+{
+	my $v = cl_verify_row($node, $db, $l);
+	ok($v->{valid} && $v->{pending} == 0, "1.0: $l verifies, nothing pending")
+	  or diag $v->{problem};
+	$receipt{$l} = q1(qq{SELECT consent_ledger.checkpoint('$l')});
+	(my $name = $l) =~ s/\W/_/g;
+	$receipt_file{$l} = cl_write_file("$tmp/$name.receipt.json", $receipt{$l});
+	$export{$l} = cl_export_to_file($node, $db, $l, "$tmp/$name.1_0.export");
+}
+my $pk = q1(q{SELECT consent_ledger.public_key()});
+my $audit_rows_1_0 = q1(q{SELECT count(*) FROM consent_ledger.audit_log});
+cmp_ok($audit_rows_1_0, '>', 0, 'under 1.0: the reads and loads are in the audit ledger');
+
+# everything a version must satisfy with the data recorded so far
+sub check_all
+{
+	my ($label) = @_;
+	foreach my $l (@ledgers)
+	{
+		my $v = cl_verify_row($node, $db, $l);
+		ok($v->{valid}, "$label: verify('$l') valid") or diag $v->{problem};
+		is(q1(qq{SELECT consent_ledger.verify_checkpoint('$receipt{$l}')}), 't',
+			"$label: the 1.0 receipt of $l verifies");
+		my ($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint',
+			$receipt_file{$l}, $export{$l});
+		is($rc, 0, "$label: the offline verifier accepts the 1.0 export of $l with its receipt");
+		(my $name = $l) =~ s/\W/_/g;
+		my $now = cl_export_to_file($node, $db, $l, "$tmp/$name.now.export");
+		($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint',
+			$receipt_file{$l}, $now);
+		is($rc, 0, "$label: the offline verifier accepts today's export of $l against the 1.0 receipt");
+	}
+	is(q1(q{SELECT count(*) FROM consent_ledger.verify() WHERE NOT valid}), '0',
+		"$label: verify() of every ledger is valid");
+	is($node->safe_psql($db,
+			q{SET consent_ledger.purpose = 'u_analytics'; SELECT count(*) FROM facts},
+			extra_params => [ '-U', 'u_reader' ]),
+		q1(q{SELECT count(*) FROM facts WHERE consent_ledger.has_consent(subject, 'u_analytics')}),
+		"$label: the reader still sees exactly the consenting subjects' rows");
+	my ($rc, $out, $err) = $node->psql($db, q{SELECT count(*) FROM facts},
+		extra_params => [ '-U', 'u_reader' ]);
+	like($err, qr/no purpose declared for reading a consent-protected table/,
+		"$label: without a purpose the reader is refused");
+	return;
+}
+
+###########################################################################
+# 1.0 -> 1.1 -> current, checking at each step
+###########################################################################
+
+my @steps = ('1.1');
+push @steps, $current if $current ne '1.1';
+my $id = 100;
+foreach my $to (@steps)
+{
+	q1(qq{ALTER EXTENSION consent_ledger UPDATE TO '$to'});
+	is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger'}),
+		$to, "updated to $to");
+	check_all("after update to $to");
+
+	# new rows, consent and reads after the update
+	q1(qq{INSERT INTO payments (id, payer, note) VALUES ($id, 'after $to', 'new')});
+	q1(qq{SELECT consent_ledger.grant_consent(3, 'u_analytics')}) if $to eq $current;
+	$node->safe_psql($db, q{INSERT INTO facts (subject, v) VALUES (1, 1000)},
+		extra_params => [ '-U', 'u_loader' ]);
+	q1(q{SELECT consent_ledger.seal()});
+	$id++;
+}
+my $audit_rows_now = q1(q{SELECT count(*) FROM consent_ledger.audit_log});
+cmp_ok($audit_rows_now, '>', $audit_rows_1_0, 'the audit ledger goes on recording after the updates');
+is(q1(q{SELECT consent_ledger.has_consent(3, 'u_analytics')}), 't',
+	'a grant recorded after the update counts');
+
+# a ledger created after the update works as well
+q1(q{CREATE TABLE fresh (id int, v text); SELECT consent_ledger.create_ledger('fresh');
+	INSERT INTO fresh SELECT g, 'v' || g FROM generate_series(1, 10) g;});
+q1(q{SELECT consent_ledger.seal()});
+my $fv = cl_verify_row($node, $db, 'fresh');
+ok($fv->{valid} && $fv->{rows} == 10 && $fv->{pending} == 0, 'a ledger created after the update verifies')
+  or diag $fv->{problem};
+
+# the old receipts are extended by new ones (no fork), also offline
+foreach my $l (@ledgers)
+{
+	(my $name = $l) =~ s/\W/_/g;
+	my $now = cl_export_to_file($node, $db, $l, "$tmp/$name.final.export");
+	my ($rc, $out) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint',
+		$receipt_file{$l}, $now);
+	is($rc, 0, "final export of $l verifies offline against its 1.0 receipt");
+}
+
+# and after a restart
+$node->restart;
+check_all('after restart');
+is(q1(q{SELECT count(*) FROM consent_ledger.verify('payments')}), '1', 'payments still a ledger');
+my ($rc, $o, $e) = $node->psql($db, q{UPDATE payments SET note = 'x' WHERE id = 1});
+like($e, qr/cannot update ledger table "payments"/, 'payments still append-only after the updates');
+
+$node->stop;
+done_testing();
