@@ -11,7 +11,7 @@ EXTENSION = consent_ledger
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = consent_ledger
-PURE_OBJS = src/merkle.o src/note.o src/json.o
+PURE_OBJS = src/sha256.o src/merkle.o src/note.o src/json.o
 OBJS = src/consent_ledger.o src/keys.o src/catalog.o src/encode.o \
 	src/ledger.o src/guard.o src/seal.o src/verify.o src/consent.o \
 	src/policy.o src/custody.o src/audit.o src/writer.o src/subxact.o src/hooks.o $(PURE_OBJS)
@@ -24,7 +24,7 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 
-SHLIB_LINK = -lsodium
+SHLIB_LINK = -lsodium -lcrypto
 PG_CPPFLAGS = -I$(srcdir)/src -DCONSENT_LEDGER_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-sign-compare -Wno-clobbered
@@ -40,12 +40,12 @@ $(OBJS): $(wildcard src/*.h)
 
 # The offline verifier and the unit tests use only the pure code.
 PURE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes -Isrc
-PURE_SRCS = src/merkle.c src/note.c src/json.c src/proof.c
+PURE_SRCS = src/sha256.c src/merkle.c src/note.c src/json.c src/proof.c
 
 all: consent-ledger-verify
 
-consent-ledger-verify: tools/consent-ledger-verify.c $(PURE_SRCS) src/merkle.h src/note.h src/json.h src/proof.h
-	$(CC) $(PURE_CFLAGS) -o $@ tools/consent-ledger-verify.c $(PURE_SRCS) -lsodium
+consent-ledger-verify: tools/consent-ledger-verify.c $(PURE_SRCS) src/sha256.h src/merkle.h src/note.h src/json.h src/proof.h
+	$(CC) $(PURE_CFLAGS) -o $@ tools/consent-ledger-verify.c $(PURE_SRCS) -lsodium -lcrypto
 
 install: install-verifier
 install-verifier: consent-ledger-verify
@@ -55,7 +55,7 @@ UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/bin/%,$(wildcard test/unit/test_
 unit: $(UNIT_TESTS) test/unit/bin/make_export consent-ledger-verify
 test/unit/bin/%: test/unit/%.c $(PURE_SRCS)
 	@mkdir -p test/unit/bin
-	$(CC) $(PURE_CFLAGS) -o $@ $< $(PURE_SRCS) -lsodium
+	$(CC) $(PURE_CFLAGS) -o $@ $< $(PURE_SRCS) -lsodium -lcrypto
 
 .PHONY: install-verifier unit
 

@@ -44,7 +44,6 @@
  */
 #include "postgres.h"
 
-#include <sodium.h>
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -81,6 +80,7 @@
 #include "utils/xid8.h"
 
 #include "consent_ledger.h"
+#include "sha256.h"
 
 PG_FUNCTION_INFO_V1(cl_audit);
 PG_FUNCTION_INFO_V1(cl_audit_row);
@@ -595,7 +595,7 @@ row_hash_with(ClRowEncoder *enc, HeapTuple tup, uint8 *out)
 
 	initStringInfo(&buf);
 	cl_encode_row(enc, tup, 0, 0, &buf);
-	crypto_hash_sha256(out, (const unsigned char *) buf.data, buf.len);
+	cl_sha256(buf.data, buf.len, out);
 	pfree(buf.data);
 }
 

@@ -4,7 +4,7 @@
  *	  "frontier", and inclusion / consistency proof generation and
  *	  verification.
  *
- * Pure C99 + libsodium (SHA-256); no PostgreSQL headers.  See merkle.h for
+ * Pure C99 + sha256.h; no PostgreSQL headers.  See merkle.h for
  * the contract.
  *
  * Notation used in the comments below follows RFC 9162: D[n] is the list of
@@ -15,16 +15,13 @@
  * Nothing in this file recurses: every tree walk is an explicit loop that
  * descends from the root, so stack use is bounded by a fixed number of
  * hashes (at most 64 levels) no matter how many leaves there are.
- *
- * The SHA-256 functions of libsodium do not depend on sodium_init(), so
- * nothing here requires the library to have been initialised.
  *-------------------------------------------------------------------------
  */
 #include "merkle.h"
 
 #include <string.h>
 
-#include <sodium.h>
+#include "sha256.h"
 
 static const uint8_t leaf_prefix = 0x00;
 static const uint8_t node_prefix = 0x01;
@@ -132,13 +129,9 @@ leaf_count_ok(uint64_t n)
 void
 cl_leaf_hash(const uint8_t *data, size_t len, cl_hash out)
 {
-	crypto_hash_sha256_state st;
+	cl_sha256_part parts[2] = {{&leaf_prefix, 1}, {data, len}};
 
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, &leaf_prefix, 1);
-	if (len > 0)
-		crypto_hash_sha256_update(&st, data, (unsigned long long) len);
-	crypto_hash_sha256_final(&st, out);
+	cl_sha256_parts(parts, 2, out);
 }
 
 /*
@@ -151,13 +144,9 @@ cl_leaf_hash(const uint8_t *data, size_t len, cl_hash out)
 void
 cl_node_hash(const cl_hash left, const cl_hash right, cl_hash out)
 {
-	crypto_hash_sha256_state st;
+	cl_sha256_part parts[3] = {{&node_prefix, 1}, {left, CL_HASH_LEN}, {right, CL_HASH_LEN}};
 
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, &node_prefix, 1);
-	crypto_hash_sha256_update(&st, left, CL_HASH_LEN);
-	crypto_hash_sha256_update(&st, right, CL_HASH_LEN);
-	crypto_hash_sha256_final(&st, out);
+	cl_sha256_parts(parts, 3, out);
 }
 
 /*
@@ -247,10 +236,7 @@ cl_frontier_root(const cl_frontier *f, cl_hash out)
 
 	if (f->size == 0)
 	{
-		crypto_hash_sha256_state st;
-
-		crypto_hash_sha256_init(&st);
-		crypto_hash_sha256_final(&st, out);
+		cl_sha256(NULL, 0, out);
 		return;
 	}
 

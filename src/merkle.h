@@ -3,7 +3,7 @@
  *	  RFC 9162 section 2.1 Merkle tree hashing, proofs and the compact
  *	  right-edge "frontier" used to extend a log in O(log n) state.
  *
- * Pure C99 + libsodium (SHA-256).  No PostgreSQL headers: this file is
+ * Pure C99 + sha256.h.  No PostgreSQL headers: this file is
  * shared by the extension, the offline verifier and the fuzzers.
  *
  * All hashes are raw 32-byte SHA-256 digests.  Leaf hash =

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "note.h"
+#include "sha256.h"
 
 /* U+2014 EM DASH followed by a space: the start of every signature line */
 #define EM_DASH_SPACE		"\xe2\x80\x94 "
@@ -235,15 +236,12 @@ void
 cl_key_id(const char *keyname, const uint8_t pubkey[CL_PUBKEY_LEN],
 		  uint8_t out[CL_KEYID_LEN])
 {
-	crypto_hash_sha256_state st;
-	uint8_t		digest[crypto_hash_sha256_BYTES];
 	static const uint8_t sep[2] = {0x0a, 0x01};
+	uint8_t		digest[CL_SHA256_LEN];
+	cl_sha256_part parts[3] = {{keyname, strlen(keyname)}, {sep, sizeof(sep)},
+	{pubkey, CL_PUBKEY_LEN}};
 
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, (const uint8_t *) keyname, strlen(keyname));
-	crypto_hash_sha256_update(&st, sep, sizeof(sep));
-	crypto_hash_sha256_update(&st, pubkey, CL_PUBKEY_LEN);
-	crypto_hash_sha256_final(&st, digest);
+	cl_sha256_parts(parts, 3, digest);
 	memcpy(out, digest, CL_KEYID_LEN);
 }
 
@@ -731,7 +729,7 @@ cl_checkpoint_verify(const cl_checkpoint *cp, const char *note,
 void
 cl_note_hash(const char *note, size_t len, cl_hash out)
 {
-	crypto_hash_sha256(out, (const unsigned char *) note, len);
+	cl_sha256(note, len, out);
 }
 
 /*

@@ -3,12 +3,13 @@
 # something is missing.  Sourced by tools/demo.sh and test/run-tests.sh.
 #
 #   postgresql-15, postgresql-server-dev-15  server and PGXS headers
-#   libsodium-dev                            all cryptography
+#   libsodium-dev                            Ed25519, key memory, randomness
+#   libssl-dev                               SHA-256 (OpenSSL libcrypto)
 #   libkrb5-dev                              gssapi.h, included by the server's libpq-be.h
 #   postgresql-15-pgtap, libtap-parser-sourcehandler-pgtap-perl   pgTAP + pg_prove
 #   libipc-run-perl                          PostgreSQL::Test::Cluster (TAP tests)
 #   clang, libclang-rt-14-dev                libFuzzer targets run briefly by the suite
-cl_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libkrb5-dev \
+cl_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libssl-dev libkrb5-dev \
 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
 clang libclang-rt-14-dev make gcc"
 

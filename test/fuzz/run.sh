@@ -8,7 +8,7 @@
 #	when a target fails to build or finds a crash, leak or UB.
 #
 #	Needs clang and libFuzzer (Debian bookworm: clang-14 and
-#	libclang-rt-14-dev) and libsodium-dev.  CLANG overrides the compiler;
+#	libclang-rt-14-dev), libsodium-dev and libssl-dev.  CLANG overrides the compiler;
 #	CL_FUZZ_ARTIFACTS, when set, is a directory that receives crashing
 #	inputs (otherwise the first bytes are printed as TAP diagnostics).
 #-------------------------------------------------------------------------
@@ -21,7 +21,7 @@ esac
 srcdir=$(cd "$(dirname "$0")/../.." && pwd)
 CLANG=${CLANG:-clang}
 targets="fuzz_note fuzz_json fuzz_export fuzz_proof"
-sources="$srcdir/src/note.c $srcdir/src/json.c $srcdir/src/merkle.c $srcdir/src/proof.c"
+sources="$srcdir/src/sha256.c $srcdir/src/note.c $srcdir/src/json.c $srcdir/src/merkle.c $srcdir/src/proof.c"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cl-fuzz.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -44,7 +44,7 @@ for t in $targets; do
 	i=$((i + 1))
 	if ! "$CLANG" -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -I"$srcdir/src" \
-		"$srcdir/test/fuzz/$t.c" $sources -lsodium -o "$tmp/$t" >"$tmp/$t.build" 2>&1; then
+		"$srcdir/test/fuzz/$t.c" $sources -lsodium -lcrypto -o "$tmp/$t" >"$tmp/$t.build" 2>&1; then
 		echo "not ok $i - $t: build failed"
 		sed 's/^/# /' "$tmp/$t.build"
 		failed=$((failed + 1))
