@@ -166,6 +166,7 @@ extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
 extern void cl_make_ledger(Oid relid);
 extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
+extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);
 extern void cl_run_as_owner(const char *sql, Oid owner);
 
 /* consent.c: the consent registry */
