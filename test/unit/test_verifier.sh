@@ -333,6 +333,13 @@ expect 1 "FAIL: --checkpoint $tmp/r2: receipt member \"time\" does not match the
 expect 1 "FAIL: the proof's root_hash is not the root --checkpoint signs" \
 	"an inclusion proof against a signed checkpoint of other leaves fails" \
 	"$V" inclusion "$tmp/incl.json" --checkpoint "$tmp/r2" --public-key "$pub1"
+sed 's/^{/{"origin":"example.com\/other",/' "$tmp/incl.json" >"$tmp/bad"
+expect 1 "FAIL: the proof's origin \"example.com/other\" is not --checkpoint's \"$O\"" \
+	"an inclusion proof of another origin fails against the checkpoint" \
+	"$V" inclusion "$tmp/bad" --checkpoint "$tmp/r5.json" --public-key "$pub1"
+sed 's/^{/{"origin":"example.com\/ledger",/' "$tmp/incl.json" >"$tmp/bad"
+expect 0 "OK: leaf 2 is included in the tree of size 5" "... and one naming the checkpoint's origin verifies" \
+	"$V" inclusion "$tmp/bad" --checkpoint "$tmp/r5.json" --public-key "$pub1"
 expect 2 "" "--checkpoint without --public-key is a usage error" "$V" inclusion "$tmp/incl.json" --checkpoint "$tmp/r5.json"
 expect 2 "" "--public-key without --checkpoint is a usage error for proofs" "$V" inclusion "$tmp/incl.json" --public-key "$pub1"
 
