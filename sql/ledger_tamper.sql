@@ -78,6 +78,8 @@ DELETE FROM t_deleted WHERE id = 3;
 SELECT bypass('t_deleted', true);
 SELECT valid, regexp_replace(problem, 'transaction \d+', 'transaction N') AS problem
 FROM consent_ledger.verify('t_deleted');
+-- (the latest receipt fails too, and says why)
+SELECT * FROM consent_ledger.verify_checkpoint_detail(consent_ledger.checkpoint('t_deleted'));
 
 -- 3. an inserted row, with and without a plausible stamp
 SELECT make_ledger('t_inserted');
@@ -185,6 +187,7 @@ UPDATE consent_ledger.log
        counts = counts[1:nleaves - 1], leaves = substring(leaves FROM 1 FOR (nleaves - 1) * 32)
  WHERE ledger_id = ledger_id_of('t_log_cut');
 SELECT valid, problem FROM consent_ledger.verify('t_log_cut');
+SELECT * FROM consent_ledger.verify_checkpoint_detail(consent_ledger.checkpoint('t_log_cut'));
 
 -- Every other problem verify() can report (issue #18), each triggered
 -- alone where it can be: the text of the first problem is asserted.
