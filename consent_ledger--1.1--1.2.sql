@@ -34,3 +34,26 @@ REVOKE ALL ON FUNCTION consent_ledger.verify_checkpoint_detail(jsonb),
 GRANT EXECUTE ON FUNCTION consent_ledger.verify_checkpoint_detail(jsonb),
 	consent_ledger.ledger(text)
 	TO consent_ledger_auditor, consent_ledger_admin;
+
+-- The tables of retired ledgers that were dropped: which ledger, the OID
+-- it had, and the name it had when it was dropped (written by the
+-- extension's drop hook in the dropping transaction).  ledger() finds a
+-- dropped ledger by that name, and a relation that later gets the same
+-- OID is never taken for the ledger's table.  Ledgers dropped before 1.2
+-- are recorded without a name.
+CREATE TABLE consent_ledger.dropped_ledgers (
+	ledger_id	pg_catalog.int4 PRIMARY KEY,
+	relid		pg_catalog.oid NOT NULL,
+	schema_name	pg_catalog.text,
+	table_name	pg_catalog.text,
+	dropped_at	pg_catalog.timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.dropped_ledgers', '');
+REVOKE ALL ON consent_ledger.dropped_ledgers FROM PUBLIC;
+GRANT SELECT ON consent_ledger.dropped_ledgers TO consent_ledger_auditor, consent_ledger_admin;
+INSERT INTO consent_ledger.dropped_ledgers (ledger_id, relid, dropped_at)
+	SELECT l.ledger_id, l.relid::pg_catalog.oid, pg_catalog.now()
+	  FROM consent_ledger.ledgers l
+	 WHERE l.retired_at IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+					   WHERE c.oid OPERATOR(pg_catalog.=) l.relid::pg_catalog.oid);

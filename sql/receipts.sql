@@ -117,15 +117,20 @@ CREATE TABLE rc_before_drop AS
 
 -- ---------------------------------------------------------------------
 -- 5. ... and once its table was dropped: by the relid recorded in
---    consent_ledger.ledgers, or through ledger() by id or origin.  The
+--    consent_ledger.ledgers, or through ledger() by id, origin or the
+--    name the table had (kept in consent_ledger.dropped_ledgers).  The
 --    rows are gone: verify() checks the stored log against the signed
 --    checkpoints and says the rows were not rechecked; receipts are
 --    checked against the stored log; export() and leaf_data() are
 --    refused cleanly.
 -- ---------------------------------------------------------------------
 DROP TABLE rc;
+SELECT d.schema_name, d.table_name, d.relid = b.relid AS same_relid
+FROM consent_ledger.dropped_ledgers d JOIN rc_before_drop b USING (ledger_id);
 SELECT consent_ledger.ledger(ledger_id::text) = relid::regclass AS by_id,
-       consent_ledger.ledger(origin) = relid::regclass AS by_origin
+       consent_ledger.ledger(origin) = relid::regclass AS by_origin,
+       consent_ledger.ledger('rc') = relid::regclass AS by_name,
+       consent_ledger.ledger('public.rc') = relid::regclass AS by_qualified_name
 FROM rc_before_drop;
 SELECT v."rows", v.pending, v.valid, v.problem
 FROM rc_before_drop b, consent_ledger.verify(b.relid::regclass) v;
@@ -156,6 +161,12 @@ SELECT error_of(format('SELECT count(*) FROM consent_ledger.export(%s)', relid))
 SELECT error_of(format('SELECT consent_ledger.leaf_data(%s, 0)', relid)) FROM rc_before_drop;
 SELECT consent_ledger.ledger('no_such_ledger');
 SELECT consent_ledger.ledger('999999');
+-- a name two dropped ledgers had is ambiguous: name one by id
+CREATE TABLE rc (id int);
+SELECT consent_ledger.create_ledger('rc');
+SELECT consent_ledger.retire_ledger('rc');
+DROP TABLE rc;
+SELECT consent_ledger.ledger('rc');
 
 -- the stored log of the dropped ledger rewritten: verify() and the
 -- receipts catch it

@@ -141,6 +141,8 @@ extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 							   MemoryContext mcxt, char **text_value);
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
 extern void cl_registry_forget(Oid relid);
+extern void cl_ledger_note_dropped(Oid relid);
+extern bool cl_ledger_was_dropped(int32 ledger_id);
 
 /*
  * Locks only the extension takes: on the extension object itself, with a

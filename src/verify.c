@@ -29,6 +29,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -142,7 +143,8 @@ static bool
 ledger_table_gone(ClLedgerInfo *info)
 {
 	return get_rel_name(info->relid) == NULL ||
-		info->txn_attnum <= 0 || info->ord_attnum <= 0;
+		info->txn_attnum <= 0 || info->ord_attnum <= 0 ||
+		(info->retired && cl_ledger_was_dropped(info->ledger_id));
 }
 
 /* The ledger's table name for messages, or a description once it is dropped. */
@@ -1072,12 +1074,67 @@ cl_verify_checkpoint_detail(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The dropped ledger whose table had this name ("table" or
+ * "schema.table", read as an identifier list), or NULL.  A name several
+ * dropped ledgers had is refused: the caller names one by id.
+ */
+static ClLedgerInfo *
+dropped_ledger_by_name(const char *ref)
+{
+	List	   *names = stringToQualifiedNameList(ref);
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		vals[2];
+	char		nulls[2] = {' ', ' '};
+	ClLedgerInfo *found = NULL;
+	int32		id;
+	bool		isnull;
+
+	if (list_length(names) == 1)
+	{
+		vals[0] = CStringGetTextDatum(strVal(linitial(names)));
+		nulls[1] = 'n';
+		vals[1] = (Datum) 0;
+	}
+	else if (list_length(names) == 2)
+	{
+		vals[0] = CStringGetTextDatum(strVal(lsecond(names)));
+		vals[1] = CStringGetTextDatum(strVal(linitial(names)));
+	}
+	else
+		return NULL;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT ledger_id FROM consent_ledger.dropped_ledgers "
+							  "WHERE table_name OPERATOR(pg_catalog.=) $1 "
+							  "AND ($2 IS NULL OR schema_name OPERATOR(pg_catalog.=) $2) "
+							  "ORDER BY ledger_id",
+							  2, types, vals, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.dropped_ledgers");
+	if (SPI_processed > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_AMBIGUOUS_PARAMETER),
+				 errmsg("ledger name \"%s\" is ambiguous", ref),
+				 errdetail("The tables of " UINT64_FORMAT " dropped ledgers had that name.", SPI_processed),
+				 errhint("Name the ledger by its ledger id: SELECT * FROM consent_ledger.dropped_ledgers lists them.")));
+	if (SPI_processed == 1)
+	{
+		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+		found = cl_ledger_by_id(id);
+	}
+	else
+		SPI_finish();
+	return found;
+}
+
+/*
  * consent_ledger.ledger(ledger text) RETURNS regclass
  *
  * The relation of a ledger named by its ledger id (digits), its origin, or
- * its table's name (as a regclass would be read).  Retired ledgers whose
- * table was dropped keep their relid in consent_ledger.ledgers: that OID
- * is returned, and every function taking a ledger's regclass accepts it.
+ * its table's name (as a regclass would be read; for a dropped table, the
+ * name it had when it was dropped).  Retired ledgers whose table was
+ * dropped keep their relid in consent_ledger.ledgers: that OID is
+ * returned, and every function taking a ledger's regclass accepts it.
  */
 Datum
 cl_sql_ledger(PG_FUNCTION_ARGS)
@@ -1099,6 +1156,8 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 				found = l;
 		}
 		if (found == NULL)
+			found = dropped_ledger_by_name(ref);
+		if (found == NULL)
 		{
 			/* to_regclass(): a name that is no relation is no error */
 			LOCAL_FCINFO(rc, 1);
@@ -1116,8 +1175,8 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no ledger \"%s\"", ref),
-				 errdetail("A ledger is named by its ledger id, its origin, or the name of its table while the table exists."),
-				 errhint("SELECT ledger_id, relid, origin, retired_at FROM consent_ledger.ledgers lists every ledger, retired and dropped ones included.")));
+				 errdetail("A ledger is named by its ledger id, its origin, or the name of its table (for a dropped table, the name it had when it was dropped)."),
+				 errhint("consent_ledger.ledgers lists every ledger, retired and dropped ones included; consent_ledger.dropped_ledgers the names of dropped ones.")));
 	PG_RETURN_OID(found->relid);
 }
 
