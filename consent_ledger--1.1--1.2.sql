@@ -8,3 +8,52 @@
  * life cycle without preloading, publications, re-creation, keys).
  * Each section below names what it changes.
  */
+
+/*
+ * 1.2: receipts are all-or-nothing, and retired and dropped ledgers stay
+ * verifiable (issue #11 items 3 and 7).  verify_checkpoint() now answers
+ * false (with the reason as a NOTICE) for malformed receipts, members that
+ * disagree with the signed note, and unknown origins;
+ * verify_checkpoint_detail() returns the reason as a column, so auditors
+ * can check many receipts in one query.  ledger() names a ledger by id,
+ * origin or table name, retired and dropped ones included; every function
+ * taking a ledger's regclass accepts the relid it returns.
+ */
+CREATE FUNCTION consent_ledger.verify_checkpoint_detail(checkpoint jsonb)
+	RETURNS TABLE (valid boolean, reason text)
+	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_detail' LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION consent_ledger.verify_checkpoint_detail(jsonb) IS
+	'verify a receipt: whether it holds, and why not';
+CREATE FUNCTION consent_ledger.ledger(ledger text)
+	RETURNS pg_catalog.regclass
+	AS 'MODULE_PATHNAME', 'cl_sql_ledger' LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION consent_ledger.ledger(text) IS
+	'the relation of a ledger named by ledger id, origin or table name, retired and dropped ledgers included';
+REVOKE ALL ON FUNCTION consent_ledger.verify_checkpoint_detail(jsonb),
+	consent_ledger.ledger(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.verify_checkpoint_detail(jsonb),
+	consent_ledger.ledger(text)
+	TO consent_ledger_auditor, consent_ledger_admin;
+
+-- The tables of retired ledgers that were dropped: which ledger, the OID
+-- it had, and the name it had when it was dropped (written by the
+-- extension's drop hook in the dropping transaction).  ledger() finds a
+-- dropped ledger by that name, and a relation that later gets the same
+-- OID is never taken for the ledger's table.  Ledgers dropped before 1.2
+-- are recorded without a name.
+CREATE TABLE consent_ledger.dropped_ledgers (
+	ledger_id	pg_catalog.int4 PRIMARY KEY,
+	relid		pg_catalog.oid NOT NULL,
+	schema_name	pg_catalog.text,
+	table_name	pg_catalog.text,
+	dropped_at	pg_catalog.timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.dropped_ledgers', '');
+REVOKE ALL ON consent_ledger.dropped_ledgers FROM PUBLIC;
+GRANT SELECT ON consent_ledger.dropped_ledgers TO consent_ledger_auditor, consent_ledger_admin;
+INSERT INTO consent_ledger.dropped_ledgers (ledger_id, relid, dropped_at)
+	SELECT l.ledger_id, l.relid::pg_catalog.oid, pg_catalog.now()
+	  FROM consent_ledger.ledgers l
+	 WHERE l.retired_at IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+					   WHERE c.oid OPERATOR(pg_catalog.=) l.relid::pg_catalog.oid);

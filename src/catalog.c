@@ -17,6 +17,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
@@ -32,6 +33,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "consent_ledger.h"
 
@@ -328,6 +330,74 @@ cl_open_owned_table(Oid relid, LOCKMODE lockmode)
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
 	return rel;
+}
+
+/*
+ * A retired ledger's table is being dropped (object-access hook, OAT_DROP):
+ * remember which ledger it was and what it was called, in
+ * consent_ledger.dropped_ledgers, so that the ledger can still be named
+ * and is never confused with a relation that later gets the same OID.
+ * The row goes in (or not) with the dropping transaction.  No privilege
+ * check: whoever may drop the table records the fact.
+ */
+void
+cl_ledger_note_dropped(Oid relid)
+{
+	ClLedgerInfo *info = cl_ledger_lookup(relid);
+	Oid			nsp = cl_schema_oid(true);
+	Oid			tab = OidIsValid(nsp) ? get_relname_relid("dropped_ledgers", nsp) : InvalidOid;
+	Relation	rel;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	HeapTuple	tup;
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+
+	if (info == NULL || !OidIsValid(tab) || relname == NULL || nspname == NULL ||
+		cl_ledger_was_dropped(info->ledger_id))
+		return;
+	rel = table_open(tab, RowExclusiveLock);
+	values[0] = Int32GetDatum(info->ledger_id);
+	values[1] = ObjectIdGetDatum(relid);
+	values[2] = CStringGetTextDatum(nspname);
+	values[3] = CStringGetTextDatum(relname);
+	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	CatalogTupleInsert(rel, tup);
+	heap_freetuple(tup);
+	table_close(rel, RowExclusiveLock);
+}
+
+/*
+ * Whether the table of this ledger was dropped (recorded in
+ * consent_ledger.dropped_ledgers, seen under the latest snapshot).
+ */
+bool
+cl_ledger_was_dropped(int32 ledger_id)
+{
+	Oid			nsp = cl_schema_oid(true);
+	Oid			tab = OidIsValid(nsp) ? get_relname_relid("dropped_ledgers", nsp) : InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	bool		found = false;
+
+	if (!OidIsValid(tab))
+		return false;
+	rel = table_open(tab, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+
+		found = DatumGetInt32(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) == ledger_id;
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /* See CL_LOCK_SEAL_ROUND in consent_ledger.h. */

@@ -141,6 +141,8 @@ extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 							   MemoryContext mcxt, char **text_value);
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
 extern void cl_registry_forget(Oid relid);
+extern void cl_ledger_note_dropped(Oid relid);
+extern bool cl_ledger_was_dropped(int32 ledger_id);
 
 /*
  * Locks only the extension takes: on the extension object itself, with a
@@ -166,6 +168,7 @@ extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
 extern void cl_make_ledger(Oid relid);
 extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
+extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);
 extern void cl_run_as_owner(const char *sql, Oid owner);
 
 /* consent.c: the consent registry */

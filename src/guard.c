@@ -1193,7 +1193,11 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 				 errdetail("Analysts read consented rows through it; only an administrator drops it."),
 				 errhint("Ask a member of consent_ledger_admin.")));
 	if (classId == RelationRelationId && subId == 0 && !is_live_ledger(objectId))
+	{
 		cl_registry_forget(objectId);
+		/* a retired ledger's table: its log and checkpoints stay (verify.c) */
+		cl_ledger_note_dropped(objectId);
+	}
 	if (classId == RelationRelationId && is_live_ledger(objectId))
 	{
 		if (subId == 0)

@@ -133,6 +133,29 @@ xact_txn_id(void)
 }
 
 /*
+ * The leaves this transaction has inserted into a ledger so far (not yet
+ * in any pending record: that is written at pre-commit).  verify() counts
+ * them as pending, so that a transaction that inserted rows sees them as
+ * its own, not as rows no record accounts for.  Returns the number of
+ * leaves (0 when none) with *txn and *leaves set; *leaves points into
+ * transaction memory, valid until the next insert.
+ */
+int32
+cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves)
+{
+	XactLedger *x;
+
+	for (x = xact_ledgers; x != NULL; x = x->next)
+		if (x->relid == relid && x->nleaves > 0)
+		{
+			*txn = xact_txn;
+			*leaves = (const cl_hash *) x->leaves;
+			return x->nleaves;
+		}
+	return 0;
+}
+
+/*
  * Writes the transaction's pending records.  Runs at PRE_COMMIT or
  * PRE_PREPARE, inside the transaction, so the records become visible
  * exactly when the rows do.

@@ -732,6 +732,96 @@ cl_note_hash(const char *note, size_t len, cl_hash out)
 	cl_sha256(note, len, out);
 }
 
+/* True when text[0..len) is exactly the NUL-terminated string s. */
+static bool
+same_text(const char *text, size_t len, const char *s)
+{
+	return strlen(s) == len && memcmp(text, s, len) == 0;
+}
+
+/*
+ * Checks a receipt's convenience members against its parsed note (see
+ * note.h).  Each known member must have the JSON type checkpoint() gives
+ * it and exactly the note's value in checkpoint()'s spelling: base64 for
+ * hashes and the signature, lower-case hex for the key id, decimal for
+ * sizes and times.
+ */
+bool
+cl_receipt_members_match(const cl_checkpoint *cp, const cl_receipt_member *members,
+						 int n, char *why, size_t whylen)
+{
+	char		buf[128];
+	int			key_sig = -1;	/* signature line named by key_id */
+	int			sig_sig = -1;	/* signature line named by signature */
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		const cl_receipt_member *m = &members[i];
+		bool		number = false;
+		bool		ok = false;
+
+		if (strcmp(m->name, "origin") == 0)
+			ok = m->kind == CL_RECEIPT_STRING && same_text(m->text, m->len, cp->origin);
+		else if (strcmp(m->name, "tree_size") == 0)
+		{
+			number = true;
+			snprintf(buf, sizeof(buf), "%" PRIu64, cp->size);
+			ok = m->kind == CL_RECEIPT_NUMBER && same_text(m->text, m->len, buf);
+		}
+		else if (strcmp(m->name, "root_hash") == 0 || strcmp(m->name, "prev_hash") == 0)
+		{
+			cl_base64_encode(m->name[0] == 'r' ? cp->root : cp->prev, CL_HASH_LEN, buf);
+			ok = m->kind == CL_RECEIPT_STRING && same_text(m->text, m->len, buf);
+		}
+		else if (strcmp(m->name, "time") == 0)
+		{
+			number = true;
+			snprintf(buf, sizeof(buf), "%" PRId64, cp->time);
+			ok = m->kind == CL_RECEIPT_NUMBER && same_text(m->text, m->len, buf);
+		}
+		else if (strcmp(m->name, "key_id") == 0 || strcmp(m->name, "signature") == 0)
+		{
+			bool		is_key = (m->name[0] == 'k');
+			int			j;
+
+			for (j = 0; !ok && m->kind == CL_RECEIPT_STRING && j < cp->nsigs; j++)
+			{
+				if (is_key)
+					cl_hex_encode(cp->sigs[j].keyid, CL_KEYID_LEN, buf);
+				else
+					cl_base64_encode(cp->sigs[j].sig, CL_SIG_LEN, buf);
+				if (same_text(m->text, m->len, buf))
+				{
+					ok = true;
+					if (is_key)
+						key_sig = j;
+					else
+						sig_sig = j;
+				}
+			}
+		}
+		else
+			continue;			/* "note", or a member checkpoint() does not give */
+		if (!ok)
+		{
+			if (m->kind != (number ? CL_RECEIPT_NUMBER : CL_RECEIPT_STRING))
+				snprintf(why, whylen, "receipt member \"%s\" is not a %s", m->name,
+						 number ? "non-negative integer" : "string");
+			else
+				snprintf(why, whylen, "receipt member \"%s\" does not match the signed note", m->name);
+			return false;
+		}
+	}
+	if (key_sig >= 0 && sig_sig >= 0 &&
+		memcmp(cp->sigs[sig_sig].keyid, cp->sigs[key_sig].keyid, CL_KEYID_LEN) != 0)
+	{
+		snprintf(why, whylen, "receipt members \"key_id\" and \"signature\" name different signature lines of the note");
+		return false;
+	}
+	return true;
+}
+
 /*
  * True when line[0..len) starts with the record word kw followed by a
  * space; *rest and *restlen then describe what follows the space.

@@ -113,6 +113,41 @@ extern bool cl_checkpoint_verify(const cl_checkpoint *cp, const char *note,
 /* SHA-256 of a complete note: the "prev" of the next checkpoint */
 extern void cl_note_hash(const char *note, size_t len, cl_hash out);
 
+/*
+ * Receipts.  consent_ledger.checkpoint() returns the note with convenience
+ * members (origin, tree_size, root_hash, time, prev_hash, key_id,
+ * signature).  A receipt is all-or-nothing: every one of these members
+ * that is present must state exactly what the signed note states, or the
+ * receipt is refused.  Callers describe each member of their JSON object
+ * (the "note" member itself and unknown members are ignored here): kind is
+ * the JSON type, text the string's bytes or, for an integral number, its
+ * decimal digits without sign, leading zeros or fraction.  key_id and
+ * signature must name one and the same signature line of the note.
+ */
+typedef enum cl_receipt_kind
+{
+	CL_RECEIPT_STRING,
+	CL_RECEIPT_NUMBER,			/* an integral, non-negative JSON number */
+	CL_RECEIPT_OTHER			/* null, boolean, array, object, fraction, negative */
+} cl_receipt_kind;
+
+typedef struct cl_receipt_member
+{
+	const char *name;
+	cl_receipt_kind kind;
+	const char *text;
+	size_t		len;
+} cl_receipt_member;
+
+/*
+ * True when every member agrees with cp.  Otherwise false, with a reason
+ * such as "receipt member \"time\" does not match the signed note"
+ * written into why (NUL-terminated, truncated to whylen).
+ */
+extern bool cl_receipt_members_match(const cl_checkpoint *cp,
+									 const cl_receipt_member *members, int n,
+									 char *why, size_t whylen);
+
 /*-------------------------------------------------------------------------
  * Export files (consent_ledger.export(), read by consent-ledger-verify).
  * UTF-8 text, one record per line, "\n" line ends:

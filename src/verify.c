@@ -29,6 +29,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -37,6 +38,8 @@
 PG_FUNCTION_INFO_V1(cl_verify);
 PG_FUNCTION_INFO_V1(cl_sql_checkpoint);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint);
+PG_FUNCTION_INFO_V1(cl_verify_checkpoint_detail);
+PG_FUNCTION_INFO_V1(cl_sql_ledger);
 PG_FUNCTION_INFO_V1(cl_sql_inclusion_proof);
 PG_FUNCTION_INFO_V1(cl_sql_consistency_proof);
 PG_FUNCTION_INFO_V1(cl_export);
@@ -55,6 +58,7 @@ typedef struct Chunk
 	int32		n;
 	uint64		first_pos;
 	bool		pending;
+	bool		own;			/* this transaction's, not yet in a pending record */
 } Chunk;
 
 typedef struct TxnEntry
@@ -83,7 +87,8 @@ typedef struct Suspect
 typedef struct LedgerState
 {
 	ClLedgerInfo *info;
-	Relation	rel;
+	Relation	rel;			/* NULL when the table was dropped */
+	bool		dropped;
 	uint64		nsealed;		/* leaves in the log */
 	uint64		npending;		/* leaves in pending records */
 	cl_hash    *expected;		/* nsealed + npending hashes, log order then pending */
@@ -129,6 +134,28 @@ note_problem(LedgerState *st, uint64 pos, const char *fmt,...)
 	st->problem = buf.data;
 }
 
+/*
+ * A retired ledger's table may be dropped (its log and checkpoints stay):
+ * its relid then names no relation, or, once the OID is reused, one that
+ * is not this ledger's table (it lacks the stamp columns).
+ */
+static bool
+ledger_table_gone(ClLedgerInfo *info)
+{
+	return get_rel_name(info->relid) == NULL ||
+		info->txn_attnum <= 0 || info->ord_attnum <= 0 ||
+		(info->retired && cl_ledger_was_dropped(info->ledger_id));
+}
+
+/* The ledger's table name for messages, or a description once it is dropped. */
+static const char *
+ledger_name(ClLedgerInfo *info)
+{
+	if (ledger_table_gone(info))
+		return psprintf("ledger %d (table %u dropped)", info->ledger_id, info->relid);
+	return get_rel_name(info->relid);
+}
+
 static ClLedgerInfo *
 ledger_or_error(Oid relid)
 {
@@ -146,7 +173,7 @@ ledger_or_error(Oid relid)
 /* Appends one chunk (a pending record's worth of positions). */
 static void
 add_chunk(LedgerState *st, int *capacity, uint64 *cap_leaves, int64 txn,
-		  int32 first_ord, int32 n, const uint8 *leaves, bool pending)
+		  int32 first_ord, int32 n, const uint8 *leaves, bool pending, bool own)
 {
 	uint64		total = st->nsealed + st->npending;
 	Chunk	   *c;
@@ -162,6 +189,7 @@ add_chunk(LedgerState *st, int *capacity, uint64 *cap_leaves, int64 txn,
 	c->n = n;
 	c->first_pos = total;
 	c->pending = pending;
+	c->own = own;
 	while (total + n > *cap_leaves)
 	{
 		*cap_leaves *= 2;
@@ -242,7 +270,7 @@ load_records(LedgerState *st)
 			}
 			for (int k = 0; k < nrec; k++)
 			{
-				add_chunk(st, &capacity, &cap_leaves, tx[k], od[k], ct[k], p, false);
+				add_chunk(st, &capacity, &cap_leaves, tx[k], od[k], ct[k], p, false, false);
 				p += (Size) ct[k] * CL_HASH_LEN;
 			}
 		}
@@ -276,11 +304,28 @@ load_records(LedgerState *st)
 				continue;
 			}
 			add_chunk(st, &capacity, &cap_leaves, txn, first_ord, n,
-					  (const uint8 *) VARDATA_ANY(leaves), true);
+					  (const uint8 *) VARDATA_ANY(leaves), true, false);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+
+	/*
+	 * Rows the caller's own open transaction inserted: pending, never
+	 * "extra" (SPEC section 3).  Their pending record is written only at
+	 * pre-commit, so they come from this backend's memory, after every
+	 * committed pending record, as the sealer would take them.
+	 */
+	if (!st->dropped)
+	{
+		int64		own_txn;
+		const cl_hash *own_leaves;
+		int32		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
+
+		if (own_n > 0)
+			add_chunk(st, &capacity, &cap_leaves, own_txn, 0, own_n,
+					  (const uint8 *) own_leaves, true, true);
+	}
 
 	/* txn -> chunks; chunks of one txn are adjacent within log or pending */
 	ctl.keysize = sizeof(int64);
@@ -465,7 +510,7 @@ scan_rows(LedgerState *st)
 	}
 
 	for (uint64 pos = 0; pos < total; pos++)
-		if (!st->seen[pos])
+		if (!st->seen[pos] && !chunk_at(st, pos)->own)
 		{
 			note_problem(st, pos, "missing at leaf " UINT64_FORMAT ": no row of transaction " INT64_FORMAT " holds it",
 						 pos, chunk_at(st, pos) ? chunk_at(st, pos)->txn : 0);
@@ -649,10 +694,12 @@ load_ledger(ClLedgerInfo *info, bool rows)
 
 	st->info = info;
 	st->first_problem = PG_UINT64_MAX;
-	st->rel = table_open(info->relid, AccessShareLock);
+	st->dropped = ledger_table_gone(info);
+	if (!st->dropped)
+		st->rel = table_open(info->relid, AccessShareLock);
 	load_records(st);
 	check_checkpoints(st);
-	if (rows)
+	if (rows && !st->dropped)
 		scan_rows(st);
 	return st;
 }
@@ -660,8 +707,16 @@ load_ledger(ClLedgerInfo *info, bool rows)
 static void
 release_ledger(LedgerState *st)
 {
-	table_close(st->rel, AccessShareLock);
+	if (st->rel != NULL)
+		table_close(st->rel, AccessShareLock);
 }
+
+/*
+ * What verify() says of a ledger whose table was dropped: the rows are
+ * gone, so they are not rechecked; the stored leaf hashes are, against
+ * every signed checkpoint (their Merkle roots, the signatures, the chain).
+ */
+#define CL_DROPPED_NOTE "table dropped: rows not rechecked; log, checkpoint chain and signatures verified"
 
 /*
  * consent_ledger.verify(relation regclass DEFAULT NULL)
@@ -689,20 +744,25 @@ cl_verify(PG_FUNCTION_ARGS)
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
-		if (PG_ARGISNULL(0) && info->retired && get_rel_name(info->relid) == NULL)
-			continue;			/* retired and dropped */
 		st = load_ledger(info, true);
 		values[0] = ObjectIdGetDatum(info->relid);
 		values[1] = Int64GetDatum((int64) (st->nsealed + st->npending));
 		values[2] = Int64GetDatum((int64) st->npending);
 		values[3] = BoolGetDatum(st->problem == NULL);
-		if (st->problem == NULL)
+		if (st->problem == NULL && st->dropped)
+			values[4] = CStringGetTextDatum(CL_DROPPED_NOTE);
+		else if (st->problem == NULL)
 			nulls[4] = true;
-		else if (st->nproblems > 1)
-			values[4] = CStringGetTextDatum(psprintf("%s (" INT64_FORMAT " problems in all)",
-													 st->problem, st->nproblems));
 		else
-			values[4] = CStringGetTextDatum(st->problem);
+		{
+			char	   *p = st->problem;
+
+			if (st->nproblems > 1)
+				p = psprintf("%s (" INT64_FORMAT " problems in all)", p, st->nproblems);
+			if (st->dropped)
+				p = psprintf("%s (table dropped: rows not rechecked)", p);
+			values[4] = CStringGetTextDatum(p);
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		release_ledger(st);
 	}
@@ -759,13 +819,13 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("ledger \"%s\" has no checkpoint yet", get_rel_name(info->relid)),
+				 errmsg("ledger \"%s\" has no checkpoint yet", ledger_name(info)),
 				 errhint("Call consent_ledger.seal(), or wait consent_ledger.seal_interval.")));
 	note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored checkpoint of \"%s\" is malformed: %s", get_rel_name(info->relid), err),
+				 errmsg("stored checkpoint of \"%s\" is malformed: %s", ledger_name(info), err),
 				 errhint("Run consent_ledger.verify() on the ledger.")));
 
 	initStringInfo(&buf);
@@ -784,100 +844,128 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
-/* A string member of a jsonb object, or NULL. */
+/*
+ * The receipt's members as cl_receipt_members_match() takes them, and its
+ * "note" string (NULL when it has none).  Numbers are given as decimal
+ * digits when they are non-negative integers (3.0 is 3), else as OTHER.
+ */
 static char *
-jsonb_string_member(Jsonb *jb, const char *key)
+receipt_members(Jsonb *jb, cl_receipt_member **members, int *nmembers)
 {
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	char	   *note = NULL;
+	int			cap = 8;
 
-	if (!JB_ROOT_IS_OBJECT(jb))
-		return NULL;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type != jbvString)
-		return NULL;
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-static bool
-jsonb_number_member(Jsonb *jb, const char *key, int64 *out, bool *present)
-{
-	JsonbValue	k;
-	JsonbValue *v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
-	*present = (v != NULL);
-	if (v == NULL)
-		return true;
-	if (v->type != jbvNumeric)
-		return false;
+	*members = palloc(sizeof(cl_receipt_member) * cap);
+	*nmembers = 0;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		/* an exact non-negative integer that fits, or it does not match */
-		char	   *txt = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-		char	   *dot = strchr(txt, '.');
-		size_t		len;
+		cl_receipt_member *m;
 
-		if (dot != NULL)
+		if (tok == WJB_KEY)
 		{
-			if (strspn(dot + 1, "0") != strlen(dot + 1))
-				return false;	/* not an integer */
-			*dot = '\0';
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
 		}
-		len = strlen(txt);
-		if (len == 0 || len > 18 || strspn(txt, "0123456789") != len)
-			return false;
-		*out = strtoll(txt, NULL, 10);
+		if (tok != WJB_VALUE || key == NULL)
+			continue;
+		if (*nmembers == cap)
+		{
+			cap *= 2;
+			*members = repalloc(*members, sizeof(cl_receipt_member) * cap);
+		}
+		m = &(*members)[(*nmembers)++];
+		m->name = key;
+		m->kind = CL_RECEIPT_OTHER;
+		m->text = "";
+		m->len = 0;
+		if (v.type == jbvString)
+		{
+			m->kind = CL_RECEIPT_STRING;
+			m->text = pnstrdup(v.val.string.val, v.val.string.len);
+			m->len = v.val.string.len;
+			if (strcmp(key, "note") == 0)
+				note = (char *) m->text;
+		}
+		else if (v.type == jbvNumeric)
+		{
+			char	   *txt = DatumGetCString(DirectFunctionCall1(numeric_out,
+																  NumericGetDatum(v.val.numeric)));
+			char	   *dot = strchr(txt, '.');
+
+			if (dot != NULL && strspn(dot + 1, "0") == strlen(dot + 1))
+				*dot = '\0';
+			if (strspn(txt, "0123456789") == strlen(txt) && txt[0] != '\0')
+			{
+				m->kind = CL_RECEIPT_NUMBER;
+				m->text = txt;
+				m->len = strlen(txt);
+			}
+		}
+		key = NULL;
 	}
-	return true;
+	return note;
 }
 
 /*
- * consent_ledger.verify_checkpoint(checkpoint jsonb) RETURNS boolean
+ * Checks a receipt (SPI connected).  Returns whether it holds; *reason is
+ * set to why not, or, when it holds, to a remark on what was checked
+ * (NULL when there is nothing to remark).  Never raises an error for
+ * anything in the receipt: auditors run this over many receipts.
  *
- * True only when the note is well formed, signed by a key recorded in
- * consent_ledger.keys, names a ledger of this database, and the ledger's
- * rows -- rehashed now, not read from stored hashes -- have exactly that
- * root at that size.  Because the first size leaves recomputed from the
- * rows must reproduce the receipt's root, this is the consistency check:
- * the ledger today is an append-only extension of the attested state.
+ * The receipt holds only when it is a JSON object whose "note" is a well
+ * formed checkpoint note, every convenience member agrees with the note,
+ * the note is signed by a key recorded in consent_ledger.keys, names a
+ * ledger of this database, and that ledger's rows -- rehashed now, not
+ * read from stored hashes -- have exactly the note's root at the note's
+ * size.  Because the first size leaves recomputed from the rows must
+ * reproduce the receipt's root, this is the consistency check: the
+ * ledger today is an append-only extension of the attested state.  When
+ * the ledger's table was dropped, its rows are gone: the stored leaf
+ * hashes of the log are checked against the receipt instead, and the
+ * remark says so.
  */
-Datum
-cl_verify_checkpoint(PG_FUNCTION_ARGS)
+static bool
+check_receipt(Jsonb *jb, char **reason)
 {
-	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
-	char	   *note = jsonb_string_member(jb, "note");
+	cl_receipt_member *members;
+	int			nmembers;
+	char	   *note;
 	cl_checkpoint cp;
 	const char *err;
+	char		why[256];
 	ClLedgerInfo *info = NULL;
 	ListCell   *lc;
 	LedgerState *st;
 	cl_frontier f;
 	cl_hash		root;
 	bool		ok = true;
-	int64		claimed;
-	bool		present;
 
+	*reason = NULL;
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+	{
+		*reason = "the receipt is not a JSON object (pass the object consent_ledger.checkpoint() returns)";
+		return false;
+	}
+	note = receipt_members(jb, &members, &nmembers);
 	if (note == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("checkpoint has no \"note\" member"),
-				 errdetail("A checkpoint is the JSON object returned by consent_ledger.checkpoint()."),
-				 errhint("Pass the whole object, including its \"note\" string.")));
+	{
+		*reason = "the receipt has no \"note\" string member";
+		return false;
+	}
 	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("malformed checkpoint note: %s", err),
-				 errhint("The note must follow the C2SP tlog-checkpoint format described in the README.")));
-	/* convenience members, when present, must agree with the signed note */
-	if (!jsonb_number_member(jb, "tree_size", &claimed, &present) ||
-		(present && (claimed < 0 || (uint64) claimed != cp.size)))
-		PG_RETURN_BOOL(false);
+	{
+		*reason = psprintf("malformed checkpoint note: %s", err);
+		return false;
+	}
+	if (!cl_receipt_members_match(&cp, members, nmembers, why, sizeof(why)))
+	{
+		*reason = pstrdup(why);
+		return false;
+	}
 
 	foreach(lc, cl_ledger_list())
 	{
@@ -887,40 +975,209 @@ cl_verify_checkpoint(PG_FUNCTION_ARGS)
 			info = l;
 	}
 	if (info == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("no ledger in this database has origin \"%s\"", cp.origin)));
-	if (get_rel_name(info->relid) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the ledger with origin \"%s\" was retired and dropped", cp.origin),
-				 errdetail("Its rows are gone, so they cannot be rehashed against the receipt."),
-				 errhint("Verify an export taken before the drop with consent-ledger-verify.")));
+	{
+		*reason = psprintf("no ledger in this database has origin \"%s\"", cp.origin);
+		return false;
+	}
+	if (!note_signed_by_known_key(&cp, note))
+	{
+		*reason = "the note is not signed by a key recorded in consent_ledger.keys";
+		return false;
+	}
+
+	st = load_ledger(info, true);
+	if (cp.size > st->nsealed)
+	{
+		*reason = psprintf("the receipt's tree size " UINT64_FORMAT " exceeds the " UINT64_FORMAT " leaves sealed in the log of %s",
+						   cp.size, st->nsealed, ledger_name(info));
+		ok = false;
+	}
+	for (uint64 i = 0; ok && !st->dropped && i < cp.size; i++)
+		if (!st->seen[i])
+		{
+			*reason = psprintf("no row of %s holds leaf " UINT64_FORMAT, ledger_name(info), i);
+			ok = false;
+		}
+	if (ok)
+	{
+		cl_frontier_init(&f);
+		for (uint64 i = 0; i < cp.size; i++)
+			cl_frontier_append(&f, st->dropped ? st->expected[i] : st->actual[i]);
+		cl_frontier_root(&f, root);
+		if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
+		{
+			ok = false;
+			if (st->dropped)
+				*reason = psprintf("the stored log of %s does not have the receipt's root at tree size " UINT64_FORMAT " (table dropped: rows not rehashed)",
+								   ledger_name(info), cp.size);
+			else
+				*reason = psprintf("the rows of %s, rehashed now, do not have the receipt's root at tree size " UINT64_FORMAT,
+								   ledger_name(info), cp.size);
+		}
+		else if (st->dropped)
+			*reason = "table dropped: the stored log, not the rows, has the receipt's root at its tree size";
+	}
+	release_ledger(st);
+	return ok;
+}
+
+/*
+ * consent_ledger.verify_checkpoint(checkpoint jsonb) RETURNS boolean
+ *
+ * check_receipt()'s answer; the reason for false is given as a NOTICE
+ * (verify_checkpoint_detail() returns it instead).
+ */
+Datum
+cl_verify_checkpoint(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	char	   *reason;
+	bool		ok;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (!note_signed_by_known_key(&cp, note))
-		ok = false;
-	if (ok)
-	{
-		st = load_ledger(info, true);
-		if (cp.size > st->nsealed)
-			ok = false;
-		for (uint64 i = 0; ok && i < cp.size; i++)
-			if (!st->seen[i])
-				ok = false;
-		if (ok)
-		{
-			cl_frontier_init(&f);
-			for (uint64 i = 0; i < cp.size; i++)
-				cl_frontier_append(&f, st->actual[i]);
-			cl_frontier_root(&f, root);
-			ok = (memcmp(root, cp.root, CL_HASH_LEN) == 0);
-		}
-		release_ledger(st);
-	}
+	ok = check_receipt(jb, &reason);
+	if (!ok)
+		ereport(NOTICE,
+				(errmsg("receipt does not verify: %s", reason)));
 	SPI_finish();
 	PG_RETURN_BOOL(ok);
+}
+
+/*
+ * consent_ledger.verify_checkpoint_detail(checkpoint jsonb)
+ *	 RETURNS TABLE (valid boolean, reason text)
+ *
+ * One row: check_receipt()'s answer and its reason (NULL when a receipt
+ * holds with nothing to remark).
+ */
+Datum
+cl_verify_checkpoint_detail(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	char	   *reason;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = BoolGetDatum(check_receipt(jb, &reason));
+	if (reason == NULL)
+		nulls[1] = true;
+	else
+		values[1] = CStringGetTextDatum(reason);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * The dropped ledger whose table had this name ("table" or
+ * "schema.table", read as an identifier list), or NULL.  A name several
+ * dropped ledgers had is refused: the caller names one by id.
+ */
+static ClLedgerInfo *
+dropped_ledger_by_name(const char *ref)
+{
+	List	   *names = stringToQualifiedNameList(ref);
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		vals[2];
+	char		nulls[2] = {' ', ' '};
+	ClLedgerInfo *found = NULL;
+	int32		id;
+	bool		isnull;
+
+	if (list_length(names) == 1)
+	{
+		vals[0] = CStringGetTextDatum(strVal(linitial(names)));
+		nulls[1] = 'n';
+		vals[1] = (Datum) 0;
+	}
+	else if (list_length(names) == 2)
+	{
+		vals[0] = CStringGetTextDatum(strVal(lsecond(names)));
+		vals[1] = CStringGetTextDatum(strVal(linitial(names)));
+	}
+	else
+		return NULL;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT ledger_id FROM consent_ledger.dropped_ledgers "
+							  "WHERE table_name OPERATOR(pg_catalog.=) $1 "
+							  "AND ($2 IS NULL OR schema_name OPERATOR(pg_catalog.=) $2) "
+							  "ORDER BY ledger_id",
+							  2, types, vals, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.dropped_ledgers");
+	if (SPI_processed > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_AMBIGUOUS_PARAMETER),
+				 errmsg("ledger name \"%s\" is ambiguous", ref),
+				 errdetail("The tables of " UINT64_FORMAT " dropped ledgers had that name.", SPI_processed),
+				 errhint("Name the ledger by its ledger id: SELECT * FROM consent_ledger.dropped_ledgers lists them.")));
+	if (SPI_processed == 1)
+	{
+		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+		found = cl_ledger_by_id(id);
+	}
+	else
+		SPI_finish();
+	return found;
+}
+
+/*
+ * consent_ledger.ledger(ledger text) RETURNS regclass
+ *
+ * The relation of a ledger named by its ledger id (digits), its origin, or
+ * its table's name (as a regclass would be read; for a dropped table, the
+ * name it had when it was dropped).  Retired ledgers whose table was
+ * dropped keep their relid in consent_ledger.ledgers: that OID is
+ * returned, and every function taking a ledger's regclass accepts it.
+ */
+Datum
+cl_sql_ledger(PG_FUNCTION_ARGS)
+{
+	char	   *ref = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	size_t		len = strlen(ref);
+	ClLedgerInfo *found = NULL;
+	ListCell   *lc;
+
+	if (len > 0 && len <= 9 && strspn(ref, "0123456789") == len)
+		found = cl_ledger_by_id((int32) strtol(ref, NULL, 10));
+	else
+	{
+		foreach(lc, cl_ledger_list())
+		{
+			ClLedgerInfo *l = lfirst(lc);
+
+			if (strcmp(l->origin, ref) == 0)
+				found = l;
+		}
+		if (found == NULL)
+			found = dropped_ledger_by_name(ref);
+		if (found == NULL)
+		{
+			/* to_regclass(): a name that is no relation is no error */
+			LOCAL_FCINFO(rc, 1);
+			Datum		relid;
+
+			InitFunctionCallInfoData(*rc, NULL, 1, InvalidOid, NULL, NULL);
+			rc->args[0].value = PG_GETARG_DATUM(0);
+			rc->args[0].isnull = false;
+			relid = to_regclass(rc);
+			if (!rc->isnull && OidIsValid(DatumGetObjectId(relid)))
+				found = cl_ledger_lookup(DatumGetObjectId(relid));
+		}
+	}
+	if (found == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no ledger \"%s\"", ref),
+				 errdetail("A ledger is named by its ledger id, its origin, or the name of its table (for a dropped table, the name it had when it was dropped)."),
+				 errhint("consent_ledger.ledgers lists every ledger, retired and dropped ones included; consent_ledger.dropped_ledgers the names of dropped ones.")));
+	PG_RETURN_OID(found->relid);
 }
 
 static void
@@ -953,7 +1210,7 @@ check_size(LedgerState *st, int64 size, const char *what)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s " INT64_FORMAT " is out of range", what, size),
 				 errdetail("The latest checkpoint of \"%s\" covers " UINT64_FORMAT " leaves.",
-						   RelationGetRelationName(st->rel), latest_size(st)),
+						   ledger_name(st->info), latest_size(st)),
 				 errhint("Call consent_ledger.seal() to seal committed rows first.")));
 }
 
@@ -1100,6 +1357,12 @@ encode_at(LedgerState *st, ClRowEncoder *enc, ItemPointer tid, uint64 pos, Strin
 static void *
 begin_row_read(ClLedgerInfo *info, const char *what)
 {
+	if (ledger_table_gone(info))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s of %s is not possible: its table was dropped", what, ledger_name(info)),
+				 errdetail("%s returns the rows' contents, and the rows went with the table; its log and checkpoints stay.", what),
+				 errhint("verify(), checkpoint(), inclusion_proof(), consistency_proof() and verify_checkpoint() still work; verify an export taken before the drop with consent-ledger-verify.")));
 	if (!cl_is_protected(info->relid))
 		return NULL;
 	if (!cl_role_is_trusted(GetUserId()))
@@ -1217,7 +1480,7 @@ cl_leaf_data(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("leaf " INT64_FORMAT " is out of range", leaf),
 				 errdetail("Ledger \"%s\" has " UINT64_FORMAT " leaves, sealed and pending.",
-						   RelationGetRelationName(st->rel), total)));
+						   ledger_name(st->info), total)));
 	tids = map_positions(st, total);
 	enc = cl_encoder_create(RelationGetDescr(st->rel), CurrentMemoryContext);
 	initStringInfo(&buf);

@@ -7,7 +7,9 @@
  *	consent-ledger-verify export --public-key KEY [--public-key KEY ...]
  *		[--checkpoint FILE] EXPORT_FILE		(EXPORT_FILE "-" is stdin)
  *	consent-ledger-verify inclusion PROOF_FILE [--leaf-data HEX]
+ *		[--checkpoint FILE --public-key KEY ...]
  *	consent-ledger-verify consistency PROOF_FILE
+ *		[--checkpoint FILE --public-key KEY ...]
  *	consent-ledger-verify checkpoint --public-key KEY CHECKPOINT_FILE
  *	consent-ledger-verify keygen OUTFILE
  *
@@ -68,8 +70,8 @@ usage(void)
 	fprintf(stderr,
 			"usage:\n"
 			"  %s export --public-key KEY [--public-key KEY ...] [--checkpoint FILE] EXPORT_FILE\n"
-			"  %s inclusion PROOF_FILE [--leaf-data HEX]\n"
-			"  %s consistency PROOF_FILE\n"
+			"  %s inclusion PROOF_FILE [--leaf-data HEX] [--checkpoint FILE --public-key KEY ...]\n"
+			"  %s consistency PROOF_FILE [--checkpoint FILE --public-key KEY ...]\n"
 			"  %s checkpoint --public-key KEY CHECKPOINT_FILE\n"
 			"  %s keygen OUTFILE\n"
 			"KEY is the base64 of a 32-byte Ed25519 public key or a file holding it.\n"
@@ -276,8 +278,9 @@ hash64(const cl_hash h, char out[45])
 
 /*
  * Reads a checkpoint file: a raw note, or JSON with a "note" member (and
- * optionally origin, tree_size and root_hash, which must then agree with
- * the note).  On success returns 0 with *note (malloc'd) and *cp set.
+ * optionally the members checkpoint() adds -- origin, tree_size,
+ * root_hash, time, prev_hash, key_id, signature -- each of which must
+ * then agree with the note: see cl_receipt_members_match()).  On success returns 0 with *note (malloc'd) and *cp set.
  * Returns EXIT_USAGE on I/O errors (printed), or EXIT_FAILED with *why
  * set when the content is not a valid checkpoint.
  */
@@ -347,49 +350,38 @@ load_checkpoint_file(const char *path, char **note, size_t *notelen,
 		*why = err;
 		goto done;
 	}
-	for (i = 0; i < (size_t) obj.nmembers; i++)
 	{
-		const cl_json_member *x = &obj.members[i];
+		/* a receipt is all-or-nothing: every member must agree with the note */
+		static char reason[160];
+		cl_receipt_member rm[CL_JSON_MAX_MEMBERS];
+		char		digits[CL_JSON_MAX_MEMBERS][24];
 
-		if (strcmp(x->key, "origin") == 0)
+		for (i = 0; i < (size_t) obj.nmembers; i++)
 		{
-			if (x->type != CL_JSON_STRING || x->strlen_ != strlen(cp->origin) ||
-				memcmp(x->str, cp->origin, x->strlen_) != 0)
+			const cl_json_member *x = &obj.members[i];
+
+			rm[i].name = x->key;
+			rm[i].text = "";
+			rm[i].len = 0;
+			rm[i].kind = CL_RECEIPT_OTHER;
+			if (x->type == CL_JSON_STRING)
 			{
-				*why = "JSON \"origin\" does not match the note";
-				goto done;
+				rm[i].kind = CL_RECEIPT_STRING;
+				rm[i].text = x->str;
+				rm[i].len = x->strlen_;
+			}
+			else if (x->type == CL_JSON_INT)
+			{
+				snprintf(digits[i], sizeof(digits[i]), "%" PRIu64, x->num);
+				rm[i].kind = CL_RECEIPT_NUMBER;
+				rm[i].text = digits[i];
+				rm[i].len = strlen(digits[i]);
 			}
 		}
-		else if (strcmp(x->key, "tree_size") == 0)
+		if (!cl_receipt_members_match(cp, rm, obj.nmembers, reason, sizeof(reason)))
 		{
-			bool		same = false;
-
-			if (x->type == CL_JSON_INT)
-				same = (x->num == cp->size);
-			else if (x->type == CL_JSON_STRING)
-			{
-				char		digits[32];
-
-				snprintf(digits, sizeof(digits), "%" PRIu64, cp->size);
-				same = (strlen(digits) == x->strlen_ && strcmp(digits, x->str) == 0);
-			}
-			if (!same)
-			{
-				*why = "JSON \"tree_size\" does not match the note";
-				goto done;
-			}
-		}
-		else if (strcmp(x->key, "root_hash") == 0)
-		{
-			cl_hash		h;
-
-			if (x->type != CL_JSON_STRING || x->strlen_ != 44 ||
-				cl_base64_decode(x->str, 44, h, CL_HASH_LEN) != CL_HASH_LEN ||
-				memcmp(h, cp->root, CL_HASH_LEN) != 0)
-			{
-				*why = "JSON \"root_hash\" does not match the note";
-				goto done;
-			}
+			*why = reason;
+			goto done;
 		}
 	}
 	*note = malloc(m->strlen_ + 1);
@@ -742,10 +734,11 @@ out:
 
 /*
  * Reads and parses the proof file; returns 0, EXIT_FAILED (printed) or
- * EXIT_USAGE (printed).
+ * EXIT_USAGE (printed).  When origin is not NULL, copies the proof's
+ * "origin" string member into it ("" when it has none).
  */
 static int
-load_proof(const char *path, cl_proof *proof)
+load_proof(const char *path, cl_proof *proof, char origin[CL_MAX_ORIGIN + 1])
 {
 	char	   *buf;
 	size_t		len;
@@ -759,7 +752,58 @@ load_proof(const char *path, cl_proof *proof)
 		free(buf);
 		return failure("%s: %s", path, err);
 	}
+	if (origin != NULL)
+	{
+		cl_json_object obj;
+		const cl_json_member *m;
+
+		origin[0] = '\0';
+		if (cl_json_parse(buf, len, &obj, &err))
+		{
+			m = cl_json_get(&obj, "origin", CL_JSON_STRING);
+			if (m != NULL && m->strlen_ <= CL_MAX_ORIGIN && strlen(m->str) == m->strlen_)
+				memcpy(origin, m->str, m->strlen_ + 1);
+			cl_json_free(&obj);
+		}
+	}
 	free(buf);
+	return 0;
+}
+
+/*
+ * Loads --checkpoint for a proof subcommand and checks its signature
+ * under the --public-key keys: a proof binds a leaf or an older root to a
+ * root, and only a signed checkpoint binds that root to a tree size and
+ * origin.  Returns 0 with *cp and idhex (the signing key id) set, or
+ * EXIT_FAILED / EXIT_USAGE (printed).
+ */
+static int
+load_signed_checkpoint(const options *o, cl_checkpoint *cp, char idhex[2 * CL_KEYID_LEN + 1])
+{
+	char	   *note;
+	size_t		notelen;
+	const char *why;
+	uint8_t		keyid[CL_KEYID_LEN];
+	int			k;
+	int			rc;
+
+	if (o->nkeys == 0)
+	{
+		error("--checkpoint needs at least one --public-key");
+		return usage();
+	}
+	rc = load_checkpoint_file(o->checkpoint, &note, &notelen, cp, &why);
+	if (rc == EXIT_FAILED)
+		return failure("--checkpoint %s: %s", o->checkpoint, why);
+	if (rc != 0)
+		return rc;
+	k = verify_under_keys(cp, note, o);
+	free(note);
+	if (k < 0)
+		return failure("--checkpoint %s: signature does not verify under any given public key",
+					   o->checkpoint);
+	cl_key_id(CL_KEY_NAME, o->keys[k], keyid);
+	cl_hex_encode(keyid, CL_KEYID_LEN, idhex);
 	return 0;
 }
 
@@ -770,13 +814,22 @@ cmd_inclusion(const options *o)
 	cl_proof	proof;
 	const char *err;
 	char		b1[45];
+	char		origin[CL_MAX_ORIGIN + 1];
+	cl_checkpoint cp;
+	char		idhex[2 * CL_KEYID_LEN + 1];
 	int			rc;
 
-	if (o->nargs != 1 || o->nkeys != 0 || o->checkpoint != NULL)
+	if (o->nargs != 1 || (o->nkeys != 0 && o->checkpoint == NULL))
 		return usage();
-	rc = load_proof(o->args[0], &proof);
+	rc = load_proof(o->args[0], &proof, origin);
 	if (rc != 0)
 		return rc;
+	if (o->checkpoint != NULL)
+	{
+		rc = load_signed_checkpoint(o, &cp, idhex);
+		if (rc != 0)
+			return rc;
+	}
 	if (proof.type != CL_PROOF_INCLUSION)
 		return failure("%s: not an inclusion proof", o->args[0]);
 
@@ -812,9 +865,26 @@ cmd_inclusion(const options *o)
 	}
 	if (!cl_proof_verify(&proof, &err))
 		return failure("%s", err);
-	printf("OK: leaf %" PRIu64 " is included in the tree of size %" PRIu64 " with root %s%s\n",
-		   proof.leaf_index, proof.tree_size, hash64(proof.root_hash, b1),
-		   o->leaf_data ? " (leaf data matches)" : "");
+	if (o->checkpoint == NULL)
+	{
+		/* the path fits every tree size of the same shape: no size is claimed */
+		printf("OK: leaf %" PRIu64 " is included in the tree with root %s%s; "
+			   "tree size and origin not checked (give --checkpoint and --public-key)\n",
+			   proof.leaf_index, hash64(proof.root_hash, b1),
+			   o->leaf_data ? " (leaf data matches)" : "");
+		return EXIT_VERIFIED;
+	}
+	if (proof.tree_size != cp.size)
+		return failure("the proof is for tree size %" PRIu64 ", --checkpoint attests size %" PRIu64,
+					   proof.tree_size, cp.size);
+	if (memcmp(proof.root_hash, cp.root, CL_HASH_LEN) != 0)
+		return failure("the proof's root_hash is not the root --checkpoint signs");
+	if (origin[0] != '\0' && strcmp(origin, cp.origin) != 0)
+		return failure("the proof's origin \"%s\" is not --checkpoint's \"%s\"", origin, cp.origin);
+	printf("OK: leaf %" PRIu64 " is included in the tree of size %" PRIu64 " with root %s%s, "
+		   "signed for %s by key id %s (--checkpoint)\n",
+		   proof.leaf_index, cp.size, hash64(cp.root, b1),
+		   o->leaf_data ? " (leaf data matches)" : "", cp.origin, idhex);
 	return EXIT_VERIFIED;
 }
 
@@ -826,21 +896,51 @@ cmd_consistency(const options *o)
 	const char *err;
 	char		b1[45];
 	char		b2[45];
+	char		origin[CL_MAX_ORIGIN + 1];
+	cl_checkpoint cp;
+	char		idhex[2 * CL_KEYID_LEN + 1];
+	bool		is_new;
 	int			rc;
 
-	if (o->nargs != 1 || o->nkeys != 0 || o->checkpoint != NULL ||
+	if (o->nargs != 1 || (o->nkeys != 0 && o->checkpoint == NULL) ||
 		o->leaf_data != NULL)
 		return usage();
-	rc = load_proof(o->args[0], &proof);
+	rc = load_proof(o->args[0], &proof, origin);
 	if (rc != 0)
 		return rc;
+	if (o->checkpoint != NULL)
+	{
+		rc = load_signed_checkpoint(o, &cp, idhex);
+		if (rc != 0)
+			return rc;
+	}
 	if (proof.type != CL_PROOF_CONSISTENCY)
 		return failure("%s: not a consistency proof", o->args[0]);
 	if (!cl_proof_verify(&proof, &err))
 		return failure("%s", err);
-	printf("OK: the tree of size %" PRIu64 " with root %s is a prefix of the tree of size %" PRIu64 " with root %s\n",
-		   proof.old_size, hash64(proof.old_root, b1),
-		   proof.new_size, hash64(proof.new_root, b2));
+	if (o->checkpoint == NULL)
+	{
+		printf("OK: the tree with root %s is a prefix of the tree with root %s; "
+			   "tree sizes and origin not checked (give --checkpoint and --public-key)\n",
+			   hash64(proof.old_root, b1), hash64(proof.new_root, b2));
+		return EXIT_VERIFIED;
+	}
+
+	/* the signed checkpoint must be the proof's new tree or its old one */
+	is_new = (proof.new_size == cp.size && memcmp(proof.new_root, cp.root, CL_HASH_LEN) == 0);
+	if (!is_new && !(proof.old_size == cp.size && memcmp(proof.old_root, cp.root, CL_HASH_LEN) == 0))
+		return failure("--checkpoint (size %" PRIu64 ") is neither the proof's old tree nor its new tree",
+					   cp.size);
+	if (origin[0] != '\0' && strcmp(origin, cp.origin) != 0)
+		return failure("the proof's origin \"%s\" is not --checkpoint's \"%s\"", origin, cp.origin);
+	if (is_new)
+		printf("OK: the tree with root %s is a prefix of the tree of size %" PRIu64 " with root %s, "
+			   "signed for %s by key id %s (--checkpoint); the old size is not checked\n",
+			   hash64(proof.old_root, b1), cp.size, hash64(proof.new_root, b2), cp.origin, idhex);
+	else
+		printf("OK: the tree of size %" PRIu64 " with root %s, signed for %s by key id %s (--checkpoint), "
+			   "is a prefix of the tree with root %s; the new size is not checked\n",
+			   cp.size, hash64(proof.old_root, b1), cp.origin, idhex, hash64(proof.new_root, b2));
 	return EXIT_VERIFIED;
 }
 

@@ -218,6 +218,8 @@ main(int argc, char **argv)
 		uint8_t		keyid[CL_KEYID_LEN];
 		char		idhex[9];
 		const char *sigstart;
+		uint8_t		blob[CL_KEYID_LEN + CL_SIG_LEN];
+		char		s64[89];
 
 		load_secret(argv[2]);
 		h = leaf_hashes(nleaves, argv + 5);
@@ -235,12 +237,16 @@ main(int argc, char **argv)
 		cl_base64_encode(zero, CL_HASH_LEN, p64);
 		cl_key_id(CL_KEY_NAME, pk, keyid);
 		cl_hex_encode(keyid, CL_KEYID_LEN, idhex);
+		/* "signature" is the 64-byte Ed25519 signature, as checkpoint() gives it */
 		sigstart = strrchr(note, ' ') + 1;
+		if (cl_base64_decode(sigstart, 92, blob, sizeof(blob)) != (long) sizeof(blob))
+			die("cannot decode the signature line");
+		cl_base64_encode(blob + CL_KEYID_LEN, CL_SIG_LEN, s64);
 		printf("{\"origin\": ");
 		json_string(origin, strlen(origin));
 		printf(", \"tree_size\": %" PRIu64 ", \"root_hash\": \"%s\", \"time\": %d, "
-			   "\"prev_hash\": \"%s\", \"key_id\": \"%s\", \"signature\": \"%.*s\", \"note\": ",
-			   size, r64, FIRST_TIME, p64, idhex, 92, sigstart);
+			   "\"prev_hash\": \"%s\", \"key_id\": \"%s\", \"signature\": \"%s\", \"note\": ",
+			   size, r64, FIRST_TIME, p64, idhex, s64);
 		json_string(note, len);
 		printf("}\n");
 		return 0;

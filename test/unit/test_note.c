@@ -8,6 +8,7 @@
  *		test/unit/test_note.c src/note.c src/merkle.c -lsodium -o /tmp/t && /tmp/t
  *-------------------------------------------------------------------------
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -757,6 +758,83 @@ test_export_lines(void)
 }
 
 /* Runs the tests; exit status 0 only when all pass. */
+
+/* Receipt members against their note (cl_receipt_members_match). */
+static void
+test_receipt_members(void)
+{
+	const char *body = std_body();
+	char		note[CL_MAX_NOTE * 2];
+	cl_checkpoint cp;
+	const char *err;
+	char		why[160];
+	char		size[32];
+	char		time[32];
+	char		root[64];
+	char		prev[64];
+	char		key0[16];
+	char		key1[16];
+	char		sig0[128];
+	char		sig1[128];
+	cl_receipt_member m[8];
+
+	/* the log's signature, then a witness's */
+	snprintf(note, sizeof(note), "%s\n%s%s", body, sigline(body, CL_KEY_NAME, pk1, sk1),
+			 sigline(body, "witness.example/w1", pk2, sk2));
+	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err) || cp.nsigs != 2)
+	{
+		ok(false, "receipt members: the cosigned test note parses");
+		return;
+	}
+	snprintf(size, sizeof(size), "%" PRIu64, cp.size);
+	snprintf(time, sizeof(time), "%" PRId64, cp.time);
+	cl_base64_encode(cp.root, CL_HASH_LEN, root);
+	cl_base64_encode(cp.prev, CL_HASH_LEN, prev);
+	cl_hex_encode(cp.sigs[0].keyid, CL_KEYID_LEN, key0);
+	cl_hex_encode(cp.sigs[1].keyid, CL_KEYID_LEN, key1);
+	cl_base64_encode(cp.sigs[0].sig, CL_SIG_LEN, sig0);
+	cl_base64_encode(cp.sigs[1].sig, CL_SIG_LEN, sig1);
+
+#define MEMBER(i, n, k, t) (m[i].name = (n), m[i].kind = (k), m[i].text = (t), m[i].len = strlen(t))
+	MEMBER(0, "origin", CL_RECEIPT_STRING, cp.origin);
+	MEMBER(1, "tree_size", CL_RECEIPT_NUMBER, size);
+	MEMBER(2, "root_hash", CL_RECEIPT_STRING, root);
+	MEMBER(3, "time", CL_RECEIPT_NUMBER, time);
+	MEMBER(4, "prev_hash", CL_RECEIPT_STRING, prev);
+	MEMBER(5, "key_id", CL_RECEIPT_STRING, key0);
+	MEMBER(6, "signature", CL_RECEIPT_STRING, sig0);
+	MEMBER(7, "comment", CL_RECEIPT_OTHER, "");
+	ok(cl_receipt_members_match(&cp, m, 8, why, sizeof(why)), "receipt members that agree with the note match");
+	ok(cl_receipt_members_match(&cp, m, 0, why, sizeof(why)), "a receipt without members matches");
+	MEMBER(5, "key_id", CL_RECEIPT_STRING, key1);
+	MEMBER(6, "signature", CL_RECEIPT_STRING, sig1);
+	ok(cl_receipt_members_match(&cp, m, 8, why, sizeof(why)), "key_id and signature of the cosignature line match");
+	MEMBER(6, "signature", CL_RECEIPT_STRING, sig0);
+	ok(!cl_receipt_members_match(&cp, m, 8, why, sizeof(why)) &&
+	   strcmp(why, "receipt members \"key_id\" and \"signature\" name different signature lines of the note") == 0,
+	   "key_id of one signature line with the signature of another does not match");
+	MEMBER(5, "key_id", CL_RECEIPT_STRING, key0);
+	MEMBER(1, "tree_size", CL_RECEIPT_NUMBER, "99");
+	ok(!cl_receipt_members_match(&cp, m, 8, why, sizeof(why)) &&
+	   strcmp(why, "receipt member \"tree_size\" does not match the signed note") == 0,
+	   "a tree_size other than the note's does not match, and the reason names it");
+	MEMBER(1, "tree_size", CL_RECEIPT_STRING, size);
+	ok(!cl_receipt_members_match(&cp, m, 8, why, sizeof(why)) &&
+	   strcmp(why, "receipt member \"tree_size\" is not a non-negative integer") == 0,
+	   "a tree_size given as a string does not match");
+	MEMBER(1, "tree_size", CL_RECEIPT_NUMBER, size);
+	MEMBER(0, "origin", CL_RECEIPT_STRING, "example.com/other");
+	ok(!cl_receipt_members_match(&cp, m, 8, why, sizeof(why)), "another origin does not match");
+	MEMBER(0, "origin", CL_RECEIPT_OTHER, "");
+	ok(!cl_receipt_members_match(&cp, m, 8, why, sizeof(why)) &&
+	   strcmp(why, "receipt member \"origin\" is not a string") == 0,
+	   "an origin that is not a string does not match");
+	MEMBER(0, "origin", CL_RECEIPT_STRING, cp.origin);
+	MEMBER(5, "key_id", CL_RECEIPT_STRING, "00000000");
+	ok(!cl_receipt_members_match(&cp, m, 8, why, sizeof(why)), "a key id of no signature line does not match");
+#undef MEMBER
+}
+
 int
 main(void)
 {
@@ -774,5 +852,6 @@ main(void)
 	test_cosignatures();
 	test_rejections();
 	test_export_lines();
+	test_receipt_members();
 	return tap_done();
 }

@@ -228,6 +228,44 @@ expect 1 "FAIL: --checkpoint" "a receipt whose JSON tree_size disagrees with its
 expect 2 "" "a missing receipt file is an I/O error" "$V" export --public-key "$pub1" --checkpoint "$tmp/nonexistent" "$tmp/good"
 
 #-------------------------------------------------------------------------
+# a receipt is all-or-nothing: each member checkpoint() gives, changed
+# alone, makes the receipt fail -- in the checkpoint subcommand and as
+# --checkpoint of an export -- and the failure names the member
+#-------------------------------------------------------------------------
+# member_edit NAME: a sed expression replacing member NAME's value (in
+# the members, never in the note)
+member_edit() {
+	case "$1" in
+		origin) echo 's/"origin": "[^"]*"/"origin": "example.com\/other"/' ;;
+		tree_size) echo 's/"tree_size": 3/"tree_size": 4/' ;;
+		root_hash) echo 's/"root_hash": "[^"]*"/"root_hash": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="/' ;;
+		time) echo 's/"time": 1700000000/"time": 1700000001/' ;;
+		prev_hash) echo 's/"prev_hash": "[^"]*"/"prev_hash": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="/' ;;
+		key_id) echo 's/"key_id": "[^"]*"/"key_id": "00000000"/' ;;
+		signature) echo 's/"signature": "[^"]*"/"signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="/' ;;
+	esac
+}
+for member in origin tree_size root_hash time prev_hash key_id signature; do
+	sed "$(member_edit $member)" "$tmp/receipt.json" >"$tmp/r2"
+	cmp -s "$tmp/r2" "$tmp/receipt.json" && echo "Bail out! the $member edit changed nothing"
+	expect 1 "FAIL: $tmp/r2: receipt member \"$member\" does not match the signed note" \
+		"checkpoint: a receipt whose $member member disagrees with its note fails, naming it" \
+		"$V" checkpoint --public-key "$pub1" "$tmp/r2"
+	expect 1 "FAIL: --checkpoint" "export --checkpoint: a receipt whose $member member disagrees with its note fails" \
+		"$V" export --public-key "$pub1" --checkpoint "$tmp/r2" "$tmp/good"
+	output_has "receipt member \"$member\" does not match the signed note" "... and names the $member member"
+done
+sed 's/"tree_size": 3/"tree_size": "3"/' "$tmp/receipt.json" >"$tmp/r2"
+expect 1 "FAIL: $tmp/r2: receipt member \"tree_size\" is not a non-negative integer" \
+	"a receipt whose tree_size is a string fails" "$V" checkpoint --public-key "$pub1" "$tmp/r2"
+sed 's/"key_id": "[^"]*"/"key_id": null/' "$tmp/receipt.json" >"$tmp/r2"
+expect 1 "FAIL: $tmp/r2: receipt member \"key_id\" is not a string" \
+	"a receipt whose key_id is null fails" "$V" checkpoint --public-key "$pub1" "$tmp/r2"
+sed 's/"time": 1700000000, //' "$tmp/receipt.json" >"$tmp/r2"
+expect 0 "OK: " "a receipt without a convenience member still verifies (the note is authoritative)" \
+	"$V" checkpoint --public-key "$pub1" "$tmp/r2"
+
+#-------------------------------------------------------------------------
 # checkpoint subcommand
 #-------------------------------------------------------------------------
 expect 0 "OK: " "checkpoint verifies a raw note" "$V" checkpoint --public-key "$tmp/pub1" "$tmp/receipt.note"
@@ -265,6 +303,57 @@ expect 1 "FAIL: " "a consistency proof for another old size fails" "$V" consiste
 expect 1 "FAIL: " "a consistency proof is not an inclusion proof" "$V" inclusion "$tmp/cons.json"
 printf '{"type":"inclusion","leaf_index":01}' >"$tmp/bad"
 expect 1 "FAIL: " "a malformed proof document fails" "$V" inclusion "$tmp/bad"
+
+#-------------------------------------------------------------------------
+# proofs tied to a signed checkpoint (--checkpoint): only then is a tree
+# size printed, and it is the checkpoint's
+#-------------------------------------------------------------------------
+"$MK" checkpoint-json "$tmp/sk1" "$O" 5 61 6263 00 ffee 0101 >"$tmp/r5.json"
+expect 0 "OK: leaf 2 is included in the tree with root" "an inclusion proof without --checkpoint claims no tree size" \
+	"$V" inclusion "$tmp/incl.json"
+output_has "tree size and origin not checked" "... and says so"
+expect 0 "OK: leaf 2 is included in the tree of size 5" "an inclusion proof tied to its signed checkpoint verifies" \
+	"$V" inclusion "$tmp/incl.json" --checkpoint "$tmp/r5.json" --public-key "$pub1"
+output_has "signed for $O by key id" "... and names the origin and key"
+expect 1 "FAIL: the proof is for tree size 5, --checkpoint attests size 3" \
+	"an inclusion proof against a checkpoint of another size fails" \
+	"$V" inclusion "$tmp/incl.json" --checkpoint "$tmp/receipt.json" --public-key "$pub1"
+sed 's/"tree_size":5/"tree_size":6/' "$tmp/incl.json" >"$tmp/bad"
+expect 0 "OK: leaf 2 is included in the tree with root" "(a proof for leaf 2 of 5 relabelled size 6 verifies alone...)" \
+	"$V" inclusion "$tmp/bad"
+expect 1 "FAIL: the proof is for tree size 6" "... but not against the signed checkpoint" \
+	"$V" inclusion "$tmp/bad" --checkpoint "$tmp/r5.json" --public-key "$pub1"
+expect 1 "FAIL: --checkpoint" "an inclusion proof against a checkpoint under another key fails" \
+	"$V" inclusion "$tmp/incl.json" --checkpoint "$tmp/r5.json" --public-key "$pub2"
+sed 's/"time": 1700000000/"time": 1700000001/' "$tmp/r5.json" >"$tmp/r2"
+expect 1 "FAIL: --checkpoint $tmp/r2: receipt member \"time\" does not match the signed note" \
+	"an inclusion proof against a receipt with a disagreeing member fails" \
+	"$V" inclusion "$tmp/incl.json" --checkpoint "$tmp/r2" --public-key "$pub1"
+"$MK" checkpoint-json "$tmp/sk1" "$O" 5 61 6263 00 ffee 0102 >"$tmp/r2"
+expect 1 "FAIL: the proof's root_hash is not the root --checkpoint signs" \
+	"an inclusion proof against a signed checkpoint of other leaves fails" \
+	"$V" inclusion "$tmp/incl.json" --checkpoint "$tmp/r2" --public-key "$pub1"
+sed 's/^{/{"origin":"example.com\/other",/' "$tmp/incl.json" >"$tmp/bad"
+expect 1 "FAIL: the proof's origin \"example.com/other\" is not --checkpoint's \"$O\"" \
+	"an inclusion proof of another origin fails against the checkpoint" \
+	"$V" inclusion "$tmp/bad" --checkpoint "$tmp/r5.json" --public-key "$pub1"
+sed 's/^{/{"origin":"example.com\/ledger",/' "$tmp/incl.json" >"$tmp/bad"
+expect 0 "OK: leaf 2 is included in the tree of size 5" "... and one naming the checkpoint's origin verifies" \
+	"$V" inclusion "$tmp/bad" --checkpoint "$tmp/r5.json" --public-key "$pub1"
+expect 2 "" "--checkpoint without --public-key is a usage error" "$V" inclusion "$tmp/incl.json" --checkpoint "$tmp/r5.json"
+expect 2 "" "--public-key without --checkpoint is a usage error for proofs" "$V" inclusion "$tmp/incl.json" --public-key "$pub1"
+
+expect 0 "OK: the tree with root" "a consistency proof without --checkpoint claims no tree size" "$V" consistency "$tmp/cons.json"
+output_has "tree sizes and origin not checked" "... and says so"
+expect 0 "OK: the tree with root" "a consistency proof tied to its new tree's checkpoint verifies" \
+	"$V" consistency "$tmp/cons.json" --checkpoint "$tmp/r5.json" --public-key "$pub1"
+output_has "prefix of the tree of size 5" "... and gives the checkpoint's size"
+expect 0 "OK: the tree of size 3" "a consistency proof tied to its old tree's checkpoint verifies" \
+	"$V" consistency "$tmp/cons.json" --checkpoint "$tmp/receipt.json" --public-key "$pub1"
+"$MK" checkpoint-json "$tmp/sk1" "$O" 4 61 6263 00 ffee >"$tmp/r2"
+expect 1 "FAIL: --checkpoint (size 4) is neither the proof's old tree nor its new tree" \
+	"a consistency proof against a checkpoint of neither tree fails" \
+	"$V" consistency "$tmp/cons.json" --checkpoint "$tmp/r2" --public-key "$pub1"
 
 #-------------------------------------------------------------------------
 # usage and I/O errors

@@ -1,0 +1,183 @@
+-- Receipts are all-or-nothing (issue #11 item 3), the inserting
+-- transaction's own rows are pending (item 2), and retired and dropped
+-- ledgers stay verifiable by relid, id, origin or name (item 7).
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+-- Only seal() seals in this file (the second seal() makes sure the sealer
+-- has seen the new interval).
+ALTER SYSTEM SET consent_ledger.seal_interval = '1h';
+SELECT pg_reload_conf();
+SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() >= 0 AS sealer_settled;
+
+CREATE TABLE rc (id int, v text);
+SELECT consent_ledger.create_ledger('rc');
+INSERT INTO rc SELECT g, 'value ' || g FROM generate_series(1, 5) g;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+CREATE TABLE rc_receipts AS SELECT consent_ledger.checkpoint('rc') AS cp;
+
+-- ---------------------------------------------------------------------
+-- 1. A receipt is all-or-nothing: each member checkpoint() gives, changed
+--    alone to another value of the right type, makes it fail, with the
+--    reason; the genuine receipt holds, and so does its bare note.
+-- ---------------------------------------------------------------------
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_receipts));
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT jsonb_build_object('note', cp->'note') FROM rc_receipts));
+CREATE TABLE rc_forged (member text, forged jsonb);
+INSERT INTO rc_forged
+SELECT m, jsonb_set(cp, ARRAY[m], v)
+FROM rc_receipts, LATERAL (VALUES
+  ('origin', to_jsonb('consent_ledger/' || repeat('0', 32))),
+  ('tree_size', to_jsonb((cp->>'tree_size')::int - 1)),
+  ('root_hash', to_jsonb(encode(sha256('other root'), 'base64'))),
+  ('time', to_jsonb((cp->>'time')::bigint + 1)),
+  ('prev_hash', to_jsonb(encode(sha256('other prev'), 'base64'))),
+  ('key_id', to_jsonb(CASE WHEN cp->>'key_id' = '00000000' THEN '00000001' ELSE '00000000' END)),
+  ('signature', to_jsonb(replace(encode(sha512('other signature'), 'base64'), E'\n', '')))
+) AS t(m, v);
+-- (each forgery differs from the genuine receipt in exactly its member)
+SELECT member, (SELECT count(*) FROM jsonb_each(forged) f JOIN jsonb_each(cp) g USING (key)
+                WHERE f.value <> g.value) AS members_changed,
+       forged->member <> cp->member AS this_member_changed
+FROM rc_forged, rc_receipts ORDER BY member;
+SELECT member, consent_ledger.verify_checkpoint(forged) AS verifies
+FROM rc_forged ORDER BY member;
+SELECT member, d.valid, d.reason
+FROM rc_forged, consent_ledger.verify_checkpoint_detail(forged) d ORDER BY member;
+-- members of the wrong JSON type
+SELECT t.m, d.valid, d.reason
+FROM rc_receipts, LATERAL (VALUES ('tree_size', to_jsonb((cp->>'tree_size'))), ('time', 'null'::jsonb),
+                                  ('tree_size', '4.5'::jsonb), ('time', to_jsonb(-1)),
+                                  ('origin', '["x"]'::jsonb), ('key_id', 'true'::jsonb)) AS t(m, v),
+     consent_ledger.verify_checkpoint_detail(jsonb_set(cp, ARRAY[t.m], t.v)) d;
+-- an integral number written with a fraction of zeros is that number;
+-- members checkpoint() does not give are not checked
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp || jsonb_build_object('tree_size', (cp->>'tree_size')::numeric(10,2), 'comment', 'mine') FROM rc_receipts));
+
+-- ---------------------------------------------------------------------
+-- 2. Malformed receipts and unknown origins: false and a reason, not an
+--    error, so that many receipts can be checked in one query.
+-- ---------------------------------------------------------------------
+SELECT r.label, d.valid, d.reason
+FROM (VALUES ('empty object', '{}'::jsonb), ('array', '[1, 2]'), ('string', '"a note"'), ('null', 'null'),
+             ('numeric note', '{"note": 5}'), ('garbage note', '{"note": "garbage\n"}'),
+             ('note without its signature line', (SELECT jsonb_build_object('note', split_part(cp->>'note', E'\n\n', 1) || E'\n') FROM rc_receipts)),
+             ('unknown origin', (SELECT jsonb_build_object('note', replace(cp->>'note', cp->>'origin', 'consent_ledger/' || repeat('0', 32))) FROM rc_receipts)),
+             ('genuine', (SELECT cp FROM rc_receipts))) AS r(label, receipt),
+     consent_ledger.verify_checkpoint_detail(r.receipt) d;
+SELECT consent_ledger.verify_checkpoint('{"note": "garbage\n"}') AS garbage_receipt;
+
+-- ---------------------------------------------------------------------
+-- 3. Rows of the caller's own open transaction are pending, never extra
+--    (also after a rolled-back savepoint, and rows the statement's own
+--    snapshot cannot see yet); committed and sealed, they verify.
+-- ---------------------------------------------------------------------
+BEGIN;
+INSERT INTO rc VALUES (6, 'mine');
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc');
+SAVEPOINT s;
+INSERT INTO rc VALUES (7, 'rolled back');
+ROLLBACK TO s;
+INSERT INTO rc VALUES (8, 'mine too');
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc');
+WITH ins AS (INSERT INTO rc VALUES (9, 'same statement') RETURNING id)
+SELECT v."rows", v.pending, v.valid, v.problem FROM consent_ledger.verify('rc') v, ins;
+SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify() WHERE relation = 'rc'::regclass;
+-- the receipt of the sealed rows still holds in the transaction
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_receipts));
+COMMIT;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc');
+-- an uncommitted row another transaction inserted is invisible, not extra
+-- (it has no pending record yet): and a rolled-back transaction's rows
+-- never count
+BEGIN;
+INSERT INTO rc VALUES (10, 'aborted');
+ROLLBACK;
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc');
+
+-- ---------------------------------------------------------------------
+-- 4. A retired ledger: verify, export, checkpoint, proofs and receipts.
+-- ---------------------------------------------------------------------
+CREATE TABLE rc_retired_receipts AS SELECT consent_ledger.checkpoint('rc') AS cp;
+SELECT consent_ledger.retire_ledger('rc');
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc');
+SELECT consent_ledger.ledger('rc') = 'rc'::regclass AS by_name;
+SELECT consent_ledger.checkpoint('rc') = (SELECT cp FROM rc_retired_receipts) AS same_checkpoint;
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_receipts));
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_retired_receipts));
+SELECT (consent_ledger.inclusion_proof('rc', 2)->>'root_hash') = (SELECT cp->>'root_hash' FROM rc_retired_receipts) AS inclusion_root_ok,
+       (consent_ledger.consistency_proof('rc', 5, 8)->>'old_root') = (SELECT cp->>'root_hash' FROM rc_receipts) AS consistency_old_root_ok;
+SELECT split_part(line, ' ', 1) AS kind, count(*) FROM consent_ledger.export('rc') AS line GROUP BY 1 ORDER BY 1;
+-- keep what an auditor would have taken before the drop
+CREATE TABLE rc_before_drop AS
+  SELECT consent_ledger.inclusion_proof('rc', 2) AS incl, consent_ledger.consistency_proof('rc', 5, 8) AS cons,
+         (SELECT l.ledger_id FROM consent_ledger.ledgers l WHERE l.relid = 'rc'::regclass) AS ledger_id,
+         'rc'::regclass::oid AS relid, (SELECT cp->>'origin' FROM rc_receipts) AS origin;
+
+-- ---------------------------------------------------------------------
+-- 5. ... and once its table was dropped: by the relid recorded in
+--    consent_ledger.ledgers, or through ledger() by id, origin or the
+--    name the table had (kept in consent_ledger.dropped_ledgers).  The
+--    rows are gone: verify() checks the stored log against the signed
+--    checkpoints and says the rows were not rechecked; receipts are
+--    checked against the stored log; export() and leaf_data() are
+--    refused cleanly.
+-- ---------------------------------------------------------------------
+DROP TABLE rc;
+SELECT d.schema_name, d.table_name, d.relid = b.relid AS same_relid
+FROM consent_ledger.dropped_ledgers d JOIN rc_before_drop b USING (ledger_id);
+SELECT consent_ledger.ledger(ledger_id::text) = relid::regclass AS by_id,
+       consent_ledger.ledger(origin) = relid::regclass AS by_origin,
+       consent_ledger.ledger('rc') = relid::regclass AS by_name,
+       consent_ledger.ledger('public.rc') = relid::regclass AS by_qualified_name
+FROM rc_before_drop;
+SELECT v."rows", v.pending, v.valid, v.problem
+FROM rc_before_drop b, consent_ledger.verify(b.relid::regclass) v;
+SELECT v."rows", v.pending, v.valid, v.problem
+FROM rc_before_drop b, consent_ledger.verify(consent_ledger.ledger(b.ledger_id::text)) v;
+SELECT v."rows", v.valid, v.problem
+FROM rc_before_drop b JOIN consent_ledger.verify(NULL) v ON v.relation = b.relid::regclass;
+SELECT consent_ledger.checkpoint(relid::regclass) = (SELECT cp FROM rc_retired_receipts) AS same_checkpoint
+FROM rc_before_drop;
+SELECT consent_ledger.inclusion_proof(relid::regclass, 2) = incl AS same_inclusion_proof,
+       consent_ledger.consistency_proof(relid::regclass, 5, 8) = cons AS same_consistency_proof
+FROM rc_before_drop;
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_receipts));
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_retired_receipts));
+SELECT consent_ledger.verify_checkpoint((SELECT cp FROM rc_retired_receipts)) AS retired_receipt_verifies;
+-- (ids and OIDs in messages vary: shown as N)
+CREATE FUNCTION error_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  st text; msg text; det text; hnt text;
+BEGIN
+  EXECUTE sql;
+  RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+  RETURN st || E'\n' || regexp_replace(msg, '\d+', 'N', 'g') || E'\nDETAIL: ' || det || E'\nHINT: ' || hnt;
+END $$;
+SELECT error_of(format('SELECT count(*) FROM consent_ledger.export(%s)', relid)) FROM rc_before_drop;
+SELECT error_of(format('SELECT consent_ledger.leaf_data(%s, 0)', relid)) FROM rc_before_drop;
+SELECT consent_ledger.ledger('no_such_ledger');
+SELECT consent_ledger.ledger('999999');
+-- a name two dropped ledgers had is ambiguous: name one by id
+CREATE TABLE rc (id int);
+SELECT consent_ledger.create_ledger('rc');
+SELECT consent_ledger.retire_ledger('rc');
+DROP TABLE rc;
+SELECT consent_ledger.ledger('rc');
+
+-- the stored log of the dropped ledger rewritten: verify() and the
+-- receipts catch it
+UPDATE consent_ledger.log l
+   SET leaves = overlay(leaves PLACING sha256('forged') FROM (2 - first_leaf)::int * 32 + 1 FOR 32)
+  FROM rc_before_drop b
+ WHERE l.ledger_id = b.ledger_id AND 2 BETWEEN l.first_leaf AND l.first_leaf + l.nleaves - 1;
+SELECT v."rows", v.valid, v.problem
+FROM rc_before_drop b, consent_ledger.verify(b.relid::regclass) v;
+SELECT d.valid, regexp_replace(d.reason, 'ledger \d+ \(table \d+ dropped\)', 'ledger N (table N dropped)') AS reason
+FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_receipts)) d;
+
+ALTER SYSTEM RESET consent_ledger.seal_interval;
+SELECT pg_reload_conf();
