@@ -296,8 +296,9 @@ get_codec(ClRowEncoder *enc, Oid typid)
 			else if (typ->typsend == F_TEXTSEND || typ->typoutput == F_TEXTOUT ||
 					 base == XMLOID || base == JSONOID)
 				c->kind = VK_TEXT;	/* text, json, xml */
-			else if (enc->version >= CL_ENCODING_V2 && IsBinaryCoercible(base, TEXTOID))
-				c->kind = VK_TEXT;	/* varchar, bpchar, citext... */
+			else if (enc->version >= CL_ENCODING_V2 &&
+					 (base == BPCHAROID || IsBinaryCoercible(base, TEXTOID)))
+				c->kind = VK_TEXT;	/* bpchar (its cast to text trims), varchar, citext... */
 			else if (OidIsValid(typ->typsend))
 			{
 				c->kind = VK_SEND;
