@@ -77,7 +77,7 @@ SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('gol
 CREATE EXTENSION citext;
 CREATE EXTENSION hstore;
 SELECT $ddl$
-CREATE TYPE mood AS ENUM ('sad', 'happy');
+CREATE TYPE gmood AS ENUM ('sad', 'happy');
 CREATE DOMAIN gposint AS int CHECK (VALUE > 0);
 CREATE TYPE inner_t AS (z int, a text);
 CREATE TYPE outer_t AS (n inner_t, b bool, x int);
@@ -85,7 +85,7 @@ CREATE TABLE gold (
   b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric,
   t text, vc varchar(8), bp char(4), nm name, ch "char", js json, x xml, ci citext,
   by bytea, ts timestamp, tz timestamptz, d date, tm time, ttz timetz, iv interval,
-  u uuid, jb jsonb, e mood, dm gposint, arr int[], arr2 text[], cp inner_t, cpn outer_t,
+  u uuid, jb jsonb, e gmood, dm gposint, arr int[], arr2 text[], cp inner_t, cpn outer_t,
   cpa inner_t[], r4 int4range, rn numrange, rtz tstzrange, mr int4multirange,
   ip inet, m money, pt point, hs hstore, tv tsvector, acl aclitem);
 SELECT consent_ledger.create_ledger('gold');
