@@ -490,7 +490,9 @@ send_value(ClRowEncoder *enc, TypeCodec *c, Datum v)
 
 	if (current == target)
 		return SendFunctionCall(&c->fn, v);
-	if (PrepareClientEncoding(target) < 0 || SetClientEncoding(target) < 0)
+	/* the conversion is prepared once and then found in mbutils' list */
+	if (SetClientEncoding(target) < 0 &&
+		(PrepareClientEncoding(target) < 0 || SetClientEncoding(target) < 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("no conversion from %s to %s for the canonical row encoding",
