@@ -107,7 +107,10 @@ ld_counted(leafdec *d, const uint8_t **s, size_t *n)
 	return true;
 }
 
-/* u16 count of (u16 name length | name | value), names strictly increasing */
+/*
+ * u16 count of (u16 name length | name | value), names strictly increasing,
+ * no NULL values: a row's columns, and a version 2 composite's attributes.
+ */
 static bool ld_value(leafdec *d, int depth);
 
 static bool
@@ -145,6 +148,8 @@ ld_named_list(leafdec *d, int depth)
 		ld_printf(d, "%s", i > 0 ? ", " : "");
 		ld_quoted(d, name, namelen);
 		ld_printf(d, ": ");
+		if (d->pos < d->len && d->p[d->pos] == '0')
+			return ld_fail(d, "a NULL column or attribute (NULLs are omitted)");
 		if (!ld_value(d, depth + 1))
 			return false;
 	}
