@@ -201,9 +201,13 @@ SET client_encoding = 'LATIN1';
 INSERT INTO euro VALUES (U&'\20ac', U&'\20ac', U&'"\20ac"=>"1"');
 SET client_encoding = 'WIN1252';
 INSERT INTO euro VALUES (U&'\20ac', U&'\20ac', U&'"\20ac"=>"1"');
+-- the euro sign as a WIN1252 client sends it: the byte 0x80
+\set euro_win1252 `printf '\200'`
+INSERT INTO euro VALUES (:'euro_win1252', :'euro_win1252', NULL);
 RESET client_encoding;
 SELECT encode(substr(l, 10), 'hex') AS euro_bytes
-  FROM generate_series(0, 1) i, LATERAL consent_ledger.leaf_data('euro', i) l;
+  FROM generate_series(0, 2) i, LATERAL consent_ledger.leaf_data('euro', i) l;
+SELECT v = U&'\20ac' AS sent_as_0x80_is_the_euro_sign FROM euro WHERE h IS NULL;
 SELECT consent_ledger.seal() >= 0 AS sealed;
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('euro');
 SET client_encoding = 'LATIN1';
