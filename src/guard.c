@@ -1019,9 +1019,14 @@ refuse_type_change(Oid typid, const char *what, bool v1_only, const char *detail
 static void
 check_type_meaning(Node *parsetree)
 {
+	NodeTag		tag = nodeTag(parsetree);
+
+	/* cheap tests first: this runs for every utility statement */
+	if (tag != T_AlterEnumStmt && tag != T_RenameStmt && tag != T_AlterTableStmt)
+		return;
 	if (cl_internal_ddl || !cl_extension_present())
 		return;
-	switch (nodeTag(parsetree))
+	switch (tag)
 	{
 		case T_AlterEnumStmt:
 			{
@@ -1052,10 +1057,22 @@ check_type_meaning(Node *parsetree)
 		case T_AlterTableStmt:
 			{
 				AlterTableStmt *as = (AlterTableStmt *) parsetree;
-				Oid			relid = RangeVarGetRelid(as->relation, NoLock, true);
-				Oid			rowtype = OidIsValid(relid) ? get_rel_type_id(relid) : InvalidOid;
+				Oid			relid;
+				Oid			rowtype;
 				ListCell   *lc;
+				bool		relevant = false;
 
+				foreach(lc, as->cmds)
+				{
+					AlterTableType t = lfirst_node(AlterTableCmd, lc)->subtype;
+
+					if (t == AT_DropColumn || t == AT_AlterColumnType || t == AT_AddColumn)
+						relevant = true;
+				}
+				if (!relevant)
+					break;
+				relid = RangeVarGetRelid(as->relation, NoLock, true);
+				rowtype = OidIsValid(relid) ? get_rel_type_id(relid) : InvalidOid;
 				if (!OidIsValid(rowtype))
 					break;
 				foreach(lc, as->cmds)
