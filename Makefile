@@ -40,11 +40,11 @@ $(OBJS): $(wildcard src/*.h)
 
 # The offline verifier and the unit tests use only the pure code.
 PURE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes -Isrc
-PURE_SRCS = src/sha256.c src/merkle.c src/note.c src/json.c src/proof.c
+PURE_SRCS = src/sha256.c src/merkle.c src/note.c src/json.c src/proof.c src/leaf.c
 
 all: consent-ledger-verify
 
-consent-ledger-verify: tools/consent-ledger-verify.c $(PURE_SRCS) src/sha256.h src/merkle.h src/note.h src/json.h src/proof.h
+consent-ledger-verify: tools/consent-ledger-verify.c $(PURE_SRCS) src/sha256.h src/merkle.h src/note.h src/json.h src/proof.h src/leaf.h
 	$(CC) $(PURE_CFLAGS) -o $@ tools/consent-ledger-verify.c $(PURE_SRCS) -lsodium -lcrypto
 
 install: install-verifier

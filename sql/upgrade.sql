@@ -10,6 +10,13 @@ SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger';
 CREATE ROLE up_loader LOGIN;
 CREATE ROLE up_reader LOGIN;
 CREATE TABLE up_ledger (id int, note text);
+-- a ledger of encoding version 1 with the types whose v1 encoding went
+-- through send functions (varchar, bpchar: client_encoding) and a
+-- composite (encoded by position in version 1)
+CREATE TYPE up_pair AS (payer text, payee text);
+CREATE TABLE up_v1 (id int, vc varchar(8), bp char(4), cp up_pair);
+SELECT consent_ledger.create_ledger('up_v1');
+INSERT INTO up_v1 VALUES (1, U&'v\00e9', U&'\00e9', ROW('alice', U&'b\00e9b'));
 INSERT INTO up_ledger SELECT g, 'before ' || g FROM generate_series(1, 20) g;
 SELECT consent_ledger.create_ledger('up_ledger');
 INSERT INTO up_ledger SELECT g, 'adopted ' || g FROM generate_series(21, 30) g;
@@ -54,6 +61,35 @@ RESET ROLE;
 -- unprotect() after the update gives the table back to its 1.0 owner
 SELECT consent_ledger.unprotect('up_facts');
 SELECT relowner::regrole AS owner_after_unprotect FROM pg_class WHERE oid = 'up_facts'::regclass;
+
+-- 1.2: version 1 ledgers keep version 1 and verify in every session, new
+-- rows included (written as if client_encoding were the database's, as
+-- version 1 wrote them in the normal case); new ledgers use version 2
+ALTER EXTENSION consent_ledger UPDATE TO '1.2';
+SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger';
+SELECT l.relid, l.encoding FROM consent_ledger.ledgers l
+ WHERE l.relid IN ('up_ledger'::regclass, 'up_v1'::regclass) ORDER BY 1;
+SET client_encoding = 'LATIN1';
+INSERT INTO up_v1 VALUES (2, U&'w\00e9', U&'\00e9\00e9', ROW(U&'\00e9', 'x'));
+SELECT encode(substr(consent_ledger.leaf_data('up_v1', 1), 14), 'hex') AS v1_row_under_latin1;
+RESET client_encoding;
+SELECT encode(substr(consent_ledger.leaf_data('up_v1', 0), 1, 1), 'hex') AS v1_version_byte,
+       encode(substr(consent_ledger.leaf_data('up_v1', 0), 14), 'hex') AS v1_row;
+DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
+SET client_encoding = 'LATIN1';
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
+SET client_encoding = 'EUC_JP';
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
+RESET client_encoding;
+-- version 1 hashes composites by position: a new attribute would change
+-- old rows, so it is refused while a version 1 ledger uses the type
+ALTER TYPE up_pair ADD ATTRIBUTE memo text;
+\echo :SQLSTATE
+CREATE TABLE up_v2 (id int);
+SELECT consent_ledger.create_ledger('up_v2');
+SELECT encoding FROM consent_ledger.ledgers WHERE relid = 'up_v2'::regclass;
+SELECT bool_and(valid) AS all_ledgers_valid FROM consent_ledger.verify();
 \c contrib_regression
 DROP DATABASE cl_upgrade WITH (FORCE);
 DROP ROLE up_loader, up_reader;

@@ -576,12 +576,29 @@ row_key(Relation rel, HeapTuple tup)
 }
 
 static void row_hash_with(ClRowEncoder *enc, HeapTuple tup, uint8 *out);
+static Oid	audit_log_relid(bool create);
+
+/*
+ * The encoding version of row hashes: the audit ledger's own (version 1
+ * in an audit ledger made before 1.2, so old and new records' row hashes
+ * compare), or the version a new ledger would get when there is no audit
+ * ledger yet.
+ */
+static int
+row_hash_encoding(Oid log_relid)
+{
+	ClLedgerInfo *info = cl_ledger_lookup(log_relid);
+
+	return info != NULL ? info->encoding : cl_new_ledger_encoding();
+}
 
 /* SHA-256 of a row's canonical encoding (ledger header zeroed) */
 static void
 row_hash(Relation rel, HeapTuple tup, uint8 *out)
 {
-	ClRowEncoder *enc = cl_encoder_create(RelationGetDescr(rel), CurrentMemoryContext);
+	ClRowEncoder *enc = cl_encoder_create(RelationGetDescr(rel),
+										  row_hash_encoding(audit_log_relid(false)),
+										  CurrentMemoryContext);
 
 	row_hash_with(enc, tup, out);
 	cl_encoder_free(enc);
@@ -1013,8 +1030,9 @@ cl_audit_row(PG_FUNCTION_ARGS)
 		else
 			cl_encoder_free(cache->enc);
 		cache->relid = RelationGetRelid(rel);
-		cache->enc = cl_encoder_create(RelationGetDescr(rel), fcinfo->flinfo->fn_mcxt);
 		cache->log_relid = audit_log_relid(true);
+		cache->enc = cl_encoder_create(RelationGetDescr(rel), row_hash_encoding(cache->log_relid),
+									   fcinfo->flinfo->fn_mcxt);
 		fcinfo->flinfo->fn_extra = cache;
 		MemoryContextSwitchTo(old);
 	}

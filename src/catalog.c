@@ -157,6 +157,7 @@ fill_info(ClLedgerInfo *info, HeapTuple tup, TupleDesc desc, MemoryContext mcxt)
 	info->origin = MemoryContextStrdup(mcxt, TextDatumGetCString(d));
 	(void) heap_getattr(tup, Anum_ledgers_retired_at, desc, &isnull);
 	info->retired = !isnull;
+	info->encoding = DatumGetInt32(heap_getattr(tup, Anum_ledgers_encoding, desc, &isnull));
 	info->txn_attnum = get_attnum(info->relid, CL_TXN_COLUMN);
 	info->ord_attnum = get_attnum(info->relid, CL_ORD_COLUMN);
 }

@@ -35,7 +35,9 @@
 #define CL_STAMP_TRIGGER	"~consent_ledger_stamp"
 #define CL_GUARD_TRIGGER	"~consent_ledger_guard"
 #define CL_GUARD_ROW_TRIGGER "~consent_ledger_guard_row"
-#define CL_ENCODING_VERSION 1
+/* canonical row encoding versions (README "Canonical row encoding") */
+#define CL_ENCODING_V1		1
+#define CL_ENCODING_V2		2
 #define CL_ADMIN_ROLE		"consent_ledger_admin"
 #define CL_CUSTODIAN_ROLE	"consent_ledger_custodian"
 /* leaves of one transaction written as one pending/log record at most */
@@ -109,7 +111,8 @@ extern const char *cl_keys_rotation_note(void);
 
 /* encode.c: canonical row encoding (README "Canonical row encoding") */
 typedef struct ClRowEncoder ClRowEncoder;
-extern ClRowEncoder *cl_encoder_create(TupleDesc desc, MemoryContext mcxt);
+extern ClRowEncoder *cl_encoder_create(TupleDesc desc, int version, MemoryContext mcxt);
+extern int	cl_encoder_version(ClRowEncoder *enc);
 extern bool cl_encoder_matches(ClRowEncoder *enc, TupleDesc desc);
 extern void cl_encode_row(ClRowEncoder *enc, HeapTuple tuple, int64 txn,
 						  int32 ord, StringInfo out);
@@ -127,6 +130,7 @@ typedef struct ClLedgerInfo
 	AttrNumber	txn_attnum;
 	AttrNumber	ord_attnum;
 	bool		retired;
+	int			encoding;		/* ledgers.encoding: CL_ENCODING_V1, _V2 */
 	char	   *origin;
 } ClLedgerInfo;
 extern Oid	cl_schema_oid(bool missing_ok);
@@ -167,6 +171,7 @@ extern void cl_release_custody(Oid relid);
 extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
 extern void cl_make_ledger(Oid relid);
+extern int	cl_new_ledger_encoding(void);
 extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
 extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);
 extern void cl_run_as_owner(const char *sql, Oid owner);

@@ -12,6 +12,16 @@
  * name and sorted bytewise; NULL columns are omitted, which is what lets
  * a nullable column be added to a ledger without changing old rows.
  *
+ * Each ledger has an encoding version (consent_ledger.ledgers.encoding)
+ * and every encoder is built for one version; both stay verifiable.
+ * Version 2 differs from version 1 in: text-like types (varchar, bpchar,
+ * citext, any type binary-coercible to text) are 't' and converted by
+ * this file, never by a send function; "char" has its own tag 'C';
+ * send functions run with the client encoding forced to UTF8 (version 1:
+ * forced to the database encoding, which is what it wrote in the normal
+ * case); composites carry their attribute names, sorted, NULLs omitted;
+ * stored generated columns are encoded.
+ *
  * Encoders are built once per table descriptor and reused for every row
  * (the trigger keeps one per relation in fn_extra; verify builds one per
  * scan), so the per-row cost is the value conversions and one append.
@@ -26,6 +36,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -62,7 +73,8 @@ typedef enum ValueKind
 	VK_ARRAY,
 	VK_COMPOSITE,
 	VK_RANGE,
-	VK_SEND,					/* other types: binary send function */
+	VK_SEND,					/* other types: binary send function (send
+								 * encoding: see send_value) */
 	VK_OUT						/* other types without send: output text */
 } ValueKind;
 
@@ -89,6 +101,7 @@ typedef struct ColumnCodec
 
 struct ClRowEncoder
 {
+	int			version;		/* CL_ENCODING_V1 or CL_ENCODING_V2 */
 	MemoryContext mcxt;
 	TupleDesc	desc;			/* the descriptor it was built for */
 	TupleDesc	copy;			/* a private copy, for cl_encoder_matches */
@@ -106,6 +119,7 @@ struct ClRowEncoder
 #define TAG_FLOAT		'f'
 #define TAG_NUMERIC		'n'
 #define TAG_TEXT		't'
+#define TAG_CHAR		'C'		/* version 2 */
 #define TAG_BYTEA		'x'
 #define TAG_TIMESTAMP	'T'
 #define TAG_DATE		'D'
@@ -122,6 +136,8 @@ struct ClRowEncoder
 
 static TypeCodec *get_codec(ClRowEncoder *enc, Oid typid);
 static void encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out);
+static bytea *send_value(ClRowEncoder *enc, TypeCodec *c, Datum v);
+static void encode_composite_v2(ClRowEncoder *enc, Datum v, StringInfo out);
 
 static inline void
 put_u8(StringInfo out, uint8 v)
@@ -279,7 +295,10 @@ get_codec(ClRowEncoder *enc, Oid typid)
 			}
 			else if (typ->typsend == F_TEXTSEND || typ->typoutput == F_TEXTOUT ||
 					 base == XMLOID || base == JSONOID)
-				c->kind = VK_TEXT;	/* text, varchar, bpchar, json, xml, citext... */
+				c->kind = VK_TEXT;	/* text, json, xml */
+			else if (enc->version >= CL_ENCODING_V2 &&
+					 (base == BPCHAROID || IsBinaryCoercible(base, TEXTOID)))
+				c->kind = VK_TEXT;	/* bpchar (its cast to text trims), varchar, citext... */
 			else if (OidIsValid(typ->typsend))
 			{
 				c->kind = VK_SEND;
@@ -375,6 +394,124 @@ encode_composite(ClRowEncoder *enc, Datum v, StringInfo out)
 	ReleaseTupleDesc(desc);
 	pfree(values);
 	pfree(nulls);
+}
+
+typedef struct NamedAttr
+{
+	int			index;			/* in the composite's descriptor */
+	char	   *name;			/* UTF-8 */
+	int			namelen;
+} NamedAttr;
+
+static int
+named_attr_cmp(const void *a, const void *b)
+{
+	const NamedAttr *x = a;
+	const NamedAttr *y = b;
+	int			r = memcmp(x->name, y->name, Min(x->namelen, y->namelen));
+
+	if (r != 0)
+		return r;
+	return (x->namelen > y->namelen) - (x->namelen < y->namelen);
+}
+
+/*
+ * Version 2: a composite encodes like a row, so that its attributes are
+ * bound by name: u16 number of non-NULL attributes, then in the bytewise
+ * order of their UTF-8 names, each name length (u16), name and value.
+ * Renaming an attribute changes the bytes; adding one (NULL in old
+ * values) does not.
+ */
+static void
+encode_composite_v2(ClRowEncoder *enc, Datum v, StringInfo out)
+{
+	HeapTupleHeader th = DatumGetHeapTupleHeader(v);
+	TupleDesc	desc;
+	HeapTupleData tuple;
+	Datum	   *values;
+	bool	   *nulls;
+	NamedAttr  *attrs;
+	int			n = 0;
+
+	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
+								  HeapTupleHeaderGetTypMod(th));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = th;
+	values = palloc(Max(desc->natts, 1) * sizeof(Datum));
+	nulls = palloc(Max(desc->natts, 1) * sizeof(bool));
+	attrs = palloc(Max(desc->natts, 1) * sizeof(NamedAttr));
+	heap_deform_tuple(&tuple, desc, values, nulls);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+
+		if (att->attisdropped || nulls[i])
+			continue;
+		attrs[n].index = i;
+		attrs[n].name = pg_server_to_any(name, strlen(name), PG_UTF8);
+		attrs[n].namelen = strlen(attrs[n].name);
+		n++;
+	}
+	qsort(attrs, n, sizeof(NamedAttr), named_attr_cmp);
+	put_u8(out, TAG_COMPOSITE);
+	put_u16(out, (uint16) n);
+	for (int k = 0; k < n; k++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, attrs[k].index);
+
+		put_u16(out, (uint16) attrs[k].namelen);
+		appendBinaryStringInfo(out, attrs[k].name, attrs[k].namelen);
+		encode_value(enc, get_codec(enc, att->atttypid), values[attrs[k].index], out);
+	}
+	ReleaseTupleDesc(desc);
+	pfree(values);
+	pfree(nulls);
+	pfree(attrs);
+}
+
+/*
+ * A value's binary send form, independent of the session's
+ * client_encoding: send functions that embed strings (varchar and bpchar
+ * in version 1, hstore, tsvector, ...) convert them to the client
+ * encoding, so the client encoding is switched for the call -- to UTF8 in
+ * version 2, to the database encoding in version 1 (what version 1 wrote
+ * in a session whose client encoding was the database's).
+ */
+static bytea *
+send_value(ClRowEncoder *enc, TypeCodec *c, Datum v)
+{
+	int			target = enc->version >= CL_ENCODING_V2 ? PG_UTF8 : GetDatabaseEncoding();
+	int			current = pg_get_client_encoding();
+	bytea	   *volatile b = NULL;
+
+	if (current == target)
+		return SendFunctionCall(&c->fn, v);
+	/* the conversion is prepared once and then found in mbutils' list */
+	if (SetClientEncoding(target) < 0 &&
+		(PrepareClientEncoding(target) < 0 || SetClientEncoding(target) < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("no conversion from %s to %s for the canonical row encoding",
+						GetDatabaseEncodingName(), pg_encoding_to_char(target)),
+				 errhint("Create the default conversion between these encodings.")));
+	PG_TRY();
+	{
+		b = SendFunctionCall(&c->fn, v);
+	}
+	PG_FINALLY();
+	{
+		if (SetClientEncoding(current) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not restore client_encoding %s",
+							pg_encoding_to_char(current))));
+	}
+	PG_END_TRY();
+	return b;
 }
 
 static void
@@ -475,6 +612,13 @@ encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
 			{
 				char		ch = DatumGetChar(v);
 
+				if (enc->version >= CL_ENCODING_V2)
+				{
+					/* the stored byte as it is; the empty "char" is 0 */
+					put_u8(out, TAG_CHAR);
+					put_u8(out, (uint8) ch);
+					break;
+				}
 				put_u8(out, TAG_TEXT);
 				put_bytes(out, &ch, ch == '\0' ? 0 : 1);
 				break;
@@ -554,14 +698,17 @@ encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
 			encode_array(enc, c, v, out);
 			break;
 		case VK_COMPOSITE:
-			encode_composite(enc, v, out);
+			if (enc->version >= CL_ENCODING_V2)
+				encode_composite_v2(enc, v, out);
+			else
+				encode_composite(enc, v, out);
 			break;
 		case VK_RANGE:
 			encode_range(enc, c, v, out);
 			break;
 		case VK_SEND:
 			{
-				bytea	   *b = SendFunctionCall(&c->fn, v);
+				bytea	   *b = send_value(enc, c, v);
 
 				put_u8(out, TAG_SEND);
 				put_bytes(out, VARDATA(b), VARSIZE(b) - VARHDRSZ);
@@ -594,17 +741,28 @@ column_cmp(const void *a, const void *b)
 }
 
 /*
- * Builds an encoder for rows of desc, in mcxt.  Dropped and generated
- * columns and the ledger's own stamp columns are not encoded.
+ * Builds an encoder for rows of desc in encoding version (a ledger's
+ * ledgers.encoding), in mcxt.  Dropped columns and the ledger's own stamp
+ * columns are not encoded, nor, in version 1, generated columns.
  */
 ClRowEncoder *
-cl_encoder_create(TupleDesc desc, MemoryContext mcxt)
+cl_encoder_create(TupleDesc desc, int version, MemoryContext mcxt)
 {
-	MemoryContext cxt = AllocSetContextCreate(mcxt, "consent_ledger encoder",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	ClRowEncoder *enc = palloc0(sizeof(ClRowEncoder));
+	MemoryContext cxt;
+	MemoryContext old;
+	ClRowEncoder *enc;
 
+	if (version != CL_ENCODING_V1 && version != CL_ENCODING_V2)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("canonical row encoding version %d is not supported", version),
+				 errdetail("This build of consent_ledger knows versions %d and %d.",
+						   CL_ENCODING_V1, CL_ENCODING_V2),
+				 errhint("Install the consent_ledger version that wrote the ledger, or correct consent_ledger.ledgers.encoding.")));
+	cxt = AllocSetContextCreate(mcxt, "consent_ledger encoder", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	enc = palloc0(sizeof(ClRowEncoder));
+	enc->version = version;
 	enc->mcxt = cxt;
 	enc->desc = desc;
 	enc->copy = CreateTupleDescCopy(desc);
@@ -619,7 +777,9 @@ cl_encoder_create(TupleDesc desc, MemoryContext mcxt)
 		ColumnCodec *col;
 		char	   *u;
 
-		if (att->attisdropped || att->attgenerated != '\0')
+		if (att->attisdropped)
+			continue;
+		if (att->attgenerated != '\0' && version < CL_ENCODING_V2)
 			continue;
 		if (strcmp(name, CL_TXN_COLUMN) == 0 || strcmp(name, CL_ORD_COLUMN) == 0)
 			continue;
@@ -633,6 +793,13 @@ cl_encoder_create(TupleDesc desc, MemoryContext mcxt)
 	qsort(enc->cols, enc->ncols, sizeof(ColumnCodec), column_cmp);
 	MemoryContextSwitchTo(old);
 	return enc;
+}
+
+/* The encoding version an encoder writes. */
+int
+cl_encoder_version(ClRowEncoder *enc)
+{
+	return enc->version;
 }
 
 /* Whether an encoder built earlier still fits desc (cheap when unchanged). */
@@ -687,7 +854,7 @@ cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls, int64 txn,
 	int			countpos;
 	int			count = 0;
 
-	put_u8(out, CL_ENCODING_VERSION);
+	put_u8(out, (uint8) enc->version);
 	put_u64(out, (uint64) txn);
 	put_u32(out, (uint32) ord);
 	countpos = out->len;

@@ -53,6 +53,7 @@
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -946,6 +947,156 @@ note_policy_drop(Oid policy)
 	table_close(rel, AccessShareLock);
 }
 
+/*
+ * Types whose change would alter what stored ledger rows mean without
+ * touching their bytes (README "Canonical row encoding"): renaming an
+ * enum label, or renaming, dropping or retyping an attribute of a
+ * composite type (ALTER TYPE, or ALTER TABLE on a table whose row type is
+ * used), while a column of a ledger -- live or retired, its rows still
+ * verify -- has a type that contains it (arrays, domains, ranges and
+ * nested composites followed by cl_type_contains).  Adding an attribute
+ * leaves encoding version 2 values unchanged but not version 1's, so it
+ * is refused only while a version 1 ledger uses the type.  Adding an enum
+ * value changes nothing stored.
+ */
+static bool
+ledger_column_using(Oid typid, bool v1_only, char **ledger, char **column)
+{
+	ListCell   *lc;
+
+	if (!OidIsValid(typid))
+		return false;
+	foreach(lc, cl_ledger_list())
+	{
+		ClLedgerInfo *info = lfirst(lc);
+		Relation	rel;
+		TupleDesc	desc;
+		bool		found = false;
+
+		if (v1_only && info->encoding != CL_ENCODING_V1)
+			continue;
+		rel = try_relation_open(info->relid, AccessShareLock);
+		if (rel == NULL)
+			continue;			/* a dropped retired ledger: no rows left */
+		desc = RelationGetDescr(rel);
+		for (int i = 0; i < desc->natts && !found; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped || !cl_type_contains(att->atttypid, typid))
+				continue;
+			*ledger = pstrdup(RelationGetRelationName(rel));
+			*column = pstrdup(NameStr(att->attname));
+			found = true;
+		}
+		relation_close(rel, AccessShareLock);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+static void
+refuse_type_change(Oid typid, const char *what, bool v1_only, const char *detail,
+				   const char *hint)
+{
+	char	   *ledger;
+	char	   *column;
+
+	if (!ledger_column_using(typid, v1_only, &ledger, &column))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot %s type %s: column \"%s\" of ledger table \"%s\" uses it",
+					what, format_type_be(typid), column, ledger),
+			 errdetail("%s", detail),
+			 errhint("%s", hint)));
+}
+
+#define TYPE_DETAIL_ATTRS "Ledger rows are hashed with the attribute names and values of their composite values; this would change what rows already in the ledger say."
+#define TYPE_HINT_ATTRS "Create a new type and a new column or ledger that uses it."
+
+static void
+check_type_meaning(Node *parsetree)
+{
+	NodeTag		tag = nodeTag(parsetree);
+
+	/* cheap tests first: this runs for every utility statement */
+	if (tag != T_AlterEnumStmt && tag != T_RenameStmt && tag != T_AlterTableStmt)
+		return;
+	if (cl_internal_ddl || !cl_extension_present())
+		return;
+	switch (tag)
+	{
+		case T_AlterEnumStmt:
+			{
+				AlterEnumStmt *es = (AlterEnumStmt *) parsetree;
+
+				if (es->oldVal == NULL)
+					break;		/* ADD VALUE */
+				refuse_type_change(LookupTypeNameOid(NULL, makeTypeNameFromNameList(es->typeName), true),
+								   "rename a value of enum", false,
+								   "Ledger rows are hashed with enum labels; renaming one would change what rows already in the ledger say.",
+								   "Add a new value with ALTER TYPE ... ADD VALUE instead.");
+				break;
+			}
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) parsetree;
+				Oid			relid;
+
+				if ((rs->renameType != OBJECT_ATTRIBUTE && rs->renameType != OBJECT_COLUMN) ||
+					rs->relation == NULL)
+					break;
+				relid = RangeVarGetRelid(rs->relation, NoLock, true);
+				if (OidIsValid(relid))
+					refuse_type_change(get_rel_type_id(relid), "rename an attribute of", false,
+									   TYPE_DETAIL_ATTRS, TYPE_HINT_ATTRS);
+				break;
+			}
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *as = (AlterTableStmt *) parsetree;
+				Oid			relid;
+				Oid			rowtype;
+				ListCell   *lc;
+				bool		relevant = false;
+
+				foreach(lc, as->cmds)
+				{
+					AlterTableType t = lfirst_node(AlterTableCmd, lc)->subtype;
+
+					if (t == AT_DropColumn || t == AT_AlterColumnType || t == AT_AddColumn)
+						relevant = true;
+				}
+				if (!relevant)
+					break;
+				relid = RangeVarGetRelid(as->relation, NoLock, true);
+				rowtype = OidIsValid(relid) ? get_rel_type_id(relid) : InvalidOid;
+				if (!OidIsValid(rowtype))
+					break;
+				foreach(lc, as->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (cmd->subtype == AT_DropColumn)
+						refuse_type_change(rowtype, "drop an attribute of", false,
+										   TYPE_DETAIL_ATTRS, TYPE_HINT_ATTRS);
+					else if (cmd->subtype == AT_AlterColumnType)
+						refuse_type_change(rowtype, "change an attribute's type in", false,
+										   TYPE_DETAIL_ATTRS, TYPE_HINT_ATTRS);
+					else if (cmd->subtype == AT_AddColumn)
+						refuse_type_change(rowtype, "add an attribute to", true,
+										   "A ledger in encoding version 1 hashes composite values by position, so a new attribute would change rows already in the ledger.",
+										   "Create a new type, or use it in ledgers made since version 1.2 (encoding version 2).");
+				}
+				break;
+			}
+		default:
+			break;
+	}
+}
+
 static void
 cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				  ProcessUtilityContext context, ParamListInfo params,
@@ -956,6 +1107,7 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	int			save_explain = explain_analyze_level;
 	void	   *copy_read = NULL;
 
+	check_type_meaning(parsetree);
 	switch (nodeTag(parsetree))
 	{
 		case T_AlterTableStmt:

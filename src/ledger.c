@@ -31,7 +31,10 @@
 #include "catalog/pg_trigger.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -79,6 +82,12 @@ typedef struct StampCache
 	int32		ledger_id;
 	AttrNumber	txn_attnum;
 	AttrNumber	ord_attnum;
+	/* stored generated columns, computed here in encoding version 2 */
+	int			ngenerated;
+	AttrNumber *gen_attnums;
+	ExprState **gen_exprs;
+	ExprContext *econtext;
+	TupleTableSlot *slot;
 } StampCache;
 
 static XactLedger *
@@ -324,6 +333,78 @@ check_stamp_is_last(Relation rel, Trigger *self)
 }
 
 /*
+ * Stored generated columns are computed by the executor after the BEFORE
+ * row triggers, so the stamp trigger does not see their values.  Encoding
+ * version 2 covers them (a stored value is part of the row), so the
+ * trigger computes them itself from the same expressions over the same
+ * values (generation expressions are immutable, and the stamp trigger
+ * runs last), as ExecComputeStoredGenerated will.  Built in the current
+ * memory context (the trigger's fn_mcxt).
+ */
+static void
+prepare_generated(StampCache *cache, Relation rel, int encoding)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (cache->econtext != NULL)
+		FreeExprContext(cache->econtext, true);
+	if (cache->slot != NULL)
+		ExecDropSingleTupleTableSlot(cache->slot);
+	cache->ngenerated = 0;
+	cache->econtext = NULL;
+	cache->slot = NULL;
+	if (encoding < CL_ENCODING_V2 || desc->constr == NULL ||
+		!desc->constr->has_generated_stored)
+		return;
+	cache->gen_attnums = palloc(sizeof(AttrNumber) * desc->natts);
+	cache->gen_exprs = palloc(sizeof(ExprState *) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Node	   *expr;
+
+		if (att->attisdropped || att->attgenerated != ATTRIBUTE_GENERATED_STORED)
+			continue;
+		expr = build_column_default(rel, att->attnum);
+		if (expr == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("no generation expression found for column \"%s\" of ledger table \"%s\"",
+							NameStr(att->attname), RelationGetRelationName(rel))));
+		cache->gen_attnums[cache->ngenerated] = att->attnum;
+		cache->gen_exprs[cache->ngenerated] = ExecInitExpr(expression_planner((Expr *) expr), NULL);
+		cache->ngenerated++;
+	}
+	/* a private descriptor copy: the slot must not pin the relcache's */
+	cache->slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(desc), &TTSOpsVirtual);
+	cache->econtext = CreateStandaloneExprContext();
+}
+
+/* Fills the stored generated columns of values/nulls (see prepare_generated). */
+static void
+compute_generated(StampCache *cache, TupleDesc desc, Datum *values, bool *nulls)
+{
+	TupleTableSlot *slot = cache->slot;
+	ExprContext *econtext = cache->econtext;
+	MemoryContext old;
+
+	ResetExprContext(econtext);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * desc->natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(slot);
+	econtext->ecxt_scantuple = slot;
+	old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+	for (int k = 0; k < cache->ngenerated; k++)
+	{
+		int			idx = cache->gen_attnums[k] - 1;
+
+		values[idx] = ExecEvalExpr(cache->gen_exprs[k], econtext, &nulls[idx]);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * BEFORE INSERT row trigger: stamps ledger_txn/ledger_ord (overwriting
  * whatever the inserter supplied) and records the row's leaf hash.
  */
@@ -380,10 +461,12 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 		else if (cache->enc != NULL)
 			cl_encoder_free(cache->enc);
 		cache->relid = RelationGetRelid(rel);
-		cache->enc = cl_encoder_create(RelationGetDescr(rel), fcinfo->flinfo->fn_mcxt);
+		cache->enc = cl_encoder_create(RelationGetDescr(rel), info->encoding,
+									   fcinfo->flinfo->fn_mcxt);
 		cache->ledger_id = info->ledger_id;
 		cache->txn_attnum = info->txn_attnum;
 		cache->ord_attnum = info->ord_attnum;
+		prepare_generated(cache, rel, info->encoding);
 		fcinfo->flinfo->fn_extra = cache;
 		MemoryContextSwitchTo(old);
 	}
@@ -400,6 +483,8 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 	nulls[cache->txn_attnum - 1] = false;
 	values[cache->ord_attnum - 1] = Int32GetDatum(ord);
 	nulls[cache->ord_attnum - 1] = false;
+	if (cache->ngenerated > 0)
+		compute_generated(cache, RelationGetDescr(rel), values, nulls);
 	newtup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	newtup->t_self = trigdata->tg_trigtuple->t_self;
 	newtup->t_tableOid = trigdata->tg_trigtuple->t_tableOid;
@@ -447,13 +532,14 @@ cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls)
 				 errmsg("relation \"%s\" is not a live ledger table",
 						RelationGetRelationName(rel))));
 	if (enc == NULL || enc_relid != RelationGetRelid(rel) ||
+		cl_encoder_version(enc) != info->encoding ||
 		!cl_encoder_matches(enc, RelationGetDescr(rel)))
 	{
 		MemoryContext old;
 
 		if (enc != NULL)
 			cl_encoder_free(enc);
-		enc = cl_encoder_create(RelationGetDescr(rel), TopMemoryContext);
+		enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, TopMemoryContext);
 		enc_relid = RelationGetRelid(rel);
 		if (buf.data == NULL)
 		{
@@ -561,7 +647,7 @@ check_convertible(Relation rel)
  * makes the conversion fail instead of leaving rows outside the log.
  */
 static void
-adopt_rows(Relation rel, int32 ledger_id)
+adopt_rows(Relation rel, int32 ledger_id, int encoding)
 {
 	char	   *qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												   RelationGetRelationName(rel));
@@ -606,7 +692,7 @@ adopt_rows(Relation rel, int32 ledger_id)
 	CommandCounterIncrement();
 	leaves = palloc_extended(sizeof(cl_hash) * nrows, MCXT_ALLOC_HUGE);
 	seen = palloc_extended(sizeof(bool) * nrows, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	enc = cl_encoder_create(RelationGetDescr(rel), CurrentMemoryContext);
+	enc = cl_encoder_create(RelationGetDescr(rel), encoding, CurrentMemoryContext);
 	initStringInfo(&buf);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(rel, snap, 0, NULL);
@@ -671,6 +757,36 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The encoding version a new ledger gets: the default of
+ * consent_ledger.ledgers.encoding, which the 1.1--1.2 script sets to 2.
+ * The column has no default before 1.2, so a library newer than the
+ * installed SQL objects keeps writing version 1 until ALTER EXTENSION
+ * UPDATE.
+ */
+int
+cl_new_ledger_encoding(void)
+{
+	Relation	rel = table_open(cl_internal_relid("ledgers"), AccessShareLock);
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), "encoding");
+	Node	   *def = attnum > 0 ? build_column_default(rel, attnum) : NULL;
+	int			version = CL_ENCODING_V1;
+
+	if (def != NULL)
+	{
+		def = eval_const_expressions(NULL, def);
+		if (!IsA(def, Const) || ((Const *) def)->constisnull ||
+			((Const *) def)->consttype != INT4OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the default of consent_ledger.ledgers.encoding is not an integer constant"),
+					 errhint("ALTER EXTENSION consent_ledger UPDATE sets it; do not change it by hand.")));
+		version = DatumGetInt32(((Const *) def)->constvalue);
+	}
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/*
  * The conversion itself, for create_ledger() and for the extension's own
  * ledgers.  The caller holds AccessExclusiveLock on the table (kept until
  * commit, so no row slips in unstamped) and has checked ownership.
@@ -686,9 +802,11 @@ cl_make_ledger(Oid relid)
 	uint8_t		rnd[16];
 	char		origin[64];
 	char		hex[33];
+	int			encoding;
 
 	rel = relation_open(relid, AccessExclusiveLock);
 	check_convertible(rel);
+	encoding = cl_new_ledger_encoding();
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
 	/* keep the lock, drop the reference: ALTER TABLE refuses tables in use */
@@ -710,12 +828,12 @@ cl_make_ledger(Oid relid)
 	sql = psprintf("INSERT INTO consent_ledger.ledgers "
 				   "(ledger_id, relid, origin, encoding, created_at) "
 				   "VALUES (%d, %u::pg_catalog.oid, %s, %d, pg_catalog.now())",
-				   ledger_id, relid, quote_literal_cstr(origin), CL_ENCODING_VERSION);
+				   ledger_id, relid, quote_literal_cstr(origin), encoding);
 	cl_run_as_owner(sql, owner);
 
 	/* reopen: the descriptor now has the new columns */
 	rel = relation_open(relid, NoLock);
-	adopt_rows(rel, ledger_id);
+	adopt_rows(rel, ledger_id, encoding);
 	relation_close(rel, NoLock);
 
 	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "

@@ -420,7 +420,7 @@ scan_rows(LedgerState *st)
 
 	st->actual = palloc_extended(sizeof(cl_hash) * Max(total, 1), MCXT_ALLOC_HUGE);
 	st->seen = palloc_extended(sizeof(bool) * Max(total, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	enc = cl_encoder_create(desc, CurrentMemoryContext);
+	enc = cl_encoder_create(desc, st->info->encoding, CurrentMemoryContext);
 	initStringInfo(&buf);
 
 	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
@@ -1425,7 +1425,7 @@ cl_export(PG_FUNCTION_ARGS)
 	}
 
 	tids = map_positions(st, upto);
-	enc = cl_encoder_create(RelationGetDescr(st->rel), CurrentMemoryContext);
+	enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding, CurrentMemoryContext);
 	initStringInfo(&buf);
 	initStringInfo(&line);
 	for (uint64 pos = 0; pos < upto; pos++)
@@ -1482,7 +1482,7 @@ cl_leaf_data(PG_FUNCTION_ARGS)
 				 errdetail("Ledger \"%s\" has " UINT64_FORMAT " leaves, sealed and pending.",
 						   ledger_name(st->info), total)));
 	tids = map_positions(st, total);
-	enc = cl_encoder_create(RelationGetDescr(st->rel), CurrentMemoryContext);
+	enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding, CurrentMemoryContext);
 	initStringInfo(&buf);
 	encode_at(st, enc, &tids[leaf], (uint64) leaf, &buf);
 	result = SPI_palloc(VARHDRSZ + buf.len);

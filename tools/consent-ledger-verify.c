@@ -5,7 +5,7 @@
  *	  src/merkle.c, src/note.c, src/json.c and src/proof.c, no PostgreSQL.
  *
  *	consent-ledger-verify export --public-key KEY [--public-key KEY ...]
- *		[--checkpoint FILE] EXPORT_FILE		(EXPORT_FILE "-" is stdin)
+ *		[--checkpoint FILE] [--decode] EXPORT_FILE	(EXPORT_FILE "-" is stdin)
  *	consent-ledger-verify inclusion PROOF_FILE [--leaf-data HEX]
  *		[--checkpoint FILE --public-key KEY ...]
  *	consent-ledger-verify consistency PROOF_FILE
@@ -39,6 +39,7 @@
 #include <sodium.h>
 
 #include "json.h"
+#include "leaf.h"
 #include "merkle.h"
 #include "note.h"
 #include "proof.h"
@@ -59,6 +60,7 @@ typedef struct options
 	int			nkeys;
 	const char *checkpoint;
 	const char *leaf_data;
+	bool		decode;			/* export --decode */
 	const char *args[2];
 	int			nargs;
 } options;
@@ -69,7 +71,7 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage:\n"
-			"  %s export --public-key KEY [--public-key KEY ...] [--checkpoint FILE] EXPORT_FILE\n"
+			"  %s export --public-key KEY [--public-key KEY ...] [--checkpoint FILE] [--decode] EXPORT_FILE\n"
 			"  %s inclusion PROOF_FILE [--leaf-data HEX] [--checkpoint FILE --public-key KEY ...]\n"
 			"  %s consistency PROOF_FILE [--checkpoint FILE --public-key KEY ...]\n"
 			"  %s checkpoint --public-key KEY CHECKPOINT_FILE\n"
@@ -214,6 +216,11 @@ parse_options(int argc, char **argv, options *o)
 			continue;
 		}
 		name = a + 2;
+		if (strcmp(name, "decode") == 0)
+		{
+			o->decode = true;
+			continue;
+		}
 		namelen = strcspn(name, "=");
 		if (name[namelen] == '=')
 			value = name + namelen + 1;
@@ -589,6 +596,20 @@ cmd_export(const options *o)
 					leafcap = newcap;
 				}
 				cl_leaf_hash(rec.data, rec.datalen, leaves[nleaves]);
+				if (o->decode)
+				{
+					const char *why;
+
+					printf("leaf %" PRIu64 ": ", nleaves);
+					why = cl_leaf_decode(rec.data, rec.datalen, stdout);
+					printf("\n");
+					if (why != NULL)
+					{
+						failure("line %" PRIu64 " (leaf %" PRIu64 "): not a canonical row encoding: %s",
+								lineno, nleaves, why);
+						goto out;
+					}
+				}
 				nleaves++;
 				break;
 			case CL_EXPORT_CHECKPOINT:
@@ -819,7 +840,7 @@ cmd_inclusion(const options *o)
 	char		idhex[2 * CL_KEYID_LEN + 1];
 	int			rc;
 
-	if (o->nargs != 1 || (o->nkeys != 0 && o->checkpoint == NULL))
+	if (o->nargs != 1 || (o->nkeys != 0 && o->checkpoint == NULL) || o->decode)
 		return usage();
 	rc = load_proof(o->args[0], &proof, origin);
 	if (rc != 0)
@@ -903,7 +924,7 @@ cmd_consistency(const options *o)
 	int			rc;
 
 	if (o->nargs != 1 || (o->nkeys != 0 && o->checkpoint == NULL) ||
-		o->leaf_data != NULL)
+		o->leaf_data != NULL || o->decode)
 		return usage();
 	rc = load_proof(o->args[0], &proof, origin);
 	if (rc != 0)
@@ -963,7 +984,7 @@ cmd_checkpoint(const options *o)
 		error("checkpoint needs at least one --public-key");
 		return usage();
 	}
-	if (o->nargs != 1 || o->checkpoint != NULL || o->leaf_data != NULL)
+	if (o->nargs != 1 || o->checkpoint != NULL || o->leaf_data != NULL || o->decode)
 		return usage();
 	rc = load_checkpoint_file(o->args[0], &note, &notelen, &cp, &why);
 	if (rc == EXIT_FAILED)

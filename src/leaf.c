@@ -1,0 +1,360 @@
+/*-------------------------------------------------------------------------
+ * leaf.c
+ *	  Decoding of a leaf's canonical row encoding (README "Canonical row
+ *	  encoding"), for the offline verifier: checks a leaf's bytes against
+ *	  the encoding of its version byte (1 or 2) and renders it as one line
+ *	  of text.  An export's hashes do not need this (a leaf is hashed as it
+ *	  is); it lets an auditor read what a receipt covers, and catches a
+ *	  leaf no version of the encoding could have produced.  Pure C99, no
+ *	  PostgreSQL (shared with the fuzzers).
+ *-------------------------------------------------------------------------
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "leaf.h"
+
+#define LEAF_MAX_DEPTH	64
+
+typedef struct leafdec
+{
+	const uint8_t *p;
+	size_t		len;
+	size_t		pos;
+	int			version;
+	FILE	   *out;			/* NULL: check only */
+	const char *err;
+} leafdec;
+
+static bool
+ld_fail(leafdec *d, const char *why)
+{
+	if (d->err == NULL)
+		d->err = why;
+	return false;
+}
+
+static bool
+ld_need(leafdec *d, size_t n)
+{
+	if (d->len - d->pos < n)
+		return ld_fail(d, "truncated");
+	return true;
+}
+
+static uint64_t
+ld_uint(leafdec *d, int nbytes)
+{
+	uint64_t	v = 0;
+
+	for (int i = 0; i < nbytes; i++)
+		v = (v << 8) | d->p[d->pos++];
+	return v;
+}
+
+static void
+ld_printf(leafdec *d, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (d->out == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(d->out, fmt, ap);
+	va_end(ap);
+}
+
+/* a string as "...": printable ASCII and UTF-8 bytes as they are, others \xHH */
+static void
+ld_quoted(leafdec *d, const uint8_t *s, size_t n)
+{
+	if (d->out == NULL)
+		return;
+	fputc('"', d->out);
+	for (size_t i = 0; i < n; i++)
+	{
+		if (s[i] == '"' || s[i] == '\\')
+			fprintf(d->out, "\\%c", s[i]);
+		else if (s[i] < 0x20 || s[i] == 0x7f)
+			fprintf(d->out, "\\x%02x", s[i]);
+		else
+			fputc(s[i], d->out);
+	}
+	fputc('"', d->out);
+}
+
+static void
+ld_hex(leafdec *d, const uint8_t *s, size_t n)
+{
+	for (size_t i = 0; i < n && d->out != NULL; i++)
+		fprintf(d->out, "%02x", s[i]);
+}
+
+/* u32 length + bytes; returns the bytes through *s, *n */
+static bool
+ld_counted(leafdec *d, const uint8_t **s, size_t *n)
+{
+	if (!ld_need(d, 4))
+		return false;
+	*n = (size_t) ld_uint(d, 4);
+	if (!ld_need(d, *n))
+		return false;
+	*s = d->p + d->pos;
+	d->pos += *n;
+	return true;
+}
+
+/*
+ * u16 count of (u16 name length | name | value), names strictly increasing,
+ * no NULL values: a row's columns, and a version 2 composite's attributes.
+ */
+static bool ld_value(leafdec *d, int depth);
+
+static bool
+ld_named_list(leafdec *d, int depth)
+{
+	uint64_t	count;
+	const uint8_t *prev = NULL;
+	size_t		prevlen = 0;
+
+	if (!ld_need(d, 2))
+		return false;
+	count = ld_uint(d, 2);
+	ld_printf(d, "{");
+	for (uint64_t i = 0; i < count; i++)
+	{
+		size_t		namelen;
+		const uint8_t *name;
+		int			cmp;
+
+		if (!ld_need(d, 2))
+			return false;
+		namelen = (size_t) ld_uint(d, 2);
+		if (!ld_need(d, namelen))
+			return false;
+		name = d->p + d->pos;
+		d->pos += namelen;
+		if (prev != NULL)
+		{
+			cmp = memcmp(prev, name, prevlen < namelen ? prevlen : namelen);
+			if (cmp > 0 || (cmp == 0 && prevlen >= namelen))
+				return ld_fail(d, "names not in strictly increasing byte order");
+		}
+		prev = name;
+		prevlen = namelen;
+		ld_printf(d, "%s", i > 0 ? ", " : "");
+		ld_quoted(d, name, namelen);
+		ld_printf(d, ": ");
+		if (d->pos < d->len && d->p[d->pos] == '0')
+			return ld_fail(d, "a NULL column or attribute (NULLs are omitted)");
+		if (!ld_value(d, depth + 1))
+			return false;
+	}
+	ld_printf(d, "}");
+	return true;
+}
+
+static bool
+ld_value(leafdec *d, int depth)
+{
+	uint8_t		tag;
+	const uint8_t *s;
+	size_t		n;
+
+	if (depth > LEAF_MAX_DEPTH)
+		return ld_fail(d, "values nested too deeply");
+	if (!ld_need(d, 1))
+		return false;
+	tag = d->p[d->pos++];
+	switch (tag)
+	{
+		case '0':
+			ld_printf(d, "null");
+			return true;
+		case 'b':
+			if (!ld_need(d, 1))
+				return false;
+			if (d->p[d->pos] > 1)
+				return ld_fail(d, "bool value is neither 0 nor 1");
+			ld_printf(d, "b:%s", d->p[d->pos++] ? "true" : "false");
+			return true;
+		case 'i':
+			if (!ld_need(d, 8))
+				return false;
+			ld_printf(d, "i:%" PRId64, (int64_t) ld_uint(d, 8));
+			return true;
+		case 'f':
+		case 'T':
+		case 'h':
+			if (!ld_need(d, 8))
+				return false;
+			if (tag == 'f')
+				ld_printf(d, "f:%016" PRIx64, ld_uint(d, 8));
+			else
+				ld_printf(d, "%c:%" PRId64, tag, (int64_t) ld_uint(d, 8));
+			return true;
+		case 'D':
+			if (!ld_need(d, 4))
+				return false;
+			ld_printf(d, "D:%" PRId32, (int32_t) ld_uint(d, 4));
+			return true;
+		case 'z':
+			if (!ld_need(d, 12))
+				return false;
+			ld_printf(d, "z:%" PRId64, (int64_t) ld_uint(d, 8));
+			ld_printf(d, ",%" PRId32, (int32_t) ld_uint(d, 4));
+			return true;
+		case 'v':
+			if (!ld_need(d, 16))
+				return false;
+			ld_printf(d, "v:%" PRId64, (int64_t) ld_uint(d, 8));
+			ld_printf(d, ",%" PRId32 "d", (int32_t) ld_uint(d, 4));
+			ld_printf(d, ",%" PRId32 "m", (int32_t) ld_uint(d, 4));
+			return true;
+		case 'u':
+			if (!ld_need(d, 16))
+				return false;
+			ld_printf(d, "u:");
+			ld_hex(d, d->p + d->pos, 16);
+			d->pos += 16;
+			return true;
+		case 'C':
+			if (d->version < 2)
+				return ld_fail(d, "tag C (\"char\") in a version 1 leaf");
+			if (!ld_need(d, 1))
+				return false;
+			ld_printf(d, "C:%02x", d->p[d->pos++]);
+			return true;
+		case 'n':
+		case 't':
+		case 'j':
+		case 'o':
+			if (!ld_counted(d, &s, &n))
+				return false;
+			ld_printf(d, "%c:", tag);
+			ld_quoted(d, s, n);
+			return true;
+		case 'x':
+		case 's':
+			if (!ld_counted(d, &s, &n))
+				return false;
+			ld_printf(d, "%c:", tag);
+			ld_hex(d, s, n);
+			return true;
+		case 'a':
+			{
+				uint64_t	ndim;
+				uint64_t	nelem = 1;
+
+				if (!ld_need(d, 4))
+					return false;
+				ndim = ld_uint(d, 4);
+				if (ndim > 6)
+					return ld_fail(d, "array with more than 6 dimensions");
+				if (!ld_need(d, 8 * ndim))
+					return false;
+				ld_printf(d, "a[");
+				for (uint64_t i = 0; i < ndim; i++)
+				{
+					int32_t		dim = (int32_t) ld_uint(d, 4);
+					int32_t		lb = (int32_t) ld_uint(d, 4);
+
+					if (dim < 0)
+						return ld_fail(d, "negative array dimension");
+					nelem *= (uint64_t) dim;
+					if (nelem > d->len)
+						return ld_fail(d, "more array elements than bytes");
+					ld_printf(d, "%s%" PRId32 "@%" PRId32, i > 0 ? "," : "", dim, lb);
+				}
+				if (ndim == 0)
+					nelem = 0;
+				ld_printf(d, "]{");
+				for (uint64_t i = 0; i < nelem; i++)
+				{
+					ld_printf(d, "%s", i > 0 ? ", " : "");
+					if (!ld_value(d, depth + 1))
+						return false;
+				}
+				ld_printf(d, "}");
+				return true;
+			}
+		case 'c':
+			ld_printf(d, "c");
+			if (d->version >= 2)
+				return ld_named_list(d, depth);
+			else
+			{
+				uint64_t	count;
+
+				if (!ld_need(d, 2))
+					return false;
+				count = ld_uint(d, 2);
+				ld_printf(d, "(");
+				for (uint64_t i = 0; i < count; i++)
+				{
+					ld_printf(d, "%s", i > 0 ? ", " : "");
+					if (!ld_value(d, depth + 1))
+						return false;
+				}
+				ld_printf(d, ")");
+				return true;
+			}
+		case 'r':
+			{
+				uint8_t		flags;
+
+				if (!ld_need(d, 1))
+					return false;
+				flags = d->p[d->pos++];
+				if (flags & ~0x1f)
+					return ld_fail(d, "unknown range flags");
+				ld_printf(d, "r:%02x(", flags);
+				if (flags & 0x01)
+				{
+					if (flags != 0x01)
+						return ld_fail(d, "an empty range with other flags");
+				}
+				else
+				{
+					if (!(flags & 0x02) && !ld_value(d, depth + 1))
+						return false;
+					ld_printf(d, ",");
+					if (!(flags & 0x04) && !ld_value(d, depth + 1))
+						return false;
+				}
+				ld_printf(d, ")");
+				return true;
+			}
+		default:
+			return ld_fail(d, "unknown value tag");
+	}
+}
+
+/* See leaf.h. */
+const char *
+cl_leaf_decode(const uint8_t *p, size_t len, FILE *out)
+{
+	leafdec		d = {p, len, 0, 0, out, NULL};
+	int64_t		txn;
+	int32_t		ord;
+
+	if (len < 1)
+		return "empty leaf";
+	d.version = p[0];
+	if (d.version != 1 && d.version != 2)
+		return "unknown encoding version";
+	d.pos = 1;
+	if (!ld_need(&d, 12))
+		return d.err;
+	txn = (int64_t) ld_uint(&d, 8);
+	ord = (int32_t) ld_uint(&d, 4);
+	ld_printf(&d, "v%d txn %" PRId64 " ord %" PRId32 " ", d.version, txn, ord);
+	if (!ld_named_list(&d, 0))
+		return d.err;
+	if (d.pos != d.len)
+		return "bytes after the last column";
+	return NULL;
+}

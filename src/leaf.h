@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ * leaf.h
+ *	  Decoding of canonical row encodings (leaf.c).  Pure C99.
+ *-------------------------------------------------------------------------
+ */
+#ifndef CL_LEAF_H
+#define CL_LEAF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/*
+ * Checks a leaf (len bytes at p) against the encoding of its version byte;
+ * with out, prints it there as "v<version> txn <txn> ord <ord> {"name":
+ * value, ...}" (no newline; possibly partial when the leaf is malformed).
+ * Returns NULL when the leaf is well formed, or a static string saying
+ * what is wrong.
+ */
+extern const char *cl_leaf_decode(const uint8_t *p, size_t len, FILE *out);
+
+#endif							/* CL_LEAF_H */
