@@ -167,6 +167,10 @@ q1(q{SELECT consent_ledger.seal()});
 my $fv = cl_verify_row($node, $db, 'fresh');
 ok($fv->{valid} && $fv->{rows} == 10 && $fv->{pending} == 0, 'a ledger created after the update verifies')
   or diag $fv->{problem};
+is(q1(q{SELECT string_agg(relid::regclass::text || '=' || encoding, ',' ORDER BY ledger_id)
+		FROM consent_ledger.ledgers}),
+	join(',', (map { "$_=1" } @ledgers), 'fresh=2'),
+	'ledgers made under 1.0 keep encoding version 1; the new one gets version 2');
 
 # the old receipts are extended by new ones (no fork), also offline
 foreach my $l (@ledgers)
