@@ -24,8 +24,35 @@
 #include "utils/guc.h"
 #include "utils/relcache.h"
 
+#include "fmgr.h"
+
 #include "merkle.h"
 #include "note.h"
+
+/*
+ * Every SQL-callable function of the extension (functions, trigger
+ * functions, the policy checks) refuses to be looked up unless the library
+ * was preloaded: PostgreSQL asks a C function for its info record (the
+ * pg_finfo_ function this macro defines) when it first sets the function up
+ * in a backend -- before the first call, as a trigger, a policy qual or a
+ * CREATE FUNCTION validator alike -- and does not remember a lookup that
+ * failed.  So without shared_preload_libraries no ledger row is stamped
+ * without its pending record, no protected row is checked without its
+ * audit, and nothing is half done.  (README "Configuration".)
+ */
+extern void cl_require_preloaded(void);
+#undef PG_FUNCTION_INFO_V1
+#define PG_FUNCTION_INFO_V1(funcname) \
+extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS); \
+extern PGDLLEXPORT const Pg_finfo_record * CppConcat(pg_finfo_,funcname)(void); \
+const Pg_finfo_record * \
+CppConcat(pg_finfo_,funcname) (void) \
+{ \
+	static const Pg_finfo_record my_finfo = { 1 }; \
+	cl_require_preloaded(); \
+	return &my_finfo; \
+} \
+extern int no_such_variable
 
 #define CL_SCHEMA			"consent_ledger"
 #define CL_EXTENSION		"consent_ledger"
