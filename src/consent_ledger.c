@@ -88,7 +88,7 @@ cl_shmem_startup(void)
 		memset(cl_shared, 0, cl_rings_offset());
 		cl_shared->lock = &(GetNamedLWLockTranche("consent_ledger"))->lock;
 		pg_atomic_init_u64(&cl_shared->purpose_generation, 1);
-		pg_atomic_init_u64(&cl_shared->max_event_id, 0);
+		pg_atomic_init_u64(&cl_shared->consent_commits, 0);
 		pg_atomic_init_u64(&cl_shared->audit_lost_unslotted, 0);
 		ConditionVariableInit(&cl_shared->sealed_cv);
 		ConditionVariableInit(&cl_shared->audit_cv);

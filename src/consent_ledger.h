@@ -112,7 +112,7 @@ typedef struct ClShared
 {
 	LWLock	   *lock;
 	pg_atomic_uint64 purpose_generation;	/* bumped when purposes/grants change */
-	pg_atomic_uint64 max_event_id;	/* highest committed consent event id */
+	pg_atomic_uint64 consent_commits;	/* bumped by every commit that recorded consent */
 	pg_atomic_uint64 audit_lost_unslotted;	/* records lost for want of a slot */
 	Latch	   *launcher_latch;
 	ConditionVariable sealed_cv;
