@@ -68,3 +68,17 @@ BEGIN
 	END LOOP;
 END
 $leftovers$;
+
+/*
+ * 1.2 life cycle: logical replication.  A publication FOR ALL TABLES (or
+ * FOR TABLES IN SCHEMA consent_ledger) includes the extension's tables;
+ * PostgreSQL then refuses UPDATE and DELETE of a table without a replica
+ * identity.  The sealer DELETEs sealed records from pending, which has no
+ * key (by design: no index to maintain per commit), so sealing stopped for
+ * good.  It gets REPLICA IDENTITY FULL (the whole old row is logged only
+ * while wal_level = logical and the table is published).  Every other
+ * table the extension UPDATEs or DELETEs from has a primary key; keys,
+ * log, checkpoints and the two ledgers created on first use are only ever
+ * inserted into.  Protected tables are kept out of publications (guard.c).
+ */
+ALTER TABLE consent_ledger.pending REPLICA IDENTITY FULL;

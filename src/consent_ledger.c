@@ -168,6 +168,14 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   cl_check_purpose, cl_assign_purpose, NULL);
+	DefineCustomBoolVariable("consent_ledger.allow_publish_protected",
+							 "Lets a superuser publish protected tables for logical replication, and protect published tables.",
+							 "A subscriber receives every row, hidden ones included, with no consent check and no audit.",
+							 &cl_allow_publish_protected,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("consent_ledger");
 
 	/* Binary upgrade: no workers, no hooks that could refuse pg_upgrade's DDL */

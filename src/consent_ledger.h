@@ -239,6 +239,8 @@ extern void cl_hooks_init(void);
 extern void cl_guard_init(void);
 extern void cl_guard_check_plan(PlannedStmt *stmt);
 extern bool cl_explain_analyze_active(void);
+extern bool cl_allow_publish_protected;
+extern void cl_refuse_if_published(Oid relid);
 
 /* seal.c: launcher and per-database sealer workers */
 extern void cl_seal_register_launcher(void);

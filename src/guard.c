@@ -28,6 +28,8 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/tableam.h"
 #include "access/relation.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -41,6 +43,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_publication.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -62,6 +65,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "consent_ledger.h"
@@ -721,6 +725,144 @@ drop_extension_schema_if_empty(Oid nsp)
 	SPI_finish();
 }
 
+/*
+ * Publications (README "Logical replication").  A subscriber of a protected
+ * table receives every row, hidden ones included, with no consent check and
+ * no audit record: adding a protected table to a publication -- by name,
+ * by its schema or FOR ALL TABLES -- is refused, and so is protecting a
+ * published table, unless a superuser has set
+ * consent_ledger.allow_publish_protected (then a WARNING says what it
+ * means).
+ */
+bool		cl_allow_publish_protected = false;
+
+static void
+refuse_publish(Oid relid, const char *how)
+{
+	if (cl_allow_publish_protected)
+	{
+		ereport(WARNING,
+				(errmsg("protected table \"%s\" is published %s", get_rel_name(relid), how),
+				 errdetail("Subscribers receive every row, also those whose subjects did not consent, with no consent check and no audit record."),
+				 errhint("consent_ledger.allow_publish_protected is on.")));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("protected table \"%s\" cannot be published %s", get_rel_name(relid), how),
+			 errdetail("A subscriber would receive every row, also those whose subjects did not consent, with no consent check and no audit record."),
+			 errhint("A superuser may SET consent_ledger.allow_publish_protected = on to publish it anyway.")));
+}
+
+/* Whether the relation is in a publication: by name, by schema, or all tables. */
+void
+cl_refuse_if_published(Oid relid)
+{
+	const char *how = NULL;
+
+	if (GetRelationPublications(relid) != NIL)
+		how = "it is in a publication";
+	else if (GetSchemaPublications(get_rel_namespace(relid)) != NIL)
+		how = "its schema is in a publication";
+	else if (GetAllTablesPublications() != NIL)
+		how = "a publication FOR ALL TABLES exists";
+	if (how == NULL)
+		return;
+	if (cl_allow_publish_protected)
+	{
+		ereport(WARNING,
+				(errmsg("protecting published table \"%s\" (%s)", get_rel_name(relid), how),
+				 errdetail("Subscribers receive every row, also those whose subjects did not consent, with no consent check and no audit record."),
+				 errhint("consent_ledger.allow_publish_protected is on.")));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot protect table \"%s\": %s", get_rel_name(relid), how),
+			 errdetail("A subscriber would receive every row, also those whose subjects did not consent, with no consent check and no audit record."),
+			 errhint("Take the table out of the publication first; a superuser may SET consent_ledger.allow_publish_protected = on to protect it anyway.")));
+}
+
+/*
+ * The protected tables as of now, this transaction's own protect() calls
+ * included (the policy cache holds the committed state only).
+ */
+static List *
+protected_relids_now(void)
+{
+	Oid			nsp = cl_schema_oid(true);
+	Oid			tab = OidIsValid(nsp) ? get_relname_relid("protected", nsp) : InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	List	   *result = NIL;
+
+	if (!OidIsValid(tab))
+		return NIL;
+	rel = table_open(tab, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+
+		result = lappend_oid(result,
+							 DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+static void
+check_publication_objects(List *pubobjects, bool for_all_tables)
+{
+	ListCell   *lc;
+
+	if (!cl_extension_present())
+		return;
+	if (for_all_tables)
+	{
+		foreach(lc, protected_relids_now())
+			refuse_publish(lfirst_oid(lc), "FOR ALL TABLES");
+		return;
+	}
+	foreach(lc, pubobjects)
+	{
+		PublicationObjSpec *obj = lfirst(lc);
+
+		if (obj->pubobjtype == PUBLICATIONOBJ_TABLE && obj->pubtable != NULL)
+		{
+			Oid			relid = RangeVarGetRelid(obj->pubtable->relation, NoLock, true);
+
+			if (OidIsValid(relid) && cl_is_protected(relid))
+				refuse_publish(relid, "FOR TABLE");
+		}
+		else if (obj->pubobjtype == PUBLICATIONOBJ_TABLES_IN_SCHEMA ||
+				 obj->pubobjtype == PUBLICATIONOBJ_TABLES_IN_CUR_SCHEMA)
+		{
+			Oid			nsp;
+			ListCell   *lc2;
+
+			if (obj->pubobjtype == PUBLICATIONOBJ_TABLES_IN_CUR_SCHEMA)
+			{
+				List	   *path = fetch_search_path(false);
+
+				nsp = path != NIL ? linitial_oid(path) : InvalidOid;
+			}
+			else
+				nsp = get_namespace_oid(obj->name, true);
+			if (!OidIsValid(nsp))
+				continue;
+			foreach(lc2, protected_relids_now())
+				if (get_rel_namespace(lfirst_oid(lc2)) == nsp)
+					refuse_publish(lfirst_oid(lc2), "FOR TABLES IN SCHEMA");
+		}
+	}
+}
+
 /* User ledgers still alive: DROP EXTENSION must not orphan them. */
 static void
 check_drop_extension(DropStmt *stmt)
@@ -1208,6 +1350,15 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 						refuse_unprotect(relid, "dropping its consent policy");
 				}
 			}
+			break;
+		case T_CreatePublicationStmt:
+			check_publication_objects(((CreatePublicationStmt *) parsetree)->pubobjects,
+									  ((CreatePublicationStmt *) parsetree)->for_all_tables);
+			break;
+		case T_AlterPublicationStmt:
+			if (((AlterPublicationStmt *) parsetree)->action != AP_DropObjects)
+				check_publication_objects(((AlterPublicationStmt *) parsetree)->pubobjects,
+										  ((AlterPublicationStmt *) parsetree)->for_all_tables);
 			break;
 		case T_DropdbStmt:
 		case T_AlterDatabaseStmt:

@@ -571,8 +571,20 @@ adopt_rows(Relation rel, int32 ledger_id)
 					 "FROM (SELECT ctid AS c, pg_catalog.row_number() OVER (ORDER BY ctid) AS rn "
 					 "FROM ONLY %s) AS s WHERE t.ctid OPERATOR(pg_catalog.=) s.c",
 					 qname, txn, qname);
-	cl_run_as_owner(sql.data, rel->rd_rel->relowner);
-	nrows = SPI_processed;
+	/*
+	 * No UPDATE at all on an empty table: in a publication that publishes
+	 * updates, PostgreSQL refuses an UPDATE of a table without a replica
+	 * identity even when it would change no row (the audit ledger, created
+	 * on first use, has none: it is only ever inserted into).
+	 */
+	cl_run_as_owner(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", qname), rel->rd_rel->relowner);
+	if (SPI_processed > 0)
+	{
+		cl_run_as_owner(sql.data, rel->rd_rel->relowner);
+		nrows = SPI_processed;
+	}
+	else
+		nrows = 0;
 	AtEOXact_GUC(true, nest);
 	if (nrows == 0)
 		return;

@@ -1552,7 +1552,10 @@ cl_protect(PG_FUNCTION_ARGS)
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
 	if (!cl_is_protected(relid))
+	{
 		cl_check_protectable(rel);
+		cl_refuse_if_published(relid);
+	}
 	relation_close(rel, NoLock);
 	if (cl_is_protected(relid))
 		ereport(ERROR,
