@@ -1351,6 +1351,22 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				}
 			}
 			break;
+		case T_AlterObjectSchemaStmt:
+			{
+				/* a protected table moved into a published schema */
+				AlterObjectSchemaStmt *as = (AlterObjectSchemaStmt *) parsetree;
+
+				if (as->objectType == OBJECT_TABLE && as->relation != NULL && cl_extension_present())
+				{
+					Oid			relid = RangeVarGetRelid(as->relation, NoLock, true);
+					Oid			nsp = get_namespace_oid(as->newschema, true);
+
+					if (OidIsValid(relid) && OidIsValid(nsp) && cl_is_protected(relid) &&
+						GetSchemaPublications(nsp) != NIL)
+						refuse_publish(relid, "FOR TABLES IN SCHEMA");
+				}
+				break;
+			}
 		case T_CreatePublicationStmt:
 			check_publication_objects(((CreatePublicationStmt *) parsetree)->pubobjects,
 									  ((CreatePublicationStmt *) parsetree)->for_all_tables);

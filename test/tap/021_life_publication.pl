@@ -8,7 +8,8 @@
 #     reads keep working.
 #  2. Protected tables stay out of publications: CREATE PUBLICATION ... FOR
 #     TABLE / FOR TABLES IN SCHEMA / FOR ALL TABLES and ALTER PUBLICATION
-#     ADD/SET are refused (42501) when they would include one, and protect()
+#     ADD/SET and ALTER TABLE ... SET SCHEMA into a published schema are
+#     refused (42501) when they would include one, and protect()
 #     of a published table is refused (55000) -- unless a superuser sets
 #     consent_ledger.allow_publish_protected (then a WARNING).
 #  3. A subscriber of a ledger table, into a plain table, gets a copy: the
@@ -106,6 +107,8 @@ $pub->safe_psql($db, q{
 	CREATE TABLE l (id integer PRIMARY KEY, v text);
 	SELECT consent_ledger.create_ledger('l');
 	CREATE PUBLICATION lp FOR TABLE l;
+	CREATE SCHEMA pubs;
+	CREATE PUBLICATION ps FOR TABLES IN SCHEMA pubs;
 });
 foreach my $t (
 	[ 'CREATE PUBLICATION p1 FOR TABLE l, s.people', 'FOR TABLE' ],
@@ -114,7 +117,8 @@ foreach my $t (
 	[ 'ALTER PUBLICATION lp ADD TABLE s.people', 'FOR TABLE' ],
 	[ 'ALTER PUBLICATION lp SET TABLE l, s.people', 'FOR TABLE' ],
 	[ 'ALTER PUBLICATION lp ADD TABLES IN SCHEMA s', 'FOR TABLES IN SCHEMA' ],
-	[ 'SET search_path = s; CREATE PUBLICATION p4 FOR TABLES IN SCHEMA CURRENT_SCHEMA', 'FOR TABLES IN SCHEMA' ])
+	[ 'SET search_path = s; CREATE PUBLICATION p4 FOR TABLES IN SCHEMA CURRENT_SCHEMA', 'FOR TABLES IN SCHEMA' ],
+	[ 'ALTER TABLE s.people SET SCHEMA pubs', 'FOR TABLES IN SCHEMA' ])
 {
 	($ret, $out, $err) = $pub->psql($db, "\\set VERBOSITY verbose\n$t->[0]");
 	isnt($ret, 0, "refused: $t->[0]");
