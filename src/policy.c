@@ -9,9 +9,9 @@
  * bump a shared counter when they commit (consent.c); when it moved since
  * the cache last looked, the next statement reads just the events above the
  * highest id it has seen, through the ledger's primary key.  The caches
- * belong to one incarnation of the extension (its pg_extension OID; a
- * backend serves one database): when the extension was dropped and created
- * again they start afresh (README "Uninstall").  Purposes,
+ * belong to one incarnation of the extension (a backend serves one
+ * database): when the extension was dropped and created again they start
+ * afresh (cl_check_incarnation, README "Uninstall").  Purposes,
  * authorizations and purpose views are reloaded whole when their
  * generation counter moves.  Both happen when a policy check is first
  * evaluated at one call site of one executor state, so a withdrawal is in
@@ -50,7 +50,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -173,7 +172,7 @@ static uint32 int_count = 0;
 static int64 events_seen = 0;	/* highest event id applied */
 static bool events_loaded = false;
 static uint64 events_commits = 0;	/* consent_commits when last read */
-static Oid	cache_extension = InvalidOid;	/* incarnation the caches hold */
+static Oid	cache_incarnation = InvalidOid;	/* incarnation the caches hold */
 
 /* ---------- per evaluation site ---------- */
 
@@ -720,14 +719,18 @@ refresh_events(void)
  * session that lived across them forgets every subject, purpose definition
  * and authorization it had, and loads the new registry.  (Checks already
  * validated by open portals keep their allowed sets; new checks rebuild
- * theirs, as cache_version moves.)
+ * theirs, as cache_version moves.)  The incarnation is told by the OID of
+ * consent_ledger.purposes, an extension member created anew by every
+ * CREATE EXTENSION: two syscache lookups, where the pg_extension OID would
+ * cost an index scan per statement.
  */
 static void
 cl_check_incarnation(void)
 {
-	Oid			ext = get_extension_oid(CL_EXTENSION, true);
+	Oid			nsp = cl_schema_oid(true);
+	Oid			ext = OidIsValid(nsp) ? get_relname_relid("purposes", nsp) : InvalidOid;
 
-	if (ext == cache_extension)
+	if (ext == cache_incarnation)
 		return;
 	for (uint32 i = 0; i < text_size; i++)
 	{
@@ -754,7 +757,7 @@ cl_check_incarnation(void)
 	events_loaded = false;
 	loaded_generation = 0;
 	cache_version++;
-	cache_extension = ext;
+	cache_incarnation = ext;
 }
 
 static bool

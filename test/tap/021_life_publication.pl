@@ -91,6 +91,21 @@ is($pub->safe_psql($db, q{SELECT string_agg(relation::text || ':' || valid, ' ' 
 	'FOR ALL TABLES: every ledger, the consent and audit ledgers included, verifies');
 is($pub->safe_psql($db, q{SELECT string_agg(kind || ':' || operation, ',' ORDER BY record_id) FROM consent_ledger.audit_log}),
 	'change:INSERT,change:UPDATE,read:SELECT,read:SELECT', 'the audit ledger has the changes and the read');
+# the other writes to the extension's tables: UPDATE ledgers, DELETE from
+# purpose_grants and protected, the registry forgetting a dropped table
+($ret, $out, $err) = $pub->psql($db, q{
+	SELECT consent_ledger.withdraw_consent('s1', 'research');
+	SELECT consent_ledger.revoke_purpose('analyst', 'research');
+	SELECT consent_ledger.retire_ledger('l');
+	SELECT consent_ledger.unprotect('people');
+	CREATE TABLE gone (id integer PRIMARY KEY, subject text);
+	SET consent_ledger.allow_publish_protected = on;
+	SELECT consent_ledger.protect('gone', 'subject');
+	DROP TABLE gone;
+	SELECT consent_ledger.seal();
+});
+is($ret, 0, 'FOR ALL TABLES: withdraw, revoke_purpose, retire_ledger, unprotect, dropping a protected table work')
+  or diag($err);
 
 # ---------------------------------------------------------------------
 # 2. protected tables stay out of publications
