@@ -70,6 +70,13 @@ foreach my $r (@refused)
 	like($err, $hint, '... and the hint naming the setting');
 }
 
+# installing without preloading fails as before (SPEC §1), with the hint
+$node->safe_psql($db, 'CREATE DATABASE fresh');
+my ($cret, $cout, $cerr) = $node->psql('fresh', "\\set VERBOSITY verbose\nCREATE EXTENSION consent_ledger");
+isnt($cret, 0, 'CREATE EXTENSION without preloading fails');
+like($cerr, qr/ERROR:  55000: consent_ledger must be loaded via shared_preload_libraries/, '... with 55000');
+like($cerr, $hint, '... and the hint naming the setting');
+
 # an analyst's read of a protected table: the policy calls the consent
 # check, which refuses -- never an unaudited answer
 my ($ret, $out, $err) = $node->psql($db,
