@@ -81,9 +81,11 @@ is($node->safe_psql($db, q{SELECT count(*) FROM consent_ledger.consent_events}),
 
 my $extoid = $node->safe_psql($db, q{SELECT oid FROM pg_extension WHERE extname = 'consent_ledger'});
 $node->safe_psql($db, q{
+	BEGIN;
 	SELECT consent_ledger.retire_ledger('consent_ledger.consent_events');
 	SELECT consent_ledger.retire_ledger('consent_ledger.audit_log');
 	DROP EXTENSION consent_ledger CASCADE;
+	COMMIT;
 });
 is($node->safe_psql($db, q{SELECT count(*) FROM pg_namespace WHERE nspname = 'consent_ledger'}), '0',
 	'with data: the schema consent_ledger is gone');
