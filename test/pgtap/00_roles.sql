@@ -46,7 +46,7 @@ INSERT INTO public.cl00_prot VALUES (1, 'cl00_s1'), (2, 'cl00_s2'), (3, 'cl00_s3
 CREATE TEMP TABLE cl00_keep (k text PRIMARY KEY, v text);
 GRANT ALL ON cl00_keep TO PUBLIC;
 
-SELECT plan(73);
+SELECT plan(75);
 
 -- ---------------------------------------------------------------------
 -- audit(): the first call in the database, by an administrator who owns
@@ -215,6 +215,9 @@ SELECT throws_ok($$SET consent_ledger.purpose = 'cl00_analytics'$$, '42501', NUL
 	'plain role (authorization revoked): declaring the purpose is 42501');
 RESET ROLE;
 SET ROLE cl00_auditor;
+SELECT is((SELECT array_agg(relation::text || ':' || valid ORDER BY relation::text) FROM consent_ledger.verify()),
+	ARRAY['cl00_led:true', 'consent_ledger.audit_log:true', 'consent_ledger.consent_events:true'],
+	'auditor: verify() of every ledger, the consent and audit ledgers included');
 SELECT cmp_ok((SELECT count(*) FROM consent_ledger.audit_log WHERE relid = 'public.cl00_prot'::regclass AND kind = 'read'),
 	'>=', 2::bigint, 'auditor: the reads are recorded');
 SELECT is(consent_ledger.row_hash('public.cl00_aud', ROW(1, 'one')::public.cl00_aud),
@@ -228,6 +231,9 @@ SELECT throws_ok($$SELECT consent_ledger.create_purpose_view('public.cl00_prot',
 	'42501', NULL, 'recorder: create_purpose_view 42501');
 RESET ROLE;
 SET ROLE cl00_admin;
+SELECT is((SELECT array_agg(relation::text || ':' || valid ORDER BY relation::text) FROM consent_ledger.verify()),
+	ARRAY['cl00_led:true', 'consent_ledger.audit_log:true', 'consent_ledger.consent_events:true'],
+	'admin: verify() of every ledger');
 SELECT is(length(consent_ledger.row_hash('public.cl00_aud', (SELECT a FROM public.cl00_aud a WHERE id = 1))), 32,
 	'admin: row_hash');
 SELECT lives_ok($$SELECT consent_ledger.unprotect('public.cl00_prot')$$, 'admin: unprotect');
