@@ -71,3 +71,77 @@ INSERT INTO consent_ledger.dropped_ledgers (ledger_id, relid, dropped_at)
 ALTER TABLE consent_ledger.ledgers ALTER COLUMN encoding SET DEFAULT 2;
 COMMENT ON COLUMN consent_ledger.ledgers.encoding IS
 	'canonical row encoding version of the ledger''s rows (README "Canonical row encoding"); new ledgers get the default';
+
+/*
+ * 1.2 life cycle: without preloading nothing is half done.  Every C
+ * function refuses (55000) when the library was not preloaded; this event
+ * trigger makes DDL in the database refuse too, since the utility hook that
+ * guards ledgers and protected tables is only installed by preloading.
+ * A superuser can still ALTER EVENT TRIGGER consent_ledger_require_preload
+ * DISABLE (commands on event triggers do not fire them).
+ */
+CREATE FUNCTION consent_ledger._require_preload() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'cl_require_preload_ddl' LANGUAGE C;
+REVOKE ALL ON FUNCTION consent_ledger._require_preload() FROM PUBLIC;
+CREATE EVENT TRIGGER consent_ledger_require_preload ON ddl_command_start
+	EXECUTE FUNCTION consent_ledger._require_preload();
+
+/*
+ * 1.2 life cycle: DROP EXTENSION (README "Uninstall").  Up to 1.1, DROP
+ * EXTENSION ... CASCADE left the consent ledger, its consent_state view
+ * and the audit ledger behind (they are not extension members), without
+ * their triggers and the event id default, and a new CREATE EXTENSION then
+ * wrote into them: grant_consent failed on a NULL event_id, the audit
+ * writer failed on every record.  1.2 drops or archives them with the
+ * extension (guard.c).  When this script runs for CREATE EXTENSION over
+ * such leftovers (they are not in the new, empty ledger registry), they
+ * are renamed out of the way, indexes included, with the suffix
+ * _dropped_before_1_2: kept as plain tables, never written again.  Under
+ * ALTER EXTENSION ... UPDATE they are registered ledgers and stay as they
+ * are.  (Nothing is created here: an object created by an extension script
+ * would become a member and go with the next DROP EXTENSION.)
+ */
+DO $leftovers$
+DECLARE
+	t text;
+	rel pg_catalog.regclass;
+	idx record;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['consent_events', 'audit_log']
+	LOOP
+		rel := pg_catalog.to_regclass(pg_catalog.quote_ident('consent_ledger') OPERATOR(pg_catalog.||) '.'
+									  OPERATOR(pg_catalog.||) pg_catalog.quote_ident(t));
+		CONTINUE WHEN rel IS NULL;
+		CONTINUE WHEN EXISTS (SELECT FROM consent_ledger.ledgers l WHERE l.relid OPERATOR(pg_catalog.=) rel);
+		IF t OPERATOR(pg_catalog.=) 'consent_events' THEN
+			DROP VIEW IF EXISTS consent_ledger.consent_state;
+		END IF;
+		FOR idx IN SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+				   WHERE i.indrelid OPERATOR(pg_catalog.=) rel
+		LOOP
+			EXECUTE pg_catalog.format('ALTER INDEX consent_ledger.%I RENAME TO %I', idx.relname,
+									  idx.relname OPERATOR(pg_catalog.||) '_dropped_before_1_2');
+		END LOOP;
+		EXECUTE pg_catalog.format('ALTER TABLE consent_ledger.%I RENAME TO %I', t,
+								  t OPERATOR(pg_catalog.||) '_dropped_before_1_2');
+		RAISE WARNING USING
+			MESSAGE = pg_catalog.format('consent_ledger: table consent_ledger.%I, left by an earlier DROP EXTENSION, renamed to consent_ledger.%I', t,
+										t OPERATOR(pg_catalog.||) '_dropped_before_1_2'),
+			DETAIL = 'Its log and checkpoints were dropped with that extension; it is kept as a plain table and never written again.';
+	END LOOP;
+END
+$leftovers$;
+
+/*
+ * 1.2 life cycle: logical replication.  A publication FOR ALL TABLES (or
+ * FOR TABLES IN SCHEMA consent_ledger) includes the extension's tables;
+ * PostgreSQL then refuses UPDATE and DELETE of a table without a replica
+ * identity.  The sealer DELETEs sealed records from pending, which has no
+ * key (by design: no index to maintain per commit), so sealing stopped for
+ * good.  It gets REPLICA IDENTITY FULL (the whole old row is logged only
+ * while wal_level = logical and the table is published).  Every other
+ * table the extension UPDATEs or DELETEs from has a primary key; keys,
+ * log, checkpoints and the two ledgers created on first use are only ever
+ * inserted into.  Protected tables are kept out of publications (guard.c).
+ */
+ALTER TABLE consent_ledger.pending REPLICA IDENTITY FULL;

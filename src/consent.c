@@ -10,9 +10,9 @@
  *
  * Event ids come from a sequence, taken while the recording transaction
  * holds the extension's recorder lock (CL_LOCK_RECORDER) until it commits,
- * so event ids are in commit order.  At commit the backend publishes its highest event
- * id in shared memory; policy.c refreshes its cache by reading the events
- * above the highest id it has seen, whenever the published id is higher.
+ * so event ids are in commit order.  At commit the backend bumps a counter
+ * in shared memory; policy.c refreshes its cache by reading the events
+ * above the highest id it has seen, whenever the counter moved.
  * Purpose definitions and authorizations bump a generation counter
  * instead: they are small and reloaded whole.
  *-------------------------------------------------------------------------
@@ -180,14 +180,13 @@ consent_xact_callback(XactEvent event, void *arg)
 
 				foreach(lc, xact_events)
 					max = Max(max, (uint64) ((RecordedEvent *) lfirst(lc))->event_id);
+				/*
+				 * A counter, not the highest event id: ids are per database
+				 * and start again when the extension is created again,
+				 * while this is shared by the cluster (README "Uninstall").
+				 */
 				if (max > 0)
-				{
-					uint64		cur = pg_atomic_read_u64(&cl_shared->max_event_id);
-
-					while (cur < max &&
-						   !pg_atomic_compare_exchange_u64(&cl_shared->max_event_id, &cur, max))
-						;
-				}
+					pg_atomic_fetch_add_u64(&cl_shared->consent_commits, 1);
 				if (xact_purposes_changed)
 					pg_atomic_fetch_add_u64(&cl_shared->purpose_generation, 1);
 			}

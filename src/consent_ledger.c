@@ -38,6 +38,7 @@ static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
 
 void		_PG_init(void);
 PG_FUNCTION_INFO_V1(cl_assert_preloaded);
+PG_FUNCTION_INFO_V1(cl_require_preload_ddl);
 
 /*
  * Shared memory: the slots of consent_ledger.max_databases databases, then
@@ -87,7 +88,7 @@ cl_shmem_startup(void)
 		memset(cl_shared, 0, cl_rings_offset());
 		cl_shared->lock = &(GetNamedLWLockTranche("consent_ledger"))->lock;
 		pg_atomic_init_u64(&cl_shared->purpose_generation, 1);
-		pg_atomic_init_u64(&cl_shared->max_event_id, 0);
+		pg_atomic_init_u64(&cl_shared->consent_commits, 0);
 		pg_atomic_init_u64(&cl_shared->audit_lost_unslotted, 0);
 		ConditionVariableInit(&cl_shared->sealed_cv);
 		ConditionVariableInit(&cl_shared->audit_cv);
@@ -167,6 +168,14 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   cl_check_purpose, cl_assign_purpose, NULL);
+	DefineCustomBoolVariable("consent_ledger.allow_publish_protected",
+							 "Lets a superuser publish protected tables for logical replication, and protect published tables.",
+							 "A subscriber receives every row, hidden ones included, with no consent check and no audit.",
+							 &cl_allow_publish_protected,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("consent_ledger");
 
 	/* Binary upgrade: no workers, no hooks that could refuse pg_upgrade's DDL */
@@ -195,17 +204,50 @@ _PG_init(void)
 }
 
 /*
+ * The refusal of every entry point when the library was not preloaded
+ * (called from each function's info record, see PG_FUNCTION_INFO_V1 in
+ * consent_ledger.h).  A binary-upgrade server (pg_upgrade) may set the
+ * functions up without running them: it only restores the catalogs.
+ */
+void
+cl_require_preloaded(void)
+{
+	if (cl_preloaded || IsBinaryUpgrade)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("consent_ledger must be loaded via shared_preload_libraries"),
+			 errdetail("Without it no ledger row would be sealed, no read of protected data audited and no ledger guarded; "
+					   "every function and trigger of the extension, and DDL in databases that have it, refuse to run."),
+			 errhint("Add consent_ledger to shared_preload_libraries in postgresql.conf, e.g. shared_preload_libraries = 'consent_ledger', and restart the server.")));
+}
+
+/*
  * Called by the install script: CREATE EXTENSION fails unless the library
  * was preloaded, with a hint naming the exact setting.
  */
 Datum
 cl_assert_preloaded(PG_FUNCTION_ARGS)
 {
-	if (!cl_preloaded || cl_shared == NULL)
+	cl_require_preloaded();
+	if (cl_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries"),
 				 errdetail("The signing key, the sealer workers and the guard hooks are set up when the server starts."),
 				 errhint("Add consent_ledger to shared_preload_libraries in postgresql.conf, e.g. shared_preload_libraries = 'consent_ledger', and restart the server.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * consent_ledger._require_preload(): the ddl_command_start event trigger of
+ * databases with the extension.  Without preloading, the utility hook that
+ * guards ledgers and protected tables is not installed; the lookup of this
+ * function then fails (cl_require_preloaded), so DDL is refused instead of
+ * running unguarded.  Preloaded, it does nothing.
+ */
+Datum
+cl_require_preload_ddl(PG_FUNCTION_ARGS)
+{
 	PG_RETURN_VOID();
 }

@@ -24,8 +24,35 @@
 #include "utils/guc.h"
 #include "utils/relcache.h"
 
+#include "fmgr.h"
+
 #include "merkle.h"
 #include "note.h"
+
+/*
+ * Every SQL-callable function of the extension (functions, trigger
+ * functions, the policy checks) refuses to be looked up unless the library
+ * was preloaded: PostgreSQL asks a C function for its info record (the
+ * pg_finfo_ function this macro defines) when it first sets the function up
+ * in a backend -- before the first call, as a trigger, a policy qual or a
+ * CREATE FUNCTION validator alike -- and does not remember a lookup that
+ * failed.  So without shared_preload_libraries no ledger row is stamped
+ * without its pending record, no protected row is checked without its
+ * audit, and nothing is half done.  (README "Configuration".)
+ */
+extern void cl_require_preloaded(void);
+#undef PG_FUNCTION_INFO_V1
+#define PG_FUNCTION_INFO_V1(funcname) \
+extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS); \
+extern PGDLLEXPORT const Pg_finfo_record * CppConcat(pg_finfo_,funcname)(void); \
+const Pg_finfo_record * \
+CppConcat(pg_finfo_,funcname) (void) \
+{ \
+	static const Pg_finfo_record my_finfo = { 1 }; \
+	cl_require_preloaded(); \
+	return &my_finfo; \
+} \
+extern int no_such_variable
 
 #define CL_SCHEMA			"consent_ledger"
 #define CL_EXTENSION		"consent_ledger"
@@ -87,7 +114,7 @@ typedef struct ClShared
 {
 	LWLock	   *lock;
 	pg_atomic_uint64 purpose_generation;	/* bumped when purposes/grants change */
-	pg_atomic_uint64 max_event_id;	/* highest committed consent event id */
+	pg_atomic_uint64 consent_commits;	/* bumped by every commit that recorded consent */
 	pg_atomic_uint64 audit_lost_unslotted;	/* records lost for want of a slot */
 	Latch	   *launcher_latch;
 	ConditionVariable sealed_cv;
@@ -220,6 +247,8 @@ extern void cl_hooks_init(void);
 extern void cl_guard_init(void);
 extern void cl_guard_check_plan(PlannedStmt *stmt);
 extern bool cl_explain_analyze_active(void);
+extern bool cl_allow_publish_protected;
+extern void cl_refuse_if_published(Oid relid);
 
 /* seal.c: launcher and per-database sealer workers */
 extern void cl_seal_register_launcher(void);

@@ -28,6 +28,8 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/tableam.h"
 #include "access/relation.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -37,14 +39,18 @@
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_publication.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "commands/defrem.h"
 #include "commands/tablespace.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -59,6 +65,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "consent_ledger.h"
@@ -598,6 +605,264 @@ check_rename(RenameStmt *stmt)
 		refuse_ddl(get_rel_name(relid), "renaming the ledger's own triggers", NULL);
 }
 
+/*
+ * DROP EXTENSION consent_ledger (README "Uninstall").  The consent ledger,
+ * its consent_state view and the audit ledger are created on first use and
+ * are not extension members (so pg_dump dumps them like user ledgers):
+ * PostgreSQL would leave them behind without their triggers and defaults,
+ * under their own names, and a new CREATE EXTENSION would then write into
+ * them unstamped.  So, before the drop: one that holds no rows is dropped;
+ * one that holds rows must be retired first (like a user ledger), and is
+ * then kept as a plain table, its triggers and the event id default
+ * removed, moved to a new schema consent_ledger_dropped_<extension OID>.
+ * After the drop, the schema consent_ledger goes too when nothing is left
+ * in it, so that CREATE EXTENSION starts afresh.
+ */
+static Oid	drop_extension_schema = InvalidOid;
+
+static bool
+internal_ledger_has_rows(const char *qname)
+{
+	bool		rows;
+
+	if (SPI_execute(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", qname), true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s", qname);
+	rows = SPI_processed > 0;
+	return rows;
+}
+
+static void
+drop_extension_internal_ledgers(void)
+{
+	static const char *const names[] = {"consent_events", "audit_log"};
+	Oid			nsp = cl_schema_oid(true);
+	Oid			extoid = get_extension_oid(CL_EXTENSION, false);
+	Oid			owner = cl_extension_owner();
+	char	   *archive = psprintf("%s_dropped_%u", CL_SCHEMA, extoid);
+
+	drop_extension_schema = nsp;
+	if (!OidIsValid(nsp))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int i = 0; i < lengthof(names); i++)
+	{
+		Oid			relid = get_relname_relid(names[i], nsp);
+		char	   *qname = quote_qualified_identifier(CL_SCHEMA, names[i]);
+		ClLedgerInfo *info;
+
+		if (!OidIsValid(relid) || getExtensionOfObject(RelationRelationId, relid) == extoid)
+			continue;
+		info = cl_ledger_lookup(relid);
+		if (strcmp(names[i], "consent_events") == 0)
+			cl_run_as_owner("DROP VIEW IF EXISTS consent_ledger.consent_state", owner);
+		if (!internal_ledger_has_rows(qname))
+		{
+			cl_run_as_owner(psprintf("DROP TABLE %s", qname), owner);
+			continue;
+		}
+		if (info != NULL && !info->retired)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop extension consent_ledger because ledger table \"%s\" is live",
+							qname),
+					 errdetail("Dropping the extension drops the log and the checkpoints of every ledger."),
+					 errhint("Export it first (consent_ledger.export('%s')), then call consent_ledger.retire_ledger('%s'); "
+							 "its rows are then kept as a plain table in schema %s.",
+							 qname, qname, archive)));
+		if (info != NULL)
+		{
+			cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_STAMP_TRIGGER, qname), owner);
+			cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_GUARD_TRIGGER, qname), owner);
+			cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_GUARD_ROW_TRIGGER, qname), owner);
+		}
+		if (strcmp(names[i], "consent_events") == 0)
+			cl_run_as_owner(psprintf("ALTER TABLE %s ALTER COLUMN event_id DROP DEFAULT", qname), owner);
+		if (!OidIsValid(get_namespace_oid(archive, true)))
+			cl_run_as_owner(psprintf("CREATE SCHEMA %s", quote_identifier(archive)), owner);
+		cl_run_as_owner(psprintf("ALTER TABLE %s SET SCHEMA %s", qname, quote_identifier(archive)), owner);
+	}
+	SPI_finish();
+	CommandCounterIncrement();
+	cl_ledger_cache_reset();
+}
+
+/* After DROP EXTENSION: the schema it created goes when it is empty. */
+static void
+drop_extension_schema_if_empty(Oid nsp)
+{
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	bool		used;
+	Oid			owner;
+
+	if (!OidIsValid(nsp) || !SearchSysCacheExists1(NAMESPACEOID, ObjectIdGetDatum(nsp)))
+		return;
+	CommandCounterIncrement();
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(NamespaceRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(nsp));
+	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
+	used = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (used)
+		return;
+	{
+		HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+
+		if (!HeapTupleIsValid(tup))
+			return;
+		owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		ReleaseSysCache(tup);
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cl_run_as_owner(psprintf("DROP SCHEMA %s", quote_identifier(get_namespace_name(nsp))), owner);
+	SPI_finish();
+}
+
+/*
+ * Publications (README "Logical replication").  A subscriber of a protected
+ * table receives every row, hidden ones included, with no consent check and
+ * no audit record: adding a protected table to a publication -- by name,
+ * by its schema or FOR ALL TABLES -- is refused, and so is protecting a
+ * published table, unless a superuser has set
+ * consent_ledger.allow_publish_protected (then a WARNING says what it
+ * means).
+ */
+bool		cl_allow_publish_protected = false;
+
+static void
+refuse_publish(Oid relid, const char *how)
+{
+	if (cl_allow_publish_protected)
+	{
+		ereport(WARNING,
+				(errmsg("protected table \"%s\" is published %s", get_rel_name(relid), how),
+				 errdetail("Subscribers receive every row, also those whose subjects did not consent, with no consent check and no audit record."),
+				 errhint("consent_ledger.allow_publish_protected is on.")));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("protected table \"%s\" cannot be published %s", get_rel_name(relid), how),
+			 errdetail("A subscriber would receive every row, also those whose subjects did not consent, with no consent check and no audit record."),
+			 errhint("A superuser may SET consent_ledger.allow_publish_protected = on to publish it anyway.")));
+}
+
+/* Whether the relation is in a publication: by name, by schema, or all tables. */
+void
+cl_refuse_if_published(Oid relid)
+{
+	const char *how = NULL;
+
+	if (GetRelationPublications(relid) != NIL)
+		how = "it is in a publication";
+	else if (GetSchemaPublications(get_rel_namespace(relid)) != NIL)
+		how = "its schema is in a publication";
+	else if (GetAllTablesPublications() != NIL)
+		how = "a publication FOR ALL TABLES exists";
+	if (how == NULL)
+		return;
+	if (cl_allow_publish_protected)
+	{
+		ereport(WARNING,
+				(errmsg("protecting published table \"%s\" (%s)", get_rel_name(relid), how),
+				 errdetail("Subscribers receive every row, also those whose subjects did not consent, with no consent check and no audit record."),
+				 errhint("consent_ledger.allow_publish_protected is on.")));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot protect table \"%s\": %s", get_rel_name(relid), how),
+			 errdetail("A subscriber would receive every row, also those whose subjects did not consent, with no consent check and no audit record."),
+			 errhint("Take the table out of the publication first; a superuser may SET consent_ledger.allow_publish_protected = on to protect it anyway.")));
+}
+
+/*
+ * The protected tables as of now, this transaction's own protect() calls
+ * included (the policy cache holds the committed state only).
+ */
+static List *
+protected_relids_now(void)
+{
+	Oid			nsp = cl_schema_oid(true);
+	Oid			tab = OidIsValid(nsp) ? get_relname_relid("protected", nsp) : InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	List	   *result = NIL;
+
+	if (!OidIsValid(tab))
+		return NIL;
+	rel = table_open(tab, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+
+		result = lappend_oid(result,
+							 DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+static void
+check_publication_objects(List *pubobjects, bool for_all_tables)
+{
+	ListCell   *lc;
+
+	if (!cl_extension_present())
+		return;
+	if (for_all_tables)
+	{
+		foreach(lc, protected_relids_now())
+			refuse_publish(lfirst_oid(lc), "FOR ALL TABLES");
+		return;
+	}
+	foreach(lc, pubobjects)
+	{
+		PublicationObjSpec *obj = lfirst(lc);
+
+		if (obj->pubobjtype == PUBLICATIONOBJ_TABLE && obj->pubtable != NULL)
+		{
+			Oid			relid = RangeVarGetRelid(obj->pubtable->relation, NoLock, true);
+
+			if (OidIsValid(relid) && cl_is_protected(relid))
+				refuse_publish(relid, "FOR TABLE");
+		}
+		else if (obj->pubobjtype == PUBLICATIONOBJ_TABLES_IN_SCHEMA ||
+				 obj->pubobjtype == PUBLICATIONOBJ_TABLES_IN_CUR_SCHEMA)
+		{
+			Oid			nsp;
+			ListCell   *lc2;
+
+			if (obj->pubobjtype == PUBLICATIONOBJ_TABLES_IN_CUR_SCHEMA)
+			{
+				List	   *path = fetch_search_path(false);
+
+				nsp = path != NIL ? linitial_oid(path) : InvalidOid;
+			}
+			else
+				nsp = get_namespace_oid(obj->name, true);
+			if (!OidIsValid(nsp))
+				continue;
+			foreach(lc2, protected_relids_now())
+				if (get_rel_namespace(lfirst_oid(lc2)) == nsp)
+					refuse_publish(lfirst_oid(lc2), "FOR TABLES IN SCHEMA");
+		}
+	}
+}
+
 /* User ledgers still alive: DROP EXTENSION must not orphan them. */
 static void
 check_drop_extension(DropStmt *stmt)
@@ -621,8 +886,9 @@ check_drop_extension(DropStmt *stmt)
 		if (info->retired || !OidIsValid(get_rel_namespace(info->relid)))
 			continue;
 		if (getExtensionOfObject(RelationRelationId, info->relid) ==
-			get_extension_oid(CL_EXTENSION, false))
-			continue;			/* the extension's own ledgers go with it */
+			get_extension_oid(CL_EXTENSION, false) ||
+			get_rel_namespace(info->relid) == cl_schema_oid(true))
+			continue;			/* the extension's own ledgers: see below */
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("cannot drop extension consent_ledger because ledger table \"%s\" is live",
@@ -631,6 +897,7 @@ check_drop_extension(DropStmt *stmt)
 				 errhint("Call consent_ledger.retire_ledger() for each ledger table first.")));
 	}
 	dropping_extension = true;
+	drop_extension_internal_ledgers();
 }
 
 /* DROP TABLE naming a live ledger: say so before any dependent goes. */
@@ -1235,6 +1502,31 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				}
 			}
 			break;
+		case T_AlterObjectSchemaStmt:
+			{
+				/* a protected table moved into a published schema */
+				AlterObjectSchemaStmt *as = (AlterObjectSchemaStmt *) parsetree;
+
+				if (as->objectType == OBJECT_TABLE && as->relation != NULL && cl_extension_present())
+				{
+					Oid			relid = RangeVarGetRelid(as->relation, NoLock, true);
+					Oid			nsp = get_namespace_oid(as->newschema, true);
+
+					if (OidIsValid(relid) && OidIsValid(nsp) && cl_is_protected(relid) &&
+						GetSchemaPublications(nsp) != NIL)
+						refuse_publish(relid, "FOR TABLES IN SCHEMA");
+				}
+				break;
+			}
+		case T_CreatePublicationStmt:
+			check_publication_objects(((CreatePublicationStmt *) parsetree)->pubobjects,
+									  ((CreatePublicationStmt *) parsetree)->for_all_tables);
+			break;
+		case T_AlterPublicationStmt:
+			if (((AlterPublicationStmt *) parsetree)->action != AP_DropObjects)
+				check_publication_objects(((AlterPublicationStmt *) parsetree)->pubobjects,
+										  ((AlterPublicationStmt *) parsetree)->for_all_tables);
+			break;
 		case T_DropdbStmt:
 		case T_AlterDatabaseStmt:
 		case T_CreatedbStmt:
@@ -1281,6 +1573,14 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (dropping_extension && !save_dropping)
+	{
+		Oid			nsp = drop_extension_schema;
+
+		drop_extension_schema = InvalidOid;
+		if (!cl_extension_present())
+			drop_extension_schema_if_empty(nsp);
+	}
 	dropping_extension = save_dropping;
 	if (save_explain >= 0)
 		explain_analyze_level = save_explain;

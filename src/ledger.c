@@ -641,7 +641,10 @@ check_convertible(Relation rel)
  * Adopts the rows a table already holds: stamps them with this
  * transaction's ledger id and ordinals in physical order, then records
  * their leaves exactly as the trigger would have.  The UPDATE runs as the
- * caller (the table's owner), with replication-role "replica" so the
+ * table's owner (the caller for create_ledger(), who must own it; the
+ * extension's owner for the consent and audit ledgers, which a member of
+ * consent_ledger_admin may cause to be created but cannot write), with
+ * replication-role "replica" so the
  * table's own ordinary triggers do not see this housekeeping as a change,
  * and with row_security off so that a policy hiding rows from the owner
  * makes the conversion fail instead of leaving rows outside the log.
@@ -677,9 +680,20 @@ adopt_rows(Relation rel, int32 ledger_id, int encoding)
 					 "FROM (SELECT ctid AS c, pg_catalog.row_number() OVER (ORDER BY ctid) AS rn "
 					 "FROM ONLY %s) AS s WHERE t.ctid OPERATOR(pg_catalog.=) s.c",
 					 qname, txn, qname);
-	if (SPI_execute(sql.data, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not stamp the rows of \"%s\"", RelationGetRelationName(rel));
-	nrows = SPI_processed;
+	/*
+	 * No UPDATE at all on an empty table: in a publication that publishes
+	 * updates, PostgreSQL refuses an UPDATE of a table without a replica
+	 * identity even when it would change no row (the audit ledger, created
+	 * on first use, has none: it is only ever inserted into).
+	 */
+	cl_run_as_owner(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", qname), rel->rd_rel->relowner);
+	if (SPI_processed > 0)
+	{
+		cl_run_as_owner(sql.data, rel->rd_rel->relowner);
+		nrows = SPI_processed;
+	}
+	else
+		nrows = 0;
 	AtEOXact_GUC(true, nest);
 	if (nrows == 0)
 		return;

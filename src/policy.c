@@ -6,9 +6,12 @@
  * The checks run once per row of a protected table, so they never query:
  * each backend keeps a cache of every subject's latest consent events,
  * loaded once and then refreshed incrementally.  Recording transactions
- * publish the highest consent event id they committed (consent.c); when
- * that is above what the cache has seen, the next statement reads just
- * the newer events through the ledger's primary key.  Purposes,
+ * bump a shared counter when they commit (consent.c); when it moved since
+ * the cache last looked, the next statement reads just the events above the
+ * highest id it has seen, through the ledger's primary key.  The caches
+ * belong to one incarnation of the extension (a backend serves one
+ * database): when the extension was dropped and created again they start
+ * afresh (cl_check_incarnation, README "Uninstall").  Purposes,
  * authorizations and purpose views are reloaded whole when their
  * generation counter moves.  Both happen when a policy check is first
  * evaluated at one call site of one executor state, so a withdrawal is in
@@ -168,6 +171,8 @@ static uint32 int_size = 0;
 static uint32 int_count = 0;
 static int64 events_seen = 0;	/* highest event id applied */
 static bool events_loaded = false;
+static uint64 events_commits = 0;	/* consent_commits when last read */
+static Oid	cache_incarnation = InvalidOid;	/* incarnation the caches hold */
 
 /* ---------- per evaluation site ---------- */
 
@@ -395,6 +400,8 @@ load_protected(HeapTuple tup, TupleDesc desc)
 	protected_rels[nprotected++] = DatumGetObjectId(heap_getattr(tup, 1, desc, &isnull));
 }
 
+static void cl_check_incarnation(void);
+
 /*
  * Reloads purposes, authorizations, purpose views and protected tables when
  * their generation moved.  Small tables, read whole in the committed state.
@@ -402,11 +409,24 @@ load_protected(HeapTuple tup, TupleDesc desc)
 static void
 refresh_purposes(void)
 {
-	uint64		gen = pg_atomic_read_u64(&cl_shared->purpose_generation);
+	uint64		gen;
 	MemoryContext old;
 
+	cl_check_incarnation();
+	gen = pg_atomic_read_u64(&cl_shared->purpose_generation);
 	if (gen == loaded_generation)
 		return;
+
+	/*
+	 * Inside CREATE EXTENSION the extension exists before its tables do (a
+	 * schema left from an earlier incarnation is found already): nothing
+	 * to load yet, and nothing is protected.
+	 */
+	if (!OidIsValid(get_relname_relid("protected", cl_schema_oid(false))))
+	{
+		ngrants = nviews = nprotected = 0;
+		return;
+	}
 	ensure_context();
 	old = MemoryContextSwitchTo(policy_cxt);
 	for (int i = 0; i < npurposes; i++)
@@ -615,7 +635,7 @@ apply_event(const char *subject, int len, int purpose, bool grant, int64 event_i
 static void
 refresh_events(void)
 {
-	uint64		published = pg_atomic_read_u64(&cl_shared->max_event_id);
+	uint64		published;
 	Oid			relid;
 	Relation	rel;
 	Oid			pkey;
@@ -625,12 +645,16 @@ refresh_events(void)
 	MemoryContext old;
 	TupleDesc	desc;
 
-	if (events_loaded && published <= (uint64) events_seen)
+	cl_check_incarnation();
+	/* read before the scan: a commit after this is looked for next time */
+	published = pg_atomic_read_u64(&cl_shared->consent_commits);
+	if (events_loaded && published == events_commits)
 		return;
 	relid = cl_consent_events_relid(false);
 	if (!OidIsValid(relid))
 	{
 		events_loaded = true;
+		events_commits = published;
 		return;
 	}
 	ensure_context();
@@ -685,6 +709,55 @@ refresh_events(void)
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
 	events_loaded = true;
+	events_commits = published;
+}
+
+/*
+ * The caches belong to one incarnation of the extension in this database.
+ * DROP EXTENSION and CREATE EXTENSION give a new pg_extension OID, a new
+ * consent ledger whose event ids start at 1 again, and new purposes: a
+ * session that lived across them forgets every subject, purpose definition
+ * and authorization it had, and loads the new registry.  (Checks already
+ * validated by open portals keep their allowed sets; new checks rebuild
+ * theirs, as cache_version moves.)  The incarnation is told by the OID of
+ * consent_ledger.purposes, an extension member created anew by every
+ * CREATE EXTENSION: two syscache lookups, where the pg_extension OID would
+ * cost an index scan per statement.
+ */
+static void
+cl_check_incarnation(void)
+{
+	Oid			nsp = cl_schema_oid(true);
+	Oid			ext = OidIsValid(nsp) ? get_relname_relid("purposes", nsp) : InvalidOid;
+
+	if (ext == cache_incarnation)
+		return;
+	for (uint32 i = 0; i < text_size; i++)
+	{
+		Subject    *s = text_slots[i];
+
+		if (s == NULL)
+			continue;
+		if (s->states)
+			pfree(s->states);
+		pfree(s->key);
+		pfree(s);
+	}
+	if (text_slots)
+		pfree(text_slots);
+	if (int_slots)
+		pfree(int_slots);
+	text_slots = NULL;
+	int_slots = NULL;
+	text_size = text_count = int_size = int_count = 0;
+	for (int i = 0; i < npurposes; i++)
+		purposes[i].defined = false;
+	ngrants = nviews = nprotected = 0;
+	events_seen = 0;
+	events_loaded = false;
+	loaded_generation = 0;
+	cache_version++;
+	cache_incarnation = ext;
 }
 
 static bool
@@ -1482,7 +1555,10 @@ cl_protect(PG_FUNCTION_ARGS)
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
 	if (!cl_is_protected(relid))
+	{
 		cl_check_protectable(rel);
+		cl_refuse_if_published(relid);
+	}
 	relation_close(rel, NoLock);
 	if (cl_is_protected(relid))
 		ereport(ERROR,

@@ -1,0 +1,171 @@
+# Life cycle: DROP EXTENSION and CREATE EXTENSION again (SPEC §9, README
+# "Uninstall").  Up to 1.1, DROP EXTENSION ... CASCADE left the consent
+# ledger and the audit ledger behind without their triggers and defaults;
+# after CREATE EXTENSION again grant_consent failed on a NULL event_id, the
+# audit writer failed on every record (protected reads timed out), and
+# sessions that lived across the re-creation kept the old registry's
+# consent cache (its high-water mark was a cluster-wide highest event id,
+# never reset, so the new registry's events 1, 2, ... were never read).
+#
+#  1. DROP EXTENSION with nothing recorded leaves no schema behind.
+#  2. With data: refused while the consent ledger or the audit ledger is
+#     live and holds rows; once retired, they are kept as plain tables in
+#     schema consent_ledger_dropped_<extension OID>.
+#  3. CREATE EXTENSION again: grant_consent, seal, verify, protected reads
+#     (audited) work; the workers keep running.
+#  4. A session that lived across the re-creation sees the new registry
+#     (an event id below the old incarnation's highest).
+#  5. Leftovers of a 1.1 drop (tables named like the consent and audit
+#     ledgers, no triggers) are renamed out of the way by CREATE EXTENSION.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ConsentLedgerTap;
+
+my $db = 'postgres';
+my $node = PostgreSQL::Test::Cluster->new('recreate');
+$node->init;
+$node->append_conf('postgresql.conf', "consent_ledger.seal_timeout = '20s'");
+$node->start;
+$node->safe_psql($db, 'CREATE ROLE analyst LOGIN');
+
+# 1. nothing recorded: no schema left
+$node->safe_psql($db, 'CREATE EXTENSION consent_ledger');
+$node->safe_psql($db, 'DROP EXTENSION consent_ledger');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'consent_ledger%'}), '0',
+	'DROP EXTENSION with nothing recorded leaves no schema behind');
+
+# 2. with data
+$node->safe_psql($db, q{
+	CREATE EXTENSION consent_ledger;
+	SELECT consent_ledger.define_purpose('research');
+	SELECT consent_ledger.authorize_purpose('analyst', 'research');
+});
+# five events in the first incarnation: the old highest id is 5
+$node->safe_psql($db, "SELECT consent_ledger.grant_consent('old$_', 'research')") for 1 .. 4;
+$node->safe_psql($db, q{
+	SELECT consent_ledger.grant_consent('s1', 'research');
+	CREATE TABLE people (id integer PRIMARY KEY, subject text NOT NULL);
+	INSERT INTO people VALUES (1, 's1'), (2, 's2'), (3, 's3');
+	SELECT consent_ledger.protect('people', 'subject');
+	GRANT SELECT ON people TO analyst;
+	CREATE TABLE l (id integer, v text);
+	SELECT consent_ledger.create_ledger('l');
+	INSERT INTO l VALUES (1, 'a');
+	SELECT consent_ledger.seal();
+});
+is($node->safe_psql($db, q{SET consent_ledger.purpose = 'research'; SELECT string_agg(subject, ',') FROM people},
+		extra_params => [ '-U', 'analyst' ]), 's1', 'first incarnation: the analyst reads the consented row');
+
+# a session that lives across the re-creation, with the old cache loaded
+my $old = $node->background_psql($db, on_error_stop => 0, extra_params => [ '-U', 'analyst' ]);
+is($old->query_safe(q{SET consent_ledger.purpose = 'research'; SELECT string_agg(subject, ',') FROM people}),
+	's1', 'the long-lived session reads with the first registry');
+
+my ($ret, $out, $err) = $node->psql($db, 'DROP EXTENSION consent_ledger CASCADE');
+like($err, qr/ledger table "l" is live/, 'DROP EXTENSION refused while a user ledger is live');
+$node->safe_psql($db, q{
+	SELECT consent_ledger.retire_ledger('l');
+	SELECT consent_ledger.unprotect('people');
+});
+($ret, $out, $err) = $node->psql($db, 'DROP EXTENSION consent_ledger CASCADE');
+isnt($ret, 0, 'DROP EXTENSION refused while the consent ledger is live and holds events');
+like($err, qr/ledger table "consent_ledger.consent_events" is live/, '... naming the consent ledger');
+like($err, qr/HINT:  Export it first .*retire_ledger\('consent_ledger.consent_events'\).*consent_ledger_dropped_\d+/,
+	'... with a hint: export, retire, and where its rows will be kept');
+is($node->safe_psql($db, q{SELECT count(*) FROM consent_ledger.consent_events}), '5', '... and nothing changed');
+
+my $extoid = $node->safe_psql($db, q{SELECT oid FROM pg_extension WHERE extname = 'consent_ledger'});
+$node->safe_psql($db, q{
+	BEGIN;
+	SELECT consent_ledger.retire_ledger('consent_ledger.consent_events');
+	SELECT consent_ledger.retire_ledger('consent_ledger.audit_log');
+	DROP EXTENSION consent_ledger CASCADE;
+	COMMIT;
+});
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_namespace WHERE nspname = 'consent_ledger'}), '0',
+	'with data: the schema consent_ledger is gone');
+is($node->safe_psql($db, qq{SELECT count(*) FROM consent_ledger_dropped_$extoid.consent_events}), '5',
+	"the consent events are kept in consent_ledger_dropped_$extoid.consent_events");
+is($node->safe_psql($db, qq{SELECT count(*) > 0 FROM consent_ledger_dropped_$extoid.audit_log}), 't',
+	'... and the audit records in its audit_log');
+is($node->safe_psql($db, qq{SELECT count(*) FROM pg_trigger WHERE tgrelid IN
+	('consent_ledger_dropped_$extoid.consent_events'::regclass, 'consent_ledger_dropped_$extoid.audit_log'::regclass)}),
+	'0', '... as plain tables (no triggers)');
+
+# 3. CREATE EXTENSION again
+$node->safe_psql($db, q{
+	CREATE EXTENSION consent_ledger;
+	SELECT consent_ledger.define_purpose('research');
+	SELECT consent_ledger.authorize_purpose('analyst', 'research');
+});
+is($node->safe_psql($db, q{SELECT consent_ledger.grant_consent('s2', 'research')}), '1',
+	're-created: grant_consent works and the new consent ledger starts at event id 1');
+$node->safe_psql($db, q{SELECT consent_ledger.protect('people', 'subject')});
+is($node->safe_psql($db, q{SET consent_ledger.purpose = 'research'; SELECT string_agg(subject, ',') FROM people},
+		extra_params => [ '-U', 'analyst' ]), 's2',
+	'a new session reads exactly the rows the new registry allows (the protected read is audited in time)');
+
+# 4. the session that lived across the re-creation sees the new registry
+is($old->query_safe(q{SELECT string_agg(subject, ',') FROM people}), 's2',
+	'the long-lived session sees the new registry (event id 1 below the old highest, 5)');
+is($node->safe_psql($db, q{SELECT consent_ledger.grant_consent('s3', 'research')}), '2', 'another grant: event id 2');
+is($old->query_safe(q{SELECT string_agg(subject, ',' ORDER BY subject) FROM people}), 's2,s3',
+	'... which the long-lived session sees at its next statement');
+$old->quit;
+
+my $workers = q{SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity
+	WHERE backend_type IN ('consent_ledger sealer', 'consent_ledger audit writer') AND datname = current_database()};
+my $before = $node->safe_psql($db, $workers);
+$node->safe_psql($db, q{
+	CREATE TABLE l2 (id integer, v text);
+	SELECT consent_ledger.create_ledger('l2');
+	INSERT INTO l2 VALUES (1, 'x'), (2, 'y');
+	SELECT consent_ledger.seal();
+	SELECT consent_ledger.seal();
+});
+is($node->safe_psql($db, q{SELECT string_agg(relation::text || ':' || "rows" || ':' || valid, ' ' ORDER BY relation::text)
+	FROM consent_ledger.verify()}),
+	'consent_ledger.audit_log:' . $node->safe_psql($db, 'SELECT count(*) FROM consent_ledger.audit_log') . ':true '
+	  . 'consent_ledger.consent_events:2:true l2:2:true',
+	'verify(): the new consent ledger, the new audit ledger and a new ledger are valid');
+is($node->safe_psql($db, q{SELECT count(*) > 0 FROM consent_ledger.audit_log WHERE relation = 'public.people' AND kind = 'read'}),
+	't', 'the protected reads are in the new audit ledger');
+my @b = split /,/, $before;
+is(scalar(@b), 2, 'the sealer and the audit writer run');
+is($node->safe_psql($db, $workers), $before, '... and kept running (no restarts) through two rounds');
+
+# 5. leftovers of a 1.1 drop
+$node->safe_psql($db, q{
+	SELECT consent_ledger.retire_ledger('l2');
+	SELECT consent_ledger.unprotect('people');
+	SELECT consent_ledger.retire_ledger('consent_ledger.consent_events');
+	SELECT consent_ledger.retire_ledger('consent_ledger.audit_log');
+	DROP EXTENSION consent_ledger CASCADE;
+	CREATE SCHEMA consent_ledger;
+	CREATE TABLE consent_ledger.consent_events (event_id bigint PRIMARY KEY, subject text NOT NULL,
+		purpose text NOT NULL, action text NOT NULL, expires_at timestamptz, evidence jsonb,
+		recorded_at timestamptz NOT NULL, recorded_by text NOT NULL, ledger_txn bigint, ledger_ord integer);
+	CREATE INDEX consent_events_subject_idx ON consent_ledger.consent_events (subject, purpose, event_id);
+	INSERT INTO consent_ledger.consent_events VALUES (9, 'x', 'research', 'grant', NULL, NULL, now(), 'x', 1, 0);
+	CREATE VIEW consent_ledger.consent_state AS SELECT * FROM consent_ledger.consent_events;
+	CREATE TABLE consent_ledger.audit_log (record_id bigint NOT NULL, ledger_txn bigint, ledger_ord integer);
+});
+($ret, $out, $err) = $node->psql($db, 'CREATE EXTENSION consent_ledger');
+is($ret, 0, 'CREATE EXTENSION over the leftovers of a 1.1 drop works');
+like($err, qr/WARNING:  consent_ledger: table consent_ledger.consent_events, left by an earlier DROP EXTENSION, renamed to consent_ledger.consent_events_dropped_before_1_2/,
+	'... and says it renamed the old consent ledger');
+$node->safe_psql($db, q{SELECT consent_ledger.define_purpose('research')});
+is($node->safe_psql($db, q{SELECT consent_ledger.grant_consent('s1', 'research')}), '1',
+	'grant_consent writes into a new consent ledger');
+is($node->safe_psql($db, q{SELECT count(*) FROM consent_ledger.consent_events_dropped_before_1_2}), '1',
+	'the old rows are kept, renamed');
+$node->safe_psql($db, q{SELECT consent_ledger.seal()});
+is(cl_verify_row($node, $db, 'consent_ledger.consent_events')->{valid}, 1, 'the new consent ledger verifies');
+
+$node->stop;
+done_testing();
