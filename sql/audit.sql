@@ -103,6 +103,15 @@ RESET ROLE;
 -- the superuser bypasses row-level security but not the audit
 SELECT count(*) FROM tickets;
 COPY tickets TO '/dev/null';
+-- its outcome record is queued, not waited for: wait (30 s at most) until
+-- the audit writer has written it (reading at once raced with the writer)
+DO $$BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT FROM consent_ledger.audit_log WHERE relation = 'public.tickets'
+                      AND operation = 'COPY TO' AND outcome = 'completed');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END$$;
 SELECT * FROM new_records();
 
 -- the audit ledger is a ledger: append-only, sealed, verified
