@@ -29,7 +29,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -DCONSENT_LEDGER_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-sign-compare -Wno-clobbered
 
-EXTRA_CLEAN = consent-ledger-verify test/unit/bin
+EXTRA_CLEAN = consent-ledger-verify test/unit/bin src/build_id.inc
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -37,6 +37,21 @@ include $(PGXS)
 
 # PGXS does not track headers: every object depends on all of ours.
 $(OBJS): $(wildcard src/*.h)
+
+# Build id: a hash of the sources the library is compiled from, exposed by
+# the library as the read-only setting consent_ledger.build_id.  The test
+# runner compares the id of the library a server actually loaded with the
+# id of the tree (make -s print-build-id), so it never tests a stale
+# install.  src/build_id.inc is rewritten only when the id changes.
+CL_BUILD_ID := $(shell cat $(sort $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*.h)) $(srcdir)/Makefile $(srcdir)/$(EXTENSION).control | sha256sum | cut -c1-16)
+src/build_id.inc: FORCE
+	@echo '#define CONSENT_LEDGER_BUILD_ID "$(CL_BUILD_ID)"' > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+src/consent_ledger.o src/consent_ledger.bc: src/build_id.inc
+print-build-id:
+	@echo $(CL_BUILD_ID)
+FORCE:
+.PHONY: print-build-id FORCE
 
 # The offline verifier and the unit tests use only the pure code.
 PURE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes -Isrc

@@ -5,6 +5,14 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
+-- Only seal() seals in this file (the sealer's interval is an hour), so
+-- that each seal() returns a known number of rows: those committed into
+-- ledgers since the previous one.  The second seal() of the settle seals
+-- nothing: the first sealed everything before it.
+ALTER SYSTEM SET consent_ledger.seal_interval = '1h';
+SELECT pg_reload_conf();
+SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() = 0 AS sealer_settled;
+
 CREATE ROLE regress_audit_analyst LOGIN;
 CREATE TABLE accounts (id int PRIMARY KEY, email text, balance numeric);
 INSERT INTO accounts VALUES (1, 'ann@example.org', 100), (2, 'bo@example.org', 100), (3, 'cy@example.org', 100);
@@ -59,7 +67,7 @@ COMMIT;
 -- and a statement that fails halfway
 UPDATE accounts SET balance = 1 / (id - 4);
 TRUNCATE accounts;
-SELECT consent_ledger.seal() >= 0 AS writer_caught_up;
+SELECT consent_ledger.seal() AS sealed_rows_writer_caught_up;
 SELECT * FROM new_records();
 SELECT mark();
 
@@ -95,6 +103,15 @@ RESET ROLE;
 -- the superuser bypasses row-level security but not the audit
 SELECT count(*) FROM tickets;
 COPY tickets TO '/dev/null';
+-- its outcome record is queued, not waited for: wait (30 s at most) until
+-- the audit writer has written it (reading at once raced with the writer)
+DO $$BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT FROM consent_ledger.audit_log WHERE relation = 'public.tickets'
+                      AND operation = 'COPY TO' AND outcome = 'completed');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END$$;
 SELECT * FROM new_records();
 
 -- the audit ledger is a ledger: append-only, sealed, verified
@@ -102,7 +119,7 @@ UPDATE consent_ledger.audit_log SET outcome = 'committed';
 \echo :SQLSTATE
 DELETE FROM consent_ledger.audit_log;
 \echo :SQLSTATE
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 SELECT relation, pending, valid, problem FROM consent_ledger.verify('consent_ledger.audit_log');
 -- a superuser who edits a record behind the extension's back is caught
 UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'consent_ledger.audit_log'::regclass;
@@ -120,3 +137,6 @@ ALTER TABLE accounts DISABLE TRIGGER "~consent_ledger_audit";
 \echo :SQLSTATE
 DROP TRIGGER "~consent_ledger_audit" ON accounts;
 \echo :SQLSTATE
+
+ALTER SYSTEM RESET consent_ledger.seal_interval;
+SELECT pg_reload_conf();

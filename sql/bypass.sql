@@ -329,6 +329,9 @@ RESET ROLE;
 SET ROLE bp_admin;
 SELECT count(*) > 0 AS admin_exports FROM consent_ledger.export('bp_lt');
 RESET ROLE;
+-- the outcome record is queued, not waited for: seal() waits until the
+-- audit writer has written it (the query below raced with the writer)
+DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT role_name, operation, outcome FROM consent_ledger.audit_log
  WHERE relation = 'public.bp_lt' ORDER BY record_id;
 
@@ -356,6 +359,8 @@ COPY bp_t (id) TO STDOUT;
 COPY bp_t (id) TO '/nonexistent/file';
 \echo :SQLSTATE
 RESET ROLE;
+-- outcome records are queued, not waited for: seal() waits for the writer
+DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT role_name, operation, outcome, rls_bypassed FROM consent_ledger.audit_log
  WHERE relation = 'public.bp_t' AND role_name = 'bp_bypass' ORDER BY record_id;
 

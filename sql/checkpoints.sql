@@ -9,7 +9,7 @@
 -- new interval).
 ALTER SYSTEM SET consent_ledger.seal_interval = '1h';
 SELECT pg_reload_conf();
-SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() >= 0 AS sealer_settled;
+SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() = 0 AS sealer_settled;
 
 CREATE TABLE hist (id int, v text);
 SELECT consent_ledger.create_ledger('hist');
@@ -21,7 +21,7 @@ BEGIN
   END LOOP;
 END $$;
 CALL add_rows(0, 5);
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 
 -- the receipt an auditor keeps
 CREATE TABLE receipts AS SELECT 1 AS n, consent_ledger.checkpoint('hist') AS cp;
@@ -37,7 +37,7 @@ SELECT consent_ledger.verify_checkpoint(cp) FROM receipts;
 
 -- more rows; the old receipt still verifies (append-only extension)
 CALL add_rows(6, 10);
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 INSERT INTO receipts SELECT 2, consent_ledger.checkpoint('hist');
 SELECT n, (cp->>'tree_size')::int AS size, consent_ledger.verify_checkpoint(cp) FROM receipts ORDER BY n;
 
@@ -108,7 +108,7 @@ DELETE FROM consent_ledger.log
 DELETE FROM consent_ledger.checkpoints
   WHERE ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'hist'::regclass);
 COMMIT;
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 -- the rewritten history is self-consistent and freshly signed...
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('hist');
 -- ...but the receipts taken before prove the rewrite

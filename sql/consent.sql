@@ -3,6 +3,14 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
+-- Only seal() seals in this file (the sealer's interval is an hour), so
+-- that each seal() returns a known number of rows: those committed into
+-- ledgers since the previous one.  The second seal() of the settle seals
+-- nothing: the first sealed everything before it.
+ALTER SYSTEM SET consent_ledger.seal_interval = '1h';
+SELECT pg_reload_conf();
+SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() = 0 AS sealer_settled;
+
 -- purposes are defined once, with a GDPR Art. 6(1) legal basis
 SELECT consent_ledger.define_purpose('marketing', 'all marketing');
 SELECT consent_ledger.define_purpose('marketing.email', 'newsletters', 'consent', 'marketing');
@@ -94,7 +102,7 @@ UPDATE consent_ledger.consent_state SET state = 'granted';
 SELECT action, evidence FROM consent_ledger.consent_events WHERE event_id IN (:e1, :e2) ORDER BY event_id;
 
 -- the consent ledger is a ledger like any other
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 SELECT relation, pending, valid, problem FROM consent_ledger.verify('consent_ledger.consent_events');
 
 -- PREPARE TRANSACTION of a consent change fails cleanly, before anything is written
@@ -103,3 +111,6 @@ SELECT consent_ledger.grant_consent('carol', 'marketing') > 0 AS granted;
 PREPARE TRANSACTION 'consent_2pc';
 \echo :SQLSTATE
 SELECT count(*) AS carol_events FROM consent_ledger.consent_events WHERE subject = 'carol';
+
+ALTER SYSTEM RESET consent_ledger.seal_interval;
+SELECT pg_reload_conf();

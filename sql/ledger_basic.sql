@@ -3,6 +3,14 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
+-- Only seal() seals in this file (the sealer's interval is an hour), so
+-- that each seal() returns a known number of rows: those committed into
+-- ledgers since the previous one.  The second seal() of the settle seals
+-- nothing: the first sealed everything before it.
+ALTER SYSTEM SET consent_ledger.seal_interval = '1h';
+SELECT pg_reload_conf();
+SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() = 0 AS sealer_settled;
+
 CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL, amount numeric(12,2),
                      placed timestamptz DEFAULT '2025-01-01 00:00:00+00');
 INSERT INTO orders VALUES (1, 'ada', 10.50), (2, 'bob', NULL);
@@ -54,7 +62,7 @@ ROLLBACK TO c;
 COMMIT;
 
 SELECT relation, "rows", valid, problem FROM consent_ledger.verify('orders');
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('orders');
 SELECT count(*) AS row_count FROM orders;
 
@@ -91,7 +99,7 @@ RESET session_replication_role;
 MERGE INTO orders o USING (VALUES (40, 'merged')) v(id, c) ON o.id = v.id
   WHEN NOT MATCHED THEN INSERT (id, customer) VALUES (v.id, v.c);
 
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('orders');
 
 -- what cannot become a ledger
@@ -122,6 +130,9 @@ SELECT consent_ledger.create_ledger('same_txn');
 INSERT INTO same_txn VALUES (2, 'after');
 COMMIT;
 SELECT id, ledger_ord FROM same_txn ORDER BY id;
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify()
 WHERE relation::text IN ('orders', 'empty_l', 'same_txn') ORDER BY relation::text;
+
+ALTER SYSTEM RESET consent_ledger.seal_interval;
+SELECT pg_reload_conf();

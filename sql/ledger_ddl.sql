@@ -4,6 +4,14 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
+-- Only seal() seals in this file (the sealer's interval is an hour), so
+-- that each seal() returns a known number of rows: those committed into
+-- ledgers since the previous one.  The second seal() of the settle seals
+-- nothing: the first sealed everything before it.
+ALTER SYSTEM SET consent_ledger.seal_interval = '1h';
+SELECT pg_reload_conf();
+SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() = 0 AS sealer_settled;
+
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TABLE events (id int PRIMARY KEY, what text, m mood,
                      total int GENERATED ALWAYS AS (id * 2) STORED);
@@ -89,7 +97,7 @@ INSERT INTO events (id) VALUES (7);
 DROP TRIGGER "~~late" ON events;
 
 SELECT id, m, total, note FROM events ORDER BY id;
-SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT consent_ledger.seal() AS sealed_rows;
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('events');
 
 -- retire, then drop
@@ -98,3 +106,6 @@ INSERT INTO events (id) VALUES (8);
 \echo :SQLSTATE
 DROP TABLE events;
 SELECT count(*) AS retired_ledgers FROM consent_ledger.ledgers WHERE retired_at IS NOT NULL;
+
+ALTER SYSTEM RESET consent_ledger.seal_interval;
+SELECT pg_reload_conf();

@@ -1330,6 +1330,14 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			}
 			else
 				bypassed = true;
+
+			/*
+			 * A read that bypasses row-level security records the purpose
+			 * its session declared, as a COPY TO of the table does
+			 * (cl_audit_copy_begin); a foreign-key check has none.
+			 */
+			if (purpose == NULL && !fk_check && cl_purpose && cl_purpose[0])
+				purpose = MemoryContextStrdup(TopMemoryContext, cl_purpose);
 		}
 		if (n == cap)
 		{

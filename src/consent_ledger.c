@@ -22,6 +22,7 @@
 #include "utils/queryjumble.h"
 
 #include "consent_ledger.h"
+#include "build_id.inc"
 
 PG_MODULE_MAGIC;
 
@@ -32,6 +33,7 @@ char	   *cl_signing_key_file = NULL;
 ClShared   *cl_shared = NULL;
 
 static bool cl_preloaded = false;
+static char *cl_build_id = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
@@ -113,6 +115,19 @@ cl_client_auth(Port *port, int status)
 void
 _PG_init(void)
 {
+	/*
+	 * Which sources this library was built from (see the Makefile): the
+	 * test runner checks that the server loaded the tree's build.
+	 */
+	DefineCustomStringVariable("consent_ledger.build_id",
+							   "Hash of the sources this consent_ledger library was built from.",
+							   NULL,
+							   &cl_build_id,
+							   CONSENT_LEDGER_BUILD_ID,
+							   PGC_INTERNAL,
+							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+
 	if (!process_shared_preload_libraries_in_progress)
 	{
 		/*

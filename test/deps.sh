@@ -9,9 +9,10 @@
 #   postgresql-15-pgtap, libtap-parser-sourcehandler-pgtap-perl   pgTAP + pg_prove
 #   libipc-run-perl                          PostgreSQL::Test::Cluster (TAP tests)
 #   clang, libclang-rt-14-dev                libFuzzer targets run briefly by the suite
+#   openssl                                  independent Ed25519 cross-checks of the TAP tests (required)
 cl_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libssl-dev libkrb5-dev \
 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
-clang libclang-rt-14-dev make gcc"
+clang libclang-rt-14-dev make gcc openssl"
 
 cl_install_deps() {
 	local missing=""

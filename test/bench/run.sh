@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # consent_ledger benchmark harness (SPEC §8).  Not part of the test suite.
 #
-#   bash test/bench/run.sh [--quick] [--seed N] [--sizes 100k,1m,4m]
+#   bash test/bench/run.sh [--quick|--smoke] [--seed N] [--sizes 100k,1m,4m]
 #                          [--alt-sizes 10k,20k,100k] [--reps N] [--duration SECONDS]
 #
 # Run as root on a Debian bookworm machine, from a clone of the repository.
@@ -13,10 +13,18 @@
 # results.txt (the printed report), results.csv (every repetition's raw
 # value too) and ratios.png (the ratios against their targets).
 #
-# Method.  Each figure is measured side by side with its baseline,
-# alternating (baseline, ours[, alternative]) in each repetition (ABAB…);
-# the table shows the median of each side and ratio = median(ours) /
-# median(baseline).  Timed SQL is measured inside one psql session as the
+# Method.  Each figure is measured side by side with its baseline in
+# every repetition; the order of the sides rotates from one repetition to
+# the next (base ours alt, ours alt base, alt base ours, ...), so neither
+# side always runs first.  Each side of a figure that writes has a
+# database of its own (one side's bloat cannot favour the other).  The
+# ratio of a figure is computed per repetition from that repetition's pair
+# (ours_r / baseline_r) and reported as median [min - max] of those paired
+# ratios; "met?" judges the median and counts the repetitions that met the
+# target.  The bulk-load figures judge load + seal() (both parts are
+# shown).  A figure whose correctness check fails (wrong rows, a ledger
+# that does not verify, a parallel plan without its workers) is INVALID,
+# whatever its timings.  Timed SQL is measured inside one psql session as the
 # difference of clock_timestamp() before and after the statement (the
 # statement runs in autocommit, so its commit is included); pgbench figures
 # use pgbench's "tps = … (without initial connection time)".  Before every
@@ -25,6 +33,9 @@
 #
 #   --quick          1 repetition, sizes 10k,100k, alternatives at 10k,20k,
 #                    pgbench runs of 10 s: a few minutes
+#   --smoke          shows that the harness works, not a measurement: a
+#                    100k-row warehouse, size 10k, 2 repetitions, pgbench
+#                    runs of 3 s, tpcb scale 1 (about a minute)
 #   --seed N         seeds setseed() for the generated data and pgbench's
 #                    --random-seed (default 42; 0 <= N <= 2147483647)
 #   --sizes LIST     row counts of the bulk-load and verify scaling rows
@@ -35,11 +46,15 @@
 #   --duration S     length of each pgbench run (default 20)
 #   BENCH_NO_BUILD=1 skips make && make install (use what is installed)
 #   BENCH_KEEP=1     leaves the server running and its directory in place
+#   BENCH_PORT=N     the server's port (default 55800)
+#
+# The results name the commit they were measured at (full hash); a tree
+# with uncommitted changes is named as such ("not reproducible").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
 out="$here/test/bench/out"
-PORT=55800
+PORT=${BENCH_PORT:-55800}
 SEED=42
 REPS=3
 DURATION=20
@@ -57,6 +72,7 @@ sizes_given=0; alt_given=0; reps_given=0; dur_given=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
+	--smoke) QUICK=2 ;;
 	--seed) SEED=${2:?--seed needs a value}; shift ;;
 	--seed=*) SEED=${1#*=} ;;
 	--sizes) SIZES=${2:?--sizes needs a value}; sizes_given=1; shift ;;
@@ -77,11 +93,20 @@ if [ "$QUICK" = 1 ]; then
 	[ $alt_given = 1 ] || ALT_SIZES="10k,20k"
 	[ $reps_given = 1 ] || REPS=1
 	[ $dur_given = 1 ] || DURATION=10
+elif [ "$QUICK" = 2 ]; then
+	[ $sizes_given = 1 ] || SIZES="10k"
+	[ $alt_given = 1 ] || ALT_SIZES="10k"
+	[ $reps_given = 1 ] || REPS=2
+	[ $dur_given = 1 ] || DURATION=3
+	WH_ROWS=100000
+	WH_SUBJECTS=10000
+	TPCB_SCALE=1
 fi
 [[ "$SEED" =~ ^[0-9]+$ ]] && [ "$SEED" -le 2147483647 ] || { echo "--seed must be 0..2147483647" >&2; exit 2; }
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || { echo "--reps must be a positive integer" >&2; exit 2; }
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "--duration must be a positive integer" >&2; exit 2; }
 WARMUP=$(( DURATION / 4 > 3 ? DURATION / 4 : 3 ))   # untimed warm-up of each pgbench side
+[ "$QUICK" = 2 ] && WARMUP=1
 
 # "100k" -> 100000, "4m" -> 4000000
 to_rows() {
@@ -116,6 +141,19 @@ for n in $ALL_ROWS; do [ "$n" -gt "$STAGE_ROWS" ] && STAGE_ROWS=$n; done
 SEED_FLOAT=$(awk -v s="$SEED" 'BEGIN { printf "%.10f", s / 2147483647 }')
 
 t_start=$(date +%s)
+
+# The commit measured: its full hash, and whether the tree differs from it
+# (then the results cannot be reproduced from any commit, and say so).
+if head=$(git -C "$here" rev-parse --verify -q HEAD 2>/dev/null); then
+	COMMIT="commit $head"
+	if [ -n "$(git -C "$here" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+		COMMIT="$COMMIT + uncommitted changes (not reproducible from any commit)"
+	elif [ -z "$(git -C "$here" branch --contains "$head" 2>/dev/null)" ]; then
+		COMMIT="$COMMIT (on no branch)"
+	fi
+else
+	COMMIT="no git commit (not a git checkout: not reproducible)"
+fi
 
 # ---------------------------------------------------------------------
 # Packages, build, install
@@ -219,7 +257,7 @@ mkdir -p "$RES"
 	echo "  CPU:         $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	echo "  PostgreSQL:  $(q postgres postgres -c 'SELECT version()')"
 	echo "  kernel:      $(uname -r)"
-	echo "  extension:   consent_ledger $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$here/consent_ledger.control"), commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$here" diff --quiet HEAD -- src sql consent_ledger--*.sql 2>/dev/null || echo ' + uncommitted changes')"
+	echo "  extension:   consent_ledger $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$here/consent_ledger.control"), $COMMIT"
 	echo
 	echo "run: seed $SEED, $REPS repetition(s), sizes $(for n in $SIZE_ROWS; do printf '%s ' "$(label "$n")"; done)| alternative sizes $(for n in $ALT_ROWS; do printf '%s ' "$(label "$n")"; done)| pgbench -c $CLIENTS -j $THREADS -T $DURATION$([ "$QUICK" = 1 ] && echo ' | --quick')"
 	echo "warehouse: $WH_ROWS fact rows, $WH_SUBJECTS subjects"
@@ -240,8 +278,26 @@ phase_end() {
 }
 # row ID FIGURE SIZE UNIT OP TARGET [ALT-NAME [CHART-LABEL]]
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "${7:-}" "${8:-$2, $3}" >> "$RES/rows.tsv"; }
-# val ID SIDE VALUE
-val() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$RES/runs.tsv"; }
+# val ID SIDE VALUE [REP]: one measurement (REP pairs it with the other sides')
+val() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:--}" >> "$RES/runs.tsv"; }
+# invalid ID REASON: the figure's correctness check failed; it is INVALID
+invalid() { val "$1" invalid "$2"; note "INVALID $1: $2"; }
+# order REP SIDE...: the sides in the order of repetition REP (rotated by
+# one place each repetition: base ours alt, ours alt base, alt base ours)
+order() {
+	local r=$1 n i k
+	shift
+	n=$#
+	local a=("$@")
+	for ((i = 0; i < n; i++)); do k=$(( (i + r - 1) % n )); printf '%s ' "${a[$k]}"; done
+}
+# db_with NAME [EXTENSION...]: a fresh database for one side of a figure
+db_with() {
+	local db=$1 e
+	shift
+	q postgres postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+	for e in "$@"; do q "$db" postgres -c "SET client_min_messages = warning" -c "CREATE EXTENSION $e" >/dev/null; done
+}
 # runs a figure in a subshell with errexit; a failure is reported, not fatal
 figure() {
 	local rc
@@ -387,40 +443,43 @@ SQL
 # ---------------------------------------------------------------------
 fig_insert() {
 	phase_start "figure 1: single-row INSERT, pgbench -c $CLIENTS -j $THREADS -T $DURATION"
-	local id=insert side t tps
-	row $id "single-row INSERT, pgbench -c $CLIENTS -j $THREADS" "1 row/txn" tps ge 0.80 "" "INSERT, pgbench" 
-	q bench postgres >/dev/null <<'SQL'
-CREATE TABLE ins_plain (id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text);
-CREATE TABLE ins_ledger (id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text);
-SELECT consent_ledger.create_ledger('ins_ledger');
-SQL
-	for t in plain ledger; do
-		cat > "$work/insert_$t.sql" <<SQL
+	local id=insert side t tps db v n
+	row $id "single-row INSERT, pgbench -c $CLIENTS -j $THREADS" "1 row/txn" tps ge 0.80 "" "INSERT, pgbench"
+	# each side in a database of its own
+	db_with ins_base
+	db_with ins_ours consent_ledger
+	q ins_base postgres -c "CREATE TABLE ins_t (id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text)"
+	q ins_ours postgres -c "CREATE TABLE ins_t (id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text)" \
+		-c "SELECT consent_ledger.create_ledger('ins_t')" >/dev/null
+	cat > "$work/insert.sql" <<SQL
 \set s random(1, $WH_SUBJECTS)
 \set c random(1, 100000)
-INSERT INTO ins_$t (subject_id, amount, at, note) VALUES (:s, :c / 100.0, now(), 'pgbench order');
+INSERT INTO ins_t (subject_id, amount, at, note) VALUES (:s, :c / 100.0, now(), 'pgbench order');
 SQL
-	done
 	# an untimed warm-up of each side first: the very first run would also pay
 	# for creating WAL segments that later runs recycle
-	DURATION=$WARMUP pgb bench -n -f "$work/insert_plain.sql" >/dev/null
-	DURATION=$WARMUP pgb bench -n -f "$work/insert_ledger.sql" >/dev/null
-	q bench postgres -c "SELECT consent_ledger.seal()" >/dev/null
+	DURATION=$WARMUP pgb ins_base -n -f "$work/insert.sql" >/dev/null
+	DURATION=$WARMUP pgb ins_ours -n -f "$work/insert.sql" >/dev/null
+	q ins_ours postgres -c "SELECT consent_ledger.seal()" >/dev/null
 	for r in $(seq "$REPS"); do
-		for side in base ours; do
-			t=plain; [ $side = ours ] && t=ledger
-			q bench postgres -c "CHECKPOINT"
-			tps=$(pgb bench -n -f "$work/insert_$t.sql")
-			val $id $side "$tps"
+		printf '  rep %s:' "$r"
+		for side in $(order "$r" base ours); do
+			db=ins_$side
+			q $db postgres -c "CHECKPOINT"
+			tps=$(pgb $db -n -f "$work/insert.sql")
+			val $id $side "$tps" "$r"
 			# sealing is part of the ledger's cost, but must not spill into the next run
-			[ $side = ours ] && q bench postgres -c "SELECT consent_ledger.seal()" >/dev/null
-			echo "  rep $r: $t $tps tps"
+			[ $side = ours ] && q $db postgres -c "SELECT consent_ledger.seal()" >/dev/null
+			printf ' %s %s tps' "$side" "$tps"
 		done
+		echo
 	done
-	q bench postgres -c "SELECT consent_ledger.seal()" >/dev/null
-	local v
-	v=$(q bench postgres -c "SELECT valid, rows FROM consent_ledger.verify('ins_ledger')")
-	note "figure 1: ins_ledger after the runs: verify valid|rows = $v"
+	# correctness: every inserted row is in the ledger, sealed, and it verifies
+	q ins_ours postgres -c "SELECT consent_ledger.seal()" >/dev/null
+	n=$(q ins_ours postgres -c "SELECT count(*) FROM ins_t")
+	v=$(q ins_ours postgres -c "SELECT valid::int || '|' || rows || '|' || pending FROM consent_ledger.verify('ins_t')")
+	note "figure 1: ins_t after the runs: $n rows; verify valid|rows|pending = $v"
+	[ "$v" = "1|$n|0" ] || invalid $id "the ledger after the runs: verify valid|rows|pending = $v, expected 1|$n|0"
 	phase_end
 }
 
@@ -428,56 +487,72 @@ SQL
 # Figures 2 and 3: bulk load (INSERT ... SELECT and COPY FROM a file) into
 # a fresh ledger vs a fresh plain table; verify vs COPY TO '/dev/null'
 # ---------------------------------------------------------------------
-ALT_TRIGGER_SQL=$(cat <<'SQL'
--- The hand-written alternative: a PL/pgSQL + pgcrypto hash chain.  Each row
--- stores sha256(previous row's hash || row text), the previous hash read
--- from the latest row; the advisory lock serializes inserters (needed for
--- a correct chain under concurrency; uncontended here).
-CREATE OR REPLACE FUNCTION alt_chain_hash() RETURNS trigger LANGUAGE plpgsql AS $f$
+# The hand-written alternative, as a practitioner would write it: a
+# PL/pgSQL + pgcrypto hash chain whose trigger function is written for its
+# table (static SQL, planned once per session: no dynamic EXECUTE per row).
+# Each row stores sha256(previous row's hash || row text), the previous
+# hash read from the latest row through the primary key; the advisory lock
+# serializes inserters (needed for a correct chain under concurrency;
+# uncontended here).
+alt_trigger_sql() { # TABLE
+	cat <<SQL
+CREATE FUNCTION $1_chain() RETURNS trigger LANGUAGE plpgsql AS \$f\$
 DECLARE
 	prev bytea;
 BEGIN
 	PERFORM pg_advisory_xact_lock(724242);
-	EXECUTE format('SELECT row_hash FROM %s ORDER BY id DESC LIMIT 1', TG_RELID::regclass) INTO prev;
+	SELECT t.row_hash INTO prev FROM $1 t ORDER BY t.id DESC LIMIT 1;
 	NEW.row_hash := digest(coalesce(prev, '\x'::bytea)
 		|| convert_to(ROW(NEW.id, NEW.subject_id, NEW.amount, NEW.at, NEW.note)::text, 'UTF8'), 'sha256');
 	RETURN NEW;
 END
-$f$;
+\$f\$;
+CREATE TRIGGER chain BEFORE INSERT ON $1 FOR EACH ROW EXECUTE FUNCTION $1_chain();
 SQL
-)
+}
 
-fresh_table() { # NAME KIND(plain|ledger|alt)
-	local cols="id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text"
-	case $2 in
-	plain) q bench postgres -c "CREATE TABLE $1 ($cols)" ;;
-	ledger) q bench postgres -c "CREATE TABLE $1 ($cols)" -c "SELECT consent_ledger.create_ledger('$1')" >/dev/null ;;
-	alt) q bench postgres -c "CREATE TABLE $1 ($cols, row_hash bytea)" \
-		-c "CREATE TRIGGER alt_chain_hash BEFORE INSERT ON $1 FOR EACH ROW EXECUTE FUNCTION alt_chain_hash()" ;;
+# each side of the bulk figures loads into a database of its own
+bulk_db() { echo "bulk_$1"; }   # base, ours, alt
+
+fresh_table() { # SIDE NAME
+	local cols="id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), at timestamptz, note text" db
+	db=$(bulk_db "$1")
+	case $1 in
+	base) q $db postgres -c "CREATE TABLE $2 ($cols)" ;;
+	ours) q $db postgres -c "CREATE TABLE $2 ($cols)" -c "SELECT consent_ledger.create_ledger('$2')" >/dev/null ;;
+	alt) q $db postgres -c "CREATE TABLE $2 ($cols, row_hash bytea)"
+		q $db postgres -c "$(alt_trigger_sql "$2")" ;;
 	esac
 }
-drop_table() { # NAME KIND
-	if [ "$2" = ledger ]; then
-		q bench postgres -c "SELECT consent_ledger.retire_ledger('$1')" -c "DROP TABLE $1" >/dev/null
-	else
-		q bench postgres -c "DROP TABLE $1"
-	fi
+drop_table() { # SIDE NAME
+	local db
+	db=$(bulk_db "$1")
+	case $1 in
+	ours) q $db postgres -c "SELECT consent_ledger.retire_ledger('$2')" -c "DROP TABLE $2" >/dev/null ;;
+	alt) q $db postgres -c "DROP TABLE $2" -c "DROP FUNCTION $2_chain()" ;;
+	*) q $db postgres -c "DROP TABLE $2" ;;
+	esac
 }
 
 fig_bulk() {
 	phase_start "figure 2: bulk load into a fresh table (sizes $(for n in $ALL_ROWS; do printf '%s ' "$(label "$n")"; done))"
-	q bench postgres -c "$ALT_TRIGGER_SQL"
-	local n lab m r side kind tbl t s stmt id alt last
+	db_with "$(bulk_db base)"
+	db_with "$(bulk_db ours)" consent_ledger
+	db_with "$(bulk_db alt)" pgcrypto
+	local n lab m r side tbl t s stmt id alt last sides db got
 	for n in $ALL_ROWS; do
 		lab=$(label "$n")
-		q bench postgres <<SQL
+		q bench postgres -c "COPY (SELECT subject_id, amount, at, note FROM stage WHERE id <= $n ORDER BY id) TO '$work/load.copy'"
+		alt=""; in_list "$n" $ALT_ROWS && alt=alt
+		for side in base ours $alt; do
+			q "$(bulk_db $side)" postgres <<SQL
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS stage_n;
-CREATE TABLE stage_n AS SELECT subject_id, amount, at, note FROM stage WHERE id <= $n ORDER BY id;
-COPY stage_n TO '$work/load.copy';
+CREATE TABLE stage_n (subject_id bigint, amount numeric(12,2), at timestamptz, note text);
+COPY stage_n FROM '$work/load.copy';
 VACUUM ANALYZE stage_n;
 SQL
-		alt=""; in_list "$n" $ALT_ROWS && alt=alt
+		done
 		for m in insert copy; do
 			id="bulk_${m}_$n"
 			if [ $m = insert ]; then
@@ -495,27 +570,39 @@ SQL
 					stmt="COPY %s (subject_id, amount, at, note) FROM '$work/load.copy';"
 				fi
 				printf '  %s rep %s %-6s' "$lab" "$r" "$m:"
-				for side in base ours $alt; do
-					case $side in base) kind=plain ;; ours) kind=ledger ;; alt) kind=alt ;; esac
-					tbl="bl_${kind}_${m}_${n}_$r"
-					fresh_table "$tbl" $kind
+				for side in $(order "$r" base ours $alt); do
+					db=$(bulk_db $side)
+					tbl="bl_${m}_${n}_$r"
+					fresh_table $side "$tbl"
 					# shellcheck disable=SC2059
-					t=$(timed bench postgres "CHECKPOINT;" "$(printf "$stmt" "$tbl")")
-					val "$id" $side "$t"
-					printf ' %s %s s' "$kind" "$t"
+					t=$(timed $db postgres "CHECKPOINT;" "$(printf "$stmt" "$tbl")")
+					val "$id" $side "$t" "$r"
+					printf ' %s %s s' "$side" "$t"
 					if [ $side = ours ]; then
-						s=$(timed bench postgres "" "SELECT consent_ledger.seal();")
-						val "$id" seal "$s"
+						s=$(timed $db postgres "" "SELECT consent_ledger.seal();")
+						val "$id" seal "$s" "$r"
 						printf ' (+seal %s s)' "$s"
 					fi
+					# correctness: every row loaded (and chained, for the alternative)
+					if [ $side = alt ]; then
+						got=$(q $db postgres -c "SELECT count(*) || '|' || count(row_hash) FROM $tbl")
+						[ "$got" = "$n|$n" ] || invalid "$id" "$side rep $r: count(*)|count(row_hash) = $got, expected $n|$n"
+					else
+						got=$(q $db postgres -c "SELECT count(*) FROM $tbl")
+						[ "$got" = "$n" ] || invalid "$id" "$side rep $r: $got rows loaded, expected $n"
+					fi
+					if [ $side = ours ]; then
+						got=$(q $db postgres -c "SELECT pending FROM consent_ledger.verify('$tbl')")
+						[ "$got" = 0 ] || invalid "$id" "rep $r: $got rows still pending after seal()"
+					fi
 					# keep the last INSERT-loaded ledger of each scaling size for figure 3
-					last=0; [ $r = "$REPS" ] && [ $m = insert ] && [ $kind = ledger ] && in_list "$n" $SIZE_ROWS && last=1
-					[ $last = 1 ] || drop_table "$tbl" $kind
+					last=0; [ $r = "$REPS" ] && [ $m = insert ] && [ $side = ours ] && in_list "$n" $SIZE_ROWS && last=1
+					[ $last = 1 ] || drop_table $side "$tbl"
 				done
 				echo
 			done
 		done
-		q bench postgres -c "DROP TABLE stage_n"
+		for side in base ours $alt; do q "$(bulk_db $side)" postgres -c "DROP TABLE stage_n"; done
 		rm -f "$work/load.copy"
 	done
 	phase_end
@@ -523,22 +610,31 @@ SQL
 
 fig_verify() {
 	phase_start "figure 3: verify() vs COPY t TO '/dev/null'"
-	local n lab tbl r t v id
+	local n lab tbl r t v id side db
+	db=$(bulk_db ours)
 	for n in $SIZE_ROWS; do
 		lab=$(label "$n")
-		tbl="bl_ledger_insert_${n}_$REPS"
+		tbl="bl_insert_${n}_$REPS"
 		id="verify_$n"
 		row "$id" "verify of an N-row ledger" "$lab" s le 2 "" "verify $lab"
-		q bench postgres -c "SELECT consent_ledger.seal()" -c "VACUUM ANALYZE $tbl" -c "CHECKPOINT" >/dev/null
+		q $db postgres -c "SELECT consent_ledger.seal()" -c "VACUUM ANALYZE $tbl" -c "CHECKPOINT" >/dev/null
 		for r in $(seq "$REPS"); do
-			t=$(timed bench postgres "" "COPY $tbl TO '/dev/null';")
-			val "$id" base "$t"
-			v=$(timed bench postgres "" \
-				"SELECT count(*) FILTER (WHERE valid) AS ok, sum(rows) AS nrows FROM consent_ledger.verify('$tbl') \gset" \
-				":ok = 1 AND :nrows = $n")
-			[ "${v#*|}" = t ] || { note "verify('$tbl') did not return one valid ledger of $n rows (rep $r)"; val "$id" ours "verify invalid"; continue; }
-			val "$id" ours "${v%|*}"
-			echo "  $lab rep $r: COPY TO /dev/null ${t} s, verify ${v%|*} s"
+			printf '  %s rep %s:' "$lab" "$r"
+			for side in $(order "$r" base ours); do
+				if [ $side = base ]; then
+					t=$(timed $db postgres "" "COPY $tbl TO '/dev/null';")
+					val "$id" base "$t" "$r"
+					printf ' COPY TO /dev/null %s s' "$t"
+				else
+					v=$(timed $db postgres "" \
+						"SELECT count(*) FILTER (WHERE valid) AS ok, sum(rows) AS nrows FROM consent_ledger.verify('$tbl') \gset" \
+						":ok = 1 AND :nrows = $n")
+					val "$id" ours "${v%|*}" "$r"
+					printf ' verify %s s' "${v%|*}"
+					[ "${v#*|}" = t ] || invalid "$id" "verify('$tbl') did not return one valid ledger of $n rows (rep $r)"
+				fi
+			done
+			echo
 		done
 	done
 	phase_end
@@ -564,7 +660,7 @@ fig_select() {
 		row "$id" "$lab" "$(label "$WH_ROWS")" s le 1.3 "${atab:+RLS IN (SELECT ...)}" "$short"
 		for r in $(seq "$REPS"); do
 			printf '  %s rep %s:' "$id" "$r"
-			for side in base ours ${atab:+alt}; do
+			for side in $(order "$r" base ours ${atab:+alt}); do
 				case $side in
 				base) setup=$bset tab=fact_plain ;;
 				ours) setup=$oset tab=$otab ;;
@@ -575,10 +671,10 @@ fig_select() {
 				res=$(timed bench bench_analyst "$setup $(printf "$query" "$tab")" \
 					"SELECT count(*) AS n, sum(amount) AS s FROM $tab \gset" ":'n' || '|' || :'s'")
 				t=${res%%|*}
-				val "$id" $side "$t"
+				val "$id" $side "$t" "$r"
 				printf ' %s %s s' "$tab" "$t"
 				if [ "$side" != base ] && [ "${res#*|}" != "$expected" ]; then
-					note "$id: $tab as bench_analyst returned count|sum ${res#*|}, expected $expected (consenting subjects only)"
+					invalid "$id" "$tab as bench_analyst returned count|sum ${res#*|}, expected $expected (consenting subjects only)"
 				fi
 			done
 			echo
@@ -588,11 +684,17 @@ fig_select() {
 	id=select_cold
 	row $id "protected SELECT, first in a new session" "$(label "$WH_ROWS")" s info ""
 	for r in $(seq "$REPS"); do
-		t=$(timed bench bench_analyst "" "$(printf "$query" fact_plain)")
-		val $id base "$t"
-		res=$(timed bench bench_analyst "SET consent_ledger.purpose = 'analytics';" "$(printf "$query" fact_prot)")
-		val $id ours "$res"
-		echo "  cold rep $r: fact_plain $t s, fact_prot $res s"
+		printf '  cold rep %s:' "$r"
+		for side in $(order "$r" base ours); do
+			if [ $side = base ]; then
+				t=$(timed bench bench_analyst "" "$(printf "$query" fact_plain)")
+			else
+				t=$(timed bench bench_analyst "SET consent_ledger.purpose = 'analytics';" "$(printf "$query" fact_prot)")
+			fi
+			val $id $side "$t" "$r"
+			printf ' %s %s s' "$side" "$t"
+		done
+		echo
 	done
 	# did the parallel runs get their workers?
 	local w
@@ -603,6 +705,7 @@ EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT count(*), sum(amount) FROM $tab;
 SQL
 		)
 		note "figure 4 parallel: $tab launched ${w:-0} parallel workers"
+		[ "${w:-0}" = 2 ] || invalid select_par "$tab launched ${w:-0} parallel workers, not 2"
 	done
 	phase_end
 }
@@ -612,17 +715,18 @@ SQL
 # ---------------------------------------------------------------------
 fig_tpcb() {
 	phase_start "figure 5: pgbench tpcb-like, scale $TPCB_SCALE, -c $CLIENTS -j $THREADS -T $DURATION"
-	local id=tpcb have_audit msg="" r tps db
+	local id=tpcb have_audit msg="" r tps db side v
 	row $id "pgbench tpcb-like, audit('pgbench_accounts')" "scale $TPCB_SCALE" tps ge 0.90 "pgaudit.log = 'write'" "tpcb + audit()"
-	for db in tpcb_base tpcb_audit; do
-		q postgres postgres -c "CREATE DATABASE $db"
-		q $db postgres -c "SET client_min_messages = warning" -c "CREATE EXTENSION consent_ledger" -c "CREATE EXTENSION pgaudit"
+	# each side in a database of its own (tpcb_alt: pgaudit.log = 'write' for that database)
+	for db in tpcb_base tpcb_ours tpcb_alt; do
+		db_with $db consent_ledger pgaudit
 		pgbench -U postgres -i -q -s "$TPCB_SCALE" $db >/dev/null 2>&1
 	done
-	have_audit=$(q tpcb_audit postgres -c "SELECT to_regprocedure('consent_ledger.audit(regclass)') IS NOT NULL
+	q postgres postgres -c "ALTER DATABASE tpcb_alt SET pgaudit.log = 'write'"
+	have_audit=$(q tpcb_ours postgres -c "SELECT to_regprocedure('consent_ledger.audit(regclass)') IS NOT NULL
 		OR EXISTS (SELECT FROM pg_proc WHERE proname = 'audit' AND pronamespace = 'consent_ledger'::regnamespace)")
 	if [ "$have_audit" = t ]; then
-		if ! msg=$(q tpcb_audit postgres -c "SELECT consent_ledger.audit('pgbench_accounts')" 2>&1); then
+		if ! msg=$(q tpcb_ours postgres -c "SELECT consent_ledger.audit('pgbench_accounts')" 2>&1); then
 			have_audit=f
 			msg="n/a (audit() failed: $(echo "$msg" | head -n1 | sed 's/^psql:[^:]*:[0-9]*: //'))"
 		fi
@@ -630,29 +734,34 @@ fig_tpcb() {
 		msg="n/a (audit() not available)"
 	fi
 	# untimed warm-up runs (see figure 1)
-	DURATION=$WARMUP pgb tpcb_base >/dev/null
-	[ "$have_audit" = t ] && DURATION=$WARMUP pgb tpcb_audit >/dev/null
-	q tpcb_base postgres -c "VACUUM ANALYZE" -c "CHECKPOINT"
-	q tpcb_audit postgres -c "VACUUM ANALYZE" -c "CHECKPOINT"
+	for db in tpcb_base tpcb_ours tpcb_alt; do
+		[ $db = tpcb_ours ] && [ "$have_audit" != t ] && continue
+		DURATION=$WARMUP pgb $db >/dev/null
+		q $db postgres -c "VACUUM ANALYZE" -c "CHECKPOINT"
+	done
 	for r in $(seq "$REPS"); do
-		q postgres postgres -c "CHECKPOINT"
-		tps=$(pgb tpcb_base)
-		val $id base "$tps"
-		printf '  rep %s: no audit %s tps' "$r" "$tps"
-		if [ "$have_audit" = t ]; then
+		printf '  rep %s:' "$r"
+		for side in $(order "$r" base ours alt); do
+			if [ $side = ours ] && [ "$have_audit" != t ]; then
+				val $id ours "$msg" "$r"
+				continue
+			fi
 			q postgres postgres -c "CHECKPOINT"
-			tps=$(pgb tpcb_audit)
-			val $id ours "$tps"
-			printf ', audit() %s tps' "$tps"
-		else
-			val $id ours "$msg"
-		fi
-		q postgres postgres -c "CHECKPOINT"
-		tps=$(PGOPTIONS="-c pgaudit.log=write" pgb tpcb_base)
-		val $id alt "$tps"
-		printf ', pgaudit write %s tps\n' "$tps"
+			tps=$(pgb tpcb_$side)
+			val $id $side "$tps" "$r"
+			printf ' %s %s tps' "$side" "$tps"
+		done
+		echo
 	done
 	[ "$have_audit" = t ] || echo "  $msg"
+	# correctness: the audited side recorded its changes, and its ledgers verify
+	if [ "$have_audit" = t ]; then
+		q tpcb_ours postgres -c "SELECT consent_ledger.seal()" >/dev/null
+		v=$(q tpcb_ours postgres -c "SELECT count(*) FROM consent_ledger.audit_log WHERE relation = 'public.pgbench_accounts' AND operation = 'UPDATE'")
+		[ "${v:-0}" -gt 0 ] || invalid $id "audit() recorded no UPDATE of pgbench_accounts"
+		v=$(q tpcb_ours postgres -c "SELECT count(*) FILTER (WHERE NOT valid) FROM consent_ledger.verify()")
+		[ "$v" = 0 ] || invalid $id "$v ledger(s) of tpcb_ours do not verify"
+	fi
 	note "figure 5: pgaudit wrote $(grep -c 'AUDIT: SESSION,' "$work/server.log" || true) log lines in total"
 	phase_end
 }
@@ -690,13 +799,13 @@ fig_memory() {
 	IFS='|' read -r start after1 afterN cache1 cacheN <<<"$(echo "$res" | tail -n1)"
 	n=$(label "$WH_ROWS")
 	row mem_1 "backend memory: session start -> after 1 scan" "$n rows read" bytes info ""
-	val mem_1 base "$start"; val mem_1 ours "$after1"
+	val mem_1 base "$start" 1; val mem_1 ours "$after1" 1
 	row mem_n "backend memory: after 1 scan -> after $reads scans" "$(label $((WH_ROWS * reads))) rows read" bytes bounded ""
-	val mem_n base "$after1"; val mem_n ours "$afterN"
+	val mem_n base "$after1" 1; val mem_n ours "$afterN" 1
 	# bounded: reading $reads - 1 more scans' worth of rows adds less than 1 MiB
 	val mem_n met "$([ $((afterN - after1)) -lt 1048576 ] && echo yes || echo NO)"
 	row mem_cache "consent cache context (in the above)" "$(label "$WH_SUBJECTS") subjects" bytes info ""
-	val mem_cache base "$cache1"; val mem_cache ours "$cacheN"
+	val mem_cache base "$cache1" 1; val mem_cache ours "$cacheN" 1
 	echo "  session start $start B, after 1 scan $after1 B, after $reads scans $afterN B; consent cache $cache1 B -> $cacheN B"
 	growth=$(awk -F'|' 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d != 0) printf "%s%s %+d B", (n++ ? ", " : ""), $1, d }' \
 		"$work/mem1.txt" "$work/mem2.txt")
@@ -713,7 +822,7 @@ fig_memory() {
 check_integrity() {
 	phase_start "integrity: seal() and verify() of every ledger the run wrote"
 	local db res
-	for db in bench tpcb_audit; do
+	for db in bench ins_ours bulk_ours tpcb_ours; do
 		q postgres postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 || continue
 		q $db postgres -c "SELECT consent_ledger.seal()" >/dev/null
 		res=$(q $db postgres -c "SET client_min_messages = warning" \
@@ -744,12 +853,18 @@ total=$(( $(date +%s) - t_start ))
 echo "total	$total" >> "$RES/phases.txt"
 awk -F'\t' -v txt="$RES/table.txt" -v csv="$out/results.csv" -v dat="$RES/ratios.dat" '
 function isnum(x) { return x ~ /^-?[0-9]+(\.[0-9]+)?$/ }
-function median(list,   a, n, i, j, t) {
+function sortnum(list, a,   n, i, j, t) {
 	n = split(list, a, ";")
 	for (i = 1; i <= n; i++) a[i] += 0
 	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n
+}
+function median(list,   a, n) {
+	n = sortnum(list, a)
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+function lo(list,   a, n) { n = sortnum(list, a); return a[1] }
+function hi(list,   a, n) { n = sortnum(list, a); return a[n] }
 function fmt(v, unit) {
 	if (unit == "s") return sprintf("%.3f s", v)
 	if (unit == "tps") return sprintf("%.0f tps", v)
@@ -761,47 +876,77 @@ function cell(id, side, unit) {
 	if (runs[id, side] == "") return ""
 	return fmt(median(runs[id, side]), unit)
 }
+function meets(ratio, id) {
+	if (op[id] == "le") return sprintf("%.2f", ratio) + 0 <= tgt[id] + 0
+	if (op[id] == "ge") return sprintf("%.2f", ratio) + 0 >= tgt[id] + 0
+	return 0
+}
+function add(list, v) { return list == "" ? v : list ";" v }
 function csvq(s) { gsub(/"/, "\"\"", s); return "\"" s "\"" }
 FNR == NR { order[++nrows] = $1; fig[$1] = $2; size[$1] = $3; unit[$1] = $4; op[$1] = $5; tgt[$1] = $6; altname[$1] = $7; short[$1] = $8; next }
 {
-	if (isnum($3)) runs[$1, $2] = runs[$1, $2] == "" ? $3 : runs[$1, $2] ";" $3
-	else text[$1, $2] = $3
+	if ($2 == "invalid") { bad[$1] = add(bad[$1], $3); next }
+	if (isnum($3)) {
+		runs[$1, $2] = add(runs[$1, $2], $3)
+		if ($4 != "-") {
+			pv[$1, $2, $4] = $3
+			if (!seenrep[$1, $4]++) reps[$1] = add(reps[$1], $4)
+		}
+	} else text[$1, $2] = $3
 }
 END {
-	h[1] = "figure"; h[2] = "size"; h[3] = "baseline"; h[4] = "ours"; h[5] = "ratio"; h[6] = "target"; h[7] = "met?"
-	h[8] = "ledger seal"; h[9] = "alternative"; h[10] = "alt"; h[11] = "alt/baseline"
-	ncol = 11
-	print "figure,size,unit,baseline,ours,ratio,target,met,seal,alternative,alt,alt_ratio,baseline_runs,ours_runs,alt_runs,seal_runs" > csv
+	h[1] = "figure"; h[2] = "size"; h[3] = "baseline"; h[4] = "ours"; h[5] = "ratio"; h[6] = "min-max"; h[7] = "target"
+	h[8] = "met?"; h[9] = "ledger seal"; h[10] = "load only"; h[11] = "alternative"; h[12] = "alt"; h[13] = "alt/baseline"
+	ncol = 13
+	print "figure,size,unit,baseline,ours,ratio,ratio_min,ratio_max,target,met,seal,load_only_ratio,alternative,alt,alt_ratio,baseline_runs,ours_runs,alt_runs,seal_runs,paired_ratios,invalid" > csv
 	for (k = 1; k <= nrows; k++) {
 		id = order[k]; u = unit[id]
 		b = runs[id, "base"]; o = runs[id, "ours"]; a = runs[id, "alt"]
 		bm = b != "" ? median(b) : ""; om = (o != "" && text[id, "ours"] == "") ? median(o) : ""
 		am = a != "" ? median(a) : ""; sm = runs[id, "seal"] != "" ? median(runs[id, "seal"]) : ""
-		ratio = (bm != "" && om != "" && bm > 0) ? om / bm : ""
-		aratio = (bm != "" && am != "" && bm > 0) ? am / bm : ""
+		# paired ratios, repetition by repetition (ours includes its seal() where measured)
+		pr = ""; lr = ""; ar = ""; nmet = 0; npr = 0
+		nr = split(reps[id], rl, ";")
+		for (i = 1; i <= nr; i++) {
+			r = rl[i]; bv = pv[id, "base", r]; ov = pv[id, "ours", r]
+			if (bv == "" || bv + 0 <= 0) continue
+			if (ov != "" && text[id, "ours"] == "") {
+				sv = pv[id, "seal", r]
+				x = (ov + (sv != "" ? sv : 0)) / bv
+				pr = add(pr, sprintf("%.4f", x)); npr++
+				if (meets(x, id)) nmet++
+				if (sv != "") lr = add(lr, sprintf("%.4f", ov / bv))
+			}
+			if (pv[id, "alt", r] != "") ar = add(ar, sprintf("%.4f", pv[id, "alt", r] / bv))
+		}
+		ratio = pr != "" ? median(pr) : ""
+		aratio = ar != "" ? median(ar) : ""
 		if (op[id] == "le") target = "<= " tgt[id] "x"
 		else if (op[id] == "ge") target = ">= " tgt[id]
 		else if (op[id] == "bounded") target = "bounded"
 		else target = "-"
 		met = ""
-		if (text[id, "met"] != "") met = text[id, "met"]
+		if (bad[id] != "") met = "INVALID"
+		else if (text[id, "met"] != "") met = text[id, "met"]
 		else if (ratio == "") met = (op[id] == "info" ? "" : "n/a")
-		else if (op[id] == "le") met = (sprintf("%.2f", ratio) + 0 <= tgt[id] + 0 ? "yes" : "NO")
-		else if (op[id] == "ge") met = (sprintf("%.2f", ratio) + 0 >= tgt[id] + 0 ? "yes" : "NO")
+		else if (op[id] == "le" || op[id] == "ge") met = (meets(ratio, id) ? "yes" : "NO") " (" nmet "/" npr ")"
 		c[k, 1] = fig[id]; c[k, 2] = size[id]; c[k, 3] = cell(id, "base", u); c[k, 4] = cell(id, "ours", u)
 		c[k, 5] = ratio != "" ? sprintf("%.2f", ratio) : (text[id, "ours"] != "" ? "n/a" : "")
-		c[k, 6] = target; c[k, 7] = met
-		c[k, 8] = sm != "" ? fmt(sm, "s") : ""
-		c[k, 9] = (a != "" || text[id, "alt"] != "") ? altname[id] : ""
-		c[k, 10] = cell(id, "alt", u); c[k, 11] = aratio != "" ? sprintf("%.2f", aratio) : ""
+		c[k, 6] = pr != "" ? sprintf("%.2f-%.2f", lo(pr), hi(pr)) : ""
+		c[k, 7] = target; c[k, 8] = met
+		c[k, 9] = sm != "" ? fmt(sm, "s") : ""
+		c[k, 10] = lr != "" ? sprintf("%.2f", median(lr)) : ""
+		c[k, 11] = (a != "" || text[id, "alt"] != "") ? altname[id] : ""
+		c[k, 12] = cell(id, "alt", u); c[k, 13] = aratio != "" ? sprintf("%.2f", aratio) : ""
 		for (j = 1; j <= ncol; j++) { l = length(c[k, j]); if (l > w[j]) w[j] = l }
-		printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", csvq(fig[id]), csvq(size[id]), u, bm,
+		printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", csvq(fig[id]), csvq(size[id]), u, bm,
 			(text[id, "ours"] != "" ? csvq(text[id, "ours"]) : om), (ratio != "" ? sprintf("%.4f", ratio) : ""),
-			csvq(target), met, sm, csvq(c[k, 9]), am, (aratio != "" ? sprintf("%.4f", aratio) : ""),
-			b, o, a, runs[id, "seal"] > csv
+			(pr != "" ? lo(pr) : ""), (pr != "" ? hi(pr) : ""),
+			csvq(target), csvq(met), sm, (lr != "" ? sprintf("%.4f", median(lr)) : ""), csvq(c[k, 11]), am,
+			(aratio != "" ? sprintf("%.4f", aratio) : ""), b, o, a, runs[id, "seal"], pr, csvq(bad[id]) > csv
 		if (ratio != "" && (op[id] == "le" || op[id] == "ge")) {
 			lbl = short[id]; gsub(/"/, "", lbl)
-			printf "%d\t%s\t%.4f\t%s\t%s\t%d\n", ++np, lbl, ratio, tgt[id], (aratio != "" ? sprintf("%.4f", aratio) : "NaN"), (met == "yes" ? 2924588 : 3894952) > dat
+			printf "%d\t%s\t%.4f\t%s\t%s\t%d\n", ++np, lbl, ratio, tgt[id], (aratio != "" ? sprintf("%.4f", aratio) : "NaN"), (met ~ /^yes/ ? 2924588 : 3894952) > dat
 		}
 	}
 	for (j = 1; j <= ncol; j++) if (length(h[j]) > w[j]) w[j] = length(h[j])
@@ -819,13 +964,17 @@ END {
 
 {
 	cat "$RES/header.txt"
-	echo "results (median of $REPS run(s) per side; ratio = ours / baseline):"
+	echo "results ($REPS repetition(s); baseline, ours, alt: the median of each side; ratio: the median of the paired"
+	echo "per-repetition ratios ours_r / baseline_r, min-max: their range; met?: the median against the target, and how"
+	echo "many repetitions met it; INVALID: a correctness check failed, see the notes):"
 	echo
 	cat "$RES/table.txt"
 	echo
 	echo "figures: baseline = the same operation on a plain / unprotected table (tpcb: no audit; memory: the earlier"
 	echo "reading); ours = the ledger table, verify(), the protected table as an authorized analyst, audit(); ledger seal ="
-	echo "seal() right after the ledger load (sealing off the commit path); alternatives are hand-written equivalents."
+	echo "seal() right after the ledger load, counted in the bulk figures' ratio (load only: the ratio without it);"
+	echo "alternatives are hand-written equivalents.  The order of the sides rotates each repetition; each side of a"
+	echo "figure that writes has a database of its own."
 	echo
 	echo "notes:"
 	sed 's/^/  /' "$RES/notes.txt"
@@ -835,7 +984,7 @@ END {
 } > "$out/results.txt"
 echo
 echo "=================================================================="
-sed -n "/^results (median/,\$p" "$out/results.txt"
+sed -n "/^results (/,\$p" "$out/results.txt"
 
 if command -v gnuplot >/dev/null && [ -s "$RES/ratios.dat" ]; then
 	cp "$RES/ratios.dat" "$out/ratios.dat"

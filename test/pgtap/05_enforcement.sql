@@ -167,7 +167,7 @@ BEGIN
 	PERFORM consent_ledger.withdraw_consent('s5', 'cl05_analytics');
 	PERFORM consent_ledger.withdraw_consent('s6', 'cl05_analytics');
 	PERFORM consent_ledger.grant_consent('s6', 'cl05_analytics.ads.rt');
-	PERFORM consent_ledger.grant_consent('s7', 'cl05_analytics', clock_timestamp() + interval '200 milliseconds');
+	PERFORM consent_ledger.grant_consent('s7', 'cl05_analytics', clock_timestamp() + interval '1 second');
 	PERFORM consent_ledger.grant_consent('s8', 'cl05_analytics', clock_timestamp() + interval '1 hour');
 	PERFORM consent_ledger.grant_consent('s9', 'cl05_research');
 	-- integers: overloads and text; '03' is not the text form of 3
@@ -194,7 +194,11 @@ BEGIN
 	PERFORM consent_ledger.grant_consent('c1', 'cl05_analytics');
 	-- subject k of cl05_multi consents to cl05_q((k - 1) % 5 + 1) only
 	PERFORM consent_ledger.grant_consent(g::bigint, 'cl05_q' || ((g - 1) % 5 + 1)) FROM generate_series(1, 10) g;
-	PERFORM pg_sleep(0.3);   -- s7's grant expires
+	-- s7's grant expires: wait until its expiry has passed (no margin that a
+	-- loaded machine could eat up)
+	WHILE clock_timestamp() <= (SELECT max(expires_at) FROM consent_ledger.consent_events WHERE subject = 's7') LOOP
+		PERFORM pg_sleep(0.05);
+	END LOOP;
 END $$;
 
 -- ---------------------------------------------------------------------

@@ -4,7 +4,9 @@
 # Starts a private server in DIR (data directory DIR/data, Unix socket in
 # DIR, no TCP) configured with test/regress.conf, creates the database
 # pgtap_regress with pgtap and consent_ledger, runs every test/pgtap/*.sql
-# with pg_prove, stops the server, and exits with pg_prove's status.
+# with pg_prove (PG_PROVE_OPTS, e.g. --verbose, are passed on), stops the
+# server, and exits with pg_prove's status, or 1 when the server could not
+# be stopped.
 # Run it as a non-root user with the PostgreSQL bin directory in PATH
 # (test/run-tests.sh does both).
 set -u
@@ -63,8 +65,13 @@ if ! psql -X -q -v ON_ERROR_STOP=1 -d pgtap_regress \
 fi
 
 cd "$here" || exit 1
-pg_prove -h "$dir" -p "$port" -d pgtap_regress test/pgtap/*.sql
+pg_prove ${PG_PROVE_OPTS:-} -h "$dir" -p "$port" -d pgtap_regress test/pgtap/*.sql
 status=$?
+trap - EXIT
+if ! pg_ctl -D "$data" -m fast -w stop >/dev/null 2>&1; then
+	echo "could not stop the server" >&2
+	[ "$status" = 0 ] && status=1
+fi
 if [ "$status" != 0 ]; then
 	echo "--- last lines of the server log ($log)" >&2
 	tail -n 40 "$log" >&2

@@ -111,7 +111,8 @@ sub cl_export_to_file
 	return $path;
 }
 
-# Path of openssl, or undef.
+# Path of openssl.  The Ed25519 cross-checks must not be skipped: without
+# openssl (test/deps.sh installs it) the test dies, and so fails.
 sub cl_openssl
 {
 	foreach my $dir (File::Spec->path())
@@ -119,11 +120,12 @@ sub cl_openssl
 		my $p = "$dir/openssl";
 		return $p if -x $p;
 	}
-	return undef;
+	die "openssl is required for the Ed25519 cross-checks (test/deps.sh installs it)\n";
 }
 
 # Ed25519 public key (base64) of a key file holding base64(seed), derived
-# independently of the extension with openssl; undef without openssl.
+# independently of the extension with openssl; dies when openssl is
+# missing or cannot do it (an openssl without Ed25519).
 sub cl_public_from_seed_file
 {
 	my ($keyfile, $tmpdir) = @_;
@@ -131,7 +133,7 @@ sub cl_public_from_seed_file
 	my $b64 = slurp_file($keyfile);
 	$b64 =~ s/\s+\z//;
 	my $seed = decode_base64($b64);
-	return undef unless length($seed) == 32;
+	die "key file $keyfile does not hold a base64 32-byte seed\n" unless length($seed) == 32;
 	my $der = "$tmpdir/seed.der";
 	my $pub = "$tmpdir/pub.der";
 	# PKCS#8 wrapping of an Ed25519 seed (RFC 8410)
@@ -139,14 +141,14 @@ sub cl_public_from_seed_file
 	my $ok = IPC::Run::run([ $openssl, 'pkey', '-inform', 'DER', '-in', $der,
 		'-pubout', '-outform', 'DER', '-out', $pub ], '>', \my $o, '2>', \my $e);
 	unlink $der;
-	return undef unless $ok;
+	die "openssl could not derive an Ed25519 public key: $e\n" unless $ok;
 	my $spki = slurp_file($pub);
-	return undef unless length($spki) == 44;
+	die "openssl wrote an Ed25519 public key of " . length($spki) . " bytes\n" unless length($spki) == 44;
 	return encode_base64(substr($spki, 12), '');
 }
 
 # Checks an Ed25519 signature (raw 64 bytes) over $msg under a base64
-# public key with openssl.  Returns 1/0, or undef without openssl.
+# public key with openssl.  Returns 1/0; dies without openssl.
 sub cl_ed25519_verify
 {
 	my ($pk_b64, $msg, $sig, $tmpdir) = @_;
