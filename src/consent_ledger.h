@@ -99,6 +99,7 @@ extern ClShared *cl_shared;
 extern char *cl_audit_ring(int slotno);
 
 /* keys.c: the signing key, loaded at postmaster start */
+extern void cl_keys_define_gucs(void);
 extern void cl_keys_load(void);
 extern void cl_keys_forget(void);
 extern bool cl_keys_can_sign(void);
