@@ -452,10 +452,11 @@ sub upgrade_to
 	$new->append_conf('postgresql.conf', $_) foreach @conf;
 	my $bindir = $new->config_data('--bindir');
 	my $wd = PostgreSQL::Test::Utils::tempdir;
+	my ($olddir, $newdir) = (abs_path($knode->data_dir), abs_path($new->data_dir));
 	my $old_cwd = Cwd::getcwd();
 	chdir $wd;
 	my $ok = PostgreSQL::Test::Utils::run_log([ 'pg_upgrade', '--no-sync',
-		'-d', abs_path($knode->data_dir), '-D', abs_path($new->data_dir), '-b', $bindir, '-B', $bindir,
+		'-d', $olddir, '-D', $newdir, '-b', $bindir, '-B', $bindir,
 		'-s', $new->host, '-p', $knode->port, '-P', $new->port ]);
 	chdir $old_cwd;
 	ok($ok, "pg_upgrade to $name");
