@@ -391,7 +391,7 @@ enqueue(const char *data, Size len, bool in_abort)
 			if (sleeping)
 				ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("timed out waiting for space in the audit queue"),
 					 errdetail("The audit writer of this database wrote nothing within consent_ledger.seal_timeout (%d ms).",
 							   cl_seal_timeout_ms),
@@ -481,7 +481,7 @@ wait_written(uint64 seq)
 		{
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("timed out waiting for the audit record of this read to be written"),
 					 errdetail("The record is queued and will be written; the read is not answered until it is."),
 					 errhint("Check the server log for errors of the consent_ledger audit writer.")));

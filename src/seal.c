@@ -1094,7 +1094,7 @@ audit_caught_up(TimestampTz deadline)
 		{
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("timed out waiting for the consent_ledger audit writer"),
 					 errdetail("Audit records queued before seal() were not written within consent_ledger.seal_timeout (%d ms).",
 							   cl_seal_timeout_ms),
@@ -1177,7 +1177,7 @@ cl_seal(PG_FUNCTION_ARGS)
 		{
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("timed out waiting for the consent_ledger sealer"),
 					 errdetail("No sealing round finished within consent_ledger.seal_timeout (%d ms).",
 							   cl_seal_timeout_ms),

@@ -1,0 +1,82 @@
+# SQLSTATEs of consent_ledger's own timeouts (issue item 10): seal() and a
+# protected read that run past consent_ledger.seal_timeout fail with 55P03
+# (lock_not_available, like lock_timeout), which PL/pgSQL's WHEN OTHERS
+# catches and poolers do not take for a cancel -- not 57014.
+#
+# The waits are made to time out for certain, not by timing: a session
+# holds ACCESS EXCLUSIVE locks on the tables the sealer and the audit
+# writer must write, for as long as the timed statements run.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ConsentLedgerTap;
+
+my $node = PostgreSQL::Test::Cluster->new('errcodes');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION consent_ledger;
+	CREATE TABLE l (id integer, v text);
+	SELECT consent_ledger.create_ledger('l');
+	SELECT consent_ledger.define_purpose('research', 'medical research');
+	CREATE TABLE people (id integer PRIMARY KEY, subject integer NOT NULL);
+	INSERT INTO people SELECT g, g FROM generate_series(1, 3) g;
+	SELECT consent_ledger.protect('people', 'subject');
+	CREATE ROLE analyst LOGIN;
+	SELECT consent_ledger.authorize_purpose('analyst', 'research');
+	GRANT SELECT ON people TO analyst;
+	SELECT consent_ledger.grant_consent(1, 'research');
+});
+$node->safe_psql('postgres', 'SELECT consent_ledger.seal()');
+
+# a PL/pgSQL block that runs $stmt and reports the SQLSTATE it caught
+sub caught
+{
+	my ($stmt, %o) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', qq{
+		SET consent_ledger.seal_timeout = '1s';
+		SET client_min_messages = notice;
+		DO \$\$
+		DECLARE st text;
+		BEGIN
+			$stmt;
+			RAISE NOTICE 'no error';
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
+			RAISE NOTICE 'caught %', st;
+		END
+		\$\$;}, %o);
+	return ($ret, $err);
+}
+
+# 1. seal() while the sealer cannot write consent_ledger.log
+my $blocker = $node->background_psql('postgres');
+$node->safe_psql('postgres', q{INSERT INTO l VALUES (1, 'waits')});
+$blocker->query_safe(q{BEGIN; LOCK TABLE consent_ledger.log IN ACCESS EXCLUSIVE MODE;});
+my ($ret, $err) = caught('PERFORM consent_ledger.seal()');
+is($ret, 0, 'seal() timing out: the DO block completes');
+like($err, qr/NOTICE:  caught 55P03/, 'seal() timing out: WHEN OTHERS catches it, SQLSTATE 55P03');
+$blocker->query_safe('COMMIT');
+ok(cl_wait_for($node, 'postgres', q{SELECT consent_ledger.seal() >= 0 AND pending = 0 FROM consent_ledger.verify('l')}, 60),
+	'sealing goes on once the lock is gone');
+
+# 2. a protected read whose audit record cannot be written
+my $alog = $node->safe_psql('postgres',
+	q{SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables
+	  WHERE schemaname = 'consent_ledger' AND tablename LIKE 'audit%'});
+note("audit tables: $alog");
+$blocker->query_safe(qq{BEGIN; LOCK TABLE $alog IN ACCESS EXCLUSIVE MODE;});
+($ret, $err) = caught(q{SET LOCAL consent_ledger.purpose = 'research'; PERFORM count(*) FROM people},
+	extra_params => [ '-U', 'analyst' ]);
+is($ret, 0, 'audited read timing out: the DO block completes');
+like($err, qr/NOTICE:  caught 55P03/, 'audited read timing out: WHEN OTHERS catches it, SQLSTATE 55P03')
+  or diag $err;
+$blocker->query_safe('COMMIT');
+$blocker->quit;
+
+$node->stop;
+done_testing();
