@@ -322,7 +322,11 @@ enqueue(const char *data, Size len, bool in_abort)
 			abort_lost++;
 			return 0;
 		}
-		elog(ERROR, "audit record too large");
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("audit record of %zu bytes is too large for the audit queue", (size_t) len),
+				 errdetail("The audit queue of a database holds %d bytes.", CL_AUDIT_RING),
+				 errhint("Shorten what the record holds: the key values of the row, the application_name, the purpose.")));
 	}
 	for (;;)
 	{
@@ -615,6 +619,11 @@ cl_row_hash(PG_FUNCTION_ARGS)
 	Relation	rel;
 	bytea	   *result;
 
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass an existing table, e.g. row_hash('t', t.*) ... FROM t.")));
 	if (get_fn_expr_argtype(fcinfo->flinfo, 1) != get_rel_type_id(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -1279,7 +1288,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 				continue;
 			if (instrumented)
 				refuse_explain_analyze(rte->relid);
-			purpose = MemoryContextStrdup(TopMemoryContext, vp);
+			purpose = pstrdup(vp);
 		}
 		else
 		{
@@ -1293,7 +1302,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 				operation = psprintf("SELECT (with the rights of %s)",
 									 quote_identifier(GetUserNameFromId(as_role, false)));
 			if (check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED)
-				purpose = cl_purpose ? MemoryContextStrdup(TopMemoryContext, cl_purpose) : NULL;
+				purpose = cl_purpose ? pstrdup(cl_purpose) : NULL;
 			else if (as_role != GetUserId() && !fk_check)
 			{
 				/* the base table of a purpose view: the view's record covers it */
@@ -1316,13 +1325,17 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 		if (n == cap)
 		{
 			cap = Max(4, cap * 2);
-			relids = relids ? repalloc(relids, sizeof(Oid) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * cap);
-			purposes = purposes ? repalloc(purposes, sizeof(char *) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(char *) * cap);
-			operations = operations ? repalloc(operations, sizeof(char *) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(char *) * cap);
+			/*
+			 * In the statement's memory until every refusal below has had
+			 * its chance: an error must not leave them in TopMemoryContext.
+			 */
+			relids = relids ? repalloc(relids, sizeof(Oid) * cap) : palloc(sizeof(Oid) * cap);
+			purposes = purposes ? repalloc(purposes, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
+			operations = operations ? repalloc(operations, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
 		}
 		relids[n] = rte->relid;
 		purposes[n] = purpose;
-		operations[n] = MemoryContextStrdup(TopMemoryContext, operation);
+		operations[n] = operation;
 		n++;
 	}
 	pfree(uses);
@@ -1333,9 +1346,15 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r = palloc0(sizeof(OpenRead));
 	r->qd = queryDesc;
 	r->nrels = n;
-	r->relids = relids;
-	r->purposes = purposes;
-	r->operations = operations;
+	r->relids = palloc(sizeof(Oid) * n);
+	r->purposes = palloc(sizeof(char *) * n);
+	r->operations = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		r->relids[i] = relids[i];
+		r->purposes[i] = purposes[i] ? pstrdup(purposes[i]) : NULL;
+		r->operations[i] = pstrdup(operations[i]);
+	}
 	capture_names(r);
 	r->bypassed = bypassed;
 	r->wait = !fk_check;

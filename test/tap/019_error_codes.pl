@@ -16,7 +16,7 @@ use Test::More;
 use ConsentLedgerTap;
 
 my $node = PostgreSQL::Test::Cluster->new('errcodes');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION consent_ledger;
@@ -29,6 +29,7 @@ $node->safe_psql('postgres', q{
 	CREATE ROLE analyst LOGIN;
 	SELECT consent_ledger.authorize_purpose('analyst', 'research');
 	GRANT SELECT ON people TO analyst;
+	GRANT pg_read_all_stats TO analyst;
 	SELECT consent_ledger.grant_consent(1, 'research');
 });
 $node->safe_psql('postgres', 'SELECT consent_ledger.seal()');
@@ -77,6 +78,45 @@ like($err, qr/NOTICE:  caught 55P03/, 'audited read timing out: WHEN OTHERS catc
   or diag $err;
 $blocker->query_safe('COMMIT');
 $blocker->quit;
+
+
+###########################################################################
+# Memory: reads refused on a hot standby leave nothing behind in
+# TopMemoryContext (1.1 left the statement's arrays there, each time).
+###########################################################################
+
+$node->backup('bkp');
+my $standby = PostgreSQL::Test::Cluster->new('errstandby');
+$standby->init_from_backup($node, 'bkp', has_streaming => 1);
+chmod(0600, $standby->data_dir . '/consent_ledger/signing.key');
+$standby->start;
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+
+my $top = q{(SELECT total_bytes - free_bytes FROM pg_backend_memory_contexts WHERE name = 'TopMemoryContext')};
+sub refusals
+{
+	my ($n) = @_;
+	return qq{DO \$\$ BEGIN FOR i IN 1 .. $n LOOP
+		BEGIN PERFORM count(*) FROM people; EXCEPTION WHEN read_only_sql_transaction THEN NULL; END;
+	END LOOP; END \$\$;};
+}
+my ($sret, $sout, $serr) = $standby->psql('postgres', qq{
+	SET consent_ledger.purpose = 'research';
+	SELECT count(*) FROM people;
+}, extra_params => [ '-U', 'analyst' ]);
+like($serr, qr/cannot read consent-protected data on a standby/, 'standby: a protected read is refused');
+($sret, $sout, $serr) = $standby->psql('postgres', qq{
+	SET consent_ledger.purpose = 'research';
+	@{[ refusals(200) ]}
+	SELECT $top AS before \\gset
+	@{[ refusals(4000) ]}
+	SELECT $top - :before;
+}, extra_params => [ '-U', 'analyst' ]);
+is($sret, 0, 'standby: 4000 refused reads run') or diag $serr;
+note("TopMemoryContext grew by $sout bytes over 4000 refused reads");
+cmp_ok($sout, '<', 64 * 1024,
+	'standby: 4000 refused reads leave TopMemoryContext (nearly) as it was');
+$standby->stop;
 
 $node->stop;
 done_testing();
