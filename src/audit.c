@@ -169,6 +169,7 @@ typedef struct OpenRead
 	bool		bypassed;
 	bool		wait;			/* rows reach the client: "started" first */
 	SubTransactionId subid;
+	SubTransactionId failed_subid;	/* a run failed there: no ExecutorEnd will come */
 	uint64		withheld_at_start;
 	uint64		rows;
 	int			nesting;
@@ -1403,6 +1404,23 @@ cl_audit_executor_progress(QueryDesc *queryDesc)
 		r->rows = queryDesc->estate->es_processed;
 }
 
+/*
+ * When an ExecutorRun fails: the (sub)transaction it ran in aborts, and
+ * PostgreSQL never calls ExecutorEnd for the failed portal, even when the
+ * portal (a cursor) was opened in an outer, surviving transaction level.
+ * The abort of that subtransaction flushes the read (flush_open_reads).
+ */
+void
+cl_audit_executor_failed(QueryDesc *queryDesc)
+{
+	OpenRead   *r;
+
+	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
+		return;
+	if (r->failed_subid == InvalidSubTransactionId)
+		r->failed_subid = GetCurrentSubTransactionId();
+}
+
 /* Queues the records of one read; returns the last sequence number. */
 static uint64
 record_read(OpenRead *r, char outcome, bool in_abort)
@@ -1541,8 +1559,14 @@ flush_open_reads(SubTransactionId from)
 	List	   *todo = NIL;
 
 	foreach(lc, open_reads)
-		if (((OpenRead *) lfirst(lc))->subid >= from)
-			todo = lappend(todo, lfirst(lc));
+	{
+		OpenRead   *r = lfirst(lc);
+
+		/* opened in the aborted levels, or failed there (a cursor) */
+		if (r->subid >= from ||
+			(r->failed_subid != InvalidSubTransactionId && r->failed_subid >= from))
+			todo = lappend(todo, r);
+	}
 	foreach(lc, todo)
 	{
 		OpenRead   *r = lfirst(lc);

@@ -197,6 +197,7 @@ typedef enum ClDrainResult
 extern ClDrainResult cl_audit_drain(ClSealSlot *slot, int slotno);
 extern void cl_audit_executor_start(QueryDesc *queryDesc);
 extern void cl_audit_executor_progress(QueryDesc *queryDesc);
+extern void cl_audit_executor_failed(QueryDesc *queryDesc);
 extern void cl_audit_executor_end(QueryDesc *queryDesc);
 extern void *cl_audit_copy_begin(Oid relid, const char *operation);
 extern void cl_audit_copy_end(void *handle, uint64 rows);

@@ -81,6 +81,38 @@ $blocker->quit;
 
 
 ###########################################################################
+# A cursor opened before a savepoint whose FETCH fails inside it: the
+# savepoint's rollback ends the read (outcome "failed"); 1.1 kept it open
+# until the session ended and never recorded its outcome.
+###########################################################################
+
+$node->safe_psql('postgres', q{INSERT INTO people VALUES (4, 1)});
+($ret, my $cout, $err) = $node->psql('postgres', q{
+	SET application_name = 'cursor_in_savepoint';
+	BEGIN;
+	SET LOCAL consent_ledger.purpose = 'research';
+	DECLARE c CURSOR FOR SELECT 1 / (id - 4) FROM people ORDER BY id DESC;
+	SAVEPOINT s;
+	FETCH c;
+	ROLLBACK TO SAVEPOINT s;
+	CLOSE c;
+	COMMIT;
+	SET application_name = 'after_cursor';
+	BEGIN;
+	SET LOCAL consent_ledger.purpose = 'research';
+	SELECT count(*) FROM people;
+	COMMIT;
+}, on_error_stop => 0, extra_params => [ '-U', 'analyst' ]);
+like($err, qr/division by zero/, 'cursor in a savepoint: the FETCH fails');
+ok(cl_wait_for($node, 'postgres',
+		q{SELECT count(*) > 0 FROM consent_ledger.audit_log WHERE application_name = 'after_cursor' AND outcome <> 'started'}, 60),
+	'cursor in a savepoint: the later read is recorded');
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(outcome, ',' ORDER BY record_id) FROM consent_ledger.audit_log
+		  WHERE application_name = 'cursor_in_savepoint' AND kind = 'read'}),
+	'started,failed', 'cursor in a savepoint: the failed cursor\'s read is recorded as failed');
+
+###########################################################################
 # Memory: reads refused on a hot standby leave nothing behind in
 # TopMemoryContext (1.1 left the statement's arrays there, each time).
 ###########################################################################
