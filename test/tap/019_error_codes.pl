@@ -113,6 +113,48 @@ is($node->safe_psql('postgres',
 	'started,failed', 'cursor in a savepoint: the failed cursor\'s read is recorded as failed');
 
 ###########################################################################
+# Memory: cache invalidations and reloads do not grow CacheMemoryContext.
+#  - the ledger cache: each relcache invalidation of a ledger table (here
+#    GRANT and REVOKE) and the next lookup (checkpoint()) used to leave the entry's
+#    copy in CacheMemoryContext;
+#  - the purpose cache: each reload after a purposes change (committed)
+#    used to scan the extension's tables inside its CacheMemoryContext child.
+###########################################################################
+
+my $cache = q{(SELECT sum(total_bytes - free_bytes) FROM pg_backend_memory_contexts
+	WHERE name IN ('CacheMemoryContext', 'consent_ledger consent cache'))};
+sub ledger_invalidations
+{
+	my ($n) = @_;
+	return qq{DO \$\$ BEGIN FOR i IN 1 .. $n LOOP
+		GRANT SELECT ON l TO analyst; PERFORM consent_ledger.checkpoint('l');
+		REVOKE SELECT ON l FROM analyst; PERFORM consent_ledger.checkpoint('l');
+	END LOOP; END \$\$;};
+}
+my ($cret, $cgrow, $cerr) = $node->psql('postgres', qq{
+	@{[ ledger_invalidations(50) ]}
+	SELECT $cache AS before \\gset
+	@{[ ledger_invalidations(1000) ]}
+	SELECT $cache - :before;
+});
+is($cret, 0, 'ledger cache: 2000 invalidations run') or diag $cerr;
+note("CacheMemoryContext grew by $cgrow bytes over 2000 ledger cache invalidations (1000 GRANT, 1000 REVOKE)");
+cmp_ok($cgrow, '<', 128 * 1024, 'ledger cache: invalidations do not grow CacheMemoryContext');
+
+# many purposes, so that each reload has much to scan
+$node->safe_psql('postgres', q{SELECT consent_ledger.define_purpose('p' || g, 'purpose ' || g) FROM generate_series(1, 200) g});
+
+my $reload = q{SELECT consent_ledger._purposes_changed();
+	SET ROLE analyst; SET consent_ledger.purpose = 'research'; SELECT count(*) FROM people; RESET ROLE;
+};
+($cret, $cgrow, $cerr) = $node->psql('postgres',
+	($reload x 30) . "SELECT $cache AS before \\gset\n" . ($reload x 300) . "SELECT $cache - :before;\n");
+is($cret, 0, 'purpose cache: 300 reloads run') or diag $cerr;
+($cgrow) = $cgrow =~ /(-?\d+)\s*\z/;
+note("CacheMemoryContext and the consent cache grew by $cgrow bytes over 300 purpose reloads");
+cmp_ok($cgrow, '<', 256 * 1024, 'purpose cache: reloads do not grow CacheMemoryContext');
+
+###########################################################################
 # Memory: reads refused on a hot standby leave nothing behind in
 # TopMemoryContext (1.1 left the statement's arrays there, each time).
 ###########################################################################
