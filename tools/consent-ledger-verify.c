@@ -12,7 +12,9 @@
  *	consent-ledger-verify keygen OUTFILE
  *
  * KEY is the base64 of a 32-byte Ed25519 public key, or a file whose
- * first line is.  A checkpoint FILE holds a raw note or the JSON that
+ * first line is.  For an export, the keys its endorsement records link to
+ * a given key (rotation statements signed by both keys) are trusted too,
+ * so the newest trusted key is enough across endorsed rotations.  A checkpoint FILE holds a raw note or the JSON that
  * consent_ledger.checkpoint() returns (with at least a "note" member).
  *
  * Verdicts go to stdout: one line "OK: ..." (exit 0) or "FAIL: ..."
@@ -75,6 +77,7 @@ usage(void)
 			"  %s checkpoint --public-key KEY CHECKPOINT_FILE\n"
 			"  %s keygen OUTFILE\n"
 			"KEY is the base64 of a 32-byte Ed25519 public key or a file holding it.\n"
+			"An export's endorsements (key rotations signed by both keys) extend the given keys.\n"
 			"EXPORT_FILE \"-\" reads standard input.\n"
 			"Exit status: 0 verified, 1 verification failed, 2 usage or I/O error.\n",
 			progname, progname, progname, progname, progname);
