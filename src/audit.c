@@ -169,6 +169,7 @@ typedef struct OpenRead
 	bool		bypassed;
 	bool		wait;			/* rows reach the client: "started" first */
 	SubTransactionId subid;
+	SubTransactionId failed_subid;	/* a run failed there: no ExecutorEnd will come */
 	uint64		withheld_at_start;
 	uint64		rows;
 	int			nesting;
@@ -322,7 +323,11 @@ enqueue(const char *data, Size len, bool in_abort)
 			abort_lost++;
 			return 0;
 		}
-		elog(ERROR, "audit record too large");
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("audit record of %zu bytes is too large for the audit queue", (size_t) len),
+				 errdetail("The audit queue of a database holds %d bytes.", CL_AUDIT_RING),
+				 errhint("Shorten what the record holds: the key values of the row, the application_name, the purpose.")));
 	}
 	for (;;)
 	{
@@ -391,7 +396,7 @@ enqueue(const char *data, Size len, bool in_abort)
 			if (sleeping)
 				ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("timed out waiting for space in the audit queue"),
 					 errdetail("The audit writer of this database wrote nothing within consent_ledger.seal_timeout (%d ms).",
 							   cl_seal_timeout_ms),
@@ -481,7 +486,7 @@ wait_written(uint64 seq)
 		{
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("timed out waiting for the audit record of this read to be written"),
 					 errdetail("The record is queued and will be written; the read is not answered until it is."),
 					 errhint("Check the server log for errors of the consent_ledger audit writer.")));
@@ -632,6 +637,11 @@ cl_row_hash(PG_FUNCTION_ARGS)
 	Relation	rel;
 	bytea	   *result;
 
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass an existing table, e.g. row_hash('t', t.*) ... FROM t.")));
 	if (get_fn_expr_argtype(fcinfo->flinfo, 1) != get_rel_type_id(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -1297,7 +1307,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 				continue;
 			if (instrumented)
 				refuse_explain_analyze(rte->relid);
-			purpose = MemoryContextStrdup(TopMemoryContext, vp);
+			purpose = pstrdup(vp);
 		}
 		else
 		{
@@ -1311,7 +1321,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 				operation = psprintf("SELECT (with the rights of %s)",
 									 quote_identifier(GetUserNameFromId(as_role, false)));
 			if (check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED)
-				purpose = cl_purpose ? MemoryContextStrdup(TopMemoryContext, cl_purpose) : NULL;
+				purpose = cl_purpose ? pstrdup(cl_purpose) : NULL;
 			else if (as_role != GetUserId() && !fk_check)
 			{
 				/* the base table of a purpose view: the view's record covers it */
@@ -1342,13 +1352,17 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 		if (n == cap)
 		{
 			cap = Max(4, cap * 2);
-			relids = relids ? repalloc(relids, sizeof(Oid) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * cap);
-			purposes = purposes ? repalloc(purposes, sizeof(char *) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(char *) * cap);
-			operations = operations ? repalloc(operations, sizeof(char *) * cap) : MemoryContextAlloc(TopMemoryContext, sizeof(char *) * cap);
+			/*
+			 * In the statement's memory until every refusal below has had
+			 * its chance: an error must not leave them in TopMemoryContext.
+			 */
+			relids = relids ? repalloc(relids, sizeof(Oid) * cap) : palloc(sizeof(Oid) * cap);
+			purposes = purposes ? repalloc(purposes, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
+			operations = operations ? repalloc(operations, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
 		}
 		relids[n] = rte->relid;
 		purposes[n] = purpose;
-		operations[n] = MemoryContextStrdup(TopMemoryContext, operation);
+		operations[n] = operation;
 		n++;
 	}
 	pfree(uses);
@@ -1359,9 +1373,15 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r = palloc0(sizeof(OpenRead));
 	r->qd = queryDesc;
 	r->nrels = n;
-	r->relids = relids;
-	r->purposes = purposes;
-	r->operations = operations;
+	r->relids = palloc(sizeof(Oid) * n);
+	r->purposes = palloc(sizeof(char *) * n);
+	r->operations = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		r->relids[i] = relids[i];
+		r->purposes[i] = purposes[i] ? pstrdup(purposes[i]) : NULL;
+		r->operations[i] = pstrdup(operations[i]);
+	}
 	capture_names(r);
 	r->bypassed = bypassed;
 	r->wait = !fk_check;
@@ -1408,6 +1428,23 @@ cl_audit_executor_progress(QueryDesc *queryDesc)
 		return;
 	if (queryDesc->estate)
 		r->rows = queryDesc->estate->es_processed;
+}
+
+/*
+ * When an ExecutorRun fails: the (sub)transaction it ran in aborts, and
+ * PostgreSQL never calls ExecutorEnd for the failed portal, even when the
+ * portal (a cursor) was opened in an outer, surviving transaction level.
+ * The abort of that subtransaction flushes the read (flush_open_reads).
+ */
+void
+cl_audit_executor_failed(QueryDesc *queryDesc)
+{
+	OpenRead   *r;
+
+	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
+		return;
+	if (r->failed_subid == InvalidSubTransactionId)
+		r->failed_subid = GetCurrentSubTransactionId();
 }
 
 /* Queues the records of one read; returns the last sequence number. */
@@ -1548,8 +1585,14 @@ flush_open_reads(SubTransactionId from)
 	List	   *todo = NIL;
 
 	foreach(lc, open_reads)
-		if (((OpenRead *) lfirst(lc))->subid >= from)
-			todo = lappend(todo, lfirst(lc));
+	{
+		OpenRead   *r = lfirst(lc);
+
+		/* opened in the aborted levels, or failed there (a cursor) */
+		if (r->subid >= from ||
+			(r->failed_subid != InvalidSubTransactionId && r->failed_subid >= from))
+			todo = lappend(todo, r);
+	}
 	foreach(lc, todo)
 	{
 		OpenRead   *r = lfirst(lc);

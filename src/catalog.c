@@ -37,11 +37,20 @@
 
 #include "consent_ledger.h"
 
+/*
+ * The ledger cache.  Entries are never removed: an invalidation only marks
+ * them stale, and the next lookup refreshes the entry in place.  So a
+ * ClLedgerInfo pointer a caller holds stays a pointer to that relation's
+ * entry even when code it runs processes invalidations (a removed dynahash
+ * entry would be reused for another relation), and refreshing allocates
+ * nothing in CacheMemoryContext unless the origin changed.
+ */
 typedef struct LedgerCacheEntry
 {
 	Oid			relid;			/* hash key */
+	bool		valid;
 	bool		is_ledger;
-	ClLedgerInfo info;
+	ClLedgerInfo info;			/* info.origin in CacheMemoryContext, or NULL */
 } LedgerCacheEntry;
 
 static HTAB *ledger_cache = NULL;
@@ -64,12 +73,14 @@ ledger_cache_callback(Datum arg, Oid relid)
 		return;
 	if (OidIsValid(relid))
 	{
-		hash_search(ledger_cache, &relid, HASH_REMOVE, NULL);
+		entry = hash_search(ledger_cache, &relid, HASH_FIND, NULL);
+		if (entry != NULL)
+			entry->valid = false;
 		return;
 	}
 	hash_seq_init(&status, ledger_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
-		hash_search(ledger_cache, &entry->relid, HASH_REMOVE, NULL);
+		entry->valid = false;
 }
 
 void
@@ -221,6 +232,8 @@ cl_ledger_lookup(Oid relid)
 	LedgerCacheEntry *entry;
 	bool		found;
 	List	   *l;
+	ClLedgerInfo *fresh;
+	char	   *origin;
 
 	if (!OidIsValid(relid))
 		return NULL;
@@ -228,14 +241,36 @@ cl_ledger_lookup(Oid relid)
 		ledger_cache_init();
 
 	entry = hash_search(ledger_cache, &relid, HASH_FIND, NULL);
-	if (entry != NULL)
+	if (entry != NULL && entry->valid)
 		return entry->is_ledger ? &entry->info : NULL;
 
-	l = scan_ledgers(relid, 0, CacheMemoryContext);
+	/* scanned in the caller's memory; only the origin is kept */
+	l = scan_ledgers(relid, 0, CurrentMemoryContext);
+	fresh = l != NIL ? (ClLedgerInfo *) linitial(l) : NULL;
 	entry = hash_search(ledger_cache, &relid, HASH_ENTER, &found);
-	entry->is_ledger = (l != NIL);
+	if (!found)
+	{
+		entry->is_ledger = false;
+		entry->info.origin = NULL;
+	}
+	origin = entry->info.origin;
+	if (fresh != NULL)
+	{
+		if (origin == NULL || strcmp(origin, fresh->origin) != 0)
+		{
+			/* a holder may still read the old string: it is left as is */
+			origin = MemoryContextStrdup(CacheMemoryContext, fresh->origin);
+		}
+		entry->info = *fresh;
+		entry->info.origin = origin;
+	}
+	entry->is_ledger = (fresh != NULL);
+	entry->valid = true;
 	if (l != NIL)
-		entry->info = *(ClLedgerInfo *) linitial(l);
+	{
+		pfree(fresh->origin);
+		list_free_deep(l);
+	}
 	return entry->is_ledger ? &entry->info : NULL;
 }
 

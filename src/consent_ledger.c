@@ -145,12 +145,13 @@ _PG_init(void)
 
 	DefineCustomStringVariable("consent_ledger.signing_key_file",
 							   "Ed25519 secret key file used to sign checkpoints.",
-							   "Empty means a key generated in the data directory at first start.",
+							   "Empty means the key generated in consent_ledger.key_directory at first start.",
 							   &cl_signing_key_file,
 							   "",
 							   PGC_POSTMASTER,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+	cl_keys_define_gucs();
 	DefineCustomIntVariable("consent_ledger.seal_interval",
 							"Longest time a committed ledger row waits before it is sealed.",
 							NULL,

@@ -128,6 +128,7 @@ extern ClShared *cl_shared;
 extern char *cl_audit_ring(int slotno);
 
 /* keys.c: the signing key, loaded at postmaster start */
+extern void cl_keys_define_gucs(void);
 extern void cl_keys_load(void);
 extern void cl_keys_forget(void);
 extern bool cl_keys_can_sign(void);
@@ -231,6 +232,7 @@ typedef enum ClDrainResult
 extern ClDrainResult cl_audit_drain(ClSealSlot *slot, int slotno);
 extern void cl_audit_executor_start(QueryDesc *queryDesc);
 extern void cl_audit_executor_progress(QueryDesc *queryDesc);
+extern void cl_audit_executor_failed(QueryDesc *queryDesc);
 extern void cl_audit_executor_end(QueryDesc *queryDesc);
 extern void *cl_audit_copy_begin(Oid relid, const char *operation);
 extern void cl_audit_copy_end(void *handle, uint64 rows);

@@ -111,11 +111,14 @@ cl_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		else
 			standard_ExecutorRun(queryDesc, direction, count, execute_once);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		cl_audit_executor_progress(queryDesc);
+		cl_audit_executor_failed(queryDesc);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	cl_audit_executor_progress(queryDesc);
 }
 
 static void

@@ -725,6 +725,153 @@ cl_checkpoint_verify(const cl_checkpoint *cp, const char *note,
 	return found;
 }
 
+/*
+ * Writes a key rotation statement's body into buf (NUL-terminated when
+ * there is room); returns its length, or 0 when it does not fit or time
+ * is negative.
+ */
+size_t
+cl_rotation_body(const uint8_t oldpk[CL_PUBKEY_LEN],
+				 const uint8_t newpk[CL_PUBKEY_LEN],
+				 int64_t time, char *buf, size_t bufsize)
+{
+	char		o[64];
+	char		n[64];
+	int			len;
+
+	if (time < 0)
+		return 0;
+	cl_base64_encode(oldpk, CL_PUBKEY_LEN, o);
+	cl_base64_encode(newpk, CL_PUBKEY_LEN, n);
+	len = snprintf(buf, bufsize, "%s\nold %s\nnew %s\ntime %lld\n",
+				   CL_ROTATION_HEADER, o, n, (long long) time);
+	if (len < 0 || (size_t) len >= bufsize)
+		return 0;
+	return (size_t) len;
+}
+
+/* "<word> <base64 of 32 bytes>" into pk */
+static bool
+parse_key_line(const char *line, size_t len, const char *word, uint8_t pk[CL_PUBKEY_LEN])
+{
+	size_t		wl = strlen(word);
+
+	return len > wl + 1 && memcmp(line, word, wl) == 0 && line[wl] == ' ' &&
+		cl_base64_decode(line + wl + 1, len - wl - 1, pk, CL_PUBKEY_LEN) == CL_PUBKEY_LEN;
+}
+
+/*
+ * Parses a complete key rotation statement (note.h): the four body lines,
+ * a blank line and 1 to CL_MAX_SIGLINES signature lines, of which the
+ * Ed25519-sized ones are kept in out->sigs.  false with *err set (and
+ * *out zeroed) on any deviation.
+ */
+bool
+cl_rotation_parse(const char *note, size_t len, cl_key_rotation *out,
+				  const char **err)
+{
+	const char *line;
+	size_t		linelen;
+	size_t		pos = 0;
+	uint64_t	v;
+	int			nlines = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (len > CL_MAX_NOTE)
+	{
+		*err = "rotation statement is too long";
+		return false;
+	}
+	if (len == 0 || note[len - 1] != '\n')
+	{
+		*err = "rotation statement does not end with a newline";
+		return false;
+	}
+	if (!valid_note_text(note, len))
+	{
+		*err = "rotation statement is not valid UTF-8 or contains a control character";
+		return false;
+	}
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (linelen != strlen(CL_ROTATION_HEADER) || memcmp(line, CL_ROTATION_HEADER, linelen) != 0)
+	{
+		*err = "not a key rotation statement";
+		goto fail;
+	}
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (!parse_key_line(line, linelen, "old", out->oldpk))
+	{
+		*err = "invalid old key line";
+		goto fail;
+	}
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (!parse_key_line(line, linelen, "new", out->newpk))
+	{
+		*err = "invalid new key line";
+		goto fail;
+	}
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (linelen < 5 || memcmp(line, "time ", 5) != 0 ||
+		!parse_decimal(line + 5, linelen - 5, &v))
+	{
+		*err = "invalid time line";
+		goto fail;
+	}
+	out->time = (int64_t) v;
+	out->sigs.bodylen = pos;
+	if (!next_line(note, len, &pos, &line, &linelen))
+		goto truncated;
+	if (linelen != 0)
+	{
+		*err = "missing blank line before the signatures";
+		goto fail;
+	}
+	while (next_line(note, len, &pos, &line, &linelen))
+	{
+		bool		stored;
+
+		if (++nlines > CL_MAX_SIGLINES)
+		{
+			*err = "too many signature lines";
+			goto fail;
+		}
+		if (!parse_sigline(line, linelen, &out->sigs.sigs[out->sigs.nsigs], &stored, err))
+			goto fail;
+		if (stored)
+			out->sigs.nsigs++;
+	}
+	if (pos != len)
+		goto truncated;
+	if (out->sigs.nsigs == 0)
+	{
+		*err = "rotation statement has no Ed25519 signature line";
+		goto fail;
+	}
+	return true;
+
+truncated:
+	*err = "rotation statement is truncated";
+fail:
+	memset(out, 0, sizeof(*out));
+	return false;
+}
+
+/*
+ * True when the statement carries a valid signature of its old key and
+ * one of its new key over its body (and no failing line of either).
+ */
+bool
+cl_rotation_verify(const cl_key_rotation *r, const char *note)
+{
+	return memcmp(r->oldpk, r->newpk, CL_PUBKEY_LEN) != 0 &&
+		cl_checkpoint_verify(&r->sigs, note, CL_KEY_NAME, r->oldpk) &&
+		cl_checkpoint_verify(&r->sigs, note, CL_KEY_NAME, r->newpk);
+}
+
 /* SHA-256 of the complete note note[0..len). */
 void
 cl_note_hash(const char *note, size_t len, cl_hash out)
@@ -905,6 +1052,34 @@ cl_export_parse_line(const char *line, size_t len, cl_export_line *out,
 			free(out->data);
 			out->data = NULL;
 			*err = n < 0 ? "checkpoint: invalid base64" : "checkpoint: note is empty or too long";
+			return false;
+		}
+		out->datalen = (size_t) n;
+		return true;
+	}
+	if (record_word(line, len, "endorsement", &rest, &rlen))
+	{
+		size_t		max = rlen / 4 * 3;
+		long		n;
+
+		out->kind = CL_EXPORT_ENDORSEMENT;
+		if (rlen == 0 || rlen > cl_base64_encoded_len(CL_MAX_NOTE))
+		{
+			*err = "endorsement: statement is empty or too long";
+			return false;
+		}
+		out->data = malloc(max > 0 ? max : 1);
+		if (out->data == NULL)
+		{
+			*err = "out of memory";
+			return false;
+		}
+		n = cl_base64_decode(rest, rlen, out->data, max);
+		if (n <= 0 || n > CL_MAX_NOTE)
+		{
+			free(out->data);
+			out->data = NULL;
+			*err = n < 0 ? "endorsement: invalid base64" : "endorsement: statement is empty or too long";
 			return false;
 		}
 		out->datalen = (size_t) n;

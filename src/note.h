@@ -148,6 +148,45 @@ extern bool cl_receipt_members_match(const cl_checkpoint *cp,
 									 const cl_receipt_member *members, int n,
 									 char *why, size_t whylen);
 
+/*
+ * Key rotation statements (README "Keys").  When the server starts with a
+ * new key and the previous secret key is at hand, the postmaster writes
+ *
+ *	consent_ledger key rotation\n
+ *	old <base64 32-byte public key>\n
+ *	new <base64 32-byte public key>\n
+ *	time <unix seconds, decimal>\n
+ *	\n
+ *	\u2014 consent_ledger <base64(old key id || signature by the old key)>\n
+ *	\u2014 consent_ledger <base64(new key id || signature by the new key)>\n
+ *
+ * Both keys sign the body, so the link can be followed either way: from
+ * a trusted newer key back to the key it replaced, or forward from a
+ * trusted older key.  A statement that does not carry a valid signature
+ * of both keys endorses nothing.
+ */
+#define CL_ROTATION_HEADER	"consent_ledger key rotation"
+
+typedef struct cl_key_rotation
+{
+	uint8_t		oldpk[CL_PUBKEY_LEN];
+	uint8_t		newpk[CL_PUBKEY_LEN];
+	int64_t		time;
+	cl_checkpoint sigs;			/* only bodylen, nsigs and sigs are used */
+} cl_key_rotation;
+
+/* Writes the body (before the blank line) into buf; returns its length or 0. */
+extern size_t cl_rotation_body(const uint8_t oldpk[CL_PUBKEY_LEN],
+							   const uint8_t newpk[CL_PUBKEY_LEN],
+							   int64_t time, char *buf, size_t bufsize);
+
+/* Parses a complete rotation statement.  false with *err set on any deviation. */
+extern bool cl_rotation_parse(const char *note, size_t len, cl_key_rotation *out,
+							  const char **err);
+
+/* True when both the old and the new key signed the parsed statement. */
+extern bool cl_rotation_verify(const cl_key_rotation *r, const char *note);
+
 /*-------------------------------------------------------------------------
  * Export files (consent_ledger.export(), read by consent-ledger-verify).
  * UTF-8 text, one record per line, "\n" line ends:
@@ -155,12 +194,13 @@ extern bool cl_receipt_members_match(const cl_checkpoint *cp,
  *	consent-ledger-export 1
  *	origin <origin>
  *	key <keyname> <base64 32-byte Ed25519 public key>		(zero or more)
+ *	endorsement <base64 of a complete key rotation statement>	(zero or more)
  *	leaf <lower-case hex of the leaf's canonical bytes>		(log order)
  *	checkpoint <base64 of a complete checkpoint note>		(chain order)
  *	end <number of leaf lines>
  *
- * Record kinds appear in that order; "key", "leaf" and "checkpoint" may
- * repeat.  Leaf i is the i-th leaf line (0-based).
+ * Record kinds appear in that order; "key", "endorsement", "leaf" and
+ * "checkpoint" may repeat.  Leaf i is the i-th leaf line (0-based).
  *-------------------------------------------------------------------------
  */
 typedef enum cl_export_kind
@@ -168,6 +208,7 @@ typedef enum cl_export_kind
 	CL_EXPORT_HEADER,
 	CL_EXPORT_ORIGIN,
 	CL_EXPORT_KEY,
+	CL_EXPORT_ENDORSEMENT,
 	CL_EXPORT_LEAF,
 	CL_EXPORT_CHECKPOINT,
 	CL_EXPORT_END
@@ -180,7 +221,7 @@ typedef struct cl_export_line
 	char		text[CL_MAX_ORIGIN + 1];
 	uint8_t		pubkey[CL_PUBKEY_LEN];
 	uint64_t	count;
-	/* LEAF: decoded leaf bytes;  CHECKPOINT: decoded note; malloc'd, caller frees */
+	/* LEAF: decoded leaf bytes;  CHECKPOINT, ENDORSEMENT: decoded note; malloc'd, caller frees */
 	uint8_t    *data;
 	size_t		datalen;
 } cl_export_line;

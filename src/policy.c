@@ -411,6 +411,7 @@ refresh_purposes(void)
 {
 	uint64		gen;
 	MemoryContext old;
+	MemoryContext scratch;
 
 	cl_check_incarnation();
 	gen = pg_atomic_read_u64(&cl_shared->purpose_generation);
@@ -428,7 +429,14 @@ refresh_purposes(void)
 		return;
 	}
 	ensure_context();
-	old = MemoryContextSwitchTo(policy_cxt);
+	/*
+	 * Scans and detoasted values go to a scratch context: what is kept is
+	 * allocated in policy_cxt explicitly (1.1 scanned in policy_cxt, which
+	 * grew in CacheMemoryContext at every reload).
+	 */
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger reload",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(scratch);
 	for (int i = 0; i < npurposes; i++)
 		purposes[i].defined = false;
 	scan_committed("purposes", load_purpose);
@@ -437,6 +445,7 @@ refresh_purposes(void)
 	scan_committed("purpose_views", load_view);
 	scan_committed("protected", load_protected);
 	MemoryContextSwitchTo(old);
+	MemoryContextDelete(scratch);
 	loaded_generation = gen;
 }
 
@@ -643,6 +652,7 @@ refresh_events(void)
 	ScanKeyData key;
 	HeapTuple	tup;
 	MemoryContext old;
+	MemoryContext scratch;
 	TupleDesc	desc;
 
 	cl_check_incarnation();
@@ -658,7 +668,10 @@ refresh_events(void)
 		return;
 	}
 	ensure_context();
-	old = MemoryContextSwitchTo(policy_cxt);
+	/* as in refresh_purposes: what is kept goes to policy_cxt explicitly */
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger event load",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(scratch);
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	pkey = RelationGetPrimaryKeyIndex(rel);
@@ -708,6 +721,7 @@ refresh_events(void)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
+	MemoryContextDelete(scratch);
 	events_loaded = true;
 	events_commits = published;
 }

@@ -543,7 +543,12 @@ bytea_datum(const void *p, size_t len)
 	return PointerGetDatum(b);
 }
 
-/* Records the running key (and its endorsement, if any) in consent_ledger.keys. */
+/*
+ * Records the running key (and its endorsement, if any) in
+ * consent_ledger.keys.  A key recorded earlier without an endorsement
+ * gets this start's, when the key that signed it is recorded here too
+ * (the previous key was provided after the rotation: README "Keys").
+ */
 static void
 record_key(void)
 {
@@ -552,20 +557,52 @@ record_key(void)
 	Datum		vals[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	const char *rotation = cl_keys_rotation_note();
+	bool		endorsed = false;
 
+	if (!cl_keys_can_sign())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger cannot seal: this server has no signing key"),
+				 errdetail("It started as a standby without its key file."),
+				 errhint("Provide the key file (consent_ledger.signing_key_file) and restart the server (README \"Keys\").")));
 	cl_hex_encode(cl_keys_id(), CL_KEYID_LEN, hex);
 	vals[0] = CStringGetTextDatum(hex);
 	vals[1] = bytea_datum(cl_keys_public(), CL_PUBKEY_LEN);
-	if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.keys WHERE key_id OPERATOR(pg_catalog.=) $1 "
+	if (SPI_execute_with_args("SELECT endorsement IS NOT NULL FROM consent_ledger.keys WHERE key_id OPERATOR(pg_catalog.=) $1 "
 							  "AND public_key OPERATOR(pg_catalog.=) $2",
-							  2, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+							  2, types, vals, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.keys");
-	if (SPI_processed > 0)
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		endorsed |= DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (SPI_processed > 0 && (endorsed || rotation == NULL))
 		return;
 	if (rotation)
 		vals[2] = CStringGetTextDatum(rotation);
 	else
 		nulls[2] = 'n';
+	if (SPI_processed > 0)
+	{
+		cl_key_rotation r;
+		const char *err;
+		Datum		old;
+
+		/* endorse the recorded key only when its predecessor is recorded too */
+		if (!cl_rotation_parse(rotation, strlen(rotation), &r, &err))
+			return;
+		old = bytea_datum(r.oldpk, CL_PUBKEY_LEN);
+		if (SPI_execute_with_args("UPDATE consent_ledger.keys SET endorsement = $3 "
+								  "WHERE key_id OPERATOR(pg_catalog.=) $1 AND public_key OPERATOR(pg_catalog.=) $2 "
+								  "AND endorsement IS NULL AND EXISTS (SELECT FROM consent_ledger.keys o "
+								  "WHERE o.public_key OPERATOR(pg_catalog.=) $4)",
+								  4, (Oid[]) {TEXTOID, BYTEAOID, TEXTOID, BYTEAOID},
+								  (Datum[]) {vals[0], vals[1], vals[2], old}, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the signing key's endorsement");
+		return;
+	}
 	if (SPI_execute_with_args("INSERT INTO consent_ledger.keys (key_id, public_key, first_seen, endorsement) "
 							  "VALUES ($1, $2, pg_catalog.now(), $3)",
 							  3, types, vals, nulls, false, 0) != SPI_OK_INSERT)
@@ -1057,7 +1094,7 @@ audit_caught_up(TimestampTz deadline)
 		{
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("timed out waiting for the consent_ledger audit writer"),
 					 errdetail("Audit records queued before seal() were not written within consent_ledger.seal_timeout (%d ms).",
 							   cl_seal_timeout_ms),
@@ -1140,7 +1177,7 @@ cl_seal(PG_FUNCTION_ARGS)
 		{
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("timed out waiting for the consent_ledger sealer"),
 					 errdetail("No sealing round finished within consent_ledger.seal_timeout (%d ms).",
 							   cl_seal_timeout_ms),

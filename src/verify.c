@@ -521,10 +521,11 @@ scan_rows(LedgerState *st)
 
 /*
  * True when some signature of a note verifies under a key recorded in
- * consent_ledger.keys with that key id (SPI connected).
+ * consent_ledger.keys with that key id (SPI connected); that key goes to
+ * *signer.
  */
 static bool
-note_signed_by_known_key(const cl_checkpoint *cp, const char *note)
+note_signed_by_known_key(const cl_checkpoint *cp, const char *note, uint8_t *signer)
 {
 	for (int i = 0; i < cp->nsigs; i++)
 	{
@@ -546,9 +547,71 @@ note_signed_by_known_key(const cl_checkpoint *cp, const char *note)
 
 			if (!isnull && VARSIZE_ANY_EXHDR(b) == CL_PUBKEY_LEN &&
 				cl_checkpoint_verify(cp, note, cp->sigs[i].keyname, (const uint8_t *) VARDATA_ANY(b)))
+			{
+				memcpy(signer, VARDATA_ANY(b), CL_PUBKEY_LEN);
 				return true;
+			}
 		}
 	}
+	return false;
+}
+
+/*
+ * Key rotations (README "Keys"): the key of a ledger's first checkpoint
+ * starts its chain of keys; a checkpoint signed by another key is
+ * accepted only when a rotation statement recorded in consent_ledger.keys,
+ * signed by both keys, links it to a key of the chain.  chain holds
+ * *nchain keys of CL_PUBKEY_LEN bytes (room for 64); returns whether
+ * signer is (now) in it.
+ */
+static bool
+key_in_chain(const uint8_t *signer, uint8_t (*chain)[CL_PUBKEY_LEN], int *nchain)
+{
+	bool		grew = true;
+
+	for (int i = 0; i < *nchain; i++)
+		if (memcmp(chain[i], signer, CL_PUBKEY_LEN) == 0)
+			return true;
+	if (*nchain == 0)
+	{
+		memcpy(chain[(*nchain)++], signer, CL_PUBKEY_LEN);
+		return true;
+	}
+	if (SPI_execute("SELECT endorsement FROM consent_ledger.keys WHERE endorsement IS NOT NULL",
+					true, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not read consent_ledger.keys")));
+	while (grew && *nchain < 64)
+	{
+		grew = false;
+		for (uint64 k = 0; k < SPI_processed && *nchain < 64; k++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull);
+			char	   *note = TextDatumGetCString(d);
+			cl_key_rotation r;
+			const char *err;
+			bool		have_old = false,
+						have_new = false;
+
+			if (!cl_rotation_parse(note, strlen(note), &r, &err) || !cl_rotation_verify(&r, note))
+				continue;
+			for (int i = 0; i < *nchain; i++)
+			{
+				have_old |= memcmp(chain[i], r.oldpk, CL_PUBKEY_LEN) == 0;
+				have_new |= memcmp(chain[i], r.newpk, CL_PUBKEY_LEN) == 0;
+			}
+			if (have_old && !have_new)
+			{
+				memcpy(chain[(*nchain)++], r.newpk, CL_PUBKEY_LEN);
+				grew = true;
+			}
+		}
+	}
+	for (int i = 0; i < *nchain; i++)
+		if (memcmp(chain[i], signer, CL_PUBKEY_LEN) == 0)
+			return true;
 	return false;
 }
 
@@ -569,6 +632,9 @@ check_checkpoints(LedgerState *st)
 	List	   *rows = NIL;
 	ListCell   *lc;
 	bool		complete = true;
+	uint8_t		chain[64][CL_PUBKEY_LEN];
+	int			nchain = 0;
+	bool		unendorsed = false;
 
 	memset(prev, 0, sizeof(prev));
 	if (SPI_execute_with_args("SELECT seq, note FROM consent_ledger.checkpoints "
@@ -593,6 +659,7 @@ check_checkpoints(LedgerState *st)
 		const char *err;
 		cl_hash		root;
 		size_t		len = strlen(c->note);
+		uint8_t		signer[CL_PUBKEY_LEN];
 
 		if (c->seq != expect_seq)
 		{
@@ -612,9 +679,21 @@ check_checkpoints(LedgerState *st)
 		memcpy(c->root, cp.root, CL_HASH_LEN);
 		if (strcmp(cp.origin, st->info->origin) != 0)
 			note_problem(st, last_size, "bad checkpoint " INT64_FORMAT ": it names another ledger", c->seq);
-		if (!note_signed_by_known_key(&cp, c->note))
+		if (!note_signed_by_known_key(&cp, c->note, signer))
 			note_problem(st, last_size, "bad signature on checkpoint " INT64_FORMAT " (tree size " UINT64_FORMAT ")",
 						 c->seq, cp.size);
+		else if (!unendorsed && !key_in_chain(signer, chain, &nchain))
+		{
+			char		hex[CL_KEYID_LEN * 2 + 1];
+			uint8_t		id[CL_KEYID_LEN];
+
+			/* reported once: every later checkpoint of that key follows */
+			unendorsed = true;
+			cl_key_id(CL_KEY_NAME, signer, id);
+			cl_hex_encode(id, CL_KEYID_LEN, hex);
+			note_problem(st, last_size, "unendorsed key rotation at checkpoint " INT64_FORMAT ": its key %s is not endorsed by the key that signed the earlier checkpoints",
+						 c->seq, hex);
+		}
 		if (memcmp(cp.prev, prev, CL_HASH_LEN) != 0)
 			note_problem(st, last_size, "broken checkpoint chain at checkpoint " INT64_FORMAT ": it does not commit to the previous checkpoint",
 						 c->seq);
@@ -942,6 +1021,7 @@ check_receipt(Jsonb *jb, char **reason)
 	LedgerState *st;
 	cl_frontier f;
 	cl_hash		root;
+	uint8_t		signer[CL_PUBKEY_LEN];
 	bool		ok = true;
 
 	*reason = NULL;
@@ -979,7 +1059,7 @@ check_receipt(Jsonb *jb, char **reason)
 		*reason = psprintf("no ledger in this database has origin \"%s\"", cp.origin);
 		return false;
 	}
-	if (!note_signed_by_known_key(&cp, note))
+	if (!note_signed_by_known_key(&cp, note, signer))
 	{
 		*reason = "the note is not signed by a key recorded in consent_ledger.keys";
 		return false;
@@ -1422,6 +1502,28 @@ cl_export(PG_FUNCTION_ARGS)
 			continue;
 		cl_base64_encode((uint8_t *) VARDATA_ANY(pk), CL_PUBKEY_LEN, b);
 		EMIT(psprintf("key %s %s", CL_KEY_NAME, b));
+	}
+	/* the rotation statements, for verifiers that trust only one key */
+	if (SPI_execute("SELECT endorsement FROM consent_ledger.keys WHERE endorsement IS NOT NULL "
+					"GROUP BY endorsement ORDER BY pg_catalog.min(first_seen), endorsement", true, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not read consent_ledger.keys")));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		n;
+		char	   *note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n));
+		size_t		len = strlen(note);
+		char	   *b;
+		cl_key_rotation r;
+		const char *err;
+
+		/* only what a verifier can use: a malformed one would fail it */
+		if (!cl_rotation_parse(note, len, &r, &err) || !cl_rotation_verify(&r, note))
+			continue;
+		b = palloc(cl_base64_encoded_len(len) + 1);
+		cl_base64_encode((uint8_t *) note, len, b);
+		EMIT(psprintf("endorsement %s", b));
 	}
 
 	tids = map_positions(st, upto);

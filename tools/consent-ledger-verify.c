@@ -14,7 +14,9 @@
  *	consent-ledger-verify keygen OUTFILE
  *
  * KEY is the base64 of a 32-byte Ed25519 public key, or a file whose
- * first line is.  A checkpoint FILE holds a raw note or the JSON that
+ * first line is.  For an export, the keys its endorsement records link to
+ * a given key (rotation statements signed by both keys) are trusted too,
+ * so the newest trusted key is enough across endorsed rotations.  A checkpoint FILE holds a raw note or the JSON that
  * consent_ledger.checkpoint() returns (with at least a "note" member).
  *
  * Verdicts go to stdout: one line "OK: ..." (exit 0) or "FAIL: ..."
@@ -49,6 +51,8 @@
 #define EXIT_USAGE		2
 
 #define MAX_KEYS		16
+#define MAX_TRUSTED		256		/* given keys plus keys endorsement links reach */
+#define MAX_ENDORSEMENTS 256
 #define MAX_DOCUMENT	(1024 * 1024)	/* proof and checkpoint files */
 #define MAX_KEYFILE		4096
 
@@ -77,6 +81,7 @@ usage(void)
 			"  %s checkpoint --public-key KEY CHECKPOINT_FILE\n"
 			"  %s keygen OUTFILE\n"
 			"KEY is the base64 of a 32-byte Ed25519 public key or a file holding it.\n"
+			"An export's endorsements (key rotations signed by both keys) extend the given keys.\n"
 			"EXPORT_FILE \"-\" reads standard input.\n"
 			"Exit status: 0 verified, 1 verification failed, 2 usage or I/O error.\n",
 			progname, progname, progname, progname, progname);
@@ -259,20 +264,125 @@ parse_options(int argc, char **argv, options *o)
 }
 
 /*
- * Index of the first given key under which the note's CL_KEY_NAME
- * signature verifies, or -1.
+ * Index of the first key of keys[0..nkeys) under which the note's
+ * CL_KEY_NAME signature verifies, or -1.
  */
 static int
-verify_under_keys(const cl_checkpoint *cp, const char *note, const options *o)
+verify_under(const cl_checkpoint *cp, const char *note,
+			 const uint8_t (*keys)[CL_PUBKEY_LEN], int nkeys)
 {
 	int			i;
 
-	for (i = 0; i < o->nkeys; i++)
+	for (i = 0; i < nkeys; i++)
 	{
-		if (cl_checkpoint_verify(cp, note, CL_KEY_NAME, o->keys[i]))
+		if (cl_checkpoint_verify(cp, note, CL_KEY_NAME, keys[i]))
 			return i;
 	}
 	return -1;
+}
+
+/* Index of the first given key under which the note verifies, or -1. */
+static int
+verify_under_keys(const cl_checkpoint *cp, const char *note, const options *o)
+{
+	return verify_under(cp, note, (const uint8_t (*)[CL_PUBKEY_LEN]) o->keys, o->nkeys);
+}
+
+/* The keys an export's checkpoints may be signed by (README "Keys"). */
+typedef struct trust
+{
+	uint8_t		keys[MAX_TRUSTED][CL_PUBKEY_LEN];
+	int			nkeys;
+	int			nendorsed;		/* of them reached through endorsements */
+	/* the export's rotation statements, as read */
+	char	   *notes[MAX_ENDORSEMENTS];
+	size_t		lens[MAX_ENDORSEMENTS];
+	int			nnotes;
+	/* the export's key records (informational: for messages only) */
+	uint8_t		listed[MAX_TRUSTED][CL_PUBKEY_LEN];
+	int			nlisted;
+} trust;
+
+static bool
+trusted_key(const trust *t, const uint8_t pk[CL_PUBKEY_LEN])
+{
+	for (int i = 0; i < t->nkeys; i++)
+		if (memcmp(t->keys[i], pk, CL_PUBKEY_LEN) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Extends the given keys along the export's endorsement links: a rotation
+ * statement signed by both its old and its new key links them, so when
+ * one of them is trusted the other is too (the newest key reaches every
+ * older one of an unbroken chain, the oldest every newer one).  Returns
+ * 0, or EXIT_FAILED after printing why (a statement that is malformed or
+ * does not carry both signatures: an export does not hold such).
+ */
+static int
+close_trust(trust *t)
+{
+	bool		grew = true;
+
+	for (int i = 0; i < t->nnotes; i++)
+	{
+		cl_key_rotation r;
+		const char *err;
+
+		if (!cl_rotation_parse(t->notes[i], t->lens[i], &r, &err))
+			return failure("endorsement %d: %s", i + 1, err);
+		if (!cl_rotation_verify(&r, t->notes[i]))
+			return failure("endorsement %d: not signed by both its old and its new key", i + 1);
+	}
+	while (grew)
+	{
+		grew = false;
+		for (int i = 0; i < t->nnotes; i++)
+		{
+			cl_key_rotation r;
+			const char *err;
+			bool		o,
+						n;
+
+			(void) cl_rotation_parse(t->notes[i], t->lens[i], &r, &err);
+			o = trusted_key(t, r.oldpk);
+			n = trusted_key(t, r.newpk);
+			if (o == n)
+				continue;
+			if (t->nkeys >= MAX_TRUSTED)
+				return failure("more than %d keys linked by endorsements", MAX_TRUSTED);
+			memcpy(t->keys[t->nkeys++], o ? r.newpk : r.oldpk, CL_PUBKEY_LEN);
+			t->nendorsed++;
+			grew = true;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Why no trusted key verifies a note: when one of its signature lines
+ * names a key the export lists, that key is not linked to any given key.
+ */
+static const char *
+untrusted_reason(const trust *t, const cl_checkpoint *cp, char *buf, size_t bufsize)
+{
+	for (int s = 0; s < cp->nsigs; s++)
+		for (int i = 0; i < t->nlisted; i++)
+		{
+			uint8_t		id[CL_KEYID_LEN];
+			char		hex[CL_KEYID_LEN * 2 + 1];
+
+			cl_key_id(CL_KEY_NAME, t->listed[i], id);
+			if (memcmp(id, cp->sigs[s].keyid, CL_KEYID_LEN) != 0 || trusted_key(t, t->listed[i]))
+				continue;
+			cl_hex_encode(id, CL_KEYID_LEN, hex);
+			snprintf(buf, bufsize,
+					 "it is signed by key id %s, which no given public key endorses "
+					 "(unendorsed key rotation; pass --public-key for that key only if you trust it)", hex);
+			return buf;
+		}
+	return "signature does not verify under any given public key or any key endorsed by one";
 }
 
 /* Base64 of a hash into a caller buffer of 45 bytes; returns it. */
@@ -419,6 +529,8 @@ kind_name(cl_export_kind k)
 			return "origin";
 		case CL_EXPORT_KEY:
 			return "key";
+		case CL_EXPORT_ENDORSEMENT:
+			return "endorsement";
 		case CL_EXPORT_LEAF:
 			return "leaf";
 		case CL_EXPORT_CHECKPOINT:
@@ -461,6 +573,9 @@ cmd_export(const options *o)
 	cl_export_line rec;
 	char		b1[45];
 	char		b2[45];
+	char		why[256];
+	trust	   *t;
+	bool		closed = false;
 
 	if (o->nkeys == 0)
 	{
@@ -470,6 +585,11 @@ cmd_export(const options *o)
 	if (o->nargs != 1 || o->leaf_data != NULL)
 		return usage();
 	path = o->args[0];
+	t = calloc(1, sizeof(trust));
+	if (t == NULL)
+		return error("out of memory");
+	memcpy(t->keys, o->keys, sizeof(o->keys[0]) * o->nkeys);
+	t->nkeys = o->nkeys;
 
 	/* the auditor's stored receipt, read and checked first */
 	if (o->checkpoint != NULL)
@@ -479,15 +599,16 @@ cmd_export(const options *o)
 		rc = load_checkpoint_file(o->checkpoint, &receipt, &receiptlen,
 								  &receipt_cp, &why);
 		if (rc == EXIT_FAILED)
-			return failure("--checkpoint %s: %s", o->checkpoint, why);
-		if (rc != 0)
-			return rc;
-		if (verify_under_keys(&receipt_cp, receipt, o) < 0)
 		{
-			free(receipt);
-			return failure("--checkpoint %s: signature does not verify under any given public key",
-						   o->checkpoint);
+			free(t);
+			return failure("--checkpoint %s: %s", o->checkpoint, why);
 		}
+		if (rc != 0)
+		{
+			free(t);
+			return rc;
+		}
+		/* its signature is checked at the end, against the keys endorsements reach */
 		rc = EXIT_FAILED;
 	}
 
@@ -499,6 +620,7 @@ cmd_export(const options *o)
 		if (f == NULL)
 		{
 			free(receipt);
+			free(t);
 			return error("cannot open \"%s\": %s", path, strerror(errno));
 		}
 	}
@@ -572,7 +694,19 @@ cmd_export(const options *o)
 				memcpy(origin, rec.text, sizeof(origin));
 				break;
 			case CL_EXPORT_KEY:
-				/* informational: trust comes from --public-key only */
+				/* informational: trust comes from --public-key and endorsements */
+				if (t->nlisted < MAX_TRUSTED)
+					memcpy(t->listed[t->nlisted++], rec.pubkey, CL_PUBKEY_LEN);
+				break;
+			case CL_EXPORT_ENDORSEMENT:
+				if (t->nnotes >= MAX_ENDORSEMENTS)
+				{
+					failure("line %" PRIu64 ": more than %d endorsements", lineno, MAX_ENDORSEMENTS);
+					goto out;
+				}
+				t->notes[t->nnotes] = (char *) rec.data;
+				t->lens[t->nnotes++] = rec.datalen;
+				rec.data = NULL;	/* kept until the end */
 				break;
 			case CL_EXPORT_LEAF:
 				if (nleaves == leafcap)
@@ -630,10 +764,16 @@ cmd_export(const options *o)
 								k, lineno, cp.origin, origin);
 						goto out;
 					}
-					if (verify_under_keys(&cp, note, o) < 0)
+					if (!closed)
 					{
-						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): signature does not verify under any given public key",
-								k, lineno);
+						if (close_trust(t) != 0)
+							goto out;
+						closed = true;
+					}
+					if (verify_under(&cp, note, (const uint8_t (*)[CL_PUBKEY_LEN]) t->keys, t->nkeys) < 0)
+					{
+						failure("checkpoint %" PRIu64 " (line %" PRIu64 "): %s",
+								k, lineno, untrusted_reason(t, &cp, why, sizeof(why)));
 						goto out;
 					}
 					if (k > 1 && cp.size < lastsize)
@@ -715,6 +855,12 @@ cmd_export(const options *o)
 	{
 		cl_hash		root;
 
+		if (verify_under(&receipt_cp, receipt, (const uint8_t (*)[CL_PUBKEY_LEN]) t->keys, t->nkeys) < 0)
+		{
+			failure("--checkpoint %s: %s", o->checkpoint,
+					untrusted_reason(t, &receipt_cp, why, sizeof(why)));
+			goto out;
+		}
 		if (strcmp(receipt_cp.origin, origin) != 0)
 		{
 			failure("--checkpoint: origin \"%s\" is not the export's \"%s\"",
@@ -740,6 +886,9 @@ cmd_export(const options *o)
 		   origin, nleaves, ncheckpoints, lastsize, hash64(lastroot, b1));
 	if (receipt != NULL)
 		printf(", extends --checkpoint of size %" PRIu64, receipt_cp.size);
+	if (t->nendorsed > 0)
+		printf(", %d older or newer key%s trusted through endorsements", t->nendorsed,
+			   t->nendorsed == 1 ? "" : "s");
 	putchar('\n');
 	rc = EXIT_VERIFIED;
 
@@ -748,6 +897,9 @@ out:
 	free(line);
 	free(leaves);
 	free(receipt);
+	for (int i = 0; i < t->nnotes; i++)
+		free(t->notes[i]);
+	free(t);
 	if (f != stdin)
 		fclose(f);
 	return rc;

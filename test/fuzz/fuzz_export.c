@@ -57,6 +57,23 @@ one_line(const char *line, size_t len)
 				(void) cl_checkpoint_parse((const char *) rec.data, rec.datalen, &cp, &err);
 				break;
 			}
+		case CL_EXPORT_ENDORSEMENT:
+			{
+				cl_key_rotation r;
+
+				if (rec.datalen == 0 || rec.datalen > CL_MAX_NOTE)
+					abort();
+				enc = malloc(cl_base64_encoded_len(rec.datalen) + 1);
+				if (enc == NULL)
+					abort();
+				cl_base64_encode(rec.data, rec.datalen, enc);
+				if (len != 12 + strlen(enc) || memcmp(enc, line + 12, strlen(enc)) != 0)
+					abort();
+				free(enc);
+				if (cl_rotation_parse((const char *) rec.data, rec.datalen, &r, &err))
+					(void) cl_rotation_verify(&r, (const char *) rec.data);
+				break;
+			}
 		default:
 			if (rec.data != NULL)
 				abort();

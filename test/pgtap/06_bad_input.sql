@@ -260,8 +260,9 @@ SELECT throws_ok($$SELECT consent_ledger.audit(2147483647::oid::regclass)$$, '42
 	'audit of a relation OID that does not exist: 42P01');
 SELECT throws_ok($$SELECT consent_ledger.retire_ledger(2147483647::oid::regclass)$$, '42P01', NULL,
 	'retire_ledger of a relation OID that does not exist: 42P01');
-SELECT throws_ok($$SELECT consent_ledger.row_hash(2147483647::oid::regclass, ROW(1))$$, '42804', NULL,
-	'row_hash of a relation OID that does not exist: 42804 (the row is not one of its rows)');
+SELECT throws_ok($$SELECT consent_ledger.row_hash(2147483647::oid::regclass, ROW(1))$$, '42P01',
+	'relation with OID 2147483647 does not exist',
+	'row_hash of a relation OID that does not exist: 42P01, naming the OID (1.1: 42804 naming relation "(null)")');
 CREATE ROLE cl06_admin NOLOGIN IN ROLE consent_ledger_admin;
 SET ROLE cl06_admin;
 SELECT throws_ok($$SELECT consent_ledger.create_purpose_view(2147483647::oid::regclass, 'cl06_p', 'public.cl06_v')$$,

@@ -195,16 +195,22 @@ my $endorsement = $node->safe_psql('postgres',
 	qq{SELECT endorsement FROM consent_ledger.keys WHERE key_id = '$new_id'});
 like($endorsement, qr/\Aconsent_ledger key rotation\nold \Q$def_pk\E\nnew \Q$new_pk\E\ntime \d+\n/,
 	'endorsement names the old and the new public key');
-my ($body, $sigline) = $endorsement =~ /\A(.*?\n)\n\xe2\x80\x94 consent_ledger ([A-Za-z0-9+\/=]+)\n?\z/s;
-ok(defined $sigline, 'endorsement ends with one consent_ledger signature line');
+my ($body, $sigold, $signew) = $endorsement =~
+  /\A(.*?\n)\n\xe2\x80\x94 consent_ledger ([A-Za-z0-9+\/=]+)\n\xe2\x80\x94 consent_ledger ([A-Za-z0-9+\/=]+)\n\z/s;
+ok(defined $signew, 'endorsement ends with two consent_ledger signature lines (old key, new key)')
+  or diag $endorsement;
 SKIP:
 {
-	skip 'endorsement not parseable', 3 unless defined $sigline;
-	my $raw = decode_base64($sigline);
-	is(unpack('H8', substr($raw, 0, 4)), $old_id, 'endorsement signature names the old key id');
+	skip 'endorsement not parseable', 5 unless defined $signew;
+	my $raw = decode_base64($sigold);
+	my $rawnew = decode_base64($signew);
+	is(unpack('H8', substr($raw, 0, 4)), $old_id, 'first endorsement signature names the old key id');
+	is(unpack('H8', substr($rawnew, 0, 4)), $new_id, 'second endorsement signature names the new key id');
 	my $ok = cl_ed25519_verify($def_pk, $body, substr($raw, 4), $tmp);
-	skip 'openssl with Ed25519 not available', 2 unless defined $ok;
+	skip 'openssl with Ed25519 not available', 3 unless defined $ok;
 	ok($ok, 'endorsement signature verifies under the old public key');
+	ok(cl_ed25519_verify($new_pk, $body, substr($rawnew, 4), $tmp),
+		'endorsement signature verifies under the new public key');
 	(my $forged = $body) =~ s/new \Q$new_pk\E/new $def_pk/;
 	ok(!cl_ed25519_verify($def_pk, $forged, substr($raw, 4), $tmp),
 		'endorsement signature does not verify over a different text');
@@ -230,11 +236,35 @@ my ($rc, $out) = cl_run_verifier('export', '--public-key', $def_pk, '--public-ke
 	'--checkpoint', $old_cp_file, $export);
 is($rc, 0, 'offline verifier accepts the export given both public keys');
 like($out, qr/\AOK: /, 'offline verifier prints OK');
-($rc, $out) = cl_run_verifier('export', '--public-key', $new_pk, $export);
-is($rc, 1, 'offline verifier rejects the export given only the new public key');
-like($out, qr/\AFAIL: /, 'offline verifier prints FAIL (new key only)');
+like(slurp_file($export), qr/^endorsement [A-Za-z0-9+\/=]+$/m, 'the export carries the endorsement');
+# Only the newest trusted key: the endorsement links the older one.
+($rc, $out) = cl_run_verifier('export', '--public-key', $new_pk, '--checkpoint', $old_cp_file, $export);
+is($rc, 0, 'offline verifier accepts the export and the old receipt given only the new public key')
+  or diag $out;
+like($out, qr/\AOK: .*1 older or newer key trusted through endorsements/,
+	'offline verifier says it followed an endorsement');
 ($rc, $out) = cl_run_verifier('export', '--public-key', $def_pk, $export);
-is($rc, 1, 'offline verifier rejects the export given only the old public key');
+is($rc, 0, 'offline verifier accepts the export given only the old public key (forward link)')
+  or diag $out;
+# Without the endorsement the old checkpoints are signed by an unlinked key.
+my $noend = slurp_file($export);
+$noend =~ s/^endorsement .*\n//mg;
+my $noend_file = cl_write_file("$tmp/rotated-noend.export", $noend);
+($rc, $out) = cl_run_verifier('export', '--public-key', $new_pk, $noend_file);
+is($rc, 1, 'offline verifier rejects the export without its endorsement given only the new key');
+like($out, qr/\AFAIL: checkpoint 1 .*signed by key id $old_id, which no given public key endorses \(unendorsed key rotation/,
+	'... naming the unendorsed key');
+# A statement signed by the old key only endorses nothing (and fails the export).
+{
+	my ($b64) = slurp_file($export) =~ /^endorsement (\S+)$/m;
+	my $stmt = decode_base64($b64);
+	$stmt =~ s/\n\xe2\x80\x94 consent_ledger \S+\n\z/\n/;
+	(my $half = slurp_file($export)) =~ s/^endorsement \S+$/'endorsement ' . encode_base64($stmt, '')/me;
+	my $half_file = cl_write_file("$tmp/rotated-half.export", $half);
+	($rc, $out) = cl_run_verifier('export', '--public-key', $new_pk, $half_file);
+	is($rc, 1, 'offline verifier rejects an endorsement signed by the old key only');
+	like($out, qr/\AFAIL: endorsement 1: not signed by both/, '... saying so');
+}
 
 # Restarting with the same configured key adds no key.
 $node->restart;
@@ -300,5 +330,164 @@ foreach my $s (@secrets)
 	}
 }
 
+
+###########################################################################
+# (g) a rotation without the previous key: recorded, logged and reported
+#     as unendorsed; endorsed later when the previous key is provided
+###########################################################################
+
+my ($key3, $pk3) = keygen('third.key');
+my $id3 = key_id_of($pk3);
+$node->append_conf('postgresql.conf', "consent_ledger.signing_key_file = '$key3'");
+$offset = -s $node->logfile;
+$node->restart;
+ok($node->log_contains(
+		qr/WARNING:.*signing key changed without an endorsement by the previous key \Q$new_pk\E/, $offset),
+	'unendorsed rotation: the server logs a WARNING at start');
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (7, 'seven')});
+$node->safe_psql('postgres', 'SELECT consent_ledger.seal()');
+is($node->safe_psql('postgres',
+		qq{SELECT endorsement IS NULL FROM consent_ledger.keys WHERE key_id = '$id3'}),
+	't', 'unendorsed rotation: the new key is recorded without an endorsement');
+$v = cl_verify_row($node, 'postgres', 't');
+ok(!$v->{valid}, 'unendorsed rotation: verify() is not valid');
+like($v->{problem}, qr/unendorsed key rotation at checkpoint \d+: its key $id3 is not endorsed/,
+	'unendorsed rotation: verify() names the checkpoint and the key');
+$export = cl_export_to_file($node, 'postgres', 't', "$tmp/unendorsed.export");
+($rc, $out) = cl_run_verifier('export', '--public-key', $pk3, $export);
+is($rc, 1, 'unendorsed rotation: offline verifier fails given only the newest key');
+like($out, qr/which no given public key endorses \(unendorsed key rotation/,
+	'unendorsed rotation: offline verifier says why');
+($rc, $out) = cl_run_verifier('export', '--public-key', $pk3, '--public-key', $new_pk, $export);
+is($rc, 0, 'unendorsed rotation: offline verifier accepts it when the auditor trusts both keys explicitly')
+  or diag $out;
+
+# The previous key turns up: restart with it as previous_signing_key_file.
+$node->append_conf('postgresql.conf', "consent_ledger.previous_signing_key_file = '$newkey'");
+$offset = -s $node->logfile;
+$node->restart;
+ok($node->log_contains(qr/key rotation from public key \Q$new_pk\E endorsed by that key/, $offset),
+	'previous_signing_key_file: the log says the rotation is endorsed');
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (8, 'eight')});
+$node->safe_psql('postgres', 'SELECT consent_ledger.seal()');
+like($node->safe_psql('postgres',
+		qq{SELECT endorsement FROM consent_ledger.keys WHERE key_id = '$id3'}),
+	qr/\Aconsent_ledger key rotation\nold \Q$new_pk\E\nnew \Q$pk3\E\n/,
+	'previous_signing_key_file: the recorded key gets its endorsement');
+$v = cl_verify_row($node, 'postgres', 't');
+ok($v->{valid}, 'previous_signing_key_file: verify() valid again') or diag $v->{problem};
+$export = cl_export_to_file($node, 'postgres', 't', "$tmp/endorsed3.export");
+($rc, $out) = cl_run_verifier('export', '--public-key', $pk3, '--checkpoint', $old_cp_file, $export);
+is($rc, 0, 'offline verifier follows two endorsements from the newest key back to the first')
+  or diag $out;
+like($out, qr/2 older or newer keys trusted through endorsements/, '... and says so');
 $node->stop;
+
+###########################################################################
+# (h) consent_ledger.key_directory: the generated key outside $PGDATA
+###########################################################################
+
+ok(slurp_file($node->logfile) =~
+	  /WARNING:.*signing key file "\Q$defkey\E" is inside the data directory/,
+	'a key inside the data directory is warned about at start');
+
+my $kdir = "$tmp/keydir";
+my $knode = PostgreSQL::Test::Cluster->new('keydir');
+$knode->init(allows_streaming => 1);
+$knode->append_conf('postgresql.conf', "consent_ledger.key_directory = '$kdir'");
+$knode->start;
+ok(-f "$kdir/signing.key", 'key_directory: the key is generated there');
+ok(!-e $knode->data_dir . '/consent_ledger/signing.key', 'key_directory: no key in the data directory');
+ok(!$knode->log_contains(qr/is inside the data directory/), 'key_directory: no warning');
+$knode->safe_psql('postgres', 'CREATE EXTENSION consent_ledger');
+my $kpk = $knode->safe_psql('postgres', 'SELECT consent_ledger.public_key()');
+SKIP:
+{
+	my $derived = cl_public_from_seed_file("$kdir/signing.key", $tmp);
+	skip 'openssl with Ed25519 not available', 1 unless defined $derived;
+	is($kpk, $derived, 'key_directory: the server signs with the key generated there');
+}
+$knode->safe_psql('postgres', q{
+	CREATE TABLE k (id int, v text);
+	SELECT consent_ledger.create_ledger('k');
+	INSERT INTO k VALUES (1, 'one');
+	SELECT consent_ledger.seal();
+});
+
+###########################################################################
+# (i) a standby starts without the secret: it verifies, it does not sign
+###########################################################################
+
+$knode->backup('kbkp');
+my $kstandby = PostgreSQL::Test::Cluster->new('keystandby');
+$kstandby->init_from_backup($knode, 'kbkp', has_streaming => 1);
+my $absent = "$tmp/standby-has-no-key";
+$kstandby->append_conf('postgresql.conf', "consent_ledger.signing_key_file = '$absent'");
+ok($kstandby->start(fail_ok => 1), 'standby without its key file starts');
+ok($kstandby->log_contains(qr/standby starting without a signing key/), 'standby: the log says it runs without a key');
+$knode->safe_psql('postgres', q{INSERT INTO k VALUES (2, 'two'); SELECT consent_ledger.seal();});
+$knode->wait_for_catchup($kstandby, 'replay', $knode->lsn('insert'));
+$v = cl_verify_row($kstandby, 'postgres', 'k');
+ok($v->{valid} && $v->{rows} == 2, 'standby without a key: verify() valid') or diag explain $v;
+($ret, $stdout, $stderr) = $kstandby->psql('postgres', 'SELECT consent_ledger.public_key()');
+like($stderr, qr/this server has no consent_ledger signing key/, 'standby without a key: public_key() says so');
+$kstandby->stop;
+# a primary with a missing key file still refuses to start
+my $kprim = PostgreSQL::Test::Cluster->new('keyprimary');
+$kprim->init;
+$kprim->append_conf('postgresql.conf', "consent_ledger.signing_key_file = '$absent'");
+ok(!$kprim->start(fail_ok => 1), 'a primary with a missing key file does not start');
+
+###########################################################################
+# (j) pg_upgrade: the new cluster with the old key (no rotation), and with
+#     a new key endorsed by the old one
+###########################################################################
+
+$knode->stop;
+sub upgrade_to
+{
+	my ($name, @conf) = @_;
+	my $new = PostgreSQL::Test::Cluster->new($name);
+	$new->init;
+	$new->append_conf('postgresql.conf', $_) foreach @conf;
+	my $bindir = $new->config_data('--bindir');
+	my $wd = PostgreSQL::Test::Utils::tempdir;
+	my ($olddir, $newdir) = (abs_path($knode->data_dir), abs_path($new->data_dir));
+	my $old_cwd = Cwd::getcwd();
+	chdir $wd;
+	my $ok = PostgreSQL::Test::Utils::run_log([ 'pg_upgrade', '--no-sync',
+		'-d', $olddir, '-D', $newdir, '-b', $bindir, '-B', $bindir,
+		'-s', $new->host, '-p', $knode->port, '-P', $new->port ]);
+	chdir $old_cwd;
+	ok($ok, "pg_upgrade to $name");
+	$new->start;
+	return $new;
+}
+my $up1 = upgrade_to('upsame', "consent_ledger.key_directory = '$kdir'");
+$up1->safe_psql('postgres', q{INSERT INTO k VALUES (3, 'three'); SELECT consent_ledger.seal();});
+is($up1->safe_psql('postgres', 'SELECT count(*) FROM consent_ledger.keys'), '1',
+	'pg_upgrade with the old key directory: no new key recorded');
+ok(cl_verify_row($up1, 'postgres', 'k')->{valid}, 'pg_upgrade with the old key: verify() valid');
+$up1->stop;
+
+my ($upkey, $uppk) = keygen('upgraded.key');
+my $up2 = upgrade_to('upnew', "consent_ledger.signing_key_file = '$upkey'",
+	"consent_ledger.previous_signing_key_file = '$kdir/signing.key'");
+$up2->safe_psql('postgres', q{INSERT INTO k VALUES (3, 'three'); SELECT consent_ledger.seal();});
+is($up2->safe_psql('postgres',
+		q{SELECT string_agg(encode(public_key, 'base64') || ':' || (endorsement IS NOT NULL), ',' ORDER BY first_seen)
+		  FROM consent_ledger.keys}),
+	"$kpk:false,$uppk:true", 'pg_upgrade with a new key and the old one as previous key: endorsed rotation');
+ok(cl_verify_row($up2, 'postgres', 'k')->{valid}, 'pg_upgrade with an endorsed new key: verify() valid');
+$export = cl_export_to_file($up2, 'postgres', 'k', "$tmp/upgraded.export");
+($rc, $out) = cl_run_verifier('export', '--public-key', $uppk, $export);
+is($rc, 0, 'pg_upgrade with an endorsed new key: offline verifier needs only the new key') or diag $out;
+$up2->stop;
+
+my $up3 = upgrade_to('upbare');
+$up3->safe_psql('postgres', q{INSERT INTO k VALUES (3, 'three'); SELECT consent_ledger.seal();});
+$v = cl_verify_row($up3, 'postgres', 'k');
+like($v->{problem} // '', qr/unendorsed key rotation/,
+	'pg_upgrade to a cluster that generated its own key: verify() reports the unendorsed rotation');
+$up3->stop;
 done_testing();

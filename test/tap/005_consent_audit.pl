@@ -501,6 +501,10 @@ restore_and_check($node, 'wh_restored', 'restore, same server');
 
 my $node2 = PostgreSQL::Test::Cluster->new('audit_restore2');
 $node2->init;
+# another server, another key: the first server's key endorses it (README
+# "Keys"); without, verify() reports an unendorsed key rotation
+$node2->append_conf('postgresql.conf',
+	"consent_ledger.previous_signing_key_file = '" . abs_path($node->data_dir) . "/consent_ledger/signing.key'");
 $node2->start;
 $node2->safe_psql('postgres', 'CREATE ROLE analyst LOGIN');
 restore_and_check($node2, 'wh2', 'restore, second server');

@@ -757,6 +757,48 @@ test_export_lines(void)
 #undef PARSE
 }
 
+/* Key rotation statements: both keys sign; anything less endorses nothing. */
+static void
+test_rotations(void)
+{
+	char		body[512];
+	char		note[2048];
+	char		bad[2048];
+	cl_key_rotation r;
+	const char *err;
+	size_t		n = cl_rotation_body(pk1, pk2, 1700000000, body, sizeof(body));
+
+	ok(n > 0 && strncmp(body, "consent_ledger key rotation\nold ", 32) == 0,
+	   "rotation body starts with its header and the old key");
+	snprintf(note, sizeof(note), "%s\n%s%s", body,
+			 sigline(body, CL_KEY_NAME, pk1, sk1), sigline(body, CL_KEY_NAME, pk2, sk2));
+	ok(cl_rotation_parse(note, strlen(note), &r, &err), "rotation statement parses");
+	ok(memcmp(r.oldpk, pk1, 32) == 0 && memcmp(r.newpk, pk2, 32) == 0 && r.time == 1700000000,
+	   "rotation statement: old key, new key, time");
+	ok(cl_rotation_verify(&r, note), "signed by both keys: verifies");
+
+	snprintf(bad, sizeof(bad), "%s\n%s", body, sigline(body, CL_KEY_NAME, pk1, sk1));
+	ok(cl_rotation_parse(bad, strlen(bad), &r, &err) && !cl_rotation_verify(&r, bad),
+	   "signed by the old key only: does not verify");
+	snprintf(bad, sizeof(bad), "%s\n%s", body, sigline(body, CL_KEY_NAME, pk2, sk2));
+	ok(cl_rotation_parse(bad, strlen(bad), &r, &err) && !cl_rotation_verify(&r, bad),
+	   "signed by the new key only: does not verify");
+	snprintf(bad, sizeof(bad), "%s\n%s%s", body,
+			 sigline(body, CL_KEY_NAME, pk1, sk1), sigline(body, CL_KEY_NAME, pk2, sk1));
+	ok(cl_rotation_parse(bad, strlen(bad), &r, &err) && !cl_rotation_verify(&r, bad),
+	   "a line naming the new key with another key's signature: does not verify");
+	memcpy(bad, note, strlen(note) + 1);
+	bad[strlen("consent_ledger key rotation\nold ")] ^= 1;
+	ok(!cl_rotation_parse(bad, strlen(bad), &r, &err) || !cl_rotation_verify(&r, bad),
+	   "a changed old key: does not verify");
+	n = cl_rotation_body(pk1, pk1, 1, body, sizeof(body));
+	snprintf(bad, sizeof(bad), "%s\n%s", body, sigline(body, CL_KEY_NAME, pk1, sk1));
+	ok(cl_rotation_parse(bad, strlen(bad), &r, &err) && !cl_rotation_verify(&r, bad),
+	   "a rotation from a key to itself endorses nothing");
+	ok(!cl_rotation_parse(std_body(), strlen(std_body()), &r, &err), "a checkpoint body is no rotation");
+	ok(!cl_rotation_parse(note, strlen(note) - 1, &r, &err), "a truncated statement does not parse");
+}
+
 /* Runs the tests; exit status 0 only when all pass. */
 
 /* Receipt members against their note (cl_receipt_members_match). */
@@ -853,5 +895,6 @@ main(void)
 	test_rejections();
 	test_export_lines();
 	test_receipt_members();
+	test_rotations();
 	return tap_done();
 }
