@@ -16,7 +16,7 @@
 #  6. old_row_hash of an UPDATE/DELETE record is the row_hash() of the row
 #     as it was (and the new_row_hash of the change that wrote it);
 #  7. a full audit ring: with the writer stalled and the ring filled by a
-#     rollback, a read fails with 57014 "timed out waiting for space in the
+#     rollback, a read fails with 55P03 "timed out waiting for space in the
 #     audit queue" and returns nothing; once the writer runs, reads work;
 #  8. the 100 000-change itemization cap: rolling back 100 010 audited
 #     changes itemizes 100 000 (written or counted lost in a gap record)
@@ -248,7 +248,7 @@ is($out, '', 'ring full: ... and returns no row');
 ($ret, $out, $err) = psql_as('analyst', q{SET consent_ledger.seal_timeout = '1s'; SET consent_ledger.purpose = 'research';
 	\set VERBOSITY verbose
 	SELECT id FROM people ORDER BY id;});
-like($err, qr/ERROR:  57014:/, 'ring full: ... with SQLSTATE 57014');
+like($err, qr/ERROR:  55P03:/, 'ring full: ... with SQLSTATE 55P03');
 $locker->query_safe('COMMIT;');
 $locker->quit;
 ok(cl_wait_for($node, $db, q{SELECT count(*) > 0 FROM consent_ledger.audit_log WHERE kind = 'gap'}, 60),
