@@ -10,7 +10,10 @@
  *	  rules, DROP EXTENSION while live ledgers exist, and the database-level
  *	  commands that need the sealer to let go of its database.
  *	- object_access_hook (OAT_DROP): every drop path, cascades included, of
- *	  a live ledger table, one of its columns or one of its triggers.
+ *	  a live ledger table, one of its columns or one of its triggers; and
+ *	  (OAT_DROP, OAT_POST_ALTER, OAT_POST_CREATE on a relation attribute)
+ *	  every route that drops, renames, retypes or (for version 1) adds an
+ *	  attribute of a row type a ledger column's type contains.
  *	- cl_guard_check_plan(), from the ExecutorStart hook: INSERT ... ON
  *	  CONFLICT into a ledger (however it is reached), where a silently
  *	  skipped row would already have been counted by the stamp.
