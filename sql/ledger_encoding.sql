@@ -289,12 +289,13 @@ SELECT relation, valid, problem FROM consent_ledger.verify('gen');
 
 -- a superuser who changes a column's type in pg_attribute between types
 -- that store their values alike but mean something else is detected in
--- version 2 (timestamptz Z / timestamp T, xml X and json J / text t); within
+-- version 2 (timestamptz Z / timestamp T, xml X and json J / text t, a
+-- multirange's bounds: tsmultirange / tstzmultirange send alike); within
 -- the string family (text, varchar, ...) the value means the same and the
 -- bytes do not change (README "Canonical row encoding")
-CREATE TABLE retyped (at timestamptz, note text, memo text, word text);
+CREATE TABLE retyped (at timestamptz, note text, memo text, word text, span tsmultirange);
 SELECT consent_ledger.create_ledger('retyped');
-INSERT INTO retyped VALUES ('2020-01-01 00:00:00+00', 'hello', '{"a": 1}', 'same');
+INSERT INTO retyped VALUES ('2020-01-01 00:00:00+00', 'hello', '{"a": 1}', 'same', '{[2020-01-01,2020-02-01)}');
 SELECT consent_ledger.seal() >= 0 AS sealed;
 CREATE FUNCTION retype(col name, typ regtype) RETURNS void LANGUAGE sql AS $$
   UPDATE pg_attribute SET atttypid = typ WHERE attrelid = 'retyped'::regclass AND attname = col;
@@ -309,6 +310,9 @@ SELECT retype('note', 'text');
 SELECT retype('memo', 'json');
 SELECT relation, valid, problem FROM consent_ledger.verify('retyped');
 SELECT retype('memo', 'text');
+SELECT retype('span', 'tstzmultirange');
+SELECT relation, valid, problem FROM consent_ledger.verify('retyped');
+SELECT retype('span', 'tsmultirange');
 SELECT retype('word', 'varchar');
 SELECT relation, valid, problem FROM consent_ledger.verify('retyped');
 SELECT retype('word', 'text');
