@@ -17,6 +17,11 @@
  * Version 2 differs from version 1 in: text-like types (varchar, bpchar,
  * citext, any type binary-coercible to text) are 't' and converted by
  * this file, never by a send function; "char" has its own tag 'C';
+ * types that share a storage format but not a meaning have their own tags
+ * (timestamptz 'Z' beside timestamp 'T', json 'J' and xml 'X' beside the
+ * string family's 't'), so a catalog edit of a column's type between them
+ * changes the bytes; multiranges are encoded as their ranges ('m'), not
+ * by their send function, so their bounds carry their subtype's tag;
  * send functions run with the client encoding forced to UTF8 (version 1:
  * forced to the database encoding, which is what it wrote in the normal
  * case); composites carry their attribute names, sorted, NULLs omitted;
@@ -44,6 +49,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/multirangetypes.h"
 #include "utils/rangetypes.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -62,7 +68,7 @@ typedef enum ValueKind
 	VK_NAME,
 	VK_CHAR,
 	VK_BYTEA,
-	VK_TIMESTAMP,				/* timestamp and timestamptz */
+	VK_TIMESTAMP,				/* timestamp and timestamptz (tag: see get_codec) */
 	VK_DATE,
 	VK_TIME,
 	VK_TIMETZ,
@@ -73,6 +79,7 @@ typedef enum ValueKind
 	VK_ARRAY,
 	VK_COMPOSITE,
 	VK_RANGE,
+	VK_MULTIRANGE,				/* version 2 (version 1: VK_SEND) */
 	VK_SEND,					/* other types: binary send function (send
 								 * encoding: see send_value) */
 	VK_OUT						/* other types without send: output text */
@@ -82,12 +89,14 @@ typedef struct TypeCodec
 {
 	Oid			typid;			/* after stripping domains */
 	ValueKind	kind;
+	uint8		tag;			/* VK_TEXT, VK_TIMESTAMP: the value tag */
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
 	FmgrInfo	fn;				/* VK_SEND / VK_OUT / VK_NUMERIC */
-	struct TypeCodec *elem;		/* VK_ARRAY: element; VK_RANGE: subtype */
-	TypeCacheEntry *range;		/* VK_RANGE */
+	struct TypeCodec *elem;		/* VK_ARRAY: element; VK_RANGE: subtype;
+								 * VK_MULTIRANGE: its range type */
+	TypeCacheEntry *range;		/* VK_RANGE; VK_MULTIRANGE: the multirange's */
 	Oid			elemtype;		/* VK_ARRAY */
 } TypeCodec;
 
@@ -118,10 +127,13 @@ struct ClRowEncoder
 #define TAG_INT			'i'
 #define TAG_FLOAT		'f'
 #define TAG_NUMERIC		'n'
-#define TAG_TEXT		't'
+#define TAG_TEXT		't'		/* version 1: json and xml too */
+#define TAG_JSON		'J'		/* version 2 */
+#define TAG_XML			'X'		/* version 2 */
 #define TAG_CHAR		'C'		/* version 2 */
 #define TAG_BYTEA		'x'
-#define TAG_TIMESTAMP	'T'
+#define TAG_TIMESTAMP	'T'		/* version 1: timestamptz too */
+#define TAG_TIMESTAMPTZ	'Z'		/* version 2 */
 #define TAG_DATE		'D'
 #define TAG_TIME		'h'
 #define TAG_TIMETZ		'z'
@@ -131,6 +143,7 @@ struct ClRowEncoder
 #define TAG_ARRAY		'a'
 #define TAG_COMPOSITE	'c'
 #define TAG_RANGE		'r'
+#define TAG_MULTIRANGE	'm'		/* version 2 */
 #define TAG_SEND		's'
 #define TAG_OUT			'o'
 
@@ -259,8 +272,12 @@ get_codec(ClRowEncoder *enc, Oid typid)
 			c->kind = VK_BYTEA;
 			break;
 		case TIMESTAMPOID:
+			c->kind = VK_TIMESTAMP;
+			c->tag = TAG_TIMESTAMP;
+			break;
 		case TIMESTAMPTZOID:
 			c->kind = VK_TIMESTAMP;
+			c->tag = enc->version >= CL_ENCODING_V2 ? TAG_TIMESTAMPTZ : TAG_TIMESTAMP;
 			break;
 		case DATEOID:
 			c->kind = VK_DATE;
@@ -287,6 +304,8 @@ get_codec(ClRowEncoder *enc, Oid typid)
 				c->kind = VK_COMPOSITE;
 			else if (typ->typtype == TYPTYPE_RANGE)
 				c->kind = VK_RANGE;
+			else if (typ->typtype == TYPTYPE_MULTIRANGE && enc->version >= CL_ENCODING_V2)
+				c->kind = VK_MULTIRANGE;
 			else if (OidIsValid(typ->typelem) && typ->typlen == -1 &&
 					 typ->typsubscript == F_ARRAY_SUBSCRIPT_HANDLER)
 			{
@@ -295,10 +314,22 @@ get_codec(ClRowEncoder *enc, Oid typid)
 			}
 			else if (typ->typsend == F_TEXTSEND || typ->typoutput == F_TEXTOUT ||
 					 base == XMLOID || base == JSONOID)
-				c->kind = VK_TEXT;	/* text, json, xml */
+			{
+				/* text, json, xml: in version 2, json and xml have their own tags */
+				c->kind = VK_TEXT;
+				c->tag = TAG_TEXT;
+				if (enc->version >= CL_ENCODING_V2 && base == JSONOID)
+					c->tag = TAG_JSON;
+				else if (enc->version >= CL_ENCODING_V2 && base == XMLOID)
+					c->tag = TAG_XML;
+			}
 			else if (enc->version >= CL_ENCODING_V2 &&
 					 (base == BPCHAROID || IsBinaryCoercible(base, TEXTOID)))
-				c->kind = VK_TEXT;	/* bpchar (its cast to text trims), varchar, citext... */
+			{
+				/* the string family: bpchar (its cast to text trims), varchar, citext... */
+				c->kind = VK_TEXT;
+				c->tag = TAG_TEXT;
+			}
 			else if (OidIsValid(typ->typsend))
 			{
 				c->kind = VK_SEND;
@@ -319,6 +350,11 @@ get_codec(ClRowEncoder *enc, Oid typid)
 	{
 		c->range = lookup_type_cache(base, TYPECACHE_RANGE_INFO);
 		c->elem = get_codec(enc, c->range->rngelemtype->type_id);
+	}
+	else if (c->kind == VK_MULTIRANGE)
+	{
+		c->range = lookup_type_cache(base, TYPECACHE_MULTIRANGE_INFO);
+		c->elem = get_codec(enc, c->range->rngtype->type_id);
 	}
 	MemoryContextSwitchTo(old);
 	return c;
@@ -542,6 +578,24 @@ encode_range(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
 		encode_value(enc, c->elem, upper.val, out);
 }
 
+/*
+ * Version 2: a multirange as its ranges, in their (normalized, sorted)
+ * order: u32 count, then each range as a value (tag r).
+ */
+static void
+encode_multirange(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
+{
+	MultirangeType *mr = DatumGetMultirangeTypeP(v);
+	int32		count;
+	RangeType **ranges;
+
+	multirange_deserialize(c->range->rngtype, mr, &count, &ranges);
+	put_u8(out, TAG_MULTIRANGE);
+	put_u32(out, (uint32) count);
+	for (int32 i = 0; i < count; i++)
+		encode_value(enc, c->elem, RangeTypePGetDatum(ranges[i]), out);
+}
+
 static void
 encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
 {
@@ -594,7 +648,7 @@ encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
 			{
 				text	   *t = DatumGetTextPP(v);
 
-				put_u8(out, TAG_TEXT);
+				put_u8(out, c->tag);
 				put_server_text(out, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 				if ((Pointer) t != DatumGetPointer(v))
 					pfree(t);
@@ -634,7 +688,7 @@ encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
 				break;
 			}
 		case VK_TIMESTAMP:
-			put_u8(out, TAG_TIMESTAMP);
+			put_u8(out, c->tag);
 			put_u64(out, (uint64) DatumGetInt64(v));
 			break;
 		case VK_DATE:
@@ -705,6 +759,9 @@ encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
 			break;
 		case VK_RANGE:
 			encode_range(enc, c, v, out);
+			break;
+		case VK_MULTIRANGE:
+			encode_multirange(enc, c, v, out);
 			break;
 		case VK_SEND:
 			{

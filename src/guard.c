@@ -10,7 +10,10 @@
  *	  rules, DROP EXTENSION while live ledgers exist, and the database-level
  *	  commands that need the sealer to let go of its database.
  *	- object_access_hook (OAT_DROP): every drop path, cascades included, of
- *	  a live ledger table, one of its columns or one of its triggers.
+ *	  a live ledger table, one of its columns or one of its triggers; and
+ *	  (OAT_DROP, OAT_POST_ALTER, OAT_POST_CREATE on a relation attribute)
+ *	  every route that drops, renames, retypes or (for version 1) adds an
+ *	  attribute of a row type a ledger column's type contains.
  *	- cl_guard_check_plan(), from the ExecutorStart hook: INSERT ... ON
  *	  CONFLICT into a ledger (however it is reached), where a silently
  *	  skipped row would already have been counted by the stamp.
@@ -37,6 +40,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_depend.h"
@@ -1364,6 +1368,112 @@ check_type_meaning(Node *parsetree)
 	}
 }
 
+/*
+ * The same rule, whatever the route (README "Canonical row encoding"):
+ * check_type_meaning() above sees only the object a statement names, but
+ * a column is also renamed, dropped, retyped or added through inheritance
+ * children, typed tables (ALTER TYPE ... CASCADE) and dependency cascades
+ * (DROP DOMAIN / DROP TYPE ... CASCADE dropping a composite attribute).
+ * PostgreSQL invokes the object access hook for every one of them, on the
+ * attribute itself (classId RelationRelationId, subId = attnum):
+ * OAT_DROP from dependency.c's deleteOneObject before the attribute goes,
+ * OAT_POST_ALTER from renameatt_internal and ATExecAlterColumnType after
+ * the catalog update and before the command counter moves (so the old row
+ * is visible to the catalog snapshot and the new one to SnapshotSelf),
+ * and OAT_POST_CREATE from ATExecAddColumn.
+ */
+typedef struct AttrState
+{
+	NameData	name;
+	Oid			typid;
+	int32		typmod;
+} AttrState;
+
+static bool
+fetch_attr_state(Oid relid, int16 attnum, Snapshot snap, AttrState *st)
+{
+	Relation	rel = table_open(AttributeRelationId, AccessShareLock);
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&keys[0], Anum_pg_attribute_attrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&keys[1], Anum_pg_attribute_attnum, BTEqualStrategyNumber, F_INT2EQ,
+				Int16GetDatum(attnum));
+	scan = systable_beginscan(rel, AttributeRelidNumIndexId, true, snap, 2, keys);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tup);
+
+		st->name = att->attname;
+		st->typid = att->atttypid;
+		st->typmod = att->atttypmod;
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static void
+refuse_attribute_change(Oid relid, const char *verb, const char *attname, bool v1_only)
+{
+	Oid			rowtype = get_rel_type_id(relid);
+	char	   *ledger;
+	char	   *column;
+
+	if (!OidIsValid(rowtype) || !ledger_column_using(rowtype, v1_only, &ledger, &column))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot %s attribute \"%s\" %s type %s", verb, attname,
+					v1_only ? "to" : "of", format_type_be(rowtype)),
+			 v1_only ?
+			 errdetail("Column \"%s\" of ledger table \"%s\" uses type %s, and a ledger in encoding version 1 hashes composite values by position, so a new attribute would change rows already in the ledger.",
+					   column, ledger, format_type_be(rowtype)) :
+			 errdetail("Column \"%s\" of ledger table \"%s\" uses type %s. Ledger rows are hashed with the attribute names and values of their composite values; this would change what rows already in the ledger say.",
+					   column, ledger, format_type_be(rowtype)),
+			 v1_only ?
+			 errhint("Create a new type, or use it in ledgers made since version 1.2 (encoding version 2).") :
+			 errhint(TYPE_HINT_ATTRS)));
+}
+
+static void
+check_attribute_access(ObjectAccessType access, Oid relid, int16 attnum)
+{
+	AttrState	old;
+	AttrState	cur;
+
+	switch (access)
+	{
+		case OAT_DROP:
+			/* a live ledger's own column: refused by cl_object_access */
+			if (fetch_attr_state(relid, attnum, NULL, &old))
+				refuse_attribute_change(relid, "drop", NameStr(old.name), false);
+			break;
+		case OAT_POST_CREATE:
+			if (fetch_attr_state(relid, attnum, SnapshotSelf, &cur))
+				refuse_attribute_change(relid, "add", NameStr(cur.name), true);
+			break;
+		case OAT_POST_ALTER:
+			/* SET STATISTICS, SET STORAGE, NOT NULL ... change neither */
+			if (!fetch_attr_state(relid, attnum, NULL, &old) ||
+				!fetch_attr_state(relid, attnum, SnapshotSelf, &cur))
+				break;
+			/* (a ledger's own columns: no parent, not typed, RENAME refused) */
+			if (strcmp(NameStr(old.name), NameStr(cur.name)) != 0)
+				refuse_attribute_change(relid, "rename", NameStr(old.name), false);
+			if (old.typid != cur.typid || old.typmod != cur.typmod)
+				refuse_attribute_change(relid, "change the type of", NameStr(old.name), false);
+			break;
+		default:
+			break;
+	}
+}
+
 static void
 cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				  ProcessUtilityContext context, ParamListInfo params,
@@ -1628,8 +1738,18 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 
-	if (access != OAT_DROP || dropping_extension || cl_internal_ddl ||
-		!cl_extension_present())
+	if ((access != OAT_DROP && access != OAT_POST_ALTER && access != OAT_POST_CREATE) ||
+		dropping_extension || cl_internal_ddl)
+		return;
+	if (access != OAT_DROP && (classId != RelationRelationId || subId <= 0))
+		return;					/* cheap tests first: every CREATE and ALTER comes here */
+	if (!cl_extension_present())
+		return;
+	/* (a live ledger's own column drop is refused below, with its own message) */
+	if (classId == RelationRelationId && subId > 0 &&
+		(access != OAT_DROP || !is_live_ledger(objectId)))
+		check_attribute_access(access, objectId, (int16) subId);
+	if (access != OAT_DROP)
 		return;
 	/*
 	 * A purpose view lives in a schema an administrator chose; the owner of

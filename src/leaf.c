@@ -169,6 +169,11 @@ ld_value(leafdec *d, int depth)
 	if (!ld_need(d, 1))
 		return false;
 	tag = d->p[d->pos++];
+	/* tags that version 2 added */
+	if (d->version < 2 &&
+		(tag == 'C' || tag == 'Z' || tag == 'J' || tag == 'X' || tag == 'm'))
+		return ld_fail(d, tag == 'C' ? "tag C (\"char\") in a version 1 leaf" :
+					   "a version 2 tag in a version 1 leaf");
 	switch (tag)
 	{
 		case '0':
@@ -188,6 +193,7 @@ ld_value(leafdec *d, int depth)
 			return true;
 		case 'f':
 		case 'T':
+		case 'Z':
 		case 'h':
 			if (!ld_need(d, 8))
 				return false;
@@ -222,14 +228,14 @@ ld_value(leafdec *d, int depth)
 			d->pos += 16;
 			return true;
 		case 'C':
-			if (d->version < 2)
-				return ld_fail(d, "tag C (\"char\") in a version 1 leaf");
 			if (!ld_need(d, 1))
 				return false;
 			ld_printf(d, "C:%02x", d->p[d->pos++]);
 			return true;
 		case 'n':
 		case 't':
+		case 'J':
+		case 'X':
 		case 'j':
 		case 'o':
 			if (!ld_counted(d, &s, &n))
@@ -326,6 +332,29 @@ ld_value(leafdec *d, int depth)
 						return false;
 				}
 				ld_printf(d, ")");
+				return true;
+			}
+		case 'm':
+			{
+				uint64_t	count;
+
+				if (!ld_need(d, 4))
+					return false;
+				count = ld_uint(d, 4);
+				if (count > d->len - d->pos)
+					return ld_fail(d, "more ranges than bytes");
+				ld_printf(d, "m{");
+				for (uint64_t i = 0; i < count; i++)
+				{
+					ld_printf(d, "%s", i > 0 ? ", " : "");
+					if (!ld_need(d, 1))
+						return false;
+					if (d->p[d->pos] != 'r')
+						return ld_fail(d, "a multirange member that is not a range");
+					if (!ld_value(d, depth + 1))
+						return false;
+				}
+				ld_printf(d, "}");
 				return true;
 			}
 		default:

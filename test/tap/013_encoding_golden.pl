@@ -72,14 +72,14 @@ leaf 18: v2 txn T ord 18 {"nm": t:"né"}
 leaf 19: v2 txn T ord 19 {"ch": C:63}
 leaf 20: v2 txn T ord 20 {"ch": C:00}
 leaf 21: v2 txn T ord 21 {"ch": C:e9}
-leaf 22: v2 txn T ord 22 {"js": t:"{\"b\":1,  \"a\":2}"}
-leaf 23: v2 txn T ord 23 {"x": t:"<a>x</a>"}
+leaf 22: v2 txn T ord 22 {"js": J:"{\"b\":1,  \"a\":2}"}
+leaf 23: v2 txn T ord 23 {"x": X:"<a>x</a>"}
 leaf 24: v2 txn T ord 24 {"ci": t:"Cié"}
 leaf 25: v2 txn T ord 25 {"by": x:00ff}
 leaf 26: v2 txn T ord 26 {"ts": T:762525296789000}
 leaf 27: v2 txn T ord 27 {"ts": T:9223372036854775807}
-leaf 28: v2 txn T ord 28 {"tz": T:762525296789000}
-leaf 29: v2 txn T ord 29 {"tz": T:-9223372036854775808}
+leaf 28: v2 txn T ord 28 {"tz": Z:762525296789000}
+leaf 29: v2 txn T ord 29 {"tz": Z:-9223372036854775808}
 leaf 30: v2 txn T ord 30 {"d": D:8825}
 leaf 31: v2 txn T ord 31 {"d": D:2147483647}
 leaf 32: v2 txn T ord 32 {"tm": h:86399999999}
@@ -102,8 +102,8 @@ leaf 48: v2 txn T ord 48 {"r4": r:08(i:1,i:5)}
 leaf 49: v2 txn T ord 49 {"r4": r:01()}
 leaf 50: v2 txn T ord 50 {"r4": r:06(,)}
 leaf 51: v2 txn T ord 51 {"rn": r:10(n:"1.5",n:"2.5")}
-leaf 52: v2 txn T ord 52 {"rtz": r:0c(T:757382400000000,)}
-leaf 53: v2 txn T ord 53 {"mr": s:00000002000000110200000004000000010000000400000003000000110200000004000000050000000400000007}
+leaf 52: v2 txn T ord 52 {"rtz": r:0c(Z:757382400000000,)}
+leaf 53: v2 txn T ord 53 {"mr": m{r:08(i:1,i:3), r:08(i:5,i:7)}}
 leaf 54: v2 txn T ord 54 {"ip": s:02180004c0a80001}
 leaf 55: v2 txn T ord 55 {"m": s:00000000000004d2}
 leaf 56: v2 txn T ord 56 {"pt": s:3ff00000000000004000000000000000}

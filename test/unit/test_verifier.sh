@@ -367,6 +367,13 @@ expect 0 "leaf 0: v1 txn 7 ord 0 " "--decode: a version 1 and a version 2 leaf d
 output_has 'leaf 0: v1 txn 7 ord 0 {"a": i:258}' "--decode prints the version 1 leaf"
 output_has 'leaf 1: v2 txn 7 ord 0 {"a": C:e9, "b": c{"z": i:1}}' "--decode prints the version 2 leaf (a \"char\" and a composite by name)"
 output_has "OK: " "--decode: the export still verifies"
+# the version 2 tags of values that share a storage format with another
+# type: timestamptz Z, json J, xml X; a multirange m as its ranges
+# ("a": 5a = Z, "b": 4a = J, "c": 58 = X, "m": 6d = m holding one 72 = r)
+v2tags=02${H}00040001615a0002b583417286080001624a000000027b7d00016358000000023c3e00016d6d000000017208690000000000000001690000000000000003
+"$MK" export "$tmp/sk1" "$O" 1 "$v2tags" >"$tmp/dec2" || echo "Bail out! make_export failed"
+expect 0 "leaf 0: v2 txn 7 ord 0 " "--decode: the version 2 tags Z, J, X and m decode" "$V" export --decode --public-key "$pub1" "$tmp/dec2"
+output_has 'leaf 0: v2 txn 7 ord 0 {"a": Z:762525296789000, "b": J:"{}", "c": X:"<>", "m": m{r:08(i:1,i:3)}}' "--decode prints Z, J, X and m"
 # leaves no version of the encoding could have produced: each verifies as
 # opaque bytes, and fails with --decode saying why
 bad_leaf() {
@@ -376,6 +383,10 @@ bad_leaf() {
 	output_has "FAIL: line 4 (leaf 0): not a canonical row encoding: $2" "--decode says: $2"
 }
 bad_leaf 01${H}000100016143e9 'tag C ("char") in a version 1 leaf'
+bad_leaf 01${H}00010001615a0002b58341728608 'a version 2 tag in a version 1 leaf'
+bad_leaf 01${H}00010001614a000000027b7d 'a version 2 tag in a version 1 leaf'
+bad_leaf 02${H}00010001616d00000001690000000000000001 'a multirange member that is not a range'
+bad_leaf 02${H}00010001616dffffffff 'more ranges than bytes'
 bad_leaf 03${H}0000 'unknown encoding version'
 bad_leaf 02${H}0002000162690000000000000001000161690000000000000001 'names not in strictly increasing byte order'
 bad_leaf ${v1good}00 'bytes after the last column'
