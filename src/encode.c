@@ -391,15 +391,16 @@ encode_array(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out)
 	pfree(nulls);
 }
 
-static void
-encode_composite(ClRowEncoder *enc, Datum v, StringInfo out)
+/*
+ * Deforms a composite value: returns its row type's descriptor (release
+ * it with ReleaseTupleDesc) and palloc'd values and nulls.
+ */
+static TupleDesc
+deform_composite(Datum v, Datum **values, bool **nulls)
 {
 	HeapTupleHeader th = DatumGetHeapTupleHeader(v);
 	TupleDesc	desc;
 	HeapTupleData tuple;
-	Datum	   *values;
-	bool	   *nulls;
-	int			live = 0;
 
 	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
 								  HeapTupleHeaderGetTypMod(th));
@@ -407,9 +408,30 @@ encode_composite(ClRowEncoder *enc, Datum v, StringInfo out)
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = th;
-	values = palloc(desc->natts * sizeof(Datum));
-	nulls = palloc(desc->natts * sizeof(bool));
-	heap_deform_tuple(&tuple, desc, values, nulls);
+	*values = palloc(Max(desc->natts, 1) * sizeof(Datum));
+	*nulls = palloc(Max(desc->natts, 1) * sizeof(bool));
+	heap_deform_tuple(&tuple, desc, *values, *nulls);
+	return desc;
+}
+
+/* Bytewise order of UTF-8 names (columns, composite attributes). */
+static int
+name_cmp(const char *a, int alen, const char *b, int blen)
+{
+	int			r = memcmp(a, b, Min(alen, blen));
+
+	if (r != 0)
+		return r;
+	return (alen > blen) - (alen < blen);
+}
+
+static void
+encode_composite(ClRowEncoder *enc, Datum v, StringInfo out)
+{
+	Datum	   *values;
+	bool	   *nulls;
+	TupleDesc	desc = deform_composite(v, &values, &nulls);
+	int			live = 0;
 
 	for (int i = 0; i < desc->natts; i++)
 		if (!TupleDescAttr(desc, i)->attisdropped)
@@ -444,11 +466,8 @@ named_attr_cmp(const void *a, const void *b)
 {
 	const NamedAttr *x = a;
 	const NamedAttr *y = b;
-	int			r = memcmp(x->name, y->name, Min(x->namelen, y->namelen));
 
-	if (r != 0)
-		return r;
-	return (x->namelen > y->namelen) - (x->namelen < y->namelen);
+	return name_cmp(x->name, x->namelen, y->name, y->namelen);
 }
 
 /*
@@ -461,24 +480,12 @@ named_attr_cmp(const void *a, const void *b)
 static void
 encode_composite_v2(ClRowEncoder *enc, Datum v, StringInfo out)
 {
-	HeapTupleHeader th = DatumGetHeapTupleHeader(v);
-	TupleDesc	desc;
-	HeapTupleData tuple;
 	Datum	   *values;
 	bool	   *nulls;
-	NamedAttr  *attrs;
+	TupleDesc	desc = deform_composite(v, &values, &nulls);
+	NamedAttr  *attrs = palloc(Max(desc->natts, 1) * sizeof(NamedAttr));
 	int			n = 0;
 
-	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
-								  HeapTupleHeaderGetTypMod(th));
-	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = th;
-	values = palloc(Max(desc->natts, 1) * sizeof(Datum));
-	nulls = palloc(Max(desc->natts, 1) * sizeof(bool));
-	attrs = palloc(Max(desc->natts, 1) * sizeof(NamedAttr));
-	heap_deform_tuple(&tuple, desc, values, nulls);
 
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -789,12 +796,8 @@ column_cmp(const void *a, const void *b)
 {
 	const ColumnCodec *x = a;
 	const ColumnCodec *y = b;
-	int			n = Min(x->namelen, y->namelen);
-	int			r = memcmp(x->name, y->name, n);
 
-	if (r != 0)
-		return r;
-	return (x->namelen > y->namelen) - (x->namelen < y->namelen);
+	return name_cmp(x->name, x->namelen, y->name, y->namelen);
 }
 
 /*
