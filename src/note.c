@@ -847,7 +847,7 @@ cl_receipt_read(const char *text, size_t len, cl_checkpoint *cp,
 		/* a bare note */
 		if (!cl_checkpoint_parse(text, len, cp, &err))
 		{
-			snprintf(why, whylen, "malformed checkpoint note: %s", err);
+			snprintf(why, whylen, "the receipt is not a JSON object, nor a checkpoint note: %s", err);
 			return false;
 		}
 		m = NULL;
