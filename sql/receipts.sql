@@ -193,7 +193,7 @@ CREATE TABLE rc_live (id int, amount int);
 SELECT consent_ledger.create_ledger('rc_live');
 INSERT INTO rc_live VALUES (1, 100), (2, 200);
 SELECT consent_ledger.seal() AS sealed_rows;
-CREATE TABLE rc_live_receipt AS SELECT consent_ledger.checkpoint('rc_live')::text AS cp;
+CREATE TABLE rc_live_receipt AS SELECT consent_ledger.checkpoint('rc_live') AS cp;
 UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'rc_live'::regclass AND tgname LIKE '~consent_ledger%';
 ALTER TABLE rc_live SET (fillfactor = 100);
 UPDATE rc_live SET amount = 999999 WHERE id = 1;
@@ -291,8 +291,8 @@ SELECT error_of('SELECT * FROM consent_ledger.verify(4000000000)');
 CREATE TABLE rc_variants (label text, receipt text);
 INSERT INTO rc_variants
 SELECT v.label, v.receipt
-FROM (SELECT cp AS full, to_json(cp::jsonb->>'note')::text AS note, cp::jsonb->>'note' AS bare,
-             cp::jsonb->>'origin' AS origin, cp::jsonb->>'key_id' AS key_id, cp::jsonb->>'time' AS time
+FROM (SELECT cp::text AS full, to_json(cp->>'note')::text AS note, cp->>'note' AS bare,
+             cp->>'origin' AS origin, cp->>'key_id' AS key_id, cp->>'time' AS time
       FROM rc_live_receipt) r,
 LATERAL (VALUES
   ('plain', '{"note": ' || r.note || '}'),
