@@ -250,6 +250,7 @@ SELECT v.valid, v.problem FROM rc_before_drop b JOIN consent_ledger.verify() v O
 SELECT valid, problem FROM consent_ledger.verify('rc_live');
 SELECT v.valid, v.problem FROM rc_before_drop b, consent_ledger.verify(b.relid::regclass) v;
 SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_receipt));
+SELECT error_of('SELECT count(*) FROM consent_ledger.export(''rc_live'')');
 ROLLBACK;
 
 -- ---------------------------------------------------------------------

@@ -1440,8 +1440,9 @@ static void *
 begin_row_read(ClLedgerInfo *info, const char *what)
 {
 	TableState	ts;
+	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
 
-	table_state(info, &ts);
+	table_state(fresh != NULL ? fresh : info, &ts);
 	if (!ts.gone && !ts.readable)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
