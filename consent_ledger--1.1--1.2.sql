@@ -145,3 +145,29 @@ $leftovers$;
  * inserted into.  Protected tables are kept out of publications (guard.c).
  */
 ALTER TABLE consent_ledger.pending REPLICA IDENTITY FULL;
+
+/*
+ * 1.2: one reader for receipts (attack review 1, F2).  verify_checkpoint()
+ * and verify_checkpoint_detail() also take the receipt as text, read byte
+ * for byte by the strict JSON reader the offline verifier uses (no
+ * duplicate keys, one flat object, integers without sign, fraction or
+ * exponent), so both give the same verdict for the same receipt.  A
+ * string literal resolves to these (text is the preferred type of its
+ * category; jsonb is not in it); a jsonb value is read as its text, after
+ * jsonb input already kept the last of duplicate keys.
+ */
+CREATE FUNCTION consent_ledger.verify_checkpoint(checkpoint text)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_text' LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION consent_ledger.verify_checkpoint(text) IS
+	'verify a receipt given as text, read exactly as the offline verifier reads it';
+CREATE FUNCTION consent_ledger.verify_checkpoint_detail(checkpoint text)
+	RETURNS TABLE (valid boolean, reason text)
+	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_detail_text' LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION consent_ledger.verify_checkpoint_detail(text) IS
+	'verify a receipt given as text: whether it holds, and why not';
+REVOKE ALL ON FUNCTION consent_ledger.verify_checkpoint(text),
+	consent_ledger.verify_checkpoint_detail(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.verify_checkpoint(text),
+	consent_ledger.verify_checkpoint_detail(text)
+	TO consent_ledger_auditor, consent_ledger_admin;

@@ -50,9 +50,11 @@ FROM rc_receipts, LATERAL (VALUES ('tree_size', to_jsonb((cp->>'tree_size'))), (
                                   ('tree_size', '4.5'::jsonb), ('time', to_jsonb(-1)),
                                   ('origin', '["x"]'::jsonb), ('key_id', 'true'::jsonb)) AS t(m, v),
      consent_ledger.verify_checkpoint_detail(jsonb_set(cp, ARRAY[t.m], t.v)) d;
--- an integral number written with a fraction of zeros is that number;
--- members checkpoint() does not give are not checked
+-- a number written with a fraction (even of zeros) is refused, as the
+-- offline verifier refuses it (section 9); members checkpoint() does not
+-- give are not checked
 SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp || jsonb_build_object('tree_size', (cp->>'tree_size')::numeric(10,2), 'comment', 'mine') FROM rc_receipts));
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp || jsonb_build_object('comment', 'mine') FROM rc_receipts));
 
 -- ---------------------------------------------------------------------
 -- 2. Malformed receipts and unknown origins: false and a reason, not an
@@ -178,6 +180,169 @@ SELECT v."rows", v.valid, v.problem
 FROM rc_before_drop b, consent_ledger.verify(b.relid::regclass) v;
 SELECT d.valid, regexp_replace(d.reason, 'ledger \d+ \(table \d+ dropped\)', 'ledger N (table N dropped)') AS reason
 FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_receipts)) d;
+
+-- ---------------------------------------------------------------------
+-- 6. A live ledger made to look dropped (attack review 1, F1).  A
+--    superuser rewrites a row with the triggers off, then renames a stamp
+--    column, changes its type, or marks the ledger retired and records a
+--    drop, all by catalog edits.  The table is still there: its rows are
+--    rehashed whenever they can be read, anything that does not fit makes
+--    the ledger invalid, and a receipt never falls back to the stored log.
+-- ---------------------------------------------------------------------
+CREATE TABLE rc_live (id int, amount int);
+SELECT consent_ledger.create_ledger('rc_live');
+INSERT INTO rc_live VALUES (1, 100), (2, 200);
+SELECT consent_ledger.seal() AS sealed_rows;
+CREATE TABLE rc_live_receipt AS SELECT consent_ledger.checkpoint('rc_live') AS cp;
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'rc_live'::regclass AND tgname LIKE '~consent_ledger%';
+ALTER TABLE rc_live SET (fillfactor = 100);
+UPDATE rc_live SET amount = 999999 WHERE id = 1;
+SELECT valid, problem FROM consent_ledger.verify('rc_live');
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_receipt));
+-- a stamp column renamed
+BEGIN;
+UPDATE pg_attribute SET attname = 'ledger_txn_' WHERE attrelid = 'rc_live'::regclass AND attname = 'ledger_txn';
+SELECT valid, problem FROM consent_ledger.verify('rc_live');
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_receipt));
+SELECT error_of('SELECT count(*) FROM consent_ledger.export(''rc_live'')');
+ROLLBACK;
+-- a stamp column's type changed to another of the same size
+BEGIN;
+UPDATE pg_attribute SET atttypid = 'oid'::regtype WHERE attrelid = 'rc_live'::regclass AND attname = 'ledger_ord';
+SELECT valid, problem FROM consent_ledger.verify('rc_live');
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_receipt));
+ROLLBACK;
+-- marked retired, and its drop recorded
+BEGIN;
+UPDATE consent_ledger.ledgers SET retired_at = now() WHERE relid = 'rc_live'::regclass;
+INSERT INTO consent_ledger.dropped_ledgers (ledger_id, relid, schema_name, table_name, dropped_at)
+  SELECT ledger_id, relid, 'public', 'rc_live', now() FROM consent_ledger.ledgers WHERE relid = 'rc_live'::regclass;
+SELECT valid, problem FROM consent_ledger.verify('rc_live');
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_receipt));
+SELECT consent_ledger.ledger('rc_live') = 'rc_live'::regclass AS live_table_named;
+ROLLBACK;
+-- a dropped table whose drop is not recorded is not taken for dropped
+BEGIN;
+DELETE FROM consent_ledger.dropped_ledgers d USING rc_before_drop b WHERE d.ledger_id = b.ledger_id;
+SELECT v.valid, regexp_replace(v.problem, '\d+', 'N', 'g') AS problem
+FROM rc_before_drop b, consent_ledger.verify(b.relid::regclass) v;
+SELECT d.valid, regexp_replace(d.reason, '\d+', 'N', 'g') AS reason
+FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_retired_receipts)) d;
+ROLLBACK;
+-- the row put back: the ledger verifies again
+UPDATE rc_live SET amount = 100 WHERE id = 1;
+UPDATE pg_trigger SET tgenabled = 'O' WHERE tgrelid = 'rc_live'::regclass AND tgname LIKE '~consent_ledger%';
+ALTER TABLE rc_live SET (fillfactor = 100);
+SELECT valid, problem FROM consent_ledger.verify('rc_live');
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_receipt));
+
+-- ---------------------------------------------------------------------
+-- 7. An unknown encoding version (F7) is that ledger's problem: verify()
+--    still reports every other ledger; a dropped ledger too is invalid.
+-- ---------------------------------------------------------------------
+BEGIN;
+UPDATE consent_ledger.ledgers SET encoding = 3 WHERE relid = 'rc_live'::regclass;
+UPDATE consent_ledger.ledgers l SET encoding = 3 FROM rc_before_drop b WHERE l.ledger_id = b.ledger_id;
+SELECT count(*) = (SELECT count(*) FROM consent_ledger.ledgers) AS every_ledger_reported
+FROM consent_ledger.verify();
+SELECT v.valid, v.problem FROM consent_ledger.verify() v WHERE v.relation = 'rc_live'::regclass;
+SELECT v.valid, v.problem FROM rc_before_drop b JOIN consent_ledger.verify() v ON v.relation = b.relid::regclass;
+SELECT valid, problem FROM consent_ledger.verify('rc_live');
+SELECT v.valid, v.problem FROM rc_before_drop b, consent_ledger.verify(b.relid::regclass) v;
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_receipt));
+SELECT error_of('SELECT count(*) FROM consent_ledger.export(''rc_live'')');
+ROLLBACK;
+
+-- ---------------------------------------------------------------------
+-- 8. ledger(text) (F5, F6): a live ledger's name resolves to it before
+--    the names of dropped ledgers, and is never ambiguous because of
+--    them; ledger id 0 names no ledger; verify() of an OID that is no
+--    ledger names the OID.
+-- ---------------------------------------------------------------------
+CREATE SCHEMA rc_s2;
+CREATE TABLE public.rc_pay (id int);
+SELECT consent_ledger.create_ledger('public.rc_pay');
+CREATE TABLE rc_s2.rc_pay (id int);
+SELECT consent_ledger.create_ledger('rc_s2.rc_pay');
+SELECT consent_ledger.retire_ledger('rc_s2.rc_pay');
+DROP TABLE rc_s2.rc_pay;
+SELECT consent_ledger.ledger('rc_pay') = 'public.rc_pay'::regclass AS live_first;
+CREATE TABLE rc_s2.rc_pay (id int);
+SELECT consent_ledger.create_ledger('rc_s2.rc_pay');
+SELECT consent_ledger.retire_ledger('rc_s2.rc_pay');
+DROP TABLE rc_s2.rc_pay;
+SELECT count(*) AS dropped_named_rc_pay FROM consent_ledger.dropped_ledgers WHERE table_name = 'rc_pay';
+SELECT consent_ledger.ledger('rc_pay') = 'public.rc_pay'::regclass AS live_not_ambiguous,
+       consent_ledger.ledger('public.rc_pay') = 'public.rc_pay'::regclass AS live_qualified;
+SELECT error_of('SELECT consent_ledger.ledger(''rc_s2.rc_pay'')');
+SELECT error_of('SELECT consent_ledger.ledger(''0'')');
+SELECT error_of('SELECT consent_ledger.ledger(''000'')');
+SELECT error_of('SELECT * FROM consent_ledger.verify(0)');
+SELECT error_of('SELECT * FROM consent_ledger.verify(4000000000)');
+
+-- ---------------------------------------------------------------------
+-- 9. One reader for receipts (F2): the text form is read byte for byte by
+--    the strict reader the offline verifier uses (test/tap/016 runs every
+--    variant through both and compares): duplicate keys, fractions and
+--    exponents, negative numbers, nesting and more than 32 members refuse
+--    a receipt, wherever they are.  A string literal resolves to the text
+--    form.  The jsonb form reads jsonb's text, after jsonb input kept the
+--    last of duplicate keys and made 3e0 the number 3.
+-- ---------------------------------------------------------------------
+CREATE TABLE rc_variants (label text, receipt text);
+INSERT INTO rc_variants
+SELECT v.label, v.receipt
+FROM (SELECT cp::text AS full, to_json(cp->>'note')::text AS note, cp->>'note' AS bare,
+             cp->>'origin' AS origin, cp->>'key_id' AS key_id, cp->>'time' AS time
+      FROM rc_live_receipt) r,
+LATERAL (VALUES
+  ('plain', '{"note": ' || r.note || '}'),
+  ('full', r.full),
+  ('ts_2.0', '{"note": ' || r.note || ', "tree_size": 2.0}'),
+  ('ts_2e0', '{"note": ' || r.note || ', "tree_size": 2e0}'),
+  ('ts_str', '{"note": ' || r.note || ', "tree_size": "2"}'),
+  ('ts_neg0', '{"note": ' || r.note || ', "tree_size": -0}'),
+  ('dup_ts', '{"tree_size": 999, "note": ' || r.note || ', "tree_size": 2}'),
+  ('dup_ts_rev', '{"tree_size": 2, "note": ' || r.note || ', "tree_size": 999}'),
+  ('dup_note', '{"note": "garbage", "note": ' || r.note || '}'),
+  ('dup_other', '{"note": ' || r.note || ', "x": 1, "x": 1}'),
+  ('nested_other', '{"note": ' || r.note || ', "extra": {"a": 1}}'),
+  ('neg_other', '{"note": ' || r.note || ', "extra": -1}'),
+  ('frac_other', '{"note": ' || r.note || ', "extra": 1.5}'),
+  ('bigint_other', '{"note": ' || r.note || ', "extra": 99999999999999999999}'),
+  ('arr_other', '{"note": ' || r.note || ', "extra": [1,2]}'),
+  ('time_.00', '{"note": ' || r.note || ', "time": ' || r.time || '.00}'),
+  ('origin_escaped', '{"note": ' || r.note || ', "origin": "' || replace(r.origin, '_', '\u005f') || '"}'),
+  ('keyid_upper', '{"note": ' || r.note || ', "key_id": "' || upper(r.key_id) || '"}'),
+  ('many_members', '{"note": ' || r.note || ', ' || (SELECT string_agg(format('"m%s": 1', g), ', ') FROM generate_series(0, 99) g) || '}'),
+  ('32_members', '{"note": ' || r.note || ', ' || (SELECT string_agg(format('"m%s": 1', g), ', ') FROM generate_series(1, 31) g) || '}'),
+  ('trailing', '{"note": ' || r.note || '} x'),
+  ('bare note', r.bare)
+) AS v(label, receipt);
+CREATE FUNCTION jsonb_or_null(t text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN t::jsonb;
+EXCEPTION WHEN OTHERS THEN
+  RETURN NULL;
+END $$;
+SELECT v.label, t.valid, t.reason, j.valid AS jsonb_valid, j.reason AS jsonb_reason
+FROM rc_variants v
+CROSS JOIN LATERAL consent_ledger.verify_checkpoint_detail(v.receipt) t
+LEFT JOIN LATERAL consent_ledger.verify_checkpoint_detail(jsonb_or_null(v.receipt)) j ON true
+ORDER BY v.label;
+-- verify_checkpoint() gives the same answer as the detail form
+SELECT count(*) AS variants,
+       count(*) FILTER (WHERE consent_ledger.verify_checkpoint(v.receipt) = t.valid) AS same_answer
+FROM rc_variants v, consent_ledger.verify_checkpoint_detail(v.receipt) t;
+-- a string literal resolves to the text form, an explicit jsonb to jsonb
+SELECT consent_ledger.verify_checkpoint('{"note": "x\n", "note": "y\n"}') AS literal_duplicate;
+SELECT * FROM consent_ledger.verify_checkpoint_detail('{"note": "x\n", "note": "y\n"}');
+SELECT * FROM consent_ledger.verify_checkpoint_detail(checkpoint => '{"note": "x\n", "note": "y\n"}');
+SELECT * FROM consent_ledger.verify_checkpoint_detail('{"note": "x\n", "note": "y\n"}'::jsonb);
+SELECT consent_ledger.verify_checkpoint(NULL) IS NULL AS null_is_null;
+SELECT p.oid::regprocedure AS overload FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'consent_ledger' AND p.proname IN ('verify_checkpoint', 'verify_checkpoint_detail')
+ORDER BY 1::text;
 
 ALTER SYSTEM RESET consent_ledger.seal_interval;
 SELECT pg_reload_conf();

@@ -278,7 +278,12 @@ cl_ledger_lookup(Oid relid)
 ClLedgerInfo *
 cl_ledger_by_id(int32 ledger_id)
 {
-	List	   *l = scan_ledgers(InvalidOid, ledger_id, CurrentMemoryContext);
+	List	   *l;
+
+	/* ledger ids are positive; 0 would mean "any ledger" to scan_ledgers() */
+	if (ledger_id <= 0)
+		return NULL;
+	l = scan_ledgers(InvalidOid, ledger_id, CurrentMemoryContext);
 
 	return l == NIL ? NULL : (ClLedgerInfo *) linitial(l);
 }

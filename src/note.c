@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "json.h"
 #include "note.h"
 #include "sha256.h"
 
@@ -967,6 +968,113 @@ cl_receipt_members_match(const cl_checkpoint *cp, const cl_receipt_member *membe
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Reads a receipt (see note.h).  The one reader behind
+ * consent_ledger.verify_checkpoint() and the offline verifier.
+ */
+bool
+cl_receipt_read(const char *text, size_t len, cl_checkpoint *cp,
+				char **note, size_t *notelen, char *why, size_t whylen)
+{
+	size_t		i = 0;
+	cl_json_object obj;
+	const cl_json_member *m;
+	const char *err;
+	bool		ok = false;
+
+	memset(&obj, 0, sizeof(obj));	/* cl_json_free() of it is a no-op */
+	*note = NULL;
+	*notelen = 0;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+		i++;
+	if (i == len || text[i] != '{')
+	{
+		/* a bare note */
+		if (!cl_checkpoint_parse(text, len, cp, &err))
+		{
+			snprintf(why, whylen, "the receipt is not a JSON object, nor a checkpoint note: %s", err);
+			return false;
+		}
+		m = NULL;
+		goto copy;
+	}
+	if (!cl_json_parse(text, len, &obj, &err))
+	{
+		const char *err2;
+
+		/* an origin may start with '{': try the bare form before giving up */
+		if (cl_checkpoint_parse(text, len, cp, &err2))
+		{
+			m = NULL;
+			goto copy;
+		}
+		snprintf(why, whylen, "malformed receipt: %s", err);
+		return false;
+	}
+	m = cl_json_get(&obj, "note", CL_JSON_STRING);
+	if (m == NULL)
+	{
+		snprintf(why, whylen, "the receipt has no \"note\" string member");
+		goto done;
+	}
+	if (m->strlen_ > CL_MAX_NOTE || !cl_checkpoint_parse(m->str, m->strlen_, cp, &err))
+	{
+		snprintf(why, whylen, "malformed checkpoint note: %s",
+				 m->strlen_ > CL_MAX_NOTE ? "note is too long" : err);
+		goto done;
+	}
+	{
+		cl_receipt_member rm[CL_JSON_MAX_MEMBERS];
+		char		digits[CL_JSON_MAX_MEMBERS][24];
+		int			k;
+
+		for (k = 0; k < obj.nmembers; k++)
+		{
+			const cl_json_member *x = &obj.members[k];
+
+			rm[k].name = x->key;
+			rm[k].text = "";
+			rm[k].len = 0;
+			rm[k].kind = CL_RECEIPT_OTHER;
+			if (x->type == CL_JSON_STRING)
+			{
+				rm[k].kind = CL_RECEIPT_STRING;
+				rm[k].text = x->str;
+				rm[k].len = x->strlen_;
+			}
+			else if (x->type == CL_JSON_INT)
+			{
+				snprintf(digits[k], sizeof(digits[k]), "%" PRIu64, x->num);
+				rm[k].kind = CL_RECEIPT_NUMBER;
+				rm[k].text = digits[k];
+				rm[k].len = strlen(digits[k]);
+			}
+		}
+		if (!cl_receipt_members_match(cp, rm, obj.nmembers, why, whylen))
+			goto done;
+	}
+
+copy:
+	{
+		const char *src = m ? m->str : text;
+		size_t		n = m ? m->strlen_ : len;
+
+		*note = malloc(n + 1);
+		if (*note == NULL)
+			snprintf(why, whylen, "out of memory");
+		else
+		{
+			memcpy(*note, src, n);
+			(*note)[n] = '\0';
+			*notelen = n;
+			ok = true;
+		}
+	}
+done:
+	cl_json_free(&obj);
+	return ok;
 }
 
 /*

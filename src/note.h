@@ -187,6 +187,23 @@ extern bool cl_rotation_parse(const char *note, size_t len, cl_key_rotation *out
 /* True when both the old and the new key signed the parsed statement. */
 extern bool cl_rotation_verify(const cl_key_rotation *r, const char *note);
 
+/*
+ * Reads a receipt from text[0..len): the JSON object checkpoint() returns
+ * or a bare note, exactly as consent_ledger.verify_checkpoint() and the
+ * offline verifier both read it.  The JSON is read by the strict reader of
+ * json.h (one flat object, no duplicate keys, numbers only non-negative
+ * integers without fraction or exponent, at most CL_JSON_MAX_MEMBERS
+ * members; anything else refuses the receipt); its "note" string must be
+ * a well-formed note and every member must pass
+ * cl_receipt_members_match().  Text that does not start with '{' (after
+ * whitespace), or that is no JSON but parses as a note, is a bare note.
+ * On success *cp is the parsed note and *note a malloc'd NUL-terminated
+ * copy of it (*notelen bytes; the caller frees it).  On failure returns
+ * false with the reason in why and nothing to free.
+ */
+extern bool cl_receipt_read(const char *text, size_t len, cl_checkpoint *cp,
+							char **note, size_t *notelen, char *why, size_t whylen);
+
 /*-------------------------------------------------------------------------
  * Export files (consent_ledger.export(), read by consent-ledger-verify).
  * UTF-8 text, one record per line, "\n" line ends:

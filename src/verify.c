@@ -16,6 +16,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -39,6 +40,8 @@ PG_FUNCTION_INFO_V1(cl_verify);
 PG_FUNCTION_INFO_V1(cl_sql_checkpoint);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint_detail);
+PG_FUNCTION_INFO_V1(cl_verify_checkpoint_text);
+PG_FUNCTION_INFO_V1(cl_verify_checkpoint_detail_text);
 PG_FUNCTION_INFO_V1(cl_sql_ledger);
 PG_FUNCTION_INFO_V1(cl_sql_inclusion_proof);
 PG_FUNCTION_INFO_V1(cl_sql_consistency_proof);
@@ -83,12 +86,33 @@ typedef struct Suspect
 	HeapTuple	tuple;
 } Suspect;
 
+/*
+ * What is known of a ledger's table.  A retired ledger's table may be
+ * dropped (its log and checkpoints stay): it counts as dropped only when
+ * no relation has its OID and consent_ledger.dropped_ledgers records the
+ * drop.  While a relation has the OID its rows are rehashed whenever they
+ * can be read; anything that does not fit -- stamp columns missing or of
+ * another type, a recorded drop of a table that exists, a relation that
+ * is not a table, an encoding version this library does not know -- is a
+ * problem (valid = false), never a reason to trust the stored log instead
+ * of the rows.
+ */
+typedef struct TableState
+{
+	bool		gone;			/* no relation has the ledger's OID */
+	bool		readable;		/* rows can be read and rehashed */
+	AttrNumber	txn_attnum;
+	AttrNumber	ord_attnum;
+	char	   *problem;		/* NULL when nothing is wrong */
+} TableState;
+
 /* Everything known about one ledger under the current snapshot. */
 typedef struct LedgerState
 {
 	ClLedgerInfo *info;
-	Relation	rel;			/* NULL when the table was dropped */
-	bool		dropped;
+	Relation	rel;			/* NULL unless the rows can be read */
+	bool		dropped;		/* the table was dropped (TableState.gone) */
+	TableState	table;
 	uint64		nsealed;		/* leaves in the log */
 	uint64		npending;		/* leaves in pending records */
 	cl_hash    *expected;		/* nsealed + npending hashes, log order then pending */
@@ -134,26 +158,75 @@ note_problem(LedgerState *st, uint64 pos, const char *fmt,...)
 	st->problem = buf.data;
 }
 
-/*
- * A retired ledger's table may be dropped (its log and checkpoints stay):
- * its relid then names no relation, or, once the OID is reused, one that
- * is not this ledger's table (it lacks the stamp columns).
- */
 static bool
-ledger_table_gone(ClLedgerInfo *info)
+encoding_known(int encoding)
 {
-	return get_rel_name(info->relid) == NULL ||
-		info->txn_attnum <= 0 || info->ord_attnum <= 0 ||
-		(info->retired && cl_ledger_was_dropped(info->ledger_id));
+	return encoding == CL_ENCODING_V1 || encoding == CL_ENCODING_V2;
+}
+
+static AttrNumber
+stamp_column(Oid relid, const char *name, Oid type, char **problem)
+{
+	AttrNumber	attnum = get_attnum(relid, name);
+
+	if (attnum <= 0)
+	{
+		if (*problem == NULL)
+			*problem = psprintf("stamp column %s missing", name);
+		return InvalidAttrNumber;
+	}
+	if (get_atttype(relid, attnum) != type)
+	{
+		if (*problem == NULL)
+			*problem = psprintf("stamp column %s is not of type %s", name, format_type_be(type));
+		return InvalidAttrNumber;
+	}
+	return attnum;
+}
+
+static void
+table_state(ClLedgerInfo *info, TableState *ts)
+{
+	char		relkind = get_rel_relkind(info->relid);
+	bool		recorded = cl_ledger_was_dropped(info->ledger_id);
+
+	memset(ts, 0, sizeof(*ts));
+	if (!encoding_known(info->encoding))
+		ts->problem = psprintf("unsupported encoding version %d", info->encoding);
+	if (relkind == '\0')
+	{
+		ts->gone = true;
+		if (ts->problem == NULL && !recorded)
+			ts->problem = psprintf("table %u does not exist, but its drop is not recorded in consent_ledger.dropped_ledgers",
+								   info->relid);
+		else if (ts->problem == NULL && !info->retired)
+			ts->problem = psprintf("table %u was dropped, but the ledger was never retired", info->relid);
+		return;
+	}
+	if (relkind != RELKIND_RELATION)
+	{
+		if (ts->problem == NULL)
+			ts->problem = psprintf("relation \"%s\", which has the OID %u of the ledger's table, is not a table",
+								   get_rel_name(info->relid), info->relid);
+		return;
+	}
+	ts->txn_attnum = stamp_column(info->relid, CL_TXN_COLUMN, INT8OID, &ts->problem);
+	ts->ord_attnum = stamp_column(info->relid, CL_ORD_COLUMN, INT4OID, &ts->problem);
+	ts->readable = ts->txn_attnum > 0 && ts->ord_attnum > 0 && encoding_known(info->encoding);
+	if (ts->problem == NULL && recorded)
+		ts->problem = psprintf("recorded as dropped in consent_ledger.dropped_ledgers, but its table \"%s\" exists",
+							   get_rel_name(info->relid));
 }
 
 /* The ledger's table name for messages, or a description once it is dropped. */
 static const char *
 ledger_name(ClLedgerInfo *info)
 {
-	if (ledger_table_gone(info))
+	char	   *name = get_rel_name(info->relid);
+
+	if (name == NULL)
 		return psprintf("ledger %d (table %u dropped)", info->ledger_id, info->relid);
-	return get_rel_name(info->relid);
+	return name;
 }
 
 static ClLedgerInfo *
@@ -164,8 +237,9 @@ ledger_or_error(Oid relid)
 	if (info == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a ledger table",
-						get_rel_name(relid) ? get_rel_name(relid) : "?"),
+				 get_rel_name(relid) ?
+				 errmsg("\"%s\" is not a ledger table", get_rel_name(relid)) :
+				 errmsg("relation with OID %u is not a ledger table", relid),
 				 errhint("Use consent_ledger.create_ledger() to make it one.")));
 	return info;
 }
@@ -316,7 +390,7 @@ load_records(LedgerState *st)
 	 * pre-commit, so they come from this backend's memory, after every
 	 * committed pending record, as the sealer would take them.
 	 */
-	if (!st->dropped)
+	if (st->rel != NULL)
 	{
 		int64		own_txn;
 		const cl_hash *own_leaves;
@@ -771,14 +845,30 @@ load_ledger(ClLedgerInfo *info, bool rows)
 {
 	LedgerState *st = palloc0(sizeof(LedgerState));
 
-	st->info = info;
+	/*
+	 * A fresh copy of the ledger's entry (the cache behind
+	 * cl_ledger_lookup() is invalidated by create and retire, not by an
+	 * edit of consent_ledger.ledgers), whose stamp columns are looked up
+	 * afresh below.
+	 */
+	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+
+	if (fresh != NULL)
+		info = fresh;
+	st->info = palloc(sizeof(ClLedgerInfo));
+	*st->info = *info;
 	st->first_problem = PG_UINT64_MAX;
-	st->dropped = ledger_table_gone(info);
-	if (!st->dropped)
+	table_state(info, &st->table);
+	st->dropped = st->table.gone;
+	st->info->txn_attnum = st->table.txn_attnum;
+	st->info->ord_attnum = st->table.ord_attnum;
+	if (st->table.problem != NULL)
+		note_problem(st, 0, "%s", st->table.problem);
+	if (st->table.readable)
 		st->rel = table_open(info->relid, AccessShareLock);
 	load_records(st);
 	check_checkpoints(st);
-	if (rows && !st->dropped)
+	if (rows && st->rel != NULL)
 		scan_rows(st);
 	return st;
 }
@@ -840,6 +930,8 @@ cl_verify(PG_FUNCTION_ARGS)
 				p = psprintf("%s (" INT64_FORMAT " problems in all)", p, st->nproblems);
 			if (st->dropped)
 				p = psprintf("%s (table dropped: rows not rechecked)", p);
+			else if (st->rel == NULL)
+				p = psprintf("%s (rows not rechecked)", p);
 			values[4] = CStringGetTextDatum(p);
 		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -924,79 +1016,15 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 }
 
 /*
- * The receipt's members as cl_receipt_members_match() takes them, and its
- * "note" string (NULL when it has none).  Numbers are given as decimal
- * digits when they are non-negative integers (3.0 is 3), else as OTHER.
- */
-static char *
-receipt_members(Jsonb *jb, cl_receipt_member **members, int *nmembers)
-{
-	JsonbIterator *it = JsonbIteratorInit(&jb->root);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	char	   *key = NULL;
-	char	   *note = NULL;
-	int			cap = 8;
-
-	*members = palloc(sizeof(cl_receipt_member) * cap);
-	*nmembers = 0;
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		cl_receipt_member *m;
-
-		if (tok == WJB_KEY)
-		{
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-			continue;
-		}
-		if (tok != WJB_VALUE || key == NULL)
-			continue;
-		if (*nmembers == cap)
-		{
-			cap *= 2;
-			*members = repalloc(*members, sizeof(cl_receipt_member) * cap);
-		}
-		m = &(*members)[(*nmembers)++];
-		m->name = key;
-		m->kind = CL_RECEIPT_OTHER;
-		m->text = "";
-		m->len = 0;
-		if (v.type == jbvString)
-		{
-			m->kind = CL_RECEIPT_STRING;
-			m->text = pnstrdup(v.val.string.val, v.val.string.len);
-			m->len = v.val.string.len;
-			if (strcmp(key, "note") == 0)
-				note = (char *) m->text;
-		}
-		else if (v.type == jbvNumeric)
-		{
-			char	   *txt = DatumGetCString(DirectFunctionCall1(numeric_out,
-																  NumericGetDatum(v.val.numeric)));
-			char	   *dot = strchr(txt, '.');
-
-			if (dot != NULL && strspn(dot + 1, "0") == strlen(dot + 1))
-				*dot = '\0';
-			if (strspn(txt, "0123456789") == strlen(txt) && txt[0] != '\0')
-			{
-				m->kind = CL_RECEIPT_NUMBER;
-				m->text = txt;
-				m->len = strlen(txt);
-			}
-		}
-		key = NULL;
-	}
-	return note;
-}
-
-/*
  * Checks a receipt (SPI connected).  Returns whether it holds; *reason is
  * set to why not, or, when it holds, to a remark on what was checked
  * (NULL when there is nothing to remark).  Never raises an error for
  * anything in the receipt: auditors run this over many receipts.
  *
- * The receipt holds only when it is a JSON object whose "note" is a well
- * formed checkpoint note, every convenience member agrees with the note,
+ * The receipt holds only when cl_receipt_read() accepts it -- the reader
+ * the offline verifier uses: a JSON object, strictly read, whose "note" is
+ * a well formed checkpoint note and whose every convenience member agrees
+ * with the note (or a bare note) --
  * the note is signed by a key recorded in consent_ledger.keys, names a
  * ledger of this database, and that ledger's rows -- rehashed now, not
  * read from stored hashes -- have exactly the note's root at the note's
@@ -1005,16 +1033,17 @@ receipt_members(Jsonb *jb, cl_receipt_member **members, int *nmembers)
  * ledger today is an append-only extension of the attested state.  When
  * the ledger's table was dropped, its rows are gone: the stored leaf
  * hashes of the log are checked against the receipt instead, and the
- * remark says so.
+ * remark says so.  While a relation has the ledger's OID the stored log
+ * never stands in for its rows: a table that cannot be read or does not
+ * fit (TableState.problem) fails the receipt.
  */
 static bool
-check_receipt(Jsonb *jb, char **reason)
+check_receipt(const char *text, size_t len, char **reason)
 {
-	cl_receipt_member *members;
-	int			nmembers;
 	char	   *note;
+	char	   *mnote;
+	size_t		notelen;
 	cl_checkpoint cp;
-	const char *err;
 	char		why[256];
 	ClLedgerInfo *info = NULL;
 	ListCell   *lc;
@@ -1025,25 +1054,18 @@ check_receipt(Jsonb *jb, char **reason)
 	bool		ok = true;
 
 	*reason = NULL;
-	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
-	{
-		*reason = "the receipt is not a JSON object (pass the object consent_ledger.checkpoint() returns)";
-		return false;
-	}
-	note = receipt_members(jb, &members, &nmembers);
-	if (note == NULL)
-	{
-		*reason = "the receipt has no \"note\" string member";
-		return false;
-	}
-	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
-	{
-		*reason = psprintf("malformed checkpoint note: %s", err);
-		return false;
-	}
-	if (!cl_receipt_members_match(&cp, members, nmembers, why, sizeof(why)))
+	if (!cl_receipt_read(text, len, &cp, &mnote, &notelen, why, sizeof(why)))
 	{
 		*reason = pstrdup(why);
+		return false;
+	}
+	/* (malloc'd: copied before anything here can raise an error) */
+	note = palloc(notelen + 1);
+	memcpy(note, mnote, notelen + 1);
+	free(mnote);
+	if (strlen(note) != notelen)
+	{
+		*reason = "malformed checkpoint note: it contains U+0000";
 		return false;
 	}
 
@@ -1066,6 +1088,13 @@ check_receipt(Jsonb *jb, char **reason)
 	}
 
 	st = load_ledger(info, true);
+	if (st->table.problem != NULL)
+	{
+		/* never the stored log instead of rows that exist */
+		*reason = psprintf("%s: %s", ledger_name(info), st->table.problem);
+		release_ledger(st);
+		return false;
+	}
 	if (cp.size > st->nsealed)
 	{
 		*reason = psprintf("the receipt's tree size " UINT64_FORMAT " exceeds the " UINT64_FORMAT " leaves sealed in the log of %s",
@@ -1102,21 +1131,40 @@ check_receipt(Jsonb *jb, char **reason)
 }
 
 /*
- * consent_ledger.verify_checkpoint(checkpoint jsonb) RETURNS boolean
- *
- * check_receipt()'s answer; the reason for false is given as a NOTICE
- * (verify_checkpoint_detail() returns it instead).
+ * A receipt argument as the text check_receipt() reads.  A text argument
+ * is read as it is, byte for byte, by the strict reader the offline
+ * verifier uses.  A jsonb argument is read as its text (jsonb's output):
+ * what jsonb input already collapsed -- duplicate keys (the last one
+ * kept), 3e0 or -0 (the number 3 or 0), whitespace, member order -- cannot
+ * be seen.  NULL with *reason set when it is no JSON object.
  */
-Datum
-cl_verify_checkpoint(PG_FUNCTION_ARGS)
+static char *
+receipt_argument(FunctionCallInfo fcinfo, bool is_text, char **reason)
 {
-	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
-	char	   *reason;
-	bool		ok;
+	Jsonb	   *jb;
+
+	if (is_text)
+		return text_to_cstring(PG_GETARG_TEXT_PP(0));
+	jb = PG_GETARG_JSONB_P(0);
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+	{
+		*reason = "the receipt is not a JSON object (pass the object consent_ledger.checkpoint() returns)";
+		return NULL;
+	}
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
+
+static Datum
+verify_checkpoint(FunctionCallInfo fcinfo, bool is_text)
+{
+	char	   *reason = NULL;
+	char	   *text = receipt_argument(fcinfo, is_text, &reason);
+	bool		ok = false;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ok = check_receipt(jb, &reason);
+	if (text != NULL)
+		ok = check_receipt(text, strlen(text), &reason);
 	if (!ok)
 		ereport(NOTICE,
 				(errmsg("receipt does not verify: %s", reason)));
@@ -1124,8 +1172,48 @@ cl_verify_checkpoint(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(ok);
 }
 
+static Datum
+verify_checkpoint_detail(FunctionCallInfo fcinfo, bool is_text)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *reason = NULL;
+	char	   *text = receipt_argument(fcinfo, is_text, &reason);
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = BoolGetDatum(text != NULL && check_receipt(text, strlen(text), &reason));
+	if (reason == NULL)
+		nulls[1] = true;
+	else
+		values[1] = CStringGetTextDatum(reason);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	SPI_finish();
+	return (Datum) 0;
+}
+
 /*
- * consent_ledger.verify_checkpoint_detail(checkpoint jsonb)
+ * consent_ledger.verify_checkpoint(checkpoint jsonb | text) RETURNS boolean
+ *
+ * check_receipt()'s answer; the reason for false is given as a NOTICE
+ * (verify_checkpoint_detail() returns it instead).
+ */
+Datum
+cl_verify_checkpoint(PG_FUNCTION_ARGS)
+{
+	return verify_checkpoint(fcinfo, false);
+}
+
+Datum
+cl_verify_checkpoint_text(PG_FUNCTION_ARGS)
+{
+	return verify_checkpoint(fcinfo, true);
+}
+
+/*
+ * consent_ledger.verify_checkpoint_detail(checkpoint jsonb | text)
  *	 RETURNS TABLE (valid boolean, reason text)
  *
  * One row: check_receipt()'s answer and its reason (NULL when a receipt
@@ -1134,23 +1222,13 @@ cl_verify_checkpoint(PG_FUNCTION_ARGS)
 Datum
 cl_verify_checkpoint_detail(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
-	char	   *reason;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	return verify_checkpoint_detail(fcinfo, false);
+}
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	values[0] = BoolGetDatum(check_receipt(jb, &reason));
-	if (reason == NULL)
-		nulls[1] = true;
-	else
-		values[1] = CStringGetTextDatum(reason);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	SPI_finish();
-	return (Datum) 0;
+Datum
+cl_verify_checkpoint_detail_text(PG_FUNCTION_ARGS)
+{
+	return verify_checkpoint_detail(fcinfo, true);
 }
 
 /*
@@ -1236,10 +1314,11 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 				found = l;
 		}
 		if (found == NULL)
-			found = dropped_ledger_by_name(ref);
-		if (found == NULL)
 		{
-			/* to_regclass(): a name that is no relation is no error */
+			/*
+			 * A live table first (to_regclass(): a name that is no relation
+			 * is no error) ...
+			 */
 			LOCAL_FCINFO(rc, 1);
 			Datum		relid;
 
@@ -1250,6 +1329,9 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 			if (!rc->isnull && OidIsValid(DatumGetObjectId(relid)))
 				found = cl_ledger_lookup(DatumGetObjectId(relid));
 		}
+		/* ... then the name a dropped ledger's table had */
+		if (found == NULL)
+			found = dropped_ledger_by_name(ref);
 	}
 	if (found == NULL)
 		ereport(ERROR,
@@ -1437,7 +1519,16 @@ encode_at(LedgerState *st, ClRowEncoder *enc, ItemPointer tid, uint64 pos, Strin
 static void *
 begin_row_read(ClLedgerInfo *info, const char *what)
 {
-	if (ledger_table_gone(info))
+	TableState	ts;
+	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+
+	table_state(fresh != NULL ? fresh : info, &ts);
+	if (!ts.gone && !ts.readable)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s of %s is not possible: %s", what, ledger_name(info), ts.problem),
+				 errhint("Run consent_ledger.verify() on the ledger.")));
+	if (ts.gone)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s of %s is not possible: its table was dropped", what, ledger_name(info)),

@@ -397,124 +397,33 @@ hash64(const cl_hash h, char out[45])
  * Reads a checkpoint file: a raw note, or JSON with a "note" member (and
  * optionally the members checkpoint() adds -- origin, tree_size,
  * root_hash, time, prev_hash, key_id, signature -- each of which must
- * then agree with the note: see cl_receipt_members_match()).  On success returns 0 with *note (malloc'd) and *cp set.
- * Returns EXIT_USAGE on I/O errors (printed), or EXIT_FAILED with *why
- * set when the content is not a valid checkpoint.
+ * then agree with the note), read by cl_receipt_read(), the reader
+ * consent_ledger.verify_checkpoint() uses too.  On success returns 0 with
+ * *note (malloc'd) and *cp set.  Returns EXIT_USAGE on I/O errors
+ * (printed), or EXIT_FAILED with *why set when the content is not a valid
+ * checkpoint.
  */
 static int
 load_checkpoint_file(const char *path, char **note, size_t *notelen,
 					 cl_checkpoint *cp, const char **why)
 {
+	static char reason[256];
 	char	   *buf;
 	size_t		len;
-	size_t		i = 0;
 	int			rc;
-	cl_json_object obj;
-	const char *err;
-	const cl_json_member *m;
 
 	*note = NULL;
 	rc = read_whole_file(path, MAX_DOCUMENT, &buf, &len);
 	if (rc != 0)
 		return rc;
-	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
-		i++;
-	if (i == len || buf[i] != '{')
+	if (!cl_receipt_read(buf, len, cp, note, notelen, reason, sizeof(reason)))
 	{
-		/* a raw note */
-		if (!cl_checkpoint_parse(buf, len, cp, &err))
-		{
-			free(buf);
-			*why = err;
-			return EXIT_FAILED;
-		}
-		*note = buf;
-		*notelen = len;
-		return 0;
-	}
-
-	if (!cl_json_parse(buf, len, &obj, &err))
-	{
-		/* an origin may start with '{': try the raw form before giving up */
-		const char *err2;
-
-		if (cl_checkpoint_parse(buf, len, cp, &err2))
-		{
-			*note = buf;
-			*notelen = len;
-			return 0;
-		}
 		free(buf);
-		*why = err;
+		*why = reason;
 		return EXIT_FAILED;
 	}
 	free(buf);
-	rc = EXIT_FAILED;
-
-	m = cl_json_get(&obj, "note", CL_JSON_STRING);
-	if (m == NULL)
-	{
-		*why = "JSON has no \"note\" string member";
-		goto done;
-	}
-	if (m->strlen_ > CL_MAX_NOTE)
-	{
-		*why = "note is too long";
-		goto done;
-	}
-	if (!cl_checkpoint_parse(m->str, m->strlen_, cp, &err))
-	{
-		*why = err;
-		goto done;
-	}
-	{
-		/* a receipt is all-or-nothing: every member must agree with the note */
-		static char reason[160];
-		cl_receipt_member rm[CL_JSON_MAX_MEMBERS];
-		char		digits[CL_JSON_MAX_MEMBERS][24];
-
-		for (i = 0; i < (size_t) obj.nmembers; i++)
-		{
-			const cl_json_member *x = &obj.members[i];
-
-			rm[i].name = x->key;
-			rm[i].text = "";
-			rm[i].len = 0;
-			rm[i].kind = CL_RECEIPT_OTHER;
-			if (x->type == CL_JSON_STRING)
-			{
-				rm[i].kind = CL_RECEIPT_STRING;
-				rm[i].text = x->str;
-				rm[i].len = x->strlen_;
-			}
-			else if (x->type == CL_JSON_INT)
-			{
-				snprintf(digits[i], sizeof(digits[i]), "%" PRIu64, x->num);
-				rm[i].kind = CL_RECEIPT_NUMBER;
-				rm[i].text = digits[i];
-				rm[i].len = strlen(digits[i]);
-			}
-		}
-		if (!cl_receipt_members_match(cp, rm, obj.nmembers, reason, sizeof(reason)))
-		{
-			*why = reason;
-			goto done;
-		}
-	}
-	*note = malloc(m->strlen_ + 1);
-	if (*note == NULL)
-	{
-		rc = error("out of memory");
-		goto done;
-	}
-	memcpy(*note, m->str, m->strlen_);
-	(*note)[m->strlen_] = '\0';
-	*notelen = m->strlen_;
-	rc = 0;
-
-done:
-	cl_json_free(&obj);
-	return rc;
+	return 0;
 }
 
 /* Human name of an export record kind, for error messages. */

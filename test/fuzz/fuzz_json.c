@@ -1,10 +1,14 @@
 /*-------------------------------------------------------------------------
  * fuzz_json.c
- *	  libFuzzer target: cl_json_parse, cl_json_get and cl_json_free.
+ *	  libFuzzer target: cl_json_parse, cl_json_get and cl_json_free, and
+ *	  cl_receipt_read (the receipt reader of verify_checkpoint() and the
+ *	  offline verifier) on the same bytes.
  *
  * Properties checked (abort() on violation): a failure sets err and
  * leaves no members; a success has unique, NUL-free keys, and every
- * string's strlen_ is within the input length.
+ * string's strlen_ is within the input length.  cl_receipt_read fails
+ * with a NUL-terminated reason and no note, or succeeds with a note of
+ * at most the input's length, NUL-terminated.
  *-------------------------------------------------------------------------
  */
 #include <stdint.h>
@@ -12,6 +16,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "note.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,6 +29,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *err = NULL;
 	int			i;
 	int			j;
+	cl_checkpoint cp;
+	char	   *note = NULL;
+	size_t		notelen = 0;
+	char		why[160];
+
+	why[0] = 'x';
+	why[sizeof(why) - 1] = 'x';
+	if (cl_receipt_read((const char *) data, size, &cp, &note, &notelen, why, sizeof(why)))
+	{
+		if (note == NULL || notelen > size || note[notelen] != '\0')
+			abort();
+		free(note);
+	}
+	else if (note != NULL || memchr(why, '\0', sizeof(why)) == NULL)
+		abort();
 
 	if (!cl_json_parse((const char *) data, size, &obj, &err))
 	{

@@ -46,7 +46,7 @@ INSERT INTO public.cl00_prot VALUES (1, 'cl00_s1'), (2, 'cl00_s2'), (3, 'cl00_s3
 CREATE TEMP TABLE cl00_keep (k text PRIMARY KEY, v text);
 GRANT ALL ON cl00_keep TO PUBLIC;
 
-SELECT plan(75);
+SELECT plan(77);
 
 -- ---------------------------------------------------------------------
 -- audit(): the first call in the database, by an administrator who owns
@@ -97,6 +97,8 @@ SELECT is((SELECT (v::jsonb ->> 'tree_size')::bigint FROM cl00_keep WHERE k = 'c
 	'admin: checkpoint() has tree_size 2');
 SELECT is(consent_ledger.verify_checkpoint((SELECT v::jsonb FROM cl00_keep WHERE k = 'cp')), true,
 	'admin: verify_checkpoint() of it is true');
+SELECT is(consent_ledger.verify_checkpoint((SELECT v FROM cl00_keep WHERE k = 'cp')), true,
+	'admin: verify_checkpoint(text) of it is true');
 SELECT is((consent_ledger.inclusion_proof('public.cl00_led', 1) ->> 'tree_size')::bigint, 2::bigint,
 	'admin: inclusion_proof(leaf 1)');
 SELECT is((consent_ledger.consistency_proof('public.cl00_led', 1, 2) ->> 'new_size')::bigint, 2::bigint,
@@ -117,6 +119,8 @@ SELECT is(consent_ledger.checkpoint('public.cl00_led')::text, (SELECT v FROM cl0
 	'auditor: checkpoint() is the same receipt');
 SELECT is(consent_ledger.verify_checkpoint((SELECT v::jsonb FROM cl00_keep WHERE k = 'cp')), true,
 	'auditor: verify_checkpoint() is true');
+SELECT is((SELECT row(valid, reason)::text FROM consent_ledger.verify_checkpoint_detail((SELECT v FROM cl00_keep WHERE k = 'cp'))),
+	'(t,)', 'auditor: verify_checkpoint_detail(text) is true');
 SELECT is((consent_ledger.inclusion_proof('public.cl00_led', 0, 2) ->> 'leaf_index')::bigint, 0::bigint,
 	'auditor: inclusion_proof(leaf 0, size 2)');
 SELECT is((consent_ledger.consistency_proof('public.cl00_led', 1, 2) ->> 'old_size')::bigint, 1::bigint,

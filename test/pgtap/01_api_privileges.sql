@@ -3,7 +3,7 @@
 -- and that nobody but the extension writes its internal tables.
 -- Runs in one transaction that is rolled back (roles included).
 BEGIN;
-SELECT plan(116);
+SELECT plan(124);
 
 -- ---------------------------------------------------------------------
 -- Functions: existence, argument names and types, result types
@@ -17,6 +17,8 @@ SELECT has_function('consent_ledger', 'key_id', ARRAY[]::name[], 'key_id() exist
 SELECT has_function('consent_ledger', 'verifier_key', ARRAY[]::name[], 'verifier_key() exists');
 SELECT has_function('consent_ledger', 'checkpoint', ARRAY['regclass'], 'checkpoint(regclass) exists');
 SELECT has_function('consent_ledger', 'verify_checkpoint', ARRAY['jsonb'], 'verify_checkpoint(jsonb) exists');
+SELECT has_function('consent_ledger', 'verify_checkpoint', ARRAY['text'], 'verify_checkpoint(text) exists');
+SELECT has_function('consent_ledger', 'verify_checkpoint_detail', ARRAY['text'], 'verify_checkpoint_detail(text) exists');
 SELECT has_function('consent_ledger', 'inclusion_proof', ARRAY['regclass', 'bigint'], 'inclusion_proof(regclass, bigint) exists');
 SELECT has_function('consent_ledger', 'inclusion_proof', ARRAY['regclass', 'bigint', 'bigint'], 'inclusion_proof(regclass, bigint, bigint) exists');
 SELECT has_function('consent_ledger', 'consistency_proof', ARRAY['regclass', 'bigint', 'bigint'], 'consistency_proof(regclass, bigint, bigint) exists');
@@ -34,6 +36,10 @@ SELECT is(pg_get_function_arguments('consent_ledger.checkpoint(regclass)'::regpr
 		  'relation regclass', 'checkpoint argument names');
 SELECT is(pg_get_function_arguments('consent_ledger.verify_checkpoint(jsonb)'::regprocedure),
 		  'checkpoint jsonb', 'verify_checkpoint argument names');
+SELECT is(pg_get_function_arguments('consent_ledger.verify_checkpoint(text)'::regprocedure),
+		  'checkpoint text', 'verify_checkpoint(text) argument names');
+SELECT is(pg_get_function_arguments('consent_ledger.verify_checkpoint_detail(text)'::regprocedure),
+		  'checkpoint text', 'verify_checkpoint_detail(text) argument names');
 SELECT is(pg_get_function_arguments('consent_ledger.inclusion_proof(regclass, bigint)'::regprocedure),
 		  'relation regclass, leaf bigint', 'inclusion_proof/2 argument names');
 SELECT is(pg_get_function_arguments('consent_ledger.inclusion_proof(regclass, bigint, bigint)'::regprocedure),
@@ -57,6 +63,9 @@ SELECT function_returns('consent_ledger', 'key_id', ARRAY[]::name[], 'text', 'ke
 SELECT function_returns('consent_ledger', 'verifier_key', ARRAY[]::name[], 'text', 'verifier_key returns text');
 SELECT function_returns('consent_ledger', 'checkpoint', ARRAY['regclass'], 'jsonb', 'checkpoint returns jsonb');
 SELECT function_returns('consent_ledger', 'verify_checkpoint', ARRAY['jsonb'], 'boolean', 'verify_checkpoint returns boolean');
+SELECT function_returns('consent_ledger', 'verify_checkpoint', ARRAY['text'], 'boolean', 'verify_checkpoint(text) returns boolean');
+SELECT is(pg_get_function_result('consent_ledger.verify_checkpoint_detail(text)'::regprocedure),
+		  'TABLE(valid boolean, reason text)', 'verify_checkpoint_detail(text) returns TABLE(valid, reason)');
 SELECT function_returns('consent_ledger', 'inclusion_proof', ARRAY['regclass', 'bigint'], 'jsonb', 'inclusion_proof/2 returns jsonb');
 SELECT function_returns('consent_ledger', 'inclusion_proof', ARRAY['regclass', 'bigint', 'bigint'], 'jsonb', 'inclusion_proof/3 returns jsonb');
 SELECT function_returns('consent_ledger', 'consistency_proof', ARRAY['regclass', 'bigint', 'bigint'], 'jsonb', 'consistency_proof returns jsonb');
@@ -70,6 +79,8 @@ SELECT is_strict('consent_ledger', 'retire_ledger', ARRAY['regclass'], 'retire_l
 SELECT isnt_strict('consent_ledger', 'verify', ARRAY['regclass'], 'verify is not STRICT (NULL = all ledgers)');
 SELECT is_strict('consent_ledger', 'checkpoint', ARRAY['regclass'], 'checkpoint is STRICT');
 SELECT is_strict('consent_ledger', 'verify_checkpoint', ARRAY['jsonb'], 'verify_checkpoint is STRICT');
+SELECT is_strict('consent_ledger', 'verify_checkpoint', ARRAY['text'], 'verify_checkpoint(text) is STRICT');
+SELECT is_strict('consent_ledger', 'verify_checkpoint_detail', ARRAY['text'], 'verify_checkpoint_detail(text) is STRICT');
 SELECT is_strict('consent_ledger', 'inclusion_proof', ARRAY['regclass', 'bigint'], 'inclusion_proof/2 is STRICT');
 SELECT is_strict('consent_ledger', 'inclusion_proof', ARRAY['regclass', 'bigint', 'bigint'], 'inclusion_proof/3 is STRICT');
 SELECT is_strict('consent_ledger', 'consistency_proof', ARRAY['regclass', 'bigint', 'bigint'], 'consistency_proof is STRICT');
@@ -109,6 +120,8 @@ $$, $$VALUES ('consent_ledger.create_ledger(regclass)'),
 		  ('consent_ledger.checkpoint(regclass)'),
 		  ('consent_ledger.verify_checkpoint(jsonb)'),
 		  ('consent_ledger.verify_checkpoint_detail(jsonb)'),
+		  ('consent_ledger.verify_checkpoint(text)'),
+		  ('consent_ledger.verify_checkpoint_detail(text)'),
 		  ('consent_ledger.ledger(text)'),
 		  ('consent_ledger.inclusion_proof(regclass,bigint)'),
 		  ('consent_ledger.inclusion_proof(regclass,bigint,bigint)'),
@@ -128,6 +141,8 @@ $$, $$VALUES ('consent_ledger.verify(regclass)'),
 		  ('consent_ledger.checkpoint(regclass)'),
 		  ('consent_ledger.verify_checkpoint(jsonb)'),
 		  ('consent_ledger.verify_checkpoint_detail(jsonb)'),
+		  ('consent_ledger.verify_checkpoint(text)'),
+		  ('consent_ledger.verify_checkpoint_detail(text)'),
 		  ('consent_ledger.ledger(text)'),
 		  ('consent_ledger.inclusion_proof(regclass,bigint)'),
 		  ('consent_ledger.inclusion_proof(regclass,bigint,bigint)'),

@@ -8,7 +8,7 @@
 # The verifier is not built here: CL_VERIFY names it (default
 # ./consent-ledger-verify).  The signing helper test/unit/make_export.c is
 # compiled into a temporary directory with $CC (default cc) against
-# src/note.c and src/merkle.c, unless CL_MAKE_EXPORT names a built one.
+# src/note.c, src/json.c, src/merkle.c and src/sha256.c, unless CL_MAKE_EXPORT names a built one.
 # The temporary directory ($TMPDIR or /tmp) is removed at exit.
 #-------------------------------------------------------------------------
 set -u
@@ -34,7 +34,7 @@ if [ -n "${CL_MAKE_EXPORT:-}" ]; then
 else
 	MK="$tmp/make_export"
 	if ! $CC -std=c99 -O2 -I"$srcdir/src" "$srcdir/test/unit/make_export.c" \
-		"$srcdir/src/note.c" "$srcdir/src/merkle.c" -lsodium -o "$MK" 2>"$tmp/cc.err"; then
+		"$srcdir/src/note.c" "$srcdir/src/json.c" "$srcdir/src/merkle.c" "$srcdir/src/sha256.c" -lsodium -lcrypto -o "$MK" 2>"$tmp/cc.err"; then
 		echo "Bail out! cannot compile test/unit/make_export.c"
 		sed 's/^/# /' "$tmp/cc.err"
 		exit 2
@@ -264,6 +264,42 @@ expect 1 "FAIL: $tmp/r2: receipt member \"key_id\" is not a string" \
 sed 's/"time": 1700000000, //' "$tmp/receipt.json" >"$tmp/r2"
 expect 0 "OK: " "a receipt without a convenience member still verifies (the note is authoritative)" \
 	"$V" checkpoint --public-key "$pub1" "$tmp/r2"
+
+# one reader for receipts, the one consent_ledger.verify_checkpoint(text)
+# uses (sql/receipts.sql section 9 and TAP 016 give the same verdicts):
+# duplicate keys, fractions and exponents, negative numbers, nesting and
+# more than 32 members refuse a receipt wherever they are; members
+# checkpoint() does not give are otherwise ignored
+# bad_receipt SED REASON DESCRIPTION: the receipt edited by SED fails with REASON
+bad_receipt() {
+	sed "$1" "$tmp/receipt.json" >"$tmp/r2"
+	cmp -s "$tmp/r2" "$tmp/receipt.json" && echo "Bail out! the edit for '$3' changed nothing"
+	expect 1 "FAIL: $tmp/r2: $2" "$3" "$V" checkpoint --public-key "$pub1" "$tmp/r2"
+	expect 1 "FAIL: --checkpoint" "export --checkpoint: $3" \
+		"$V" export --public-key "$pub1" --checkpoint "$tmp/r2" "$tmp/good"
+}
+bad_receipt 's/^{/{"tree_size": 999, /' 'malformed receipt: duplicate key' \
+	'a receipt with a second, disagreeing tree_size before the true one fails'
+bad_receipt 's/^{/{"note": "garbage", /' 'malformed receipt: duplicate key' \
+	'a receipt with a second note member fails'
+bad_receipt 's/^{/{"x": 1, "x": 1, /' 'malformed receipt: duplicate key' \
+	'a receipt with a duplicate unknown member fails'
+bad_receipt 's/"tree_size": 3/"tree_size": 3.0/' 'malformed receipt: numbers with a fraction or exponent are not accepted' \
+	'a receipt whose tree_size is 3.0 fails'
+bad_receipt 's/"tree_size": 3/"tree_size": 3e0/' 'malformed receipt: numbers with a fraction or exponent are not accepted' \
+	'a receipt whose tree_size is 3e0 fails'
+bad_receipt 's/"tree_size": 3/"tree_size": -0/' 'malformed receipt: negative numbers are not accepted' \
+	'a receipt whose tree_size is -0 fails'
+bad_receipt 's/^{/{"extra": {"a": 1}, /' 'malformed receipt: nested objects are not accepted' \
+	'a receipt with a nested unknown member fails'
+bad_receipt 's/^{/{"extra": 1.5, /' 'malformed receipt: numbers with a fraction or exponent are not accepted' \
+	'a receipt with a fractional unknown member fails'
+bad_receipt 's/^{/{"extra": [1, 2], /' 'malformed receipt: arrays may only hold strings' \
+	'a receipt with an array of numbers fails'
+bad_receipt "s/^{/{$(i=0; while [ $i -lt 100 ]; do printf '"m%d": 1, ' $i; i=$((i + 1)); done)/" \
+	'malformed receipt: object has too many members' 'a receipt with 100 extra members fails'
+sed 's/^{/{"comment": "mine", "seen": true, "n": 7, "tags": ["a"], "z": null, /' "$tmp/receipt.json" >"$tmp/r2"
+expect 0 "OK: " "a receipt with unknown flat members still verifies" "$V" checkpoint --public-key "$pub1" "$tmp/r2"
 
 #-------------------------------------------------------------------------
 # checkpoint subcommand
