@@ -308,16 +308,13 @@ cl_ledger_list(void)
 }
 
 /*
- * Looks up relid in one of the extension's registries (a table whose first
- * column is a regclass: protected, audited, purpose_views), with a heap
- * scan under the latest snapshot -- no privileges needed, so it serves the
- * guard, the policy and the audit whoever the current role is.  Returns
- * whether it is there; with text_attnum > 0 also that column's value,
- * palloc'd in mcxt.
+ * The first row of consent_ledger.<table> whose first column (an oid or an
+ * int4) is key, under the latest snapshot; with text_attnum > 0 also that
+ * column's value, palloc'd in mcxt.
  */
-bool
-cl_registry_lookup(const char *table, Oid relid, int text_attnum,
-				   MemoryContext mcxt, char **text_value)
+static bool
+registry_scan(const char *table, uint32 key, int text_attnum,
+			  MemoryContext mcxt, char **text_value)
 {
 	Oid			nsp = cl_schema_oid(true);
 	Oid			tab = OidIsValid(nsp) ? get_relname_relid(table, nsp) : InvalidOid;
@@ -336,7 +333,8 @@ cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 	{
 		bool		isnull;
 
-		if (DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) != relid)
+		/* compared as 32 bits: an oid and an int4 are fetched alike */
+		if (DatumGetUInt32(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) != key || isnull)
 			continue;
 		found = true;
 		if (text_attnum > 0 && text_value != NULL)
@@ -351,6 +349,21 @@ cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * Looks up relid in one of the extension's registries (a table whose first
+ * column is a regclass: protected, audited, purpose_views), with a heap
+ * scan under the latest snapshot -- no privileges needed, so it serves the
+ * guard, the policy and the audit whoever the current role is.  Returns
+ * whether it is there; with text_attnum > 0 also that column's value,
+ * palloc'd in mcxt.
+ */
+bool
+cl_registry_lookup(const char *table, Oid relid, int text_attnum,
+				   MemoryContext mcxt, char **text_value)
+{
+	return registry_scan(table, (uint32) relid, text_attnum, mcxt, text_value);
 }
 
 /*
@@ -416,29 +429,7 @@ cl_ledger_note_dropped(Oid relid)
 bool
 cl_ledger_was_dropped(int32 ledger_id)
 {
-	Oid			nsp = cl_schema_oid(true);
-	Oid			tab = OidIsValid(nsp) ? get_relname_relid("dropped_ledgers", nsp) : InvalidOid;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	Snapshot	snap;
-	bool		found = false;
-
-	if (!OidIsValid(tab))
-		return false;
-	rel = table_open(tab, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(rel, snap, 0, NULL);
-	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-
-		found = DatumGetInt32(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) == ledger_id;
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snap);
-	table_close(rel, AccessShareLock);
-	return found;
+	return registry_scan("dropped_ledgers", (uint32) ledger_id, 0, NULL, NULL);
 }
 
 /* See CL_LOCK_SEAL_ROUND in consent_ledger.h. */
