@@ -548,6 +548,69 @@ parse_sigline(const char *line, size_t len, cl_signature *sig, bool *stored,
 	return true;
 }
 
+/* The messages of one kind of signed text: a checkpoint note, a rotation statement. */
+typedef struct SignedTextKind
+{
+	const char *too_long;
+	const char *no_newline;
+	const char *bad_text;
+} SignedTextKind;
+
+static const SignedTextKind note_kind = {
+	"note is too long",
+	"note does not end with a newline",
+	"note is not valid UTF-8 or contains a control character"
+};
+static const SignedTextKind rotation_kind = {
+	"rotation statement is too long",
+	"rotation statement does not end with a newline",
+	"rotation statement is not valid UTF-8 or contains a control character"
+};
+
+/* What every signed text must be before its lines are read. */
+static bool
+signed_text_ok(const char *s, size_t len, const SignedTextKind *kind, const char **err)
+{
+	if (len > CL_MAX_NOTE)
+		*err = kind->too_long;
+	else if (len == 0 || s[len - 1] != '\n')
+		*err = kind->no_newline;
+	else if (!valid_note_text(s, len))
+		*err = kind->bad_text;
+	else
+		return true;
+	return false;
+}
+
+/*
+ * The signature lines from *pos to the end of s: at most CL_MAX_SIGLINES
+ * (*nlines counts them all), the Ed25519-sized ones appended to
+ * sigs[*nsigs].  false with *err set on a malformed or extra line.
+ */
+static bool
+parse_siglines(const char *s, size_t len, size_t *pos, cl_signature *sigs,
+			   int *nsigs, int *nlines, const char **err)
+{
+	const char *line;
+	size_t		linelen;
+
+	while (next_line(s, len, pos, &line, &linelen))
+	{
+		bool		stored;
+
+		if (++*nlines > CL_MAX_SIGLINES)
+		{
+			*err = "too many signature lines";
+			return false;
+		}
+		if (!parse_sigline(line, linelen, &sigs[*nsigs], &stored, err))
+			return false;
+		if (stored)
+			(*nsigs)++;
+	}
+	return true;
+}
+
 /*
  * Parses a complete checkpoint note (see note.h for the exact format).
  * Returns true and fills *out only when every rule holds: length <=
@@ -568,21 +631,8 @@ cl_checkpoint_parse(const char *note, size_t len, cl_checkpoint *out,
 	int			nlines = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (len > CL_MAX_NOTE)
-	{
-		*err = "note is too long";
+	if (!signed_text_ok(note, len, &note_kind, err))
 		return false;
-	}
-	if (len == 0 || note[len - 1] != '\n')
-	{
-		*err = "note does not end with a newline";
-		return false;
-	}
-	if (!valid_note_text(note, len))
-	{
-		*err = "note is not valid UTF-8 or contains a control character";
-		return false;
-	}
 
 	/* origin */
 	if (!next_line(note, len, &pos, &line, &linelen))
@@ -656,20 +706,8 @@ cl_checkpoint_parse(const char *note, size_t len, cl_checkpoint *out,
 	}
 
 	/* signature lines, up to the end */
-	while (next_line(note, len, &pos, &line, &linelen))
-	{
-		bool		stored;
-
-		if (++nlines > CL_MAX_SIGLINES)
-		{
-			*err = "too many signature lines";
-			goto fail;
-		}
-		if (!parse_sigline(line, linelen, &out->sigs[out->nsigs], &stored, err))
-			goto fail;
-		if (stored)
-			out->nsigs++;
-	}
+	if (!parse_siglines(note, len, &pos, out->sigs, &out->nsigs, &nlines, err))
+		goto fail;
 	if (nlines == 0)
 	{
 		*err = "note has no signature line";
@@ -778,21 +816,8 @@ cl_rotation_parse(const char *note, size_t len, cl_key_rotation *out,
 	int			nlines = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (len > CL_MAX_NOTE)
-	{
-		*err = "rotation statement is too long";
+	if (!signed_text_ok(note, len, &rotation_kind, err))
 		return false;
-	}
-	if (len == 0 || note[len - 1] != '\n')
-	{
-		*err = "rotation statement does not end with a newline";
-		return false;
-	}
-	if (!valid_note_text(note, len))
-	{
-		*err = "rotation statement is not valid UTF-8 or contains a control character";
-		return false;
-	}
 	if (!next_line(note, len, &pos, &line, &linelen))
 		goto truncated;
 	if (linelen != strlen(CL_ROTATION_HEADER) || memcmp(line, CL_ROTATION_HEADER, linelen) != 0)
@@ -831,20 +856,8 @@ cl_rotation_parse(const char *note, size_t len, cl_key_rotation *out,
 		*err = "missing blank line before the signatures";
 		goto fail;
 	}
-	while (next_line(note, len, &pos, &line, &linelen))
-	{
-		bool		stored;
-
-		if (++nlines > CL_MAX_SIGLINES)
-		{
-			*err = "too many signature lines";
-			goto fail;
-		}
-		if (!parse_sigline(line, linelen, &out->sigs.sigs[out->sigs.nsigs], &stored, err))
-			goto fail;
-		if (stored)
-			out->sigs.nsigs++;
-	}
+	if (!parse_siglines(note, len, &pos, out->sigs.sigs, &out->sigs.nsigs, &nlines, err))
+		goto fail;
 	if (pos != len)
 		goto truncated;
 	if (out->sigs.nsigs == 0)
