@@ -88,7 +88,21 @@ REVOKE USAGE, CREATE ON SCHEMA consent_ledger FROM cl_life_dbo;
 SET ROLE cl_life_rec;
 SELECT consent_ledger.grant_consent('43', 'analytics') AS event_id;
 RESET ROLE;
+-- hardening: the audit ledger's DDL does not follow the caller's
+-- search_path (a domain "text" of an untrusted role would own its columns)
+CREATE SCHEMA evil AUTHORIZATION cl_life_dbo;
+SET ROLE cl_life_dbo;
+CREATE DOMAIN evil.text AS pg_catalog.text;
+CREATE DOMAIN evil.int8 AS pg_catalog.int8;
+CREATE DOMAIN evil.bytea AS pg_catalog.bytea;
+CREATE DOMAIN evil.timestamptz AS pg_catalog.timestamptz;
+RESET ROLE;
+SET search_path = evil, pg_catalog;
 SELECT consent_ledger.audit('public.watched');
+RESET search_path;
+SELECT count(*) AS columns_of_other_types FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = 'consent_ledger.audit_log'::regclass AND a.attnum > 0
+  AND t.typnamespace <> 'pg_catalog'::regnamespace;
 SELECT c.relname, c.relowner::regrole = current_user::regrole AS ours
 FROM pg_class c WHERE c.relnamespace = 'consent_ledger'::regnamespace
   AND c.relname IN ('consent_events', 'audit_log') ORDER BY 1;
