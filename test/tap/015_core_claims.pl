@@ -252,7 +252,7 @@ is($out, '', 'ring full: ... and returns no row');
 ($ret, $out, $err) = psql_as('analyst', q{SET consent_ledger.seal_timeout = '1s'; SET consent_ledger.purpose = 'research';
 	\set VERBOSITY verbose
 	SELECT id FROM people ORDER BY id;});
-like($err, qr/ERROR:  57014:/, 'ring full: ... with SQLSTATE 57014');
+like($err, qr/ERROR:  55P03:/, 'ring full: ... with SQLSTATE 55P03 (README "SQLSTATEs of timeouts")');
 $locker->query_safe('COMMIT;');
 $locker->quit;
 ok(cl_wait_for($node, $db, q{SELECT count(*) > 0 FROM consent_ledger.audit_log WHERE kind = 'gap'}, 60),
