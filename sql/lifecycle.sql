@@ -178,6 +178,17 @@ SHOW search_path;
 RESET search_path;
 RESET work_mem;
 
+-- an installation made before 1.2 in a schema an untrusted role owns or
+-- may create in: ALTER EXTENSION ... UPDATE warns, saying what to do
 \c contrib_regression
+CREATE DATABASE cl_life_old OWNER cl_life_dbo;
+\c cl_life_old
+CREATE EXTENSION consent_ledger VERSION '1.1';
+ALTER SCHEMA consent_ledger OWNER TO cl_life_dbo;
+GRANT CREATE ON SCHEMA consent_ledger TO cl_life_rec, PUBLIC;
+ALTER EXTENSION consent_ledger UPDATE TO '1.2';
+
+\c contrib_regression
+DROP DATABASE cl_life_old WITH (FORCE);
 DROP DATABASE cl_life_shop WITH (FORCE);
 DROP ROLE cl_life_dbo, cl_life_rec, cl_life_towner;
