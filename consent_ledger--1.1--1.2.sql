@@ -171,3 +171,48 @@ REVOKE ALL ON FUNCTION consent_ledger.verify_checkpoint(text),
 GRANT EXECUTE ON FUNCTION consent_ledger.verify_checkpoint(text),
 	consent_ledger.verify_checkpoint_detail(text)
 	TO consent_ledger_auditor, consent_ledger_admin;
+
+/*
+ * 1.2 life cycle: the extension's schema (README "Trust model and
+ * custody", review 2 F1).  CREATE EXTENSION now refuses a schema
+ * consent_ledger owned by an untrusted role or granting CREATE to others
+ * (cl_assert_preloaded, called by the 1.0 script).  An installation made
+ * before 1.2 may live in such a schema: its owner could plant tables the
+ * extension finds by name.  The update does not change ownership or
+ * privileges itself; it says what to do.
+ */
+DO $schema$
+DECLARE
+	owner_name text;
+	owner_super boolean;
+	creators text;
+BEGIN
+	SELECT r.rolname, r.rolsuper INTO owner_name, owner_super
+	FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+	WHERE n.nspname OPERATOR(pg_catalog.=) 'consent_ledger';
+	IF NOT owner_super AND owner_name OPERATOR(pg_catalog.<>) CURRENT_USER THEN
+		RAISE WARNING USING
+			ERRCODE = 'insufficient_privilege',
+			MESSAGE = pg_catalog.format('consent_ledger: schema consent_ledger is owned by role %I, which is not a superuser', owner_name),
+			DETAIL = 'The owner of the extension''s schema can replace or drop the extension''s objects and plant tables it finds by name; 1.2 refuses to be installed into such a schema.',
+			HINT = pg_catalog.format('ALTER SCHEMA consent_ledger OWNER TO %I, and check the schema for objects that role created.', CURRENT_USER);
+	END IF;
+	SELECT pg_catalog.string_agg(CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+									  ELSE pg_catalog.quote_ident(r.rolname) END, ', ')
+	INTO creators
+	FROM pg_catalog.pg_namespace n,
+		 LATERAL pg_catalog.aclexplode(n.nspacl) a
+		 LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+	WHERE n.nspname OPERATOR(pg_catalog.=) 'consent_ledger'
+	  AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+	  AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+	  AND NOT coalesce(r.rolsuper, false);
+	IF creators IS NOT NULL THEN
+		RAISE WARNING USING
+			ERRCODE = 'insufficient_privilege',
+			MESSAGE = pg_catalog.format('consent_ledger: CREATE on schema consent_ledger is granted to %s', creators),
+			DETAIL = 'A role that can create objects in the extension''s schema can plant tables the extension finds by name; 1.2 refuses to be installed into such a schema.',
+			HINT = pg_catalog.format('REVOKE CREATE ON SCHEMA consent_ledger FROM %s.', creators);
+	END IF;
+END
+$schema$;

@@ -666,27 +666,27 @@ cl_row_hash(PG_FUNCTION_ARGS)
 
 static const char *const create_audit_sql[] = {
 	"CREATE TABLE consent_ledger.audit_log ("
-	" record_id bigint NOT NULL,"
-	" at timestamptz NOT NULL,"
-	" kind text NOT NULL,"
-	" operation text NOT NULL,"
-	" relation text NOT NULL,"
-	" relid oid,"
-	" session_id text NOT NULL,"
-	" session_user_name text,"
-	" role_name text,"
-	" client_addr text,"
-	" application_name text,"
-	" purpose text,"
-	" row_key text,"
-	" old_row_hash bytea,"
-	" new_row_hash bytea,"
-	" xid xid8,"
-	" outcome text NOT NULL,"
-	" rows_returned bigint,"
-	" rows_withheld bigint,"
-	" query_id bigint,"
-	" rls_bypassed boolean)",
+	" record_id pg_catalog.int8 NOT NULL,"
+	" at pg_catalog.timestamptz NOT NULL,"
+	" kind pg_catalog.text NOT NULL,"
+	" operation pg_catalog.text NOT NULL,"
+	" relation pg_catalog.text NOT NULL,"
+	" relid pg_catalog.oid,"
+	" session_id pg_catalog.text NOT NULL,"
+	" session_user_name pg_catalog.text,"
+	" role_name pg_catalog.text,"
+	" client_addr pg_catalog.text,"
+	" application_name pg_catalog.text,"
+	" purpose pg_catalog.text,"
+	" row_key pg_catalog.text,"
+	" old_row_hash pg_catalog.bytea,"
+	" new_row_hash pg_catalog.bytea,"
+	" xid pg_catalog.xid8,"
+	" outcome pg_catalog.text NOT NULL,"
+	" rows_returned pg_catalog.int8,"
+	" rows_withheld pg_catalog.int8,"
+	" query_id pg_catalog.int8,"
+	" rls_bypassed pg_catalog.bool)",
 	"COMMENT ON TABLE consent_ledger.audit_log IS "
 	"'the audit ledger: every change to audited tables and every read of protected data; append-only, hash-chained, signed'",
 	"REVOKE ALL ON consent_ledger.audit_log FROM PUBLIC",
@@ -699,13 +699,13 @@ static Oid
 audit_log_relid(bool create)
 {
 	Oid			nsp = cl_schema_oid(false);
-	Oid			relid = get_relname_relid("audit_log", nsp);
+	Oid			relid = cl_check_internal_table(get_relname_relid("audit_log", nsp), "audit_log");
 	Oid			owner;
 
 	if (OidIsValid(relid) || !create)
 		return relid;
 	LockRelationOid(cl_internal_relid("audited"), ShareRowExclusiveLock);
-	relid = get_relname_relid("audit_log", nsp);
+	relid = cl_check_internal_table(get_relname_relid("audit_log", nsp), "audit_log");
 	if (OidIsValid(relid))
 		return relid;
 	owner = cl_extension_owner();

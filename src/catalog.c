@@ -32,6 +32,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -154,6 +155,47 @@ cl_extension_owner(void)
 				 errmsg("consent_ledger is not installed in this database"),
 				 errhint("Run CREATE EXTENSION consent_ledger.")));
 	return owner;
+}
+
+/*
+ * The consent and audit ledgers are found by name in the extension's
+ * schema (they are created on first use, not by the install script).  One
+ * that someone else made is never used (README "Trust model"): it must be
+ * an ordinary table owned by the extension's owner or by a superuser;
+ * otherwise ERROR.  Returns relid.
+ */
+Oid
+cl_check_internal_table(Oid relid, const char *name)
+{
+	HeapTuple	tup;
+	Form_pg_class cls;
+	Oid			owner;
+	Oid			extowner;
+	char		relkind;
+
+	if (!OidIsValid(relid))
+		return relid;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return relid;
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	owner = cls->relowner;
+	relkind = cls->relkind;
+	ReleaseSysCache(tup);
+	extowner = cl_extension_owner();
+	if ((owner == extowner || superuser_arg(owner)) && relkind == RELKIND_RELATION)
+		return relid;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("relation %s.%s was not created by consent_ledger", CL_SCHEMA, name),
+			 errdetail("It is owned by role \"%s\"%s; the extension only uses an ordinary table owned by its owner \"%s\" (or a superuser), "
+					   "and never reads or writes one someone else created.",
+					   GetUserNameFromId(owner, false),
+					   relkind == RELKIND_RELATION ? "" : " and is not an ordinary table",
+					   GetUserNameFromId(extowner, false)),
+			 errhint("A superuser should inspect %s.%s and drop it or move it out of schema %s; the extension then creates its own on first use.",
+					 CL_SCHEMA, name, CL_SCHEMA)));
+	return InvalidOid;			/* keep compiler quiet */
 }
 
 static void

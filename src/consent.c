@@ -47,14 +47,14 @@ static SubTransactionId purposes_changed_subid = InvalidSubTransactionId;
 
 static const char *const create_consent_sql[] = {
 	"CREATE TABLE consent_ledger.consent_events ("
-	" event_id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('consent_ledger.consent_event_seq'),"
-	" subject text NOT NULL,"
-	" purpose text NOT NULL,"
-	" action text NOT NULL CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY['grant', 'withdraw'])),"
-	" expires_at timestamptz,"
-	" evidence jsonb,"
-	" recorded_at timestamptz NOT NULL,"
-	" recorded_by text NOT NULL)",
+	" event_id pg_catalog.int8 PRIMARY KEY DEFAULT pg_catalog.nextval('consent_ledger.consent_event_seq'),"
+	" subject pg_catalog.text NOT NULL,"
+	" purpose pg_catalog.text NOT NULL,"
+	" action pg_catalog.text NOT NULL CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY['grant', 'withdraw'])),"
+	" expires_at pg_catalog.timestamptz,"
+	" evidence pg_catalog.jsonb,"
+	" recorded_at pg_catalog.timestamptz NOT NULL,"
+	" recorded_by pg_catalog.text NOT NULL)",
 	"CREATE INDEX consent_events_subject_idx ON consent_ledger.consent_events (subject, purpose, event_id)",
 	"COMMENT ON TABLE consent_ledger.consent_events IS "
 	"'the consent ledger: every grant and withdrawal, append-only, hash-chained, signed'",
@@ -84,7 +84,8 @@ Oid
 cl_consent_events_relid(bool create)
 {
 	Oid			nsp = cl_schema_oid(false);
-	Oid			relid = get_relname_relid("consent_events", nsp);
+	Oid			relid = cl_check_internal_table(get_relname_relid("consent_events", nsp),
+												"consent_events");
 	Oid			owner;
 
 	if (OidIsValid(relid) || !create)
@@ -92,7 +93,7 @@ cl_consent_events_relid(bool create)
 
 	/* the relation lock also makes us see a concurrent creator's commit */
 	LockRelationOid(cl_internal_relid("purposes"), ShareRowExclusiveLock);
-	relid = get_relname_relid("consent_events", nsp);
+	relid = cl_check_internal_table(get_relname_relid("consent_events", nsp), "consent_events");
 	if (OidIsValid(relid))
 		return relid;
 

@@ -13,9 +13,24 @@
 
 #include <sodium.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "libpq/auth.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/syscache.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
@@ -239,13 +254,183 @@ cl_require_preloaded(void)
 }
 
 /*
+ * CREATE EXTENSION (README "Trust model"): PostgreSQL installs a
+ * non-relocatable extension into its schema even when that schema already
+ * exists, whoever owns it.  Its owner could then plant consent_events or
+ * audit_log, drop the extension's tables, or create objects that capture
+ * the extension's names, and the extension's SECURITY DEFINER functions
+ * would run that role's code as a superuser.  So the install refuses
+ * unless schema consent_ledger is owned by the installing role or a
+ * superuser, grants CREATE to nobody but its owner (and superusers), and
+ * holds nothing but what this CREATE EXTENSION has put there so far.
+ */
+static Oid
+extension_schema(Oid extoid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+/*
+ * What a DROP EXTENSION of 1.1 left behind (the consent ledger, its view,
+ * the audit ledger) and what the 1.2 install script renamed them to: kept
+ * in the schema when a superuser (or the installing role) owns them; the
+ * install script moves the first three out of the way.
+ */
+static bool
+is_trusted_leftover(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class cls;
+	const char *name;
+	size_t		len;
+	bool		ok;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	name = NameStr(cls->relname);
+	len = strlen(name);
+	ok = (cls->relowner == GetUserId() || superuser_arg(cls->relowner)) &&
+		((cls->relkind == RELKIND_RELATION &&
+		  (strcmp(name, "consent_events") == 0 || strcmp(name, "audit_log") == 0 ||
+		   (len > 19 && strcmp(name + len - 19, "_dropped_before_1_2") == 0))) ||
+		 (cls->relkind == RELKIND_VIEW && strcmp(name, "consent_state") == 0));
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+static void
+check_install_schema(void)
+{
+	Oid			nsp;
+	HeapTuple	tup;
+	Form_pg_namespace form;
+	Oid			nspowner;
+	const char *nspname;
+	const char *ownername;
+	const char *installer = GetUserNameFromId(GetUserId(), false);
+	Datum		acldatum;
+	bool		isnull;
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	dep;
+
+	if (!creating_extension || !OidIsValid(CurrentExtensionObject))
+		return;
+	nsp = extension_schema(CurrentExtensionObject);
+	if (!OidIsValid(nsp))
+		return;
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		return;
+	form = (Form_pg_namespace) GETSTRUCT(tup);
+	nspowner = form->nspowner;
+	nspname = pstrdup(NameStr(form->nspname));
+	ownername = GetUserNameFromId(nspowner, false);
+	if (nspowner != GetUserId() && !superuser_arg(nspowner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot install consent_ledger into existing schema \"%s\" owned by role \"%s\"",
+						nspname, ownername),
+				 errdetail("Schema \"%s\" is owned by role \"%s\", which is neither the installing role \"%s\" nor a superuser; "
+						   "the owner of the extension's schema could replace or drop its objects.",
+						   nspname, ownername, installer),
+				 errhint("Drop the schema (DROP SCHEMA %s) or give it to the installing role (ALTER SCHEMA %s OWNER TO %s), then run CREATE EXTENSION again.",
+						 quote_identifier(nspname), quote_identifier(nspname), quote_identifier(installer))));
+
+	acldatum = SysCacheGetAttr(NAMESPACEOID, tup, Anum_pg_namespace_nspacl, &isnull);
+	if (!isnull)
+	{
+		Acl		   *acl = DatumGetAclPCopy(acldatum);
+		AclItem    *items = ACL_DAT(acl);
+
+		for (int i = 0; i < ACL_NUM(acl); i++)
+		{
+			Oid			grantee = items[i].ai_grantee;
+			const char *gname;
+
+			if (!(ACLITEM_GET_PRIVS(items[i]) & ACL_CREATE) || grantee == nspowner ||
+				(grantee != ACL_ID_PUBLIC && superuser_arg(grantee)))
+				continue;
+			gname = grantee == ACL_ID_PUBLIC ? "PUBLIC" : GetUserNameFromId(grantee, false);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot install consent_ledger into existing schema \"%s\": %s%s%s may create objects in it",
+							nspname, grantee == ACL_ID_PUBLIC ? "" : "role \"", gname,
+							grantee == ACL_ID_PUBLIC ? "" : "\""),
+					 errdetail("Schema \"%s\" is owned by role \"%s\" and grants CREATE to %s; "
+							   "a role that can create objects in the extension's schema can capture its names.",
+							   nspname, ownername, gname),
+					 errhint("Drop the schema (DROP SCHEMA %s), or REVOKE CREATE ON SCHEMA %s FROM %s, then run CREATE EXTENSION again.",
+							 quote_identifier(nspname), quote_identifier(nspname),
+							 grantee == ACL_ID_PUBLIC ? "PUBLIC" : quote_identifier(gname))));
+		}
+	}
+	ReleaseSysCache(tup);
+
+	/*
+	 * Every object in a schema depends on it (pg_depend), as does the
+	 * extension being created.  Only that extension and its members so far
+	 * (the function that called us) may be there.
+	 */
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(NamespaceRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(nsp));
+	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(dep = systable_getnext(scan)))
+	{
+		Form_pg_depend d = (Form_pg_depend) GETSTRUCT(dep);
+		ObjectAddress obj;
+
+		if (d->classid == ExtensionRelationId && d->objid == CurrentExtensionObject)
+			continue;
+		if (getExtensionOfObject(d->classid, d->objid) == CurrentExtensionObject)
+			continue;
+		if (d->classid == RelationRelationId && is_trusted_leftover(d->objid))
+			continue;
+		obj.classId = d->classid;
+		obj.objectId = d->objid;
+		obj.objectSubId = d->objsubid;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot install consent_ledger into existing schema \"%s\": it is not empty", nspname),
+				 errdetail("Schema \"%s\" (owner \"%s\") already contains %s; the extension must start from an empty schema.",
+						   nspname, ownername, getObjectDescription(&obj, false)),
+				 errhint("Drop the schema (DROP SCHEMA %s CASCADE, after checking what it holds) or move its objects elsewhere, then run CREATE EXTENSION again.",
+						 quote_identifier(nspname))));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
  * Called by the install script: CREATE EXTENSION fails unless the library
- * was preloaded, with a hint naming the exact setting.
+ * was preloaded, with a hint naming the exact setting, and unless the
+ * extension's schema is safe to install into (check_install_schema).
  */
 Datum
 cl_assert_preloaded(PG_FUNCTION_ARGS)
 {
 	cl_require_preloaded();
+	check_install_schema();
 	if (cl_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

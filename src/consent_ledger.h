@@ -169,6 +169,7 @@ extern ClLedgerInfo *cl_ledger_by_id(int32 ledger_id);
 extern List *cl_ledger_list(void);
 extern void cl_ledger_cache_reset(void);
 extern Oid	cl_extension_owner(void);
+extern Oid	cl_check_internal_table(Oid relid, const char *name);
 extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 							   MemoryContext mcxt, char **text_value);
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);

@@ -635,6 +635,49 @@ internal_ledger_has_rows(const char *qname)
 	return rows;
 }
 
+/*
+ * DROP EXTENSION ... CASCADE on tables still protected: the policies whose
+ * expressions call the extension's functions go with it, but protect()'s
+ * consent_ledger_insert policy (WITH CHECK (true)) depends on nothing of
+ * the extension and would stay, so that protect() after a new CREATE
+ * EXTENSION refused the table.  All four are dropped here; row-level
+ * security stays enabled and forced, so hidden rows stay hidden (README
+ * "Uninstall").
+ */
+static void
+drop_protect_policies(Oid owner)
+{
+	static const char *const policies[] = {
+		"consent_ledger_read", "consent_ledger_insert",
+		"consent_ledger_update", "consent_ledger_delete"
+	};
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	if (SPI_execute("SELECT relid FROM consent_ledger.protected", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.protected");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			relids = lappend_oid(relids, DatumGetObjectId(d));
+	}
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char	   *relname = get_rel_name(relid);
+		char	   *qname;
+
+		if (relname == NULL)
+			continue;
+		qname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), relname);
+		for (int i = 0; i < lengthof(policies); i++)
+			cl_run_as_owner(psprintf("DROP POLICY IF EXISTS %s ON %s", policies[i], qname), owner);
+	}
+}
+
 static void
 drop_extension_internal_ledgers(void)
 {
@@ -642,13 +685,25 @@ drop_extension_internal_ledgers(void)
 	Oid			nsp = cl_schema_oid(true);
 	Oid			extoid = get_extension_oid(CL_EXTENSION, false);
 	Oid			owner = cl_extension_owner();
-	char	   *archive = psprintf("%s_dropped_%u", CL_SCHEMA, extoid);
+	char	   *base = psprintf("%s_dropped_%u", CL_SCHEMA, extoid);
+	char	   *archive = base;
+	bool		archive_made = false;
 
 	drop_extension_schema = nsp;
 	if (!OidIsValid(nsp))
 		return;
+
+	/*
+	 * The archive schema is always created here, by the extension's owner:
+	 * one that already exists (the extension's OID is public, anyone with
+	 * CREATE on the database can make it) is never used; the first free
+	 * name base_2, base_3, ... is taken instead, and a NOTICE says which.
+	 */
+	for (int n = 2; OidIsValid(get_namespace_oid(archive, true)); n++)
+		archive = psprintf("%s_%d", base, n);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	drop_protect_policies(owner);
 	for (int i = 0; i < lengthof(names); i++)
 	{
 		Oid			relid = get_relname_relid(names[i], nsp);
@@ -657,6 +712,7 @@ drop_extension_internal_ledgers(void)
 
 		if (!OidIsValid(relid) || getExtensionOfObject(RelationRelationId, relid) == extoid)
 			continue;
+		(void) cl_check_internal_table(relid, names[i]);
 		info = cl_ledger_lookup(relid);
 		if (strcmp(names[i], "consent_events") == 0)
 			cl_run_as_owner("DROP VIEW IF EXISTS consent_ledger.consent_state", owner);
@@ -682,8 +738,17 @@ drop_extension_internal_ledgers(void)
 		}
 		if (strcmp(names[i], "consent_events") == 0)
 			cl_run_as_owner(psprintf("ALTER TABLE %s ALTER COLUMN event_id DROP DEFAULT", qname), owner);
-		if (!OidIsValid(get_namespace_oid(archive, true)))
+		if (!archive_made)
+		{
 			cl_run_as_owner(psprintf("CREATE SCHEMA %s", quote_identifier(archive)), owner);
+			archive_made = true;
+			if (strcmp(archive, base) != 0)
+				ereport(NOTICE,
+						(errmsg("consent_ledger: retired consent and audit ledgers are kept in schema %s",
+								quote_identifier(archive)),
+						 errdetail("A schema named %s already existed; it was not created by the extension and is not used.",
+								   quote_identifier(base))));
+		}
 		cl_run_as_owner(psprintf("ALTER TABLE %s SET SCHEMA %s", qname, quote_identifier(archive)), owner);
 	}
 	SPI_finish();

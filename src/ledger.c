@@ -564,18 +564,33 @@ cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls)
 }
 
 /*
- * Runs one statement through SPI as the extension's owner, with the guard
- * hooks told that the extension itself is at work.
+ * Runs one statement through SPI as the given role (the extension's owner,
+ * or a table's owner when its rows are adopted), with the guard hooks told
+ * that the extension itself is at work.
+ *
+ * As PostgreSQL does for ANALYZE, CREATE INDEX and REFRESH MATERIALIZED
+ * VIEW (CVE-2022-1552): the statement is a security-restricted operation
+ * (no SET ROLE, no temporary objects, no LISTEN, ...), search_path is
+ * pinned to pg_catalog, pg_temp, and every setting changed inside, also by
+ * a plain SET or set_config(..., false) in a table owner's trigger or
+ * operator, is rolled back when it ends.  So a table owner's code cannot
+ * leave anything behind in the caller's session, and the statement's own
+ * names resolve the same whatever the caller's search_path.
  */
 void
 cl_run_as_owner(const char *sql, Oid owner)
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 	bool		save_ddl = cl_internal_ddl;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	cl_internal_ddl = true;
 	PG_TRY();
 	{
@@ -588,6 +603,8 @@ cl_run_as_owner(const char *sql, Oid owner)
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
+	/* on error, the (sub)transaction abort rolls the nest level back */
+	AtEOXact_GUC(false, nest);
 }
 
 /* Checks that a relation can become a ledger; ERROR otherwise. */
@@ -694,7 +711,8 @@ adopt_rows(Relation rel, int32 ledger_id, int encoding)
 	}
 	else
 		nrows = 0;
-	AtEOXact_GUC(true, nest);
+	/* roll back every setting changed in between, not only ours */
+	AtEOXact_GUC(false, nest);
 	if (nrows == 0)
 		return;
 	if (nrows > (uint64) PG_INT32_MAX)

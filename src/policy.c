@@ -1537,7 +1537,7 @@ check_call(const char *fn, const char *prefix, const char *colref, Oid typid)
  * UPDATE and DELETE reach only such rows too (a trigger or a RETURNING
  * clause would otherwise see the others), INSERT is not restricted
  * (privileges govern writes).
- * Warns about roles that bypass row-level security.
+ * Warns about roles that bypass row-level security or replicate (REPLICATION).
  */
 Datum
 cl_protect(PG_FUNCTION_ARGS)
@@ -1613,7 +1613,7 @@ cl_protect(PG_FUNCTION_ARGS)
 
 	/* who can read it without the policy? */
 	if (SPI_execute("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(rolname), ', ' ORDER BY rolname) "
-					"FROM pg_catalog.pg_roles WHERE (rolsuper OR rolbypassrls) "
+					"FROM pg_catalog.pg_roles WHERE (rolsuper OR rolbypassrls OR rolreplication) "
 					"AND oid OPERATOR(pg_catalog.<>) 10", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_roles");
 	initStringInfo(&bypass);
@@ -1627,10 +1627,11 @@ cl_protect(PG_FUNCTION_ARGS)
 	SPI_finish();
 	if (bypass.len > 0)
 		ereport(WARNING,
-				(errmsg("roles %s bypass row-level security and can read \"%s\" without consent checks",
+				(errmsg("roles %s bypass row-level security or replicate and can read \"%s\" without consent checks",
 						bypass.data, get_rel_name(relid)),
-				 errdetail("Superusers and roles with BYPASSRLS are not subject to row-level security policies."),
-				 errhint("Remove SUPERUSER or BYPASSRLS from roles that read personal data.")));
+				 errdetail("Superusers and roles with BYPASSRLS are not subject to row-level security policies; "
+						   "roles with REPLICATION read every row, hidden ones included and unaudited, through logical decoding or a base backup."),
+				 errhint("Remove SUPERUSER, BYPASSRLS or REPLICATION from roles that must not read personal data without consent.")));
 	PG_RETURN_VOID();
 }
 

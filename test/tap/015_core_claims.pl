@@ -79,14 +79,18 @@ unlike($err, qr/WARNING/, 'protect: ... and warns of nothing (the bootstrap supe
 $node->safe_psql($db, q{
 	CREATE ROLE bypasser LOGIN BYPASSRLS;
 	CREATE ROLE root2 SUPERUSER;
+	CREATE ROLE replicator LOGIN REPLICATION;
 	CREATE TABLE people2 (id integer PRIMARY KEY, subject integer NOT NULL);
 });
 ($ret, $out, $err) = psql_as('postgres', q{SELECT consent_ledger.protect('people2', 'subject')});
 is($ret, 0, 'protect: with bypassing roles protect() works');
-like($err, qr/WARNING:  roles bypasser, root2 bypass row-level security and can read "people2" without consent checks/,
-	'protect: ... and warns, naming the BYPASSRLS role and the other superuser');
-like($err, qr/HINT:  Remove SUPERUSER or BYPASSRLS from roles that read personal data\./, 'protect: ... with its hint');
-$node->safe_psql($db, q{DROP ROLE root2;
+like($err, qr/WARNING:  roles bypasser, replicator, root2 bypass row-level security or replicate and can read "people2" without consent checks/,
+	'protect: ... and warns, naming the BYPASSRLS role, the REPLICATION role and the other superuser');
+like($err, qr/DETAIL:  .*roles with REPLICATION read every row, hidden ones included and unaudited, through logical decoding or a base backup\./,
+	'protect: ... with a detail saying what REPLICATION roles can read');
+like($err, qr/HINT:  Remove SUPERUSER, BYPASSRLS or REPLICATION from roles that must not read personal data without consent\./,
+	'protect: ... with its hint');
+$node->safe_psql($db, q{DROP ROLE root2; DROP ROLE replicator;
 	GRANT SELECT ON people TO analyst, analyst2, stranger, stranger2, bypasser;});
 
 my $consented = "1\n2\n6\n7";
@@ -248,7 +252,7 @@ is($out, '', 'ring full: ... and returns no row');
 ($ret, $out, $err) = psql_as('analyst', q{SET consent_ledger.seal_timeout = '1s'; SET consent_ledger.purpose = 'research';
 	\set VERBOSITY verbose
 	SELECT id FROM people ORDER BY id;});
-like($err, qr/ERROR:  55P03:/, 'ring full: ... with SQLSTATE 55P03');
+like($err, qr/ERROR:  55P03:/, 'ring full: ... with SQLSTATE 55P03 (README "SQLSTATEs of timeouts")');
 $locker->query_safe('COMMIT;');
 $locker->quit;
 ok(cl_wait_for($node, $db, q{SELECT count(*) > 0 FROM consent_ledger.audit_log WHERE kind = 'gap'}, 60),

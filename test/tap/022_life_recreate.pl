@@ -17,6 +17,15 @@
 #     (an event id below the old incarnation's highest).
 #  5. Leftovers of a 1.1 drop (tables named like the consent and audit
 #     ledgers, no triggers) are renamed out of the way by CREATE EXTENSION.
+#  6. A schema consent_ledger_dropped_<extension OID> made beforehand by an
+#     untrusted role is never used: DROP EXTENSION archives into a fresh
+#     schema of its own and says which (review 2, F3).
+#  7. DROP EXTENSION ... CASCADE on a table still protected leaves none of
+#     protect()'s policies (row-level security stays on), so protect()
+#     works after CREATE EXTENSION again (review 2, F5).
+#  8. Re-creation: a schema consent_ledger pre-created by an untrusted role
+#     (here one with CREATE on the database) makes CREATE EXTENSION refuse
+#     (42501) (review 2, F1).
 
 use strict;
 use warnings;
@@ -166,6 +175,67 @@ is($node->safe_psql($db, q{SELECT count(*) FROM consent_ledger.consent_events_dr
 	'the old rows are kept, renamed');
 $node->safe_psql($db, q{SELECT consent_ledger.seal()});
 is(cl_verify_row($node, $db, 'consent_ledger.consent_events')->{valid}, 1, 'the new consent ledger verifies');
+
+# 6. a planted archive schema
+$node->safe_psql($db, q{
+	CREATE ROLE mallory LOGIN;
+	GRANT CREATE ON DATABASE postgres TO mallory;
+	SELECT consent_ledger.authorize_purpose('analyst', 'research');
+	SELECT consent_ledger.protect('people', 'subject');
+});
+is($node->safe_psql($db, q{SET consent_ledger.purpose = 'research'; SELECT string_agg(subject, ',') FROM people},
+		extra_params => [ '-U', 'analyst' ]), 's1', 'protected again: a read (audited)');
+ok(cl_wait_for($node, $db, q{SELECT count(*) > 0 FROM consent_ledger.audit_log}, 60), '... the audit ledger holds records');
+$extoid = $node->safe_psql($db, q{SELECT oid FROM pg_extension WHERE extname = 'consent_ledger'});
+$node->safe_psql($db, qq{CREATE SCHEMA consent_ledger_dropped_$extoid; GRANT USAGE ON SCHEMA consent_ledger_dropped_$extoid TO PUBLIC},
+	extra_params => [ '-U', 'mallory' ]);
+($ret, $out, $err) = $node->psql($db, q{
+	BEGIN;
+	SELECT consent_ledger.retire_ledger('consent_ledger.consent_events');
+	SELECT consent_ledger.retire_ledger('consent_ledger.audit_log');
+	DROP EXTENSION consent_ledger CASCADE;
+	COMMIT;
+});
+is($ret, 0, 'DROP EXTENSION with a planted archive schema works');
+like($err, qr/NOTICE:  consent_ledger: retired consent and audit ledgers are kept in schema consent_ledger_dropped_${extoid}_2\n/,
+	'... and says where the retired ledgers are kept (a fresh name)');
+like($err, qr/DETAIL:  A schema named consent_ledger_dropped_$extoid already existed; it was not created by the extension and is not used\./,
+	'... and why');
+is($node->safe_psql($db, qq{SELECT string_agg(c.relname, ',' ORDER BY c.relname) || ' ' || n.nspowner::regrole
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE n.nspname = 'consent_ledger_dropped_${extoid}_2' AND c.relkind = 'r' GROUP BY n.nspowner}),
+	'audit_log,consent_events postgres', 'the archive schema is the extension owner\'s and holds both ledgers');
+is($node->safe_psql($db, qq{SELECT count(*) FROM pg_class WHERE relnamespace = 'consent_ledger_dropped_$extoid'::regnamespace}),
+	'0', "nothing was moved into the planted schema consent_ledger_dropped_$extoid");
+
+# 7. protect()'s policies are gone with the extension, row-level security stays
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_policy WHERE polrelid = 'people'::regclass}), '0',
+	'DROP EXTENSION CASCADE left no policy of protect() on a protected table');
+is($node->safe_psql($db, q{SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'people'::regclass}), 't',
+	'... and row-level security stays enabled and forced (hidden rows stay hidden)');
+
+# 8. re-creation over a schema an untrusted role made (the schema that
+# held the leftovers of section 5 is dropped first)
+is($node->safe_psql($db, q{SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
+	WHERE relnamespace = 'consent_ledger'::regnamespace AND relkind = 'r'}),
+	'audit_log_dropped_before_1_2,consent_events_dropped_before_1_2',
+	'schema consent_ledger still holds the renamed leftovers of a 1.1 drop');
+$node->safe_psql($db, q{DROP SCHEMA consent_ledger CASCADE});
+$node->safe_psql($db, q{CREATE SCHEMA consent_ledger}, extra_params => [ '-U', 'mallory' ]);
+($ret, $out, $err) = $node->psql($db, q{\set VERBOSITY verbose
+	CREATE EXTENSION consent_ledger});
+isnt($ret, 0, 'CREATE EXTENSION refuses a schema consent_ledger owned by an untrusted role');
+like($err, qr/ERROR:  42501: cannot install consent_ledger into existing schema "consent_ledger" owned by role "mallory"/,
+	'... with 42501 naming the owner');
+like($err, qr/HINT:  Drop the schema \(DROP SCHEMA consent_ledger\) or give it to the installing role \(ALTER SCHEMA consent_ledger OWNER TO postgres\)/,
+	'... and a hint');
+$node->safe_psql($db, q{DROP SCHEMA consent_ledger; CREATE EXTENSION consent_ledger});
+($ret, $out, $err) = $node->psql($db, q{SELECT consent_ledger.protect('people', 'subject')});
+is($ret, 0, 'protect() works again on the table protected when the extension was dropped') or diag($err);
+$node->safe_psql($db, q{SELECT consent_ledger.define_purpose('research'); SELECT consent_ledger.authorize_purpose('analyst', 'research');});
+is($node->safe_psql($db, q{SET consent_ledger.purpose = 'research'; SELECT count(*) FROM people},
+		extra_params => [ '-U', 'analyst' ]), '0',
+	'... and it hides the rows of subjects without consent in the new registry');
 
 $node->stop;
 done_testing();
