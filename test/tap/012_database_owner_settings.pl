@@ -73,6 +73,12 @@ $node->safe_psql($db, q{
 # the workers pick the settings up when they start
 $node->restart;
 
+# This test's own sessions must not trip over the 1 ms default either: a
+# SET statement_timeout = 0 sent as the first statement still runs under
+# it and can be cancelled on a loaded machine.  Startup options override
+# database defaults, so the client is immune before its first statement.
+$ENV{PGOPTIONS} = '-c statement_timeout=0';
+
 # the owner's defaults apply to its own sessions: it is a real trap
 my $sess_path = $node->safe_psql($db, 'SHOW search_path', extra_params => [ '-U', 'dbowner' ]);
 is($sess_path, 'trap, pg_catalog', "the database's sessions get the owner's search_path");
