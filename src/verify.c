@@ -217,6 +217,21 @@ table_state(ClLedgerInfo *info, TableState *ts)
 	}
 	LockRelationOid(info->relid, AccessShareLock);
 	ts->locked = true;
+
+	/*
+	 * A DROP TABLE that held the lock has committed (and set relid to NULL)
+	 * or rolled back: the ledger's entry is read again under the lock.
+	 */
+	{
+		ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+
+		if (fresh != NULL && fresh->relid != info->relid)
+		{
+			*info = *fresh;
+			table_state(info, ts);
+			return;
+		}
+	}
 	relkind = get_rel_relkind(info->relid);
 	if (relkind == '\0')
 	{
@@ -903,6 +918,7 @@ load_ledger(ClLedgerInfo *info, bool rows)
 		info = fresh;
 	st->info = palloc(sizeof(ClLedgerInfo));
 	*st->info = *info;
+	info = st->info;
 	st->first_problem = PG_UINT64_MAX;
 	table_state(info, &st->table);
 	st->dropped = st->table.gone;
@@ -946,9 +962,10 @@ verify_one(void *arg)
 	VerifyOne  *v = arg;
 	ClLedgerInfo *info = v->info;
 	LedgerState *st;
-	Oid			relation = ledger_regclass(info);
+	Oid			relation;
 
 	st = load_ledger(info, true);
+	relation = ledger_regclass(st->info);
 	v->values[0] = ObjectIdGetDatum(relation);
 	v->nulls[0] = !OidIsValid(relation);
 	v->values[1] = Int64GetDatum((int64) (st->nsealed + st->npending));
@@ -1628,8 +1645,12 @@ begin_row_read(ClLedgerInfo *info, const char *what)
 	TableState	ts;
 	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
 
-	if (fresh != NULL)
-		info = fresh;
+	if (fresh == NULL)
+	{
+		fresh = palloc(sizeof(ClLedgerInfo));
+		*fresh = *info;
+	}
+	info = fresh;
 	table_state(info, &ts);
 	if (!ts.gone && !ts.readable)
 		ereport(ERROR,
