@@ -108,7 +108,7 @@ is($node2->safe_psql('restored', q{
 	'NULL,live', 'restored: both ledgers are in consent_ledger.ledgers');
 is($node2->safe_psql('restored', q{
 	SELECT string_agg(coalesce(relation::text, 'NULL') || ' ' || "rows" || ' ' || valid || ' ' || coalesce(problem, ''),
-					  E'\n' ORDER BY relation NULLS FIRST)
+					  E'\n' ORDER BY relation::text NULLS FIRST)
 	FROM consent_ledger.verify(NULL)}),
 	"NULL 5 true table dropped: rows not rechecked; log, checkpoint chain and signatures verified\nlive 3 true ",
 	'restored: verify(NULL) reports both valid, the dropped one dropped');
@@ -179,6 +179,35 @@ $rv = cl_verify_row($node, 'src', 't_new');
 ok($rv->{valid} && $rv->{rows} == 1, 'source: t_new became a ledger and verifies') or diag $rv->{problem};
 is($node->safe_psql('src', q{SELECT count(*) FILTER (WHERE valid) || '/' || count(*) FROM consent_ledger.verify(NULL)}),
 	'3/3', 'source: all three ledgers valid');
+
+###########################################################################
+# R5: one ledger whose table cannot be read does not abort verify(NULL)
+###########################################################################
+
+$node->safe_psql('src', q{
+	CREATE TABLE unreadable (id integer);
+	SELECT consent_ledger.create_ledger('unreadable');
+	INSERT INTO unreadable VALUES (1), (2);
+	SELECT consent_ledger.seal();
+	CHECKPOINT;
+});
+my $file = $node->data_dir . '/' . $node->safe_psql('src', q{SELECT pg_relation_filepath('unreadable')});
+$node->stop;
+chmod(0000, $file) or die "chmod $file: $!";
+$node->start;
+is($node->safe_psql('src', q{
+	SELECT string_agg(coalesce(relation::text, 'NULL') || ' ' || valid || ' ' || coalesce("rows"::text, 'NULL') || ' '
+					  || regexp_replace(coalesce(problem, ''), 'file "[^"]*"', 'file F'), E'\n' ORDER BY relation::text NULLS FIRST)
+	FROM consent_ledger.verify(NULL)}),
+	"NULL true 5 table dropped: rows not rechecked; log, checkpoint chain and signatures verified\n"
+	. "live true 3 \nt_new true 1 \n"
+	. "unreadable false NULL could not be verified: could not open file F: Permission denied (SQLSTATE 42501)",
+	'verify(NULL) reports the unreadable ledger as its problem and verifies the others');
+($rc, $out, $err) = $node->psql('src', q{SELECT * FROM consent_ledger.verify('unreadable')});
+like($err, qr/Permission denied/, 'verify(\'unreadable\') of that ledger alone raises the error');
+chmod(0600, $file) or die "chmod $file: $!";
+is($node->safe_psql('src', q{SELECT count(*) FILTER (WHERE valid) || '/' || count(*) FROM consent_ledger.verify(NULL)}),
+	'4/4', 'file readable again: all four ledgers valid');
 
 $node->stop;
 done_testing();
