@@ -1402,9 +1402,11 @@ dropped_ledger_by_name(const char *ref)
  *
  * The relation of a ledger named by its ledger id (digits), its origin, or
  * its table's name (as a regclass would be read; for a dropped table, the
- * name it had when it was dropped).  Retired ledgers whose table was
- * dropped keep their relid in consent_ledger.ledgers: that OID is
- * returned, and every function taking a ledger's regclass accepts it.
+ * name it had when it was dropped).  For a dropped ledger (relid NULL)
+ * the OID its table had, from consent_ledger.dropped_ledgers, which every
+ * function taking a ledger's regclass accepts (cl_ledger_resolve) -- or an
+ * error when a relation has taken that OID since, so that the other
+ * relation is never returned for the dropped ledger.
  */
 Datum
 cl_sql_ledger(PG_FUNCTION_ARGS)
