@@ -58,6 +58,24 @@ INSERT INTO consent_ledger.dropped_ledgers (ledger_id, relid, dropped_at)
 	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c
 					   WHERE c.oid OPERATOR(pg_catalog.=) l.relid::pg_catalog.oid);
 
+-- 1.2: a dropped ledger keeps no live-looking reference to its table's OID
+-- (review 3, item 1, R1, R2).  Up to here a dropped ledger kept its old
+-- OID in ledgers.relid (a regclass, UNIQUE): pg_dump writes a dropped
+-- table's regclass as a bare number, and in the restored cluster (or
+-- after OID wraparound) another relation can get that OID -- a restored
+-- live ledger's table made the restore of ledgers fail on the UNIQUE
+-- constraint, an unrelated table was taken for the ledger's table.  From
+-- 1.2 the drop hook sets relid to NULL in the dropping transaction; the
+-- OID stays only as history in dropped_ledgers.relid (a plain oid).  A
+-- ledger is dropped iff its relid is NULL.  This runs before the
+-- leftovers section below, which looks up live ledgers by relid.
+ALTER TABLE consent_ledger.ledgers ALTER COLUMN relid DROP NOT NULL;
+UPDATE consent_ledger.ledgers l SET relid = NULL
+  FROM consent_ledger.dropped_ledgers d
+ WHERE d.ledger_id OPERATOR(pg_catalog.=) l.ledger_id;
+COMMENT ON COLUMN consent_ledger.ledgers.relid IS
+	'the ledger''s table; NULL once the table was dropped (its OID is kept in consent_ledger.dropped_ledgers)';
+
 /*
  * Encoding version 2 (issue 11, README "Canonical row encoding").  The
  * library reads the encoding version of each ledger from

@@ -222,10 +222,23 @@ SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_re
 SELECT consent_ledger.ledger('rc_live') = 'rc_live'::regclass AS live_table_named;
 ROLLBACK;
 -- a dropped table whose drop is not recorded is not taken for dropped
+-- (its OID is then not known: verify() reports it with relation NULL, and
+-- neither its old OID nor ledger() reach it)
 BEGIN;
 DELETE FROM consent_ledger.dropped_ledgers d USING rc_before_drop b WHERE d.ledger_id = b.ledger_id;
 SELECT v.valid, regexp_replace(v.problem, '\d+', 'N', 'g') AS problem
-FROM rc_before_drop b, consent_ledger.verify(b.relid::regclass) v;
+FROM consent_ledger.verify() v WHERE v.relation IS NULL;
+SELECT error_of(format('SELECT * FROM consent_ledger.verify(%s)', relid)) FROM rc_before_drop;
+SELECT error_of(format('SELECT consent_ledger.ledger(%L)', ledger_id)) FROM rc_before_drop;
+SELECT d.valid, regexp_replace(d.reason, '\d+', 'N', 'g') AS reason
+FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_retired_receipts)) d;
+ROLLBACK;
+-- a ledger whose relid still names its dropped table (as before 1.2) is
+-- not taken for dropped either: a live ledger's table must exist
+BEGIN;
+UPDATE consent_ledger.ledgers l SET relid = b.relid::regclass FROM rc_before_drop b WHERE l.ledger_id = b.ledger_id;
+SELECT v.valid, regexp_replace(v.problem, '\d+', 'N', 'g') AS problem
+FROM rc_before_drop b JOIN consent_ledger.verify() v ON v.relation = b.relid::regclass;
 SELECT d.valid, regexp_replace(d.reason, '\d+', 'N', 'g') AS reason
 FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_retired_receipts)) d;
 ROLLBACK;
@@ -343,6 +356,54 @@ SELECT consent_ledger.verify_checkpoint(NULL) IS NULL AS null_is_null;
 SELECT p.oid::regprocedure AS overload FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'consent_ledger' AND p.proname IN ('verify_checkpoint', 'verify_checkpoint_detail')
 ORDER BY 1::text;
+
+-- ---------------------------------------------------------------------
+-- 10. A dropped ledger keeps no live-looking reference to its table's OID
+--     (review 3, item 1, R2): consent_ledger.ledgers.relid is NULL, the
+--     OID is only history in dropped_ledgers.  When a new relation gets
+--     that OID (OID wraparound, or after a dump and restore: TAP 017 does
+--     it for real with pg_resetwal -o; here the history is pointed at a
+--     new table, which is the same state), the OID means the new
+--     relation: verify() still reports the dropped ledger as dropped and
+--     valid, the new table can become a ledger, ledger('old name') never
+--     returns the new table.
+-- ---------------------------------------------------------------------
+CREATE TABLE rc_old (id int);
+SELECT consent_ledger.create_ledger('rc_old');
+INSERT INTO rc_old VALUES (1), (2), (3);
+SELECT consent_ledger.seal() AS sealed_rows;
+CREATE TABLE rc_old_receipt AS SELECT consent_ledger.checkpoint('rc_old') AS cp,
+  (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'rc_old'::regclass) AS ledger_id;
+SELECT consent_ledger.retire_ledger('rc_old');
+DROP TABLE rc_old;
+SELECT l.relid IS NULL AS relid_cleared, d.table_name
+FROM rc_old_receipt r JOIN consent_ledger.ledgers l USING (ledger_id) JOIN consent_ledger.dropped_ledgers d USING (ledger_id);
+CREATE TABLE rc_new (id int, other text);
+UPDATE consent_ledger.dropped_ledgers d SET relid = 'rc_new'::regclass
+  FROM rc_old_receipt r WHERE d.ledger_id = r.ledger_id;
+SELECT v.relation, v."rows", v.valid, v.problem
+FROM consent_ledger.verify() v WHERE v.relation IS NULL;
+SELECT error_of('SELECT * FROM consent_ledger.verify(''rc_new'')');
+SELECT error_of('SELECT consent_ledger.ledger(''rc_old'')');
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_old_receipt));
+SELECT consent_ledger.create_ledger('rc_new');
+INSERT INTO rc_new VALUES (1, 'new');
+SELECT consent_ledger.seal() AS sealed_rows;
+SELECT consent_ledger.ledger('rc_new') = 'rc_new'::regclass AS new_is_live;
+SELECT error_of('SELECT consent_ledger.ledger(''rc_old'')') AS old_by_name;
+SELECT v.relation, v."rows", v.valid, v.problem FROM consent_ledger.verify('rc_new') v;
+SELECT v.relation, v."rows", v.valid, v.problem
+FROM consent_ledger.verify() v WHERE v.relation IS NULL OR v.relation = 'rc_new'::regclass ORDER BY 1 NULLS FIRST;
+SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_old_receipt));
+SELECT consent_ledger.retire_ledger('rc_new');
+DROP TABLE rc_new;
+-- two drops recorded with the same OID: the OID names the most recent
+SELECT count(*) AS drops_of_that_oid FROM consent_ledger.dropped_ledgers
+WHERE relid = (SELECT relid FROM consent_ledger.dropped_ledgers d JOIN rc_old_receipt USING (ledger_id));
+SELECT consent_ledger.ledger('rc_new')::oid = (SELECT relid FROM consent_ledger.dropped_ledgers d JOIN rc_old_receipt USING (ledger_id))
+       AS same_oid,
+       (SELECT v.problem FROM consent_ledger.verify(consent_ledger.ledger('rc_new')) v) AS newest_drop,
+       (SELECT "rows" FROM consent_ledger.verify(consent_ledger.ledger('rc_new'))) AS its_rows;
 
 ALTER SYSTEM RESET consent_ledger.seal_interval;
 SELECT pg_reload_conf();

@@ -24,5 +24,10 @@ FROM consent_ledger.dropped_ledgers d JOIN kept k USING (ledger_id);
 SELECT v."rows", v.valid, v.problem FROM kept k, consent_ledger.verify(k.relid::regclass) v;
 SELECT consent_ledger.ledger(ledger_id::text)::oid = relid AS by_id FROM kept;
 SELECT d.* FROM kept, consent_ledger.verify_checkpoint_detail(cp) d;
+-- the dropped ledger keeps no reference to its old OID in ledgers (only
+-- dropped_ledgers has it), and relid may be NULL from now on
+SELECT l.relid IS NULL AS relid_cleared FROM consent_ledger.ledgers l JOIN kept USING (ledger_id);
+SELECT attnotnull FROM pg_attribute
+WHERE attrelid = 'consent_ledger.ledgers'::regclass AND attname = 'relid';
 \c contrib_regression
 DROP DATABASE cl_upgrade_dropped WITH (FORCE);

@@ -21,6 +21,7 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "executor/spi.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
 #include "miscadmin.h"
@@ -205,14 +206,16 @@ fill_info(ClLedgerInfo *info, HeapTuple tup, TupleDesc desc, MemoryContext mcxt)
 	Datum		d;
 
 	info->ledger_id = DatumGetInt32(heap_getattr(tup, Anum_ledgers_ledger_id, desc, &isnull));
-	info->relid = DatumGetObjectId(heap_getattr(tup, Anum_ledgers_relid, desc, &isnull));
+	d = heap_getattr(tup, Anum_ledgers_relid, desc, &isnull);
+	/* NULL once the ledger's table was dropped (cl_ledger_note_dropped) */
+	info->relid = isnull ? InvalidOid : DatumGetObjectId(d);
 	d = heap_getattr(tup, Anum_ledgers_origin, desc, &isnull);
 	info->origin = MemoryContextStrdup(mcxt, TextDatumGetCString(d));
 	(void) heap_getattr(tup, Anum_ledgers_retired_at, desc, &isnull);
 	info->retired = !isnull;
 	info->encoding = DatumGetInt32(heap_getattr(tup, Anum_ledgers_encoding, desc, &isnull));
-	info->txn_attnum = get_attnum(info->relid, CL_TXN_COLUMN);
-	info->ord_attnum = get_attnum(info->relid, CL_ORD_COLUMN);
+	info->txn_attnum = OidIsValid(info->relid) ? get_attnum(info->relid, CL_TXN_COLUMN) : InvalidAttrNumber;
+	info->ord_attnum = OidIsValid(info->relid) ? get_attnum(info->relid, CL_ORD_COLUMN) : InvalidAttrNumber;
 }
 
 /*
@@ -241,13 +244,14 @@ scan_ledgers(Oid relid, int32 ledger_id, MemoryContext mcxt)
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
-		Oid			r = DatumGetObjectId(heap_getattr(tup, Anum_ledgers_relid,
-													  RelationGetDescr(rel), &isnull));
+		Datum		rd = heap_getattr(tup, Anum_ledgers_relid, RelationGetDescr(rel), &isnull);
+		Oid			r = isnull ? InvalidOid : DatumGetObjectId(rd);
 		int32		id = DatumGetInt32(heap_getattr(tup, Anum_ledgers_ledger_id,
 													RelationGetDescr(rel), &isnull));
 		MemoryContext old;
 		ClLedgerInfo *info;
 
+		/* a dropped ledger (relid NULL) is never found by a relid */
 		if (OidIsValid(relid) && r != relid)
 			continue;
 		if (ledger_id != 0 && id != ledger_id)
@@ -430,11 +434,16 @@ cl_open_owned_table(Oid relid, LOCKMODE lockmode)
 
 /*
  * A retired ledger's table is being dropped (object-access hook, OAT_DROP):
- * remember which ledger it was and what it was called, in
- * consent_ledger.dropped_ledgers, so that the ledger can still be named
- * and is never confused with a relation that later gets the same OID.
- * The row goes in (or not) with the dropping transaction.  No privilege
- * check: whoever may drop the table records the fact.
+ * remember which ledger it was, the OID and the name its table had, in
+ * consent_ledger.dropped_ledgers, and set the ledger's relid in
+ * consent_ledger.ledgers to NULL, so that no live-looking reference to the
+ * OID is left: a relation that later gets the same OID (OID wraparound, or
+ * any relation after a dump and restore, where the OID is only history) is
+ * never taken for the ledger's table, and never collides with the UNIQUE
+ * relid of a live ledger.  Both writes go in (or not) with the dropping
+ * transaction, as ordinary DML run as the extension's owner (these are
+ * the extension's tables, not catalogs).  No privilege check: whoever may
+ * drop the table records the fact.
  */
 void
 cl_ledger_note_dropped(Oid relid)
@@ -442,26 +451,144 @@ cl_ledger_note_dropped(Oid relid)
 	ClLedgerInfo *info = cl_ledger_lookup(relid);
 	Oid			nsp = cl_schema_oid(true);
 	Oid			tab = OidIsValid(nsp) ? get_relname_relid("dropped_ledgers", nsp) : InvalidOid;
-	Relation	rel;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
-	HeapTuple	tup;
 	char	   *relname = get_rel_name(relid);
 	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+	int32		ledger_id;
+	Oid			owner;
 
 	if (info == NULL || !OidIsValid(tab) || relname == NULL || nspname == NULL ||
 		cl_ledger_was_dropped(info->ledger_id))
 		return;
-	rel = table_open(tab, RowExclusiveLock);
-	values[0] = Int32GetDatum(info->ledger_id);
-	values[1] = ObjectIdGetDatum(relid);
-	values[2] = CStringGetTextDatum(nspname);
-	values[3] = CStringGetTextDatum(relname);
-	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
-	CatalogTupleInsert(rel, tup);
-	heap_freetuple(tup);
-	table_close(rel, RowExclusiveLock);
+	ledger_id = info->ledger_id;
+	owner = cl_extension_owner();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.dropped_ledgers "
+							 "(ledger_id, relid, schema_name, table_name, dropped_at) "
+							 "VALUES (%d, %u::pg_catalog.oid, %s, %s, pg_catalog.now())",
+							 ledger_id, relid, quote_literal_cstr(nspname),
+							 quote_literal_cstr(relname)), owner);
+	cl_run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET relid = NULL "
+							 "WHERE ledger_id OPERATOR(pg_catalog.=) %d", ledger_id), owner);
+	SPI_finish();
+	CommandCounterIncrement();
+	cl_ledger_cache_reset();
+}
+
+/*
+ * The OID a dropped ledger's table had, from its most recent drop recorded
+ * in consent_ledger.dropped_ledgers (latest snapshot), or InvalidOid.
+ */
+Oid
+cl_ledger_dropped_relid(int32 ledger_id)
+{
+	Oid			nsp = cl_schema_oid(true);
+	Oid			tab = OidIsValid(nsp) ? get_relname_relid("dropped_ledgers", nsp) : InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	Oid			result = InvalidOid;
+	TimestampTz latest = 0;
+
+	if (!OidIsValid(tab))
+		return InvalidOid;
+	rel = table_open(tab, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		id = heap_getattr(tup, 1, desc, &isnull);
+		Datum		r;
+		Datum		at;
+
+		if (isnull || DatumGetInt32(id) != ledger_id)
+			continue;
+		r = heap_getattr(tup, 2, desc, &isnull);
+		if (isnull)
+			continue;
+		at = heap_getattr(tup, 5, desc, &isnull);
+		if (!OidIsValid(result) || (!isnull && DatumGetTimestampTz(at) > latest))
+		{
+			result = DatumGetObjectId(r);
+			latest = isnull ? 0 : DatumGetTimestampTz(at);
+		}
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * The ledger a regclass argument names (palloc'd, or pointing into the
+ * cache for a live ledger), or NULL.  First the live ledger whose table
+ * has this OID; then, when no relation has this OID now, the dropped
+ * ledger whose table had it (the most recent drop).  An OID that names a
+ * relation always means that relation: a dropped ledger whose old OID a
+ * new relation took (after a dump and restore, or OID wraparound) is not
+ * reached by that OID; verify() without argument still verifies it and its
+ * receipts are verified by origin (README "Retired and dropped ledgers").
+ */
+ClLedgerInfo *
+cl_ledger_resolve(Oid relid)
+{
+	ClLedgerInfo *info;
+	Oid			nsp;
+	Oid			tab;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	int32		found = 0;
+	TimestampTz latest = 0;
+
+	if (!OidIsValid(relid))
+		return NULL;
+	info = cl_ledger_lookup(relid);
+	if (info != NULL)
+		return info;
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		return NULL;
+	nsp = cl_schema_oid(true);
+	tab = OidIsValid(nsp) ? get_relname_relid("dropped_ledgers", nsp) : InvalidOid;
+	if (!OidIsValid(tab))
+		return NULL;
+	rel = table_open(tab, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		r = heap_getattr(tup, 2, desc, &isnull);
+		Datum		id;
+		Datum		at;
+		bool		atnull;
+
+		if (isnull || DatumGetObjectId(r) != relid)
+			continue;
+		id = heap_getattr(tup, 1, desc, &isnull);
+		if (isnull)
+			continue;
+		at = heap_getattr(tup, 5, desc, &atnull);
+		if (found == 0 || (!atnull && DatumGetTimestampTz(at) > latest) ||
+			(!atnull && DatumGetTimestampTz(at) == latest && DatumGetInt32(id) > found))
+		{
+			found = DatumGetInt32(id);
+			latest = atnull ? 0 : DatumGetTimestampTz(at);
+		}
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	info = cl_ledger_by_id(found);
+	/* only a ledger that is dropped (relid NULL) is reached by its history */
+	if (info != NULL && OidIsValid(info->relid))
+		return NULL;
+	return info;
 }
 
 /*

@@ -176,6 +176,8 @@ extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
 extern void cl_registry_forget(Oid relid);
 extern void cl_ledger_note_dropped(Oid relid);
 extern bool cl_ledger_was_dropped(int32 ledger_id);
+extern Oid	cl_ledger_dropped_relid(int32 ledger_id);
+extern ClLedgerInfo *cl_ledger_resolve(Oid relid);
 
 /*
  * Locks only the extension takes: on the extension object itself, with a

@@ -23,6 +23,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -33,6 +34,7 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "consent_ledger.h"
 
@@ -99,7 +101,8 @@ typedef struct Suspect
  */
 typedef struct TableState
 {
-	bool		gone;			/* no relation has the ledger's OID */
+	bool		gone;			/* the ledger's table was dropped (relid NULL) */
+	bool		locked;			/* AccessShareLock taken on the ledger's relid */
 	bool		readable;		/* rows can be read and rehashed */
 	AttrNumber	txn_attnum;
 	AttrNumber	ord_attnum;
@@ -184,23 +187,57 @@ stamp_column(Oid relid, const char *name, Oid type, char **problem)
 	return attnum;
 }
 
+/*
+ * The state of a ledger's table.  A ledger is dropped iff its relid in
+ * consent_ledger.ledgers is NULL (set by the drop hook, catalog.c); its
+ * drop must then be recorded in consent_ledger.dropped_ledgers and the
+ * ledger retired.  A live ledger's table is locked (AccessShareLock)
+ * before anything about it is read, so a concurrent DROP TABLE either
+ * waits or has committed, and what is read here is what gets scanned.
+ * A live ledger whose OID names no relation, or a relation that is not
+ * its table, is a problem.
+ */
 static void
 table_state(ClLedgerInfo *info, TableState *ts)
 {
-	char		relkind = get_rel_relkind(info->relid);
 	bool		recorded = cl_ledger_was_dropped(info->ledger_id);
+	char		relkind;
 
 	memset(ts, 0, sizeof(*ts));
 	if (!encoding_known(info->encoding))
 		ts->problem = psprintf("unsupported encoding version %d", info->encoding);
-	if (relkind == '\0')
+	if (!OidIsValid(info->relid))
 	{
 		ts->gone = true;
 		if (ts->problem == NULL && !recorded)
-			ts->problem = psprintf("table %u does not exist, but its drop is not recorded in consent_ledger.dropped_ledgers",
-								   info->relid);
+			ts->problem = pstrdup("the ledger has no table (relid is NULL in consent_ledger.ledgers), but no drop of its table is recorded in consent_ledger.dropped_ledgers");
 		else if (ts->problem == NULL && !info->retired)
-			ts->problem = psprintf("table %u was dropped, but the ledger was never retired", info->relid);
+			ts->problem = pstrdup("the table was dropped, but the ledger was never retired");
+		return;
+	}
+	LockRelationOid(info->relid, AccessShareLock);
+	ts->locked = true;
+
+	/*
+	 * A DROP TABLE that held the lock has committed (and set relid to NULL)
+	 * or rolled back: the ledger's entry is read again under the lock.
+	 */
+	{
+		ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+
+		if (fresh != NULL && fresh->relid != info->relid)
+		{
+			*info = *fresh;
+			table_state(info, ts);
+			return;
+		}
+	}
+	relkind = get_rel_relkind(info->relid);
+	if (relkind == '\0')
+	{
+		if (ts->problem == NULL)
+			ts->problem = psprintf("table %u does not exist, but consent_ledger.ledgers still names it as the ledger's table%s",
+								   info->relid, recorded ? " (a drop is recorded in consent_ledger.dropped_ledgers)" : "");
 		return;
 	}
 	if (relkind != RELKIND_RELATION)
@@ -218,21 +255,45 @@ table_state(ClLedgerInfo *info, TableState *ts)
 							   get_rel_name(info->relid));
 }
 
+/*
+ * The OID a regclass argument reaches this ledger by: its table's, or for
+ * a dropped ledger the one its table had, as long as no relation has
+ * taken it since (cl_ledger_resolve); otherwise InvalidOid.
+ */
+static Oid
+ledger_regclass(ClLedgerInfo *info)
+{
+	Oid			old;
+
+	if (OidIsValid(info->relid))
+		return info->relid;
+	old = cl_ledger_dropped_relid(info->ledger_id);
+	if (!OidIsValid(old) || SearchSysCacheExists1(RELOID, ObjectIdGetDatum(old)))
+		return InvalidOid;
+	return old;
+}
+
 /* The ledger's table name for messages, or a description once it is dropped. */
 static const char *
 ledger_name(ClLedgerInfo *info)
 {
-	char	   *name = get_rel_name(info->relid);
+	char	   *name = OidIsValid(info->relid) ? get_rel_name(info->relid) : NULL;
+	Oid			old;
 
-	if (name == NULL)
-		return psprintf("ledger %d (table %u dropped)", info->ledger_id, info->relid);
-	return name;
+	if (name != NULL)
+		return name;
+	if (OidIsValid(info->relid))
+		return psprintf("ledger %d (table %u missing)", info->ledger_id, info->relid);
+	old = cl_ledger_dropped_relid(info->ledger_id);
+	if (OidIsValid(old))
+		return psprintf("ledger %d (table %u dropped)", info->ledger_id, old);
+	return psprintf("ledger %d (table dropped)", info->ledger_id);
 }
 
 static ClLedgerInfo *
 ledger_or_error(Oid relid)
 {
-	ClLedgerInfo *info = cl_ledger_lookup(relid);
+	ClLedgerInfo *info = cl_ledger_resolve(relid);
 
 	if (info == NULL)
 		ereport(ERROR,
@@ -857,6 +918,7 @@ load_ledger(ClLedgerInfo *info, bool rows)
 		info = fresh;
 	st->info = palloc(sizeof(ClLedgerInfo));
 	*st->info = *info;
+	info = st->info;
 	st->first_problem = PG_UINT64_MAX;
 	table_state(info, &st->table);
 	st->dropped = st->table.gone;
@@ -887,9 +949,57 @@ release_ledger(LedgerState *st)
  */
 #define CL_DROPPED_NOTE "table dropped: rows not rechecked; log, checkpoint chain and signatures verified"
 
+typedef struct VerifyOne
+{
+	ClLedgerInfo *info;
+	Datum		values[5];
+	bool		nulls[5];
+} VerifyOne;
+
+static void
+verify_one(void *arg)
+{
+	VerifyOne  *v = arg;
+	ClLedgerInfo *info = v->info;
+	LedgerState *st;
+	Oid			relation;
+
+	st = load_ledger(info, true);
+	relation = ledger_regclass(st->info);
+	v->values[0] = ObjectIdGetDatum(relation);
+	v->nulls[0] = !OidIsValid(relation);
+	v->values[1] = Int64GetDatum((int64) (st->nsealed + st->npending));
+	v->values[2] = Int64GetDatum((int64) st->npending);
+	v->values[3] = BoolGetDatum(st->problem == NULL);
+	if (st->problem == NULL && st->dropped)
+		v->values[4] = CStringGetTextDatum(CL_DROPPED_NOTE);
+	else if (st->problem == NULL)
+		v->nulls[4] = true;
+	else
+	{
+		char	   *p = st->problem;
+
+		if (st->nproblems > 1)
+			p = psprintf("%s (" INT64_FORMAT " problems in all)", p, st->nproblems);
+		if (st->dropped)
+			p = psprintf("%s (table dropped: rows not rechecked)", p);
+		else if (st->rel == NULL)
+			p = psprintf("%s (rows not rechecked)", p);
+		v->values[4] = CStringGetTextDatum(p);
+	}
+	release_ledger(st);
+}
+
 /*
  * consent_ledger.verify(relation regclass DEFAULT NULL)
  *	 RETURNS TABLE (relation, rows, pending, valid, problem)
+ *
+ * Without an argument every ledger is verified, each in an internal
+ * subtransaction: an error while verifying one (a table whose file cannot
+ * be read, a damaged page) is reported as that ledger's problem, and the
+ * others are still verified.  A cancel or shutdown still ends the call.
+ * A dropped ledger's relation is the OID its table had, or NULL when a
+ * relation has taken that OID since.
  */
 Datum
 cl_verify(PG_FUNCTION_ARGS)
@@ -897,9 +1007,10 @@ cl_verify(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	List	   *ledgers;
 	ListCell   *lc;
+	bool		all = PG_ARGISNULL(0);
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (PG_ARGISNULL(0))
+	if (all)
 		ledgers = cl_ledger_list();
 	else
 		ledgers = list_make1(ledger_or_error(PG_GETARG_OID(0)));
@@ -908,34 +1019,35 @@ cl_verify(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	foreach(lc, ledgers)
 	{
-		ClLedgerInfo *info = lfirst(lc);
-		LedgerState *st;
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		VerifyOne	v;
 
-		st = load_ledger(info, true);
-		values[0] = ObjectIdGetDatum(info->relid);
-		values[1] = Int64GetDatum((int64) (st->nsealed + st->npending));
-		values[2] = Int64GetDatum((int64) st->npending);
-		values[3] = BoolGetDatum(st->problem == NULL);
-		if (st->problem == NULL && st->dropped)
-			values[4] = CStringGetTextDatum(CL_DROPPED_NOTE);
-		else if (st->problem == NULL)
-			nulls[4] = true;
+		memset(&v, 0, sizeof(v));
+		v.info = lfirst(lc);
+		if (!all)
+			verify_one(&v);
 		else
 		{
-			char	   *p = st->problem;
+			ErrorData  *edata = cl_run_in_subxact(verify_one, &v);
 
-			if (st->nproblems > 1)
-				p = psprintf("%s (" INT64_FORMAT " problems in all)", p, st->nproblems);
-			if (st->dropped)
-				p = psprintf("%s (table dropped: rows not rechecked)", p);
-			else if (st->rel == NULL)
-				p = psprintf("%s (rows not rechecked)", p);
-			values[4] = CStringGetTextDatum(p);
+			if (edata != NULL)
+			{
+				Oid			relation;
+
+				if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+					ReThrowError(edata);
+				relation = ledger_regclass(v.info);
+				memset(v.nulls, 0, sizeof(v.nulls));
+				v.values[0] = ObjectIdGetDatum(relation);
+				v.nulls[0] = !OidIsValid(relation);
+				v.nulls[1] = v.nulls[2] = true;
+				v.values[3] = BoolGetDatum(false);
+				v.values[4] = CStringGetTextDatum(psprintf("could not be verified: %s (SQLSTATE %s)",
+														   edata->message,
+														   unpack_sql_state(edata->sqlerrcode)));
+				FreeErrorData(edata);
+			}
 		}
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		release_ledger(st);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v.values, v.nulls);
 	}
 	SPI_finish();
 	return (Datum) 0;
@@ -1290,9 +1402,11 @@ dropped_ledger_by_name(const char *ref)
  *
  * The relation of a ledger named by its ledger id (digits), its origin, or
  * its table's name (as a regclass would be read; for a dropped table, the
- * name it had when it was dropped).  Retired ledgers whose table was
- * dropped keep their relid in consent_ledger.ledgers: that OID is
- * returned, and every function taking a ledger's regclass accepts it.
+ * name it had when it was dropped).  For a dropped ledger (relid NULL)
+ * the OID its table had, from consent_ledger.dropped_ledgers, which every
+ * function taking a ledger's regclass accepts (cl_ledger_resolve) -- or an
+ * error when a relation has taken that OID since, so that the other
+ * relation is never returned for the dropped ledger.
  */
 Datum
 cl_sql_ledger(PG_FUNCTION_ARGS)
@@ -1301,6 +1415,7 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 	size_t		len = strlen(ref);
 	ClLedgerInfo *found = NULL;
 	ListCell   *lc;
+	Oid			relation;
 
 	if (len > 0 && len <= 9 && strspn(ref, "0123456789") == len)
 		found = cl_ledger_by_id((int32) strtol(ref, NULL, 10));
@@ -1339,7 +1454,17 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 				 errmsg("no ledger \"%s\"", ref),
 				 errdetail("A ledger is named by its ledger id, its origin, or the name of its table (for a dropped table, the name it had when it was dropped)."),
 				 errhint("consent_ledger.ledgers lists every ledger, retired and dropped ones included; consent_ledger.dropped_ledgers the names of dropped ones.")));
-	PG_RETURN_OID(found->relid);
+	relation = ledger_regclass(found);
+	if (!OidIsValid(relation))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger %d (\"%s\") has no relation to name it by", found->ledger_id, ref),
+				 errdetail("Its table was dropped, and %s.",
+						   OidIsValid(cl_ledger_dropped_relid(found->ledger_id)) ?
+						   "the OID it had now belongs to another relation" :
+						   "its drop is not recorded in consent_ledger.dropped_ledgers"),
+				 errhint("consent_ledger.verify() without argument verifies it; its receipts verify by origin with consent_ledger.verify_checkpoint().")));
+	PG_RETURN_OID(relation);
 }
 
 static void
@@ -1522,7 +1647,13 @@ begin_row_read(ClLedgerInfo *info, const char *what)
 	TableState	ts;
 	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
 
-	table_state(fresh != NULL ? fresh : info, &ts);
+	if (fresh == NULL)
+	{
+		fresh = palloc(sizeof(ClLedgerInfo));
+		*fresh = *info;
+	}
+	info = fresh;
+	table_state(info, &ts);
 	if (!ts.gone && !ts.readable)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),

@@ -119,8 +119,11 @@ SELECT ok(consent_ledger.leaf_data('public.cl03_ledger', NULL) IS NULL, 'leaf_da
 SELECT is_empty($$SELECT * FROM consent_ledger.export(NULL)$$, 'export(NULL) returns no rows');
 SELECT lives_ok($$SELECT consent_ledger.create_ledger(NULL)$$, '... and create_ledger(NULL) raises nothing');
 
+-- (a dropped ledger's relid is NULL; verify(NULL) reports the OID its
+-- table had, kept in dropped_ledgers)
 SELECT set_eq($$SELECT relation FROM consent_ledger.verify(NULL)$$,
-	$$SELECT l.relid FROM consent_ledger.ledgers l$$,
+	$$SELECT coalesce(l.relid::oid, d.relid)::regclass FROM consent_ledger.ledgers l
+	  LEFT JOIN consent_ledger.dropped_ledgers d USING (ledger_id)$$,
 	'verify(NULL) reports every ledger, retired and dropped ones included');
 SELECT results_eq($$SELECT * FROM consent_ledger.verify() ORDER BY relation::oid$$,
 	$$SELECT * FROM consent_ledger.verify(NULL) ORDER BY relation::oid$$,
@@ -143,7 +146,9 @@ SELECT lives_ok($$SELECT consent_ledger.create_ledger('public.cl03_gone')$$, 'se
 SELECT ledger_id AS cl03_gone_id FROM consent_ledger.ledgers WHERE relid = 'public.cl03_gone'::regclass \gset
 SELECT lives_ok($$SELECT consent_ledger.retire_ledger('public.cl03_gone')$$, 'setup: ... retired');
 SELECT lives_ok($$DROP TABLE public.cl03_gone$$, 'setup: ... and dropped');
-SELECT results_eq($$SELECT v.valid, v.problem FROM consent_ledger.verify(NULL) v JOIN consent_ledger.ledgers l ON l.relid = v.relation
+SELECT results_eq($$SELECT v.valid, v.problem FROM consent_ledger.verify(NULL) v
+				   JOIN consent_ledger.dropped_ledgers d ON d.relid = v.relation::oid
+				   JOIN consent_ledger.ledgers l ON l.ledger_id = d.ledger_id AND l.relid IS NULL
 				   WHERE l.ledger_id = $$ || :cl03_gone_id,
 	$$VALUES (true, 'table dropped: rows not rechecked; log, checkpoint chain and signatures verified')$$,
 	'verify(NULL) includes a retired, dropped ledger and says its rows were not rechecked');
