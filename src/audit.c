@@ -1347,7 +1347,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			 * (cl_audit_copy_begin); a foreign-key check has none.
 			 */
 			if (purpose == NULL && !fk_check && cl_purpose && cl_purpose[0])
-				purpose = MemoryContextStrdup(TopMemoryContext, cl_purpose);
+				purpose = pstrdup(cl_purpose);	/* copied below, with the rest */
 		}
 		if (n == cap)
 		{
@@ -1441,8 +1441,16 @@ cl_audit_executor_failed(QueryDesc *queryDesc)
 {
 	OpenRead   *r;
 
+	/*
+	 * Called in cl_ExecutorRun's PG_CATCH: must not raise (an error here
+	 * would replace the one being thrown), so no allocation, no catalog
+	 * access, no ereport -- only the rows returned so far (as
+	 * cl_audit_executor_progress) and the failing subtransaction.
+	 */
 	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
 		return;
+	if (queryDesc->estate)
+		r->rows = queryDesc->estate->es_processed;
 	if (r->failed_subid == InvalidSubTransactionId)
 		r->failed_subid = GetCurrentSubTransactionId();
 }
