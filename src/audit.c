@@ -1148,14 +1148,25 @@ cl_is_audited(Oid relid)
 static void
 capture_names(OpenRead *r)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	/*
+	 * Looked up in a context of their own, then copied: the lookups' own
+	 * allocations (the schema and table names a qualified name is built
+	 * from) must not stay in TopMemoryContext, where callers run this.
+	 */
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger audit names",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	char	   *name;
 
-	r->relnames = palloc(sizeof(char *) * r->nrels);
+	r->relnames = MemoryContextAlloc(TopMemoryContext, sizeof(char *) * r->nrels);
 	for (int i = 0; i < r->nrels; i++)
-		r->relnames[i] = audit_relname(r->relids[i]);
-	r->session_user_name = GetUserNameFromId(GetSessionUserId(), true);
-	r->role_name = GetUserNameFromId(GetUserId(), true);
+		r->relnames[i] = MemoryContextStrdup(TopMemoryContext, audit_relname(r->relids[i]));
+	name = GetUserNameFromId(GetSessionUserId(), true);
+	r->session_user_name = name ? MemoryContextStrdup(TopMemoryContext, name) : NULL;
+	name = GetUserNameFromId(GetUserId(), true);
+	r->role_name = name ? MemoryContextStrdup(TopMemoryContext, name) : NULL;
 	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
 }
 
 static bool
