@@ -407,3 +407,12 @@ SELECT consent_ledger.ledger('rc_new')::oid = (SELECT relid FROM consent_ledger.
 
 ALTER SYSTEM RESET consent_ledger.seal_interval;
 SELECT pg_reload_conf();
+
+-- ledger(): a name with bad syntax (unterminated quote, too many dots, another
+-- database) is no ledger: 42704 like any unknown name, not 42602/42601/0A000
+SELECT error_of($$SELECT consent_ledger.ledger('"unterminated')$$);
+SELECT error_of($$SELECT consent_ledger.ledger('a.b.c.d')$$);
+SELECT error_of($$SELECT consent_ledger.ledger('otherdb.public.rc_live')$$);
+SELECT error_of($$SELECT consent_ledger.ledger('')$$);
+-- a three-part name in this database still finds the live ledger
+SELECT consent_ledger.ledger(current_database() || '.public.rc_live') = 'rc_live'::regclass AS three_part;

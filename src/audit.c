@@ -1148,14 +1148,25 @@ cl_is_audited(Oid relid)
 static void
 capture_names(OpenRead *r)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	/*
+	 * Looked up in a context of their own, then copied: the lookups' own
+	 * allocations (the schema and table names a qualified name is built
+	 * from) must not stay in TopMemoryContext, where callers run this.
+	 */
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger audit names",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	char	   *name;
 
-	r->relnames = palloc(sizeof(char *) * r->nrels);
+	r->relnames = MemoryContextAlloc(TopMemoryContext, sizeof(char *) * r->nrels);
 	for (int i = 0; i < r->nrels; i++)
-		r->relnames[i] = audit_relname(r->relids[i]);
-	r->session_user_name = GetUserNameFromId(GetSessionUserId(), true);
-	r->role_name = GetUserNameFromId(GetUserId(), true);
+		r->relnames[i] = MemoryContextStrdup(TopMemoryContext, audit_relname(r->relids[i]));
+	name = GetUserNameFromId(GetSessionUserId(), true);
+	r->session_user_name = name ? MemoryContextStrdup(TopMemoryContext, name) : NULL;
+	name = GetUserNameFromId(GetUserId(), true);
+	r->role_name = name ? MemoryContextStrdup(TopMemoryContext, name) : NULL;
 	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
 }
 
 static bool
@@ -1347,7 +1358,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			 * (cl_audit_copy_begin); a foreign-key check has none.
 			 */
 			if (purpose == NULL && !fk_check && cl_purpose && cl_purpose[0])
-				purpose = MemoryContextStrdup(TopMemoryContext, cl_purpose);
+				purpose = pstrdup(cl_purpose);	/* copied below, with the rest */
 		}
 		if (n == cap)
 		{
@@ -1441,8 +1452,16 @@ cl_audit_executor_failed(QueryDesc *queryDesc)
 {
 	OpenRead   *r;
 
+	/*
+	 * Called in cl_ExecutorRun's PG_CATCH: must not raise (an error here
+	 * would replace the one being thrown), so no allocation, no catalog
+	 * access, no ereport -- only the rows returned so far (as
+	 * cl_audit_executor_progress) and the failing subtransaction.
+	 */
 	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
 		return;
+	if (queryDesc->estate)
+		r->rows = queryDesc->estate->es_processed;
 	if (r->failed_subid == InvalidSubTransactionId)
 		r->failed_subid = GetCurrentSubTransactionId();
 }

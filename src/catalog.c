@@ -40,12 +40,16 @@
 #include "consent_ledger.h"
 
 /*
- * The ledger cache.  Entries are never removed: an invalidation only marks
- * them stale, and the next lookup refreshes the entry in place.  So a
- * ClLedgerInfo pointer a caller holds stays a pointer to that relation's
- * entry even when code it runs processes invalidations (a removed dynahash
- * entry would be reused for another relation), and refreshing allocates
- * nothing in CacheMemoryContext unless the origin changed.
+ * The ledger cache.  A ledger's entry is never removed: an invalidation
+ * only marks it stale, and the next lookup refreshes the entry in place.
+ * So a ClLedgerInfo pointer a caller holds stays a pointer to that
+ * relation's entry even when code it runs processes invalidations (a
+ * removed dynahash entry would be reused for another relation), and
+ * refreshing allocates nothing in CacheMemoryContext unless the origin
+ * changed.  An entry that says "not a ledger" (and never was one: no
+ * origin) has no holders, since lookups return NULL for it: an
+ * invalidation removes it, so that a session that creates, touches and
+ * drops many tables (temporary ones, say) does not grow the cache.
  */
 typedef struct LedgerCacheEntry
 {
@@ -65,6 +69,16 @@ static HTAB *ledger_cache = NULL;
 #define Anum_ledgers_created_at 5
 #define Anum_ledgers_retired_at 6
 
+/* Invalidation: a negative entry goes, a ledger's is marked stale. */
+static void
+forget_entry(LedgerCacheEntry *entry)
+{
+	if (!entry->is_ledger && entry->info.origin == NULL)
+		(void) hash_search(ledger_cache, &entry->relid, HASH_REMOVE, NULL);
+	else
+		entry->valid = false;
+}
+
 static void
 ledger_cache_callback(Datum arg, Oid relid)
 {
@@ -77,12 +91,13 @@ ledger_cache_callback(Datum arg, Oid relid)
 	{
 		entry = hash_search(ledger_cache, &relid, HASH_FIND, NULL);
 		if (entry != NULL)
-			entry->valid = false;
+			forget_entry(entry);
 		return;
 	}
+	/* removing the entry just returned is allowed during a scan */
 	hash_seq_init(&status, ledger_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
-		entry->valid = false;
+		forget_entry(entry);
 }
 
 void
@@ -379,8 +394,10 @@ registry_scan(const char *table, uint32 key, int text_attnum,
 	{
 		bool		isnull;
 
+		Datum		d1 = heap_getattr(tup, 1, RelationGetDescr(rel), &isnull);
+
 		/* compared as 32 bits: an oid and an int4 are fetched alike */
-		if (DatumGetUInt32(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)) != key || isnull)
+		if (isnull || DatumGetUInt32(d1) != key)
 			continue;
 		found = true;
 		if (text_attnum > 0 && text_value != NULL)

@@ -241,10 +241,20 @@ _PG_init(void)
  * functions up without running them: it only restores the catalogs.
  */
 void
-cl_require_preloaded(void)
+cl_require_preloaded(const char *funcname)
 {
 	if (cl_preloaded || IsBinaryUpgrade)
 		return;
+	/* the event trigger refusing DDL: say how DROP EXTENSION can still run */
+	if (funcname != NULL && strcmp(funcname, "cl_require_preload_ddl") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger must be loaded via shared_preload_libraries"),
+				 errdetail("Without it no ledger row would be sealed, no read of protected data audited and no ledger guarded; "
+						   "every function and trigger of the extension, and DDL in databases that have it, refuse to run."),
+				 errhint("Add consent_ledger to shared_preload_libraries in postgresql.conf, e.g. shared_preload_libraries = 'consent_ledger', and restart the server. "
+						 "To run DDL such as DROP EXTENSION consent_ledger without preloading, a superuser can first run "
+						 "ALTER EVENT TRIGGER consent_ledger_require_preload DISABLE.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("consent_ledger must be loaded via shared_preload_libraries"),
@@ -429,7 +439,7 @@ check_install_schema(void)
 Datum
 cl_assert_preloaded(PG_FUNCTION_ARGS)
 {
-	cl_require_preloaded();
+	cl_require_preloaded(NULL);
 	check_install_schema();
 	if (cl_shared == NULL)
 		ereport(ERROR,

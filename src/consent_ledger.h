@@ -40,7 +40,17 @@
  * without its pending record, no protected row is checked without its
  * audit, and nothing is half done.  (README "Configuration".)
  */
-extern void cl_require_preloaded(void);
+extern void cl_require_preloaded(const char *funcname);
+
+/*
+ * fmgr.h (included above, and guarded against a second inclusion) must
+ * have defined its macro before it is replaced here: otherwise a later
+ * #include "fmgr.h" would put the unchecked one back.  TAP test 020 checks
+ * every C function of the extension through its info record.
+ */
+#if !defined(FMGR_H) || !defined(PG_FUNCTION_INFO_V1)
+#error "consent_ledger.h must include fmgr.h before redefining PG_FUNCTION_INFO_V1"
+#endif
 #undef PG_FUNCTION_INFO_V1
 #define PG_FUNCTION_INFO_V1(funcname) \
 extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS); \
@@ -49,7 +59,7 @@ const Pg_finfo_record * \
 CppConcat(pg_finfo_,funcname) (void) \
 { \
 	static const Pg_finfo_record my_finfo = { 1 }; \
-	cl_require_preloaded(); \
+	cl_require_preloaded(CppAsString(funcname)); \
 	return &my_finfo; \
 } \
 extern int no_such_variable

@@ -624,14 +624,23 @@ check_rename(RenameStmt *stmt)
  */
 static Oid	drop_extension_schema = InvalidOid;
 
+/*
+ * Whether one of the internal ledgers holds rows, read as the extension's
+ * owner with row_security off: a row the caller (or the owner, under a
+ * forced policy) cannot see must not let the table be dropped -- a policy
+ * that would hide rows makes this fail instead.
+ */
 static bool
-internal_ledger_has_rows(const char *qname)
+internal_ledger_has_rows(const char *qname, Oid owner)
 {
+	int			nest = NewGUCNestLevel();
 	bool		rows;
 
-	if (SPI_execute(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", qname), true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s", qname);
+	(void) set_config_option("row_security", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	cl_run_as_owner(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", qname), owner);
 	rows = SPI_processed > 0;
+	AtEOXact_GUC(false, nest);
 	return rows;
 }
 
@@ -716,7 +725,7 @@ drop_extension_internal_ledgers(void)
 		info = cl_ledger_lookup(relid);
 		if (strcmp(names[i], "consent_events") == 0)
 			cl_run_as_owner("DROP VIEW IF EXISTS consent_ledger.consent_state", owner);
-		if (!internal_ledger_has_rows(qname))
+		if (!internal_ledger_has_rows(qname, owner))
 		{
 			cl_run_as_owner(psprintf("DROP TABLE %s", qname), owner);
 			continue;
@@ -948,6 +957,15 @@ check_drop_extension(DropStmt *stmt)
 	}
 	if (!ours || !cl_extension_present())
 		return;
+
+	/*
+	 * PostgreSQL checks that the caller owns the extension only when it
+	 * drops it, after this hook: check it here first, with its own error,
+	 * so that a non-owner's DROP EXTENSION learns nothing of the ledgers
+	 * and nothing below runs for it.
+	 */
+	if (!pg_extension_ownercheck(get_extension_oid(CL_EXTENSION, false), GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_EXTENSION, CL_EXTENSION);
 	foreach(lc, cl_ledger_list())
 	{
 		ClLedgerInfo *info = lfirst(lc);

@@ -113,7 +113,11 @@ cl_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 	PG_CATCH();
 	{
-		cl_audit_executor_progress(queryDesc);
+		/*
+		 * Nothing here may raise and replace the error being thrown:
+		 * cl_audit_executor_failed() only reads a list and sets two fields
+		 * (no allocation, no catalog access, no ereport).
+		 */
 		cl_audit_executor_failed(queryDesc);
 		PG_RE_THROW();
 	}

@@ -41,6 +41,7 @@
 #define CL_KEY_DIR			"consent_ledger"
 #define CL_DEFAULT_KEY		"signing.key"
 #define CL_LAST_PUBLIC		"last_public_key"
+#define CL_ROTATION_FILE	"rotation_statement"
 #define CL_KEYFILE_MAX		1024
 
 static unsigned char *cl_secret = NULL;	/* sodium_malloc'd, 64 bytes */
@@ -270,6 +271,37 @@ sign_rotation(const unsigned char *oldsk, const uint8_t *oldpk)
 }
 
 /*
+ * The rotation statement an earlier start signed for old -> the running
+ * key, kept in the state directory: a restart with the same settings
+ * reuses it instead of signing a new one (with a new time), so that one
+ * rotation has one statement wherever it is recorded or exported.  Only a
+ * statement for exactly this pair that both keys signed is taken.
+ */
+static bool
+stored_rotation(const char *path, const uint8_t *oldpk)
+{
+	char		buf[CL_MAX_NOTE];
+	size_t		len;
+	cl_key_rotation r;
+	const char *err;
+
+	if (!read_small_file(path, buf, sizeof(buf) - 1))
+		return false;
+	/* read_small_file() took the final newline off: the statement has one */
+	len = strlen(buf);
+	if (len == 0 || len + 1 >= sizeof(buf))
+		return false;
+	buf[len++] = '\n';
+	buf[len] = '\0';
+	if (!cl_rotation_parse(buf, len, &r, &err) || !cl_rotation_verify(&r, buf) ||
+		memcmp(r.oldpk, oldpk, CL_PUBKEY_LEN) != 0 ||
+		memcmp(r.newpk, cl_public, CL_PUBKEY_LEN) != 0)
+		return false;
+	memcpy(cl_rotation, buf, len + 1);
+	return true;
+}
+
+/*
  * Postmaster start: load (or on first start, create) the signing key.
  */
 void
@@ -280,6 +312,7 @@ cl_keys_load(void)
 	char		defpath[MAXPGPATH];
 	char		legacypath[MAXPGPATH];
 	char		lastpath[MAXPGPATH];
+	char		rotpath[MAXPGPATH];
 	char		lastpub[128];
 	char		pubb64[64];
 	const char *path;
@@ -289,6 +322,7 @@ cl_keys_load(void)
 	/* state (the last public key) always lives in the data directory */
 	snprintf(statedir, sizeof(statedir), "%s/%s", DataDir, CL_KEY_DIR);
 	snprintf(lastpath, sizeof(lastpath), "%s/%s", statedir, CL_LAST_PUBLIC);
+	snprintf(rotpath, sizeof(rotpath), "%s/%s", statedir, CL_ROTATION_FILE);
 	snprintf(legacypath, sizeof(legacypath), "%s/%s", statedir, CL_DEFAULT_KEY);
 	if (cl_key_directory != NULL && cl_key_directory[0] != '\0')
 	{
@@ -418,9 +452,17 @@ cl_keys_load(void)
 			if (memcmp(oldpk, cl_public, CL_PUBKEY_LEN) != 0 &&
 				(prevpath == cl_previous_signing_key_file || strcmp(oldb64, lastpub) == 0))
 			{
-				sign_rotation(oldsk, oldpk);
-				ereport(LOG,
-						(errmsg("consent_ledger: key rotation from public key %s endorsed by that key", oldb64)));
+				if (stored_rotation(rotpath, oldpk))
+					ereport(LOG,
+							(errmsg("consent_ledger: key rotation from public key %s endorsed by that key (the statement signed at an earlier start)",
+									oldb64)));
+				else
+				{
+					sign_rotation(oldsk, oldpk);
+					write_small_file(rotpath, cl_rotation);
+					ereport(LOG,
+							(errmsg("consent_ledger: key rotation from public key %s endorsed by that key", oldb64)));
+				}
 			}
 			sodium_free(oldsk);
 		}

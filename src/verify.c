@@ -16,8 +16,10 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -35,6 +37,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/varlena.h"
 
 #include "consent_ledger.h"
 
@@ -1398,6 +1401,31 @@ dropped_ledger_by_name(const char *ref)
 }
 
 /*
+ * The relation a name denotes (as to_regclass() reads it), or InvalidOid:
+ * no error for a name that is no relation or has bad syntax (*is_name is
+ * then false).
+ */
+static Oid
+live_relation_by_name(const char *ref, bool *is_name)
+{
+	char	   *copy = pstrdup(ref);
+	List	   *parts;
+	List	   *names;
+
+	/* stringToQualifiedNameList() would raise 42602 for what this rejects */
+	*is_name = SplitIdentifierString(copy, '.', &parts) && parts != NIL &&
+		list_length(parts) <= 3;
+	if (!*is_name)
+		return InvalidOid;
+	/* a three-part name elsewhere is a cross-database reference: none */
+	if (list_length(parts) == 3 &&
+		strcmp((char *) linitial(parts), get_database_name(MyDatabaseId)) != 0)
+		return InvalidOid;
+	names = stringToQualifiedNameList(ref);
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+}
+
+/*
  * consent_ledger.ledger(ledger text) RETURNS regclass
  *
  * The relation of a ledger named by its ledger id (digits), its origin, or
@@ -1416,6 +1444,7 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 	ClLedgerInfo *found = NULL;
 	ListCell   *lc;
 	Oid			relation;
+	bool		is_name = true;
 
 	if (len > 0 && len <= 9 && strspn(ref, "0123456789") == len)
 		found = cl_ledger_by_id((int32) strtol(ref, NULL, 10));
@@ -1431,21 +1460,18 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 		if (found == NULL)
 		{
 			/*
-			 * A live table first (to_regclass(): a name that is no relation
-			 * is no error) ...
+			 * A live table first, the name read as a regclass would be; a
+			 * name that is no relation, or not a name at all (bad quoting,
+			 * too many dots, another database), is no error: it is looked
+			 * for among the dropped ledgers, and is otherwise 42704 ...
 			 */
-			LOCAL_FCINFO(rc, 1);
-			Datum		relid;
+			Oid			relid = live_relation_by_name(ref, &is_name);
 
-			InitFunctionCallInfoData(*rc, NULL, 1, InvalidOid, NULL, NULL);
-			rc->args[0].value = PG_GETARG_DATUM(0);
-			rc->args[0].isnull = false;
-			relid = to_regclass(rc);
-			if (!rc->isnull && OidIsValid(DatumGetObjectId(relid)))
-				found = cl_ledger_lookup(DatumGetObjectId(relid));
+			if (OidIsValid(relid))
+				found = cl_ledger_lookup(relid);
 		}
 		/* ... then the name a dropped ledger's table had */
-		if (found == NULL)
+		if (found == NULL && is_name)
 			found = dropped_ledger_by_name(ref);
 	}
 	if (found == NULL)

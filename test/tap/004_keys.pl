@@ -381,6 +381,45 @@ $export = cl_export_to_file($node, 'postgres', 't', "$tmp/endorsed3.export");
 is($rc, 0, 'offline verifier follows two endorsements from the newest key back to the first')
   or diag $out;
 like($out, qr/2 older or newer keys trusted through endorsements/, '... and says so');
+
+# Restarts with the same settings (review 3, item 10): the statement signed
+# above is reused, not signed again with a new time, so the rotation keeps
+# one statement -- also in a database that records the key only now.
+my $stmt3 = $node->safe_psql('postgres',
+	qq{SELECT endorsement FROM consent_ledger.keys WHERE key_id = '$id3'});
+my $nend = $node->safe_psql('postgres',
+	q{SELECT count(*) FROM consent_ledger.keys WHERE endorsement IS NOT NULL});
+foreach my $i (1 .. 2)
+{
+	$offset = -s $node->logfile;
+	$node->restart;
+	ok($node->log_contains(
+			qr/key rotation from public key \Q$new_pk\E endorsed by that key \(the statement signed at an earlier start\)/,
+			$offset),
+		"restart $i with the same previous_signing_key_file: the stored statement is reused");
+	ok(!$node->log_contains(qr/key rotation from public key \Q$new_pk\E endorsed by that key\n/, $offset),
+		"restart $i: no new rotation statement is signed");
+	$node->safe_psql('postgres', qq{INSERT INTO t VALUES (9 + $i, 'restart $i')});
+	$node->safe_psql('postgres', 'SELECT consent_ledger.seal()');
+}
+is($node->safe_psql('postgres',
+		q{SELECT count(*) FROM consent_ledger.keys WHERE endorsement IS NOT NULL}),
+	$nend, 'restarts: the number of endorsements does not grow');
+$node->safe_psql('postgres', 'CREATE DATABASE later');
+$node->safe_psql('later', q{
+	CREATE EXTENSION consent_ledger;
+	CREATE TABLE lt (id int);
+	SELECT consent_ledger.create_ledger('lt');
+	INSERT INTO lt VALUES (1);
+	SELECT consent_ledger.seal();
+});
+is($node->safe_psql('later', qq{SELECT endorsement FROM consent_ledger.keys WHERE key_id = '$id3'}),
+	$stmt3, 'a database that records the key after the restarts gets the same statement');
+$export = cl_export_to_file($node, 'postgres', 't', "$tmp/restarted.export");
+my @pair = grep { decode_base64($_) =~ /^old \Q$new_pk\E\nnew \Q$pk3\E\n/m }
+  (slurp_file($export) =~ /^endorsement (\S+)$/mg);
+is(scalar(@pair), 1, 'the export has one endorsement line for the rotation');
+ok(cl_verify_row($node, 'postgres', 't')->{valid}, 'restarts: verify() valid');
 $node->stop;
 
 ###########################################################################

@@ -155,6 +155,64 @@ note("CacheMemoryContext and the consent cache grew by $cgrow bytes over 300 pur
 cmp_ok($cgrow, '<', 256 * 1024, 'purpose cache: reloads do not grow CacheMemoryContext');
 
 ###########################################################################
+# Memory (review 3, item 3): a read that bypasses row-level security (here
+# a superuser's) records the session's purpose; 1.2 before this fix left a
+# copy of it in TopMemoryContext on every such read.
+###########################################################################
+
+my $topm = q{(SELECT total_bytes - free_bytes FROM pg_backend_memory_contexts WHERE name = 'TopMemoryContext')};
+sub bypass_reads
+{
+	my ($n) = @_;
+	return qq{DO \$\$ BEGIN FOR i IN 1 .. $n LOOP PERFORM count(*) FROM people; END LOOP; END \$\$;};
+}
+my $long_purpose = 'r' x 63;    # the longest purpose name
+$node->safe_psql('postgres', qq{SELECT consent_ledger.define_purpose('$long_purpose', 'a long name')});
+($cret, $cgrow, $cerr) = $node->psql('postgres', qq{
+	SET consent_ledger.purpose = '$long_purpose';
+	@{[ bypass_reads(100) ]}
+	SELECT $topm AS before \\gset
+	@{[ bypass_reads(2000) ]}
+	SELECT $topm - :before;
+});
+is($cret, 0, 'bypassing reads: 2000 superuser reads with a purpose run') or diag $cerr;
+note("TopMemoryContext grew by $cgrow bytes over 2000 RLS-bypassing reads");
+cmp_ok($cgrow, '<', 64 * 1024,
+	'bypassing reads: 2000 reads with a purpose leave TopMemoryContext (nearly) as it was');
+
+###########################################################################
+# Memory (review 3, item 7): the ledger cache forgets what it learnt about
+# tables that are not ledgers when they change or go: a session that
+# creates, uses, looks up (ledger(), DROP TABLE's guard) and drops many
+# temporary tables does not grow it.
+###########################################################################
+
+sub temp_churn
+{
+	my ($n) = @_;
+	return qq{DO \$\$ BEGIN FOR i IN 1 .. $n LOOP
+		CREATE TEMP TABLE churn (i int); INSERT INTO churn VALUES (i);
+		PERFORM count(*) FROM churn;
+		BEGIN PERFORM consent_ledger.ledger('churn'); EXCEPTION WHEN undefined_object THEN NULL; END;
+		DROP TABLE churn;
+		COMMIT;
+	END LOOP; END \$\$;};
+}
+# the cache's hash table has a memory context of its own under
+# CacheMemoryContext (PostgreSQL's own caches there grow with the OIDs seen)
+my $lcache = q{(SELECT coalesce(sum(total_bytes - free_bytes), 0) FROM pg_backend_memory_contexts
+	WHERE name = 'consent_ledger ledgers')};
+($cret, $cgrow, $cerr) = $node->psql('postgres', qq{
+	@{[ temp_churn(200) ]}
+	SELECT $lcache AS before \\gset
+	@{[ temp_churn(3000) ]}
+	SELECT $lcache - :before;
+});
+is($cret, 0, 'temp table churn: 3000 temporary tables created, used and dropped') or diag $cerr;
+note("the ledger cache grew by $cgrow bytes over 3000 temporary tables");
+cmp_ok($cgrow, '<', 16 * 1024, 'temp table churn: the ledger cache does not grow');
+
+###########################################################################
 # Memory: reads refused on a hot standby leave nothing behind in
 # TopMemoryContext (1.1 left the statement's arrays there, each time).
 ###########################################################################

@@ -68,7 +68,31 @@ foreach my $r (@refused)
 	like($err, qr/ERROR:  55000: consent_ledger must be loaded via shared_preload_libraries/,
 		"... with 55000 and the message");
 	like($err, $hint, '... and the hint naming the setting');
+	if ($r->[1] =~ /event trigger|any DDL/)
+	{
+		like($err, qr/HINT:  .*ALTER EVENT TRIGGER consent_ledger_require_preload DISABLE/,
+			'... and the way to run DDL (DROP EXTENSION) without preloading');
+	}
 }
+
+# Every C function of the extension refuses when PostgreSQL sets it up (its
+# info record, PG_FUNCTION_INFO_V1 as consent_ledger.h redefines it): the C
+# language validator fetches each one's record afresh.
+my $cfuncs = $node->safe_psql($db, q{
+	SELECT string_agg(p.oid::text, ' ' ORDER BY p.oid) FROM pg_proc p
+	JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'consent_ledger'
+	WHERE p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')});
+my @cfuncs = split / /, $cfuncs;
+cmp_ok(scalar(@cfuncs), '>', 20, 'the extension has its C functions');
+my @unchecked;
+foreach my $f (@cfuncs)
+{
+	my ($ret, $out, $err) = $node->psql($db, "\\set VERBOSITY verbose\nSELECT pg_catalog.fmgr_c_validator($f)");
+	push @unchecked, $node->safe_psql($db, "SELECT '$f'::regprocedure") . " ($err)"
+	  unless $ret != 0 && $err =~ /ERROR:  55000: consent_ledger must be loaded via shared_preload_libraries/;
+}
+is(join(', ', @unchecked), '', 'without preloading: the info record of every C function refuses (55000)');
 
 # installing without preloading fails as before (SPEC §1), with the hint
 $node->safe_psql($db, 'CREATE DATABASE fresh');

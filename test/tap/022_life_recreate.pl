@@ -75,7 +75,17 @@ my $old = $node->background_psql($db, on_error_stop => 0, extra_params => [ '-U'
 is($old->query_safe(q{SET consent_ledger.purpose = 'research'; SELECT string_agg(subject, ',') FROM people}),
 	's1', 'the long-lived session reads with the first registry');
 
-my ($ret, $out, $err) = $node->psql($db, 'DROP EXTENSION consent_ledger CASCADE');
+# a role that does not own the extension: PostgreSQL's ownership error,
+# checked before anything of the extension's drop runs (review 3, item 4:
+# before, it was told which ledger is live, and the drop of the internal
+# ledgers ran as the owner until PostgreSQL's own check rolled it back)
+my ($ret, $out, $err) = $node->psql($db, "\\set VERBOSITY verbose\nDROP EXTENSION consent_ledger CASCADE",
+	extra_params => [ '-U', 'analyst' ]);
+isnt($ret, 0, 'DROP EXTENSION by a role that does not own it fails');
+like($err, qr/ERROR:  42501: must be owner of extension consent_ledger/, '... with PostgreSQL\'s ownership error');
+unlike($err, qr/ledger table|consent_ledger_dropped/, '... naming no ledger table and no archive');
+
+($ret, $out, $err) = $node->psql($db, 'DROP EXTENSION consent_ledger CASCADE');
 like($err, qr/ledger table "l" is live/, 'DROP EXTENSION refused while a user ledger is live');
 $node->safe_psql($db, q{
 	SELECT consent_ledger.retire_ledger('l');
@@ -236,6 +246,28 @@ $node->safe_psql($db, q{SELECT consent_ledger.define_purpose('research'); SELECT
 is($node->safe_psql($db, q{SET consent_ledger.purpose = 'research'; SELECT count(*) FROM people},
 		extra_params => [ '-U', 'analyst' ]), '0',
 	'... and it hides the rows of subjects without consent in the new registry');
+
+# 9. the internal ledgers' rows are counted as the extension's owner with
+# row_security off (review 3, item 4): an owner that is no longer a
+# superuser, under a forced row-level security that hides every row from
+# it, made DROP EXTENSION drop a live consent ledger holding an event.
+$node->safe_psql($db, q{CREATE ROLE extowner SUPERUSER LOGIN; CREATE DATABASE rlsdb OWNER extowner});
+$node->safe_psql('rlsdb', q{
+	CREATE EXTENSION consent_ledger;
+	SELECT consent_ledger.define_purpose('research');
+	SELECT consent_ledger.grant_consent('x', 'research');
+}, extra_params => [ '-U', 'extowner' ]);
+$node->safe_psql('rlsdb', q{
+	ALTER TABLE consent_ledger.consent_events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+	ALTER ROLE extowner NOSUPERUSER;
+});
+is($node->safe_psql('rlsdb', q{SELECT count(*) FROM consent_ledger.consent_events}, extra_params => [ '-U', 'extowner' ]),
+	'0', 'forced row-level security hides the consent event from the extension owner');
+($ret, $out, $err) = $node->psql('rlsdb', 'DROP EXTENSION consent_ledger CASCADE', extra_params => [ '-U', 'extowner' ]);
+isnt($ret, 0, 'DROP EXTENSION by that owner fails instead of dropping the hidden row');
+like($err, qr/row-level security/, '... because row-level security would hide rows') or diag $err;
+is($node->safe_psql('rlsdb', q{SELECT count(*) FROM consent_ledger.consent_events}), '1',
+	'... and the consent ledger keeps its event');
 
 $node->stop;
 done_testing();
