@@ -326,7 +326,10 @@ LATERAL (VALUES
   ('arr_other', '{"note": ' || r.note || ', "extra": [1,2]}'),
   ('time_.00', '{"note": ' || r.note || ', "time": ' || r.time || '.00}'),
   ('origin_escaped', '{"note": ' || r.note || ', "origin": "' || replace(r.origin, '_', '\u005f') || '"}'),
-  ('keyid_upper', '{"note": ' || r.note || ', "key_id": "' || upper(r.key_id) || '"}'),
+  -- (a key id of digits only has no upper case: another id stands in, refused alike)
+  ('keyid_upper', '{"note": ' || r.note || ', "key_id": "' ||
+     CASE WHEN upper(r.key_id) <> r.key_id THEN upper(r.key_id)
+          ELSE translate(r.key_id, '0123456789', '123456789A') END || '"}'),
   ('many_members', '{"note": ' || r.note || ', ' || (SELECT string_agg(format('"m%s": 1', g), ', ') FROM generate_series(0, 99) g) || '}'),
   ('32_members', '{"note": ' || r.note || ', ' || (SELECT string_agg(format('"m%s": 1', g), ', ') FROM generate_series(1, 31) g) || '}'),
   ('trailing', '{"note": ' || r.note || '} x'),
