@@ -15,7 +15,7 @@
  * Each ledger has an encoding version (consent_ledger.ledgers.encoding)
  * and every encoder is built for one version; both stay verifiable.
  * Version 2 differs from version 1 in: text-like types (varchar, bpchar,
- * citext, any type binary-coercible to text) are 't' and converted by
+ * types whose send function is text's: citext) are 't' and converted by
  * this file, never by a send function; "char" has its own tag 'C';
  * types that share a storage format but not a meaning have their own tags
  * (timestamptz 'Z' beside timestamp 'T', json 'J' and xml 'X' beside the
@@ -37,11 +37,12 @@
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -212,6 +213,39 @@ put_server_text(StringInfo out, const char *s, int len)
 }
 
 /*
+ * Whether a send function is text's, declared by an extension as
+ * LANGUAGE internal AS 'textsend' (citext's citextsend: its values are
+ * text's).  Only a superuser creates an internal-language function.
+ */
+static bool
+is_internal_textsend(Oid fn)
+{
+	HeapTuple	tup;
+	bool		result = false;
+
+	if (!OidIsValid(fn))
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == INTERNALlanguageId)
+	{
+		bool		isnull;
+		Datum		src = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+
+		if (!isnull)
+		{
+			char	   *name = TextDatumGetCString(src);
+
+			result = strcmp(name, "textsend") == 0;
+			pfree(name);
+		}
+	}
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
  * Classifies a type.  Built-in types with a settings-independent value
  * get a fixed binary form; containers recurse; anything else falls back
  * to its binary send function (which for the remaining built-in types is
@@ -328,9 +362,15 @@ get_codec(ClRowEncoder *enc, Oid typid)
 					c->tag = TAG_XML;
 			}
 			else if (enc->version >= CL_ENCODING_V2 &&
-					 (base == BPCHAROID || IsBinaryCoercible(base, TEXTOID)))
+					 (base == BPCHAROID || base == VARCHAROID ||
+					  is_internal_textsend(typ->typsend)))
 			{
-				/* the string family: bpchar (its cast to text trims), varchar, citext... */
+				/*
+				 * the string family: bpchar, varchar, and types whose send
+				 * function is text's own C function (citext).  Decided by the
+				 * type's own definition, never by pg_cast: a later CREATE
+				 * CAST ... WITHOUT FUNCTION must not change stored rows' tags.
+				 */
 				c->kind = VK_TEXT;
 				c->tag = TAG_TEXT;
 			}
