@@ -121,6 +121,55 @@ SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('tr_
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('tr_v1');
 SELECT * FROM tr_v1;
 
+-- ---------------------------------------------------------------------
+-- review 3: the refusal names no ledger to a role that does not own the
+-- type or table (PostgreSQL's ownership error comes first); a type's send
+-- function cannot change under a ledger (ALTER EXTENSION ltree UPDATE
+-- 1.1 -> 1.2 adds one); a cast to text created later changes no tag
+-- ---------------------------------------------------------------------
+CREATE ROLE cl_tr_other LOGIN;
+SET ROLE cl_tr_owner;
+CREATE TYPE en3 AS ENUM ('p', 'q');
+CREATE TABLE ow3 (a int, b text);
+CREATE TABLE tr_r3 (id int, e en3, w ow3);
+RESET ROLE;
+SELECT consent_ledger.create_ledger('tr_r3');
+INSERT INTO tr_r3 VALUES (1, 'p', ROW(1, 'one'));
+SET ROLE cl_tr_other;
+ALTER TYPE en3 RENAME VALUE 'p' TO 'pp';
+\echo :SQLSTATE
+ALTER TABLE ow3 RENAME COLUMN a TO aa;
+\echo :SQLSTATE
+ALTER TABLE ow3 DROP COLUMN a;
+\echo :SQLSTATE
+ALTER TABLE ow3 ALTER COLUMN b TYPE varchar;
+\echo :SQLSTATE
+SET ROLE cl_tr_owner;
+ALTER TYPE en3 RENAME VALUE 'p' TO 'pp';
+\echo :SQLSTATE
+RESET ROLE;
+
+SET client_min_messages = warning;
+CREATE EXTENSION ltree VERSION '1.1';
+RESET client_min_messages;
+CREATE TABLE tr_lt (id int, p ltree, q lquery);
+SELECT consent_ledger.create_ledger('tr_lt');
+INSERT INTO tr_lt VALUES (1, 'top.science.astronomy', '*.science.*');
+CREATE TABLE tr_cast (id int, v tsvector);
+SELECT consent_ledger.create_ledger('tr_cast');
+INSERT INTO tr_cast VALUES (1, 'a fat cat');
+SELECT consent_ledger.seal() >= 0 AS sealed;
+ALTER EXTENSION ltree UPDATE TO '1.2';
+\echo :SQLSTATE
+SELECT extversion FROM pg_extension WHERE extname = 'ltree';
+SELECT typsend::regproc AS ltree_send FROM pg_type WHERE typname = 'ltree';
+CREATE CAST (tsvector AS text) WITHOUT FUNCTION AS IMPLICIT;
+SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('tr_lt');
+SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('tr_cast');
+SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('tr_r3');
+DROP CAST (tsvector AS text);
+
 \c contrib_regression
 DROP DATABASE cl_type_routes WITH (FORCE);
 DROP ROLE cl_tr_owner;
+DROP ROLE cl_tr_other;

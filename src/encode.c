@@ -15,7 +15,7 @@
  * Each ledger has an encoding version (consent_ledger.ledgers.encoding)
  * and every encoder is built for one version; both stay verifiable.
  * Version 2 differs from version 1 in: text-like types (varchar, bpchar,
- * citext, any type binary-coercible to text) are 't' and converted by
+ * types whose send function is text's: citext) are 't' and converted by
  * this file, never by a send function; "char" has its own tag 'C';
  * types that share a storage format but not a meaning have their own tags
  * (timestamptz 'Z' beside timestamp 'T', json 'J' and xml 'X' beside the
@@ -37,11 +37,12 @@
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -112,6 +113,10 @@ struct ClRowEncoder
 {
 	int			version;		/* CL_ENCODING_V1 or CL_ENCODING_V2 */
 	MemoryContext mcxt;
+	MemoryContext rowcxt;		/* a row's temporary allocations (detoasted
+								 * values, send results, deserialized
+								 * ranges, converted names): reset after
+								 * every row */
 	TupleDesc	desc;			/* the descriptor it was built for */
 	TupleDesc	copy;			/* a private copy, for cl_encoder_matches */
 	int			ncols;
@@ -205,6 +210,39 @@ put_server_text(StringInfo out, const char *s, int len)
 		put_bytes(out, u, strlen(u));
 		pfree(u);
 	}
+}
+
+/*
+ * Whether a send function is text's, declared by an extension as
+ * LANGUAGE internal AS 'textsend' (citext's citextsend: its values are
+ * text's).  Only a superuser creates an internal-language function.
+ */
+static bool
+is_internal_textsend(Oid fn)
+{
+	HeapTuple	tup;
+	bool		result = false;
+
+	if (!OidIsValid(fn))
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == INTERNALlanguageId)
+	{
+		bool		isnull;
+		Datum		src = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+
+		if (!isnull)
+		{
+			char	   *name = TextDatumGetCString(src);
+
+			result = strcmp(name, "textsend") == 0;
+			pfree(name);
+		}
+	}
+	ReleaseSysCache(tup);
+	return result;
 }
 
 /*
@@ -324,9 +362,15 @@ get_codec(ClRowEncoder *enc, Oid typid)
 					c->tag = TAG_XML;
 			}
 			else if (enc->version >= CL_ENCODING_V2 &&
-					 (base == BPCHAROID || IsBinaryCoercible(base, TEXTOID)))
+					 (base == BPCHAROID || base == VARCHAROID ||
+					  is_internal_textsend(typ->typsend)))
 			{
-				/* the string family: bpchar (its cast to text trims), varchar, citext... */
+				/*
+				 * the string family: bpchar, varchar, and types whose send
+				 * function is text's own C function (citext).  Decided by the
+				 * type's own definition, never by pg_cast: a later CREATE
+				 * CAST ... WITHOUT FUNCTION must not change stored rows' tags.
+				 */
 				c->kind = VK_TEXT;
 				c->tag = TAG_TEXT;
 			}
@@ -486,7 +530,6 @@ encode_composite_v2(ClRowEncoder *enc, Datum v, StringInfo out)
 	NamedAttr  *attrs = palloc(Max(desc->natts, 1) * sizeof(NamedAttr));
 	int			n = 0;
 
-
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -522,7 +565,11 @@ encode_composite_v2(ClRowEncoder *enc, Datum v, StringInfo out)
  * in version 1, hstore, tsvector, ...) convert them to the client
  * encoding, so the client encoding is switched for the call -- to UTF8 in
  * version 2, to the database encoding in version 1 (what version 1 wrote
- * in a session whose client encoding was the database's).
+ * in a session whose client encoding was the database's).  A NOTICE or
+ * WARNING a send function raises during the call reaches the client
+ * converted to the swapped encoding, not the session's: accepted (the
+ * built-in send functions raise none; the message text may then show
+ * wrong characters, the row's bytes are unaffected).
  */
 static bytea *
 send_value(ClRowEncoder *enc, TypeCodec *c, Datum v)
@@ -824,6 +871,8 @@ cl_encoder_create(TupleDesc desc, int version, MemoryContext mcxt)
 	enc = palloc0(sizeof(ClRowEncoder));
 	enc->version = version;
 	enc->mcxt = cxt;
+	enc->rowcxt = AllocSetContextCreate(cxt, "consent_ledger encoder row",
+										ALLOCSET_DEFAULT_SIZES);
 	enc->desc = desc;
 	enc->copy = CreateTupleDescCopy(desc);
 	enc->cols = palloc0(sizeof(ColumnCodec) * Max(desc->natts, 1));
@@ -906,19 +955,28 @@ cl_encoder_nulls(ClRowEncoder *enc)
 	return enc->nulls;
 }
 
-/* Appends the canonical encoding of a row given as deformed values. */
+/*
+ * Appends the canonical encoding of a row given as deformed values.  The
+ * value conversions allocate in the encoder's row context, which is reset
+ * when the row is done, so a scan's memory does not grow with its rows
+ * (out grows in its own context: repalloc keeps a chunk's context).  A
+ * codec built on the way (a composite's attribute type) is made in the
+ * encoder's own context by get_codec.
+ */
 void
 cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls, int64 txn,
 				 int32 ord, StringInfo out)
 {
 	int			countpos;
 	int			count = 0;
+	MemoryContext old;
 
 	put_u8(out, (uint8) enc->version);
 	put_u64(out, (uint64) txn);
 	put_u32(out, (uint32) ord);
 	countpos = out->len;
 	put_u16(out, 0);
+	old = MemoryContextSwitchTo(enc->rowcxt);
 	for (int i = 0; i < enc->ncols; i++)
 	{
 		ColumnCodec *col = &enc->cols[i];
@@ -931,6 +989,8 @@ cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls, int64 txn,
 		encode_value(enc, col->codec, values[idx], out);
 		count++;
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(enc->rowcxt);
 	out->data[countpos] = (char) (count >> 8);
 	out->data[countpos + 1] = (char) count;
 }

@@ -1314,38 +1314,92 @@ note_policy_drop(Oid policy)
  * value changes nothing stored.
  */
 static bool
+type_has_dependents(Oid typid, int depth)
+{
+	Relation	rel;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			array = get_array_type(typid);
+	bool		found = false;
+
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(TypeRelationId));
+	ScanKeyInit(&keys[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(typid));
+	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, keys);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+
+		/* the type's own array type: used only if something uses the array */
+		if (d->classid == TypeRelationId && d->objid == array && depth == 0)
+			found = type_has_dependents(array, depth + 1);
+		else
+			found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Reads the ledgers' column types from the catalog caches, without opening
+ * or locking a ledger table: this runs for column DDL on any table while
+ * PostgreSQL holds ACCESS EXCLUSIVE on it, and must neither queue behind a
+ * lock a ledger's owner holds nor add a deadlock.  Most types are used by
+ * no column at all (a table's row type, typically): pg_depend says so
+ * first, the way find_composite_type_dependencies() asks it (a column,
+ * domain, range, array or composite attribute using the type depends on
+ * it), and then no ledger is looked at.
+ */
+static bool
 ledger_column_using(Oid typid, bool v1_only, char **ledger, char **column)
 {
 	ListCell   *lc;
 
 	if (!OidIsValid(typid))
 		return false;
+	/* (built-in types are pinned: pg_depend records no use of them) */
+	if (typid >= FirstNormalObjectId && !type_has_dependents(typid, 0))
+		return false;
 	foreach(lc, cl_ledger_list())
 	{
 		ClLedgerInfo *info = lfirst(lc);
-		Relation	rel;
-		TupleDesc	desc;
-		bool		found = false;
+		HeapTuple	reltup;
+		int16		natts;
 
 		if (v1_only && info->encoding != CL_ENCODING_V1)
 			continue;
-		rel = try_relation_open(info->relid, AccessShareLock);
-		if (rel == NULL)
+		reltup = SearchSysCache1(RELOID, ObjectIdGetDatum(info->relid));
+		if (!HeapTupleIsValid(reltup))
 			continue;			/* a dropped retired ledger: no rows left */
-		desc = RelationGetDescr(rel);
-		for (int i = 0; i < desc->natts && !found; i++)
+		natts = ((Form_pg_class) GETSTRUCT(reltup))->relnatts;
+		for (int16 attnum = 1; attnum <= natts; attnum++)
 		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
+			HeapTuple	atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(info->relid),
+												 Int16GetDatum(attnum));
+			Form_pg_attribute att;
+			bool		found;
 
-			if (att->attisdropped || !cl_type_contains(att->atttypid, typid))
+			if (!HeapTupleIsValid(atttup))
 				continue;
-			*ledger = pstrdup(RelationGetRelationName(rel));
-			*column = pstrdup(NameStr(att->attname));
-			found = true;
+			att = (Form_pg_attribute) GETSTRUCT(atttup);
+			found = !att->attisdropped && cl_type_contains(att->atttypid, typid);
+			if (found)
+			{
+				*ledger = pstrdup(NameStr(((Form_pg_class) GETSTRUCT(reltup))->relname));
+				*column = pstrdup(NameStr(att->attname));
+			}
+			ReleaseSysCache(atttup);
+			if (found)
+			{
+				ReleaseSysCache(reltup);
+				return true;
+			}
 		}
-		relation_close(rel, AccessShareLock);
-		if (found)
-			return true;
+		ReleaseSysCache(reltup);
 	}
 	return false;
 }
@@ -1370,6 +1424,13 @@ refuse_type_change(Oid typid, const char *what, bool v1_only, const char *detail
 #define TYPE_DETAIL_ATTRS "Ledger rows are hashed with the attribute names and values of their composite values; this would change what rows already in the ledger say."
 #define TYPE_HINT_ATTRS "Create a new type and a new column or ledger that uses it."
 
+/*
+ * Runs before PostgreSQL's own checks, so it says nothing unless the
+ * current user owns the object the statement alters: another role gets
+ * PostgreSQL's ownership error, which names no ledger table or column.
+ * (The object access hook below checks the same changes again, after
+ * PostgreSQL's checks, on every route.)
+ */
 static void
 check_type_meaning(Node *parsetree)
 {
@@ -1386,10 +1447,14 @@ check_type_meaning(Node *parsetree)
 			{
 				AlterEnumStmt *es = (AlterEnumStmt *) parsetree;
 
+				Oid			typid;
+
 				if (es->oldVal == NULL)
 					break;		/* ADD VALUE */
-				refuse_type_change(LookupTypeNameOid(NULL, makeTypeNameFromNameList(es->typeName), true),
-								   "rename a value of enum", false,
+				typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(es->typeName), true);
+				if (!OidIsValid(typid) || !pg_type_ownercheck(typid, GetUserId()))
+					break;		/* PostgreSQL's own error names no ledger */
+				refuse_type_change(typid, "rename a value of enum", false,
 								   "Ledger rows are hashed with enum labels; renaming one would change what rows already in the ledger say.",
 								   "Add a new value with ALTER TYPE ... ADD VALUE instead.");
 				break;
@@ -1403,7 +1468,7 @@ check_type_meaning(Node *parsetree)
 					rs->relation == NULL)
 					break;
 				relid = RangeVarGetRelid(rs->relation, NoLock, true);
-				if (OidIsValid(relid))
+				if (OidIsValid(relid) && pg_class_ownercheck(relid, GetUserId()))
 					refuse_type_change(get_rel_type_id(relid), "rename an attribute of", false,
 									   TYPE_DETAIL_ATTRS, TYPE_HINT_ATTRS);
 				break;
@@ -1426,7 +1491,8 @@ check_type_meaning(Node *parsetree)
 				if (!relevant)
 					break;
 				relid = RangeVarGetRelid(as->relation, NoLock, true);
-				rowtype = OidIsValid(relid) ? get_rel_type_id(relid) : InvalidOid;
+				rowtype = OidIsValid(relid) && pg_class_ownercheck(relid, GetUserId()) ?
+					get_rel_type_id(relid) : InvalidOid;
 				if (!OidIsValid(rowtype))
 					break;
 				foreach(lc, as->cmds)
@@ -1555,6 +1621,75 @@ check_attribute_access(ObjectAccessType access, Oid relid, int16 attnum)
 		default:
 			break;
 	}
+}
+
+/*
+ * ALTER TYPE ... SET (SEND = ..., RECEIVE = ...), which an extension
+ * update runs (ltree 1.1 -> 1.2 and cube 1.4 -> 1.5 add binary send
+ * functions), changes how the canonical row encoding writes the type's
+ * values (tag 'o' becomes 's'): every ledger row holding one would stop
+ * verifying.  Refused while a ledger column's type contains the type.
+ * OAT_POST_ALTER comes from AlterTypeRecurse after the catalog update and
+ * before the command counter moves: the old pg_type row is visible to the
+ * catalog snapshot, the new one to SnapshotSelf.
+ */
+typedef struct TypeCodecState
+{
+	Oid			typinput;
+	Oid			typoutput;
+	Oid			typreceive;
+	Oid			typsend;
+} TypeCodecState;
+
+static bool
+fetch_type_codec(Oid typid, Snapshot snap, TypeCodecState *st)
+{
+	Relation	rel = table_open(TypeRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_type_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(typid));
+	scan = systable_beginscan(rel, TypeOidIndexId, true, snap, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_type t = (Form_pg_type) GETSTRUCT(tup);
+
+		st->typinput = t->typinput;
+		st->typoutput = t->typoutput;
+		st->typreceive = t->typreceive;
+		st->typsend = t->typsend;
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static void
+check_type_codec_change(Oid typid)
+{
+	TypeCodecState old;
+	TypeCodecState cur;
+	char	   *ledger;
+	char	   *column;
+
+	if (!fetch_type_codec(typid, NULL, &old) || !fetch_type_codec(typid, SnapshotSelf, &cur))
+		return;
+	if (old.typinput == cur.typinput && old.typoutput == cur.typoutput &&
+		old.typreceive == cur.typreceive && old.typsend == cur.typsend)
+		return;					/* RENAME, OWNER, SET SCHEMA, SET (STORAGE ...) */
+	if (!ledger_column_using(typid, false, &ledger, &column))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot change the input, output, send or receive function of type %s: column \"%s\" of ledger table \"%s\" uses it",
+					format_type_be(typid), column, ledger),
+			 errdetail("Ledger rows are hashed with the type's binary send form, or its output text when it has none; changing its functions would change the bytes of rows already in the ledger, and they would no longer verify."),
+			 errhint("Keep the extension or type at its current version while a ledger stores it, or retire and drop the ledgers that use it first.")));
 }
 
 static void
@@ -1824,6 +1959,12 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if ((access != OAT_DROP && access != OAT_POST_ALTER && access != OAT_POST_CREATE) ||
 		dropping_extension || cl_internal_ddl)
 		return;
+	if (access == OAT_POST_ALTER && classId == TypeRelationId && subId == 0)
+	{
+		if (cl_extension_present())
+			check_type_codec_change(objectId);
+		return;
+	}
 	if (access != OAT_DROP && (classId != RelationRelationId || subId <= 0))
 		return;					/* cheap tests first: every CREATE and ALTER comes here */
 	if (!cl_extension_present())

@@ -68,6 +68,49 @@ ld_printf(leafdec *d, const char *fmt,...)
 }
 
 /* a string as "...": printable ASCII and UTF-8 bytes as they are, others \xHH */
+/*
+ * The length of the well-formed UTF-8 character (RFC 3629: no overlong
+ * forms, no surrogates, at most U+10FFFF) of two to four bytes at s, or 0
+ * when there is none or it is a C1 control (U+0080..U+009F), which a
+ * terminal would act on.
+ */
+static size_t
+ld_utf8_char(const uint8_t *s, size_t n)
+{
+	uint32_t	cp;
+	size_t		len;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+	{
+		len = 2;
+		cp = s[0] & 0x1f;
+	}
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+	{
+		len = 3;
+		cp = s[0] & 0x0f;
+	}
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+	{
+		len = 4;
+		cp = s[0] & 0x07;
+	}
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t k = 1; k < len; k++)
+	{
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+		(cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+		return 0;
+	return len;
+}
+
 static void
 ld_quoted(leafdec *d, const uint8_t *s, size_t n)
 {
@@ -76,12 +119,21 @@ ld_quoted(leafdec *d, const uint8_t *s, size_t n)
 	fputc('"', d->out);
 	for (size_t i = 0; i < n; i++)
 	{
+		size_t		len;
+
 		if (s[i] == '"' || s[i] == '\\')
 			fprintf(d->out, "\\%c", s[i]);
 		else if (s[i] < 0x20 || s[i] == 0x7f)
 			fprintf(d->out, "\\x%02x", s[i]);
-		else
+		else if (s[i] < 0x80)
 			fputc(s[i], d->out);
+		else if ((len = ld_utf8_char(s + i, n - i)) > 0)
+		{
+			fwrite(s + i, 1, len, d->out);
+			i += len - 1;
+		}
+		else
+			fprintf(d->out, "\\x%02x", s[i]);	/* not UTF-8, or a C1 control */
 	}
 	fputc('"', d->out);
 }
@@ -270,9 +322,10 @@ ld_value(leafdec *d, int depth)
 
 					if (dim < 0)
 						return ld_fail(d, "negative array dimension");
-					nelem *= (uint64_t) dim;
-					if (nelem > d->len)
+					/* (compared before multiplying: the product cannot overflow) */
+					if (dim > 0 && nelem > (uint64_t) d->len / (uint64_t) dim)
 						return ld_fail(d, "more array elements than bytes");
+					nelem *= (uint64_t) dim;
 					ld_printf(d, "%s%" PRId32 "@%" PRId32, i > 0 ? "," : "", dim, lb);
 				}
 				if (ndim == 0)

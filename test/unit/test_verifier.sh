@@ -410,6 +410,13 @@ v2tags=02${H}00040001615a0002b583417286080001624a000000027b7d00016358000000023c3
 "$MK" export "$tmp/sk1" "$O" 1 "$v2tags" >"$tmp/dec2" || echo "Bail out! make_export failed"
 expect 0 "leaf 0: v2 txn 7 ord 0 " "--decode: the version 2 tags Z, J, X and m decode" "$V" export --decode --public-key "$pub1" "$tmp/dec2"
 output_has 'leaf 0: v2 txn 7 ord 0 {"a": Z:762525296789000, "b": J:"{}", "c": X:"<>", "m": m{r:08(i:1,i:3)}}' "--decode prints Z, J, X and m"
+# text is printed as it is only where it is well-formed UTF-8 and not a C1
+# control: "x", U+00E9 (c3 a9) raw; U+0085 (c2 85, a C1 control), a byte
+# ff and a lone continuation byte 80 as \xHH (review 3, item 16)
+v2text=02${H}0001000161740000000778c3a9c285ff80
+"$MK" export "$tmp/sk1" "$O" 1 "$v2text" >"$tmp/dec3" || echo "Bail out! make_export failed"
+expect 0 "leaf 0: v2 txn 7 ord 0 " "--decode: a text value with C1 controls and invalid UTF-8 decodes" "$V" export --decode --public-key "$pub1" "$tmp/dec3"
+output_has "{\"a\": t:\"x$(printf '\303\251')\\xc2\\x85\\xff\\x80\"}" "--decode escapes C1 controls and bytes that are not UTF-8, and prints valid UTF-8 as it is"
 # leaves no version of the encoding could have produced: each verifies as
 # opaque bytes, and fails with --decode saying why
 bad_leaf() {
