@@ -1108,6 +1108,40 @@ record_word(const char *line, size_t len, const char *kw, const char **rest,
 }
 
 /*
+ * The base64 payload of a "checkpoint" or "endorsement" export record: a
+ * signed text of 1 to CL_MAX_NOTE bytes, decoded into out->data (malloc'd).
+ */
+static bool
+read_signed_text(const char *rest, size_t rlen, cl_export_line *out,
+				 const char *bad_size, const char *bad_base64, const char **err)
+{
+	size_t		max = rlen / 4 * 3;
+	long		n;
+
+	if (rlen == 0 || rlen > cl_base64_encoded_len(CL_MAX_NOTE))
+	{
+		*err = bad_size;
+		return false;
+	}
+	out->data = malloc(max > 0 ? max : 1);
+	if (out->data == NULL)
+	{
+		*err = "out of memory";
+		return false;
+	}
+	n = cl_base64_decode(rest, rlen, out->data, max);
+	if (n <= 0 || n > CL_MAX_NOTE)
+	{
+		free(out->data);
+		out->data = NULL;
+		*err = n < 0 ? bad_base64 : bad_size;
+		return false;
+	}
+	out->datalen = (size_t) n;
+	return true;
+}
+
+/*
  * Parses one export line (without its newline) into *out.  On success
  * LEAF and CHECKPOINT records own a malloc'd out->data (the decoded leaf
  * bytes, or the decoded note of 1..CL_MAX_NOTE bytes) that the caller
@@ -1152,59 +1186,15 @@ cl_export_parse_line(const char *line, size_t len, cl_export_line *out,
 	}
 	if (record_word(line, len, "checkpoint", &rest, &rlen))
 	{
-		size_t		max = rlen / 4 * 3;
-		long		n;
-
 		out->kind = CL_EXPORT_CHECKPOINT;
-		if (rlen == 0 || rlen > cl_base64_encoded_len(CL_MAX_NOTE))
-		{
-			*err = "checkpoint: note is empty or too long";
-			return false;
-		}
-		out->data = malloc(max > 0 ? max : 1);
-		if (out->data == NULL)
-		{
-			*err = "out of memory";
-			return false;
-		}
-		n = cl_base64_decode(rest, rlen, out->data, max);
-		if (n <= 0 || n > CL_MAX_NOTE)
-		{
-			free(out->data);
-			out->data = NULL;
-			*err = n < 0 ? "checkpoint: invalid base64" : "checkpoint: note is empty or too long";
-			return false;
-		}
-		out->datalen = (size_t) n;
-		return true;
+		return read_signed_text(rest, rlen, out, "checkpoint: note is empty or too long",
+								"checkpoint: invalid base64", err);
 	}
 	if (record_word(line, len, "endorsement", &rest, &rlen))
 	{
-		size_t		max = rlen / 4 * 3;
-		long		n;
-
 		out->kind = CL_EXPORT_ENDORSEMENT;
-		if (rlen == 0 || rlen > cl_base64_encoded_len(CL_MAX_NOTE))
-		{
-			*err = "endorsement: statement is empty or too long";
-			return false;
-		}
-		out->data = malloc(max > 0 ? max : 1);
-		if (out->data == NULL)
-		{
-			*err = "out of memory";
-			return false;
-		}
-		n = cl_base64_decode(rest, rlen, out->data, max);
-		if (n <= 0 || n > CL_MAX_NOTE)
-		{
-			free(out->data);
-			out->data = NULL;
-			*err = n < 0 ? "endorsement: invalid base64" : "endorsement: statement is empty or too long";
-			return false;
-		}
-		out->datalen = (size_t) n;
-		return true;
+		return read_signed_text(rest, rlen, out, "endorsement: statement is empty or too long",
+								"endorsement: invalid base64", err);
 	}
 	if (record_word(line, len, "key", &rest, &rlen))
 	{
