@@ -146,7 +146,8 @@ t_start=$(date +%s)
 # (then the results cannot be reproduced from any commit, and say so).
 if head=$(git -C "$here" rev-parse --verify -q HEAD 2>/dev/null); then
 	COMMIT="commit $head"
-	if [ -n "$(git -C "$here" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	# (the harness's own published results in test/bench/out/ do not count)
+	if [ -n "$(git -C "$here" status --porcelain --untracked-files=no -- . ':!test/bench/out' 2>/dev/null)" ]; then
 		COMMIT="$COMMIT + uncommitted changes (not reproducible from any commit)"
 	elif [ -z "$(git -C "$here" branch --contains "$head" 2>/dev/null)" ]; then
 		COMMIT="$COMMIT (on no branch)"
