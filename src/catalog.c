@@ -493,11 +493,13 @@ cl_ledger_note_dropped(Oid relid)
 }
 
 /*
- * The OID a dropped ledger's table had, from its most recent drop recorded
- * in consent_ledger.dropped_ledgers (latest snapshot), or InvalidOid.
+ * The most recent drop recorded in consent_ledger.dropped_ledgers (latest
+ * snapshot) whose column keycol (1: ledger_id, 2: relid) equals key, the
+ * higher ledger id winning a tie; false when there is none.  Its ledger id
+ * and table OID go to *ledger_id and *relid.
  */
-Oid
-cl_ledger_dropped_relid(int32 ledger_id)
+static bool
+latest_drop(int keycol, uint32 key, int32 *ledger_id, Oid *relid)
 {
 	Oid			nsp = cl_schema_oid(true);
 	Oid			tab = OidIsValid(nsp) ? get_relname_relid("dropped_ledgers", nsp) : InvalidOid;
@@ -505,38 +507,53 @@ cl_ledger_dropped_relid(int32 ledger_id)
 	TableScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snap;
-	Oid			result = InvalidOid;
+	bool		found = false;
 	TimestampTz latest = 0;
 
 	if (!OidIsValid(tab))
-		return InvalidOid;
+		return false;
 	rel = table_open(tab, AccessShareLock);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
-		bool		isnull;
-		Datum		id = heap_getattr(tup, 1, desc, &isnull);
-		Datum		r;
-		Datum		at;
+		bool		idnull,
+					rnull,
+					atnull;
+		Datum		id = heap_getattr(tup, 1, desc, &idnull);
+		Datum		r = heap_getattr(tup, 2, desc, &rnull);
+		Datum		at = heap_getattr(tup, 5, desc, &atnull);
+		TimestampTz t = atnull ? 0 : DatumGetTimestampTz(at);
 
-		if (isnull || DatumGetInt32(id) != ledger_id)
+		if (idnull || rnull ||
+			DatumGetUInt32(keycol == 1 ? id : r) != key)
 			continue;
-		r = heap_getattr(tup, 2, desc, &isnull);
-		if (isnull)
-			continue;
-		at = heap_getattr(tup, 5, desc, &isnull);
-		if (!OidIsValid(result) || (!isnull && DatumGetTimestampTz(at) > latest))
+		if (!found || t > latest || (t == latest && DatumGetInt32(id) > *ledger_id))
 		{
-			result = DatumGetObjectId(r);
-			latest = isnull ? 0 : DatumGetTimestampTz(at);
+			found = true;
+			latest = t;
+			*ledger_id = DatumGetInt32(id);
+			*relid = DatumGetObjectId(r);
 		}
 	}
 	table_endscan(scan);
 	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
-	return result;
+	return found;
+}
+
+/*
+ * The OID a dropped ledger's table had, from its most recent drop recorded
+ * in consent_ledger.dropped_ledgers (latest snapshot), or InvalidOid.
+ */
+Oid
+cl_ledger_dropped_relid(int32 ledger_id)
+{
+	int32		id;
+	Oid			relid;
+
+	return latest_drop(1, (uint32) ledger_id, &id, &relid) ? relid : InvalidOid;
 }
 
 /*
@@ -553,55 +570,18 @@ ClLedgerInfo *
 cl_ledger_resolve(Oid relid)
 {
 	ClLedgerInfo *info;
-	Oid			nsp;
-	Oid			tab;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	Snapshot	snap;
-	int32		found = 0;
-	TimestampTz latest = 0;
+	int32		id;
+	Oid			old;
 
 	if (!OidIsValid(relid))
 		return NULL;
 	info = cl_ledger_lookup(relid);
 	if (info != NULL)
 		return info;
-	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) ||
+		!latest_drop(2, (uint32) relid, &id, &old))
 		return NULL;
-	nsp = cl_schema_oid(true);
-	tab = OidIsValid(nsp) ? get_relname_relid("dropped_ledgers", nsp) : InvalidOid;
-	if (!OidIsValid(tab))
-		return NULL;
-	rel = table_open(tab, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(rel, snap, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		TupleDesc	desc = RelationGetDescr(rel);
-		bool		isnull;
-		Datum		r = heap_getattr(tup, 2, desc, &isnull);
-		Datum		id;
-		Datum		at;
-		bool		atnull;
-
-		if (isnull || DatumGetObjectId(r) != relid)
-			continue;
-		id = heap_getattr(tup, 1, desc, &isnull);
-		if (isnull)
-			continue;
-		at = heap_getattr(tup, 5, desc, &atnull);
-		if (found == 0 || (!atnull && DatumGetTimestampTz(at) > latest) ||
-			(!atnull && DatumGetTimestampTz(at) == latest && DatumGetInt32(id) > found))
-		{
-			found = DatumGetInt32(id);
-			latest = atnull ? 0 : DatumGetTimestampTz(at);
-		}
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snap);
-	table_close(rel, AccessShareLock);
-	info = cl_ledger_by_id(found);
+	info = cl_ledger_by_id(id);
 	/* only a ledger that is dropped (relid NULL) is reached by its history */
 	if (info != NULL && OidIsValid(info->relid))
 		return NULL;
