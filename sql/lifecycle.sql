@@ -165,6 +165,27 @@ SHOW work_mem;
 SELECT count(*) > 0 AS some FROM pg_class WHERE relpages = 0;
 SELECT rolsuper AS towner_is_superuser FROM pg_roles WHERE rolname = 'cl_life_towner';
 SELECT count(*) AS adopted FROM tw.orders2 WHERE ledger_txn IS NOT NULL;
+-- the owner's code does not run with session_replication_role = replica
+-- (superuser-only; under it the owner's writes skipped other roles'
+-- triggers and foreign keys): the adoption is an ordinary UPDATE for it
+CREATE TABLE public.parent (id int PRIMARY KEY);
+CREATE TABLE public.child (id int, pid int REFERENCES public.parent);
+GRANT INSERT, SELECT ON public.child TO cl_life_towner;
+SET ROLE cl_life_towner;
+CREATE TABLE tw.orders3 (id int);
+INSERT INTO tw.orders3 VALUES (1);
+CREATE FUNCTION tw.hook3() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE 'owner code sees session_replication_role = %', current_setting('session_replication_role');
+	INSERT INTO public.child VALUES (1, 999);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER h3 BEFORE UPDATE ON tw.orders3 FOR EACH ROW EXECUTE FUNCTION tw.hook3();
+ALTER TABLE tw.orders3 ENABLE ALWAYS TRIGGER h3;
+RESET ROLE;
+SELECT consent_ledger.create_ledger('tw.orders3');
+\echo :SQLSTATE
+SELECT count(*) AS orphans FROM public.child;
 -- inside a transaction too (SET LOCAL and a savepoint around it)
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;

@@ -661,10 +661,13 @@ check_convertible(Relation rel)
  * table's owner (the caller for create_ledger(), who must own it; the
  * extension's owner for the consent and audit ledgers, which a member of
  * consent_ledger_admin may cause to be created but cannot write), with
- * replication-role "replica" so the
- * table's own ordinary triggers do not see this housekeeping as a change,
- * and with row_security off so that a policy hiding rows from the owner
- * makes the conversion fail instead of leaving rows outside the log.
+ * row_security off so that a policy hiding rows from the owner makes the
+ * conversion fail instead of leaving rows outside the log.  The owner's
+ * own triggers, constraints and index expressions run as for any UPDATE
+ * the owner makes: with the owner's rights and the caller's
+ * session_replication_role, never with "replica" (a superuser-only
+ * setting under which the owner's code could skip other roles' triggers
+ * and foreign keys).  The rows are hashed as they are stored afterwards.
  */
 static void
 adopt_rows(Relation rel, int32 ledger_id, int encoding)
@@ -686,8 +689,6 @@ adopt_rows(Relation rel, int32 ledger_id, int encoding)
 	XactLedger *x;
 	StringInfoData buf;
 
-	(void) set_config_option("session_replication_role", "replica", PGC_SUSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("row_security", "off", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	initStringInfo(&sql);
