@@ -46,9 +46,11 @@ $node->safe_psql($db, 'SELECT consent_ledger.seal()');
 
 # 1. reads are recorded while a sealing round is in progress --------------
 
-$node->safe_psql($db, q{INSERT INTO la SELECT g, 'big' FROM generate_series(2, 100000) g});
+# the log is locked before the rows come, so that no round can seal them
+# first (on a loaded machine the sealer did, and nothing was left to wait)
 my $locker = $node->background_psql($db, on_error_stop => 0);
 $locker->query_safe('BEGIN; LOCK TABLE consent_ledger.log IN SHARE MODE;');
+$node->safe_psql($db, q{INSERT INTO la SELECT g, 'big' FROM generate_series(2, 100000) g});
 # the sealer's round has begun and waits for the lock on the log
 my $sealer_waits = q{SELECT count(*) > 0 FROM pg_locks k JOIN pg_stat_activity a USING (pid)
 	WHERE a.backend_type = 'consent_ledger sealer' AND NOT k.granted
