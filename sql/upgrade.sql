@@ -90,6 +90,10 @@ CREATE TABLE up_v2 (id int);
 SELECT consent_ledger.create_ledger('up_v2');
 SELECT encoding FROM consent_ledger.ledgers WHERE relid = 'up_v2'::regclass;
 SELECT bool_and(valid) AS all_ledgers_valid FROM consent_ledger.verify();
+-- 1.3: the update to the current version keeps every ledger valid
+ALTER EXTENSION consent_ledger UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger';
+SELECT bool_and(valid) AS all_ledgers_valid FROM consent_ledger.verify();
 \c contrib_regression
 DROP DATABASE cl_upgrade WITH (FORCE);
 DROP ROLE up_loader, up_reader;

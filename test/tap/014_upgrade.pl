@@ -7,7 +7,7 @@
 #
 # The released install and upgrade scripts are the ones in the tree: they
 # never change once shipped, which this test checks against the SHA-256 of
-# the files at the release tags (v1.0, v1.1).
+# the files at the release tags (v1.0, v1.1, v1.2).
 
 use strict;
 use warnings;
@@ -27,7 +27,9 @@ my %released = (
 	'consent_ledger--1.0.sql' =>
 	  'fc61289933713beac7ab7728139ec913df22dfddc136c95debbc466fbc6dfb61',
 	'consent_ledger--1.0--1.1.sql' =>
-	  'f8f96d22e259afe3530abba4a296850a180d8c36afced0326db293ca94aaa706',);
+	  'f8f96d22e259afe3530abba4a296850a180d8c36afced0326db293ca94aaa706',
+	'consent_ledger--1.1--1.2.sql' =>
+	  'ea30d98c32b14912d540e3a0855480390a54edb4032851db4ff1a03192293af2',);
 foreach my $f (sort keys %released)
 {
 	is(sha256_hex(slurp_file("$srcdir/$f")), $released{$f},
@@ -134,11 +136,11 @@ sub check_all
 }
 
 ###########################################################################
-# 1.0 -> 1.1 -> current, checking at each step
+# 1.0 -> 1.1 -> 1.2 -> current, checking at each step
 ###########################################################################
 
-my @steps = ('1.1');
-push @steps, $current if $current ne '1.1';
+my @steps = ('1.1', '1.2');
+push @steps, $current if $current ne '1.2';
 my $id = 100;
 foreach my $to (@steps)
 {
