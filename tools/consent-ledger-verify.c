@@ -167,7 +167,7 @@ read_whole_file(const char *path, size_t max, char **buf, size_t *len)
  * s[0..len).  The name must be ours and the key id must be the one the
  * key has under that name, so a key pasted with another key's id is
  * refused rather than trusted.  Returns 1 with pk set, 0 when s is not of
- * that form at all (no '+'), or -1 with *why set when it is of that form
+ * that form at all, or -1 with *why set when it is of that form
  * but wrong.
  */
 static int
@@ -181,22 +181,19 @@ parse_verifier_key(const char *s, size_t len, uint8_t pk[CL_PUBKEY_LEN],
 	uint8_t		want[CL_KEYID_LEN];
 	size_t		namelen;
 
+	/* base64 has '+' too: the form is two '+' with 8 characters between */
 	if (p1 == NULL)
 		return 0;
 	namelen = p1 - s;
 	p2 = memchr(p1 + 1, '+', len - namelen - 1);
-	if (p2 == NULL)
-	{
-		*why = "a verifier key has three parts, name+keyid+key";
-		return -1;
-	}
+	if (p2 == NULL || p2 - p1 - 1 != 2 * CL_KEYID_LEN)
+		return 0;
 	if (namelen != strlen(CL_KEY_NAME) || memcmp(s, CL_KEY_NAME, namelen) != 0)
 	{
 		*why = "the verifier key's name is not " CL_KEY_NAME;
 		return -1;
 	}
-	if (p2 - p1 - 1 != 2 * CL_KEYID_LEN ||
-		cl_hex_decode(p1 + 1, 2 * CL_KEYID_LEN, id, CL_KEYID_LEN) != CL_KEYID_LEN)
+	if (cl_hex_decode(p1 + 1, 2 * CL_KEYID_LEN, id, CL_KEYID_LEN) != CL_KEYID_LEN)
 	{
 		*why = "the verifier key's key id is not 8 hex digits";
 		return -1;
@@ -226,11 +223,9 @@ parse_verifier_key(const char *s, size_t len, uint8_t pk[CL_PUBKEY_LEN],
 static int
 decode_key(const char *s, size_t len, uint8_t pk[CL_PUBKEY_LEN], const char **why)
 {
-	int			r = parse_verifier_key(s, len, pk, why);
-
-	if (r != 0)
-		return r;
-	return cl_base64_decode(s, len, pk, CL_PUBKEY_LEN) == CL_PUBKEY_LEN ? 1 : 0;
+	if (cl_base64_decode(s, len, pk, CL_PUBKEY_LEN) == CL_PUBKEY_LEN)
+		return 1;
+	return parse_verifier_key(s, len, pk, why);
 }
 
 /*
