@@ -123,4 +123,48 @@ for my $case ([ ' ', 0 ], [ 'no_such_suite', 1 ])
 	}
 }
 
+# --- the demo, the README's first command ---------------------------------
+# Run as this (non-root) user: it installs nothing, builds, and uses the
+# verifier it built.
+{
+	my ($o, $e) = ('', '');
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	IPC::Run::run([ 'bash', "$tree/tools/demo.sh" ], '>', \$o, '2>&1',
+		init => sub { $ENV{DEMO_PORT} = $port; });
+	my $status = $? >> 8;
+	note("tools/demo.sh:\n$o");
+	is($status, 0, 'tools/demo.sh runs');
+	my @l = split /\n/, $o;
+	is_deeply([ grep { /^psql:/ } @l ], [], 'no error is prefixed with psql:<file>:<line>:');
+	my @unshown;
+	for my $i (1 .. $#l)
+	{
+		push @unshown, $l[$i] if $l[$i] =~ /^ERROR:/ && $l[ $i - 1 ] !~ /;\s*$/;
+	}
+	is_deeply(\@unshown, [], 'every error follows the statement that caused it');
+	my @empty;
+	for my $i (1 .. $#l)
+	{
+		push @empty, $l[ $i - 2 ] if $l[ $i - 1 ] =~ /^-+(\+-+)*$/ && $l[$i] =~ /^\s*$/;
+	}
+	is_deeply(\@empty, [], 'no result table is empty (void results are not printed)');
+	like($o, qr/replica-role attempt/, 'the replica-role attempt is named');
+	like($o, qr/Leaves count from 0/i, 'the demo says leaves count from 0');
+	like($o, qr/^ step \| +sibling_hash/m, 'the proof is printed one hash a line');
+	like($o, qr/^leaf_index +\| 41$/m, 'with its leaf index');
+	like($o, qr/^tree_size +\| 5003$/m, 'and its tree size');
+	like($o, qr/^ 9000 \|/m, 'the smuggled row is shown');
+	my $vc = () = $o =~ /verify_checkpoint\(/g;
+	cmp_ok($vc, '>=', 2, 'verify_checkpoint() runs after each tampering');
+	my $ov = () = $o =~ /^\$ "\$\(pg_config --bindir\)\/consent-ledger-verify" export/mg;
+	cmp_ok($ov, '>=', 2, 'and the offline verifier is called (by its full path) after a tampering too');
+	like($o, qr/a_moment_before \| at_withdrawal.*\n.*\n.*\| t +\| f +\| f/, 'consent a moment before a withdrawal differs from after it');
+	like($o, qr/the expected result of the tampering/, 'the final valid = f is explained');
+	like($o, qr/How to read the audit trail/, 'audit outcomes, returned and withheld are explained');
+	my $deps = slurp_file("$tree/test/deps.sh");
+	my ($build) = $deps =~ /^cl_build_packages="([^"]*)"/m;
+	ok(defined $build && $build !~ /clang|pgtap|libipc-run/, 'the build package list has no test-only package');
+	like(slurp_file("$tree/tools/demo.sh"), qr/^\s*cl_install_deps "\$cl_build_packages"/m, 'and the demo installs only that list');
+}
+
 done_testing();
