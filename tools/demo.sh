@@ -96,12 +96,14 @@ echo "   (a throwaway key in the data directory is fine for a demo; see README \
 
 export PGHOST=$work PGPORT=$PORT
 # psql_demo [psql options] <script: runs a script as psql would, errors shown
-# as psql shows them to a user at a terminal (without "psql:file:line:")
+# as psql shows them to a user at a terminal (without "psql:file:line:");
+# calls whose result says nothing (void; the count of a seal() the sealer may
+# have beaten) run with \g /dev/null, so no empty result table is printed
 psql_demo() {
 	cat > "$work/step.sql"
 	chmod 644 "$work/step.sql"
 	$RUN "psql -X -q -h $work -p $PORT -d postgres -v ON_ERROR_STOP=0 -v work=$work $* -f $work/step.sql" 2>&1 |
-		sed -E 's/^psql:[^ ]*:[0-9]+: //'
+		sed -E 's/^psql:[^ ]*:[0-9]+: //; s/^(SELECT consent_ledger\.[a-z_]+\(.*\)) $/\1;   -- (result not shown)/'
 }
 # psql_at SQL: one value, as "psql -At -c" prints it
 psql_at() {
