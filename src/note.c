@@ -1007,6 +1007,29 @@ cl_receipt_read(const char *text, size_t len, cl_checkpoint *cp,
 		/* a bare note */
 		if (!cl_checkpoint_parse(text, len, cp, &err))
 		{
+			/*
+			 * A note saved by "psql -At", echo or a shell "$(...)" round
+			 * trip ends with one newline more than the note: its last
+			 * signature line already ends with one.  That one byte is
+			 * tolerated, and only it: the note handed on (and hashed into
+			 * the next checkpoint's prev, compared, verified) is the text
+			 * without it, so the signed bytes are exactly the note's as
+			 * before.  The byte lies after the last signature line, which
+			 * no signature covers, and dropping it cannot change which
+			 * note this is: a note never ends with an empty line.  Any
+			 * other difference -- two extra newlines, "\r\n", a space,
+			 * anything inside the note -- still refuses the receipt, with
+			 * the reason for the text as given.
+			 */
+			const char *err2;
+
+			if (len >= 2 && text[len - 1] == '\n' && text[len - 2] == '\n' &&
+				cl_checkpoint_parse(text, len - 1, cp, &err2))
+			{
+				len--;
+				m = NULL;
+				goto copy;
+			}
 			snprintf(why, whylen, "the receipt is not a JSON object, nor a checkpoint note: %s", err);
 			return false;
 		}

@@ -196,7 +196,9 @@ extern bool cl_rotation_verify(const cl_key_rotation *r, const char *note);
  * members; anything else refuses the receipt); its "note" string must be
  * a well-formed note and every member must pass
  * cl_receipt_members_match().  Text that does not start with '{' (after
- * whitespace), or that is no JSON but parses as a note, is a bare note.
+ * whitespace), or that is no JSON but parses as a note, is a bare note;
+ * a bare note may be followed by one extra "\n" (as "psql -At" saves it),
+ * which is not part of the note handed on (see note.c for why only that).
  * On success *cp is the parsed note and *note a malloc'd NUL-terminated
  * copy of it (*notelen bytes; the caller frees it).  On failure returns
  * false with the reason in why and nothing to free.

@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, when run as root and
-# something is missing.  Sourced by tools/demo.sh and test/run-tests.sh.
+# something is missing.  Sourced by tools/demo.sh (the build and the demo
+# only: cl_install_deps "$cl_build_packages") and test/run-tests.sh and
+# test/bench/run.sh (everything: cl_install_deps).
 #
+# To build, install and run the extension and the offline verifier:
 #   postgresql-15, postgresql-server-dev-15  server and PGXS headers
 #   libsodium-dev                            Ed25519, key memory, randomness
 #   libssl-dev                               SHA-256 (OpenSSL libcrypto)
 #   libkrb5-dev                              gssapi.h, included by the server's libpq-be.h
+#   make, gcc                                the build
+# To test it, in addition:
 #   postgresql-15-pgtap, libtap-parser-sourcehandler-pgtap-perl   pgTAP + pg_prove
 #   libipc-run-perl                          PostgreSQL::Test::Cluster (TAP tests)
 #   clang, libclang-rt-14-dev                libFuzzer targets run briefly by the suite
 #   openssl                                  independent Ed25519 cross-checks of the TAP tests (required)
-cl_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libssl-dev libkrb5-dev \
-postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
-clang libclang-rt-14-dev make gcc openssl"
+cl_build_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libssl-dev libkrb5-dev make gcc"
+cl_test_packages="postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
+clang libclang-rt-14-dev openssl"
+cl_packages="$cl_build_packages $cl_test_packages"
 
+# cl_install_deps [PACKAGES]: installs those of PACKAGES (default: all of
+# cl_packages) that are missing
 cl_install_deps() {
-	local missing=""
-	for p in $cl_packages; do
+	local missing="" p
+	for p in ${1:-$cl_packages}; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 	done
 	[ -z "$missing" ] && return 0

@@ -13,8 +13,9 @@
  *	consent-ledger-verify checkpoint --public-key KEY CHECKPOINT_FILE
  *	consent-ledger-verify keygen OUTFILE
  *
- * KEY is the base64 of a 32-byte Ed25519 public key, or a file whose
- * first line is.  For an export, the keys its endorsement records link to
+ * KEY is the base64 of a 32-byte Ed25519 public key (public_key()), a
+ * verifier key "consent_ledger+<key id>+<base64(0x01 || key)>"
+ * (verifier_key()), or a file whose first line is one of those.  For an export, the keys its endorsement records link to
  * a given key (rotation statements signed by both keys) are trusted too,
  * so the newest trusted key is enough across endorsed rotations.  A checkpoint FILE holds a raw note or the JSON that
  * consent_ledger.checkpoint() returns (with at least a "note" member).
@@ -80,7 +81,8 @@ usage(void)
 			"  %s consistency PROOF_FILE [--checkpoint FILE --public-key KEY ...]\n"
 			"  %s checkpoint --public-key KEY CHECKPOINT_FILE\n"
 			"  %s keygen OUTFILE\n"
-			"KEY is the base64 of a 32-byte Ed25519 public key or a file holding it.\n"
+			"KEY is what consent_ledger.public_key() or consent_ledger.verifier_key() prints,\n"
+			"or a file whose first line is one of those.\n"
 			"An export's endorsements (key rotations signed by both keys) extend the given keys.\n"
 			"EXPORT_FILE \"-\" reads standard input.\n"
 			"Exit status: 0 verified, 1 verification failed, 2 usage or I/O error.\n",
@@ -159,8 +161,77 @@ read_whole_file(const char *path, size_t max, char **buf, size_t *len)
 }
 
 /*
- * Decodes a KEY argument: the base64 of a 32-byte public key, or a file
- * whose first line is.  Returns 0, or EXIT_USAGE after printing why.
+ * Reads a note verifier key, "<name>+<8 hex digits key id>+<base64 of
+ * 0x01 || 32-byte Ed25519 public key>", as consent_ledger.verifier_key()
+ * prints it (the signed-note form other note verifiers take), from
+ * s[0..len).  The name must be ours and the key id must be the one the
+ * key has under that name, so a key pasted with another key's id is
+ * refused rather than trusted.  Returns 1 with pk set, 0 when s is not of
+ * that form at all, or -1 with *why set when it is of that form
+ * but wrong.
+ */
+static int
+parse_verifier_key(const char *s, size_t len, uint8_t pk[CL_PUBKEY_LEN],
+				   const char **why)
+{
+	const char *p1 = memchr(s, '+', len);
+	const char *p2;
+	uint8_t		raw[1 + CL_PUBKEY_LEN + 1];
+	uint8_t		id[CL_KEYID_LEN];
+	uint8_t		want[CL_KEYID_LEN];
+	size_t		namelen;
+
+	/* base64 has '+' too: the form is two '+' with 8 characters between */
+	if (p1 == NULL)
+		return 0;
+	namelen = p1 - s;
+	p2 = memchr(p1 + 1, '+', len - namelen - 1);
+	if (p2 == NULL || p2 - p1 - 1 != 2 * CL_KEYID_LEN)
+		return 0;
+	if (namelen != strlen(CL_KEY_NAME) || memcmp(s, CL_KEY_NAME, namelen) != 0)
+	{
+		*why = "the verifier key's name is not " CL_KEY_NAME;
+		return -1;
+	}
+	if (cl_hex_decode(p1 + 1, 2 * CL_KEYID_LEN, id, CL_KEYID_LEN) != CL_KEYID_LEN)
+	{
+		*why = "the verifier key's key id is not 8 hex digits";
+		return -1;
+	}
+	if (cl_base64_decode(p2 + 1, len - (p2 + 1 - s), raw, sizeof(raw)) != 1 + CL_PUBKEY_LEN ||
+		raw[0] != 0x01)
+	{
+		*why = "the verifier key's key is not the base64 of 0x01 and a 32-byte Ed25519 public key";
+		return -1;
+	}
+	cl_key_id(CL_KEY_NAME, raw + 1, want);
+	if (memcmp(id, want, CL_KEYID_LEN) != 0)
+	{
+		*why = "the verifier key's key id is not the id of its key";
+		return -1;
+	}
+	memcpy(pk, raw + 1, CL_PUBKEY_LEN);
+	return 1;
+}
+
+/*
+ * Decodes a KEY given as s[0..len): the base64 of a 32-byte public key
+ * (consent_ledger.public_key()) or a verifier key
+ * (consent_ledger.verifier_key()).  Returns 1, 0 when it is neither, or
+ * -1 with *why set for a verifier key that is malformed.
+ */
+static int
+decode_key(const char *s, size_t len, uint8_t pk[CL_PUBKEY_LEN], const char **why)
+{
+	if (cl_base64_decode(s, len, pk, CL_PUBKEY_LEN) == CL_PUBKEY_LEN)
+		return 1;
+	return parse_verifier_key(s, len, pk, why);
+}
+
+/*
+ * Decodes a KEY argument: the base64 of a 32-byte public key, a verifier
+ * key, or a file whose first line is one of those.  Returns 0, or
+ * EXIT_USAGE after printing why.
  */
 static int
 load_key(const char *arg, uint8_t pk[CL_PUBKEY_LEN])
@@ -169,12 +240,17 @@ load_key(const char *arg, uint8_t pk[CL_PUBKEY_LEN])
 	size_t		len;
 	size_t		linelen;
 	int			rc;
-	long		n;
+	const char *why = NULL;
 
-	if (cl_base64_decode(arg, strlen(arg), pk, CL_PUBKEY_LEN) == CL_PUBKEY_LEN)
+	rc = decode_key(arg, strlen(arg), pk, &why);
+	if (rc == 1)
 		return 0;
+	if (rc < 0)
+		return error("--public-key \"%s\": %s", arg, why);
 	if (access(arg, F_OK) != 0)
-		return error("--public-key \"%s\" is neither the base64 of a 32-byte public key nor a file", arg);
+		return error("--public-key \"%s\" is neither a public key (the base64 of a 32-byte "
+					 "Ed25519 key, as consent_ledger.public_key() prints it), nor a verifier key "
+					 "(as consent_ledger.verifier_key() prints it), nor a file holding one", arg);
 	rc = read_whole_file(arg, MAX_KEYFILE, &buf, &len);
 	if (rc != 0)
 		return rc;
@@ -182,10 +258,12 @@ load_key(const char *arg, uint8_t pk[CL_PUBKEY_LEN])
 	while (linelen > 0 && (buf[linelen - 1] == '\r' || buf[linelen - 1] == ' ' ||
 						   buf[linelen - 1] == '\t'))
 		linelen--;
-	n = cl_base64_decode(buf, linelen, pk, CL_PUBKEY_LEN);
+	rc = decode_key(buf, linelen, pk, &why);
 	free(buf);
-	if (n != CL_PUBKEY_LEN)
-		return error("the first line of key file \"%s\" is not the base64 of a 32-byte public key", arg);
+	if (rc < 0)
+		return error("the first line of key file \"%s\": %s", arg, why);
+	if (rc == 0)
+		return error("the first line of key file \"%s\" is neither a public key nor a verifier key", arg);
 	return 0;
 }
 

@@ -24,9 +24,7 @@
 -- consent_withdrawal.  SET ROLE from this superuser session may switch to
 -- any role, so "SET ROLE to a role one lacks" is left to
 -- sql/enforcement.sql, which logs in as the analyst.
---
--- Tests marked TODO document bugs found while writing these tests (see
--- their descriptions); they pass once the bug is fixed.
+
 SET client_min_messages = warning;
 
 -- ---------------------------------------------------------------------

@@ -313,6 +313,40 @@ sed 's/^3$/4/' "$tmp/receipt.note" >"$tmp/bad"
 expect 1 "FAIL: " "checkpoint with a tampered size fails" "$V" checkpoint --public-key "$pub1" "$tmp/bad"
 
 #-------------------------------------------------------------------------
+# keys as the server hands them out, and notes as psql -At saves them
+#-------------------------------------------------------------------------
+# consent_ledger.verifier_key() prints "consent_ledger+<key id>+<base64 of
+# 0x01 || key>"; the verifier takes it as a --public-key, in a file too.
+id1=$(sed -n 's/^key id \([0-9a-f]*\) .*/\1/p' "$tmp/pub1")
+vk1="consent_ledger+$id1+$({ printf '\001'; printf %s "$pub1" | base64 -d; } | base64 -w 0)"
+expect 0 "OK: " "a verifier key (verifier_key()) is a --public-key" "$V" checkpoint --public-key "$vk1" "$tmp/receipt.json"
+printf '%s\n' "$vk1" >"$tmp/vk1"
+expect 0 "OK: " "a file holding a verifier key is a --public-key" "$V" export --public-key "$tmp/vk1" "$tmp/good"
+id2=$(sed -n 's/^key id \([0-9a-f]*\) .*/\1/p' "$tmp/pub2")
+expect 2 "" "a verifier key whose id is another key's is refused" "$V" checkpoint --public-key "consent_ledger+$id2+${vk1##*+}" "$tmp/receipt.json"
+expect 2 "" "a verifier key of another name is refused" "$V" checkpoint --public-key "other+$id1+${vk1##*+}" "$tmp/receipt.json"
+expect 2 "" "a verifier key without the 0x01 algorithm byte is refused" "$V" checkpoint --public-key "consent_ledger+$id1+$pub1" "$tmp/receipt.json"
+expect 1 "FAIL: " "a verifier key of another key does not verify" "$V" checkpoint --public-key "consent_ledger+$id2+$({ printf '\001'; printf %s "$pub2" | base64 -d; } | base64 -w 0)" "$tmp/receipt.json"
+
+# A note ends with a newline; psql -At (and echo) add one more.  That one
+# is tolerated; anything else after or in the note is not.
+{ cat "$tmp/receipt.note"; echo; } >"$tmp/note-psql"
+expect 0 "OK: " "a note saved with one extra trailing newline (psql -At) verifies" "$V" checkpoint --public-key "$pub1" "$tmp/note-psql"
+expect 0 "OK: " "and so does an export against it as --checkpoint" "$V" export --public-key "$pub1" --checkpoint "$tmp/note-psql" "$tmp/good"
+{ cat "$tmp/receipt.note"; echo; echo; } >"$tmp/bad"
+expect 1 "FAIL: " "a note with two extra trailing newlines fails" "$V" checkpoint --public-key "$pub1" "$tmp/bad"
+{ cat "$tmp/receipt.note"; printf '\r\n'; } >"$tmp/bad"
+expect 1 "FAIL: " "a note with an extra CR LF fails" "$V" checkpoint --public-key "$pub1" "$tmp/bad"
+{ cat "$tmp/receipt.note"; printf ' \n'; } >"$tmp/bad"
+expect 1 "FAIL: " "a note with an extra line holding a space fails" "$V" checkpoint --public-key "$pub1" "$tmp/bad"
+head -c -1 "$tmp/receipt.note" >"$tmp/bad"
+expect 1 "FAIL: " "a note without its own last newline fails" "$V" checkpoint --public-key "$pub1" "$tmp/bad"
+{ sed 's/^3$/4/' "$tmp/receipt.note"; echo; } >"$tmp/bad"
+expect 1 "FAIL: " "a tampered note saved with an extra newline still fails" "$V" checkpoint --public-key "$pub1" "$tmp/bad"
+{ printf '\n'; cat "$tmp/receipt.note"; } >"$tmp/bad"
+expect 1 "FAIL: " "a note with an extra leading newline fails" "$V" checkpoint --public-key "$pub1" "$tmp/bad"
+
+#-------------------------------------------------------------------------
 # proofs
 #-------------------------------------------------------------------------
 "$MK" inclusion 2 61 6263 00 ffee 0101 >"$tmp/incl.json"
