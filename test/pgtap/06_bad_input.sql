@@ -46,7 +46,7 @@ DO $$ BEGIN PERFORM consent_ledger.retire_ledger('public.cl06_gone'); END $$;
 DROP TABLE public.cl06_gone;
 
 BEGIN;
-SELECT plan(262);
+SELECT plan(261);
 
 -- The SQLSTATE a statement raises, or CL006 when it succeeds (its effects
 -- then undone with the subtransaction): a call that should fail but does
@@ -93,8 +93,7 @@ SELECT is(consent_ledger.verify_checkpoint(consent_ledger.checkpoint('public.cl0
 	'huge: its checkpoint verifies (the row rehashed)');
 SELECT diag('huge row timings (s): ' || string_agg(step || ' ' || round(secs, 2), ', ' ORDER BY step))
 	FROM cl06_timing;
-SELECT is_empty($$SELECT step FROM cl06_timing WHERE secs > 20$$,
-	'huge: insert, seal, verify and leaf_data each take under 20 s');
+-- (timings are printed for information only: the suite has no timed assertions)
 
 -- ---------------------------------------------------------------------
 -- Every function with every argument NULL
