@@ -52,6 +52,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -62,6 +63,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
+#include "nodes/pathnodes.h"
 #include "parser/parsetree.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
@@ -1126,8 +1128,47 @@ cl_audit(PG_FUNCTION_ARGS)
 							 qname, AUDIT_TRIGGER, AUDIT_TRUNC_TRIGGER), owner);
 	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.audited (relid, audited_at) "
 							 "VALUES (%u::pg_catalog.oid, pg_catalog.now())", relid), owner);
+	/* a partitioned table: its partitions, present (here) and future (partition.c) */
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *all = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, all)
+			if (lfirst_oid(lc) != relid)
+				cl_audit_partition(lfirst_oid(lc));
+	}
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * A partition of an audited partitioned table: its row changes are
+ * recorded by the parent's row trigger, which PostgreSQL clones onto it;
+ * a TRUNCATE of the partition itself fires only the partition's own
+ * statement triggers, so it gets its own, and it is registered as audited
+ * so the guard keeps both.  Must be called inside SPI.
+ */
+void
+cl_audit_partition(Oid relid)
+{
+	Oid			owner = cl_extension_owner();
+	char	   *qname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid));
+
+	if (cl_is_audited(relid))
+		return;
+	if (!OidIsValid(get_trigger_oid(relid, AUDIT_TRIGGER, true)))
+		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER INSERT OR UPDATE OR DELETE ON %s "
+								 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.audit_row()",
+								 AUDIT_TRIGGER, qname), owner);
+	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER TRUNCATE ON %s "
+							 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.audit_row()",
+							 AUDIT_TRUNC_TRIGGER, qname), owner);
+	cl_run_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER \"%s\", ENABLE ALWAYS TRIGGER \"%s\"",
+							 qname, AUDIT_TRIGGER, AUDIT_TRUNC_TRIGGER), owner);
+	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.audited (relid, audited_at) "
+							 "VALUES (%u::pg_catalog.oid, pg_catalog.now())", relid), owner);
 }
 
 /* Whether a table is audited (for the guard). */
@@ -1260,6 +1301,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	bool		instrumented;
 	ViewUse    *uses;
 	int			nuses = 0;
+	Bitmapset  *expanded = NULL;
 	OpenRead   *r;
 	MemoryContext old;
 
@@ -1292,12 +1334,30 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 		}
 	}
 
+	/*
+	 * Partitions expanded from a protected parent: the parent's entry
+	 * stands for them (its record, its purpose view, its refusal), so a
+	 * read through a partitioned table is one read of that table.  A
+	 * partition read directly is an entry of its own.
+	 */
+	foreach(lc, stmt->appendRelations)
+	{
+		AppendRelInfo *ai = lfirst_node(AppendRelInfo, lc);
+		RangeTblEntry *parent = rt_fetch(ai->parent_relid, stmt->rtable);
+
+		if (parent->rtekind == RTE_RELATION && cl_is_protected_cached(parent->relid))
+			expanded = bms_add_member(expanded, ai->child_relid);
+	}
+
 	foreach(lc, stmt->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
 		char	   *purpose = NULL;
 		char	   *operation = "SELECT";
 		Oid			as_role;
+
+		if (bms_is_member(foreach_current_index(lc) + 1, expanded))
+			continue;
 
 		/*
 		 * Relations the statement reads, and inheritance children expanded
