@@ -169,3 +169,197 @@ SET ROLE regress_p_admin;
 SELECT consent_ledger.unprotect('sales');
 RESET ROLE;
 SELECT * FROM part_state;
+
+-- audit(): changes to any partition, present or future, through the parent or directly
+CREATE TEMP TABLE marks AS SELECT coalesce(max(record_id), 0) AS before FROM consent_ledger.audit_log;
+SET ROLE regress_p_owner;
+CREATE TABLE visits (id int, month date, customer_id bigint) PARTITION BY RANGE (month);
+CREATE TABLE visits_2024_01 PARTITION OF visits FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE visits_default PARTITION OF visits DEFAULT;
+RESET ROLE;
+SELECT consent_ledger.audit('visits');
+SET ROLE regress_p_owner;
+CREATE TABLE visits_2024_02 PARTITION OF visits FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+INSERT INTO visits VALUES (1, '2024-01-05', 1), (2, '2024-02-05', 2), (3, '2025-01-01', 3);
+INSERT INTO visits_2024_02 VALUES (4, '2024-02-06', 4);
+UPDATE visits SET customer_id = 5 WHERE id = 1;
+DELETE FROM visits_default;
+TRUNCATE visits_2024_02;
+-- and the triggers stay, on every partition
+ALTER TABLE visits_2024_01 DISABLE TRIGGER "~consent_ledger_audit";
+\echo :SQLSTATE
+ALTER TABLE visits_2024_02 DISABLE TRIGGER "~consent_ledger_audit_truncate";
+\echo :SQLSTATE
+RESET ROLE;
+SELECT kind, operation, relation, row_key IS NOT NULL AS has_key
+  FROM consent_ledger.audit_log WHERE record_id > (SELECT before FROM marks) AND kind = 'change'
+  ORDER BY record_id;
+SELECT c.relname, count(t.tgname) FILTER (WHERE t.tgname = '~consent_ledger_audit') AS row_trigger,
+       count(t.tgname) FILTER (WHERE t.tgname = '~consent_ledger_audit_truncate') AS truncate_trigger,
+       EXISTS (SELECT FROM consent_ledger.audited a WHERE a.relid = c.oid) AS registered
+  FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid
+  WHERE c.relname LIKE 'visits%' GROUP BY c.oid, c.relname ORDER BY c.relname;
+
+-- reads of a protected partitioned table are recorded, through the parent or a partition
+SELECT consent_ledger.protect('visits', 'customer_id');
+SET ROLE regress_p_owner;
+INSERT INTO visits VALUES (5, '2024-01-06', 1);
+RESET ROLE;
+UPDATE marks SET before = (SELECT coalesce(max(record_id), 0) FROM consent_ledger.audit_log);
+SET ROLE regress_p_owner;
+SET consent_ledger.purpose = 'p_analytics';
+SELECT count(*) FROM visits;
+SELECT count(*) FROM visits_2024_01;
+RESET consent_ledger.purpose;
+RESET ROLE;
+SELECT operation, relation, purpose, outcome, rows_returned
+  FROM consent_ledger.audit_log WHERE record_id > (SELECT before FROM marks) AND kind = 'read'
+  ORDER BY record_id;
+
+-- ledgers: a fact table by month with a default partition, rows already in it
+SET ROLE regress_p_owner;
+CREATE TABLE facts (id int, month date, customer_id bigint, amount numeric) PARTITION BY RANGE (month);
+CREATE TABLE facts_2024_01 PARTITION OF facts FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE facts_2024_02 PARTITION OF facts FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+CREATE TABLE facts_2024_03 PARTITION OF facts FOR VALUES FROM ('2024-03-01') TO ('2024-04-01')
+  PARTITION BY HASH (customer_id);
+CREATE TABLE facts_2024_03_h0 PARTITION OF facts_2024_03 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE facts_2024_03_h1 PARTITION OF facts_2024_03 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+CREATE TABLE facts_default PARTITION OF facts DEFAULT;
+INSERT INTO facts SELECT g, date '2024-01-01' + (g % 4) * 31, g % 6, g FROM generate_series(1, 12) g;
+RESET ROLE;
+-- create_ledger() takes the owner of the whole tree: a partition owned by another role is refused
+CREATE TABLE facts_other (LIKE facts);
+ALTER TABLE facts_other OWNER TO regress_p_analyst;
+ALTER TABLE facts ATTACH PARTITION facts_other FOR VALUES FROM ('2023-01-01') TO ('2023-02-01');
+CREATE ROLE regress_p_ledgerer IN ROLE consent_ledger_admin, regress_p_owner;
+SET ROLE regress_p_ledgerer;
+SELECT consent_ledger.create_ledger('facts');
+\echo :SQLSTATE
+RESET ROLE;
+ALTER TABLE facts DETACH PARTITION facts_other;
+DROP TABLE facts_other;
+SELECT consent_ledger.create_ledger('facts_2024_01');
+\echo :SQLSTATE
+SELECT consent_ledger.create_ledger('facts');
+SELECT consent_ledger.create_ledger('facts');
+\echo :SQLSTATE
+SET ROLE regress_p_owner;
+-- through the parent, directly into a partition, COPY through the parent
+INSERT INTO facts VALUES (13, '2024-01-15', 1, 13), (14, '2024-03-15', 2, 14);
+INSERT INTO facts_2024_02 VALUES (15, '2024-02-15', 3, 15);
+COPY facts (id, month, customer_id, amount) FROM stdin;
+16	2024-02-20	4	16
+17	2030-01-01	5	17
+\.
+-- the inserter cannot forge the ledger columns
+INSERT INTO facts (id, month, customer_id, amount, ledger_txn, ledger_ord) VALUES (18, '2024-01-18', 1, 18, 1, 1);
+SELECT count(*) AS forged FROM facts WHERE ledger_txn = 1 AND ledger_ord = 1;
+-- every refusal, through the parent and on a partition
+UPDATE facts SET amount = 0 WHERE id = 1;
+\echo :SQLSTATE
+UPDATE facts_2024_02 SET amount = 0;
+\echo :SQLSTATE
+DELETE FROM facts WHERE id = 2;
+\echo :SQLSTATE
+DELETE FROM facts_2024_03_h0;
+\echo :SQLSTATE
+TRUNCATE facts;
+\echo :SQLSTATE
+TRUNCATE facts_2024_03_h1;
+\echo :SQLSTATE
+TRUNCATE facts_2024_03;
+\echo :SQLSTATE
+INSERT INTO facts VALUES (1, '2024-01-01', 1, 1) ON CONFLICT DO NOTHING;
+\echo :SQLSTATE
+MERGE INTO facts f USING (VALUES (1)) v(id) ON f.id = v.id WHEN MATCHED THEN DELETE;
+\echo :SQLSTATE
+ALTER TABLE facts DROP COLUMN amount;
+\echo :SQLSTATE
+ALTER TABLE facts ALTER COLUMN amount TYPE text;
+\echo :SQLSTATE
+ALTER TABLE facts DISABLE TRIGGER "~consent_ledger_stamp";
+\echo :SQLSTATE
+ALTER TABLE facts_2024_01 DISABLE TRIGGER ALL;
+\echo :SQLSTATE
+DROP TRIGGER "~consent_ledger_guard" ON facts_2024_02;
+\echo :SQLSTATE
+DROP TABLE facts_default;
+\echo :SQLSTATE
+DROP TABLE facts;
+\echo :SQLSTATE
+CREATE RULE skip AS ON INSERT TO facts_2024_01 DO INSTEAD NOTHING;
+\echo :SQLSTATE
+ALTER TABLE facts DETACH PARTITION facts_2024_01;
+\echo :SQLSTATE
+ALTER TABLE facts_2024_03 DETACH PARTITION facts_2024_03_h0;
+\echo :SQLSTATE
+-- a new month: a ledger of its own, by the CREATE TABLE itself
+CREATE TABLE facts_2024_08 PARTITION OF facts FOR VALUES FROM ('2024-08-01') TO ('2024-09-01');
+INSERT INTO facts VALUES (19, '2024-08-02', 1, 19);
+-- attaching: a table with rows that is not a ledger is refused, an empty one becomes one
+CREATE TABLE facts_2024_05 (LIKE facts);
+INSERT INTO facts_2024_05 (id, month, customer_id, amount) VALUES (20, '2024-05-02', 2, 20);
+ALTER TABLE facts ATTACH PARTITION facts_2024_05 FOR VALUES FROM ('2024-05-01') TO ('2024-06-01');
+\echo :SQLSTATE
+TRUNCATE facts_2024_05;
+ALTER TABLE facts ATTACH PARTITION facts_2024_05 FOR VALUES FROM ('2024-05-01') TO ('2024-06-01');
+INSERT INTO facts VALUES (20, '2024-05-02', 2, 20);
+-- a ledger with rows attached as a partition keeps its log
+CREATE TABLE facts_2024_06 (id int, month date, customer_id bigint, amount numeric);
+INSERT INTO facts_2024_06 VALUES (21, '2024-06-02', 3, 21);
+RESET ROLE;
+SELECT consent_ledger.create_ledger('facts_2024_06');
+SET ROLE regress_p_owner;
+INSERT INTO facts_2024_06 VALUES (22, '2024-06-03', 4, 22);
+ALTER TABLE facts ATTACH PARTITION facts_2024_06 FOR VALUES FROM ('2024-06-01') TO ('2024-07-01');
+INSERT INTO facts VALUES (23, '2024-06-04', 5, 23);
+-- a ledger cannot be attached to a table that is not one
+CREATE TABLE plain_parent (id int, month date, customer_id bigint, amount numeric, ledger_txn bigint, ledger_ord int)
+  PARTITION BY RANGE (month);
+CREATE TABLE lone (id int, month date, customer_id bigint, amount numeric);
+RESET ROLE;
+SELECT consent_ledger.create_ledger('lone');
+SET ROLE regress_p_owner;
+ALTER TABLE plain_parent ATTACH PARTITION lone FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+\echo :SQLSTATE
+RESET ROLE;
+
+SELECT consent_ledger.seal() AS sealed_rows;
+-- every partition has its own log; verify(parent) verifies each of them
+SELECT c.relname, l.ledger_id IS NOT NULL AS ledger,
+       (SELECT string_agg(t.tgname || ':' || t.tgenabled::text, ' ' ORDER BY t.tgname) FROM pg_trigger t
+        WHERE t.tgrelid = c.oid AND t.tgname LIKE '~consent_ledger%') AS triggers
+  FROM pg_class c LEFT JOIN consent_ledger.ledgers l ON l.relid = c.oid
+  WHERE c.relname LIKE 'facts%' AND c.relkind IN ('r', 'p') ORDER BY c.relname;
+SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('facts') ORDER BY relation::text;
+SELECT relation, "rows", valid FROM consent_ledger.verify('facts_2024_03_h1');
+SELECT count(*) AS rows_in_facts FROM facts;
+-- proofs and exports are per partition (each its own log)
+SELECT consent_ledger.inclusion_proof('facts_2024_01', 0) IS NOT NULL AS proof;
+SELECT consent_ledger.checkpoint('facts');
+\echo :SQLSTATE
+SELECT consent_ledger.inclusion_proof('facts', 0);
+\echo :SQLSTATE
+-- a receipt per partition, each verifying on its own
+SELECT partition, consent_ledger.verify_checkpoint(checkpoint) AS receipt_ok,
+       (checkpoint->>'tree_size')::int AS tree_size
+  FROM consent_ledger.partition_checkpoints('facts');
+CREATE TEMP TABLE receipts AS SELECT * FROM consent_ledger.partition_checkpoints('facts');
+SELECT count(*) > 0 AS exported FROM consent_ledger.export('facts_2024_02');
+
+-- a superuser tampers with a row of one partition behind the extension's back
+SET session_replication_role = replica;
+UPDATE facts_2024_02 SET amount = amount + 1000 WHERE id = 15;
+\echo :SQLSTATE
+RESET session_replication_role;
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'facts_2024_02'::regclass AND tgname LIKE '~consent_ledger%';
+ALTER TABLE facts_2024_02 SET (fillfactor = 100);
+UPDATE facts_2024_02 SET amount = amount + 1000 WHERE id = 15;
+UPDATE pg_trigger SET tgenabled = 'A' WHERE tgrelid = 'facts_2024_02'::regclass AND tgname LIKE '~consent_ledger%';
+ALTER TABLE facts_2024_02 SET (fillfactor = 100);
+SELECT relation, valid, problem FROM consent_ledger.verify('facts') WHERE NOT valid;
+-- the receipt of the tampered partition no longer verifies; the others still do
+SELECT partition, consent_ledger.verify_checkpoint(checkpoint) AS receipt_ok FROM receipts;
+ALTER SYSTEM RESET consent_ledger.seal_interval;
+SELECT pg_reload_conf();

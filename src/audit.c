@@ -1041,6 +1041,17 @@ cl_audit_row(PG_FUNCTION_ARGS)
 			cache = palloc0(sizeof(AuditTriggerCache));
 		else
 			cl_encoder_free(cache->enc);
+		/*
+		 * EXECUTE on audit_row() is PUBLIC (1.3), so that PostgreSQL can
+		 * clone the trigger onto a new partition of an audited table for
+		 * whoever creates it: it records only tables audit() covers.
+		 */
+		if (!cl_is_audited(RelationGetRelid(rel)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table \"%s\" is not audited", RelationGetRelationName(rel)),
+					 errdetail("audit_row() records changes only to tables that consent_ledger.audit() covers."),
+					 errhint("Ask an administrator to call consent_ledger.audit() on it.")));
 		cache->relid = RelationGetRelid(rel);
 		cache->log_relid = audit_log_relid(true);
 		cache->enc = cl_encoder_create(RelationGetDescr(rel), row_hash_encoding(cache->log_relid),

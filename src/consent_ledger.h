@@ -227,6 +227,7 @@ extern void cl_partition_unprotect_children(Oid relid);
 extern void cl_partition_refuse_unprotect_member(Oid relid);
 extern void cl_partition_after_utility(Node *parsetree);
 extern void cl_partition_before_ledger_attach(Oid parent, Oid part);
+extern List *cl_partition_ledgers(Oid relid);
 
 /* consent.c: the consent registry */
 extern Oid	cl_consent_events_relid(bool create);

@@ -327,3 +327,29 @@ cl_partition_before_ledger_attach(Oid parent, Oid part)
 					 errhint("Make it a ledger first (consent_ledger.create_ledger() adopts its rows into a log of its own), then attach it; or attach an empty table.")));
 	}
 }
+
+/*
+ * verify(parent) of a partitioned ledger: the ledgers of its leaf
+ * partitions, in the order find_all_inheritors() gives (parents first).
+ */
+List *
+cl_partition_ledgers(Oid relid)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+	{
+		ClLedgerInfo *info = cl_ledger_lookup(lfirst_oid(lc));
+		ClLedgerInfo *copy;
+
+		if (info == NULL)
+			continue;
+		/* a copy: the lookup's cache may be reset while verifying */
+		copy = palloc(sizeof(ClLedgerInfo));
+		*copy = *info;
+		copy->origin = info->origin ? pstrdup(info->origin) : NULL;
+		result = lappend(result, copy);
+	}
+	return result;
+}
