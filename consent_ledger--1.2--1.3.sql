@@ -9,22 +9,14 @@
  */
 
 /*
- * Partitioned tables (issue #12, item 3).  PostgreSQL clones a partitioned
- * table's row triggers onto each partition created or attached later, and
- * checks EXECUTE on the trigger function for whoever creates it: the
- * ledger's stamp and guard and the audit trigger must be executable by
- * the owner of a partitioned ledger or audited table who adds a month.
- * They do nothing outside a trigger, stamp only registered ledgers, only
- * refuse, and record only audited tables (src/partition.c).
+ * Partitioned tables (issue #12, item 3; src/partition.c).
  */
-GRANT EXECUTE ON FUNCTION consent_ledger.ledger_stamp(), consent_ledger.ledger_guard(),
-	consent_ledger.audit_row() TO PUBLIC;
 
 -- A partitioned ledger keeps one log per leaf partition: its receipts are
 -- the latest checkpoint of each (verify_checkpoint() checks each one).
 CREATE FUNCTION consent_ledger.partition_checkpoints(relation pg_catalog.regclass)
 	RETURNS TABLE (partition pg_catalog.regclass, checkpoint jsonb)
-	LANGUAGE sql STABLE
+	LANGUAGE sql STABLE STRICT
 	SET search_path = pg_catalog, pg_temp
 	AS $$
 	SELECT t.relid, consent_ledger.checkpoint(t.relid)

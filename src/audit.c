@@ -1041,17 +1041,6 @@ cl_audit_row(PG_FUNCTION_ARGS)
 			cache = palloc0(sizeof(AuditTriggerCache));
 		else
 			cl_encoder_free(cache->enc);
-		/*
-		 * EXECUTE on audit_row() is PUBLIC (1.3), so that PostgreSQL can
-		 * clone the trigger onto a new partition of an audited table for
-		 * whoever creates it: it records only tables audit() covers.
-		 */
-		if (!cl_is_audited(RelationGetRelid(rel)))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("table \"%s\" is not audited", RelationGetRelationName(rel)),
-					 errdetail("audit_row() records changes only to tables that consent_ledger.audit() covers."),
-					 errhint("Ask an administrator to call consent_ledger.audit() on it.")));
 		cache->relid = RelationGetRelid(rel);
 		cache->log_relid = audit_log_relid(true);
 		cache->enc = cl_encoder_create(RelationGetDescr(rel), row_hash_encoding(cache->log_relid),
@@ -1129,6 +1118,17 @@ cl_audit(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" is already audited", get_rel_name(relid))));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* a partitioned table: per partition, present (here) and future (partition.c) */
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *all = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, all)
+			cl_audit_partition(lfirst_oid(lc));
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
 	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER INSERT OR UPDATE OR DELETE ON %s "
 							 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.audit_row()",
 							 AUDIT_TRIGGER, qname), owner);
@@ -1139,26 +1139,18 @@ cl_audit(PG_FUNCTION_ARGS)
 							 qname, AUDIT_TRIGGER, AUDIT_TRUNC_TRIGGER), owner);
 	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.audited (relid, audited_at) "
 							 "VALUES (%u::pg_catalog.oid, pg_catalog.now())", relid), owner);
-	/* a partitioned table: its partitions, present (here) and future (partition.c) */
-	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
-	{
-		List	   *all = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
-		ListCell   *lc;
-
-		foreach(lc, all)
-			if (lfirst_oid(lc) != relid)
-				cl_audit_partition(lfirst_oid(lc));
-	}
 	SPI_finish();
 	PG_RETURN_VOID();
 }
 
 /*
- * A partition of an audited partitioned table: its row changes are
- * recorded by the parent's row trigger, which PostgreSQL clones onto it;
- * a TRUNCATE of the partition itself fires only the partition's own
- * statement triggers, so it gets its own, and it is registered as audited
- * so the guard keeps both.  Must be called inside SPI.
+ * One relation of an audited partitioned table (the parent included):
+ * registered as audited, so the guard keeps its triggers; a leaf gets the
+ * row trigger, every one the TRUNCATE trigger (a TRUNCATE of a partition
+ * fires only its own statement triggers).  No row trigger on a
+ * partitioned table: PostgreSQL would clone it onto each new partition
+ * with the privileges of whoever creates it, who may not execute
+ * audit_row(); partition.c audits new partitions instead.  Inside SPI.
  */
 void
 cl_audit_partition(Oid relid)
@@ -1169,15 +1161,23 @@ cl_audit_partition(Oid relid)
 
 	if (cl_is_audited(relid))
 		return;
-	if (!OidIsValid(get_trigger_oid(relid, AUDIT_TRIGGER, true)))
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE &&
+		!OidIsValid(get_trigger_oid(relid, AUDIT_TRIGGER, true)))
+	{
 		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER INSERT OR UPDATE OR DELETE ON %s "
 								 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.audit_row()",
 								 AUDIT_TRIGGER, qname), owner);
-	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER TRUNCATE ON %s "
-							 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.audit_row()",
-							 AUDIT_TRUNC_TRIGGER, qname), owner);
-	cl_run_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER \"%s\", ENABLE ALWAYS TRIGGER \"%s\"",
-							 qname, AUDIT_TRIGGER, AUDIT_TRUNC_TRIGGER), owner);
+		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"",
+								 qname, AUDIT_TRIGGER), owner);
+	}
+	if (!OidIsValid(get_trigger_oid(relid, AUDIT_TRUNC_TRIGGER, true)))
+	{
+		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER TRUNCATE ON %s "
+								 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.audit_row()",
+								 AUDIT_TRUNC_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"",
+								 qname, AUDIT_TRUNC_TRIGGER), owner);
+	}
 	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.audited (relid, audited_at) "
 							 "VALUES (%u::pg_catalog.oid, pg_catalog.now())", relid), owner);
 }

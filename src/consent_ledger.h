@@ -217,7 +217,6 @@ extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
 extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);
 extern void cl_run_as_owner(const char *sql, Oid owner);
 extern void cl_ledger_add_partition(Oid relid);
-extern void cl_ledger_yield_row_triggers(Oid relid);
 
 /* partition.c: partitioned tables protected, audited, ledgers */
 extern bool cl_partition_parent_protected(Oid relid);

@@ -932,18 +932,34 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
  * Partitioned ledgers (partition.c): one log per leaf partition
  * --------------------------------------------------------------------- */
 
-/* The statement-level guard (statement triggers are not cloned). */
+/*
+ * The ledger's three triggers on one relation (a leaf partition gets all,
+ * a partitioned table the statement guard only: row triggers on a
+ * partitioned table would be cloned onto each new partition for whoever
+ * creates it, who would need EXECUTE on the trigger functions).
+ */
 static void
-add_statement_guard(Oid relid, const char *qname)
+add_ledger_triggers(Oid relid, const char *qname, bool row_triggers)
 {
 	Oid			owner = cl_extension_owner();
 
+	if (row_triggers && !OidIsValid(get_trigger_oid(relid, CL_STAMP_TRIGGER, true)))
+	{
+		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
+								 "EXECUTE FUNCTION consent_ledger.ledger_stamp()",
+								 CL_STAMP_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE ON %s "
+								 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.ledger_guard()",
+								 CL_GUARD_ROW_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\", ENABLE ALWAYS TRIGGER \"%s\"",
+								 qname, CL_STAMP_TRIGGER, CL_GUARD_ROW_TRIGGER), owner);
+	}
 	if (OidIsValid(get_trigger_oid(relid, CL_GUARD_TRIGGER, true)))
 		return;
 	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
 							 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.ledger_guard()",
 							 CL_GUARD_TRIGGER, qname), owner);
-	cl_run_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER \"%s\"", qname, CL_GUARD_TRIGGER),
+	cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"", qname, CL_GUARD_TRIGGER),
 					owner);
 }
 
@@ -957,10 +973,10 @@ partition_qname(Oid relid)
 /*
  * Makes one partition of a partitioned ledger part of it: a leaf becomes a
  * ledger of its own (registered with a fresh origin, its rows adopted into
- * its log), a partitioned partition gets the statement guard.  The row
- * triggers come from the parent, cloned by PostgreSQL.  A partition that
- * is already a ledger (attached) keeps its log.  Must be called inside
- * SPI; the partition holds the ledger columns (it has its parent's).
+ * its log, the stamp and guards installed), a partitioned partition gets
+ * the statement guard.  A partition that is already a ledger (attached)
+ * keeps its log and triggers.  Must be called inside SPI; the partition
+ * holds the ledger columns (it has its parent's).
  */
 void
 cl_ledger_add_partition(Oid relid)
@@ -978,7 +994,7 @@ cl_ledger_add_partition(Oid relid)
 	if (relkind == RELKIND_PARTITIONED_TABLE || cl_ledger_lookup(relid) != NULL)
 	{
 		relation_close(rel, NoLock);
-		add_statement_guard(relid, qname);
+		add_ledger_triggers(relid, qname, relkind != RELKIND_PARTITIONED_TABLE);
 		return;
 	}
 	if (relkind != RELKIND_RELATION)
@@ -1007,33 +1023,16 @@ cl_ledger_add_partition(Oid relid)
 	rel = relation_open(relid, NoLock);
 	adopt_rows(rel, ledger_id, encoding);
 	relation_close(rel, NoLock);
-	add_statement_guard(relid, qname);
+	add_ledger_triggers(relid, qname, true);
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();
 }
 
 /*
- * A ledger attached as a partition of a partitioned ledger: its own
- * stamp and row guard give way to the parent's clones (same functions,
- * same names, ENABLE ALWAYS), which the attach creates.  Inside SPI.
- */
-void
-cl_ledger_yield_row_triggers(Oid relid)
-{
-	char	   *qname = partition_qname(relid);
-
-	cl_run_as_owner(psprintf("DROP TRIGGER \"%s\" ON %s", CL_STAMP_TRIGGER, qname),
-					cl_extension_owner());
-	cl_run_as_owner(psprintf("DROP TRIGGER \"%s\" ON %s", CL_GUARD_ROW_TRIGGER, qname),
-					cl_extension_owner());
-}
-
-/*
  * create_ledger() of a partitioned table: the ledger columns on the
  * parent (and so on every partition), every leaf a ledger with its own
- * log (existing rows adopted), the row triggers on the parent, cloned by
- * PostgreSQL onto every partition present and future, the statement
- * guard on every partitioned table and leaf.  The caller owns the parent
+ * log (existing rows adopted) and its own triggers, the statement guard
+ * on every partitioned table (partitions added later: partition.c).  The caller owns the parent
  * (checked) and must own every partition.
  */
 static void
@@ -1096,15 +1095,8 @@ make_partitioned_ledger(Oid relid)
 		if (lfirst_oid(lc) != relid)
 			cl_ledger_add_partition(lfirst_oid(lc));
 	}
-	add_statement_guard(relid, qname);
-	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
-							 "EXECUTE FUNCTION consent_ledger.ledger_stamp()",
-							 CL_STAMP_TRIGGER, qname), owner);
-	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE ON %s "
-							 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.ledger_guard()",
-							 CL_GUARD_ROW_TRIGGER, qname), owner);
-	cl_run_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER \"%s\", ENABLE ALWAYS TRIGGER \"%s\"",
-							 qname, CL_STAMP_TRIGGER, CL_GUARD_ROW_TRIGGER), owner);
+	/* the statement guard marks the partitioned table as a ledger */
+	add_ledger_triggers(relid, qname, false);
 	SPI_finish();
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();

@@ -13,16 +13,17 @@
  * trigger by an untrusted role...) it then refuses on each partition,
  * and a partition's former owner, no longer its owner, cannot alter it.
  *
- * A partitioned ledger keeps one log per leaf partition.  The parent
- * carries the BEFORE INSERT stamp and the BEFORE UPDATE/DELETE row guard,
- * which PostgreSQL clones onto every partition, present and future, so a
- * row reaches no partition unstamped (a partition not registered as a
- * ledger refuses the row: fail closed).  Each leaf is an ordinary ledger
- * in consent_ledger.ledgers with its own origin, log and checkpoints, so
- * a partition read or exported directly verifies on its own, the sealer
- * and the verifier need nothing new, and attaching a ledger keeps its
- * log.  verify(parent) verifies every leaf.  Statement-level guards do not
- * clone: each partition gets its own.
+ * A partitioned ledger keeps one log per leaf partition.  Each leaf is an
+ * ordinary ledger in consent_ledger.ledgers, with its own origin, log,
+ * checkpoints, stamp and guard triggers, so a partition read, proved or
+ * exported directly verifies on its own, the sealer and the verifier need
+ * nothing new, and attaching a ledger keeps its log.  verify(parent)
+ * verifies every leaf; partition_checkpoints(parent) gives a receipt per
+ * leaf.  Partitioned tables of the tree carry the statement guard only
+ * (it also marks them as ledgers): row triggers on a partitioned table
+ * are cloned by PostgreSQL onto each new partition with the privileges of
+ * whoever creates it, who would need EXECUTE on the extension's trigger
+ * functions.  The audit triggers are placed per partition likewise.
  *
  * Partitions added later are covered by the utility hook
  * (cl_partition_after_utility) in the same transaction as the CREATE
@@ -74,15 +75,15 @@ cl_partition_parent_protected(Oid relid)
 
 /*
  * Whether relid is a partitioned ledger (or a partitioned partition of
- * one): a partitioned table carrying the ledger's stamp trigger, its own
- * or the clone PostgreSQL keeps on sub-partitioned tables.
+ * one): a partitioned table carrying the ledger's statement guard, which
+ * only the extension creates (the guard keeps it).
  */
 bool
 cl_is_partitioned_ledger(Oid relid)
 {
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		return false;
-	return OidIsValid(get_trigger_oid(relid, CL_STAMP_TRIGGER, true));
+	return OidIsValid(get_trigger_oid(relid, CL_GUARD_TRIGGER, true));
 }
 
 /*
@@ -283,10 +284,9 @@ table_has_rows(Oid relid)
 
 /*
  * Before ALTER TABLE parent ATTACH PARTITION part, parent a partitioned
- * ledger.  A table that is already a ledger keeps its log: its own row
- * triggers give way to the parent's clones (the same functions, names and
- * firing).  Any other table must be empty, so that no row enters the
- * ledger without its leaf; its leaves are registered after the attach.
+ * ledger.  A table that is already a ledger keeps its log.  Any other
+ * table must be empty, so that no row enters the ledger without its leaf;
+ * its leaves are registered after the attach.
  */
 void
 cl_partition_before_ledger_attach(Oid parent, Oid part)
@@ -306,20 +306,13 @@ cl_partition_before_ledger_attach(Oid parent, Oid part)
 		if (get_rel_relkind(leaf) == RELKIND_PARTITIONED_TABLE)
 			continue;
 		info = cl_ledger_lookup(leaf);
-		if (info != NULL)
-		{
-			if (info->retired)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("ledger table \"%s\" is retired", get_rel_name(leaf)),
-						 errdetail("A retired ledger accepts no more rows; a partition of a ledger must."),
-						 errhint("Attach a live ledger or an empty table.")));
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			cl_ledger_yield_row_triggers(leaf);
-			SPI_finish();
-		}
-		else if (table_has_rows(leaf))
+		if (info != NULL && info->retired)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("ledger table \"%s\" is retired", get_rel_name(leaf)),
+					 errdetail("A retired ledger accepts no more rows; a partition of a ledger must."),
+					 errhint("Attach a live ledger or an empty table.")));
+		if (info == NULL && table_has_rows(leaf))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("table \"%s\" has rows and is not a ledger table", get_rel_name(leaf)),
