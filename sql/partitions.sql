@@ -371,3 +371,13 @@ SELECT relation, valid, problem FROM consent_ledger.verify('facts') WHERE NOT va
 SELECT partition, consent_ledger.verify_checkpoint(checkpoint) AS receipt_ok FROM receipts;
 ALTER SYSTEM RESET consent_ledger.seal_interval;
 SELECT pg_reload_conf();
+
+-- retiring the partitioned ledger retires every partition's; then it can be dropped,
+-- and every partition's log and checkpoints are kept (as for any dropped ledger)
+SELECT consent_ledger.retire_ledger('facts');
+INSERT INTO facts VALUES (40, '2024-01-03', 1, 40);
+\echo :SQLSTATE
+SELECT count(*) AS live_partitions FROM consent_ledger.ledgers
+  WHERE relid::text LIKE 'facts%' AND retired_at IS NULL;
+DROP TABLE facts;
+SELECT count(*) AS dropped_partitions FROM consent_ledger.dropped_ledgers WHERE table_name LIKE 'facts%';

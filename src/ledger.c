@@ -54,6 +54,7 @@ PG_FUNCTION_INFO_V1(cl_ledger_stamp);
 PG_FUNCTION_INFO_V1(cl_ledger_guard);
 
 static void make_partitioned_ledger(Oid relid);
+static void retire_partitioned_ledger(Oid relid);
 
 /* true while the extension itself runs DDL on a ledger (guard.c obeys) */
 bool		cl_internal_ddl = false;
@@ -911,6 +912,12 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 	Relation	rel;
 
 	rel = cl_open_owned_table(relid, AccessExclusiveLock);
+	if (cl_is_partitioned_ledger(relid))
+	{
+		relation_close(rel, NoLock);
+		retire_partitioned_ledger(relid);
+		PG_RETURN_VOID();
+	}
 	info = cl_ledger_lookup(relid);
 	if (info == NULL)
 		ereport(ERROR,
@@ -1101,4 +1108,38 @@ make_partitioned_ledger(Oid relid)
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();
 	cl_seal_wake(MyDatabaseId);
+}
+
+/*
+ * retire_ledger() of a partitioned ledger: every partition's ledger is
+ * retired (no more inserts, its log and checkpoints kept), and the
+ * partitioned tables lose the statement guard that made them a ledger:
+ * the tree can then be dropped, and a partition added later is an
+ * ordinary table.  The caller owns the partitioned table (checked).
+ */
+static void
+retire_partitioned_ledger(Oid relid)
+{
+	Oid			owner = cl_extension_owner();
+	ListCell   *lc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, find_all_inheritors(relid, AccessExclusiveLock, NULL))
+	{
+		Oid			part = lfirst_oid(lc);
+		ClLedgerInfo *info = cl_ledger_lookup(part);
+
+		if (info != NULL)
+			cl_run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "
+									 "WHERE ledger_id OPERATOR(pg_catalog.=) %d AND retired_at IS NULL",
+									 info->ledger_id), owner);
+		else if (get_rel_relkind(part) == RELKIND_PARTITIONED_TABLE &&
+				 OidIsValid(get_trigger_oid(part, CL_GUARD_TRIGGER, true)))
+			cl_run_as_owner(psprintf("DROP TRIGGER \"%s\" ON %s", CL_GUARD_TRIGGER,
+									 partition_qname(part)), owner);
+		CacheInvalidateRelcacheByRelid(part);
+	}
+	SPI_finish();
+	cl_ledger_cache_reset();
 }
