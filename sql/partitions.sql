@@ -46,6 +46,16 @@ RESET ROLE;
 SELECT consent_ledger.protect('sales', 'customer_id');
 \echo :SQLSTATE
 DROP TRIGGER peek ON sales_2024_02;
+-- a partition with another owner: protect() takes the whole tree, so its caller must own every partition
+CREATE ROLE regress_p_ledgerer IN ROLE consent_ledger_admin, regress_p_owner;
+ALTER TABLE sales_default OWNER TO regress_p_analyst;
+SET ROLE regress_p_ledgerer;
+SELECT consent_ledger.protect('sales', 'customer_id');
+\echo :SQLSTATE
+RESET ROLE;
+SELECT count(*) AS protected_after_refusal FROM consent_ledger.protected p JOIN pg_class c ON c.oid = p.relid
+  WHERE c.relname LIKE 'sales%';
+ALTER TABLE sales_default OWNER TO regress_p_owner;
 -- a partition cannot be protected on its own: read through its parent it would escape
 SELECT consent_ledger.protect('sales_2024_01', 'customer_id');
 \echo :SQLSTATE
@@ -240,7 +250,6 @@ RESET ROLE;
 CREATE TABLE facts_other (LIKE facts);
 ALTER TABLE facts_other OWNER TO regress_p_analyst;
 ALTER TABLE facts ATTACH PARTITION facts_other FOR VALUES FROM ('2023-01-01') TO ('2023-02-01');
-CREATE ROLE regress_p_ledgerer IN ROLE consent_ledger_admin, regress_p_owner;
 SET ROLE regress_p_ledgerer;
 SELECT consent_ledger.create_ledger('facts');
 \echo :SQLSTATE
