@@ -295,7 +295,15 @@ ALTER TABLE facts DROP COLUMN amount;
 \echo :SQLSTATE
 ALTER TABLE facts ALTER COLUMN amount TYPE text;
 \echo :SQLSTATE
-ALTER TABLE facts DISABLE TRIGGER "~consent_ledger_stamp";
+ALTER TABLE facts DISABLE TRIGGER "~consent_ledger_guard";
+\echo :SQLSTATE
+ALTER TABLE facts_2024_02 DISABLE TRIGGER "~consent_ledger_stamp";
+\echo :SQLSTATE
+ALTER TABLE facts_2024_03_h0 ENABLE REPLICA TRIGGER "~consent_ledger_guard_row";
+\echo :SQLSTATE
+DROP TRIGGER "~consent_ledger_stamp" ON facts_default;
+\echo :SQLSTATE
+DROP TRIGGER "~consent_ledger_guard" ON facts;
 \echo :SQLSTATE
 ALTER TABLE facts_2024_01 DISABLE TRIGGER ALL;
 \echo :SQLSTATE
