@@ -244,6 +244,9 @@ adopt_partition(Oid relid)
 void
 cl_partition_after_utility(Node *parsetree)
 {
+	/* pg_upgrade restores the catalogs as they were, partitions included */
+	if (IsBinaryUpgrade)
+		return;
 	if (IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt))
 	{
 		CreateStmt *cs = (CreateStmt *) parsetree;
