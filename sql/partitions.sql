@@ -322,6 +322,17 @@ ALTER TABLE facts_2024_03 DETACH PARTITION facts_2024_03_h0;
 -- a new month: a ledger of its own, by the CREATE TABLE itself
 CREATE TABLE facts_2024_08 PARTITION OF facts FOR VALUES FROM ('2024-08-01') TO ('2024-09-01');
 INSERT INTO facts VALUES (19, '2024-08-02', 1, 19);
+-- a partition that could lose rows is refused, and its CREATE with it
+CREATE UNLOGGED TABLE facts_2024_10 PARTITION OF facts FOR VALUES FROM ('2024-10-01') TO ('2024-11-01');
+\echo :SQLSTATE
+SELECT count(*) AS created FROM pg_class WHERE relname = 'facts_2024_10';
+-- the owner's own trigger on a new partition cannot fire after the stamp
+CREATE TABLE facts_2024_11 PARTITION OF facts FOR VALUES FROM ('2024-11-01') TO ('2024-12-01');
+CREATE FUNCTION facts_late() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.amount := -1; RETURN NEW; END $$;
+CREATE TRIGGER "~~late" BEFORE INSERT ON facts_2024_11 FOR EACH ROW EXECUTE FUNCTION facts_late();
+INSERT INTO facts VALUES (39, '2024-11-02', 1, 39);
+\echo :SQLSTATE
+DROP TRIGGER "~~late" ON facts_2024_11;
 -- attaching: a table with rows that is not a ledger is refused, an empty one becomes one
 CREATE TABLE facts_2024_05 (LIKE facts);
 INSERT INTO facts_2024_05 (id, month, customer_id, amount) VALUES (20, '2024-05-02', 2, 20);
@@ -396,5 +407,6 @@ INSERT INTO facts VALUES (40, '2024-01-03', 1, 40);
 \echo :SQLSTATE
 SELECT count(*) AS live_partitions FROM consent_ledger.ledgers
   WHERE relid::text LIKE 'facts%' AND retired_at IS NULL;
+SELECT count(*) AS partitions, count(*) FILTER (WHERE valid) AS valid FROM consent_ledger.verify('facts');
 DROP TABLE facts;
 SELECT count(*) AS dropped_partitions FROM consent_ledger.dropped_ledgers WHERE table_name LIKE 'facts%';

@@ -1022,8 +1022,9 @@ cl_verify(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (all)
 		ledgers = cl_ledger_list();
-	else if (cl_is_partitioned_ledger(PG_GETARG_OID(0)))
-		ledgers = cl_partition_ledgers(PG_GETARG_OID(0));	/* one row per partition */
+	else if (get_rel_relkind(PG_GETARG_OID(0)) == RELKIND_PARTITIONED_TABLE &&
+			 (ledgers = cl_partition_ledgers(PG_GETARG_OID(0))) != NIL)
+		;						/* a partitioned ledger (or a retired one): a row per partition */
 	else
 		ledgers = list_make1(ledger_or_error(PG_GETARG_OID(0)));
 
