@@ -410,3 +410,31 @@ SELECT count(*) AS live_partitions FROM consent_ledger.ledgers
 SELECT count(*) AS partitions, count(*) FILTER (WHERE valid) AS valid FROM consent_ledger.verify('facts');
 DROP TABLE facts;
 SELECT count(*) AS dropped_partitions FROM consent_ledger.dropped_ledgers WHERE table_name LIKE 'facts%';
+
+-- all three at once: a partitioned ledger that is audited and protected,
+-- and a month added later by an administrator
+SET ROLE regress_p_owner;
+CREATE TABLE events (id int, month date, customer_id bigint) PARTITION BY RANGE (month);
+CREATE TABLE events_2024_01 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+INSERT INTO events VALUES (1, '2024-01-01', 1), (2, '2024-01-02', 4);
+RESET ROLE;
+SELECT consent_ledger.create_ledger('events');
+SELECT consent_ledger.audit('events');
+SELECT consent_ledger.protect('events', 'customer_id');
+SET ROLE regress_p_admin;
+CREATE TABLE events_2024_02 PARTITION OF events FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+RESET ROLE;
+SET ROLE regress_p_owner;
+INSERT INTO events VALUES (3, '2024-02-01', 1), (4, '2024-02-02', 5);
+SELECT count(*) FROM events_2024_01;
+\echo :SQLSTATE
+SET consent_ledger.purpose = 'p_analytics';
+SELECT id FROM events ORDER BY id;
+RESET consent_ledger.purpose;
+RESET ROLE;
+SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, c.relforcerowsecurity AS forced,
+       EXISTS (SELECT FROM consent_ledger.ledgers l WHERE l.relid = c.oid) AS ledger,
+       EXISTS (SELECT FROM consent_ledger.audited a WHERE a.relid = c.oid) AS audited
+  FROM pg_class c WHERE c.relname LIKE 'events%' ORDER BY c.relname;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT relation, "rows", pending, valid FROM consent_ledger.verify('events') ORDER BY relation::text;

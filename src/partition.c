@@ -191,11 +191,30 @@ static void
 adopt_partition(Oid relid)
 {
 	Oid			parent = partition_parent(relid);
+	ListCell   *lc;
 
 	if (!OidIsValid(parent) || !cl_extension_present())
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * The ledger first: registering a leaf reads it as its owner with
+	 * row_security off (adopt_rows), which forced row-level security would
+	 * refuse once the partition is protected.
+	 */
+	if (cl_is_partitioned_ledger(parent))
+	{
+		cl_ledger_add_partition(relid);
+		foreach(lc, descendants(relid))
+			cl_ledger_add_partition(lfirst_oid(lc));
+	}
+	if (cl_is_audited(parent))
+	{
+		cl_audit_partition(relid);
+		foreach(lc, descendants(relid))
+			cl_audit_partition(lfirst_oid(lc));
+	}
 	if (cl_is_protected(parent))
 	{
 		char	   *column = subject_column(parent);
@@ -216,22 +235,6 @@ adopt_partition(Oid relid)
 			cl_protect_one(relid, column);
 		cl_partition_protect_children(relid, column);
 		cl_run_as_owner("SELECT consent_ledger._purposes_changed()", cl_extension_owner());
-	}
-	if (cl_is_audited(parent))
-	{
-		ListCell   *lc;
-
-		cl_audit_partition(relid);
-		foreach(lc, descendants(relid))
-			cl_audit_partition(lfirst_oid(lc));
-	}
-	if (cl_is_partitioned_ledger(parent))
-	{
-		ListCell   *lc;
-
-		cl_ledger_add_partition(relid);
-		foreach(lc, descendants(relid))
-			cl_ledger_add_partition(lfirst_oid(lc));
 	}
 	SPI_finish();
 }
