@@ -142,6 +142,18 @@ DROP POLICY see_all ON mine;
 ALTER TABLE sales ATTACH PARTITION mine FOR VALUES FROM ('2024-10-01') TO ('2024-11-01');
 \echo :SQLSTATE
 SELECT relispartition FROM pg_class WHERE relname = 'mine';
+-- a table already protected: with the parent's subject column it is attached as it is,
+-- with another it is refused
+CREATE TABLE sales_2024_11 (id int, month date, region text, customer_id bigint, amount numeric);
+CREATE TABLE sales_2024_12 (id int, month date, region text, customer_id bigint, amount numeric);
+SELECT consent_ledger.protect('sales_2024_11', 'customer_id');
+SELECT consent_ledger.protect('sales_2024_12', 'id');
+SET ROLE regress_p_admin;
+ALTER TABLE sales ATTACH PARTITION sales_2024_11 FOR VALUES FROM ('2024-11-01') TO ('2024-12-01');
+ALTER TABLE sales ATTACH PARTITION sales_2024_12 FOR VALUES FROM ('2024-12-01') TO ('2025-01-01');
+\echo :SQLSTATE
+RESET ROLE;
+SELECT relname, relispartition FROM pg_class WHERE relname IN ('sales_2024_11', 'sales_2024_12') ORDER BY 1;
 SELECT * FROM part_state;
 SET ROLE regress_p_analyst;
 SELECT count(*) FROM sales_2024_09;
