@@ -362,6 +362,15 @@ SET ROLE regress_p_owner;
 INSERT INTO facts_2024_06 VALUES (22, '2024-06-03', 4, 22);
 ALTER TABLE facts ATTACH PARTITION facts_2024_06 FOR VALUES FROM ('2024-06-01') TO ('2024-07-01');
 INSERT INTO facts VALUES (23, '2024-06-04', 5, 23);
+-- a trigger named like the ledger's guard does not make the owner's table a ledger
+CREATE FUNCTION fake_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TABLE fake (id int, month date) PARTITION BY RANGE (month);
+CREATE TRIGGER "~consent_ledger_guard" BEFORE TRUNCATE ON fake FOR EACH STATEMENT EXECUTE FUNCTION fake_guard();
+CREATE TABLE fake_1 PARTITION OF fake FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+RESET ROLE;
+SELECT count(*) AS registered FROM consent_ledger.ledgers WHERE relid = 'fake_1'::regclass;
+SET ROLE regress_p_owner;
+DROP TABLE fake;
 -- a ledger cannot be attached to a table that is not one
 CREATE TABLE p_plain_parent (id int, month date, customer_id bigint, amount numeric, ledger_txn bigint, ledger_ord int)
   PARTITION BY RANGE (month);

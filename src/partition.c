@@ -36,19 +36,23 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -75,15 +79,40 @@ cl_partition_parent_protected(Oid relid)
 
 /*
  * Whether relid is a partitioned ledger (or a partitioned partition of
- * one): a partitioned table carrying the ledger's statement guard, which
- * only the extension creates (the guard keeps it).
+ * one): a partitioned table carrying the ledger's statement guard, a
+ * trigger of that name calling consent_ledger.ledger_guard(), which only
+ * the extension and administrators may execute (a trigger of the same
+ * name calling a function of the table owner's does not count), and which
+ * the guard keeps.
  */
 bool
 cl_is_partitioned_ledger(Oid relid)
 {
+	Relation	rel;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		result = false;
+
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		return false;
-	return OidIsValid(get_trigger_oid(relid, CL_GUARD_TRIGGER, true));
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&keys[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(CL_GUARD_TRIGGER));
+	scan = systable_beginscan(rel, TriggerRelidNameIndexId, true, NULL, 2, keys);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Oid			fn = ((Form_pg_trigger) GETSTRUCT(tup))->tgfoid;
+		char	   *name = get_func_name(fn);
+
+		result = name != NULL && strcmp(name, "ledger_guard") == 0 &&
+			get_func_namespace(fn) == cl_schema_oid(true);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
 }
 
 /*
