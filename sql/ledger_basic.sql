@@ -106,6 +106,7 @@ SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('ord
 CREATE VIEW orders_v AS SELECT * FROM orders;
 SELECT consent_ledger.create_ledger('orders_v');
 \echo :SQLSTATE
+-- (since 1.3 a partitioned table can: sql/partitions.sql)
 CREATE TABLE parted (id int) PARTITION BY RANGE (id);
 SELECT consent_ledger.create_ledger('parted');
 \echo :SQLSTATE

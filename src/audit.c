@@ -52,6 +52,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -62,6 +63,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
+#include "nodes/pathnodes.h"
 #include "parser/parsetree.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
@@ -1116,6 +1118,17 @@ cl_audit(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" is already audited", get_rel_name(relid))));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* a partitioned table: per partition, present (here) and future (partition.c) */
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *all = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, all)
+			cl_audit_partition(lfirst_oid(lc));
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
 	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER INSERT OR UPDATE OR DELETE ON %s "
 							 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.audit_row()",
 							 AUDIT_TRIGGER, qname), owner);
@@ -1128,6 +1141,45 @@ cl_audit(PG_FUNCTION_ARGS)
 							 "VALUES (%u::pg_catalog.oid, pg_catalog.now())", relid), owner);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * One relation of an audited partitioned table (the parent included):
+ * registered as audited, so the guard keeps its triggers; a leaf gets the
+ * row trigger, every one the TRUNCATE trigger (a TRUNCATE of a partition
+ * fires only its own statement triggers).  No row trigger on a
+ * partitioned table: PostgreSQL would clone it onto each new partition
+ * with the privileges of whoever creates it, who may not execute
+ * audit_row(); partition.c audits new partitions instead.  Inside SPI.
+ */
+void
+cl_audit_partition(Oid relid)
+{
+	Oid			owner = cl_extension_owner();
+	char	   *qname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid));
+
+	if (cl_is_audited(relid))
+		return;
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE &&
+		!OidIsValid(get_trigger_oid(relid, AUDIT_TRIGGER, true)))
+	{
+		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER INSERT OR UPDATE OR DELETE ON %s "
+								 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.audit_row()",
+								 AUDIT_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"",
+								 qname, AUDIT_TRIGGER), owner);
+	}
+	if (!OidIsValid(get_trigger_oid(relid, AUDIT_TRUNC_TRIGGER, true)))
+	{
+		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER TRUNCATE ON %s "
+								 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.audit_row()",
+								 AUDIT_TRUNC_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"",
+								 qname, AUDIT_TRUNC_TRIGGER), owner);
+	}
+	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.audited (relid, audited_at) "
+							 "VALUES (%u::pg_catalog.oid, pg_catalog.now())", relid), owner);
 }
 
 /* Whether a table is audited (for the guard). */
@@ -1260,6 +1312,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	bool		instrumented;
 	ViewUse    *uses;
 	int			nuses = 0;
+	Bitmapset  *expanded = NULL;
 	OpenRead   *r;
 	MemoryContext old;
 
@@ -1292,12 +1345,30 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 		}
 	}
 
+	/*
+	 * Partitions expanded from a protected parent: the parent's entry
+	 * stands for them (its record, its purpose view, its refusal), so a
+	 * read through a partitioned table is one read of that table.  A
+	 * partition read directly is an entry of its own.
+	 */
+	foreach(lc, stmt->appendRelations)
+	{
+		AppendRelInfo *ai = lfirst_node(AppendRelInfo, lc);
+		RangeTblEntry *parent = rt_fetch(ai->parent_relid, stmt->rtable);
+
+		if (parent->rtekind == RTE_RELATION && cl_is_protected_cached(parent->relid))
+			expanded = bms_add_member(expanded, ai->child_relid);
+	}
+
 	foreach(lc, stmt->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
 		char	   *purpose = NULL;
 		char	   *operation = "SELECT";
 		Oid			as_role;
+
+		if (bms_is_member(foreach_current_index(lc) + 1, expanded))
+			continue;
 
 		/*
 		 * Relations the statement reads, and inheritance children expanded

@@ -216,6 +216,17 @@ extern int	cl_new_ledger_encoding(void);
 extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
 extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);
 extern void cl_run_as_owner(const char *sql, Oid owner);
+extern void cl_ledger_add_partition(Oid relid);
+
+/* partition.c: partitioned tables protected, audited, ledgers */
+extern bool cl_partition_parent_protected(Oid relid);
+extern bool cl_is_partitioned_ledger(Oid relid);
+extern void cl_partition_protect_children(Oid relid, const char *column);
+extern void cl_partition_unprotect_children(Oid relid);
+extern void cl_partition_refuse_unprotect_member(Oid relid);
+extern void cl_partition_after_utility(Node *parsetree);
+extern void cl_partition_before_ledger_attach(Oid parent, Oid part);
+extern List *cl_partition_ledgers(Oid relid);
 
 /* consent.c: the consent registry */
 extern Oid	cl_consent_events_relid(bool create);
@@ -233,6 +244,8 @@ extern List *cl_protected_relids(void);
 extern const char *cl_view_purpose_cached(Oid view);
 extern Oid	cl_view_base_cached(Oid view);
 extern bool cl_purpose_views_in(Oid nsp);
+extern void cl_protect_one(Oid relid, const char *column);
+extern void cl_unprotect_one(Oid relid);
 
 /* audit.c: signed audit of changes and protected reads */
 extern void cl_audit_init(void);
@@ -250,6 +263,7 @@ extern void cl_audit_executor_end(QueryDesc *queryDesc);
 extern void *cl_audit_copy_begin(Oid relid, const char *operation);
 extern void cl_audit_copy_end(void *handle, uint64 rows);
 extern bool cl_is_audited(Oid relid);
+extern void cl_audit_partition(Oid relid);
 extern uint64 cl_rows_withheld;
 
 /* subxact.c: a piece of a worker's work in a subtransaction of its own */

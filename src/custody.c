@@ -394,8 +394,13 @@ cl_check_protectable(Relation rel)
 	systable_endscan(scan);
 	table_close(cat, AccessShareLock);
 
-	/* inheritance: read through a parent, the table escapes its own policy */
-	if (has_superclass(relid) || has_subclass(relid))
+	/*
+	 * inheritance: read through a parent, the table escapes its own policy.
+	 * Partitioning is not refused: protect() holds every partition and its
+	 * parent to the same policy (partition.c).
+	 */
+	if (!rel->rd_rel->relispartition && rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
+		(has_superclass(relid) || has_subclass(relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" takes part in table inheritance", RelationGetRelationName(rel)),

@@ -96,7 +96,7 @@ is_live_ledger(Oid relid)
 	if (cl_internal_ddl || !OidIsValid(relid))
 		return false;
 	info = cl_ledger_lookup(relid);
-	return info != NULL && !info->retired;
+	return (info != NULL && !info->retired) || cl_is_partitioned_ledger(relid);
 }
 
 static void
@@ -427,8 +427,10 @@ check_alter_table(AlterTableStmt *stmt)
 		{
 			Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
 
-			if (is_live_ledger(part))
-				refuse_ddl(get_rel_name(part), "ATTACH PARTITION", NULL);
+			/* (a ledger attached to a partitioned ledger keeps its log: below) */
+			if (is_live_ledger(part) && !is_live_ledger(relid))
+				refuse_ddl(get_rel_name(part), "ATTACH PARTITION",
+						   "A ledger can only be attached to a partitioned ledger.");
 		}
 		if (cmd->subtype == AT_AddInherit && IsA(cmd->def, RangeVar))
 		{
@@ -471,7 +473,9 @@ check_alter_table(AlterTableStmt *stmt)
 		{
 			Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
 
-			if (OidIsValid(part) && cl_is_protected(part))
+			/* under a protected parent it stays protected (partition.c) */
+			if (OidIsValid(part) && cl_is_protected(part) &&
+				!(OidIsValid(relid) && cl_is_protected(relid)))
 				refuse_unprotect(part, "ATTACH PARTITION");
 		}
 	}
@@ -562,11 +566,26 @@ check_alter_table(AlterTableStmt *stmt)
 				refuse_ddl(relname, "SET UNLOGGED",
 						   "An unlogged table loses committed rows on a crash.");
 				break;
-			case AT_AddInherit:
-			case AT_DropInherit:
 			case AT_AttachPartition:
+				/* a partitioned ledger takes new partitions (partition.c) */
+				if (cl_is_partitioned_ledger(relid) && IsA(cmd->def, PartitionCmd))
+				{
+					cl_partition_before_ledger_attach(relid,
+													  RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+																	   NoLock, true));
+					break;
+				}
+				refuse_ddl(relname, "inheritance or partitioning", NULL);
+				break;
 			case AT_DetachPartition:
 			case AT_DetachPartitionFinalize:
+				if (cl_is_partitioned_ledger(relid))
+					refuse_ddl(relname, "DETACH PARTITION",
+							   "A ledger's rows are never removed from it; retire the ledger instead if it is no longer needed.");
+				refuse_ddl(relname, "inheritance or partitioning", NULL);
+				break;
+			case AT_AddInherit:
+			case AT_DropInherit:
 				refuse_ddl(relname, "inheritance or partitioning", NULL);
 				break;
 			case AT_AddOf:
@@ -1790,7 +1809,10 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				{
 					Oid			parent = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
 
-					if (is_live_ledger(parent))
+					/* a partition of a partitioned ledger is a ledger (partition.c) */
+					if (is_live_ledger(parent) &&
+						!(((CreateStmt *) parsetree)->partbound != NULL &&
+						  cl_is_partitioned_ledger(parent)))
 						refuse_ddl(get_rel_name(parent), "INHERITS or PARTITION OF",
 								   "A ledger table must stand alone.");
 				}
@@ -1913,6 +1935,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	if (save_explain >= 0)
 		explain_analyze_level = save_explain;
 	check_policies_kept();
+	/* new partitions get their parent's protection, audit and ledger */
+	cl_partition_after_utility(parsetree);
 
 	cl_audit_copy_end(copy_read, qc ? qc->nprocessed : 0);
 }

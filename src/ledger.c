@@ -53,6 +53,9 @@ PG_FUNCTION_INFO_V1(cl_retire_ledger);
 PG_FUNCTION_INFO_V1(cl_ledger_stamp);
 PG_FUNCTION_INFO_V1(cl_ledger_guard);
 
+static void make_partitioned_ledger(Oid relid);
+static void retire_partitioned_ledger(Oid relid);
+
 /* true while the extension itself runs DDL on a ledger (guard.c obeys) */
 bool		cl_internal_ddl = false;
 
@@ -784,6 +787,12 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" belongs to consent_ledger", RelationGetRelationName(rel)),
 				 errdetail("The extension's own tables are managed by the extension."),
 				 errhint("Create ledger tables in a schema of your own.")));
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		relation_close(rel, NoLock);
+		make_partitioned_ledger(relid);
+		PG_RETURN_VOID();
+	}
 	relation_close(rel, NoLock);
 	cl_make_ledger(relid);
 	PG_RETURN_VOID();
@@ -903,6 +912,12 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 	Relation	rel;
 
 	rel = cl_open_owned_table(relid, AccessExclusiveLock);
+	if (cl_is_partitioned_ledger(relid))
+	{
+		relation_close(rel, NoLock);
+		retire_partitioned_ledger(relid);
+		PG_RETURN_VOID();
+	}
 	info = cl_ledger_lookup(relid);
 	if (info == NULL)
 		ereport(ERROR,
@@ -918,4 +933,213 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();
 	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * Partitioned ledgers (partition.c): one log per leaf partition
+ * --------------------------------------------------------------------- */
+
+/*
+ * The ledger's three triggers on one relation (a leaf partition gets all,
+ * a partitioned table the statement guard only: row triggers on a
+ * partitioned table would be cloned onto each new partition for whoever
+ * creates it, who would need EXECUTE on the trigger functions).
+ */
+static void
+add_ledger_triggers(Oid relid, const char *qname, bool row_triggers)
+{
+	Oid			owner = cl_extension_owner();
+
+	if (row_triggers && !OidIsValid(get_trigger_oid(relid, CL_STAMP_TRIGGER, true)))
+	{
+		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
+								 "EXECUTE FUNCTION consent_ledger.ledger_stamp()",
+								 CL_STAMP_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE ON %s "
+								 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.ledger_guard()",
+								 CL_GUARD_ROW_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\", ENABLE ALWAYS TRIGGER \"%s\"",
+								 qname, CL_STAMP_TRIGGER, CL_GUARD_ROW_TRIGGER), owner);
+	}
+	if (OidIsValid(get_trigger_oid(relid, CL_GUARD_TRIGGER, true)))
+		return;
+	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
+							 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.ledger_guard()",
+							 CL_GUARD_TRIGGER, qname), owner);
+	cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"", qname, CL_GUARD_TRIGGER),
+					owner);
+}
+
+static char *
+partition_qname(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * Makes one partition of a partitioned ledger part of it: a leaf becomes a
+ * ledger of its own (registered with a fresh origin, its rows adopted into
+ * its log, the stamp and guards installed), a partitioned partition gets
+ * the statement guard.  A partition that is already a ledger (attached)
+ * keeps its log and triggers.  Must be called inside SPI; the partition
+ * holds the ledger columns (it has its parent's).
+ */
+void
+cl_ledger_add_partition(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessExclusiveLock);
+	char		relkind = rel->rd_rel->relkind;
+	char	   *qname = partition_qname(relid);
+	Oid			owner = cl_extension_owner();
+	int32		ledger_id;
+	uint8_t		rnd[16];
+	char		hex[33];
+	char		origin[64];
+	int			encoding;
+
+	if (relkind == RELKIND_PARTITIONED_TABLE || cl_ledger_lookup(relid) != NULL)
+	{
+		relation_close(rel, NoLock);
+		add_ledger_triggers(relid, qname, relkind != RELKIND_PARTITIONED_TABLE);
+		return;
+	}
+	if (relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" cannot be a partition of a ledger table", RelationGetRelationName(rel)),
+				 errdetail("Partitions of a ledger must be ordinary tables whose rows the ledger can read and hash."),
+				 errhint("Use an ordinary table.")));
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is not a permanent logged table", RelationGetRelationName(rel)),
+				 errdetail("Unlogged and temporary tables lose rows on a crash or at session end."),
+				 errhint("Use ALTER TABLE ... SET LOGGED, or create a permanent table.")));
+	relation_close(rel, NoLock);
+
+	encoding = cl_new_ledger_encoding();
+	ledger_id = (int32) nextval_internal(cl_internal_relid("ledger_id_seq"), false);
+	randombytes_buf(rnd, sizeof(rnd));
+	cl_hex_encode(rnd, sizeof(rnd), hex);
+	snprintf(origin, sizeof(origin), "consent_ledger/%s", hex);
+	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.ledgers "
+							 "(ledger_id, relid, origin, encoding, created_at) "
+							 "VALUES (%d, %u::pg_catalog.oid, %s, %d, pg_catalog.now())",
+							 ledger_id, relid, quote_literal_cstr(origin), encoding), owner);
+	rel = relation_open(relid, NoLock);
+	adopt_rows(rel, ledger_id, encoding);
+	relation_close(rel, NoLock);
+	add_ledger_triggers(relid, qname, true);
+	CacheInvalidateRelcacheByRelid(relid);
+	cl_ledger_cache_reset();
+}
+
+/*
+ * create_ledger() of a partitioned table: the ledger columns on the
+ * parent (and so on every partition), every leaf a ledger with its own
+ * log (existing rows adopted) and its own triggers, the statement guard
+ * on every partitioned table (partitions added later: partition.c).  The caller owns the parent
+ * (checked) and must own every partition.
+ */
+static void
+make_partitioned_ledger(Oid relid)
+{
+	Oid			owner = cl_extension_owner();
+	Relation	rel = relation_open(relid, AccessExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	char	   *qname = partition_qname(relid);
+	List	   *all;
+	ListCell   *lc;
+
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is not a permanent logged table", RelationGetRelationName(rel)),
+				 errdetail("Unlogged and temporary tables lose rows on a crash or at session end."),
+				 errhint("Create a permanent table.")));
+	if (rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is a partition", RelationGetRelationName(rel)),
+				 errdetail("A ledger's partitions belong to a partitioned ledger as a whole."),
+				 errhint("Call create_ledger() on the topmost partitioned table.")));
+	if (cl_is_partitioned_ledger(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("table \"%s\" is already a ledger table", RelationGetRelationName(rel))));
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped &&
+			strncmp(NameStr(att->attname), CL_COLUMN_PREFIX, strlen(CL_COLUMN_PREFIX)) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("table \"%s\" already has a column \"%s\"", RelationGetRelationName(rel),
+							NameStr(att->attname)),
+					 errdetail("Column names beginning with \"%s\" are reserved for the ledger's own columns.",
+							   CL_COLUMN_PREFIX),
+					 errhint("Rename the column before calling create_ledger().")));
+	}
+	relation_close(rel, NoLock);
+	all = find_all_inheritors(relid, AccessExclusiveLock, NULL);
+	foreach(lc, all)
+	{
+		Oid			part = lfirst_oid(lc);
+
+		if (!pg_class_ownercheck(part, GetUserId()))
+			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(part));
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cl_run_as_owner(psprintf("ALTER TABLE %s ADD COLUMN " CL_TXN_COLUMN " bigint, "
+							 "ADD COLUMN " CL_ORD_COLUMN " integer", qname), owner);
+	CommandCounterIncrement();
+	foreach(lc, all)
+	{
+		if (lfirst_oid(lc) != relid)
+			cl_ledger_add_partition(lfirst_oid(lc));
+	}
+	/* the statement guard marks the partitioned table as a ledger */
+	add_ledger_triggers(relid, qname, false);
+	SPI_finish();
+	CacheInvalidateRelcacheByRelid(relid);
+	cl_ledger_cache_reset();
+	cl_seal_wake(MyDatabaseId);
+}
+
+/*
+ * retire_ledger() of a partitioned ledger: every partition's ledger is
+ * retired (no more inserts, its log and checkpoints kept), and the
+ * partitioned tables lose the statement guard that made them a ledger:
+ * the tree can then be dropped, and a partition added later is an
+ * ordinary table.  The caller owns the partitioned table (checked).
+ */
+static void
+retire_partitioned_ledger(Oid relid)
+{
+	Oid			owner = cl_extension_owner();
+	ListCell   *lc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, find_all_inheritors(relid, AccessExclusiveLock, NULL))
+	{
+		Oid			part = lfirst_oid(lc);
+		ClLedgerInfo *info = cl_ledger_lookup(part);
+
+		if (info != NULL)
+			cl_run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "
+									 "WHERE ledger_id OPERATOR(pg_catalog.=) %d AND retired_at IS NULL",
+									 info->ledger_id), owner);
+		else if (get_rel_relkind(part) == RELKIND_PARTITIONED_TABLE &&
+				 OidIsValid(get_trigger_oid(part, CL_GUARD_TRIGGER, true)))
+			cl_run_as_owner(psprintf("DROP TRIGGER \"%s\" ON %s", CL_GUARD_TRIGGER,
+									 partition_qname(part)), owner);
+		CacheInvalidateRelcacheByRelid(part);
+	}
+	SPI_finish();
+	cl_ledger_cache_reset();
 }

@@ -1530,35 +1530,39 @@ check_call(const char *fn, const char *prefix, const char *colref, Oid typid)
 }
 
 /*
- * consent_ledger.protect(relation regclass, subject_column name)
- *
- * Enables and forces row-level security with a SELECT policy that shows a
- * row only when its subject consented to the session's declared purpose;
- * UPDATE and DELETE reach only such rows too (a trigger or a RETURNING
- * clause would otherwise see the others), INSERT is not restricted
- * (privileges govern writes).
- * Warns about roles that bypass row-level security or replicate (REPLICATION).
+ * Protects one table (an ordinary table, a partitioned table or one of
+ * its partitions): enables and forces row-level security with the consent
+ * policies, registers it and takes it into custody.  The caller owns it.
+ * A partition is protected only under a protected parent, with the
+ * parent's subject column (partition.c keeps the tree whole).  Must be
+ * called inside SPI.
  */
-Datum
-cl_protect(PG_FUNCTION_ARGS)
+void
+cl_protect_one(Oid relid, const char *column)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	char	   *column = NameStr(*PG_GETARG_NAME(1));
 	Relation	rel;
 	AttrNumber	att;
 	Oid			typid;
 	char	   *qname;
 	char	   *call;
-	StringInfoData bypass;
 	Oid			save_userid;
 	int			save_sec;
+	char		relkind;
 
 	rel = cl_open_owned_table(relid, AccessExclusiveLock);
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+	relkind = rel->rd_rel->relkind;
+	if ((relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) ||
+		(rel->rd_rel->relispartition && !cl_partition_parent_protected(relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not an ordinary table", RelationGetRelationName(rel)),
-				 errdetail("Only ordinary tables that are not partitions can be protected: a partition read directly would escape its parent's policy.")));
+				 errmsg("\"%s\" is not an ordinary or partitioned table", RelationGetRelationName(rel)),
+				 rel->rd_rel->relispartition ?
+				 errdetail("\"%s\" is a partition of a table that is not protected: read through its parent it would escape the policy.",
+						   RelationGetRelationName(rel)) :
+				 errdetail("Only tables can be protected."),
+				 rel->rd_rel->relispartition ?
+				 errhint("Protect the partitioned table: every partition, present and future, is protected with it.") :
+				 errhint("Protect the table the view or relation reads from.")));
 	att = get_attnum(relid, column);
 	if (att == InvalidAttrNumber)
 		ereport(ERROR,
@@ -1580,8 +1584,6 @@ cl_protect(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" is already protected", get_rel_name(relid))));
 	call = check_call("allowed", "", quote_identifier(column), getBaseType(typid));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	/* DDL as the owner (the caller), who may alter the table */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	cl_internal_ddl = true;
@@ -1589,7 +1591,7 @@ cl_protect(PG_FUNCTION_ARGS)
 	{
 		const char *stmts[5];
 
-		stmts[0] = psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY", qname);
+		stmts[0] = psprintf("ALTER TABLE ONLY %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY", qname);
 		stmts[1] = psprintf("CREATE POLICY " POLICY_NAME " ON %s AS PERMISSIVE FOR SELECT USING (%s)", qname, call);
 		stmts[2] = psprintf("CREATE POLICY consent_ledger_insert ON %s AS PERMISSIVE FOR INSERT WITH CHECK (true)", qname);
 		/* rows a statement may change are rows it may see: else a trigger could read them */
@@ -1609,6 +1611,32 @@ cl_protect(PG_FUNCTION_ARGS)
 							 "VALUES (%u::pg_catalog.oid, %s, pg_catalog.now())",
 							 relid, quote_literal_cstr(column)), cl_extension_owner());
 	cl_take_custody(relid);
+}
+
+/*
+ * consent_ledger.protect(relation regclass, subject_column name)
+ *
+ * Enables and forces row-level security with a SELECT policy that shows a
+ * row only when its subject consented to the session's declared purpose;
+ * UPDATE and DELETE reach only such rows too (a trigger or a RETURNING
+ * clause would otherwise see the others), INSERT is not restricted
+ * (privileges govern writes).  A partitioned table is protected with
+ * every partition (partition.c), so that a partition read directly is
+ * held to the same policy; partitions created or attached later are
+ * protected by the DDL that adds them.
+ * Warns about roles that bypass row-level security or replicate (REPLICATION).
+ */
+Datum
+cl_protect(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *column = NameStr(*PG_GETARG_NAME(1));
+	StringInfoData bypass;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cl_protect_one(relid, column);
+	cl_partition_protect_children(relid, column);
 	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", cl_extension_owner());
 
 	/* who can read it without the policy? */
@@ -1636,13 +1664,12 @@ cl_protect(PG_FUNCTION_ARGS)
 }
 
 /*
- * consent_ledger.unprotect(relation regclass): removes what protect() did.
- * Purpose views over the table keep filtering by consent.
+ * Removes what cl_protect_one() did, for one table.  Must be called
+ * inside SPI; the caller owns the table (or is the custodian's member).
  */
-Datum
-cl_unprotect(PG_FUNCTION_ARGS)
+void
+cl_unprotect_one(Oid relid)
 {
-	Oid			relid = PG_GETARG_OID(0);
 	Relation	rel;
 	char	   *qname;
 	Oid			save_userid;
@@ -1656,8 +1683,6 @@ cl_unprotect(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" is not protected", get_rel_name(relid))));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	cl_internal_ddl = true;
 	PG_TRY();
@@ -1668,7 +1693,7 @@ cl_unprotect(PG_FUNCTION_ARGS)
 		stmts[1] = psprintf("DROP POLICY consent_ledger_insert ON %s", qname);
 		stmts[2] = psprintf("DROP POLICY consent_ledger_update ON %s", qname);
 		stmts[3] = psprintf("DROP POLICY consent_ledger_delete ON %s", qname);
-		stmts[4] = psprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY", qname);
+		stmts[4] = psprintf("ALTER TABLE ONLY %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY", qname);
 		for (int i = 0; i < 5; i++)
 			if (SPI_execute(stmts[i], false, 0) < 0)
 				elog(ERROR, "could not unprotect \"%s\"", qname);
@@ -1682,6 +1707,24 @@ cl_unprotect(PG_FUNCTION_ARGS)
 	cl_release_custody(relid);
 	cl_run_as_owner(psprintf("DELETE FROM consent_ledger.protected WHERE relid OPERATOR(pg_catalog.=) %u::pg_catalog.oid",
 							 relid), cl_extension_owner());
+}
+
+/*
+ * consent_ledger.unprotect(relation regclass): removes what protect() did,
+ * from a partitioned table's partitions too (a partition cannot be
+ * unprotected alone while its parent is protected).
+ * Purpose views over the table keep filtering by consent.
+ */
+Datum
+cl_unprotect(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cl_partition_refuse_unprotect_member(relid);
+	cl_partition_unprotect_children(relid);
+	cl_unprotect_one(relid);
 	cl_run_as_owner("SELECT consent_ledger._purposes_changed()", cl_extension_owner());
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -1747,8 +1790,10 @@ cl_create_purpose_view(PG_FUNCTION_ARGS)
 	call = check_call("view_allows", psprintf(INT64_FORMAT "::pg_catalog.int8, t.", token),
 					  quote_identifier(column),
 					  getBaseType(get_atttype(relid, get_attnum(relid, column))));
-	cl_run_as_owner(psprintf("CREATE VIEW %s WITH (security_barrier) AS SELECT t.* FROM ONLY %s AS t WHERE %s",
-							 qview, qrel, call), owner);
+	/* a partitioned table's rows are in its partitions: no ONLY there */
+	cl_run_as_owner(psprintf("CREATE VIEW %s WITH (security_barrier) AS SELECT t.* FROM %s%s AS t WHERE %s",
+							 qview, get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+							 qrel, call), owner);
 	CommandCounterIncrement();
 	viewid = RangeVarGetRelid(makeRangeVar(get_namespace_name(nsp), rv->relname, -1), NoLock, false);
 	cl_run_as_owner(psprintf("GRANT SELECT ON %s TO %s WITH GRANT OPTION", qview,

@@ -298,6 +298,13 @@ ledger_or_error(Oid relid)
 {
 	ClLedgerInfo *info = cl_ledger_resolve(relid);
 
+	if (info == NULL && cl_is_partitioned_ledger(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is a partitioned ledger table", get_rel_name(relid)),
+				 errdetail("Each partition of a partitioned ledger has its own log, checkpoints and proofs."),
+				 errhint("Name one of its partitions; consent_ledger.verify('%s') verifies them all, consent_ledger.partition_checkpoints('%s') gives a receipt for each.",
+						 get_rel_name(relid), get_rel_name(relid))));
 	if (info == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -1015,6 +1022,9 @@ cl_verify(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (all)
 		ledgers = cl_ledger_list();
+	else if (get_rel_relkind(PG_GETARG_OID(0)) == RELKIND_PARTITIONED_TABLE &&
+			 (ledgers = cl_partition_ledgers(PG_GETARG_OID(0))) != NIL)
+		;						/* a partitioned ledger (or a retired one): a row per partition */
 	else
 		ledgers = list_make1(ledger_or_error(PG_GETARG_OID(0)));
 

@@ -41,6 +41,7 @@ CREATE TABLE public.cl03_inh_parent (id int);
 CREATE TABLE public.cl03_inh_child () INHERITS (public.cl03_inh_parent);
 CREATE TABLE public.cl03_reserved (id int, ledger_note text);
 CREATE TABLE public.cl03_part PARTITION OF public.cl03_parted FOR VALUES FROM (0) TO (10);
+CREATE TABLE public.cl03_parted_ok (id int) PARTITION BY RANGE (id);
 CREATE FOREIGN DATA WRAPPER cl03_fdw;
 CREATE SERVER cl03_server FOREIGN DATA WRAPPER cl03_fdw;
 CREATE FOREIGN TABLE public.cl03_foreign (id int) SERVER cl03_server;
@@ -69,8 +70,9 @@ SELECT throws_ok($$SELECT consent_ledger.retire_ledger('public.cl03_plain')$$, '
 -- create_ledger on what cannot become a ledger
 SELECT throws_ok($$SELECT consent_ledger.create_ledger('public.cl03_view')$$, '42809', NULL,
 	'create_ledger of a view: 42809');
-SELECT throws_ok($$SELECT consent_ledger.create_ledger('public.cl03_parted')$$, '42809', NULL,
-	'create_ledger of a partitioned table: 42809');
+-- (1.3: a partitioned table becomes a ledger, each partition with a log of its own)
+SELECT lives_ok($$SELECT consent_ledger.create_ledger('public.cl03_parted_ok')$$,
+	'create_ledger of a partitioned table');
 SELECT throws_ok($$SELECT consent_ledger.create_ledger('public.cl03_matview')$$, '42809', NULL,
 	'create_ledger of a materialized view: 42809');
 SELECT throws_ok($$SELECT consent_ledger.create_ledger('public.cl03_seq')$$, '42809', NULL,

@@ -513,8 +513,9 @@ SELECT throws_ok($$SELECT consent_ledger.protect('public.cl05_plain_owned', 'sub
 RESET ROLE;
 SET ROLE cl05_owner;
 SELECT throws_ok($$SELECT consent_ledger.protect('public.cl05_plainview', 'subject')$$, '42809', NULL, 'protect() of a view: 42809');
-SELECT throws_ok($$SELECT consent_ledger.protect('public.cl05_parted', 'subject')$$, '42809', NULL,
-	'protect() of a partitioned table: 42809');
+-- (1.3: a partitioned table can be protected, with every partition; its column is checked like any table's)
+SELECT throws_ok($$SELECT consent_ledger.protect('public.cl05_parted', 'nope')$$, '42703', NULL,
+	'protect() of a partitioned table with an unknown column: 42703');
 SELECT throws_ok($$SELECT consent_ledger.protect('public.cl05_part', 'subject')$$, '42809', NULL, 'protect() of a partition: 42809');
 SELECT throws_ok($$SELECT consent_ledger.protect('public.cl05_mv', 'subject')$$, '42809', NULL,
 	'protect() of a materialized view: 42809');
