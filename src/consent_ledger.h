@@ -223,6 +223,8 @@ extern void cl_consent_init(void);
 
 /* consent_state.c: the server's consent state in shared memory */
 #define CL_CS_MAX_PURPOSES 4096	/* distinct purposes with events, all databases */
+#define CL_CS_GROUP_BITS 6
+#define CL_CS_GROUP (1 << CL_CS_GROUP_BITS)	/* integer subjects read together */
 extern int	cl_max_consent_states;
 typedef struct ClCsKey
 {
@@ -251,6 +253,8 @@ extern void cl_cs_begin(Oid incarnation, ClCsQuery *q);
 extern int	cl_cs_purpose_id(ClCsQuery *q, const char *name);
 extern void cl_cs_get(ClCsQuery *q, const ClCsKey *key, int pid, const char *purpose_name,
 					  const char *subject, int len, ClCsState *out);
+extern void cl_cs_get_group(ClCsQuery *q, int64 first_key, int pid, const char *purpose_name,
+							ClCsState *out);
 
 /* policy.c: consent enforcement */
 extern char *cl_purpose;

@@ -511,6 +511,50 @@ memo_page(StatementCheck *check, int64 page_no, bool create)
 	}
 }
 
+/*
+ * Decides the CL_CS_GROUP integer subjects of key's group at once (their
+ * states are read in one pass, see cl_cs_get_group) into the memo page;
+ * returns key's decision.
+ */
+static bool
+decide_group(StatementCheck *check, int64 key, uint64 *bits)
+{
+	int64		first = key & ~((int64) CL_CS_GROUP - 1);
+	ClCsState  *st = palloc(sizeof(ClCsState) * CL_CS_GROUP * check->nrel);
+	uint32		off = (uint32) (first & (MEMO_PAGE_KEYS - 1));
+	bool		result = false;
+
+	for (int i = 0; i < check->nrel; i++)
+		cl_cs_get_group(&check->q, first, check->rel_id[i], check->rel_name[i],
+						&st[i * CL_CS_GROUP]);
+	for (int j = 0; j < CL_CS_GROUP; j++)
+	{
+		int64		last_withdrawal = 0;
+		bool		ok = false;
+		uint32		o = off + j;
+
+		for (int i = 0; i < check->nrel; i++)
+		{
+			ClCsState  *s = &st[i * CL_CS_GROUP + j];
+
+			if (s->found && s->last_withdrawal > last_withdrawal)
+				last_withdrawal = s->last_withdrawal;
+		}
+		for (int i = 0; i < check->nrel && !ok; i++)
+		{
+			ClCsState  *s = &st[i * CL_CS_GROUP + j];
+
+			ok = s->found && s->granted && s->last_event > last_withdrawal &&
+				s->expires > check->now;
+		}
+		bits[o >> 5] |= (uint64) (ok ? 2 : 1) << ((o & 31) * 2);
+		if (first + j == key)
+			result = ok;
+	}
+	pfree(st);
+	return result;
+}
+
 static inline bool
 allowed_int(StatementCheck *check, int64 key)
 {
@@ -519,7 +563,6 @@ allowed_int(StatementCheck *check, int64 key)
 	uint64	   *bits;
 	uint64		v;
 	ClCsKey		k;
-	bool		ok;
 
 	if (likely(check->last_page != NULL && check->last_page_no == page_no))
 		bits = check->last_page;
@@ -537,12 +580,11 @@ allowed_int(StatementCheck *check, int64 key)
 		v = (bits[off >> 5] >> ((off & 31) * 2)) & 3;
 		if (v != 0)
 			return v == 2;
+		return decide_group(check, key, bits);
 	}
+	/* the memo is full: decide this subject alone */
 	cl_cs_key_int(key, &k);
-	ok = decide_key(check, &k, NULL, 0);
-	if (bits != NULL)
-		bits[off >> 5] |= (uint64) (ok ? 2 : 1) << ((off & 31) * 2);
-	return ok;
+	return decide_key(check, &k, NULL, 0);
 }
 
 static bool
