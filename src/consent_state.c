@@ -575,7 +575,7 @@ catch_up(int space, Oid incarnation, uint64 published)
 			cs->spaces[space].incarnation == incarnation)
 		{
 			cs->spaces[space].loaded = true;
-			cs->spaces[space].commits_seen = published;
+			cs->spaces[space].commits_seen = Max(cs->spaces[space].commits_seen, published);
 		}
 		LWLockRelease(cs->lock);
 		return;
@@ -663,7 +663,7 @@ catch_up(int space, Oid incarnation, uint64 published)
 		if (done && !blocked)
 		{
 			cs->spaces[space].loaded = true;
-			cs->spaces[space].commits_seen = published;
+			cs->spaces[space].commits_seen = Max(cs->spaces[space].commits_seen, published);
 		}
 		LWLockRelease(cs->lock);
 		if (blocked)
@@ -748,17 +748,23 @@ cl_cs_begin(Oid incarnation, ClCsQuery *q)
 {
 	uint64		published;
 	int			space = -1;
+	bool		tried = false;
 
 	if (cs == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
-	for (int attempt = 0;; attempt++)
+
+	/*
+	 * Every consent commit counted here happened before this check began:
+	 * the state must have read the ledger after it, and then it holds all
+	 * their events (a later catch-up by any session will do).
+	 */
+	published = pg_atomic_read_u64(&cl_shared->consent_commits);
+	for (;;)
 	{
 		ClCsSpace	copy;
 
-		/* read before looking: a commit after this is caught up next time */
-		published = pg_atomic_read_u64(&cl_shared->consent_commits);
 		LWLockAcquire(cs->lock, LW_SHARED);
 		if (space < 0 || cs->spaces[space].dboid != MyDatabaseId ||
 			cs->spaces[space].incarnation != incarnation)
@@ -779,13 +785,13 @@ cl_cs_begin(Oid incarnation, ClCsQuery *q)
 		}
 		copy = cs->spaces[space];
 		LWLockRelease(cs->lock);
-		if (copy.loaded && copy.commits_seen == published && copy.blocked_at == 0)
+		if (copy.loaded && copy.commits_seen >= published && copy.blocked_at == 0)
 		{
 			q->space = space;
 			q->horizon = copy.applied_upto;
 			return;
 		}
-		if (attempt > 0 && copy.blocked_at != 0)
+		if (tried && copy.blocked_at != 0)
 		{
 			bool		purposes_full = true;
 
@@ -794,14 +800,8 @@ cl_cs_begin(Oid incarnation, ClCsQuery *q)
 					purposes_full = false;
 			refuse_full(&copy, purposes_full && cs->live < cs->max_states);
 		}
-		if (attempt > 3 && copy.loaded && copy.blocked_at == 0)
-		{
-			/* commits keep coming: what is applied now is recent enough */
-			q->space = space;
-			q->horizon = copy.applied_upto;
-			return;
-		}
 		catch_up(space, incarnation, published);
+		tried = true;
 	}
 }
 
