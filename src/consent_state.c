@@ -703,15 +703,18 @@ refuse_full(ClCsSpace *sp_copy, bool purposes_full)
  * and a fault is expensive (tens of microseconds measured on a virtual
  * machine): a new session or parallel worker reading the groups of a
  * million subjects spread over hundreds of MB would spend seconds in
- * faults.  So the first read of a region of MAP_REGION bytes of the table
- * in a process maps the whole region in one call (MADV_POPULATE_READ,
- * Linux 5.14; where it is missing, pages fault in as they are read).  The
- * cost then follows what a query reads, in batches of 512 pages.  Huge
- * pages (huge_pages = on) make all this moot.
+ * faults.  So once a process has read MAP_AFTER groups or entries in a
+ * region of MAP_REGION bytes of the table, it maps the whole region in one
+ * call (MADV_POPULATE_READ, Linux 5.14; where it is missing, pages fault in
+ * as they are read).  A query reading few subjects takes the few faults it
+ * needs; one reading many maps the regions it reads in batches of 512
+ * pages.  Huge pages (huge_pages = on) make all this moot.
  */
 #define MAP_REGION ((uintptr_t) 2 * 1024 * 1024)
+#define MAP_AFTER 16
 
 static uint64 *mapped_regions = NULL;
+static uint8 *region_reads = NULL;
 
 static inline void
 map_region_of(uint64 slot)
@@ -726,8 +729,11 @@ map_region_of(uint64 slot)
 
 		mapped_regions = MemoryContextAllocZero(TopMemoryContext,
 												sizeof(uint64) * (nregions / 64 + 1));
+		region_reads = MemoryContextAllocZero(TopMemoryContext, nregions);
 	}
 	if (likely(mapped_regions[r / 64] & (UINT64CONST(1) << (r % 64))))
+		return;
+	if (++region_reads[r] < MAP_AFTER)
 		return;
 	mapped_regions[r / 64] |= UINT64CONST(1) << (r % 64);
 	{
