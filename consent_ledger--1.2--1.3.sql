@@ -30,3 +30,22 @@ COMMENT ON FUNCTION consent_ledger.partition_checkpoints(pg_catalog.regclass) IS
 REVOKE ALL ON FUNCTION consent_ledger.partition_checkpoints(pg_catalog.regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consent_ledger.partition_checkpoints(pg_catalog.regclass)
 	TO consent_ledger_auditor, consent_ledger_admin;
+
+/*
+ * 1.3 shared consent state (issue #12, item 1; README "Consent state in
+ * shared memory"): consent state is held once per server in shared memory,
+ * sized by consent_ledger.max_consent_states.  consent_state_usage() shows
+ * how much of it is used, for monitoring (and the tests).
+ */
+CREATE FUNCTION consent_ledger.consent_state_usage(
+	OUT max_states pg_catalog.int8, OUT states_in_use pg_catalog.int8,
+	OUT states_this_database pg_catalog.int8, OUT entry_bytes pg_catalog.int8,
+	OUT shared_bytes pg_catalog.int8)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'cl_consent_state_usage' LANGUAGE C STRICT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.consent_state_usage() IS
+	'use of the shared consent state: its size (consent_ledger.max_consent_states), states in use on the server and in this database, bytes per entry, shared memory in bytes';
+REVOKE ALL ON FUNCTION consent_ledger.consent_state_usage() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.consent_state_usage()
+	TO consent_ledger_admin, consent_ledger_auditor;

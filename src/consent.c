@@ -11,8 +11,8 @@
  * Event ids come from a sequence, taken while the recording transaction
  * holds the extension's recorder lock (CL_LOCK_RECORDER) until it commits,
  * so event ids are in commit order.  At commit the backend bumps a counter
- * in shared memory; policy.c refreshes its cache by reading the events
- * above the highest id it has seen, whenever the counter moved.
+ * in shared memory; the shared consent state (consent_state.c) reads the
+ * events above the highest id it has applied whenever the counter moved.
  * Purpose definitions and authorizations bump a generation counter
  * instead: they are small and reloaded whole.
  *-------------------------------------------------------------------------

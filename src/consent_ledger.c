@@ -88,6 +88,8 @@ cl_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(cl_shmem_size());
 	RequestNamedLWLockTranche("consent_ledger", 1);
+	RequestAddinShmemSpace(cl_cs_shmem_size());
+	RequestNamedLWLockTranche("consent_ledger_state", 1);
 }
 
 static void
@@ -111,6 +113,7 @@ cl_shmem_startup(void)
 		ConditionVariableInit(&cl_shared->audit_cv);
 		cl_shared->nslots = cl_max_databases;
 	}
+	cl_cs_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -188,6 +191,14 @@ _PG_init(void)
 							"Each takes a slot with a 128 kB audit queue in shared memory, a sealer and an audit writer worker.",
 							&cl_max_databases,
 							64, 1, 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.max_consent_states",
+							"Consent states (subject and purpose pairs with consent events, all databases) the server holds in shared memory.",
+							"Each takes 60 bytes of shared memory. When they are all in use, protected reads fail (SQLSTATE 53200) until it is raised.",
+							&cl_max_consent_states,
+							1048576, 16, 1 << 30,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);

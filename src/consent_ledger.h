@@ -232,8 +232,44 @@ extern List *cl_partition_ledgers(Oid relid);
 extern Oid	cl_consent_events_relid(bool create);
 extern void cl_consent_init(void);
 
+/* consent_state.c: the server's consent state in shared memory */
+#define CL_CS_MAX_PURPOSES 4096	/* distinct purposes with events, all databases */
+#define CL_CS_GROUP_BITS 6
+#define CL_CS_GROUP (1 << CL_CS_GROUP_BITS)	/* integer subjects read together */
+extern int	cl_max_consent_states;
+typedef struct ClCsKey
+{
+	uint64		k[2];			/* int64 subject and 0, or a keyed digest */
+	uint64		hash;
+} ClCsKey;
+typedef struct ClCsQuery
+{
+	int			space;			/* this database's space */
+	int64		horizon;		/* highest event id in force for the check */
+} ClCsQuery;
+typedef struct ClCsState
+{
+	bool		found;			/* some event at or below the horizon */
+	bool		granted;		/* the latest is a grant */
+	int64		last_event;
+	int64		last_withdrawal;
+	TimestampTz expires;		/* of the latest grant; DT_NOEND for none */
+} ClCsState;
+extern Size cl_cs_shmem_size(void);
+extern void cl_cs_shmem_init(void);
+extern bool cl_cs_canonical_int64(const char *s, int len, int64 *out);
+extern void cl_cs_key_int(int64 v, ClCsKey *key);
+extern void cl_cs_key_text(const char *s, int len, ClCsKey *key);
+extern void cl_cs_begin(Oid incarnation, ClCsQuery *q);
+extern int	cl_cs_purpose_id(ClCsQuery *q, const char *name);
+extern void cl_cs_get(ClCsQuery *q, const ClCsKey *key, int pid, const char *purpose_name,
+					  const char *subject, int len, ClCsState *out);
+extern void cl_cs_get_group(ClCsQuery *q, int64 first_key, int pid, const char *purpose_name,
+							ClCsState *out);
+
 /* policy.c: consent enforcement */
 extern char *cl_purpose;
+extern bool cl_committed_state(HeapTupleHeader th);
 extern void cl_policy_init(void);
 extern bool cl_check_purpose(char **newval, void **extra, GucSource source);
 extern void cl_assign_purpose(const char *newval, void *extra);

@@ -3,19 +3,19 @@
  *	  Consent enforcement: the row-level policy checks, the purpose GUC,
  *	  authorize_purpose(), protect() and create_purpose_view().
  *
- * The checks run once per row of a protected table, so they never query:
- * each backend keeps a cache of every subject's latest consent events,
- * loaded once and then refreshed incrementally.  Recording transactions
- * bump a shared counter when they commit (consent.c); when it moved since
- * the cache last looked, the next statement reads just the events above the
- * highest id it has seen, through the ledger's primary key.  The caches
- * belong to one incarnation of the extension (a backend serves one
- * database): when the extension was dropped and created again they start
- * afresh (cl_check_incarnation, README "Uninstall").  Purposes,
- * authorizations and purpose views are reloaded whole when their
- * generation counter moves.  Both happen when a policy check is first
- * evaluated at one call site of one executor state, so a withdrawal is in
- * force for every statement that starts after it commits.
+ * The checks run once per row of a protected table, so they never query
+ * in the common case: the current consent state lives once per server in
+ * shared memory (consent_state.c), maintained incrementally from the
+ * consent ledger.  When a policy check is first evaluated at one call site
+ * of one executor state, it brings that state up to date (recording
+ * transactions bump a shared counter when they commit, consent.c) and
+ * fixes its horizon, the highest event id in force for it: a withdrawal is
+ * in force for every statement that starts after it commits, and a
+ * session's own uncommitted recordings never are.  An entry changed after
+ * the horizon is answered from the ledger as of the horizon.  Purposes,
+ * authorizations and purpose views are small and cached per backend,
+ * reloaded whole when their generation counter moves; they belong to one
+ * incarnation of the extension (cl_check_incarnation, README "Uninstall").
  *
  * A validated decision (role, purpose, moment) lives in the call site's
  * FmgrInfo and is never reused by another call site, query or security
@@ -25,13 +25,14 @@
  * The caches are read with direct heap and index scans, not SPI: they
  * must work for roles that cannot read the internal tables, inside the
  * GUC check hook, and in parallel workers.  They read
- * the latest committed state, without a snapshot (committed_state()), so
+ * the latest committed state, without a snapshot (cl_committed_state()), so
  * that parallel workers and the leader agree and a withdrawal committed a
  * moment ago counts even inside an old REPEATABLE READ transaction.
  *
- * Memory: one entry per subject with consent events (about 480 bytes with
- * its hash slots and allocation overhead, measured), in a context of its
- * own; it does not grow with the number of rows read.
+ * Memory: a backend keeps no per-subject state.  Each check keeps a memo
+ * of the decisions it made for integer subjects (2 bits per subject, in
+ * pages of 32768 subjects, at most CHECK_MEMO_PAGES pages: 4 MiB), freed
+ * with the executor state.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -134,77 +135,29 @@ static Oid *protected_rels = NULL;	/* consent_ledger.protected, for the audit ho
 static int	nprotected = 0;
 static uint64 loaded_generation = 0;
 
-/* ---------- subjects ---------- */
-
-typedef struct PurposeState
-{
-	int32		purpose;
-	bool		granted;		/* latest event for this purpose is a grant */
-	int64		last_event;
-	int64		last_withdrawal;
-	TimestampTz expires;		/* of the latest grant; DT_NOEND for none */
-} PurposeState;
-
-typedef struct Subject
-{
-	char	   *key;
-	int			keylen;
-	uint32		hash;
-	int			nstates;
-	int			capstates;
-	PurposeState *states;
-	uint64		memo_key;		/* serial of the check that made memo */
-	bool		memo;
-} Subject;
-
-typedef struct IntSlot
-{
-	int64		key;
-	Subject    *subject;
-} IntSlot;
-
-static Subject **text_slots = NULL; /* open addressing, power-of-two size */
-static uint32 text_size = 0;
-static uint32 text_count = 0;
-static IntSlot *int_slots = NULL;
-static uint32 int_size = 0;
-static uint32 int_count = 0;
-static int64 events_seen = 0;	/* highest event id applied */
-static bool events_loaded = false;
-static uint64 events_commits = 0;	/* consent_commits when last read */
-static Oid	cache_incarnation = InvalidOid;	/* incarnation the caches hold */
-
 /* ---------- per evaluation site ---------- */
 
 /*
- * The integer subjects allowed for one purpose at one moment, as a compact
- * open-addressing set of keys: the per-row check of an integer subject
- * then touches one or two cache lines instead of a subject's entry and its
- * states.  A set depends only on the consent data (purpose, cache version,
- * time), never on who asks, so checks share it; it is rebuilt when the
- * cache changes or a grant it relies on expires, and freed when no check
- * holds it any more.
+ * A check's memo of integer subjects' decisions: pages of MEMO_PAGE_KEYS
+ * consecutive keys, 2 bits each (0 not decided yet, 1 refused, 2 allowed),
+ * allocated when first touched, found through a small open-addressing
+ * directory.  Dense warehouse ids then cost one bit lookup per row after
+ * the first row of each subject; the memory is bounded whatever the
+ * number of subjects (beyond it, decisions are simply not remembered).
  */
-typedef struct AllowedSet
-{
-	int			purpose;
-	uint64		version;		/* cache_version it was built from */
-	TimestampTz built_at;		/* statement time it was built for */
-	TimestampTz valid_until;	/* earliest expiry of a grant it relies on */
-	int			refcount;		/* checks holding it */
-	uint32		mask;
-	int64	   *keys;			/* EMPTY_KEY marks a free slot */
-	bool		has_empty_key;	/* whether subject EMPTY_KEY itself is allowed */
-	/* dense keys (warehouse surrogate ids): a bitmap over [base, base+span] */
-	uint64	   *bits;
-	int64		base;
-	uint64		span;
-} AllowedSet;
+#define MEMO_PAGE_SHIFT 15
+#define MEMO_PAGE_KEYS (1 << MEMO_PAGE_SHIFT)
+#define MEMO_DIR_SIZE 1024		/* power of two, > 2 * CHECK_MEMO_PAGES */
+#define CHECK_MEMO_PAGES 512	/* 512 pages of 8 KiB: 4 MiB */
 
-#define EMPTY_KEY PG_INT64_MIN
-#define MAX_ALLOWED_SETS 16
-static uint64 cache_version = 1;	/* bumped by every applied event */
-static AllowedSet *allowed_sets[MAX_ALLOWED_SETS];
+typedef struct MemoPage
+{
+	int64		page_no;
+	uint64	   *bits;			/* NULL: free directory slot */
+} MemoPage;
+
+
+
 
 /*
  * One validated consent decision context, bound to one evaluation site of
@@ -217,21 +170,23 @@ static AllowedSet *allowed_sets[MAX_ALLOWED_SETS];
  */
 typedef struct StatementCheck
 {
-	uint64		serial;			/* unique per check, keys the subject memo */
 	Oid			userid;			/* role it was validated for */
 	int64		token;			/* purpose view token, 0 for the GUC check */
 	char		purpose_name[MAX_PURPOSE_NAME + 1]; /* GUC value validated */
 	uint64		purpose_seen;	/* purpose_assignments when last compared */
-	AllowedSet *aset;			/* integer subjects allowed, when consent_basis */
 	int			purpose;
 	bool		consent_basis;
-	bool	   *relevant;		/* purpose and its ancestors */
-	int			nrelevant;		/* entries of relevant (npurposes then) */
 	TimestampTz now;
-	MemoryContextCallback release;	/* drops aset when the site goes away */
+	ClCsQuery	q;				/* shared state space and horizon */
+	int			nrel;			/* relevant purposes with consent events */
+	int		   *rel_id;		/* their ids in the shared state */
+	const char **rel_name;	/* and names */
+	MemoryContext mcxt;			/* the site's: memo pages live there */
+	MemoPage   *dir;			/* MEMO_DIR_SIZE slots, or NULL */
+	int			npages;
+	int64		last_page_no;	/* one-page fast path */
+	uint64	   *last_page;
 } StatementCheck;
-
-static uint64 check_serial = 0;
 
 /*
  * Executor states opened in this backend, with the role and purpose in
@@ -291,8 +246,8 @@ purpose_index(const char *name, bool create)
  * moment ago counts even inside an older REPEATABLE READ transaction.
  * This transaction's own changes are not in force until it commits.
  */
-static bool
-committed_state(HeapTupleHeader th)
+bool
+cl_committed_state(HeapTupleHeader th)
 {
 	TransactionId xmin = HeapTupleHeaderGetRawXmin(th);
 	TransactionId xmax;
@@ -346,7 +301,7 @@ scan_committed(const char *table, void (*fn) (HeapTuple tup, TupleDesc desc))
 	HeapTuple	tup;
 
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-		if (committed_state(tup->t_data))
+		if (cl_committed_state(tup->t_data))
 			fn(tup, RelationGetDescr(rel));
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -400,7 +355,7 @@ load_protected(HeapTuple tup, TupleDesc desc)
 	protected_rels[nprotected++] = DatumGetObjectId(heap_getattr(tup, 1, desc, &isnull));
 }
 
-static void cl_check_incarnation(void);
+static Oid cl_check_incarnation(void);
 
 /*
  * Reloads purposes, authorizations, purpose views and protected tables when
@@ -449,329 +404,34 @@ refresh_purposes(void)
 	loaded_generation = gen;
 }
 
-/* splitmix64 finalizer: a good 32-bit hash of a 64-bit key */
-static inline uint32
-hash_int64(int64 v)
-{
-	uint64		z = (uint64) v + UINT64CONST(0x9e3779b97f4a7c15);
-
-	z = (z ^ (z >> 30)) * UINT64CONST(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94d049bb133111eb);
-	return (uint32) (z ^ (z >> 31));
-}
-
-static Subject *
-text_find(const char *key, int len, uint32 h)
-{
-	uint32		mask = text_size - 1;
-
-	if (text_size == 0)
-		return NULL;
-	for (uint32 i = h & mask;; i = (i + 1) & mask)
-	{
-		Subject    *s = text_slots[i];
-
-		if (s == NULL)
-			return NULL;
-		if (s->hash == h && s->keylen == len && memcmp(s->key, key, len) == 0)
-			return s;
-	}
-}
-
-static void
-text_insert(Subject *s)
-{
-	uint32		mask;
-
-	if ((text_count + 1) * 2 > text_size)
-	{
-		uint32		newsize = Max(1024, text_size * 2);
-		Subject   **old = text_slots;
-		uint32		oldsize = text_size;
-
-		text_slots = MemoryContextAllocExtended(policy_cxt, sizeof(Subject *) * newsize, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		text_size = newsize;
-		for (uint32 i = 0; i < oldsize; i++)
-			if (old[i])
-			{
-				uint32		m = text_size - 1;
-				uint32		j = old[i]->hash & m;
-
-				while (text_slots[j])
-					j = (j + 1) & m;
-				text_slots[j] = old[i];
-			}
-		if (old)
-			pfree(old);
-	}
-	mask = text_size - 1;
-	for (uint32 i = s->hash & mask;; i = (i + 1) & mask)
-		if (text_slots[i] == NULL)
-		{
-			text_slots[i] = s;
-			text_count++;
-			return;
-		}
-}
-
-static void
-int_insert(int64 key, Subject *s)
-{
-	uint32		mask;
-
-	if ((int_count + 1) * 2 > int_size)
-	{
-		uint32		newsize = Max(1024, int_size * 2);
-		IntSlot    *old = int_slots;
-		uint32		oldsize = int_size;
-
-		int_slots = MemoryContextAllocExtended(policy_cxt, sizeof(IntSlot) * newsize, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		int_size = newsize;
-		for (uint32 i = 0; i < oldsize; i++)
-			if (old[i].subject)
-			{
-				uint32		m = int_size - 1;
-				uint32		j = hash_int64(old[i].key) & m;
-
-				while (int_slots[j].subject)
-					j = (j + 1) & m;
-				int_slots[j] = old[i];
-			}
-		if (old)
-			pfree(old);
-	}
-	mask = int_size - 1;
-	for (uint32 i = hash_int64(key) & mask;; i = (i + 1) & mask)
-		if (int_slots[i].subject == NULL)
-		{
-			int_slots[i].key = key;
-			int_slots[i].subject = s;
-			int_count++;
-			return;
-		}
-}
-
-/* Whether text is the canonical decimal form of an int64 (as int8out prints it). */
-static bool
-canonical_int64(const char *s, int len, int64 *out)
-{
-	uint64		v = 0;
-	bool		neg = false;
-	int			i = 0;
-
-	if (len == 0 || len > 20)
-		return false;
-	if (s[0] == '-')
-	{
-		neg = true;
-		i = 1;
-		if (len == 1)
-			return false;
-	}
-	if (s[i] == '0' && len > i + 1)
-		return false;
-	if (neg && s[i] == '0')
-		return false;
-	for (; i < len; i++)
-	{
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		if (v > (PG_UINT64_MAX - (s[i] - '0')) / 10)
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (!neg && v > (uint64) PG_INT64_MAX)
-		return false;
-	if (neg && v > (uint64) PG_INT64_MAX + 1)
-		return false;
-	*out = neg ? (int64) (0 - v) : (int64) v;
-	return true;
-}
-
-static void
-apply_event(const char *subject, int len, int purpose, bool grant, int64 event_id,
-			TimestampTz expires)
-{
-	uint32		h = hash_bytes((const unsigned char *) subject, len);
-	Subject    *s = text_find(subject, len, h);
-	PurposeState *ps = NULL;
-
-	if (s == NULL)
-	{
-		int64		iv;
-
-		s = MemoryContextAllocZero(policy_cxt, sizeof(Subject));
-		s->key = MemoryContextAlloc(policy_cxt, len + 1);
-		memcpy(s->key, subject, len);
-		s->key[len] = '\0';
-		s->keylen = len;
-		s->hash = h;
-		text_insert(s);
-		if (canonical_int64(subject, len, &iv))
-			int_insert(iv, s);
-	}
-	for (int i = 0; i < s->nstates; i++)
-		if (s->states[i].purpose == purpose)
-			ps = &s->states[i];
-	if (ps == NULL)
-	{
-		if (s->nstates == s->capstates)
-		{
-			s->capstates = Max(2, s->capstates * 2);
-			s->states = s->states == NULL ?
-				MemoryContextAlloc(policy_cxt, sizeof(PurposeState) * s->capstates) :
-				repalloc(s->states, sizeof(PurposeState) * s->capstates);
-		}
-		ps = &s->states[s->nstates++];
-		memset(ps, 0, sizeof(PurposeState));
-		ps->purpose = purpose;
-		ps->expires = DT_NOEND;
-	}
-	cache_version++;
-	ps->granted = grant;
-	ps->last_event = event_id;
-	if (grant)
-		ps->expires = expires;
-	else
-		ps->last_withdrawal = event_id;
-	s->memo_key = 0;
-}
-
 /*
- * Applies the consent events above events_seen, in event id order (their
- * commit order), read through the ledger's primary key.
- */
-static void
-refresh_events(void)
-{
-	uint64		published;
-	Oid			relid;
-	Relation	rel;
-	Oid			pkey;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-	MemoryContext old;
-	MemoryContext scratch;
-	TupleDesc	desc;
-
-	cl_check_incarnation();
-	/* read before the scan: a commit after this is looked for next time */
-	published = pg_atomic_read_u64(&cl_shared->consent_commits);
-	if (events_loaded && published == events_commits)
-		return;
-	relid = cl_consent_events_relid(false);
-	if (!OidIsValid(relid))
-	{
-		events_loaded = true;
-		events_commits = published;
-		return;
-	}
-	ensure_context();
-	/* as in refresh_purposes: what is kept goes to policy_cxt explicitly */
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger event load",
-									ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(scratch);
-	rel = table_open(relid, AccessShareLock);
-	desc = RelationGetDescr(rel);
-	pkey = RelationGetPrimaryKeyIndex(rel);
-	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(events_seen));
-	scan = systable_beginscan(rel, pkey, OidIsValid(pkey), SnapshotAny, 1, &key);
-	while ((tup = systable_getnext(scan)) != NULL)
-	{
-		bool		isnull;
-		int64		id;
-		text	   *subject;
-		char	   *purpose;
-		char	   *action;
-		Datum		exp;
-		int			pidx;
-
-		/*
-		 * Events of a transaction still running (this one included: a
-		 * savepoint could still roll them back) are not in force.
-		 * Recorders hold the ledger's lock until they end, so no later
-		 * event id exists yet: stop here and read on next time.  Events of
-		 * aborted transactions are skipped.
-		 */
-		{
-			TransactionId xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
-
-			if (!HeapTupleHeaderXminFrozen(tup->t_data) &&
-				(TransactionIdIsCurrentTransactionId(xmin) || TransactionIdIsInProgress(xmin)))
-				break;
-			if (!committed_state(tup->t_data))
-				continue;
-		}
-		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
-		subject = DatumGetTextPP(heap_getattr(tup, 2, desc, &isnull));
-		purpose = TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull));
-		action = TextDatumGetCString(heap_getattr(tup, 4, desc, &isnull));
-		exp = heap_getattr(tup, 5, desc, &isnull);
-		pidx = purpose_index(purpose, true);
-
-		if (pidx >= 0)
-			apply_event(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), pidx,
-						strcmp(action, "grant") == 0, id,
-						isnull ? DT_NOEND : DatumGetTimestampTz(exp));
-		if (id > events_seen)
-			events_seen = id;
-		CHECK_FOR_INTERRUPTS();
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(scratch);
-	events_loaded = true;
-	events_commits = published;
-}
-
-/*
- * The caches belong to one incarnation of the extension in this database.
- * DROP EXTENSION and CREATE EXTENSION give a new pg_extension OID, a new
- * consent ledger whose event ids start at 1 again, and new purposes: a
- * session that lived across them forgets every subject, purpose definition
- * and authorization it had, and loads the new registry.  (Checks already
- * validated by open portals keep their allowed sets; new checks rebuild
- * theirs, as cache_version moves.)  The incarnation is told by the OID of
+ * The per-backend caches of purposes, authorizations and purpose views
+ * belong to one incarnation of the extension in this database.  DROP
+ * EXTENSION and CREATE EXTENSION give a new consent ledger whose event ids
+ * start at 1 again, and new purposes: a session that lived across them
+ * forgets every purpose definition and authorization it had and loads the
+ * new registry; the shared consent state keeps one space per database and
+ * incarnation (consent_state.c).  The incarnation is told by the OID of
  * consent_ledger.purposes, an extension member created anew by every
  * CREATE EXTENSION: two syscache lookups, where the pg_extension OID would
  * cost an index scan per statement.
  */
-static void
+static Oid	cache_incarnation = InvalidOid;
+
+static Oid
 cl_check_incarnation(void)
 {
 	Oid			nsp = cl_schema_oid(true);
 	Oid			ext = OidIsValid(nsp) ? get_relname_relid("purposes", nsp) : InvalidOid;
 
 	if (ext == cache_incarnation)
-		return;
-	for (uint32 i = 0; i < text_size; i++)
-	{
-		Subject    *s = text_slots[i];
-
-		if (s == NULL)
-			continue;
-		if (s->states)
-			pfree(s->states);
-		pfree(s->key);
-		pfree(s);
-	}
-	if (text_slots)
-		pfree(text_slots);
-	if (int_slots)
-		pfree(int_slots);
-	text_slots = NULL;
-	int_slots = NULL;
-	text_size = text_count = int_size = int_count = 0;
+		return ext;
 	for (int i = 0; i < npurposes; i++)
 		purposes[i].defined = false;
 	ngrants = nviews = nprotected = 0;
-	events_seen = 0;
-	events_loaded = false;
 	loaded_generation = 0;
-	cache_version++;
 	cache_incarnation = ext;
+	return ext;
 }
 
 static bool
@@ -791,244 +451,214 @@ role_authorized(Oid roleid, int purpose)
 }
 
 /*
- * The decision for one subject: over the relevant purposes, the last
- * withdrawal W; allowed iff some relevant purpose's latest event is a
- * grant after W that has not expired.  *expiry gets the earliest expiry
- * among the grants that allow it (DT_NOEND if none expires).  Purposes
- * defined after the check was made are not relevant to it.
+ * The decision for one subject, from the states of the check's relevant
+ * purposes as of its horizon: over them, the last withdrawal W; allowed
+ * iff some relevant purpose's latest event is a grant after W that has
+ * not expired.  Purposes defined after the check was made are not
+ * relevant to it.  subject/len: the subject's text, NULL for an integer.
  */
-static inline bool
-is_relevant(StatementCheck *check, int purpose)
-{
-	return purpose >= 0 && purpose < check->nrelevant && check->relevant[purpose];
-}
-
 static bool
-decide_full(StatementCheck *check, Subject *s, TimestampTz *expiry)
+decide_key(StatementCheck *check, const ClCsKey *key, const char *subject, int len)
 {
+	ClCsState	st[8];
+	ClCsState  *states = check->nrel <= 8 ? st : palloc(sizeof(ClCsState) * check->nrel);
 	int64		last_withdrawal = 0;
 	bool		ok = false;
 
-	*expiry = DT_NOEND;
-	for (int i = 0; i < s->nstates; i++)
-		if (is_relevant(check, s->states[i].purpose) &&
-			s->states[i].last_withdrawal > last_withdrawal)
-			last_withdrawal = s->states[i].last_withdrawal;
-	for (int i = 0; i < s->nstates; i++)
+	for (int i = 0; i < check->nrel; i++)
 	{
-		PurposeState *ps = &s->states[i];
-
-		if (is_relevant(check, ps->purpose) && ps->granted &&
-			ps->last_event > last_withdrawal && ps->expires > check->now)
-		{
-			ok = true;
-			if (ps->expires < *expiry)
-				*expiry = ps->expires;
-		}
+		cl_cs_get(&check->q, key, check->rel_id[i], check->rel_name[i], subject, len, &states[i]);
+		if (states[i].found && states[i].last_withdrawal > last_withdrawal)
+			last_withdrawal = states[i].last_withdrawal;
 	}
+	for (int i = 0; i < check->nrel && !ok; i++)
+		if (states[i].found && states[i].granted &&
+			states[i].last_event > last_withdrawal && states[i].expires > check->now)
+			ok = true;
+	if (states != st)
+		pfree(states);
 	return ok;
 }
 
-static void
-free_allowed_set(AllowedSet *a)
+/* The memo page of page_no, allocated when create; NULL when none or full. */
+static uint64 *
+memo_page(StatementCheck *check, int64 page_no, bool create)
 {
-	if (a->keys)
-		pfree(a->keys);
-	if (a->bits)
-		pfree(a->bits);
-	pfree(a);
-}
+	uint32		i;
 
-/* Builds the allowed set of check's purpose from the current cache. */
-static AllowedSet *
-build_allowed_set(StatementCheck *check)
-{
-	AllowedSet *a = MemoryContextAllocZero(policy_cxt, sizeof(AllowedSet));
-	uint32		size = 1024;
-	TimestampTz valid_until = DT_NOEND;
-
-	while (size < int_count * 2)
-		size *= 2;
-	a->keys = MemoryContextAllocExtended(policy_cxt, sizeof(int64) * size, MCXT_ALLOC_HUGE);
-	for (uint32 i = 0; i < size; i++)
-		a->keys[i] = EMPTY_KEY;
-	a->mask = size - 1;
-	for (uint32 i = 0; i < int_size; i++)
+	if (check->dir == NULL)
 	{
-		IntSlot    *slot = &int_slots[i];
-		TimestampTz exp;
+		if (!create)
+			return NULL;
+		check->dir = MemoryContextAllocZero(check->mcxt, sizeof(MemoPage) * MEMO_DIR_SIZE);
+	}
+	for (i = (uint32) (page_no * 0x9E3779B1u) & (MEMO_DIR_SIZE - 1);;
+		 i = (i + 1) & (MEMO_DIR_SIZE - 1))
+	{
+		MemoPage   *p = &check->dir[i];
 
-		if (slot->subject == NULL || !decide_full(check, slot->subject, &exp))
-			continue;
-		if (exp < valid_until)
-			valid_until = exp;
-		if (slot->key == EMPTY_KEY)
-			a->has_empty_key = true;
-		else
+		if (p->bits != NULL && p->page_no == page_no)
+			return p->bits;
+		if (p->bits == NULL)
 		{
-			uint32		j = hash_int64(slot->key) & a->mask;
-
-			while (a->keys[j] != EMPTY_KEY)
-				j = (j + 1) & a->mask;
-			a->keys[j] = slot->key;
+			if (!create || check->npages >= CHECK_MEMO_PAGES)
+				return NULL;
+			p->page_no = page_no;
+			p->bits = MemoryContextAllocZero(check->mcxt, MEMO_PAGE_KEYS / 4);
+			check->npages++;
+			return p->bits;
 		}
 	}
-
-	/*
-	 * When the allowed keys are dense enough, a bitmap over their range is
-	 * smaller than the hash set and stays in cache: use it instead.
-	 */
-	{
-		int64		lo = PG_INT64_MAX,
-					hi = PG_INT64_MIN;
-		uint64		n = 0;
-
-		for (uint32 i = 0; i < size; i++)
-			if (a->keys[i] != EMPTY_KEY)
-			{
-				lo = Min(lo, a->keys[i]);
-				hi = Max(hi, a->keys[i]);
-				n++;
-			}
-		if (n > 0 && (uint64) hi - (uint64) lo < (uint64) 64 * 1024 * 1024 &&
-			((uint64) hi - (uint64) lo) / 64 <= n)
-		{
-			a->base = lo;
-			a->span = (uint64) hi - (uint64) lo;
-			a->bits = MemoryContextAllocExtended(policy_cxt, (a->span / 64 + 1) * sizeof(uint64),
-												 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-			for (uint32 i = 0; i < size; i++)
-				if (a->keys[i] != EMPTY_KEY)
-				{
-					uint64		b = (uint64) a->keys[i] - (uint64) lo;
-
-					a->bits[b >> 6] |= UINT64CONST(1) << (b & 63);
-				}
-		}
-	}
-	a->purpose = check->purpose;
-	a->version = cache_version;
-	a->built_at = check->now;
-	a->valid_until = valid_until;
-	return a;
 }
 
 /*
- * The allowed set for check, shared with other checks of the same purpose
- * while it is current.  Sets no check holds any more are freed here.
+ * Decides the CL_CS_GROUP integer subjects of key's group at once (their
+ * states are read in one pass, see cl_cs_get_group) into the memo page;
+ * returns key's decision.
  */
-static AllowedSet *
-acquire_allowed_set(StatementCheck *check)
+static bool
+decide_group(StatementCheck *check, int64 key, uint64 *bits)
 {
-	int			free_slot = -1;
+	int64		first = key & ~((int64) CL_CS_GROUP - 1);
+	ClCsState  *st = palloc(sizeof(ClCsState) * CL_CS_GROUP * check->nrel);
+	uint32		off = (uint32) (first & (MEMO_PAGE_KEYS - 1));
+	bool		result = false;
 
-	for (int i = 0; i < MAX_ALLOWED_SETS; i++)
+	for (int i = 0; i < check->nrel; i++)
+		cl_cs_get_group(&check->q, first, check->rel_id[i], check->rel_name[i],
+						&st[i * CL_CS_GROUP]);
+	for (int j = 0; j < CL_CS_GROUP; j++)
 	{
-		AllowedSet *a = allowed_sets[i];
+		int64		last_withdrawal = 0;
+		bool		ok = false;
+		uint32		o = off + j;
 
-		if (a == NULL)
-			continue;
-		if (a->purpose == check->purpose && a->version == cache_version &&
-			check->now >= a->built_at && check->now < a->valid_until)
+		for (int i = 0; i < check->nrel; i++)
 		{
-			a->refcount++;
-			return a;
+			ClCsState  *s = &st[i * CL_CS_GROUP + j];
+
+			if (s->found && s->last_withdrawal > last_withdrawal)
+				last_withdrawal = s->last_withdrawal;
 		}
-		if (a->refcount == 0)
+		for (int i = 0; i < check->nrel && !ok; i++)
 		{
-			free_allowed_set(a);
-			allowed_sets[i] = NULL;
+			ClCsState  *s = &st[i * CL_CS_GROUP + j];
+
+			ok = s->found && s->granted && s->last_event > last_withdrawal &&
+				s->expires > check->now;
 		}
+		bits[o >> 5] |= (uint64) (ok ? 2 : 1) << ((o & 31) * 2);
+		if (first + j == key)
+			result = ok;
 	}
-	for (int i = 0; i < MAX_ALLOWED_SETS; i++)
-		if (allowed_sets[i] == NULL)
-		{
-			free_slot = i;
-			break;
-		}
-	{
-		AllowedSet *a = build_allowed_set(check);
-
-		a->refcount = 1;
-		/* with every slot held by open cursors, the set is just not shared */
-		if (free_slot >= 0)
-			allowed_sets[free_slot] = a;
-		return a;
-	}
-}
-
-static void
-release_allowed_set(void *arg)
-{
-	StatementCheck *check = arg;
-	AllowedSet *a = check->aset;
-
-	check->aset = NULL;
-	if (a == NULL)
-		return;
-	a->refcount--;
-	if (a->refcount > 0)
-		return;
-	for (int i = 0; i < MAX_ALLOWED_SETS; i++)
-		if (allowed_sets[i] == a)
-			return;				/* kept for the next statement */
-	free_allowed_set(a);
+	pfree(st);
+	return result;
 }
 
 static inline bool
 allowed_int(StatementCheck *check, int64 key)
 {
-	AllowedSet *a = check->aset;
+	int64		page_no = key >> MEMO_PAGE_SHIFT;
+	uint32		off = (uint32) (key & (MEMO_PAGE_KEYS - 1));
+	uint64	   *bits;
+	uint64		v;
+	ClCsKey		k;
 
-	if (a->bits)
+	if (likely(check->last_page != NULL && check->last_page_no == page_no))
+		bits = check->last_page;
+	else
 	{
-		uint64		b = (uint64) key - (uint64) a->base;
-
-		if (b > a->span)
-			return key == EMPTY_KEY && a->has_empty_key;
-		return (a->bits[b >> 6] >> (b & 63)) & 1;
+		bits = memo_page(check, page_no, true);
+		if (bits != NULL)
+		{
+			check->last_page = bits;
+			check->last_page_no = page_no;
+		}
 	}
-	if (key == EMPTY_KEY)
-		return a->has_empty_key;
-	for (uint32 i = hash_int64(key) & a->mask;; i = (i + 1) & a->mask)
+	if (bits != NULL)
 	{
-		int64		k = a->keys[i];
-
-		if (k == key)
-			return true;
-		if (k == EMPTY_KEY)
-			return false;
+		v = (bits[off >> 5] >> ((off & 31) * 2)) & 3;
+		if (v != 0)
+			return v == 2;
+		return decide_group(check, key, bits);
 	}
+	/* the memo is full: decide this subject alone */
+	cl_cs_key_int(key, &k);
+	return decide_key(check, &k, NULL, 0);
+}
+
+static bool
+allowed_text(StatementCheck *check, text *t)
+{
+	const char *p = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int64		iv;
+	ClCsKey		k;
+
+	if (cl_cs_canonical_int64(p, len, &iv))
+		return allowed_int(check, iv);
+	cl_cs_key_text(p, len, &k);
+	return decide_key(check, &k, p, len);
+}
+
+static bool
+allowed_uuid(StatementCheck *check, pg_uuid_t *u)
+{
+	char		buf[37];
+	static const char hexd[] = "0123456789abcdef";
+	int			j = 0;
+	ClCsKey		k;
+
+	for (int i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[j++] = '-';
+		buf[j++] = hexd[u->data[i] >> 4];
+		buf[j++] = hexd[u->data[i] & 0x0f];
+	}
+	buf[j] = '\0';
+	cl_cs_key_text(buf, 36, &k);
+	return decide_key(check, &k, buf, 36);
 }
 
 /*
  * Makes the check for one evaluation site, in that site's memory context
- * (it lives as long as the executor state that holds the site).
+ * (it lives as long as the executor state that holds the site): brings
+ * the shared consent state up to date and fixes the check's horizon.
  */
 static StatementCheck *
 make_check(FmgrInfo *flinfo, int purpose, int64 token)
 {
 	StatementCheck *check = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(StatementCheck));
 
-	check->serial = ++check_serial;
 	check->userid = GetUserId();
 	check->token = token;
 	if (token == 0 && cl_purpose != NULL)
 		strlcpy(check->purpose_name, cl_purpose, sizeof(check->purpose_name));
 	check->purpose_seen = purpose_assignments;
-	check->nrelevant = npurposes;
-	check->relevant = MemoryContextAllocZero(flinfo->fn_mcxt, Max(npurposes, 1));
-	for (int p = purpose, depth = 0; p >= 0 && depth <= npurposes; p = purposes[p].parent, depth++)
-		check->relevant[p] = true;
 	check->purpose = purpose;
 	check->consent_basis = purposes[purpose].consent_basis;
 	check->now = GetCurrentStatementStartTimestamp();
+	check->mcxt = flinfo->fn_mcxt;
 	if (check->consent_basis)
 	{
-		check->aset = acquire_allowed_set(check);
-		check->release.func = release_allowed_set;
-		check->release.arg = check;
-		MemoryContextRegisterResetCallback(flinfo->fn_mcxt, &check->release);
+		cl_cs_begin(cache_incarnation, &check->q);
+		check->rel_id = MemoryContextAlloc(flinfo->fn_mcxt, sizeof(int) * (npurposes + 1));
+		check->rel_name = MemoryContextAlloc(flinfo->fn_mcxt, sizeof(char *) * (npurposes + 1));
+		for (int p = purpose, depth = 0; p >= 0 && depth <= npurposes; p = purposes[p].parent, depth++)
+		{
+			int			id = cl_cs_purpose_id(&check->q, purposes[p].name);
+			bool		dup = false;
+
+			for (int i = 0; i < check->nrel; i++)
+				dup |= check->rel_id[i] == id;
+			/* a purpose no event names has no state: nothing to look up */
+			if (id < 0 || dup)
+				continue;
+			check->rel_id[check->nrel] = id;
+			check->rel_name[check->nrel] = MemoryContextStrdup(flinfo->fn_mcxt, purposes[p].name);
+			check->nrel++;
+		}
 	}
 	flinfo->fn_extra = check;
 	return check;
@@ -1149,7 +779,6 @@ guc_statement_check(FunctionCallInfo fcinfo)
 				 errmsg("role \"%s\" is not authorized for purpose \"%s\"",
 						GetUserNameFromId(GetUserId(), false), cl_purpose),
 				 errhint("An administrator grants purposes with consent_ledger.authorize_purpose().")));
-	refresh_events();
 	return make_check(fcinfo->flinfo, idx, 0);
 }
 
@@ -1189,54 +818,7 @@ view_statement_check(FunctionCallInfo fcinfo, int64 token)
 				 errmsg("permission denied for purpose view \"%s\"",
 						OidIsValid(view) && get_rel_name(view) ? get_rel_name(view) : "?"),
 				 errhint("Read the purpose view itself; its owner grants SELECT on it.")));
-	refresh_events();
 	return make_check(fcinfo->flinfo, purpose, token);
-}
-
-/* The decision for one subject under a validated check. */
-static inline bool
-decide(StatementCheck *check, Subject *s)
-{
-	TimestampTz expiry;
-	bool		ok;
-
-	if (!check->consent_basis)
-		return true;
-	if (s == NULL)
-		return false;
-	if (s->memo_key == check->serial)
-		return s->memo;
-	ok = decide_full(check, s, &expiry);
-	s->memo_key = check->serial;
-	s->memo = ok;
-	return ok;
-}
-
-static inline Subject *
-subject_text(text *t)
-{
-	const char *p = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
-
-	return text_find(p, len, hash_bytes((const unsigned char *) p, len));
-}
-
-static Subject *
-subject_uuid(pg_uuid_t *u)
-{
-	char		buf[37];
-	static const char hexd[] = "0123456789abcdef";
-	int			j = 0;
-
-	for (int i = 0; i < UUID_LEN; i++)
-	{
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			buf[j++] = '-';
-		buf[j++] = hexd[u->data[i] >> 4];
-		buf[j++] = hexd[u->data[i] & 0x0f];
-	}
-	buf[j] = '\0';
-	return text_find(buf, 36, hash_bytes((const unsigned char *) buf, 36));
 }
 
 /*
@@ -1259,7 +841,7 @@ Datum
 cl_allowed_text(PG_FUNCTION_ARGS)
 {
 	POLICY_CHECK(guc_statement_check(fcinfo),
-				 decide(c, subject_text(PG_GETARG_TEXT_PP(0))));
+				 allowed_text(c, PG_GETARG_TEXT_PP(0)));
 }
 
 Datum
@@ -1280,7 +862,7 @@ Datum
 cl_allowed_uuid(PG_FUNCTION_ARGS)
 {
 	POLICY_CHECK(guc_statement_check(fcinfo),
-				 decide(c, subject_uuid(PG_GETARG_UUID_P(0))));
+				 allowed_uuid(c, PG_GETARG_UUID_P(0)));
 }
 
 /* consent_ledger.view_allows(view, subject): the filter of purpose views */
@@ -1288,7 +870,7 @@ Datum
 cl_view_allows_text(PG_FUNCTION_ARGS)
 {
 	POLICY_CHECK(view_statement_check(fcinfo, PG_GETARG_INT64(0)),
-				 decide(c, subject_text(PG_GETARG_TEXT_PP(1))));
+				 allowed_text(c, PG_GETARG_TEXT_PP(1)));
 }
 
 Datum
@@ -1309,7 +891,7 @@ Datum
 cl_view_allows_uuid(PG_FUNCTION_ARGS)
 {
 	POLICY_CHECK(view_statement_check(fcinfo, PG_GETARG_INT64(0)),
-				 decide(c, subject_uuid(PG_GETARG_UUID_P(1))));
+				 allowed_uuid(c, PG_GETARG_UUID_P(1)));
 }
 
 /*
@@ -1809,5 +1391,5 @@ cl_create_purpose_view(PG_FUNCTION_ARGS)
 void
 cl_policy_init(void)
 {
-	memset(allowed_sets, 0, sizeof(allowed_sets));
+
 }
