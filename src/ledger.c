@@ -165,6 +165,37 @@ cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves)
 }
 
 /*
+ * Inserts one pending record: n leaf hashes of transaction txn from
+ * ordinal first_ord.  first_ord and nleaves are bigint from 1.3 on and
+ * integer before ALTER EXTENSION ... UPDATE; the datums follow the
+ * installed columns.
+ */
+static void
+pending_insert(Relation rel, int32 ledger_id, int64 txn, int64 first_ord,
+			   const cl_hash *hashes, int64 n)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		wide = TupleDescAttr(desc, 2)->atttypid == INT8OID;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	bytea	   *leaves;
+	HeapTuple	tup;
+
+	leaves = palloc(VARHDRSZ + (Size) n * CL_HASH_LEN);
+	SET_VARSIZE(leaves, VARHDRSZ + (Size) n * CL_HASH_LEN);
+	memcpy(VARDATA(leaves), hashes, (Size) n * CL_HASH_LEN);
+	values[0] = Int32GetDatum(ledger_id);
+	values[1] = Int64GetDatum(txn);
+	values[2] = wide ? Int64GetDatum(first_ord) : Int32GetDatum((int32) first_ord);
+	values[3] = wide ? Int64GetDatum(n) : Int32GetDatum((int32) n);
+	values[4] = PointerGetDatum(leaves);
+	tup = heap_form_tuple(desc, values, nulls);
+	CatalogTupleInsert(rel, tup);
+	heap_freetuple(tup);
+	pfree(leaves);
+}
+
+/*
  * Writes the transaction's pending records.  Runs at PRE_COMMIT or
  * PRE_PREPARE, inside the transaction, so the records become visible
  * exactly when the rows do.
@@ -185,23 +216,8 @@ write_pending(void)
 		while (done < x->nleaves)
 		{
 			int32		n = Min(x->nleaves - done, CL_MAX_LEAVES_PER_RECORD);
-			Datum		values[5];
-			bool		nulls[5] = {false, false, false, false, false};
-			bytea	   *leaves;
-			HeapTuple	tup;
 
-			leaves = palloc(VARHDRSZ + (Size) n * CL_HASH_LEN);
-			SET_VARSIZE(leaves, VARHDRSZ + (Size) n * CL_HASH_LEN);
-			memcpy(VARDATA(leaves), x->leaves[done], (Size) n * CL_HASH_LEN);
-			values[0] = Int32GetDatum(x->ledger_id);
-			values[1] = Int64GetDatum(xact_txn);
-			values[2] = Int32GetDatum(done);
-			values[3] = Int32GetDatum(n);
-			values[4] = PointerGetDatum(leaves);
-			tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
-			CatalogTupleInsert(rel, tup);
-			heap_freetuple(tup);
-			pfree(leaves);
+			pending_insert(rel, x->ledger_id, xact_txn, done, &x->leaves[done], n);
 			done += n;
 			xact_wrote_pending = true;
 		}
