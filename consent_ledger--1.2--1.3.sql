@@ -25,3 +25,9 @@ ALTER TABLE consent_ledger.log
 	ALTER COLUMN counts TYPE pg_catalog.int8[];
 CREATE INDEX pending_ledger_txn_idx
 	ON consent_ledger.pending (ledger_id, txn, first_ord);
+-- A round of bounded size may seal only the first leaves of a record: it
+-- moves first_ord on, lowers nleaves and raises leaves_offset (the
+-- leaves already sealed at the start of leaves), leaving the stored
+-- hashes as they are instead of rewriting them.
+ALTER TABLE consent_ledger.pending
+	ADD COLUMN leaves_offset pg_catalog.int8 NOT NULL DEFAULT 0;

@@ -177,8 +177,8 @@ pending_insert(Relation rel, int32 ledger_id, int64 txn, int64 first_ord,
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		wide = TupleDescAttr(desc, 2)->atttypid == INT8OID;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
 	bytea	   *leaves;
 	HeapTuple	tup;
 
@@ -190,6 +190,9 @@ pending_insert(Relation rel, int32 ledger_id, int64 txn, int64 first_ord,
 	values[2] = wide ? Int64GetDatum(first_ord) : Int32GetDatum((int32) first_ord);
 	values[3] = wide ? Int64GetDatum(n) : Int32GetDatum((int32) n);
 	values[4] = PointerGetDatum(leaves);
+	values[5] = Int64GetDatum(0);	/* leaves_offset (1.3), when present */
+	if (desc->natts > 6)
+		elog(ERROR, "consent_ledger.pending has unexpected columns");
 	tup = heap_form_tuple(desc, values, nulls);
 	CatalogTupleInsert(rel, tup);
 	heap_freetuple(tup);

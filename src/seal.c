@@ -733,6 +733,11 @@ round_take(SealRound *r, bool only, int64 the_txn, int64 *budget,
 {
 	int64		after_txn = PG_INT64_MIN;
 	int64		after_ord = -1;
+	/* leaves_offset exists from 1.3 on (before, a cut record is rewritten) */
+	bool		has_offset = get_attnum(cl_internal_relid("pending"), "leaves_offset") != InvalidAttrNumber;
+	const char *cols = has_offset ?
+		"SELECT ctid, txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, leaves_offset " :
+		"SELECT ctid, txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, 0::pg_catalog.int8 ";
 
 	while (*budget > 0 && !*cut)
 	{
@@ -745,17 +750,15 @@ round_take(SealRound *r, bool only, int64 the_txn, int64 *budget,
 		vals[1] = Int64GetDatum(the_txn);
 		vals[2] = Int64GetDatum(after_txn);
 		vals[3] = Int64GetDatum(after_ord);
-		if (SPI_execute_with_args(only ?
-								  "SELECT ctid, txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves "
+		if (SPI_execute_with_args(psprintf("%s%s", cols, only ?
 								  "FROM consent_ledger.pending WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
 								  "AND txn OPERATOR(pg_catalog.=) $2 "
 								  "AND first_ord OPERATOR(pg_catalog.>) $4 "
 								  "ORDER BY ledger_id, txn, first_ord LIMIT 64" :
-								  "SELECT ctid, txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves "
 								  "FROM consent_ledger.pending WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
 								  "AND (txn, first_ord) OPERATOR(pg_catalog.>) ($3, $4) "
 								  "AND txn OPERATOR(pg_catalog.<>) $2 "
-								  "ORDER BY ledger_id, txn, first_ord LIMIT 64",
+								  "ORDER BY ledger_id, txn, first_ord LIMIT 64"),
 								  4, types, vals, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read consent_ledger.pending");
 		tt = SPI_tuptable;
@@ -771,17 +774,18 @@ round_take(SealRound *r, bool only, int64 the_txn, int64 *budget,
 			int64		first_ord = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
 			int64		n = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
 			Datum		lv = SPI_getbinval(t, d, 5, &isnull);
+			int64		off = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
 			int64		k = Min(n, *budget);
 			/* the stored length, without fetching the value */
 			Size		rawsize = toast_raw_datum_size(lv) - VARHDRSZ;
 			bytea	   *slice;
 
-			if (n <= 0 || first_ord < 0 || rawsize != (Size) n * CL_HASH_LEN)
+			if (n <= 0 || first_ord < 0 || off < 0 || rawsize != (Size) (off + n) * CL_HASH_LEN)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("pending record of ledger %d, transaction " INT64_FORMAT " is corrupt",
 								r->ledger_id, txn)));
-			slice = DatumGetByteaPSlice(lv, 0, (int32) (k * CL_HASH_LEN));
+			slice = DatumGetByteaPSlice(lv, (int32) (off * CL_HASH_LEN), (int32) (k * CL_HASH_LEN));
 			if (VARSIZE_ANY_EXHDR(slice) != (Size) k * CL_HASH_LEN)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
@@ -797,7 +801,18 @@ round_take(SealRound *r, bool only, int64 the_txn, int64 *budget,
 				Oid			utypes[2] = {TIDOID, INT8OID};
 				Datum		uvals[2] = {SPI_getbinval(t, d, 1, &isnull), Int64GetDatum(k)};
 
-				if (SPI_execute_with_args("UPDATE consent_ledger.pending SET "
+				/*
+				 * From 1.3 the stored hashes stay as they are (the new
+				 * tuple keeps their toast pointer): O(1) whatever the
+				 * record's size.
+				 */
+				if (SPI_execute_with_args(has_offset ?
+										  "UPDATE consent_ledger.pending SET "
+										  "first_ord = first_ord OPERATOR(pg_catalog.+) $2, "
+										  "nleaves = nleaves OPERATOR(pg_catalog.-) $2, "
+										  "leaves_offset = leaves_offset OPERATOR(pg_catalog.+) $2 "
+										  "WHERE ctid OPERATOR(pg_catalog.=) $1" :
+										  "UPDATE consent_ledger.pending SET "
 										  "first_ord = first_ord OPERATOR(pg_catalog.+) $2, "
 										  "nleaves = nleaves OPERATOR(pg_catalog.-) $2, "
 										  "leaves = pg_catalog.substr(leaves, ($2 OPERATOR(pg_catalog.*) 32 OPERATOR(pg_catalog.+) 1)::pg_catalog.int4) "

@@ -427,7 +427,16 @@ load_records(LedgerState *st)
 		Oid			ptypes[2] = {INT4OID, INT8OID};
 		Datum		pvals[2] = {vals[0], Int64GetDatum(last_log_txn)};
 
+		/* leaves_offset (1.3): the leaves a round already sealed */
+		bool		has_offset = get_attnum(cl_internal_relid("pending"), "leaves_offset") != InvalidAttrNumber;
+
 		portal = SPI_cursor_open_with_args(NULL,
+										   has_offset ?
+										   "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, "
+										   "pg_catalog.substr(leaves, (leaves_offset OPERATOR(pg_catalog.*) 32 OPERATOR(pg_catalog.+) 1)::pg_catalog.int4) "
+										   "FROM consent_ledger.pending "
+										   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+										   "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord" :
 										   "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves "
 										   "FROM consent_ledger.pending "
 										   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
