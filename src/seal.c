@@ -51,6 +51,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "executor/spi.h"
@@ -649,17 +650,24 @@ round_new_leaves(int32 ledger_id, uint64 first_leaf, const uint8 *hashes, int64 
 	(void) n;
 }
 
-/* Writes the log row being built, if it has leaves. */
+/*
+ * Writes the log row being built, if it has leaves.  From 1.3 (bigint
+ * counts) the row goes straight into the heap and the primary key, with
+ * its leaf hashes passed in place: through SPI the 32 MiB bytea of a
+ * large round was copied by the planner (a parameter folded into a
+ * constant) and again by the executor before being toasted.
+ */
 static void
 round_flush(SealRound *r)
 {
-	Oid			ltypes[7] = {INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID,
-	INT8ARRAYOID, BYTEAOID};
+	bytea	   *leaves = (bytea *) r->leaves.data;
 	Datum		lvals[7];
+	Relation	log;
 
 	if (r->row_nleaves == 0)
 		return;
-	round_new_leaves(r->ledger_id, r->row_first_leaf, (const uint8 *) r->leaves.data,
+	SET_VARSIZE(leaves, r->leaves.len);
+	round_new_leaves(r->ledger_id, r->row_first_leaf, (const uint8 *) VARDATA(leaves),
 					 r->row_nleaves);
 	lvals[0] = Int32GetDatum(r->ledger_id);
 	lvals[1] = Int64GetDatum((int64) r->row_first_leaf);
@@ -667,23 +675,44 @@ round_flush(SealRound *r)
 	lvals[3] = PointerGetDatum(construct_array(r->txns, r->nrec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	lvals[4] = PointerGetDatum(construct_array(r->ords, r->nrec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	lvals[5] = PointerGetDatum(construct_array(r->counts, r->nrec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	lvals[6] = bytea_datum(r->leaves.data, r->leaves.len);
+	lvals[6] = PointerGetDatum(leaves);
 
-	/*
-	 * The parameters are bigint; before ALTER EXTENSION ... UPDATE to 1.3
-	 * the columns are still integer and the assignment casts apply (the
-	 * values fit: one log row holds at most CL_MAX_LEAVES_PER_LOG leaves).
-	 */
-	if (SPI_execute_with_args("INSERT INTO consent_ledger.log "
-							  "(ledger_id, first_leaf, nleaves, txns, first_ords, counts, leaves) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-							  7, ltypes, lvals, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not append to consent_ledger.log");
-	pfree(DatumGetPointer(lvals[6]));
+	log = table_open(cl_internal_relid("log"), RowExclusiveLock);
+	if (RelationGetDescr(log)->natts == 7 &&
+		TupleDescAttr(RelationGetDescr(log), 2)->atttypid == INT8OID &&
+		TupleDescAttr(RelationGetDescr(log), 4)->atttypid == INT8ARRAYOID &&
+		TupleDescAttr(RelationGetDescr(log), 5)->atttypid == INT8ARRAYOID)
+	{
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+		HeapTuple	tup = heap_form_tuple(RelationGetDescr(log), lvals, nulls);
+
+		CatalogTupleInsert(log, tup);
+		heap_freetuple(tup);
+		table_close(log, RowExclusiveLock);
+	}
+	else
+	{
+		/*
+		 * Before ALTER EXTENSION ... UPDATE to 1.3 the columns are integer:
+		 * the assignment casts apply (the values fit: one log row holds at
+		 * most CL_MAX_LEAVES_PER_LOG leaves).
+		 */
+		Oid			ltypes[7] = {INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID,
+		INT8ARRAYOID, BYTEAOID};
+
+		table_close(log, RowExclusiveLock);
+		if (SPI_execute_with_args("INSERT INTO consent_ledger.log "
+								  "(ledger_id, first_leaf, nleaves, txns, first_ords, counts, leaves) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+								  7, ltypes, lvals, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not append to consent_ledger.log");
+	}
+	CommandCounterIncrement();
 	r->row_first_leaf += (uint64) r->row_nleaves;
 	r->row_nleaves = 0;
 	r->nrec = 0;
 	resetStringInfo(&r->leaves);
+	appendStringInfoSpaces(&r->leaves, VARHDRSZ);
 }
 
 /* Appends n leaves of record (txn, first_ord) to the round, in log order. */
@@ -949,6 +978,7 @@ seal_ledger(int32 ledger_id, const char *origin, bool *more)
 	r.frontier = &frontier;
 	r.row_first_leaf = frontier.size;
 	initStringInfo(&r.leaves);
+	appendStringInfoSpaces(&r.leaves, VARHDRSZ);	/* the bytea header, set at flush */
 	r.caprec = 64;
 	r.txns = palloc(sizeof(Datum) * r.caprec);
 	r.ords = palloc(sizeof(Datum) * r.caprec);
