@@ -68,6 +68,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -767,6 +768,20 @@ round_take(SealRound *r, bool only, int64 the_txn, int64 *budget,
 	const char *cols = has_offset ?
 		"SELECT ctid, txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, leaves_offset " :
 		"SELECT ctid, txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, 0::pg_catalog.int8 ";
+	int			nest = NewGUCNestLevel();
+
+	/*
+	 * Always through the index (ledger_id, txn, first_ord), in its order:
+	 * a sequential scan and a sort would read every pending record of
+	 * every ledger, and a planner that finds pending small (it mostly is)
+	 * would pick one.
+	 */
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 
 	while (*budget > 0 && !*cut)
 	{
@@ -865,6 +880,7 @@ round_take(SealRound *r, bool only, int64 the_txn, int64 *budget,
 		if (nrows < 64)
 			break;
 	}
+	AtEOXact_GUC(true, nest);
 }
 
 /*

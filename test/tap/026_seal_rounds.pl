@@ -12,7 +12,8 @@
 #  - a round does not read the ledger's history: the buffers of
 #    consent_ledger.log a round of one new row touches (pg_statio, which
 #    the sealer reports after its rounds) stay a few, however many pages
-#    the ledger's log has.
+#    the ledger's log has, and it reads consent_ledger.pending through
+#    its index, never with a sequential scan.
 
 use strict;
 use warnings;
@@ -126,12 +127,19 @@ ok($log_pages >= 40, "the log has $log_pages pages of history");
 my $blocks_q = q{
 	SELECT coalesce(heap_blks_hit, 0) + coalesce(heap_blks_read, 0)
 	  FROM pg_statio_all_tables WHERE relid = 'consent_ledger.log'::regclass};
+my $scans_q = q{
+	SELECT seq_scan || ' ' || coalesce(idx_scan, 0) FROM pg_stat_all_tables
+	 WHERE relid = 'consent_ledger.pending'::regclass};
+my ($seq0, $idx0) = split / /, $node->safe_psql('postgres', $scans_q);
 my $b0 = $node->safe_psql('postgres', $blocks_q);
 is($node->safe_psql('postgres', q{
 	INSERT INTO t VALUES (0, 'one more');
 	SELECT consent_ledger.seal();
 }), '1', 'one row sealed');
 my $b1 = $node->safe_psql('postgres', $blocks_q);
+my ($seq1, $idx1) = split / /, $node->safe_psql('postgres', $scans_q);
+is($seq1 - $seq0, 0, 'the round read consent_ledger.pending with no sequential scan');
+ok($idx1 - $idx0 > 0, 'it read pending through its index (' . ($idx1 - $idx0) . ' index scans)');
 my $touched = $b1 - $b0;
 ok($touched > 0 && $touched <= 8,
 	"the round touched $touched heap blocks of the log (of $log_pages)");
