@@ -92,6 +92,11 @@ ok(cl_wait_for($node, 'postgres', qq{
 	SELECT max(tree_size) >= $size_before + 5 * $round FROM consent_ledger.checkpoints c
 	  JOIN consent_ledger.ledgers l USING (ledger_id) WHERE l.relid = 't'::regclass}, 60),
 	'several rounds of the big commit are sealed');
+# verify() in the middle of the seal: a record the round size cut is
+# pending with its remaining leaves, after the leaves already sealed
+$v = cl_verify_row($node, 'postgres', 't');
+ok($v->{valid} && $v->{pending} > 0 && $v->{rows} == 10101,
+	"verify in the middle of the seal: valid, $v->{pending} rows pending") or diag(explain $v);
 my $cp_during = $node->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('t')});
 my $pending_at_stop = $node->safe_psql('postgres', q{
 	SELECT coalesce(sum(nleaves), 0) FROM consent_ledger.pending p JOIN consent_ledger.ledgers l USING (ledger_id)
