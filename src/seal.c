@@ -631,7 +631,6 @@ typedef struct SealRound
 	Datum	   *txns;
 	Datum	   *ords;
 	Datum	   *counts;
-	bool		int8_columns;	/* log.nleaves etc. are bigint (1.3) */
 } SealRound;
 
 /*
