@@ -131,9 +131,27 @@ SELECT consent_ledger.create_ledger('same_txn');
 INSERT INTO same_txn VALUES (2, 'after');
 COMMIT;
 SELECT id, ledger_ord FROM same_txn ORDER BY id;
+-- the adopted rows have a ledger id of their own (1.3), the rows the
+-- transaction inserted afterwards the transaction's
+SELECT count(DISTINCT ledger_txn) AS txns FROM same_txn;
 SELECT consent_ledger.seal() AS sealed_rows;
 SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify()
 WHERE relation::text IN ('orders', 'empty_l', 'same_txn') ORDER BY relation::text;
+
+-- adoption rewrites the table: no dead copy of its rows is left behind
+-- (an UPDATE doubled it), and it reports progress every
+-- consent_ledger.adopt_progress_rows rows
+CREATE TABLE adopt_big (id int, pad text);
+INSERT INTO adopt_big SELECT g, repeat('p', 200) FROM generate_series(1, 1000) g;
+SELECT pg_relation_size('adopt_big') AS size_before \gset
+SET consent_ledger.adopt_progress_rows = 400;
+SELECT consent_ledger.create_ledger('adopt_big');
+RESET consent_ledger.adopt_progress_rows;
+SELECT pg_relation_size('adopt_big') < 1.2 * :size_before AS no_dead_copy;
+SELECT count(*), count(DISTINCT ledger_txn) AS txns, min(ledger_ord), max(ledger_ord),
+       bool_and(ledger_ord = id - 1) AS physical_order FROM adopt_big;
+SELECT consent_ledger.seal() AS sealed_rows;
+SELECT relation, "rows", pending, valid, problem FROM consent_ledger.verify('adopt_big');
 
 ALTER SYSTEM RESET consent_ledger.seal_interval;
 SELECT pg_reload_conf();

@@ -184,7 +184,7 @@ SELECT consent_ledger.seal() AS sealed_rows;
 UPDATE consent_ledger.log
    SET nleaves = nleaves - 1,
        txns = txns[1:nleaves - 1], first_ords = first_ords[1:nleaves - 1],
-       counts = counts[1:nleaves - 1], leaves = substring(leaves FROM 1 FOR (nleaves - 1) * 32)
+       counts = counts[1:nleaves - 1], leaves = substring(leaves FROM 1 FOR ((nleaves - 1) * 32)::int)
  WHERE ledger_id = ledger_id_of('t_log_cut');
 SELECT valid, problem FROM consent_ledger.verify('t_log_cut');
 SELECT * FROM consent_ledger.verify_checkpoint_detail(consent_ledger.checkpoint('t_log_cut'));

@@ -94,6 +94,20 @@ SELECT bool_and(valid) AS all_ledgers_valid FROM consent_ledger.verify();
 ALTER EXTENSION consent_ledger UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger';
 SELECT bool_and(valid) AS all_ledgers_valid FROM consent_ledger.verify();
+-- 1.3: the internal tables' counts are 64-bit and pending has its index;
+-- the log rows written before (integer counts) still verify, and the log
+-- keeps growing with the same tree
+SELECT a.attrelid::regclass AS tab, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
+  FROM pg_attribute a
+ WHERE a.attrelid IN ('consent_ledger.log'::regclass, 'consent_ledger.pending'::regclass)
+   AND a.attname IN ('first_ord', 'nleaves', 'first_ords', 'counts') ORDER BY 1, 2;
+SELECT pg_catalog.pg_get_indexdef(indexrelid) AS pending_index
+  FROM pg_index WHERE indrelid = 'consent_ledger.pending'::regclass;
+INSERT INTO up_ledger SELECT g, 'after 1.3 ' || g FROM generate_series(36, 40) g;
+DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_ledger');
+SELECT count(*) AS log_rows_before_and_after FROM consent_ledger.log g
+  JOIN consent_ledger.ledgers l USING (ledger_id) WHERE l.relid = 'up_ledger'::regclass;
 \c contrib_regression
 DROP DATABASE cl_upgrade WITH (FORCE);
 DROP ROLE up_loader, up_reader;

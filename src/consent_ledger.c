@@ -43,6 +43,8 @@ PG_MODULE_MAGIC;
 
 int			cl_seal_interval_ms = 1000;
 int			cl_seal_timeout_ms = 30000;
+int			cl_seal_round_leaves = 1048576;
+int			cl_adopt_progress_rows = 1000000;
 int			cl_max_databases = 64;
 char	   *cl_signing_key_file = NULL;
 ClShared   *cl_shared = NULL;
@@ -185,6 +187,22 @@ _PG_init(void)
 							30000, 100, 3600 * 1000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.seal_round_size",
+							"Most rows of one ledger a sealing round seals.",
+							"A larger backlog (a huge commit) is sealed over several rounds, each its own transaction with its own signed checkpoint; a round holds at most this many 32-byte leaf hashes in memory.",
+							&cl_seal_round_leaves,
+							1048576, 1, CL_MAX_LEAVES_PER_LOG,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.adopt_progress_rows",
+							"create_ledger() reports its progress with a NOTICE every this many adopted rows (0: never).",
+							NULL,
+							&cl_adopt_progress_rows,
+							1000000, 0, INT_MAX,
+							PGC_USERSET,
+							0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("consent_ledger.max_databases",
 							"Databases with consent_ledger that can be sealed and audited at once.",

@@ -87,6 +87,8 @@ extern int no_such_variable
 /* consent_ledger.c: GUCs and shared state */
 extern int	cl_seal_interval_ms;
 extern int	cl_seal_timeout_ms;
+extern int	cl_seal_round_leaves;
+extern int	cl_adopt_progress_rows;
 extern int	cl_max_databases;
 extern char *cl_signing_key_file;
 

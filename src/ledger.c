@@ -29,6 +29,7 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
+#include "commands/cluster.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -168,6 +169,40 @@ cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves)
 }
 
 /*
+ * Inserts one pending record: n leaf hashes of transaction txn from
+ * ordinal first_ord.  first_ord and nleaves are bigint from 1.3 on and
+ * integer before ALTER EXTENSION ... UPDATE; the datums follow the
+ * installed columns.
+ */
+static void
+pending_insert(Relation rel, int32 ledger_id, int64 txn, int64 first_ord,
+			   const cl_hash *hashes, int64 n)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		wide = TupleDescAttr(desc, 2)->atttypid == INT8OID;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	bytea	   *leaves;
+	HeapTuple	tup;
+
+	leaves = palloc(VARHDRSZ + (Size) n * CL_HASH_LEN);
+	SET_VARSIZE(leaves, VARHDRSZ + (Size) n * CL_HASH_LEN);
+	memcpy(VARDATA(leaves), hashes, (Size) n * CL_HASH_LEN);
+	values[0] = Int32GetDatum(ledger_id);
+	values[1] = Int64GetDatum(txn);
+	values[2] = wide ? Int64GetDatum(first_ord) : Int32GetDatum((int32) first_ord);
+	values[3] = wide ? Int64GetDatum(n) : Int32GetDatum((int32) n);
+	values[4] = PointerGetDatum(leaves);
+	values[5] = Int64GetDatum(0);	/* leaves_offset (1.3), when present */
+	if (desc->natts > 6)
+		elog(ERROR, "consent_ledger.pending has unexpected columns");
+	tup = heap_form_tuple(desc, values, nulls);
+	CatalogTupleInsert(rel, tup);
+	heap_freetuple(tup);
+	pfree(leaves);
+}
+
+/*
  * Writes the transaction's pending records.  Runs at PRE_COMMIT or
  * PRE_PREPARE, inside the transaction, so the records become visible
  * exactly when the rows do.
@@ -188,23 +223,8 @@ write_pending(void)
 		while (done < x->nleaves)
 		{
 			int32		n = Min(x->nleaves - done, CL_MAX_LEAVES_PER_RECORD);
-			Datum		values[5];
-			bool		nulls[5] = {false, false, false, false, false};
-			bytea	   *leaves;
-			HeapTuple	tup;
 
-			leaves = palloc(VARHDRSZ + (Size) n * CL_HASH_LEN);
-			SET_VARSIZE(leaves, VARHDRSZ + (Size) n * CL_HASH_LEN);
-			memcpy(VARDATA(leaves), x->leaves[done], (Size) n * CL_HASH_LEN);
-			values[0] = Int32GetDatum(x->ledger_id);
-			values[1] = Int64GetDatum(xact_txn);
-			values[2] = Int32GetDatum(done);
-			values[3] = Int32GetDatum(n);
-			values[4] = PointerGetDatum(leaves);
-			tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
-			CatalogTupleInsert(rel, tup);
-			heap_freetuple(tup);
-			pfree(leaves);
+			pending_insert(rel, x->ledger_id, xact_txn, done, &x->leaves[done], n);
 			done += n;
 			xact_wrote_pending = true;
 		}
@@ -658,111 +678,172 @@ check_convertible(Relation rel)
 }
 
 /*
- * Adopts the rows a table already holds: stamps them with this
- * transaction's ledger id and ordinals in physical order, then records
- * their leaves exactly as the trigger would have.  The UPDATE runs as the
- * table's owner (the caller for create_ledger(), who must own it; the
- * extension's owner for the consent and audit ledgers, which a member of
- * consent_ledger_admin may cause to be created but cannot write), with
- * row_security off so that a policy hiding rows from the owner makes the
- * conversion fail instead of leaving rows outside the log.  The owner's
- * own triggers, constraints and index expressions run as for any UPDATE
- * the owner makes: with the owner's rights and the caller's
- * session_replication_role, never with "replica" (a superuser-only
- * setting under which the owner's code could skip other roles' triggers
- * and foreign keys).  The rows are hashed as they are stored afterwards.
+ * Adopts the rows a table already holds by rewriting it, as ALTER TABLE
+ * does when a column needs a value in every row: each live row (in
+ * physical order, under a fresh snapshot; the caller holds
+ * AccessExclusiveLock) is copied into a new heap stamped with an
+ * adoption ledger id and ordinal, its leaf hash is computed, and the
+ * leaves go into pending records of CL_MAX_LEAVES_PER_RECORD as they
+ * come; then the new heap takes the table's place and its indexes are
+ * rebuilt.  No dead copy is left behind (an UPDATE would double the
+ * table until VACUUM), memory stays bounded whatever the table's size,
+ * and the number of rows is unlimited: every PG_INT32_MAX rows take a
+ * new ledger id (ledger_ord is an integer).  The adoption ledger ids come
+ * from consent_ledger.txn_seq like any transaction's, so rows this
+ * transaction inserts afterwards have their own.
+ *
+ * None of the table owner's code runs but its index expressions and
+ * predicates, while the indexes are rebuilt: PostgreSQL runs those as the
+ * owner in a security-restricted operation with settings rolled back
+ * (index_build(), as for REINDEX).  No trigger fires (the rows' values do
+ * not change, only the two ledger columns are filled), so the owner's
+ * triggers can neither run as the caller nor skip anything; row security
+ * does not apply to a rewrite (every row is adopted).
+ *
+ * Progress: a NOTICE every consent_ledger.adopt_progress_rows rows.
  */
 static void
-adopt_rows(Relation rel, int32 ledger_id, int encoding)
+adopt_rows(Oid relid, int32 ledger_id, int encoding)
 {
-	char	   *qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												   RelationGetRelationName(rel));
-	int64		txn = xact_txn_id();
-	int			nest = NewGUCNestLevel();
-	StringInfoData sql;
+	Relation	rel = relation_open(relid, NoLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TransactionId frozen_xid = rel->rd_rel->relfrozenxid;
+	MultiXactId min_multi = rel->rd_rel->relminmxid;
+	char		persistence = rel->rd_rel->relpersistence;
+	char	   *relname = pstrdup(RelationGetRelationName(rel));
+	AttrNumber	txn_att = get_attnum(relid, CL_TXN_COLUMN);
+	AttrNumber	ord_att = get_attnum(relid, CL_ORD_COLUMN);
 	Snapshot	snap;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	ClRowEncoder *enc;
-	AttrNumber	txn_att = get_attnum(RelationGetRelid(rel), CL_TXN_COLUMN);
-	AttrNumber	ord_att = get_attnum(RelationGetRelid(rel), CL_ORD_COLUMN);
-	uint64		nrows;
-	cl_hash    *leaves;
-	bool	   *seen;
-	XactLedger *x;
 	StringInfoData buf;
+	Oid			new_heap;
+	Relation	newrel;
+	Relation	pendrel;
+	BulkInsertState bistate;
+	CommandId	cid;
+	Datum	   *values;
+	bool	   *nulls;
+	cl_hash    *leaves;
+	int64		nbuf = 0;
+	int64		txn = 0;
+	int64		ord = 0;
+	int64		buf_first_ord = 0;
+	uint64		nrows = 0;
+	bool		save_ddl = cl_internal_ddl;
+	MemoryContext rowcxt;
+	MemoryContext old;
 
-	(void) set_config_option("row_security", "off", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "UPDATE %s AS t SET " CL_TXN_COLUMN " = " INT64_FORMAT ", "
-					 CL_ORD_COLUMN " = s.rn::integer - 1 "
-					 "FROM (SELECT ctid AS c, pg_catalog.row_number() OVER (ORDER BY ctid) AS rn "
-					 "FROM ONLY %s) AS s WHERE t.ctid OPERATOR(pg_catalog.=) s.c",
-					 qname, txn, qname);
-	/*
-	 * No UPDATE at all on an empty table: in a publication that publishes
-	 * updates, PostgreSQL refuses an UPDATE of a table without a replica
-	 * identity even when it would change no row (the audit ledger, created
-	 * on first use, has none: it is only ever inserted into).
-	 */
-	cl_run_as_owner(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", qname), rel->rd_rel->relowner);
-	if (SPI_processed > 0)
-	{
-		cl_run_as_owner(sql.data, rel->rd_rel->relowner);
-		nrows = SPI_processed;
-	}
-	else
-		nrows = 0;
-	/* roll back every setting changed in between, not only ours */
-	AtEOXact_GUC(false, nest);
-	if (nrows == 0)
-		return;
-	if (nrows > (uint64) PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("table \"%s\" has too many rows to adopt in one transaction",
-						RelationGetRelationName(rel))));
-
-	CommandCounterIncrement();
-	leaves = palloc_extended(sizeof(cl_hash) * nrows, MCXT_ALLOC_HUGE);
-	seen = palloc_extended(sizeof(bool) * nrows, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	enc = cl_encoder_create(RelationGetDescr(rel), encoding, CurrentMemoryContext);
-	initStringInfo(&buf);
+	/* an empty table needs no rewrite */
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(rel, snap, 0, NULL);
+	scan = table_beginscan_strat(rel, snap, 0, NULL, true, false);
+	tup = heap_getnext(scan, ForwardScanDirection);
+	table_endscan(scan);
+	if (tup == NULL)
+	{
+		UnregisterSnapshot(snap);
+		relation_close(rel, NoLock);
+		return;
+	}
+
+	new_heap = make_new_heap(relid, rel->rd_rel->reltablespace, rel->rd_rel->relam,
+							 rel->rd_rel->relpersistence, AccessExclusiveLock);
+	newrel = table_open(new_heap, AccessExclusiveLock);
+	pendrel = table_open(cl_internal_relid("pending"), RowExclusiveLock);
+	bistate = GetBulkInsertState();
+	cid = GetCurrentCommandId(true);
+	enc = cl_encoder_create(desc, encoding, CurrentMemoryContext);
+	initStringInfo(&buf);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	leaves = palloc_extended(sizeof(cl_hash) * CL_MAX_LEAVES_PER_RECORD, MCXT_ALLOC_HUGE);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger adoption row",
+								   ALLOCSET_DEFAULT_SIZES);
+
+	scan = table_beginscan_strat(rel, snap, 0, NULL, true, false);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		bool		n1,
-					n2;
-		int64		t = DatumGetInt64(heap_getattr(tup, txn_att, RelationGetDescr(rel), &n1));
-		int32		o = DatumGetInt32(heap_getattr(tup, ord_att, RelationGetDescr(rel), &n2));
+		HeapTuple	newtup;
 
-		if (n1 || n2 || t != txn || o < 0 || (uint64) o >= nrows || seen[o])
-			elog(ERROR, "row adoption of \"%s\" saw an unexpected stamp",
-				 RelationGetRelationName(rel));
-		seen[o] = true;
+		CHECK_FOR_INTERRUPTS();
+		if (txn == 0 || ord == PG_INT32_MAX)
+		{
+			/* the records of the previous adoption id first */
+			if (nbuf > 0)
+				pending_insert(pendrel, ledger_id, txn, buf_first_ord, (const cl_hash *) leaves, nbuf);
+			nbuf = 0;
+			txn = nextval_internal(cl_internal_relid("txn_seq"), false);
+			ord = 0;
+			buf_first_ord = 0;
+		}
+		old = MemoryContextSwitchTo(rowcxt);
+		heap_deform_tuple(tup, desc, values, nulls);
+		values[txn_att - 1] = Int64GetDatum(txn);
+		nulls[txn_att - 1] = false;
+		values[ord_att - 1] = Int32GetDatum((int32) ord);
+		nulls[ord_att - 1] = false;
+		newtup = heap_form_tuple(desc, values, nulls);
 		resetStringInfo(&buf);
-		cl_encode_row(enc, tup, t, o, &buf);
-		cl_leaf_hash((const uint8_t *) buf.data, buf.len, leaves[o]);
+		cl_encode_values(enc, values, nulls, txn, (int32) ord, &buf);
+		cl_leaf_hash((const uint8_t *) buf.data, buf.len, leaves[nbuf]);
+		heap_insert(newrel, newtup, cid, 0, bistate);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+		if (buf.maxlen > 1024 * 1024)
+		{
+			pfree(buf.data);
+			initStringInfo(&buf);
+		}
+		nbuf++;
+		ord++;
+		nrows++;
+		if (nbuf == CL_MAX_LEAVES_PER_RECORD)
+		{
+			pending_insert(pendrel, ledger_id, txn, buf_first_ord, (const cl_hash *) leaves, nbuf);
+			buf_first_ord += nbuf;
+			nbuf = 0;
+		}
+		if (cl_adopt_progress_rows > 0 && nrows % (uint64) cl_adopt_progress_rows == 0)
+			ereport(NOTICE,
+					(errmsg("create_ledger: " UINT64_FORMAT " rows of \"%s\" adopted so far",
+							nrows, relname)));
 	}
 	table_endscan(scan);
 	UnregisterSnapshot(snap);
-
-	x = xact_ledger_get(RelationGetRelid(rel), ledger_id);
-	if (x->nleaves != 0)
-		elog(ERROR, "ledger \"%s\" already has rows in this transaction",
-			 RelationGetRelationName(rel));
-	for (uint64 i = 0; i < nrows; i++)
-	{
-		if (!seen[i])
-			elog(ERROR, "row adoption of \"%s\" lost a row", RelationGetRelationName(rel));
-		xact_ledger_append(x, leaves[i]);
-	}
+	if (nbuf > 0)
+		pending_insert(pendrel, ledger_id, txn, buf_first_ord, (const cl_hash *) leaves, nbuf);
+	xact_wrote_pending = true;
+	FreeBulkInsertState(bistate);
+	table_finish_bulk_insert(newrel, 0);
+	table_close(pendrel, RowExclusiveLock);
+	table_close(newrel, NoLock);
 	cl_encoder_free(enc);
 	pfree(leaves);
-	pfree(seen);
+	MemoryContextDelete(rowcxt);
+	/* the relcache entry goes before the swap; the lock stays */
+	relation_close(rel, NoLock);
+
+	/*
+	 * The new heap takes the table's place; its indexes are rebuilt (as
+	 * the owner, restricted: index_build()).  Every tuple in it carries
+	 * this transaction's xid, so the old heap's freeze horizons hold.
+	 */
+	cl_internal_ddl = true;
+	PG_TRY();
+	{
+		finish_heap_swap(relid, new_heap, false, false, false, true,
+						 frozen_xid, min_multi, persistence);
+	}
+	PG_FINALLY();
+	{
+		cl_internal_ddl = save_ddl;
+	}
+	PG_END_TRY();
+	if (cl_adopt_progress_rows > 0 && nrows >= (uint64) cl_adopt_progress_rows)
+		ereport(NOTICE,
+				(errmsg("create_ledger: adopted " UINT64_FORMAT " rows of \"%s\"",
+						nrows, relname)));
 }
 
 /*
@@ -873,10 +954,8 @@ cl_make_ledger(Oid relid)
 				   ledger_id, relid, quote_literal_cstr(origin), encoding);
 	cl_run_as_owner(sql, owner);
 
-	/* reopen: the descriptor now has the new columns */
-	rel = relation_open(relid, NoLock);
-	adopt_rows(rel, ledger_id, encoding);
-	relation_close(rel, NoLock);
+	/* adopt_rows() reopens it: the descriptor now has the new columns */
+	adopt_rows(relid, ledger_id, encoding);
 
 	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
 						  "EXECUTE FUNCTION consent_ledger.ledger_stamp()",

@@ -44,12 +44,14 @@
 
 #include <signal.h>
 
+#include "access/detoast.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "executor/spi.h"
@@ -65,6 +67,8 @@
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -610,13 +614,292 @@ record_key(void)
 }
 
 /*
- * Seals one ledger: appends its committed pending records to the log and
+ * The log rows a sealing round of one ledger is writing.  Leaves are
+ * added in log order with round_append(); each log row holds at most
+ * CL_MAX_LEAVES_PER_LOG leaves and the records (transaction, first
+ * ordinal, count) they come from.
+ */
+typedef struct SealRound
+{
+	int32		ledger_id;
+	cl_frontier *frontier;
+	uint64		row_first_leaf; /* first leaf of the log row being built */
+	StringInfoData leaves;		/* its leaf hashes */
+	int64		row_nleaves;
+	int			nrec;
+	int			caprec;
+	Datum	   *txns;
+	Datum	   *ords;
+	Datum	   *counts;
+} SealRound;
+
+/*
+ * Where a round has the new leaves' hashes, in log order: leaves
+ * first_leaf .. first_leaf + n - 1 of the ledger, about to be written as
+ * one log row.  This is the one place to hook anything that must see
+ * every sealed leaf (stored interior hashes, for instance); it runs in
+ * the round's transaction, so whatever it writes commits or rolls back
+ * with the log row and the checkpoint.
+ */
+static void
+round_new_leaves(int32 ledger_id, uint64 first_leaf, const uint8 *hashes, int64 n)
+{
+	(void) ledger_id;
+	(void) first_leaf;
+	(void) hashes;
+	(void) n;
+}
+
+/*
+ * Writes the log row being built, if it has leaves.  From 1.3 (bigint
+ * counts) the row goes straight into the heap and the primary key, with
+ * its leaf hashes passed in place: through SPI the 32 MiB bytea of a
+ * large round was copied by the planner (a parameter folded into a
+ * constant) and again by the executor before being toasted.
+ */
+static void
+round_flush(SealRound *r)
+{
+	bytea	   *leaves = (bytea *) r->leaves.data;
+	Datum		lvals[7];
+	Relation	log;
+
+	if (r->row_nleaves == 0)
+		return;
+	SET_VARSIZE(leaves, r->leaves.len);
+	round_new_leaves(r->ledger_id, r->row_first_leaf, (const uint8 *) VARDATA(leaves),
+					 r->row_nleaves);
+	lvals[0] = Int32GetDatum(r->ledger_id);
+	lvals[1] = Int64GetDatum((int64) r->row_first_leaf);
+	lvals[2] = Int64GetDatum(r->row_nleaves);
+	lvals[3] = PointerGetDatum(construct_array(r->txns, r->nrec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	lvals[4] = PointerGetDatum(construct_array(r->ords, r->nrec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	lvals[5] = PointerGetDatum(construct_array(r->counts, r->nrec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	lvals[6] = PointerGetDatum(leaves);
+
+	log = table_open(cl_internal_relid("log"), RowExclusiveLock);
+	if (RelationGetDescr(log)->natts == 7 &&
+		TupleDescAttr(RelationGetDescr(log), 2)->atttypid == INT8OID &&
+		TupleDescAttr(RelationGetDescr(log), 4)->atttypid == INT8ARRAYOID &&
+		TupleDescAttr(RelationGetDescr(log), 5)->atttypid == INT8ARRAYOID)
+	{
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+		HeapTuple	tup = heap_form_tuple(RelationGetDescr(log), lvals, nulls);
+
+		CatalogTupleInsert(log, tup);
+		heap_freetuple(tup);
+		table_close(log, RowExclusiveLock);
+	}
+	else
+	{
+		/*
+		 * Before ALTER EXTENSION ... UPDATE to 1.3 the columns are integer:
+		 * the assignment casts apply (the values fit: one log row holds at
+		 * most CL_MAX_LEAVES_PER_LOG leaves).
+		 */
+		Oid			ltypes[7] = {INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID,
+		INT8ARRAYOID, BYTEAOID};
+
+		table_close(log, RowExclusiveLock);
+		if (SPI_execute_with_args("INSERT INTO consent_ledger.log "
+								  "(ledger_id, first_leaf, nleaves, txns, first_ords, counts, leaves) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+								  7, ltypes, lvals, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not append to consent_ledger.log");
+	}
+	CommandCounterIncrement();
+	r->row_first_leaf += (uint64) r->row_nleaves;
+	r->row_nleaves = 0;
+	r->nrec = 0;
+	resetStringInfo(&r->leaves);
+	appendStringInfoSpaces(&r->leaves, VARHDRSZ);
+}
+
+/* Appends n leaves of record (txn, first_ord) to the round, in log order. */
+static void
+round_append(SealRound *r, int64 txn, int64 first_ord, const uint8 *p, int64 n)
+{
+	while (n > 0)
+	{
+		int64		k = Min(n, CL_MAX_LEAVES_PER_LOG - r->row_nleaves);
+
+		if (r->nrec == r->caprec)
+		{
+			r->caprec *= 2;
+			r->txns = repalloc(r->txns, sizeof(Datum) * r->caprec);
+			r->ords = repalloc(r->ords, sizeof(Datum) * r->caprec);
+			r->counts = repalloc(r->counts, sizeof(Datum) * r->caprec);
+		}
+		for (int64 j = 0; j < k; j++)
+			cl_frontier_append(r->frontier, p + (Size) j * CL_HASH_LEN);
+		appendBinaryStringInfo(&r->leaves, (const char *) p, (int) (k * CL_HASH_LEN));
+		r->txns[r->nrec] = Int64GetDatum(txn);
+		r->ords[r->nrec] = Int64GetDatum(first_ord);
+		r->counts[r->nrec] = Int64GetDatum(k);
+		r->nrec++;
+		r->row_nleaves += k;
+		if (r->row_nleaves == CL_MAX_LEAVES_PER_LOG)
+			round_flush(r);
+		p += (Size) k * CL_HASH_LEN;
+		first_ord += k;
+		n -= k;
+	}
+}
+
+/*
+ * Takes pending records of one ledger into the round, in index order
+ * (ledger_id, txn, first_ord), 64 at a time: those of transaction only_txn
+ * when only is true, otherwise those of every transaction but skip_txn.
+ * Stops when the round has budget leaves.  A record taken whole is added
+ * to *done (its ctid, for one DELETE); a record the budget cuts is left
+ * with its remaining leaves (*cut set).  Reads only the leaves it takes
+ * (the hashes are stored uncompressed out of line, so a slice costs only
+ * its own chunks).
+ */
+static void
+round_take(SealRound *r, bool only, int64 the_txn, int64 *budget,
+		   Datum **done, uint64 *ndone, uint64 *capdone, bool *cut)
+{
+	int64		after_txn = PG_INT64_MIN;
+	int64		after_ord = -1;
+	/* leaves_offset exists from 1.3 on (before, a cut record is rewritten) */
+	bool		has_offset = get_attnum(cl_internal_relid("pending"), "leaves_offset") != InvalidAttrNumber;
+	const char *cols = has_offset ?
+		"SELECT ctid, txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, leaves_offset " :
+		"SELECT ctid, txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, 0::pg_catalog.int8 ";
+	int			nest = NewGUCNestLevel();
+
+	/*
+	 * Always through the index (ledger_id, txn, first_ord), in its order:
+	 * a sequential scan and a sort would read every pending record of
+	 * every ledger, and a planner that finds pending small (it mostly is)
+	 * would pick one.
+	 */
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	while (*budget > 0 && !*cut)
+	{
+		Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT8OID};
+		Datum		vals[4];
+		uint64		nrows;
+		SPITupleTable *tt;
+
+		vals[0] = Int32GetDatum(r->ledger_id);
+		vals[1] = Int64GetDatum(the_txn);
+		vals[2] = Int64GetDatum(after_txn);
+		vals[3] = Int64GetDatum(after_ord);
+		if (SPI_execute_with_args(psprintf("%s%s", cols, only ?
+								  "FROM consent_ledger.pending WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+								  "AND txn OPERATOR(pg_catalog.=) $2 "
+								  "AND first_ord OPERATOR(pg_catalog.>) $4 "
+								  "ORDER BY ledger_id, txn, first_ord LIMIT 64" :
+								  "FROM consent_ledger.pending WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+								  "AND (txn, first_ord) OPERATOR(pg_catalog.>) ($3, $4) "
+								  "AND txn OPERATOR(pg_catalog.<>) $2 "
+								  "ORDER BY ledger_id, txn, first_ord LIMIT 64"),
+								  4, types, vals, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read consent_ledger.pending");
+		tt = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
+			break;
+		for (uint64 i = 0; i < nrows && *budget > 0; i++)
+		{
+			HeapTuple	t = tt->vals[i];
+			TupleDesc	d = tt->tupdesc;
+			bool		isnull;
+			int64		txn = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+			int64		first_ord = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+			int64		n = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+			Datum		lv = SPI_getbinval(t, d, 5, &isnull);
+			int64		off = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
+			int64		k = Min(n, *budget);
+			/* the stored length, without fetching the value */
+			Size		rawsize = toast_raw_datum_size(lv) - VARHDRSZ;
+			bytea	   *slice;
+
+			if (n <= 0 || first_ord < 0 || off < 0 || rawsize != (Size) (off + n) * CL_HASH_LEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("pending record of ledger %d, transaction " INT64_FORMAT " is corrupt",
+								r->ledger_id, txn)));
+			slice = DatumGetByteaPSlice(lv, (int32) (off * CL_HASH_LEN), (int32) (k * CL_HASH_LEN));
+			if (VARSIZE_ANY_EXHDR(slice) != (Size) k * CL_HASH_LEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("pending record of ledger %d, transaction " INT64_FORMAT " is corrupt",
+								r->ledger_id, txn)));
+			round_append(r, txn, first_ord, (const uint8 *) VARDATA_ANY(slice), k);
+			if ((Pointer) slice != DatumGetPointer(lv))
+				pfree(slice);
+			*budget -= k;
+			if (k < n)
+			{
+				/* the rest stays pending, first in line for the next round */
+				Oid			utypes[2] = {TIDOID, INT8OID};
+				Datum		uvals[2] = {SPI_getbinval(t, d, 1, &isnull), Int64GetDatum(k)};
+
+				/*
+				 * From 1.3 the stored hashes stay as they are (the new
+				 * tuple keeps their toast pointer): O(1) whatever the
+				 * record's size.
+				 */
+				if (SPI_execute_with_args(has_offset ?
+										  "UPDATE consent_ledger.pending SET "
+										  "first_ord = first_ord OPERATOR(pg_catalog.+) $2, "
+										  "nleaves = nleaves OPERATOR(pg_catalog.-) $2, "
+										  "leaves_offset = leaves_offset OPERATOR(pg_catalog.+) $2 "
+										  "WHERE ctid OPERATOR(pg_catalog.=) $1" :
+										  "UPDATE consent_ledger.pending SET "
+										  "first_ord = first_ord OPERATOR(pg_catalog.+) $2, "
+										  "nleaves = nleaves OPERATOR(pg_catalog.-) $2, "
+										  "leaves = pg_catalog.substr(leaves, ($2 OPERATOR(pg_catalog.*) 32 OPERATOR(pg_catalog.+) 1)::pg_catalog.int4) "
+										  "WHERE ctid OPERATOR(pg_catalog.=) $1",
+										  2, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE ||
+					SPI_processed != 1)
+					elog(ERROR, "could not update a partly sealed record of consent_ledger.pending");
+				*cut = true;
+				break;
+			}
+			if (*ndone == *capdone)
+			{
+				*capdone *= 2;
+				*done = repalloc_huge(*done, sizeof(Datum) * *capdone);
+			}
+			(*done)[(*ndone)++] = datumCopy(SPI_getbinval(t, d, 1, &isnull), false, sizeof(ItemPointerData));
+			after_txn = txn;
+			after_ord = first_ord;
+		}
+		SPI_freetuptable(tt);
+		if (nrows < 64)
+			break;
+	}
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * Seals one ledger: appends committed pending records to the log and
  * signs a checkpoint over the new tree.  Also writes the first (empty)
  * checkpoint of a new ledger, which anchors its origin.  Returns the
- * number of leaves sealed.
+ * number of leaves sealed; *more is set when the round stopped at
+ * consent_ledger.seal_round_size with records possibly left.
+ *
+ * The cost does not depend on the ledger's history: the last checkpoint
+ * (by its primary key) gives the RFC 9162 frontier, the last log row (by
+ * its primary key) must end where that checkpoint's tree does, and
+ * pending is read in the order of its index, only as far as the round
+ * takes.  A round takes at most seal_round_size leaves: first the rest
+ * of the transaction the previous round cut (a transaction's leaves stay
+ * contiguous in the log), then whole records in (txn, first_ord) order,
+ * cutting the last one if needed.
  */
 static uint64
-seal_ledger(int32 ledger_id, const char *origin)
+seal_ledger(int32 ledger_id, const char *origin, bool *more)
 {
 	Oid			types[6] = {INT4OID, INT8OID, INT8OID, INT4OID, INT4OID, BYTEAOID};
 	Datum		vals[9];
@@ -626,9 +909,16 @@ seal_ledger(int32 ledger_id, const char *origin)
 	int64		seq = 0;
 	uint64		sealed = 0;
 	bool		have_checkpoint;
-	SPITupleTable *pend;
-	uint64		npend;
+	int64		last_txn = 0;
+	bool		have_last_txn = false;
+	int64		budget = cl_seal_round_leaves;
+	SealRound	r;
+	Datum	   *done;
+	uint64		ndone = 0;
+	uint64		capdone = 64;
+	bool		cut = false;
 
+	*more = false;
 	vals[0] = Int32GetDatum(ledger_id);
 	if (SPI_execute_with_args("SELECT seq, note, frontier FROM consent_ledger.checkpoints "
 							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
@@ -660,121 +950,80 @@ seal_ledger(int32 ledger_id, const char *origin)
 	}
 
 	/*
-	 * The log must hold exactly the leaves the last checkpoint covers before
+	 * The log must end exactly where the last checkpoint's tree does before
 	 * anything is appended.  It does not while pg_restore is still copying
 	 * the log, the checkpoints or the pending records in, or after damage:
-	 * then leave the ledger alone (verify() reports damage).
+	 * then leave the ledger alone (verify() reports damage).  Only the last
+	 * log row is read (its primary key): the round never reads the
+	 * ledger's history.
 	 */
-	if (SPI_execute_with_args("SELECT coalesce(pg_catalog.sum(nleaves), 0)::bigint FROM consent_ledger.log "
-							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1",
+	if (SPI_execute_with_args("SELECT (first_leaf OPERATOR(pg_catalog.+) nleaves)::pg_catalog.int8, "
+							  "txns[pg_catalog.array_upper(txns, 1)] "
+							  "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+							  "ORDER BY ledger_id DESC, first_leaf DESC LIMIT 1",
 							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.log");
 	{
-		bool		isnull;
-		int64		logged = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		int64		logged = 0;
 
-		if ((uint64) logged != frontier.size)
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			logged = isnull ? -1 : DatumGetInt64(d);
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			if (!isnull)
+			{
+				last_txn = DatumGetInt64(d);
+				have_last_txn = true;
+			}
+		}
+		if (logged < 0 || (uint64) logged != frontier.size)
 		{
 			ereport(DEBUG1,
-					(errmsg("consent_ledger: not sealing ledger %d: its log holds " INT64_FORMAT " leaves, its last checkpoint " UINT64_FORMAT,
+					(errmsg("consent_ledger: not sealing ledger %d: its log ends at leaf " INT64_FORMAT ", its last checkpoint at " UINT64_FORMAT,
 							ledger_id, logged, frontier.size)));
 			return 0;
 		}
 	}
 
-	if (SPI_execute_with_args("SELECT ctid, txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
-							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY txn, first_ord",
-							  1, types, vals, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read consent_ledger.pending");
-	pend = SPI_tuptable;
-	npend = SPI_processed;
-	if (npend == 0 && have_checkpoint)
-		return 0;
+	memset(&r, 0, sizeof(r));
+	r.ledger_id = ledger_id;
+	r.frontier = &frontier;
+	r.row_first_leaf = frontier.size;
+	initStringInfo(&r.leaves);
+	appendStringInfoSpaces(&r.leaves, VARHDRSZ);	/* the bytea header, set at flush */
+	r.caprec = 64;
+	r.txns = palloc(sizeof(Datum) * r.caprec);
+	r.ords = palloc(sizeof(Datum) * r.caprec);
+	r.counts = palloc(sizeof(Datum) * r.caprec);
+	done = palloc(sizeof(Datum) * capdone);
 
-	/*
-	 * Append the pending records to the log, in (txn, first_ord) order: one
-	 * log row per CL_MAX_LEAVES_PER_LOG leaves, then one DELETE for all the
-	 * pending records sealed.  A round costs a few statements per ledger,
-	 * however many transactions committed since the last one.
-	 */
+	/* the rest of a transaction the previous round cut comes first */
+	if (have_last_txn)
+		round_take(&r, true, last_txn, &budget, &done, &ndone, &capdone, &cut);
+	if (!cut)
+		round_take(&r, false, have_last_txn ? last_txn : PG_INT64_MIN, &budget,
+				   &done, &ndone, &capdone, &cut);
+	round_flush(&r);
+	*more = (budget == 0);
+	if (ndone > 0)
 	{
-		Datum	   *tids = palloc(sizeof(Datum) * Max(npend, 1));
-		Datum	   *txns = palloc(sizeof(Datum) * Max(npend, 1));
-		Datum	   *ords = palloc(sizeof(Datum) * Max(npend, 1));
-		Datum	   *counts = palloc(sizeof(Datum) * Max(npend, 1));
-		uint64		i = 0;
+		Oid			tidarr[1] = {TIDARRAYOID};
+		Datum		arr = PointerGetDatum(construct_array(done, (int) ndone, TIDOID,
+														  sizeof(ItemPointerData), false,
+														  TYPALIGN_SHORT));
 
-		while (i < npend)
-		{
-			StringInfoData leaves;
-			int			nrec = 0;
-			int64		nleaves = 0;
-			uint64		first_leaf = frontier.size;
-			Oid			ltypes[7] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, INT4ARRAYOID,
-			INT4ARRAYOID, BYTEAOID};
-			Datum		lvals[7];
-
-			initStringInfo(&leaves);
-			while (i < npend)
-			{
-				HeapTuple	t = pend->vals[i];
-				TupleDesc	d = pend->tupdesc;
-				bool		isnull;
-				int64		txn = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-				int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
-				int32		n = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
-				bytea	   *lv;
-				const uint8_t *p;
-
-				if (nrec > 0 && nleaves + n > CL_MAX_LEAVES_PER_LOG)
-					break;
-				lv = DatumGetByteaPP(SPI_getbinval(t, d, 5, &isnull));
-				if (n <= 0 || VARSIZE_ANY_EXHDR(lv) != (Size) n * CL_HASH_LEN)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("pending record of ledger %d, transaction " INT64_FORMAT " is corrupt",
-									ledger_id, txn)));
-				p = (const uint8_t *) VARDATA_ANY(lv);
-				for (int32 k = 0; k < n; k++)
-					cl_frontier_append(&frontier, p + (Size) k * CL_HASH_LEN);
-				appendBinaryStringInfo(&leaves, (const char *) p, n * CL_HASH_LEN);
-				tids[i] = SPI_getbinval(t, d, 1, &isnull);
-				txns[nrec] = Int64GetDatum(txn);
-				ords[nrec] = Int32GetDatum(first_ord);
-				counts[nrec] = Int32GetDatum(n);
-				nrec++;
-				nleaves += n;
-				i++;
-			}
-			lvals[0] = Int32GetDatum(ledger_id);
-			lvals[1] = Int64GetDatum((int64) first_leaf);
-			lvals[2] = Int32GetDatum((int32) nleaves);
-			lvals[3] = PointerGetDatum(construct_array(txns, nrec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			lvals[4] = PointerGetDatum(construct_array(ords, nrec, INT4OID, 4, true, TYPALIGN_INT));
-			lvals[5] = PointerGetDatum(construct_array(counts, nrec, INT4OID, 4, true, TYPALIGN_INT));
-			lvals[6] = bytea_datum(leaves.data, leaves.len);
-			if (SPI_execute_with_args("INSERT INTO consent_ledger.log "
-									  "(ledger_id, first_leaf, nleaves, txns, first_ords, counts, leaves) "
-									  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-									  7, ltypes, lvals, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not append to consent_ledger.log");
-			pfree(leaves.data);
-			sealed += (uint64) nleaves;
-		}
-		if (npend > 0)
-		{
-			Oid			tidarr[1] = {TIDARRAYOID};
-			Datum		arr = PointerGetDatum(construct_array(tids, (int) npend, TIDOID,
-															  sizeof(ItemPointerData), false,
-															  TYPALIGN_SHORT));
-
-			if (SPI_execute_with_args("DELETE FROM consent_ledger.pending "
-									  "WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
-									  1, tidarr, &arr, NULL, false, 0) != SPI_OK_DELETE ||
-				SPI_processed != npend)
-				elog(ERROR, "could not delete sealed records from consent_ledger.pending");
-		}
+		if (SPI_execute_with_args("DELETE FROM consent_ledger.pending "
+								  "WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
+								  1, tidarr, &arr, NULL, false, 0) != SPI_OK_DELETE ||
+			SPI_processed != ndone)
+			elog(ERROR, "could not delete sealed records from consent_ledger.pending");
 	}
+	sealed = (uint64) (cl_seal_round_leaves - budget);
+	if (sealed == 0 && have_checkpoint)
+		return 0;
 
 	/* sign the new checkpoint */
 	{
@@ -844,6 +1093,7 @@ typedef struct SealWork
 {
 	ClLedgerInfo *info;
 	uint64		sealed;
+	bool		more;
 } SealWork;
 
 static void
@@ -851,13 +1101,13 @@ seal_work(void *arg)
 {
 	SealWork   *w = arg;
 
-	w->sealed = seal_ledger(w->info->ledger_id, w->info->origin);
+	w->sealed = seal_ledger(w->info->ledger_id, w->info->origin, &w->more);
 }
 
 static uint64
-seal_ledger_isolated(ClLedgerInfo *info)
+seal_ledger_isolated(ClLedgerInfo *info, bool *more)
 {
-	SealWork	w = {info, 0};
+	SealWork	w = {info, 0, false};
 	bool		failed_before = list_member_int(failed_ledgers, info->ledger_id);
 	ErrorData  *edata = cl_run_in_subxact(seal_work, &w);
 
@@ -880,6 +1130,7 @@ seal_ledger_isolated(ClLedgerInfo *info)
 		}
 		return 0;
 	}
+	*more |= w.more;
 	if (failed_before)
 	{
 		failed_ledgers = list_delete_int(failed_ledgers, info->ledger_id);
@@ -911,19 +1162,22 @@ restore_in_progress(void)
 }
 
 /*
- * One sealing round over every ledger of the database.  Returns false when
- * the extension is not installed here.
+ * One sealing round over every ledger of the database, in a transaction of
+ * its own.  Adds what it sealed to last_round_sealed.  Returns false when
+ * the extension is not installed here; *more is set when a ledger had
+ * more to seal than consent_ledger.seal_round_size (the caller runs
+ * another round at once).
  */
 static bool
-seal_round(void)
+seal_round(bool *more)
 {
 	bool		present;
 
+	*more = false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	present = cl_extension_present();
-	last_round_sealed = 0;
 	if (present)
 	{
 		List	   *ledgers;
@@ -948,7 +1202,7 @@ seal_round(void)
 		record_key();
 		ledgers = cl_ledger_list();
 		foreach(lc, ledgers)
-			last_round_sealed += seal_ledger_isolated((ClLedgerInfo *) lfirst(lc));
+			last_round_sealed += seal_ledger_isolated((ClLedgerInfo *) lfirst(lc), more);
 		SPI_finish();
 	}
 	PopActiveSnapshot();
@@ -997,6 +1251,7 @@ cl_sealer_main(Datum arg)
 	{
 		uint64		request;
 		bool		present;
+		bool		more;
 		Latch	   *launcher = NULL;
 
 		CHECK_FOR_INTERRUPTS();
@@ -1015,7 +1270,27 @@ cl_sealer_main(Datum arg)
 			wait_for_work();
 			continue;
 		}
-		present = seal_round();
+		/*
+		 * A backlog larger than consent_ledger.seal_round_size is sealed
+		 * over several rounds, back to back, each its own transaction with
+		 * its own checkpoint; the request counts as done when a round
+		 * found no more than it could take.
+		 */
+		last_round_sealed = 0;
+		present = seal_round(&more);
+		while (present && more)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+			}
+			pgstat_report_stat(false);
+			present = seal_round(&more);
+		}
+		/* the rounds' table statistics (pending's dead rows for autovacuum) */
+		pgstat_report_stat(true);
 		last_round = GetCurrentTimestamp();
 
 		LWLockAcquire(cl_shared->lock, LW_EXCLUSIVE);

@@ -62,8 +62,8 @@ PG_FUNCTION_INFO_V1(cl_verifier_key);
 typedef struct Chunk
 {
 	int64		txn;
-	int32		first_ord;
-	int32		n;
+	int64		first_ord;
+	int64		n;
 	uint64		first_pos;
 	bool		pending;
 	bool		own;			/* this transaction's, not yet in a pending record */
@@ -72,8 +72,8 @@ typedef struct Chunk
 typedef struct TxnEntry
 {
 	int64		txn;			/* hash key */
-	int			first_chunk;	/* index into chunks, chunks of a txn adjacent */
-	int			nchunks;
+	int64		first_chunk;	/* index into chunks, chunks of a txn adjacent */
+	int64		nchunks;
 } TxnEntry;
 
 typedef struct Checkpoint
@@ -123,7 +123,7 @@ typedef struct LedgerState
 	uint64		npending;		/* leaves in pending records */
 	cl_hash    *expected;		/* nsealed + npending hashes, log order then pending */
 	Chunk	   *chunks;
-	int			nchunks;
+	int64		nchunks;
 	HTAB	   *txns;
 	List	   *checkpoints;	/* Checkpoint *, seq order */
 	/* results of the row scan */
@@ -317,8 +317,8 @@ ledger_or_error(Oid relid)
 
 /* Appends one chunk (a pending record's worth of positions). */
 static void
-add_chunk(LedgerState *st, int *capacity, uint64 *cap_leaves, int64 txn,
-		  int32 first_ord, int32 n, const uint8 *leaves, bool pending, bool own)
+add_chunk(LedgerState *st, int64 *capacity, uint64 *cap_leaves, int64 txn,
+		  int64 first_ord, int64 n, const uint8 *leaves, bool pending, bool own)
 {
 	uint64		total = st->nsealed + st->npending;
 	Chunk	   *c;
@@ -357,8 +357,9 @@ load_records(LedgerState *st)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
-	int			capacity = 64;
+	int64		capacity = 64;
 	uint64		cap_leaves = 1024;
+	int64		last_log_txn = 0;
 	HASHCTL		ctl;
 	Portal		portal;
 
@@ -366,7 +367,8 @@ load_records(LedgerState *st)
 	st->expected = palloc_extended(sizeof(cl_hash) * cap_leaves, MCXT_ALLOC_HUGE);
 
 	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT first_leaf, nleaves, txns, first_ords, counts, leaves "
+									   "SELECT first_leaf, nleaves::pg_catalog.int8, txns, "
+									   "first_ords::pg_catalog.int8[], counts::pg_catalog.int8[], leaves "
 									   "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
 									   "ORDER BY first_leaf",
 									   1, types, vals, NULL, true, 0);
@@ -381,22 +383,22 @@ load_records(LedgerState *st)
 			TupleDesc	d = SPI_tuptable->tupdesc;
 			bool		isnull;
 			int64		first_leaf = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-			int32		nleaves = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+			int64		nleaves = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
 			ArrayType  *txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
 			ArrayType  *ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 4, &isnull));
 			ArrayType  *counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
 			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 6, &isnull));
 			int			nrec = ArrayGetNItems(ARR_NDIM(txns), ARR_DIMS(txns));
 			int64	   *tx = (int64 *) ARR_DATA_PTR(txns);
-			int32	   *od = (int32 *) ARR_DATA_PTR(ords);
-			int32	   *ct = (int32 *) ARR_DATA_PTR(counts);
+			int64	   *od = (int64 *) ARR_DATA_PTR(ords);
+			int64	   *ct = (int64 *) ARR_DATA_PTR(counts);
 			const uint8 *p = (const uint8 *) VARDATA_ANY(leaves);
 			int64		sum = 0;
 			bool		ok;
 
 			ok = ((uint64) first_leaf == st->nsealed &&
-				  ARR_ELEMTYPE(txns) == INT8OID && ARR_ELEMTYPE(ords) == INT4OID &&
-				  ARR_ELEMTYPE(counts) == INT4OID &&
+				  ARR_ELEMTYPE(txns) == INT8OID && ARR_ELEMTYPE(ords) == INT8OID &&
+				  ARR_ELEMTYPE(counts) == INT8OID &&
 				  !ARR_HASNULL(txns) && !ARR_HASNULL(ords) && !ARR_HASNULL(counts) &&
 				  ArrayGetNItems(ARR_NDIM(ords), ARR_DIMS(ords)) == nrec &&
 				  ArrayGetNItems(ARR_NDIM(counts), ARR_DIMS(counts)) == nrec);
@@ -417,16 +419,37 @@ load_records(LedgerState *st)
 			{
 				add_chunk(st, &capacity, &cap_leaves, tx[k], od[k], ct[k], p, false, false);
 				p += (Size) ct[k] * CL_HASH_LEN;
+				last_log_txn = tx[k];
 			}
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
 
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
-									   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY txn, first_ord",
-									   1, types, vals, NULL, true, 0);
+	/*
+	 * The rest of a transaction a sealing round cut (the log's last) comes
+	 * first: the next round takes it first (seal.c).
+	 */
+	{
+		Oid			ptypes[2] = {INT4OID, INT8OID};
+		Datum		pvals[2] = {vals[0], Int64GetDatum(last_log_txn)};
+
+		/* leaves_offset (1.3): the leaves a round already sealed */
+		bool		has_offset = get_attnum(cl_internal_relid("pending"), "leaves_offset") != InvalidAttrNumber;
+
+		portal = SPI_cursor_open_with_args(NULL,
+										   has_offset ?
+										   "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, "
+										   "pg_catalog.substr(leaves, (leaves_offset OPERATOR(pg_catalog.*) 32 OPERATOR(pg_catalog.+) 1)::pg_catalog.int4) "
+										   "FROM consent_ledger.pending "
+										   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+										   "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord" :
+										   "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves "
+										   "FROM consent_ledger.pending "
+										   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+										   "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord",
+										   2, ptypes, pvals, NULL, true, 0);
+	}
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 1000);
@@ -438,8 +461,8 @@ load_records(LedgerState *st)
 			TupleDesc	d = SPI_tuptable->tupdesc;
 			bool		isnull;
 			int64		txn = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-			int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
-			int32		n = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+			int64		first_ord = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+			int64		n = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
 			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 4, &isnull));
 
 			if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
@@ -478,7 +501,7 @@ load_records(LedgerState *st)
 	ctl.hcxt = CurrentMemoryContext;
 	st->txns = hash_create("consent_ledger verify txns", Max(st->nchunks, 16), &ctl,
 						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	for (int i = 0; i < st->nchunks; i++)
+	for (int64 i = 0; i < st->nchunks; i++)
 	{
 		bool		found;
 		TxnEntry   *e = hash_search(st->txns, &st->chunks[i].txn, HASH_ENTER, &found);
@@ -505,7 +528,7 @@ position_of(LedgerState *st, int64 txn, int32 ord)
 
 	if (e == NULL)
 		return PG_UINT64_MAX;
-	for (int i = 0; i < e->nchunks; i++)
+	for (int64 i = 0; i < e->nchunks; i++)
 	{
 		Chunk	   *c = &st->chunks[e->first_chunk + i];
 
@@ -519,12 +542,12 @@ position_of(LedgerState *st, int64 txn, int32 ord)
 static Chunk *
 chunk_at(LedgerState *st, uint64 pos)
 {
-	int			lo = 0,
+	int64		lo = 0,
 				hi = st->nchunks - 1;
 
 	while (lo <= hi)
 	{
-		int			mid = (lo + hi) / 2;
+		int64		mid = (lo + hi) / 2;
 		Chunk	   *c = &st->chunks[mid];
 
 		if (pos < c->first_pos)
@@ -641,7 +664,7 @@ scan_rows(LedgerState *st)
 
 			if (j == i || (c = chunk_at(st, q)) == NULL)
 				continue;
-			hash_row(enc, &buf, s->tuple, c->txn, c->first_ord + (int32) (q - c->first_pos), h);
+			hash_row(enc, &buf, s->tuple, c->txn, (int32) (c->first_ord + (int64) (q - c->first_pos)), h);
 			if (memcmp(h, st->expected[q], CL_HASH_LEN) == 0)
 			{
 				note_problem(st, Min(s->pos, q),
@@ -1666,7 +1689,7 @@ encode_at(LedgerState *st, ClRowEncoder *enc, ItemPointer tid, uint64 pos, Strin
 						RelationGetRelationName(st->rel), pos),
 				 errhint("Run consent_ledger.verify() on the ledger.")));
 	resetStringInfo(buf);
-	cl_encode_row(enc, &tuple, c->txn, c->first_ord + (int32) (pos - c->first_pos), buf);
+	cl_encode_row(enc, &tuple, c->txn, (int32) (c->first_ord + (int64) (pos - c->first_pos)), buf);
 	ReleaseBuffer(buffer);
 }
 

@@ -144,9 +144,41 @@ push @steps, $current if $current ne '1.2';
 my $id = 100;
 foreach my $to (@steps)
 {
+	# 1.3 converts the internal tables' counts to bigint: give it unsealed
+	# records to convert (the sealer leaves the database alone while a
+	# superuser's session named pg_restore is connected)
+	my $hold;
+	my $pending_before;
+	if ($to eq '1.3')
+	{
+		$hold = $node->background_psql($db);
+		$hold->query_safe(q{SET application_name = 'pg_restore'});
+		q1(q{INSERT INTO payments (id, payer, note) SELECT g, 'held ' || g, 'pending at the update'
+			   FROM generate_series(100000, 102999) g});
+		$pending_before = q1(q{SELECT coalesce(sum(nleaves), 0) FROM consent_ledger.pending});
+		cmp_ok($pending_before, '>=', 3000, "before 1.3: $pending_before leaves pending");
+	}
 	q1(qq{ALTER EXTENSION consent_ledger UPDATE TO '$to'});
 	is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger'}),
 		$to, "updated to $to");
+	if ($to eq '1.3')
+	{
+		is(q1(q{SELECT string_agg(a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', '
+				   ORDER BY a.attrelid::regclass::text, a.attname)
+				  FROM pg_attribute a
+				 WHERE a.attrelid IN ('consent_ledger.log'::regclass, 'consent_ledger.pending'::regclass)
+				   AND a.attname IN ('first_ord', 'nleaves', 'first_ords', 'counts', 'leaves_offset')}),
+			'consent_ledger.log.counts bigint[], consent_ledger.log.first_ords bigint[], consent_ledger.log.nleaves bigint, '
+			  . 'consent_ledger.pending.first_ord bigint, consent_ledger.pending.leaves_offset bigint, consent_ledger.pending.nleaves bigint',
+			'1.3: the internal counts are bigint');
+		is(q1(q{SELECT coalesce(sum(nleaves), 0) FROM consent_ledger.pending}), $pending_before,
+			'1.3: the pending records were converted, none lost');
+		$hold->quit;
+		q1(q{SELECT consent_ledger.seal()});
+		is(q1(q{SELECT count(*) FROM consent_ledger.pending}), '0', '1.3: the converted records seal');
+		is(q1(q{SELECT count(*) FROM payments WHERE note = 'pending at the update'}), '3000',
+			'1.3: the rows pending at the update are there');
+	}
 	check_all("after update to $to");
 
 	# new rows, consent and reads after the update
