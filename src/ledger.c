@@ -1106,9 +1106,7 @@ cl_ledger_add_partition(Oid relid)
 							 "(ledger_id, relid, origin, encoding, created_at) "
 							 "VALUES (%d, %u::pg_catalog.oid, %s, %d, pg_catalog.now())",
 							 ledger_id, relid, quote_literal_cstr(origin), encoding), owner);
-	rel = relation_open(relid, NoLock);
-	adopt_rows(rel, ledger_id, encoding);
-	relation_close(rel, NoLock);
+	adopt_rows(relid, ledger_id, encoding);
 	add_ledger_triggers(relid, qname, true);
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();
