@@ -758,6 +758,7 @@ seal_ledger(int32 ledger_id, const char *origin)
 									  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
 									  7, ltypes, lvals, NULL, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "could not append to consent_ledger.log");
+			cl_tiles_append(ledger_id, first_leaf, (const cl_hash *) leaves.data, (uint64) nleaves);
 			pfree(leaves.data);
 			sealed += (uint64) nleaves;
 		}

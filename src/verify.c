@@ -904,6 +904,34 @@ check_checkpoints(LedgerState *st)
 	st->checkpoints = rows;
 }
 
+/*
+ * Recomputes every stored subtree hash (tiles.c) from the log's leaves and
+ * reports one that differs, or a stored hash of a subtree the log does not
+ * complete.  Missing ones are not a problem: proofs recompute them.
+ */
+static void
+check_tree_hashes(LedgerState *st)
+{
+	ClTilesChecker *c = cl_tiles_check_begin(st->info->ledger_id);
+	uint64		pos;
+	int64		nproblems;
+	uint64		missing;
+	char	   *problem;
+
+	for (uint64 i = 0; i < st->nsealed; i++)
+		cl_tiles_check_leaf(c, st->expected[i]);
+	problem = cl_tiles_check_end(c, &pos, &nproblems, &missing);
+	if (problem != NULL)
+	{
+		note_problem(st, pos, "%s", problem);
+		st->nproblems += nproblems - 1;
+	}
+	if (missing > 0)
+		ereport(DEBUG1,
+				(errmsg_internal("consent_ledger verify: " UINT64_FORMAT " stored tree hashes of ledger %d missing",
+								 missing, st->info->ledger_id)));
+}
+
 static LedgerState *
 load_ledger(ClLedgerInfo *info, bool rows)
 {
@@ -933,6 +961,8 @@ load_ledger(ClLedgerInfo *info, bool rows)
 		st->rel = table_open(info->relid, AccessShareLock);
 	load_records(st);
 	check_checkpoints(st);
+	if (rows)
+		check_tree_hashes(st);
 	if (rows && st->rel != NULL)
 		scan_rows(st);
 	return st;
@@ -1515,67 +1545,122 @@ latest_size(LedgerState *st)
 	return ((Checkpoint *) llast(st->checkpoints))->size;
 }
 
-static void
-check_size(LedgerState *st, int64 size, const char *what)
+/*
+ * The tree size of a ledger's latest checkpoint, read from its signed note
+ * (0 when it has none, or the note does not parse: verify() reports that).
+ * One index probe; SPI connected.
+ */
+static uint64
+latest_checkpoint_size(ClLedgerInfo *info)
 {
-	if (size < 0 || (uint64) size > latest_size(st))
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(info->ledger_id)};
+	bool		isnull;
+	char	   *note;
+	cl_checkpoint cp;
+	const char *err;
+
+	if (SPI_execute_with_args("SELECT note FROM consent_ledger.checkpoints "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	if (SPI_processed == 0)
+		return 0;
+	note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
+		return 0;
+	return cp.size;
+}
+
+static void
+check_proof_size(ClLedgerInfo *info, uint64 latest, int64 size, const char *what)
+{
+	if (size < 0 || (uint64) size > latest)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s " INT64_FORMAT " is out of range", what, size),
 				 errdetail("The latest checkpoint of \"%s\" covers " UINT64_FORMAT " leaves.",
-						   ledger_name(st->info), latest_size(st)),
+						   ledger_name(info), latest),
 				 errhint("Call consent_ledger.seal() to seal committed rows first.")));
 }
 
-/* consent_ledger.inclusion_proof(relation, leaf [, tree_size]) RETURNS jsonb */
+static void
+proof_stats(ClTreeReader *reader, const char *what)
+{
+	uint64		queries;
+	uint64		recomputed;
+
+	cl_tree_reader_stats(reader, &queries, &recomputed);
+	ereport(DEBUG1,
+			(errmsg_internal("consent_ledger %s: " UINT64_FORMAT " queries of stored hashes, " UINT64_FORMAT " missing nodes recomputed",
+							 what, queries, recomputed)));
+}
+
+/*
+ * consent_ledger.inclusion_proof(relation, leaf [, tree_size]) RETURNS jsonb
+ *
+ * From the stored subtree hashes (tiles.c): O(log n) of them, read in about
+ * two queries per level of 256, whatever the ledger's size.  The root is
+ * computed from the same stored hashes; a client checks the path against
+ * the root of a signed checkpoint, which a wrong stored hash cannot reach.
+ */
 Datum
 cl_sql_inclusion_proof(PG_FUNCTION_ARGS)
 {
 	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
 	int64		leaf = PG_GETARG_INT64(1);
 	int64		size;
-	LedgerState *st;
+	uint64		latest;
+	ClTreeReader *reader;
 	cl_hash		path[CL_MAX_PROOF + 1];
 	cl_hash		root;
+	cl_hash		leaf_hash;
 	int			n;
 	StringInfoData buf;
 	MemoryContext outer = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	st = load_ledger(info, false);
-	size = PG_NARGS() > 2 ? PG_GETARG_INT64(2) : (int64) latest_size(st);
-	check_size(st, size, "tree_size");
+	latest = latest_checkpoint_size(info);
+	size = PG_NARGS() > 2 ? PG_GETARG_INT64(2) : (int64) latest;
+	check_proof_size(info, latest, size, "tree_size");
 	if (leaf < 0 || leaf >= size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("leaf " INT64_FORMAT " is out of range for tree size " INT64_FORMAT, leaf, size),
 				 errhint("Leaves are numbered from 0 to tree_size - 1.")));
-	n = cl_inclusion_proof((const cl_hash *) st->expected, (uint64) size, (uint64) leaf, path);
+	reader = cl_tree_reader_create(info->ledger_id, true);
+	n = cl_inclusion_proof_from(cl_tree_range, reader, (uint64) size, (uint64) leaf, path);
 	if (n < 0)
 		elog(ERROR, "could not build inclusion proof");
-	cl_merkle_root((const cl_hash *) st->expected, (uint64) size, root);
+	cl_tree_range(reader, 0, (uint64) size, root);
+	cl_tree_leaf(reader, (uint64) leaf, leaf_hash);
+	proof_stats(reader, "inclusion proof");
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\": \"inclusion\", \"origin\": ");
 	escape_json(&buf, info->origin);
 	appendStringInfo(&buf, ", \"leaf_index\": " INT64_FORMAT ", \"tree_size\": " INT64_FORMAT, leaf, size);
-	append_json_b64(&buf, "leaf_hash", st->expected[leaf], CL_HASH_LEN, true);
+	append_json_b64(&buf, "leaf_hash", leaf_hash, CL_HASH_LEN, true);
 	append_json_b64(&buf, "root_hash", root, CL_HASH_LEN, true);
 	append_json_path(&buf, path, n);
 	appendStringInfoChar(&buf, '}');
-	release_ledger(st);
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
-/* consent_ledger.consistency_proof(relation, old_size, new_size) RETURNS jsonb */
+/*
+ * consent_ledger.consistency_proof(relation, old_size, new_size) RETURNS jsonb
+ *
+ * From the stored subtree hashes, like inclusion_proof().
+ */
 Datum
 cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 {
 	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
 	int64		old_size = PG_GETARG_INT64(1);
 	int64		new_size = PG_GETARG_INT64(2);
-	LedgerState *st;
+	uint64		latest;
+	ClTreeReader *reader;
 	cl_hash		path[CL_MAX_PROOF + 1];
 	cl_hash		r1,
 				r2;
@@ -1585,19 +1670,21 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	st = load_ledger(info, false);
-	check_size(st, new_size, "new_size");
+	latest = latest_checkpoint_size(info);
+	check_proof_size(info, latest, new_size, "new_size");
 	if (old_size < 1 || old_size > new_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("old_size " INT64_FORMAT " is out of range for new_size " INT64_FORMAT,
 						old_size, new_size),
 				 errhint("old_size must be between 1 and new_size.")));
-	n = cl_consistency_proof((const cl_hash *) st->expected, (uint64) old_size, (uint64) new_size, path);
+	reader = cl_tree_reader_create(info->ledger_id, true);
+	n = cl_consistency_proof_from(cl_tree_range, reader, (uint64) old_size, (uint64) new_size, path);
 	if (n < 0)
 		elog(ERROR, "could not build consistency proof");
-	cl_merkle_root((const cl_hash *) st->expected, (uint64) old_size, r1);
-	cl_merkle_root((const cl_hash *) st->expected, (uint64) new_size, r2);
+	cl_tree_range(reader, 0, (uint64) old_size, r1);
+	cl_tree_range(reader, 0, (uint64) new_size, r2);
+	proof_stats(reader, "consistency proof");
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\": \"consistency\", \"origin\": ");
@@ -1608,7 +1695,6 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 	append_json_b64(&buf, "new_root", r2, CL_HASH_LEN, true);
 	append_json_path(&buf, path, n);
 	appendStringInfoChar(&buf, '}');
-	release_ledger(st);
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
