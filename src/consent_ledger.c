@@ -44,6 +44,7 @@ PG_MODULE_MAGIC;
 int			cl_seal_interval_ms = 1000;
 int			cl_seal_timeout_ms = 30000;
 int			cl_max_databases = 64;
+int			cl_verify_memory_kb = -1;
 char	   *cl_signing_key_file = NULL;
 ClShared   *cl_shared = NULL;
 
@@ -190,6 +191,14 @@ _PG_init(void)
 							64, 1, 1024,
 							PGC_POSTMASTER,
 							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.verify_memory",
+							"Memory verify() may use to hold a ledger's log and rows in memory; larger ledgers are streamed.",
+							"-1 uses maintenance_work_mem; 0 always streams.",
+							&cl_verify_memory_kb,
+							-1, -1, MAX_KILOBYTES,
+							PGC_USERSET,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("consent_ledger.purpose",
 							   "The purpose this session declares for reading protected data.",

@@ -88,6 +88,7 @@ extern int no_such_variable
 extern int	cl_seal_interval_ms;
 extern int	cl_seal_timeout_ms;
 extern int	cl_max_databases;
+extern int	cl_verify_memory_kb;
 extern char *cl_signing_key_file;
 
 /*

@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/heapam.h"
 #include "access/skey.h"
 #include "access/stratnum.h"
@@ -1007,6 +1008,8 @@ release_ledger(LedgerState *st)
 #define SB_TID 3
 #define SB_HASH 4
 
+#define LOG_SLICE_LEAVES 65536	/* 2 MiB of leaf hashes */
+
 typedef struct LogStream
 {
 	LedgerState *st;
@@ -1019,7 +1022,12 @@ typedef struct LogStream
 	int64	   *tx;
 	int32	   *od;
 	int32	   *ct;
-	const uint8 *p;
+	Datum		leaves;			/* the row's leaves, possibly still toasted */
+	int32		nleaves;
+	int32		next;			/* next leaf of the row */
+	bytea	   *slice;			/* leaves slice_first .. + slice_n of the row */
+	int32		slice_first;
+	int32		slice_n;
 	int			rec;			/* current record */
 	int32		k;				/* next leaf in it */
 	bool		have_row;
@@ -1081,7 +1089,7 @@ log_next_row(LogStream *ls)
 			ArrayType  *txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
 			ArrayType  *ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 4, &isnull));
 			ArrayType  *counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
-			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 6, &isnull));
+			Datum		leaves = SPI_getbinval(t, d, 6, &isnull);
 			int			nrec = ArrayGetNItems(ARR_NDIM(txns), ARR_DIMS(txns));
 			int64		sum = 0;
 			bool		ok;
@@ -1097,8 +1105,8 @@ log_next_row(LogStream *ls)
 				ok = ((int32 *) ARR_DATA_PTR(counts))[k] > 0;
 				sum += ((int32 *) ARR_DATA_PTR(counts))[k];
 			}
-			if (!ok || sum != nleaves ||
-				VARSIZE_ANY_EXHDR(leaves) != (Size) nleaves * CL_HASH_LEN)
+			if (!ok || sum != nleaves || isnull ||
+				toast_raw_datum_size(leaves) != VARHDRSZ + (Size) nleaves * CL_HASH_LEN)
 			{
 				note_problem(st, st->nsealed,
 							 "log corrupted at leaf " UINT64_FORMAT ": the log row that should start there is missing or malformed",
@@ -1111,7 +1119,13 @@ log_next_row(LogStream *ls)
 			ls->tx = (int64 *) ARR_DATA_PTR(txns);
 			ls->od = (int32 *) ARR_DATA_PTR(ords);
 			ls->ct = (int32 *) ARR_DATA_PTR(counts);
-			ls->p = (const uint8 *) VARDATA_ANY(leaves);
+			ls->leaves = leaves;
+			ls->nleaves = nleaves;
+			ls->next = 0;
+			if (ls->slice != NULL)
+				pfree(ls->slice);
+			ls->slice = NULL;
+			ls->slice_first = ls->slice_n = 0;
 			ls->rec = 0;
 			ls->k = 0;
 			return true;
@@ -1140,11 +1154,27 @@ log_next(LogStream *ls)
 			return NULL;
 		}
 	}
-	leaf = ls->p;
+	if (ls->slice == NULL || ls->next >= ls->slice_first + ls->slice_n)
+	{
+		/* a log row holds up to 4M leaves: read it LOG_SLICE_LEAVES at a time */
+		if (ls->slice != NULL)
+			pfree(ls->slice);
+		ls->slice_first = ls->next;
+		ls->slice_n = Min(LOG_SLICE_LEAVES, ls->nleaves - ls->next);
+		ls->slice = DatumGetByteaPSlice(ls->leaves, ls->slice_first * CL_HASH_LEN,
+										ls->slice_n * CL_HASH_LEN);
+		if (VARSIZE_ANY_EXHDR(ls->slice) != (Size) ls->slice_n * CL_HASH_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("log row of ledger %d at leaf " UINT64_FORMAT " is malformed",
+							ls->st->info->ledger_id, ls->st->nsealed),
+					 errhint("Run consent_ledger.verify() on the ledger.")));
+	}
+	leaf = (const uint8 *) VARDATA_ANY(ls->slice) + (Size) (ls->next - ls->slice_first) * CL_HASH_LEN;
 	put_leaf(ls, ls->tx[ls->rec], ls->od[ls->rec] + ls->k, ls->st->nsealed, leaf, false);
 	cl_tiles_check_leaf(ls->tiles, leaf);
 	ls->st->nsealed++;
-	ls->p += CL_HASH_LEN;
+	ls->next++;
 	if (++ls->k >= ls->ct[ls->rec])
 	{
 		ls->rec++;
@@ -1740,6 +1770,42 @@ verify_ledger_streamed(ClLedgerInfo *info)
 }
 
 /*
+ * Whether verify() holds the ledger in memory (load_ledger: faster, about
+ * VERIFY_BYTES_PER_LEAF bytes a leaf) or streams it (bounded memory):
+ * in memory when the log's and the pending records' leaves fit in
+ * consent_ledger.verify_memory (-1: maintenance_work_mem).  Two index
+ * probes and a scan of the pending records' counts; SPI connected.
+ */
+#define VERIFY_BYTES_PER_LEAF 160
+
+static bool
+verify_in_memory(ClLedgerInfo *info)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(info->ledger_id)};
+	bool		isnull;
+	int64		leaves = 0;
+	int64		limit_kb = cl_verify_memory_kb >= 0 ? cl_verify_memory_kb : maintenance_work_mem;
+
+	if (limit_kb == 0)
+		return false;
+	if (SPI_execute_with_args("SELECT (SELECT first_leaf OPERATOR(pg_catalog.+) nleaves FROM consent_ledger.log "
+							  "       WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY first_leaf DESC LIMIT 1), "
+							  "(SELECT pg_catalog.sum(nleaves) FROM consent_ledger.pending "
+							  "  WHERE ledger_id OPERATOR(pg_catalog.=) $1)::pg_catalog.int8",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.log");
+	for (int k = 1; k <= 2; k++)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, k, &isnull);
+
+		if (!isnull)
+			leaves += DatumGetInt64(d);
+	}
+	return leaves <= limit_kb * 1024 / VERIFY_BYTES_PER_LEAF;
+}
+
+/*
  * What verify() says of a ledger whose table was dropped: the rows are
  * gone, so they are not rechecked; the stored leaf hashes are, against
  * every signed checkpoint (their Merkle roots, the signatures, the chain).
@@ -1761,7 +1827,10 @@ verify_one(void *arg)
 	LedgerState *st;
 	Oid			relation;
 
-	st = verify_ledger_streamed(info);
+	if (verify_in_memory(info))
+		st = load_ledger(info, true);
+	else
+		st = verify_ledger_streamed(info);
 	relation = ledger_regclass(st->info);
 	v->values[0] = ObjectIdGetDatum(relation);
 	v->nulls[0] = !OidIsValid(relation);
@@ -2356,8 +2425,9 @@ proof_stats(ClTreeReader *reader, const char *what)
 
 	cl_tree_reader_stats(reader, &queries, &recomputed);
 	ereport(DEBUG1,
-			(errmsg_internal("consent_ledger %s: " UINT64_FORMAT " queries of stored hashes, " UINT64_FORMAT " missing nodes recomputed",
-							 what, queries, recomputed)));
+			(errmsg_internal("consent_ledger %s: " UINT64_FORMAT " queries of stored hashes, " UINT64_FORMAT " missing nodes recomputed, %zu bytes allocated in the backend",
+							 what, queries, recomputed,
+							 MemoryContextMemAllocated(TopMemoryContext, true))));
 }
 
 /*
