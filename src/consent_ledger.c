@@ -44,7 +44,7 @@ PG_MODULE_MAGIC;
 int			cl_seal_interval_ms = 1000;
 int			cl_seal_timeout_ms = 30000;
 int			cl_max_databases = 64;
-int			cl_verify_memory_kb = -1;
+int			cl_verify_memory_kb = 256 * 1024;
 char	   *cl_signing_key_file = NULL;
 ClShared   *cl_shared = NULL;
 
@@ -196,7 +196,7 @@ _PG_init(void)
 							"Memory verify() may use to hold a ledger's log and rows in memory; larger ledgers are streamed.",
 							"-1 uses maintenance_work_mem; 0 always streams.",
 							&cl_verify_memory_kb,
-							-1, -1, MAX_KILOBYTES,
+							256 * 1024, -1, MAX_KILOBYTES,
 							PGC_USERSET,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
