@@ -90,6 +90,19 @@ CREATE TABLE up_v2 (id int);
 SELECT consent_ledger.create_ledger('up_v2');
 SELECT encoding FROM consent_ledger.ledgers WHERE relid = 'up_v2'::regclass;
 SELECT bool_and(valid) AS all_ledgers_valid FROM consent_ledger.verify();
+-- 1.3 stored tree hashes: a log sealed before the update, in rounds that
+-- cross a 256-leaf tile edge.  Its proofs (recomputed from the leaves: the
+-- 1.2 schema has no tree_hashes) are kept to compare with those after.
+INSERT INTO up_ledger SELECT g, 'tile ' || g FROM generate_series(36, 300) g;
+DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
+INSERT INTO up_ledger SELECT g, 'tile ' || g FROM generate_series(301, 600) g;
+DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
+CREATE TABLE up_proofs AS
+SELECT i, n, consent_ledger.inclusion_proof('up_ledger', i, n) AS inc,
+       consent_ledger.consistency_proof('up_ledger', i + 1, n) AS con
+  FROM unnest(ARRAY[0, 255, 256, 511, 512, 599]) i, unnest(ARRAY[513, 600]) n
+ WHERE i < n;
+
 -- 1.3: the update to the current version keeps every ledger valid
 ALTER EXTENSION consent_ledger UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger';
@@ -108,6 +121,20 @@ DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_ledger');
 SELECT count(*) AS log_rows_before_and_after FROM consent_ledger.log g
   JOIN consent_ledger.ledgers l USING (ledger_id) WHERE l.relid = 'up_ledger'::regclass;
+-- the update stored the subtree hashes of the old log (600 leaves: two
+-- complete subtrees of 256), and the proofs built from them are the ones
+-- recomputed before
+SELECT t.level, t.idx, l.relid FROM consent_ledger.tree_hashes t
+  JOIN consent_ledger.ledgers l USING (ledger_id) ORDER BY l.relid::text, t.level, t.idx;
+SELECT count(*) AS proofs,
+       count(*) FILTER (WHERE inc = consent_ledger.inclusion_proof('up_ledger', i, n)
+                          AND con = consent_ledger.consistency_proof('up_ledger', i + 1, n)) AS unchanged
+  FROM up_proofs;
+-- a changed one is found by verify()
+UPDATE consent_ledger.tree_hashes SET hash = pg_catalog.sha256('x'::bytea)
+ WHERE ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'up_ledger'::regclass)
+   AND level = 1 AND idx = 0;
+SELECT relation, valid, problem FROM consent_ledger.verify('up_ledger');
 \c contrib_regression
 DROP DATABASE cl_upgrade WITH (FORCE);
 DROP ROLE up_loader, up_reader;

@@ -46,6 +46,7 @@ int			cl_seal_timeout_ms = 30000;
 int			cl_seal_round_leaves = 1048576;
 int			cl_adopt_progress_rows = 1000000;
 int			cl_max_databases = 64;
+int			cl_verify_memory_kb = 256 * 1024;
 char	   *cl_signing_key_file = NULL;
 ClShared   *cl_shared = NULL;
 
@@ -219,6 +220,14 @@ _PG_init(void)
 							1048576, 16, 1 << 30,
 							PGC_POSTMASTER,
 							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.verify_memory",
+							"Memory verify() may use to hold a ledger's log and rows in memory; larger ledgers are streamed.",
+							"-1 uses maintenance_work_mem; 0 always streams.",
+							&cl_verify_memory_kb,
+							256 * 1024, -1, MAX_KILOBYTES,
+							PGC_USERSET,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("consent_ledger.purpose",
 							   "The purpose this session declares for reading protected data.",

@@ -90,6 +90,7 @@ extern int	cl_seal_timeout_ms;
 extern int	cl_seal_round_leaves;
 extern int	cl_adopt_progress_rows;
 extern int	cl_max_databases;
+extern int	cl_verify_memory_kb;
 extern char *cl_signing_key_file;
 
 /*
@@ -303,6 +304,19 @@ extern void cl_audit_copy_end(void *handle, uint64 rows);
 extern bool cl_is_audited(Oid relid);
 extern void cl_audit_partition(Oid relid);
 extern uint64 cl_rows_withheld;
+
+/* tiles.c: stored subtree hashes (README "Stored tree hashes"); SPI connected */
+typedef struct ClTreeReader ClTreeReader;
+extern ClTreeReader *cl_tree_reader_create(int32 ledger_id, bool read_only);
+extern void cl_tree_range(void *reader, uint64_t lo, uint64_t hi, cl_hash out);
+extern void cl_tree_leaf(ClTreeReader *r, uint64 i, cl_hash out);
+extern void cl_tree_reader_stats(ClTreeReader *r, uint64 *queries, uint64 *recomputed);
+extern void cl_tiles_append(int32 ledger_id, uint64 first, const cl_hash *hashes, uint64 n);
+typedef struct ClTilesChecker ClTilesChecker;
+extern ClTilesChecker *cl_tiles_check_begin(int32 ledger_id);
+extern void cl_tiles_check_leaf(ClTilesChecker *c, const cl_hash leaf);
+extern char *cl_tiles_check_end(ClTilesChecker *c, uint64 *pos, int64 *nproblems,
+								uint64 *missing);
 
 /* subxact.c: a piece of a worker's work in a subtransaction of its own */
 extern ErrorData *cl_run_in_subxact(void (*fn) (void *arg), void *arg);

@@ -339,6 +339,15 @@ cl_frontier_deserialize(const uint8_t *in, size_t len, cl_frontier *f)
 	return true;
 }
 
+/* the array source: MTH of leaves[lo .. hi-1] */
+static void
+array_range_hash(void *ctx, uint64_t lo, uint64_t hi, cl_hash out)
+{
+	const cl_hash *leaves = ctx;
+
+	cl_merkle_root(leaves + lo, hi - lo, out);
+}
+
 /*
  * cl_inclusion_proof
  *		Write the RFC 9162 2.1.3.1 inclusion proof PATH(index, D[size]) to
@@ -349,21 +358,36 @@ cl_frontier_deserialize(const uint8_t *in, size_t len, cl_frontier *f)
  * element is the sibling of the root's child on the leaf's side.  At most
  * ceil(log2(size)) <= CL_MAX_PROOF hashes are written.
  *
- * The walk descends from the root; at each node the subtree not containing
- * the leaf is hashed with cl_merkle_root.  Those subtrees are disjoint, so
- * the total cost is O(size) hashes and O(log size) memory.
+ * With the array source, every sibling subtree is hashed with
+ * cl_merkle_root.  Those subtrees are disjoint, so the total cost is
+ * O(size) hashes and O(log size) memory.
  */
 int
 cl_inclusion_proof(const cl_hash *leaves, uint64_t size, uint64_t index,
 				   cl_hash *out)
+{
+	if (leaves == NULL || !leaf_count_ok(size))
+		return -1;
+	return cl_inclusion_proof_from(array_range_hash, (void *) leaves, size, index, out);
+}
+
+/*
+ * cl_inclusion_proof_from
+ *		cl_inclusion_proof with the sibling subtrees' hashes asked of fn.
+ *
+ * The walk descends from the root; at each node fn is asked for the hash
+ * of the subtree not containing the leaf: at most ceil(log2(size)) calls.
+ */
+int
+cl_inclusion_proof_from(cl_range_hash_fn fn, void *ctx, uint64_t size,
+						uint64_t index, cl_hash *out)
 {
 	uint64_t	lo = 0;			/* first leaf of the current subtree */
 	uint64_t	n = size;		/* leaves in the current subtree */
 	uint64_t	m = index;		/* target leaf, relative to lo */
 	int			count = 0;
 
-	if (leaves == NULL || out == NULL || index >= size ||
-		!leaf_count_ok(size))
+	if (fn == NULL || out == NULL || index >= size)
 		return -1;
 
 	while (n > 1)
@@ -376,13 +400,13 @@ cl_inclusion_proof(const cl_hash *leaves, uint64_t size, uint64_t index,
 		if (m < k)
 		{
 			/* leaf is on the left: the right subtree D[k:n] is a sibling */
-			cl_merkle_root(leaves + lo + k, n - k, out[count++]);
+			fn(ctx, lo + k, lo + n, out[count++]);
 			n = k;
 		}
 		else
 		{
 			/* leaf is on the right: the left subtree D[0:k] is a sibling */
-			cl_merkle_root(leaves + lo, k, out[count++]);
+			fn(ctx, lo, lo + k, out[count++]);
 			lo += k;
 			m -= k;
 			n -= k;
@@ -409,14 +433,28 @@ int
 cl_consistency_proof(const cl_hash *leaves, uint64_t old_size,
 					 uint64_t new_size, cl_hash *out)
 {
+	if (leaves == NULL || !leaf_count_ok(new_size))
+		return -1;
+	return cl_consistency_proof_from(array_range_hash, (void *) leaves,
+									 old_size, new_size, out);
+}
+
+/*
+ * cl_consistency_proof_from
+ *		cl_consistency_proof with the subtrees' hashes asked of fn (at most
+ *		ceil(log2(new_size)) + 1 calls).
+ */
+int
+cl_consistency_proof_from(cl_range_hash_fn fn, void *ctx, uint64_t old_size,
+						  uint64_t new_size, cl_hash *out)
+{
 	uint64_t	lo = 0;			/* first leaf of the current subtree */
 	uint64_t	n = new_size;	/* leaves in the current subtree */
 	uint64_t	m = old_size;	/* old leaves inside the current subtree */
 	bool		whole_old = true;	/* SUBPROOF's "b" flag */
 	int			count = 0;
 
-	if (leaves == NULL || out == NULL || old_size == 0 ||
-		old_size > new_size || !leaf_count_ok(new_size))
+	if (fn == NULL || out == NULL || old_size == 0 || old_size > new_size)
 		return -1;
 
 	/* invariant: 1 <= m <= n; the loop runs while the subtree has new leaves */
@@ -430,13 +468,13 @@ cl_consistency_proof(const cl_hash *leaves, uint64_t old_size,
 		if (m <= k)
 		{
 			/* old leaves all on the left: prove D[k:n] as a sibling */
-			cl_merkle_root(leaves + lo + k, n - k, out[count++]);
+			fn(ctx, lo + k, lo + n, out[count++]);
 			n = k;
 		}
 		else
 		{
 			/* left subtree D[0:k] entirely old: give it, go right */
-			cl_merkle_root(leaves + lo, k, out[count++]);
+			fn(ctx, lo, lo + k, out[count++]);
 			lo += k;
 			m -= k;
 			n -= k;
@@ -452,11 +490,65 @@ cl_consistency_proof(const cl_hash *leaves, uint64_t old_size,
 	{
 		if (count >= CL_MAX_PROOF)
 			return -1;
-		cl_merkle_root(leaves + lo, n, out[count++]);
+		fn(ctx, lo, lo + n, out[count++]);
 	}
 
 	reverse_hashes(out, count);
 	return count;
+}
+
+/*
+ * cl_tree_range_hash
+ *		out = MTH(D[lo:hi]) from stored subtree hashes (see merkle.h).
+ *
+ * For a node of the RFC 9162 tree, lo is a multiple of a power of two at
+ * least hi - lo, so taking at each step the largest aligned power of two
+ * that fits gives perfect subtrees of strictly decreasing size: exactly
+ * the right edge of the node, which MTH nests right to left.  A perfect
+ * subtree of height h = level * tile_height + r (r < tile_height) is the
+ * root of the 2^r stored hashes of that level below it.  At most 64
+ * subtrees, each from at most 2^(tile_height - 1) hashes on the stack.
+ * The empty range gives SHA-256("").
+ */
+void
+cl_tree_range_hash(cl_level_hashes_fn fn, void *ctx, int tile_height,
+				   uint64_t lo, uint64_t hi, cl_hash out)
+{
+	cl_hash		parts[64];
+	cl_hash		buf[1 << (CL_TILE_HEIGHT - 1)];
+	int			nparts = 0;
+
+	if (tile_height < 1 || tile_height > CL_TILE_HEIGHT)
+		tile_height = CL_TILE_HEIGHT;
+	if (hi <= lo)
+	{
+		cl_sha256(NULL, 0, out);
+		return;
+	}
+	while (lo < hi && nparts < 64)
+	{
+		int			h = 0;
+		int			level;
+		int			r;
+		uint64_t	count;
+
+		/* the largest aligned perfect subtree starting at lo that fits */
+		while (h < 63 && (lo & ((UINT64_C(2) << h) - 1)) == 0 &&
+			   (UINT64_C(2) << h) <= hi - lo)
+			h++;
+		level = h / tile_height;
+		r = h % tile_height;
+		count = UINT64_C(1) << r;
+		fn(ctx, level, lo >> (level * tile_height), count, buf);
+		cl_merkle_root((const cl_hash *) buf, count, parts[nparts++]);
+		lo += UINT64_C(1) << h;
+	}
+	while (nparts > 1)
+	{
+		cl_node_hash(parts[nparts - 2], parts[nparts - 1], parts[nparts - 2]);
+		nparts--;
+	}
+	memcpy(out, parts[0], CL_HASH_LEN);
 }
 
 /*

@@ -68,6 +68,42 @@ extern int	cl_consistency_proof(const cl_hash *leaves, uint64_t old_size,
 								 uint64_t new_size, cl_hash *out);
 
 /*
+ * Proof generation from any source of subtree hashes.  fn(ctx, lo, hi,
+ * out) must set out = MTH(D[lo:hi]); it is only asked for nodes of the
+ * RFC 9162 tree (ranges whose start is a multiple of a power of two at
+ * least as large as their length).  The proofs are the ones the array
+ * versions above give; the array versions are these with cl_merkle_root
+ * as fn.
+ */
+typedef void (*cl_range_hash_fn) (void *ctx, uint64_t lo, uint64_t hi, cl_hash out);
+extern int	cl_inclusion_proof_from(cl_range_hash_fn fn, void *ctx, uint64_t size,
+									uint64_t index, cl_hash *out);
+extern int	cl_consistency_proof_from(cl_range_hash_fn fn, void *ctx,
+									  uint64_t old_size, uint64_t new_size,
+									  cl_hash *out);
+
+/*
+ * Stored subtree hashes (README "Stored tree hashes"), in the layout of
+ * C2SP tlog-tiles: the nodes of height level * tile_height (level >= 1)
+ * whose subtree is complete, indexed from 0 left to right; level 0 are
+ * the leaf hashes.  fn(ctx, level, first, count, out) must write the
+ * count hashes of that level starting at index first (count is a power of
+ * two below 2^tile_height, first a multiple of it).
+ *
+ * cl_tree_range_hash sets out = MTH(D[lo:hi]) for a node [lo, hi) of the
+ * RFC 9162 tree: it splits the range into aligned perfect subtrees
+ * (largest first), hashes each from at most 2^(tile_height-1) hashes of
+ * the highest level it spans, and folds them right to left.  tile_height
+ * is 1..8 (8 in the extension; the unit tests use smaller ones).
+ */
+#define CL_TILE_HEIGHT 8
+#define CL_TILE_WIDTH (1 << CL_TILE_HEIGHT)
+typedef void (*cl_level_hashes_fn) (void *ctx, int level, uint64_t first,
+									uint64_t count, cl_hash *out);
+extern void cl_tree_range_hash(cl_level_hashes_fn fn, void *ctx, int tile_height,
+							   uint64_t lo, uint64_t hi, cl_hash out);
+
+/*
  * Proof verification (RFC 9162 2.1.3.2 and 2.1.4.2).  Never reads past
  * proof[prooflen - 1]; any malformed input yields false.
  */

@@ -12,7 +12,10 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/heapam.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -28,6 +31,7 @@
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -38,6 +42,9 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
+#include "utils/tuplesort.h"
+#include "executor/tuptable.h"
+#include "catalog/pg_operator_d.h"
 
 #include "consent_ledger.h"
 
@@ -934,6 +941,34 @@ check_checkpoints(LedgerState *st)
 	st->checkpoints = rows;
 }
 
+/*
+ * Recomputes every stored subtree hash (tiles.c) from the log's leaves and
+ * reports one that differs, or a stored hash of a subtree the log does not
+ * complete.  Missing ones are not a problem: proofs recompute them.
+ */
+static void
+check_tree_hashes(LedgerState *st)
+{
+	ClTilesChecker *c = cl_tiles_check_begin(st->info->ledger_id);
+	uint64		pos;
+	int64		nproblems;
+	uint64		missing;
+	char	   *problem;
+
+	for (uint64 i = 0; i < st->nsealed; i++)
+		cl_tiles_check_leaf(c, st->expected[i]);
+	problem = cl_tiles_check_end(c, &pos, &nproblems, &missing);
+	if (problem != NULL)
+	{
+		note_problem(st, pos, "%s", problem);
+		st->nproblems += nproblems - 1;
+	}
+	if (missing > 0)
+		ereport(DEBUG1,
+				(errmsg_internal("consent_ledger verify: " UINT64_FORMAT " stored tree hashes of ledger %d missing",
+								 missing, st->info->ledger_id)));
+}
+
 static LedgerState *
 load_ledger(ClLedgerInfo *info, bool rows)
 {
@@ -963,6 +998,8 @@ load_ledger(ClLedgerInfo *info, bool rows)
 		st->rel = table_open(info->relid, AccessShareLock);
 	load_records(st);
 	check_checkpoints(st);
+	if (rows)
+		check_tree_hashes(st);
 	if (rows && st->rel != NULL)
 		scan_rows(st);
 	return st;
@@ -973,6 +1010,829 @@ release_ledger(LedgerState *st)
 {
 	if (st->rel != NULL)
 		table_close(st->rel, AccessShareLock);
+}
+
+/*
+ * verify() streamed, with memory bounded whatever the ledger's size.
+ *
+ * The log is read once, in leaf order, by a cursor (LogStream): each leaf
+ * goes into the frontier that checks the checkpoints (read by a cursor of
+ * their own, in chain order), into the stored tree hashes' checker, and,
+ * with its stamp (transaction, ordinal) and position, into sort A; the
+ * pending records and the caller's own leaves follow.  The table is read
+ * once by a heap scan: each row's stamp, ctid and recomputed leaf hash go
+ * into sort B.  Both sorts are by stamp, and spill to disk past
+ * maintenance_work_mem / 2 each.  Merging them finds what scan_rows()
+ * finds with its in-memory map: a leaf no row holds (missing), a row no
+ * leaf names or a second row for one leaf (extra), a row whose hash differs
+ * (changed, or reordered when its content belongs at another failed
+ * position: up to MAX_SUSPECTS of them are re-examined by ctid).
+ */
+#define SA_TXN 1
+#define SA_ORD 2
+#define SA_POS 3
+#define SA_HASH 4
+#define SA_OWN 5
+#define SB_TXN 1
+#define SB_ORD 2
+#define SB_TID 3
+#define SB_HASH 4
+
+#define LOG_SLICE_LEAVES 65536	/* 2 MiB of leaf hashes */
+
+typedef struct LogStream
+{
+	LedgerState *st;
+	Portal		portal;
+	SPITupleTable *tt;
+	uint64		ntt;
+	uint64		row;			/* next row of tt */
+	/* the current log row */
+	int			nrec;
+	int64	   *tx;
+	int32	   *od;
+	int32	   *ct;
+	Datum		leaves;			/* the row's leaves, possibly still toasted */
+	int32		nleaves;
+	int32		next;			/* next leaf of the row */
+	bytea	   *slice;			/* leaves slice_first .. + slice_n of the row */
+	int32		slice_first;
+	int32		slice_n;
+	int			rec;			/* current record */
+	int32		k;				/* next leaf in it */
+	bool		have_row;
+	bool		eof;
+	ClTilesChecker *tiles;
+	Tuplesortstate *sort;
+	TupleTableSlot *slot;
+} LogStream;
+
+static void
+put_leaf(LogStream *ls, int64 txn, int32 ord, uint64 pos, const uint8 *hash, bool own)
+{
+	TupleTableSlot *slot = ls->slot;
+	bytea	   *h;
+
+	if (ls->sort == NULL)
+		return;
+	h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
+	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
+	memcpy(VARDATA(h), hash, CL_HASH_LEN);
+	ExecClearTuple(slot);
+	slot->tts_values[SA_TXN - 1] = Int64GetDatum(txn);
+	slot->tts_values[SA_ORD - 1] = Int32GetDatum(ord);
+	slot->tts_values[SA_POS - 1] = Int64GetDatum((int64) pos);
+	slot->tts_values[SA_HASH - 1] = PointerGetDatum(h);
+	slot->tts_values[SA_OWN - 1] = BoolGetDatum(own);
+	memset(slot->tts_isnull, 0, sizeof(bool) * 5);
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(ls->sort, slot);
+	pfree(h);
+}
+
+/* Moves to the next well-formed log row; false at the end (or damage). */
+static bool
+log_next_row(LogStream *ls)
+{
+	LedgerState *st = ls->st;
+
+	for (;;)
+	{
+		if (ls->tt == NULL || ls->row >= ls->ntt)
+		{
+			if (ls->tt != NULL)
+				SPI_freetuptable(ls->tt);
+			ls->tt = NULL;
+			SPI_cursor_fetch(ls->portal, true, 16);
+			ls->tt = SPI_tuptable;
+			ls->ntt = SPI_processed;
+			ls->row = 0;
+			if (ls->ntt == 0)
+				return false;
+		}
+		{
+			HeapTuple	t = ls->tt->vals[ls->row++];
+			TupleDesc	d = ls->tt->tupdesc;
+			bool		isnull;
+			int64		first_leaf = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+			int32		nleaves = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+			ArrayType  *txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
+			ArrayType  *ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 4, &isnull));
+			ArrayType  *counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
+			Datum		leaves = SPI_getbinval(t, d, 6, &isnull);
+			int			nrec = ArrayGetNItems(ARR_NDIM(txns), ARR_DIMS(txns));
+			int64		sum = 0;
+			bool		ok;
+
+			ok = ((uint64) first_leaf == st->nsealed &&
+				  ARR_ELEMTYPE(txns) == INT8OID && ARR_ELEMTYPE(ords) == INT4OID &&
+				  ARR_ELEMTYPE(counts) == INT4OID &&
+				  !ARR_HASNULL(txns) && !ARR_HASNULL(ords) && !ARR_HASNULL(counts) &&
+				  ArrayGetNItems(ARR_NDIM(ords), ARR_DIMS(ords)) == nrec &&
+				  ArrayGetNItems(ARR_NDIM(counts), ARR_DIMS(counts)) == nrec);
+			for (int k = 0; ok && k < nrec; k++)
+			{
+				ok = ((int32 *) ARR_DATA_PTR(counts))[k] > 0;
+				sum += ((int32 *) ARR_DATA_PTR(counts))[k];
+			}
+			if (!ok || sum != nleaves || isnull ||
+				toast_raw_datum_size(leaves) != VARHDRSZ + (Size) nleaves * CL_HASH_LEN)
+			{
+				note_problem(st, st->nsealed,
+							 "log corrupted at leaf " UINT64_FORMAT ": the log row that should start there is missing or malformed",
+							 st->nsealed);
+				return false;
+			}
+			if (nrec == 0)
+				continue;
+			ls->nrec = nrec;
+			ls->tx = (int64 *) ARR_DATA_PTR(txns);
+			ls->od = (int32 *) ARR_DATA_PTR(ords);
+			ls->ct = (int32 *) ARR_DATA_PTR(counts);
+			ls->leaves = leaves;
+			ls->nleaves = nleaves;
+			ls->next = 0;
+			if (ls->slice != NULL)
+				pfree(ls->slice);
+			ls->slice = NULL;
+			ls->slice_first = ls->slice_n = 0;
+			ls->rec = 0;
+			ls->k = 0;
+			return true;
+		}
+	}
+}
+
+/*
+ * The next leaf of the log, in order (NULL at the end): fed to the stored
+ * hashes' checker and sort A on the way.  The pointer is valid until the
+ * next call.
+ */
+static const uint8 *
+log_next(LogStream *ls)
+{
+	const uint8 *leaf;
+
+	if (ls->eof)
+		return NULL;
+	while (!ls->have_row || ls->rec >= ls->nrec)
+	{
+		ls->have_row = log_next_row(ls);
+		if (!ls->have_row)
+		{
+			ls->eof = true;
+			return NULL;
+		}
+	}
+	if (ls->slice == NULL || ls->next >= ls->slice_first + ls->slice_n)
+	{
+		/* a log row holds up to 4M leaves: read it LOG_SLICE_LEAVES at a time */
+		if (ls->slice != NULL)
+			pfree(ls->slice);
+		ls->slice_first = ls->next;
+		ls->slice_n = Min(LOG_SLICE_LEAVES, ls->nleaves - ls->next);
+		ls->slice = DatumGetByteaPSlice(ls->leaves, ls->slice_first * CL_HASH_LEN,
+										ls->slice_n * CL_HASH_LEN);
+		if (VARSIZE_ANY_EXHDR(ls->slice) != (Size) ls->slice_n * CL_HASH_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("log row of ledger %d at leaf " UINT64_FORMAT " is malformed",
+							ls->st->info->ledger_id, ls->st->nsealed),
+					 errhint("Run consent_ledger.verify() on the ledger.")));
+	}
+	leaf = (const uint8 *) VARDATA_ANY(ls->slice) + (Size) (ls->next - ls->slice_first) * CL_HASH_LEN;
+	put_leaf(ls, ls->tx[ls->rec], ls->od[ls->rec] + ls->k, ls->st->nsealed, leaf, false);
+	cl_tiles_check_leaf(ls->tiles, leaf);
+	ls->st->nsealed++;
+	ls->next++;
+	if (++ls->k >= ls->ct[ls->rec])
+	{
+		ls->rec++;
+		ls->k = 0;
+	}
+	return leaf;
+}
+
+/*
+ * check_checkpoints() over a LogStream: the same checks, with the
+ * checkpoints read by a cursor and the leaves pulled as the frontier
+ * needs them; then the rest of the log is drained.
+ */
+static void
+check_checkpoints_streamed(LedgerState *st, LogStream *ls)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
+	cl_hash		prev;
+	cl_frontier f;
+	int64		expect_seq = 1;
+	uint64		last_size = 0;
+	bool		complete = true;
+	bool		any = false;
+	Checkpoint	last;
+	uint8_t		chain[64][CL_PUBKEY_LEN];
+	int			nchain = 0;
+	bool		unendorsed = false;
+	Portal		portal;
+	MemoryContext cpcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger checkpoint",
+												ALLOCSET_DEFAULT_SIZES);
+
+	memset(prev, 0, sizeof(prev));
+	memset(&last, 0, sizeof(last));
+	cl_frontier_init(&f);
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT seq, note FROM consent_ledger.checkpoints "
+									   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
+									   1, types, vals, NULL, true, 0);
+	while (complete)
+	{
+		SPITupleTable *tt;
+		uint64		ntt;
+
+		SPI_cursor_fetch(portal, true, 256);
+		tt = SPI_tuptable;
+		ntt = SPI_processed;
+		if (ntt == 0)
+		{
+			SPI_freetuptable(tt);
+			break;
+		}
+		for (uint64 i = 0; i < ntt && complete; i++)
+		{
+			bool		isnull;
+			int64		seq = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+			char	   *note;
+			cl_checkpoint cp;
+			const char *err;
+			cl_hash		root;
+			size_t		len;
+			uint8_t		signer[CL_PUBKEY_LEN];
+			MemoryContext old;
+
+			MemoryContextReset(cpcxt);
+			old = MemoryContextSwitchTo(cpcxt);
+			note = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+			MemoryContextSwitchTo(old);
+			len = strlen(note);
+			any = true;
+			CHECK_FOR_INTERRUPTS();
+			if (seq != expect_seq)
+			{
+				note_problem(st, last_size, "broken checkpoint chain: checkpoint " INT64_FORMAT " follows " INT64_FORMAT,
+							 seq, expect_seq - 1);
+				complete = false;
+				break;
+			}
+			expect_seq++;
+			last.seq = seq;
+			last.size = 0;
+			if (!cl_checkpoint_parse(note, len, &cp, &err))
+			{
+				note_problem(st, last_size, "bad checkpoint " INT64_FORMAT ": %s", seq, err);
+				complete = false;
+				break;
+			}
+			last.size = cp.size;
+			memcpy(last.root, cp.root, CL_HASH_LEN);
+			if (strcmp(cp.origin, st->info->origin) != 0)
+				note_problem(st, last_size, "bad checkpoint " INT64_FORMAT ": it names another ledger", seq);
+			if (!note_signed_by_known_key(&cp, note, signer))
+				note_problem(st, last_size, "bad signature on checkpoint " INT64_FORMAT " (tree size " UINT64_FORMAT ")",
+							 seq, cp.size);
+			else if (!unendorsed && !key_in_chain(signer, chain, &nchain))
+			{
+				char		hex[CL_KEYID_LEN * 2 + 1];
+				uint8_t		id[CL_KEYID_LEN];
+
+				unendorsed = true;
+				cl_key_id(CL_KEY_NAME, signer, id);
+				cl_hex_encode(id, CL_KEYID_LEN, hex);
+				note_problem(st, last_size, "unendorsed key rotation at checkpoint " INT64_FORMAT ": its key %s is not endorsed by the key that signed the earlier checkpoints",
+							 seq, hex);
+			}
+			if (memcmp(cp.prev, prev, CL_HASH_LEN) != 0)
+				note_problem(st, last_size, "broken checkpoint chain at checkpoint " INT64_FORMAT ": it does not commit to the previous checkpoint",
+							 seq);
+			cl_note_hash(note, len, prev);
+			if (cp.size < last_size)
+			{
+				note_problem(st, cp.size, "broken checkpoint chain at checkpoint " INT64_FORMAT ": the tree shrank from " UINT64_FORMAT " to " UINT64_FORMAT,
+							 seq, last_size, cp.size);
+				complete = false;
+				break;
+			}
+			while (f.size < cp.size)
+			{
+				const uint8 *leaf = log_next(ls);
+
+				if (leaf == NULL)
+					break;
+				cl_frontier_append(&f, leaf);
+			}
+			if (cp.size > f.size)
+			{
+				note_problem(st, st->nsealed, "missing at leaf " UINT64_FORMAT ": checkpoint " INT64_FORMAT " covers " UINT64_FORMAT " leaves but the log holds " UINT64_FORMAT,
+							 st->nsealed, seq, cp.size, st->nsealed);
+				complete = false;
+				break;
+			}
+			cl_frontier_root(&f, root);
+			if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
+				note_problem(st, last_size,
+							 "changed between leaf " UINT64_FORMAT " and leaf " UINT64_FORMAT ": the log does not match the signed root of checkpoint " INT64_FORMAT,
+							 last_size, cp.size - 1, seq);
+			last_size = cp.size;
+		}
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(portal);
+
+	/* the rest of the log */
+	while (log_next(ls) != NULL)
+		CHECK_FOR_INTERRUPTS();
+
+	if (complete && any && last_size < st->nsealed)
+		note_problem(st, last_size, "extra at leaf " UINT64_FORMAT ": the log holds " UINT64_FORMAT " leaves but the last checkpoint covers " UINT64_FORMAT,
+					 last_size, st->nsealed, last_size);
+
+	/* the sealing state stored with the last checkpoint (see check_checkpoints) */
+	if (complete && any)
+	{
+		Oid			ftypes[2] = {INT4OID, INT8OID};
+		Datum		fvals[2] = {Int32GetDatum(st->info->ledger_id), Int64GetDatum(last.seq)};
+
+		if (SPI_execute_with_args("SELECT frontier FROM consent_ledger.checkpoints "
+								  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.=) $2",
+								  2, ftypes, fvals, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read consent_ledger.checkpoints");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			bytea	   *stored = isnull ? NULL : DatumGetByteaPP(d);
+			cl_frontier sf;
+			cl_hash		sroot;
+			bool		ok = false;
+
+			if (stored != NULL &&
+				cl_frontier_deserialize((uint8_t *) VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), &sf) &&
+				sf.size == last.size)
+			{
+				cl_frontier_root(&sf, sroot);
+				ok = memcmp(sroot, last.root, CL_HASH_LEN) == 0;
+			}
+			if (!ok)
+				note_problem(st, last_size,
+							 "bad frontier at checkpoint " INT64_FORMAT ": the sealing state stored with it does not match its signed tree, so the ledger cannot be sealed",
+							 last.seq);
+		}
+	}
+	MemoryContextDelete(cpcxt);
+}
+
+/* The pending records and the caller's own leaves, after the log, into sort A. */
+static void
+stream_pending(LedgerState *st, LogStream *ls)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
+	Portal		portal;
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
+									   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY txn, first_ord",
+									   1, types, vals, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 100);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int64		txn = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+			int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+			int32		n = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 4, &isnull));
+
+			if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
+			{
+				note_problem(st, st->nsealed + st->npending,
+							 "pending record of transaction " INT64_FORMAT " is malformed", txn);
+				continue;
+			}
+			for (int32 k = 0; k < n; k++)
+				put_leaf(ls, txn, first_ord + k, st->nsealed + st->npending + (uint64) k,
+						 (const uint8 *) VARDATA_ANY(leaves) + (Size) k * CL_HASH_LEN, false);
+			st->npending += (uint64) n;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+
+	if (st->rel != NULL)
+	{
+		int64		own_txn;
+		const cl_hash *own_leaves;
+		int32		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
+
+		for (int32 k = 0; k < own_n; k++)
+			put_leaf(ls, own_txn, k, st->nsealed + st->npending + (uint64) k, own_leaves[k], true);
+		if (own_n > 0)
+			st->npending += (uint64) own_n;
+	}
+}
+
+/* Every row of the table: stamp, ctid and recomputed leaf hash into sort B. */
+static void
+stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc)
+{
+	ClRowEncoder *enc;
+	StringInfoData buf;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	TupleDesc	desc = RelationGetDescr(st->rel);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(bdesc, &TTSOpsVirtual);
+	uint64		nrows = 0;
+	bytea	   *h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
+	ItemPointerData tid;
+
+	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
+	enc = cl_encoder_create(desc, st->info->encoding, CurrentMemoryContext);
+	initStringInfo(&buf);
+	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		n1,
+					n2;
+		Datum		d1 = heap_getattr(tup, st->info->txn_attnum, desc, &n1);
+		Datum		d2 = heap_getattr(tup, st->info->ord_attnum, desc, &n2);
+
+		CHECK_FOR_INTERRUPTS();
+		if ((++nrows % 1000000) == 0)
+			ereport(NOTICE,
+					(errmsg("verify of \"%s\": " UINT64_FORMAT " rows read",
+							RelationGetRelationName(st->rel), nrows)));
+		if (n1 || n2)
+		{
+			note_problem(st, st->nsealed + st->npending,
+						 "extra row at ctid (%u,%u): it has no ledger stamp",
+						 ItemPointerGetBlockNumber(&tup->t_self),
+						 ItemPointerGetOffsetNumber(&tup->t_self));
+			continue;
+		}
+		hash_row(enc, &buf, tup, DatumGetInt64(d1), DatumGetInt32(d2), (uint8 *) VARDATA(h));
+		tid = tup->t_self;
+		ExecClearTuple(slot);
+		slot->tts_values[SB_TXN - 1] = d1;
+		slot->tts_values[SB_ORD - 1] = d2;
+		slot->tts_values[SB_TID - 1] = PointerGetDatum(&tid);
+		slot->tts_values[SB_HASH - 1] = PointerGetDatum(h);
+		memset(slot->tts_isnull, 0, sizeof(bool) * 4);
+		ExecStoreVirtualTuple(slot);
+		tuplesort_puttupleslot(sort, slot);
+	}
+	table_endscan(scan);
+	cl_encoder_free(enc);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+typedef struct StreamSuspect
+{
+	uint64		pos;
+	int64		txn;
+	int32		ord;
+	cl_hash		expected;
+	ItemPointerData tid;
+} StreamSuspect;
+
+/*
+ * A sort by stamp, then by the third column: the position for leaves (a
+ * stamp the log holds twice is reported at its later position), the ctid
+ * for rows (the first row in heap order keeps a contested position, as in
+ * scan_rows()).
+ */
+static Tuplesortstate *
+begin_stamp_sort(TupleDesc desc, bool rows, int workmem)
+{
+	AttrNumber	atts[3] = {1, 2, 3};
+	Oid			ops[3] = {Int8LessOperator, Int4LessOperator,
+	rows ? TIDLessOperator : Int8LessOperator};
+	Oid			colls[3] = {InvalidOid, InvalidOid, InvalidOid};
+	bool		nf[3] = {false, false, false};
+
+	return tuplesort_begin_heap(desc, 3, atts, ops, colls, nf,
+								workmem, NULL, TUPLESORT_NONE);
+}
+
+static int
+suspect_tid_cmp(const void *a, const void *b)
+{
+	return ItemPointerCompare((ItemPointer) &((const StreamSuspect *) a)->tid,
+							  (ItemPointer) &((const StreamSuspect *) b)->tid);
+}
+
+/*
+ * Merges sort A (leaves) and sort B (rows), both by stamp, and reports
+ * what scan_rows() reports.  "Extra" rows without a record are noted at
+ * position nsealed + npending, as there.
+ */
+static void
+merge_leaves_and_rows(LedgerState *st, Tuplesortstate *sa, TupleTableSlot *a,
+					  Tuplesortstate *sb, TupleTableSlot *b)
+{
+	uint64		total = st->nsealed + st->npending;
+	bool		have_a = tuplesort_gettupleslot(sa, true, false, a, NULL);
+	bool		have_b = tuplesort_gettupleslot(sb, true, false, b, NULL);
+	bool		a_matched = false;
+	int64		prev_txn = 0;
+	int32		prev_ord = 0;
+	bool		have_prev = false;
+	uint64		first_missing = PG_UINT64_MAX;
+	int64		missing_txn = 0;
+	StreamSuspect *sus = palloc(sizeof(StreamSuspect) * MAX_SUSPECTS);
+	int			nsus = 0;
+	bool		dup_noted = false;
+	int64		dup_txn = 0;
+
+	while (have_a || have_b)
+	{
+		int			cmp;
+		bool		isnull;
+		int64		atxn = 0,
+					btxn = 0;
+		int32		aord = 0,
+					bord = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (have_a)
+		{
+			atxn = DatumGetInt64(slot_getattr(a, SA_TXN, &isnull));
+			aord = DatumGetInt32(slot_getattr(a, SA_ORD, &isnull));
+		}
+		if (have_b)
+		{
+			btxn = DatumGetInt64(slot_getattr(b, SB_TXN, &isnull));
+			bord = DatumGetInt32(slot_getattr(b, SB_ORD, &isnull));
+		}
+		if (!have_b)
+			cmp = -1;
+		else if (!have_a)
+			cmp = 1;
+		else if (atxn != btxn)
+			cmp = atxn < btxn ? -1 : 1;
+		else
+			cmp = aord == bord ? 0 : (aord < bord ? -1 : 1);
+
+		if (cmp < 0)
+		{
+			uint64		pos = (uint64) DatumGetInt64(slot_getattr(a, SA_POS, &isnull));
+
+			if (!a_matched && !DatumGetBool(slot_getattr(a, SA_OWN, &isnull)) &&
+				pos < first_missing)
+			{
+				first_missing = pos;
+				missing_txn = atxn;
+			}
+			prev_txn = atxn;
+			prev_ord = aord;
+			have_prev = true;
+			have_a = tuplesort_gettupleslot(sa, true, false, a, NULL);
+			a_matched = false;
+			if (have_a && have_prev &&
+				DatumGetInt64(slot_getattr(a, SA_TXN, &isnull)) == prev_txn &&
+				DatumGetInt32(slot_getattr(a, SA_ORD, &isnull)) == prev_ord &&
+				!(dup_noted && dup_txn == prev_txn))
+			{
+				uint64		dpos = (uint64) DatumGetInt64(slot_getattr(a, SA_POS, &isnull));
+
+				/* once a transaction, as scan_rows() notes it once a record */
+				dup_noted = true;
+				dup_txn = prev_txn;
+				note_problem(st, dpos,
+							 "log corrupted at leaf " UINT64_FORMAT ": transaction " INT64_FORMAT " appears twice",
+							 dpos, prev_txn);
+			}
+		}
+		else if (cmp > 0)
+		{
+			ItemPointer tid = (ItemPointer) DatumGetPointer(slot_getattr(b, SB_TID, &isnull));
+
+			note_problem(st, total,
+						 "extra row at ctid (%u,%u): transaction " INT64_FORMAT " ordinal %d is in no sealed or pending record",
+						 ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid), btxn, bord);
+			have_b = tuplesort_gettupleslot(sb, true, false, b, NULL);
+		}
+		else
+		{
+			uint64		pos = (uint64) DatumGetInt64(slot_getattr(a, SA_POS, &isnull));
+			ItemPointer tid = (ItemPointer) DatumGetPointer(slot_getattr(b, SB_TID, &isnull));
+
+			if (a_matched)
+				note_problem(st, pos,
+							 "extra row at leaf " UINT64_FORMAT ": a second row, at ctid (%u,%u), claims the same position",
+							 pos, ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid));
+			else
+			{
+				bytea	   *ah = DatumGetByteaPP(slot_getattr(a, SA_HASH, &isnull));
+				bytea	   *bh = DatumGetByteaPP(slot_getattr(b, SB_HASH, &isnull));
+
+				a_matched = true;
+				if (memcmp(VARDATA_ANY(ah), VARDATA_ANY(bh), CL_HASH_LEN) != 0)
+				{
+					if (nsus < MAX_SUSPECTS)
+					{
+						sus[nsus].pos = pos;
+						sus[nsus].txn = atxn;
+						sus[nsus].ord = aord;
+						memcpy(sus[nsus].expected, VARDATA_ANY(ah), CL_HASH_LEN);
+						sus[nsus].tid = *tid;
+						nsus++;
+					}
+					else
+						note_problem(st, pos, "changed at leaf " UINT64_FORMAT ": the row does not hash to its log entry", pos);
+				}
+			}
+			have_b = tuplesort_gettupleslot(sb, true, false, b, NULL);
+		}
+	}
+
+	/* reordered rows: content that hashes correctly at another failed position */
+	if (nsus > 0)
+	{
+		ClRowEncoder *enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding,
+											  CurrentMemoryContext);
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		/* in heap order, as scan_rows() meets them */
+		qsort(sus, nsus, sizeof(StreamSuspect), suspect_tid_cmp);
+		for (int i = 0; i < nsus; i++)
+		{
+			bool		placed = false;
+			HeapTupleData tuple;
+			Buffer		buffer;
+
+			tuple.t_self = sus[i].tid;
+			if (!heap_fetch(st->rel, GetActiveSnapshot(), &tuple, &buffer, false))
+			{
+				note_problem(st, sus[i].pos, "changed at leaf " UINT64_FORMAT ": the row does not hash to its log entry", sus[i].pos);
+				continue;
+			}
+			for (int j = 0; j < nsus && !placed; j++)
+			{
+				cl_hash		h;
+
+				if (j == i)
+					continue;
+				hash_row(enc, &buf, &tuple, sus[j].txn, sus[j].ord, h);
+				if (memcmp(h, sus[j].expected, CL_HASH_LEN) == 0)
+				{
+					note_problem(st, Min(sus[i].pos, sus[j].pos),
+								 "reordered at leaf " UINT64_FORMAT ": the row there holds the content of leaf " UINT64_FORMAT,
+								 sus[i].pos, sus[j].pos);
+					placed = true;
+				}
+			}
+			ReleaseBuffer(buffer);
+			if (!placed)
+				note_problem(st, sus[i].pos, "changed at leaf " UINT64_FORMAT ": the row does not hash to its log entry", sus[i].pos);
+		}
+		cl_encoder_free(enc);
+	}
+	if (first_missing != PG_UINT64_MAX)
+		note_problem(st, first_missing, "missing at leaf " UINT64_FORMAT ": no row of transaction " INT64_FORMAT " holds it",
+					 first_missing, missing_txn);
+}
+
+/*
+ * What load_ledger(info, true) establishes for verify(), streamed: the
+ * same LedgerState fields verify_one() reads (nsealed, npending, problem,
+ * nproblems, table state), without the per-leaf arrays.
+ */
+static LedgerState *
+verify_ledger_streamed(ClLedgerInfo *info)
+{
+	LedgerState *st = palloc0(sizeof(LedgerState));
+	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+	int			workmem = Max(maintenance_work_mem / 2, 1024);
+	TupleDesc	adesc;
+	TupleDesc	bdesc;
+	LogStream	ls;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1];
+	uint64		pos;
+	int64		ntiles;
+	uint64		missing;
+	char	   *tproblem;
+
+	if (fresh != NULL)
+		info = fresh;
+	st->info = palloc(sizeof(ClLedgerInfo));
+	*st->info = *info;
+	info = st->info;
+	st->first_problem = PG_UINT64_MAX;
+	table_state(info, &st->table);
+	st->dropped = st->table.gone;
+	st->info->txn_attnum = st->table.txn_attnum;
+	st->info->ord_attnum = st->table.ord_attnum;
+	if (st->table.problem != NULL)
+		note_problem(st, 0, "%s", st->table.problem);
+	if (st->table.readable)
+		st->rel = table_open(info->relid, AccessShareLock);
+
+	adesc = CreateTemplateTupleDesc(5);
+	TupleDescInitEntry(adesc, SA_TXN, "txn", INT8OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_ORD, "ord", INT4OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_POS, "pos", INT8OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_HASH, "hash", BYTEAOID, -1, 0);
+	TupleDescInitEntry(adesc, SA_OWN, "own", BOOLOID, -1, 0);
+	bdesc = CreateTemplateTupleDesc(4);
+	TupleDescInitEntry(bdesc, SB_TXN, "txn", INT8OID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_ORD, "ord", INT4OID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_TID, "tid", TIDOID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_HASH, "hash", BYTEAOID, -1, 0);
+
+	memset(&ls, 0, sizeof(ls));
+	ls.st = st;
+	ls.tiles = cl_tiles_check_begin(info->ledger_id);
+	ls.slot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
+	/* without rows to match, the leaves need not be sorted */
+	ls.sort = st->rel != NULL ? begin_stamp_sort(adesc, false, workmem) : NULL;
+	vals[0] = Int32GetDatum(info->ledger_id);
+	ls.portal = SPI_cursor_open_with_args(NULL,
+										  "SELECT first_leaf, nleaves, txns, first_ords, counts, leaves "
+										  "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+										  "ORDER BY first_leaf",
+										  1, types, vals, NULL, true, 0);
+	check_checkpoints_streamed(st, &ls);
+	SPI_cursor_close(ls.portal);
+	if (ls.tt != NULL)
+		SPI_freetuptable(ls.tt);
+	tproblem = cl_tiles_check_end(ls.tiles, &pos, &ntiles, &missing);
+	if (tproblem != NULL)
+	{
+		note_problem(st, pos, "%s", tproblem);
+		st->nproblems += ntiles - 1;
+	}
+	stream_pending(st, &ls);
+
+	if (st->rel != NULL)
+	{
+		Tuplesortstate *sb = begin_stamp_sort(bdesc, true, workmem);
+		TupleTableSlot *bslot = MakeSingleTupleTableSlot(bdesc, &TTSOpsMinimalTuple);
+		TupleTableSlot *aslot = MakeSingleTupleTableSlot(adesc, &TTSOpsMinimalTuple);
+
+		stream_rows(st, sb, bdesc);
+		tuplesort_performsort(ls.sort);
+		tuplesort_performsort(sb);
+		merge_leaves_and_rows(st, ls.sort, aslot, sb, bslot);
+		tuplesort_end(sb);
+		ExecDropSingleTupleTableSlot(bslot);
+		ExecDropSingleTupleTableSlot(aslot);
+	}
+	if (ls.sort != NULL)
+		tuplesort_end(ls.sort);
+	ExecDropSingleTupleTableSlot(ls.slot);
+	return st;
+}
+
+/*
+ * Whether verify() holds the ledger in memory (load_ledger: faster, about
+ * VERIFY_BYTES_PER_LEAF bytes a leaf) or streams it (bounded memory):
+ * in memory when the log's and the pending records' leaves fit in
+ * consent_ledger.verify_memory (-1: maintenance_work_mem).  Two index
+ * probes and a scan of the pending records' counts; SPI connected.
+ */
+#define VERIFY_BYTES_PER_LEAF 160
+
+static bool
+verify_in_memory(ClLedgerInfo *info)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(info->ledger_id)};
+	bool		isnull;
+	int64		leaves = 0;
+	int64		limit_kb = cl_verify_memory_kb >= 0 ? cl_verify_memory_kb : maintenance_work_mem;
+
+	if (limit_kb == 0)
+		return false;
+	if (SPI_execute_with_args("SELECT (SELECT first_leaf OPERATOR(pg_catalog.+) nleaves FROM consent_ledger.log "
+							  "       WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY first_leaf DESC LIMIT 1), "
+							  "(SELECT pg_catalog.sum(nleaves) FROM consent_ledger.pending "
+							  "  WHERE ledger_id OPERATOR(pg_catalog.=) $1)::pg_catalog.int8",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.log");
+	for (int k = 1; k <= 2; k++)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, k, &isnull);
+
+		if (!isnull)
+			leaves += DatumGetInt64(d);
+	}
+	return leaves <= limit_kb * 1024 / VERIFY_BYTES_PER_LEAF;
 }
 
 /*
@@ -997,7 +1857,10 @@ verify_one(void *arg)
 	LedgerState *st;
 	Oid			relation;
 
-	st = load_ledger(info, true);
+	if (verify_in_memory(info))
+		st = load_ledger(info, true);
+	else
+		st = verify_ledger_streamed(info);
 	relation = ledger_regclass(st->info);
 	v->values[0] = ObjectIdGetDatum(relation);
 	v->nulls[0] = !OidIsValid(relation);
@@ -1548,67 +2411,123 @@ latest_size(LedgerState *st)
 	return ((Checkpoint *) llast(st->checkpoints))->size;
 }
 
-static void
-check_size(LedgerState *st, int64 size, const char *what)
+/*
+ * The tree size of a ledger's latest checkpoint, read from its signed note
+ * (0 when it has none, or the note does not parse: verify() reports that).
+ * One index probe; SPI connected.
+ */
+static uint64
+latest_checkpoint_size(ClLedgerInfo *info)
 {
-	if (size < 0 || (uint64) size > latest_size(st))
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(info->ledger_id)};
+	bool		isnull;
+	char	   *note;
+	cl_checkpoint cp;
+	const char *err;
+
+	if (SPI_execute_with_args("SELECT note FROM consent_ledger.checkpoints "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	if (SPI_processed == 0)
+		return 0;
+	note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
+		return 0;
+	return cp.size;
+}
+
+static void
+check_proof_size(ClLedgerInfo *info, uint64 latest, int64 size, const char *what)
+{
+	if (size < 0 || (uint64) size > latest)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s " INT64_FORMAT " is out of range", what, size),
 				 errdetail("The latest checkpoint of \"%s\" covers " UINT64_FORMAT " leaves.",
-						   ledger_name(st->info), latest_size(st)),
+						   ledger_name(info), latest),
 				 errhint("Call consent_ledger.seal() to seal committed rows first.")));
 }
 
-/* consent_ledger.inclusion_proof(relation, leaf [, tree_size]) RETURNS jsonb */
+static void
+proof_stats(ClTreeReader *reader, const char *what)
+{
+	uint64		queries;
+	uint64		recomputed;
+
+	cl_tree_reader_stats(reader, &queries, &recomputed);
+	ereport(DEBUG1,
+			(errmsg_internal("consent_ledger %s: " UINT64_FORMAT " queries of stored hashes, " UINT64_FORMAT " missing nodes recomputed, %zu bytes allocated in the backend",
+							 what, queries, recomputed,
+							 MemoryContextMemAllocated(TopMemoryContext, true))));
+}
+
+/*
+ * consent_ledger.inclusion_proof(relation, leaf [, tree_size]) RETURNS jsonb
+ *
+ * From the stored subtree hashes (tiles.c): O(log n) of them, read in about
+ * two queries per level of 256, whatever the ledger's size.  The root is
+ * computed from the same stored hashes; a client checks the path against
+ * the root of a signed checkpoint, which a wrong stored hash cannot reach.
+ */
 Datum
 cl_sql_inclusion_proof(PG_FUNCTION_ARGS)
 {
 	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
 	int64		leaf = PG_GETARG_INT64(1);
 	int64		size;
-	LedgerState *st;
+	uint64		latest;
+	ClTreeReader *reader;
 	cl_hash		path[CL_MAX_PROOF + 1];
 	cl_hash		root;
+	cl_hash		leaf_hash;
 	int			n;
 	StringInfoData buf;
 	MemoryContext outer = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	st = load_ledger(info, false);
-	size = PG_NARGS() > 2 ? PG_GETARG_INT64(2) : (int64) latest_size(st);
-	check_size(st, size, "tree_size");
+	latest = latest_checkpoint_size(info);
+	size = PG_NARGS() > 2 ? PG_GETARG_INT64(2) : (int64) latest;
+	check_proof_size(info, latest, size, "tree_size");
 	if (leaf < 0 || leaf >= size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("leaf " INT64_FORMAT " is out of range for tree size " INT64_FORMAT, leaf, size),
 				 errhint("Leaves are numbered from 0 to tree_size - 1.")));
-	n = cl_inclusion_proof((const cl_hash *) st->expected, (uint64) size, (uint64) leaf, path);
+	reader = cl_tree_reader_create(info->ledger_id, true);
+	n = cl_inclusion_proof_from(cl_tree_range, reader, (uint64) size, (uint64) leaf, path);
 	if (n < 0)
 		elog(ERROR, "could not build inclusion proof");
-	cl_merkle_root((const cl_hash *) st->expected, (uint64) size, root);
+	cl_tree_range(reader, 0, (uint64) size, root);
+	cl_tree_leaf(reader, (uint64) leaf, leaf_hash);
+	proof_stats(reader, "inclusion proof");
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\": \"inclusion\", \"origin\": ");
 	escape_json(&buf, info->origin);
 	appendStringInfo(&buf, ", \"leaf_index\": " INT64_FORMAT ", \"tree_size\": " INT64_FORMAT, leaf, size);
-	append_json_b64(&buf, "leaf_hash", st->expected[leaf], CL_HASH_LEN, true);
+	append_json_b64(&buf, "leaf_hash", leaf_hash, CL_HASH_LEN, true);
 	append_json_b64(&buf, "root_hash", root, CL_HASH_LEN, true);
 	append_json_path(&buf, path, n);
 	appendStringInfoChar(&buf, '}');
-	release_ledger(st);
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
-/* consent_ledger.consistency_proof(relation, old_size, new_size) RETURNS jsonb */
+/*
+ * consent_ledger.consistency_proof(relation, old_size, new_size) RETURNS jsonb
+ *
+ * From the stored subtree hashes, like inclusion_proof().
+ */
 Datum
 cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 {
 	ClLedgerInfo *info = ledger_or_error(PG_GETARG_OID(0));
 	int64		old_size = PG_GETARG_INT64(1);
 	int64		new_size = PG_GETARG_INT64(2);
-	LedgerState *st;
+	uint64		latest;
+	ClTreeReader *reader;
 	cl_hash		path[CL_MAX_PROOF + 1];
 	cl_hash		r1,
 				r2;
@@ -1618,19 +2537,21 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	st = load_ledger(info, false);
-	check_size(st, new_size, "new_size");
+	latest = latest_checkpoint_size(info);
+	check_proof_size(info, latest, new_size, "new_size");
 	if (old_size < 1 || old_size > new_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("old_size " INT64_FORMAT " is out of range for new_size " INT64_FORMAT,
 						old_size, new_size),
 				 errhint("old_size must be between 1 and new_size.")));
-	n = cl_consistency_proof((const cl_hash *) st->expected, (uint64) old_size, (uint64) new_size, path);
+	reader = cl_tree_reader_create(info->ledger_id, true);
+	n = cl_consistency_proof_from(cl_tree_range, reader, (uint64) old_size, (uint64) new_size, path);
 	if (n < 0)
 		elog(ERROR, "could not build consistency proof");
-	cl_merkle_root((const cl_hash *) st->expected, (uint64) old_size, r1);
-	cl_merkle_root((const cl_hash *) st->expected, (uint64) new_size, r2);
+	cl_tree_range(reader, 0, (uint64) old_size, r1);
+	cl_tree_range(reader, 0, (uint64) new_size, r2);
+	proof_stats(reader, "consistency proof");
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\": \"consistency\", \"origin\": ");
@@ -1641,7 +2562,6 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 	append_json_b64(&buf, "new_root", r2, CL_HASH_LEN, true);
 	append_json_path(&buf, path, n);
 	appendStringInfoChar(&buf, '}');
-	release_ledger(st);
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
@@ -1840,7 +2760,123 @@ cl_export(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* consent_ledger.leaf_data(relation, leaf) RETURNS bytea: a leaf's canonical bytes */
+/*
+ * The stamp (transaction, ordinal) of sealed leaf pos, read from the one
+ * log row that holds it; false when pos is not sealed (*nsealed is then
+ * the number of sealed leaves).  Two index probes; SPI connected.
+ */
+static bool
+sealed_stamp(ClLedgerInfo *info, uint64 pos, int64 *txn, int32 *ord, uint64 *nsealed)
+{
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		vals[2] = {Int32GetDatum(info->ledger_id), Int64GetDatum((int64) pos)};
+	HeapTuple	t;
+	TupleDesc	d;
+	bool		isnull;
+	int64		first;
+	int32		n;
+	ArrayType  *txns;
+	ArrayType  *ords;
+	ArrayType  *counts;
+	int			nrec;
+	uint64		at;
+
+	if (SPI_execute_with_args("SELECT first_leaf OPERATOR(pg_catalog.+) nleaves FROM consent_ledger.log "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY first_leaf DESC LIMIT 1",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.log");
+	*nsealed = SPI_processed == 0 ? 0 :
+		(uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (pos >= *nsealed)
+		return false;
+	if (SPI_execute_with_args("SELECT first_leaf, nleaves, txns, first_ords, counts FROM consent_ledger.log "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND first_leaf OPERATOR(pg_catalog.<=) $2 "
+							  "ORDER BY first_leaf DESC LIMIT 1",
+							  2, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.log");
+	if (SPI_processed != 1)
+		goto corrupt;
+	t = SPI_tuptable->vals[0];
+	d = SPI_tuptable->tupdesc;
+	first = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+	n = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+	txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
+	ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 4, &isnull));
+	counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
+	nrec = ArrayGetNItems(ARR_NDIM(txns), ARR_DIMS(txns));
+	if (first < 0 || pos >= (uint64) first + (uint64) Max(n, 0) ||
+		ARR_ELEMTYPE(txns) != INT8OID || ARR_ELEMTYPE(ords) != INT4OID ||
+		ARR_ELEMTYPE(counts) != INT4OID ||
+		ARR_HASNULL(txns) || ARR_HASNULL(ords) || ARR_HASNULL(counts) ||
+		ArrayGetNItems(ARR_NDIM(ords), ARR_DIMS(ords)) != nrec ||
+		ArrayGetNItems(ARR_NDIM(counts), ARR_DIMS(counts)) != nrec)
+		goto corrupt;
+	at = (uint64) first;
+	for (int k = 0; k < nrec; k++)
+	{
+		int32		c = ((int32 *) ARR_DATA_PTR(counts))[k];
+
+		if (c <= 0)
+			goto corrupt;
+		if (pos < at + (uint64) c)
+		{
+			*txn = ((int64 *) ARR_DATA_PTR(txns))[k];
+			*ord = ((int32 *) ARR_DATA_PTR(ords))[k] + (int32) (pos - at);
+			return true;
+		}
+		at += (uint64) c;
+	}
+corrupt:
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("the log of ledger \"%s\" is corrupted at leaf " UINT64_FORMAT, ledger_name(info), pos),
+			 errhint("Run consent_ledger.verify() on the ledger.")));
+	return false;				/* keep the compiler quiet */
+}
+
+/*
+ * The canonical bytes of the row stamped (txn, ord), found by a heap scan
+ * that stops at the first match: O(1) memory whatever the ledger's size.
+ */
+static bytea *
+encode_stamped_row(Relation rel, ClLedgerInfo *info, int64 txn, int32 ord, uint64 pos)
+{
+	ScanKeyData keys[2];
+	TableScanDesc scan;
+	HeapTuple	tup;
+	ClRowEncoder *enc;
+	StringInfoData buf;
+	bytea	   *result = NULL;
+
+	ScanKeyInit(&keys[0], info->txn_attnum, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(txn));
+	ScanKeyInit(&keys[1], info->ord_attnum, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(ord));
+	enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, CurrentMemoryContext);
+	initStringInfo(&buf);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 2, keys);
+	if ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		cl_encode_row(enc, tup, txn, ord, &buf);
+		result = SPI_palloc(VARHDRSZ + buf.len);
+		SET_VARSIZE(result, VARHDRSZ + buf.len);
+		memcpy(VARDATA(result), buf.data, buf.len);
+	}
+	table_endscan(scan);
+	cl_encoder_free(enc);
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ledger \"%s\" has no row at leaf " UINT64_FORMAT,
+						RelationGetRelationName(rel), pos),
+				 errhint("Run consent_ledger.verify() on the ledger.")));
+	return result;
+}
+
+/*
+ * consent_ledger.leaf_data(relation, leaf) RETURNS bytea: a leaf's
+ * canonical bytes.  A sealed leaf's stamp comes from the one log row that
+ * holds it, its row from a heap scan that stops at the match; only a
+ * pending leaf (not yet in the log) reads the pending records.
+ */
 Datum
 cl_leaf_data(PG_FUNCTION_ARGS)
 {
@@ -1852,10 +2888,33 @@ cl_leaf_data(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 	bytea	   *result;
 	uint64		total;
+	uint64		nsealed;
+	int64		txn;
+	int32		ord;
 	void	   *read = begin_row_read(info, "leaf_data()");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (leaf >= 0 && sealed_stamp(info, (uint64) leaf, &txn, &ord, &nsealed))
+	{
+		ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+		TableState	ts;
+		Relation	rel;
+
+		if (fresh != NULL)
+			info = fresh;
+		table_state(info, &ts);
+		info->txn_attnum = ts.txn_attnum;
+		info->ord_attnum = ts.ord_attnum;
+		rel = table_open(info->relid, AccessShareLock);
+		result = encode_stamped_row(rel, info, txn, ord, (uint64) leaf);
+		table_close(rel, AccessShareLock);
+		SPI_finish();
+		cl_audit_copy_end(read, 1);
+		PG_RETURN_BYTEA_P(result);
+	}
+
+	/* a pending leaf, or out of range */
 	st = load_ledger(info, false);
 	total = st->nsealed + st->npending;
 	if (leaf < 0 || (uint64) leaf >= total)

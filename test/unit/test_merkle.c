@@ -34,6 +34,7 @@
 #include <sodium.h>
 
 #include "merkle.h"
+#include "sha256.h"
 
 /* ---------------------------------------------------------------------
  * Minimal TAP harness
@@ -1673,6 +1674,111 @@ test_larger(void)
 	}
 }
 
+/* ---------------------------------------------------------------------
+ * Proofs from stored subtree hashes (cl_tree_range_hash, *_proof_from)
+ * ---------------------------------------------------------------------
+ */
+
+/* a store of the complete nodes at heights level * tile_height */
+typedef struct test_store
+{
+	int			tile_height;
+	uint64_t	size;			/* only nodes complete in a tree of size leaves */
+	long		calls;
+	long		bad;			/* requests outside the store's contract */
+} test_store;
+
+static void
+store_hashes(void *ctx, int level, uint64_t first, uint64_t count, cl_hash *out)
+{
+	test_store *st = ctx;
+	uint64_t	span = UINT64_C(1) << (level * st->tile_height);
+
+	st->calls++;
+	if (count == 0 || count >= (UINT64_C(1) << st->tile_height) ||
+		(first % count) != 0 || (first + count) * span > st->size)
+	{
+		st->bad++;
+		return;
+	}
+	for (uint64_t j = 0; j < count; j++)
+		cl_merkle_root((const cl_hash *) big_leaves + (first + j) * span, span, out[j]);
+}
+
+typedef struct test_range_ctx
+{
+	test_store *store;
+} test_range_ctx;
+
+static void
+store_range_hash(void *ctx, uint64_t lo, uint64_t hi, cl_hash out)
+{
+	test_store *st = ctx;
+
+	cl_tree_range_hash(store_hashes, st, st->tile_height, lo, hi, out);
+}
+
+static void
+test_stored_hash_proofs(void)
+{
+	for (int th = 1; th <= 3; th++)
+	{
+		long		mismatches = 0;
+		long		bad = 0;
+		long		maxcalls = 0;
+
+		for (uint64_t n = 1; n <= 300; n++)
+		{
+			test_store	st = {th, n, 0, 0};
+			cl_hash		want[CL_MAX_PROOF];
+			cl_hash		got[CL_MAX_PROOF];
+			cl_hash		r1,
+						r2;
+
+			cl_merkle_root((const cl_hash *) big_leaves, n, r1);
+			store_range_hash(&st, 0, n, r2);
+			mismatches += !heq(r1, r2);
+			for (uint64_t i = 0; i < n; i++)
+			{
+				int			a = cl_inclusion_proof((const cl_hash *) big_leaves, n, i, want);
+				int			b;
+
+				st.calls = 0;
+				b = cl_inclusion_proof_from(store_range_hash, &st, n, i, got);
+				if (a != b || memcmp(want, got, (size_t) (a > 0 ? a : 0) * CL_HASH_LEN) != 0)
+					mismatches++;
+				if (st.calls > maxcalls)
+					maxcalls = st.calls;
+			}
+			for (uint64_t o = 1; o <= n; o++)
+			{
+				int			a = cl_consistency_proof((const cl_hash *) big_leaves, o, n, want);
+				int			b = cl_consistency_proof_from(store_range_hash, &st, o, n, got);
+
+				if (a != b || memcmp(want, got, (size_t) (a > 0 ? a : 0) * CL_HASH_LEN) != 0)
+					mismatches++;
+			}
+			bad += st.bad;
+		}
+		check(mismatches == 0 && bad == 0,
+			  "tile height %d: roots, inclusion and consistency proofs from stored subtree hashes equal the ones from the leaves (n = 1..300, every index and old size)",
+			  th);
+		/* O(log n) reads: at most two per proof level (a sibling may be a right edge) */
+		check(maxcalls <= 2 * 9,
+			  "tile height %d: an inclusion proof asks the store at most %d times (asked %ld)",
+			  th, 2 * 9, maxcalls);
+	}
+	{
+		cl_hash		e1,
+					e2;
+		test_store	st = {8, 0, 0, 0};
+
+		cl_sha256(NULL, 0, e1);
+		cl_tree_range_hash(store_hashes, &st, 8, 5, 5, e2);
+		check(heq(e1, e2) && st.calls == 0, "cl_tree_range_hash of the empty range is SHA-256(\"\") and reads nothing");
+	}
+}
+
 int
 main(void)
 {
@@ -1693,6 +1799,7 @@ main(void)
 	test_huge_sizes();
 	test_frontier();
 	test_larger();
+	test_stored_hash_proofs();
 
 	printf("1..%d\n", ntests);
 	for (i = 0; i < ntests; i++)
