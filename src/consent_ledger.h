@@ -220,6 +220,10 @@ extern void cl_run_as_owner(const char *sql, Oid owner);
 /* consent.c: the consent registry */
 extern Oid	cl_consent_events_relid(bool create);
 extern void cl_consent_init(void);
+extern void cl_consent_recorded(int64 event_id);
+
+/* record.c: recording consent, one event, set-wise and in bulk */
+extern void cl_record_init(void);
 
 /* policy.c: consent enforcement */
 extern char *cl_purpose;
