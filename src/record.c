@@ -231,19 +231,33 @@ check_purpose(const char *purpose)
 	Datum		vals[1];
 	bool		found;
 	size_t		len = strlen(purpose);
+	Oid			save_userid;
+	int			save_sec;
 
 	if (rec.purposes != NULL && len < NAMEDATALEN &&
 		hash_search(rec.purposes, purpose, HASH_FIND, NULL) != NULL)
 		return;
 
+	/* as the extension's owner, like the SECURITY DEFINER functions did */
 	vals[0] = CStringGetTextDatum(purpose);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.purposes WHERE purpose OPERATOR(pg_catalog.=) $1",
-							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read consent_ledger.purposes");
-	found = SPI_processed > 0;
-	SPI_finish();
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(rec.ready ? rec.owner : cl_extension_owner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.purposes WHERE purpose OPERATOR(pg_catalog.=) $1",
+								  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read consent_ledger.purposes");
+		found = SPI_processed > 0;
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
