@@ -13,7 +13,7 @@
  * in bulk").  grant_consent() and withdraw_consent() -- text, bigint,
  * integer and uuid subjects -- are C functions (src/record.c) with the
  * same checks, errors and ordering as the PL/pgSQL ones they replace,
- * about 20 times faster set-wise.  CREATE OR REPLACE keeps their
+ * about ten times faster set-wise.  CREATE OR REPLACE keeps their
  * signatures and privileges (EXECUTE by consent_ledger_recorder and
  * consent_ledger_admin).  They are no longer SECURITY DEFINER: the C code
  * inserts as the extension's owner itself and depends on no search_path.
