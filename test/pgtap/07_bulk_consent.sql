@@ -11,7 +11,7 @@
 -- Runs in one transaction that is rolled back.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(54);
+SELECT plan(56);
 
 CREATE ROLE cl07_recorder NOLOGIN IN ROLE consent_ledger_recorder;
 CREATE ROLE cl07_auditor NOLOGIN IN ROLE consent_ledger_auditor;
@@ -247,6 +247,25 @@ SELECT set_has($$SELECT subject FROM consent_ledger.consent_events WHERE purpose
 	  UNION ALL SELECT s::text FROM generate_series(1, 3) s
 	  UNION ALL SELECT md5(s::text)::uuid::text FROM generate_series(1, 3) s$$,
 	'... recorded under the subject''s text form');
+
+-- ---------------------------------------------------------------------
+-- An index made between calls in one transaction is maintained: the
+-- recorder keeps its executor state for the transaction and must rebuild
+-- it on the relcache invalidation (bt_index_check with heapallindexed
+-- fails if a row is missing from the index)
+-- ---------------------------------------------------------------------
+SAVEPOINT idx;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+CREATE INDEX cl07_at ON consent_ledger.consent_events (recorded_at, subject);
+SET ROLE cl07_recorder;
+SELECT count(consent_ledger.grant_consent('cl07-i' || g, 'cl07_p')) FROM generate_series(1, 20) g;
+SELECT consent_ledger.withdraw_consent(ARRAY['cl07-i1', 'cl07-i2'], 'cl07_p');
+RESET ROLE;
+SELECT lives_ok($$SELECT bt_index_check('consent_ledger.cl07_at', true)$$,
+	'an index created between calls in the transaction holds every event recorded after it');
+SELECT is((SELECT count(*) FROM consent_ledger.consent_events WHERE subject LIKE 'cl07-i%'), 22::bigint,
+	'... 20 set-wise and 2 bulk events');
+ROLLBACK TO SAVEPOINT idx;
 
 -- ---------------------------------------------------------------------
 -- Subtransactions
