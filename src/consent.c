@@ -143,17 +143,40 @@ cl_record_begin(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * An event was recorded in this (sub)transaction: publish it when we
+ * commit.  Consecutive events of one subtransaction share an entry (the
+ * highest id), so a bulk load keeps one entry, not one per event.
+ */
+void
+cl_consent_recorded(int64 event_id)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	RecordedEvent *ev;
+	MemoryContext old;
+
+	if (xact_events != NIL)
+	{
+		ev = (RecordedEvent *) llast(xact_events);
+		if (ev->subid == subid)
+		{
+			ev->event_id = Max(ev->event_id, event_id);
+			return;
+		}
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	ev = palloc(sizeof(RecordedEvent));
+	ev->event_id = event_id;
+	ev->subid = subid;
+	xact_events = lappend(xact_events, ev);
+	MemoryContextSwitchTo(old);
+}
+
 /* consent_ledger._record_done(event_id): publish the id when we commit. */
 Datum
 cl_record_done(PG_FUNCTION_ARGS)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	RecordedEvent *ev = palloc(sizeof(RecordedEvent));
-
-	ev->event_id = PG_GETARG_INT64(0);
-	ev->subid = GetCurrentSubTransactionId();
-	xact_events = lappend(xact_events, ev);
-	MemoryContextSwitchTo(old);
+	cl_consent_recorded(PG_GETARG_INT64(0));
 	PG_RETURN_VOID();
 }
 
@@ -234,4 +257,5 @@ cl_consent_init(void)
 {
 	RegisterXactCallback(consent_xact_callback, NULL);
 	RegisterSubXactCallback(consent_subxact_callback, NULL);
+	cl_record_init();
 }

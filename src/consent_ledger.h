@@ -234,6 +234,10 @@ extern List *cl_partition_ledgers(Oid relid);
 /* consent.c: the consent registry */
 extern Oid	cl_consent_events_relid(bool create);
 extern void cl_consent_init(void);
+extern void cl_consent_recorded(int64 event_id);
+
+/* record.c: recording consent, one event, set-wise and in bulk */
+extern void cl_record_init(void);
 
 /* consent_state.c: the server's consent state in shared memory */
 #define CL_CS_MAX_PURPOSES 4096	/* distinct purposes with events, all databases */

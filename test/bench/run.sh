@@ -44,6 +44,17 @@
 #                    trigger is loaded too (default 10k,20k,100k)
 #   --reps N         repetitions per figure (default 3)
 #   --duration S     length of each pgbench run (default 20)
+#   --scale-subjects LIST  subject counts of the scale section (default 1m;
+#                    --quick 100k, --smoke 10k; e.g. 1m,10m): bulk consent
+#                    (set-wise and grant_consent(text[])) vs plain INSERT,
+#                    shared memory named *consent*, a new session's 1st vs
+#                    2nd protected query and its memory growth, the
+#                    parallel (2 workers) protected scan
+#   --scale-ledger LIST    history sizes of the scale section's ledger
+#                    (default 1m; --quick 100k, --smoke 10k; e.g. 10m): a
+#                    seal round of 1k rows vs an empty ledger, inclusion
+#                    proof time and memory, verify memory
+#   --no-scale       skips the scale section; --scale-only runs only it
 #   BENCH_NO_BUILD=1 skips make && make install (use what is installed)
 #   BENCH_KEEP=1     leaves the server running and its directory in place
 #   BENCH_PORT=N     the server's port (default 55800)
@@ -69,6 +80,7 @@ TPCB_SCALE=10
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
 sizes_given=0; alt_given=0; reps_given=0; dur_given=0
+SCALE=yes; SCALE_SUBJECTS=1m; SCALE_LEDGER=1m; ssub_given=0; sled_given=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
@@ -83,6 +95,12 @@ while [ $# -gt 0 ]; do
 	--reps=*) REPS=${1#*=}; reps_given=1 ;;
 	--duration) DURATION=${2:?}; dur_given=1; shift ;;
 	--duration=*) DURATION=${1#*=}; dur_given=1 ;;
+	--scale-subjects) SCALE_SUBJECTS=${2:?}; ssub_given=1; shift ;;
+	--scale-subjects=*) SCALE_SUBJECTS=${1#*=}; ssub_given=1 ;;
+	--scale-ledger) SCALE_LEDGER=${2:?}; sled_given=1; shift ;;
+	--scale-ledger=*) SCALE_LEDGER=${1#*=}; sled_given=1 ;;
+	--no-scale) SCALE=no ;;
+	--scale-only) SCALE=only ;;
 	-h|--help) usage 0 ;;
 	*) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
 	esac
@@ -93,11 +111,15 @@ if [ "$QUICK" = 1 ]; then
 	[ $alt_given = 1 ] || ALT_SIZES="10k,20k"
 	[ $reps_given = 1 ] || REPS=1
 	[ $dur_given = 1 ] || DURATION=10
+	[ $ssub_given = 1 ] || SCALE_SUBJECTS=100k
+	[ $sled_given = 1 ] || SCALE_LEDGER=100k
 elif [ "$QUICK" = 2 ]; then
 	[ $sizes_given = 1 ] || SIZES="10k"
 	[ $alt_given = 1 ] || ALT_SIZES="10k"
 	[ $reps_given = 1 ] || REPS=2
 	[ $dur_given = 1 ] || DURATION=3
+	[ $ssub_given = 1 ] || SCALE_SUBJECTS=10k
+	[ $sled_given = 1 ] || SCALE_LEDGER=10k
 	WH_ROWS=100000
 	WH_SUBJECTS=10000
 	TPCB_SCALE=1
@@ -134,6 +156,8 @@ parse_sizes() {
 SIZE_ROWS=$(parse_sizes "$SIZES")
 ALT_ROWS=$(parse_sizes "$ALT_SIZES")
 ALL_ROWS=$(echo "$SIZE_ROWS $ALT_ROWS" | tr ' ' '\n' | grep . | sort -n -u | tr '\n' ' ')
+SCALE_SUBJECT_ROWS=$(parse_sizes "$SCALE_SUBJECTS")
+SCALE_LEDGER_ROWS=$(parse_sizes "$SCALE_LEDGER")
 in_list() { local x=$1; shift; for y in $*; do [ "$x" = "$y" ] && return 0; done; return 1; }
 STAGE_ROWS=$WH_ROWS
 for n in $ALL_ROWS; do [ "$n" -gt "$STAGE_ROWS" ] && STAGE_ROWS=$n; done
@@ -189,7 +213,13 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
 	fi
 fi
 PGBIN=$(pg_config --bindir)
-[ -f "$(pg_config --pkglibdir)/pgaudit.so" ] || { echo "pgaudit is not installed (postgresql-15-pgaudit)" >&2; exit 1; }
+# (--scale-only needs no pgaudit: only figure 5 does)
+PRELOAD="consent_ledger,pgaudit"
+if [ "$SCALE" = only ]; then
+	PRELOAD="consent_ledger"
+else
+	[ -f "$(pg_config --pkglibdir)/pgaudit.so" ] || { echo "pgaudit is not installed (postgresql-15-pgaudit)" >&2; exit 1; }
+fi
 command -v gnuplot >/dev/null || echo "gnuplot not found: no chart" >&2
 
 # ---------------------------------------------------------------------
@@ -215,7 +245,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 CONF="# consent_ledger benchmark server
-shared_preload_libraries = 'consent_ledger,pgaudit'
+shared_preload_libraries = '$PRELOAD'
 shared_buffers = 1GB
 max_wal_size = 4GB
 checkpoint_timeout = 30min
@@ -262,6 +292,7 @@ mkdir -p "$RES"
 	echo
 	echo "run: seed $SEED, $REPS repetition(s), sizes $(for n in $SIZE_ROWS; do printf '%s ' "$(label "$n")"; done)| alternative sizes $(for n in $ALT_ROWS; do printf '%s ' "$(label "$n")"; done)| pgbench -c $CLIENTS -j $THREADS -T $DURATION$([ "$QUICK" = 1 ] && echo ' | --quick')"
 	echo "warehouse: $WH_ROWS fact rows, $WH_SUBJECTS subjects"
+	echo "scale section: $([ "$SCALE" = no ] && echo 'not run' || echo "subjects $(for n in $SCALE_SUBJECT_ROWS; do printf '%s ' "$(label "$n")"; done)| ledger history $(for n in $SCALE_LEDGER_ROWS; do printf '%s ' "$(label "$n")"; done)$([ "$SCALE" = only ] && echo '| --scale-only')")"
 	echo
 	echo "server configuration (initdb -A trust -E UTF8 --locale=C.UTF-8, then appended to its postgresql.conf;"
 	echo "everything else is PostgreSQL 15's default):"
@@ -823,7 +854,7 @@ fig_memory() {
 check_integrity() {
 	phase_start "integrity: seal() and verify() of every ledger the run wrote"
 	local db res
-	for db in bench ins_ours bulk_ours tpcb_ours; do
+	for db in bench ins_ours bulk_ours tpcb_ours sc_ours sc_alt sl_empty sl_hist; do
 		q postgres postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 || continue
 		q $db postgres -c "SELECT consent_ledger.seal()" >/dev/null
 		res=$(q $db postgres -c "SET client_min_messages = warning" \
@@ -838,13 +869,286 @@ check_integrity() {
 	phase_end
 }
 
-setup_warehouse
-figure fig_insert
-figure fig_bulk
-figure fig_verify
-figure fig_select
-figure fig_tpcb
-figure fig_memory
+# ---------------------------------------------------------------------
+# Scale section (issue #12 item 5, SPEC §8 rows "1M and 10M subjects",
+# "bulk consent", "10M-row ledger").  Written against the SQL interface
+# only (grant_consent, seal(), inclusion_proof(), verify(),
+# pg_shmem_allocations, pg_backend_memory_contexts) so that it measures
+# whatever implementation of shared consent state, sealing and proofs is
+# installed.  Sizes: --scale-subjects, --scale-ledger.
+# ---------------------------------------------------------------------
+# mem_probe: SQL printing "contexts|vmhwm_kb|rssshmem_kb" of this backend
+# (pg_read_file of /proc: superuser sessions only)
+MEM_PROBE="SELECT (SELECT sum(total_bytes) FROM pg_backend_memory_contexts) || '|' ||
+  coalesce(substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') from 'VmHWM:\\s+([0-9]+)'), '0') || '|' ||
+  coalesce(substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') from 'RssShmem:\\s+([0-9]+)'), '0')"
+
+# judge ID OK TEXT: a figure with an absolute target (no baseline ratio)
+judge() { if [ "$2" = 1 ]; then val "$1" met "yes ($3)"; else val "$1" met "NO ($3)"; fi; }
+
+scale_roles() {
+	q postgres postgres >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'scale_analyst') THEN
+		CREATE ROLE scale_analyst LOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'scale_admin') THEN
+		CREATE ROLE scale_admin LOGIN IN ROLE consent_ledger_admin;
+	END IF;
+END $$;
+SQL
+}
+
+# Bulk consent (N events) and N-subject consent state.  Sides, each in a
+# database of its own, fresh every repetition:
+#   base  INSERT ... SELECT of the same N events (nextval, clock_timestamp(),
+#         session_user) into an ordinary table with the consent ledger's
+#         columns, constraints and indexes (primary key, (subject, purpose,
+#         event_id))
+#   ours  SELECT count(grant_consent(g, 'analytics')) FROM generate_series:
+#         set-wise, bigint subjects (row scale_consent_set_N)
+#   alt   SELECT grant_consent(array_agg(g::text), 'analytics'): the bulk
+#         path (row scale_consent_bulk_N, its ours side)
+# The ratio is recording only; the seal() that follows is in the notes.
+fig_scale_subjects() {
+	local n=$1 lab r side t db id_set id_bulk v tset tbulk tbase
+	lab=$(label "$n")
+	phase_start "scale: $lab subjects (bulk consent, shared state, first query, memory, parallel scan)"
+	id_set="scale_consent_set_$n"; id_bulk="scale_consent_bulk_$n"
+	row $id_set "bulk consent, set-wise grant_consent()" "$lab events" s le 5 "" "consent set-wise $lab"
+	row $id_bulk "bulk consent, grant_consent(text[])" "$lab events" s le 5 "" "consent bulk $lab"
+	local cols="event_id bigint PRIMARY KEY, subject text NOT NULL, purpose text NOT NULL,
+		action text NOT NULL CHECK (action = ANY (ARRAY['grant', 'withdraw'])), expires_at timestamptz,
+		evidence jsonb, recorded_at timestamptz NOT NULL, recorded_by text NOT NULL"
+	for r in $(seq "$REPS"); do
+		printf '  consent %s rep %s:' "$lab" "$r"
+		for side in $(order "$r" base ours alt); do
+			db="sc_${side}"
+			case $side in
+			base)
+				db_with $db
+				q $db postgres -c "CREATE SEQUENCE ev_seq" -c "CREATE TABLE ev ($cols)" \
+					-c "CREATE INDEX ON ev (subject, purpose, event_id)" -c "CHECKPOINT" >/dev/null
+				t=$(timed $db postgres "" "INSERT INTO ev SELECT nextval('ev_seq'), g::text, 'analytics', 'grant', NULL, NULL,
+					clock_timestamp(), session_user FROM generate_series(1, $n) g;" \
+					"(SELECT count(*) FROM ev) = $n")
+				tbase=${t%|*} ;;
+			ours|alt)
+				db_with $db consent_ledger
+				# the consent ledger exists before the timed load (made by the first grant)
+				q $db postgres -c "SELECT consent_ledger.define_purpose('analytics', 'scale benchmark')" \
+					-c "SELECT consent_ledger.grant_consent('warm-up', 'analytics')" \
+					-c "SELECT consent_ledger.seal()" -c "CHECKPOINT" >/dev/null
+				if [ $side = ours ]; then
+					t=$(timed $db postgres "" "SELECT count(consent_ledger.grant_consent(g::bigint, 'analytics')) FROM generate_series(1, $n) g;" \
+						"(SELECT count(*) FROM consent_ledger.consent_events) = $n + 1")
+					tset=${t%|*}
+				else
+					t=$(timed $db postgres "" "SELECT consent_ledger.grant_consent(array_agg(g::text), 'analytics') FROM generate_series(1, $n) g;" \
+						"(SELECT count(*) FROM consent_ledger.consent_events) = $n + 1")
+					tbulk=${t%|*}
+				fi
+				v=$(timed $db postgres "" "SELECT consent_ledger.seal();")
+				note "scale $lab rep $r: seal() after the $side consent load took $v s" ;;
+			esac
+			[ "${t#*|}" = t ] || invalid "$([ $side = alt ] && echo $id_bulk || echo $id_set)" "$side side did not record $n events (rep $r)"
+			printf ' %s %s s' "$side" "${t%|*}"
+		done
+		val $id_set base "$tbase" "$r"; val $id_set ours "$tset" "$r"
+		val $id_bulk base "$tbase" "$r"; val $id_bulk ours "$tbulk" "$r"
+		echo
+	done
+	note "scale $lab: bulk consent rates: plain INSERT $(awk -v n=$n -v t=$tbase 'BEGIN{printf "%.0f", n/t}')/s, set-wise $(awk -v n=$n -v t=$tset 'BEGIN{printf "%.0f", n/t}')/s, bulk $(awk -v n=$n -v t=$tbulk 'BEGIN{printf "%.0f", n/t}')/s (last repetition)"
+
+	# the set-wise database now holds N subjects with consent: protect a fact
+	# table over them (fact rows: max(N, 1M) capped at the warehouse size)
+	local rows=$WH_ROWS db=sc_ours expected
+	scale_roles
+	q $db postgres >/dev/null <<SQL
+SET client_min_messages = warning;
+SELECT setseed($SEED_FLOAT);
+CREATE TABLE f_plain AS SELECT g::bigint AS id, (1 + floor(random() * $n))::bigint AS subject_id,
+	round((random() * 1000)::numeric, 2)::numeric(12,2) AS amount FROM generate_series(1, $rows) g;
+CREATE TABLE f_prot AS SELECT * FROM f_plain;
+GRANT SELECT ON f_plain, f_prot TO scale_analyst, scale_admin;
+GRANT SELECT ON pg_backend_memory_contexts TO scale_analyst;
+GRANT EXECUTE ON FUNCTION pg_get_backend_memory_contexts() TO scale_analyst;
+SELECT consent_ledger.authorize_purpose('scale_analyst', 'analytics');
+SELECT consent_ledger.authorize_purpose('scale_admin', 'analytics');
+SELECT consent_ledger.protect('f_prot', 'subject_id');
+VACUUM ANALYZE f_plain, f_prot;
+SQL
+	expected=$(q $db postgres -c "SELECT count(*) || '|' || sum(amount) FROM f_plain")
+
+	# new session: first vs second protected query, and its memory growth
+	local id_first="scale_first_$n" id_mem="scale_mem_$n" res t1 t2 m0 m1 growth
+	row $id_first "new session: 1st protected query vs 2nd" "$lab subjects" s le 2 "" "1st query $lab"
+	row $id_mem "new session: memory growth after 1st protected query" "$lab subjects" bytes info ""
+	for r in $(seq "$REPS"); do
+		res=$(q $db scale_analyst <<SQL
+SET client_min_messages = warning;
+SET consent_ledger.purpose = 'analytics';
+SELECT sum(total_bytes) AS m0 FROM pg_backend_memory_contexts \gset
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT count(*) AS n1, sum(amount) AS s1 FROM f_prot \gset
+SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
+SELECT count(*) AS n2, sum(amount) AS s2 FROM f_prot \gset
+SELECT extract(epoch FROM clock_timestamp()) AS t2 \gset
+SELECT sum(total_bytes) AS m1 FROM pg_backend_memory_contexts \gset
+SELECT round(:t1 - :t0, 6) || '|' || round(:t2 - :t1, 6) || '|' || :m0 || '|' || :m1 || '|' ||
+	((:'n1' || '|' || :'s1') = '$expected' AND (:'n2' || '|' || :'s2') = '$expected') || '|' || :'n1' || '|' || :'s1';
+SQL
+		)
+		IFS='|' read -r t1 t2 m0 m1 v _ <<<"$(echo "$res" | tail -n1)"
+		val $id_first base "$t2" "$r"; val $id_first ours "$t1" "$r"
+		val $id_mem base "$m0" "$r"; val $id_mem ours "$m1" "$r"
+		growth=$((m1 - m0))
+		printf '  %s rep %s: 1st %s s, 2nd %s s, memory %s -> %s bytes\n' "$lab" "$r" "$t1" "$t2" "$m0" "$m1"
+		[ "$v" = true ] || invalid $id_first "the protected reads did not return every consenting subject's rows (rep $r: $(echo "$res" | tail -n1), expected $expected)"
+	done
+	judge $id_mem $([ "$growth" -le $((8 * 1048576)) ] && echo 1 || echo 0) "$(awk -v g=$growth 'BEGIN{printf "%.1f MiB", g/1048576}') growth, target <= 8 MiB"
+
+	# shared memory used by consent state (after the reads above loaded it)
+	local shm names
+	shm=$(q $db postgres -c "SELECT coalesce(sum(allocated_size), 0) FROM pg_shmem_allocations WHERE name ILIKE '%consent%'")
+	names=$(q $db postgres -c "SELECT coalesce(string_agg(name || ' ' || allocated_size, ', ' ORDER BY name), '') FROM pg_shmem_allocations WHERE name ILIKE '%consent%'")
+	row "scale_shm_$n" "shared memory named *consent* (pg_shmem_allocations)" "$lab subjects" bytes info ""
+	val "scale_shm_$n" ours "$shm"
+	note "scale $lab: pg_shmem_allocations *consent*: ${names:-none} (= $(awk -v s=$shm -v n=$n 'BEGIN{printf "%.1f", s/n}') bytes per subject if all of it were consent state; the 1.2 segment \"consent_ledger\" is the sealer/audit state only, of fixed size); DSA/DSM memory is not listed there"
+
+	# parallel protected scan (2 workers) vs the same on the plain table
+	local id_par="scale_par_$n" w tab
+	local par="SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;"
+	row $id_par "protected scan, 2 parallel workers" "$lab subjects" s le 1.3 "" "parallel $lab"
+	for r in $(seq "$REPS"); do
+		printf '  parallel %s rep %s:' "$lab" "$r"
+		for side in $(order "$r" base ours); do
+			tab=$([ $side = base ] && echo f_plain || echo f_prot)
+			res=$(timed $db scale_analyst "$par SET consent_ledger.purpose = 'analytics'; SELECT count(*), sum(amount) FROM $tab;" \
+				"SELECT count(*) AS n, sum(amount) AS s FROM $tab \gset" ":'n' || '|' || :'s'")
+			val $id_par $side "${res%%|*}" "$r"
+			printf ' %s %s s' "$tab" "${res%%|*}"
+			[ "${res#*|}" = "$expected" ] || invalid $id_par "$tab returned ${res#*|}, expected $expected (rep $r)"
+		done
+		echo
+	done
+	for tab in f_plain f_prot; do
+		w=$(q $db scale_admin <<SQL | sed -n 's/.*Workers Launched: \([0-9]*\).*/\1/p' | head -n1
+$par SET consent_ledger.purpose = 'analytics';
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT count(*), sum(amount) FROM $tab;
+SQL
+		)
+		[ "${w:-0}" = 2 ] || invalid $id_par "$tab launched ${w:-0} parallel workers, not 2"
+	done
+	phase_end
+}
+
+# A ledger with H rows of history vs an empty one: a sealing round for 1k
+# new rows, an inclusion proof, verify's memory.
+fig_scale_ledger() {
+	local h=$1 lab r side db t v res id_seal id_pt id_pm id_vm before after
+	lab=$(label "$h")
+	phase_start "scale: ledger with $lab rows of history (seal round, inclusion proof, verify memory)"
+	local cols="id bigserial PRIMARY KEY, subject_id bigint, amount numeric(12,2), note text"
+	db_with sl_empty consent_ledger
+	db_with sl_hist consent_ledger
+	for db in sl_empty sl_hist; do
+		q $db postgres -c "CREATE TABLE lt ($cols)" -c "SELECT consent_ledger.create_ledger('lt')" >/dev/null
+	done
+	t=$(timed sl_hist postgres "" "INSERT INTO lt (subject_id, amount, note) SELECT g % 100000, g % 1000, 'history' FROM generate_series(1, $h) g;")
+	v=$(timed sl_hist postgres "" "SELECT consent_ledger.seal();")
+	note "scale ledger $lab: loading the history took $t s, sealing it $v s"
+	q sl_hist postgres -c "VACUUM ANALYZE lt" -c "CHECKPOINT" >/dev/null
+
+	# 1k rows committed, then seal(): the round that seals them (the sealer
+	# is woken by the commit; seal() waits until it has sealed them)
+	id_seal="scale_seal_$h"
+	row $id_seal "seal round: 1k new rows (insert + seal())" "$lab history" s le 1.5 "" "seal 1k @ $lab"
+	for r in $(seq "$REPS"); do
+		printf '  seal %s rep %s:' "$lab" "$r"
+		for side in $(order "$r" base ours); do
+			db=$([ $side = base ] && echo sl_empty || echo sl_hist)
+			res=$(timed $db postgres "" "INSERT INTO lt (subject_id, amount, note) SELECT g, g, 'round' FROM generate_series(1, 1000) g;
+SELECT consent_ledger.seal();" \
+				"(SELECT pending FROM consent_ledger.verify('lt')) = 0")
+			val $id_seal $side "${res%|*}" "$r"
+			printf ' %s %s s' "$db" "${res%|*}"
+			[ "${res#*|}" = t ] || invalid $id_seal "$db had rows pending after seal() (rep $r)"
+		done
+		echo
+	done
+
+	# inclusion proof of the middle leaf, in a fresh session after one
+	# untimed proof of leaf 0 (library, catalog caches): time, and memory (growth of the backend's contexts, and of its peak RSS
+	# minus the shared memory it mapped meanwhile: an estimate of the peak)
+	id_pt="scale_proof_time_$h"; id_pm="scale_proof_mem_$h"
+	row $id_pt "inclusion proof (after one in the same session)" "$lab rows" s info "" "proof $lab"
+	row $id_pm "inclusion proof: peak private memory (est.)" "$lab rows" bytes info ""
+	local size mid worst_t=0 worst_m=0 pm
+	size=$(q sl_hist postgres -c "SELECT (consent_ledger.checkpoint('lt')->>'size')::bigint" 2>/dev/null || true)
+	[[ "$size" =~ ^[0-9]+$ ]] || size=$h
+	mid=$((size / 2))
+	for r in $(seq "$REPS"); do
+		res=$(q sl_hist postgres <<SQL
+SET client_min_messages = warning;
+SELECT length(consent_ledger.inclusion_proof('lt', 0)::text) > 0 AS warm \gset
+$MEM_PROBE AS before \gset
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT length(consent_ledger.inclusion_proof('lt', $mid)::text) > 0 AS ok \gset
+SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
+$MEM_PROBE AS after \gset
+SELECT round(:t1 - :t0, 6) || '|' || :'before' || '|' || :'after' || '|' || :'ok';
+SQL
+		)
+		res=$(echo "$res" | tail -n1)
+		IFS='|' read -r t c0 h0 s0 c1 h1 s1 v <<<"$res"
+		pm=$(( (h1 - h0 - (s1 - s0)) * 1024 )); [ $pm -lt 0 ] && pm=0
+		[ $((c1 - c0)) -gt $pm ] && pm=$((c1 - c0))
+		val $id_pt ours "$t" "$r"; val $id_pm ours "$pm" "$r"
+		worst_t=$(awk -v a=$worst_t -v b=$t 'BEGIN{print (b > a ? b : a)}'); [ $pm -gt $worst_m ] && worst_m=$pm
+		printf '  proof %s rep %s: %s s, ~%s bytes\n' "$lab" "$r" "$t" "$pm"
+		[ "$v" = t ] || invalid $id_pt "inclusion_proof('lt', $mid) returned nothing (rep $r)"
+	done
+	judge $id_pt $(awk -v t=$worst_t 'BEGIN{print (t <= 0.010 ? 1 : 0)}') "slowest $(awk -v t=$worst_t 'BEGIN{printf "%.1f ms", t*1000}'), target <= 10 ms"
+	judge $id_pm $([ $worst_m -le 1048576 ] && echo 1 || echo 0) "largest $(awk -v m=$worst_m 'BEGIN{printf "%.2f MiB", m/1048576}'), target <= 1 MiB"
+
+	# verify(): time and memory, fresh session
+	id_vm="scale_verify_mem_$h"
+	row $id_vm "verify: peak private memory (est.)" "$lab rows" bytes info ""
+	res=$(q sl_hist postgres <<SQL
+SET client_min_messages = warning;
+$MEM_PROBE AS before \gset
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT valid AS ok FROM consent_ledger.verify('lt') \gset
+SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
+$MEM_PROBE AS after \gset
+SELECT round(:t1 - :t0, 6) || '|' || :'before' || '|' || :'after' || '|' || :'ok';
+SQL
+	)
+	IFS='|' read -r t c0 h0 s0 c1 h1 s1 v <<<"$(echo "$res" | tail -n1)"
+	pm=$(( (h1 - h0 - (s1 - s0)) * 1024 )); [ $pm -lt 0 ] && pm=0
+	[ $((c1 - c0)) -gt $pm ] && pm=$((c1 - c0))
+	val $id_vm ours "$pm"
+	note "scale ledger $lab: verify took $t s, peak private memory ~$(awk -v m=$pm 'BEGIN{printf "%.1f MiB", m/1048576}') (peak RSS growth $(( (h1 - h0) / 1024 )) MiB, of which shared memory mapped $(( (s1 - s0) / 1024 )) MiB)"
+	[ "$v" = t ] || invalid $id_vm "verify('lt') did not say valid"
+	phase_end
+}
+
+if [ "$SCALE" != only ]; then
+	setup_warehouse
+	figure fig_insert
+	figure fig_bulk
+	figure fig_verify
+	figure fig_select
+	figure fig_tpcb
+	figure fig_memory
+fi
+if [ "$SCALE" != no ]; then
+	for n in $SCALE_SUBJECT_ROWS; do figure fig_scale_subjects "$n"; done
+	for n in $SCALE_LEDGER_ROWS; do figure fig_scale_ledger "$n"; done
+fi
 figure check_integrity
 
 # ---------------------------------------------------------------------

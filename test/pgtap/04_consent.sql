@@ -89,8 +89,11 @@ $$, ARRAY['consent_ledger.grant_consent(text,text,timestamp with time zone,jsonb
 		  'consent_ledger.has_consent(text,text,timestamp with time zone)',
 		  'consent_ledger.has_consent(bigint,text,timestamp with time zone)',
 		  'consent_ledger.has_consent(integer,text,timestamp with time zone)',
-		  'consent_ledger.has_consent(uuid,text,timestamp with time zone)'],
-	'grant_consent, withdraw_consent and has_consent exist for text, bigint, integer and uuid subjects');
+		  'consent_ledger.has_consent(uuid,text,timestamp with time zone)',
+		  -- 1.3: the bulk path (README "Recording consent in bulk")
+		  'consent_ledger.grant_consent(text[],text,timestamp with time zone,jsonb)',
+		  'consent_ledger.withdraw_consent(text[],text,jsonb)'],
+	'grant_consent, withdraw_consent and has_consent exist for text, bigint, integer and uuid subjects, and in bulk for text[]');
 SELECT is_empty($$
 	SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
 	 WHERE p.pronamespace = 'consent_ledger'::regnamespace AND p.proname = 'has_consent'
