@@ -103,7 +103,6 @@ REVOKE ALL ON FUNCTION consent_ledger._build_tree_hashes() FROM PUBLIC;
 SELECT consent_ledger._build_tree_hashes();
 DROP FUNCTION consent_ledger._build_tree_hashes();
 
-/*
 /* ---------------------------------------------------------------------
  * Consent recorded in bulk (issue #12 item 2; README "Recording consent
  * in bulk").  grant_consent() and withdraw_consent() -- text, bigint,
