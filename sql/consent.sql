@@ -112,5 +112,18 @@ PREPARE TRANSACTION 'consent_2pc';
 \echo :SQLSTATE
 SELECT count(*) AS carol_events FROM consent_ledger.consent_events WHERE subject = 'carol';
 
+-- events enter the consent ledger only through the recording functions:
+-- a superuser's direct INSERT or COPY is refused (attack review, 1.3: such a
+-- row bumped no commit counter and took no recorder lock, so a committed
+-- withdrawal written that way stayed out of the policy's shared state)
+INSERT INTO consent_ledger.consent_events (subject, purpose, action, recorded_at, recorded_by)
+  VALUES ('alice', 'marketing', 'withdraw', now(), 'superuser');
+\echo :SQLSTATE
+COPY consent_ledger.consent_events (subject, purpose, action, recorded_at, recorded_by) FROM STDIN;
+alice	marketing	withdraw	2026-01-01 00:00:00+00	superuser
+\.
+\echo :SQLSTATE
+SELECT count(*) AS direct_events FROM consent_ledger.consent_events WHERE recorded_by = 'superuser';
+
 ALTER SYSTEM RESET consent_ledger.seal_interval;
 SELECT pg_reload_conf();

@@ -140,6 +140,8 @@ cl_record_begin(PG_FUNCTION_ARGS)
 
 	(void) cl_consent_events_relid(true);
 	cl_lock_extension(CL_LOCK_RECORDER, ExclusiveLock);
+	/* the 1.0-1.2 SQL functions insert next: let the stamp trigger accept it */
+	cl_recording_consent = true;
 	PG_RETURN_VOID();
 }
 
@@ -176,6 +178,7 @@ cl_consent_recorded(int64 event_id)
 Datum
 cl_record_done(PG_FUNCTION_ARGS)
 {
+	cl_recording_consent = false;
 	cl_consent_recorded(PG_GETARG_INT64(0));
 	PG_RETURN_VOID();
 }
@@ -221,6 +224,7 @@ consent_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			xact_events = NIL;
 			xact_purposes_changed = false;
+			cl_recording_consent = false;
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (xact_events != NIL || xact_purposes_changed)

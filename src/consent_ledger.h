@@ -235,6 +235,7 @@ extern List *cl_partition_ledgers(Oid relid);
 extern Oid	cl_consent_events_relid(bool create);
 extern void cl_consent_init(void);
 extern void cl_consent_recorded(int64 event_id);
+extern bool cl_recording_consent;
 
 /* record.c: recording consent, one event, set-wise and in bulk */
 extern void cl_record_init(void);

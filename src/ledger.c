@@ -86,6 +86,7 @@ typedef struct StampCache
 	int32		ledger_id;
 	AttrNumber	txn_attnum;
 	AttrNumber	ord_attnum;
+	bool		consent_ledger; /* consent_ledger.consent_events */
 	/* stored generated columns, computed here in encoding version 2 */
 	int			ngenerated;
 	AttrNumber *gen_attnums;
@@ -489,10 +490,19 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 		cache->ledger_id = info->ledger_id;
 		cache->txn_attnum = info->txn_attnum;
 		cache->ord_attnum = info->ord_attnum;
+		cache->consent_ledger = (cache->relid == cl_consent_events_relid(false));
 		prepare_generated(cache, rel, info->encoding);
 		fcinfo->flinfo->fn_extra = cache;
 		MemoryContextSwitchTo(old);
 	}
+
+	/* events enter the consent ledger only through the recording functions */
+	if (cache->consent_ledger && !cl_recording_consent)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot insert into the consent ledger directly"),
+				 errdetail("Consent events are recorded only by consent_ledger.grant_consent() and withdraw_consent(), which keep event ids in commit order and tell every session's consent checks about them."),
+				 errhint("Call consent_ledger.grant_consent() or consent_ledger.withdraw_consent().")));
 
 	txn = xact_txn_id();
 	x = xact_ledger_get(RelationGetRelid(rel), cache->ledger_id);

@@ -120,6 +120,17 @@ static MemoryContext rec_cxt = NULL;
 static Recorder rec;
 static TimestampTz rec_last_at = 0;	/* recorded_at of the last event */
 
+/*
+ * True only while recorder_insert() inserts an event: the consent ledger's
+ * stamp trigger refuses every other insert (ledger.c).  Readers of the
+ * shared consent state learn of new events from the commit counter that
+ * cl_consent_recorded() bumps, and rely on event ids being taken under the
+ * recorder lock (commit order): a row added any other way -- a superuser's
+ * INSERT or COPY -- would do neither, so the policy could go on ignoring a
+ * committed withdrawal.
+ */
+bool		cl_recording_consent = false;
+
 typedef struct PurposeEntry
 {
 	char		name[NAMEDATALEN];
@@ -463,12 +474,15 @@ recorder_insert(Datum subject, Datum purpose, bool withdraw,
 		SETCOL(COL_RECORDED_BY, rec.recorded_by);
 #undef SETCOL
 		ExecStoreVirtualTuple(slot);
+		cl_recording_consent = true;
 		ExecSimpleRelationInsert(rec.rri, rec.estate, slot);
+		cl_recording_consent = false;
 		ExecClearTuple(slot);
 		MemoryContextSwitchTo(old);
 	}
 	PG_FINALLY();
 	{
+		cl_recording_consent = false;
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
