@@ -55,6 +55,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/execExpr.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -62,6 +63,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
@@ -92,8 +94,6 @@ PG_FUNCTION_INFO_V1(cl_row_hash);
 #define AUDIT_STR_MAX		4096	/* bytes of one string in a record */
 #define ABORT_WAIT_MS		5000	/* longest wait for queue space while aborting */
 
-uint64		cl_rows_withheld = 0;
-
 /* attribute numbers of consent_ledger.audit_log */
 enum
 {
@@ -121,6 +121,7 @@ typedef struct AuditHead
 	int64		withheld;
 	int64		query_id;
 	bool		has_rows;
+	bool		has_withheld;	/* rows_withheld is known (else NULL) */
 	bool		bypassed;
 	bool		has_old;
 	bool		has_new;
@@ -155,7 +156,11 @@ typedef struct AuditTriggerCache
 } AuditTriggerCache;
 static int64 kept_dropped = 0;
 
-/* Protected reads in progress in this backend */
+/*
+ * Protected reads in progress in this backend: one per statement (query
+ * descriptor), with one entry per distinct protected relation or purpose
+ * view it reads, however often the statement refers to it.
+ */
 typedef struct OpenRead
 {
 	QueryDesc  *qd;
@@ -164,18 +169,30 @@ typedef struct OpenRead
 	char	  **relnames;		/* per relation: its qualified name */
 	char	  **purposes;		/* per relation: the purpose in force */
 	char	  **operations;		/* per relation: how it was read */
+	uint64	   *withheld;		/* per relation: rows its consent checks refused */
 	char	   *session_user_name;	/* names resolved at the start: no */
 	char	   *role_name;		/* catalog access when the read aborts */
 	bool		bypassed;
 	bool		wait;			/* rows reach the client: "started" first */
+	bool		fk_check;		/* PostgreSQL's referential-integrity check */
+	bool		withheld_known; /* false once parallel workers took part */
 	SubTransactionId subid;
 	SubTransactionId failed_subid;	/* a run failed there: no ExecutorEnd will come */
-	uint64		withheld_at_start;
-	uint64		rows;
-	int			nesting;
+	uint64		rows;			/* summed over every run (each FETCH of a cursor) */
+	int64		query_id;
 } OpenRead;
 
 static List *open_reads = NIL;	/* in TopMemoryContext */
+
+/*
+ * Foreign-key checks of the current statement, one entry per referenced
+ * relation (OpenRead with qd NULL, rows summed over the checks): PostgreSQL
+ * runs one query per checked row, and the statement gets one record per
+ * relation, written when the top-level statement ends, or at the end of
+ * the transaction for checks that run outside an executor (COPY FROM,
+ * deferred constraints, SET CONSTRAINTS).
+ */
+static List *fk_pending = NIL;	/* in TopMemoryContext */
 
 static uint64 record_read(OpenRead *r, char outcome, bool in_abort);
 
@@ -780,11 +797,13 @@ insert_record(Relation rel, const AuditHead *h, const char *strings)
 	if (h->has_rows && oc != 's')
 	{
 		SETV(A_ROWS, Int64GetDatum(h->rows));
-		SETV(A_WITHHELD, Int64GetDatum(h->withheld));
+		if (h->has_withheld)
+			SETV(A_WITHHELD, Int64GetDatum(h->withheld));
 	}
 	if (h->query_id != 0)
 		SETV(A_QUERY_ID, Int64GetDatum(h->query_id));
-	if (strcmp(str[S_KIND] ? str[S_KIND] : "", "read") == 0)
+	if (strcmp(str[S_KIND] ? str[S_KIND] : "", "read") == 0 ||
+		strcmp(str[S_KIND] ? str[S_KIND] : "", "foreign key check") == 0)
 		SETV(A_BYPASSED, BoolGetDatum(h->bypassed));
 #undef SETS
 #undef SETV
@@ -1234,6 +1253,19 @@ refuse_explain_analyze(Oid relid)
 			 errhint("Use EXPLAIN without ANALYZE, or ask an administrator.")));
 }
 
+/* Whether (relid, operation, purpose) is among the first n entries. */
+static bool
+already_listed(Oid *relids, char **operations, char **purposes, int n,
+			   Oid relid, const char *operation, const char *purpose)
+{
+	for (int i = 0; i < n; i++)
+		if (relids[i] == relid && strcmp(operations[i], operation) == 0 &&
+			(purposes[i] == NULL ? purpose == NULL :
+			 purpose != NULL && strcmp(purposes[i], purpose) == 0))
+			return true;
+	return false;
+}
+
 /*
  * ExecutorStart: note the statement if it reads a protected table or a
  * purpose view, whatever views, functions or rules it passes through.
@@ -1360,6 +1392,14 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			if (purpose == NULL && !fk_check && cl_purpose && cl_purpose[0])
 				purpose = pstrdup(cl_purpose);	/* copied below, with the rest */
 		}
+
+		/*
+		 * One entry per relation read the same way for the same purpose,
+		 * however many times the statement refers to it (a self-join, a
+		 * UNION ALL of a thousand branches): the statement reads it once.
+		 */
+		if (already_listed(relids, operations, purposes, n, rte->relid, operation, purpose))
+			continue;
 		if (n == cap)
 		{
 			cap = Max(4, cap * 2);
@@ -1387,6 +1427,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r->relids = palloc(sizeof(Oid) * n);
 	r->purposes = palloc(sizeof(char *) * n);
 	r->operations = palloc(sizeof(char *) * n);
+	r->withheld = palloc0(sizeof(uint64) * n);
 	for (int i = 0; i < n; i++)
 	{
 		r->relids[i] = relids[i];
@@ -1396,6 +1437,9 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	capture_names(r);
 	r->bypassed = bypassed;
 	r->wait = !fk_check;
+	r->fk_check = fk_check;
+	r->withheld_known = true;
+	r->query_id = (int64) stmt->queryId;
 	/* a foreign-key check runs as the table's owner: name who caused it */
 	if (fk_check)
 	{
@@ -1403,7 +1447,6 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			pfree(r->role_name);
 		r->role_name = MemoryContextStrdup(TopMemoryContext, GetUserNameFromId(GetOuterUserId(), false));
 	}
-	r->withheld_at_start = cl_rows_withheld;
 	r->subid = GetCurrentSubTransactionId();
 	open_reads = lappend(open_reads, r);
 	MemoryContextSwitchTo(old);
@@ -1429,7 +1472,111 @@ find_read(QueryDesc *qd)
 	return NULL;
 }
 
-/* After each ExecutorRun (and when one fails): rows returned so far. */
+/*
+ * Rows withheld, per relation of a read: the refusals counted at every
+ * evaluation site of a policy check (allowed(), view_allows()) in the
+ * quals of the statement's scans (policy.c counts them per site).  A site
+ * in the scan of a protected table counts for that table; a purpose
+ * view's filter counts for the view.  The counters live as long as the
+ * executor state, so the totals cover every run of a cursor or portal.
+ * Refusals counted in parallel workers are not visible here: a plan whose
+ * Gather launched workers leaves rows_withheld unknown (NULL).
+ *
+ * Reads executor state only (no allocation, no catalog access, no
+ * ereport): also called while a failed run's error is being thrown.
+ */
+typedef struct WithheldWalk
+{
+	OpenRead   *r;
+	EState	   *estate;
+} WithheldWalk;
+
+static void
+add_withheld(OpenRead *r, Oid relid, uint64 n)
+{
+	for (int i = 0; i < r->nrels; i++)
+		if (r->relids[i] == relid)
+		{
+			r->withheld[i] += n;
+			return;
+		}
+}
+
+static bool
+withheld_walker(PlanState *ps, void *arg)
+{
+	WithheldWalk *w = arg;
+	Oid			scan_relid = InvalidOid;
+
+	if (ps == NULL)
+		return false;
+	switch (nodeTag(ps->plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+			{
+				Index		scanrelid = ((Scan *) ps->plan)->scanrelid;
+
+				if (scanrelid > 0 && scanrelid <= (Index) w->estate->es_range_table_size)
+					scan_relid = exec_rt_fetch(scanrelid, w->estate)->relid;
+				break;
+			}
+		case T_Gather:
+			if (((GatherState *) ps)->nworkers_launched > 0)
+				w->r->withheld_known = false;
+			break;
+		case T_GatherMerge:
+			if (((GatherMergeState *) ps)->nworkers_launched > 0)
+				w->r->withheld_known = false;
+			break;
+		default:
+			break;
+	}
+	if (ps->qual != NULL && OidIsValid(scan_relid))
+	{
+		ExprState  *q = ps->qual;
+
+		for (int i = 0; i < q->steps_len; i++)
+		{
+			ExprEvalStep *op = &q->steps[i];
+			ExprEvalOp	opcode = ExecEvalStepOp(q, op);
+			uint64		n;
+			Oid			view;
+
+			if (opcode != EEOP_FUNCEXPR && opcode != EEOP_FUNCEXPR_STRICT &&
+				opcode != EEOP_FUNCEXPR_FUSAGE && opcode != EEOP_FUNCEXPR_STRICT_FUSAGE)
+				continue;
+			if (cl_policy_site_refused(op->d.func.finfo, &n, &view))
+				add_withheld(w->r, OidIsValid(view) ? view : scan_relid, n);
+		}
+	}
+	return planstate_tree_walker(ps, withheld_walker, arg);
+}
+
+static void
+collect_withheld(OpenRead *r, QueryDesc *qd)
+{
+	WithheldWalk w;
+
+	if (qd == NULL || qd->planstate == NULL || qd->estate == NULL || r->fk_check)
+		return;
+	for (int i = 0; i < r->nrels; i++)
+		r->withheld[i] = 0;
+	w.r = r;
+	w.estate = qd->estate;
+	(void) withheld_walker(qd->planstate, &w);
+}
+
+/*
+ * After each ExecutorRun (and when one fails): the rows it returned are
+ * added (each FETCH of a cursor is a run of its own), and the rows
+ * withheld so far are taken.
+ */
 void
 cl_audit_executor_progress(QueryDesc *queryDesc)
 {
@@ -1438,7 +1585,8 @@ cl_audit_executor_progress(QueryDesc *queryDesc)
 	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
 		return;
 	if (queryDesc->estate)
-		r->rows = queryDesc->estate->es_processed;
+		r->rows += queryDesc->estate->es_processed;
+	collect_withheld(r, queryDesc);
 }
 
 /*
@@ -1461,7 +1609,8 @@ cl_audit_executor_failed(QueryDesc *queryDesc)
 	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
 		return;
 	if (queryDesc->estate)
-		r->rows = queryDesc->estate->es_processed;
+		r->rows += queryDesc->estate->es_processed;
+	collect_withheld(r, queryDesc);
 	if (r->failed_subid == InvalidSubTransactionId)
 		r->failed_subid = GetCurrentSubTransactionId();
 }
@@ -1471,7 +1620,6 @@ static uint64
 record_read(OpenRead *r, char outcome, bool in_abort)
 {
 	uint64		seq = 0;
-	int64		query_id = r->qd ? (int64) r->qd->plannedstmt->queryId : 0;
 
 	for (int i = 0; i < r->nrels; i++)
 	{
@@ -1479,14 +1627,17 @@ record_read(OpenRead *r, char outcome, bool in_abort)
 		Size		len;
 		char	   *data;
 
-		fill_context(&rec, "read", r->operations ? r->operations[i] : "SELECT",
+		fill_context(&rec, r->fk_check ? "foreign key check" : "read",
+					 r->operations ? r->operations[i] : "SELECT",
 					 r->relids[i], r->relnames ? r->relnames[i] : NULL, r->purposes[i],
 					 r->session_user_name, r->role_name);
 		rec.h.outcome = outcome;
 		rec.h.has_rows = true;
 		rec.h.rows = (int64) r->rows;
-		rec.h.withheld = (int64) (cl_rows_withheld - r->withheld_at_start);
-		rec.h.query_id = query_id;
+		/* a foreign-key check bypasses row-level security: nothing is withheld */
+		rec.h.has_withheld = r->withheld_known && !r->fk_check;
+		rec.h.withheld = (int64) r->withheld[i];
+		rec.h.query_id = r->query_id;
 		rec.h.bypassed = r->bypassed;
 		data = serialize(&rec, &len);
 		seq = enqueue(data, len, in_abort);
@@ -1499,6 +1650,7 @@ static void
 forget_read(OpenRead *r)
 {
 	open_reads = list_delete_ptr(open_reads, r);
+	fk_pending = list_delete_ptr(fk_pending, r);
 	for (int i = 0; i < r->nrels; i++)
 	{
 		if (r->purposes[i])
@@ -1518,28 +1670,94 @@ forget_read(OpenRead *r)
 		pfree(r->role_name);
 	pfree(r->relids);
 	pfree(r->purposes);
+	pfree(r->withheld);
 	if (r->operations)
 		pfree(r->operations);
 	pfree(r);
 }
 
 /*
+ * A foreign-key check query ended: its rows (1 when the referenced key
+ * exists) join the statement's record for that relation and role.  The
+ * check's own read entry is handed over when there is none yet.
+ */
+static void
+merge_fk_check(OpenRead *r)
+{
+	ListCell   *lc;
+	MemoryContext old;
+
+	open_reads = list_delete_ptr(open_reads, r);
+	foreach(lc, fk_pending)
+	{
+		OpenRead   *p = lfirst(lc);
+
+		if (p->relids[0] == r->relids[0] && p->subid == r->subid &&
+			strcmp(p->role_name ? p->role_name : "", r->role_name ? r->role_name : "") == 0)
+		{
+			p->rows += r->rows;
+			forget_read(r);
+			return;
+		}
+	}
+	Assert(r->nrels == 1);
+	r->qd = NULL;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	fk_pending = lappend(fk_pending, r);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Writes the pending foreign-key check records whose subtransaction is
+ * "from" or later (all: InvalidSubTransactionId).  in_abort: from an end
+ * of transaction callback (never raises; see enqueue()).
+ */
+static void
+flush_fk_checks(SubTransactionId from, char outcome, bool in_abort)
+{
+	while (fk_pending != NIL)
+	{
+		OpenRead   *found = NULL;
+		ListCell   *lc;
+
+		foreach(lc, fk_pending)
+			if (((OpenRead *) lfirst(lc))->subid >= from)
+			{
+				found = lfirst(lc);
+				break;
+			}
+		if (found == NULL)
+			break;
+		(void) record_read(found, outcome, in_abort);
+		forget_read(found);
+	}
+}
+
+/*
  * ExecutorEnd: the outcome of the read (rows returned and withheld).  Its
  * "started" record is already committed, so this one need not be waited
- * for.
+ * for.  At the end of a top-level statement, the records of the
+ * foreign-key checks it caused follow.
  */
 void
 cl_audit_executor_end(QueryDesc *queryDesc)
 {
 	OpenRead   *r;
 
-	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
-		return;
-	if (queryDesc->estate)
-		r->rows = queryDesc->estate->es_processed;
-	r->qd = queryDesc;
-	(void) record_read(r, 'd', false);
-	forget_read(r);
+	if (open_reads != NIL && (r = find_read(queryDesc)) != NULL)
+	{
+		collect_withheld(r, queryDesc);
+		if (r->fk_check)
+			merge_fk_check(r);
+		else
+		{
+			(void) record_read(r, 'd', false);
+			forget_read(r);
+		}
+	}
+	if (fk_pending != NIL && cl_executor_nesting == 0 &&
+		!InNoForceRLSOperation())
+		flush_fk_checks(InvalidSubTransactionId, 'd', false);
 }
 
 /*
@@ -1569,10 +1787,11 @@ cl_audit_copy_begin(Oid relid, const char *operation)
 	r->purposes[0] = (cl_purpose && cl_purpose[0]) ? pstrdup(cl_purpose) : NULL;
 	r->operations = palloc(sizeof(char *));
 	r->operations[0] = pstrdup(operation);
+	r->withheld = palloc0(sizeof(uint64));
 	capture_names(r);
 	r->bypassed = true;
 	r->wait = true;
-	r->withheld_at_start = cl_rows_withheld;
+	r->withheld_known = true;	/* row-level security does not apply: nothing withheld */
 	r->subid = GetCurrentSubTransactionId();
 	open_reads = lappend(open_reads, r);
 	MemoryContextSwitchTo(old);
@@ -1642,23 +1861,28 @@ flush_changes(SubTransactionId from)
 }
 
 /*
- * The abort paths: queue the records of open reads and rolled-back changes
- * from subtransaction "from" on.  Never raises: an error (out of memory)
- * becomes a WARNING, and what was not queued is counted.
+ * The abort paths: queue the records of open reads, of the pending
+ * foreign-key checks and of rolled-back changes from subtransaction
+ * "from" on.  At commit (committing) only the foreign-key checks are left
+ * to queue.  Never raises: an error (out of memory) becomes a WARNING, and
+ * what was not queued is counted.
  */
 static void
-flush_at_abort(SubTransactionId from)
+flush_at_end(SubTransactionId from, bool committing)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 
 	if (cl_shared == NULL || !OidIsValid(MyDatabaseId))
 		return;
-	if (open_reads == NIL && kept_changes == NIL)
+	if (open_reads == NIL && kept_changes == NIL && fk_pending == NIL)
 		return;
 	PG_TRY();
 	{
-		flush_open_reads(from);
-		flush_changes(from);
+		if (!committing)
+			flush_open_reads(from);
+		flush_fk_checks(from, committing ? 'd' : 'f', true);
+		if (!committing)
+			flush_changes(from);
 	}
 	PG_CATCH();
 	{
@@ -1668,13 +1892,14 @@ flush_at_abort(SubTransactionId from)
 		edata = CopyErrorData();
 		FlushErrorState();
 		/* what is left is not queued */
-		abort_lost += list_length(kept_changes);
+		abort_lost += list_length(kept_changes) + list_length(fk_pending);
 		kept_changes = NIL;
 		open_reads = NIL;
+		fk_pending = NIL;
 		if (abort_reason == NULL)
 			abort_reason = "an error occurred while queueing them";
 		ereport(WARNING,
-				(errmsg("could not queue the audit records of a rolled-back transaction: %s",
+				(errmsg("could not queue the audit records of an ending transaction: %s",
 						edata->message)));
 		FreeErrorData(edata);
 	}
@@ -1687,8 +1912,13 @@ audit_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			/* deferred foreign-key checks have run by now */
+			flush_at_end(InvalidSubTransactionId, true);
+			break;
 		case XACT_EVENT_ABORT:
-			flush_at_abort(InvalidSubTransactionId);
+			flush_at_end(InvalidSubTransactionId, false);
 			if (kept_dropped > 0)
 				ereport(WARNING,
 						(errmsg("%lld rolled-back audited changes were not itemized in the audit ledger",
@@ -1714,7 +1944,7 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	/* changes, and reads of statements that failed inside the savepoint */
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		flush_at_abort(mySubid);
+		flush_at_end(mySubid, false);
 }
 
 void

@@ -233,6 +233,7 @@ extern List *cl_protected_relids(void);
 extern const char *cl_view_purpose_cached(Oid view);
 extern Oid	cl_view_base_cached(Oid view);
 extern bool cl_purpose_views_in(Oid nsp);
+extern bool cl_policy_site_refused(FmgrInfo *finfo, uint64 *refused, Oid *view);
 
 /* audit.c: signed audit of changes and protected reads */
 extern void cl_audit_init(void);
@@ -250,12 +251,12 @@ extern void cl_audit_executor_end(QueryDesc *queryDesc);
 extern void *cl_audit_copy_begin(Oid relid, const char *operation);
 extern void cl_audit_copy_end(void *handle, uint64 rows);
 extern bool cl_is_audited(Oid relid);
-extern uint64 cl_rows_withheld;
 
 /* subxact.c: a piece of a worker's work in a subtransaction of its own */
 extern ErrorData *cl_run_in_subxact(void (*fn) (void *arg), void *arg);
 
 /* hooks.c: executor hooks */
+extern int	cl_executor_nesting;
 extern void cl_hooks_init(void);
 
 /* guard.c: utility and object-access hooks that keep ledgers append-only */

@@ -228,6 +228,8 @@ typedef struct StatementCheck
 	bool	   *relevant;		/* purpose and its ancestors */
 	int			nrelevant;		/* entries of relevant (npurposes then) */
 	TimestampTz now;
+	Oid			view;			/* purpose view of a view check, else invalid */
+	uint64		refused;		/* rows this site refused: the audit's rows_withheld */
 	MemoryContextCallback release;	/* drops aset when the site goes away */
 } StatementCheck;
 
@@ -1006,13 +1008,14 @@ allowed_int(StatementCheck *check, int64 key)
  * (it lives as long as the executor state that holds the site).
  */
 static StatementCheck *
-make_check(FmgrInfo *flinfo, int purpose, int64 token)
+make_check(FmgrInfo *flinfo, int purpose, int64 token, Oid view)
 {
 	StatementCheck *check = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(StatementCheck));
 
 	check->serial = ++check_serial;
 	check->userid = GetUserId();
 	check->token = token;
+	check->view = view;
 	if (token == 0 && cl_purpose != NULL)
 		strlcpy(check->purpose_name, cl_purpose, sizeof(check->purpose_name));
 	check->purpose_seen = purpose_assignments;
@@ -1150,7 +1153,7 @@ guc_statement_check(FunctionCallInfo fcinfo)
 						GetUserNameFromId(GetUserId(), false), cl_purpose),
 				 errhint("An administrator grants purposes with consent_ledger.authorize_purpose().")));
 	refresh_events();
-	return make_check(fcinfo->flinfo, idx, 0);
+	return make_check(fcinfo->flinfo, idx, 0, InvalidOid);
 }
 
 /*
@@ -1190,7 +1193,7 @@ view_statement_check(FunctionCallInfo fcinfo, int64 token)
 						OidIsValid(view) && get_rel_name(view) ? get_rel_name(view) : "?"),
 				 errhint("Read the purpose view itself; its owner grants SELECT on it.")));
 	refresh_events();
-	return make_check(fcinfo->flinfo, purpose, token);
+	return make_check(fcinfo->flinfo, purpose, token, view);
 }
 
 /* The decision for one subject under a validated check. */
@@ -1242,7 +1245,8 @@ subject_uuid(pg_uuid_t *u)
 /*
  * The body of every policy-check entry point: validate the statement (once
  * per statement), decide for the subject unless the purpose needs no
- * consent, count refusals for the read's audit record.
+ * consent, count refusals at this evaluation site for the read's audit
+ * record (cl_policy_site_refused).
  */
 #define POLICY_CHECK(check_expr, decision_expr) \
 	do { \
@@ -1250,7 +1254,7 @@ subject_uuid(pg_uuid_t *u)
 		bool		ok = !c->consent_basis || (decision_expr); \
 		\
 		if (!ok) \
-			cl_rows_withheld++; \
+			c->refused++; \
 		PG_RETURN_BOOL(ok); \
 	} while (0)
 
@@ -1310,6 +1314,30 @@ cl_view_allows_uuid(PG_FUNCTION_ARGS)
 {
 	POLICY_CHECK(view_statement_check(fcinfo, PG_GETARG_INT64(0)),
 				 decide(c, subject_uuid(PG_GETARG_UUID_P(1))));
+}
+
+/*
+ * Whether finfo is an evaluation site of a policy check (allowed() or
+ * view_allows()), and if so how many rows it refused so far and, for a
+ * purpose view's filter, which view.  The audit reads this from the
+ * compiled quals of a query's scans (audit.c), so that rows_withheld is
+ * counted per relation and per statement.  A site that has not run yet
+ * refused nothing.  Reads only; never raises.
+ */
+bool
+cl_policy_site_refused(FmgrInfo *finfo, uint64 *refused, Oid *view)
+{
+	PGFunction	f = finfo->fn_addr;
+	StatementCheck *check;
+
+	if (f != cl_allowed_text && f != cl_allowed_int8 && f != cl_allowed_int4 &&
+		f != cl_allowed_uuid && f != cl_view_allows_text && f != cl_view_allows_int8 &&
+		f != cl_view_allows_int4 && f != cl_view_allows_uuid)
+		return false;
+	check = finfo->fn_extra;
+	*refused = check ? check->refused : 0;
+	*view = check ? check->view : InvalidOid;
+	return true;
 }
 
 /*
