@@ -52,6 +52,34 @@ mkdir -p "$pkgdir/consent-ledger-$version"
 (cd "$src" && tar --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - .) |
 	tar -xf - -C "$pkgdir/consent-ledger-$version"
 
+# 0. PGXN META.json: the fields the PGXN Meta Spec 1.0.0 requires, with
+# values of its types, the version of consent_ledger.control, and the
+# prerequisites the README names
+perl -MJSON::PP -e '
+	my ($file, $version, $src) = @ARGV;
+	local $/; open(my $f, "<", $file) or die "cannot read $file\n";
+	my $m = decode_json(<$f>);
+	my $semver = qr/^\d+\.\d+\.\d+$/;
+	my @licenses = qw(agpl_3 apache_1_1 apache_2_0 artistic_1 artistic_2 bsd freebsd gfdl_1_2
+		gfdl_1_3 gpl_1 gpl_2 gpl_3 lgpl_2_1 lgpl_3_0 mit mozilla_1_0 mozilla_1_1 openssl perl_5
+		postgresql qpl_1_0 ssleay sun zlib open_source restricted unrestricted unknown);
+	my @bad;
+	push @bad, "name" unless ($m->{name} // "") =~ /^[A-Za-z0-9_-]{2,}$/;
+	push @bad, "abstract" unless length($m->{abstract} // "");
+	push @bad, "version" unless ($m->{version} // "") =~ $semver && $m->{version} eq "$version.0";
+	push @bad, "maintainer" unless ref $m->{maintainer} eq "ARRAY" ? @{$m->{maintainer}} : length($m->{maintainer} // "");
+	push @bad, "license" unless grep { $_ eq ($m->{license} // "") } @licenses;
+	push @bad, "meta-spec" unless ($m->{"meta-spec"}{version} // "") eq "1.0.0";
+	my $p = $m->{provides}{consent_ledger};
+	push @bad, "provides" unless $p && ($p->{version} // "") eq "$version.0" && length($p->{abstract} // "")
+		&& -f "$src/$p->{file}";
+	my $r = $m->{prereqs}{runtime}{requires} // {};
+	push @bad, "prereqs $_" for grep { !exists $r->{$_} } qw(PostgreSQL libsodium OpenSSL);
+	push @bad, "PostgreSQL 15" unless ($r->{PostgreSQL} // "") =~ /15\.0\.0/;
+	die "META.json: bad or missing: @bad\n" if @bad;
+' "$src/META.json" "$version" "$src"
+step $? "META.json is valid (PGXN Meta Spec 1.0.0) and says version $version.0"
+
 # 1. build
 (cd "$pkgdir/consent-ledger-$version" &&
 	DEB_BUILD_OPTIONS="parallel=2 noautodbgsym" dpkg-buildpackage -us -uc -b) > "$pkgdir/build.log" 2>&1
