@@ -188,9 +188,11 @@ static List *open_reads = NIL;	/* in TopMemoryContext */
  * Foreign-key checks of the current statement, one entry per referenced
  * relation (OpenRead with qd NULL, rows summed over the checks): PostgreSQL
  * runs one query per checked row, and the statement gets one record per
- * relation, written when the top-level statement ends, or at the end of
- * the transaction for checks that run outside an executor (COPY FROM,
- * deferred constraints, SET CONSTRAINTS).
+ * relation, written when the top-level statement ends; checks that run
+ * outside an executor (COPY FROM, deferred constraints, SET CONSTRAINTS)
+ * are written at the end of the next top-level statement that runs the
+ * executor or at the end of the transaction (PRE_COMMIT or abort, in the
+ * callbacks' never-raise mode), whichever comes first.
  */
 static List *fk_pending = NIL;	/* in TopMemoryContext */
 
@@ -435,7 +437,7 @@ enqueue(const char *data, Size len, bool in_abort)
  * the writer records the gap.  Never raises.
  */
 static void
-abort_report(void)
+abort_report(bool committing)
 {
 	ClSealSlot *s;
 
@@ -455,6 +457,9 @@ abort_report(void)
 		wake_writer(s);
 	ereport(WARNING,
 			(errcode(ERRCODE_WARNING),
+			 committing ?
+			 errmsg(UINT64_FORMAT " foreign-key check records of a committing transaction were not queued: %s",
+					abort_lost, abort_reason ? abort_reason : "unknown reason") :
 			 errmsg(UINT64_FORMAT " audit records of a rolled-back transaction were not queued: %s",
 					abort_lost, abort_reason ? abort_reason : "unknown reason"),
 			 s != NULL ?
@@ -1904,7 +1909,7 @@ flush_at_end(SubTransactionId from, bool committing)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
-	abort_report();
+	abort_report(committing);
 }
 
 static void
