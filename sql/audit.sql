@@ -162,6 +162,8 @@ GRANT SELECT ON visits TO regress_audit_analyst;
 -- a trusted role may create a foreign key to a protected table
 CREATE TABLE visit_notes (visit int REFERENCES visits (id));
 GRANT INSERT ON visit_notes TO regress_audit_analyst;
+CREATE TABLE visit_notes_deferred (visit int REFERENCES visits (id) DEFERRABLE INITIALLY DEFERRED);
+GRANT INSERT ON visit_notes_deferred TO regress_audit_analyst;
 
 SET ROLE regress_audit_analyst;
 SET consent_ledger.purpose = 'support';
@@ -197,10 +199,18 @@ SET application_name = 'cl_fk';
 INSERT INTO visit_notes VALUES (1), (2), (6);
 SET application_name = 'cl_fk_fails';
 INSERT INTO visit_notes VALUES (3), (9999);
+-- deferred checks run at COMMIT, outside any statement: one record for
+-- the transaction's checks of that table
+SET application_name = 'cl_fk_deferred';
+BEGIN;
+INSERT INTO visit_notes_deferred VALUES (1);
+INSERT INTO visit_notes_deferred VALUES (2), (3);
+COMMIT;
 RESET application_name;
 RESET ROLE;
 SELECT wait_outcomes('cl_cursor', 1), wait_outcomes('cl_union', 1), wait_outcomes('cl_where', 1),
-       wait_outcomes('cl_join', 2), wait_outcomes('cl_fk', 1), wait_outcomes('cl_fk_fails', 1);
+       wait_outcomes('cl_join', 2), wait_outcomes('cl_fk', 1), wait_outcomes('cl_fk_fails', 1),
+       wait_outcomes('cl_fk_deferred', 1);
 SELECT * FROM records_of('cl_cursor');
 SELECT count(*) AS union_records FROM consent_ledger.audit_log WHERE application_name = 'cl_union';
 SELECT * FROM records_of('cl_union');
@@ -208,6 +218,7 @@ SELECT * FROM records_of('cl_where');
 SELECT * FROM records_of('cl_join');
 SELECT * FROM records_of('cl_fk');
 SELECT * FROM records_of('cl_fk_fails');
+SELECT * FROM records_of('cl_fk_deferred');
 
 -- record ids come from a sequence, so they have gaps (an audited change
 -- rolled back took an id for the record it wrote in its transaction; its
