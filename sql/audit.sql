@@ -177,8 +177,8 @@ FETCH 3 FROM c;
 FETCH 100 FROM c;
 COMMIT;
 -- a thousand references to one table in one statement: one read of it,
--- rows withheld summed over the references (without parallel workers,
--- whose refusals the leader cannot see: then rows_withheld is NULL)
+-- rows withheld summed over the references (a slot in shared memory holds
+-- parallel workers' counts for 8 relations per query: not needed here)
 SET application_name = 'cl_union';
 SET max_parallel_workers_per_gather = 0;
 \set ECHO none
@@ -193,6 +193,20 @@ SELECT count(*) FROM tickets WHERE body < 'ticket 2';
 -- two protected tables in one statement: each its own withheld
 SET application_name = 'cl_join';
 SELECT count(*) FROM tickets t JOIN visits v USING (id);
+-- rows withheld in parallel workers count too (the leader takes no part
+-- in the scan here: without the workers' counts it would say 0)
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_leader_participation = off;
+SET application_name = 'cl_parallel';
+SELECT count(*) FROM tickets;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+RESET parallel_leader_participation;
 -- foreign-key checks are recorded as what they are: one record per
 -- statement and referenced table, the rows of every check summed
 SET application_name = 'cl_fk';
@@ -210,12 +224,13 @@ RESET application_name;
 RESET ROLE;
 SELECT wait_outcomes('cl_cursor', 1), wait_outcomes('cl_union', 1), wait_outcomes('cl_where', 1),
        wait_outcomes('cl_join', 2), wait_outcomes('cl_fk', 1), wait_outcomes('cl_fk_fails', 1),
-       wait_outcomes('cl_fk_deferred', 1);
+       wait_outcomes('cl_fk_deferred', 1), wait_outcomes('cl_parallel', 1);
 SELECT * FROM records_of('cl_cursor');
 SELECT count(*) AS union_records FROM consent_ledger.audit_log WHERE application_name = 'cl_union';
 SELECT * FROM records_of('cl_union');
 SELECT * FROM records_of('cl_where');
 SELECT * FROM records_of('cl_join');
+SELECT * FROM records_of('cl_parallel');
 SELECT * FROM records_of('cl_fk');
 SELECT * FROM records_of('cl_fk_fails');
 SELECT * FROM records_of('cl_fk_deferred');

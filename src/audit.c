@@ -68,6 +68,7 @@
 #include "pgstat.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -175,7 +176,8 @@ typedef struct OpenRead
 	bool		bypassed;
 	bool		wait;			/* rows reach the client: "started" first */
 	bool		fk_check;		/* PostgreSQL's referential-integrity check */
-	bool		withheld_known; /* false once parallel workers took part */
+	bool		withheld_known; /* false if parallel workers' counts were lost */
+	uint64	   *worker_withheld;	/* per relation: refusals in parallel workers */
 	SubTransactionId subid;
 	SubTransactionId failed_subid;	/* a run failed there: no ExecutorEnd will come */
 	uint64		rows;			/* summed over every run (each FETCH of a cursor) */
@@ -197,6 +199,7 @@ static List *open_reads = NIL;	/* in TopMemoryContext */
 static List *fk_pending = NIL;	/* in TopMemoryContext */
 
 static uint64 record_read(OpenRead *r, char outcome, bool in_abort);
+static void clear_worker_withheld(void);
 
 /* ---------------------------------------------------------------------
  * Serialization and the shared queue
@@ -1433,6 +1436,7 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r->purposes = palloc(sizeof(char *) * n);
 	r->operations = palloc(sizeof(char *) * n);
 	r->withheld = palloc0(sizeof(uint64) * n);
+	r->worker_withheld = palloc0(sizeof(uint64) * n);
 	for (int i = 0; i < n; i++)
 	{
 		r->relids[i] = relids[i];
@@ -1453,6 +1457,9 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 		r->role_name = MemoryContextStrdup(TopMemoryContext, GetUserNameFromId(GetOuterUserId(), false));
 	}
 	r->subid = GetCurrentSubTransactionId();
+	/* no parallel query of this backend runs: nothing in its slot is current */
+	if (open_reads == NIL)
+		clear_worker_withheld();
 	open_reads = lappend(open_reads, r);
 	MemoryContextSwitchTo(old);
 
@@ -1484,27 +1491,100 @@ find_read(QueryDesc *qd)
  * in the scan of a protected table counts for that table; a purpose
  * view's filter counts for the view.  The counters live as long as the
  * executor state, so the totals cover every run of a cursor or portal.
- * Refusals counted in parallel workers are not visible here: a plan whose
- * Gather launched workers leaves rows_withheld unknown (NULL).
  *
- * Reads executor state only (no allocation, no catalog access, no
- * ereport): also called while a failed run's error is being thrown.
+ * Parallel workers count in their own copies of the plan: at its
+ * ExecutorEnd each worker adds its counts, per relation, to its leader's
+ * slot in shared memory (WorkerWithheld, one per backend), and the leader
+ * takes them after each run (a parallel plan runs once, and its workers
+ * have finished when ExecutorRun returns).  Only one parallel query runs
+ * at a time in a leader.  A worker whose plan names more relations than a
+ * slot holds marks the slot overflowed: the record's rows_withheld is then
+ * unknown (NULL).
+ *
+ * The walk reads executor state only (no allocation, no catalog access,
+ * no ereport): it also runs while a failed run's error is being thrown.
  */
+#define WITHHELD_RELS 8
+
+typedef struct WorkerWithheld
+{
+	slock_t		mutex;
+	bool		overflow;
+	int			n;
+	Oid			relid[WITHHELD_RELS];
+	uint64		count[WITHHELD_RELS];
+} WorkerWithheld;
+
+static WorkerWithheld *worker_withheld = NULL;	/* MaxBackends + 1 slots */
+
+Size
+cl_audit_shmem_size(void)
+{
+	return mul_size(sizeof(WorkerWithheld), MaxBackends + 1);
+}
+
+/* Called from the shared memory startup hook, AddinShmemInitLock held. */
+void
+cl_audit_shmem_init(void)
+{
+	bool		found;
+
+	worker_withheld = ShmemInitStruct("consent_ledger withheld", cl_audit_shmem_size(), &found);
+	if (!found)
+	{
+		memset(worker_withheld, 0, cl_audit_shmem_size());
+		for (int i = 0; i <= MaxBackends; i++)
+			SpinLockInit(&worker_withheld[i].mutex);
+	}
+}
+
+static WorkerWithheld *
+withheld_slot(BackendId id)
+{
+	if (worker_withheld == NULL || id == InvalidBackendId || id < 0 || id > MaxBackends)
+		return NULL;
+	return &worker_withheld[id];
+}
+
+/* Where a walk puts what it finds: a read's relations, or a worker's list. */
 typedef struct WithheldWalk
 {
-	OpenRead   *r;
 	EState	   *estate;
+	OpenRead   *r;				/* leader: the read */
+	bool		workers;		/* leader: a Gather launched workers */
+	int			n;				/* worker: relations found */
+	bool		overflow;
+	Oid			relid[WITHHELD_RELS];
+	uint64		count[WITHHELD_RELS];
 } WithheldWalk;
 
 static void
-add_withheld(OpenRead *r, Oid relid, uint64 n)
+add_withheld(WithheldWalk *w, Oid relid, uint64 n)
 {
-	for (int i = 0; i < r->nrels; i++)
-		if (r->relids[i] == relid)
+	if (w->r != NULL)
+	{
+		for (int i = 0; i < w->r->nrels; i++)
+			if (w->r->relids[i] == relid)
+			{
+				w->r->withheld[i] += n;
+				return;
+			}
+		return;
+	}
+	for (int i = 0; i < w->n; i++)
+		if (w->relid[i] == relid)
 		{
-			r->withheld[i] += n;
+			w->count[i] += n;
 			return;
 		}
+	if (w->n == WITHHELD_RELS)
+	{
+		w->overflow = true;
+		return;
+	}
+	w->relid[w->n] = relid;
+	w->count[w->n] = n;
+	w->n++;
 }
 
 static bool
@@ -1533,11 +1613,11 @@ withheld_walker(PlanState *ps, void *arg)
 			}
 		case T_Gather:
 			if (((GatherState *) ps)->nworkers_launched > 0)
-				w->r->withheld_known = false;
+				w->workers = true;
 			break;
 		case T_GatherMerge:
 			if (((GatherMergeState *) ps)->nworkers_launched > 0)
-				w->r->withheld_known = false;
+				w->workers = true;
 			break;
 		default:
 			break;
@@ -1557,10 +1637,90 @@ withheld_walker(PlanState *ps, void *arg)
 				opcode != EEOP_FUNCEXPR_FUSAGE && opcode != EEOP_FUNCEXPR_STRICT_FUSAGE)
 				continue;
 			if (cl_policy_site_refused(op->d.func.finfo, &n, &view))
-				add_withheld(w->r, OidIsValid(view) ? view : scan_relid, n);
+				add_withheld(w, OidIsValid(view) ? view : scan_relid, n);
 		}
 	}
 	return planstate_tree_walker(ps, withheld_walker, arg);
+}
+
+/* Empties this backend's slot: no parallel query of it is running. */
+static void
+clear_worker_withheld(void)
+{
+	WorkerWithheld *slot = withheld_slot(MyBackendId);
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->n = 0;
+	slot->overflow = false;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Leader: takes what its workers added to its slot. */
+static void
+take_worker_withheld(OpenRead *r)
+{
+	WorkerWithheld *slot = withheld_slot(MyBackendId);
+
+	if (slot == NULL)
+	{
+		r->withheld_known = false;
+		return;
+	}
+	SpinLockAcquire(&slot->mutex);
+	if (slot->overflow)
+		r->withheld_known = false;
+	for (int k = 0; k < slot->n; k++)
+		for (int i = 0; i < r->nrels; i++)
+			if (r->relids[i] == slot->relid[k])
+			{
+				r->worker_withheld[i] += slot->count[k];
+				break;
+			}
+	slot->n = 0;
+	slot->overflow = false;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Worker, at its ExecutorEnd: adds its refusals to its leader's slot. */
+static void
+give_worker_withheld(QueryDesc *qd)
+{
+	WithheldWalk w;
+	WorkerWithheld *slot = withheld_slot(ParallelLeaderBackendId);
+
+	if (slot == NULL || qd->planstate == NULL || qd->estate == NULL)
+		return;
+	memset(&w, 0, sizeof(w));
+	w.estate = qd->estate;
+	(void) withheld_walker(qd->planstate, &w);
+	if (w.n == 0 && !w.overflow)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (w.overflow)
+		slot->overflow = true;
+	for (int k = 0; k < w.n; k++)
+	{
+		int			i;
+
+		for (i = 0; i < slot->n; i++)
+			if (slot->relid[i] == w.relid[k])
+				break;
+		if (i == slot->n)
+		{
+			if (slot->n == WITHHELD_RELS)
+			{
+				slot->overflow = true;
+				continue;
+			}
+			slot->relid[i] = w.relid[k];
+			slot->count[i] = 0;
+			slot->n++;
+		}
+		slot->count[i] += w.count[k];
+	}
+	SpinLockRelease(&slot->mutex);
 }
 
 static void
@@ -1572,9 +1732,14 @@ collect_withheld(OpenRead *r, QueryDesc *qd)
 		return;
 	for (int i = 0; i < r->nrels; i++)
 		r->withheld[i] = 0;
+	memset(&w, 0, sizeof(w));
 	w.r = r;
 	w.estate = qd->estate;
 	(void) withheld_walker(qd->planstate, &w);
+	if (w.workers)
+		take_worker_withheld(r);
+	for (int i = 0; i < r->nrels; i++)
+		r->withheld[i] += r->worker_withheld[i];
 }
 
 /*
@@ -1676,6 +1841,7 @@ forget_read(OpenRead *r)
 	pfree(r->relids);
 	pfree(r->purposes);
 	pfree(r->withheld);
+	pfree(r->worker_withheld);
 	if (r->operations)
 		pfree(r->operations);
 	pfree(r);
@@ -1749,6 +1915,13 @@ cl_audit_executor_end(QueryDesc *queryDesc)
 {
 	OpenRead   *r;
 
+	if (IsParallelWorker())
+	{
+		if (cl_shared != NULL)
+			give_worker_withheld(queryDesc);
+		return;
+	}
+
 	if (open_reads != NIL && (r = find_read(queryDesc)) != NULL)
 	{
 		collect_withheld(r, queryDesc);
@@ -1793,6 +1966,7 @@ cl_audit_copy_begin(Oid relid, const char *operation)
 	r->operations = palloc(sizeof(char *));
 	r->operations[0] = pstrdup(operation);
 	r->withheld = palloc0(sizeof(uint64));
+	r->worker_withheld = palloc0(sizeof(uint64));
 	capture_names(r);
 	r->bypassed = true;
 	r->wait = true;

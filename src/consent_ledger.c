@@ -87,6 +87,7 @@ cl_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(cl_shmem_size());
+	RequestAddinShmemSpace(cl_audit_shmem_size());
 	RequestNamedLWLockTranche("consent_ledger", 1);
 }
 
@@ -111,6 +112,7 @@ cl_shmem_startup(void)
 		ConditionVariableInit(&cl_shared->audit_cv);
 		cl_shared->nslots = cl_max_databases;
 	}
+	cl_audit_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

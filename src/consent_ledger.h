@@ -237,6 +237,8 @@ extern bool cl_policy_site_refused(FmgrInfo *finfo, uint64 *refused, Oid *view);
 
 /* audit.c: signed audit of changes and protected reads */
 extern void cl_audit_init(void);
+extern Size cl_audit_shmem_size(void);
+extern void cl_audit_shmem_init(void);
 typedef enum ClDrainResult
 {
 	CL_DRAIN_IDLE,				/* nothing queued */
