@@ -22,7 +22,12 @@
  *	  answered without its trace; the outcome ("completed" with the rows
  *	  returned and withheld, or "failed") follows at the end.  A read in a
  *	  READ ONLY transaction, or one that is rolled back, is recorded all the
- *	  same.
+ *	  same.  A statement gets one record pair per relation it reads,
+ *	  however often it refers to it; rows are summed over every run of the
+ *	  statement (each FETCH of a cursor), rows withheld are read from the
+ *	  policy checks' own counters in the statement's scans (and handed over
+ *	  by parallel workers).  PostgreSQL's foreign-key checks are recorded
+ *	  as kind "foreign key check", one per statement and referenced table.
  *
  * Waits are interruptible and bounded: a statement waits for queue space
  * or for its record at most consent_ledger.seal_timeout, then fails.  The
