@@ -15,7 +15,10 @@
 #      throw-away pg_virtualenv cluster that preloads the library;
 #   6. leaves the system as it found it: purges the package (unless it was
 #      installed before) and puts back the files a "make install" had put at
-#      the package's paths (the other suites load the tree's build from there).
+#      the package's paths (the other suites load the tree's build from there),
+#      or, when another install replaced the package's files during the check
+#      (dpkg -V; that fails the check, which then tested something else),
+#      those newer files.
 #
 # Output: "ok N - ..." / "not ok N - ..." lines for the steps and pg_regress's
 # own "test NAME ... ok" lines, which run-tests.sh counts like the others.
@@ -143,12 +146,22 @@ status=$?
 grep -E '^(test | +)?[a-z0-9_ -]+\.\.\. |tests (passed|failed)|^ok [0-9]+|^not ok [0-9]+' "$pkgdir/installcheck.log"
 [ $status = 0 ] || sed -n '/regression.diffs \*\*\*\*/,$p' "$pkgdir/installcheck.log" | head -100
 step $status "installcheck (debian/tests/installcheck) against the installed package"
+# another "make install" into the same paths during the check (a shared
+# machine) would have tested something else: say so rather than blame it
+changed=$(dpkg -V $pkg 2>/dev/null | awk '$1 ~ /5/ {print $NF}')
+[ -z "$changed" ] || echo "files of $pkg changed during the check (another install into its paths?):" $changed
+[ -z "$changed" ]
+step $? "the package's files were the package's throughout the check (dpkg -V)"
 
 # 6. leave the system as it was
 if [ $was_installed = 0 ]; then
+	# files someone installed over the package's meanwhile are theirs: keep them too
+	(cd / && for f in $changed; do echo "${f#/}"; done) > "$pkgdir/newer"
+	tar -C / -cf "$pkgdir/newer.tar" -T "$pkgdir/newer" 2>/dev/null || : > "$pkgdir/newer.tar"
 	DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $pkg > "$pkgdir/purge.log" 2>&1
 	status=$?
 	tar -C / -xf "$pkgdir/kept.tar" 2>/dev/null
+	[ -s "$pkgdir/newer" ] && tar -C / -xf "$pkgdir/newer.tar" 2>/dev/null
 	! dpkg-query -W -f='${Status}' $pkg 2>/dev/null | grep -q "install ok installed" && [ $status = 0 ] &&
 		{ [ ! -s "$pkgdir/kept" ] || (cd / && xargs ls < "$pkgdir/kept" >/dev/null 2>&1); }
 	step $? "package purged, the files that were at its paths put back ($(wc -l < "$pkgdir/kept") files)"
