@@ -64,6 +64,7 @@ consent-ledger-verify: tools/consent-ledger-verify.c $(PURE_SRCS) src/sha256.h s
 
 install: install-verifier
 install-verifier: consent-ledger-verify
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) consent-ledger-verify '$(DESTDIR)$(bindir)/consent-ledger-verify'
 
 UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/bin/%,$(wildcard test/unit/test_*.c))

@@ -138,5 +138,122 @@ ALTER TABLE accounts DISABLE TRIGGER "~consent_ledger_audit";
 DROP TRIGGER "~consent_ledger_audit" ON accounts;
 \echo :SQLSTATE
 
+-- Records say what happened, per statement and relation (issue #16).
+-- Outcome records are queued, not waited for: wait (30 s at most) until
+-- the writer wrote at least n of them for an application_name.
+CREATE FUNCTION wait_outcomes(app text, n int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN (SELECT count(*) FROM consent_ledger.audit_log
+               WHERE application_name = app AND outcome <> 'started') >= n;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END$$;
+CREATE FUNCTION records_of(app text) RETURNS TABLE (kind text, operation text, relation text,
+    role_name text, purpose text, outcome text, rows_returned bigint, rows_withheld bigint)
+  LANGUAGE sql AS $$
+    SELECT kind, operation, relation, role_name, purpose, outcome, rows_returned, rows_withheld
+    FROM consent_ledger.audit_log WHERE application_name = app
+    ORDER BY relation, outcome DESC, record_id $$;
+CREATE TABLE visits (id int PRIMARY KEY, customer int);
+INSERT INTO visits SELECT g, g % 5 FROM generate_series(1, 50) g;
+SELECT consent_ledger.protect('visits', 'customer');
+GRANT SELECT ON visits TO regress_audit_analyst;
+-- a trusted role may create a foreign key to a protected table
+CREATE TABLE visit_notes (visit int REFERENCES visits (id));
+GRANT INSERT ON visit_notes TO regress_audit_analyst;
+CREATE TABLE visit_notes_deferred (visit int REFERENCES visits (id) DEFERRABLE INITIALLY DEFERRED);
+GRANT INSERT ON visit_notes_deferred TO regress_audit_analyst;
+
+SET ROLE regress_audit_analyst;
+SET consent_ledger.purpose = 'support';
+-- a cursor read in three FETCHes: one outcome record, with the rows of all
+-- three (2 + 3 + 5 of the 10 rows with consent) and the 30 rows withheld
+SET application_name = 'cl_cursor';
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM tickets ORDER BY id;
+FETCH 2 FROM c;
+FETCH 3 FROM c;
+FETCH 100 FROM c;
+COMMIT;
+-- a thousand references to one table in one statement: one read of it,
+-- rows withheld summed over the references (a slot in shared memory holds
+-- parallel workers' counts for 8 relations per query: not needed here)
+SET application_name = 'cl_union';
+SET max_parallel_workers_per_gather = 0;
+\set ECHO none
+SELECT 'SELECT count(*) FROM (' || string_agg('SELECT id FROM tickets', ' UNION ALL ') || ') u'
+FROM generate_series(1, 1000) \gexec
+\set ECHO all
+RESET max_parallel_workers_per_gather;
+-- withheld counts the rows the consent check hid, not the rows the query's
+-- own (leakproof) condition drops: 8 hidden rows have body < 'ticket 2'
+SET application_name = 'cl_where';
+SELECT count(*) FROM tickets WHERE body < 'ticket 2';
+-- two protected tables in one statement: each its own withheld
+SET application_name = 'cl_join';
+SELECT count(*) FROM tickets t JOIN visits v USING (id);
+-- rows withheld in parallel workers count too (the leader takes no part
+-- in the scan here: without the workers' counts it would say 0)
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_leader_participation = off;
+SET application_name = 'cl_parallel';
+SELECT count(*) FROM tickets;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+RESET parallel_leader_participation;
+-- foreign-key checks are recorded as what they are: one record per
+-- statement and referenced table, the rows of every check summed
+SET application_name = 'cl_fk';
+INSERT INTO visit_notes VALUES (1), (2), (6);
+SET application_name = 'cl_fk_fails';
+INSERT INTO visit_notes VALUES (3), (9999);
+-- deferred checks run at COMMIT, outside any statement: one record for
+-- the transaction's checks of that table
+SET application_name = 'cl_fk_deferred';
+BEGIN;
+INSERT INTO visit_notes_deferred VALUES (1);
+INSERT INTO visit_notes_deferred VALUES (2), (3);
+COMMIT;
+RESET application_name;
+RESET ROLE;
+SELECT wait_outcomes('cl_cursor', 1), wait_outcomes('cl_union', 1), wait_outcomes('cl_where', 1),
+       wait_outcomes('cl_join', 2), wait_outcomes('cl_fk', 1), wait_outcomes('cl_fk_fails', 1),
+       wait_outcomes('cl_fk_deferred', 1), wait_outcomes('cl_parallel', 1);
+SELECT * FROM records_of('cl_cursor');
+SELECT count(*) AS union_records FROM consent_ledger.audit_log WHERE application_name = 'cl_union';
+SELECT * FROM records_of('cl_union');
+SELECT * FROM records_of('cl_where');
+SELECT * FROM records_of('cl_join');
+SELECT * FROM records_of('cl_parallel');
+SELECT * FROM records_of('cl_fk');
+SELECT * FROM records_of('cl_fk_fails');
+SELECT * FROM records_of('cl_fk_deferred');
+
+-- record ids come from a sequence, so they have gaps (an audited change
+-- rolled back took an id for the record it wrote in its transaction; its
+-- "rolled back" copy gets a new one); the log position of a sealed record
+-- counts from 0 without a gap
+BEGIN;
+INSERT INTO accounts VALUES (9, 'gap@example.org', 1);
+ROLLBACK;
+DO $$BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT FROM consent_ledger.audit_log WHERE row_key = '(id)=(9)' AND outcome = 'rolled back');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END$$;
+SELECT max(record_id) - min(record_id) + 1 > count(*) AS record_ids_have_gaps FROM consent_ledger.audit_log;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT count(*) = (SELECT count(*) FROM consent_ledger.audit_log) AS every_record_has_a_position,
+       min(leaf) = 0 AND max(leaf) = count(*) - 1 AND count(DISTINCT leaf) = count(*) AS positions_gap_free
+FROM consent_ledger.leaf_positions('consent_ledger.audit_log') p
+JOIN consent_ledger.audit_log a USING (ledger_txn, ledger_ord);
+
 ALTER SYSTEM RESET consent_ledger.seal_interval;
 SELECT pg_reload_conf();

@@ -135,6 +135,15 @@ UPDATE consent_ledger.tree_hashes SET hash = pg_catalog.sha256('x'::bytea)
  WHERE ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'up_ledger'::regclass)
    AND level = 1 AND idx = 0;
 SELECT relation, valid, problem FROM consent_ledger.verify('up_ledger');
+-- 1.3: every row sealed before the update has its gap-free log position
+DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
+SELECT count(*) AS rows, count(p.leaf) AS positioned,
+       min(p.leaf) AS first, max(p.leaf) AS last, count(DISTINCT p.leaf) AS distinct_positions
+FROM up_ledger u LEFT JOIN consent_ledger.leaf_positions('up_ledger') p USING (ledger_txn, ledger_ord);
+-- and the consent checks cost 10, so cheap leakproof conditions run first
+SELECT p.oid::regprocedure AS check, p.procost FROM pg_proc p
+ WHERE p.pronamespace = 'consent_ledger'::regnamespace AND p.proname IN ('allowed', 'view_allows')
+ ORDER BY 1::text;
 \c contrib_regression
 DROP DATABASE cl_upgrade WITH (FORCE);
 DROP ROLE up_loader, up_reader;

@@ -22,7 +22,12 @@
  *	  answered without its trace; the outcome ("completed" with the rows
  *	  returned and withheld, or "failed") follows at the end.  A read in a
  *	  READ ONLY transaction, or one that is rolled back, is recorded all the
- *	  same.
+ *	  same.  A statement gets one record pair per relation it reads,
+ *	  however often it refers to it; rows are summed over every run of the
+ *	  statement (each FETCH of a cursor), rows withheld are read from the
+ *	  policy checks' own counters in the statement's scans (and handed over
+ *	  by parallel workers).  PostgreSQL's foreign-key checks are recorded
+ *	  as kind "foreign key check", one per statement and referenced table.
  *
  * Waits are interruptible and bounded: a statement waits for queue space
  * or for its record at most consent_ledger.seal_timeout, then fails.  The
@@ -56,6 +61,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/execExpr.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -64,10 +70,12 @@
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pathnodes.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -93,8 +101,6 @@ PG_FUNCTION_INFO_V1(cl_row_hash);
 #define MAX_KEPT_CHANGES	100000	/* rollback copies kept per transaction */
 #define AUDIT_STR_MAX		4096	/* bytes of one string in a record */
 #define ABORT_WAIT_MS		5000	/* longest wait for queue space while aborting */
-
-uint64		cl_rows_withheld = 0;
 
 /* attribute numbers of consent_ledger.audit_log */
 enum
@@ -123,6 +129,7 @@ typedef struct AuditHead
 	int64		withheld;
 	int64		query_id;
 	bool		has_rows;
+	bool		has_withheld;	/* rows_withheld is known (else NULL) */
 	bool		bypassed;
 	bool		has_old;
 	bool		has_new;
@@ -157,7 +164,11 @@ typedef struct AuditTriggerCache
 } AuditTriggerCache;
 static int64 kept_dropped = 0;
 
-/* Protected reads in progress in this backend */
+/*
+ * Protected reads in progress in this backend: one per statement (query
+ * descriptor), with one entry per distinct protected relation or purpose
+ * view it reads, however often the statement refers to it.
+ */
 typedef struct OpenRead
 {
 	QueryDesc  *qd;
@@ -166,20 +177,36 @@ typedef struct OpenRead
 	char	  **relnames;		/* per relation: its qualified name */
 	char	  **purposes;		/* per relation: the purpose in force */
 	char	  **operations;		/* per relation: how it was read */
+	uint64	   *withheld;		/* per relation: rows its consent checks refused */
 	char	   *session_user_name;	/* names resolved at the start: no */
 	char	   *role_name;		/* catalog access when the read aborts */
 	bool		bypassed;
 	bool		wait;			/* rows reach the client: "started" first */
+	bool		fk_check;		/* PostgreSQL's referential-integrity check */
+	bool		withheld_known; /* false if parallel workers' counts were lost */
+	uint64	   *worker_withheld;	/* per relation: refusals in parallel workers */
 	SubTransactionId subid;
 	SubTransactionId failed_subid;	/* a run failed there: no ExecutorEnd will come */
-	uint64		withheld_at_start;
-	uint64		rows;
-	int			nesting;
+	uint64		rows;			/* summed over every run (each FETCH of a cursor) */
+	int64		query_id;
 } OpenRead;
 
 static List *open_reads = NIL;	/* in TopMemoryContext */
 
+/*
+ * Foreign-key checks of the current statement, one entry per referenced
+ * relation (OpenRead with qd NULL, rows summed over the checks): PostgreSQL
+ * runs one query per checked row, and the statement gets one record per
+ * relation, written when the top-level statement ends; checks that run
+ * outside an executor (COPY FROM, deferred constraints, SET CONSTRAINTS)
+ * are written at the end of the next top-level statement that runs the
+ * executor or at the end of the transaction (PRE_COMMIT or abort, in the
+ * callbacks' never-raise mode), whichever comes first.
+ */
+static List *fk_pending = NIL;	/* in TopMemoryContext */
+
 static uint64 record_read(OpenRead *r, char outcome, bool in_abort);
+static void clear_worker_withheld(void);
 
 /* ---------------------------------------------------------------------
  * Serialization and the shared queue
@@ -420,7 +447,7 @@ enqueue(const char *data, Size len, bool in_abort)
  * the writer records the gap.  Never raises.
  */
 static void
-abort_report(void)
+abort_report(bool committing)
 {
 	ClSealSlot *s;
 
@@ -440,6 +467,9 @@ abort_report(void)
 		wake_writer(s);
 	ereport(WARNING,
 			(errcode(ERRCODE_WARNING),
+			 committing ?
+			 errmsg(UINT64_FORMAT " foreign-key check records of a committing transaction were not queued: %s",
+					abort_lost, abort_reason ? abort_reason : "unknown reason") :
 			 errmsg(UINT64_FORMAT " audit records of a rolled-back transaction were not queued: %s",
 					abort_lost, abort_reason ? abort_reason : "unknown reason"),
 			 s != NULL ?
@@ -782,11 +812,13 @@ insert_record(Relation rel, const AuditHead *h, const char *strings)
 	if (h->has_rows && oc != 's')
 	{
 		SETV(A_ROWS, Int64GetDatum(h->rows));
-		SETV(A_WITHHELD, Int64GetDatum(h->withheld));
+		if (h->has_withheld)
+			SETV(A_WITHHELD, Int64GetDatum(h->withheld));
 	}
 	if (h->query_id != 0)
 		SETV(A_QUERY_ID, Int64GetDatum(h->query_id));
-	if (strcmp(str[S_KIND] ? str[S_KIND] : "", "read") == 0)
+	if (strcmp(str[S_KIND] ? str[S_KIND] : "", "read") == 0 ||
+		strcmp(str[S_KIND] ? str[S_KIND] : "", "foreign key check") == 0)
 		SETV(A_BYPASSED, BoolGetDatum(h->bypassed));
 #undef SETS
 #undef SETV
@@ -1286,6 +1318,19 @@ refuse_explain_analyze(Oid relid)
 			 errhint("Use EXPLAIN without ANALYZE, or ask an administrator.")));
 }
 
+/* Whether (relid, operation, purpose) is among the first n entries. */
+static bool
+already_listed(Oid *relids, char **operations, char **purposes, int n,
+			   Oid relid, const char *operation, const char *purpose)
+{
+	for (int i = 0; i < n; i++)
+		if (relids[i] == relid && strcmp(operations[i], operation) == 0 &&
+			(purposes[i] == NULL ? purpose == NULL :
+			 purpose != NULL && strcmp(purposes[i], purpose) == 0))
+			return true;
+	return false;
+}
+
 /*
  * ExecutorStart: note the statement if it reads a protected table or a
  * purpose view, whatever views, functions or rules it passes through.
@@ -1431,6 +1476,14 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			if (purpose == NULL && !fk_check && cl_purpose && cl_purpose[0])
 				purpose = pstrdup(cl_purpose);	/* copied below, with the rest */
 		}
+
+		/*
+		 * One entry per relation read the same way for the same purpose,
+		 * however many times the statement refers to it (a self-join, a
+		 * UNION ALL of a thousand branches): the statement reads it once.
+		 */
+		if (already_listed(relids, operations, purposes, n, rte->relid, operation, purpose))
+			continue;
 		if (n == cap)
 		{
 			cap = Max(4, cap * 2);
@@ -1458,6 +1511,8 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r->relids = palloc(sizeof(Oid) * n);
 	r->purposes = palloc(sizeof(char *) * n);
 	r->operations = palloc(sizeof(char *) * n);
+	r->withheld = palloc0(sizeof(uint64) * n);
+	r->worker_withheld = palloc0(sizeof(uint64) * n);
 	for (int i = 0; i < n; i++)
 	{
 		r->relids[i] = relids[i];
@@ -1467,6 +1522,9 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	capture_names(r);
 	r->bypassed = bypassed;
 	r->wait = !fk_check;
+	r->fk_check = fk_check;
+	r->withheld_known = true;
+	r->query_id = (int64) stmt->queryId;
 	/* a foreign-key check runs as the table's owner: name who caused it */
 	if (fk_check)
 	{
@@ -1474,8 +1532,10 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 			pfree(r->role_name);
 		r->role_name = MemoryContextStrdup(TopMemoryContext, GetUserNameFromId(GetOuterUserId(), false));
 	}
-	r->withheld_at_start = cl_rows_withheld;
 	r->subid = GetCurrentSubTransactionId();
+	/* no parallel query of this backend runs: nothing in its slot is current */
+	if (open_reads == NIL)
+		clear_worker_withheld();
 	open_reads = lappend(open_reads, r);
 	MemoryContextSwitchTo(old);
 
@@ -1500,7 +1560,269 @@ find_read(QueryDesc *qd)
 	return NULL;
 }
 
-/* After each ExecutorRun (and when one fails): rows returned so far. */
+/*
+ * Rows withheld, per relation of a read: the refusals counted at every
+ * evaluation site of a policy check (allowed(), view_allows()) in the
+ * quals of the statement's scans (policy.c counts them per site).  A site
+ * in the scan of a protected table counts for that table; a purpose
+ * view's filter counts for the view.  The counters live as long as the
+ * executor state, so the totals cover every run of a cursor or portal.
+ *
+ * Parallel workers count in their own copies of the plan: at its
+ * ExecutorEnd each worker adds its counts, per relation, to its leader's
+ * slot in shared memory (WorkerWithheld, one per backend), and the leader
+ * takes them after each run (a parallel plan runs once, and its workers
+ * have finished when ExecutorRun returns).  Only one parallel query runs
+ * at a time in a leader.  A worker whose plan names more relations than a
+ * slot holds marks the slot overflowed: the record's rows_withheld is then
+ * unknown (NULL).
+ *
+ * The walk reads executor state only (no allocation, no catalog access,
+ * no ereport): it also runs while a failed run's error is being thrown.
+ */
+#define WITHHELD_RELS 8
+
+typedef struct WorkerWithheld
+{
+	slock_t		mutex;
+	bool		overflow;
+	int			n;
+	Oid			relid[WITHHELD_RELS];
+	uint64		count[WITHHELD_RELS];
+} WorkerWithheld;
+
+static WorkerWithheld *worker_withheld = NULL;	/* MaxBackends + 1 slots */
+
+Size
+cl_audit_shmem_size(void)
+{
+	return mul_size(sizeof(WorkerWithheld), MaxBackends + 1);
+}
+
+/* Called from the shared memory startup hook, AddinShmemInitLock held. */
+void
+cl_audit_shmem_init(void)
+{
+	bool		found;
+
+	worker_withheld = ShmemInitStruct("consent_ledger withheld", cl_audit_shmem_size(), &found);
+	if (!found)
+	{
+		memset(worker_withheld, 0, cl_audit_shmem_size());
+		for (int i = 0; i <= MaxBackends; i++)
+			SpinLockInit(&worker_withheld[i].mutex);
+	}
+}
+
+static WorkerWithheld *
+withheld_slot(BackendId id)
+{
+	if (worker_withheld == NULL || id == InvalidBackendId || id < 0 || id > MaxBackends)
+		return NULL;
+	return &worker_withheld[id];
+}
+
+/* Where a walk puts what it finds: a read's relations, or a worker's list. */
+typedef struct WithheldWalk
+{
+	EState	   *estate;
+	OpenRead   *r;				/* leader: the read */
+	bool		workers;		/* leader: a Gather launched workers */
+	int			n;				/* worker: relations found */
+	bool		overflow;
+	Oid			relid[WITHHELD_RELS];
+	uint64		count[WITHHELD_RELS];
+} WithheldWalk;
+
+static void
+add_withheld(WithheldWalk *w, Oid relid, uint64 n)
+{
+	if (w->r != NULL)
+	{
+		for (int i = 0; i < w->r->nrels; i++)
+			if (w->r->relids[i] == relid)
+			{
+				w->r->withheld[i] += n;
+				return;
+			}
+		return;
+	}
+	for (int i = 0; i < w->n; i++)
+		if (w->relid[i] == relid)
+		{
+			w->count[i] += n;
+			return;
+		}
+	if (w->n == WITHHELD_RELS)
+	{
+		w->overflow = true;
+		return;
+	}
+	w->relid[w->n] = relid;
+	w->count[w->n] = n;
+	w->n++;
+}
+
+static bool
+withheld_walker(PlanState *ps, void *arg)
+{
+	WithheldWalk *w = arg;
+	Oid			scan_relid = InvalidOid;
+
+	if (ps == NULL)
+		return false;
+	switch (nodeTag(ps->plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+			{
+				Index		scanrelid = ((Scan *) ps->plan)->scanrelid;
+
+				if (scanrelid > 0 && scanrelid <= (Index) w->estate->es_range_table_size)
+					scan_relid = exec_rt_fetch(scanrelid, w->estate)->relid;
+				break;
+			}
+		case T_Gather:
+			if (((GatherState *) ps)->nworkers_launched > 0)
+				w->workers = true;
+			break;
+		case T_GatherMerge:
+			if (((GatherMergeState *) ps)->nworkers_launched > 0)
+				w->workers = true;
+			break;
+		default:
+			break;
+	}
+	if (ps->qual != NULL && OidIsValid(scan_relid))
+	{
+		ExprState  *q = ps->qual;
+
+		for (int i = 0; i < q->steps_len; i++)
+		{
+			ExprEvalStep *op = &q->steps[i];
+			ExprEvalOp	opcode = ExecEvalStepOp(q, op);
+			uint64		n;
+			Oid			view;
+
+			if (opcode != EEOP_FUNCEXPR && opcode != EEOP_FUNCEXPR_STRICT &&
+				opcode != EEOP_FUNCEXPR_FUSAGE && opcode != EEOP_FUNCEXPR_STRICT_FUSAGE)
+				continue;
+			if (cl_policy_site_refused(op->d.func.finfo, &n, &view))
+				add_withheld(w, OidIsValid(view) ? view : scan_relid, n);
+		}
+	}
+	return planstate_tree_walker(ps, withheld_walker, arg);
+}
+
+/* Empties this backend's slot: no parallel query of it is running. */
+static void
+clear_worker_withheld(void)
+{
+	WorkerWithheld *slot = withheld_slot(MyBackendId);
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->n = 0;
+	slot->overflow = false;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Leader: takes what its workers added to its slot. */
+static void
+take_worker_withheld(OpenRead *r)
+{
+	WorkerWithheld *slot = withheld_slot(MyBackendId);
+
+	if (slot == NULL)
+	{
+		r->withheld_known = false;
+		return;
+	}
+	SpinLockAcquire(&slot->mutex);
+	if (slot->overflow)
+		r->withheld_known = false;
+	for (int k = 0; k < slot->n; k++)
+		for (int i = 0; i < r->nrels; i++)
+			if (r->relids[i] == slot->relid[k])
+			{
+				r->worker_withheld[i] += slot->count[k];
+				break;
+			}
+	slot->n = 0;
+	slot->overflow = false;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Worker, at its ExecutorEnd: adds its refusals to its leader's slot. */
+static void
+give_worker_withheld(QueryDesc *qd)
+{
+	WithheldWalk w;
+	WorkerWithheld *slot = withheld_slot(ParallelLeaderBackendId);
+
+	if (slot == NULL || qd->planstate == NULL || qd->estate == NULL)
+		return;
+	memset(&w, 0, sizeof(w));
+	w.estate = qd->estate;
+	(void) withheld_walker(qd->planstate, &w);
+	if (w.n == 0 && !w.overflow)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (w.overflow)
+		slot->overflow = true;
+	for (int k = 0; k < w.n; k++)
+	{
+		int			i;
+
+		for (i = 0; i < slot->n; i++)
+			if (slot->relid[i] == w.relid[k])
+				break;
+		if (i == slot->n)
+		{
+			if (slot->n == WITHHELD_RELS)
+			{
+				slot->overflow = true;
+				continue;
+			}
+			slot->relid[i] = w.relid[k];
+			slot->count[i] = 0;
+			slot->n++;
+		}
+		slot->count[i] += w.count[k];
+	}
+	SpinLockRelease(&slot->mutex);
+}
+
+static void
+collect_withheld(OpenRead *r, QueryDesc *qd)
+{
+	WithheldWalk w;
+
+	if (qd == NULL || qd->planstate == NULL || qd->estate == NULL || r->fk_check)
+		return;
+	for (int i = 0; i < r->nrels; i++)
+		r->withheld[i] = 0;
+	memset(&w, 0, sizeof(w));
+	w.r = r;
+	w.estate = qd->estate;
+	(void) withheld_walker(qd->planstate, &w);
+	if (w.workers)
+		take_worker_withheld(r);
+	for (int i = 0; i < r->nrels; i++)
+		r->withheld[i] += r->worker_withheld[i];
+}
+
+/*
+ * After each ExecutorRun (and when one fails): the rows it returned are
+ * added (each FETCH of a cursor is a run of its own), and the rows
+ * withheld so far are taken.
+ */
 void
 cl_audit_executor_progress(QueryDesc *queryDesc)
 {
@@ -1509,7 +1831,8 @@ cl_audit_executor_progress(QueryDesc *queryDesc)
 	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
 		return;
 	if (queryDesc->estate)
-		r->rows = queryDesc->estate->es_processed;
+		r->rows += queryDesc->estate->es_processed;
+	collect_withheld(r, queryDesc);
 }
 
 /*
@@ -1532,7 +1855,8 @@ cl_audit_executor_failed(QueryDesc *queryDesc)
 	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
 		return;
 	if (queryDesc->estate)
-		r->rows = queryDesc->estate->es_processed;
+		r->rows += queryDesc->estate->es_processed;
+	collect_withheld(r, queryDesc);
 	if (r->failed_subid == InvalidSubTransactionId)
 		r->failed_subid = GetCurrentSubTransactionId();
 }
@@ -1542,7 +1866,6 @@ static uint64
 record_read(OpenRead *r, char outcome, bool in_abort)
 {
 	uint64		seq = 0;
-	int64		query_id = r->qd ? (int64) r->qd->plannedstmt->queryId : 0;
 
 	for (int i = 0; i < r->nrels; i++)
 	{
@@ -1550,14 +1873,17 @@ record_read(OpenRead *r, char outcome, bool in_abort)
 		Size		len;
 		char	   *data;
 
-		fill_context(&rec, "read", r->operations ? r->operations[i] : "SELECT",
+		fill_context(&rec, r->fk_check ? "foreign key check" : "read",
+					 r->operations ? r->operations[i] : "SELECT",
 					 r->relids[i], r->relnames ? r->relnames[i] : NULL, r->purposes[i],
 					 r->session_user_name, r->role_name);
 		rec.h.outcome = outcome;
 		rec.h.has_rows = true;
 		rec.h.rows = (int64) r->rows;
-		rec.h.withheld = (int64) (cl_rows_withheld - r->withheld_at_start);
-		rec.h.query_id = query_id;
+		/* a foreign-key check bypasses row-level security: nothing is withheld */
+		rec.h.has_withheld = r->withheld_known && !r->fk_check;
+		rec.h.withheld = (int64) r->withheld[i];
+		rec.h.query_id = r->query_id;
 		rec.h.bypassed = r->bypassed;
 		data = serialize(&rec, &len);
 		seq = enqueue(data, len, in_abort);
@@ -1570,6 +1896,7 @@ static void
 forget_read(OpenRead *r)
 {
 	open_reads = list_delete_ptr(open_reads, r);
+	fk_pending = list_delete_ptr(fk_pending, r);
 	for (int i = 0; i < r->nrels; i++)
 	{
 		if (r->purposes[i])
@@ -1589,28 +1916,102 @@ forget_read(OpenRead *r)
 		pfree(r->role_name);
 	pfree(r->relids);
 	pfree(r->purposes);
+	pfree(r->withheld);
+	pfree(r->worker_withheld);
 	if (r->operations)
 		pfree(r->operations);
 	pfree(r);
 }
 
 /*
+ * A foreign-key check query ended: its rows (1 when the referenced key
+ * exists) join the statement's record for that relation and role.  The
+ * check's own read entry is handed over when there is none yet.
+ */
+static void
+merge_fk_check(OpenRead *r)
+{
+	ListCell   *lc;
+	MemoryContext old;
+
+	open_reads = list_delete_ptr(open_reads, r);
+	foreach(lc, fk_pending)
+	{
+		OpenRead   *p = lfirst(lc);
+
+		if (p->relids[0] == r->relids[0] && p->subid == r->subid &&
+			strcmp(p->role_name ? p->role_name : "", r->role_name ? r->role_name : "") == 0)
+		{
+			p->rows += r->rows;
+			forget_read(r);
+			return;
+		}
+	}
+	Assert(r->nrels == 1);
+	r->qd = NULL;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	fk_pending = lappend(fk_pending, r);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Writes the pending foreign-key check records whose subtransaction is
+ * "from" or later (all: InvalidSubTransactionId).  in_abort: from an end
+ * of transaction callback (never raises; see enqueue()).
+ */
+static void
+flush_fk_checks(SubTransactionId from, char outcome, bool in_abort)
+{
+	while (fk_pending != NIL)
+	{
+		OpenRead   *found = NULL;
+		ListCell   *lc;
+
+		foreach(lc, fk_pending)
+			if (((OpenRead *) lfirst(lc))->subid >= from)
+			{
+				found = lfirst(lc);
+				break;
+			}
+		if (found == NULL)
+			break;
+		(void) record_read(found, outcome, in_abort);
+		forget_read(found);
+	}
+}
+
+/*
  * ExecutorEnd: the outcome of the read (rows returned and withheld).  Its
  * "started" record is already committed, so this one need not be waited
- * for.
+ * for.  At the end of a top-level statement, the records of the
+ * foreign-key checks it caused follow.
  */
 void
 cl_audit_executor_end(QueryDesc *queryDesc)
 {
 	OpenRead   *r;
 
-	if (open_reads == NIL || (r = find_read(queryDesc)) == NULL)
+	if (IsParallelWorker())
+	{
+		if (cl_shared != NULL)
+			give_worker_withheld(queryDesc);
 		return;
-	if (queryDesc->estate)
-		r->rows = queryDesc->estate->es_processed;
-	r->qd = queryDesc;
-	(void) record_read(r, 'd', false);
-	forget_read(r);
+	}
+
+	if (open_reads != NIL && (r = find_read(queryDesc)) != NULL)
+	{
+		collect_withheld(r, queryDesc);
+		if (r->fk_check)
+			merge_fk_check(r);
+		else
+		{
+			(void) record_read(r, 'd', false);
+			forget_read(r);
+		}
+	}
+	if (fk_pending != NIL && cl_executor_nesting == 0 &&
+		!InNoForceRLSOperation())
+		flush_fk_checks(InvalidSubTransactionId, 'd', false);
 }
 
 /*
@@ -1640,10 +2041,12 @@ cl_audit_copy_begin(Oid relid, const char *operation)
 	r->purposes[0] = (cl_purpose && cl_purpose[0]) ? pstrdup(cl_purpose) : NULL;
 	r->operations = palloc(sizeof(char *));
 	r->operations[0] = pstrdup(operation);
+	r->withheld = palloc0(sizeof(uint64));
+	r->worker_withheld = palloc0(sizeof(uint64));
 	capture_names(r);
 	r->bypassed = true;
 	r->wait = true;
-	r->withheld_at_start = cl_rows_withheld;
+	r->withheld_known = true;	/* row-level security does not apply: nothing withheld */
 	r->subid = GetCurrentSubTransactionId();
 	open_reads = lappend(open_reads, r);
 	MemoryContextSwitchTo(old);
@@ -1713,23 +2116,28 @@ flush_changes(SubTransactionId from)
 }
 
 /*
- * The abort paths: queue the records of open reads and rolled-back changes
- * from subtransaction "from" on.  Never raises: an error (out of memory)
- * becomes a WARNING, and what was not queued is counted.
+ * The abort paths: queue the records of open reads, of the pending
+ * foreign-key checks and of rolled-back changes from subtransaction
+ * "from" on.  At commit (committing) only the foreign-key checks are left
+ * to queue.  Never raises: an error (out of memory) becomes a WARNING, and
+ * what was not queued is counted.
  */
 static void
-flush_at_abort(SubTransactionId from)
+flush_at_end(SubTransactionId from, bool committing)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 
 	if (cl_shared == NULL || !OidIsValid(MyDatabaseId))
 		return;
-	if (open_reads == NIL && kept_changes == NIL)
+	if (open_reads == NIL && kept_changes == NIL && fk_pending == NIL)
 		return;
 	PG_TRY();
 	{
-		flush_open_reads(from);
-		flush_changes(from);
+		if (!committing)
+			flush_open_reads(from);
+		flush_fk_checks(from, committing ? 'd' : 'f', true);
+		if (!committing)
+			flush_changes(from);
 	}
 	PG_CATCH();
 	{
@@ -1739,18 +2147,19 @@ flush_at_abort(SubTransactionId from)
 		edata = CopyErrorData();
 		FlushErrorState();
 		/* what is left is not queued */
-		abort_lost += list_length(kept_changes);
+		abort_lost += list_length(kept_changes) + list_length(fk_pending);
 		kept_changes = NIL;
 		open_reads = NIL;
+		fk_pending = NIL;
 		if (abort_reason == NULL)
 			abort_reason = "an error occurred while queueing them";
 		ereport(WARNING,
-				(errmsg("could not queue the audit records of a rolled-back transaction: %s",
+				(errmsg("could not queue the audit records of an ending transaction: %s",
 						edata->message)));
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
-	abort_report();
+	abort_report(committing);
 }
 
 static void
@@ -1758,8 +2167,13 @@ audit_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			/* deferred foreign-key checks have run by now */
+			flush_at_end(InvalidSubTransactionId, true);
+			break;
 		case XACT_EVENT_ABORT:
-			flush_at_abort(InvalidSubTransactionId);
+			flush_at_end(InvalidSubTransactionId, false);
 			if (kept_dropped > 0)
 				ereport(WARNING,
 						(errmsg("%lld rolled-back audited changes were not itemized in the audit ledger",
@@ -1785,7 +2199,7 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	/* changes, and reads of statements that failed inside the savepoint */
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		flush_at_abort(mySubid);
+		flush_at_end(mySubid, false);
 }
 
 void

@@ -90,6 +90,7 @@ cl_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(cl_shmem_size());
+	RequestAddinShmemSpace(cl_audit_shmem_size());
 	RequestNamedLWLockTranche("consent_ledger", 1);
 	RequestAddinShmemSpace(cl_cs_shmem_size());
 	RequestNamedLWLockTranche("consent_ledger_state", 1);
@@ -117,6 +118,7 @@ cl_shmem_startup(void)
 		cl_shared->nslots = cl_max_databases;
 	}
 	cl_cs_shmem_init();
+	cl_audit_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

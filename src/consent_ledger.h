@@ -290,9 +290,12 @@ extern Oid	cl_view_base_cached(Oid view);
 extern bool cl_purpose_views_in(Oid nsp);
 extern void cl_protect_one(Oid relid, const char *column);
 extern void cl_unprotect_one(Oid relid);
+extern bool cl_policy_site_refused(FmgrInfo *finfo, uint64 *refused, Oid *view);
 
 /* audit.c: signed audit of changes and protected reads */
 extern void cl_audit_init(void);
+extern Size cl_audit_shmem_size(void);
+extern void cl_audit_shmem_init(void);
 typedef enum ClDrainResult
 {
 	CL_DRAIN_IDLE,				/* nothing queued */
@@ -308,7 +311,6 @@ extern void *cl_audit_copy_begin(Oid relid, const char *operation);
 extern void cl_audit_copy_end(void *handle, uint64 rows);
 extern bool cl_is_audited(Oid relid);
 extern void cl_audit_partition(Oid relid);
-extern uint64 cl_rows_withheld;
 
 /* tiles.c: stored subtree hashes (README "Stored tree hashes"); SPI connected */
 typedef struct ClTreeReader ClTreeReader;
@@ -327,6 +329,7 @@ extern char *cl_tiles_check_end(ClTilesChecker *c, uint64 *pos, int64 *nproblems
 extern ErrorData *cl_run_in_subxact(void (*fn) (void *arg), void *arg);
 
 /* hooks.c: executor hooks */
+extern int	cl_executor_nesting;
 extern void cl_hooks_init(void);
 
 /* guard.c: utility and object-access hooks that keep ledgers append-only */

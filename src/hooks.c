@@ -25,7 +25,16 @@
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+
+/*
+ * How many ExecutorRun/ExecutorFinish calls are in progress in this
+ * backend: 0 when a query that ends is a top-level one (not run by a
+ * trigger, a foreign-key check or a function of an outer query's run).
+ * The audit closes a statement's foreign-key check records there.
+ */
+int			cl_executor_nesting = 0;
 static get_relation_stats_hook_type prev_get_relation_stats = NULL;
 static get_relation_info_hook_type prev_get_relation_info = NULL;
 
@@ -104,6 +113,7 @@ static void
 cl_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			   bool execute_once)
 {
+	cl_executor_nesting++;
 	PG_TRY();
 	{
 		if (prev_ExecutorRun)
@@ -113,6 +123,7 @@ cl_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 	PG_CATCH();
 	{
+		cl_executor_nesting--;
 		/*
 		 * Nothing here may raise and replace the error being thrown:
 		 * cl_audit_executor_failed() only reads a list and sets two fields
@@ -122,7 +133,27 @@ cl_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	cl_executor_nesting--;
 	cl_audit_executor_progress(queryDesc);
+}
+
+/* ExecutorFinish runs AFTER triggers, foreign-key checks among them. */
+static void
+cl_ExecutorFinish(QueryDesc *queryDesc)
+{
+	cl_executor_nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		cl_executor_nesting--;
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -142,6 +173,8 @@ cl_hooks_init(void)
 	ExecutorStart_hook = cl_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = cl_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = cl_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = cl_ExecutorEnd;
 	prev_get_relation_stats = get_relation_stats_hook;

@@ -186,6 +186,8 @@ typedef struct StatementCheck
 	int			npages;
 	int64		last_page_no;	/* one-page fast path */
 	uint64	   *last_page;
+	Oid			view;			/* purpose view of a view check, else invalid */
+	uint64		refused;		/* rows this site refused: the audit's rows_withheld */
 } StatementCheck;
 
 /*
@@ -627,12 +629,13 @@ allowed_uuid(StatementCheck *check, pg_uuid_t *u)
  * the shared consent state up to date and fixes the check's horizon.
  */
 static StatementCheck *
-make_check(FmgrInfo *flinfo, int purpose, int64 token)
+make_check(FmgrInfo *flinfo, int purpose, int64 token, Oid view)
 {
 	StatementCheck *check = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(StatementCheck));
 
 	check->userid = GetUserId();
 	check->token = token;
+	check->view = view;
 	if (token == 0 && cl_purpose != NULL)
 		strlcpy(check->purpose_name, cl_purpose, sizeof(check->purpose_name));
 	check->purpose_seen = purpose_assignments;
@@ -779,7 +782,7 @@ guc_statement_check(FunctionCallInfo fcinfo)
 				 errmsg("role \"%s\" is not authorized for purpose \"%s\"",
 						GetUserNameFromId(GetUserId(), false), cl_purpose),
 				 errhint("An administrator grants purposes with consent_ledger.authorize_purpose().")));
-	return make_check(fcinfo->flinfo, idx, 0);
+	return make_check(fcinfo->flinfo, idx, 0, InvalidOid);
 }
 
 /*
@@ -818,13 +821,14 @@ view_statement_check(FunctionCallInfo fcinfo, int64 token)
 				 errmsg("permission denied for purpose view \"%s\"",
 						OidIsValid(view) && get_rel_name(view) ? get_rel_name(view) : "?"),
 				 errhint("Read the purpose view itself; its owner grants SELECT on it.")));
-	return make_check(fcinfo->flinfo, purpose, token);
+	return make_check(fcinfo->flinfo, purpose, token, view);
 }
 
 /*
  * The body of every policy-check entry point: validate the statement (once
  * per statement), decide for the subject unless the purpose needs no
- * consent, count refusals for the read's audit record.
+ * consent, count refusals at this evaluation site for the read's audit
+ * record (cl_policy_site_refused).
  */
 #define POLICY_CHECK(check_expr, decision_expr) \
 	do { \
@@ -832,7 +836,7 @@ view_statement_check(FunctionCallInfo fcinfo, int64 token)
 		bool		ok = !c->consent_basis || (decision_expr); \
 		\
 		if (!ok) \
-			cl_rows_withheld++; \
+			c->refused++; \
 		PG_RETURN_BOOL(ok); \
 	} while (0)
 
@@ -892,6 +896,30 @@ cl_view_allows_uuid(PG_FUNCTION_ARGS)
 {
 	POLICY_CHECK(view_statement_check(fcinfo, PG_GETARG_INT64(0)),
 				 allowed_uuid(c, PG_GETARG_UUID_P(1)));
+}
+
+/*
+ * Whether finfo is an evaluation site of a policy check (allowed() or
+ * view_allows()), and if so how many rows it refused so far and, for a
+ * purpose view's filter, which view.  The audit reads this from the
+ * compiled quals of a query's scans (audit.c), so that rows_withheld is
+ * counted per relation and per statement.  A site that has not run yet
+ * refused nothing.  Reads only; never raises.
+ */
+bool
+cl_policy_site_refused(FmgrInfo *finfo, uint64 *refused, Oid *view)
+{
+	PGFunction	f = finfo->fn_addr;
+	StatementCheck *check;
+
+	if (f != cl_allowed_text && f != cl_allowed_int8 && f != cl_allowed_int4 &&
+		f != cl_allowed_uuid && f != cl_view_allows_text && f != cl_view_allows_int8 &&
+		f != cl_view_allows_int4 && f != cl_view_allows_uuid)
+		return false;
+	check = finfo->fn_extra;
+	*refused = check ? check->refused : 0;
+	*view = check ? check->view : InvalidOid;
+	return true;
 }
 
 /*

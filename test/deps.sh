@@ -15,9 +15,10 @@
 #   libipc-run-perl                          PostgreSQL::Test::Cluster (TAP tests)
 #   clang, libclang-rt-14-dev                libFuzzer targets run briefly by the suite
 #   openssl                                  independent Ed25519 cross-checks of the TAP tests (required)
+#   debhelper, dpkg-dev, postgresql-server-dev-all   the Debian package (pg_buildext; suite "package")
 cl_build_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libssl-dev libkrb5-dev make gcc"
 cl_test_packages="postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
-clang libclang-rt-14-dev openssl"
+clang libclang-rt-14-dev openssl debhelper dpkg-dev postgresql-server-dev-all"
 cl_packages="$cl_build_packages $cl_test_packages"
 
 # cl_install_deps [PACKAGES]: installs those of PACKAGES (default: all of

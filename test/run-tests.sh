@@ -12,6 +12,10 @@
 #   isolation  isolation specs, test/isolation/specs/, on a temp instance
 #   pgtap      test/pgtap/*.sql with pg_prove on a temp instance
 #   tap        test/tap/*.pl (crash, restart, replica, dump/restore) with prove
+#   package    root only, last: builds the Debian package, installs it with
+#              apt-get, runs the regression suite against it (installcheck),
+#              then purges it and puts back what was at its paths
+#              (test/package.sh)
 #
 # As another user it installs into the PostgreSQL found first in PATH
 # (pg_config), which must be writable by that user (a private prefix); it
@@ -48,7 +52,7 @@ set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/test/deps.sh"
 
-SUITES=${SUITES:-"unit fuzz regress isolation pgtap tap"}
+SUITES=${SUITES:-"unit fuzz regress isolation pgtap tap package"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-5}
 CL_PORT_BASE=${CL_PORT_BASE:-55610}
 RUNAS=""
@@ -249,6 +253,17 @@ for suite in $SUITES; do
 			status=$?
 			grep -vE '^ok [0-9]+' "$out"; count_prove "$out" tap
 			scan_tap_logs "$work/tmp_check/log";;
+		package)
+			# root only (apt-get); runs as root on its own copies of the tree
+			if [ -n "$RUNAS" ]; then
+				bash "$here/test/package.sh" "$here" "$work" $((CL_PORT_BASE + 5)) > "$out" 2>&1
+				status=$?
+				cat "$out"
+				count_regress "$out" "package"
+			else
+				echo "package: skipped (it installs a Debian package: run as root)" | tee -a "$summary"
+				skip=$((skip + 1)); status=0
+			fi;;
 		*) echo "unknown suite $suite"; status=0; fail=$((fail + 1));;
 	esac
 	check_status "$suite" "$status" "$before"
