@@ -195,22 +195,22 @@ SELECT * FROM part_state;
 -- audit(): changes to any partition, present or future, through the parent or directly
 CREATE TEMP TABLE marks AS SELECT coalesce(max(record_id), 0) AS before FROM consent_ledger.audit_log;
 SET ROLE regress_p_owner;
-CREATE TABLE visits (id int, month date, customer_id bigint) PARTITION BY RANGE (month);
-CREATE TABLE visits_2024_01 PARTITION OF visits FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
-CREATE TABLE visits_default PARTITION OF visits DEFAULT;
+CREATE TABLE pvisits (id int, month date, customer_id bigint) PARTITION BY RANGE (month);
+CREATE TABLE pvisits_2024_01 PARTITION OF pvisits FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE pvisits_default PARTITION OF pvisits DEFAULT;
 RESET ROLE;
-SELECT consent_ledger.audit('visits');
+SELECT consent_ledger.audit('pvisits');
 SET ROLE regress_p_owner;
-CREATE TABLE visits_2024_02 PARTITION OF visits FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
-INSERT INTO visits VALUES (1, '2024-01-05', 1), (2, '2024-02-05', 2), (3, '2025-01-01', 3);
-INSERT INTO visits_2024_02 VALUES (4, '2024-02-06', 4);
-UPDATE visits SET customer_id = 5 WHERE id = 1;
-DELETE FROM visits_default;
-TRUNCATE visits_2024_02;
+CREATE TABLE pvisits_2024_02 PARTITION OF pvisits FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+INSERT INTO pvisits VALUES (1, '2024-01-05', 1), (2, '2024-02-05', 2), (3, '2025-01-01', 3);
+INSERT INTO pvisits_2024_02 VALUES (4, '2024-02-06', 4);
+UPDATE pvisits SET customer_id = 5 WHERE id = 1;
+DELETE FROM pvisits_default;
+TRUNCATE pvisits_2024_02;
 -- and the triggers stay, on every partition
-ALTER TABLE visits_2024_01 DISABLE TRIGGER "~consent_ledger_audit";
+ALTER TABLE pvisits_2024_01 DISABLE TRIGGER "~consent_ledger_audit";
 \echo :SQLSTATE
-ALTER TABLE visits_2024_02 DISABLE TRIGGER "~consent_ledger_audit_truncate";
+ALTER TABLE pvisits_2024_02 DISABLE TRIGGER "~consent_ledger_audit_truncate";
 \echo :SQLSTATE
 RESET ROLE;
 SELECT kind, operation, relation, row_key IS NOT NULL AS has_key
@@ -220,18 +220,18 @@ SELECT c.relname, count(t.tgname) FILTER (WHERE t.tgname = '~consent_ledger_audi
        count(t.tgname) FILTER (WHERE t.tgname = '~consent_ledger_audit_truncate') AS truncate_trigger,
        EXISTS (SELECT FROM consent_ledger.audited a WHERE a.relid = c.oid) AS registered
   FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid
-  WHERE c.relname LIKE 'visits%' GROUP BY c.oid, c.relname ORDER BY c.relname;
+  WHERE c.relname LIKE 'pvisits%' GROUP BY c.oid, c.relname ORDER BY c.relname;
 
 -- reads of a protected partitioned table are recorded, through the parent or a partition
-SELECT consent_ledger.protect('visits', 'customer_id');
+SELECT consent_ledger.protect('pvisits', 'customer_id');
 SET ROLE regress_p_owner;
-INSERT INTO visits VALUES (5, '2024-01-06', 1);
+INSERT INTO pvisits VALUES (5, '2024-01-06', 1);
 RESET ROLE;
 UPDATE marks SET before = (SELECT coalesce(max(record_id), 0) FROM consent_ledger.audit_log);
 SET ROLE regress_p_owner;
 SET consent_ledger.purpose = 'p_analytics';
-SELECT count(*) FROM visits;
-SELECT count(*) FROM visits_2024_01;
+SELECT count(*) FROM pvisits;
+SELECT count(*) FROM pvisits_2024_01;
 RESET consent_ledger.purpose;
 RESET ROLE;
 -- (a read's outcome record is written by the audit writer after the statement: wait for it)
