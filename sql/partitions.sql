@@ -242,9 +242,13 @@ DO $$ BEGIN
     PERFORM pg_sleep(0.05);
   END LOOP;
 END $$;
-SELECT operation, relation, purpose, outcome, rows_returned
+-- rows_withheld counts the rows the consent checks of the partitions'
+-- scans refused, for the parent's record too (attack review R2 F7: it was 0
+-- through the parent); compare with every row of each, read as superuser
+SELECT operation, relation, purpose, outcome, rows_returned, rows_withheld
   FROM consent_ledger.audit_log WHERE record_id > (SELECT before FROM marks) AND kind = 'read'
   ORDER BY record_id;
+SELECT (SELECT count(*) FROM pvisits) AS all_rows_parent, (SELECT count(*) FROM pvisits_2024_01) AS all_rows_2024_01;
 
 -- ledgers: a fact table by month with a default partition, rows already in it
 SET ROLE regress_p_owner;

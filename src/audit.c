@@ -185,6 +185,9 @@ typedef struct OpenRead
 	bool		fk_check;		/* PostgreSQL's referential-integrity check */
 	bool		withheld_known; /* false if parallel workers' counts were lost */
 	uint64	   *worker_withheld;	/* per relation: refusals in parallel workers */
+	int			nexpanded;		/* partitions read through a protected parent: */
+	Oid		   *expanded_child;	/* each partition scanned, and */
+	Oid		   *expanded_parent;	/* the relation whose record covers it */
 	SubTransactionId subid;
 	SubTransactionId failed_subid;	/* a run failed there: no ExecutorEnd will come */
 	uint64		rows;			/* summed over every run (each FETCH of a cursor) */
@@ -1358,6 +1361,9 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	ViewUse    *uses;
 	int			nuses = 0;
 	Bitmapset  *expanded = NULL;
+	int			nexp = 0;
+	Oid		   *exp_child = NULL;
+	Oid		   *exp_parent = NULL;
 	OpenRead   *r;
 	MemoryContext old;
 
@@ -1403,6 +1409,43 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 
 		if (parent->rtekind == RTE_RELATION && cl_is_protected_cached(parent->relid))
 			expanded = bms_add_member(expanded, ai->child_relid);
+	}
+
+	/*
+	 * Each expanded partition's scans count their refusals for the topmost
+	 * relation it was expanded from (that relation's record covers it):
+	 * follow appendRelations up from the partition's entry.
+	 */
+	if (!bms_is_empty(expanded))
+	{
+		int			rti = -1;
+
+		exp_child = palloc(sizeof(Oid) * bms_num_members(expanded));
+		exp_parent = palloc(sizeof(Oid) * bms_num_members(expanded));
+		while ((rti = bms_next_member(expanded, rti)) >= 0)
+		{
+			Index		top = (Index) rti;
+			bool		moved = true;
+
+			for (int depth = 0; moved && depth < list_length(stmt->appendRelations); depth++)
+			{
+				moved = false;
+				foreach(lc, stmt->appendRelations)
+				{
+					AppendRelInfo *ai = lfirst_node(AppendRelInfo, lc);
+
+					if (ai->child_relid == top && bms_is_member((int) top, expanded))
+					{
+						top = ai->parent_relid;
+						moved = true;
+						break;
+					}
+				}
+			}
+			exp_child[nexp] = rt_fetch(rti, stmt->rtable)->relid;
+			exp_parent[nexp] = rt_fetch(top, stmt->rtable)->relid;
+			nexp++;
+		}
 	}
 
 	foreach(lc, stmt->rtable)
@@ -1513,6 +1556,14 @@ cl_audit_executor_start(QueryDesc *queryDesc)
 	r->operations = palloc(sizeof(char *) * n);
 	r->withheld = palloc0(sizeof(uint64) * n);
 	r->worker_withheld = palloc0(sizeof(uint64) * n);
+	r->nexpanded = nexp;
+	if (nexp > 0)
+	{
+		r->expanded_child = palloc(sizeof(Oid) * nexp);
+		r->expanded_parent = palloc(sizeof(Oid) * nexp);
+		memcpy(r->expanded_child, exp_child, sizeof(Oid) * nexp);
+		memcpy(r->expanded_parent, exp_parent, sizeof(Oid) * nexp);
+	}
 	for (int i = 0; i < n; i++)
 	{
 		r->relids[i] = relids[i];
@@ -1634,11 +1685,22 @@ typedef struct WithheldWalk
 	uint64		count[WITHHELD_RELS];
 } WithheldWalk;
 
+/* The relation whose record covers relid in read r (relid itself, or the parent it was expanded from). */
+static Oid
+covering_relation(OpenRead *r, Oid relid)
+{
+	for (int i = 0; i < r->nexpanded; i++)
+		if (r->expanded_child[i] == relid)
+			return r->expanded_parent[i];
+	return relid;
+}
+
 static void
 add_withheld(WithheldWalk *w, Oid relid, uint64 n)
 {
 	if (w->r != NULL)
 	{
+		relid = covering_relation(w->r, relid);
 		for (int i = 0; i < w->r->nrels; i++)
 			if (w->r->relids[i] == relid)
 			{
@@ -1749,7 +1811,7 @@ take_worker_withheld(OpenRead *r)
 		r->withheld_known = false;
 	for (int k = 0; k < slot->n; k++)
 		for (int i = 0; i < r->nrels; i++)
-			if (r->relids[i] == slot->relid[k])
+			if (r->relids[i] == covering_relation(r, slot->relid[k]))
 			{
 				r->worker_withheld[i] += slot->count[k];
 				break;
@@ -1918,6 +1980,10 @@ forget_read(OpenRead *r)
 	pfree(r->purposes);
 	pfree(r->withheld);
 	pfree(r->worker_withheld);
+	if (r->expanded_child)
+		pfree(r->expanded_child);
+	if (r->expanded_parent)
+		pfree(r->expanded_parent);
 	if (r->operations)
 		pfree(r->operations);
 	pfree(r);
