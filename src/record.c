@@ -620,6 +620,12 @@ record_array(FunctionCallInfo fcinfo, bool withdraw)
 	evidence = evidence_null ? (Datum) 0 : PointerGetDatum(PG_GETARG_JSONB_P(evidence_arg));
 
 	subjects = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(subjects) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("subjects must be a one-dimensional array"),
+				 errdetail("The array has %d dimensions.", ARR_NDIM(subjects)),
+				 errhint("Pass one subject per element, e.g. with array_agg().")));
 	deconstruct_array(subjects, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &elem_nulls, &nelems);
 	if (nelems == 0)

@@ -11,7 +11,7 @@
 -- Runs in one transaction that is rolled back.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(56);
+SELECT plan(57);
 
 CREATE ROLE cl07_recorder NOLOGIN IN ROLE consent_ledger_recorder;
 CREATE ROLE cl07_auditor NOLOGIN IN ROLE consent_ledger_auditor;
@@ -136,6 +136,8 @@ SELECT throws_ok($$SELECT count(consent_ledger.grant_consent(s::text, 'cl07_p'))
 SELECT is((SELECT n FROM cl07_n), pg_temp.nev(),
 	'no refused call recorded anything (all or nothing)');
 SELECT is(consent_ledger.grant_consent(ARRAY[]::text[], 'cl07_p'), 0::bigint, 'an empty array records nothing');
+SELECT throws_ok($$SELECT consent_ledger.grant_consent(ARRAY[['cl07-m1', 'cl07-m2'], ['cl07-m3', 'cl07-m4']], 'cl07_p')$$, '2202E', NULL,
+	'a two-dimensional array of subjects is refused (2202E), not flattened');
 SELECT is(consent_ledger.grant_consent(ARRAY[]::text[], 'cl07_nope'), 0::bigint,
 	'... and checks no purpose');
 
