@@ -75,6 +75,10 @@ SELECT encode(substr(consent_ledger.leaf_data('up_v1', 1), 14), 'hex') AS v1_row
 RESET client_encoding;
 SELECT encode(substr(consent_ledger.leaf_data('up_v1', 0), 1, 1), 'hex') AS v1_version_byte,
        encode(substr(consent_ledger.leaf_data('up_v1', 0), 14), 'hex') AS v1_row;
+-- streamed, with the new row pending (integer first_ord and nleaves)
+SET consent_ledger.verify_memory = 0;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
+RESET consent_ledger.verify_memory;
 DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
 SET client_encoding = 'LATIN1';
