@@ -19,7 +19,7 @@ CREATE TEMP TABLE ref_leaf (lid int, i bigint, h bytea, PRIMARY KEY (lid, i));
 CREATE FUNCTION ref_load(rel regclass) RETURNS void LANGUAGE sql AS $$
   DELETE FROM ref_leaf WHERE lid = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = rel);
   INSERT INTO ref_leaf
-  SELECT l.ledger_id, l.first_leaf + k, substr(l.leaves, k * 32 + 1, 32)
+  SELECT l.ledger_id, l.first_leaf + k, substr(l.leaves, (k * 32 + 1)::int, 32)
     FROM consent_ledger.log l, generate_series(0, l.nleaves - 1) k
    WHERE l.ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = rel);
 $$;

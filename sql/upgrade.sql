@@ -75,6 +75,10 @@ SELECT encode(substr(consent_ledger.leaf_data('up_v1', 1), 14), 'hex') AS v1_row
 RESET client_encoding;
 SELECT encode(substr(consent_ledger.leaf_data('up_v1', 0), 1, 1), 'hex') AS v1_version_byte,
        encode(substr(consent_ledger.leaf_data('up_v1', 0), 14), 'hex') AS v1_row;
+-- streamed, with the new row pending (integer first_ord and nleaves)
+SET consent_ledger.verify_memory = 0;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
+RESET consent_ledger.verify_memory;
 DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
 SET client_encoding = 'LATIN1';
@@ -102,6 +106,12 @@ SELECT i, n, consent_ledger.inclusion_proof('up_ledger', i, n) AS inc,
        consent_ledger.consistency_proof('up_ledger', i + 1, n) AS con
   FROM unnest(ARRAY[0, 255, 256, 511, 512, 599]) i, unnest(ARRAY[513, 600]) n
  WHERE i < n;
+-- the library verifies the 1.2 log (integer counts) streamed as well as
+-- in memory
+SET consent_ledger.verify_memory = 0;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_ledger');
+SELECT bool_and(valid) AS all_ledgers_valid_streamed FROM consent_ledger.verify();
+RESET consent_ledger.verify_memory;
 
 -- 1.3: the update to the current version keeps every ledger valid
 ALTER EXTENSION consent_ledger UPDATE;
@@ -116,7 +126,7 @@ SELECT a.attrelid::regclass AS tab, a.attname, pg_catalog.format_type(a.atttypid
    AND a.attname IN ('first_ord', 'nleaves', 'first_ords', 'counts') ORDER BY 1, 2;
 SELECT pg_catalog.pg_get_indexdef(indexrelid) AS pending_index
   FROM pg_index WHERE indrelid = 'consent_ledger.pending'::regclass;
-INSERT INTO up_ledger SELECT g, 'after 1.3 ' || g FROM generate_series(36, 40) g;
+INSERT INTO up_ledger SELECT g, 'after 1.3 ' || g FROM generate_series(601, 605) g;
 DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_ledger');
 SELECT count(*) AS log_rows_before_and_after FROM consent_ledger.log g
@@ -130,11 +140,24 @@ SELECT count(*) AS proofs,
        count(*) FILTER (WHERE inc = consent_ledger.inclusion_proof('up_ledger', i, n)
                           AND con = consent_ledger.consistency_proof('up_ledger', i + 1, n)) AS unchanged
   FROM up_proofs;
--- a changed one is found by verify()
+-- a changed one is found by verify(), in memory and streamed
+CREATE TEMP TABLE kept_hash AS SELECT * FROM consent_ledger.tree_hashes
+ WHERE ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'up_ledger'::regclass)
+   AND level = 1 AND idx = 0;
 UPDATE consent_ledger.tree_hashes SET hash = pg_catalog.sha256('x'::bytea)
  WHERE ledger_id = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'up_ledger'::regclass)
    AND level = 1 AND idx = 0;
 SELECT relation, valid, problem FROM consent_ledger.verify('up_ledger');
+SET consent_ledger.verify_memory = 0;
+SELECT relation, valid, problem FROM consent_ledger.verify('up_ledger');
+RESET consent_ledger.verify_memory;
+-- put back, every ledger verifies again (in memory and streamed)
+UPDATE consent_ledger.tree_hashes t SET hash = k.hash FROM kept_hash k
+ WHERE t.ledger_id = k.ledger_id AND t.level = k.level AND t.idx = k.idx;
+SELECT bool_and(valid) AS all_ledgers_valid FROM consent_ledger.verify();
+SET consent_ledger.verify_memory = 0;
+SELECT bool_and(valid) AS all_ledgers_valid_streamed FROM consent_ledger.verify();
+RESET consent_ledger.verify_memory;
 -- 1.3: every row sealed before the update has its gap-free log position
 DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT count(*) AS rows, count(p.leaf) AS positioned,

@@ -64,6 +64,8 @@ struct ClTreeReader
 	bool		read_only;
 	TreeWindow	win[MAX_LEVELS];
 	bool		stored;			/* tree_hashes exists */
+	bool		no_recompute;	/* the sealer's: a missing hash is not recomputed */
+	bool		unavailable;	/* ... and is noted here (zeros returned) */
 	uint64		queries;		/* statistics, for DEBUG1 */
 	uint64		recomputed;
 };
@@ -124,7 +126,7 @@ load_leaves(ClTreeReader *r, TreeWindow *w)
 	Datum		vals[3] = {Int32GetDatum(r->ledger_id), Int64GetDatum((int64) w->base),
 	Int64GetDatum((int64) (w->base + W))};
 	SPIPlanPtr	plan = keep_plan(&leaves_plan,
-								 "SELECT first_leaf, nleaves, leaves FROM consent_ledger.log "
+								 "SELECT first_leaf, nleaves::pg_catalog.int8, leaves FROM consent_ledger.log "
 								 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
 								 "AND first_leaf OPERATOR(pg_catalog.<) $3 "
 								 "AND first_leaf OPERATOR(pg_catalog.>=) "
@@ -143,7 +145,7 @@ load_leaves(ClTreeReader *r, TreeWindow *w)
 		TupleDesc	d = SPI_tuptable->tupdesc;
 		bool		isnull;
 		int64		first = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-		int32		n = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+		int64		n = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
 		Datum		leaves = SPI_getbinval(t, d, 3, &isnull);
 		uint64		from,
 					to;
@@ -243,6 +245,12 @@ level_hashes(ClTreeReader *r, int level, uint64 first, uint64 count, cl_hash *ou
 	{
 		uint64		slot = first - base + k;
 
+		if (!w->have[slot] && r->no_recompute)
+		{
+			r->unavailable = true;
+			memset(out[k], 0, CL_HASH_LEN);
+			continue;
+		}
 		if (!w->have[slot])
 		{
 			cl_hash    *below;
@@ -293,33 +301,49 @@ cl_tree_reader_stats(ClTreeReader *r, uint64 *queries, uint64 *recomputed)
 	*recomputed = r->recomputed;
 }
 
-/* Inserts count nodes of a level, from index first. */
+/*
+ * Inserts the nodes of a level from index first on whose known[] is true
+ * (count in all).  A NULL element is left out.
+ */
 static void
-insert_nodes(int32 ledger_id, int level, uint64 first, const cl_hash *h, uint64 count)
+insert_nodes(int32 ledger_id, int level, uint64 first, const cl_hash *h, const bool *known,
+			 uint64 count)
 {
 	Oid			types[4] = {INT4OID, INT2OID, INT8OID, BYTEAARRAYOID};
 	Datum		vals[4];
 	Datum	   *elems = palloc(sizeof(Datum) * count);
+	bool	   *nulls = palloc(sizeof(bool) * count);
+	int			dims[1] = {(int) count};
+	int			lbs[1] = {1};
+	uint64		nknown = 0;
 	SPIPlanPtr	plan = keep_plan(&insert_plan,
 								 "INSERT INTO consent_ledger.tree_hashes (ledger_id, level, idx, hash) "
 								 "SELECT $1, $2, $3 OPERATOR(pg_catalog.+) u.o OPERATOR(pg_catalog.-) 1, u.h "
-								 "FROM pg_catalog.unnest($4) WITH ORDINALITY AS u(h, o)",
+								 "FROM pg_catalog.unnest($4) WITH ORDINALITY AS u(h, o) WHERE u.h IS NOT NULL",
 								 4, types);
 
 	for (uint64 k = 0; k < count; k++)
 	{
-		bytea	   *b = palloc(VARHDRSZ + CL_HASH_LEN);
+		bytea	   *b;
 
+		nulls[k] = !known[k];
+		elems[k] = (Datum) 0;
+		if (!known[k])
+			continue;
+		b = palloc(VARHDRSZ + CL_HASH_LEN);
 		SET_VARSIZE(b, VARHDRSZ + CL_HASH_LEN);
 		memcpy(VARDATA(b), h[k], CL_HASH_LEN);
 		elems[k] = PointerGetDatum(b);
+		nknown++;
 	}
+	if (nknown == 0)
+		return;
 	vals[0] = Int32GetDatum(ledger_id);
 	vals[1] = Int16GetDatum((int16) level);
 	vals[2] = Int64GetDatum((int64) first);
-	vals[3] = PointerGetDatum(construct_array(elems, (int) count, BYTEAOID, -1, false, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
 	if (SPI_execute_plan(plan, vals, NULL, false, 0) != SPI_OK_INSERT ||
-		SPI_processed != count)
+		SPI_processed != nknown)
 		elog(ERROR, "could not insert into consent_ledger.tree_hashes");
 }
 
@@ -328,19 +352,25 @@ insert_nodes(int32 ledger_id, int level, uint64 first, const cl_hash *h, uint64 
  *		Stores the subtree hashes completed by appending the n leaf hashes
  *		at positions first .. first + n - 1 to a ledger's log.
  *
- * Called by the sealer right after it inserted those leaves into the log,
- * in the round's transaction (so a round that rolls back takes its stored
- * hashes with it).  Level by level: the new nodes of level L + 1 are the
- * blocks of 256 level-L hashes that end inside the new range; the part of
- * the first block that came before (at most 255 hashes) is read back.
- * Costs about n / 255 node hashes beyond the leaves' own and one INSERT
- * per level that gained nodes; memory n / 256 hashes.
+ * Called by the sealer (round_new_leaves() in seal.c) for every log row a
+ * round writes, in the round's transaction (so a round that rolls back
+ * takes its stored hashes with it).  Level by level: the new nodes of
+ * level L + 1 are the blocks of 256 level-L hashes that end inside the new
+ * range; the part of the first block that came before (at most 255
+ * hashes) is read back from the log and tree_hashes.  A hash of that part
+ * that is not there (leaves missing from the log, a stored node missing)
+ * is not recomputed -- that could read the whole history -- and the nodes
+ * that depend on it are not stored (proofs recompute missing nodes,
+ * verify() does not count them as problems).  Costs about n / 255 node
+ * hashes beyond the leaves' own, at most 255 hashes read back per level,
+ * and one INSERT per level that gained nodes; memory n / 256 hashes.
  */
 void
 cl_tiles_append(int32 ledger_id, uint64 first, const cl_hash *hashes, uint64 n)
 {
 	ClTreeReader *r;
 	const cl_hash *cur = hashes;
+	const bool *cur_known = NULL;	/* NULL: all known */
 	uint64		base = first;	/* index of cur[0] at this level */
 	uint64		end = first + n;	/* complete nodes at this level */
 	int			level = 0;
@@ -351,6 +381,7 @@ cl_tiles_append(int32 ledger_id, uint64 first, const cl_hash *hashes, uint64 n)
 	MemoryContext old = MemoryContextSwitchTo(mcxt);
 
 	r = cl_tree_reader_create(ledger_id, false);
+	r->no_recompute = true;
 	if (!r->stored)
 		level = MAX_LEVELS;		/* extension not updated to 1.3 yet */
 	while (level + 1 < MAX_LEVELS)
@@ -358,28 +389,42 @@ cl_tiles_append(int32 ledger_id, uint64 first, const cl_hash *hashes, uint64 n)
 		uint64		pbase = base / W;
 		uint64		pend = end / W;
 		cl_hash    *parents;
+		bool	   *known;
 
 		if (pend <= pbase)
 			break;
 		parents = palloc_extended(sizeof(cl_hash) * (pend - pbase), MCXT_ALLOC_HUGE);
+		known = palloc_extended(sizeof(bool) * (pend - pbase), MCXT_ALLOC_HUGE);
 		for (uint64 j = pbase; j < pend; j++)
 		{
 			uint64		start = j * W;
+			uint64		from = Max(start, base);
+			bool		ok = true;
 
-			if (start < base)
+			if (cur_known != NULL)
+				for (uint64 k = from; k < start + W && ok; k++)
+					ok = cur_known[k - base];
+			if (ok && start < base)
 			{
 				/* the block began before this append: read its first part */
 				uint64		before = base - start;
 
+				r->unavailable = false;
 				level_hashes(r, level, start, before, block);
+				ok = !r->unavailable;
 				memcpy(block[before], cur[0], (W - before) * CL_HASH_LEN);
-				cl_merkle_root((const cl_hash *) block, W, parents[j - pbase]);
+				if (ok)
+					cl_merkle_root((const cl_hash *) block, W, parents[j - pbase]);
 			}
-			else
+			else if (ok)
 				cl_merkle_root(cur + (start - base), W, parents[j - pbase]);
+			known[j - pbase] = ok;
+			if (!ok)
+				memset(parents[j - pbase], 0, CL_HASH_LEN);
 		}
-		insert_nodes(ledger_id, level + 1, pbase, parents, pend - pbase);
+		insert_nodes(ledger_id, level + 1, pbase, parents, known, pend - pbase);
 		cur = parents;
+		cur_known = known;
 		base = pbase;
 		end = pend;
 		level++;
@@ -406,7 +451,7 @@ cl_build_tree_hashes_sql(PG_FUNCTION_ARGS)
 	if (SPI_execute("DELETE FROM consent_ledger.tree_hashes", false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not empty consent_ledger.tree_hashes");
 	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT ledger_id, first_leaf, nleaves, leaves FROM consent_ledger.log "
+									   "SELECT ledger_id, first_leaf, nleaves::pg_catalog.int8, leaves FROM consent_ledger.log "
 									   "ORDER BY ledger_id, first_leaf",
 									   0, NULL, NULL, NULL, false, 0);
 	for (;;)
@@ -424,7 +469,7 @@ cl_build_tree_hashes_sql(PG_FUNCTION_ARGS)
 			bool		isnull;
 			int32		ledger_id = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 			int64		first = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-			int32		n = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+			int64		n = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
 			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
 
 			CHECK_FOR_INTERRUPTS();

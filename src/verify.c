@@ -355,6 +355,65 @@ add_chunk(LedgerState *st, int64 *capacity, uint64 *cap_leaves, int64 txn,
 }
 
 /*
+ * The pending records of a ledger, in the order the sealer takes them: the
+ * rest of the transaction the last round cut (the log's last, last_txn)
+ * first, then by (txn, first_ord) (seal.c).  Columns: txn, first_ord,
+ * nleaves (bigint whatever the width of the columns: 1.3 widened them),
+ * leaves (as stored) and leaves_offset (0 before 1.3).
+ */
+static Portal
+open_pending(int32 ledger_id, int64 last_txn)
+{
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		vals[2] = {Int32GetDatum(ledger_id), Int64GetDatum(last_txn)};
+
+	/* leaves_offset (1.3): the leaves a round already sealed */
+	bool		has_offset = get_attnum(cl_internal_relid("pending"), "leaves_offset") != InvalidAttrNumber;
+
+	return SPI_cursor_open_with_args(NULL,
+									 has_offset ?
+									 "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, leaves_offset "
+									 "FROM consent_ledger.pending "
+									 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+									 "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord" :
+									 "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, 0::pg_catalog.int8 "
+									 "FROM consent_ledger.pending "
+									 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+									 "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord",
+									 2, types, vals, NULL, true, 0);
+}
+
+/*
+ * One row of open_pending(): false (the problem noted) when it is
+ * malformed.  A record a round cut holds its sealed leaves first: its
+ * own are the n after the first *offset (read them with
+ * DatumGetByteaPSlice from *offset * CL_HASH_LEN).
+ */
+static bool
+pending_row(LedgerState *st, HeapTuple t, TupleDesc d, int64 *txn, int64 *first_ord,
+			int64 *n, Datum *leaves, int64 *offset)
+{
+	bool		isnull;
+	bool		null_leaves;
+	bool		null_offset;
+
+	*txn = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+	*first_ord = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+	*n = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+	*leaves = SPI_getbinval(t, d, 4, &null_leaves);
+	*offset = DatumGetInt64(SPI_getbinval(t, d, 5, &null_offset));
+	if (null_leaves || null_offset || *n <= 0 || *offset < 0 || *first_ord < 0 ||
+		*n > CL_MAX_LEAVES_PER_LOG || *offset > CL_MAX_LEAVES_PER_LOG ||
+		toast_raw_datum_size(*leaves) != VARHDRSZ + (Size) (*offset + *n) * CL_HASH_LEN)
+	{
+		note_problem(st, st->nsealed + st->npending,
+					 "pending record of transaction " INT64_FORMAT " is malformed", *txn);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Loads the log (in leaf order) and then the pending records of a ledger
  * (SPI connected).  Positions 0 .. nsealed-1 are the log; pending leaves
  * follow, in the order the sealer will take them.
@@ -437,26 +496,7 @@ load_records(LedgerState *st)
 	 * The rest of a transaction a sealing round cut (the log's last) comes
 	 * first: the next round takes it first (seal.c).
 	 */
-	{
-		Oid			ptypes[2] = {INT4OID, INT8OID};
-		Datum		pvals[2] = {vals[0], Int64GetDatum(last_log_txn)};
-
-		/* leaves_offset (1.3): the leaves a round already sealed */
-		bool		has_offset = get_attnum(cl_internal_relid("pending"), "leaves_offset") != InvalidAttrNumber;
-
-		portal = SPI_cursor_open_with_args(NULL,
-										   has_offset ?
-										   "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, "
-										   "pg_catalog.substr(leaves, (leaves_offset OPERATOR(pg_catalog.*) 32 OPERATOR(pg_catalog.+) 1)::pg_catalog.int4) "
-										   "FROM consent_ledger.pending "
-										   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
-										   "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord" :
-										   "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves "
-										   "FROM consent_ledger.pending "
-										   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
-										   "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord",
-										   2, ptypes, pvals, NULL, true, 0);
-	}
+	portal = open_pending(st->info->ledger_id, last_log_txn);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 1000);
@@ -464,15 +504,18 @@ load_records(LedgerState *st)
 			break;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			HeapTuple	t = SPI_tuptable->vals[i];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			bool		isnull;
-			int64		txn = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-			int64		first_ord = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-			int64		n = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
-			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 4, &isnull));
+			int64		txn;
+			int64		first_ord;
+			int64		n;
+			int64		off;
+			Datum		lv;
+			bytea	   *leaves;
 
-			if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
+			if (!pending_row(st, SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							 &txn, &first_ord, &n, &lv, &off))
+				continue;
+			leaves = DatumGetByteaPSlice(lv, (int32) (off * CL_HASH_LEN), (int32) (n * CL_HASH_LEN));
+			if (VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
 			{
 				note_problem(st, st->nsealed + st->npending,
 							 "pending record of transaction " INT64_FORMAT " is malformed", txn);
@@ -1050,16 +1093,17 @@ typedef struct LogStream
 	/* the current log row */
 	int			nrec;
 	int64	   *tx;
-	int32	   *od;
-	int32	   *ct;
+	int64	   *od;
+	int64	   *ct;
 	Datum		leaves;			/* the row's leaves, possibly still toasted */
-	int32		nleaves;
-	int32		next;			/* next leaf of the row */
+	int64		nleaves;
+	int64		next;			/* next leaf of the row */
 	bytea	   *slice;			/* leaves slice_first .. + slice_n of the row */
-	int32		slice_first;
-	int32		slice_n;
+	int64		slice_first;
+	int64		slice_n;
 	int			rec;			/* current record */
-	int32		k;				/* next leaf in it */
+	int64		k;				/* next leaf in it */
+	int64		last_txn;		/* the transaction of the log's last leaf */
 	bool		have_row;
 	bool		eof;
 	ClTilesChecker *tiles;
@@ -1115,7 +1159,7 @@ log_next_row(LogStream *ls)
 			TupleDesc	d = ls->tt->tupdesc;
 			bool		isnull;
 			int64		first_leaf = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-			int32		nleaves = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+			int64		nleaves = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
 			ArrayType  *txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
 			ArrayType  *ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 4, &isnull));
 			ArrayType  *counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
@@ -1124,16 +1168,17 @@ log_next_row(LogStream *ls)
 			int64		sum = 0;
 			bool		ok;
 
+			/* counts are read as bigint whatever the columns' width (1.3) */
 			ok = ((uint64) first_leaf == st->nsealed &&
-				  ARR_ELEMTYPE(txns) == INT8OID && ARR_ELEMTYPE(ords) == INT4OID &&
-				  ARR_ELEMTYPE(counts) == INT4OID &&
+				  ARR_ELEMTYPE(txns) == INT8OID && ARR_ELEMTYPE(ords) == INT8OID &&
+				  ARR_ELEMTYPE(counts) == INT8OID &&
 				  !ARR_HASNULL(txns) && !ARR_HASNULL(ords) && !ARR_HASNULL(counts) &&
 				  ArrayGetNItems(ARR_NDIM(ords), ARR_DIMS(ords)) == nrec &&
 				  ArrayGetNItems(ARR_NDIM(counts), ARR_DIMS(counts)) == nrec);
 			for (int k = 0; ok && k < nrec; k++)
 			{
-				ok = ((int32 *) ARR_DATA_PTR(counts))[k] > 0;
-				sum += ((int32 *) ARR_DATA_PTR(counts))[k];
+				ok = ((int64 *) ARR_DATA_PTR(counts))[k] > 0;
+				sum += ((int64 *) ARR_DATA_PTR(counts))[k];
 			}
 			if (!ok || sum != nleaves || isnull ||
 				toast_raw_datum_size(leaves) != VARHDRSZ + (Size) nleaves * CL_HASH_LEN)
@@ -1147,8 +1192,8 @@ log_next_row(LogStream *ls)
 				continue;
 			ls->nrec = nrec;
 			ls->tx = (int64 *) ARR_DATA_PTR(txns);
-			ls->od = (int32 *) ARR_DATA_PTR(ords);
-			ls->ct = (int32 *) ARR_DATA_PTR(counts);
+			ls->od = (int64 *) ARR_DATA_PTR(ords);
+			ls->ct = (int64 *) ARR_DATA_PTR(counts);
 			ls->leaves = leaves;
 			ls->nleaves = nleaves;
 			ls->next = 0;
@@ -1191,8 +1236,8 @@ log_next(LogStream *ls)
 			pfree(ls->slice);
 		ls->slice_first = ls->next;
 		ls->slice_n = Min(LOG_SLICE_LEAVES, ls->nleaves - ls->next);
-		ls->slice = DatumGetByteaPSlice(ls->leaves, ls->slice_first * CL_HASH_LEN,
-										ls->slice_n * CL_HASH_LEN);
+		ls->slice = DatumGetByteaPSlice(ls->leaves, (int32) (ls->slice_first * CL_HASH_LEN),
+										(int32) (ls->slice_n * CL_HASH_LEN));
 		if (VARSIZE_ANY_EXHDR(ls->slice) != (Size) ls->slice_n * CL_HASH_LEN)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -1201,7 +1246,8 @@ log_next(LogStream *ls)
 					 errhint("Run consent_ledger.verify() on the ledger.")));
 	}
 	leaf = (const uint8 *) VARDATA_ANY(ls->slice) + (Size) (ls->next - ls->slice_first) * CL_HASH_LEN;
-	put_leaf(ls, ls->tx[ls->rec], ls->od[ls->rec] + ls->k, ls->st->nsealed, leaf, false);
+	put_leaf(ls, ls->tx[ls->rec], (int32) (ls->od[ls->rec] + ls->k), ls->st->nsealed, leaf, false);
+	ls->last_txn = ls->tx[ls->rec];
 	cl_tiles_check_leaf(ls->tiles, leaf);
 	ls->st->nsealed++;
 	ls->next++;
@@ -1390,18 +1436,17 @@ check_checkpoints_streamed(LedgerState *st, LogStream *ls)
 	MemoryContextDelete(cpcxt);
 }
 
-/* The pending records and the caller's own leaves, after the log, into sort A. */
+/*
+ * The pending records and the caller's own leaves, after the log, into
+ * sort A, in the order the sealer takes them (open_pending()); a record's
+ * leaves read LOG_SLICE_LEAVES at a time.
+ */
 static void
 stream_pending(LedgerState *st, LogStream *ls)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
 	Portal		portal;
 
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT txn, first_ord, nleaves, leaves FROM consent_ledger.pending "
-									   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY txn, first_ord",
-									   1, types, vals, NULL, true, 0);
+	portal = open_pending(st->info->ledger_id, ls->last_txn);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 100);
@@ -1409,23 +1454,35 @@ stream_pending(LedgerState *st, LogStream *ls)
 			break;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			HeapTuple	t = SPI_tuptable->vals[i];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			bool		isnull;
-			int64		txn = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-			int32		first_ord = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
-			int32		n = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
-			bytea	   *leaves = DatumGetByteaPP(SPI_getbinval(t, d, 4, &isnull));
+			int64		txn;
+			int64		first_ord;
+			int64		n;
+			int64		off;
+			Datum		lv;
 
-			if (n <= 0 || VARSIZE_ANY_EXHDR(leaves) != (Size) n * CL_HASH_LEN)
-			{
-				note_problem(st, st->nsealed + st->npending,
-							 "pending record of transaction " INT64_FORMAT " is malformed", txn);
+			CHECK_FOR_INTERRUPTS();
+			if (!pending_row(st, SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							 &txn, &first_ord, &n, &lv, &off))
 				continue;
+			for (int64 from = 0; from < n; from += LOG_SLICE_LEAVES)
+			{
+				int64		k = Min(LOG_SLICE_LEAVES, n - from);
+				bytea	   *slice = DatumGetByteaPSlice(lv, (int32) ((off + from) * CL_HASH_LEN),
+														(int32) (k * CL_HASH_LEN));
+
+				if (VARSIZE_ANY_EXHDR(slice) != (Size) k * CL_HASH_LEN)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("pending record of ledger %d, transaction " INT64_FORMAT " is malformed",
+									st->info->ledger_id, txn),
+							 errhint("Run consent_ledger.verify() on the ledger.")));
+				for (int64 j = 0; j < k; j++)
+					put_leaf(ls, txn, (int32) (first_ord + from + j),
+							 st->nsealed + st->npending + (uint64) (from + j),
+							 (const uint8 *) VARDATA_ANY(slice) + (Size) j * CL_HASH_LEN, false);
+				if ((Pointer) slice != DatumGetPointer(lv))
+					pfree(slice);
 			}
-			for (int32 k = 0; k < n; k++)
-				put_leaf(ls, txn, first_ord + k, st->nsealed + st->npending + (uint64) k,
-						 (const uint8 *) VARDATA_ANY(leaves) + (Size) k * CL_HASH_LEN, false);
 			st->npending += (uint64) n;
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -1763,7 +1820,8 @@ verify_ledger_streamed(ClLedgerInfo *info)
 	ls.sort = st->rel != NULL ? begin_stamp_sort(adesc, false, workmem) : NULL;
 	vals[0] = Int32GetDatum(info->ledger_id);
 	ls.portal = SPI_cursor_open_with_args(NULL,
-										  "SELECT first_leaf, nleaves, txns, first_ords, counts, leaves "
+										  "SELECT first_leaf, nleaves::pg_catalog.int8, txns, "
+										  "first_ords::pg_catalog.int8[], counts::pg_catalog.int8[], leaves "
 										  "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
 										  "ORDER BY first_leaf",
 										  1, types, vals, NULL, true, 0);
@@ -2774,7 +2832,7 @@ sealed_stamp(ClLedgerInfo *info, uint64 pos, int64 *txn, int32 *ord, uint64 *nse
 	TupleDesc	d;
 	bool		isnull;
 	int64		first;
-	int32		n;
+	int64		n;
 	ArrayType  *txns;
 	ArrayType  *ords;
 	ArrayType  *counts;
@@ -2789,7 +2847,9 @@ sealed_stamp(ClLedgerInfo *info, uint64 pos, int64 *txn, int32 *ord, uint64 *nse
 		(uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (pos >= *nsealed)
 		return false;
-	if (SPI_execute_with_args("SELECT first_leaf, nleaves, txns, first_ords, counts FROM consent_ledger.log "
+	/* counts read as bigint whatever the columns' width (1.3 widened them) */
+	if (SPI_execute_with_args("SELECT first_leaf, nleaves::pg_catalog.int8, txns, first_ords::pg_catalog.int8[], "
+							  "counts::pg_catalog.int8[] FROM consent_ledger.log "
 							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND first_leaf OPERATOR(pg_catalog.<=) $2 "
 							  "ORDER BY first_leaf DESC LIMIT 1",
 							  2, types, vals, NULL, true, 1) != SPI_OK_SELECT)
@@ -2799,14 +2859,14 @@ sealed_stamp(ClLedgerInfo *info, uint64 pos, int64 *txn, int32 *ord, uint64 *nse
 	t = SPI_tuptable->vals[0];
 	d = SPI_tuptable->tupdesc;
 	first = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-	n = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+	n = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
 	txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
 	ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 4, &isnull));
 	counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
 	nrec = ArrayGetNItems(ARR_NDIM(txns), ARR_DIMS(txns));
 	if (first < 0 || pos >= (uint64) first + (uint64) Max(n, 0) ||
-		ARR_ELEMTYPE(txns) != INT8OID || ARR_ELEMTYPE(ords) != INT4OID ||
-		ARR_ELEMTYPE(counts) != INT4OID ||
+		ARR_ELEMTYPE(txns) != INT8OID || ARR_ELEMTYPE(ords) != INT8OID ||
+		ARR_ELEMTYPE(counts) != INT8OID ||
 		ARR_HASNULL(txns) || ARR_HASNULL(ords) || ARR_HASNULL(counts) ||
 		ArrayGetNItems(ARR_NDIM(ords), ARR_DIMS(ords)) != nrec ||
 		ArrayGetNItems(ARR_NDIM(counts), ARR_DIMS(counts)) != nrec)
@@ -2814,14 +2874,14 @@ sealed_stamp(ClLedgerInfo *info, uint64 pos, int64 *txn, int32 *ord, uint64 *nse
 	at = (uint64) first;
 	for (int k = 0; k < nrec; k++)
 	{
-		int32		c = ((int32 *) ARR_DATA_PTR(counts))[k];
+		int64		c = ((int64 *) ARR_DATA_PTR(counts))[k];
 
 		if (c <= 0)
 			goto corrupt;
 		if (pos < at + (uint64) c)
 		{
 			*txn = ((int64 *) ARR_DATA_PTR(txns))[k];
-			*ord = ((int32 *) ARR_DATA_PTR(ords))[k] + (int32) (pos - at);
+			*ord = (int32) (((int64 *) ARR_DATA_PTR(ords))[k] + (int64) (pos - at));
 			return true;
 		}
 		at += (uint64) c;

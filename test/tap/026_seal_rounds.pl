@@ -5,6 +5,9 @@
 #  - a transaction a round cut is continued first by the next round, even
 #    when a transaction with a smaller id committed in between (its leaves
 #    stay contiguous in the log: verify() finds no transaction twice);
+#  - in the middle of a multi-round seal (held there) a record the round
+#    size cut is pending: verify() is valid and says the same in memory
+#    and streamed (consent_ledger.verify_memory = 0) under one snapshot;
 #  - the server stopped in "immediate" mode in the middle of a multi-round
 #    seal: after restart everything is sealed without anyone calling
 #    seal(), verify() is valid, and the checkpoints taken before and
@@ -92,15 +95,35 @@ ok(cl_wait_for($node, 'postgres', qq{
 	SELECT max(tree_size) >= $size_before + 5 * $round FROM consent_ledger.checkpoints c
 	  JOIN consent_ledger.ledgers l USING (ledger_id) WHERE l.relid = 't'::regclass}, 60),
 	'several rounds of the big commit are sealed');
+# hold the seal there: the sealer starts no round while a superuser's
+# session named pg_restore is connected
+my $hold = $node->background_psql('postgres');
+$hold->query_safe(q{SET application_name = 'pg_restore'});
 # verify() in the middle of the seal: a record the round size cut is
 # pending with its remaining leaves, after the leaves already sealed
 $v = cl_verify_row($node, 'postgres', 't');
 ok($v->{valid} && $v->{pending} > 0 && $v->{rows} == 10101,
 	"verify in the middle of the seal: valid, $v->{pending} rows pending") or diag(explain $v);
+# the same, in memory and streamed, under one snapshot that holds a record
+# the round size cut (leaves_offset > 0: its first leaves are in the log)
+my ($ncut, $streamed, $inmem) = split /\n/, $node->safe_psql('postgres', q{
+	BEGIN ISOLATION LEVEL REPEATABLE READ;
+	SELECT count(*) FROM consent_ledger.pending p JOIN consent_ledger.ledgers l USING (ledger_id)
+	 WHERE l.relid = 't'::regclass AND p.leaves_offset > 0;
+	SET LOCAL consent_ledger.verify_memory = 0;
+	SELECT concat_ws(' ', valid, "rows", pending, problem) FROM consent_ledger.verify('t');
+	SET LOCAL consent_ledger.verify_memory = '1GB';
+	SELECT concat_ws(' ', valid, "rows", pending, problem) FROM consent_ledger.verify('t');
+	COMMIT;
+});
+ok($ncut > 0, "the snapshot holds $ncut cut record(s)");
+like($streamed, qr/^t 10101 [1-9][0-9]*$/, "streamed verify() with a cut record pending: valid ($streamed)");
+is($inmem, $streamed, 'in-memory verify() says the same');
 my $cp_during = $node->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('t')});
 my $pending_at_stop = $node->safe_psql('postgres', q{
 	SELECT coalesce(sum(nleaves), 0) FROM consent_ledger.pending p JOIN consent_ledger.ledgers l USING (ledger_id)
 	 WHERE l.relid = 't'::regclass});
+$hold->quit;
 $node->stop('immediate');
 ok($pending_at_stop > 0, "rows still pending when the server stopped ($pending_at_stop)");
 $node->start;

@@ -5,7 +5,9 @@
 # round starts at leaf 2^32 - 2, crosses 2^32, and its checkpoint signs a
 # tree of 2^32 + 3 leaves whose root is the RFC 9162 root computed here,
 # independently, from the same frontier and the new leaves.  (The ledger
-# does not verify: its history is made up.  The other ledgers do.)
+# does not verify: its history is made up.  The other ledgers do.)  The
+# sealer stores no subtree hash it would have to compute from leaves the
+# made-up log lacks.
 
 use strict;
 use warnings;
@@ -90,6 +92,13 @@ is($node->safe_psql('postgres', qq{
 	 ORDER BY first_leaf DESC LIMIT 1}), ($size) . ' 5', 'the log row starts at leaf 2^32 - 2');
 is($node->safe_psql('postgres', qq{
 	SELECT count(*) FROM consent_ledger.pending WHERE ledger_id = $lid}), '0', 'nothing left pending');
+# the round completes the subtree of leaves 2^32 - 256 .. 2^32 - 1 (and
+# those above it), but the made-up log holds only one of its earlier
+# leaves: the sealer stores none of them (it neither reads the history
+# back nor stores a hash of leaves it does not have)
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FROM consent_ledger.tree_hashes WHERE ledger_id = $lid}), '0',
+	'no stored tree hash for subtrees whose leaves the log lacks');
 
 # a second round continues from there
 is($node->safe_psql('postgres', q{
