@@ -75,7 +75,8 @@ my $cut_txn_q = q{
 	SELECT count(*) > 0 FROM consent_ledger.pending p JOIN consent_ledger.ledgers l USING (ledger_id)
 	 WHERE l.relid = 't'::regclass AND p.first_ord > 0};
 $node->safe_psql('postgres', q{INSERT INTO t SELECT g, 'big' FROM generate_series(1001, 5000) g});
-my $was_cut = $node->safe_psql('postgres', $cut_txn_q);
+# wait for the sealer to be part-way through it (not timing: a poll)
+my $was_cut = cl_wait_for($node, 'postgres', $cut_txn_q, 60) ? 't' : 'f';
 $a->query_safe('COMMIT');
 is($was_cut, 't', 'the big transaction was partly sealed when the older one committed');
 $a->quit;
