@@ -713,6 +713,8 @@ refuse_full(ClCsSpace *sp_copy, bool purposes_full)
 #define MAP_REGION ((uintptr_t) 2 * 1024 * 1024)
 #define MAP_AFTER 16
 
+static bool cs_begin(Oid incarnation, ClCsQuery *q, bool refuse);
+
 static uint64 *mapped_regions = NULL;
 static uint8 *region_reads = NULL;
 
@@ -751,6 +753,49 @@ map_region_of(uint64 slot)
  */
 void
 cl_cs_begin(Oid incarnation, ClCsQuery *q)
+{
+	(void) cs_begin(incarnation, q, true);
+}
+
+/*
+ * The horizon a statement fixes for all its checks (policy.c,
+ * StatementInputs): the state brought up to date as for a check, but a
+ * full state is not refused here (the statement may read no protected
+ * table; its checks refuse it when they are set up).
+ */
+int64
+cl_cs_fix_horizon(Oid incarnation)
+{
+	ClCsQuery	q;
+
+	(void) cs_begin(incarnation, &q, false);
+	return q.horizon;
+}
+
+/*
+ * Sets up q for a policy check whose horizon was fixed earlier for its
+ * statement (by the leader of a parallel query, or by the statement's
+ * first check): the state is brought up to date as by cl_cs_begin (and a
+ * full state refused), then the check answers as of that horizon.  The
+ * state of a space only grows, so it always holds the fixed horizon; if it
+ * does not (the space was released and loaded again meanwhile), refuse.
+ */
+void
+cl_cs_begin_at(Oid incarnation, int64 horizon, ClCsQuery *q)
+{
+	(void) cs_begin(incarnation, q, true);
+	if (q->horizon < horizon)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the shared consent state is behind the horizon of this statement"),
+				 errdetail("The statement fixed consent event " INT64_FORMAT " as its horizon; the shared state holds events up to " INT64_FORMAT ".",
+						   horizon, q->horizon),
+				 errhint("Run the statement again.")));
+	q->horizon = horizon;
+}
+
+static bool
+cs_begin(Oid incarnation, ClCsQuery *q, bool refuse)
 {
 	uint64		published;
 	int			space = -1;
@@ -795,7 +840,13 @@ cl_cs_begin(Oid incarnation, ClCsQuery *q)
 		{
 			q->space = space;
 			q->horizon = copy.applied_upto;
-			return;
+			return true;
+		}
+		if (tried && copy.blocked_at != 0 && !refuse)
+		{
+			q->space = space;
+			q->horizon = copy.applied_upto;
+			return false;
 		}
 		if (tried && copy.blocked_at != 0)
 		{
