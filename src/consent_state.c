@@ -54,9 +54,12 @@
  * Readers never lock per row: each entry has a sequence counter (odd while
  * the single writer changes it; read, copy, re-read, as a seqlock).
  *
- * Horizons.  A policy check fixes, when it is set up, the highest event id
- * applied to its space (its horizon): every event committed before the
- * statement started is at or below it.  An entry whose latest event is
+ * Horizons.  A statement (an executor state) fixes, when its first policy
+ * check is set up or, for a parallel plan, before the leader starts its
+ * workers, the highest event id applied to its space (its horizon): every
+ * event committed before the statement started is at or below it.  Every
+ * check of the statement, in the leader or a parallel worker, uses that
+ * horizon (cl_cs_begin_at; policy.c, StatementInputs).  An entry whose latest event is
  * above the horizon was changed after the check began; it is not used as
  * is, the check reads that (subject, purpose)'s events up to the horizon
  * from the ledger instead, through its (subject, purpose, event_id) index

@@ -6,16 +6,26 @@
  * The checks run once per row of a protected table, so they never query
  * in the common case: the current consent state lives once per server in
  * shared memory (consent_state.c), maintained incrementally from the
- * consent ledger.  When a policy check is first evaluated at one call site
- * of one executor state, it brings that state up to date (recording
- * transactions bump a shared counter when they commit, consent.c) and
- * fixes its horizon, the highest event id in force for it: a withdrawal is
+ * consent ledger.  When a policy check is first evaluated in an executor
+ * state, it brings that state up to date (recording transactions bump a
+ * shared counter when they commit, consent.c) and fixes the executor
+ * state's horizon, the highest event id in force for it: a withdrawal is
  * in force for every statement that starts after it commits, and a
  * session's own uncommitted recordings never are.  An entry changed after
  * the horizon is answered from the ledger as of the horizon.  Purposes,
  * authorizations and purpose views are small and cached per backend,
  * reloaded whole when their generation counter moves; they belong to one
  * incarnation of the extension (cl_check_incarnation, README "Uninstall").
+ *
+ * Every check of one executor state decides with the same inputs (horizon,
+ * moment, purpose registry generation; StatementInputs): fixed by the
+ * state's first check, or, when its plan may run in parallel, by the leader
+ * before it starts any worker.  Parallel workers inherit the leader's
+ * through the hidden setting consent_ledger.parallel_inputs (copied into
+ * every worker with the leader's other settings, SerializeGUCState); nobody
+ * can set it, not even a superuser.  While a parallel plan runs, the
+ * leader's nested executor states (functions) use the plan's inputs too,
+ * as the workers do.  So leader and workers decide every row alike.
  *
  * A validated decision (role, purpose, moment) lives in the call site's
  * FmgrInfo and is never reused by another call site, query or security
@@ -1568,8 +1578,9 @@ cl_check_parallel_inputs(char **newval, void **extra, GucSource source)
 
 /*
  * From the ExecutorRun hook, before the plan runs: when the plan may start
- * parallel workers, fix the executor state's inputs now, before any worker
- * exists, and hand them to the workers in consent_ledger.parallel_inputs
+ * parallel workers (parallelModeNeeded; whether the run is the only one
+ * does not matter, the inputs stay those of the executor state), fix the
+ * executor state's inputs now, before any worker exists, and hand them to the workers in consent_ledger.parallel_inputs
  * (set at a new GUC nest level, undone by cl_policy_run_end, or by the
  * (sub)transaction's abort on error).  Returns that nest level, or -1.
  */
