@@ -10,7 +10,9 @@
 #     horizon: 3 shown on both sides.  (Before the fix each worker fixed its
 #     own, newer horizon: the leader showed 3, the workers hid it.)  The next
 #     statement has the withdrawal in force, in the leader and the workers.
-#  2. The same through a purpose view.
+#  2. The same through a purpose view.  And in one statement without
+#     parallelism: a check site set up after a withdrawal committed (the
+#     second branch of a UNION ALL) keeps the statement's horizon.
 #  3. Nobody sets consent_ledger.parallel_inputs, the setting that carries
 #     the leader's inputs to its workers: not a plain role (SET,
 #     set_config, PGOPTIONS, ALTER ROLE SET, ALTER DATABASE SET as the
@@ -111,6 +113,37 @@ is(race('facts_research', 3, 'view'), '1,2,3|10000',
 	'view: the workers decide subject 3 with the leader\'s horizon');
 is($node->safe_psql($db, qq{$planner SET ROLE analyst; SET consent_ledger.purpose = 'research'; } . query('facts_research')),
 	'1,2|0', 'view: the next statement has the withdrawal in force');
+
+###########################################################################
+# 2b. one statement, one horizon (attack review rev1 F3): a check site set
+#     up later in the same executor state (the second branch of a UNION
+#     ALL, reached after a withdrawal committed) keeps the state's horizon
+###########################################################################
+
+$node->safe_psql($db, q{SELECT consent_ledger.grant_consent('3', 'research')});
+{
+	my $locker = $node->background_psql($db, on_error_stop => 0);
+	$locker->query_safe('SELECT pg_advisory_lock(4242)');
+	my $s = $node->background_psql($db, on_error_stop => 0, extra_params => [ '-U', 'analyst' ]);
+	$s->query_safe(q{SET consent_ledger.purpose = 'research'; SET max_parallel_workers_per_gather = 0;});
+	$s->{stdin} .= q{SELECT string_agg(b || ':' || coalesce(subject::text, '-'), ',' ORDER BY b) FROM (
+		SELECT 'u1' AS b, subject FROM people WHERE subject = 3
+		UNION ALL SELECT 'w', NULL FROM (SELECT pg_advisory_lock_shared(4242)) x
+		UNION ALL SELECT 'u2', subject FROM people WHERE subject = 3) q;} . "\n";
+	$s->{run}->pump_nb;
+	ok( $node->poll_query_until($db, q{SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE usename = 'analyst' AND wait_event = 'advisory'}),
+		'one statement: the analyst\'s statement waits between its two reads');
+	$node->safe_psql($db, "SELECT consent_ledger.withdraw_consent('3', 'research')");
+	$locker->query_safe('SELECT pg_advisory_unlock(4242)');
+	my $out = $s->query_safe('SELECT 1');
+	is((split /\n/, $out)[0], 'u1:3,u2:3,w:-',
+		'one statement: subject 3 decided alike in both reads (one horizon per statement)');
+	is($s->query_safe(q{SELECT count(*) FROM people WHERE subject = 3}), '0',
+		'one statement: the next statement has the withdrawal in force');
+	$s->quit;
+	$locker->quit;
+}
 
 ###########################################################################
 # 3. nobody sets the leader's inputs
