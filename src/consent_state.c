@@ -399,10 +399,11 @@ database_exists(Oid dboid)
 /*
  * The space of this database and incarnation: found, or taken (a new
  * incarnation replaces the old one's, a dropped database's is reclaimed).
- * Called with the lock held exclusively.
+ * Called with the lock held exclusively.  When every slot is taken:
+ * refuse (53400), or, unless refuse, release the lock and return -1.
  */
 static int
-claim_space(Oid incarnation)
+claim_space(Oid incarnation, bool refuse)
 {
 	int			free_idx = -1;
 
@@ -434,6 +435,8 @@ claim_space(Oid incarnation)
 	if (free_idx < 0)
 	{
 		LWLockRelease(cs->lock);
+		if (!refuse)
+			return -1;
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("no room for the consent state of another database"),
@@ -763,8 +766,9 @@ cl_cs_begin(Oid incarnation, ClCsQuery *q)
 /*
  * The horizon a statement fixes for all its checks (policy.c,
  * StatementInputs): the state brought up to date as for a check, but a
- * full state is not refused here (the statement may read no protected
- * table; its checks refuse it when they are set up).
+ * full state, or no free database slot (then -1), is not refused here (the
+ * statement may read no protected table; its checks refuse it when they
+ * are set up).
  */
 int64
 cl_cs_fix_horizon(Oid incarnation)
@@ -787,7 +791,7 @@ void
 cl_cs_begin_at(Oid incarnation, int64 horizon, ClCsQuery *q)
 {
 	(void) cs_begin(incarnation, q, true);
-	if (q->horizon < horizon)
+	if (q->horizon < horizon || horizon < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the shared consent state is behind the horizon of this statement"),
@@ -833,7 +837,14 @@ cs_begin(Oid incarnation, ClCsQuery *q, bool refuse)
 		{
 			LWLockRelease(cs->lock);
 			LWLockAcquire(cs->lock, LW_EXCLUSIVE);
-			space = claim_space(incarnation);
+			space = claim_space(incarnation, refuse);
+			if (space < 0)
+			{
+				/* no slot: the statement's checks will refuse (53400) */
+				q->space = -1;
+				q->horizon = -1;
+				return false;
+			}
 			LWLockRelease(cs->lock);
 			continue;
 		}

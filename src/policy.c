@@ -741,7 +741,7 @@ statement_inputs(FmgrInfo *flinfo)
 		if (cl_parallel_inputs == NULL || cl_parallel_inputs[0] == '\0')
 			refuse_inputs("The leader did not fix the statement's consent horizon before starting its workers.");
 		if (sscanf(cl_parallel_inputs, "%u:%u:%lld:%lld:%llu%c", &db, &inc, &horizon, &now, &gen, &tail) != 5 ||
-			db != MyDatabaseId || horizon < 0)
+			db != MyDatabaseId || horizon < -1)
 			refuse_inputs("The leader's consent inputs are not readable.");
 		memset(&worker_inputs, 0, sizeof(worker_inputs));
 		worker_inputs.fixed = worker_inputs.parallel = true;
