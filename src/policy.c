@@ -694,8 +694,13 @@ fix_inputs(StatementInputs *in)
 static void
 debug_worker_wait(void)
 {
+	static bool waited = false;	/* once per worker process */
 	uint64		seen = pg_atomic_read_u64(&cl_shared->consent_commits);
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), cl_debug_worker_wait);
+
+	if (waited)
+		return;
+	waited = true;
 
 	while (pg_atomic_read_u64(&cl_shared->consent_commits) == seen &&
 		   GetCurrentTimestamp() < end)

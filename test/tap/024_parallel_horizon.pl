@@ -10,7 +10,9 @@
 #     horizon: 3 shown on both sides.  (Before the fix each worker fixed its
 #     own, newer horizon: the leader showed 3, the workers hid it.)  The next
 #     statement has the withdrawal in force, in the leader and the workers.
-#  2. The same through a purpose view.  And in one statement without
+#  2. The same through a purpose view, and through a parallel-safe
+#     function that reads a protected table in the workers.  And in one
+#     statement without
 #     parallelism: a check site set up after a withdrawal committed (the
 #     second branch of a UNION ALL) keeps the statement's horizon.
 #  3. Nobody sets consent_ledger.parallel_inputs, the setting that carries
@@ -80,11 +82,12 @@ my $withdrawals = 0;
 
 sub race
 {
-	my ($rel, $subject, $label) = @_;
+	my ($rel, $subject, $label, $sql) = @_;
+	$sql //= query($rel);
 	my $s = $node->background_psql($db, on_error_stop => 0);
 	$s->query_safe(qq{$planner SET consent_ledger.debug_parallel_worker_wait = '120s';
 		SET ROLE analyst; SET consent_ledger.purpose = 'research';});
-	$s->{stdin} .= query($rel) . ";\n";
+	$s->{stdin} .= $sql . ";\n";
 	$s->{run}->pump_nb;
 	ok( $node->poll_query_until($db, q{SELECT count(*) > 0 FROM pg_stat_activity
 			WHERE backend_type = 'parallel worker' AND wait_event = 'PgSleep'}),
@@ -113,6 +116,20 @@ is(race('facts_research', 3, 'view'), '1,2,3|10000',
 	'view: the workers decide subject 3 with the leader\'s horizon');
 is($node->safe_psql($db, qq{$planner SET ROLE analyst; SET consent_ledger.purpose = 'research'; } . query('facts_research')),
 	'1,2|0', 'view: the next statement has the withdrawal in force');
+
+# a parallel-safe function that reads a protected table, called in the
+# workers: its own executor state decides with the leader's inputs too
+$node->safe_psql($db, q{
+	SELECT consent_ledger.grant_consent('3', 'research');
+	CREATE FUNCTION public.people3() RETURNS bigint LANGUAGE plpgsql STABLE PARALLEL SAFE
+		AS $$BEGIN RETURN (SELECT count(*) FROM public.people WHERE subject = 3); END$$;
+});
+is(race('facts', 3, 'function',
+		q{SELECT a.leader || '|' || w.worker || '|' || w.fn FROM
+		(SELECT string_agg(subject::text, ',' ORDER BY subject) AS leader FROM people WHERE random() >= 0) a
+		CROSS JOIN (SELECT count(*) FILTER (WHERE subject = 3) AS worker,
+			max(public.people3()) FILTER (WHERE x IN (3, 30000)) AS fn FROM facts) w}),
+	'1,2,3|10000|1', 'function: a function run by the workers decides with the leader\'s horizon too');
 
 ###########################################################################
 # 2b. one statement, one horizon (attack review rev1 F3): a check site set
