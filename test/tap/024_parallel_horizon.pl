@@ -12,9 +12,9 @@
 #     statement has the withdrawal in force, in the leader and the workers.
 #  2. The same through a purpose view, and through a parallel-safe
 #     function that reads a protected table in the workers.  And in one
-#     statement without
-#     parallelism: a check site set up after a withdrawal committed (the
-#     second branch of a UNION ALL) keeps the statement's horizon.
+#     statement without parallelism: a check site set up after a
+#     withdrawal committed (the second branch of a UNION ALL) keeps the
+#     statement's horizon.
 #  3. Nobody sets consent_ledger.parallel_inputs, the setting that carries
 #     the leader's inputs to its workers: not a plain role (SET,
 #     set_config, PGOPTIONS, ALTER ROLE SET, ALTER DATABASE SET as the
