@@ -1585,9 +1585,10 @@ cl_check_parallel_inputs(char **newval, void **extra, GucSource source)
  * From the ExecutorRun hook, before the plan runs: when the plan may start
  * parallel workers (parallelModeNeeded; whether the run is the only one
  * does not matter, the inputs stay those of the executor state), fix the
- * executor state's inputs now, before any worker exists, and hand them to the workers in consent_ledger.parallel_inputs
- * (set at a new GUC nest level, undone by cl_policy_run_end, or by the
- * (sub)transaction's abort on error).  Returns that nest level, or -1.
+ * executor state's inputs now, before any worker exists, and hand them to
+ * the workers in consent_ledger.parallel_inputs (set at a new GUC nest
+ * level, undone by cl_policy_run_end, or by the (sub)transaction's abort
+ * on error).  Returns that nest level, or -1.
  */
 int
 cl_policy_run_begin(QueryDesc *queryDesc, void **saved)
