@@ -239,6 +239,30 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   cl_check_purpose, cl_assign_purpose, NULL);
+	/*
+	 * Hidden and internal: the leader of a parallel query hands its
+	 * statement's consent inputs to its workers in it (policy.c,
+	 * StatementInputs).  Its check hook refuses every value not set by the
+	 * extension itself or copied into a parallel worker, superusers
+	 * included.
+	 */
+	DefineCustomStringVariable("consent_ledger.parallel_inputs",
+							   "Internal: a parallel query's consent inputs, from its leader to its workers.",
+							   NULL,
+							   &cl_parallel_inputs,
+							   "",
+							   PGC_SUSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE |
+							   GUC_NO_RESET_ALL | GUC_SUPERUSER_ONLY,
+							   cl_check_parallel_inputs, NULL, NULL);
+	DefineCustomIntVariable("consent_ledger.debug_parallel_worker_wait",
+							"Test only: a parallel worker waits this long, or until a consent commit, before setting up its first policy check.",
+							NULL,
+							&cl_debug_worker_wait,
+							0, 0, 600000,
+							PGC_SUSET,
+							GUC_UNIT_MS | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
 	DefineCustomBoolVariable("consent_ledger.allow_publish_protected",
 							 "Lets a superuser publish protected tables for logical replication, and protect published tables.",
 							 "A subscriber receives every row, hidden ones included, with no consent check and no audit.",

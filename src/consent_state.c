@@ -54,9 +54,12 @@
  * Readers never lock per row: each entry has a sequence counter (odd while
  * the single writer changes it; read, copy, re-read, as a seqlock).
  *
- * Horizons.  A policy check fixes, when it is set up, the highest event id
- * applied to its space (its horizon): every event committed before the
- * statement started is at or below it.  An entry whose latest event is
+ * Horizons.  A statement (an executor state) fixes, when its first policy
+ * check is set up or, for a parallel plan, before the leader starts its
+ * workers, the highest event id applied to its space (its horizon): every
+ * event committed before the statement started is at or below it.  Every
+ * check of the statement, in the leader or a parallel worker, uses that
+ * horizon (cl_cs_begin_at; policy.c, StatementInputs).  An entry whose latest event is
  * above the horizon was changed after the check began; it is not used as
  * is, the check reads that (subject, purpose)'s events up to the horizon
  * from the ledger instead, through its (subject, purpose, event_id) index
@@ -396,10 +399,11 @@ database_exists(Oid dboid)
 /*
  * The space of this database and incarnation: found, or taken (a new
  * incarnation replaces the old one's, a dropped database's is reclaimed).
- * Called with the lock held exclusively.
+ * Called with the lock held exclusively.  When every slot is taken:
+ * refuse (53400), or, unless refuse, release the lock and return -1.
  */
 static int
-claim_space(Oid incarnation)
+claim_space(Oid incarnation, bool refuse)
 {
 	int			free_idx = -1;
 
@@ -431,6 +435,8 @@ claim_space(Oid incarnation)
 	if (free_idx < 0)
 	{
 		LWLockRelease(cs->lock);
+		if (!refuse)
+			return -1;
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("no room for the consent state of another database"),
@@ -713,6 +719,8 @@ refuse_full(ClCsSpace *sp_copy, bool purposes_full)
 #define MAP_REGION ((uintptr_t) 2 * 1024 * 1024)
 #define MAP_AFTER 16
 
+static bool cs_begin(Oid incarnation, ClCsQuery *q, bool refuse);
+
 static uint64 *mapped_regions = NULL;
 static uint8 *region_reads = NULL;
 
@@ -752,6 +760,50 @@ map_region_of(uint64 slot)
 void
 cl_cs_begin(Oid incarnation, ClCsQuery *q)
 {
+	(void) cs_begin(incarnation, q, true);
+}
+
+/*
+ * The horizon a statement fixes for all its checks (policy.c,
+ * StatementInputs): the state brought up to date as for a check, but a
+ * full state, or no free database slot (then -1), is not refused here (the
+ * statement may read no protected table; its checks refuse it when they
+ * are set up).
+ */
+int64
+cl_cs_fix_horizon(Oid incarnation)
+{
+	ClCsQuery	q;
+
+	(void) cs_begin(incarnation, &q, false);
+	return q.horizon;
+}
+
+/*
+ * Sets up q for a policy check whose horizon was fixed earlier for its
+ * statement (by the leader of a parallel query, or by the statement's
+ * first check): the state is brought up to date as by cl_cs_begin (and a
+ * full state refused), then the check answers as of that horizon.  The
+ * state of a space only grows, so it always holds the fixed horizon; if it
+ * does not (the space was released and loaded again meanwhile), refuse.
+ */
+void
+cl_cs_begin_at(Oid incarnation, int64 horizon, ClCsQuery *q)
+{
+	(void) cs_begin(incarnation, q, true);
+	if (q->horizon < horizon || horizon < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the shared consent state is behind the horizon of this statement"),
+				 errdetail("The statement fixed consent event " INT64_FORMAT " as its horizon; the shared state holds events up to " INT64_FORMAT ".",
+						   horizon, q->horizon),
+				 errhint("Run the statement again.")));
+	q->horizon = horizon;
+}
+
+static bool
+cs_begin(Oid incarnation, ClCsQuery *q, bool refuse)
+{
 	uint64		published;
 	int			space = -1;
 	bool		tried = false;
@@ -785,7 +837,14 @@ cl_cs_begin(Oid incarnation, ClCsQuery *q)
 		{
 			LWLockRelease(cs->lock);
 			LWLockAcquire(cs->lock, LW_EXCLUSIVE);
-			space = claim_space(incarnation);
+			space = claim_space(incarnation, refuse);
+			if (space < 0)
+			{
+				/* no slot: the statement's checks will refuse (53400) */
+				q->space = -1;
+				q->horizon = -1;
+				return false;
+			}
 			LWLockRelease(cs->lock);
 			continue;
 		}
@@ -795,7 +854,13 @@ cl_cs_begin(Oid incarnation, ClCsQuery *q)
 		{
 			q->space = space;
 			q->horizon = copy.applied_upto;
-			return;
+			return true;
+		}
+		if (tried && copy.blocked_at != 0 && !refuse)
+		{
+			q->space = space;
+			q->horizon = copy.applied_upto;
+			return false;
 		}
 		if (tried && copy.blocked_at != 0)
 		{

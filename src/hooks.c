@@ -113,7 +113,11 @@ static void
 cl_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			   bool execute_once)
 {
+	void	   *saved_parallel;
+	int			nest;
+
 	cl_executor_nesting++;
+	nest = cl_policy_run_begin(queryDesc, &saved_parallel);
 	PG_TRY();
 	{
 		if (prev_ExecutorRun)
@@ -127,12 +131,15 @@ cl_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		/*
 		 * Nothing here may raise and replace the error being thrown:
 		 * cl_audit_executor_failed() only reads a list and sets two fields
-		 * (no allocation, no catalog access, no ereport).
+		 * (no allocation, no catalog access, no ereport), and
+		 * cl_policy_run_failed() sets a pointer.
 		 */
+		cl_policy_run_failed(saved_parallel);
 		cl_audit_executor_failed(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	cl_policy_run_end(nest, saved_parallel);
 	cl_executor_nesting--;
 	cl_audit_executor_progress(queryDesc);
 }

@@ -6,16 +6,26 @@
  * The checks run once per row of a protected table, so they never query
  * in the common case: the current consent state lives once per server in
  * shared memory (consent_state.c), maintained incrementally from the
- * consent ledger.  When a policy check is first evaluated at one call site
- * of one executor state, it brings that state up to date (recording
- * transactions bump a shared counter when they commit, consent.c) and
- * fixes its horizon, the highest event id in force for it: a withdrawal is
+ * consent ledger.  When a policy check is first evaluated in an executor
+ * state, it brings that state up to date (recording transactions bump a
+ * shared counter when they commit, consent.c) and fixes the executor
+ * state's horizon, the highest event id in force for it: a withdrawal is
  * in force for every statement that starts after it commits, and a
  * session's own uncommitted recordings never are.  An entry changed after
  * the horizon is answered from the ledger as of the horizon.  Purposes,
  * authorizations and purpose views are small and cached per backend,
  * reloaded whole when their generation counter moves; they belong to one
  * incarnation of the extension (cl_check_incarnation, README "Uninstall").
+ *
+ * Every check of one executor state decides with the same inputs (horizon,
+ * moment, purpose registry generation; StatementInputs): fixed by the
+ * state's first check, or, when its plan may run in parallel, by the leader
+ * before it starts any worker.  Parallel workers inherit the leader's
+ * through the hidden setting consent_ledger.parallel_inputs (copied into
+ * every worker with the leader's other settings, SerializeGUCState); nobody
+ * can set it, not even a superuser.  While a parallel plan runs, the
+ * leader's nested executor states (functions) use the plan's inputs too,
+ * as the workers do.  So leader and workers decide every row alike.
  *
  * A validated decision (role, purpose, moment) lives in the call site's
  * FmgrInfo and is never reused by another call site, query or security
@@ -64,12 +74,14 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "storage/latch.h"
 #include "storage/procarray.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/regproc.h"
 #include "utils/uuid.h"
+#include "utils/wait_event.h"
 
 #include "consent_ledger.h"
 
@@ -197,17 +209,53 @@ typedef struct StatementCheck
  * keeps the purpose it was opened with, which is also what its audit
  * record names.
  */
+/*
+ * What every decision of a statement (an executor state) depends on besides
+ * the subject, role and purpose: the consent horizon, the moment expiries
+ * are compared with, and the generation of the purpose registry.  Fixed
+ * once per executor state: by its first policy check, or, when its plan may
+ * run in parallel, by the leader before any worker starts
+ * (cl_policy_run_begin); the workers receive them through the hidden
+ * setting consent_ledger.parallel_inputs, which PostgreSQL copies from the
+ * leader into every worker (SerializeGUCState), and every check of the
+ * executor state, in the leader or a worker, decides with them.
+ */
+typedef struct StatementInputs
+{
+	bool		fixed;
+	bool		parallel;		/* shared with parallel workers */
+	Oid			incarnation;
+	int64		horizon;
+	TimestampTz now;
+	uint64		generation;		/* purpose_generation of the registry */
+} StatementInputs;
+
 typedef struct OpenedQuery
 {
 	MemoryContext cxt;			/* the executor state's es_query_cxt */
 	Oid			userid;
 	char		purpose[MAX_PURPOSE_NAME + 1];
+	StatementInputs in;
 	struct OpenedQuery *prev;
 	struct OpenedQuery *next;
 	MemoryContextCallback forget;
 } OpenedQuery;
 
 static OpenedQuery *opened_queries = NULL;
+
+/*
+ * Leader: the inputs of the parallel plan running now (between
+ * cl_policy_run_begin and its end); a function it calls that reads a
+ * protected table decides with them too, as it does in the workers.
+ */
+static StatementInputs *running_parallel = NULL;
+
+/* consent_ledger.parallel_inputs: set only here, read by workers */
+char	   *cl_parallel_inputs = NULL;
+static bool setting_parallel_inputs = false;
+
+/* consent_ledger.debug_parallel_worker_wait (test-only, superuser) */
+int			cl_debug_worker_wait = 0;
 
 static void
 ensure_context(void)
@@ -628,10 +676,122 @@ allowed_uuid(StatementCheck *check, pg_uuid_t *u)
  * (it lives as long as the executor state that holds the site): brings
  * the shared consent state up to date and fixes the check's horizon.
  */
+static void
+fix_inputs(StatementInputs *in)
+{
+	refresh_purposes();
+	in->incarnation = cache_incarnation;
+	in->generation = loaded_generation;
+	in->now = GetCurrentStatementStartTimestamp();
+	in->horizon = OidIsValid(cache_incarnation) ? cl_cs_fix_horizon(cache_incarnation) : 0;
+	in->fixed = true;
+}
+
+/*
+ * Test-only (consent_ledger.debug_parallel_worker_wait, superuser): a
+ * parallel worker waits before setting up its first check until a consent
+ * commit happens or the time runs out, so that a test can commit a
+ * withdrawal between the leader's set-up and the worker's.
+ */
+static void
+debug_worker_wait(void)
+{
+	static bool waited = false;	/* once per worker process */
+	uint64		seen = pg_atomic_read_u64(&cl_shared->consent_commits);
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), cl_debug_worker_wait);
+
+	if (waited)
+		return;
+	waited = true;
+
+	while (pg_atomic_read_u64(&cl_shared->consent_commits) == seen &&
+		   GetCurrentTimestamp() < end)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, WAIT_EVENT_PG_SLEEP);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
+refuse_inputs(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("a parallel worker has no consent inputs from its leader"),
+			 errdetail("%s", detail),
+			 errhint("Run the statement again; if it keeps failing, set max_parallel_workers_per_gather = 0 and report it.")));
+}
+
+/*
+ * The inputs the check of this evaluation site decides with: in a parallel
+ * worker, the leader's; in the leader while a parallel plan runs, that
+ * plan's; otherwise those of the executor state the site belongs to,
+ * fixed by its first check.  NULL for a site outside any executor state
+ * (decided with inputs of its own, as before).
+ */
+static StatementInputs *
+statement_inputs(FmgrInfo *flinfo)
+{
+	static StatementInputs worker_inputs;
+
+	if (IsParallelWorker())
+	{
+		unsigned int db,
+					inc;
+		long long	horizon,
+					now;
+		unsigned long long gen;
+		char		tail;
+
+		if (cl_parallel_inputs == NULL || cl_parallel_inputs[0] == '\0')
+			refuse_inputs("The leader did not fix the statement's consent horizon before starting its workers.");
+		if (sscanf(cl_parallel_inputs, "%u:%u:%lld:%lld:%llu%c", &db, &inc, &horizon, &now, &gen, &tail) != 5 ||
+			db != MyDatabaseId || horizon < -1)
+			refuse_inputs("The leader's consent inputs are not readable.");
+		memset(&worker_inputs, 0, sizeof(worker_inputs));
+		worker_inputs.fixed = worker_inputs.parallel = true;
+		worker_inputs.incarnation = inc;
+		worker_inputs.horizon = horizon;
+		worker_inputs.now = now;
+		worker_inputs.generation = gen;
+		return &worker_inputs;
+	}
+	if (running_parallel != NULL && IsInParallelMode())
+		return running_parallel;
+	for (OpenedQuery *q = opened_queries; q != NULL; q = q->next)
+		if (q->cxt == flinfo->fn_mcxt)
+		{
+			if (!q->in.fixed)
+				fix_inputs(&q->in);
+			return &q->in;
+		}
+	return NULL;
+}
+
 static StatementCheck *
 make_check(FmgrInfo *flinfo, int purpose, int64 token, Oid view)
 {
 	StatementCheck *check = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(StatementCheck));
+	StatementInputs *in = statement_inputs(flinfo);
+
+	if (in != NULL)
+	{
+		/*
+		 * The registry this site validated with must be the one the
+		 * statement fixed: the extension was not created again meanwhile,
+		 * and in a parallel query no purpose, parent or authorization
+		 * changed between the leader's set-up and this one.
+		 */
+		if (in->incarnation != cache_incarnation ||
+			(in->parallel && in->generation != loaded_generation))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the purposes of consent_ledger changed while a statement was reading a consent-protected table"),
+					 errdetail("A statement, and every parallel worker it uses, decides all its rows with the purposes, authorizations and consent in force when it began."),
+					 errhint("Run the statement again.")));
+	}
 
 	check->userid = GetUserId();
 	check->token = token;
@@ -641,11 +801,14 @@ make_check(FmgrInfo *flinfo, int purpose, int64 token, Oid view)
 	check->purpose_seen = purpose_assignments;
 	check->purpose = purpose;
 	check->consent_basis = purposes[purpose].consent_basis;
-	check->now = GetCurrentStatementStartTimestamp();
+	check->now = in != NULL ? in->now : GetCurrentStatementStartTimestamp();
 	check->mcxt = flinfo->fn_mcxt;
 	if (check->consent_basis)
 	{
-		cl_cs_begin(cache_incarnation, &check->q);
+		if (in != NULL)
+			cl_cs_begin_at(cache_incarnation, in->horizon, &check->q);
+		else
+			cl_cs_begin(cache_incarnation, &check->q);
 		check->rel_id = MemoryContextAlloc(flinfo->fn_mcxt, sizeof(int) * (npurposes + 1));
 		check->rel_name = MemoryContextAlloc(flinfo->fn_mcxt, sizeof(char *) * (npurposes + 1));
 		for (int p = purpose, depth = 0; p >= 0 && depth <= npurposes; p = purposes[p].parent, depth++)
@@ -762,6 +925,8 @@ guc_statement_check(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
+	if (IsParallelWorker() && cl_debug_worker_wait > 0)
+		debug_worker_wait();
 	check_opened_context(fcinfo->flinfo, true);
 	if (cl_purpose == NULL || cl_purpose[0] == '\0')
 		ereport(ERROR,
@@ -806,6 +971,8 @@ view_statement_check(FunctionCallInfo fcinfo, int64 token)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("consent_ledger must be loaded via shared_preload_libraries")));
+	if (IsParallelWorker() && cl_debug_worker_wait > 0)
+		debug_worker_wait();
 	check_opened_context(fcinfo->flinfo, false);
 	refresh_purposes();
 	for (int i = 0; i < nviews; i++)
@@ -1420,4 +1587,88 @@ void
 cl_policy_init(void)
 {
 
+}
+
+/*
+ * check hook of consent_ledger.parallel_inputs: nobody sets it (not a
+ * superuser either: SET, startup options, ALTER ROLE/DATABASE SET,
+ * function SET clauses); only cl_policy_run_begin, and PostgreSQL copying
+ * the leader's value into a parallel worker.  A role able to set it could
+ * make a statement decide with a horizon from before a withdrawal.
+ */
+bool
+cl_check_parallel_inputs(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0' || setting_parallel_inputs ||
+		InitializingParallelWorker || IsParallelWorker())
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("consent_ledger.parallel_inputs cannot be set");
+	GUC_check_errdetail("It carries a statement's consent horizon from the leader of a parallel query to its workers.");
+	GUC_check_errhint("consent_ledger sets it itself; there is nothing to configure.");
+	return false;
+}
+
+/*
+ * From the ExecutorRun hook, before the plan runs: when the plan may start
+ * parallel workers (parallelModeNeeded; whether the run is the only one
+ * does not matter, the inputs stay those of the executor state), fix the
+ * executor state's inputs now, before any worker exists, and hand them to
+ * the workers in consent_ledger.parallel_inputs (set at a new GUC nest
+ * level, undone by cl_policy_run_end, or by the (sub)transaction's abort
+ * on error).  Returns that nest level, or -1.
+ */
+int
+cl_policy_run_begin(QueryDesc *queryDesc, void **saved)
+{
+	OpenedQuery *q = NULL;
+	char		buf[128];
+	int			nest;
+
+	*saved = running_parallel;
+	if (cl_shared == NULL || IsParallelWorker() || IsInParallelMode() ||
+		queryDesc->estate == NULL || queryDesc->plannedstmt == NULL ||
+		!queryDesc->plannedstmt->parallelModeNeeded || !IsTransactionState())
+		return -1;
+	for (OpenedQuery *o = opened_queries; o != NULL; o = o->next)
+		if (o->cxt == queryDesc->estate->es_query_cxt)
+			q = o;
+	if (q == NULL || !OidIsValid(cl_check_incarnation()))
+		return -1;
+	if (!q->in.fixed)
+		fix_inputs(&q->in);
+	q->in.parallel = true;
+	snprintf(buf, sizeof(buf), "%u:%u:" INT64_FORMAT ":" INT64_FORMAT ":" UINT64_FORMAT,
+			 MyDatabaseId, q->in.incarnation, q->in.horizon, (int64) q->in.now,
+			 q->in.generation);
+	nest = NewGUCNestLevel();
+	setting_parallel_inputs = true;
+	PG_TRY();
+	{
+		(void) set_config_option("consent_ledger.parallel_inputs", buf,
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, ERROR, false);
+	}
+	PG_FINALLY();
+	{
+		setting_parallel_inputs = false;
+	}
+	PG_END_TRY();
+	running_parallel = &q->in;
+	return nest;
+}
+
+void
+cl_policy_run_end(int nestlevel, void *saved)
+{
+	running_parallel = saved;
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
+}
+
+/* When the run fails: must not raise (the GUC level goes with the abort). */
+void
+cl_policy_run_failed(void *saved)
+{
+	running_parallel = saved;
 }
