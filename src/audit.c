@@ -1161,8 +1161,9 @@ cl_audit_partition(Oid relid)
 
 	if (cl_is_audited(relid))
 		return;
+	/* a trigger already there counts only if it calls audit_row() (custody.c) */
 	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE &&
-		!OidIsValid(get_trigger_oid(relid, AUDIT_TRIGGER, true)))
+		!cl_extension_trigger_present(relid, AUDIT_TRIGGER, "audit_row"))
 	{
 		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER INSERT OR UPDATE OR DELETE ON %s "
 								 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.audit_row()",
@@ -1170,7 +1171,7 @@ cl_audit_partition(Oid relid)
 		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"",
 								 qname, AUDIT_TRIGGER), owner);
 	}
-	if (!OidIsValid(get_trigger_oid(relid, AUDIT_TRUNC_TRIGGER, true)))
+	if (!cl_extension_trigger_present(relid, AUDIT_TRUNC_TRIGGER, "audit_row"))
 	{
 		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER TRUNCATE ON %s "
 								 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.audit_row()",
