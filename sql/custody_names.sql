@@ -91,6 +91,7 @@ SELECT consent_ledger.protect('cn.ev3', 'subject');
 -- partitions added later with such a key: refused by that command
 CREATE TABLE cn.ev3_1 PARTITION OF cn.ev3 FOR VALUES IN (1) PARTITION BY LIST (cn.k(subject, note));
 \echo :SQLSTATE
+CREATE TABLE cn.ev3_1d PARTITION OF cn.ev3_1 DEFAULT;
 SET ROLE regress_cn_owner;
 CREATE TABLE cn.ev3_2 (id int, subject int, note text) PARTITION BY LIST (cn.k(subject, note));
 RESET ROLE;
