@@ -114,6 +114,8 @@ CREATE TABLE cn.plain (id int, subject int);
 RESET ROLE;
 SELECT consent_ledger.protect('cn.plain', 'subject');
 SET ROLE regress_cn_owner;
+ALTER SCHEMA cn RENAME TO cn_moved;
+\echo :SQLSTATE
 DROP TABLE cn.visits_a;
 \echo :SQLSTATE
 DROP TABLE cn.visits;

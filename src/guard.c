@@ -1249,7 +1249,8 @@ check_maintenance(Node *parsetree)
 /*
  * Renaming the schema a purpose view lives in takes the view off the
  * analysts' search_path, so that a view of the schema owner's own could
- * answer in its place: only trusted roles may.
+ * answer in its place: only trusted roles may.  The same holds for a
+ * schema holding a protected table (rev2 F8).
  */
 static void
 check_schema_rename(const char *schema)
@@ -1265,6 +1266,20 @@ check_schema_rename(const char *schema)
 						schema, GetUserNameFromId(GetUserId(), false)),
 				 errdetail("It holds purpose views that analysts read by name."),
 				 errhint("Ask a member of consent_ledger_admin.")));
+	/* likewise protected tables, which loaders write to by name */
+	{
+		ListCell   *lc;
+
+		foreach(lc, cl_protected_relids())
+			if (get_rel_namespace(lfirst_oid(lc)) == nsp)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("renaming schema \"%s\" is not allowed for role \"%s\"",
+								schema, GetUserNameFromId(GetUserId(), false)),
+						 errdetail("It holds consent-protected table \"%s\": a table of the schema owner's, without the consent policy, could take its place under the old name.",
+								   get_rel_name(lfirst_oid(lc))),
+						 errhint("Ask a member of consent_ledger_admin.")));
+	}
 }
 
 /* Whether EXPLAIN runs the statement with row counts (ANALYZE). */
