@@ -44,6 +44,15 @@ CREATE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON cn.notes
   FOR EACH ROW EXECUTE FUNCTION cn.leak();
 SELECT consent_ledger.protect('cn.notes', 'subject');
 \echo :SQLSTATE
+-- create_ledger() and audit() refuse such a trigger where theirs would go
+SELECT consent_ledger.create_ledger('cn.notes');
+\echo :SQLSTATE
+ALTER TRIGGER "~consent_ledger_stamp" ON cn.notes RENAME TO "~consent_ledger_audit";
+SELECT consent_ledger.audit('cn.notes');
+\echo :SQLSTATE
+ALTER TRIGGER "~consent_ledger_audit" ON cn.notes RENAME TO "~consent_ledger_stamp";
+SELECT (SELECT count(*) FROM consent_ledger.ledgers WHERE relid = 'cn.notes'::regclass) AS ledgers,
+       (SELECT count(*) FROM consent_ledger.audited WHERE relid = 'cn.notes'::regclass) AS audited;
 -- the owner's trigger, whatever its name, is the owner's to drop
 SET ROLE regress_cn_owner;
 DROP TRIGGER "~consent_ledger_audit_leak" ON cn.visits_a;

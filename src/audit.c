@@ -1108,6 +1108,9 @@ cl_audit(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the audit ledger cannot audit itself")));
+	/* a trigger of the owner's under one of the audit trigger names */
+	cl_refuse_foreign_trigger(relid, AUDIT_TRIGGER, "audit_row");
+	cl_refuse_foreign_trigger(relid, AUDIT_TRUNC_TRIGGER, "audit_row");
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
 	relation_close(rel, NoLock);

@@ -256,15 +256,9 @@ cl_extension_trigger_present(Oid relid, const char *tgname, const char *proname)
 	Oid			fn = InvalidOid;
 	char		enabled = TRIGGER_DISABLED;
 
+	cl_refuse_foreign_trigger(relid, tgname, proname);
 	if (!trigger_by_name(relid, tgname, &fn, &enabled))
 		return false;
-	if (!cl_is_extension_trigger_function(fn, proname))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has trigger \"%s\", which does not call consent_ledger.%s()",
-						get_rel_name(relid), tgname, proname),
-				 errdetail("The name is reserved for the extension's own trigger; a trigger of that name calling another function would stand in for it."),
-				 errhint("Drop or rename the trigger first.")));
 	if (enabled != TRIGGER_FIRES_ALWAYS)
 		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER %s",
 								 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
@@ -272,6 +266,26 @@ cl_extension_trigger_present(Oid relid, const char *tgname, const char *proname)
 								 quote_identifier(tgname)),
 						cl_extension_owner());
 	return true;
+}
+
+/*
+ * Refuses (55000) a trigger named tgname on relid that does not call
+ * consent_ledger.proname(): it would stand in for the extension's trigger
+ * of that name.
+ */
+void
+cl_refuse_foreign_trigger(Oid relid, const char *tgname, const char *proname)
+{
+	Oid			fn = InvalidOid;
+
+	if (trigger_by_name(relid, tgname, &fn, NULL) &&
+		!cl_is_extension_trigger_function(fn, proname))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has trigger \"%s\", which does not call consent_ledger.%s()",
+						get_rel_name(relid), tgname, proname),
+				 errdetail("The name is reserved for the extension's own trigger; a trigger of that name calling another function would stand in for it."),
+				 errhint("Drop or rename the trigger first.")));
 }
 
 static void

@@ -849,6 +849,10 @@ cl_make_ledger(Oid relid)
 
 	rel = relation_open(relid, AccessExclusiveLock);
 	check_convertible(rel);
+	/* a trigger of the owner's under one of the ledger's trigger names */
+	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_STAMP_TRIGGER, "ledger_stamp");
+	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_GUARD_TRIGGER, "ledger_guard");
+	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_GUARD_ROW_TRIGGER, "ledger_guard");
 	encoding = cl_new_ledger_encoding();
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
