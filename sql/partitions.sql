@@ -509,7 +509,16 @@ INSERT INTO pay2 (id, m, amount) VALUES (1, 1, 100), (2, 1, 200);
 RESET ROLE;
 SELECT consent_ledger.retire_ledger('pay2_1');
 \echo :SQLSTATE
+-- nor a sub-partitioned partition with its partitions
 SET ROLE regress_p_owner;
+CREATE TABLE pay2_9 PARTITION OF pay2 FOR VALUES IN (9) PARTITION BY LIST (id);
+CREATE TABLE pay2_9a PARTITION OF pay2_9 FOR VALUES IN (90);
+RESET ROLE;
+SELECT consent_ledger.retire_ledger('pay2_9');
+\echo :SQLSTATE
+SET ROLE regress_p_owner;
+DROP TABLE pay2_9;
+\echo :SQLSTATE
 DROP TABLE pay2_1;
 \echo :SQLSTATE
 CREATE TABLE pay2_1b PARTITION OF pay2 FOR VALUES IN (1);

@@ -2083,12 +2083,11 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 				 errhint("An administrator (a member of consent_ledger_admin) drops it, or removes the protection with consent_ledger.unprotect() first.")));
 
 	/*
-	 * A retired leaf still attached to a live partitioned ledger: dropped,
+	 * A retired partition still attached to a live partitioned ledger: dropped,
 	 * a new partition of the same bounds would take its place and verify()
 	 * of the parent would pass over the swapped rows.
 	 */
-	if (classId == RelationRelationId && subId == 0 && get_rel_relkind(objectId) == RELKIND_RELATION &&
-		get_rel_relispartition(objectId))
+	if (classId == RelationRelationId && subId == 0 && get_rel_relispartition(objectId))
 	{
 		Oid			parent = get_partition_parent(objectId, true);
 

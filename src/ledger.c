@@ -917,6 +917,19 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 	Relation	rel;
 
 	rel = cl_open_owned_table(relid, AccessExclusiveLock);
+
+	/*
+	 * A retired partition (a leaf, or a sub-partitioned one with its
+	 * partitions) could be dropped and replaced under a live parent.
+	 */
+	if (rel->rd_rel->relispartition &&
+		cl_is_partitioned_ledger(get_partition_parent(relid, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger table \"%s\" is a partition of partitioned ledger \"%s\"",
+						RelationGetRelationName(rel), get_rel_name(get_partition_parent(relid, true))),
+				 errdetail("A partitioned ledger is retired as a whole; a retired partition could be dropped and replaced while its parent stays live."),
+				 errhint("Retire the topmost partitioned table: consent_ledger.retire_ledger() of it retires every partition's ledger.")));
 	if (cl_is_partitioned_ledger(relid))
 	{
 		relation_close(rel, NoLock);
@@ -928,15 +941,6 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a ledger table", RelationGetRelationName(rel))));
-	/* a retired leaf could be dropped and replaced under a live parent */
-	if (rel->rd_rel->relispartition &&
-		cl_is_partitioned_ledger(get_partition_parent(relid, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("ledger table \"%s\" is a partition of partitioned ledger \"%s\"",
-						RelationGetRelationName(rel), get_rel_name(get_partition_parent(relid, true))),
-				 errdetail("A partitioned ledger is retired as a whole; a retired partition could be dropped and replaced while its parent stays live."),
-				 errhint("Retire the topmost partitioned table: consent_ledger.retire_ledger() of it retires every partition's ledger.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	cl_run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "
