@@ -9,6 +9,8 @@ CREATE ROLE regress_cn_loader LOGIN;
 CREATE ROLE regress_cn_admin LOGIN IN ROLE consent_ledger_admin;
 CREATE SCHEMA cn AUTHORIZATION regress_cn_owner;
 GRANT USAGE ON SCHEMA cn TO regress_cn_loader, regress_cn_admin;
+-- (renaming a schema needs CREATE on the database besides owning it)
+DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO regress_cn_owner', current_database()); END $$;
 
 -- F5: a trigger of the owner's named like one of the extension's.  The
 -- names are reserved (42939), also as the target of a rename ...
@@ -147,4 +149,5 @@ RESET ROLE;
 SELECT relid::regclass FROM consent_ledger.protected WHERE relid::text LIKE 'cn.%' ORDER BY 1;
 
 DROP SCHEMA cn CASCADE;
+DO $$ BEGIN EXECUTE format('REVOKE CREATE ON DATABASE %I FROM regress_cn_owner', current_database()); END $$;
 DROP ROLE regress_cn_owner, regress_cn_loader, regress_cn_admin;
