@@ -524,6 +524,16 @@ DROP TABLE pay2_1;
 CREATE TABLE pay2_1b PARTITION OF pay2 FOR VALUES IN (1);
 \echo :SQLSTATE
 RESET ROLE;
+-- a leaf retired alone before 1.3 (simulated) still cannot be dropped
+-- while its partitioned ledger is live
+SET ROLE regress_p_owner;
+CREATE TABLE pay2_5 PARTITION OF pay2 FOR VALUES IN (5);
+RESET ROLE;
+UPDATE consent_ledger.ledgers SET retired_at = now() WHERE relid = 'pay2_5'::regclass;
+SET ROLE regress_p_owner;
+DROP TABLE pay2_5;
+\echo :SQLSTATE
+RESET ROLE;
 SELECT count(*) AS live_partitions FROM consent_ledger.ledgers
   WHERE relid::text LIKE 'pay2%' AND retired_at IS NULL;
 SELECT consent_ledger.seal() >= 0 AS sealed;
