@@ -497,6 +497,11 @@ ALTER TABLE pay2 ATTACH PARTITION pay2_7 FOR VALUES IN (7);
 INSERT INTO pay2 (id, m, amount) VALUES (70, 7, 700), (71, 7, 710);
 TRUNCATE pay2_7;
 \echo :SQLSTATE
+-- nor can the owner replace the ledger's triggers with its own under their names
+CREATE OR REPLACE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON pay2_7 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+CREATE OR REPLACE TRIGGER "~consent_ledger_guard" BEFORE INSERT ON pay2_7 FOR EACH STATEMENT EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
 RESET ROLE;
 SELECT c.relname, t.tgname, t.tgfoid::regproc AS function, t.tgenabled
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
@@ -584,4 +589,14 @@ DROP TRIGGER "~consent_ledger_audit_x" ON acct_1;
 \echo :SQLSTATE
 DROP TRIGGER "~consent_ledger_audit" ON acct_1;
 \echo :SQLSTATE
+CREATE OR REPLACE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acct_1 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
 RESET ROLE;
+-- (not even a superuser replaces them, as none drops them)
+CREATE OR REPLACE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acct_1 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+CREATE OR REPLACE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON pay2_7 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+SELECT c.relname, t.tgname, t.tgfoid::regproc AS function, t.tgenabled
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relname IN ('acct_1', 'pay2_7') ORDER BY c.relname, t.tgname;

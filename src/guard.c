@@ -1826,6 +1826,25 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 					!cl_is_extension_trigger_function(LookupFuncName(ts->funcname, 0, NULL, true), NULL))
 					refuse_reserved_trigger_name(ts->trigname);
 
+				/*
+				 * CREATE OR REPLACE TRIGGER over one of the extension's
+				 * triggers would drop it as surely as DROP TRIGGER: refused
+				 * on a live ledger and an audited table, for every role.
+				 */
+				if (ts->replace && OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() &&
+					is_our_trigger(relid, ts->trigname))
+				{
+					if (is_live_ledger(relid))
+						refuse_ddl(get_rel_name(relid), "replacing the ledger's own triggers",
+								   "Call consent_ledger.retire_ledger() first if the ledger is no longer needed.");
+					if (cl_is_audited(relid))
+						ereport(ERROR,
+								(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+								 errmsg("replacing the audit triggers is not allowed on audited table \"%s\"",
+										get_rel_name(relid)),
+								 errdetail("Every change to an audited table is recorded in the audit ledger.")));
+				}
+
 				/* a trigger runs its author's code over rows others write */
 				if (OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() &&
 					cl_is_protected(relid) && !cl_role_is_trusted(GetUserId()))
