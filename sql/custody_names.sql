@@ -87,7 +87,12 @@ CREATE TABLE cn.ev2 (id int, subject int, note text) PARTITION BY RANGE (id);
 CREATE TABLE cn.ev2_a PARTITION OF cn.ev2 FOR VALUES FROM (0) TO (100)
   PARTITION BY LIST (cn.k(subject, note));
 CREATE TABLE cn.ev2_a0 PARTITION OF cn.ev2_a FOR VALUES IN (0);
+CREATE DOMAIN cn.dom AS int CHECK (cn.k(VALUE, 'via a domain') IS NOT NULL);
+CREATE TABLE cn.ev4 (id int, subject int, note text) PARTITION BY LIST ((subject::cn.dom));
+CREATE TABLE cn.ev4_d PARTITION OF cn.ev4 DEFAULT;
 RESET ROLE;
+SELECT consent_ledger.protect('cn.ev4', 'subject');
+\echo :SQLSTATE
 SELECT consent_ledger.protect('cn.ev', 'subject');
 \echo :SQLSTATE
 SELECT consent_ledger.protect('cn.ev2', 'subject');

@@ -147,6 +147,21 @@ calls_untrusted_walker(Node *node, void *context)
 		return false;
 	if (check_functions_in_node(node, untrusted_function, context))
 		return true;
+	/* a coercion to a domain runs its constraints, which its owner chose */
+	if (IsA(node, CoerceToDomain))
+	{
+		HeapTuple	tup = SearchSysCache1(TYPEOID,
+										  ObjectIdGetDatum(((CoerceToDomain *) node)->resulttype));
+		Oid			owner = InvalidOid;
+
+		if (HeapTupleIsValid(tup))
+		{
+			owner = ((Form_pg_type) GETSTRUCT(tup))->typowner;
+			ReleaseSysCache(tup);
+		}
+		if (!OidIsValid(owner) || !cl_role_is_trusted(owner))
+			return true;
+	}
 	return expression_tree_walker(node, calls_untrusted_walker, context);
 }
 
@@ -537,7 +552,7 @@ cl_check_protectable(Relation rel)
 			if (!isnull && calls_untrusted_code(exprs))
 			{
 				ReleaseSysCache(ptup);
-				refuse_protect(rel, "a partition key calling a function of an untrusted role",
+				refuse_protect(rel, "a partition key calling a function or domain of an untrusted role",
 							   TextDatumGetCString(DirectFunctionCall1(pg_get_partkeydef,
 																	   ObjectIdGetDatum(relid))));
 			}
