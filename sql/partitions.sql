@@ -600,3 +600,41 @@ CREATE OR REPLACE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON pay2_7 FOR EA
 SELECT c.relname, t.tgname, t.tgfoid::regproc AS function, t.tgenabled
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
   WHERE c.relname IN ('acct_1', 'pay2_7') ORDER BY c.relname, t.tgname;
+
+-- rev2 F4 variants: a row trigger under a reserved name on a partitioned
+-- ledger or audited table, which PostgreSQL would clone onto every
+-- partition created later
+SET ROLE regress_p_owner;
+CREATE TABLE lg (id int, m int) PARTITION BY LIST (m);
+CREATE TABLE acc2 (id int, m int) PARTITION BY LIST (m);
+RESET ROLE;
+SELECT consent_ledger.create_ledger('lg');
+SELECT consent_ledger.audit('acc2');
+SET ROLE regress_p_owner;
+CREATE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON lg FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+CREATE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acc2 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+RESET ROLE;
+-- made anyway: the clone is recognised by its function, the new partition refused
+CREATE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON lg FOR EACH ROW EXECUTE FUNCTION p_noop();
+CREATE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acc2 FOR EACH ROW EXECUTE FUNCTION p_noop();
+SET ROLE regress_p_owner;
+CREATE TABLE lg_1 PARTITION OF lg FOR VALUES IN (1);
+\echo :SQLSTATE
+CREATE TABLE acc2_a PARTITION OF acc2 FOR VALUES IN (1);
+\echo :SQLSTATE
+RESET ROLE;
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent IN ('lg'::regclass, 'acc2'::regclass);
+DROP TRIGGER "~consent_ledger_stamp" ON lg;
+DROP TRIGGER "~consent_ledger_audit" ON acc2;
+SET ROLE regress_p_owner;
+CREATE TABLE lg_1 PARTITION OF lg FOR VALUES IN (1);
+CREATE TABLE acc2_a PARTITION OF acc2 FOR VALUES IN (1);
+INSERT INTO lg VALUES (1, 1);
+INSERT INTO acc2 VALUES (1, 1);
+RESET ROLE;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT relation, "rows", valid FROM consent_ledger.verify('lg');
+SELECT count(*) AS audited_inserts FROM consent_ledger.audit_log
+  WHERE record_id > (SELECT before FROM marks) AND kind = 'change' AND relation = 'public.acc2_a';
