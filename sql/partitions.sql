@@ -463,3 +463,182 @@ SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, c.relforcerowsecurity AS
   FROM pg_class c WHERE c.relname LIKE 'events%' ORDER BY c.relname;
 SELECT consent_ledger.seal() >= 0 AS sealed;
 SELECT relation, "rows", pending, valid FROM consent_ledger.verify('events') ORDER BY relation::text;
+
+-- rev2 F4: a trigger of the owner's named like a ledger trigger does not
+-- stand in for it.  The names are reserved (42939) ...
+SET ROLE regress_p_owner;
+CREATE TABLE pay2 (id int, m int, amount int) PARTITION BY LIST (m);
+CREATE TABLE pay2_1 PARTITION OF pay2 FOR VALUES IN (1);
+RESET ROLE;
+SELECT consent_ledger.create_ledger('pay2');
+SET ROLE regress_p_owner;
+CREATE FUNCTION p_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TABLE pay2_7 (LIKE pay2);
+CREATE TRIGGER "~consent_ledger_guard" BEFORE INSERT ON pay2_7 FOR EACH STATEMENT EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+CREATE TRIGGER own_guard BEFORE INSERT ON pay2_7 FOR EACH STATEMENT EXECUTE FUNCTION p_noop();
+ALTER TRIGGER own_guard ON pay2_7 RENAME TO "~consent_ledger_guard";
+\echo :SQLSTATE
+DROP TRIGGER own_guard ON pay2_7;
+RESET ROLE;
+-- ... and one that has such a name anyway (made before the extension was
+-- installed, or by an administrator) is recognised by its function: the
+-- attach is refused, naming it
+CREATE TRIGGER "~consent_ledger_guard" BEFORE INSERT ON pay2_7 FOR EACH STATEMENT EXECUTE FUNCTION p_noop();
+SET ROLE regress_p_owner;
+ALTER TABLE pay2 ATTACH PARTITION pay2_7 FOR VALUES IN (7);
+\echo :SQLSTATE
+CREATE TABLE pay2_8 (LIKE pay2);
+RESET ROLE;
+CREATE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON pay2_8 FOR EACH ROW EXECUTE FUNCTION p_noop();
+SET ROLE regress_p_owner;
+ALTER TABLE pay2 ATTACH PARTITION pay2_8 FOR VALUES IN (8);
+\echo :SQLSTATE
+-- the owner's own trigger, not the ledger's, can be dropped; then the attach
+-- installs the ledger's triggers and TRUNCATE of the partition is refused
+DROP TRIGGER "~consent_ledger_guard" ON pay2_7;
+ALTER TABLE pay2 ATTACH PARTITION pay2_7 FOR VALUES IN (7);
+INSERT INTO pay2 (id, m, amount) VALUES (70, 7, 700), (71, 7, 710);
+TRUNCATE pay2_7;
+\echo :SQLSTATE
+-- nor can the owner replace the ledger's triggers with its own under their names
+CREATE OR REPLACE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON pay2_7 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+CREATE OR REPLACE TRIGGER "~consent_ledger_guard" BEFORE INSERT ON pay2_7 FOR EACH STATEMENT EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+RESET ROLE;
+SELECT c.relname, t.tgname, t.tgfoid::regproc AS function, t.tgenabled
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relname IN ('pay2', 'pay2_7', 'pay2_8') ORDER BY c.relname, t.tgname;
+
+-- rev2 F2: a leaf of a live partitioned ledger is not retired on its own
+-- (it could then be dropped and replaced by a fresh partition)
+SET ROLE regress_p_owner;
+INSERT INTO pay2 (id, m, amount) VALUES (1, 1, 100), (2, 1, 200);
+RESET ROLE;
+SELECT consent_ledger.retire_ledger('pay2_1');
+\echo :SQLSTATE
+-- nor a sub-partitioned partition with its partitions
+SET ROLE regress_p_owner;
+CREATE TABLE pay2_9 PARTITION OF pay2 FOR VALUES IN (9) PARTITION BY LIST (id);
+CREATE TABLE pay2_9a PARTITION OF pay2_9 FOR VALUES IN (90);
+RESET ROLE;
+SELECT consent_ledger.retire_ledger('pay2_9');
+\echo :SQLSTATE
+SET ROLE regress_p_owner;
+DROP TABLE pay2_9;
+\echo :SQLSTATE
+DROP TABLE pay2_1;
+\echo :SQLSTATE
+CREATE TABLE pay2_1b PARTITION OF pay2 FOR VALUES IN (1);
+\echo :SQLSTATE
+RESET ROLE;
+-- a leaf retired alone before 1.3 (simulated) still cannot be dropped
+-- while its partitioned ledger is live
+SET ROLE regress_p_owner;
+CREATE TABLE pay2_5 PARTITION OF pay2 FOR VALUES IN (5);
+RESET ROLE;
+UPDATE consent_ledger.ledgers SET retired_at = now() WHERE relid = 'pay2_5'::regclass;
+SET ROLE regress_p_owner;
+DROP TABLE pay2_5;
+\echo :SQLSTATE
+RESET ROLE;
+SELECT count(*) AS live_partitions FROM consent_ledger.ledgers
+  WHERE relid::text LIKE 'pay2%' AND retired_at IS NULL;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT relation, "rows", valid FROM consent_ledger.verify('pay2') ORDER BY relation::text;
+SELECT id, amount FROM pay2 ORDER BY id;
+
+-- rev2 F3: a partition attached later to an audited table is audited by
+-- the attach; a trigger named like the audit trigger does not count
+UPDATE marks SET before = (SELECT coalesce(max(record_id), 0) FROM consent_ledger.audit_log);
+SET ROLE regress_p_owner;
+CREATE TABLE acct (id int PRIMARY KEY, m int, bal int) PARTITION BY LIST (id);
+CREATE TABLE acct_1 PARTITION OF acct FOR VALUES IN (1);
+RESET ROLE;
+SELECT consent_ledger.audit('acct');
+SET ROLE regress_p_owner;
+CREATE TABLE acct_2 (LIKE acct);
+CREATE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acct_2 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+CREATE TRIGGER "~consent_ledger_audit_truncate" AFTER TRUNCATE ON acct_2 FOR EACH STATEMENT EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+RESET ROLE;
+CREATE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acct_2 FOR EACH ROW EXECUTE FUNCTION p_noop();
+CREATE TRIGGER "~consent_ledger_audit_truncate" AFTER TRUNCATE ON acct_2 FOR EACH STATEMENT EXECUTE FUNCTION p_noop();
+SET ROLE regress_p_owner;
+ALTER TABLE acct ATTACH PARTITION acct_2 FOR VALUES IN (2);
+\echo :SQLSTATE
+-- the owner's triggers are the owner's: the guard lets it drop them
+DROP TRIGGER "~consent_ledger_audit" ON acct_2;
+DROP TRIGGER "~consent_ledger_audit_truncate" ON acct_2;
+ALTER TABLE acct ATTACH PARTITION acct_2 FOR VALUES IN (2);
+INSERT INTO acct VALUES (1, 1, 10), (2, 2, 20);
+UPDATE acct SET bal = bal + 1;
+DELETE FROM acct WHERE id = 2;
+INSERT INTO acct VALUES (2, 2, 30);
+TRUNCATE acct_2;
+RESET ROLE;
+SELECT operation, relation, count(*)
+  FROM consent_ledger.audit_log WHERE record_id > (SELECT before FROM marks) AND kind = 'change'
+  GROUP BY operation, relation ORDER BY relation, operation;
+SELECT c.relname, t.tgname, t.tgfoid::regproc AS function, t.tgenabled
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relname LIKE 'acct%' AND NOT t.tgisinternal ORDER BY c.relname, t.tgname;
+-- a trigger of the owner's named like the audit triggers on an audited
+-- partition is the owner's: the guard does not keep it
+CREATE TRIGGER "~consent_ledger_audit_x" AFTER INSERT ON acct_1 FOR EACH ROW EXECUTE FUNCTION p_noop();
+SET ROLE regress_p_owner;
+DROP TRIGGER "~consent_ledger_audit_x" ON acct_1;
+\echo :SQLSTATE
+DROP TRIGGER "~consent_ledger_audit" ON acct_1;
+\echo :SQLSTATE
+CREATE OR REPLACE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acct_1 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+RESET ROLE;
+-- (not even a superuser replaces them, as none drops them)
+CREATE OR REPLACE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acct_1 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+CREATE OR REPLACE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON pay2_7 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+SELECT c.relname, t.tgname, t.tgfoid::regproc AS function, t.tgenabled
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relname IN ('acct_1', 'pay2_7') ORDER BY c.relname, t.tgname;
+
+-- rev2 F4 variants: a row trigger under a reserved name on a partitioned
+-- ledger or audited table, which PostgreSQL would clone onto every
+-- partition created later
+SET ROLE regress_p_owner;
+CREATE TABLE lg (id int, m int) PARTITION BY LIST (m);
+CREATE TABLE acc2 (id int, m int) PARTITION BY LIST (m);
+RESET ROLE;
+SELECT consent_ledger.create_ledger('lg');
+SELECT consent_ledger.audit('acc2');
+SET ROLE regress_p_owner;
+CREATE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON lg FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+CREATE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acc2 FOR EACH ROW EXECUTE FUNCTION p_noop();
+\echo :SQLSTATE
+RESET ROLE;
+-- made anyway: the clone is recognised by its function, the new partition refused
+CREATE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON lg FOR EACH ROW EXECUTE FUNCTION p_noop();
+CREATE TRIGGER "~consent_ledger_audit" AFTER INSERT ON acc2 FOR EACH ROW EXECUTE FUNCTION p_noop();
+SET ROLE regress_p_owner;
+CREATE TABLE lg_1 PARTITION OF lg FOR VALUES IN (1);
+\echo :SQLSTATE
+CREATE TABLE acc2_a PARTITION OF acc2 FOR VALUES IN (1);
+\echo :SQLSTATE
+RESET ROLE;
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent IN ('lg'::regclass, 'acc2'::regclass);
+DROP TRIGGER "~consent_ledger_stamp" ON lg;
+DROP TRIGGER "~consent_ledger_audit" ON acc2;
+SET ROLE regress_p_owner;
+CREATE TABLE lg_1 PARTITION OF lg FOR VALUES IN (1);
+CREATE TABLE acc2_a PARTITION OF acc2 FOR VALUES IN (1);
+INSERT INTO lg VALUES (1, 1);
+INSERT INTO acc2 VALUES (1, 1);
+RESET ROLE;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT relation, "rows", valid FROM consent_ledger.verify('lg');
+SELECT count(*) AS audited_inserts FROM consent_ledger.audit_log
+  WHERE record_id > (SELECT before FROM marks) AND kind = 'change' AND relation = 'public.acc2_a';

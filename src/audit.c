@@ -1143,6 +1143,9 @@ cl_audit(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the audit ledger cannot audit itself")));
+	/* a trigger of the owner's under one of the audit trigger names */
+	cl_refuse_foreign_trigger(relid, AUDIT_TRIGGER, "audit_row");
+	cl_refuse_foreign_trigger(relid, AUDIT_TRUNC_TRIGGER, "audit_row");
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
 	relation_close(rel, NoLock);
@@ -1196,8 +1199,9 @@ cl_audit_partition(Oid relid)
 
 	if (cl_is_audited(relid))
 		return;
+	/* a trigger already there counts only if it calls audit_row() (custody.c) */
 	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE &&
-		!OidIsValid(get_trigger_oid(relid, AUDIT_TRIGGER, true)))
+		!cl_extension_trigger_present(relid, AUDIT_TRIGGER, "audit_row"))
 	{
 		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER INSERT OR UPDATE OR DELETE ON %s "
 								 "FOR EACH ROW EXECUTE FUNCTION consent_ledger.audit_row()",
@@ -1205,7 +1209,7 @@ cl_audit_partition(Oid relid)
 		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"",
 								 qname, AUDIT_TRIGGER), owner);
 	}
-	if (!OidIsValid(get_trigger_oid(relid, AUDIT_TRUNC_TRIGGER, true)))
+	if (!cl_extension_trigger_present(relid, AUDIT_TRUNC_TRIGGER, "audit_row"))
 	{
 		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" AFTER TRUNCATE ON %s "
 								 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.audit_row()",

@@ -208,6 +208,10 @@ extern Oid	cl_custodian_oid(void);
 extern Oid	cl_relation_owner(Oid relid);
 extern bool cl_type_contains(Oid typid, Oid target);
 extern void cl_check_protectable(Relation rel);
+extern bool cl_is_extension_trigger_function(Oid fn, const char *proname);
+extern bool cl_is_extension_trigger(Oid relid, const char *tgname);
+extern bool cl_extension_trigger_present(Oid relid, const char *tgname, const char *proname);
+extern void cl_refuse_foreign_trigger(Oid relid, const char *tgname, const char *proname);
 extern void cl_take_custody(Oid relid);
 extern void cl_release_custody(Oid relid);
 

@@ -36,14 +36,18 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_range.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_statistic_ext.h"
 #include "catalog/pg_trigger.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -143,6 +147,21 @@ calls_untrusted_walker(Node *node, void *context)
 		return false;
 	if (check_functions_in_node(node, untrusted_function, context))
 		return true;
+	/* a coercion to a domain runs its constraints, which its owner chose */
+	if (IsA(node, CoerceToDomain))
+	{
+		HeapTuple	tup = SearchSysCache1(TYPEOID,
+										  ObjectIdGetDatum(((CoerceToDomain *) node)->resulttype));
+		Oid			owner = InvalidOid;
+
+		if (HeapTupleIsValid(tup))
+		{
+			owner = ((Form_pg_type) GETSTRUCT(tup))->typowner;
+			ReleaseSysCache(tup);
+		}
+		if (!OidIsValid(owner) || !cl_role_is_trusted(owner))
+			return true;
+	}
 	return expression_tree_walker(node, calls_untrusted_walker, context);
 }
 
@@ -159,11 +178,129 @@ calls_untrusted_code(Datum stored)
 	return calls_untrusted_walker(expr, NULL);
 }
 
-/* Whether trigger name is one of the extension's own (ledger or audit). */
-static bool
-is_extension_trigger(const char *name)
+/*
+ * Whether fn is one of the extension's trigger functions: proname, or any
+ * of ledger_stamp, ledger_guard and audit_row when proname is NULL.  It
+ * must be a function of that name in the extension's schema and a member
+ * of the extension.  The extension's triggers are recognised by the
+ * function they call, never by their name: any table owner can name a
+ * trigger of its own "~consent_ledger_...", but only the extension and
+ * administrators may execute these functions (EXECUTE is revoked from
+ * PUBLIC).
+ */
+bool
+cl_is_extension_trigger_function(Oid fn, const char *proname)
 {
-	return strncmp(name, "~consent_ledger_", strlen("~consent_ledger_")) == 0;
+	char	   *name;
+	Oid			ext;
+	Oid			nsp = cl_schema_oid(true);
+
+	if (!OidIsValid(fn) || !OidIsValid(nsp) || get_func_namespace(fn) != nsp)
+		return false;
+	name = get_func_name(fn);
+	if (name == NULL)
+		return false;
+	if (proname != NULL ? strcmp(name, proname) != 0 :
+		(strcmp(name, "ledger_stamp") != 0 && strcmp(name, "ledger_guard") != 0 &&
+		 strcmp(name, "audit_row") != 0))
+		return false;
+	ext = get_extension_oid(CL_EXTENSION, true);
+	return OidIsValid(ext) && getExtensionOfObject(ProcedureRelationId, fn) == ext;
+}
+
+/*
+ * The function (tgfoid) and firing state (tgenabled) of the trigger named
+ * tgname on relid; false if there is none.
+ */
+static bool
+trigger_by_name(Oid relid, const char *tgname, Oid *fn, char *enabled)
+{
+	Relation	cat;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(relid) || tgname == NULL)
+		return false;
+	cat = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&keys[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(tgname));
+	scan = systable_beginscan(cat, TriggerRelidNameIndexId, true, NULL, 2, keys);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+
+		found = true;
+		if (fn)
+			*fn = t->tgfoid;
+		if (enabled)
+			*enabled = t->tgenabled;
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	return found;
+}
+
+/*
+ * Whether the trigger named tgname on relid is one of the extension's (it
+ * calls one of the extension's trigger functions).  A trigger of that name
+ * calling any other function is the table owner's.
+ */
+bool
+cl_is_extension_trigger(Oid relid, const char *tgname)
+{
+	Oid			fn = InvalidOid;
+
+	return trigger_by_name(relid, tgname, &fn, NULL) &&
+		cl_is_extension_trigger_function(fn, NULL);
+}
+
+/*
+ * Whether relid already carries the extension's trigger tgname calling
+ * consent_ledger.proname(), firing ALWAYS (made so if it calls that
+ * function but fires otherwise).  A trigger of that name calling another
+ * function is refused: it would stand in for the extension's.  Inside
+ * SPI.
+ */
+bool
+cl_extension_trigger_present(Oid relid, const char *tgname, const char *proname)
+{
+	Oid			fn = InvalidOid;
+	char		enabled = TRIGGER_DISABLED;
+
+	cl_refuse_foreign_trigger(relid, tgname, proname);
+	if (!trigger_by_name(relid, tgname, &fn, &enabled))
+		return false;
+	if (enabled != TRIGGER_FIRES_ALWAYS)
+		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER %s",
+								 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+															get_rel_name(relid)),
+								 quote_identifier(tgname)),
+						cl_extension_owner());
+	return true;
+}
+
+/*
+ * Refuses (55000) a trigger named tgname on relid that does not call
+ * consent_ledger.proname(): it would stand in for the extension's trigger
+ * of that name.
+ */
+void
+cl_refuse_foreign_trigger(Oid relid, const char *tgname, const char *proname)
+{
+	Oid			fn = InvalidOid;
+
+	if (trigger_by_name(relid, tgname, &fn, NULL) &&
+		!cl_is_extension_trigger_function(fn, proname))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has trigger \"%s\", which does not call consent_ledger.%s()",
+						get_rel_name(relid), tgname, proname),
+				 errdetail("The name is reserved for the extension's own trigger; a trigger of that name calling another function would stand in for it."),
+				 errhint("Drop or rename the trigger first.")));
 }
 
 static void
@@ -336,7 +473,7 @@ cl_check_protectable(Relation rel)
 	{
 		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
 
-		if (!t->tgisinternal && !is_extension_trigger(NameStr(t->tgname)))
+		if (!t->tgisinternal && !cl_is_extension_trigger_function(t->tgfoid, NULL))
 			refuse_protect(rel, "trigger", NameStr(t->tgname));
 	}
 	systable_endscan(scan);
@@ -393,6 +530,35 @@ cl_check_protectable(Relation rel)
 						   NameStr(((Form_pg_statistic_ext) GETSTRUCT(tup))->stxname));
 	systable_endscan(scan);
 	table_close(cat, AccessShareLock);
+
+	/*
+	 * partition key expressions calling code of untrusted roles: PostgreSQL
+	 * evaluates them over every row routed into the table, and over the
+	 * rows of a partition (the default one included) checked against a new
+	 * partition's bounds, on behalf of whoever inserts, updates or adds a
+	 * partition.  Each partitioned table of the tree is checked when it is
+	 * protected (partitions added later too: partition.c).
+	 */
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		HeapTuple	ptup = SearchSysCache1(PARTRELID, ObjectIdGetDatum(relid));
+
+		if (HeapTupleIsValid(ptup))
+		{
+			bool		isnull;
+			Datum		exprs = SysCacheGetAttr(PARTRELID, ptup, Anum_pg_partitioned_table_partexprs,
+												&isnull);
+
+			if (!isnull && calls_untrusted_code(exprs))
+			{
+				ReleaseSysCache(ptup);
+				refuse_protect(rel, "a partition key calling a function or domain of an untrusted role",
+							   TextDatumGetCString(DirectFunctionCall1(pg_get_partkeydef,
+																	   ObjectIdGetDatum(relid))));
+			}
+			ReleaseSysCache(ptup);
+		}
+	}
 
 	/*
 	 * inheritance: read through a parent, the table escapes its own policy.

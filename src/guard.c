@@ -40,6 +40,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
+#include "catalog/partition.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
@@ -59,6 +60,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
+#include "parser/parse_func.h"
 #include "parser/parse_type.h"
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
@@ -109,14 +111,33 @@ refuse_ddl(const char *relname, const char *what, const char *hint)
 			 hint ? errhint("%s", hint) : 0));
 }
 
+/*
+ * Whether the trigger named name on relid is one of the extension's: it
+ * calls one of the extension's trigger functions (custody.c).  Recognised
+ * by its function, not by its name: a trigger the table owner named
+ * "~consent_ledger_..." is the owner's.
+ */
 static bool
-is_our_trigger(const char *name)
+is_our_trigger(Oid relid, const char *name)
 {
-	return name != NULL &&
-		(strcmp(name, CL_STAMP_TRIGGER) == 0 ||
-		 strcmp(name, CL_GUARD_TRIGGER) == 0 ||
-		 strcmp(name, CL_GUARD_ROW_TRIGGER) == 0 ||
-		 strncmp(name, "~consent_ledger_audit", strlen("~consent_ledger_audit")) == 0);
+	return name != NULL && cl_is_extension_trigger(relid, name);
+}
+
+/* Names reserved for the extension's triggers. */
+static bool
+is_reserved_trigger_name(const char *name)
+{
+	return name != NULL && strncmp(name, "~consent_ledger_", strlen("~consent_ledger_")) == 0;
+}
+
+static void
+refuse_reserved_trigger_name(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_RESERVED_NAME),
+			 errmsg("trigger name \"%s\" is reserved for consent_ledger's own triggers", name),
+			 errdetail("Trigger names starting with \"~consent_ledger_\" are kept for triggers calling the extension's trigger functions."),
+			 errhint("Choose another name.")));
 }
 
 /* Audited tables keep their audit triggers (there is no "unaudit"). */
@@ -135,7 +156,7 @@ check_audited_alter(Oid relid, List *cmds)
 			case AT_EnableTrig:
 			case AT_EnableReplicaTrig:
 			case AT_DisableTrig:
-				refuse = is_our_trigger(cmd->name);
+				refuse = is_our_trigger(relid, cmd->name);
 				break;
 			case AT_DisableTrigAll:
 			case AT_DisableTrigUser:
@@ -537,7 +558,7 @@ check_alter_table(AlterTableStmt *stmt)
 			case AT_EnableTrig:
 			case AT_EnableReplicaTrig:
 			case AT_DisableTrig:
-				if (is_our_trigger(cmd->name))
+				if (is_our_trigger(relid, cmd->name))
 					refuse_ddl(relname, "changing when the ledger's own triggers fire",
 							   "Ledger triggers always fire, whatever session_replication_role says.");
 				break;
@@ -616,7 +637,12 @@ check_rename(RenameStmt *stmt)
 	if (stmt->relation == NULL)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (stmt->renameType == OBJECT_TRIGGER && is_our_trigger(stmt->subname) &&
+	/* a trigger of the owner's does not take a name kept for the extension's */
+	if (stmt->renameType == OBJECT_TRIGGER && OidIsValid(relid) && !cl_internal_ddl &&
+		is_reserved_trigger_name(stmt->newname) && cl_extension_present() &&
+		!cl_role_is_trusted(GetUserId()) && !is_our_trigger(relid, stmt->subname))
+		refuse_reserved_trigger_name(stmt->newname);
+	if (stmt->renameType == OBJECT_TRIGGER && is_our_trigger(relid, stmt->subname) &&
 		OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() && cl_is_audited(relid))
 		refuse_ddl(get_rel_name(relid), "renaming the audit triggers", NULL);
 	if (!is_live_ledger(relid))
@@ -624,7 +650,7 @@ check_rename(RenameStmt *stmt)
 	if (stmt->renameType == OBJECT_COLUMN)
 		refuse_ddl(get_rel_name(relid), "RENAME COLUMN",
 				   "Row hashes name their columns; add a new column instead.");
-	if (is_our_trigger(stmt->subname))
+	if (stmt->renameType == OBJECT_TRIGGER && is_our_trigger(relid, stmt->subname))
 		refuse_ddl(get_rel_name(relid), "renaming the ledger's own triggers", NULL);
 }
 
@@ -1223,7 +1249,8 @@ check_maintenance(Node *parsetree)
 /*
  * Renaming the schema a purpose view lives in takes the view off the
  * analysts' search_path, so that a view of the schema owner's own could
- * answer in its place: only trusted roles may.
+ * answer in its place: only trusted roles may.  The same holds for a
+ * schema holding a protected table (rev2 F8).
  */
 static void
 check_schema_rename(const char *schema)
@@ -1239,6 +1266,20 @@ check_schema_rename(const char *schema)
 						schema, GetUserNameFromId(GetUserId(), false)),
 				 errdetail("It holds purpose views that analysts read by name."),
 				 errhint("Ask a member of consent_ledger_admin.")));
+	/* likewise protected tables, which loaders write to by name */
+	{
+		ListCell   *lc;
+
+		foreach(lc, cl_protected_relids())
+			if (get_rel_namespace(lfirst_oid(lc)) == nsp)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("renaming schema \"%s\" is not allowed for role \"%s\"",
+								schema, GetUserNameFromId(GetUserId(), false)),
+						 errdetail("It holds consent-protected table \"%s\": a table of the schema owner's, without the consent policy, could take its place under the old name.",
+								   get_rel_name(lfirst_oid(lc))),
+						 errhint("Ask a member of consent_ledger_admin.")));
+	}
 }
 
 /* Whether EXPLAIN runs the statement with row counts (ANALYZE). */
@@ -1775,6 +1816,35 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 
 				check_internal_table_lock(relid, "CREATE TRIGGER");
 
+				/*
+				 * Names "~consent_ledger_..." are kept for the extension's
+				 * triggers (which are recognised by their function anyway:
+				 * custody.c): an untrusted role's trigger may not take one.
+				 */
+				if (OidIsValid(relid) && !cl_internal_ddl && is_reserved_trigger_name(ts->trigname) &&
+					cl_extension_present() && !cl_role_is_trusted(GetUserId()) &&
+					!cl_is_extension_trigger_function(LookupFuncName(ts->funcname, 0, NULL, true), NULL))
+					refuse_reserved_trigger_name(ts->trigname);
+
+				/*
+				 * CREATE OR REPLACE TRIGGER over one of the extension's
+				 * triggers would drop it as surely as DROP TRIGGER: refused
+				 * on a live ledger and an audited table, for every role.
+				 */
+				if (ts->replace && OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() &&
+					is_our_trigger(relid, ts->trigname))
+				{
+					if (is_live_ledger(relid))
+						refuse_ddl(get_rel_name(relid), "replacing the ledger's own triggers",
+								   "Call consent_ledger.retire_ledger() first if the ledger is no longer needed.");
+					if (cl_is_audited(relid))
+						ereport(ERROR,
+								(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+								 errmsg("replacing the audit triggers is not allowed on audited table \"%s\"",
+										get_rel_name(relid)),
+								 errdetail("Every change to an audited table is recorded in the audit ledger.")));
+				}
+
 				/* a trigger runs its author's code over rows others write */
 				if (OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() &&
 					cl_is_protected(relid) && !cl_role_is_trusted(GetUserId()))
@@ -1958,10 +2028,12 @@ check_drop_trigger(Oid trigoid)
 	{
 		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
 
-		if (is_our_trigger(NameStr(trig->tgname)) && is_live_ledger(trig->tgrelid))
+		if ((cl_is_extension_trigger_function(trig->tgfoid, "ledger_stamp") ||
+			 cl_is_extension_trigger_function(trig->tgfoid, "ledger_guard")) &&
+			is_live_ledger(trig->tgrelid))
 			refuse_ddl(get_rel_name(trig->tgrelid), "dropping the ledger's own triggers",
 					   "Call consent_ledger.retire_ledger() first if the ledger is no longer needed.");
-		if (strncmp(NameStr(trig->tgname), "~consent_ledger_audit", strlen("~consent_ledger_audit")) == 0 &&
+		if (cl_is_extension_trigger_function(trig->tgfoid, "audit_row") &&
 			cl_is_audited(trig->tgrelid))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -2012,6 +2084,36 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 						get_rel_name(objectId), GetUserNameFromId(GetUserId(), false)),
 				 errdetail("Analysts read consented rows through it; only an administrator drops it."),
 				 errhint("Ask a member of consent_ledger_admin.")));
+	/*
+	 * Likewise a protected table (any partition of one): the owner of its
+	 * schema could drop it, also by DROP SCHEMA ... CASCADE, and put a table
+	 * of its own, without the consent policy, in its place.  Trusted roles
+	 * drop it (after unprotect(), or directly).  Internal drops (temporary
+	 * tables at session end) are not refused.
+	 */
+	if (classId == RelationRelationId && subId == 0 &&
+		(arg == NULL || (((ObjectAccessDrop *) arg)->dropflags & PERFORM_DELETION_INTERNAL) == 0) &&
+		!cl_role_is_trusted(GetUserId()) && cl_is_protected(objectId))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("dropping consent-protected table \"%s\" is not allowed for role \"%s\"",
+						get_rel_name(objectId), GetUserNameFromId(GetUserId(), false)),
+				 errdetail("A table of another role could be put in its place, without the consent policy."),
+				 errhint("An administrator (a member of consent_ledger_admin) drops it, or removes the protection with consent_ledger.unprotect() first.")));
+
+	/*
+	 * A retired partition still attached to a live partitioned ledger: dropped,
+	 * a new partition of the same bounds would take its place and verify()
+	 * of the parent would pass over the swapped rows.
+	 */
+	if (classId == RelationRelationId && subId == 0 && get_rel_relispartition(objectId))
+	{
+		Oid			parent = get_partition_parent(objectId, true);
+
+		if (OidIsValid(parent) && is_live_ledger(parent))
+			refuse_ddl(get_rel_name(objectId), "DROP TABLE of a partition of a live ledger",
+					   "Retire the partitioned ledger first: consent_ledger.retire_ledger() of its topmost table.");
+	}
 	if (classId == RelationRelationId && subId == 0 && !is_live_ledger(objectId))
 	{
 		cl_registry_forget(objectId);

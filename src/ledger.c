@@ -27,6 +27,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
+#include "catalog/partition.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "commands/cluster.h"
@@ -939,6 +940,10 @@ cl_make_ledger(Oid relid)
 
 	rel = relation_open(relid, AccessExclusiveLock);
 	check_convertible(rel);
+	/* a trigger of the owner's under one of the ledger's trigger names */
+	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_STAMP_TRIGGER, "ledger_stamp");
+	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_GUARD_TRIGGER, "ledger_guard");
+	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_GUARD_ROW_TRIGGER, "ledger_guard");
 	encoding = cl_new_ledger_encoding();
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
@@ -1001,6 +1006,19 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 	Relation	rel;
 
 	rel = cl_open_owned_table(relid, AccessExclusiveLock);
+
+	/*
+	 * A retired partition (a leaf, or a sub-partitioned one with its
+	 * partitions) could be dropped and replaced under a live parent.
+	 */
+	if (rel->rd_rel->relispartition &&
+		cl_is_partitioned_ledger(get_partition_parent(relid, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger table \"%s\" is a partition of partitioned ledger \"%s\"",
+						RelationGetRelationName(rel), get_rel_name(get_partition_parent(relid, true))),
+				 errdetail("A partitioned ledger is retired as a whole; a retired partition could be dropped and replaced while its parent stays live."),
+				 errhint("Retire the topmost partitioned table: consent_ledger.retire_ledger() of it retires every partition's ledger.")));
 	if (cl_is_partitioned_ledger(relid))
 	{
 		relation_close(rel, NoLock);
@@ -1039,7 +1057,20 @@ add_ledger_triggers(Oid relid, const char *qname, bool row_triggers)
 {
 	Oid			owner = cl_extension_owner();
 
-	if (row_triggers && !OidIsValid(get_trigger_oid(relid, CL_STAMP_TRIGGER, true)))
+	/*
+	 * A trigger already there counts only if it calls the extension's
+	 * function (custody.c): one of the table owner's with the same name is
+	 * refused.
+	 */
+	if (row_triggers && cl_extension_trigger_present(relid, CL_STAMP_TRIGGER, "ledger_stamp") !=
+		cl_extension_trigger_present(relid, CL_GUARD_ROW_TRIGGER, "ledger_guard"))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has only one of the ledger triggers \"%s\" and \"%s\"",
+						get_rel_name(relid), CL_STAMP_TRIGGER, CL_GUARD_ROW_TRIGGER),
+				 errdetail("A ledger partition needs both."),
+				 errhint("An administrator drops the one left before attaching the table.")));
+	if (row_triggers && !cl_extension_trigger_present(relid, CL_STAMP_TRIGGER, "ledger_stamp"))
 	{
 		cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
 								 "EXECUTE FUNCTION consent_ledger.ledger_stamp()",
@@ -1050,7 +1081,7 @@ add_ledger_triggers(Oid relid, const char *qname, bool row_triggers)
 		cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\", ENABLE ALWAYS TRIGGER \"%s\"",
 								 qname, CL_STAMP_TRIGGER, CL_GUARD_ROW_TRIGGER), owner);
 	}
-	if (OidIsValid(get_trigger_oid(relid, CL_GUARD_TRIGGER, true)))
+	if (cl_extension_trigger_present(relid, CL_GUARD_TRIGGER, "ledger_guard"))
 		return;
 	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
 							 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.ledger_guard()",
@@ -1222,7 +1253,7 @@ retire_partitioned_ledger(Oid relid)
 									 "WHERE ledger_id OPERATOR(pg_catalog.=) %d AND retired_at IS NULL",
 									 info->ledger_id), owner);
 		else if (get_rel_relkind(part) == RELKIND_PARTITIONED_TABLE &&
-				 OidIsValid(get_trigger_oid(part, CL_GUARD_TRIGGER, true)))
+				 cl_is_extension_trigger(part, CL_GUARD_TRIGGER))
 			cl_run_as_owner(psprintf("DROP TRIGGER \"%s\" ON %s", CL_GUARD_TRIGGER,
 									 partition_qname(part)), owner);
 		CacheInvalidateRelcacheByRelid(part);

@@ -105,10 +105,8 @@ cl_is_partitioned_ledger(Oid relid)
 	if (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Oid			fn = ((Form_pg_trigger) GETSTRUCT(tup))->tgfoid;
-		char	   *name = get_func_name(fn);
 
-		result = name != NULL && strcmp(name, "ledger_guard") == 0 &&
-			get_func_namespace(fn) == cl_schema_oid(true);
+		result = cl_is_extension_trigger_function(fn, "ledger_guard");
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
