@@ -498,12 +498,17 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 	}
 
 	/* events enter the consent ledger only through the recording functions */
-	if (cache->consent_ledger && !cl_recording_consent)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot insert into the consent ledger directly"),
-				 errdetail("Consent events are recorded only by consent_ledger.grant_consent() and withdraw_consent(), which keep event ids in commit order and tell every session's consent checks about them."),
-				 errhint("Call consent_ledger.grant_consent() or consent_ledger.withdraw_consent().")));
+	if (cache->consent_ledger)
+	{
+		if (!cl_recording_consent)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot insert into the consent ledger directly"),
+					 errdetail("Consent events are recorded only by consent_ledger.grant_consent() and withdraw_consent(), which keep event ids in commit order and tell every session's consent checks about them."),
+					 errhint("Call consent_ledger.grant_consent() or consent_ledger.withdraw_consent().")));
+		/* one event per permission: the recorder sets it again for the next */
+		cl_recording_consent = false;
+	}
 
 	txn = xact_txn_id();
 	x = xact_ledger_get(RelationGetRelid(rel), cache->ledger_id);
