@@ -19,8 +19,12 @@
  * What the owner could have planted before protect() would run later as
  * someone else over hidden rows, so protect() refuses a table that has
  * triggers, rules or policies of its own, expression or partial indexes,
- * expression statistics, or columns of a domain an untrusted role owns
- * (a domain's owner validates new constraints over every row).
+ * expression statistics, columns of a domain an untrusted role owns
+ * (a domain's owner validates new constraints over every row) or of a
+ * collation one owns (DROP COLLATION ... CASCADE), and stored expressions
+ * (CHECK, partition key, generated column, default) that call anything
+ * but immutable functions of trusted roles and, in defaults, a short list
+ * of built-ins (see "What a stored expression ... may call" below).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
