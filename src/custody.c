@@ -452,12 +452,15 @@ stored_function_refused(Oid funcid, void *context)
 static bool
 nextval_refused(FuncExpr *f, StoredExprCheck *c)
 {
-	Node	   *arg = linitial(f->args);
+	Node	   *arg;
 	Oid			seq;
 	Oid			table;
 	int32		col;
 
-	if (list_length(f->args) != 1 || !IsA(arg, Const) || ((Const *) arg)->constisnull ||
+	if (list_length(f->args) != 1)
+		return true;
+	arg = linitial(f->args);
+	if (!IsA(arg, Const) || ((Const *) arg)->constisnull ||
 		((Const *) arg)->consttype != REGCLASSOID)
 		return true;
 	seq = DatumGetObjectId(((Const *) arg)->constvalue);
