@@ -153,6 +153,110 @@ DROP TABLE cn.visits;
 RESET ROLE;
 SELECT relid::regclass FROM consent_ledger.protected WHERE relid::text LIKE 'cn.%' ORDER BY 1;
 
+-- rev3 F1/F1c: a CHECK constraint calling a bootstrap-owned built-in that
+-- runs SQL text (query_to_xml) or talks to other sessions (pg_notify):
+-- every function in a CHECK must be IMMUTABLE (55000), whoever owns it
+SET ROLE regress_cn_owner;
+CREATE TABLE cn.leakbox (v text);
+GRANT INSERT ON cn.leakbox TO PUBLIC;
+CREATE FUNCTION cn.leak(t text) RETURNS boolean LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO cn.leakbox VALUES (t); RETURN true; END$$;
+CREATE TABLE cn.f1 (subject text, payload text,
+  CONSTRAINT c1 CHECK (query_to_xml('select cn.leak(' || quote_literal(subject || ':' || coalesce(payload, '')) || ')', false, false, '') IS NOT NULL));
+CREATE TABLE cn.f1c (subject text, payload text,
+  CONSTRAINT c17 CHECK (length(pg_notify('leak17', subject || '=' || payload)::text) >= 0));
+RESET ROLE;
+SELECT consent_ledger.protect('cn.f1', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('cn.f1c', 'subject');
+\echo :SQLSTATE
+-- rev3 F1 (2): an I/O conversion into a composite, an array or a range
+-- holding the owner's domain runs the domain's CHECK (record_in, array_in)
+SET ROLE regress_cn_owner;
+CREATE DOMAIN cn.evil_dom AS text CHECK (cn.leak('dom:' || VALUE));
+CREATE TYPE cn.evil_comp AS (a cn.evil_dom);
+CREATE TABLE cn.f1_comp (subject text, payload text,
+  CONSTRAINT c2 CHECK ((('(' || subject || ')')::cn.evil_comp) IS NOT NULL));
+CREATE TABLE cn.f1_arr (subject text, payload text,
+  CONSTRAINT c3 CHECK ((('{' || subject || '}')::cn.evil_dom[]) IS NOT NULL));
+RESET ROLE;
+SELECT consent_ledger.protect('cn.f1_comp', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('cn.f1_arr', 'subject');
+\echo :SQLSTATE
+-- rev3 F1b: ... also when the domain belongs to a trusted role but its
+-- CHECK calls the owner's function, inside an administrator's composite
+CREATE DOMAIN cn.adm_dom AS text CHECK (cn.leak('adm:' || VALUE));
+CREATE TYPE cn.adm_comp AS (a cn.adm_dom);
+SET ROLE regress_cn_owner;
+CREATE TABLE cn.f1b (subject text, payload text,
+  CONSTRAINT c4 CHECK ((('(' || subject || ')')::cn.adm_comp) IS NOT NULL));
+CREATE TABLE cn.f1b_col (subject text, payload cn.adm_comp);
+RESET ROLE;
+SELECT consent_ledger.protect('cn.f1b', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('cn.f1b_col', 'subject');
+\echo :SQLSTATE
+-- rev3 F1b (defaults): a default running SQL text as the inserting role
+SET ROLE regress_cn_owner;
+CREATE TABLE cn.f13 (subject text, payload text,
+  note text DEFAULT (query_to_xml('select cn.leak(string_agg(subject, '','')) from cn.f13', false, false, ''))::text);
+CREATE SEQUENCE cn.counter;
+CREATE TABLE cn.f13_seq (subject text, n bigint DEFAULT nextval('cn.counter'));
+RESET ROLE;
+SELECT consent_ledger.protect('cn.f13', 'subject');
+\echo :SQLSTATE
+SELECT consent_ledger.protect('cn.f13_seq', 'subject');
+\echo :SQLSTATE
+-- the defaults tables commonly have are accepted: serial, identity, now(),
+-- CURRENT_USER, gen_random_uuid(), and immutable CHECKs
+SET ROLE regress_cn_owner;
+CREATE TABLE cn.usual (id serial, id2 int GENERATED ALWAYS AS IDENTITY, subject text,
+  at timestamptz DEFAULT now(), by_whom text DEFAULT CURRENT_USER,
+  u uuid DEFAULT gen_random_uuid(), CHECK (length(subject) < 100));
+RESET ROLE;
+SELECT consent_ledger.protect('cn.usual', 'subject');
+
+-- rev3 F2: a collation of the owner's: DROP COLLATION ... CASCADE would
+-- drop the column of the protected table
+SET ROLE regress_cn_owner;
+CREATE COLLATION cn.own_c (locale = 'C');
+CREATE TABLE cn.f2 (subject text, payload text COLLATE cn.own_c);
+RESET ROLE;
+SELECT consent_ledger.protect('cn.f2', 'subject');
+\echo :SQLSTATE
+-- rev3 F2b: the owner of the schema drops an index, an owned sequence
+-- (with the default), a column typed with a domain (DROP DOMAIN ...
+-- CASCADE) or through a collation of an administrator's in its schema:
+-- refused for untrusted roles (42501)
+SET ROLE regress_cn_owner;
+CREATE TABLE cn.f2b (id serial, subject text, payload text);
+CREATE UNIQUE INDEX f2b_uq ON cn.f2b (id);
+RESET ROLE;
+CREATE DOMAIN cn.plain_dom AS text;
+CREATE COLLATION cn.adm_c (locale = 'C');
+ALTER TABLE cn.f2b ADD COLUMN extra cn.plain_dom, ADD COLUMN sorted text COLLATE cn.adm_c;
+SELECT consent_ledger.protect('cn.f2b', 'subject');
+SET ROLE regress_cn_owner;
+DROP INDEX cn.f2b_uq;
+\echo :SQLSTATE
+DROP SEQUENCE cn.f2b_id_seq CASCADE;
+\echo :SQLSTATE
+DROP DOMAIN cn.plain_dom CASCADE;
+\echo :SQLSTATE
+DROP COLLATION cn.adm_c CASCADE;
+\echo :SQLSTATE
+RESET ROLE;
+SELECT count(*) AS columns FROM pg_attribute WHERE attrelid = 'cn.f2b'::regclass AND attnum > 0 AND NOT attisdropped;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'cn.f2b'::regclass;
+-- an administrator still can
+SET ROLE regress_cn_admin;
+DROP INDEX cn.f2b_uq;
+RESET ROLE;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'cn.f2b'::regclass;
+SELECT consent_ledger.unprotect('cn.f2b');
+SELECT consent_ledger.unprotect('cn.usual');
+
 DROP SCHEMA cn CASCADE;
 DO $$ BEGIN EXECUTE format('REVOKE CREATE ON DATABASE %I FROM regress_cn_owner', current_database()); END $$;
 DROP ROLE regress_cn_owner, regress_cn_loader, regress_cn_admin;

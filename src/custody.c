@@ -19,8 +19,12 @@
  * What the owner could have planted before protect() would run later as
  * someone else over hidden rows, so protect() refuses a table that has
  * triggers, rules or policies of its own, expression or partial indexes,
- * expression statistics, or columns of a domain an untrusted role owns
- * (a domain's owner validates new constraints over every row).
+ * expression statistics, columns of a domain an untrusted role owns
+ * (a domain's owner validates new constraints over every row) or of a
+ * collation one owns (DROP COLLATION ... CASCADE), and stored expressions
+ * (CHECK, partition key, generated column, default) that call anything
+ * but immutable functions of trusted roles and, in defaults, a short list
+ * of built-ins (see "What a stored expression ... may call" below).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -34,6 +38,7 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_extension.h"
@@ -57,6 +62,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -129,53 +135,6 @@ function_owner(Oid funcid)
 		ReleaseSysCache(tup);
 	}
 	return owner;
-}
-
-/* Whether a function belongs to a role not trusted with hidden rows. */
-static bool
-untrusted_function(Oid funcid, void *context)
-{
-	Oid			owner = function_owner(funcid);
-
-	return !OidIsValid(owner) || !cl_role_is_trusted(owner);
-}
-
-static bool
-calls_untrusted_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, untrusted_function, context))
-		return true;
-	/* a coercion to a domain runs its constraints, which its owner chose */
-	if (IsA(node, CoerceToDomain))
-	{
-		HeapTuple	tup = SearchSysCache1(TYPEOID,
-										  ObjectIdGetDatum(((CoerceToDomain *) node)->resulttype));
-		Oid			owner = InvalidOid;
-
-		if (HeapTupleIsValid(tup))
-		{
-			owner = ((Form_pg_type) GETSTRUCT(tup))->typowner;
-			ReleaseSysCache(tup);
-		}
-		if (!OidIsValid(owner) || !cl_role_is_trusted(owner))
-			return true;
-	}
-	return expression_tree_walker(node, calls_untrusted_walker, context);
-}
-
-/*
- * Whether a stored expression (nodeToString form) calls a function owned by
- * an untrusted role: such code would run over every row later inserted or
- * updated, hidden ones included, as whoever changes the table.
- */
-static bool
-calls_untrusted_code(Datum stored)
-{
-	Node	   *expr = stringToNode(TextDatumGetCString(stored));
-
-	return calls_untrusted_walker(expr, NULL);
 }
 
 /*
@@ -399,6 +358,324 @@ walk_type(Oid typid, int depth, bool (*fn) (Oid typid, char typtype, Oid owner, 
 	}
 }
 
+/*
+ * What a stored expression of a table given to protect() may call.
+ *
+ * PostgreSQL evaluates a CHECK constraint, a partition key and a column
+ * default over rows other roles write, as those roles: whatever the
+ * expression calls sees the row (or, for a default, can read the table as
+ * the inserting role) and can hand it on.  The owner of a function is not
+ * the whole story: bootstrap-owned built-ins such as query_to_xml(),
+ * cursor_to_xml() and ts_stat() run SQL text the table's owner wrote,
+ * pg_notify() sends the row to a channel the owner listens on, set_config()
+ * changes the inserting session.  So:
+ *
+ * - CHECK constraints, partition keys and generated columns may call only
+ *   IMMUTABLE functions owned by trusted roles.  PostgreSQL documents that
+ *   CHECK constraints must be immutable (and requires it of partition keys
+ *   and generated columns), so no sound table loses anything.
+ * - A column default may call IMMUTABLE functions owned by trusted roles
+ *   and, besides, only the volatile or stable built-ins commonly used in
+ *   defaults, none of which runs SQL, reads a table or talks to another
+ *   session: now(), statement_timestamp(), transaction_timestamp(),
+ *   clock_timestamp() (CURRENT_TIMESTAMP, CURRENT_USER and the like are
+ *   SQLValueFunctions, not calls), gen_random_uuid(), random(), and
+ *   nextval() of a constant sequence owned by a trusted role or owned by a
+ *   column of the table itself (serial and identity columns: such a
+ *   sequence goes into custody with the table).  A sequence of an untrusted
+ *   role would let it count the table's inserts.
+ * - Any type the expression produces along the way (an input or I/O
+ *   conversion to a composite, array, range or domain; a constant) must be
+ *   made only of types of trusted roles, and every domain in it may check
+ *   only with such IMMUTABLE expressions: record_in(), array_in() and
+ *   range_in() run the checks of the domains their values contain.
+ */
+typedef enum StoredExprKind
+{
+	STORED_CHECK,				/* CHECK, partition key, generated column */
+	STORED_DEFAULT				/* column default */
+} StoredExprKind;
+
+typedef struct StoredExprCheck
+{
+	StoredExprKind kind;
+	Oid			relid;			/* the table given to protect() */
+	int			depth;
+	bool		untrusted;		/* found: code or type of an untrusted role */
+	bool		direct;			/* ... called or coerced to in the expression itself */
+	Oid			func;			/* found: this function */
+	Oid			type;			/* found: this type (a domain, or owned by an untrusted role) */
+} StoredExprCheck;
+
+static bool stored_expr_walker(Node *node, void *context);
+static bool stored_type_refused(Oid typid, StoredExprCheck *c);
+
+static bool
+default_builtin_allowed(Oid funcid)
+{
+	switch (funcid)
+	{
+		case F_NOW:
+		case F_STATEMENT_TIMESTAMP:
+		case F_TRANSACTION_TIMESTAMP:
+		case F_CLOCK_TIMESTAMP:
+		case F_GEN_RANDOM_UUID:
+		case F_RANDOM:
+			return true;
+		default:
+			return false;
+	}
+}
+
+static bool
+stored_function_refused(Oid funcid, void *context)
+{
+	StoredExprCheck *c = context;
+	Oid			owner = function_owner(funcid);
+
+	if (!OidIsValid(owner) || !cl_role_is_trusted(owner))
+	{
+		c->untrusted = true;
+		c->direct = (c->depth == 0);
+		c->func = funcid;
+		return true;
+	}
+	if (func_volatile(funcid) == PROVOLATILE_IMMUTABLE)
+		return false;
+	if (c->kind == STORED_DEFAULT && (default_builtin_allowed(funcid) || funcid == F_NEXTVAL))
+		return false;			/* nextval()'s sequence: stored_expr_walker */
+	c->func = funcid;
+	return true;
+}
+
+/* nextval(seq) in a default: seq must be a constant sequence we trust. */
+static bool
+nextval_refused(FuncExpr *f, StoredExprCheck *c)
+{
+	Node	   *arg;
+	Oid			seq;
+	Oid			table;
+	int32		col;
+
+	if (list_length(f->args) != 1)
+		return true;
+	arg = linitial(f->args);
+	if (!IsA(arg, Const) || ((Const *) arg)->constisnull ||
+		((Const *) arg)->consttype != REGCLASSOID)
+		return true;
+	seq = DatumGetObjectId(((Const *) arg)->constvalue);
+	if (cl_role_is_trusted(cl_relation_owner(seq)))
+		return false;
+	if ((sequenceIsOwned(seq, DEPENDENCY_AUTO, &table, &col) ||
+		 sequenceIsOwned(seq, DEPENDENCY_INTERNAL, &table, &col)) && table == c->relid)
+		return false;
+	return true;
+}
+
+/* The type an expression node produces, for the nodes that convert or build values. */
+static Oid
+produced_type(Node *node)
+{
+	switch (nodeTag(node))
+	{
+		case T_Const:
+		case T_FuncExpr:
+		case T_OpExpr:
+		case T_RelabelType:
+		case T_CoerceViaIO:
+		case T_ArrayCoerceExpr:
+		case T_ConvertRowtypeExpr:
+		case T_CoerceToDomain:
+		case T_RowExpr:
+		case T_ArrayExpr:
+		case T_FieldSelect:
+		case T_CaseExpr:
+		case T_CoalesceExpr:
+		case T_MinMaxExpr:
+			return exprType(node);
+		default:
+			return InvalidOid;
+	}
+}
+
+static bool
+stored_expr_walker(Node *node, void *context)
+{
+	StoredExprCheck *c = context;
+	Oid			typid;
+
+	if (node == NULL)
+		return false;
+	/* the types first, so that the domain or type is named, not record_in() */
+	typid = produced_type(node);
+	if (OidIsValid(typid) && !IsA(node, CoerceToDomain) && stored_type_refused(typid, c))
+		return true;
+	if (check_functions_in_node(node, stored_function_refused, context))
+		return true;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcid == F_NEXTVAL &&
+		nextval_refused((FuncExpr *) node, c))
+	{
+		c->func = F_NEXTVAL;
+		return true;
+	}
+	/* a coercion to a domain runs its constraints, which its owner chose */
+	if (IsA(node, CoerceToDomain))
+	{
+		HeapTuple	tup = SearchSysCache1(TYPEOID,
+										  ObjectIdGetDatum(((CoerceToDomain *) node)->resulttype));
+		Oid			owner = InvalidOid;
+
+		if (HeapTupleIsValid(tup))
+		{
+			owner = ((Form_pg_type) GETSTRUCT(tup))->typowner;
+			ReleaseSysCache(tup);
+		}
+		if (!OidIsValid(owner) || !cl_role_is_trusted(owner))
+		{
+			c->untrusted = true;
+			c->direct = (c->depth == 0);
+			c->type = ((CoerceToDomain *) node)->resulttype;
+			return true;
+		}
+	}
+	if (IsA(node, CoerceToDomain) && stored_type_refused(((CoerceToDomain *) node)->resulttype, c))
+		return true;
+	return expression_tree_walker(node, stored_expr_walker, context);
+}
+
+/*
+ * Whether a domain's CHECK constraints (and, with its default, its default)
+ * would be refused as stored expressions of the table.
+ */
+static bool
+domain_code_refused(Oid domain, bool with_default, StoredExprCheck *outer)
+{
+	Relation	cat;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		refused = false;
+	StoredExprCheck c = {STORED_CHECK, outer->relid, outer->depth + 1, false, false, InvalidOid, InvalidOid};
+
+	if (c.depth > 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("domain %s is nested too deeply to be checked", format_type_be(domain)),
+				 errdetail("consent_ledger follows the constraints of domains 32 levels deep."),
+				 errhint("Use simpler domains in the table.")));
+	cat = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_contypid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(domain));
+	scan = systable_beginscan(cat, ConstraintTypidIndexId, true, NULL, 1, &key);
+	while (!refused && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		bin = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(cat), &isnull);
+
+		if (!isnull)
+			refused = stored_expr_walker(stringToNode(TextDatumGetCString(bin)), &c);
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+
+	if (!refused && with_default)
+	{
+		HeapTuple	ttup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(domain));
+
+		if (HeapTupleIsValid(ttup))
+		{
+			bool		isnull;
+			Datum		bin = SysCacheGetAttr(TYPEOID, ttup, Anum_pg_type_typdefaultbin, &isnull);
+
+			c.kind = STORED_DEFAULT;
+			if (!isnull)
+				refused = stored_expr_walker(stringToNode(TextDatumGetCString(bin)), &c);
+			ReleaseSysCache(ttup);
+		}
+	}
+	if (refused)
+	{
+		outer->untrusted = c.untrusted;
+		outer->func = c.func;
+		outer->type = domain;
+	}
+	return refused;
+}
+
+typedef struct StoredTypeWalk
+{
+	StoredExprCheck *c;
+	bool		with_default;
+} StoredTypeWalk;
+
+static bool
+stored_type_part_refused(Oid typid, char typtype, Oid owner, void *arg)
+{
+	StoredTypeWalk *w = arg;
+
+	if (!cl_role_is_trusted(owner))
+	{
+		w->c->untrusted = true;
+		w->c->type = typid;
+		return true;
+	}
+	return typtype == TYPTYPE_DOMAIN && domain_code_refused(typid, w->with_default, w->c);
+}
+
+/* Whether a type produced by a stored expression is made of anything refused. */
+static bool
+stored_type_refused(Oid typid, StoredExprCheck *c)
+{
+	StoredTypeWalk w = {c, false};
+
+	return walk_type(typid, 0, stored_type_part_refused, &w);
+}
+
+/*
+ * Checks one stored expression (nodeToString form) of the table; on
+ * refusal fills c and returns true.
+ */
+static bool
+stored_expr_refused(Datum stored, StoredExprKind kind, Oid relid, StoredExprCheck *c)
+{
+	Node	   *expr = stringToNode(TextDatumGetCString(stored));
+
+	c->kind = kind;
+	c->relid = relid;
+	c->depth = 0;
+	c->untrusted = false;
+	c->direct = false;
+	c->func = InvalidOid;
+	c->type = InvalidOid;
+	return stored_expr_walker(expr, c);
+}
+
+/* Refuses protect() over a stored expression that calls what it may not. */
+static void
+refuse_stored_expr(Relation rel, const char *what, const char *name, StoredExprCheck *c)
+{
+	char	   *callee;
+
+	if (OidIsValid(c->type) && OidIsValid(c->func))
+		callee = psprintf("domain %s, which calls %s", format_type_be(c->type),
+						  format_procedure(c->func));
+	else if (OidIsValid(c->type))
+		callee = psprintf("type %s", format_type_be(c->type));
+	else
+		callee = psprintf("function %s", format_procedure(c->func));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("table \"%s\" has %s \"%s\" that uses %s",
+					RelationGetRelationName(rel), what, name, callee),
+			 errdetail("The %s \"%s\" would, through %s, run code over rows whose subjects did not consent, on behalf of whoever writes the table; %s.",
+					   what, name, callee,
+					   c->untrusted ? "that code belongs to a role not trusted with hidden rows" :
+					   c->kind == STORED_DEFAULT ?
+					   "a default may call only immutable functions, now(), statement_timestamp(), transaction_timestamp(), clock_timestamp(), gen_random_uuid(), random() and nextval() of the table's own sequences or of a trusted role's" :
+					   "a CHECK constraint, partition key or generated column may call only immutable functions of trusted roles"),
+			 errhint("Drop it before protecting the table (ALTER TABLE ... DROP CONSTRAINT or ALTER COLUMN ... DROP DEFAULT), or ask an administrator (a member of consent_ledger_admin) to replace it with one that does not.")));
+}
+
 typedef struct ColumnTypeCheck
 {
 	Relation	rel;
@@ -427,6 +704,20 @@ check_column_type(Oid typid, char typtype, Oid owner, void *arg)
 		if (OidIsValid(diff) && !cl_role_is_trusted(function_owner(diff)))
 			refuse_column_type(c->rel, c->att, typid, function_owner(diff),
 							   "The range type's subtype_diff function runs over every sampled value when the table is analyzed, hidden rows included.");
+	}
+	if (typtype == TYPTYPE_DOMAIN && cl_role_is_trusted(owner))
+	{
+		StoredExprCheck sc = {STORED_CHECK, RelationGetRelid(c->rel), 0, false, false, InvalidOid, InvalidOid};
+
+		if (domain_code_refused(typid, true, &sc))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of table \"%s\" uses domain %s, whose constraints or default use %s %s",
+							NameStr(c->att->attname), RelationGetRelationName(c->rel), format_type_be(typid),
+							OidIsValid(sc.func) ? "function" : "type",
+							OidIsValid(sc.func) ? format_procedure(sc.func) : format_type_be(sc.type)),
+					 errdetail("A domain's constraints run over every value written to the column, hidden rows included; they may call only immutable functions of trusted roles (a domain default only what a column default may call)."),
+					 errhint("Use another type for the column, or ask an administrator to change the domain.")));
 	}
 	if (!cl_role_is_trusted(owner))
 		refuse_column_type(c->rel, c->att, typid, owner,
@@ -463,6 +754,7 @@ cl_check_protectable(Relation rel)
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
+	StoredExprCheck sc;
 
 	/* triggers other than the extension's own */
 	cat = table_open(TriggerRelationId, AccessShareLock);
@@ -549,12 +841,16 @@ cl_check_protectable(Relation rel)
 			Datum		exprs = SysCacheGetAttr(PARTRELID, ptup, Anum_pg_partitioned_table_partexprs,
 												&isnull);
 
-			if (!isnull && calls_untrusted_code(exprs))
+			if (!isnull && stored_expr_refused(exprs, STORED_CHECK, relid, &sc))
 			{
+				char	   *key = TextDatumGetCString(DirectFunctionCall1(pg_get_partkeydef,
+																		  ObjectIdGetDatum(relid)));
+
 				ReleaseSysCache(ptup);
-				refuse_protect(rel, "a partition key calling a function or domain of an untrusted role",
-							   TextDatumGetCString(DirectFunctionCall1(pg_get_partkeydef,
-																	   ObjectIdGetDatum(relid))));
+				if (sc.direct)
+					refuse_protect(rel, "a partition key calling a function or domain of an untrusted role",
+								   key);
+				refuse_stored_expr(rel, "partition key", key, &sc);
 			}
 			ReleaseSysCache(ptup);
 		}
@@ -589,9 +885,13 @@ cl_check_protectable(Relation rel)
 		if (c->conrelid == relid && c->contype == CONSTRAINT_CHECK)
 		{
 			bin = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(cat), &isnull);
-			if (!isnull && calls_untrusted_code(bin))
-				refuse_protect(rel, "a CHECK constraint calling a function of an untrusted role",
-							   NameStr(c->conname));
+			if (!isnull && stored_expr_refused(bin, STORED_CHECK, relid, &sc))
+			{
+				if (sc.direct)
+					refuse_protect(rel, "a CHECK constraint calling a function of an untrusted role",
+								   NameStr(c->conname));
+				refuse_stored_expr(rel, "CHECK constraint", NameStr(c->conname), &sc);
+			}
 		}
 		if (c->contype == CONSTRAINT_FOREIGN && c->conrelid != c->confrelid)
 		{
@@ -622,10 +922,17 @@ cl_check_protectable(Relation rel)
 		Form_pg_attrdef d = (Form_pg_attrdef) GETSTRUCT(tup);
 		bool		isnull;
 		Datum		bin = heap_getattr(tup, Anum_pg_attrdef_adbin, RelationGetDescr(cat), &isnull);
+		Form_pg_attribute att = TupleDescAttr(desc, d->adnum - 1);
+		bool		generated = att->attgenerated != '\0';
 
-		if (!isnull && calls_untrusted_code(bin))
-			refuse_protect(rel, "a default or generated column calling a function of an untrusted role",
-						   NameStr(TupleDescAttr(desc, d->adnum - 1)->attname));
+		if (!isnull && stored_expr_refused(bin, generated ? STORED_CHECK : STORED_DEFAULT, relid, &sc))
+		{
+			if (sc.direct)
+				refuse_protect(rel, "a default or generated column calling a function of an untrusted role",
+							   NameStr(att->attname));
+			refuse_stored_expr(rel, generated ? "generated column" : "default of column",
+							   NameStr(att->attname), &sc);
+		}
 	}
 	systable_endscan(scan);
 	table_close(cat, AccessShareLock);
@@ -637,8 +944,35 @@ cl_check_protectable(Relation rel)
 
 		ColumnTypeCheck c = {rel, att};
 
-		if (!att->attisdropped)
-			(void) walk_type(att->atttypid, 0, check_column_type, &c);
+		if (att->attisdropped)
+			continue;
+		(void) walk_type(att->atttypid, 0, check_column_type, &c);
+
+		/*
+		 * A collation's owner can drop it with CASCADE, which drops every
+		 * column using it, in tables of other roles too.
+		 */
+		if (OidIsValid(att->attcollation))
+		{
+			HeapTuple	ctup = SearchSysCache1(COLLOID, ObjectIdGetDatum(att->attcollation));
+
+			if (HeapTupleIsValid(ctup))
+			{
+				Form_pg_collation coll = (Form_pg_collation) GETSTRUCT(ctup);
+				Oid			owner = coll->collowner;
+				char	   *collname = pstrdup(NameStr(coll->collname));
+
+				ReleaseSysCache(ctup);
+				if (!cl_role_is_trusted(owner))
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("column \"%s\" of table \"%s\" uses collation \"%s\", which belongs to role \"%s\"",
+									NameStr(att->attname), RelationGetRelationName(rel), collname,
+									GetUserNameFromId(owner, false)),
+							 errdetail("The owner of a collation can drop it with CASCADE, which drops the column of the protected table, hidden rows' values included."),
+							 errhint("Use a collation of a trusted role (ALTER TABLE ... ALTER COLUMN ... TYPE ... COLLATE), or ask an administrator to take ownership of the collation.")));
+			}
+		}
 	}
 }
 

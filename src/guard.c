@@ -41,7 +41,11 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/partition.h"
+#include "catalog/index.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_attrdef.h"
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_depend.h"
@@ -86,6 +90,16 @@ static bool dropping_extension = false;
  * table itself went too, the command is refused when it ends.
  */
 static List *policy_lost = NIL;	/* OIDs, in TopMemoryContext */
+
+/* parts of protected tables an untrusted role's command drops (PartDrop, in TopMemoryContext) */
+typedef struct PartDrop
+{
+	Oid			relid;
+	const char *what;
+	char	   *description;
+	Oid			roleid;
+} PartDrop;
+static List *part_lost = NIL;
 
 /* EXPLAIN ANALYZE commands running in this backend */
 static int	explain_analyze_level = 0;
@@ -1309,6 +1323,69 @@ cl_explain_analyze_active(void)
 	return explain_analyze_level > 0;
 }
 
+/*
+ * An untrusted role's command drops part of a protected table.  Refused at
+ * the end of the command rather than at once: when the command drops the
+ * whole table, PostgreSQL reports its indexes, sequences and constraints
+ * first, and the table's own refusal (above) says more.
+ */
+static void
+note_part_drop(Oid relid, const char *what, Oid classId, Oid objectId, int subId)
+{
+	ObjectAddress addr;
+	MemoryContext old;
+	PartDrop   *d;
+
+	addr.classId = classId;
+	addr.objectId = objectId;
+	addr.objectSubId = subId;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	d = palloc(sizeof(PartDrop));
+	d->relid = relid;
+	d->what = what;
+	d->description = getObjectDescription(&addr, true);
+	d->roleid = GetUserId();
+	part_lost = lappend(part_lost, d);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+forget_part_drops(void)
+{
+	list_free_deep(part_lost);
+	part_lost = NIL;
+}
+
+/* Refuses the command if it dropped part of a protected table that still exists. */
+static void
+check_parts_kept(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, part_lost)
+	{
+		PartDrop   *d = lfirst(lc);
+
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(d->relid)) && cl_is_protected(d->relid))
+		{
+			char	   *what = pstrdup(d->what);
+			char	   *desc = pstrdup(d->description ? d->description : d->what);
+			char	   *rel = get_rel_name(d->relid);
+			char	   *role = GetUserNameFromId(d->roleid, false);
+
+			forget_part_drops();
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("dropping %s of consent-protected table \"%s\" is not allowed for role \"%s\"",
+							what, rel, role),
+					 errdetail("The command would drop %s, removing data or integrity constraints of the protected table, hidden rows included.",
+							   desc),
+					 errhint("An administrator (a member of consent_ledger_admin) can drop it.")));
+		}
+	}
+	forget_part_drops();
+}
+
 /* Refuses the command if a protected table that still exists lost a consent policy. */
 static void
 check_policies_kept(void)
@@ -1990,6 +2067,7 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			explain_analyze_level = save_explain;
 		list_free(policy_lost);
 		policy_lost = NIL;
+		forget_part_drops();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -2005,6 +2083,7 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	if (save_explain >= 0)
 		explain_analyze_level = save_explain;
 	check_policies_kept();
+	check_parts_kept();
 	/* new partitions get their parent's protection, audit and ledger */
 	cl_partition_after_utility(parsetree);
 
@@ -2043,6 +2122,79 @@ check_drop_trigger(Oid trigoid)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+}
+
+/*
+ * The protected table a dropped object belongs to, or InvalidOid: a column
+ * of it, its index, a sequence it owns (serial, identity), a column
+ * default, a constraint or a policy on it.  Such objects go with the
+ * table into custody, yet PostgreSQL lets the owner of their schema drop
+ * them, and the owner of a type, domain, collation or function they depend
+ * on drop them with CASCADE (rev3 F2, F2b).
+ */
+static Oid
+protected_table_of(Oid classId, Oid objectId, int subId, const char **what)
+{
+	Oid			relid = InvalidOid;
+
+	if (classId == RelationRelationId && subId > 0)
+	{
+		relid = objectId;
+		*what = "a column";
+	}
+	else if (classId == RelationRelationId)
+	{
+		char		relkind = get_rel_relkind(objectId);
+		int32		col;
+
+		if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
+		{
+			relid = IndexGetRelation(objectId, true);
+			*what = "an index";
+		}
+		else if (relkind == RELKIND_SEQUENCE &&
+				 (sequenceIsOwned(objectId, DEPENDENCY_AUTO, &relid, &col) ||
+				  sequenceIsOwned(objectId, DEPENDENCY_INTERNAL, &relid, &col)))
+			*what = "a sequence";
+		else
+			relid = InvalidOid;
+	}
+	else if (classId == AttrDefaultRelationId)
+	{
+		ObjectAddress col = GetAttrDefaultColumnAddress(objectId);
+
+		relid = col.objectId;
+		*what = "a column default";
+	}
+	else if (classId == ConstraintRelationId)
+	{
+		HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(objectId));
+
+		if (HeapTupleIsValid(tup))
+		{
+			relid = ((Form_pg_constraint) GETSTRUCT(tup))->conrelid;
+			ReleaseSysCache(tup);
+		}
+		*what = "a constraint";
+	}
+	else if (classId == PolicyRelationId)
+	{
+		Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(objectId));
+		scan = systable_beginscan(rel, PolicyOidIndexId, true, NULL, 1, &key);
+		tup = systable_getnext(scan);
+		if (HeapTupleIsValid(tup))
+			relid = ((Form_pg_policy) GETSTRUCT(tup))->polrelid;
+		systable_endscan(scan);
+		table_close(rel, AccessShareLock);
+		*what = "a policy";
+	}
+	return (OidIsValid(relid) && cl_is_protected(relid)) ? relid : InvalidOid;
 }
 
 static void
@@ -2100,6 +2252,26 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 						get_rel_name(objectId), GetUserNameFromId(GetUserId(), false)),
 				 errdetail("A table of another role could be put in its place, without the consent policy."),
 				 errhint("An administrator (a member of consent_ledger_admin) drops it, or removes the protection with consent_ledger.unprotect() first.")));
+
+	/*
+	 * Nor what the table is made of: a column (DROP COLLATION / DOMAIN /
+	 * TYPE ... CASCADE), an index or owned sequence (by the schema's
+	 * owner), a default, constraint or policy (by the owner of a function
+	 * or type it uses, with CASCADE).  PostgreSQL reports each object a
+	 * cascade removes, so whatever the route, an untrusted role's command
+	 * that would take part of a protected table away is refused.
+	 */
+	if ((classId == RelationRelationId || classId == AttrDefaultRelationId ||
+		 classId == ConstraintRelationId || classId == PolicyRelationId) &&
+		(arg == NULL || (((ObjectAccessDrop *) arg)->dropflags & PERFORM_DELETION_INTERNAL) == 0) &&
+		!cl_role_is_trusted(GetUserId()))
+	{
+		const char *what = NULL;
+		Oid			prot = protected_table_of(classId, objectId, subId, &what);
+
+		if (OidIsValid(prot))
+			note_part_drop(prot, what, classId, objectId, subId);
+	}
 
 	/*
 	 * A retired partition still attached to a live partitioned ledger: dropped,
