@@ -244,6 +244,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# shared consent state: every database's (subject, purpose) pairs at once
+# (the reference warehouse's, and the largest scale database with room to
+# spare), 60 bytes each
+max_subjects=1000000
+for n in $SCALE_SUBJECT_ROWS; do [ "$n" -gt "$max_subjects" ] && max_subjects=$n; done
+CONSENT_STATES=$((2 * max_subjects + 1048576))
+
 CONF="# consent_ledger benchmark server
 shared_preload_libraries = '$PRELOAD'
 shared_buffers = 1GB
@@ -252,7 +259,8 @@ checkpoint_timeout = 30min
 synchronous_commit = on               # default durability
 fsync = on
 max_parallel_workers_per_gather = 0   # 2 only for the parallel figure (SET in its sessions)
-max_worker_processes = 16             # room for the sealer workers (one per database) + 2 parallel workers
+max_worker_processes = 32             # a sealer and an audit writer per database with the extension (up to 12 here) + 2 parallel workers
+consent_ledger.max_consent_states = $CONSENT_STATES  # 2x the largest scale run's subjects + 1M
 consent_ledger.seal_interval = '1s'
 autovacuum = on
 port = $PORT
