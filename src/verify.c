@@ -834,6 +834,46 @@ key_in_chain(const uint8_t *signer, uint8_t (*chain)[CL_PUBKEY_LEN], int *nchain
 }
 
 /*
+ * The sealing state stored with the last checkpoint (its RFC 9162 right-edge
+ * frontier, from which the next round starts) must give that checkpoint's
+ * signed root at its size: a frontier that does not would make every later
+ * round sign a tree the log does not hold.  Shared by both verify paths.
+ */
+static void
+check_stored_frontier(LedgerState *st, int64 seq, uint64 size, const uint8 *root,
+					  uint64 problem_at)
+{
+	Oid			ftypes[2] = {INT4OID, INT8OID};
+	Datum		fvals[2] = {Int32GetDatum(st->info->ledger_id), Int64GetDatum(seq)};
+	bool		isnull;
+	Datum		d;
+	bytea	   *stored;
+	cl_frontier sf;
+	cl_hash		sroot;
+	bool		ok = false;
+
+	if (SPI_execute_with_args("SELECT frontier FROM consent_ledger.checkpoints "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.=) $2",
+							  2, ftypes, fvals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	if (SPI_processed != 1)
+		return;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	stored = isnull ? NULL : DatumGetByteaPP(d);
+	if (stored != NULL &&
+		cl_frontier_deserialize((uint8_t *) VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), &sf) &&
+		sf.size == size)
+	{
+		cl_frontier_root(&sf, sroot);
+		ok = memcmp(sroot, root, CL_HASH_LEN) == 0;
+	}
+	if (!ok)
+		note_problem(st, problem_at,
+					 "bad frontier at checkpoint " INT64_FORMAT ": the sealing state stored with it does not match its signed tree, so the ledger cannot be sealed",
+					 seq);
+}
+
+/*
  * Checks every stored checkpoint: well-formed, signed by a recorded key,
  * chained to the previous one, and its root equal to the root of the
  * log's leaves at its size.
@@ -952,34 +992,8 @@ check_checkpoints(LedgerState *st)
 	if (complete && rows != NIL)
 	{
 		Checkpoint *last = llast(rows);
-		Oid			ftypes[2] = {INT4OID, INT8OID};
-		Datum		fvals[2] = {Int32GetDatum(st->info->ledger_id), Int64GetDatum(last->seq)};
 
-		if (SPI_execute_with_args("SELECT frontier FROM consent_ledger.checkpoints "
-								  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.=) $2",
-								  2, ftypes, fvals, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read consent_ledger.checkpoints");
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			bytea	   *stored = isnull ? NULL : DatumGetByteaPP(d);
-			cl_frontier sf;
-			cl_hash		sroot;
-			bool		ok = false;
-
-			if (stored != NULL &&
-				cl_frontier_deserialize((uint8_t *) VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), &sf) &&
-				sf.size == last->size)
-			{
-				cl_frontier_root(&sf, sroot);
-				ok = memcmp(sroot, last->root, CL_HASH_LEN) == 0;
-			}
-			if (!ok)
-				note_problem(st, last_size,
-							 "bad frontier at checkpoint " INT64_FORMAT ": the sealing state stored with it does not match its signed tree, so the ledger cannot be sealed",
-							 last->seq);
-		}
+		check_stored_frontier(st, last->seq, last->size, last->root, last_size);
 	}
 	st->checkpoints = rows;
 }
@@ -1403,36 +1417,7 @@ check_checkpoints_streamed(LedgerState *st, LogStream *ls)
 
 	/* the sealing state stored with the last checkpoint (see check_checkpoints) */
 	if (complete && any)
-	{
-		Oid			ftypes[2] = {INT4OID, INT8OID};
-		Datum		fvals[2] = {Int32GetDatum(st->info->ledger_id), Int64GetDatum(last.seq)};
-
-		if (SPI_execute_with_args("SELECT frontier FROM consent_ledger.checkpoints "
-								  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.=) $2",
-								  2, ftypes, fvals, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read consent_ledger.checkpoints");
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			bytea	   *stored = isnull ? NULL : DatumGetByteaPP(d);
-			cl_frontier sf;
-			cl_hash		sroot;
-			bool		ok = false;
-
-			if (stored != NULL &&
-				cl_frontier_deserialize((uint8_t *) VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), &sf) &&
-				sf.size == last.size)
-			{
-				cl_frontier_root(&sf, sroot);
-				ok = memcmp(sroot, last.root, CL_HASH_LEN) == 0;
-			}
-			if (!ok)
-				note_problem(st, last_size,
-							 "bad frontier at checkpoint " INT64_FORMAT ": the sealing state stored with it does not match its signed tree, so the ledger cannot be sealed",
-							 last.seq);
-		}
-	}
+		check_stored_frontier(st, last.seq, last.size, last.root, last_size);
 	MemoryContextDelete(cpcxt);
 }
 
