@@ -834,6 +834,28 @@ key_in_chain(const uint8_t *signer, uint8_t (*chain)[CL_PUBKEY_LEN], int *nchain
 }
 
 /*
+ * Starts verifying one ledger: st gets its own copy of the ledger's entry
+ * (with the stamp columns looked up afresh) and the state of its table,
+ * opened when readable.  Shared by both verify paths; returns st->info.
+ */
+static ClLedgerInfo *
+start_ledger_state(LedgerState *st, ClLedgerInfo *info)
+{
+	st->info = palloc(sizeof(ClLedgerInfo));
+	*st->info = *info;
+	st->first_problem = PG_UINT64_MAX;
+	table_state(st->info, &st->table);
+	st->dropped = st->table.gone;
+	st->info->txn_attnum = st->table.txn_attnum;
+	st->info->ord_attnum = st->table.ord_attnum;
+	if (st->table.problem != NULL)
+		note_problem(st, 0, "%s", st->table.problem);
+	if (st->table.readable)
+		st->rel = table_open(st->info->relid, AccessShareLock);
+	return st->info;
+}
+
+/*
  * The sealing state stored with the last checkpoint (its RFC 9162 right-edge
  * frontier, from which the next round starts) must give that checkpoint's
  * signed root at its size: a frontier that does not would make every later
@@ -1039,20 +1061,7 @@ load_ledger(ClLedgerInfo *info, bool rows)
 	 */
 	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
 
-	if (fresh != NULL)
-		info = fresh;
-	st->info = palloc(sizeof(ClLedgerInfo));
-	*st->info = *info;
-	info = st->info;
-	st->first_problem = PG_UINT64_MAX;
-	table_state(info, &st->table);
-	st->dropped = st->table.gone;
-	st->info->txn_attnum = st->table.txn_attnum;
-	st->info->ord_attnum = st->table.ord_attnum;
-	if (st->table.problem != NULL)
-		note_problem(st, 0, "%s", st->table.problem);
-	if (st->table.readable)
-		st->rel = table_open(info->relid, AccessShareLock);
+	info = start_ledger_state(st, fresh != NULL ? fresh : info);
 	load_records(st);
 	check_checkpoints(st);
 	if (rows)
@@ -1770,20 +1779,7 @@ verify_ledger_streamed(ClLedgerInfo *info)
 	uint64		missing;
 	char	   *tproblem;
 
-	if (fresh != NULL)
-		info = fresh;
-	st->info = palloc(sizeof(ClLedgerInfo));
-	*st->info = *info;
-	info = st->info;
-	st->first_problem = PG_UINT64_MAX;
-	table_state(info, &st->table);
-	st->dropped = st->table.gone;
-	st->info->txn_attnum = st->table.txn_attnum;
-	st->info->ord_attnum = st->table.ord_attnum;
-	if (st->table.problem != NULL)
-		note_problem(st, 0, "%s", st->table.problem);
-	if (st->table.readable)
-		st->rel = table_open(info->relid, AccessShareLock);
+	info = start_ledger_state(st, fresh != NULL ? fresh : info);
 
 	adesc = CreateTemplateTupleDesc(5);
 	TupleDescInitEntry(adesc, SA_TXN, "txn", INT8OID, -1, 0);
