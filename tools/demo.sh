@@ -66,12 +66,14 @@ audit_explanation() {
 --     So a read whose end is never recorded (a crash) is still on record.
 --   returned: rows the statement returned to the client.  A count(*) returns
 --     one row, whatever it counted, so it says 1.
---   withheld: how many times the consent check refused a row during the
---     statement.  The check runs before the query's own WHERE clause (that is
---     what keeps hidden rows from leaking into it), so a query that asks for
---     customers 1, 2 and 3 still counts every refused row of the table: the
---     6000 visits of the 300 customers without consent, 6020 once customer 2
---     withdrew.  It is an upper bound, not a count of rows the reader "missed".
+--   withheld: rows of that relation the consent check refused during the
+--     statement (every FETCH of a cursor included).  Simple conditions that
+--     cannot leak (customer_id IN (1, 2, 3)) run before the check, so the
+--     query for customers 1, 2 and 3 counts 0 while all three consented and
+--     20 (customer 2's visits) after the withdrawal; a count(*) of the whole
+--     table counts the 6000 visits of the 300 customers without consent.
+--     Conditions that could leak run after the check, so with those it is an
+--     upper bound (README "Audit records").
 --   purpose: the purpose the reader declared, or the purpose view's.
 --   bypassed: the reader bypassed row-level security (superusers, BYPASSRLS).
 TEXT
