@@ -14,7 +14,7 @@ MODULE_big = consent_ledger
 PURE_OBJS = src/sha256.o src/merkle.o src/note.o src/json.o
 OBJS = src/consent_ledger.o src/keys.o src/catalog.o src/encode.o \
 	src/ledger.o src/guard.o src/seal.o src/verify.o src/consent.o src/record.o \
-	src/policy.o src/consent_state.o src/custody.o src/audit.o src/writer.o src/subxact.o src/hooks.o src/partition.o src/tiles.o $(PURE_OBJS)
+	src/policy.o src/consent_state.o src/custody.o src/audit.o src/writer.o src/subxact.o src/hooks.o src/partition.o src/tiles.o src/standby.o $(PURE_OBJS)
 PGFILEDESC = "consent_ledger - ledger tables, consent enforcement, signed audit"
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
@@ -24,8 +24,11 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 
+# libpq: a hot standby forwards the audit records of protected reads to
+# the primary (src/standby.c), as contrib/dblink links it.
 SHLIB_LINK = -lsodium -lcrypto
-PG_CPPFLAGS = -I$(srcdir)/src -DCONSENT_LEDGER_VERSION=\"$(EXTVERSION)\"
+SHLIB_LINK_INTERNAL = $(libpq)
+PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir) -DCONSENT_LEDGER_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-sign-compare -Wno-clobbered
 

@@ -266,3 +266,60 @@ COMMENT ON FUNCTION consent_ledger.leaf_positions(pg_catalog.regclass) IS
 REVOKE ALL ON FUNCTION consent_ledger.leaf_positions(pg_catalog.regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consent_ledger.leaf_positions(pg_catalog.regclass)
 	TO consent_ledger_auditor, consent_ledger_admin;
+
+/*
+ * Audited reads on hot standbys (issue #14, item 4; src/standby.c,
+ * src/audit.c).  A standby forwards the audit record of every protected
+ * read it serves to the primary, which writes it into its audit ledger
+ * through record_standby_read() and commits it before the standby answers.
+ * Whoever can call it can add read records to the audit ledger, so only
+ * members of consent_ledger_standby (and superusers) may: the role a
+ * standby's consent_ledger.standby_audit_conninfo logs in as.  Like the
+ * other roles it is created NOLOGIN (a pre-existing one must be as safe:
+ * the same check as in consent_ledger--1.0.sql); an administrator grants
+ * it to a login role made for the standbys.
+ */
+DO $roles$
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles
+			   WHERE rolname OPERATOR(pg_catalog.=) 'consent_ledger_standby') THEN
+		IF EXISTS (SELECT FROM pg_catalog.pg_roles
+				   WHERE rolname OPERATOR(pg_catalog.=) 'consent_ledger_standby'
+					 AND (rolcanlogin OR rolsuper OR rolbypassrls OR rolcreaterole)) THEN
+			RAISE EXCEPTION USING
+				ERRCODE = 'insufficient_privilege',
+				MESSAGE = 'role "consent_ledger_standby" already exists with unsafe attributes',
+				DETAIL = 'consent_ledger grants privileges to this role; it must be NOLOGIN, NOSUPERUSER, NOBYPASSRLS and NOCREATEROLE.',
+				HINT = 'Drop or alter the role, then run CREATE EXTENSION or ALTER EXTENSION again.';
+		END IF;
+	ELSE
+		CREATE ROLE consent_ledger_standby NOLOGIN;
+	END IF;
+END
+$roles$;
+
+CREATE FUNCTION consent_ledger.record_standby_read(
+		standby pg_catalog.text, at pg_catalog.timestamptz, session_id pg_catalog.text,
+		session_user_name pg_catalog.text, role_name pg_catalog.text,
+		client_addr pg_catalog.text, application_name pg_catalog.text,
+		purpose pg_catalog.text, relation pg_catalog.text, relid pg_catalog.oid,
+		operation pg_catalog.text, outcome pg_catalog.text,
+		rows_returned pg_catalog.int8, rows_withheld pg_catalog.int8,
+		query_id pg_catalog.int8, rls_bypassed pg_catalog.bool)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_record_standby_read'
+	LANGUAGE C VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.record_standby_read(pg_catalog.text, pg_catalog.timestamptz,
+		pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text,
+		pg_catalog.text, pg_catalog.text, pg_catalog.oid, pg_catalog.text, pg_catalog.text,
+		pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.bool) IS
+	'the primary''s side of an audited read on a hot standby: writes one read record the standby forwards (called by the standby''s consent_ledger)';
+REVOKE ALL ON FUNCTION consent_ledger.record_standby_read(pg_catalog.text, pg_catalog.timestamptz,
+		pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text,
+		pg_catalog.text, pg_catalog.text, pg_catalog.oid, pg_catalog.text, pg_catalog.text,
+		pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.bool) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.record_standby_read(pg_catalog.text, pg_catalog.timestamptz,
+		pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text,
+		pg_catalog.text, pg_catalog.text, pg_catalog.oid, pg_catalog.text, pg_catalog.text,
+		pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.bool) TO consent_ledger_standby;

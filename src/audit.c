@@ -56,6 +56,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
@@ -95,6 +96,7 @@
 PG_FUNCTION_INFO_V1(cl_audit);
 PG_FUNCTION_INFO_V1(cl_audit_row);
 PG_FUNCTION_INFO_V1(cl_row_hash);
+PG_FUNCTION_INFO_V1(cl_record_standby_read);
 
 #define AUDIT_TRIGGER		"~consent_ledger_audit"
 #define AUDIT_TRUNC_TRIGGER "~consent_ledger_audit_truncate"
@@ -192,6 +194,7 @@ typedef struct OpenRead
 	SubTransactionId failed_subid;	/* a run failed there: no ExecutorEnd will come */
 	uint64		rows;			/* summed over every run (each FETCH of a cursor) */
 	int64		query_id;
+	bool		forwarded;		/* standby: the primary acknowledged "started" */
 } OpenRead;
 
 static List *open_reads = NIL;	/* in TopMemoryContext */
@@ -491,6 +494,10 @@ static void
 wait_written(uint64 seq)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), cl_seal_timeout_ms);
+
+	/* 0: nothing queued (a standby's records are acknowledged when forwarded) */
+	if (seq == 0)
+		return;
 
 	ConditionVariablePrepareToSleep(&cl_shared->audit_cv);
 	for (;;)
@@ -1017,6 +1024,104 @@ cl_audit_drain(ClSealSlot *slot, int slotno)
 	return CL_DRAIN_WROTE;
 }
 
+/*
+ * consent_ledger.record_standby_read(standby, at, session_id,
+ *     session_user_name, role_name, client_addr, application_name, purpose,
+ *     relation, relid, operation, outcome, rows_returned, rows_withheld,
+ *     query_id, rls_bypassed) RETURNS void
+ *
+ * The primary's side of an audited read on a hot standby (standby.c): one
+ * record of a read the standby serves, written into this database's audit
+ * ledger in the caller's transaction, as the audit writer writes the
+ * primary's own read records (insert_record).  The caller's commit is made
+ * synchronous (synchronous_commit = on for the transaction): the standby
+ * answers the read once the call's transaction committed, as a reader on
+ * the primary goes on once its record is committed.  The record's
+ * session_id is "<standby>/<session on the standby>", which names the
+ * standby that served the read.  Outcome "lost" writes a "gap" record
+ * (rows_returned records of that standby could not be forwarded).
+ *
+ * EXECUTE is granted to consent_ledger_standby only (and superusers):
+ * whoever can call it can add read records, so no other role may.
+ */
+Datum
+cl_record_standby_read(PG_FUNCTION_ARGS)
+{
+	AuditRecord rec;
+	const char *outcome;
+	Relation	rel;
+	Size		len;
+	char	   *data;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot record a standby's read during recovery"),
+				 errdetail("Standby reads are recorded by the primary; this server is itself a standby."),
+				 errhint("Point consent_ledger.standby_audit_conninfo at the primary.")));
+	if (cl_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger must be loaded via shared_preload_libraries"),
+				 errhint("Add consent_ledger to shared_preload_libraries and restart the server.")));
+	for (int i = 0; i < 12; i++)
+		if (PG_ARGISNULL(i) && (i == 0 || i == 2 || i == 8 || i == 10 || i == 11))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("standby, session_id, relation, operation and outcome of a standby read must not be NULL"),
+					 errhint("This function is called by a standby's consent_ledger, not by hand.")));
+	outcome = text_to_cstring(PG_GETARG_TEXT_PP(11));
+	memset(&rec, 0, sizeof(rec));
+	if (strcmp(outcome, "started") == 0)
+		rec.h.outcome = 's';
+	else if (strcmp(outcome, "completed") == 0)
+		rec.h.outcome = 'd';
+	else if (strcmp(outcome, "failed") == 0)
+		rec.h.outcome = 'f';
+	else if (strcmp(outcome, "lost") == 0)
+		rec.h.outcome = 'l';
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid outcome \"%s\" of a standby read", outcome),
+				 errhint("The outcome is one of started, completed, failed, lost.")));
+	if (text_to_cstring(PG_GETARG_TEXT_PP(0))[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the name of the standby must not be empty"),
+				 errhint("Set consent_ledger.standby_name or cluster_name on the standby.")));
+
+	rec.h.at = PG_ARGISNULL(1) ? GetCurrentTimestamp() : PG_GETARG_TIMESTAMPTZ(1);
+	rec.h.relid = PG_ARGISNULL(9) ? InvalidOid : PG_GETARG_OID(9);
+	rec.h.xid = InvalidFullTransactionId;	/* a standby read has no transaction id */
+	rec.str[S_KIND] = rec.h.outcome == 'l' ? "gap" : "read";
+	rec.str[S_OPERATION] = text_to_cstring(PG_GETARG_TEXT_PP(10));
+	rec.str[S_RELATION] = text_to_cstring(PG_GETARG_TEXT_PP(8));
+	rec.str[S_SESSION] = psprintf("%s/%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
+								  text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	rec.str[S_SESSION_USER] = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	rec.str[S_ROLE] = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	rec.str[S_CLIENT] = PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	rec.str[S_APP] = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
+	rec.str[S_PURPOSE] = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
+	rec.h.has_rows = !PG_ARGISNULL(12);
+	rec.h.rows = PG_ARGISNULL(12) ? 0 : PG_GETARG_INT64(12);
+	rec.h.has_withheld = !PG_ARGISNULL(13);
+	rec.h.withheld = PG_ARGISNULL(13) ? 0 : PG_GETARG_INT64(13);
+	rec.h.query_id = PG_ARGISNULL(14) ? 0 : PG_GETARG_INT64(14);
+	rec.h.bypassed = PG_ARGISNULL(15) ? false : PG_GETARG_BOOL(15);
+
+	/* durable before the standby answers, whatever the caller's setting */
+	(void) set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	data = serialize(&rec, &len);
+	rel = table_open(audit_log_relid(true), RowExclusiveLock);
+	insert_record(rel, (AuditHead *) data, data + sizeof(AuditHead));
+	table_close(rel, RowExclusiveLock);
+	pfree(data);
+	PG_RETURN_VOID();
+}
+
 /* ---------------------------------------------------------------------
  * Changes: audit() and its trigger
  * --------------------------------------------------------------------- */
@@ -1268,6 +1373,9 @@ protected_relations_exist(void)
 	uint64		gen = pg_atomic_read_u64(&cl_shared->purpose_generation);
 	Oid			nsp;
 
+	/* a standby replays protect() and CREATE EXTENSION: nothing bumps the counter */
+	if (RecoveryInProgress())
+		gen = GetXLogReplayRecPtr(NULL) | UINT64CONST(0x8000000000000000);
 	if (gen == checked_generation)
 		return exist;
 	nsp = cl_schema_oid(true);
@@ -1276,16 +1384,15 @@ protected_relations_exist(void)
 	return exist;
 }
 
-/* On a hot standby no read can be recorded, so none is answered. */
+/*
+ * On a hot standby a read is answered only when its records can be
+ * forwarded to the primary (standby.c); without a conninfo none is.
+ */
 static void
 refuse_read_on_standby(void)
 {
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot read consent-protected data on a standby"),
-				 errdetail("Every read of protected data must be recorded in the audit ledger, and a standby cannot write it."),
-				 errhint("Read protected data on the primary.")));
+	if (RecoveryInProgress() && !cl_standby_audit_configured())
+		cl_standby_refuse_unconfigured();
 }
 
 /* A range table entry of a purpose view, for matching its base table's entry. */
@@ -1927,11 +2034,67 @@ cl_audit_executor_failed(QueryDesc *queryDesc)
 		r->failed_subid = GetCurrentSubTransactionId();
 }
 
+/*
+ * On a hot standby: forwards the records of one read to the primary
+ * (standby.c), one per relation, in one transaction there, and returns
+ * once the primary committed them.  A read whose "started" record never
+ * reached the primary was not answered: its outcome is not forwarded.
+ */
+static void
+forward_read(OpenRead *r, char outcome, bool in_abort)
+{
+	const char *(*vals)[CL_FWD_NPARAMS];
+
+	if (outcome != 's' && r->wait && !r->forwarded)
+		return;
+	vals = palloc0(sizeof(*vals) * r->nrels);
+	for (int i = 0; i < r->nrels; i++)
+	{
+		AuditRecord rec;
+		struct pg_tm tm;
+		fsec_t		fsec;
+
+		fill_context(&rec, r->fk_check ? "foreign key check" : "read",
+					 r->operations ? r->operations[i] : "SELECT",
+					 r->relids[i], r->relnames ? r->relnames[i] : NULL, r->purposes[i],
+					 r->session_user_name, r->role_name);
+		/* UTC, ISO: independent of the session's DateStyle and TimeZone */
+		if (timestamp2tm(rec.h.at, NULL, &tm, &fsec, NULL, NULL) == 0)
+			vals[i][0] = psprintf("%04d-%02d-%02d %02d:%02d:%02d.%06d+00",
+								  tm.tm_year, tm.tm_mon, tm.tm_mday,
+								  tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+		vals[i][1] = rec.str[S_SESSION];
+		vals[i][2] = rec.str[S_SESSION_USER];
+		vals[i][3] = rec.str[S_ROLE];
+		vals[i][4] = rec.str[S_CLIENT];
+		vals[i][5] = rec.str[S_APP];
+		vals[i][6] = rec.str[S_PURPOSE];
+		vals[i][7] = rec.str[S_RELATION];
+		vals[i][8] = psprintf("%u", r->relids[i]);
+		vals[i][9] = rec.str[S_OPERATION];
+		vals[i][10] = outcome == 's' ? "started" : outcome == 'f' ? "failed" : "completed";
+		vals[i][11] = outcome == 's' ? NULL : psprintf(UINT64_FORMAT, r->rows);
+		vals[i][12] = (outcome == 's' || !r->withheld_known || r->fk_check) ? NULL :
+			psprintf(UINT64_FORMAT, r->withheld[i]);
+		vals[i][13] = r->query_id != 0 ? psprintf(INT64_FORMAT, r->query_id) : NULL;
+		vals[i][14] = r->bypassed ? "true" : "false";
+	}
+	if (cl_standby_forward((const char *const (*)[CL_FWD_NPARAMS]) vals, r->nrels, in_abort) &&
+		outcome == 's')
+		r->forwarded = true;
+}
+
 /* Queues the records of one read; returns the last sequence number. */
 static uint64
 record_read(OpenRead *r, char outcome, bool in_abort)
 {
 	uint64		seq = 0;
+
+	if (RecoveryInProgress())
+	{
+		forward_read(r, outcome, in_abort);
+		return 0;
+	}
 
 	for (int i = 0; i < r->nrels; i++)
 	{

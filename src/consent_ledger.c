@@ -271,6 +271,7 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+	cl_standby_define_gucs();
 	MarkGUCPrefixReserved("consent_ledger");
 
 	/* Binary upgrade: no workers, no hooks that could refuse pg_upgrade's DDL */

@@ -324,6 +324,16 @@ extern void cl_audit_copy_end(void *handle, uint64 rows);
 extern bool cl_is_audited(Oid relid);
 extern void cl_audit_partition(Oid relid);
 
+/* standby.c: audited reads on a hot standby, forwarded to the primary */
+#define CL_FWD_NPARAMS 15		/* record_standby_read() arguments after the name */
+extern char *cl_standby_audit_conninfo;
+extern char *cl_standby_name;
+extern void cl_standby_define_gucs(void);
+extern bool cl_standby_audit_configured(void);
+extern const char *cl_standby_identity(void);
+extern bool cl_standby_forward(const char *const (*vals)[CL_FWD_NPARAMS], int nrecs, bool in_abort);
+extern void cl_standby_refuse_unconfigured(void) pg_attribute_noreturn();
+
 /* tiles.c: stored subtree hashes (README "Stored tree hashes"); SPI connected */
 typedef struct ClTreeReader ClTreeReader;
 extern ClTreeReader *cl_tree_reader_create(int32 ledger_id, bool read_only);

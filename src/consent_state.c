@@ -84,6 +84,8 @@
 #include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "funcapi.h"
@@ -126,6 +128,7 @@ typedef struct ClCsSpace
 	Oid			incarnation;
 	int64		applied_upto;	/* every committed event up to it is applied */
 	uint64		commits_seen;	/* consent_commits the last full catch-up read */
+	XLogRecPtr	replay_seen;	/* standby: replay position the last catch-up read; 0 after one on a primary */
 	bool		loaded;			/* caught up at least once */
 	int64		blocked_at;		/* event that did not fit, 0 when none */
 	uint64		nstates;		/* entries in use */
@@ -554,7 +557,7 @@ apply_event(int space, PendingEvent *ev)
  * are skipped.  published is consent_commits read before the scan.
  */
 static void
-catch_up(int space, Oid incarnation, uint64 published)
+catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 {
 	Oid			relid = cl_consent_events_relid(false);
 	Relation	rel;
@@ -582,6 +585,8 @@ catch_up(int space, Oid incarnation, uint64 published)
 		{
 			cs->spaces[space].loaded = true;
 			cs->spaces[space].commits_seen = Max(cs->spaces[space].commits_seen, published);
+			cs->spaces[space].replay_seen = replayed == InvalidXLogRecPtr ? InvalidXLogRecPtr :
+				Max(cs->spaces[space].replay_seen, replayed);
 		}
 		LWLockRelease(cs->lock);
 		return;
@@ -670,6 +675,8 @@ catch_up(int space, Oid incarnation, uint64 published)
 		{
 			cs->spaces[space].loaded = true;
 			cs->spaces[space].commits_seen = Max(cs->spaces[space].commits_seen, published);
+			cs->spaces[space].replay_seen = replayed == InvalidXLogRecPtr ? InvalidXLogRecPtr :
+				Max(cs->spaces[space].replay_seen, replayed);
 		}
 		LWLockRelease(cs->lock);
 		if (blocked)
@@ -805,6 +812,7 @@ static bool
 cs_begin(Oid incarnation, ClCsQuery *q, bool refuse)
 {
 	uint64		published;
+	XLogRecPtr	replayed;
 	int			space = -1;
 	bool		tried = false;
 
@@ -819,6 +827,17 @@ cs_begin(Oid incarnation, ClCsQuery *q, bool refuse)
 	 * their events (a later catch-up by any session will do).
 	 */
 	published = pg_atomic_read_u64(&cl_shared->consent_commits);
+
+	/*
+	 * On a hot standby nothing bumps consent_commits (the committing
+	 * backend on the primary does): the events a check must see are those
+	 * replayed before it began, so the state is up to date once it read the
+	 * ledger after the replay position of now.  A withdrawal is in force
+	 * from the first statement that begins after its commit was replayed.
+	 * After a promotion, one catch-up as a primary (replay_seen 0) reads
+	 * whatever was replayed last.
+	 */
+	replayed = RecoveryInProgress() ? GetXLogReplayRecPtr(NULL) : InvalidXLogRecPtr;
 	for (;;)
 	{
 		ClCsSpace	copy;
@@ -850,7 +869,9 @@ cs_begin(Oid incarnation, ClCsQuery *q, bool refuse)
 		}
 		copy = cs->spaces[space];
 		LWLockRelease(cs->lock);
-		if (copy.loaded && copy.commits_seen >= published && copy.blocked_at == 0)
+		if (copy.loaded && copy.commits_seen >= published && copy.blocked_at == 0 &&
+			(replayed == InvalidXLogRecPtr ? copy.replay_seen == InvalidXLogRecPtr :
+			 copy.replay_seen >= replayed))
 		{
 			q->space = space;
 			q->horizon = copy.applied_upto;
@@ -871,7 +892,7 @@ cs_begin(Oid incarnation, ClCsQuery *q, bool refuse)
 					purposes_full = false;
 			refuse_full(&copy, purposes_full && cs->live < cs->max_states);
 		}
-		catch_up(space, incarnation, published);
+		catch_up(space, incarnation, published, replayed);
 		tried = true;
 	}
 }

@@ -58,6 +58,8 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
@@ -146,6 +148,7 @@ static int	nviews = 0;
 static Oid *protected_rels = NULL;	/* consent_ledger.protected, for the audit hook */
 static int	nprotected = 0;
 static uint64 loaded_generation = 0;
+static XLogRecPtr registry_replay_lsn = InvalidXLogRecPtr;	/* standby: replay when last read */
 
 /* ---------- per evaluation site ---------- */
 
@@ -342,6 +345,12 @@ static int	cap_grants = 0;
 static int	cap_views = 0;
 static int	cap_protected = 0;
 
+/*
+ * On a hot standby: a hash of the registry's committed rows as loaded,
+ * which stands for purpose_generation there (see refresh_purposes()).
+ */
+static uint64 registry_hash = 0;
+
 /* Calls fn for every row of one of the extension's tables in the committed state. */
 static void
 scan_committed(const char *table, void (*fn) (HeapTuple tup, TupleDesc desc))
@@ -350,9 +359,15 @@ scan_committed(const char *table, void (*fn) (HeapTuple tup, TupleDesc desc))
 	TableScanDesc scan = table_beginscan(rel, SnapshotAny, 0, NULL);
 	HeapTuple	tup;
 
+	registry_hash = hash_bytes_extended((const unsigned char *) table, strlen(table), registry_hash);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		if (cl_committed_state(tup->t_data))
+		{
+			/* the row's data, not its header (hint bits differ between backends) */
+			registry_hash = hash_bytes_extended((const unsigned char *) tup->t_data + tup->t_data->t_hoff,
+												tup->t_len - tup->t_data->t_hoff, registry_hash);
 			fn(tup, RelationGetDescr(rel));
+		}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 }
@@ -420,7 +435,30 @@ refresh_purposes(void)
 
 	cl_check_incarnation();
 	gen = pg_atomic_read_u64(&cl_shared->purpose_generation);
-	if (gen == loaded_generation)
+
+	/*
+	 * A hot standby replays the registry's changes, but nothing bumps
+	 * purpose_generation there (consent.c bumps it at commit, on the
+	 * primary): once replay moved, the registry is read again, and its
+	 * generation is a hash of its rows, the same in every backend
+	 * (parallel workers compare it with their leader's).  After a promotion
+	 * the registry is read again once and the counter takes over.
+	 */
+	if (RecoveryInProgress())
+	{
+		XLogRecPtr	lsn = GetXLogReplayRecPtr(NULL);
+
+		if (lsn == registry_replay_lsn && loaded_generation != 0)
+			return;
+		registry_replay_lsn = lsn;
+		gen = 0;				/* set from the hash below */
+	}
+	else if (registry_replay_lsn != InvalidXLogRecPtr)
+	{
+		registry_replay_lsn = InvalidXLogRecPtr;
+		loaded_generation = 0;
+	}
+	if (gen != 0 && gen == loaded_generation)
 		return;
 
 	/*
@@ -444,6 +482,7 @@ refresh_purposes(void)
 	old = MemoryContextSwitchTo(scratch);
 	for (int i = 0; i < npurposes; i++)
 		purposes[i].defined = false;
+	registry_hash = 0;
 	scan_committed("purposes", load_purpose);
 	ngrants = nviews = nprotected = 0;
 	scan_committed("purpose_grants", load_grant);
@@ -451,7 +490,7 @@ refresh_purposes(void)
 	scan_committed("protected", load_protected);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(scratch);
-	loaded_generation = gen;
+	loaded_generation = gen != 0 ? gen : (registry_hash | UINT64CONST(0x8000000000000000));
 }
 
 /*
