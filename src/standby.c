@@ -398,24 +398,67 @@ static const char *const param_types[CL_FWD_NPARAMS] = {
 };
 
 /*
+ * One attempt: the records as statements for conn, run on the primary.
+ * False with e set on failure.
+ */
+static bool
+forward_once(const char *const (*vals)[CL_FWD_NPARAMS], int nrecs, TimestampTz deadline,
+			 bool in_abort, FwdError *e)
+{
+	StringInfoData sql;
+	char	   *name;
+	bool		ok;
+
+	if (get_connection(deadline, in_abort, e) == NULL)
+		return false;
+	initStringInfo(&sql);
+	name = PQescapeLiteral(conn, cl_standby_identity(), strlen(cl_standby_identity()));
+	ok = (name != NULL);
+	if (ok && lost_records > 0)
+		appendStringInfo(&sql,
+						 "SELECT consent_ledger.record_standby_read(%s, pg_catalog.now(), '%lx.%x', NULL, NULL, NULL, NULL, NULL, '?', NULL, 'LOST', 'lost', " UINT64_FORMAT ", NULL, NULL, NULL);\n",
+						 name, (long) MyStartTime, MyProcPid, lost_records);
+	for (int i = 0; ok && i < nrecs; i++)
+	{
+		appendStringInfo(&sql, "SELECT consent_ledger.record_standby_read(%s", name);
+		for (int p = 0; ok && p < CL_FWD_NPARAMS; p++)
+		{
+			appendStringInfoString(&sql, ", ");
+			ok = append_literal(&sql, vals[i][p], param_types[p]);
+		}
+		appendStringInfoString(&sql, ");\n");
+	}
+	if (name)
+		PQfreemem(name);
+	if (!ok)
+		set_error(e, ERRCODE_CONNECTION_FAILURE, "%s", PQerrorMessage(conn));
+	else
+		ok = run_on_primary(sql.data, deadline, in_abort, e);
+	pfree(sql.data);
+	return ok;
+}
+
+/*
  * Forwards nrecs records (vals[i][0..CL_FWD_NPARAMS), in the order of
  * record_standby_read()'s arguments after the standby's name) to the
  * primary and waits until it committed them.
  *
  * Not in_abort: raises on failure (the read is refused): 25006 when no
- * conninfo is set, 08001 when no connection could be made, 08006 when the
- * connection failed or the primary did not answer within
- * consent_ledger.seal_timeout, 55000 when the primary refused the records
- * (its SQLSTATE and message in the detail).  in_abort: never raises; waits
- * at most ABORT_WAIT_MS, uses only an open connection, and counts what it
- * could not forward (a WARNING says so); returns whether it forwarded.
+ * conninfo is set, 08001 when no connection could be made within
+ * consent_ledger.seal_timeout, 08006 when the connection failed or the
+ * primary did not answer in time, 55000 when the primary refused the
+ * records (its SQLSTATE and message in the detail).  A kept connection that
+ * fails (the primary restarted since) is replaced once, within the same
+ * deadline; a record may then reach the primary twice, never not at all
+ * when the read goes on.  in_abort: never raises; waits at most
+ * ABORT_WAIT_MS, uses only an open connection, and counts what it could
+ * not forward (a WARNING says so); returns whether it forwarded.
  */
 bool
 cl_standby_forward(const char *const (*vals)[CL_FWD_NPARAMS], int nrecs, bool in_abort)
 {
 	TimestampTz deadline;
 	FwdError	e;
-	StringInfoData sql;
 	bool		ok = false;
 
 	memset(&e, 0, sizeof(e));
@@ -430,36 +473,18 @@ cl_standby_forward(const char *const (*vals)[CL_FWD_NPARAMS], int nrecs, bool in
 	}
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   in_abort ? Min(ABORT_WAIT_MS, cl_seal_timeout_ms) : cl_seal_timeout_ms);
-	initStringInfo(&sql);
 	pgstat_report_wait_start(PG_WAIT_EXTENSION);
-	if (get_connection(deadline, in_abort, &e) != NULL)
+	for (int attempt = 0; attempt < 2 && !ok; attempt++)
 	{
-		char	   *name = PQescapeLiteral(conn, cl_standby_identity(), strlen(cl_standby_identity()));
+		bool		reused = (conn != NULL);
 
-		ok = (name != NULL);
-		if (ok && lost_records > 0)
-			appendStringInfo(&sql,
-							 "SELECT consent_ledger.record_standby_read(%s, pg_catalog.now(), '%lx.%x', NULL, NULL, NULL, NULL, NULL, '?', NULL, 'LOST', 'lost', " UINT64_FORMAT ", NULL, NULL, NULL);\n",
-							 name, (long) MyStartTime, MyProcPid, lost_records);
-		for (int i = 0; ok && i < nrecs; i++)
-		{
-			appendStringInfo(&sql, "SELECT consent_ledger.record_standby_read(%s", name);
-			for (int p = 0; ok && p < CL_FWD_NPARAMS; p++)
-			{
-				appendStringInfoString(&sql, ", ");
-				ok = append_literal(&sql, vals[i][p], param_types[p]);
-			}
-			appendStringInfoString(&sql, ");\n");
-		}
-		if (name)
-			PQfreemem(name);
-		if (!ok)
-			set_error(&e, ERRCODE_CONNECTION_FAILURE, "%s", PQerrorMessage(conn));
-		else
-			ok = run_on_primary(sql.data, deadline, in_abort, &e);
+		memset(&e, 0, sizeof(e));
+		ok = forward_once(vals, nrecs, deadline, in_abort, &e);
+		if (ok || !reused || in_abort || e.sqlstate == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE ||
+			GetCurrentTimestamp() >= deadline)
+			break;
 	}
 	pgstat_report_wait_end();
-	pfree(sql.data);
 	if (ok)
 	{
 		lost_records = 0;
