@@ -297,6 +297,7 @@ BEGIN
 	END IF;
 END
 $roles$;
+GRANT USAGE ON SCHEMA consent_ledger TO consent_ledger_standby;
 
 CREATE FUNCTION consent_ledger.record_standby_read(
 		standby pg_catalog.text, at pg_catalog.timestamptz, session_id pg_catalog.text,

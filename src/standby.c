@@ -353,7 +353,12 @@ run_on_primary(const char *sql, TimestampTz deadline, bool in_abort, FwdError *e
 		PQclear(res);
 	}
 	if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)
+	{
+		/* the connection went away (a FATAL of a stopping primary has a SQLSTATE too) */
+		if (!ok && PQstatus(conn) != CONNECTION_OK)
+			e->sqlstate = ERRCODE_CONNECTION_FAILURE;
 		drop_connection();
+	}
 	return ok;
 }
 
@@ -511,13 +516,13 @@ cl_standby_forward(const char *const (*vals)[CL_FWD_NPARAMS], int nrecs, bool in
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to the primary to forward the audit record of this read"),
-				 errdetail("%s. A standby answers a protected read only once the primary has written its audit record; it waits at most consent_ledger.seal_timeout (%d ms).",
+				 errdetail("Forwarding failed: %s. A standby answers a protected read only once the primary has written its audit record; it waits at most consent_ledger.seal_timeout (%d ms).",
 						   e.why, cl_seal_timeout_ms),
 				 errhint("Check that the primary is up and reachable with consent_ledger.standby_audit_conninfo, or read on the primary.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("could not forward the audit record of this read to the primary"),
-			 errdetail("%s. A standby answers a protected read only once the primary has written its audit record; it waits at most consent_ledger.seal_timeout (%d ms).",
+			 errdetail("Forwarding failed: %s. A standby answers a protected read only once the primary has written its audit record; it waits at most consent_ledger.seal_timeout (%d ms).",
 					   e.why, cl_seal_timeout_ms),
 			 errhint("Check that the primary is up and reachable with consent_ledger.standby_audit_conninfo, or read on the primary.")));
 	return false;				/* keep the compiler quiet */
