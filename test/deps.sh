@@ -9,6 +9,7 @@
 #   libsodium-dev                            Ed25519, key memory, randomness
 #   libssl-dev                               SHA-256 (OpenSSL libcrypto)
 #   libkrb5-dev                              gssapi.h, included by the server's libpq-be.h
+#   libpq-dev                                libpq: a standby forwards read records to the primary (src/standby.c)
 #   make, gcc                                the build
 # To test it, in addition:
 #   postgresql-15-pgtap, libtap-parser-sourcehandler-pgtap-perl   pgTAP + pg_prove
@@ -16,7 +17,7 @@
 #   clang, libclang-rt-14-dev                libFuzzer targets run briefly by the suite
 #   openssl                                  independent Ed25519 cross-checks of the TAP tests (required)
 #   debhelper, dpkg-dev, postgresql-server-dev-all   the Debian package (pg_buildext; suite "package")
-cl_build_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libssl-dev libkrb5-dev make gcc"
+cl_build_packages="postgresql-15 postgresql-server-dev-15 libsodium-dev libssl-dev libkrb5-dev libpq-dev make gcc"
 cl_test_packages="postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl \
 clang libclang-rt-14-dev openssl debhelper dpkg-dev postgresql-server-dev-all"
 cl_packages="$cl_build_packages $cl_test_packages"

@@ -44,7 +44,7 @@ $primary->safe_psql('postgres', q{
 });
 $primary->safe_psql($db, q{
 	CREATE EXTENSION consent_ledger;
-	CREATE ROLE standby_audit LOGIN IN ROLE consent_ledger_standby;
+	CREATE ROLE standby_audit LOGIN;
 	SELECT consent_ledger.define_purpose('research', 'medical research');
 	SELECT consent_ledger.authorize_purpose('analyst', 'research');
 	CREATE TABLE people (id integer PRIMARY KEY, subject integer NOT NULL, email text);
@@ -58,6 +58,9 @@ $primary->safe_psql($db, q{
 	SELECT consent_ledger.grant_consent(2, 'research');
 	SELECT consent_ledger.grant_consent(3, 'research');
 });
+# (not safe_psql: before 1.3 the role does not exist, and this test is
+# shown to fail on that code by its assertions, not by dying here)
+$primary->psql($db, 'GRANT consent_ledger_standby TO standby_audit');
 $primary->safe_psql($db, 'SELECT consent_ledger.seal()');
 
 $primary->backup('bkp');
