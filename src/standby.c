@@ -41,7 +41,7 @@
 #include "libpq-fe.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "pgstat.h"
+#include "pgstat.h"			/* PG_WAIT_EXTENSION */
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
@@ -478,7 +478,6 @@ cl_standby_forward(const char *const (*vals)[CL_FWD_NPARAMS], int nrecs, bool in
 	}
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   in_abort ? Min(ABORT_WAIT_MS, cl_seal_timeout_ms) : cl_seal_timeout_ms);
-	pgstat_report_wait_start(PG_WAIT_EXTENSION);
 	for (int attempt = 0; attempt < 2 && !ok; attempt++)
 	{
 		bool		reused = (conn != NULL);
@@ -489,7 +488,6 @@ cl_standby_forward(const char *const (*vals)[CL_FWD_NPARAMS], int nrecs, bool in
 			GetCurrentTimestamp() >= deadline)
 			break;
 	}
-	pgstat_report_wait_end();
 	if (ok)
 	{
 		lost_records = 0;
