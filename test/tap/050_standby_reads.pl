@@ -16,7 +16,8 @@
 #     consent_ledger_standby can, and the standby itself refuses to be one;
 #  4. fail closed: a "primary" that accepts connections but never answers
 #     makes the read fail once consent_ledger.seal_timeout has passed
-#     (08001, the timeout named), and with the primary stopped the read is
+#     (08001, the timeout named), a cancel ends that wait (57014), and
+#     with the primary stopped the read is
 #     refused (08001), with no row answered; once the primary is back, the
 #     same standby session reads again;
 #  5. the primary's audit ledger, with the standby's records, verifies.
@@ -26,6 +27,7 @@ use warnings;
 
 use Cwd qw(abs_path);
 use IO::Socket::INET;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -223,7 +225,7 @@ like($err, qr/ERROR:\s+25006:/, 'standby: record_standby_read() refuses during r
 
 # A "primary" that completes the TCP handshake (the kernel does) and never
 # answers: the read waits consent_ledger.seal_timeout, then is refused.
-my $silent = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
+my $silent = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
   or die "listen: $!";
 my $silent_port = $silent->sockport;
 $standby->append_conf('postgresql.conf', qq{
@@ -238,6 +240,28 @@ isnt($ret, 0, 'standby: a primary that does not answer: the read is refused');
 like($err, qr/ERROR:\s+08001: could not connect to the primary.*\n.*did not answer within 2000 ms/,
 	'... 08001, after consent_ledger.seal_timeout (named in the detail)');
 is($out, '', '... and no row is answered');
+
+# The wait is interruptible: with a timeout far away, a cancel ends it
+# (57014), not the timeout.
+$standby->append_conf('postgresql.conf', "consent_ledger.seal_timeout = '10min'\n");
+$standby->reload;
+$standby->poll_query_until($db, q{SELECT current_setting('consent_ledger.seal_timeout') = '10min'})
+  or die 'standby did not reload';
+my ($cin, $cout, $cerr) = ('', '', '');
+my $reader = IPC::Run::start(
+	[ 'psql', '-X', '-At', '-v', 'VERBOSITY=verbose', '-d',
+		$standby->connstr($db) . q{ user=analyst application_name=standby_cancel options='-c consent_ledger.purpose=research'},
+		'-c', 'SELECT count(*) FROM people' ],
+	'<', \$cin, '>', \$cout, '2>', \$cerr);
+$standby->poll_query_until($db, q{SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE application_name = 'standby_cancel' AND wait_event_type = 'Extension'})
+  or die 'the standby read is not waiting for the primary';
+is($standby->safe_psql($db, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+		WHERE application_name = 'standby_cancel'}), 't', 'standby: cancel a read waiting for the primary');
+$reader->finish;
+like($cerr, qr/ERROR:\s+57014: canceling statement due to user request/,
+	'... the wait ends on the cancel (57014), not at the timeout');
+is($cout, '', '... and no row is answered');
 close($silent);
 
 $standby->append_conf('postgresql.conf', qq{
