@@ -149,6 +149,7 @@ static Oid *protected_rels = NULL;	/* consent_ledger.protected, for the audit ho
 static int	nprotected = 0;
 static uint64 loaded_generation = 0;
 static XLogRecPtr registry_replay_lsn = InvalidXLogRecPtr;	/* standby: replay when last read */
+static TimestampTz registry_stmt_start = 0;	/* standby: statement that last read it */
 
 /* ---------- per evaluation site ---------- */
 
@@ -441,16 +442,20 @@ refresh_purposes(void)
 	 * purpose_generation there (consent.c bumps it at commit, on the
 	 * primary): once replay moved, the registry is read again, and its
 	 * generation is a hash of its rows, the same in every backend
-	 * (parallel workers compare it with their leader's).  After a promotion
-	 * the registry is read again once and the counter takes over.
+	 * (parallel workers compare it with their leader's), at most once per
+	 * statement.  After a promotion the registry is read again once and
+	 * the counter takes over.
 	 */
 	if (RecoveryInProgress())
 	{
 		XLogRecPtr	lsn = GetXLogReplayRecPtr(NULL);
+		TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
-		if (lsn == registry_replay_lsn && loaded_generation != 0)
+		/* at most once per statement: it decides with the registry of its start */
+		if (loaded_generation != 0 && (lsn == registry_replay_lsn || stmt == registry_stmt_start))
 			return;
 		registry_replay_lsn = lsn;
+		registry_stmt_start = stmt;
 		gen = 0;				/* set from the hash below */
 	}
 	else if (registry_replay_lsn != InvalidXLogRecPtr)
