@@ -137,14 +137,19 @@ ship_sigchld(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
+/*
+ * Signals the running command's process group (the shell and whatever it
+ * started) and, until it has been reaped, the shell itself (in case it had
+ * not made its group yet).
+ */
 static void
-kill_child(int sig)
+kill_child(int sig, bool reaped)
 {
 	if (child_pid <= 0)
 		return;
-	/* the group: the shell and whatever it started */
 	(void) kill(-child_pid, sig);
-	(void) kill(child_pid, sig);
+	if (!reaped)
+		(void) kill(child_pid, sig);
 }
 
 /*
@@ -157,7 +162,7 @@ ship_exit(int code, Datum arg)
 {
 	if (child_pid > 0)
 	{
-		kill_child(SIGTERM);
+		kill_child(SIGTERM, false);
 		(void) unlink(child_file);
 		child_pid = 0;
 	}
@@ -181,7 +186,10 @@ remove_leftovers(void)
 	snprintf(prefix, sizeof(prefix), "%u-", MyDatabaseId);
 	d = AllocateDir(dir);
 	if (d == NULL)
+	{
+		pfree(dir);
 		return;					/* not created yet */
+	}
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
 	{
 		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
@@ -251,32 +259,36 @@ backoff_of(int32 ledger_id)
 static bool
 ship_xact(void (*fn) (void *arg), void *arg)
 {
-	ErrorData  *edata = NULL;
-	bool		present;
+	MemoryContext caller = CurrentMemoryContext;
+	bool		ok;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	present = cl_extension_present();
-	if (present)
+	ok = cl_extension_present();
+	if (ok)
 	{
+		ErrorData  *edata;
+
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		edata = cl_run_in_subxact(fn, arg);
+		if (edata != NULL)
+		{
+			/* reported here: edata lives in SPI's memory */
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("consent_ledger could not record checkpoint shipping: %s", edata->message),
+					 errdetail("A checkpoint whose shipment was not recorded is shipped again.")));
+			FreeErrorData(edata);
+			ok = false;
+		}
 		SPI_finish();
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	if (edata != NULL)
-	{
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 errmsg("consent_ledger could not record checkpoint shipping: %s", edata->message),
-				 errdetail("A checkpoint whose shipment was not recorded is shipped again.")));
-		FreeErrorData(edata);
-		return false;
-	}
-	return present;
+	MemoryContextSwitchTo(caller);
+	return ok;
 }
 
 /* --- outcomes ------------------------------------------------------------ */
@@ -406,37 +418,39 @@ static bool
 reap_child(void)
 {
 	int			status = 0;
+	int			wait_errno;
 	pid_t		r;
 	TimestampTz now;
+	MemoryContext old;
 
 	if (child_pid <= 0)
 		return true;
 	r = waitpid(child_pid, &status, WNOHANG);
-	if (r == 0 || (r < 0 && errno == EINTR))
+	wait_errno = errno;
+	if (r == 0 || (r < 0 && wait_errno == EINTR))
 	{
 		now = GetCurrentTimestamp();
 		if (child_term_sent == 0 &&
 			TimestampDifferenceExceeds(child_started, now, cl_checkpoint_command_timeout_s * 1000))
 		{
-			kill_child(SIGTERM);
+			kill_child(SIGTERM, false);
 			child_term_sent = now;
 			child_timed_out = true;
 		}
 		else if (child_term_sent != 0 &&
 				 TimestampDifferenceExceeds(child_term_sent, now, SHIP_KILL_GRACE_MS))
-			kill_child(SIGKILL);
+			kill_child(SIGKILL, false);
 		return false;
 	}
-	if (r < 0)
-		status = -1;
-	/* the whole group goes: nothing the command left behind keeps running */
+	/* a command that timed out goes with whatever it left behind */
 	if (child_timed_out)
-		kill_child(SIGKILL);
+		kill_child(SIGKILL, true);
 	child_pid = 0;
 	(void) unlink(child_file);
 	check_needed = true;
+	old = MemoryContextSwitchTo(ship_cxt);
 	if (r < 0)
-		ship_failed(child_job, child_command, psprintf("could not be waited for: %s", strerror(errno)));
+		ship_failed(child_job, child_command, psprintf("could not be waited for: %s", strerror(wait_errno)));
 	else if (child_timed_out)
 		ship_failed(child_job, child_command,
 					psprintf("timed out after %d s (consent_ledger.checkpoint_command_timeout) and was terminated",
@@ -445,6 +459,7 @@ reap_child(void)
 		ship_succeeded(child_job);
 	else
 		ship_failed(child_job, child_command, ended_how(status));
+	MemoryContextSwitchTo(old);
 	MemoryContextReset(ship_cxt);
 	child_job = NULL;
 	child_command = NULL;
