@@ -11,6 +11,8 @@
 #    newest checkpoint of each ledger is shipped, the file received is
 #    byte for byte checkpoint()'s note, a file of mode 0600 in the private
 #    directory (0700), removed afterwards; the attempts are counted;
+#  - an auditor holding every lock it may take on the shipping tables does
+#    not stop shipping or its records;
 #  - a command that hangs does not stop sealing (seal() returns, new
 #    checkpoints) and is terminated, with its process group, when
 #    consent_ledger.checkpoint_command_timeout (changed by a reload) runs
@@ -183,6 +185,24 @@ ok(cl_wait_for($node, 'postgres', q{
 	  FROM consent_ledger.checkpoint_shipping WHERE relation = 't1'::regclass}, 60),
 	'a new checkpoint is shipped at the first attempt');
 newest_received_ok('t1', "$dir/a", 'a new checkpoint');
+
+# an auditor holds the strongest lock it can take on the shipping tables in an
+# open transaction: shipping goes on and is recorded (no role can stall it)
+my $aud = $node->background_psql('postgres', extra_params => [ '-U', 'aud' ]);
+$aud->query_safe(q{BEGIN; LOCK consent_ledger.checkpoint_shipments, consent_ledger.checkpoint_shipping_status IN ACCESS SHARE MODE});
+($ret, $out, $err) = $node->psql('postgres', q{BEGIN; LOCK consent_ledger.checkpoint_shipments IN EXCLUSIVE MODE},
+	extra_params => [ '-U', 'aud' ]);
+like($err, qr/permission denied/, 'an auditor cannot take a lock that would block the sealer');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT * FROM consent_ledger.checkpoint_shipping_status FOR SHARE},
+	extra_params => [ '-U', 'aud' ]);
+like($err, qr/permission denied/, '... nor lock its rows');
+q1(q{INSERT INTO t1 VALUES (60, 'while locked'); SELECT consent_ledger.seal()});
+ok(cl_wait_for($node, 'postgres', q{
+	SELECT pending = 0 AND shipped_size = checkpoint_size FROM consent_ledger.checkpoint_shipping
+	 WHERE relation = 't1'::regclass}, 60),
+	'while it holds its lock a new checkpoint is shipped and recorded');
+$aud->query_safe('COMMIT');
+$aud->quit;
 
 # --- 3. a hanging command ----------------------------------------------------
 q1(q{ALTER SYSTEM SET consent_ledger.checkpoint_command_timeout = '1h'; SELECT pg_reload_conf()});
