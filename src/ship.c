@@ -14,7 +14,12 @@
  * running after consent_ledger.checkpoint_command_timeout is terminated
  * (SIGTERM to its process group, SIGKILL five seconds later) and counts
  * as failed.  pgarch.c, by contrast, runs archive_command with system()
- * and waits: the archiver has nothing else to do, the sealer has.
+ * and waits: the archiver has nothing else to do, the sealer has.  Nor
+ * does the sealer read a command killed by a signal, or a shell exiting
+ * 126/127, as a sign to exit (the archiver does, because system() leaves
+ * SIGINT/SIGQUIT to the child): for the sealer that is one more failure,
+ * retried; it exits only when told to, and then terminates a running
+ * command instead of letting it finish.
  *
  * What is shipped: for each ledger, the newest checkpoint, when it is
  * newer than the last one shipped.  Checkpoints signed while the command
@@ -105,6 +110,7 @@ static char *child_command = NULL;
 static TimestampTz child_started;
 static TimestampTz child_term_sent;
 static bool child_timed_out;
+static int	child_timeout_s;	/* the limit it ran out of */
 
 void
 cl_ship_define_gucs(void)
@@ -436,6 +442,7 @@ reap_child(void)
 			kill_child(SIGTERM, false);
 			child_term_sent = now;
 			child_timed_out = true;
+			child_timeout_s = cl_checkpoint_command_timeout_s;
 		}
 		else if (child_term_sent != 0 &&
 				 TimestampDifferenceExceeds(child_term_sent, now, SHIP_KILL_GRACE_MS))
@@ -454,7 +461,7 @@ reap_child(void)
 	else if (child_timed_out)
 		ship_failed(child_job, child_command,
 					psprintf("timed out after %d s (consent_ledger.checkpoint_command_timeout) and was terminated",
-							 cl_checkpoint_command_timeout_s));
+							 child_timeout_s));
 	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		ship_succeeded(child_job);
 	else
