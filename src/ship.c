@@ -15,8 +15,8 @@
  * (SIGTERM to its process group, SIGKILL five seconds later) and counts
  * as failed.  pgarch.c, by contrast, runs archive_command with system()
  * and waits: the archiver has nothing else to do, the sealer has.  Nor
- * does the sealer read a command killed by a signal, or a shell exiting
- * 126/127, as a sign to exit (the archiver does, because system() leaves
+ * does the sealer read a command killed by a signal, or an exit status
+ * above 125, as a sign to exit (the archiver does, because system() leaves
  * SIGINT/SIGQUIT to the child): for the sealer that is one more failure,
  * retried; it exits only when told to, and then terminates a running
  * command instead of letting it finish.
