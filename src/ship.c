@@ -630,6 +630,9 @@ start_child(ShipJob *job)
 	MemoryContext old = MemoryContextSwitchTo(ship_cxt);
 	char	   *err = NULL;
 	pid_t		pid;
+	int			fork_errno;
+	sigset_t	all;
+	sigset_t	saved;
 
 	last_ledger = job->ledger_id;
 	if (!origin_is_safe(job->origin))
@@ -646,6 +649,13 @@ start_child(ShipJob *job)
 	}
 	child_command = expand_command(cl_checkpoint_command, child_file, job);
 
+	/*
+	 * Signals stay blocked across fork(), so that none of the sealer's
+	 * handlers runs in the child before exec: the child sets every
+	 * disposition back to the default, then unblocks.
+	 */
+	sigfillset(&all);
+	(void) sigprocmask(SIG_SETMASK, &all, &saved);
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0)
@@ -662,10 +672,12 @@ start_child(ShipJob *job)
 		execl("/bin/sh", "sh", "-c", child_command, (char *) NULL);
 		_exit(127);
 	}
+	fork_errno = errno;
+	(void) sigprocmask(SIG_SETMASK, &saved, NULL);
 	if (pid < 0)
 	{
 		(void) unlink(child_file);
-		ship_failed(job, child_command, psprintf("could not be started: could not fork: %s", strerror(errno)));
+		ship_failed(job, child_command, psprintf("could not be started: could not fork: %s", strerror(fork_errno)));
 		goto done;
 	}
 	/* also here: the parent may signal the group before the child ran */
