@@ -324,3 +324,65 @@ GRANT EXECUTE ON FUNCTION consent_ledger.record_standby_read(pg_catalog.text, pg
 		pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text,
 		pg_catalog.text, pg_catalog.text, pg_catalog.oid, pg_catalog.text, pg_catalog.text,
 		pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.bool) TO consent_ledger_standby;
+ * 1.3: checkpoint shipping (issue #14 item 1, src/ship.c, README "Shipping
+ * checkpoints").  The sealer runs consent_ledger.checkpoint_command for
+ * the newest checkpoint of each ledger and records the outcome here, in
+ * transactions of its own, after the command has ended.
+ * checkpoint_shipments has a row for every checkpoint shipped (attempts:
+ * the command's runs for that ledger since the previous shipment, this one
+ * included); checkpoint_shipping_status the failures of each ledger.
+ * Neither is dumped (a restored database ships its newest checkpoints
+ * afresh) and nobody but the extension writes them; checkpoint_shipping
+ * is the view to read.  Existing ledgers need no row: nothing was shipped
+ * before 1.3, and the view reads a missing row as "never shipped, never
+ * failed".
+ */
+CREATE TABLE consent_ledger.checkpoint_shipments (
+	ledger_id	pg_catalog.int4 NOT NULL,
+	seq			pg_catalog.int8 NOT NULL,
+	tree_size	pg_catalog.int8 NOT NULL,
+	shipped_at	pg_catalog.timestamptz NOT NULL,
+	attempts	pg_catalog.int4 NOT NULL,
+	PRIMARY KEY (ledger_id, seq)
+);
+CREATE TABLE consent_ledger.checkpoint_shipping_status (
+	ledger_id	pg_catalog.int4 PRIMARY KEY,
+	failures	pg_catalog.int8 NOT NULL,
+	consecutive_failures pg_catalog.int4 NOT NULL,
+	last_failed_at pg_catalog.timestamptz,
+	last_failed_size pg_catalog.int8,
+	last_error	pg_catalog.text
+);
+REVOKE ALL ON consent_ledger.checkpoint_shipments,
+	consent_ledger.checkpoint_shipping_status FROM PUBLIC;
+GRANT SELECT ON consent_ledger.checkpoint_shipments,
+	consent_ledger.checkpoint_shipping_status
+	TO consent_ledger_auditor, consent_ledger_admin;
+
+-- One row per ledger: its newest checkpoint, the last one shipped, how many
+-- checkpoints were signed since (pending: 0 when the newest is shipped),
+-- and the failures of checkpoint_command for it.
+CREATE VIEW consent_ledger.checkpoint_shipping AS
+	SELECT l.ledger_id, l.relid AS relation, l.origin,
+		   c.tree_size AS checkpoint_size, c.signed_at AS checkpoint_at,
+		   s.tree_size AS shipped_size, s.shipped_at, s.attempts AS shipped_attempts,
+		   (SELECT pg_catalog.count(*) FROM consent_ledger.checkpoints k
+			 WHERE k.ledger_id OPERATOR(pg_catalog.=) l.ledger_id
+			   AND (s.seq IS NULL OR k.seq OPERATOR(pg_catalog.>) s.seq)) AS pending,
+		   coalesce(st.failures, 0) AS failures,
+		   coalesce(st.consecutive_failures, 0) AS consecutive_failures,
+		   st.last_failed_at, st.last_failed_size, st.last_error
+	  FROM consent_ledger.ledgers l
+	  LEFT JOIN LATERAL (SELECT k.tree_size, k.signed_at FROM consent_ledger.checkpoints k
+						  WHERE k.ledger_id OPERATOR(pg_catalog.=) l.ledger_id
+						  ORDER BY k.seq DESC LIMIT 1) c ON true
+	  LEFT JOIN LATERAL (SELECT x.seq, x.tree_size, x.shipped_at, x.attempts
+						   FROM consent_ledger.checkpoint_shipments x
+						  WHERE x.ledger_id OPERATOR(pg_catalog.=) l.ledger_id
+						  ORDER BY x.seq DESC LIMIT 1) s ON true
+	  LEFT JOIN consent_ledger.checkpoint_shipping_status st
+		ON st.ledger_id OPERATOR(pg_catalog.=) l.ledger_id;
+COMMENT ON VIEW consent_ledger.checkpoint_shipping IS
+	'checkpoint shipping per ledger: newest checkpoint, last shipped, checkpoints pending, failures of consent_ledger.checkpoint_command';
+REVOKE ALL ON consent_ledger.checkpoint_shipping FROM PUBLIC;
+GRANT SELECT ON consent_ledger.checkpoint_shipping TO consent_ledger_auditor, consent_ledger_admin;

@@ -175,6 +175,7 @@ _PG_init(void)
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 	cl_keys_define_gucs();
+	cl_ship_define_gucs();
 	DefineCustomIntVariable("consent_ledger.seal_interval",
 							"Longest time a committed ledger row waits before it is sealed.",
 							NULL,

@@ -371,6 +371,16 @@ extern void cl_slot_release_if_unused(ClSealSlot *slot);
 extern PGDLLEXPORT void cl_launcher_main(Datum arg);
 extern PGDLLEXPORT void cl_sealer_main(Datum arg);
 
+/* ship.c: checkpoint shipping, run by the sealer (README "Shipping checkpoints") */
+extern char *cl_checkpoint_command;
+extern int	cl_checkpoint_command_timeout_s;
+extern void cl_ship_define_gucs(void);
+extern void cl_ship_start(void);
+extern void cl_ship_reloaded(void);
+extern void cl_ship_checkpoints_made(void);
+extern void cl_ship_work(void);
+extern long cl_ship_wait_ms(long max_ms);
+
 /* writer.c: the per-database audit writer worker */
 extern PGDLLEXPORT void cl_writer_main(Datum arg);
 

@@ -1231,6 +1231,8 @@ wait_for_work(void)
 		remaining = (long) ((next - now) / 1000) + 1;
 	else
 		remaining = 0;
+	/* a shipping command to look at, or a checkpoint to ship (ship.c) */
+	remaining = cl_ship_wait_ms(remaining);
 	if (remaining > 0)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 remaining, PG_WAIT_EXTENSION);
@@ -1244,6 +1246,7 @@ cl_sealer_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 
 	my_slot = cl_worker_attach(dboid, false);
+	cl_ship_start();
 
 	for (;;)
 	{
@@ -1257,7 +1260,15 @@ cl_sealer_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			cl_ship_reloaded();
 		}
+
+		/*
+		 * Checkpoint shipping (ship.c) between rounds, never inside one: it
+		 * starts consent_ledger.checkpoint_command and records how it
+		 * ended, and never waits for it.
+		 */
+		cl_ship_work();
 
 		LWLockAcquire(cl_shared->lock, LW_SHARED);
 		request = my_slot->requested;
@@ -1283,10 +1294,15 @@ cl_sealer_main(Datum arg)
 			{
 				ConfigReloadPending = false;
 				ProcessConfigFile(PGC_SIGHUP);
+				cl_ship_reloaded();
 			}
 			pgstat_report_stat(false);
+			cl_ship_checkpoints_made();
+			cl_ship_work();
 			present = seal_round(&more);
 		}
+		if (present)
+			cl_ship_checkpoints_made();
 		/* the rounds' table statistics (pending's dead rows for autovacuum) */
 		pgstat_report_stat(true);
 		last_round = GetCurrentTimestamp();

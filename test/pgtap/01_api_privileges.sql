@@ -202,6 +202,9 @@ SELECT table_privs_are('consent_ledger', 'keys', 'consent_ledger_auditor', ARRAY
 CREATE TEMP TABLE cl01_internal (rel regclass);
 INSERT INTO cl01_internal VALUES ('consent_ledger.ledgers'), ('consent_ledger.pending'),
 	('consent_ledger.log'), ('consent_ledger.checkpoints'), ('consent_ledger.keys');
+-- 1.3 checkpoint shipping (README "Shipping checkpoints"): written by the sealer only
+INSERT INTO cl01_internal VALUES ('consent_ledger.checkpoint_shipments'),
+	('consent_ledger.checkpoint_shipping_status'), ('consent_ledger.checkpoint_shipping');
 CREATE TEMP TABLE cl01_writes (priv text);
 INSERT INTO cl01_writes VALUES ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'),
 	('REFERENCES'), ('TRIGGER');
