@@ -324,6 +324,8 @@ GRANT EXECUTE ON FUNCTION consent_ledger.record_standby_read(pg_catalog.text, pg
 		pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text,
 		pg_catalog.text, pg_catalog.text, pg_catalog.oid, pg_catalog.text, pg_catalog.text,
 		pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.bool) TO consent_ledger_standby;
+
+/*
  * 1.3: checkpoint shipping (issue #14 item 1, src/ship.c, README "Shipping
  * checkpoints").  The sealer runs consent_ledger.checkpoint_command for
  * the newest checkpoint of each ledger and records the outcome here, in
