@@ -266,3 +266,28 @@ COMMENT ON FUNCTION consent_ledger.leaf_positions(pg_catalog.regclass) IS
 REVOKE ALL ON FUNCTION consent_ledger.leaf_positions(pg_catalog.regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consent_ledger.leaf_positions(pg_catalog.regclass)
 	TO consent_ledger_auditor, consent_ledger_admin;
+
+/*
+ * 1.3: the consent_ledger table access method (issue #13, bulk load;
+ * src/tableam.c, README "Table access method").  Heap, stamping ledger
+ * rows as it stores them, so that COPY into a ledger keeps PostgreSQL's
+ * multi-row insert (a BEFORE INSERT row trigger turns it off).
+ * create_ledger() puts new ledgers (not partitioned ones) on it; ledgers
+ * made before keep their stamp trigger until use_table_am() moves them.
+ */
+CREATE FUNCTION consent_ledger.table_am_handler(pg_catalog.internal)
+	RETURNS pg_catalog.table_am_handler
+	AS 'MODULE_PATHNAME', 'cl_tableam_handler' LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION consent_ledger.table_am_handler(pg_catalog.internal) FROM PUBLIC;
+CREATE ACCESS METHOD consent_ledger TYPE TABLE HANDLER consent_ledger.table_am_handler;
+COMMENT ON ACCESS METHOD consent_ledger IS
+	'heap, stamping the rows of ledger tables as it stores them (consent_ledger)';
+
+CREATE FUNCTION consent_ledger.use_table_am(relation pg_catalog.regclass)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_ledger_use_table_am' LANGUAGE C STRICT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) IS
+	'moves a ledger stamped by its row trigger (made before 1.3) onto the consent_ledger table access method (rewrites the table; rows, log and checkpoints unchanged)';
+REVOKE ALL ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) TO consent_ledger_admin;

@@ -1,0 +1,214 @@
+/*-------------------------------------------------------------------------
+ * tableam.c
+ *	  The consent_ledger table access method: heap, stamping ledger rows
+ *	  as they are stored.
+ *
+ * A BEFORE INSERT row trigger makes COPY insert row by row (copyfrom.c
+ * uses CIM_SINGLE when a table has one) and deforms and forms every row
+ * once more.  Ledgers made by create_ledger() from 1.3 on live on this
+ * access method instead: it is PostgreSQL's heap (a copy of
+ * GetHeapamTableAmRoutine(), same files, same WAL, same visibility) whose
+ * tuple_insert and multi_insert stamp every row of a ledger through the
+ * one stamping function of ledger.c (cl_ledger_stamp_slots: the same
+ * encoding, ordinals, leaf hashes and refusals as the stamp trigger)
+ * before heap stores it, so COPY keeps heap_multi_insert.
+ *
+ * Which rows are stamped: those stored into a relation that has the
+ * extension's stamp trigger as a BEFORE INSERT statement trigger (enabled;
+ * a ledger's triggers are ENABLE ALWAYS and cannot be changed).  The
+ * trigger is the marker, as the row trigger is on heap ledgers: a table
+ * pg_restore is filling has no triggers yet (pg_dump puts them after the
+ * data), so restored rows keep their stamps exactly as with the trigger;
+ * anything else using the access method passes through untouched, among
+ * them the transient heap of a rewrite (ALTER TABLE's ATRewriteTable
+ * inserts into a new relation with table_tuple_insert; CLUSTER and
+ * VACUUM FULL copy through relation_copy_for_cluster, heap's, which
+ * inserts nothing through these callbacks).  INSERT ... ON CONFLICT
+ * (tuple_insert_speculative) is refused on a ledger, as the planner hook
+ * already does (guard.c): a row skipped on conflict would be counted.
+ *
+ * Costs (README "Table access method"): heap-only code that compares a
+ * relation's access method with heap's refuses these tables, e.g.
+ * heap_getnext() (the extension scans through cl_heap_getnext()).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_trigger.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_tableam_handler);
+
+static TableAmRoutine cl_tableam;
+static bool cl_tableam_ready = false;
+
+/* What the relcache remembers of a relation on this access method. */
+typedef struct ClAmCache
+{
+	bool		stamp;			/* rows stored into it are stamped */
+} ClAmCache;
+
+/*
+ * Whether rows stored into rel (on this access method) are stamped: it
+ * has the extension's stamp trigger, enabled, as a BEFORE INSERT
+ * statement trigger.  Kept in rd_amcache, which goes with every relcache
+ * rebuild (CREATE/DROP TRIGGER, create_ledger(), retire_ledger() send one).
+ */
+static bool
+am_stamps(Relation rel)
+{
+	ClAmCache  *c = (ClAmCache *) rel->rd_amcache;
+
+	if (c == NULL)
+	{
+		TriggerDesc *td = rel->trigdesc;
+		bool		stamp = false;
+
+		for (int i = 0; td != NULL && i < td->numtriggers; i++)
+		{
+			Trigger    *t = &td->triggers[i];
+
+			if (strcmp(t->tgname, CL_STAMP_TRIGGER) == 0 &&
+				t->tgenabled != TRIGGER_DISABLED &&
+				TRIGGER_TYPE_MATCHES(t->tgtype, TRIGGER_TYPE_STATEMENT,
+									 TRIGGER_TYPE_BEFORE, TRIGGER_TYPE_INSERT) &&
+				cl_is_extension_trigger_function(t->tgfoid, "ledger_stamp"))
+				stamp = true;
+		}
+		c = MemoryContextAlloc(CacheMemoryContext, sizeof(ClAmCache));
+		c->stamp = stamp;
+		rel->rd_amcache = c;
+	}
+	return c->stamp;
+}
+
+static void
+cl_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
+				int options, BulkInsertState bistate)
+{
+	if (am_stamps(rel))
+		cl_ledger_stamp_slots(rel, &slot, 1);
+	GetHeapamTableAmRoutine()->tuple_insert(rel, slot, cid, options, bistate);
+}
+
+static void
+cl_multi_insert(Relation rel, TupleTableSlot **slots, int nslots,
+				CommandId cid, int options, BulkInsertState bistate)
+{
+	if (am_stamps(rel))
+		cl_ledger_stamp_slots(rel, slots, nslots);
+	GetHeapamTableAmRoutine()->multi_insert(rel, slots, nslots, cid, options, bistate);
+}
+
+static void
+cl_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid,
+							int options, BulkInsertState bistate, uint32 specToken)
+{
+	if (am_stamps(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT ... ON CONFLICT is not supported on ledger table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("A row skipped on conflict would already be counted in the ledger's log."),
+				 errhint("Check for the row first, or insert into a staging table.")));
+	GetHeapamTableAmRoutine()->tuple_insert_speculative(rel, slot, cid, options,
+														bistate, specToken);
+}
+
+/*
+ * A ledger's TOAST table is a plain heap (heap's callback would give it
+ * this access method, and heap-only code such as heap_getnext() would
+ * then refuse it): only the table's own rows are stamped.
+ */
+static Oid
+cl_relation_toast_am(Relation rel)
+{
+	return HEAP_TABLE_AM_OID;
+}
+
+/* consent_ledger.table_am_handler(internal): the access method's routine */
+Datum
+cl_tableam_handler(PG_FUNCTION_ARGS)
+{
+	if (!cl_tableam_ready)
+	{
+		cl_tableam = *GetHeapamTableAmRoutine();
+		cl_tableam.tuple_insert = cl_tuple_insert;
+		cl_tableam.multi_insert = cl_multi_insert;
+		cl_tableam.tuple_insert_speculative = cl_tuple_insert_speculative;
+		cl_tableam.relation_toast_am = cl_relation_toast_am;
+		cl_tableam_ready = true;
+	}
+	PG_RETURN_POINTER(&cl_tableam);
+}
+
+/* Whether rel is on this access method. */
+bool
+cl_tableam_is(Relation rel)
+{
+	return cl_tableam_ready && rel->rd_tableam == &cl_tableam;
+}
+
+/* Whether rel is on this access method and its rows are stamped by it. */
+bool
+cl_tableam_stamps(Relation rel)
+{
+	return cl_tableam_is(rel) && am_stamps(rel);
+}
+
+/*
+ * Whether the access method is installed in this database by the
+ * extension (its 1.3 SQL objects; a 1.2 installation has none, and its
+ * new ledgers then keep the stamp trigger).
+ */
+bool
+cl_tableam_installed(void)
+{
+	Oid			am = get_table_am_oid(CL_TABLE_AM, true);
+	Oid			ext = get_extension_oid(CL_EXTENSION, true);
+
+	return OidIsValid(am) && OidIsValid(ext) &&
+		getExtensionOfObject(AccessMethodRelationId, am) == ext;
+}
+
+/*
+ * heap_getnext() for a scan of a heap or of a relation on this access
+ * method: heap_getnext() itself refuses any access method but heap's
+ * (it compares rd_tableam with heap's routine), though the scan is a
+ * heap scan here.  Returns the scan's current tuple as heap_getnext()
+ * does (valid until the next call, the buffer pinned by the scan).
+ */
+HeapTuple
+cl_heap_getnext(TableScanDesc scan, ScanDirection direction)
+{
+	static TupleTableSlot *slot = NULL;
+	HeapTuple	tup = NULL;
+
+	if (!cl_tableam_is(scan->rs_rd))
+		return heap_getnext(scan, direction);
+	if (slot == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		slot = MakeSingleTupleTableSlot(CreateTemplateTupleDesc(0), &TTSOpsBufferHeapTuple);
+		MemoryContextSwitchTo(old);
+	}
+	if (GetHeapamTableAmRoutine()->scan_getnextslot(scan, direction, slot))
+		tup = &((HeapScanDesc) scan)->rs_ctup;
+	/* the scan keeps its own pin on the page */
+	ExecClearTuple(slot);
+	return tup;
+}
