@@ -232,6 +232,7 @@ extern void cl_ledger_stamp_slots(Relation rel, struct TupleTableSlot **slots, i
 extern bool cl_tableam_is(Relation rel);
 extern bool cl_tableam_stamps(Relation rel);
 extern bool cl_tableam_installed(void);
+extern void cl_tableam_refuse_writes(void);
 extern HeapTuple cl_heap_getnext(struct TableScanDescData *scan, ScanDirection direction);
 
 /* partition.c: partitioned tables protected, audited, ledgers */

@@ -1840,6 +1840,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	void	   *copy_read = NULL;
 
 	check_type_meaning(parsetree);
+	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from)
+		cl_tableam_refuse_writes();
 	switch (nodeTag(parsetree))
 	{
 		case T_AlterTableStmt:
@@ -2346,6 +2348,8 @@ cl_guard_check_plan(PlannedStmt *stmt)
 
 	if (stmt->commandType == CMD_SELECT && !stmt->hasModifyingCTE)
 		return;
+	/* no row stored while a ledger's index build shows heap's routine (tableam.c) */
+	cl_tableam_refuse_writes();
 	if (!cl_extension_present())
 		return;
 	check_modify_table(stmt, stmt->planTree);

@@ -139,6 +139,83 @@ cl_relation_toast_am(Relation rel)
 	return HEAP_TABLE_AM_OID;
 }
 
+/*
+ * Heap's index build and validation scans read the table with
+ * heap_getnext(), which refuses a relation whose rd_tableam is not heap's
+ * routine (it compares the pointers).  They run with the relation
+ * showing heap's routine for the duration (restored after, also on
+ * error).  No row may be stored in that window, because heap's
+ * tuple_insert would not stamp it: heap_window counts the scans under
+ * way, and cl_tableam_refuse_writes() (the ExecutorStart and
+ * ProcessUtility hooks, for any statement that writes, including COPY
+ * FROM) refuses writes while it is not zero.  Only code run by the index
+ * build itself (expressions and predicates of the index, which must be
+ * immutable) can run then.
+ */
+static int	heap_window = 0;
+
+void
+cl_tableam_refuse_writes(void)
+{
+	if (heap_window > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot write to tables while an index of a ledger table is built"),
+				 errdetail("An index expression or predicate of a ledger table tried to change data."),
+				 errhint("Index expressions and predicates must be immutable.")));
+}
+
+static double
+cl_index_build_range_scan(Relation table_rel, Relation index_rel,
+						  struct IndexInfo *index_info, bool allow_sync,
+						  bool anyvisible, bool progress,
+						  BlockNumber start_blockno, BlockNumber numblocks,
+						  IndexBuildCallback callback, void *callback_state,
+						  TableScanDesc scan)
+{
+	const TableAmRoutine *self = table_rel->rd_tableam;
+	double		result = 0;
+
+	heap_window++;
+	table_rel->rd_tableam = GetHeapamTableAmRoutine();
+	PG_TRY();
+	{
+		result = GetHeapamTableAmRoutine()->index_build_range_scan(table_rel, index_rel, index_info,
+																   allow_sync, anyvisible, progress,
+																   start_blockno, numblocks,
+																   callback, callback_state, scan);
+	}
+	PG_FINALLY();
+	{
+		table_rel->rd_tableam = self;
+		heap_window--;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static void
+cl_index_validate_scan(Relation table_rel, Relation index_rel,
+					   struct IndexInfo *index_info, Snapshot snapshot,
+					   struct ValidateIndexState *state)
+{
+	const TableAmRoutine *self = table_rel->rd_tableam;
+
+	heap_window++;
+	table_rel->rd_tableam = GetHeapamTableAmRoutine();
+	PG_TRY();
+	{
+		GetHeapamTableAmRoutine()->index_validate_scan(table_rel, index_rel, index_info,
+													   snapshot, state);
+	}
+	PG_FINALLY();
+	{
+		table_rel->rd_tableam = self;
+		heap_window--;
+	}
+	PG_END_TRY();
+}
+
 /* consent_ledger.table_am_handler(internal): the access method's routine */
 Datum
 cl_tableam_handler(PG_FUNCTION_ARGS)
@@ -150,6 +227,8 @@ cl_tableam_handler(PG_FUNCTION_ARGS)
 		cl_tableam.multi_insert = cl_multi_insert;
 		cl_tableam.tuple_insert_speculative = cl_tuple_insert_speculative;
 		cl_tableam.relation_toast_am = cl_relation_toast_am;
+		cl_tableam.index_build_range_scan = cl_index_build_range_scan;
+		cl_tableam.index_validate_scan = cl_index_validate_scan;
 		cl_tableam_ready = true;
 	}
 	PG_RETURN_POINTER(&cl_tableam);
