@@ -291,3 +291,7 @@ COMMENT ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) IS
 	'moves a ledger stamped by its row trigger (made before 1.3) onto the consent_ledger table access method (rewrites the table; rows, log and checkpoints unchanged)';
 REVOKE ALL ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) TO consent_ledger_admin;
+
+-- (issue #13, bulk load) a pending record's leaves are random hashes:
+-- stored without a compression attempt, as the log's are since 1.0.
+ALTER TABLE consent_ledger.pending ALTER COLUMN leaves SET STORAGE EXTERNAL;

@@ -50,7 +50,23 @@
 
 #include "consent_ledger.h"
 
-PG_FUNCTION_INFO_V1(cl_tableam_handler);
+/*
+ * The handler's info record is PostgreSQL's own, not the one of
+ * consent_ledger.h that refuses without preloading: a table on this
+ * access method must stay readable (SELECT, pg_dump) when the library is
+ * not preloaded, as a heap ledger is.  What must not run then refuses on
+ * its own: storing a row into a ledger (cl_require_preloaded() below; its
+ * statement stamp trigger refuses before that).
+ */
+extern PGDLLEXPORT Datum cl_tableam_handler(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT const Pg_finfo_record *pg_finfo_cl_tableam_handler(void);
+const Pg_finfo_record *
+pg_finfo_cl_tableam_handler(void)
+{
+	static const Pg_finfo_record my_finfo = {1};
+
+	return &my_finfo;
+}
 
 static TableAmRoutine cl_tableam;
 static bool cl_tableam_ready = false;
@@ -100,7 +116,10 @@ cl_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
 				int options, BulkInsertState bistate)
 {
 	if (am_stamps(rel))
+	{
+		cl_require_preloaded(NULL);
 		cl_ledger_stamp_slots(rel, &slot, 1);
+	}
 	GetHeapamTableAmRoutine()->tuple_insert(rel, slot, cid, options, bistate);
 }
 
@@ -109,7 +128,10 @@ cl_multi_insert(Relation rel, TupleTableSlot **slots, int nslots,
 				CommandId cid, int options, BulkInsertState bistate)
 {
 	if (am_stamps(rel))
+	{
+		cl_require_preloaded(NULL);
 		cl_ledger_stamp_slots(rel, slots, nslots);
+	}
 	GetHeapamTableAmRoutine()->multi_insert(rel, slots, nslots, cid, options, bistate);
 }
 
