@@ -37,6 +37,8 @@
 #include "executor/tuptable.h"
 #include "executor/spi.h"
 #include "optimizer/optimizer.h"
+#include "access/sysattr.h"
+#include "nodes/bitmapset.h"
 #include "rewrite/rewriteHandler.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -1207,6 +1209,45 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The access method stamps a row after the executor has checked its
+ * constraints (the row trigger stamps before): a NOT NULL or CHECK
+ * constraint on ledger_txn or ledger_ord, which the row trigger's stamp
+ * always satisfies, would refuse every insert once the table is on the
+ * access method.  use_table_am() refuses such a ledger.
+ */
+static void
+check_stamp_columns_unconstrained(Relation rel, ClLedgerInfo *info)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	atts[2] = {info->txn_attnum, info->ord_attnum};
+	bool		found = false;
+
+	for (int i = 0; i < 2; i++)
+		if (TupleDescAttr(desc, atts[i] - 1)->attnotnull)
+			found = true;
+	if (!found && desc->constr != NULL)
+	{
+		for (int i = 0; i < desc->constr->num_check && !found; i++)
+		{
+			Node	   *expr = stringToNode(desc->constr->check[i].ccbin);
+			Bitmapset  *cols = NULL;
+
+			pull_varattnos(expr, 1, &cols);
+			for (int k = 0; k < 2; k++)
+				if (bms_is_member(atts[k] - FirstLowInvalidHeapAttributeNumber, cols))
+					found = true;
+		}
+	}
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger table \"%s\" has a NOT NULL or CHECK constraint on \"%s\" or \"%s\"",
+						RelationGetRelationName(rel), CL_TXN_COLUMN, CL_ORD_COLUMN),
+				 errdetail("On the table access method rows are stamped after their constraints are checked, so such a constraint would refuse every insert."),
+				 errhint("Drop the constraint (the stamp always fills both columns), then call use_table_am() again.")));
+}
+
+/*
  * consent_ledger.use_table_am(relation regclass)
  *
  * Moves a ledger made before 1.3 (stamped by the BEFORE INSERT row
@@ -1262,6 +1303,7 @@ cl_ledger_use_table_am(PG_FUNCTION_ARGS)
 		relation_close(rel, NoLock);
 		PG_RETURN_VOID();
 	}
+	check_stamp_columns_unconstrained(rel, info);
 	if (!cl_extension_trigger_present(relid, CL_STAMP_TRIGGER, "ledger_stamp"))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

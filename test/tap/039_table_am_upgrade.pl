@@ -13,7 +13,9 @@
 #     are stamped and verify; a second call changes nothing.
 #  3. use_table_am() refuses what it cannot move: a table that is no
 #     ledger (42809), a partition of a partitioned ledger (0A000), a
-#     retired ledger (55000), the extension's own ledgers (42501).
+#     retired ledger (55000), the extension's own ledgers (42501), a
+#     ledger with a NOT NULL or CHECK constraint on a stamp column (55000:
+#     the access method stamps after constraints are checked).
 #  4. New ledgers made after the update are on the access method; a
 #     partitioned ledger's partitions keep their row trigger, and a
 #     ledger on the access method attached to it keeps its access method;
@@ -87,6 +89,11 @@ $node->safe_psql($db, q{
 	INSERT INTO old_l VALUES (1, 'adopted');
 	SELECT consent_ledger.create_ledger('old_l');
 	INSERT INTO old_l (id, v) SELECT i, 'before ' || i FROM generate_series(2, 50) i;
+	CREATE TABLE old2 (id int);
+	SELECT consent_ledger.create_ledger('old2');
+	ALTER TABLE old2 ALTER COLUMN ledger_txn SET NOT NULL;
+	ALTER TABLE old2 ADD CONSTRAINT ord_ok CHECK (ledger_ord >= 0);
+	INSERT INTO old2 VALUES (1);
 });
 sealed('1.2');
 my $receipt = $node->safe_psql($db, q{SELECT consent_ledger.checkpoint('old_l')});
@@ -155,6 +162,19 @@ foreach my $c ([ 'plain', '42809' ], [ 'parted_a', '0A000' ], [ 'gone', '55000' 
 SELECT consent_ledger.use_table_am('$rel')});
 	like($err, qr/ERROR:  $state/, "use_table_am('$rel') refused with $state");
 }
+# a stamp column with a NOT NULL or CHECK constraint: refused until dropped
+($rc, $out, $err) = $node->psql($db, qq{\\set VERBOSITY verbose
+SELECT consent_ledger.use_table_am('old2')});
+like($err, qr/ERROR:  55000: ledger table "old2" has a NOT NULL or CHECK constraint/,
+	'use_table_am() of a ledger with NOT NULL on ledger_txn refused (55000)');
+$node->safe_psql($db, q{ALTER TABLE old2 ALTER COLUMN ledger_txn DROP NOT NULL});
+($rc, $out, $err) = $node->psql($db, q{SELECT consent_ledger.use_table_am('old2')});
+like($err, qr/has a NOT NULL or CHECK constraint/, '... and with a CHECK on ledger_ord');
+$node->safe_psql($db, q{ALTER TABLE old2 DROP CONSTRAINT ord_ok; SELECT consent_ledger.use_table_am('old2');
+	INSERT INTO old2 VALUES (2)});
+is(am_of('old2'), 'consent_ledger', 'without the constraints it moves');
+is($node->safe_psql($db, q{SELECT count(*) FROM old2 WHERE ledger_txn IS NOT NULL}), '2', 'and its rows are stamped');
+
 $node->safe_psql($db, q{SELECT consent_ledger.define_purpose('research'); SELECT consent_ledger.grant_consent('s1', 'research')});
 ($rc, $out, $err) = $node->psql($db,
 	qq{\\set VERBOSITY verbose
@@ -183,7 +203,7 @@ $node->safe_psql($db, q{
 $node->safe_psql($db, qq{COPY parted (id, v) FROM '$copyfile'});
 $node->safe_psql($db, qq{COPY parted (id) FROM PROGRAM 'seq 2100 2150'});
 sealed('partitions');
-foreach my $rel ('new_l', 'parted_a', 'parted_b', 'parted_c')
+foreach my $rel ('new_l', 'parted_a', 'parted_b', 'parted_c', 'old2')
 {
 	$v = cl_verify_row($node, $db, $rel);
 	ok($v->{valid} && $v->{rows} > 0, "$rel verifies ($v->{rows} rows)") or diag($v->{problem});
