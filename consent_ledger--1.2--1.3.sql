@@ -277,7 +277,7 @@ GRANT EXECUTE ON FUNCTION consent_ledger.leaf_positions(pg_catalog.regclass)
  */
 CREATE FUNCTION consent_ledger.table_am_handler(pg_catalog.internal)
 	RETURNS pg_catalog.table_am_handler
-	AS 'MODULE_PATHNAME', 'cl_tableam_handler' LANGUAGE C;
+	AS 'MODULE_PATHNAME', 'cl_tableam_handler' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION consent_ledger.table_am_handler(pg_catalog.internal) FROM PUBLIC;
 CREATE ACCESS METHOD consent_ledger TYPE TABLE HANDLER consent_ledger.table_am_handler;
 COMMENT ON ACCESS METHOD consent_ledger IS

@@ -43,7 +43,10 @@
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "fmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -312,4 +315,45 @@ cl_heap_getnext(TableScanDesc scan, ScanDirection direction)
 	/* the scan keeps its own pin on the page */
 	ExecClearTuple(slot);
 	return tup;
+}
+
+/*
+ * DROP EXTENSION (guard.c, inside its SPI connection): every table on this
+ * access method goes back to heap first (one rewrite each, rows as they
+ * are), so that the drop, which takes the access method with it, keeps
+ * retired ledgers (and any other table on it) as plain tables instead of
+ * refusing or, with CASCADE, dropping them.
+ */
+void
+cl_tableam_release_tables(Oid owner)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(get_table_am_oid(CL_TABLE_AM, true)))
+		return;
+	if (SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a "
+					"ON a.oid OPERATOR(pg_catalog.=) c.relam "
+					"WHERE a.amname OPERATOR(pg_catalog.=) 'consent_ledger' "
+					"AND c.relkind OPERATOR(pg_catalog.=) 'r'", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the tables on the consent_ledger access method");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			relids = lappend_oid(relids, DatumGetObjectId(d));
+	}
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char	   *relname = get_rel_name(relid);
+
+		if (relname == NULL)
+			continue;
+		cl_run_as_owner(psprintf("ALTER TABLE %s SET ACCESS METHOD heap",
+								 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+															relname)), owner);
+	}
 }

@@ -18,6 +18,9 @@
 #  3. What the access method costs: amcheck's verify_heapam(),
 #     pgstattuple() and pg_surgery's heap_force_freeze() refuse a table on
 #     it; pageinspect reads its pages.
+#  4. DROP EXTENSION ... CASCADE after retire_ledger() keeps the ledger
+#     tables (and any other table on the access method) as heap tables
+#     with their rows, instead of dropping them with the access method.
 
 use strict;
 use warnings;
@@ -146,6 +149,25 @@ like($e, qr/only heap AM is supported/, 'pgstattuple() refuses it');
 like($e, qr/only heap AM is supported/, 'pg_surgery refuses it');
 is($node->safe_psql('src', q{SELECT count(*) > 0 FROM heap_page_items(get_raw_page('t', 0))}), 't',
 	'pageinspect reads its pages');
+
+# ---------------------------------------------------------------------
+# 4. DROP EXTENSION keeps retired ledgers on the access method, as heap
+# ---------------------------------------------------------------------
+$node->safe_psql('src', q{
+	SELECT consent_ledger.retire_ledger('t');
+	SELECT consent_ledger.retire_ledger('own_l');
+	SELECT consent_ledger.retire_ledger('other_l');
+	CREATE TABLE plain_on_am (id int) USING consent_ledger;
+	INSERT INTO plain_on_am VALUES (1), (2);
+	DROP EXTENSION consent_ledger CASCADE;
+});
+is($node->safe_psql('src', q{
+	SELECT string_agg(c.relname || ':' || a.amname, ',' ORDER BY c.relname)
+	FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname IN ('t', 'own_l', 'other_l', 'plain_on_am')}),
+	'other_l:heap,own_l:heap,plain_on_am:heap,t:heap',
+	'DROP EXTENSION ... CASCADE: the tables on the access method stay, on heap');
+is($node->safe_psql('src', $stamps_q), $stamps, '... with their rows and stamps');
+is($node->safe_psql('src', q{SELECT count(*) FROM plain_on_am}), '2', '... a plain table on it too');
 
 $node->stop;
 done_testing();
