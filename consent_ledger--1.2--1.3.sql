@@ -388,3 +388,32 @@ COMMENT ON VIEW consent_ledger.checkpoint_shipping IS
 	'checkpoint shipping per ledger: newest checkpoint, last shipped, checkpoints pending, failures of consent_ledger.checkpoint_command';
 REVOKE ALL ON consent_ledger.checkpoint_shipping FROM PUBLIC;
 GRANT SELECT ON consent_ledger.checkpoint_shipping TO consent_ledger_auditor, consent_ledger_admin;
+
+/*
+ * 1.3: the consent_ledger table access method (issue #13, bulk load;
+ * src/tableam.c, README "Table access method").  Heap, stamping ledger
+ * rows as it stores them, so that COPY into a ledger keeps PostgreSQL's
+ * multi-row insert (a BEFORE INSERT row trigger turns it off).
+ * create_ledger() puts new ledgers (not partitioned ones) on it; ledgers
+ * made before keep their stamp trigger until use_table_am() moves them.
+ */
+CREATE FUNCTION consent_ledger.table_am_handler(pg_catalog.internal)
+	RETURNS pg_catalog.table_am_handler
+	AS 'MODULE_PATHNAME', 'cl_tableam_handler' LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION consent_ledger.table_am_handler(pg_catalog.internal) FROM PUBLIC;
+CREATE ACCESS METHOD consent_ledger TYPE TABLE HANDLER consent_ledger.table_am_handler;
+COMMENT ON ACCESS METHOD consent_ledger IS
+	'heap, stamping the rows of ledger tables as it stores them (consent_ledger)';
+
+CREATE FUNCTION consent_ledger.use_table_am(relation pg_catalog.regclass)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_ledger_use_table_am' LANGUAGE C STRICT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) IS
+	'moves a ledger stamped by its row trigger (made before 1.3) onto the consent_ledger table access method (rewrites the table; rows, log and checkpoints unchanged)';
+REVOKE ALL ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) TO consent_ledger_admin;
+
+-- (issue #13, bulk load) a pending record's leaves are random hashes:
+-- stored without a compression attempt, as the log's are since 1.0.
+ALTER TABLE consent_ledger.pending ALTER COLUMN leaves SET STORAGE EXTERNAL;

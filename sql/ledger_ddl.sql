@@ -90,7 +90,9 @@ CREATE TRIGGER a_user_trigger BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCT
 ALTER TABLE events DISABLE TRIGGER a_user_trigger;
 ALTER TABLE events ENABLE TRIGGER a_user_trigger;
 INSERT INTO events (id) VALUES (6);
--- a BEFORE INSERT trigger that would fire after the stamp is refused at insert time
+-- a BEFORE INSERT trigger named to fire after the stamp: on the table access method
+-- (1.3) the row is stamped after every trigger, so it is accepted and hashed as
+-- stored (a trigger-stamped ledger refuses it: test/tap/039_table_am_upgrade.pl)
 CREATE TRIGGER "~~late" BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION user_trig();
 INSERT INTO events (id) VALUES (7);
 \echo :SQLSTATE

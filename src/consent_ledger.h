@@ -72,6 +72,8 @@ extern int no_such_variable
 #define CL_STAMP_TRIGGER	"~consent_ledger_stamp"
 #define CL_GUARD_TRIGGER	"~consent_ledger_guard"
 #define CL_GUARD_ROW_TRIGGER "~consent_ledger_guard_row"
+/* the table access method of ledgers made from 1.3 on (tableam.c) */
+#define CL_TABLE_AM			"consent_ledger"
 /* canonical row encoding versions (README "Canonical row encoding") */
 #define CL_ENCODING_V1		1
 #define CL_ENCODING_V2		2
@@ -224,6 +226,15 @@ extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
 extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);
 extern void cl_run_as_owner(const char *sql, Oid owner);
 extern void cl_ledger_add_partition(Oid relid);
+extern void cl_ledger_stamp_slots(Relation rel, struct TupleTableSlot **slots, int nslots);
+
+/* tableam.c: the consent_ledger table access method */
+extern bool cl_tableam_is(Relation rel);
+extern bool cl_tableam_stamps(Relation rel);
+extern bool cl_tableam_installed(void);
+extern void cl_tableam_refuse_writes(void);
+extern void cl_tableam_release_tables(Oid owner);
+extern HeapTuple cl_heap_getnext(struct TableScanDescData *scan, ScanDirection direction);
 
 /* partition.c: partitioned tables protected, audited, ledgers */
 extern bool cl_partition_parent_protected(Oid relid);

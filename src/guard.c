@@ -772,6 +772,8 @@ drop_extension_internal_ledgers(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	drop_protect_policies(owner);
+	/* tables on the extension's table access method back to heap (tableam.c) */
+	cl_tableam_release_tables(owner);
 	for (int i = 0; i < lengthof(names); i++)
 	{
 		Oid			relid = get_relname_relid(names[i], nsp);
@@ -1840,6 +1842,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	void	   *copy_read = NULL;
 
 	check_type_meaning(parsetree);
+	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from)
+		cl_tableam_refuse_writes();
 	switch (nodeTag(parsetree))
 	{
 		case T_AlterTableStmt:
@@ -2346,6 +2350,8 @@ cl_guard_check_plan(PlannedStmt *stmt)
 
 	if (stmt->commandType == CMD_SELECT && !stmt->hasModifyingCTE)
 		return;
+	/* no row stored while a ledger's index build shows heap's routine (tableam.c) */
+	cl_tableam_refuse_writes();
 	if (!cl_extension_present())
 		return;
 	check_modify_table(stmt, stmt->planTree);

@@ -34,8 +34,11 @@
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "executor/spi.h"
 #include "optimizer/optimizer.h"
+#include "access/sysattr.h"
+#include "nodes/bitmapset.h"
 #include "rewrite/rewriteHandler.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -54,8 +57,10 @@ PG_FUNCTION_INFO_V1(cl_create_ledger);
 PG_FUNCTION_INFO_V1(cl_retire_ledger);
 PG_FUNCTION_INFO_V1(cl_ledger_stamp);
 PG_FUNCTION_INFO_V1(cl_ledger_guard);
+PG_FUNCTION_INFO_V1(cl_ledger_use_table_am);
 
 static void make_partitioned_ledger(Oid relid);
+static void make_ledger(Oid relid, bool table_am);
 static void retire_partitioned_ledger(Oid relid);
 
 /* true while the extension itself runs DDL on a ledger (guard.c obeys) */
@@ -80,6 +85,7 @@ static bool xact_wrote_pending = false;
 /* Per trigger call site: the encoder for this relation and a buffer. */
 typedef struct StampCache
 {
+	struct StampCache *next;	/* the table AM's caches (one per relation) */
 	Oid			relid;
 	ClRowEncoder *enc;
 	StringInfoData buf;
@@ -430,72 +436,75 @@ compute_generated(StampCache *cache, TupleDesc desc, Datum *values, bool *nulls)
 }
 
 /*
- * BEFORE INSERT row trigger: stamps ledger_txn/ledger_ord (overwriting
- * whatever the inserter supplied) and records the row's leaf hash.
+ * The refusals every stamped insert meets, whichever path stamps it (the
+ * stamp trigger or the table access method): the relation must be a
+ * ledger, and a live one.  Returns its entry.
  */
-Datum
-cl_ledger_stamp(PG_FUNCTION_ARGS)
+static ClLedgerInfo *
+stamp_target(Relation rel)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	ClLedgerInfo *info;
-	StampCache *cache;
+	ClLedgerInfo *info = cl_ledger_lookup(RelationGetRelid(rel));
+
+	if (info == NULL || info->txn_attnum <= 0 || info->ord_attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"%s\" is not a ledger table",
+						RelationGetRelationName(rel))));
+	if (info->retired)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger table \"%s\" is retired", RelationGetRelationName(rel)),
+				 errdetail("A retired ledger accepts no more rows."),
+				 errhint("Create a new ledger table.")));
+	return info;
+}
+
+/* (Re)builds a stamp cache for rel in mcxt; generated: compute stored generated columns. */
+static StampCache *
+stamp_cache_setup(StampCache *cache, Relation rel, ClLedgerInfo *info,
+				  MemoryContext mcxt, bool generated)
+{
+	MemoryContext old = MemoryContextSwitchTo(mcxt);
+
+	if (cache == NULL)
+	{
+		cache = palloc0(sizeof(StampCache));
+		initStringInfo(&cache->buf);
+	}
+	else if (cache->enc != NULL)
+		cl_encoder_free(cache->enc);
+	cache->relid = RelationGetRelid(rel);
+	cache->enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, mcxt);
+	cache->ledger_id = info->ledger_id;
+	cache->txn_attnum = info->txn_attnum;
+	cache->ord_attnum = info->ord_attnum;
+	cache->consent_ledger = (cache->relid == cl_consent_events_relid(false));
+	if (generated)
+		prepare_generated(cache, rel, info->encoding);
+	MemoryContextSwitchTo(old);
+	return cache;
+}
+
+/*
+ * The one stamping function, shared by the stamp trigger (ledgers made up
+ * to 1.2, partitions, the extension's own ledgers) and the table access
+ * method (tableam.c): values/nulls hold the row as it will be stored (for
+ * the access method every BEFORE row trigger has run and stored generated
+ * columns are computed; the trigger computes them here, see
+ * prepare_generated).  Stamps ledger_txn/ledger_ord in values/nulls
+ * (overwriting whatever the inserter supplied) with the transaction's
+ * ledger id and the next ordinal, hashes the canonical encoding, and
+ * appends the leaf to the transaction's list.  The buffer is kept in
+ * bufcxt.
+ */
+static void
+stamp_values(StampCache *cache, Relation rel, Datum *values, bool *nulls,
+			 MemoryContext bufcxt)
+{
 	XactLedger *x;
-	HeapTuple	newtup;
-	Datum	   *values;
-	bool	   *nulls;
 	int64		txn;
 	int32		ord;
 	cl_hash		leaf;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("ledger_stamp() must be a BEFORE INSERT row trigger")));
-
-	rel = trigdata->tg_relation;
-	cache = fcinfo->flinfo->fn_extra;
-	if (cache == NULL || cache->relid != RelationGetRelid(rel) ||
-		!cl_encoder_matches(cache->enc, RelationGetDescr(rel)))
-	{
-		MemoryContext old;
-
-		info = cl_ledger_lookup(RelationGetRelid(rel));
-		if (info == NULL || info->txn_attnum <= 0 || info->ord_attnum <= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("relation \"%s\" is not a ledger table",
-							RelationGetRelationName(rel))));
-		if (info->retired)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("ledger table \"%s\" is retired", RelationGetRelationName(rel)),
-					 errdetail("A retired ledger accepts no more rows."),
-					 errhint("Create a new ledger table.")));
-		check_stamp_is_last(rel, trigdata->tg_trigger);
-
-		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-		if (cache == NULL)
-		{
-			cache = palloc0(sizeof(StampCache));
-			initStringInfo(&cache->buf);
-		}
-		else if (cache->enc != NULL)
-			cl_encoder_free(cache->enc);
-		cache->relid = RelationGetRelid(rel);
-		cache->enc = cl_encoder_create(RelationGetDescr(rel), info->encoding,
-									   fcinfo->flinfo->fn_mcxt);
-		cache->ledger_id = info->ledger_id;
-		cache->txn_attnum = info->txn_attnum;
-		cache->ord_attnum = info->ord_attnum;
-		cache->consent_ledger = (cache->relid == cl_consent_events_relid(false));
-		prepare_generated(cache, rel, info->encoding);
-		fcinfo->flinfo->fn_extra = cache;
-		MemoryContextSwitchTo(old);
-	}
 
 	/* events enter the consent ledger only through the recording functions */
 	if (cache->consent_ledger)
@@ -514,19 +523,12 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 	x = xact_ledger_get(RelationGetRelid(rel), cache->ledger_id);
 	ord = x->nleaves;
 
-	/* deform once: the same values make the stamped tuple and its encoding */
-	values = cl_encoder_values(cache->enc);
-	nulls = cl_encoder_nulls(cache->enc);
-	heap_deform_tuple(trigdata->tg_trigtuple, RelationGetDescr(rel), values, nulls);
 	values[cache->txn_attnum - 1] = Int64GetDatum(txn);
 	nulls[cache->txn_attnum - 1] = false;
 	values[cache->ord_attnum - 1] = Int32GetDatum(ord);
 	nulls[cache->ord_attnum - 1] = false;
 	if (cache->ngenerated > 0)
 		compute_generated(cache, RelationGetDescr(rel), values, nulls);
-	newtup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
-	newtup->t_self = trigdata->tg_trigtuple->t_self;
-	newtup->t_tableOid = trigdata->tg_trigtuple->t_tableOid;
 
 	resetStringInfo(&cache->buf);
 	cl_encode_values(cache->enc, values, nulls, txn, ord, &cache->buf);
@@ -534,15 +536,153 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 	if (cache->buf.maxlen > 1024 * 1024)
 	{
 		/* do not keep a huge row's buffer for the rest of the statement */
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		MemoryContext old = MemoryContextSwitchTo(bufcxt);
 
 		pfree(cache->buf.data);
 		initStringInfo(&cache->buf);
 		MemoryContextSwitchTo(old);
 	}
 	xact_ledger_append(x, leaf);
+}
+
+/*
+ * BEFORE INSERT trigger ledger_stamp().
+ *
+ * As a row trigger (ledgers on heap: made up to 1.2, partitions, the
+ * extension's own): stamps ledger_txn/ledger_ord (overwriting whatever the
+ * inserter supplied) and records the row's leaf hash (stamp_values).
+ *
+ * As a statement trigger (ledgers on the consent_ledger table access
+ * method, tableam.c, which stamps every row it stores): stamps nothing.
+ * It marks the table as stamped by its access method (its absence while
+ * pg_restore loads the rows leaves their stamps as dumped, as the row
+ * trigger's does), and refuses the insert if the table is not on that
+ * access method any more, so that no row goes in unstamped.
+ */
+Datum
+cl_ledger_stamp(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	ClLedgerInfo *info;
+	StampCache *cache;
+	HeapTuple	newtup;
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger_stamp() must be a BEFORE INSERT trigger")));
+
+	rel = trigdata->tg_relation;
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		if (!cl_tableam_stamps(rel))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("ledger table \"%s\" does not stamp its rows",
+							RelationGetRelationName(rel)),
+					 errdetail("Its stamp is done by the table access method \"%s\", which the table no longer uses.",
+							   CL_TABLE_AM),
+					 errhint("Restore the table with its access method (do not use pg_dump --no-table-access-method).")));
+		PG_RETURN_POINTER(NULL);
+	}
+
+	cache = fcinfo->flinfo->fn_extra;
+	if (cache == NULL || cache->relid != RelationGetRelid(rel) ||
+		!cl_encoder_matches(cache->enc, RelationGetDescr(rel)))
+	{
+		info = stamp_target(rel);
+		check_stamp_is_last(rel, trigdata->tg_trigger);
+		cache = stamp_cache_setup(cache, rel, info, fcinfo->flinfo->fn_mcxt, true);
+		fcinfo->flinfo->fn_extra = cache;
+	}
+
+	/* deform once: the same values make the stamped tuple and its encoding */
+	values = cl_encoder_values(cache->enc);
+	nulls = cl_encoder_nulls(cache->enc);
+	heap_deform_tuple(trigdata->tg_trigtuple, RelationGetDescr(rel), values, nulls);
+	stamp_values(cache, rel, values, nulls, fcinfo->flinfo->fn_mcxt);
+	newtup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	newtup->t_self = trigdata->tg_trigtuple->t_self;
+	newtup->t_tableOid = trigdata->tg_trigtuple->t_tableOid;
 
 	return PointerGetDatum(newtup);
+}
+
+/* The table access method's stamp caches, one per relation (tableam.c). */
+static StampCache *am_caches = NULL;
+static MemoryContext am_cache_cxt = NULL;
+
+/*
+ * Whether the slot holds its row as values only (no formed tuple behind
+ * them), so that the stamp can be written into tts_values in place.
+ */
+static bool
+slot_is_virtual(TupleTableSlot *slot)
+{
+	if (TTS_IS_VIRTUAL(slot))
+		return true;
+	if (TTS_IS_HEAPTUPLE(slot) || TTS_IS_BUFFERTUPLE(slot))
+		return ((HeapTupleTableSlot *) slot)->tuple == NULL;
+	return false;
+}
+
+/*
+ * Stamps rows the consent_ledger table access method is about to store
+ * (tuple_insert, multi_insert: tableam.c), with the same refusals,
+ * encoding and ordinals as the stamp trigger (stamp_values).  Each slot
+ * is left holding the stamped row, so that indexes, RETURNING and AFTER
+ * triggers see the stored values.
+ */
+void
+cl_ledger_stamp_slots(Relation rel, TupleTableSlot **slots, int nslots)
+{
+	ClLedgerInfo *info = stamp_target(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StampCache *cache;
+	StampCache **link;
+
+	if (am_cache_cxt == NULL)
+		am_cache_cxt = AllocSetContextCreate(TopMemoryContext, "consent_ledger table AM stamp",
+											 ALLOCSET_DEFAULT_SIZES);
+	for (link = &am_caches; *link != NULL; link = &(*link)->next)
+		if ((*link)->relid == RelationGetRelid(rel))
+			break;
+	cache = *link;
+	if (cache == NULL || cache->ledger_id != info->ledger_id ||
+		cl_encoder_version(cache->enc) != info->encoding ||
+		!cl_encoder_matches(cache->enc, desc))
+	{
+		cache = stamp_cache_setup(cache, rel, info, am_cache_cxt, false);
+		if (*link == NULL)
+			*link = cache;
+	}
+
+	for (int i = 0; i < nslots; i++)
+	{
+		TupleTableSlot *slot = slots[i];
+
+		slot_getallattrs(slot);
+		if (slot_is_virtual(slot))
+			stamp_values(cache, rel, slot->tts_values, slot->tts_isnull, am_cache_cxt);
+		else
+		{
+			Datum	   *values = cl_encoder_values(cache->enc);
+			bool	   *nulls = cl_encoder_nulls(cache->enc);
+			HeapTuple	tup;
+
+			memcpy(values, slot->tts_values, sizeof(Datum) * desc->natts);
+			memcpy(nulls, slot->tts_isnull, sizeof(bool) * desc->natts);
+			stamp_values(cache, rel, values, nulls, am_cache_cxt);
+			/* formed before the slot lets go of the tuple the values point into */
+			tup = heap_form_tuple(desc, values, nulls);
+			ExecForceStoreHeapTuple(tup, slot, true);
+		}
+	}
 }
 
 /*
@@ -754,7 +894,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	/* an empty table needs no rewrite */
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan_strat(rel, snap, 0, NULL, true, false);
-	tup = heap_getnext(scan, ForwardScanDirection);
+	tup = cl_heap_getnext(scan, ForwardScanDirection);
 	table_endscan(scan);
 	if (tup == NULL)
 	{
@@ -778,7 +918,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 								   ALLOCSET_DEFAULT_SIZES);
 
 	scan = table_beginscan_strat(rel, snap, 0, NULL, true, false);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	while ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		HeapTuple	newtup;
 
@@ -891,7 +1031,7 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 	relation_close(rel, NoLock);
-	cl_make_ledger(relid);
+	make_ledger(relid, cl_tableam_installed());
 	PG_RETURN_VOID();
 }
 
@@ -932,6 +1072,19 @@ cl_new_ledger_encoding(void)
  */
 void
 cl_make_ledger(Oid relid)
+{
+	make_ledger(relid, false);
+}
+
+/*
+ * table_am: the table goes onto the consent_ledger table access method
+ * (tableam.c), which stamps rows as it stores them, and gets the stamp
+ * trigger as a statement trigger (which stamps nothing: see
+ * cl_ledger_stamp); otherwise it stays on its access method with the
+ * stamp as a BEFORE INSERT row trigger.
+ */
+static void
+make_ledger(Oid relid, bool table_am)
 {
 	Oid			owner = cl_extension_owner();
 	Relation	rel;
@@ -977,9 +1130,17 @@ cl_make_ledger(Oid relid)
 	/* adopt_rows() reopens it: the descriptor now has the new columns */
 	adopt_rows(relid, ledger_id, encoding);
 
-	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH ROW "
+	/*
+	 * The access method after the adoption (which rewrites a heap): a
+	 * rewrite that copies the stamped rows as they are (the new heap is
+	 * no ledger, and no stamp trigger is there yet).
+	 */
+	if (table_am)
+		cl_run_as_owner(psprintf("ALTER TABLE %s SET ACCESS METHOD %s", qname,
+								 quote_identifier(CL_TABLE_AM)), owner);
+	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH %s "
 						  "EXECUTE FUNCTION consent_ledger.ledger_stamp()",
-						  CL_STAMP_TRIGGER, qname), owner);
+						  CL_STAMP_TRIGGER, qname, table_am ? "STATEMENT" : "ROW"), owner);
 	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
 						  "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.ledger_guard()",
 						  CL_GUARD_TRIGGER, qname), owner);
@@ -1042,6 +1203,129 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
 						  info->ledger_id), cl_extension_owner());
 	SPI_finish();
 	relation_close(rel, NoLock);
+	CacheInvalidateRelcacheByRelid(relid);
+	cl_ledger_cache_reset();
+	PG_RETURN_VOID();
+}
+
+/*
+ * The access method stamps a row after the executor has checked its
+ * constraints (the row trigger stamps before): a NOT NULL or CHECK
+ * constraint on ledger_txn or ledger_ord, which the row trigger's stamp
+ * always satisfies, would refuse every insert once the table is on the
+ * access method.  use_table_am() refuses such a ledger.
+ */
+static void
+check_stamp_columns_unconstrained(Relation rel, ClLedgerInfo *info)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	atts[2] = {info->txn_attnum, info->ord_attnum};
+	bool		found = false;
+
+	for (int i = 0; i < 2; i++)
+		if (TupleDescAttr(desc, atts[i] - 1)->attnotnull)
+			found = true;
+	if (!found && desc->constr != NULL)
+	{
+		for (int i = 0; i < desc->constr->num_check && !found; i++)
+		{
+			Node	   *expr = stringToNode(desc->constr->check[i].ccbin);
+			Bitmapset  *cols = NULL;
+
+			pull_varattnos(expr, 1, &cols);
+			for (int k = 0; k < 2; k++)
+				if (bms_is_member(atts[k] - FirstLowInvalidHeapAttributeNumber, cols))
+					found = true;
+		}
+	}
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger table \"%s\" has a NOT NULL or CHECK constraint on \"%s\" or \"%s\"",
+						RelationGetRelationName(rel), CL_TXN_COLUMN, CL_ORD_COLUMN),
+				 errdetail("On the table access method rows are stamped after their constraints are checked, so such a constraint would refuse every insert."),
+				 errhint("Drop the constraint (the stamp always fills both columns), then call use_table_am() again.")));
+}
+
+/*
+ * consent_ledger.use_table_am(relation regclass)
+ *
+ * Moves a ledger made before 1.3 (stamped by the BEFORE INSERT row
+ * trigger) onto the consent_ledger table access method: the table is
+ * rewritten as ALTER TABLE ... SET ACCESS METHOD does (its rows copied as
+ * they are: stamps, log and checkpoints unchanged), and the row stamp
+ * trigger becomes the statement trigger that marks the table as stamped
+ * by its access method.  All under AccessExclusiveLock in the caller's
+ * transaction; a ledger already on the access method is left as it is.
+ * The caller must own the table.
+ */
+Datum
+cl_ledger_use_table_am(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			owner = cl_extension_owner();
+	Relation	rel;
+	ClLedgerInfo *info;
+	char	   *qname;
+
+	rel = cl_open_owned_table(relid, AccessExclusiveLock);
+	if (!cl_tableam_installed())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the table access method \"%s\" is not installed", CL_TABLE_AM),
+				 errhint("ALTER EXTENSION consent_ledger UPDATE installs it.")));
+	if (RelationGetNamespace(rel) == cl_schema_oid(true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"%s\" belongs to consent_ledger", RelationGetRelationName(rel)),
+				 errdetail("The extension's own ledgers keep their stamp trigger."),
+				 errhint("Move ledger tables of your own.")));
+	if (rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ledger table \"%s\" is a partition", RelationGetRelationName(rel)),
+				 errdetail("Partitions of a partitioned ledger keep their stamp trigger."),
+				 errhint("Move ledger tables that are not partitions.")));
+	info = cl_ledger_lookup(relid);
+	if (info == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a ledger table", RelationGetRelationName(rel)),
+				 errhint("Call consent_ledger.create_ledger() to make it one.")));
+	if (info->retired)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger table \"%s\" is retired", RelationGetRelationName(rel)),
+				 errdetail("A retired ledger accepts no more rows."),
+				 errhint("Leave it as it is.")));
+	if (cl_tableam_stamps(rel))
+	{
+		relation_close(rel, NoLock);
+		PG_RETURN_VOID();
+	}
+	check_stamp_columns_unconstrained(rel, info);
+	if (!cl_extension_trigger_present(relid, CL_STAMP_TRIGGER, "ledger_stamp"))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger table \"%s\" has no stamp trigger", RelationGetRelationName(rel)),
+				 errdetail("Its rows are stamped neither by the trigger \"%s\" nor by the table access method.",
+						   CL_STAMP_TRIGGER),
+				 errhint("An administrator restores the ledger's triggers first.")));
+	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									   RelationGetRelationName(rel));
+	relation_close(rel, NoLock);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cl_run_as_owner(psprintf("DROP TRIGGER \"%s\" ON %s", CL_STAMP_TRIGGER, qname), owner);
+	cl_run_as_owner(psprintf("ALTER TABLE %s SET ACCESS METHOD %s", qname,
+							 quote_identifier(CL_TABLE_AM)), owner);
+	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE INSERT ON %s FOR EACH STATEMENT "
+							 "EXECUTE FUNCTION consent_ledger.ledger_stamp()",
+							 CL_STAMP_TRIGGER, qname), owner);
+	cl_run_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER \"%s\"", qname, CL_STAMP_TRIGGER),
+					owner);
+	SPI_finish();
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();
 	PG_RETURN_VOID();

@@ -642,7 +642,7 @@ scan_rows(LedgerState *st)
 	initStringInfo(&buf);
 
 	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	while ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		n1,
 					n2;
@@ -1514,7 +1514,7 @@ stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc)
 	enc = cl_encoder_create(desc, st->info->encoding, CurrentMemoryContext);
 	initStringInfo(&buf);
 	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	while ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		n1,
 					n2;
@@ -2614,7 +2614,7 @@ map_positions(LedgerState *st, uint64 upto)
 	TupleDesc	desc = RelationGetDescr(st->rel);
 
 	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	while ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		n1,
 					n2;
@@ -2894,7 +2894,7 @@ encode_stamped_row(Relation rel, ClLedgerInfo *info, int64 txn, int32 ord, uint6
 	enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, CurrentMemoryContext);
 	initStringInfo(&buf);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 2, keys);
-	if ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	if ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		cl_encode_row(enc, tup, txn, ord, &buf);
 		result = SPI_palloc(VARHDRSZ + buf.len);

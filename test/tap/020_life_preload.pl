@@ -82,7 +82,8 @@ my $cfuncs = $node->safe_psql($db, q{
 	SELECT string_agg(p.oid::text, ' ' ORDER BY p.oid) FROM pg_proc p
 	JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'consent_ledger'
-	WHERE p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')});
+	WHERE p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+	  AND p.proname <> 'table_am_handler'});
 my @cfuncs = split / /, $cfuncs;
 cmp_ok(scalar(@cfuncs), '>', 20, 'the extension has its C functions');
 my @unchecked;
@@ -93,6 +94,13 @@ foreach my $f (@cfuncs)
 	  unless $ret != 0 && $err =~ /ERROR:  55000: consent_ledger must be loaded via shared_preload_libraries/;
 }
 is(join(', ', @unchecked), '', 'without preloading: the info record of every C function refuses (55000)');
+# but the table access method's handler (1.3): l is on it, and must stay
+# readable (below); storing a row refuses instead (the stamp trigger first)
+my ($hret, $hout, $herr) = $node->psql($db,
+	"SELECT pg_catalog.fmgr_c_validator('consent_ledger.table_am_handler(internal)'::regprocedure)");
+is($hret, 0, 'without preloading: the table access method handler loads (reads of its tables work)');
+is($node->safe_psql($db, q{SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = 'l'::regclass}),
+	'consent_ledger', 'l is on the table access method');
 
 # installing without preloading fails as before (SPEC §1), with the hint
 $node->safe_psql($db, 'CREATE DATABASE fresh');
