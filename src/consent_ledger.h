@@ -200,6 +200,7 @@ extern ClLedgerInfo *cl_ledger_resolve(Oid relid);
  */
 #define CL_LOCK_SEAL_ROUND	1	/* one sealing round at a time */
 #define CL_LOCK_RECORDER	2	/* consent recorders, until commit */
+#define CL_LOCK_WITNESS		3	/* witness_cosign(): check and record, until commit */
 extern void cl_lock_extension(int which, LOCKMODE mode);
 
 /* custody.c: the trust model and custody of protected tables */
@@ -360,6 +361,15 @@ extern ClSealSlot *cl_slot_for(Oid dboid, bool create);
 extern void cl_slot_release_if_unused(ClSealSlot *slot);
 extern PGDLLEXPORT void cl_launcher_main(Datum arg);
 extern PGDLLEXPORT void cl_sealer_main(Datum arg);
+
+/* witness.c: witness cosigning and cosignatures (README "Witnesses") */
+extern char *cl_witness_name;
+extern void cl_witness_define_gucs(void);
+extern Size cl_witness_shmem_size(void);
+extern void cl_witness_shmem_init(void);
+extern void cl_witness_serve(void);
+extern char *cl_cosigned_note(int32 ledger_id, int64 seq, const char *note);
+extern int	cl_witness_quorum(const char *note, struct ArrayType *witnesses, int quorum, char **reason);
 
 /* writer.c: the per-database audit writer worker */
 extern PGDLLEXPORT void cl_writer_main(Datum arg);

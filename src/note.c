@@ -1526,3 +1526,43 @@ cl_note_without_cosignatures(const char *note, size_t len,
 	memcpy(out + o, note + pos, len - pos);
 	return o + len - pos;
 }
+
+int
+cl_quorum_count(const cl_checkpoint *cp, const char *note, size_t len,
+				const char (*names)[CL_MAX_KEY_NAME + 1],
+				const uint8_t (*pubkeys)[CL_PUBKEY_LEN], int nwitnesses,
+				int64_t now, char *why, size_t whylen)
+{
+	cl_cosignature cs[CL_MAX_SIGLINES];
+	int			ncs = 0;
+	int			count = 0;
+	const char *err;
+	int			i;
+
+	if (!cl_cosignatures_parse(cp, note, len, cs, CL_MAX_SIGLINES, &ncs, &err))
+	{
+		snprintf(why, whylen, "%s", err);
+		return -1;
+	}
+	why[0] = '\0';
+	for (i = 0; i < nwitnesses; i++)
+	{
+		int64_t		t = 0;
+		bool		dup = false;
+		int			j;
+
+		for (j = 0; j < i && !dup; j++)
+			dup = memcmp(pubkeys[j], pubkeys[i], CL_PUBKEY_LEN) == 0;
+		if (dup)
+			continue;
+		if (!cl_cosignature_verify(cp, note, cs, ncs, names[i], pubkeys[i], &t))
+			continue;
+		if (t > now + CL_COSIG_MAX_FUTURE)
+		{
+			snprintf(why, whylen, "the cosignature of witness %s is dated %" PRId64 ", in the future", names[i], t);
+			continue;
+		}
+		count++;
+	}
+	return count;
+}

@@ -305,6 +305,21 @@ extern size_t cl_note_without_cosignatures(const char *note, size_t len,
 										   const cl_cosignature *cosigs, int ncosigs,
 										   char *out);
 
+/*
+ * The quorum rule shared by verify_checkpoint(..., witnesses, quorum) and
+ * consent-ledger-verify --witness-key/--quorum: the number of distinct
+ * witnesses (distinct public keys; a key given twice, under any names,
+ * counts once) among names[i]/pubkeys[i] that have a cosignature line on
+ * the parsed note which verifies, with no failing line of theirs, and a
+ * timestamp at most CL_COSIG_MAX_FUTURE seconds after now.  -1 with why
+ * set when the note's cosignature lines are malformed.
+ */
+#define CL_COSIG_MAX_FUTURE		300
+extern int	cl_quorum_count(const cl_checkpoint *cp, const char *note, size_t len,
+							const char (*names)[CL_MAX_KEY_NAME + 1],
+							const uint8_t (*pubkeys)[CL_PUBKEY_LEN], int nwitnesses,
+							int64_t now, char *why, size_t whylen);
+
 /*-------------------------------------------------------------------------
  * Export files (consent_ledger.export(), read by consent-ledger-verify).
  * UTF-8 text, one record per line, "\n" line ends:

@@ -1259,6 +1259,9 @@ cl_sealer_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* a witness cosignature to sign or evidence to record (witness.c) */
+		cl_witness_serve();
+
 		LWLockAcquire(cl_shared->lock, LW_SHARED);
 		request = my_slot->requested;
 		LWLockRelease(cl_shared->lock);

@@ -54,6 +54,8 @@ PG_FUNCTION_INFO_V1(cl_verify_checkpoint);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint_detail);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint_text);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint_detail_text);
+PG_FUNCTION_INFO_V1(cl_verify_checkpoint_quorum);
+PG_FUNCTION_INFO_V1(cl_verify_checkpoint_quorum_text);
 PG_FUNCTION_INFO_V1(cl_sql_ledger);
 PG_FUNCTION_INFO_V1(cl_sql_inclusion_proof);
 PG_FUNCTION_INFO_V1(cl_sql_consistency_proof);
@@ -2033,7 +2035,7 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT note FROM consent_ledger.checkpoints "
+	if (SPI_execute_with_args("SELECT note, seq FROM consent_ledger.checkpoints "
 							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
 							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.checkpoints");
@@ -2043,6 +2045,10 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 				 errmsg("ledger \"%s\" has no checkpoint yet", ledger_name(info)),
 				 errhint("Call consent_ledger.seal(), or wait consent_ledger.seal_interval.")));
 	note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* the note carries its witnesses' cosignature lines (README "Witnesses") */
+	note = cl_cosigned_note(info->ledger_id,
+							DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
+							note);
 	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -2242,6 +2248,70 @@ verify_checkpoint_detail(FunctionCallInfo fcinfo, bool is_text)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * consent_ledger.verify_checkpoint(checkpoint jsonb | text, witnesses text[],
+ *	 quorum integer DEFAULT 1) RETURNS boolean
+ *
+ * check_receipt(), and then the quorum (README "Witnesses"): at least
+ * quorum distinct witnesses among the given witness keys cosigned the
+ * receipt's note (cl_quorum_count(), the offline verifier's rule).  A
+ * history the log's own key re-signed has no such cosignatures.  The
+ * reason for false is given as a NOTICE.
+ */
+static Datum
+verify_checkpoint_quorum(FunctionCallInfo fcinfo, bool is_text)
+{
+	char	   *reason = NULL;
+	char	   *text;
+	bool		ok = false;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	text = receipt_argument(fcinfo, is_text, &reason);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (text != NULL)
+		ok = check_receipt(text, strlen(text), &reason);
+	if (ok)
+	{
+		cl_checkpoint cp;
+		char	   *note;
+		size_t		notelen;
+		char		why[256];
+
+		/* the note as check_receipt() read it */
+		if (!cl_receipt_read(text, strlen(text), &cp, &note, &notelen, why, sizeof(why)))
+		{
+			ok = false;
+			reason = pstrdup(why);
+		}
+		else
+		{
+			char	   *pnote = pnstrdup(note, notelen);
+
+			free(note);
+			ok = cl_witness_quorum(pnote, PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_INT32(2), &reason) >= PG_GETARG_INT32(2);
+		}
+	}
+	if (!ok)
+		ereport(NOTICE,
+				(errmsg("receipt does not verify: %s", reason)));
+	SPI_finish();
+	PG_RETURN_BOOL(ok);
+}
+
+Datum
+cl_verify_checkpoint_quorum(PG_FUNCTION_ARGS)
+{
+	return verify_checkpoint_quorum(fcinfo, false);
+}
+
+Datum
+cl_verify_checkpoint_quorum_text(PG_FUNCTION_ARGS)
+{
+	return verify_checkpoint_quorum(fcinfo, true);
 }
 
 /*
@@ -2465,13 +2535,17 @@ latest_checkpoint_size(ClLedgerInfo *info)
 	cl_checkpoint cp;
 	const char *err;
 
-	if (SPI_execute_with_args("SELECT note FROM consent_ledger.checkpoints "
+	if (SPI_execute_with_args("SELECT note, seq FROM consent_ledger.checkpoints "
 							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
 							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.checkpoints");
 	if (SPI_processed == 0)
 		return 0;
 	note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* the note carries its witnesses' cosignature lines (README "Witnesses") */
+	note = cl_cosigned_note(info->ledger_id,
+							DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
+							note);
 	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
 		return 0;
 	return cp.size;
@@ -2784,10 +2858,12 @@ cl_export(PG_FUNCTION_ARGS)
 	foreach(lc, st->checkpoints)
 	{
 		Checkpoint *c = lfirst(lc);
-		size_t		len = strlen(c->note);
+		/* with its witnesses' cosignature lines (README "Witnesses") */
+		char	   *note = cl_cosigned_note(st->info->ledger_id, c->seq, c->note);
+		size_t		len = strlen(note);
 		char	   *b = palloc(cl_base64_encoded_len(len) + 1);
 
-		cl_base64_encode((uint8_t *) c->note, len, b);
+		cl_base64_encode((uint8_t *) note, len, b);
 		EMIT(psprintf("checkpoint %s", b));
 		pfree(b);
 	}
