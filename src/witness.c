@@ -539,8 +539,8 @@ insert_witness_row(const char *kind, const char *origin, const char *note,
 {
 	Oid			relid = witness_log_relid(false);
 	Relation	rel;
-	Datum		values[Natts_witness_log];
-	bool		nulls[Natts_witness_log];
+	Datum		values[Natts_witness_log + 2];	/* and the two stamp columns */
+	bool		nulls[Natts_witness_log + 2];
 	cl_checkpoint cp;
 	const char *err;
 	bytea	   *root;
@@ -573,7 +573,7 @@ insert_witness_row(const char *kind, const char *origin, const char *note,
 	values[8] = cosignature ? CStringGetTextDatum(cosignature) : (Datum) 0;
 	values[9] = TimestampTzGetDatum(GetCurrentTimestamp());
 	rel = table_open(relid, RowExclusiveLock);
-	if (RelationGetDescr(rel)->natts != Natts_witness_log)
+	if (RelationGetDescr(rel)->natts != Natts_witness_log + 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("consent_ledger.witness_log has unexpected columns"),
