@@ -39,6 +39,7 @@
 #include <sodium.h>
 
 #include "access/table.h"
+#include "access/xlog.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -63,6 +64,7 @@
 
 #include "consent_ledger.h"
 #include "proof.h"
+#include "sha256.h"
 
 PG_FUNCTION_INFO_V1(cl_witness_add_log);
 PG_FUNCTION_INFO_V1(cl_witness_cosign);
@@ -781,6 +783,23 @@ cl_witness_cosign(PG_FUNCTION_ARGS)
 				 errmsg("malformed checkpoint note: %s", err),
 				 errhint("Pass the note the log's checkpoint() returns (its \"note\" member), byte for byte.")));
 
+	if (cp.size == 0)
+	{
+		cl_hash		empty;
+
+		cl_sha256("", 0, empty);
+		if (memcmp(cp.root, empty, CL_HASH_LEN) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("checkpoint of size 0 does not have the empty tree's root"),
+					 errhint("The root of an empty tree is SHA-256 of the empty string (RFC 6962 2.1).")));
+	}
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("a witness cannot cosign during recovery"),
+				 errhint("Call consent_ledger.witness_cosign() on the witness's primary: it records what it cosigned.")));
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* one cosigning at a time: the check and the new state commit together */
@@ -923,6 +942,9 @@ cl_cosigned_note(int32 ledger_id, int64 seq, const char *note)
 	Datum		vals[2] = {Int32GetDatum(ledger_id), Int64GetDatum(seq)};
 	StringInfoData buf;
 
+	/* an extension not yet updated to 1.3 has no cosignatures */
+	if (!OidIsValid(get_relname_relid("cosignatures", cl_schema_oid(false))))
+		return (char *) note;
 	if (SPI_execute_with_args("SELECT line FROM consent_ledger.cosignatures "
 							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.=) $2 "
 							  "ORDER BY added_at, line",
