@@ -347,12 +347,12 @@ COMMENT ON FUNCTION consent_ledger.add_cosignature(pg_catalog.regclass, pg_catal
 CREATE FUNCTION consent_ledger.verify_checkpoint(checkpoint jsonb, witnesses pg_catalog.text[],
 		quorum pg_catalog.int4 DEFAULT 1)
 	RETURNS boolean
-	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_quorum' LANGUAGE C CALLED ON NULL INPUT STABLE
+	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_quorum' LANGUAGE C STRICT STABLE
 	SET search_path = pg_catalog, pg_temp;
 CREATE FUNCTION consent_ledger.verify_checkpoint(checkpoint text, witnesses pg_catalog.text[],
 		quorum pg_catalog.int4 DEFAULT 1)
 	RETURNS boolean
-	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_quorum_text' LANGUAGE C CALLED ON NULL INPUT STABLE
+	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_quorum_text' LANGUAGE C STRICT STABLE
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION consent_ledger.verify_checkpoint(jsonb, pg_catalog.text[], pg_catalog.int4) IS
 	'verify_checkpoint(), and at least quorum distinct witnesses of the given keys cosigned the note';
