@@ -91,7 +91,7 @@ typedef enum
 typedef enum
 {
 	W_SIGN,
-	W_EVIDENCE
+	W_RECORD					/* a witness_log row, committed by the sealer */
 } WitnessKind;
 
 typedef struct ClWitnessShared
@@ -373,10 +373,13 @@ serve_sign(const char *msg, size_t len, uint8 sig[CL_SIG_LEN], char *err, size_t
 	return true;
 }
 
-typedef struct EvidenceArgs
+/* a W_RECORD request: NUL-terminated fields, "" for NULL */
+#define RECORD_FIELDS 7
+typedef struct RecordArgs
 {
-	char	   *fields[5];		/* origin, reason, note, previous note, proof */
-} EvidenceArgs;
+	/* kind, origin, reason, note, previous note, proof, cosignature */
+	char	   *fields[RECORD_FIELDS];
+} RecordArgs;
 
 static Oid	witness_log_relid(bool create);
 static void insert_witness_row(const char *kind, const char *origin, const char *note,
@@ -384,30 +387,35 @@ static void insert_witness_row(const char *kind, const char *origin, const char 
 							   const char *cosignature);
 
 static void
-insert_evidence(void *arg)
+insert_record(void *arg)
 {
-	EvidenceArgs *a = arg;
+	RecordArgs *a = arg;
+	char	  **f = a->fields;
 
-	insert_witness_row("refused", a->fields[0], a->fields[2],
-					   a->fields[3][0] ? a->fields[3] : NULL,
-					   a->fields[4][0] ? a->fields[4] : NULL, a->fields[1], NULL);
+	insert_witness_row(f[0], f[1], f[3], f[4][0] ? f[4] : NULL, f[5][0] ? f[5] : NULL,
+					   f[2][0] ? f[2] : NULL, f[6][0] ? f[6] : NULL);
 }
 
-/* Records evidence in a transaction of the sealer's own. */
+/*
+ * Records a witness_log row in a transaction of the sealer's own: it is
+ * committed before witness_cosign() returns, whatever becomes of the
+ * caller's transaction (a refusal's error rolls that back; a cosignature
+ * handed out must never be forgotten by a rollback).
+ */
 static bool
-serve_evidence(char *data, size_t len, char *err, size_t errlen)
+serve_record(char *data, size_t len, char *err, size_t errlen)
 {
-	EvidenceArgs a;
+	RecordArgs	a;
 	char	   *p = data;
 	ErrorData  *edata;
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < RECORD_FIELDS; i++)
 	{
 		char	   *z = memchr(p, '\0', len - (size_t) (p - data));
 
 		if (z == NULL)
 		{
-			snprintf(err, errlen, "malformed evidence request");
+			snprintf(err, errlen, "malformed witness record request");
 			return false;
 		}
 		a.fields[i] = p;
@@ -416,14 +424,14 @@ serve_evidence(char *data, size_t len, char *err, size_t errlen)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	edata = cl_run_in_subxact(insert_evidence, &a);
+	edata = cl_run_in_subxact(insert_record, &a);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	if (edata != NULL)
 	{
 		snprintf(err, errlen, "%s", edata->message);
 		ereport(WARNING,
-				(errmsg("consent_ledger witness: could not record evidence: %s", edata->message)));
+				(errmsg("consent_ledger witness: could not record in consent_ledger.witness_log: %s", edata->message)));
 		FreeErrorData(edata);
 		return false;
 	}
@@ -467,7 +475,7 @@ cl_witness_serve(void)
 	if (kind == W_SIGN)
 		ok = serve_sign(buf, len, sig, err, sizeof(err));
 	else
-		ok = serve_evidence(buf, len, err, sizeof(err));
+		ok = serve_record(buf, len, err, sizeof(err));
 
 	SpinLockAcquire(&ws->mutex);
 	if (ws->ticket == ticket && ws->state == W_WORKING)
@@ -700,23 +708,35 @@ last_cosigned(const char *origin, uint64 *size, cl_hash root, char **note)
 	return true;
 }
 
+/*
+ * Has the sealer commit a witness_log row (see serve_record()); false
+ * with the reason in err when it could not.
+ */
+static bool
+record_by_sealer(const char *kind, const char *origin, const char *reason, const char *note,
+				 const char *previous, const char *proof, const char *cosignature,
+				 char *err, size_t errlen)
+{
+	const char *f[RECORD_FIELDS] = {kind, origin, reason, note, previous, proof, cosignature};
+	StringInfoData d;
+	uint8		sig[CL_SIG_LEN];
+
+	initStringInfo(&d);
+	for (int i = 0; i < RECORD_FIELDS; i++)
+		appendBinaryStringInfo(&d, f[i] ? f[i] : "", strlen(f[i] ? f[i] : "") + 1);
+	return witness_request(W_RECORD, d.data, d.len, sig, err, errlen);
+}
+
 /* Records a refusal by way of the sealer (it outlives the error), then raises. */
 static void
 refuse(const char *origin, const char *note, const char *previous, const char *proof,
 	   const char *what, const char *detail)
 {
-	StringInfoData d;
-	uint8		sig[CL_SIG_LEN];
 	char		err[256];
 	bool		recorded;
 
-	initStringInfo(&d);
-	appendBinaryStringInfo(&d, origin, strlen(origin) + 1);
-	appendBinaryStringInfo(&d, detail, strlen(detail) + 1);
-	appendBinaryStringInfo(&d, note, strlen(note) + 1);
-	appendBinaryStringInfo(&d, previous ? previous : "", strlen(previous ? previous : "") + 1);
-	appendBinaryStringInfo(&d, proof ? proof : "", strlen(proof ? proof : "") + 1);
-	recorded = witness_request(W_EVIDENCE, d.data, d.len, sig, err, sizeof(err));
+	recorded = record_by_sealer("refused", origin, detail, note, previous, proof, NULL,
+								err, sizeof(err));
 	ereport(ERROR,
 			(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 			 errmsg("witness refuses to cosign checkpoint of \"%s\": %s", origin, what),
@@ -794,6 +814,12 @@ cl_witness_cosign(PG_FUNCTION_ARGS)
 					 errmsg("checkpoint of size 0 does not have the empty tree's root"),
 					 errhint("The root of an empty tree is SHA-256 of the empty string (RFC 6962 2.1).")));
 	}
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("witness_cosign() must run in a READ COMMITTED transaction"),
+				 errdetail("It reads the last checkpoint cosigned, which another cosigning may have committed after this transaction's snapshot was taken."),
+				 errhint("Call it outside an explicit transaction, or in one at the default isolation level.")));
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -886,7 +912,12 @@ cl_witness_cosign(PG_FUNCTION_ARGS)
 	cl_key_id_typed(name, CL_SIGTYPE_COSIGNATURE, cl_keys_public(), keyid);
 	if (cl_cosignature_line(name, keyid, t, sig, line, sizeof(line)) == 0)
 		elog(ERROR, "could not build the cosignature line");
-	insert_witness_row("cosigned", cp.origin, note, NULL, prooftext, NULL, line);
+	/* persisted before the cosignature is handed out (C2SP tlog-witness) */
+	if (!record_by_sealer("cosigned", cp.origin, NULL, note, NULL, prooftext, line, why, sizeof(why)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not record the cosigned checkpoint in consent_ledger.witness_log: %s", why),
+				 errhint("Check the server log for sealer errors; nothing was cosigned.")));
 	SPI_finish();
 	result = (text *) MemoryContextAlloc(outer, VARHDRSZ + strlen(line));
 	SET_VARSIZE(result, VARHDRSZ + strlen(line));

@@ -251,12 +251,29 @@ for my $n (@w)
 	ok($v->{valid}, $n->name . ': the witness ledger verifies') or diag explain $v;
 }
 
+# a cosignature handed out is never forgotten: the witness commits its
+# state itself, so a caller's rollback does not undo it
+$log->safe_psql('postgres', 'INSERT INTO pay VALUES (7, 70)');
+$log->safe_psql('postgres', 'SELECT consent_ledger.seal()');
+my $note7 = $log->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('pay')->>'note'});
+my $proof67 = $log->safe_psql('postgres', q{SELECT consent_ledger.consistency_proof('pay', 6, 7)});
+like(sql_error($w[0], qq{BEGIN ISOLATION LEVEL REPEATABLE READ;
+	SELECT consent_ledger.witness_cosign(\$n\$$note7\$n\$, '$proof67');}),
+	qr/25001: witness_cosign\(\) must run in a READ COMMITTED transaction/, 'witness_cosign under REPEATABLE READ is 25001');
+$w[0]->safe_psql('postgres', qq{BEGIN;
+	SELECT consent_ledger.witness_cosign(\$n\$$note7\$n\$, '$proof67');
+	ROLLBACK;});
+is($w[0]->safe_psql('postgres', qq{SELECT consent_ledger.witness_last_size('$origin')}), '7',
+	'a cosignature given in a transaction that rolled back is still recorded');
+like(sql_error($w[0], qq{SELECT consent_ledger.witness_cosign(\$n\$$forknote\$n\$)}),
+	qr/23000: .*rollback/, 'so the fork below it is refused as a rollback');
+
 # errors of the log side
 like(sql_error($log, q{SELECT consent_ledger.add_cosignature('pay', 'x')}),
 	qr/22023: malformed cosigned note/, 'add_cosignature: a malformed note is 22023');
 like(sql_error($log, qq{SELECT consent_ledger.add_cosignature('pay', \$n\$$forknote\n\$n\$)}),
 	qr/42704: ledger "pay" has no checkpoint with this note's body/, 'add_cosignature: a note of no checkpoint is 42704');
-like(sql_error($w[0], qq{SELECT consent_ledger.witness_cosign(\$n\$$note2\n\$n\$)}),
+like(sql_error($w[0], qq{SELECT consent_ledger.witness_cosign(\$n\$$note7\n\$n\$)}),
 	qr/^(?!.*ERROR)/s, 'witness_cosign of the checkpoint it cosigned last: cosigned again');
 like(sql_error($w[1], qq{SELECT consent_ledger.witness_cosign(\$n\$} . ($note2 =~ s/^(.{5})/X$1/sr) . qq{\n\$n\$)}),
 	qr/42704: log ".*" is not witnessed by this server/, 'witness_cosign of an unknown origin is 42704');
