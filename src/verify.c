@@ -2256,10 +2256,75 @@ verify_checkpoint_detail(FunctionCallInfo fcinfo, bool is_text)
  *
  * check_receipt(), and then the quorum (README "Witnesses"): at least
  * quorum distinct witnesses among the given witness keys cosigned the
- * receipt's note (cl_quorum_count(), the offline verifier's rule).  A
- * history the log's own key re-signed has no such cosignatures.  The
- * reason for false is given as a NOTICE.
+ * receipt's note (cl_quorum_count(), the offline verifier's rule), or a
+ * later checkpoint of the ledger stored here that is consistent with it
+ * (later_checkpoint_quorum()).  A history the log's own key re-signed has
+ * no such cosignatures.  The reason for false is given as a NOTICE.
  */
+/*
+ * A receipt without its own quorum still holds when a later checkpoint of
+ * the same ledger stored here has the quorum and is consistent with it:
+ * both pass check_receipt(), so both roots are roots of the ledger's rows,
+ * rehashed now, and the receipt's tree is a prefix of the later one's.
+ * Newest first; on success *reason says which checkpoint vouched.
+ */
+static bool
+later_checkpoint_quorum(const cl_checkpoint *cp, ArrayType *witnesses, int quorum, char **reason)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		vals[2] = {CStringGetTextDatum(cp->origin), Int64GetDatum((int64) cp->size)};
+	int			n;
+	int32	   *ids;
+	int64	   *seqs;
+	int64	   *sizes;
+	char	  **notes;
+	char	   *first_reason = *reason;
+
+	if (!OidIsValid(get_relname_relid("cosignatures", cl_schema_oid(false))))
+		return false;
+	if (SPI_execute_with_args("SELECT c.ledger_id, c.seq, c.tree_size, c.note "
+							  "FROM consent_ledger.checkpoints c "
+							  "JOIN consent_ledger.ledgers l ON l.ledger_id OPERATOR(pg_catalog.=) c.ledger_id "
+							  "WHERE l.origin OPERATOR(pg_catalog.=) $1 AND c.tree_size OPERATOR(pg_catalog.>=) $2 "
+							  "AND EXISTS (SELECT FROM consent_ledger.cosignatures s "
+							  "WHERE s.ledger_id OPERATOR(pg_catalog.=) c.ledger_id AND s.seq OPERATOR(pg_catalog.=) c.seq) "
+							  "ORDER BY c.seq DESC",
+							  2, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	n = (int) SPI_processed;
+	ids = palloc(sizeof(int32) * Max(n, 1));
+	seqs = palloc(sizeof(int64) * Max(n, 1));
+	sizes = palloc(sizeof(int64) * Max(n, 1));
+	notes = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		ids[i] = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		seqs[i] = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		sizes[i] = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+		notes[i] = SPI_getvalue(t, d, 4);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		char	   *full = cl_cosigned_note(ids[i], seqs[i], notes[i]);
+		char	   *r = NULL;
+
+		if (cl_witness_quorum(full, witnesses, quorum, &r) < quorum)
+			continue;
+		if (!check_receipt(full, strlen(full), &r))
+			continue;
+		*reason = psprintf("the receipt has no quorum of its own; the later checkpoint at tree size " INT64_FORMAT
+						   " has it, and both are roots of the ledger's rows, rehashed now",
+						   sizes[i]);
+		return true;
+	}
+	*reason = first_reason;
+	return false;
+}
+
 static Datum
 verify_checkpoint_quorum(FunctionCallInfo fcinfo, bool is_text)
 {
@@ -2293,6 +2358,12 @@ verify_checkpoint_quorum(FunctionCallInfo fcinfo, bool is_text)
 
 			free(note);
 			ok = cl_witness_quorum(pnote, PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_INT32(2), &reason) >= PG_GETARG_INT32(2);
+			if (!ok && later_checkpoint_quorum(&cp, PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_INT32(2), &reason))
+			{
+				ok = true;
+				ereport(NOTICE,
+						(errmsg("receipt verifies: %s", reason)));
+			}
 		}
 	}
 	if (!ok)

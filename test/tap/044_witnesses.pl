@@ -215,6 +215,16 @@ my ($n1) = ($note1 =~ /\A(.*?\n\n\xe2\x80\x94 consent_ledger [^\n]*\n)/s);
 like(sql_error($w[0], qq{SELECT consent_ledger.witness_cosign(\$n\$$n1\$n\$)}),
 	qr/23000: witness refuses to cosign checkpoint of ".*": rollback/, 'an older checkpoint is a rollback (23000)');
 
+# a receipt without cosignatures of its own holds the quorum through a
+# later checkpoint consistent with it (SQL only)
+is($log->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint(\$n\$$n1\$n\$::text,
+	witnesses => ARRAY[$warr], quorum => 2)}), 't',
+	'SQL: checkpoint 1 without its cosignatures holds quorum 2 through checkpoint 2, consistent with it');
+cl_write_file("$tmp/bare1.note", $n1);
+($vrc) = cl_run_verifier('checkpoint', '--public-key', $logpk,
+	'--witness-key', $wkey[0], '--witness-key', $wkey[1], '--quorum', '1', "$tmp/bare1.note");
+is($vrc, 1, 'offline: the bare note alone has no quorum (the offline check is of the note itself)');
+
 # the fork's receipt fails the quorum, in SQL and offline
 is($fork->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint('$forkreceipt'::jsonb,
 	witnesses => ARRAY[$warr], quorum => 1)}), 'f', 'SQL: the fork fails even quorum 1');
