@@ -417,3 +417,113 @@ GRANT EXECUTE ON FUNCTION consent_ledger.use_table_am(pg_catalog.regclass) TO co
 -- (issue #13, bulk load) a pending record's leaves are random hashes:
 -- stored without a compression attempt, as the log's are since 1.0.
 ALTER TABLE consent_ledger.pending ALTER COLUMN leaves SET STORAGE EXTERNAL;
+
+/* ---------------------------------------------------------------------
+ * 1.3: witnesses (issue #14 items 2 and 3; README "Witnesses";
+ * src/witness.c).
+ *
+ * Witness side: witness_logs pins each witnessed log's origin to its
+ * verifier key; the witness's state -- every checkpoint it cosigned, and
+ * every one it refused as a rollback or fork, with the conflicting
+ * checkpoint -- is the ledger consent_ledger.witness_log, created on first
+ * use by witness_add_log() (like the consent ledger, it is no extension
+ * member, so pg_dump dumps and restores it as a ledger).
+ *
+ * Log side: cosignatures holds the witnesses' cosignature lines of each
+ * checkpoint (by ledger and checkpoint seq); checkpoint() and export()
+ * append them to the note.  Existing ledgers start with none.
+ * --------------------------------------------------------------------- */
+CREATE TABLE consent_ledger.witness_logs (
+	origin			pg_catalog.text PRIMARY KEY,
+	key_name		pg_catalog.text NOT NULL,
+	public_key		pg_catalog.bytea NOT NULL,
+	verifier_key	pg_catalog.text NOT NULL,
+	added_at		pg_catalog.timestamptz NOT NULL,
+	added_by		pg_catalog.text NOT NULL
+);
+COMMENT ON TABLE consent_ledger.witness_logs IS
+	'logs this server witnesses: origin and the pinned verifier key of the log';
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.witness_logs', '');
+REVOKE ALL ON consent_ledger.witness_logs FROM PUBLIC;
+GRANT SELECT ON consent_ledger.witness_logs TO consent_ledger_auditor, consent_ledger_admin;
+
+CREATE TABLE consent_ledger.cosignatures (
+	ledger_id		pg_catalog.int4 NOT NULL,
+	seq				pg_catalog.int8 NOT NULL,
+	witness			pg_catalog.text NOT NULL,
+	key_id			pg_catalog.text NOT NULL,
+	cosigned_at		pg_catalog.int8 NOT NULL,
+	line			pg_catalog.text NOT NULL,
+	added_at		pg_catalog.timestamptz NOT NULL,
+	PRIMARY KEY (ledger_id, seq, line)
+);
+COMMENT ON TABLE consent_ledger.cosignatures IS
+	'witness cosignature lines (C2SP tlog-cosignature) of each checkpoint, as add_cosignature() stored them';
+SELECT pg_catalog.pg_extension_config_dump('consent_ledger.cosignatures', '');
+REVOKE ALL ON consent_ledger.cosignatures FROM PUBLIC;
+GRANT SELECT ON consent_ledger.cosignatures TO consent_ledger_auditor, consent_ledger_admin;
+
+CREATE FUNCTION consent_ledger.witness_add_log(origin pg_catalog.text, verifier_key pg_catalog.text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_witness_add_log' LANGUAGE C STRICT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.witness_add_log(pg_catalog.text, pg_catalog.text) IS
+	'witness the log of this origin, whose checkpoints are signed by this verifier key (verifier_key() on the log)';
+CREATE FUNCTION consent_ledger.witness_cosign(note pg_catalog.text,
+		consistency_proof pg_catalog.jsonb DEFAULT NULL)
+	RETURNS pg_catalog.text
+	AS 'MODULE_PATHNAME', 'cl_witness_cosign' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.witness_cosign(pg_catalog.text, pg_catalog.jsonb) IS
+	'check a witnessed log''s checkpoint (signature, consistency with the last one cosigned) and return this server''s C2SP cosignature line';
+CREATE FUNCTION consent_ledger.witness_last_size(origin pg_catalog.text)
+	RETURNS pg_catalog.int8
+	AS 'MODULE_PATHNAME', 'cl_witness_last_size' LANGUAGE C STRICT STABLE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.witness_last_size(pg_catalog.text) IS
+	'tree size of the last checkpoint this witness cosigned for the origin (NULL: none)';
+CREATE FUNCTION consent_ledger.witness_key()
+	RETURNS pg_catalog.text
+	AS 'MODULE_PATHNAME', 'cl_witness_key' LANGUAGE C STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.witness_key() IS
+	'this server''s witness verifier key: <witness name>+<key id>+base64(0x04 || public key)';
+CREATE FUNCTION consent_ledger.add_cosignature(relation pg_catalog.regclass,
+		note_with_cosignature pg_catalog.text)
+	RETURNS pg_catalog.int4
+	AS 'MODULE_PATHNAME', 'cl_add_cosignature' LANGUAGE C STRICT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.add_cosignature(pg_catalog.regclass, pg_catalog.text) IS
+	'store the witness cosignature lines of a note with the ledger''s checkpoint of that body; returns how many were new';
+CREATE FUNCTION consent_ledger.verify_checkpoint(checkpoint jsonb, witnesses pg_catalog.text[],
+		quorum pg_catalog.int4 DEFAULT 1)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_quorum' LANGUAGE C STRICT STABLE
+	SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION consent_ledger.verify_checkpoint(checkpoint text, witnesses pg_catalog.text[],
+		quorum pg_catalog.int4 DEFAULT 1)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'cl_verify_checkpoint_quorum_text' LANGUAGE C STRICT STABLE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.verify_checkpoint(jsonb, pg_catalog.text[], pg_catalog.int4) IS
+	'verify_checkpoint(), and at least quorum distinct witnesses of the given keys cosigned the note';
+COMMENT ON FUNCTION consent_ledger.verify_checkpoint(text, pg_catalog.text[], pg_catalog.int4) IS
+	'verify_checkpoint(), and at least quorum distinct witnesses of the given keys cosigned the note';
+
+REVOKE ALL ON FUNCTION consent_ledger.witness_add_log(pg_catalog.text, pg_catalog.text),
+	consent_ledger.witness_cosign(pg_catalog.text, pg_catalog.jsonb),
+	consent_ledger.witness_last_size(pg_catalog.text),
+	consent_ledger.witness_key(),
+	consent_ledger.add_cosignature(pg_catalog.regclass, pg_catalog.text),
+	consent_ledger.verify_checkpoint(jsonb, pg_catalog.text[], pg_catalog.int4),
+	consent_ledger.verify_checkpoint(text, pg_catalog.text[], pg_catalog.int4) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.witness_add_log(pg_catalog.text, pg_catalog.text),
+	consent_ledger.witness_cosign(pg_catalog.text, pg_catalog.jsonb),
+	consent_ledger.add_cosignature(pg_catalog.regclass, pg_catalog.text)
+	TO consent_ledger_admin;
+GRANT EXECUTE ON FUNCTION consent_ledger.witness_last_size(pg_catalog.text),
+	consent_ledger.verify_checkpoint(jsonb, pg_catalog.text[], pg_catalog.int4),
+	consent_ledger.verify_checkpoint(text, pg_catalog.text[], pg_catalog.int4)
+	TO consent_ledger_auditor, consent_ledger_admin;
+-- the witness's public key is public, like verifier_key()
+GRANT EXECUTE ON FUNCTION consent_ledger.witness_key() TO PUBLIC;

@@ -94,6 +94,7 @@ cl_shmem_request(void)
 	RequestNamedLWLockTranche("consent_ledger", 1);
 	RequestAddinShmemSpace(cl_cs_shmem_size());
 	RequestNamedLWLockTranche("consent_ledger_state", 1);
+	RequestAddinShmemSpace(cl_witness_shmem_size());
 }
 
 static void
@@ -119,6 +120,7 @@ cl_shmem_startup(void)
 	}
 	cl_cs_shmem_init();
 	cl_audit_shmem_init();
+	cl_witness_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -176,6 +178,7 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 	cl_keys_define_gucs();
 	cl_ship_define_gucs();
+	cl_witness_define_gucs();
 	DefineCustomIntVariable("consent_ledger.seal_interval",
 							"Longest time a committed ledger row waits before it is sealed.",
 							NULL,

@@ -202,6 +202,7 @@ extern ClLedgerInfo *cl_ledger_resolve(Oid relid);
  */
 #define CL_LOCK_SEAL_ROUND	1	/* one sealing round at a time */
 #define CL_LOCK_RECORDER	2	/* consent recorders, until commit */
+#define CL_LOCK_WITNESS		3	/* witness_cosign(): check and record, until commit */
 extern void cl_lock_extension(int which, LOCKMODE mode);
 
 /* custody.c: the trust model and custody of protected tables */
@@ -391,6 +392,14 @@ extern void cl_ship_reloaded(void);
 extern void cl_ship_checkpoints_made(void);
 extern void cl_ship_work(void);
 extern long cl_ship_wait_ms(long max_ms);
+/* witness.c: witness cosigning and cosignatures (README "Witnesses") */
+extern char *cl_witness_name;
+extern void cl_witness_define_gucs(void);
+extern Size cl_witness_shmem_size(void);
+extern void cl_witness_shmem_init(void);
+extern void cl_witness_serve(void);
+extern char *cl_cosigned_note(int32 ledger_id, int64 seq, const char *note);
+extern int	cl_witness_quorum(const char *note, struct ArrayType *witnesses, int quorum, char **reason);
 
 /* writer.c: the per-database audit writer worker */
 extern PGDLLEXPORT void cl_writer_main(Datum arg);

@@ -1281,3 +1281,288 @@ cl_export_parse_line(const char *line, size_t len, cl_export_line *out,
 	*err = "unknown record";
 	return false;
 }
+
+/*-------------------------------------------------------------------------
+ * Witness cosignatures (see note.h and c2sp.org/tlog-cosignature)
+ *-------------------------------------------------------------------------
+ */
+
+void
+cl_key_id_typed(const char *keyname, uint8_t type, const uint8_t pubkey[CL_PUBKEY_LEN],
+				uint8_t out[CL_KEYID_LEN])
+{
+	uint8_t		sep[2] = {0x0a, type};
+	uint8_t		digest[CL_SHA256_LEN];
+	cl_sha256_part parts[3] = {{keyname, strlen(keyname)}, {sep, sizeof(sep)},
+	{pubkey, CL_PUBKEY_LEN}};
+
+	cl_sha256_parts(parts, 3, digest);
+	memcpy(out, digest, CL_KEYID_LEN);
+}
+
+bool
+cl_key_name_ok(const char *s, size_t len)
+{
+	return len <= CL_MAX_KEY_NAME && valid_name(s, len);
+}
+
+bool
+cl_vkey_parse(const char *s, size_t len, char *name, uint8_t *type,
+			  uint8_t pubkey[CL_PUBKEY_LEN], const char **err)
+{
+	const char *p1 = memchr(s, '+', len);
+	const char *p2;
+	size_t		namelen;
+	uint8_t		id[CL_KEYID_LEN];
+	uint8_t		want[CL_KEYID_LEN];
+	uint8_t		raw[1 + CL_PUBKEY_LEN + 1];
+
+	if (p1 == NULL)
+	{
+		*err = "a verifier key is \"<name>+<key id>+<key>\"";
+		return false;
+	}
+	namelen = (size_t) (p1 - s);
+	p2 = memchr(p1 + 1, '+', len - namelen - 1);
+	if (p2 == NULL || p2 - p1 - 1 != 2 * CL_KEYID_LEN)
+	{
+		*err = "a verifier key is \"<name>+<key id, 8 hex digits>+<key>\"";
+		return false;
+	}
+	if (!cl_key_name_ok(s, namelen))
+	{
+		*err = "the verifier key's name is not a valid key name (1 to 63 bytes of UTF-8, no space, control character or '+')";
+		return false;
+	}
+	if (cl_hex_decode(p1 + 1, 2 * CL_KEYID_LEN, id, CL_KEYID_LEN) != CL_KEYID_LEN)
+	{
+		*err = "the verifier key's key id is not 8 lower-case hex digits";
+		return false;
+	}
+	if (cl_base64_decode(p2 + 1, len - (size_t) (p2 + 1 - s), raw, sizeof(raw)) != 1 + CL_PUBKEY_LEN ||
+		(raw[0] != CL_SIGTYPE_ED25519 && raw[0] != CL_SIGTYPE_COSIGNATURE))
+	{
+		*err = "the verifier key's key is not the base64 of a signature type (0x01 or 0x04) and a 32-byte Ed25519 public key";
+		return false;
+	}
+	memcpy(name, s, namelen);
+	name[namelen] = '\0';
+	cl_key_id_typed(name, raw[0], raw + 1, want);
+	if (memcmp(id, want, CL_KEYID_LEN) != 0)
+	{
+		*err = "the verifier key's key id is not the id of its name, type and key";
+		return false;
+	}
+	*type = raw[0];
+	memcpy(pubkey, raw + 1, CL_PUBKEY_LEN);
+	return true;
+}
+
+size_t
+cl_vkey_format(const char *name, uint8_t type, const uint8_t pubkey[CL_PUBKEY_LEN],
+			   char *out, size_t outsize)
+{
+	uint8_t		raw[1 + CL_PUBKEY_LEN];
+	uint8_t		id[CL_KEYID_LEN];
+	char		hex[2 * CL_KEYID_LEN + 1];
+	char		b64[64];
+	int			n;
+
+	if (!cl_key_name_ok(name, strlen(name)))
+		return 0;
+	raw[0] = type;
+	memcpy(raw + 1, pubkey, CL_PUBKEY_LEN);
+	cl_base64_encode(raw, sizeof(raw), b64);
+	cl_key_id_typed(name, type, pubkey, id);
+	cl_hex_encode(id, CL_KEYID_LEN, hex);
+	n = snprintf(out, outsize, "%s+%s+%s", name, hex, b64);
+	if (n < 0 || (size_t) n >= outsize)
+		return 0;
+	return (size_t) n;
+}
+
+size_t
+cl_cosignature_message(const char *body, size_t bodylen, int64_t t,
+					   char *buf, size_t bufsize)
+{
+	int			n;
+
+	if (t < 0)
+		return 0;
+	n = snprintf(buf, bufsize, "%s\ntime %" PRId64 "\n", CL_COSIG_HEADER, t);
+	if (n < 0 || (size_t) n >= bufsize || bufsize - (size_t) n <= bodylen)
+		return 0;
+	memcpy(buf + n, body, bodylen);
+	buf[n + bodylen] = '\0';
+	return (size_t) n + bodylen;
+}
+
+size_t
+cl_cosignature_line(const char *name, const uint8_t keyid[CL_KEYID_LEN], int64_t t,
+					const uint8_t sig[CL_SIG_LEN], char *out, size_t outsize)
+{
+	uint8_t		raw[CL_COSIG_BLOB_LEN];
+	char		b64[((CL_COSIG_BLOB_LEN + 2) / 3) * 4 + 1];
+	int			n;
+	int			i;
+
+	if (t < 0 || !cl_key_name_ok(name, strlen(name)))
+		return 0;
+	memcpy(raw, keyid, CL_KEYID_LEN);
+	for (i = 0; i < 8; i++)
+		raw[CL_KEYID_LEN + i] = (uint8_t) ((uint64_t) t >> (56 - 8 * i));
+	memcpy(raw + CL_KEYID_LEN + 8, sig, CL_SIG_LEN);
+	cl_base64_encode(raw, sizeof(raw), b64);
+	n = snprintf(out, outsize, "%s%s %s\n", EM_DASH_SPACE, name, b64);
+	if (n < 0 || (size_t) n >= outsize)
+		return 0;
+	return (size_t) n;
+}
+
+bool
+cl_cosignatures_parse(const cl_checkpoint *cp, const char *note, size_t len,
+					  cl_cosignature *out, int max, int *n, const char **err)
+{
+	size_t		pos = cp->bodylen + 1;	/* past the blank line */
+	const char *line;
+	size_t		linelen;
+
+	*n = 0;
+	if (cp->bodylen == 0 || cp->bodylen >= len)
+	{
+		*err = "not a parsed note";
+		return false;
+	}
+	while (next_line(note, len, &pos, &line, &linelen))
+	{
+		uint8_t		raw[CL_MAX_NOTE];
+		const char *name = line + EM_DASH_SPACE_LEN;
+		const char *sp;
+		size_t		namelen;
+		long		k;
+		uint64_t	t = 0;
+		int			i;
+
+		if (linelen < EM_DASH_SPACE_LEN || memcmp(line, EM_DASH_SPACE, EM_DASH_SPACE_LEN) != 0)
+			continue;			/* (the parser refused such notes) */
+		sp = memchr(name, ' ', linelen - EM_DASH_SPACE_LEN);
+		if (sp == NULL)
+			continue;
+		namelen = (size_t) (sp - name);
+		k = cl_base64_decode(sp + 1, linelen - EM_DASH_SPACE_LEN - namelen - 1, raw, sizeof(raw));
+		if (k != CL_COSIG_BLOB_LEN || namelen > CL_MAX_KEY_NAME)
+			continue;			/* not a timestamped Ed25519 cosignature */
+		for (i = 0; i < 8; i++)
+			t = (t << 8) | raw[CL_KEYID_LEN + i];
+		if (t > (uint64_t) INT64_MAX)
+		{
+			*err = "a cosignature's timestamp exceeds 2^63 - 1";
+			return false;
+		}
+		if (*n >= max)
+		{
+			*err = "too many cosignature lines";
+			return false;
+		}
+		memcpy(out[*n].keyname, name, namelen);
+		out[*n].keyname[namelen] = '\0';
+		memcpy(out[*n].keyid, raw, CL_KEYID_LEN);
+		out[*n].time = (int64_t) t;
+		memcpy(out[*n].sig, raw + CL_KEYID_LEN + 8, CL_SIG_LEN);
+		out[*n].line_start = (size_t) (line - note);
+		out[*n].line_len = linelen + 1;
+		(*n)++;
+	}
+	return true;
+}
+
+bool
+cl_cosignature_verify(const cl_checkpoint *cp, const char *note,
+					  const cl_cosignature *cosigs, int ncosigs,
+					  const char *name, const uint8_t pubkey[CL_PUBKEY_LEN],
+					  int64_t *time)
+{
+	uint8_t		keyid[CL_KEYID_LEN];
+	char		msg[CL_MAX_NOTE + 64];
+	bool		found = false;
+	int			i;
+
+	if (cp->bodylen == 0 || sodium_init() < 0)
+		return false;
+	cl_key_id_typed(name, CL_SIGTYPE_COSIGNATURE, pubkey, keyid);
+	for (i = 0; i < ncosigs; i++)
+	{
+		const cl_cosignature *c = &cosigs[i];
+		size_t		mlen;
+
+		if (strcmp(c->keyname, name) != 0 || memcmp(c->keyid, keyid, CL_KEYID_LEN) != 0)
+			continue;
+		mlen = cl_cosignature_message(note, cp->bodylen, c->time, msg, sizeof(msg));
+		if (mlen == 0 ||
+			crypto_sign_verify_detached(c->sig, (const unsigned char *) msg, mlen, pubkey) != 0)
+			return false;
+		if (!found || c->time > *time)
+			*time = c->time;
+		found = true;
+	}
+	return found;
+}
+
+size_t
+cl_note_without_cosignatures(const char *note, size_t len,
+							 const cl_cosignature *cosigs, int ncosigs, char *out)
+{
+	size_t		o = 0;
+	size_t		pos = 0;
+	int			i;
+
+	/* cosignature lines are in note order */
+	for (i = 0; i < ncosigs; i++)
+	{
+		memcpy(out + o, note + pos, cosigs[i].line_start - pos);
+		o += cosigs[i].line_start - pos;
+		pos = cosigs[i].line_start + cosigs[i].line_len;
+	}
+	memcpy(out + o, note + pos, len - pos);
+	return o + len - pos;
+}
+
+int
+cl_quorum_count(const cl_checkpoint *cp, const char *note, size_t len,
+				const char (*names)[CL_MAX_KEY_NAME + 1],
+				const uint8_t (*pubkeys)[CL_PUBKEY_LEN], int nwitnesses,
+				int64_t now, char *why, size_t whylen)
+{
+	cl_cosignature cs[CL_MAX_SIGLINES];
+	int			ncs = 0;
+	int			count = 0;
+	const char *err;
+	int			i;
+
+	if (!cl_cosignatures_parse(cp, note, len, cs, CL_MAX_SIGLINES, &ncs, &err))
+	{
+		snprintf(why, whylen, "%s", err);
+		return -1;
+	}
+	why[0] = '\0';
+	for (i = 0; i < nwitnesses; i++)
+	{
+		int64_t		t = 0;
+		bool		dup = false;
+		int			j;
+
+		for (j = 0; j < i && !dup; j++)
+			dup = memcmp(pubkeys[j], pubkeys[i], CL_PUBKEY_LEN) == 0;
+		if (dup)
+			continue;
+		if (!cl_cosignature_verify(cp, note, cs, ncs, names[i], pubkeys[i], &t))
+			continue;
+		if (t > now + CL_COSIG_MAX_FUTURE)
+		{
+			snprintf(why, whylen, "the cosignature of witness %s is dated %" PRId64 ", in the future", names[i], t);
+			continue;
+		}
+		count++;
+	}
+	return count;
+}

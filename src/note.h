@@ -207,6 +207,120 @@ extern bool cl_receipt_read(const char *text, size_t len, cl_checkpoint *cp,
 							char **note, size_t *notelen, char *why, size_t whylen);
 
 /*-------------------------------------------------------------------------
+ * Witness cosignatures (C2SP tlog-cosignature, Ed25519 "cosignature/v1").
+ *
+ * A witness signs, with Ed25519, the message
+ *
+ *	cosignature/v1\n
+ *	time <T, decimal, no leading zeros>\n
+ *	<the checkpoint body: every byte before the blank line>
+ *
+ * and the note gains the signature line
+ *
+ *	\u2014 <witness name> <base64(key id || 8-byte big-endian T || 64-byte signature)>\n
+ *
+ * whose key id is the first 4 bytes of SHA-256(name || "\n" || 0x04 ||
+ * 32-byte public key).  A witness is configured by its verifier key
+ * (signed-note "vkey"): "<name>+<hex key id>+<base64(0x04 || public key)>".
+ *-------------------------------------------------------------------------
+ */
+#define CL_SIGTYPE_ED25519		0x01
+#define CL_SIGTYPE_COSIGNATURE	0x04
+#define CL_COSIG_HEADER			"cosignature/v1"
+#define CL_COSIG_BLOB_LEN		(CL_KEYID_LEN + 8 + CL_SIG_LEN)	/* 76 */
+#define CL_MAX_KEY_NAME			63
+
+/* SHA-256(keyname || 0x0A || type || pubkey)[:4] (cl_key_id() is type 0x01) */
+extern void cl_key_id_typed(const char *keyname, uint8_t type,
+							const uint8_t pubkey[CL_PUBKEY_LEN],
+							uint8_t out[CL_KEYID_LEN]);
+
+/*
+ * Parses a verifier key "<name>+<8 hex digits>+<base64(type || 32-byte key)>"
+ * of signature type 0x01 or 0x04 whose key id is the one its name, type
+ * and key give.  name must hold CL_MAX_KEY_NAME + 1 bytes.  false with
+ * *err set on any deviation.
+ */
+extern bool cl_vkey_parse(const char *s, size_t len, char *name, uint8_t *type,
+						  uint8_t pubkey[CL_PUBKEY_LEN], const char **err);
+
+/* Writes a vkey (NUL-terminated) into out; returns its length or 0 if it does not fit. */
+extern size_t cl_vkey_format(const char *name, uint8_t type,
+							 const uint8_t pubkey[CL_PUBKEY_LEN], char *out, size_t outsize);
+
+/* True when s[0..len) is a valid key name of at most CL_MAX_KEY_NAME bytes. */
+extern bool cl_key_name_ok(const char *s, size_t len);
+
+/*
+ * Writes the cosignature/v1 message for body[0..bodylen) at time t into
+ * buf; returns its length, or 0 if it does not fit or t is negative.
+ */
+extern size_t cl_cosignature_message(const char *body, size_t bodylen, int64_t t,
+									 char *buf, size_t bufsize);
+
+/*
+ * Writes the signature line "\u2014 name base64(keyid || t || sig)\n"
+ * (NUL-terminated) into out; returns its length or 0.
+ */
+extern size_t cl_cosignature_line(const char *name, const uint8_t keyid[CL_KEYID_LEN],
+								  int64_t t, const uint8_t sig[CL_SIG_LEN],
+								  char *out, size_t outsize);
+
+typedef struct cl_cosignature
+{
+	char		keyname[CL_MAX_KEY_NAME + 1];
+	uint8_t		keyid[CL_KEYID_LEN];
+	int64_t		time;
+	uint8_t		sig[CL_SIG_LEN];
+	size_t		line_start;		/* offset of the line in the note */
+	size_t		line_len;		/* with its newline */
+} cl_cosignature;
+
+/*
+ * The timestamped Ed25519 cosignature lines (76-byte signatures) of a
+ * parsed note: at most max of them into out, their number in *n.  The
+ * note must be one cl_checkpoint_parse() accepted as cp.  A 76-byte line
+ * whose timestamp exceeds 2^63 - 1 is malformed: false with *err set.
+ */
+extern bool cl_cosignatures_parse(const cl_checkpoint *cp, const char *note, size_t len,
+								  cl_cosignature *out, int max, int *n, const char **err);
+
+/*
+ * True when the note holds at least one cosignature line naming this
+ * witness (name and 0x04 key id) and every such line verifies; *time is
+ * then the latest verifying line's timestamp.  A matching line that does
+ * not verify makes it false (signed-note: reject the whole note).
+ */
+extern bool cl_cosignature_verify(const cl_checkpoint *cp, const char *note,
+								  const cl_cosignature *cosigs, int ncosigs,
+								  const char *name, const uint8_t pubkey[CL_PUBKEY_LEN],
+								  int64_t *time);
+
+/*
+ * The note as the log signed it: the note without its cosignature lines
+ * (what the next checkpoint's prev hashes).  Writes it into out (which
+ * must hold len bytes) and returns its length.
+ */
+extern size_t cl_note_without_cosignatures(const char *note, size_t len,
+										   const cl_cosignature *cosigs, int ncosigs,
+										   char *out);
+
+/*
+ * The quorum rule shared by verify_checkpoint(..., witnesses, quorum) and
+ * consent-ledger-verify --witness-key/--quorum: the number of distinct
+ * witnesses (distinct public keys; a key given twice, under any names,
+ * counts once) among names[i]/pubkeys[i] that have a cosignature line on
+ * the parsed note which verifies, with no failing line of theirs, and a
+ * timestamp at most CL_COSIG_MAX_FUTURE seconds after now.  -1 with why
+ * set when the note's cosignature lines are malformed.
+ */
+#define CL_COSIG_MAX_FUTURE		300
+extern int	cl_quorum_count(const cl_checkpoint *cp, const char *note, size_t len,
+							const char (*names)[CL_MAX_KEY_NAME + 1],
+							const uint8_t (*pubkeys)[CL_PUBKEY_LEN], int nwitnesses,
+							int64_t now, char *why, size_t whylen);
+
+/*-------------------------------------------------------------------------
  * Export files (consent_ledger.export(), read by consent-ledger-verify).
  * UTF-8 text, one record per line, "\n" line ends:
  *

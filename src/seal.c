@@ -1269,6 +1269,8 @@ cl_sealer_main(Datum arg)
 		 * ended, and never waits for it.
 		 */
 		cl_ship_work();
+		/* a witness cosignature to sign or evidence to record (witness.c) */
+		cl_witness_serve();
 
 		LWLockAcquire(cl_shared->lock, LW_SHARED);
 		request = my_slot->requested;

@@ -54,6 +54,8 @@ PG_FUNCTION_INFO_V1(cl_verify_checkpoint);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint_detail);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint_text);
 PG_FUNCTION_INFO_V1(cl_verify_checkpoint_detail_text);
+PG_FUNCTION_INFO_V1(cl_verify_checkpoint_quorum);
+PG_FUNCTION_INFO_V1(cl_verify_checkpoint_quorum_text);
 PG_FUNCTION_INFO_V1(cl_sql_ledger);
 PG_FUNCTION_INFO_V1(cl_sql_inclusion_proof);
 PG_FUNCTION_INFO_V1(cl_sql_consistency_proof);
@@ -2033,7 +2035,7 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT note FROM consent_ledger.checkpoints "
+	if (SPI_execute_with_args("SELECT note, seq FROM consent_ledger.checkpoints "
 							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
 							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.checkpoints");
@@ -2043,6 +2045,10 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 				 errmsg("ledger \"%s\" has no checkpoint yet", ledger_name(info)),
 				 errhint("Call consent_ledger.seal(), or wait consent_ledger.seal_interval.")));
 	note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* the note carries its witnesses' cosignature lines (README "Witnesses") */
+	note = cl_cosigned_note(info->ledger_id,
+							DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
+							note);
 	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -2242,6 +2248,141 @@ verify_checkpoint_detail(FunctionCallInfo fcinfo, bool is_text)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * consent_ledger.verify_checkpoint(checkpoint jsonb | text, witnesses text[],
+ *	 quorum integer DEFAULT 1) RETURNS boolean
+ *
+ * check_receipt(), and then the quorum (README "Witnesses"): at least
+ * quorum distinct witnesses among the given witness keys cosigned the
+ * receipt's note (cl_quorum_count(), the offline verifier's rule), or a
+ * later checkpoint of the ledger stored here that is consistent with it
+ * (later_checkpoint_quorum()).  A history the log's own key re-signed has
+ * no such cosignatures.  The reason for false is given as a NOTICE.
+ */
+/*
+ * A receipt without its own quorum still holds when a later checkpoint of
+ * the same ledger stored here has the quorum and is consistent with it:
+ * both pass check_receipt(), so both roots are roots of the ledger's rows,
+ * rehashed now, and the receipt's tree is a prefix of the later one's.
+ * Newest first; on success *reason says which checkpoint vouched.
+ */
+static bool
+later_checkpoint_quorum(const cl_checkpoint *cp, ArrayType *witnesses, int quorum, char **reason)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		vals[2] = {CStringGetTextDatum(cp->origin), Int64GetDatum((int64) cp->size)};
+	int			n;
+	int32	   *ids;
+	int64	   *seqs;
+	int64	   *sizes;
+	char	  **notes;
+	char	   *first_reason = *reason;
+
+	if (!OidIsValid(get_relname_relid("cosignatures", cl_schema_oid(false))))
+		return false;
+	if (SPI_execute_with_args("SELECT c.ledger_id, c.seq, c.tree_size, c.note "
+							  "FROM consent_ledger.checkpoints c "
+							  "JOIN consent_ledger.ledgers l ON l.ledger_id OPERATOR(pg_catalog.=) c.ledger_id "
+							  "WHERE l.origin OPERATOR(pg_catalog.=) $1 AND c.tree_size OPERATOR(pg_catalog.>=) $2 "
+							  "AND EXISTS (SELECT FROM consent_ledger.cosignatures s "
+							  "WHERE s.ledger_id OPERATOR(pg_catalog.=) c.ledger_id AND s.seq OPERATOR(pg_catalog.=) c.seq) "
+							  "ORDER BY c.seq DESC",
+							  2, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	n = (int) SPI_processed;
+	ids = palloc(sizeof(int32) * Max(n, 1));
+	seqs = palloc(sizeof(int64) * Max(n, 1));
+	sizes = palloc(sizeof(int64) * Max(n, 1));
+	notes = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		ids[i] = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		seqs[i] = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		sizes[i] = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+		notes[i] = SPI_getvalue(t, d, 4);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		char	   *full = cl_cosigned_note(ids[i], seqs[i], notes[i]);
+		char	   *r = NULL;
+
+		if (cl_witness_quorum(full, witnesses, quorum, &r) < quorum)
+			continue;
+		if (!check_receipt(full, strlen(full), &r))
+			continue;
+		*reason = psprintf("the receipt has no quorum of its own; the later checkpoint at tree size " INT64_FORMAT
+						   " has it, and both are roots of the ledger's rows, rehashed now",
+						   sizes[i]);
+		return true;
+	}
+	*reason = first_reason;
+	return false;
+}
+
+static Datum
+verify_checkpoint_quorum(FunctionCallInfo fcinfo, bool is_text)
+{
+	char	   *reason = NULL;
+	char	   *text;
+	bool		ok = false;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	text = receipt_argument(fcinfo, is_text, &reason);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (text != NULL)
+		ok = check_receipt(text, strlen(text), &reason);
+	if (ok)
+	{
+		cl_checkpoint cp;
+		char	   *note;
+		size_t		notelen;
+		char		why[256];
+
+		/* the note as check_receipt() read it */
+		if (!cl_receipt_read(text, strlen(text), &cp, &note, &notelen, why, sizeof(why)))
+		{
+			ok = false;
+			reason = pstrdup(why);
+		}
+		else
+		{
+			char	   *pnote = pnstrdup(note, notelen);
+
+			free(note);
+			ok = cl_witness_quorum(pnote, PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_INT32(2), &reason) >= PG_GETARG_INT32(2);
+			if (!ok && later_checkpoint_quorum(&cp, PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_INT32(2), &reason))
+			{
+				ok = true;
+				ereport(NOTICE,
+						(errmsg("receipt verifies: %s", reason)));
+			}
+		}
+	}
+	if (!ok)
+		ereport(NOTICE,
+				(errmsg("receipt does not verify: %s", reason)));
+	SPI_finish();
+	PG_RETURN_BOOL(ok);
+}
+
+Datum
+cl_verify_checkpoint_quorum(PG_FUNCTION_ARGS)
+{
+	return verify_checkpoint_quorum(fcinfo, false);
+}
+
+Datum
+cl_verify_checkpoint_quorum_text(PG_FUNCTION_ARGS)
+{
+	return verify_checkpoint_quorum(fcinfo, true);
 }
 
 /*
@@ -2465,13 +2606,17 @@ latest_checkpoint_size(ClLedgerInfo *info)
 	cl_checkpoint cp;
 	const char *err;
 
-	if (SPI_execute_with_args("SELECT note FROM consent_ledger.checkpoints "
+	if (SPI_execute_with_args("SELECT note, seq FROM consent_ledger.checkpoints "
 							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT 1",
 							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read consent_ledger.checkpoints");
 	if (SPI_processed == 0)
 		return 0;
 	note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* the note carries its witnesses' cosignature lines (README "Witnesses") */
+	note = cl_cosigned_note(info->ledger_id,
+							DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
+							note);
 	if (!cl_checkpoint_parse(note, strlen(note), &cp, &err))
 		return 0;
 	return cp.size;
@@ -2784,10 +2929,12 @@ cl_export(PG_FUNCTION_ARGS)
 	foreach(lc, st->checkpoints)
 	{
 		Checkpoint *c = lfirst(lc);
-		size_t		len = strlen(c->note);
+		/* with its witnesses' cosignature lines (README "Witnesses") */
+		char	   *note = cl_cosigned_note(st->info->ledger_id, c->seq, c->note);
+		size_t		len = strlen(note);
 		char	   *b = palloc(cl_base64_encoded_len(len) + 1);
 
-		cl_base64_encode((uint8_t *) c->note, len, b);
+		cl_base64_encode((uint8_t *) note, len, b);
 		EMIT(psprintf("checkpoint %s", b));
 		pfree(b);
 	}

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -63,6 +64,11 @@ typedef struct options
 {
 	uint8_t		keys[MAX_KEYS][CL_PUBKEY_LEN];
 	int			nkeys;
+	/* checkpoint --witness-key (repeatable) --quorum N */
+	char		wnames[MAX_KEYS][CL_MAX_KEY_NAME + 1];
+	uint8_t		wkeys[MAX_KEYS][CL_PUBKEY_LEN];
+	int			nwitnesses;
+	long		quorum;			/* 0: not given */
 	const char *checkpoint;
 	const char *leaf_data;
 	bool		decode;			/* export --decode */
@@ -79,12 +85,14 @@ usage(void)
 			"  %s export --public-key KEY [--public-key KEY ...] [--checkpoint FILE] [--decode] EXPORT_FILE\n"
 			"  %s inclusion PROOF_FILE [--leaf-data HEX] [--checkpoint FILE --public-key KEY ...]\n"
 			"  %s consistency PROOF_FILE [--checkpoint FILE --public-key KEY ...]\n"
-			"  %s checkpoint --public-key KEY CHECKPOINT_FILE\n"
+			"  %s checkpoint --public-key KEY [--witness-key WKEY ... --quorum N] CHECKPOINT_FILE\n"
 			"  %s keygen OUTFILE\n"
 			"KEY is what consent_ledger.public_key() or consent_ledger.verifier_key() prints,\n"
 			"or a file whose first line is one of those.\n"
 			"An export's endorsements (key rotations signed by both keys) extend the given keys.\n"
 			"EXPORT_FILE \"-\" reads standard input.\n"
+			"WKEY is a witness key as consent_ledger.witness_key() prints it on the witness;\n"
+			"--quorum N accepts the checkpoint only when N distinct given witnesses cosigned it.\n"
 			"Exit status: 0 verified, 1 verification failed, 2 usage or I/O error.\n",
 			progname, progname, progname, progname, progname);
 	return EXIT_USAGE;
@@ -322,6 +330,29 @@ parse_options(int argc, char **argv, options *o)
 			if (rc != 0)
 				return rc;
 			o->nkeys++;
+		}
+		else if (namelen == 11 && strncmp(name, "witness-key", 11) == 0)
+		{
+			uint8_t		type = 0;
+			const char *why = NULL;
+
+			if (o->nwitnesses >= MAX_KEYS)
+				return error("at most %d --witness-key options", MAX_KEYS);
+			if (!cl_vkey_parse(value, strlen(value), o->wnames[o->nwitnesses], &type,
+							   o->wkeys[o->nwitnesses], &why))
+				return error("--witness-key \"%s\": %s", value, why);
+			if (type != CL_SIGTYPE_COSIGNATURE)
+				return error("--witness-key \"%s\": not a witness key (signature type 0x04, as consent_ledger.witness_key() prints it)", value);
+			o->nwitnesses++;
+		}
+		else if (namelen == 6 && strncmp(name, "quorum", 6) == 0)
+		{
+			char	   *end;
+
+			errno = 0;
+			o->quorum = strtol(value, &end, 10);
+			if (errno != 0 || *end != '\0' || end == value || o->quorum < 1)
+				return error("--quorum \"%s\" is not a positive integer", value);
 		}
 		else if (namelen == 10 && strncmp(name, "checkpoint", 10) == 0)
 		{
@@ -793,7 +824,27 @@ cmd_export(const options *o)
 								k, lineno, hash64(cp.root, b1), cp.size, hash64(root, b2));
 						goto out;
 					}
-					cl_note_hash(note, rec.datalen, prevhash);
+					{
+						/* prev hashes the note as the log signed it (README "Witnesses") */
+						cl_cosignature cs[CL_MAX_SIGLINES];
+						int			ncs = 0;
+						char	   *lognote = malloc(rec.datalen + 1);
+
+						if (lognote == NULL)
+						{
+							rc = error("out of memory");
+							goto out;
+						}
+						if (!cl_cosignatures_parse(&cp, note, rec.datalen, cs, CL_MAX_SIGLINES, &ncs, &err))
+						{
+							free(lognote);
+							failure("checkpoint %" PRIu64 " (line %" PRIu64 "): %s", k, lineno, err);
+							goto out;
+						}
+						cl_note_hash(lognote, cl_note_without_cosignatures(note, rec.datalen, cs, ncs, lognote),
+									 prevhash);
+						free(lognote);
+					}
 					lastsize = cp.size;
 					memcpy(lastroot, cp.root, CL_HASH_LEN);
 					break;
@@ -1130,11 +1181,51 @@ cmd_checkpoint(const options *o)
 		return failure("%s: %s", o->args[0], why);
 	if (rc != 0)
 		return rc;
+	if ((o->nwitnesses > 0) != (o->quorum > 0))
+	{
+		free(note);
+		error("--witness-key and --quorum go together");
+		return usage();
+	}
 	k = verify_under_keys(&cp, note, o);
-	free(note);
 	if (k < 0)
+	{
+		free(note);
 		return failure("%s: signature does not verify under any given public key",
 					   o->args[0]);
+	}
+	if (o->quorum > 0)
+	{
+		char		why[256];
+		int			distinct = 0;
+		int			count;
+
+		for (int i = 0; i < o->nwitnesses; i++)
+		{
+			bool		dup = false;
+
+			for (int j = 0; j < i && !dup; j++)
+				dup = memcmp(o->wkeys[j], o->wkeys[i], CL_PUBKEY_LEN) == 0;
+			distinct += !dup;
+		}
+		if (o->quorum > distinct)
+		{
+			free(note);
+			return error("--quorum %ld exceeds the %d distinct --witness-key given", o->quorum, distinct);
+		}
+		count = cl_quorum_count(&cp, note, notelen, (const char (*)[CL_MAX_KEY_NAME + 1]) o->wnames,
+								(const uint8_t (*)[CL_PUBKEY_LEN]) o->wkeys, o->nwitnesses,
+								(int64_t) time(NULL), why, sizeof(why));
+		free(note);
+		if (count < 0)
+			return failure("%s: malformed cosignature: %s", o->args[0], why);
+		if (count < o->quorum)
+			return failure("%s: only %d of the %d distinct witnesses given cosigned the checkpoint, fewer than the quorum of %ld%s%s",
+						   o->args[0], count, distinct, o->quorum, why[0] ? "; " : "", why);
+		printf("OK: %d of %d witnesses cosigned (quorum %ld)\n", count, distinct, o->quorum);
+	}
+	else
+		free(note);
 	cl_key_id(CL_KEY_NAME, o->keys[k], keyid);
 	cl_hex_encode(keyid, CL_KEYID_LEN, idhex);
 	printf("OK: checkpoint signature verifies under key id %s\n", idhex);

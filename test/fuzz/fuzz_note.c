@@ -67,6 +67,46 @@ fuzz_checkpoint(const char *note, size_t size)
 		abort();
 	if (cp.nsigs < 1 || cp.nsigs > CL_MAX_SIGLINES)
 		abort();
+
+	/*
+	 * Witness cosignatures: the lines found lie inside the note, in order;
+	 * without them the note is no longer than before and still parses
+	 * with the same body; verifying under a fixed key never crashes.
+	 */
+	{
+		cl_cosignature cs[CL_MAX_SIGLINES];
+		int			ncs = 0;
+		char		stripped[CL_MAX_NOTE + 1];
+		cl_checkpoint scp;
+		int64_t		t = 0;
+		char		names[1][CL_MAX_KEY_NAME + 1] = {"w"};
+
+		if (cl_cosignatures_parse(&cp, note, size, cs, CL_MAX_SIGLINES, &ncs, &err))
+		{
+			size_t		prev_end = cp.bodylen + 1;
+
+			for (int i = 0; i < ncs; i++)
+			{
+				if (cs[i].line_start < prev_end || cs[i].line_start + cs[i].line_len > size)
+					abort();
+				prev_end = cs[i].line_start + cs[i].line_len;
+			}
+			n = cl_note_without_cosignatures(note, size, cs, ncs, stripped);
+			if (n > size || memcmp(stripped, note, cp.bodylen) != 0)
+				abort();
+			if (!cl_checkpoint_parse(stripped, n, &scp, &err) ||
+				scp.bodylen != cp.bodylen || scp.nsigs != cp.nsigs)
+				abort();
+			if (ncs > 0)
+			{
+				(void) cl_cosignature_verify(&cp, note, cs, ncs, cs[0].keyname, pubkey, &t);
+				strcpy(names[0], cs[0].keyname);
+			}
+			(void) cl_quorum_count(&cp, note, size, (const char (*)[CL_MAX_KEY_NAME + 1]) names,
+								   (const uint8_t (*)[CL_PUBKEY_LEN]) &pubkey, 1, 0,
+								   body, sizeof(body));
+		}
+	}
 }
 
 /* base64 and hex decoders accept only canonical encodings. */

@@ -101,6 +101,8 @@ SELECT set_eq($$
 	 WHERE p.pronamespace = 'consent_ledger'::regnamespace
 	   AND has_function_privilege('public', p.oid, 'EXECUTE')
 $$, ARRAY['consent_ledger.public_key()', 'consent_ledger.key_id()', 'consent_ledger.verifier_key()',
+		 -- 1.3: the witness's public key (README "Witnesses")
+		 'consent_ledger.witness_key()',
 		 -- the row policy checks run as whoever reads a protected table or view
 		 'consent_ledger.allowed(text)', 'consent_ledger.allowed(bigint)',
 		 'consent_ledger.allowed(integer)', 'consent_ledger.allowed(uuid)',
@@ -201,7 +203,8 @@ SELECT table_privs_are('consent_ledger', 'keys', 'consent_ledger_auditor', ARRAY
 
 CREATE TEMP TABLE cl01_internal (rel regclass);
 INSERT INTO cl01_internal VALUES ('consent_ledger.ledgers'), ('consent_ledger.pending'),
-	('consent_ledger.log'), ('consent_ledger.checkpoints'), ('consent_ledger.keys');
+	('consent_ledger.log'), ('consent_ledger.checkpoints'), ('consent_ledger.keys'),
+	('consent_ledger.witness_logs'), ('consent_ledger.cosignatures');
 -- 1.3 checkpoint shipping (README "Shipping checkpoints"): written by the sealer only
 INSERT INTO cl01_internal VALUES ('consent_ledger.checkpoint_shipments'),
 	('consent_ledger.checkpoint_shipping_status'), ('consent_ledger.checkpoint_shipping');

@@ -483,6 +483,18 @@ expect 2 "" "a missing export file is an I/O error" "$V" export --public-key "$p
 expect 2 "" "an unknown option is a usage error" "$V" export --public-key "$pub1" --frob x "$tmp/good"
 expect 2 "" "invalid --leaf-data is a usage error" "$V" inclusion "$tmp/incl.json" --leaf-data xyz
 
+# witnesses (README "Witnesses"): the receipt above has no cosignature
+W1='witness.example/w1+e75f6532+BAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4'
+expect 1 "FAIL: $tmp/receipt.json: only 0 of the 1 distinct witnesses given cosigned" \
+	"checkpoint --witness-key --quorum 1: a receipt without cosignatures fails the quorum" \
+	"$V" checkpoint --public-key "$pub1" --witness-key "$W1" --quorum 1 "$tmp/receipt.json"
+expect 0 "OK: " "checkpoint without --quorum still verifies it" "$V" checkpoint --public-key "$pub1" "$tmp/receipt.json"
+expect 2 "" "--quorum without --witness-key is a usage error" "$V" checkpoint --public-key "$pub1" --quorum 1 "$tmp/receipt.json"
+expect 2 "" "--quorum 2 with one distinct witness (given twice) is a usage error" \
+	"$V" checkpoint --public-key "$pub1" --witness-key "$W1" --witness-key "$W1" --quorum 2 "$tmp/receipt.json"
+expect 2 "" "a log key is not a witness key" "$V" checkpoint --public-key "$pub1" --witness-key "consent_ledger+00000000+AQAA" --quorum 1 "$tmp/receipt.json"
+expect 2 "" "--quorum 0 is a usage error" "$V" checkpoint --public-key "$pub1" --witness-key "$W1" --quorum 0 "$tmp/receipt.json"
+
 echo "1..$n"
 cat "$tap"
 [ "$failed" -eq 0 ]
