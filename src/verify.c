@@ -1132,7 +1132,11 @@ typedef struct LogStream
 	ClTilesChecker *tiles;
 	Tuplesortstate *sort;
 	TupleTableSlot *slot;
+	struct RowMatcher *match;	/* the merge path (match_leaf), or NULL */
 } LogStream;
+
+static void match_leaf(struct RowMatcher *m, int64 txn, int32 ord, uint64 pos,
+					   const uint8 *hash, bool own);
 
 static void
 put_leaf(LogStream *ls, int64 txn, int32 ord, uint64 pos, const uint8 *hash, bool own)
@@ -1140,6 +1144,11 @@ put_leaf(LogStream *ls, int64 txn, int32 ord, uint64 pos, const uint8 *hash, boo
 	TupleTableSlot *slot = ls->slot;
 	bytea	   *h;
 
+	if (ls->match != NULL)
+	{
+		match_leaf(ls->match, txn, ord, pos, hash, own);
+		return;
+	}
 	if (ls->sort == NULL)
 		return;
 	h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
@@ -1496,9 +1505,13 @@ stream_pending(LedgerState *st, LogStream *ls)
 	}
 }
 
-/* Every row of the table: stamp, ctid and recomputed leaf hash into sort B. */
+/*
+ * Every row of the table: stamp, ctid and recomputed leaf hash into sort B.
+ * The progress NOTICE is not repeated for the first "announced" rows (the
+ * merge path, when it gave way to this one, announced them already).
+ */
 static void
-stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc)
+stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc, uint64 announced)
 {
 	ClRowEncoder *enc;
 	StringInfoData buf;
@@ -1522,7 +1535,7 @@ stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc)
 		Datum		d2 = heap_getattr(tup, st->info->ord_attnum, desc, &n2);
 
 		CHECK_FOR_INTERRUPTS();
-		if ((++nrows % 1000000) == 0)
+		if ((++nrows % 1000000) == 0 && nrows > announced)
 			ereport(NOTICE,
 					(errmsg("verify of \"%s\": " UINT64_FORMAT " rows read",
 							RelationGetRelationName(st->rel), nrows)));
@@ -1764,7 +1777,7 @@ merge_leaves_and_rows(LedgerState *st, Tuplesortstate *sa, TupleTableSlot *a,
  * nproblems, table state), without the per-leaf arrays.
  */
 static LedgerState *
-verify_ledger_streamed(ClLedgerInfo *info)
+verify_ledger_sorted(ClLedgerInfo *info, uint64 announced)
 {
 	LedgerState *st = palloc0(sizeof(LedgerState));
 	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
@@ -1824,7 +1837,7 @@ verify_ledger_streamed(ClLedgerInfo *info)
 		TupleTableSlot *bslot = MakeSingleTupleTableSlot(bdesc, &TTSOpsMinimalTuple);
 		TupleTableSlot *aslot = MakeSingleTupleTableSlot(adesc, &TTSOpsMinimalTuple);
 
-		stream_rows(st, sb, bdesc);
+		stream_rows(st, sb, bdesc, announced);
 		tuplesort_performsort(ls.sort);
 		tuplesort_performsort(sb);
 		merge_leaves_and_rows(st, ls.sort, aslot, sb, bslot);
@@ -1835,6 +1848,633 @@ verify_ledger_streamed(ClLedgerInfo *info)
 	if (ls.sort != NULL)
 		tuplesort_end(ls.sort);
 	ExecDropSingleTupleTableSlot(ls.slot);
+	return st;
+}
+
+/*
+ * verify() streamed, the merge path, tried first.
+ *
+ * The log's leaves come in leaf order and, as rows are inserted and sealed
+ * in stamp order, usually in increasing stamp order too; a heap scan
+ * usually meets the rows in that same order.  So the leaves are merged
+ * with the heap scan as they are read (match_leaf(), called for every
+ * leaf by the log stream in place of sort A): no sort at all when both
+ * are in order.  What does not fit goes to sorts bounded like sort A and
+ * sort B: a leaf whose row is not met within MATCH_LOOKAHEAD rows of the
+ * scan ("A"), a row met ahead of its leaf beyond that window or after it
+ * ("B").  Rows met ahead of their leaf are held in a min-heap (by stamp)
+ * of at most MATCH_LOOKAHEAD rows.  A leaf that does not follow the
+ * previous ones in stamp order (a transaction committed after a later one
+ * was sealed) goes to sort A, and into sort "D", checked at the end
+ * against every leaf for a stamp the log holds twice.
+ *
+ * The merge path only decides that everything is in order.  At the first
+ * thing it does not settle -- a row that does not hash to its leaf, a row
+ * without its leaf or without a stamp, a leaf without its row, a stamp
+ * held twice, or any problem noted by the log's checks -- it gives way to
+ * verify_ledger_sorted(), which verifies the ledger again from the start
+ * and words the problems (so the problems reported, and their number, are
+ * exactly that path's).  Memory: the min-heap (MATCH_LOOKAHEAD rows of 56
+ * bytes) and the sorts, maintenance_work_mem / 3 each, created only when
+ * something is out of order.
+ */
+#define MATCH_LOOKAHEAD 16384
+
+typedef struct AheadRow
+{
+	int64		txn;
+	int32		ord;
+	ItemPointerData tid;
+	cl_hash		hash;
+} AheadRow;
+
+typedef struct RowMatcher
+{
+	LedgerState *st;
+	bool		dirty;			/* not settled here: verify_ledger_sorted() */
+	TableScanDesc scan;
+	bool		scan_done;
+	TupleDesc	rdesc;
+	ClRowEncoder *enc;
+	Datum	   *values;
+	bool	   *nulls;
+	StringInfoData buf;
+	uint64		nrows;			/* rows read (for the progress NOTICE) */
+	bool		have_max;		/* the greatest stamp of the leaves so far */
+	int64		max_txn;
+	int32		max_ord;
+	AheadRow   *ahead;			/* min-heap by stamp */
+	int			nahead;
+	int			workmem;
+	TupleDesc	adesc;
+	TupleDesc	bdesc;
+	TupleTableSlot *aslot;
+	TupleTableSlot *bslot;
+	Tuplesortstate *sa;			/* leaves not met in order */
+	Tuplesortstate *sb;			/* rows not met in order */
+	Tuplesortstate *sd;			/* leaves out of stamp order (txn, ord, pos) */
+	uint64		na;
+	uint64		nb;
+	uint64		nd;
+} RowMatcher;
+
+static inline int
+stamp_cmp(int64 t1, int32 o1, int64 t2, int32 o2)
+{
+	if (t1 != t2)
+		return t1 < t2 ? -1 : 1;
+	if (o1 != o2)
+		return o1 < o2 ? -1 : 1;
+	return 0;
+}
+
+static inline bool
+ahead_less(const AheadRow *a, const AheadRow *b)
+{
+	return stamp_cmp(a->txn, a->ord, b->txn, b->ord) < 0 ||
+		(a->txn == b->txn && a->ord == b->ord && ItemPointerCompare((ItemPointer) &a->tid, (ItemPointer) &b->tid) < 0);
+}
+
+static void
+ahead_push(RowMatcher *m, const AheadRow *r)
+{
+	int			i = m->nahead++;
+
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!ahead_less(r, &m->ahead[parent]))
+			break;
+		m->ahead[i] = m->ahead[parent];
+		i = parent;
+	}
+	m->ahead[i] = *r;
+}
+
+static void
+ahead_pop(RowMatcher *m, AheadRow *out)
+{
+	AheadRow	last;
+	int			i = 0;
+
+	*out = m->ahead[0];
+	last = m->ahead[--m->nahead];
+	for (;;)
+	{
+		int			c = 2 * i + 1;
+
+		if (c >= m->nahead)
+			break;
+		if (c + 1 < m->nahead && ahead_less(&m->ahead[c + 1], &m->ahead[c]))
+			c++;
+		if (!ahead_less(&m->ahead[c], &last))
+			break;
+		m->ahead[i] = m->ahead[c];
+		i = c;
+	}
+	if (m->nahead > 0)
+		m->ahead[i] = last;
+}
+
+/* The next row of the heap scan, stamped and hashed; false at the end (or a row without a stamp). */
+static bool
+match_read_row(RowMatcher *m, AheadRow *r)
+{
+	LedgerState *st = m->st;
+	HeapTuple	tup;
+	AttrNumber	ta = st->info->txn_attnum - 1;
+	AttrNumber	oa = st->info->ord_attnum - 1;
+
+	if (m->scan_done || m->dirty)
+		return false;
+	/* from the first block (no synchronized scan), as the rows were inserted */
+	if (m->scan == NULL)
+		m->scan = table_beginscan_strat(st->rel, GetActiveSnapshot(), 0, NULL, true, false);
+	tup = heap_getnext(m->scan, ForwardScanDirection);
+	if (tup == NULL)
+	{
+		m->scan_done = true;
+		return false;
+	}
+	CHECK_FOR_INTERRUPTS();
+	if ((++m->nrows % 1000000) == 0)
+		ereport(NOTICE,
+				(errmsg("verify of \"%s\": " UINT64_FORMAT " rows read",
+						RelationGetRelationName(st->rel), m->nrows)));
+	/* one deform for the stamp and the encoding */
+	heap_deform_tuple(tup, m->rdesc, m->values, m->nulls);
+	if (m->nulls[ta] || m->nulls[oa])
+	{
+		m->dirty = true;
+		return false;
+	}
+	r->txn = DatumGetInt64(m->values[ta]);
+	r->ord = DatumGetInt32(m->values[oa]);
+	r->tid = tup->t_self;
+	resetStringInfo(&m->buf);
+	cl_encode_values(m->enc, m->values, m->nulls, r->txn, r->ord, &m->buf);
+	cl_leaf_hash((const uint8_t *) m->buf.data, m->buf.len, r->hash);
+	return true;
+}
+
+static void
+match_spill_leaf(RowMatcher *m, Tuplesortstate **sort, int64 txn, int32 ord, uint64 pos,
+				 const uint8 *hash, bool own)
+{
+	TupleTableSlot *slot = m->aslot;
+	bytea	   *h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
+
+	if (*sort == NULL)
+		*sort = begin_stamp_sort(m->adesc, false, m->workmem);
+	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
+	memcpy(VARDATA(h), hash, CL_HASH_LEN);
+	ExecClearTuple(slot);
+	slot->tts_values[SA_TXN - 1] = Int64GetDatum(txn);
+	slot->tts_values[SA_ORD - 1] = Int32GetDatum(ord);
+	slot->tts_values[SA_POS - 1] = Int64GetDatum((int64) pos);
+	slot->tts_values[SA_HASH - 1] = PointerGetDatum(h);
+	slot->tts_values[SA_OWN - 1] = BoolGetDatum(own);
+	memset(slot->tts_isnull, 0, sizeof(bool) * 5);
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(*sort, slot);
+	pfree(h);
+}
+
+static void
+match_spill_row(RowMatcher *m, const AheadRow *r)
+{
+	TupleTableSlot *slot = m->bslot;
+	bytea	   *h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
+	ItemPointerData tid = r->tid;
+
+	if (m->sb == NULL)
+		m->sb = begin_stamp_sort(m->bdesc, true, m->workmem);
+	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
+	memcpy(VARDATA(h), r->hash, CL_HASH_LEN);
+	ExecClearTuple(slot);
+	slot->tts_values[SB_TXN - 1] = Int64GetDatum(r->txn);
+	slot->tts_values[SB_ORD - 1] = Int32GetDatum(r->ord);
+	slot->tts_values[SB_TID - 1] = PointerGetDatum(&tid);
+	slot->tts_values[SB_HASH - 1] = PointerGetDatum(h);
+	memset(slot->tts_isnull, 0, sizeof(bool) * 4);
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(m->sb, slot);
+	pfree(h);
+	m->nb++;
+}
+
+/* A leaf and its row, met in order: their hashes must agree. */
+static inline void
+match_settle(RowMatcher *m, const AheadRow *r, const uint8 *hash)
+{
+	if (memcmp(r->hash, hash, CL_HASH_LEN) != 0)
+		m->dirty = true;
+}
+
+/* The next leaf of the ledger, in position order (from put_leaf()). */
+static void
+match_leaf(RowMatcher *m, int64 txn, int32 ord, uint64 pos, const uint8 *hash, bool own)
+{
+	AheadRow	r;
+	int			looked = 0;
+
+	if (m->dirty)
+		return;
+	if (m->have_max && stamp_cmp(txn, ord, m->max_txn, m->max_ord) <= 0)
+	{
+		/* out of stamp order: matched by sorting, checked for a repeat */
+		match_spill_leaf(m, &m->sa, txn, ord, pos, hash, own);
+		match_spill_leaf(m, &m->sd, txn, ord, pos, hash, own);
+		m->na++;
+		m->nd++;
+		return;
+	}
+	m->have_max = true;
+	m->max_txn = txn;
+	m->max_ord = ord;
+
+	/* rows held ahead whose leaf is behind (or is no leaf): sorted */
+	while (m->nahead > 0 && stamp_cmp(m->ahead[0].txn, m->ahead[0].ord, txn, ord) < 0)
+	{
+		ahead_pop(m, &r);
+		match_spill_row(m, &r);
+	}
+	if (m->nahead > 0 && stamp_cmp(m->ahead[0].txn, m->ahead[0].ord, txn, ord) == 0)
+	{
+		ahead_pop(m, &r);
+		match_settle(m, &r, hash);
+		return;
+	}
+	while (looked < MATCH_LOOKAHEAD && match_read_row(m, &r))
+	{
+		int			c = stamp_cmp(r.txn, r.ord, txn, ord);
+
+		looked++;
+		if (c == 0)
+		{
+			match_settle(m, &r, hash);
+			return;
+		}
+		if (c > 0 && m->nahead < MATCH_LOOKAHEAD)
+			ahead_push(m, &r);
+		else
+			match_spill_row(m, &r);
+	}
+	if (m->dirty)
+		return;
+	match_spill_leaf(m, &m->sa, txn, ord, pos, hash, own);
+	m->na++;
+}
+
+static RowMatcher *
+match_begin(LedgerState *st, TupleDesc adesc, TupleDesc bdesc)
+{
+	RowMatcher *m = palloc0(sizeof(RowMatcher));
+
+	m->st = st;
+	m->rdesc = RelationGetDescr(st->rel);
+	m->enc = cl_encoder_create(m->rdesc, st->info->encoding, CurrentMemoryContext);
+	m->values = cl_encoder_values(m->enc);
+	m->nulls = cl_encoder_nulls(m->enc);
+	initStringInfo(&m->buf);
+	m->ahead = palloc(sizeof(AheadRow) * MATCH_LOOKAHEAD);
+	m->workmem = Max(maintenance_work_mem / 3, 1024);
+	m->adesc = adesc;
+	m->bdesc = bdesc;
+	m->aslot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
+	m->bslot = MakeSingleTupleTableSlot(bdesc, &TTSOpsVirtual);
+	return m;
+}
+
+/*
+ * The leaves that came out of stamp order (sort D) against every leaf, in
+ * the order pass one met them: the leaves that were in order form
+ * increasing ranges, one per record, recomputed from the log's and the
+ * pending records' stamps alone (no leaf hash is read again).  A stamp of
+ * sort D inside such a range, or twice in sort D, is held twice.
+ */
+typedef struct RepeatCheck
+{
+	RowMatcher *m;
+	TupleTableSlot *slot;
+	bool		have_d;
+	int64		dtxn;
+	int32		dord;
+	bool		have_max;
+	int64		max_txn;
+	int32		max_ord;
+} RepeatCheck;
+
+static void
+repeat_next_d(RepeatCheck *rc)
+{
+	bool		isnull;
+	int64		ptxn = rc->dtxn;
+	int32		pord = rc->dord;
+	bool		had = rc->have_d;
+
+	rc->have_d = tuplesort_gettupleslot(rc->m->sd, true, false, rc->slot, NULL);
+	if (!rc->have_d)
+		return;
+	rc->dtxn = DatumGetInt64(slot_getattr(rc->slot, SA_TXN, &isnull));
+	rc->dord = DatumGetInt32(slot_getattr(rc->slot, SA_ORD, &isnull));
+	if (had && ptxn == rc->dtxn && pord == rc->dord)
+		rc->m->dirty = true;
+}
+
+/* The leaves (txn, first .. first + n - 1), in order. */
+static void
+repeat_record(RepeatCheck *rc, int64 txn, int64 first, int64 n)
+{
+	int64		lo = first;
+	int64		hi = first + n - 1;
+
+	if (first < 0 || n <= 0 || hi > PG_INT32_MAX)
+	{
+		/* not how pass one met them: let the sorted path decide */
+		rc->m->dirty = true;
+		return;
+	}
+	if (rc->have_max && txn < rc->max_txn)
+		return;
+	if (rc->have_max && txn == rc->max_txn)
+		lo = Max(lo, (int64) rc->max_ord + 1);
+	if (lo > hi)
+		return;
+	rc->have_max = true;
+	rc->max_txn = txn;
+	rc->max_ord = (int32) hi;
+	while (rc->have_d && !rc->m->dirty &&
+		   stamp_cmp(rc->dtxn, rc->dord, txn, (int32) lo) < 0)
+		repeat_next_d(rc);
+	if (rc->have_d && rc->dtxn == txn && rc->dord <= hi)
+		rc->m->dirty = true;
+}
+
+static void
+match_check_repeats(RowMatcher *m, int64 last_txn)
+{
+	LedgerState *st = m->st;
+	RepeatCheck rc;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
+	Portal		portal;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.m = m;
+	rc.slot = MakeSingleTupleTableSlot(m->adesc, &TTSOpsMinimalTuple);
+	tuplesort_performsort(m->sd);
+	repeat_next_d(&rc);
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT txns, first_ords::pg_catalog.int8[], counts::pg_catalog.int8[] "
+									   "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+									   "ORDER BY first_leaf",
+									   1, types, vals, NULL, true, 0);
+	while (rc.have_d && !m->dirty)
+	{
+		SPI_cursor_fetch(portal, true, 64);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed && rc.have_d && !m->dirty; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			ArrayType  *txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 1, &isnull));
+			ArrayType  *ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 2, &isnull));
+			ArrayType  *counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
+			int			nrec = ArrayGetNItems(ARR_NDIM(txns), ARR_DIMS(txns));
+
+			CHECK_FOR_INTERRUPTS();
+			/* pass one found these well-formed (or noted a problem: not here) */
+			for (int k = 0; k < nrec && !m->dirty; k++)
+				repeat_record(&rc, ((int64 *) ARR_DATA_PTR(txns))[k],
+							  ((int64 *) ARR_DATA_PTR(ords))[k],
+							  ((int64 *) ARR_DATA_PTR(counts))[k]);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+
+	if (rc.have_d && !m->dirty)
+	{
+		portal = open_pending(st->info->ledger_id, last_txn);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 1000);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 i = 0; i < SPI_processed && rc.have_d && !m->dirty; i++)
+			{
+				HeapTuple	t = SPI_tuptable->vals[i];
+				TupleDesc	d = SPI_tuptable->tupdesc;
+				bool		isnull;
+
+				repeat_record(&rc, DatumGetInt64(SPI_getbinval(t, d, 1, &isnull)),
+							  DatumGetInt64(SPI_getbinval(t, d, 2, &isnull)),
+							  DatumGetInt64(SPI_getbinval(t, d, 3, &isnull)));
+			}
+			SPI_freetuptable(SPI_tuptable);
+			if (!rc.have_d || m->dirty)
+				break;
+		}
+		SPI_cursor_close(portal);
+	}
+	if (rc.have_d && !m->dirty)
+	{
+		int64		own_txn;
+		const cl_hash *own_leaves;
+		int32		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
+
+		if (own_n > 0)
+			repeat_record(&rc, own_txn, 0, own_n);
+	}
+	/* the rest of sort D, for a stamp it holds twice */
+	while (rc.have_d && !m->dirty)
+		repeat_next_d(&rc);
+	ExecDropSingleTupleTableSlot(rc.slot);
+}
+
+/*
+ * After the last leaf: the rows left go to sort B, and the two sorts must
+ * pair off exactly (a leaf of the caller's own open transaction may lack
+ * its row, as in scan_rows()).
+ */
+static void
+match_finish(RowMatcher *m, int64 last_txn)
+{
+	AheadRow	r;
+
+	while (!m->dirty && m->nahead > 0)
+	{
+		ahead_pop(m, &r);
+		match_spill_row(m, &r);
+	}
+	while (!m->dirty && match_read_row(m, &r))
+		match_spill_row(m, &r);
+	if (m->dirty)
+		return;
+	if (m->sa != NULL || m->sb != NULL)
+	{
+		TupleTableSlot *a = MakeSingleTupleTableSlot(m->adesc, &TTSOpsMinimalTuple);
+		TupleTableSlot *b = MakeSingleTupleTableSlot(m->bdesc, &TTSOpsMinimalTuple);
+		bool		have_a = false;
+		bool		have_b = false;
+
+		if (m->sa != NULL)
+		{
+			tuplesort_performsort(m->sa);
+			have_a = tuplesort_gettupleslot(m->sa, true, false, a, NULL);
+		}
+		if (m->sb != NULL)
+		{
+			tuplesort_performsort(m->sb);
+			have_b = tuplesort_gettupleslot(m->sb, true, false, b, NULL);
+		}
+		while ((have_a || have_b) && !m->dirty)
+		{
+			bool		isnull;
+			int			cmp;
+
+			CHECK_FOR_INTERRUPTS();
+			if (!have_b)
+				cmp = -1;
+			else if (!have_a)
+				cmp = 1;
+			else
+				cmp = stamp_cmp(DatumGetInt64(slot_getattr(a, SA_TXN, &isnull)),
+								DatumGetInt32(slot_getattr(a, SA_ORD, &isnull)),
+								DatumGetInt64(slot_getattr(b, SB_TXN, &isnull)),
+								DatumGetInt32(slot_getattr(b, SB_ORD, &isnull)));
+			if (cmp < 0)
+			{
+				/* a leaf without its row: only the caller's own may */
+				if (!DatumGetBool(slot_getattr(a, SA_OWN, &isnull)))
+					m->dirty = true;
+				have_a = tuplesort_gettupleslot(m->sa, true, false, a, NULL);
+			}
+			else if (cmp > 0)
+				m->dirty = true;	/* a row without its leaf */
+			else
+			{
+				bytea	   *ah = DatumGetByteaPP(slot_getattr(a, SA_HASH, &isnull));
+				bytea	   *bh = DatumGetByteaPP(slot_getattr(b, SB_HASH, &isnull));
+
+				if (memcmp(VARDATA_ANY(ah), VARDATA_ANY(bh), CL_HASH_LEN) != 0)
+					m->dirty = true;
+				have_a = tuplesort_gettupleslot(m->sa, true, false, a, NULL);
+				have_b = tuplesort_gettupleslot(m->sb, true, false, b, NULL);
+			}
+		}
+		ExecDropSingleTupleTableSlot(a);
+		ExecDropSingleTupleTableSlot(b);
+	}
+	if (!m->dirty && m->sd != NULL)
+		match_check_repeats(m, last_txn);
+}
+
+static void
+match_end(RowMatcher *m)
+{
+	if (m->scan != NULL)
+		table_endscan(m->scan);
+	if (m->sa != NULL)
+		tuplesort_end(m->sa);
+	if (m->sb != NULL)
+		tuplesort_end(m->sb);
+	if (m->sd != NULL)
+		tuplesort_end(m->sd);
+	ExecDropSingleTupleTableSlot(m->aslot);
+	ExecDropSingleTupleTableSlot(m->bslot);
+	cl_encoder_free(m->enc);
+	pfree(m->ahead);
+}
+
+/*
+ * What load_ledger(info, true) establishes for verify(), streamed: the
+ * merge path first; verify_ledger_sorted() when it does not settle
+ * everything (see above).
+ */
+static LedgerState *
+verify_ledger_streamed(ClLedgerInfo *info)
+{
+	LedgerState *st = palloc0(sizeof(LedgerState));
+	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+	ClLedgerInfo *orig = info;
+	TupleDesc	adesc;
+	TupleDesc	bdesc;
+	LogStream	ls;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1];
+	uint64		pos;
+	int64		ntiles;
+	uint64		missing;
+	char	   *tproblem;
+	RowMatcher *m = NULL;
+
+	info = start_ledger_state(st, fresh != NULL ? fresh : info);
+	if (st->rel == NULL)
+	{
+		/* no rows to match: the sorted path sorts nothing either */
+		release_ledger(st);
+		return verify_ledger_sorted(orig, 0);
+	}
+
+	adesc = CreateTemplateTupleDesc(5);
+	TupleDescInitEntry(adesc, SA_TXN, "txn", INT8OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_ORD, "ord", INT4OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_POS, "pos", INT8OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_HASH, "hash", BYTEAOID, -1, 0);
+	TupleDescInitEntry(adesc, SA_OWN, "own", BOOLOID, -1, 0);
+	bdesc = CreateTemplateTupleDesc(4);
+	TupleDescInitEntry(bdesc, SB_TXN, "txn", INT8OID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_ORD, "ord", INT4OID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_TID, "tid", TIDOID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_HASH, "hash", BYTEAOID, -1, 0);
+
+	m = match_begin(st, adesc, bdesc);
+	memset(&ls, 0, sizeof(ls));
+	ls.st = st;
+	ls.tiles = cl_tiles_check_begin(info->ledger_id);
+	ls.slot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
+	ls.match = m;
+	vals[0] = Int32GetDatum(info->ledger_id);
+	ls.portal = SPI_cursor_open_with_args(NULL,
+										  "SELECT first_leaf, nleaves::pg_catalog.int8, txns, "
+										  "first_ords::pg_catalog.int8[], counts::pg_catalog.int8[], leaves "
+										  "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+										  "ORDER BY first_leaf",
+										  1, types, vals, NULL, true, 0);
+	check_checkpoints_streamed(st, &ls);
+	SPI_cursor_close(ls.portal);
+	if (ls.tt != NULL)
+		SPI_freetuptable(ls.tt);
+	tproblem = cl_tiles_check_end(ls.tiles, &pos, &ntiles, &missing);
+	if (tproblem != NULL)
+	{
+		note_problem(st, pos, "%s", tproblem);
+		st->nproblems += ntiles - 1;
+	}
+	stream_pending(st, &ls);
+	if (st->problem == NULL)
+		match_finish(m, ls.last_txn);
+	ereport(DEBUG1,
+			(errmsg_internal("consent_ledger verify of ledger %d, merge path: " UINT64_FORMAT " rows read, "
+							 UINT64_FORMAT " leaves and " UINT64_FORMAT " rows sorted, " UINT64_FORMAT " leaves out of stamp order, %s",
+							 info->ledger_id, m->nrows, m->na, m->nb, m->nd,
+							 m->dirty || st->problem != NULL ? "not settled: verified again by sorting" : "settled")));
+	ExecDropSingleTupleTableSlot(ls.slot);
+	if (m->dirty || st->problem != NULL)
+	{
+		uint64		announced = m->nrows;
+
+		match_end(m);
+		release_ledger(st);
+		return verify_ledger_sorted(orig, announced);
+	}
+	match_end(m);
 	return st;
 }
 
