@@ -1106,6 +1106,54 @@ release_ledger(LedgerState *st)
 
 #define LOG_SLICE_LEAVES 65536	/* 2 MiB of leaf hashes */
 
+/*
+ * The right edge of the log's tree, built from the level-1 nodes the
+ * stored hashes' checker computes (the roots of complete blocks of 256
+ * leaves, cl_tiles_check_leaf_node) and the leaves of the block under
+ * way: each leaf is hashed into the tree once, not once for the checker
+ * and once more for the checkpoints' roots.
+ */
+typedef struct BlockFrontier
+{
+	uint64		size;			/* leaves */
+	cl_frontier upper;			/* over the roots of complete blocks */
+	int			fill;			/* leaves of the block under way */
+	cl_hash		block[CL_TILE_WIDTH];
+} BlockFrontier;
+
+static void
+block_frontier_append(BlockFrontier *bf, const uint8 *leaf, bool node_ready, const uint8 *node)
+{
+	memcpy(bf->block[bf->fill++], leaf, CL_HASH_LEN);
+	bf->size++;
+	if (node_ready)
+	{
+		Assert(bf->fill == CL_TILE_WIDTH);
+		cl_frontier_append(&bf->upper, node);
+		bf->fill = 0;
+	}
+	else if (bf->fill == CL_TILE_WIDTH)
+		elog(ERROR, "consent_ledger: block of 256 leaves without its level-1 node");
+}
+
+/* RFC 9162 root of the leaves appended so far (as cl_frontier_root). */
+static void
+block_frontier_root(const BlockFrontier *bf, cl_hash out)
+{
+	cl_frontier f;
+	cl_frontier low;
+
+	cl_frontier_init(&f);
+	cl_frontier_init(&low);
+	for (int i = 0; i < bf->fill; i++)
+		cl_frontier_append(&low, bf->block[i]);
+	/* the partial block's perfect subtrees, then the complete blocks' */
+	memcpy(f.nodes, low.nodes, sizeof(cl_hash) * CL_TILE_HEIGHT);
+	memcpy(f.nodes[CL_TILE_HEIGHT], bf->upper.nodes, sizeof(cl_hash) * (64 - CL_TILE_HEIGHT));
+	f.size = bf->size;
+	cl_frontier_root(&f, out);
+}
+
 typedef struct LogStream
 {
 	LedgerState *st;
@@ -1130,6 +1178,7 @@ typedef struct LogStream
 	bool		have_row;
 	bool		eof;
 	ClTilesChecker *tiles;
+	BlockFrontier *tree;		/* the tree of the leaves read so far */
 	Tuplesortstate *sort;
 	TupleTableSlot *slot;
 	struct RowMatcher *match;	/* the merge path (match_leaf), or NULL */
@@ -1280,7 +1329,12 @@ log_next(LogStream *ls)
 	leaf = (const uint8 *) VARDATA_ANY(ls->slice) + (Size) (ls->next - ls->slice_first) * CL_HASH_LEN;
 	put_leaf(ls, ls->tx[ls->rec], (int32) (ls->od[ls->rec] + ls->k), ls->st->nsealed, leaf, false);
 	ls->last_txn = ls->tx[ls->rec];
-	cl_tiles_check_leaf(ls->tiles, leaf);
+	{
+		cl_hash		node;
+		bool		ready = cl_tiles_check_leaf_node(ls->tiles, leaf, node);
+
+		block_frontier_append(ls->tree, leaf, ready, node);
+	}
 	ls->st->nsealed++;
 	ls->next++;
 	if (++ls->k >= ls->ct[ls->rec])
@@ -1302,7 +1356,7 @@ check_checkpoints_streamed(LedgerState *st, LogStream *ls)
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
 	cl_hash		prev;
-	cl_frontier f;
+	BlockFrontier *tree = ls->tree;
 	int64		expect_seq = 1;
 	uint64		last_size = 0;
 	bool		complete = true;
@@ -1317,7 +1371,6 @@ check_checkpoints_streamed(LedgerState *st, LogStream *ls)
 
 	memset(prev, 0, sizeof(prev));
 	memset(&last, 0, sizeof(last));
-	cl_frontier_init(&f);
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT seq, note FROM consent_ledger.checkpoints "
 									   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
@@ -1399,22 +1452,19 @@ check_checkpoints_streamed(LedgerState *st, LogStream *ls)
 				complete = false;
 				break;
 			}
-			while (f.size < cp.size)
+			while (tree->size < cp.size)
 			{
-				const uint8 *leaf = log_next(ls);
-
-				if (leaf == NULL)
+				if (log_next(ls) == NULL)
 					break;
-				cl_frontier_append(&f, leaf);
 			}
-			if (cp.size > f.size)
+			if (cp.size > tree->size)
 			{
 				note_problem(st, st->nsealed, "missing at leaf " UINT64_FORMAT ": checkpoint " INT64_FORMAT " covers " UINT64_FORMAT " leaves but the log holds " UINT64_FORMAT,
 							 st->nsealed, seq, cp.size, st->nsealed);
 				complete = false;
 				break;
 			}
-			cl_frontier_root(&f, root);
+			block_frontier_root(tree, root);
 			if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
 				note_problem(st, last_size,
 							 "changed between leaf " UINT64_FORMAT " and leaf " UINT64_FORMAT ": the log does not match the signed root of checkpoint " INT64_FORMAT,
@@ -1809,6 +1859,7 @@ verify_ledger_sorted(ClLedgerInfo *info, uint64 announced)
 	memset(&ls, 0, sizeof(ls));
 	ls.st = st;
 	ls.tiles = cl_tiles_check_begin(info->ledger_id);
+	ls.tree = palloc0(sizeof(BlockFrontier));
 	ls.slot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
 	/* without rows to match, the leaves need not be sorted */
 	ls.sort = st->rel != NULL ? begin_stamp_sort(adesc, false, workmem) : NULL;
@@ -2438,6 +2489,7 @@ verify_ledger_streamed(ClLedgerInfo *info)
 	memset(&ls, 0, sizeof(ls));
 	ls.st = st;
 	ls.tiles = cl_tiles_check_begin(info->ledger_id);
+	ls.tree = palloc0(sizeof(BlockFrontier));
 	ls.slot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
 	ls.match = m;
 	vals[0] = Int32GetDatum(info->ledger_id);
