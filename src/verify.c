@@ -1182,6 +1182,9 @@ typedef struct LogStream
 	Tuplesortstate *sort;
 	TupleTableSlot *slot;
 	struct RowMatcher *match;	/* the merge path (match_leaf), or NULL */
+	uint8	   *want_root;		/* the root at want_size leaves, or NULL */
+	uint64		want_size;
+	bool		have_want;
 } LogStream;
 
 static void match_leaf(struct RowMatcher *m, int64 txn, int32 ord, uint64 pos,
@@ -1334,6 +1337,11 @@ log_next(LogStream *ls)
 		bool		ready = cl_tiles_check_leaf_node(ls->tiles, leaf, node);
 
 		block_frontier_append(ls->tree, leaf, ready, node);
+		if (ls->want_root != NULL && ls->tree->size == ls->want_size)
+		{
+			block_frontier_root(ls->tree, ls->want_root);
+			ls->have_want = true;
+		}
 	}
 	ls->st->nsealed++;
 	ls->next++;
@@ -2444,16 +2452,21 @@ match_end(RowMatcher *m)
 }
 
 /*
- * What load_ledger(info, true) establishes for verify(), streamed: the
- * merge path first; verify_ledger_sorted() when it does not settle
- * everything (see above).
+ * The merge pass over a ledger (see above): a LedgerState with its table
+ * still open, and *settled when nothing was found wrong -- every row
+ * paired with its leaf and hashing to it, and no problem noted by the
+ * log's, checkpoints' and stored hashes' checks.  When want_root is not
+ * NULL, the Merkle root of the log's first want_size leaves is put there
+ * (*have_root says whether the log holds that many).  A ledger whose table
+ * is dropped or cannot be read has no rows to pair: settled when no
+ * problem was noted.
  */
 static LedgerState *
-verify_ledger_streamed(ClLedgerInfo *info)
+merge_ledger(ClLedgerInfo *info, bool *settled, uint64 want_size, uint8 *want_root,
+			 bool *have_root, uint64 *announced)
 {
 	LedgerState *st = palloc0(sizeof(LedgerState));
 	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
-	ClLedgerInfo *orig = info;
 	TupleDesc	adesc;
 	TupleDesc	bdesc;
 	LogStream	ls;
@@ -2466,12 +2479,8 @@ verify_ledger_streamed(ClLedgerInfo *info)
 	RowMatcher *m = NULL;
 
 	info = start_ledger_state(st, fresh != NULL ? fresh : info);
-	if (st->rel == NULL)
-	{
-		/* no rows to match: the sorted path sorts nothing either */
-		release_ledger(st);
-		return verify_ledger_sorted(orig, 0);
-	}
+	*settled = false;
+	*announced = 0;
 
 	adesc = CreateTemplateTupleDesc(5);
 	TupleDescInitEntry(adesc, SA_TXN, "txn", INT8OID, -1, 0);
@@ -2485,13 +2494,21 @@ verify_ledger_streamed(ClLedgerInfo *info)
 	TupleDescInitEntry(bdesc, SB_TID, "tid", TIDOID, -1, 0);
 	TupleDescInitEntry(bdesc, SB_HASH, "hash", BYTEAOID, -1, 0);
 
-	m = match_begin(st, adesc, bdesc);
+	if (st->rel != NULL)
+		m = match_begin(st, adesc, bdesc);
 	memset(&ls, 0, sizeof(ls));
 	ls.st = st;
 	ls.tiles = cl_tiles_check_begin(info->ledger_id);
 	ls.tree = palloc0(sizeof(BlockFrontier));
 	ls.slot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
 	ls.match = m;
+	ls.want_root = want_root;
+	ls.want_size = want_size;
+	if (want_root != NULL && want_size == 0)
+	{
+		block_frontier_root(ls.tree, want_root);
+		ls.have_want = true;
+	}
 	vals[0] = Int32GetDatum(info->ledger_id);
 	ls.portal = SPI_cursor_open_with_args(NULL,
 										  "SELECT first_leaf, nleaves::pg_catalog.int8, txns, "
@@ -2510,23 +2527,52 @@ verify_ledger_streamed(ClLedgerInfo *info)
 		st->nproblems += ntiles - 1;
 	}
 	stream_pending(st, &ls);
-	if (st->problem == NULL)
-		match_finish(m, ls.last_txn);
-	ereport(DEBUG1,
-			(errmsg_internal("consent_ledger verify of ledger %d, merge path: " UINT64_FORMAT " rows read, "
-							 UINT64_FORMAT " leaves and " UINT64_FORMAT " rows sorted, " UINT64_FORMAT " leaves out of stamp order, %s",
-							 info->ledger_id, m->nrows, m->na, m->nb, m->nd,
-							 m->dirty || st->problem != NULL ? "not settled: verified again by sorting" : "settled")));
-	ExecDropSingleTupleTableSlot(ls.slot);
-	if (m->dirty || st->problem != NULL)
+	if (have_root != NULL)
+		*have_root = ls.have_want;
+	if (m != NULL)
 	{
-		uint64		announced = m->nrows;
-
+		if (st->problem == NULL)
+			match_finish(m, ls.last_txn);
+		ereport(DEBUG1,
+				(errmsg_internal("consent_ledger verify of ledger %d, merge path: " UINT64_FORMAT " rows read, "
+								 UINT64_FORMAT " leaves and " UINT64_FORMAT " rows sorted, " UINT64_FORMAT " leaves out of stamp order, %s",
+								 info->ledger_id, m->nrows, m->na, m->nb, m->nd,
+								 m->dirty || st->problem != NULL ? "not settled: verified again by sorting" : "settled")));
+		*settled = !m->dirty && st->problem == NULL;
+		*announced = m->nrows;
 		match_end(m);
-		release_ledger(st);
-		return verify_ledger_sorted(orig, announced);
 	}
-	match_end(m);
+	else
+		*settled = st->problem == NULL;
+	ExecDropSingleTupleTableSlot(ls.slot);
+	return st;
+}
+
+/*
+ * What load_ledger(info, true) establishes for verify(), streamed: the
+ * merge pass; verify_ledger_sorted() when it does not settle everything
+ * (see above).  A ledger without rows to pair goes to the sorted path
+ * directly, which sorts nothing then.
+ */
+static LedgerState *
+verify_ledger_streamed(ClLedgerInfo *info)
+{
+	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+	ClLedgerInfo probe = fresh != NULL ? *fresh : *info;
+	LedgerState *st;
+	bool		settled;
+	uint64		announced;
+
+	if (!OidIsValid(probe.relid))
+		return verify_ledger_sorted(info, 0);
+	st = merge_ledger(info, &settled, 0, NULL, NULL, &announced);
+	if (st->rel == NULL || !settled)
+	{
+		if (st->rel == NULL)
+			announced = 0;
+		release_ledger(st);
+		return verify_ledger_sorted(info, announced);
+	}
 	return st;
 }
 
@@ -2827,6 +2873,44 @@ check_receipt(const char *text, size_t len, char **reason)
 	{
 		*reason = "the note is not signed by a key recorded in consent_ledger.keys";
 		return false;
+	}
+
+	/*
+	 * The merge pass first (bounded memory): when it settles the ledger,
+	 * every row hashes to its leaf, so the rows' root at the receipt's
+	 * size is the log's, which it computed on the way.  Otherwise the
+	 * ledger is held in memory (load_ledger), which words the reasons.
+	 */
+	{
+		bool		settled;
+		bool		have_root;
+		uint64		announced;
+
+		st = merge_ledger(info, &settled, cp.size, root, &have_root, &announced);
+		if (settled)
+		{
+			if (cp.size > st->nsealed || !have_root)
+			{
+				*reason = psprintf("the receipt's tree size " UINT64_FORMAT " exceeds the " UINT64_FORMAT " leaves sealed in the log of %s",
+								   cp.size, st->nsealed, ledger_name(info));
+				ok = false;
+			}
+			else if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
+			{
+				ok = false;
+				if (st->dropped)
+					*reason = psprintf("the stored log of %s does not have the receipt's root at tree size " UINT64_FORMAT " (table dropped: rows not rehashed)",
+									   ledger_name(info), cp.size);
+				else
+					*reason = psprintf("the rows of %s, rehashed now, do not have the receipt's root at tree size " UINT64_FORMAT,
+									   ledger_name(info), cp.size);
+			}
+			else if (st->dropped)
+				*reason = "table dropped: the stored log, not the rows, has the receipt's root at its tree size";
+			release_ledger(st);
+			return ok;
+		}
+		release_ledger(st);
 	}
 
 	st = load_ledger(info, true);

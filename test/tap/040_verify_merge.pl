@@ -26,6 +26,9 @@
 #    leaf damaged, a sealed stamp repeated in a pending record (with a row
 #    for it: everything pairs off, only the check of repeated stamps
 #    catches it), and the caller's own uncommitted rows (valid).
+# 4. verify_checkpoint() of a receipt takes the merge pass too: verified
+#    with the same bounded memory; a tampered ledger falls back to the
+#    in-memory check and its reason.
 # Linux /proc is needed for the memory figures; the test is skipped without it.
 
 use strict;
@@ -218,6 +221,46 @@ for my $c (@cases)
 		like($m, qr/, settled$/, "$what: settled by the merge path");
 	}
 }
+
+# 4. verify_checkpoint() takes the merge pass too: a receipt of the mixed
+# ledger is checked with bounded memory when the ledger is sound, and a
+# damaged ledger is held in memory as before, for the same reason.
+my $receipt = $node->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('mix')::text});
+sub receipt_check
+{
+	my ($sql) = @_;
+	my ($out, $err) = ('', '');
+	$node->psql('postgres', qq{
+		SET maintenance_work_mem = '1MB';
+		BEGIN;
+		$sql
+		SET LOCAL client_min_messages = debug1;
+		SELECT valid || '|' || coalesce(reason, '') FROM consent_ledger.verify_checkpoint_detail('$receipt'::text);
+		ROLLBACK;
+	}, stdout => \$out, stderr => \$err, on_error_die => 1);
+	my ($merge) = $err =~ /(merge path: [^\n]*)/;
+	return ($out, $merge // '');
+}
+my ($rc, $rm) = receipt_check('');
+is($rc, 'true|', 'receipt of the mixed ledger: verified');
+like($rm, qr/, settled$/, 'receipt: the merge pass settles the ledger');
+($rc, $rm) = receipt_check("$bypass UPDATE mix SET note = 'forged' WHERE id = 150001;");
+like($rc, qr/^false\|the rows of mix, rehashed now, do not have the receipt's root at tree size \d+$/,
+	'receipt of a changed ledger: refused, its rows named');
+like($rm, qr/not settled/, 'receipt of a changed ledger: checked in memory');
+($rc, $rm) = receipt_check("$bypass DELETE FROM mix WHERE id = 51500;");
+like($rc, qr/^false\|no row of mix holds leaf \d+$/, 'receipt of a ledger with a row removed: refused, the leaf named');
+
+my ($b0, $v, $b1) = split /\n/, $node->safe_psql('postgres', qq{
+	SET maintenance_work_mem = '1MB';
+	$hwm;
+	SELECT consent_ledger.verify_checkpoint('$receipt'::text);
+	$hwm;
+});
+my $receipt_mb = ($b1 - $b0) / 1024;
+note("verify_checkpoint() of the mixed ledger: VmHWM grew by $receipt_mb MB");
+is($v, 't', 'receipt (fresh session): verified');
+cmp_ok($receipt_mb, '<', 28, 'verify_checkpoint(): peak growth below the bound the in-memory path exceeds');
 
 $node->stop;
 done_testing();
