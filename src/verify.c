@@ -1079,10 +1079,12 @@ release_ledger(LedgerState *st)
 }
 
 /*
- * verify() streamed, with memory bounded whatever the ledger's size.
+ * verify() streamed, with memory bounded whatever the ledger's size: the
+ * sorted pass, which words the problems when the merge pass (further
+ * down: merge_ledger) does not settle a ledger.
  *
  * The log is read once, in leaf order, by a cursor (LogStream): each leaf
- * goes into the frontier that checks the checkpoints (read by a cursor of
+ * goes into the tree that checks the checkpoints (read by a cursor of
  * their own, in chain order), into the stored tree hashes' checker, and,
  * with its stamp (transaction, ordinal) and position, into sort A; the
  * pending records and the caller's own leaves follow.  The table is read
@@ -1830,9 +1832,10 @@ merge_leaves_and_rows(LedgerState *st, Tuplesortstate *sa, TupleTableSlot *a,
 }
 
 /*
- * What load_ledger(info, true) establishes for verify(), streamed: the
- * same LedgerState fields verify_one() reads (nsealed, npending, problem,
- * nproblems, table state), without the per-leaf arrays.
+ * What load_ledger(info, true) establishes for verify(), streamed and
+ * sorted: the same LedgerState fields verify_one() reads (nsealed,
+ * npending, problem, nproblems, table state), without the per-leaf
+ * arrays.  "announced": rows whose progress NOTICE was already sent.
  */
 static LedgerState *
 verify_ledger_sorted(ClLedgerInfo *info, uint64 announced)
