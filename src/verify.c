@@ -1962,6 +1962,7 @@ typedef struct RowMatcher
 	bool	   *nulls;
 	StringInfoData buf;
 	uint64		nrows;			/* rows read (for the progress NOTICE) */
+	bool		quiet;			/* no progress NOTICE (export()) */
 	bool		have_max;		/* the greatest stamp of the leaves so far */
 	int64		max_txn;
 	int32		max_ord;
@@ -2060,7 +2061,7 @@ match_read_row(RowMatcher *m, AheadRow *r)
 		return false;
 	}
 	CHECK_FOR_INTERRUPTS();
-	if ((++m->nrows % 1000000) == 0)
+	if ((++m->nrows % 1000000) == 0 && !m->quiet)
 		ereport(NOTICE,
 				(errmsg("verify of \"%s\": " UINT64_FORMAT " rows read",
 						RelationGetRelationName(st->rel), m->nrows)));
@@ -2466,7 +2467,7 @@ match_end(RowMatcher *m)
  */
 static LedgerState *
 merge_ledger(ClLedgerInfo *info, bool *settled, uint64 want_size, uint8 *want_root,
-			 bool *have_root, uint64 *announced)
+			 bool *have_root, uint64 *announced, uint64 *nsorted, bool progress)
 {
 	LedgerState *st = palloc0(sizeof(LedgerState));
 	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
@@ -2498,7 +2499,10 @@ merge_ledger(ClLedgerInfo *info, bool *settled, uint64 want_size, uint8 *want_ro
 	TupleDescInitEntry(bdesc, SB_HASH, "hash", BYTEAOID, -1, 0);
 
 	if (st->rel != NULL)
+	{
 		m = match_begin(st, adesc, bdesc);
+		m->quiet = !progress;
+	}
 	memset(&ls, 0, sizeof(ls));
 	ls.st = st;
 	ls.tiles = cl_tiles_check_begin(info->ledger_id);
@@ -2543,6 +2547,8 @@ merge_ledger(ClLedgerInfo *info, bool *settled, uint64 want_size, uint8 *want_ro
 								 m->dirty || st->problem != NULL ? "not settled: verified again by sorting" : "settled")));
 		*settled = !m->dirty && st->problem == NULL;
 		*announced = m->nrows;
+		if (nsorted != NULL)
+			*nsorted = m->na + m->nb + m->nd;
 		match_end(m);
 	}
 	else
@@ -2568,7 +2574,7 @@ verify_ledger_streamed(ClLedgerInfo *info)
 
 	if (!OidIsValid(probe.relid))
 		return verify_ledger_sorted(info, 0);
-	st = merge_ledger(info, &settled, 0, NULL, NULL, &announced);
+	st = merge_ledger(info, &settled, 0, NULL, NULL, &announced, NULL, true);
 	if (st->rel == NULL || !settled)
 	{
 		if (st->rel == NULL)
@@ -2879,17 +2885,19 @@ check_receipt(const char *text, size_t len, char **reason)
 	}
 
 	/*
-	 * The merge pass first (bounded memory): when it settles the ledger,
-	 * every row hashes to its leaf, so the rows' root at the receipt's
-	 * size is the log's, which it computed on the way.  Otherwise the
-	 * ledger is held in memory (load_ledger), which words the reasons.
+	 * The merge pass first (bounded memory), unless the ledger fits
+	 * consent_ledger.verify_memory: when it settles the ledger, every row
+	 * hashes to its leaf, so the rows' root at the receipt's size is the
+	 * log's, which it computed on the way.  Otherwise the ledger is held
+	 * in memory (load_ledger), which words the reasons.
 	 */
+	if (!verify_in_memory(info))
 	{
 		bool		settled;
 		bool		have_root;
 		uint64		announced;
 
-		st = merge_ledger(info, &settled, cp.size, root, &have_root, &announced);
+		st = merge_ledger(info, &settled, cp.size, root, &have_root, &announced, NULL, true);
 		if (settled)
 		{
 			if (cp.size > st->nsealed || !have_root)
@@ -3383,6 +3391,43 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
+/*
+ * The checkpoints of a ledger the merge pass settled (so every note
+ * parses), in chain order, as check_checkpoints() lists them.
+ */
+static List *
+read_checkpoints(LedgerState *st)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
+	List	   *rows = NIL;
+
+	if (SPI_execute_with_args("SELECT seq, note FROM consent_ledger.checkpoints "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
+							  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Checkpoint *c = palloc0(sizeof(Checkpoint));
+		cl_checkpoint cp;
+		const char *err;
+
+		c->seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		c->note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		if (!cl_checkpoint_parse(c->note, strlen(c->note), &cp, &err))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("checkpoint " INT64_FORMAT " of ledger %d is malformed: %s",
+							c->seq, st->info->ledger_id, err),
+					 errhint("Run consent_ledger.verify() on the ledger.")));
+		c->size = cp.size;
+		memcpy(c->root, cp.root, CL_HASH_LEN);
+		rows = lappend(rows, c);
+	}
+	return rows;
+}
+
 /* ctids of the rows at each sealed position, for export and leaf_data */
 static ItemPointerData *
 map_positions(LedgerState *st, uint64 upto)
@@ -3496,11 +3541,40 @@ cl_export(PG_FUNCTION_ARGS)
 	Datum		v;
 	bool		isnull = false;
 	void	   *read = begin_row_read(info, "export()");
+	bool		in_order;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	st = load_ledger(info, false);
+
+	/*
+	 * The merge pass first (bounded memory), unless the ledger fits
+	 * consent_ledger.verify_memory: a ledger it settles without sorting
+	 * anything holds its rows in the heap in leaf order, so they are
+	 * exported by one more heap scan.  Otherwise the positions of the rows
+	 * are mapped in memory, as before (about 40 bytes a leaf).
+	 */
+	if (verify_in_memory(info))
+	{
+		in_order = false;
+		st = load_ledger(info, false);
+	}
+	else
+	{
+		bool		settled;
+		uint64		announced;
+		uint64		nsorted = 1;
+
+		st = merge_ledger(info, &settled, 0, NULL, NULL, &announced, &nsorted, false);
+		in_order = settled && st->rel != NULL && nsorted == 0;
+		if (in_order)
+			st->checkpoints = read_checkpoints(st);
+		else
+		{
+			release_ledger(st);
+			st = load_ledger(info, false);
+		}
+	}
 	upto = latest_size(st);
 
 #define EMIT(s) do { v = CStringGetTextDatum(s); \
@@ -3545,20 +3619,57 @@ cl_export(PG_FUNCTION_ARGS)
 		EMIT(psprintf("endorsement %s", b));
 	}
 
-	tids = map_positions(st, upto);
 	enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding, CurrentMemoryContext);
 	initStringInfo(&buf);
 	initStringInfo(&line);
-	for (uint64 pos = 0; pos < upto; pos++)
+	if (in_order)
 	{
-		CHECK_FOR_INTERRUPTS();
-		encode_at(st, enc, &tids[pos], pos, &buf);
-		resetStringInfo(&line);
-		appendStringInfoString(&line, "leaf ");
-		enlargeStringInfo(&line, buf.len * 2 + 1);
-		cl_hex_encode((uint8_t *) buf.data, buf.len, line.data + line.len);
-		line.len += buf.len * 2;
-		EMIT(line.data);
+		/* the heap holds the rows in leaf order: the first upto are the leaves */
+		TableScanDesc scan = table_beginscan_strat(st->rel, GetActiveSnapshot(), 0, NULL, true, false);
+		TupleDesc	desc = RelationGetDescr(st->rel);
+		HeapTuple	tup;
+		uint64		pos = 0;
+
+		while (pos < upto && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		n1,
+						n2;
+			Datum		d1 = heap_getattr(tup, st->info->txn_attnum, desc, &n1);
+			Datum		d2 = heap_getattr(tup, st->info->ord_attnum, desc, &n2);
+
+			CHECK_FOR_INTERRUPTS();
+			resetStringInfo(&buf);
+			cl_encode_row(enc, tup, DatumGetInt64(d1), DatumGetInt32(d2), &buf);
+			resetStringInfo(&line);
+			appendStringInfoString(&line, "leaf ");
+			enlargeStringInfo(&line, buf.len * 2 + 1);
+			cl_hex_encode((uint8_t *) buf.data, buf.len, line.data + line.len);
+			line.len += buf.len * 2;
+			EMIT(line.data);
+			pos++;
+		}
+		table_endscan(scan);
+		if (pos < upto)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("ledger \"%s\" has no row at leaf " UINT64_FORMAT,
+							RelationGetRelationName(st->rel), pos),
+					 errhint("Run consent_ledger.verify() on the ledger.")));
+	}
+	else
+	{
+		tids = map_positions(st, upto);
+		for (uint64 pos = 0; pos < upto; pos++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			encode_at(st, enc, &tids[pos], pos, &buf);
+			resetStringInfo(&line);
+			appendStringInfoString(&line, "leaf ");
+			enlargeStringInfo(&line, buf.len * 2 + 1);
+			cl_hex_encode((uint8_t *) buf.data, buf.len, line.data + line.len);
+			line.len += buf.len * 2;
+			EMIT(line.data);
+		}
 	}
 	foreach(lc, st->checkpoints)
 	{
