@@ -224,7 +224,7 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("consent_ledger.verify_memory",
-							"Memory verify() may use to hold a ledger's log and rows in memory; larger ledgers are streamed.",
+							"Memory verify(), verify_checkpoint() and export() may use to hold a ledger in memory; larger ledgers are streamed.",
 							"0 (the default) always streams, with memory bounded by maintenance_work_mem; -1 uses maintenance_work_mem.",
 							&cl_verify_memory_kb,
 							0, -1, MAX_KILOBYTES,
