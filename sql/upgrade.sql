@@ -78,7 +78,7 @@ SELECT encode(substr(consent_ledger.leaf_data('up_v1', 0), 1, 1), 'hex') AS v1_v
 -- streamed, with the new row pending (integer first_ord and nleaves)
 SET consent_ledger.verify_memory = 0;
 SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
-RESET consent_ledger.verify_memory;
+SET consent_ledger.verify_memory = '1GB';  -- in memory
 DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_v1');
 SET client_encoding = 'LATIN1';
@@ -111,7 +111,7 @@ SELECT i, n, consent_ledger.inclusion_proof('up_ledger', i, n) AS inc,
 SET consent_ledger.verify_memory = 0;
 SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('up_ledger');
 SELECT bool_and(valid) AS all_ledgers_valid_streamed FROM consent_ledger.verify();
-RESET consent_ledger.verify_memory;
+SET consent_ledger.verify_memory = '1GB';  -- in memory
 
 -- 1.3: the update to the current version keeps every ledger valid
 ALTER EXTENSION consent_ledger UPDATE;
@@ -150,14 +150,14 @@ UPDATE consent_ledger.tree_hashes SET hash = pg_catalog.sha256('x'::bytea)
 SELECT relation, valid, problem FROM consent_ledger.verify('up_ledger');
 SET consent_ledger.verify_memory = 0;
 SELECT relation, valid, problem FROM consent_ledger.verify('up_ledger');
-RESET consent_ledger.verify_memory;
+SET consent_ledger.verify_memory = '1GB';  -- in memory
 -- put back, every ledger verifies again (in memory and streamed)
 UPDATE consent_ledger.tree_hashes t SET hash = k.hash FROM kept_hash k
  WHERE t.ledger_id = k.ledger_id AND t.level = k.level AND t.idx = k.idx;
 SELECT bool_and(valid) AS all_ledgers_valid FROM consent_ledger.verify();
 SET consent_ledger.verify_memory = 0;
 SELECT bool_and(valid) AS all_ledgers_valid_streamed FROM consent_ledger.verify();
-RESET consent_ledger.verify_memory;
+SET consent_ledger.verify_memory = '1GB';  -- in memory
 -- 1.3: every row sealed before the update has its gap-free log position
 DO $$BEGIN PERFORM consent_ledger.seal(); END$$;
 SELECT count(*) AS rows, count(p.leaf) AS positioned,

@@ -46,7 +46,7 @@ int			cl_seal_timeout_ms = 30000;
 int			cl_seal_round_leaves = 1048576;
 int			cl_adopt_progress_rows = 1000000;
 int			cl_max_databases = 64;
-int			cl_verify_memory_kb = 256 * 1024;
+int			cl_verify_memory_kb = 0;
 char	   *cl_signing_key_file = NULL;
 ClShared   *cl_shared = NULL;
 
@@ -228,10 +228,10 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("consent_ledger.verify_memory",
-							"Memory verify() may use to hold a ledger's log and rows in memory; larger ledgers are streamed.",
-							"-1 uses maintenance_work_mem; 0 always streams.",
+							"Memory verify(), verify_checkpoint() and export() may use to hold a ledger in memory; larger ledgers are streamed.",
+							"0 (the default) always streams, with memory bounded by maintenance_work_mem; -1 uses maintenance_work_mem.",
 							&cl_verify_memory_kb,
-							256 * 1024, -1, MAX_KILOBYTES,
+							0, -1, MAX_KILOBYTES,
 							PGC_USERSET,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);

@@ -356,6 +356,7 @@ extern void cl_tiles_append(int32 ledger_id, uint64 first, const cl_hash *hashes
 typedef struct ClTilesChecker ClTilesChecker;
 extern ClTilesChecker *cl_tiles_check_begin(int32 ledger_id);
 extern void cl_tiles_check_leaf(ClTilesChecker *c, const cl_hash leaf);
+extern bool cl_tiles_check_leaf_node(ClTilesChecker *c, const cl_hash leaf, cl_hash node);
 extern char *cl_tiles_check_end(ClTilesChecker *c, uint64 *pos, int64 *nproblems,
 								uint64 *missing);
 

@@ -515,6 +515,8 @@ struct ClTilesChecker
 	uint64		extra;
 	uint64		first_pos;
 	char	   *problem;
+	bool		node_ready;		/* a leaf completed a level-1 node (cl_tiles_check_leaf_node) */
+	cl_hash		node;
 };
 
 ClTilesChecker *
@@ -644,6 +646,11 @@ feed(ClTilesChecker *c, int level, const cl_hash h)
 
 		cl_merkle_root((const cl_hash *) l->block, W, parent);
 		l->fill = 0;
+		if (level == 0)
+		{
+			memcpy(c->node, parent, CL_HASH_LEN);
+			c->node_ready = true;
+		}
 		check_node(c, level + 1, idx, parent);
 		feed(c, level + 1, parent);
 	}
@@ -657,6 +664,23 @@ cl_tiles_check_leaf(ClTilesChecker *c, const cl_hash leaf)
 {
 	c->leaves++;
 	feed(c, 0, leaf);
+}
+
+/*
+ * cl_tiles_check_leaf(), and when that leaf completes a level-1 node (the
+ * root of leaves 256k .. 256k + 255), true with that node in *node: a
+ * caller that needs the tree's root too (verify()) builds it from these
+ * nodes instead of hashing the same subtrees again.
+ */
+bool
+cl_tiles_check_leaf_node(ClTilesChecker *c, const cl_hash leaf, cl_hash node)
+{
+	c->node_ready = false;
+	cl_tiles_check_leaf(c, leaf);
+	if (!c->node_ready)
+		return false;
+	memcpy(node, c->node, CL_HASH_LEN);
+	return true;
 }
 
 /*

@@ -1081,10 +1081,12 @@ release_ledger(LedgerState *st)
 }
 
 /*
- * verify() streamed, with memory bounded whatever the ledger's size.
+ * verify() streamed, with memory bounded whatever the ledger's size: the
+ * sorted pass, which words the problems when the merge pass (further
+ * down: merge_ledger) does not settle a ledger.
  *
  * The log is read once, in leaf order, by a cursor (LogStream): each leaf
- * goes into the frontier that checks the checkpoints (read by a cursor of
+ * goes into the tree that checks the checkpoints (read by a cursor of
  * their own, in chain order), into the stored tree hashes' checker, and,
  * with its stamp (transaction, ordinal) and position, into sort A; the
  * pending records and the caller's own leaves follow.  The table is read
@@ -1107,6 +1109,54 @@ release_ledger(LedgerState *st)
 #define SB_HASH 4
 
 #define LOG_SLICE_LEAVES 65536	/* 2 MiB of leaf hashes */
+
+/*
+ * The right edge of the log's tree, built from the level-1 nodes the
+ * stored hashes' checker computes (the roots of complete blocks of 256
+ * leaves, cl_tiles_check_leaf_node) and the leaves of the block under
+ * way: each leaf is hashed into the tree once, not once for the checker
+ * and once more for the checkpoints' roots.
+ */
+typedef struct BlockFrontier
+{
+	uint64		size;			/* leaves */
+	cl_frontier upper;			/* over the roots of complete blocks */
+	int			fill;			/* leaves of the block under way */
+	cl_hash		block[CL_TILE_WIDTH];
+} BlockFrontier;
+
+static void
+block_frontier_append(BlockFrontier *bf, const uint8 *leaf, bool node_ready, const uint8 *node)
+{
+	memcpy(bf->block[bf->fill++], leaf, CL_HASH_LEN);
+	bf->size++;
+	if (node_ready)
+	{
+		Assert(bf->fill == CL_TILE_WIDTH);
+		cl_frontier_append(&bf->upper, node);
+		bf->fill = 0;
+	}
+	else if (bf->fill == CL_TILE_WIDTH)
+		elog(ERROR, "consent_ledger: block of 256 leaves without its level-1 node");
+}
+
+/* RFC 9162 root of the leaves appended so far (as cl_frontier_root). */
+static void
+block_frontier_root(const BlockFrontier *bf, cl_hash out)
+{
+	cl_frontier f;
+	cl_frontier low;
+
+	cl_frontier_init(&f);
+	cl_frontier_init(&low);
+	for (int i = 0; i < bf->fill; i++)
+		cl_frontier_append(&low, bf->block[i]);
+	/* the partial block's perfect subtrees, then the complete blocks' */
+	memcpy(f.nodes, low.nodes, sizeof(cl_hash) * CL_TILE_HEIGHT);
+	memcpy(f.nodes[CL_TILE_HEIGHT], bf->upper.nodes, sizeof(cl_hash) * (64 - CL_TILE_HEIGHT));
+	f.size = bf->size;
+	cl_frontier_root(&f, out);
+}
 
 typedef struct LogStream
 {
@@ -1132,9 +1182,17 @@ typedef struct LogStream
 	bool		have_row;
 	bool		eof;
 	ClTilesChecker *tiles;
+	BlockFrontier *tree;		/* the tree of the leaves read so far */
 	Tuplesortstate *sort;
 	TupleTableSlot *slot;
+	struct RowMatcher *match;	/* the merge path (match_leaf), or NULL */
+	uint8	   *want_root;		/* the root at want_size leaves, or NULL */
+	uint64		want_size;
+	bool		have_want;
 } LogStream;
+
+static void match_leaf(struct RowMatcher *m, int64 txn, int32 ord, uint64 pos,
+					   const uint8 *hash, bool own);
 
 static void
 put_leaf(LogStream *ls, int64 txn, int32 ord, uint64 pos, const uint8 *hash, bool own)
@@ -1142,6 +1200,11 @@ put_leaf(LogStream *ls, int64 txn, int32 ord, uint64 pos, const uint8 *hash, boo
 	TupleTableSlot *slot = ls->slot;
 	bytea	   *h;
 
+	if (ls->match != NULL)
+	{
+		match_leaf(ls->match, txn, ord, pos, hash, own);
+		return;
+	}
 	if (ls->sort == NULL)
 		return;
 	h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
@@ -1273,7 +1336,17 @@ log_next(LogStream *ls)
 	leaf = (const uint8 *) VARDATA_ANY(ls->slice) + (Size) (ls->next - ls->slice_first) * CL_HASH_LEN;
 	put_leaf(ls, ls->tx[ls->rec], (int32) (ls->od[ls->rec] + ls->k), ls->st->nsealed, leaf, false);
 	ls->last_txn = ls->tx[ls->rec];
-	cl_tiles_check_leaf(ls->tiles, leaf);
+	{
+		cl_hash		node;
+		bool		ready = cl_tiles_check_leaf_node(ls->tiles, leaf, node);
+
+		block_frontier_append(ls->tree, leaf, ready, node);
+		if (ls->want_root != NULL && ls->tree->size == ls->want_size)
+		{
+			block_frontier_root(ls->tree, ls->want_root);
+			ls->have_want = true;
+		}
+	}
 	ls->st->nsealed++;
 	ls->next++;
 	if (++ls->k >= ls->ct[ls->rec])
@@ -1295,7 +1368,7 @@ check_checkpoints_streamed(LedgerState *st, LogStream *ls)
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
 	cl_hash		prev;
-	cl_frontier f;
+	BlockFrontier *tree = ls->tree;
 	int64		expect_seq = 1;
 	uint64		last_size = 0;
 	bool		complete = true;
@@ -1310,7 +1383,6 @@ check_checkpoints_streamed(LedgerState *st, LogStream *ls)
 
 	memset(prev, 0, sizeof(prev));
 	memset(&last, 0, sizeof(last));
-	cl_frontier_init(&f);
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT seq, note FROM consent_ledger.checkpoints "
 									   "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
@@ -1392,22 +1464,19 @@ check_checkpoints_streamed(LedgerState *st, LogStream *ls)
 				complete = false;
 				break;
 			}
-			while (f.size < cp.size)
+			while (tree->size < cp.size)
 			{
-				const uint8 *leaf = log_next(ls);
-
-				if (leaf == NULL)
+				if (log_next(ls) == NULL)
 					break;
-				cl_frontier_append(&f, leaf);
 			}
-			if (cp.size > f.size)
+			if (cp.size > tree->size)
 			{
 				note_problem(st, st->nsealed, "missing at leaf " UINT64_FORMAT ": checkpoint " INT64_FORMAT " covers " UINT64_FORMAT " leaves but the log holds " UINT64_FORMAT,
 							 st->nsealed, seq, cp.size, st->nsealed);
 				complete = false;
 				break;
 			}
-			cl_frontier_root(&f, root);
+			block_frontier_root(tree, root);
 			if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
 				note_problem(st, last_size,
 							 "changed between leaf " UINT64_FORMAT " and leaf " UINT64_FORMAT ": the log does not match the signed root of checkpoint " INT64_FORMAT,
@@ -1498,9 +1567,13 @@ stream_pending(LedgerState *st, LogStream *ls)
 	}
 }
 
-/* Every row of the table: stamp, ctid and recomputed leaf hash into sort B. */
+/*
+ * Every row of the table: stamp, ctid and recomputed leaf hash into sort B.
+ * The progress NOTICE is not repeated for the first "announced" rows (the
+ * merge path, when it gave way to this one, announced them already).
+ */
 static void
-stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc)
+stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc, uint64 announced)
 {
 	ClRowEncoder *enc;
 	StringInfoData buf;
@@ -1524,7 +1597,7 @@ stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc)
 		Datum		d2 = heap_getattr(tup, st->info->ord_attnum, desc, &n2);
 
 		CHECK_FOR_INTERRUPTS();
-		if ((++nrows % 1000000) == 0)
+		if ((++nrows % 1000000) == 0 && nrows > announced)
 			ereport(NOTICE,
 					(errmsg("verify of \"%s\": " UINT64_FORMAT " rows read",
 							RelationGetRelationName(st->rel), nrows)));
@@ -1761,12 +1834,13 @@ merge_leaves_and_rows(LedgerState *st, Tuplesortstate *sa, TupleTableSlot *a,
 }
 
 /*
- * What load_ledger(info, true) establishes for verify(), streamed: the
- * same LedgerState fields verify_one() reads (nsealed, npending, problem,
- * nproblems, table state), without the per-leaf arrays.
+ * What load_ledger(info, true) establishes for verify(), streamed and
+ * sorted: the same LedgerState fields verify_one() reads (nsealed,
+ * npending, problem, nproblems, table state), without the per-leaf
+ * arrays.  "announced": rows whose progress NOTICE was already sent.
  */
 static LedgerState *
-verify_ledger_streamed(ClLedgerInfo *info)
+verify_ledger_sorted(ClLedgerInfo *info, uint64 announced)
 {
 	LedgerState *st = palloc0(sizeof(LedgerState));
 	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
@@ -1798,6 +1872,7 @@ verify_ledger_streamed(ClLedgerInfo *info)
 	memset(&ls, 0, sizeof(ls));
 	ls.st = st;
 	ls.tiles = cl_tiles_check_begin(info->ledger_id);
+	ls.tree = palloc0(sizeof(BlockFrontier));
 	ls.slot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
 	/* without rows to match, the leaves need not be sorted */
 	ls.sort = st->rel != NULL ? begin_stamp_sort(adesc, false, workmem) : NULL;
@@ -1826,7 +1901,7 @@ verify_ledger_streamed(ClLedgerInfo *info)
 		TupleTableSlot *bslot = MakeSingleTupleTableSlot(bdesc, &TTSOpsMinimalTuple);
 		TupleTableSlot *aslot = MakeSingleTupleTableSlot(adesc, &TTSOpsMinimalTuple);
 
-		stream_rows(st, sb, bdesc);
+		stream_rows(st, sb, bdesc, announced);
 		tuplesort_performsort(ls.sort);
 		tuplesort_performsort(sb);
 		merge_leaves_and_rows(st, ls.sort, aslot, sb, bslot);
@@ -1837,6 +1912,678 @@ verify_ledger_streamed(ClLedgerInfo *info)
 	if (ls.sort != NULL)
 		tuplesort_end(ls.sort);
 	ExecDropSingleTupleTableSlot(ls.slot);
+	return st;
+}
+
+/*
+ * verify() streamed, the merge path, tried first.
+ *
+ * The log's leaves come in leaf order and, as rows are inserted and sealed
+ * in stamp order, usually in increasing stamp order too; a heap scan
+ * usually meets the rows in that same order.  So the leaves are merged
+ * with the heap scan as they are read (match_leaf(), called for every
+ * leaf by the log stream in place of sort A): no sort at all when both
+ * are in order.  What does not fit goes to sorts bounded like sort A and
+ * sort B: a leaf whose row is not met within MATCH_LOOKAHEAD rows of the
+ * scan ("A"), a row met ahead of its leaf beyond that window or after it
+ * ("B").  Rows met ahead of their leaf are held in a min-heap (by stamp)
+ * of at most MATCH_LOOKAHEAD rows.  A leaf that does not follow the
+ * previous ones in stamp order (a transaction committed after a later one
+ * was sealed) goes to sort A, and into sort "D", checked at the end
+ * against every leaf for a stamp the log holds twice.
+ *
+ * The merge path only decides that everything is in order.  At the first
+ * thing it does not settle -- a row that does not hash to its leaf, a row
+ * without its leaf or without a stamp, a leaf without its row, a stamp
+ * held twice, or any problem noted by the log's checks -- it gives way to
+ * verify_ledger_sorted(), which verifies the ledger again from the start
+ * and words the problems (so the problems reported, and their number, are
+ * exactly that path's).  Memory: the min-heap (MATCH_LOOKAHEAD rows of 56
+ * bytes) and the sorts, maintenance_work_mem / 3 each, created only when
+ * something is out of order.
+ */
+#define MATCH_LOOKAHEAD 16384
+
+typedef struct AheadRow
+{
+	int64		txn;
+	int32		ord;
+	ItemPointerData tid;
+	cl_hash		hash;
+} AheadRow;
+
+typedef struct RowMatcher
+{
+	LedgerState *st;
+	bool		dirty;			/* not settled here: verify_ledger_sorted() */
+	TableScanDesc scan;
+	bool		scan_done;
+	TupleDesc	rdesc;
+	ClRowEncoder *enc;
+	Datum	   *values;
+	bool	   *nulls;
+	StringInfoData buf;
+	uint64		nrows;			/* rows read (for the progress NOTICE) */
+	bool		quiet;			/* no progress NOTICE (export()) */
+	bool		have_max;		/* the greatest stamp of the leaves so far */
+	int64		max_txn;
+	int32		max_ord;
+	AheadRow   *ahead;			/* min-heap by stamp */
+	int			nahead;
+	int			workmem;
+	TupleDesc	adesc;
+	TupleDesc	bdesc;
+	TupleTableSlot *aslot;
+	TupleTableSlot *bslot;
+	Tuplesortstate *sa;			/* leaves not met in order */
+	Tuplesortstate *sb;			/* rows not met in order */
+	Tuplesortstate *sd;			/* leaves out of stamp order (txn, ord, pos) */
+	uint64		na;
+	uint64		nb;
+	uint64		nd;
+} RowMatcher;
+
+static inline int
+stamp_cmp(int64 t1, int32 o1, int64 t2, int32 o2)
+{
+	if (t1 != t2)
+		return t1 < t2 ? -1 : 1;
+	if (o1 != o2)
+		return o1 < o2 ? -1 : 1;
+	return 0;
+}
+
+static inline bool
+ahead_less(const AheadRow *a, const AheadRow *b)
+{
+	return stamp_cmp(a->txn, a->ord, b->txn, b->ord) < 0 ||
+		(a->txn == b->txn && a->ord == b->ord && ItemPointerCompare((ItemPointer) &a->tid, (ItemPointer) &b->tid) < 0);
+}
+
+static void
+ahead_push(RowMatcher *m, const AheadRow *r)
+{
+	int			i = m->nahead++;
+
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!ahead_less(r, &m->ahead[parent]))
+			break;
+		m->ahead[i] = m->ahead[parent];
+		i = parent;
+	}
+	m->ahead[i] = *r;
+}
+
+static void
+ahead_pop(RowMatcher *m, AheadRow *out)
+{
+	AheadRow	last;
+	int			i = 0;
+
+	*out = m->ahead[0];
+	last = m->ahead[--m->nahead];
+	for (;;)
+	{
+		int			c = 2 * i + 1;
+
+		if (c >= m->nahead)
+			break;
+		if (c + 1 < m->nahead && ahead_less(&m->ahead[c + 1], &m->ahead[c]))
+			c++;
+		if (!ahead_less(&m->ahead[c], &last))
+			break;
+		m->ahead[i] = m->ahead[c];
+		i = c;
+	}
+	if (m->nahead > 0)
+		m->ahead[i] = last;
+}
+
+/* The next row of the heap scan, stamped and hashed; false at the end (or a row without a stamp). */
+static bool
+match_read_row(RowMatcher *m, AheadRow *r)
+{
+	LedgerState *st = m->st;
+	HeapTuple	tup;
+	AttrNumber	ta = st->info->txn_attnum - 1;
+	AttrNumber	oa = st->info->ord_attnum - 1;
+
+	if (m->scan_done || m->dirty)
+		return false;
+	/* from the first block (no synchronized scan), as the rows were inserted */
+	if (m->scan == NULL)
+		m->scan = table_beginscan_strat(st->rel, GetActiveSnapshot(), 0, NULL, true, false);
+	tup = cl_heap_getnext(m->scan, ForwardScanDirection);
+	if (tup == NULL)
+	{
+		m->scan_done = true;
+		return false;
+	}
+	CHECK_FOR_INTERRUPTS();
+	if ((++m->nrows % 1000000) == 0 && !m->quiet)
+		ereport(NOTICE,
+				(errmsg("verify of \"%s\": " UINT64_FORMAT " rows read",
+						RelationGetRelationName(st->rel), m->nrows)));
+	/* one deform for the stamp and the encoding */
+	heap_deform_tuple(tup, m->rdesc, m->values, m->nulls);
+	if (m->nulls[ta] || m->nulls[oa])
+	{
+		m->dirty = true;
+		return false;
+	}
+	r->txn = DatumGetInt64(m->values[ta]);
+	r->ord = DatumGetInt32(m->values[oa]);
+	r->tid = tup->t_self;
+	resetStringInfo(&m->buf);
+	cl_encode_values(m->enc, m->values, m->nulls, r->txn, r->ord, &m->buf);
+	cl_leaf_hash((const uint8_t *) m->buf.data, m->buf.len, r->hash);
+	return true;
+}
+
+static void
+match_spill_leaf(RowMatcher *m, Tuplesortstate **sort, int64 txn, int32 ord, uint64 pos,
+				 const uint8 *hash, bool own)
+{
+	TupleTableSlot *slot = m->aslot;
+	bytea	   *h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
+
+	if (*sort == NULL)
+		*sort = begin_stamp_sort(m->adesc, false, m->workmem);
+	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
+	memcpy(VARDATA(h), hash, CL_HASH_LEN);
+	ExecClearTuple(slot);
+	slot->tts_values[SA_TXN - 1] = Int64GetDatum(txn);
+	slot->tts_values[SA_ORD - 1] = Int32GetDatum(ord);
+	slot->tts_values[SA_POS - 1] = Int64GetDatum((int64) pos);
+	slot->tts_values[SA_HASH - 1] = PointerGetDatum(h);
+	slot->tts_values[SA_OWN - 1] = BoolGetDatum(own);
+	memset(slot->tts_isnull, 0, sizeof(bool) * 5);
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(*sort, slot);
+	pfree(h);
+}
+
+static void
+match_spill_row(RowMatcher *m, const AheadRow *r)
+{
+	TupleTableSlot *slot = m->bslot;
+	bytea	   *h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
+	ItemPointerData tid = r->tid;
+
+	if (m->sb == NULL)
+		m->sb = begin_stamp_sort(m->bdesc, true, m->workmem);
+	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
+	memcpy(VARDATA(h), r->hash, CL_HASH_LEN);
+	ExecClearTuple(slot);
+	slot->tts_values[SB_TXN - 1] = Int64GetDatum(r->txn);
+	slot->tts_values[SB_ORD - 1] = Int32GetDatum(r->ord);
+	slot->tts_values[SB_TID - 1] = PointerGetDatum(&tid);
+	slot->tts_values[SB_HASH - 1] = PointerGetDatum(h);
+	memset(slot->tts_isnull, 0, sizeof(bool) * 4);
+	ExecStoreVirtualTuple(slot);
+	tuplesort_puttupleslot(m->sb, slot);
+	pfree(h);
+	m->nb++;
+}
+
+/* A leaf and its row, met in order: their hashes must agree. */
+static inline void
+match_settle(RowMatcher *m, const AheadRow *r, const uint8 *hash)
+{
+	if (memcmp(r->hash, hash, CL_HASH_LEN) != 0)
+		m->dirty = true;
+}
+
+/* The next leaf of the ledger, in position order (from put_leaf()). */
+static void
+match_leaf(RowMatcher *m, int64 txn, int32 ord, uint64 pos, const uint8 *hash, bool own)
+{
+	AheadRow	r;
+	int			looked = 0;
+
+	if (m->dirty)
+		return;
+	if (m->have_max && stamp_cmp(txn, ord, m->max_txn, m->max_ord) <= 0)
+	{
+		/* out of stamp order: matched by sorting, checked for a repeat */
+		match_spill_leaf(m, &m->sa, txn, ord, pos, hash, own);
+		match_spill_leaf(m, &m->sd, txn, ord, pos, hash, own);
+		m->na++;
+		m->nd++;
+		return;
+	}
+	m->have_max = true;
+	m->max_txn = txn;
+	m->max_ord = ord;
+
+	/* rows held ahead whose leaf is behind (or is no leaf): sorted */
+	while (m->nahead > 0 && stamp_cmp(m->ahead[0].txn, m->ahead[0].ord, txn, ord) < 0)
+	{
+		ahead_pop(m, &r);
+		match_spill_row(m, &r);
+	}
+	if (m->nahead > 0 && stamp_cmp(m->ahead[0].txn, m->ahead[0].ord, txn, ord) == 0)
+	{
+		ahead_pop(m, &r);
+		match_settle(m, &r, hash);
+		return;
+	}
+	while (looked < MATCH_LOOKAHEAD && match_read_row(m, &r))
+	{
+		int			c = stamp_cmp(r.txn, r.ord, txn, ord);
+
+		looked++;
+		if (c == 0)
+		{
+			match_settle(m, &r, hash);
+			return;
+		}
+		if (c > 0 && m->nahead < MATCH_LOOKAHEAD)
+			ahead_push(m, &r);
+		else
+			match_spill_row(m, &r);
+	}
+	if (m->dirty)
+		return;
+	match_spill_leaf(m, &m->sa, txn, ord, pos, hash, own);
+	m->na++;
+}
+
+static RowMatcher *
+match_begin(LedgerState *st, TupleDesc adesc, TupleDesc bdesc)
+{
+	RowMatcher *m = palloc0(sizeof(RowMatcher));
+
+	m->st = st;
+	m->rdesc = RelationGetDescr(st->rel);
+	m->enc = cl_encoder_create(m->rdesc, st->info->encoding, CurrentMemoryContext);
+	m->values = cl_encoder_values(m->enc);
+	m->nulls = cl_encoder_nulls(m->enc);
+	initStringInfo(&m->buf);
+	m->ahead = palloc(sizeof(AheadRow) * MATCH_LOOKAHEAD);
+	m->workmem = Max(maintenance_work_mem / 3, 1024);
+	m->adesc = adesc;
+	m->bdesc = bdesc;
+	m->aslot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
+	m->bslot = MakeSingleTupleTableSlot(bdesc, &TTSOpsVirtual);
+	return m;
+}
+
+/*
+ * The leaves that came out of stamp order (sort D) against every leaf, in
+ * the order pass one met them: the leaves that were in order form
+ * increasing ranges, one per record, recomputed from the log's and the
+ * pending records' stamps alone (no leaf hash is read again).  A stamp of
+ * sort D inside such a range, or twice in sort D, is held twice.
+ */
+typedef struct RepeatCheck
+{
+	RowMatcher *m;
+	TupleTableSlot *slot;
+	bool		have_d;
+	int64		dtxn;
+	int32		dord;
+	bool		have_max;
+	int64		max_txn;
+	int32		max_ord;
+} RepeatCheck;
+
+static void
+repeat_next_d(RepeatCheck *rc)
+{
+	bool		isnull;
+	int64		ptxn = rc->dtxn;
+	int32		pord = rc->dord;
+	bool		had = rc->have_d;
+
+	rc->have_d = tuplesort_gettupleslot(rc->m->sd, true, false, rc->slot, NULL);
+	if (!rc->have_d)
+		return;
+	rc->dtxn = DatumGetInt64(slot_getattr(rc->slot, SA_TXN, &isnull));
+	rc->dord = DatumGetInt32(slot_getattr(rc->slot, SA_ORD, &isnull));
+	if (had && ptxn == rc->dtxn && pord == rc->dord)
+		rc->m->dirty = true;
+}
+
+/* The leaves (txn, first .. first + n - 1), in order. */
+static void
+repeat_record(RepeatCheck *rc, int64 txn, int64 first, int64 n)
+{
+	int64		lo = first;
+	int64		hi = first + n - 1;
+
+	if (first < 0 || n <= 0 || hi > PG_INT32_MAX)
+	{
+		/* not how pass one met them: let the sorted path decide */
+		rc->m->dirty = true;
+		return;
+	}
+	if (rc->have_max && txn < rc->max_txn)
+		return;
+	if (rc->have_max && txn == rc->max_txn)
+		lo = Max(lo, (int64) rc->max_ord + 1);
+	if (lo > hi)
+		return;
+	rc->have_max = true;
+	rc->max_txn = txn;
+	rc->max_ord = (int32) hi;
+	while (rc->have_d && !rc->m->dirty &&
+		   stamp_cmp(rc->dtxn, rc->dord, txn, (int32) lo) < 0)
+		repeat_next_d(rc);
+	if (rc->have_d && rc->dtxn == txn && rc->dord <= hi)
+		rc->m->dirty = true;
+}
+
+static void
+match_check_repeats(RowMatcher *m, int64 last_txn)
+{
+	LedgerState *st = m->st;
+	RepeatCheck rc;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
+	Portal		portal;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.m = m;
+	rc.slot = MakeSingleTupleTableSlot(m->adesc, &TTSOpsMinimalTuple);
+	tuplesort_performsort(m->sd);
+	repeat_next_d(&rc);
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT txns, first_ords::pg_catalog.int8[], counts::pg_catalog.int8[] "
+									   "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+									   "ORDER BY first_leaf",
+									   1, types, vals, NULL, true, 0);
+	while (rc.have_d && !m->dirty)
+	{
+		SPI_cursor_fetch(portal, true, 64);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed && rc.have_d && !m->dirty; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			ArrayType  *txns = DatumGetArrayTypeP(SPI_getbinval(t, d, 1, &isnull));
+			ArrayType  *ords = DatumGetArrayTypeP(SPI_getbinval(t, d, 2, &isnull));
+			ArrayType  *counts = DatumGetArrayTypeP(SPI_getbinval(t, d, 3, &isnull));
+			int			nrec = ArrayGetNItems(ARR_NDIM(txns), ARR_DIMS(txns));
+
+			CHECK_FOR_INTERRUPTS();
+			/* pass one found these well-formed (or noted a problem: not here) */
+			for (int k = 0; k < nrec && !m->dirty; k++)
+				repeat_record(&rc, ((int64 *) ARR_DATA_PTR(txns))[k],
+							  ((int64 *) ARR_DATA_PTR(ords))[k],
+							  ((int64 *) ARR_DATA_PTR(counts))[k]);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+
+	if (rc.have_d && !m->dirty)
+	{
+		portal = open_pending(st->info->ledger_id, last_txn);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 1000);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 i = 0; i < SPI_processed && rc.have_d && !m->dirty; i++)
+			{
+				HeapTuple	t = SPI_tuptable->vals[i];
+				TupleDesc	d = SPI_tuptable->tupdesc;
+				bool		isnull;
+
+				repeat_record(&rc, DatumGetInt64(SPI_getbinval(t, d, 1, &isnull)),
+							  DatumGetInt64(SPI_getbinval(t, d, 2, &isnull)),
+							  DatumGetInt64(SPI_getbinval(t, d, 3, &isnull)));
+			}
+			SPI_freetuptable(SPI_tuptable);
+			if (!rc.have_d || m->dirty)
+				break;
+		}
+		SPI_cursor_close(portal);
+	}
+	if (rc.have_d && !m->dirty)
+	{
+		int64		own_txn;
+		const cl_hash *own_leaves;
+		int32		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
+
+		if (own_n > 0)
+			repeat_record(&rc, own_txn, 0, own_n);
+	}
+	/* the rest of sort D, for a stamp it holds twice */
+	while (rc.have_d && !m->dirty)
+		repeat_next_d(&rc);
+	ExecDropSingleTupleTableSlot(rc.slot);
+}
+
+/*
+ * After the last leaf: the rows left go to sort B, and the two sorts must
+ * pair off exactly (a leaf of the caller's own open transaction may lack
+ * its row, as in scan_rows()).
+ */
+static void
+match_finish(RowMatcher *m, int64 last_txn)
+{
+	AheadRow	r;
+
+	while (!m->dirty && m->nahead > 0)
+	{
+		ahead_pop(m, &r);
+		match_spill_row(m, &r);
+	}
+	while (!m->dirty && match_read_row(m, &r))
+		match_spill_row(m, &r);
+	if (m->dirty)
+		return;
+	if (m->sa != NULL || m->sb != NULL)
+	{
+		TupleTableSlot *a = MakeSingleTupleTableSlot(m->adesc, &TTSOpsMinimalTuple);
+		TupleTableSlot *b = MakeSingleTupleTableSlot(m->bdesc, &TTSOpsMinimalTuple);
+		bool		have_a = false;
+		bool		have_b = false;
+
+		if (m->sa != NULL)
+		{
+			tuplesort_performsort(m->sa);
+			have_a = tuplesort_gettupleslot(m->sa, true, false, a, NULL);
+		}
+		if (m->sb != NULL)
+		{
+			tuplesort_performsort(m->sb);
+			have_b = tuplesort_gettupleslot(m->sb, true, false, b, NULL);
+		}
+		while ((have_a || have_b) && !m->dirty)
+		{
+			bool		isnull;
+			int			cmp;
+
+			CHECK_FOR_INTERRUPTS();
+			if (!have_b)
+				cmp = -1;
+			else if (!have_a)
+				cmp = 1;
+			else
+				cmp = stamp_cmp(DatumGetInt64(slot_getattr(a, SA_TXN, &isnull)),
+								DatumGetInt32(slot_getattr(a, SA_ORD, &isnull)),
+								DatumGetInt64(slot_getattr(b, SB_TXN, &isnull)),
+								DatumGetInt32(slot_getattr(b, SB_ORD, &isnull)));
+			if (cmp < 0)
+			{
+				/* a leaf without its row: only the caller's own may */
+				if (!DatumGetBool(slot_getattr(a, SA_OWN, &isnull)))
+					m->dirty = true;
+				have_a = tuplesort_gettupleslot(m->sa, true, false, a, NULL);
+			}
+			else if (cmp > 0)
+				m->dirty = true;	/* a row without its leaf */
+			else
+			{
+				bytea	   *ah = DatumGetByteaPP(slot_getattr(a, SA_HASH, &isnull));
+				bytea	   *bh = DatumGetByteaPP(slot_getattr(b, SB_HASH, &isnull));
+
+				if (memcmp(VARDATA_ANY(ah), VARDATA_ANY(bh), CL_HASH_LEN) != 0)
+					m->dirty = true;
+				have_a = tuplesort_gettupleslot(m->sa, true, false, a, NULL);
+				have_b = tuplesort_gettupleslot(m->sb, true, false, b, NULL);
+			}
+		}
+		ExecDropSingleTupleTableSlot(a);
+		ExecDropSingleTupleTableSlot(b);
+	}
+	if (!m->dirty && m->sd != NULL)
+		match_check_repeats(m, last_txn);
+}
+
+static void
+match_end(RowMatcher *m)
+{
+	if (m->scan != NULL)
+		table_endscan(m->scan);
+	if (m->sa != NULL)
+		tuplesort_end(m->sa);
+	if (m->sb != NULL)
+		tuplesort_end(m->sb);
+	if (m->sd != NULL)
+		tuplesort_end(m->sd);
+	ExecDropSingleTupleTableSlot(m->aslot);
+	ExecDropSingleTupleTableSlot(m->bslot);
+	cl_encoder_free(m->enc);
+	pfree(m->ahead);
+}
+
+/*
+ * The merge pass over a ledger (see above): a LedgerState with its table
+ * still open, and *settled when nothing was found wrong -- every row
+ * paired with its leaf and hashing to it, and no problem noted by the
+ * log's, checkpoints' and stored hashes' checks.  When want_root is not
+ * NULL, the Merkle root of the log's first want_size leaves is put there
+ * (*have_root says whether the log holds that many).  A ledger whose table
+ * is dropped or cannot be read has no rows to pair: settled when no
+ * problem was noted.
+ */
+static LedgerState *
+merge_ledger(ClLedgerInfo *info, bool *settled, uint64 want_size, uint8 *want_root,
+			 bool *have_root, uint64 *announced, uint64 *nsorted, bool progress)
+{
+	LedgerState *st = palloc0(sizeof(LedgerState));
+	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+	TupleDesc	adesc;
+	TupleDesc	bdesc;
+	LogStream	ls;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1];
+	uint64		pos;
+	int64		ntiles;
+	uint64		missing;
+	char	   *tproblem;
+	RowMatcher *m = NULL;
+
+	info = start_ledger_state(st, fresh != NULL ? fresh : info);
+	*settled = false;
+	*announced = 0;
+
+	adesc = CreateTemplateTupleDesc(5);
+	TupleDescInitEntry(adesc, SA_TXN, "txn", INT8OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_ORD, "ord", INT4OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_POS, "pos", INT8OID, -1, 0);
+	TupleDescInitEntry(adesc, SA_HASH, "hash", BYTEAOID, -1, 0);
+	TupleDescInitEntry(adesc, SA_OWN, "own", BOOLOID, -1, 0);
+	bdesc = CreateTemplateTupleDesc(4);
+	TupleDescInitEntry(bdesc, SB_TXN, "txn", INT8OID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_ORD, "ord", INT4OID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_TID, "tid", TIDOID, -1, 0);
+	TupleDescInitEntry(bdesc, SB_HASH, "hash", BYTEAOID, -1, 0);
+
+	if (st->rel != NULL)
+	{
+		m = match_begin(st, adesc, bdesc);
+		m->quiet = !progress;
+	}
+	memset(&ls, 0, sizeof(ls));
+	ls.st = st;
+	ls.tiles = cl_tiles_check_begin(info->ledger_id);
+	ls.tree = palloc0(sizeof(BlockFrontier));
+	ls.slot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
+	ls.match = m;
+	ls.want_root = want_root;
+	ls.want_size = want_size;
+	if (want_root != NULL && want_size == 0)
+	{
+		block_frontier_root(ls.tree, want_root);
+		ls.have_want = true;
+	}
+	vals[0] = Int32GetDatum(info->ledger_id);
+	ls.portal = SPI_cursor_open_with_args(NULL,
+										  "SELECT first_leaf, nleaves::pg_catalog.int8, txns, "
+										  "first_ords::pg_catalog.int8[], counts::pg_catalog.int8[], leaves "
+										  "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+										  "ORDER BY first_leaf",
+										  1, types, vals, NULL, true, 0);
+	check_checkpoints_streamed(st, &ls);
+	SPI_cursor_close(ls.portal);
+	if (ls.tt != NULL)
+		SPI_freetuptable(ls.tt);
+	tproblem = cl_tiles_check_end(ls.tiles, &pos, &ntiles, &missing);
+	if (tproblem != NULL)
+	{
+		note_problem(st, pos, "%s", tproblem);
+		st->nproblems += ntiles - 1;
+	}
+	stream_pending(st, &ls);
+	if (have_root != NULL)
+		*have_root = ls.have_want;
+	if (m != NULL)
+	{
+		if (st->problem == NULL)
+			match_finish(m, ls.last_txn);
+		ereport(DEBUG1,
+				(errmsg_internal("consent_ledger verify of ledger %d, merge path: " UINT64_FORMAT " rows read, "
+								 UINT64_FORMAT " leaves and " UINT64_FORMAT " rows sorted, " UINT64_FORMAT " leaves out of stamp order, %s",
+								 info->ledger_id, m->nrows, m->na, m->nb, m->nd,
+								 m->dirty || st->problem != NULL ? "not settled: verified again by sorting" : "settled")));
+		*settled = !m->dirty && st->problem == NULL;
+		*announced = m->nrows;
+		if (nsorted != NULL)
+			*nsorted = m->na + m->nb + m->nd;
+		match_end(m);
+	}
+	else
+		*settled = st->problem == NULL;
+	ExecDropSingleTupleTableSlot(ls.slot);
+	return st;
+}
+
+/*
+ * What load_ledger(info, true) establishes for verify(), streamed: the
+ * merge pass; verify_ledger_sorted() when it does not settle everything
+ * (see above).  A ledger without rows to pair goes to the sorted path
+ * directly, which sorts nothing then.
+ */
+static LedgerState *
+verify_ledger_streamed(ClLedgerInfo *info)
+{
+	ClLedgerInfo *fresh = cl_ledger_by_id(info->ledger_id);
+	ClLedgerInfo probe = fresh != NULL ? *fresh : *info;
+	LedgerState *st;
+	bool		settled;
+	uint64		announced;
+
+	if (!OidIsValid(probe.relid))
+		return verify_ledger_sorted(info, 0);
+	st = merge_ledger(info, &settled, 0, NULL, NULL, &announced, NULL, true);
+	if (st->rel == NULL || !settled)
+	{
+		if (st->rel == NULL)
+			announced = 0;
+		release_ledger(st);
+		return verify_ledger_sorted(info, announced);
+	}
 	return st;
 }
 
@@ -2141,6 +2888,46 @@ check_receipt(const char *text, size_t len, char **reason)
 	{
 		*reason = "the note is not signed by a key recorded in consent_ledger.keys";
 		return false;
+	}
+
+	/*
+	 * The merge pass first (bounded memory), unless the ledger fits
+	 * consent_ledger.verify_memory: when it settles the ledger, every row
+	 * hashes to its leaf, so the rows' root at the receipt's size is the
+	 * log's, which it computed on the way.  Otherwise the ledger is held
+	 * in memory (load_ledger), which words the reasons.
+	 */
+	if (!verify_in_memory(info))
+	{
+		bool		settled;
+		bool		have_root;
+		uint64		announced;
+
+		st = merge_ledger(info, &settled, cp.size, root, &have_root, &announced, NULL, true);
+		if (settled)
+		{
+			if (cp.size > st->nsealed || !have_root)
+			{
+				*reason = psprintf("the receipt's tree size " UINT64_FORMAT " exceeds the " UINT64_FORMAT " leaves sealed in the log of %s",
+								   cp.size, st->nsealed, ledger_name(info));
+				ok = false;
+			}
+			else if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
+			{
+				ok = false;
+				if (st->dropped)
+					*reason = psprintf("the stored log of %s does not have the receipt's root at tree size " UINT64_FORMAT " (table dropped: rows not rehashed)",
+									   ledger_name(info), cp.size);
+				else
+					*reason = psprintf("the rows of %s, rehashed now, do not have the receipt's root at tree size " UINT64_FORMAT,
+									   ledger_name(info), cp.size);
+			}
+			else if (st->dropped)
+				*reason = "table dropped: the stored log, not the rows, has the receipt's root at its tree size";
+			release_ledger(st);
+			return ok;
+		}
+		release_ledger(st);
 	}
 
 	st = load_ledger(info, true);
@@ -2749,6 +3536,43 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
 
+/*
+ * The checkpoints of a ledger the merge pass settled (so every note
+ * parses), in chain order, as check_checkpoints() lists them.
+ */
+static List *
+read_checkpoints(LedgerState *st)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
+	List	   *rows = NIL;
+
+	if (SPI_execute_with_args("SELECT seq, note FROM consent_ledger.checkpoints "
+							  "WHERE ledger_id OPERATOR(pg_catalog.=) $1 ORDER BY seq",
+							  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.checkpoints");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Checkpoint *c = palloc0(sizeof(Checkpoint));
+		cl_checkpoint cp;
+		const char *err;
+
+		c->seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		c->note = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		if (!cl_checkpoint_parse(c->note, strlen(c->note), &cp, &err))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("checkpoint " INT64_FORMAT " of ledger %d is malformed: %s",
+							c->seq, st->info->ledger_id, err),
+					 errhint("Run consent_ledger.verify() on the ledger.")));
+		c->size = cp.size;
+		memcpy(c->root, cp.root, CL_HASH_LEN);
+		rows = lappend(rows, c);
+	}
+	return rows;
+}
+
 /* ctids of the rows at each sealed position, for export and leaf_data */
 static ItemPointerData *
 map_positions(LedgerState *st, uint64 upto)
@@ -2862,11 +3686,40 @@ cl_export(PG_FUNCTION_ARGS)
 	Datum		v;
 	bool		isnull = false;
 	void	   *read = begin_row_read(info, "export()");
+	bool		in_order;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	st = load_ledger(info, false);
+
+	/*
+	 * The merge pass first (bounded memory), unless the ledger fits
+	 * consent_ledger.verify_memory: a ledger it settles without sorting
+	 * anything holds its rows in the heap in leaf order, so they are
+	 * exported by one more heap scan.  Otherwise the positions of the rows
+	 * are mapped in memory, as before (about 40 bytes a leaf).
+	 */
+	if (verify_in_memory(info))
+	{
+		in_order = false;
+		st = load_ledger(info, false);
+	}
+	else
+	{
+		bool		settled;
+		uint64		announced;
+		uint64		nsorted = 1;
+
+		st = merge_ledger(info, &settled, 0, NULL, NULL, &announced, &nsorted, false);
+		in_order = settled && st->rel != NULL && nsorted == 0;
+		if (in_order)
+			st->checkpoints = read_checkpoints(st);
+		else
+		{
+			release_ledger(st);
+			st = load_ledger(info, false);
+		}
+	}
 	upto = latest_size(st);
 
 #define EMIT(s) do { v = CStringGetTextDatum(s); \
@@ -2911,20 +3764,57 @@ cl_export(PG_FUNCTION_ARGS)
 		EMIT(psprintf("endorsement %s", b));
 	}
 
-	tids = map_positions(st, upto);
 	enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding, CurrentMemoryContext);
 	initStringInfo(&buf);
 	initStringInfo(&line);
-	for (uint64 pos = 0; pos < upto; pos++)
+	if (in_order)
 	{
-		CHECK_FOR_INTERRUPTS();
-		encode_at(st, enc, &tids[pos], pos, &buf);
-		resetStringInfo(&line);
-		appendStringInfoString(&line, "leaf ");
-		enlargeStringInfo(&line, buf.len * 2 + 1);
-		cl_hex_encode((uint8_t *) buf.data, buf.len, line.data + line.len);
-		line.len += buf.len * 2;
-		EMIT(line.data);
+		/* the heap holds the rows in leaf order: the first upto are the leaves */
+		TableScanDesc scan = table_beginscan_strat(st->rel, GetActiveSnapshot(), 0, NULL, true, false);
+		TupleDesc	desc = RelationGetDescr(st->rel);
+		HeapTuple	tup;
+		uint64		pos = 0;
+
+		while (pos < upto && (tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		n1,
+						n2;
+			Datum		d1 = heap_getattr(tup, st->info->txn_attnum, desc, &n1);
+			Datum		d2 = heap_getattr(tup, st->info->ord_attnum, desc, &n2);
+
+			CHECK_FOR_INTERRUPTS();
+			resetStringInfo(&buf);
+			cl_encode_row(enc, tup, DatumGetInt64(d1), DatumGetInt32(d2), &buf);
+			resetStringInfo(&line);
+			appendStringInfoString(&line, "leaf ");
+			enlargeStringInfo(&line, buf.len * 2 + 1);
+			cl_hex_encode((uint8_t *) buf.data, buf.len, line.data + line.len);
+			line.len += buf.len * 2;
+			EMIT(line.data);
+			pos++;
+		}
+		table_endscan(scan);
+		if (pos < upto)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("ledger \"%s\" has no row at leaf " UINT64_FORMAT,
+							RelationGetRelationName(st->rel), pos),
+					 errhint("Run consent_ledger.verify() on the ledger.")));
+	}
+	else
+	{
+		tids = map_positions(st, upto);
+		for (uint64 pos = 0; pos < upto; pos++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			encode_at(st, enc, &tids[pos], pos, &buf);
+			resetStringInfo(&line);
+			appendStringInfoString(&line, "leaf ");
+			enlargeStringInfo(&line, buf.len * 2 + 1);
+			cl_hex_encode((uint8_t *) buf.data, buf.len, line.data + line.len);
+			line.len += buf.len * 2;
+			EMIT(line.data);
+		}
 	}
 	foreach(lc, st->checkpoints)
 	{

@@ -55,9 +55,15 @@
 #                    seal round of 1k rows vs an empty ledger, inclusion
 #                    proof time and memory, verify memory
 #   --no-scale       skips the scale section; --scale-only runs only it
+#   --verify-only    runs only figure 3 (verify() vs COPY TO) at --sizes:
+#                    each ledger is loaded by INSERT ... SELECT from rows
+#                    drawn as the warehouse's stage (seeded), then sealed;
+#                    no warehouse, no other figure, no scale section
 #   BENCH_NO_BUILD=1 skips make && make install (use what is installed)
 #   BENCH_KEEP=1     leaves the server running and its directory in place
 #   BENCH_PORT=N     the server's port (default 55800)
+#   BENCH_VERIFY_MEMORY=X  sets consent_ledger.verify_memory in the
+#                    server's configuration (printed with it), e.g. 0 or 1GB
 #
 # The results name the commit they were measured at (full hash); a tree
 # with uncommitted changes is named as such ("not reproducible").
@@ -81,6 +87,7 @@ TPCB_SCALE=10
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
 sizes_given=0; alt_given=0; reps_given=0; dur_given=0
 SCALE=yes; SCALE_SUBJECTS=1m; SCALE_LEDGER=1m; ssub_given=0; sled_given=0
+VERIFY_ONLY=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
@@ -101,6 +108,7 @@ while [ $# -gt 0 ]; do
 	--scale-ledger=*) SCALE_LEDGER=${1#*=}; sled_given=1 ;;
 	--no-scale) SCALE=no ;;
 	--scale-only) SCALE=only ;;
+	--verify-only) VERIFY_ONLY=1; SCALE=no ;;
 	-h|--help) usage 0 ;;
 	*) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
 	esac
@@ -215,7 +223,7 @@ fi
 PGBIN=$(pg_config --bindir)
 # (--scale-only needs no pgaudit: only figure 5 does)
 PRELOAD="consent_ledger,pgaudit"
-if [ "$SCALE" = only ]; then
+if [ "$SCALE" = only ] || [ "$VERIFY_ONLY" = 1 ]; then
 	PRELOAD="consent_ledger"
 else
 	[ -f "$(pg_config --pkglibdir)/pgaudit.so" ] || { echo "pgaudit is not installed (postgresql-15-pgaudit)" >&2; exit 1; }
@@ -266,6 +274,8 @@ autovacuum = on
 port = $PORT
 unix_socket_directories = '$work'
 listen_addresses = ''"
+[ -n "${BENCH_VERIFY_MEMORY:-}" ] && CONF="$CONF
+consent_ledger.verify_memory = '$BENCH_VERIFY_MEMORY'"
 
 $RUN "$PGBIN/initdb -D $work/data -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null"
 echo "$CONF" >> "$work/data/postgresql.conf"
@@ -652,9 +662,28 @@ fig_verify() {
 	phase_start "figure 3: verify() vs COPY t TO '/dev/null'"
 	local n lab tbl r t v id side db
 	db=$(bulk_db ours)
+	if [ "$VERIFY_ONLY" = 1 ]; then
+		# the rows figure 2 would have loaded: the warehouse stage's draws
+		db_with "$db" consent_ledger
+		q $db postgres >/dev/null <<SQL
+SET client_min_messages = warning;
+SELECT setseed($SEED_FLOAT);
+CREATE TABLE stage_v AS
+SELECT g::bigint AS id,
+       (1 + floor(random() * $WH_SUBJECTS))::bigint AS subject_id,
+       round((random() * 1000)::numeric, 2)::numeric(12,2) AS amount,
+       timestamptz '2024-01-01 00:00:00+00' + random() * interval '365 days' AS at,
+       'order ' || md5(random()::text) AS note
+FROM generate_series(1, $STAGE_ROWS) g;
+SQL
+	fi
 	for n in $SIZE_ROWS; do
 		lab=$(label "$n")
 		tbl="bl_insert_${n}_$REPS"
+		if [ "$VERIFY_ONLY" = 1 ]; then
+			fresh_table ours "$tbl"
+			q $db postgres -c "INSERT INTO $tbl (subject_id, amount, at, note) SELECT subject_id, amount, at, note FROM stage_v WHERE id <= $n ORDER BY id" >/dev/null
+		fi
 		id="verify_$n"
 		row "$id" "verify of an N-row ledger" "$lab" s le 2 "" "verify $lab"
 		q $db postgres -c "SELECT consent_ledger.seal()" -c "VACUUM ANALYZE $tbl" -c "CHECKPOINT" >/dev/null
@@ -1144,7 +1173,9 @@ SQL
 	phase_end
 }
 
-if [ "$SCALE" != only ]; then
+if [ "$VERIFY_ONLY" = 1 ]; then
+	figure fig_verify
+elif [ "$SCALE" != only ]; then
 	setup_warehouse
 	figure fig_insert
 	figure fig_bulk
