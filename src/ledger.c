@@ -486,7 +486,7 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 		else if (cache->enc != NULL)
 			cl_encoder_free(cache->enc);
 		cache->relid = RelationGetRelid(rel);
-		cache->enc = cl_encoder_create(RelationGetDescr(rel), info->encoding,
+		cache->enc = cl_ledger_encoder(info, RelationGetDescr(rel),
 									   fcinfo->flinfo->fn_mcxt);
 		cache->ledger_id = info->ledger_id;
 		cache->txn_attnum = info->txn_attnum;
@@ -522,6 +522,7 @@ cl_ledger_stamp(PG_FUNCTION_ARGS)
 	nulls[cache->txn_attnum - 1] = false;
 	values[cache->ord_attnum - 1] = Int32GetDatum(ord);
 	nulls[cache->ord_attnum - 1] = false;
+	cl_encoder_fill_salt(cache->enc, values, nulls);
 	if (cache->ngenerated > 0)
 		compute_generated(cache, RelationGetDescr(rel), values, nulls);
 	newtup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
@@ -578,7 +579,7 @@ cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls)
 
 		if (enc != NULL)
 			cl_encoder_free(enc);
-		enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, TopMemoryContext);
+		enc = cl_ledger_encoder(info, RelationGetDescr(rel), TopMemoryContext);
 		enc_relid = RelationGetRelid(rel);
 		if (buf.data == NULL)
 		{
@@ -593,6 +594,7 @@ cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls)
 	nulls[info->txn_attnum - 1] = false;
 	values[info->ord_attnum - 1] = Int32GetDatum(x->nleaves);
 	nulls[info->ord_attnum - 1] = false;
+	cl_encoder_fill_salt(enc, values, nulls);
 	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	resetStringInfo(&buf);
 	cl_encode_row(enc, tup, txn, x->nleaves, &buf);
@@ -769,7 +771,13 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	pendrel = table_open(cl_internal_relid("pending"), RowExclusiveLock);
 	bistate = GetBulkInsertState();
 	cid = GetCurrentCommandId(true);
-	enc = cl_encoder_create(desc, encoding, CurrentMemoryContext);
+	{
+		ClLedgerInfo this_ledger = {0};
+
+		this_ledger.ledger_id = ledger_id;
+		this_ledger.encoding = encoding;
+		enc = cl_ledger_encoder(&this_ledger, desc, CurrentMemoryContext);
+	}
 	initStringInfo(&buf);
 	values = palloc(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);
@@ -799,6 +807,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 		nulls[txn_att - 1] = false;
 		values[ord_att - 1] = Int32GetDatum((int32) ord);
 		nulls[ord_att - 1] = false;
+		cl_encoder_fill_salt(enc, values, nulls);
 		newtup = heap_form_tuple(desc, values, nulls);
 		resetStringInfo(&buf);
 		cl_encode_values(enc, values, nulls, txn, (int32) ord, &buf);
@@ -933,6 +942,17 @@ cl_new_ledger_encoding(void)
 void
 cl_make_ledger(Oid relid)
 {
+	cl_make_ledger_personal(relid, NIL, NULL);
+}
+
+/*
+ * The same, with personal columns (README "Erasure"): a ledger with
+ * personal columns (names in personal, not empty) is a version 3 ledger
+ * with the column ledger_salt; the caller has checked the names.
+ */
+void
+cl_make_ledger_personal(Oid relid, List *personal, const char *subject)
+{
 	Oid			owner = cl_extension_owner();
 	Relation	rel;
 	char	   *qname;
@@ -949,7 +969,7 @@ cl_make_ledger(Oid relid)
 	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_STAMP_TRIGGER, "ledger_stamp");
 	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_GUARD_TRIGGER, "ledger_guard");
 	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_GUARD_ROW_TRIGGER, "ledger_guard");
-	encoding = cl_new_ledger_encoding();
+	encoding = personal != NIL ? CL_ENCODING_V3 : cl_new_ledger_encoding();
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
 	/* keep the lock, drop the reference: ALTER TABLE refuses tables in use */
@@ -959,7 +979,9 @@ cl_make_ledger(Oid relid)
 		elog(ERROR, "SPI_connect failed");
 
 	cl_run_as_owner(psprintf("ALTER TABLE %s ADD COLUMN " CL_TXN_COLUMN " bigint, "
-						  "ADD COLUMN " CL_ORD_COLUMN " integer", qname), owner);
+						  "ADD COLUMN " CL_ORD_COLUMN " integer%s", qname,
+						  personal != NIL ? ", ADD COLUMN " CL_SALT_COLUMN " bytea" : ""),
+				 owner);
 	CommandCounterIncrement();
 
 	ledger_id = (int32) nextval_internal(cl_internal_relid("ledger_id_seq"), false);
@@ -973,6 +995,8 @@ cl_make_ledger(Oid relid)
 				   "VALUES (%d, %u::pg_catalog.oid, %s, %d, pg_catalog.now())",
 				   ledger_id, relid, quote_literal_cstr(origin), encoding);
 	cl_run_as_owner(sql, owner);
+	if (personal != NIL)
+		cl_run_as_owner(cl_erase_register_sql(ledger_id, personal, subject), owner);
 
 	/* adopt_rows() reopens it: the descriptor now has the new columns */
 	adopt_rows(relid, ledger_id, encoding);

@@ -174,7 +174,8 @@ note_problem(LedgerState *st, uint64 pos, const char *fmt,...)
 static bool
 encoding_known(int encoding)
 {
-	return encoding == CL_ENCODING_V1 || encoding == CL_ENCODING_V2;
+	return encoding == CL_ENCODING_V1 || encoding == CL_ENCODING_V2 ||
+		encoding == CL_ENCODING_V3;
 }
 
 static AttrNumber
@@ -638,7 +639,7 @@ scan_rows(LedgerState *st)
 
 	st->actual = palloc_extended(sizeof(cl_hash) * Max(total, 1), MCXT_ALLOC_HUGE);
 	st->seen = palloc_extended(sizeof(bool) * Max(total, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	enc = cl_encoder_create(desc, st->info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(st->info, desc, CurrentMemoryContext);
 	initStringInfo(&buf);
 
 	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
@@ -1511,7 +1512,7 @@ stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc)
 	ItemPointerData tid;
 
 	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
-	enc = cl_encoder_create(desc, st->info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(st->info, desc, CurrentMemoryContext);
 	initStringInfo(&buf);
 	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
@@ -1713,7 +1714,7 @@ merge_leaves_and_rows(LedgerState *st, Tuplesortstate *sa, TupleTableSlot *a,
 	/* reordered rows: content that hashes correctly at another failed position */
 	if (nsus > 0)
 	{
-		ClRowEncoder *enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding,
+		ClRowEncoder *enc = cl_ledger_encoder(st->info, RelationGetDescr(st->rel),
 											  CurrentMemoryContext);
 		StringInfoData buf;
 
@@ -2767,7 +2768,7 @@ cl_export(PG_FUNCTION_ARGS)
 	}
 
 	tids = map_positions(st, upto);
-	enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(st->info, RelationGetDescr(st->rel), CurrentMemoryContext);
 	initStringInfo(&buf);
 	initStringInfo(&line);
 	for (uint64 pos = 0; pos < upto; pos++)
@@ -2891,7 +2892,7 @@ encode_stamped_row(Relation rel, ClLedgerInfo *info, int64 txn, int32 ord, uint6
 
 	ScanKeyInit(&keys[0], info->txn_attnum, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(txn));
 	ScanKeyInit(&keys[1], info->ord_attnum, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(ord));
-	enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(info, RelationGetDescr(rel), CurrentMemoryContext);
 	initStringInfo(&buf);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 2, keys);
 	if ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
@@ -2965,7 +2966,7 @@ cl_leaf_data(PG_FUNCTION_ARGS)
 				 errdetail("Ledger \"%s\" has " UINT64_FORMAT " leaves, sealed and pending.",
 						   ledger_name(st->info), total)));
 	tids = map_positions(st, total);
-	enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(st->info, RelationGetDescr(st->rel), CurrentMemoryContext);
 	initStringInfo(&buf);
 	encode_at(st, enc, &tids[leaf], (uint64) leaf, &buf);
 	result = SPI_palloc(VARHDRSZ + buf.len);
