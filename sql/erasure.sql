@@ -66,12 +66,14 @@ SELECT * FROM consent_ledger.erase_subject('9101', '');
 -- consent of the subject, withdrawn by the erasure
 SELECT consent_ledger.define_purpose('erasure_newsletter');
 SELECT consent_ledger.define_purpose('erasure_analytics');
-SELECT consent_ledger.grant_consent('9101', 'erasure_newsletter') > 0 AS granted;
+SELECT consent_ledger.grant_consent('9101', 'erasure_newsletter', evidence => '{"ip": "192.0.2.1"}') > 0 AS granted;
+-- the consent ledger commits to evidence as personal data
+SELECT encoding, personal, subject FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.consent_events'::regclass;
 SELECT consent_ledger.grant_consent('9101', 'erasure_analytics') > 0 AS granted;
 SELECT consent_ledger.grant_consent('9102', 'erasure_analytics') > 0 AS granted;
 
 SET ROLE erasure_admin;
-SELECT * FROM consent_ledger.erase_subject('9101', 'GDPR Art. 17 request 42');
+SELECT * FROM consent_ledger.erase_subject('9101', 'GDPR Art. 17 request 42') ORDER BY relation::text;
 RESET ROLE;
 SELECT id, email, name, city, length(ledger_salt) AS record_bytes, consent_ledger.erased(ledger_salt)
   FROM customers ORDER BY ledger_txn, ledger_ord;
@@ -79,9 +81,12 @@ SELECT id, email, name, city, length(ledger_salt) AS record_bytes, consent_ledge
 SET enable_seqscan = off;
 SELECT count(*) AS found_by_index FROM customers WHERE email = 'ann@example.org';
 RESET enable_seqscan;
+SELECT subject, purpose, action, evidence, consent_ledger.erased(ledger_salt) FROM consent_ledger.consent_events
+ WHERE subject LIKE '910_' ORDER BY event_id;
+SELECT relation, valid, problem FROM consent_ledger.verify('consent_ledger.consent_events');
 SELECT subject, purpose, state FROM consent_ledger.consent_state WHERE purpose LIKE 'erasure%' AND subject LIKE '910_' ORDER BY subject, purpose;
-SELECT erased_by, reason, ledger = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'customers'::regclass) AS right_ledger,
-       relation, rows, purposes_withdrawn FROM consent_ledger.erasures;
+SELECT erased_by, reason, ledger = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = relation::regclass) AS right_ledger,
+       relation, rows, purposes_withdrawn FROM consent_ledger.erasures ORDER BY relation;
 -- an erasure again finds nothing left to erase, and is recorded
 SELECT * FROM consent_ledger.erase_subject('9101', 'second request');
 SELECT count(*) AS erasure_records FROM consent_ledger.erasures;

@@ -167,6 +167,7 @@ extern void cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls,
 							 int64 txn, int32 ord, StringInfo out);
 extern void cl_encoder_set_personal(ClRowEncoder *enc, List *names);
 extern void cl_encoder_fill_salt(ClRowEncoder *enc, Datum *values, bool *nulls);
+extern bool cl_encoder_erasable(ClRowEncoder *enc, Datum *values, bool *nulls);
 extern bool cl_encoder_redact(ClRowEncoder *enc, Datum *values, bool *nulls);
 extern AttrNumber cl_encoder_attnum(ClRowEncoder *enc, const char *name);
 extern bool cl_salt_is_erased(bytea *salt);

@@ -1227,8 +1227,21 @@ cl_encoder_attnum(ClRowEncoder *enc, const char *name)
  * sets them NULL and replaces the salt by the erasure record of their
  * commitments (palloc'd in the current memory context), so the row's
  * encoding is unchanged.  Returns false, changing nothing, when the row
- * has no live salt (already erased, or no personal columns).
+ * is not erasable: no live salt (already erased, or no personal
+ * columns), or no personal value to erase (cl_encoder_erasable).
  */
+bool
+cl_encoder_erasable(ClRowEncoder *enc, Datum *values, bool *nulls)
+{
+	if (enc->npersonal == 0 || nulls[enc->salt_attnum - 1] ||
+		VARSIZE_ANY_EXHDR(DatumGetPointer(values[enc->salt_attnum - 1])) != CL_SALT_LEN)
+		return false;
+	for (int i = 0; i < enc->ncols; i++)
+		if (enc->cols[i].personal && !nulls[enc->cols[i].attnum - 1])
+			return true;
+	return false;
+}
+
 bool
 cl_encoder_redact(ClRowEncoder *enc, Datum *values, bool *nulls)
 {
@@ -1239,7 +1252,7 @@ cl_encoder_redact(ClRowEncoder *enc, Datum *values, bool *nulls)
 	int			n = 0;
 	bytea	   *result;
 
-	if (enc->npersonal == 0 || nulls[enc->salt_attnum - 1])
+	if (!cl_encoder_erasable(enc, values, nulls))
 		return false;
 	salt = DatumGetByteaPP(values[enc->salt_attnum - 1]);
 	s = (const uint8 *) VARDATA_ANY(salt);

@@ -241,35 +241,39 @@ row_is_subject(HeapTuple tup, TupleDesc desc, AttrNumber subj, FmgrInfo *out,
 	return result;
 }
 
-/* Whether any version of a row of the subject still holds a live salt. */
+/*
+ * Whether any version of a row of the subject still holds a personal
+ * value to erase (a live salt and a non-NULL personal column).
+ */
 static bool
-has_unerased_rows(Relation rel, AttrNumber subj, AttrNumber salt, FmgrInfo *out,
+has_erasable_rows(Relation rel, ClRowEncoder *enc, AttrNumber subj, FmgrInfo *out,
 				  const char *subject)
 {
 	TableScanDesc scan = table_beginscan(rel, SnapshotAny, 0, NULL);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
 	HeapTuple	tup;
 	bool		found = false;
 
 	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		bool		isnull;
-		Datum		s;
-
 		CHECK_FOR_INTERRUPTS();
-		if (!row_is_subject(tup, RelationGetDescr(rel), subj, out, subject))
+		if (!row_is_subject(tup, desc, subj, out, subject))
 			continue;
-		s = heap_getattr(tup, salt, RelationGetDescr(rel), &isnull);
-		if (!isnull && !cl_salt_is_erased(DatumGetByteaPP(s)))
-			found = true;
+		heap_deform_tuple(tup, desc, values, nulls);
+		found = cl_encoder_erasable(enc, values, nulls);
 	}
 	table_endscan(scan);
+	pfree(values);
+	pfree(nulls);
 	return found;
 }
 
 /*
  * Erases a subject's personal values in one version 3 ledger; returns the
- * number of rows erased (rows visible now that held a live salt).  The
- * table is rewritten only when some row of the subject is not erased yet.
+ * number of rows erased (rows visible now that held a personal value).
+ * The table is rewritten only when some row of the subject holds one.
  *
  * The rewrite is CLUSTER's (copy_table_data, without the sort): under
  * AccessExclusiveLock, every tuple that is not dead to every snapshot is
@@ -327,7 +331,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 				 errhint("Run consent_ledger.verify() on the ledger.")));
 	getTypeOutputInfo(TupleDescAttr(desc, subj - 1)->atttypid, &outfn, &isvarlena);
 	fmgr_info(outfn, &out);
-	if (!has_unerased_rows(rel, subj, salt, &out, subject))
+	if (!has_erasable_rows(rel, enc, subj, &out, subject))
 	{
 		cl_encoder_free(enc);
 		table_close(rel, NoLock);
@@ -440,8 +444,8 @@ withdraw_all(const char *subject)
 		Oid			wtypes[2] = {TEXTOID, TEXTOID};
 		Datum		wvals[2] = {CStringGetTextDatum(subject), CStringGetTextDatum(lfirst(lc))};
 
-		if (SPI_execute_with_args("SELECT consent_ledger.withdraw_consent($1, $2, "
-								  "'{\"erasure\": true}'::pg_catalog.jsonb)",
+		/* no evidence: the erasure ledger says why, in the same transaction */
+		if (SPI_execute_with_args("SELECT consent_ledger.withdraw_consent($1, $2)",
 								  2, wtypes, wvals, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not withdraw consent");
 	}
