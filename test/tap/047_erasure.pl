@@ -177,4 +177,39 @@ my $forged = cl_export_to_file($primary, 'restored', 'people', "$tmp/forged.expo
 ($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint', $receipt_file, $forged);
 isnt($rc, 0, 'restored, forged: the offline verifier refuses the export against the receipt');
 
+# Migration of an existing ledger (README "Erasure"): the rows move to a
+# new ledger with personal columns, the old one is retired and dropped;
+# its receipt still verifies, and the moved rows can be erased.
+$primary->safe_psql('postgres', q{
+	CREATE TABLE signups (id int, email text, plan text);
+	SELECT consent_ledger.create_ledger('signups');
+	INSERT INTO signups VALUES (9201, 'migrate-me@example.org', 'free'), (9202, 'two@example.org', 'pro');
+});
+$primary->safe_psql('postgres', 'SELECT consent_ledger.seal()');
+my $old_receipt = $primary->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('signups')});
+$primary->safe_psql('postgres', q{
+	BEGIN;
+	ALTER TABLE signups RENAME TO signups_before_1_3;
+	CREATE TABLE signups (id int, email text, plan text);
+	SELECT consent_ledger.create_ledger('signups', personal => ARRAY['email'], subject => 'id');
+	INSERT INTO signups (id, email, plan)
+	  SELECT id, email, plan FROM signups_before_1_3 ORDER BY ledger_txn, ledger_ord;
+	SELECT consent_ledger.retire_ledger('signups_before_1_3');
+	COMMIT;
+	DROP TABLE signups_before_1_3;
+});
+$primary->safe_psql('postgres', 'SELECT consent_ledger.seal()');
+is($primary->safe_psql('postgres', q{SELECT valid FROM consent_ledger.verify(consent_ledger.ledger('signups_before_1_3'))}),
+	't', 'migration: the old, dropped ledger still verifies');
+is($primary->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint('$old_receipt'::text)}), 't',
+	'migration: the receipt of the old ledger verifies');
+is($primary->safe_psql('postgres', q{SELECT relation || ':' || rows FROM consent_ledger.erase_subject('9201', 'migrated')}),
+	'signups:1', 'migration: a moved row can be erased');
+is($primary->safe_psql('postgres', q{SELECT count(*) FROM signups WHERE email IS NULL AND consent_ledger.erased(ledger_salt)}),
+	'1', 'migration: the moved row reads as erased');
+ok(cl_verify_row($primary, 'postgres', 'signups')->{valid}, 'migration: the new ledger verifies');
+$primary->safe_psql('postgres', 'CHECKPOINT');
+is_deeply([ files_holding($primary, 'postgres', 'migrate-me@') ], [],
+	'migration: no file of the database holds the erased value');
+
 done_testing();
