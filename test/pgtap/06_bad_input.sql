@@ -143,8 +143,11 @@ SELECT set_eq($$SELECT fn::text, outcome FROM cl06_nulls WHERE NOT strict$$,
 		('consent_ledger.withdraw_consent(integer,text,jsonb)', 'error 22004'),
 		('consent_ledger.withdraw_consent(uuid,text,jsonb)', 'error 22004'),
 		('consent_ledger.grant_consent(text[],text,timestamp with time zone,jsonb)', 'error 22004'),
-		('consent_ledger.withdraw_consent(text[],text,jsonb)', 'error 22004')$$,
-	'NULLs: verify(NULL) reports every ledger; define/grant/withdraw raise 22004');
+		('consent_ledger.withdraw_consent(text[],text,jsonb)', 'error 22004'),
+		-- issue #15: erasure and ledgers with personal columns
+		('consent_ledger.erase_subject(text,text)', 'error 22004'),
+		('consent_ledger.create_ledger(regclass,name[],name)', 'error 22004')$$,
+	'NULLs: verify(NULL) reports every ledger; define/grant/withdraw, erase_subject and create_ledger with personal columns raise 22004');
 
 -- NULL in one argument of the functions that are not STRICT
 SELECT lives_ok($$SELECT consent_ledger.define_purpose('cl06_p', 'bad input sweep')$$, 'setup: a purpose');
