@@ -132,8 +132,19 @@ struct ClRowEncoder
 	AttrNumber	salt_attnum;
 	int			npersonal;
 	bytea	   *saltbuf;
+	uint8	   *saltpool;		/* random bytes for the next salts */
+	int			saltpos;		/* bytes of saltpool used */
 	StringInfoData valbuf;		/* a personal value's encoding, hashed */
 };
+
+/*
+ * Salts are taken from a pool refilled by one randombytes_buf() call per
+ * SALT_POOL_SALTS rows: the call is a getrandom() system call, which cost
+ * more than the rest of a row's commitments together (README
+ * "Performance").  Used bytes are wiped.
+ */
+#define SALT_POOL_SALTS 128
+#define SALT_POOL_BYTES (SALT_POOL_SALTS * CL_SALT_LEN)
 
 /* Value tags: one byte before every value (README table). */
 #define TAG_NULL		'0'
@@ -924,6 +935,8 @@ cl_encoder_create(TupleDesc desc, int version, MemoryContext mcxt)
 	{
 		enc->saltbuf = palloc(VARHDRSZ + CL_SALT_LEN);
 		SET_VARSIZE(enc->saltbuf, VARHDRSZ + CL_SALT_LEN);
+		enc->saltpool = palloc(SALT_POOL_BYTES);
+		enc->saltpos = SALT_POOL_BYTES;
 		initStringInfo(&enc->valbuf);
 	}
 	MemoryContextSwitchTo(old);
@@ -1190,7 +1203,14 @@ cl_encoder_fill_salt(ClRowEncoder *enc, Datum *values, bool *nulls)
 {
 	if (enc->npersonal == 0)
 		return;
-	randombytes_buf(VARDATA(enc->saltbuf), CL_SALT_LEN);
+	if (enc->saltpos == SALT_POOL_BYTES)
+	{
+		randombytes_buf(enc->saltpool, SALT_POOL_BYTES);
+		enc->saltpos = 0;
+	}
+	memcpy(VARDATA(enc->saltbuf), enc->saltpool + enc->saltpos, CL_SALT_LEN);
+	sodium_memzero(enc->saltpool + enc->saltpos, CL_SALT_LEN);
+	enc->saltpos += CL_SALT_LEN;
 	values[enc->salt_attnum - 1] = PointerGetDatum(enc->saltbuf);
 	nulls[enc->salt_attnum - 1] = false;
 }
