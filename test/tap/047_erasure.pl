@@ -212,4 +212,23 @@ $primary->safe_psql('postgres', 'CHECKPOINT');
 is_deeply([ files_holding($primary, 'postgres', 'migrate-me@') ], [],
 	'migration: no file of the database holds the erased value');
 
+# DROP EXTENSION treats the erasure ledger as the consent and audit ledgers
+$primary->safe_psql('postgres', 'CREATE DATABASE dropping');
+$primary->safe_psql('dropping', q{
+	CREATE EXTENSION consent_ledger;
+	SELECT * FROM consent_ledger.erase_subject('nobody', 'an erasure that finds nothing');
+});
+my ($drc2, $dout2, $derr) = $primary->psql('dropping', 'DROP EXTENSION consent_ledger CASCADE');
+ok($drc2 != 0 && $derr =~ /ledger table "consent_ledger\.erasures" is live/,
+	'DROP EXTENSION is refused while the erasure ledger is live and holds rows') or diag $derr;
+$primary->safe_psql('dropping', q{
+	BEGIN;
+	SELECT consent_ledger.retire_ledger('consent_ledger.erasures');
+	DROP EXTENSION consent_ledger CASCADE;
+	COMMIT;
+});
+like($primary->safe_psql('dropping', q{SELECT n.nspname || ' ' || count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relname = 'erasures' GROUP BY n.nspname}), qr/^consent_ledger_dropped_\d+ 1$/,
+	'retired, it is kept in the archive schema after the drop');
+
 done_testing();
