@@ -177,6 +177,55 @@ my $forged = cl_export_to_file($primary, 'restored', 'people', "$tmp/forged.expo
 ($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint', $receipt_file, $forged);
 isnt($rc, 0, 'restored, forged: the offline verifier refuses the export against the receipt');
 
+# Forged erasures of a non-personal column, offline: in a second restored
+# copy, Bob's row (id 8) is "erased" by hand with correctly computed
+# commitments (README "Erasure").  Only the personal columns: the same
+# leaf, and the export verifies against the receipt (an erasure done by
+# hand); the city "redacted" too: the offline verifier refuses it.
+$primary->safe_psql('postgres', 'CREATE DATABASE restored2');
+$primary->command_ok([ 'pg_restore', '-d', $primary->connstr('restored2'), $dump ], 'pg_restore again');
+$primary->safe_psql('restored2', q{
+	CREATE FUNCTION commitment(salt bytea, col text, val text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+	  SELECT sha256('\x02'::bytea || salt || substring(int4send(octet_length(col)) FROM 3) || convert_to(col, 'UTF8')
+	                || '\x74'::bytea || int4send(octet_length(convert_to(val, 'UTF8'))) || convert_to(val, 'UTF8'))
+	$$;
+	CREATE FUNCTION entry(col text, c bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+	  SELECT substring(int4send(octet_length(col)) FROM 3) || convert_to(col, 'UTF8') || c
+	$$;
+	CREATE TABLE bob AS SELECT * FROM people WHERE id = 8;
+	CREATE FUNCTION forge(with_city boolean) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+	  UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'people'::regclass AND tgname LIKE '~consent_ledger%';
+	  EXECUTE 'ALTER TABLE people SET (fillfactor = 100)';
+	  DELETE FROM people WHERE id = 8;
+	  INSERT INTO people SELECT b.id, NULL, NULL, CASE WHEN with_city THEN NULL ELSE b.city END,
+	         b.ledger_txn, b.ledger_ord,
+	         CASE WHEN with_city
+	              THEN '\x450003'::bytea || entry('city', commitment(b.ledger_salt, 'city', b.city))
+	              ELSE '\x450002'::bytea END
+	           || entry('email', commitment(b.ledger_salt, 'email', b.email))
+	           || entry('phone', commitment(b.ledger_salt, 'phone', b.phone))
+	    FROM bob b;
+	  UPDATE pg_trigger SET tgenabled = 'A' WHERE tgrelid = 'people'::regclass AND tgname LIKE '~consent_ledger%';
+	  EXECUTE 'ALTER TABLE people SET (fillfactor = 100)';
+	END $$;
+});
+is($primary->safe_psql('restored2', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'people'::regclass AND attnum > 0 AND NOT attisdropped}),
+	'id,email,phone,city,ledger_txn,ledger_ord,ledger_salt', 'restored2: the column order the forgery assumes');
+$primary->safe_psql('restored2', 'SELECT forge(false)');
+is($primary->safe_psql('restored2', q{SELECT coalesce(email, '-') || ' ' || city || ' ' || consent_ledger.erased(ledger_salt) FROM people WHERE id = 8}),
+	'- Rome true', 'restored2: Bob erased by hand');
+my $by_hand = cl_export_to_file($primary, 'restored2', 'people', "$tmp/by_hand.export");
+($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint', $receipt_file, $by_hand);
+is($rc, 0, 'offline: an erasure done by hand, correctly, verifies (it is an erasure)');
+$primary->safe_psql('restored2', 'SELECT forge(true)');
+my $city = cl_export_to_file($primary, 'restored2', 'people', "$tmp/city.export");
+($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint', $receipt_file, $city);
+isnt($rc, 0, 'offline: a non-personal column "redacted" with a correct commitment is refused against the receipt');
+$v = cl_verify_row($primary, 'restored2', 'people');
+ok(!$v->{valid}, 'restored2: verify() finds it too') or diag explain $v;
+
 # Migration of an existing ledger (README "Erasure"): the rows move to a
 # new ledger with personal columns, the old one is retired and dropped;
 # its receipt still verifies, and the moved rows can be erased.
