@@ -72,6 +72,19 @@ SELECT encoding, personal, subject FROM consent_ledger.ledgers WHERE relid = 'co
 SELECT consent_ledger.grant_consent('9101', 'erasure_analytics') > 0 AS granted;
 SELECT consent_ledger.grant_consent('9102', 'erasure_analytics') > 0 AS granted;
 
+-- an audited ledger keyed by the subject: the audit ledger's row_key
+-- "(customer_id)=(9101)" is the subject's too
+SELECT encoding, personal, subject FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.audit_log'::regclass;
+CREATE TABLE erasure_profiles (customer_id int PRIMARY KEY, email text);
+SELECT consent_ledger.create_ledger('erasure_profiles', personal => ARRAY['email'], subject => 'customer_id');
+SELECT consent_ledger.audit('erasure_profiles');
+INSERT INTO erasure_profiles VALUES (9101, 'ann@profile.example'), (9102, 'bob@profile.example');
+SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
+-- (sql/audit.sql tampered with one audit record on purpose: the verdict
+-- must be the same before and after the erasure)
+CREATE TABLE audit_verdict AS SELECT valid, problem FROM consent_ledger.verify('consent_ledger.audit_log');
+
 SET ROLE erasure_admin;
 SELECT * FROM consent_ledger.erase_subject('9101', 'GDPR Art. 17 request 42') ORDER BY relation::text;
 RESET ROLE;
@@ -84,6 +97,11 @@ RESET enable_seqscan;
 SELECT subject, purpose, action, evidence, consent_ledger.erased(ledger_salt) FROM consent_ledger.consent_events
  WHERE subject LIKE '910_' ORDER BY event_id;
 SELECT relation, valid, problem FROM consent_ledger.verify('consent_ledger.consent_events');
+SELECT customer_id, email, consent_ledger.erased(ledger_salt) FROM erasure_profiles ORDER BY customer_id;
+SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
+SELECT v.valid IS NOT DISTINCT FROM b.valid AND v.problem IS NOT DISTINCT FROM b.problem AS same_audit_verdict
+  FROM consent_ledger.verify('consent_ledger.audit_log') v, audit_verdict b;
 SELECT subject, purpose, state FROM consent_ledger.consent_state WHERE purpose LIKE 'erasure%' AND subject LIKE '910_' ORDER BY subject, purpose;
 SELECT erased_by, reason, ledger = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = relation::regclass) AS right_ledger,
        relation, rows, purposes_withdrawn FROM consent_ledger.erasures ORDER BY relation;
@@ -188,7 +206,7 @@ SELECT consent_ledger.create_ledger('plain');
 SELECT encoding, personal IS NULL AS no_personal FROM consent_ledger.ledgers WHERE relid = 'plain'::regclass;
 SELECT count(*) AS salt_columns FROM pg_attribute WHERE attrelid = 'plain'::regclass AND attname = 'ledger_salt';
 
-DROP TABLE saved, before_erasure;
+DROP TABLE saved, before_erasure, audit_verdict;
 -- (the ledgers stay, live, as other tests' do)
 ALTER TABLE customers OWNER TO CURRENT_USER;
 DROP TABLE p_bad, p_parted;

@@ -223,22 +223,103 @@ check_may_erase(void)
 			 errhint("Ask an administrator to call consent_ledger.erase_subject().")));
 }
 
-/* Whether a row's subject column, by its text form, is the subject. */
+/*
+ * How a ledger's rows of a subject are found.  Usually by the text form
+ * of the ledger's subject column.  The audit ledger's subject column is
+ * row_key, the key of the audited row as "(columns)=(values)"
+ * (audit.c): a record is the subject's when its relid is a table whose
+ * subject column is known -- a ledger's (consent_ledger.ledgers.subject)
+ * or a protected table's (consent_ledger.protected.subject_column) -- and
+ * its row_key is exactly "(that column)=(subject)".
+ */
+typedef struct SubjectMatch
+{
+	const char *subject;
+	AttrNumber	subj;
+	FmgrInfo	out;
+	bool		audit;
+	AttrNumber	relid_att;		/* audit: the relid column */
+	List	   *relids;			/* audit: tables with a known subject column */
+	List	   *keys;			/* ... and the row_key of the subject there */
+} SubjectMatch;
+
 static bool
-row_is_subject(HeapTuple tup, TupleDesc desc, AttrNumber subj, FmgrInfo *out,
-			   const char *subject)
+row_is_subject(HeapTuple tup, TupleDesc desc, SubjectMatch *m)
 {
 	bool		isnull;
-	Datum		v = heap_getattr(tup, subj, desc, &isnull);
+	Datum		v = heap_getattr(tup, m->subj, desc, &isnull);
 	char	   *s;
-	bool		result;
+	bool		result = false;
 
 	if (isnull)
 		return false;
-	s = OutputFunctionCall(out, v);
-	result = strcmp(s, subject) == 0;
+	s = OutputFunctionCall(&m->out, v);
+	if (!m->audit)
+		result = strcmp(s, m->subject) == 0;
+	else
+	{
+		Datum		r = heap_getattr(tup, m->relid_att, desc, &isnull);
+		ListCell   *lc1;
+		ListCell   *lc2;
+
+		if (!isnull)
+			forboth(lc1, m->relids, lc2, m->keys)
+			{
+				if (lfirst_oid(lc1) == DatumGetObjectId(r) && strcmp(s, lfirst(lc2)) == 0)
+				{
+					result = true;
+					break;
+				}
+			}
+	}
 	pfree(s);
 	return result;
+}
+
+/* The audit ledger's matching: every table whose subject column is known. */
+static void
+audit_match_setup(SubjectMatch *m, TupleDesc desc)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(m->subject)};
+	MemoryContext cxt = CurrentMemoryContext;
+
+	m->audit = true;
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(desc, i)->attname), "relid") == 0)
+			m->relid_att = i + 1;
+	if (m->relid_att <= 0)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT relid::pg_catalog.oid, "
+							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(subject) "
+							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
+							  "FROM consent_ledger.ledgers WHERE subject IS NOT NULL AND relid IS NOT NULL "
+							  "UNION ALL "
+							  "SELECT relid::pg_catalog.oid, "
+							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(subject_column) "
+							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
+							  "FROM consent_ledger.protected",
+							  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the subject columns");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		n1,
+					n2;
+		Datum		r = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n1);
+		Datum		k = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n2);
+		MemoryContext old;
+
+		if (n1 || n2)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		m->relids = lappend_oid(m->relids, DatumGetObjectId(r));
+		m->keys = lappend(m->keys, TextDatumGetCString(k));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
 }
 
 /*
@@ -246,8 +327,7 @@ row_is_subject(HeapTuple tup, TupleDesc desc, AttrNumber subj, FmgrInfo *out,
  * value to erase (a live salt and a non-NULL personal column).
  */
 static bool
-has_erasable_rows(Relation rel, ClRowEncoder *enc, AttrNumber subj, FmgrInfo *out,
-				  const char *subject)
+has_erasable_rows(Relation rel, ClRowEncoder *enc, SubjectMatch *m)
 {
 	TableScanDesc scan = table_beginscan(rel, SnapshotAny, 0, NULL);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -259,7 +339,7 @@ has_erasable_rows(Relation rel, ClRowEncoder *enc, AttrNumber subj, FmgrInfo *ou
 	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (!row_is_subject(tup, desc, subj, out, subject))
+		if (!row_is_subject(tup, desc, m))
 			continue;
 		heap_deform_tuple(tup, desc, values, nulls);
 		found = cl_encoder_erasable(enc, values, nulls);
@@ -298,7 +378,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 	AttrNumber	salt;
 	Oid			outfn;
 	bool		isvarlena;
-	FmgrInfo	out;
+	SubjectMatch m = {0};
 	Oid			new_heap;
 	Relation	newrel;
 	RewriteState rw;
@@ -330,8 +410,13 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 				 errdetail("consent_ledger.ledgers names it for the ledger's personal data."),
 				 errhint("Run consent_ledger.verify() on the ledger.")));
 	getTypeOutputInfo(TupleDescAttr(desc, subj - 1)->atttypid, &outfn, &isvarlena);
-	fmgr_info(outfn, &out);
-	if (!has_erasable_rows(rel, enc, subj, &out, subject))
+	fmgr_info(outfn, &m.out);
+	m.subject = subject;
+	m.subj = subj;
+	if (RelationGetNamespace(rel) == cl_schema_oid(true) &&
+		strcmp(RelationGetRelationName(rel), "audit_log") == 0)
+		audit_match_setup(&m, desc);
+	if (!has_erasable_rows(rel, enc, &m))
 	{
 		cl_encoder_free(enc);
 		table_close(rel, NoLock);
@@ -392,7 +477,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 		}
 		old = MemoryContextSwitchTo(rowcxt);
 		heap_deform_tuple(tup, desc, values, nulls);
-		if (row_is_subject(tup, desc, subj, &out, subject) &&
+		if (row_is_subject(tup, desc, &m) &&
 			cl_encoder_redact(enc, values, nulls) && visible)
 			erased++;
 		newtup = heap_form_tuple(desc, values, nulls);

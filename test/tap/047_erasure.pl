@@ -32,16 +32,17 @@ $primary->append_conf('postgresql.conf', "autovacuum = off\n");
 $primary->start;
 $primary->safe_psql('postgres', q{
 	CREATE EXTENSION consent_ledger;
-	CREATE TABLE people (id int, email text, phone text, city text);
+	CREATE TABLE people (id int PRIMARY KEY, email text, phone text, city text);
 	CREATE INDEX people_email_idx ON people (email);
 	SELECT consent_ledger.create_ledger('people', personal => ARRAY['email', 'phone'], subject => 'id');
+	SELECT consent_ledger.audit('people');
 	SELECT consent_ledger.define_purpose('mail');
 });
 $primary->safe_psql('postgres', qq{
 	INSERT INTO people VALUES (7, '$email',
 		'$toast_marker' || (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 200) g), 'Oslo');
 	INSERT INTO people VALUES (8, 'keep\@example.org', 'kept', 'Rome'), (9, NULL, NULL, 'Lima');
-	SELECT consent_ledger.grant_consent('7', 'mail');
+	SELECT consent_ledger.grant_consent('7', 'mail', evidence => '{"form": "signup-4711"}');
 });
 $primary->safe_psql('postgres', 'SELECT consent_ledger.seal()');
 is($primary->safe_psql('postgres', q{SELECT count(*) FROM people p, LATERAL (SELECT pg_column_size(p.phone)) s(n)
@@ -86,6 +87,8 @@ sub files_holding
 $primary->safe_psql('postgres', 'CHECKPOINT');
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 $standby->safe_psql('postgres', 'CHECKPOINT');
+ok(scalar(files_holding($primary, 'postgres', 'signup-4711')) >= 1,
+	'before: the primary\'s files hold the consent evidence');
 ok(scalar(files_holding($primary, 'postgres', $email, $toast_marker)) >= 2,
 	'before: the primary\'s files hold the e-mail address and the TOASTed value (the scan finds them)');
 ok(scalar(files_holding($standby, 'postgres', $email)) >= 1,
@@ -93,8 +96,9 @@ ok(scalar(files_holding($standby, 'postgres', $email)) >= 1,
 
 # The erasure, then a crash before any checkpoint.
 my $erased = $primary->safe_psql('postgres',
-	q{SELECT relation || ':' || rows FROM consent_ledger.erase_subject('7', 'TAP 047 request')});
-is($erased, 'people:1', 'erase_subject() erased the subject\'s row');
+	q{SELECT string_agg(relation || ':' || rows, ',' ORDER BY relation::text) FROM consent_ledger.erase_subject('7', 'TAP 047 request')});
+is($erased, 'consent_ledger.audit_log:1,consent_ledger.consent_events:1,people:1',
+	'erase_subject() erased the subject\'s row, its audit record\'s row_key and its consent evidence');
 $primary->stop('immediate');
 $primary->start;
 
@@ -108,8 +112,12 @@ is($primary->safe_psql('postgres',
 	q{SELECT state FROM consent_ledger.consent_state WHERE subject = '7' AND purpose = 'mail'}),
 	'withdrawn', 'the subject\'s consent is withdrawn');
 is($primary->safe_psql('postgres',
-	q{SELECT reason || ' ' || relation || ' ' || rows FROM consent_ledger.erasures}),
-	'TAP 047 request public.people 1', 'the erasure is recorded in the erasure ledger');
+	q{SELECT string_agg(reason || ' ' || relation || ' ' || rows, ', ' ORDER BY relation) FROM consent_ledger.erasures}),
+	'TAP 047 request consent_ledger.audit_log 1, TAP 047 request consent_ledger.consent_events 1, TAP 047 request public.people 1',
+	'the erasure is recorded in the erasure ledger, per ledger');
+is($primary->safe_psql('postgres',
+	q{SELECT count(*) FROM consent_ledger.audit_log WHERE relation = 'public.people' AND row_key IS NULL AND consent_ledger.erased(ledger_salt)}),
+	'1', 'the audit record of the subject\'s row has its row_key erased');
 
 $primary->safe_psql('postgres', 'SELECT consent_ledger.seal()');
 my $v = cl_verify_row($primary, 'postgres', 'people');
@@ -138,19 +146,19 @@ unlike(slurp_file($after), qr/erase-me/, 'the export holds no erased value');
 
 # physically gone, on the primary and on the standby
 $primary->safe_psql('postgres', 'CHECKPOINT');
-my @left = files_holding($primary, 'postgres', $email, $toast_marker);
+my @left = files_holding($primary, 'postgres', $email, $toast_marker, 'signup-4711');
 is_deeply(\@left, [], 'primary: no file of the database holds an erased value (heap, TOAST, indexes)');
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 is($standby->safe_psql('postgres', q{SELECT count(*) FROM people WHERE id = 7 AND email IS NULL AND phone IS NULL}),
 	'1', 'standby: the row reads as erased');
 $standby->safe_psql('postgres', 'CHECKPOINT');
-@left = files_holding($standby, 'postgres', $email, $toast_marker);
+@left = files_holding($standby, 'postgres', $email, $toast_marker, 'signup-4711');
 is_deeply(\@left, [], 'standby: no file of the database holds an erased value');
 
 # pg_dump / pg_restore (uncompressed, so the dump can be searched)
 my $dump = "$tmp/erased.dump";
 $primary->command_ok([ 'pg_dump', '-Fc', '-Z0', '-f', $dump, '-d', $primary->connstr('postgres') ], 'pg_dump');
-unlike(slurp_file($dump), qr/erase-me|\Q$toast_marker\E/, 'the dump holds no erased value');
+unlike(slurp_file($dump), qr/erase-me|\Q$toast_marker\E|signup-4711/, 'the dump holds no erased value');
 $primary->safe_psql('postgres', 'CREATE DATABASE restored');
 $primary->command_ok([ 'pg_restore', '-d', $primary->connstr('restored'), $dump ], 'pg_restore');
 $v = cl_verify_row($primary, 'restored', 'people');
