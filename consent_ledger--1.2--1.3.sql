@@ -527,3 +527,48 @@ GRANT EXECUTE ON FUNCTION consent_ledger.witness_last_size(pg_catalog.text),
 	TO consent_ledger_auditor, consent_ledger_admin;
 -- the witness's public key is public, like verifier_key()
 GRANT EXECUTE ON FUNCTION consent_ledger.witness_key() TO PUBLIC;
+
+/*
+ * 1.3 (issue #15, README "Erasure"): right to erasure.  A ledger made by
+ * create_ledger(relation, personal, subject) commits to its personal
+ * columns through salted hashes (canonical encoding version 3, column
+ * ledger_salt), so that erase_subject() can remove a subject's personal
+ * values while every leaf hash, checkpoint, receipt and proof stays
+ * valid.  consent_ledger.ledgers records each ledger's personal columns
+ * and subject column (NULL for ledgers without: every ledger made
+ * before 1.3).  Erasures are recorded in the ledger
+ * consent_ledger.erasures, made on first use like the consent ledger.
+ */
+ALTER TABLE consent_ledger.ledgers
+	ADD COLUMN personal pg_catalog.text[],
+	ADD COLUMN subject pg_catalog.text;
+
+CREATE FUNCTION consent_ledger.create_ledger(relation pg_catalog.regclass,
+											 personal pg_catalog.name[],
+											 subject pg_catalog.name)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_create_ledger_personal' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION consent_ledger.create_ledger(pg_catalog.regclass, pg_catalog.name[], pg_catalog.name) IS
+	'turns a table into a ledger table whose personal columns are committed through salted hashes, so that erase_subject() can erase them';
+REVOKE ALL ON FUNCTION consent_ledger.create_ledger(pg_catalog.regclass, pg_catalog.name[], pg_catalog.name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.create_ledger(pg_catalog.regclass, pg_catalog.name[], pg_catalog.name)
+	TO consent_ledger_admin;
+
+CREATE FUNCTION consent_ledger.erase_subject(subject pg_catalog.text, reason pg_catalog.text)
+	RETURNS TABLE (relation pg_catalog.regclass, rows pg_catalog.int8)
+	AS 'MODULE_PATHNAME', 'cl_erase_subject' LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION consent_ledger.erase_subject(pg_catalog.text, pg_catalog.text) IS
+	'erases every personal value of a data subject in every ledger with personal columns, withdraws its consent for every purpose, and records the erasure';
+REVOKE ALL ON FUNCTION consent_ledger.erase_subject(pg_catalog.text, pg_catalog.text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.erase_subject(pg_catalog.text, pg_catalog.text)
+	TO consent_ledger_admin;
+
+CREATE FUNCTION consent_ledger.erased(ledger_salt pg_catalog.bytea)
+	RETURNS pg_catalog.bool
+	AS 'MODULE_PATHNAME', 'cl_erased' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION consent_ledger.erased(pg_catalog.bytea) IS
+	'whether a row of a ledger with personal columns was erased, from its ledger_salt column';
+REVOKE ALL ON FUNCTION consent_ledger.erased(pg_catalog.bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.erased(pg_catalog.bytea)
+	TO consent_ledger_admin, consent_ledger_auditor;

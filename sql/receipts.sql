@@ -254,8 +254,8 @@ SELECT * FROM consent_ledger.verify_checkpoint_detail((SELECT cp FROM rc_live_re
 --    still reports every other ledger; a dropped ledger too is invalid.
 -- ---------------------------------------------------------------------
 BEGIN;
-UPDATE consent_ledger.ledgers SET encoding = 3 WHERE relid = 'rc_live'::regclass;
-UPDATE consent_ledger.ledgers l SET encoding = 3 FROM rc_before_drop b WHERE l.ledger_id = b.ledger_id;
+UPDATE consent_ledger.ledgers SET encoding = 4 WHERE relid = 'rc_live'::regclass;
+UPDATE consent_ledger.ledgers l SET encoding = 4 FROM rc_before_drop b WHERE l.ledger_id = b.ledger_id;
 SELECT count(*) = (SELECT count(*) FROM consent_ledger.ledgers) AS every_ledger_reported
 FROM consent_ledger.verify();
 SELECT v.valid, v.problem FROM consent_ledger.verify() v WHERE v.relation = 'rc_live'::regclass;

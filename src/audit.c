@@ -636,7 +636,14 @@ row_hash_encoding(Oid log_relid)
 {
 	ClLedgerInfo *info = cl_ledger_lookup(log_relid);
 
-	return info != NULL ? info->encoding : cl_new_ledger_encoding();
+	int			encoding = info != NULL ? info->encoding : cl_new_ledger_encoding();
+
+	/*
+	 * An audit ledger with personal columns (version 3) hashes rows in
+	 * version 2: a row hash covers every column of the row, a ledger's
+	 * ledger_salt included, and no commitment.
+	 */
+	return Min(encoding, CL_ENCODING_V2);
 }
 
 /* SHA-256 of a row's canonical encoding (ledger header zeroed) */
@@ -758,7 +765,11 @@ audit_log_relid(bool create)
 	SPI_finish();
 	CommandCounterIncrement();
 	relid = get_relname_relid("audit_log", nsp);
-	cl_make_ledger(relid);
+	/* row_key is personal data (README "Erasure"), from 1.3's SQL objects on */
+	if (get_attnum(cl_internal_relid("ledgers"), "personal") > 0)
+		cl_make_ledger_personal(relid, list_make1(pstrdup("row_key")), "row_key");
+	else
+		cl_make_ledger(relid);
 	CommandCounterIncrement();
 	return relid;
 }
@@ -767,14 +778,14 @@ audit_log_relid(bool create)
 static void
 insert_record(Relation rel, const AuditHead *h, const char *strings)
 {
-	Datum		values[A_NATTS + 2];
-	bool		nulls[A_NATTS + 2];
+	Datum		values[A_NATTS + 3];	/* + ledger_txn, ledger_ord, ledger_salt */
+	bool		nulls[A_NATTS + 3];
 	const char *str[NSTR + 1];
 	const char *p = strings;
 	char		oc;
 	int			natts = RelationGetDescr(rel)->natts;
 
-	if (natts > A_NATTS + 2)
+	if (natts > A_NATTS + 3)
 		elog(ERROR, "consent_ledger.audit_log has unexpected columns");
 	for (int i = 0; i <= NSTR; i++)
 	{

@@ -26,6 +26,7 @@
 #include "storage/lmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -333,6 +334,68 @@ cl_ledger_lookup(Oid relid)
 		list_free_deep(l);
 	}
 	return entry->is_ledger ? &entry->info : NULL;
+}
+
+/*
+ * The personal columns of a ledger (README "Erasure"): a List of palloc'd
+ * names from consent_ledger.ledgers.personal (NIL when none, or before
+ * the 1.3 columns exist), and with subject its subject column (NULL when
+ * none).  Read with a fresh snapshot every time: an encoder is built
+ * from them, so an edit of the catalog shows in the next verify().
+ */
+List *
+cl_ledger_personal(int32 ledger_id, char **subject)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	AttrNumber	pers_att;
+	AttrNumber	subj_att;
+	List	   *result = NIL;
+
+	if (subject != NULL)
+		*subject = NULL;
+	rel = table_open(cl_internal_relid("ledgers"), AccessShareLock);
+	pers_att = get_attnum(RelationGetRelid(rel), "personal");
+	subj_att = get_attnum(RelationGetRelid(rel), "subject");
+	if (pers_att <= 0 || subj_att <= 0)
+	{
+		table_close(rel, AccessShareLock);
+		return NIL;
+	}
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (DatumGetInt32(heap_getattr(tup, Anum_ledgers_ledger_id,
+									   RelationGetDescr(rel), &isnull)) != ledger_id)
+			continue;
+		d = heap_getattr(tup, pers_att, RelationGetDescr(rel), &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *enulls;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &enulls, &n);
+			for (int i = 0; i < n; i++)
+				if (!enulls[i])
+					result = lappend(result, TextDatumGetCString(elems[i]));
+		}
+		d = heap_getattr(tup, subj_att, RelationGetDescr(rel), &isnull);
+		if (!isnull && subject != NULL)
+			*subject = TextDatumGetCString(d);
+		break;
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return result;
 }
 
 /* The ledger with this id (palloc'd in the current context), or NULL. */

@@ -107,7 +107,11 @@ cl_consent_events_relid(bool create)
 	relid = get_relname_relid("consent_events", nsp);
 	if (!OidIsValid(relid))
 		elog(ERROR, "could not create consent_ledger.consent_events");
-	cl_make_ledger(relid);
+	/* evidence is personal data (README "Erasure"), from 1.3's SQL objects on */
+	if (get_attnum(cl_internal_relid("ledgers"), "personal") > 0)
+		cl_make_ledger_personal(relid, list_make1(pstrdup("evidence")), "subject");
+	else
+		cl_make_ledger(relid);
 	return relid;
 }
 

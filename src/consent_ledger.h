@@ -77,6 +77,9 @@ extern int no_such_variable
 /* canonical row encoding versions (README "Canonical row encoding") */
 #define CL_ENCODING_V1		1
 #define CL_ENCODING_V2		2
+#define CL_ENCODING_V3		3	/* version 2 + personal columns (README "Erasure") */
+#define CL_SALT_COLUMN		"ledger_salt"
+#define CL_SALT_LEN			32
 #define CL_ADMIN_ROLE		"consent_ledger_admin"
 #define CL_CUSTODIAN_ROLE	"consent_ledger_custodian"
 /* leaves of one transaction written as one pending/log record at most */
@@ -164,6 +167,12 @@ extern Datum *cl_encoder_values(ClRowEncoder *enc);
 extern bool *cl_encoder_nulls(ClRowEncoder *enc);
 extern void cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls,
 							 int64 txn, int32 ord, StringInfo out);
+extern void cl_encoder_set_personal(ClRowEncoder *enc, List *names);
+extern void cl_encoder_fill_salt(ClRowEncoder *enc, Datum *values, bool *nulls);
+extern bool cl_encoder_erasable(ClRowEncoder *enc, Datum *values, bool *nulls);
+extern bool cl_encoder_redact(ClRowEncoder *enc, Datum *values, bool *nulls);
+extern AttrNumber cl_encoder_attnum(ClRowEncoder *enc, const char *name);
+extern bool cl_salt_is_erased(bytea *salt);
 
 /* catalog.c: the extension's own tables and the ledger registry */
 typedef struct ClLedgerInfo
@@ -173,7 +182,7 @@ typedef struct ClLedgerInfo
 	AttrNumber	txn_attnum;
 	AttrNumber	ord_attnum;
 	bool		retired;
-	int			encoding;		/* ledgers.encoding: CL_ENCODING_V1, _V2 */
+	int			encoding;		/* ledgers.encoding: CL_ENCODING_V1, _V2, _V3 */
 	char	   *origin;
 } ClLedgerInfo;
 extern Oid	cl_schema_oid(bool missing_ok);
@@ -193,6 +202,9 @@ extern void cl_ledger_note_dropped(Oid relid);
 extern bool cl_ledger_was_dropped(int32 ledger_id);
 extern Oid	cl_ledger_dropped_relid(int32 ledger_id);
 extern ClLedgerInfo *cl_ledger_resolve(Oid relid);
+extern List *cl_ledger_personal(int32 ledger_id, char **subject);
+/* encode.c, with the catalog: an encoder for a ledger's rows */
+extern ClRowEncoder *cl_ledger_encoder(ClLedgerInfo *info, TupleDesc desc, MemoryContext mcxt);
 
 /*
  * Locks only the extension takes: on the extension object itself, with a
@@ -222,6 +234,8 @@ extern void cl_release_custody(Oid relid);
 extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
 extern void cl_make_ledger(Oid relid);
+extern void cl_make_ledger_personal(Oid relid, List *personal, const char *subject);
+extern void cl_make_user_ledger(Oid relid, List *personal, const char *subject);
 extern int	cl_new_ledger_encoding(void);
 extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
 extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);
@@ -252,6 +266,9 @@ extern Oid	cl_consent_events_relid(bool create);
 extern void cl_consent_init(void);
 extern void cl_consent_recorded(int64 event_id);
 extern bool cl_recording_consent;
+
+/* erase.c: personal columns and erase_subject() (README "Erasure") */
+extern char *cl_erase_register_sql(int32 ledger_id, List *personal, const char *subject);
 
 /* record.c: recording consent, one event, set-wise and in bulk */
 extern void cl_record_init(void);

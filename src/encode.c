@@ -34,6 +34,8 @@
  */
 #include "postgres.h"
 
+#include <sodium.h>
+
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
 #include "catalog/pg_enum.h"
@@ -58,6 +60,7 @@
 #include "utils/uuid.h"
 
 #include "consent_ledger.h"
+#include "sha256.h"
 
 typedef enum ValueKind
 {
@@ -107,6 +110,7 @@ typedef struct ColumnCodec
 	char	   *name;			/* UTF-8 */
 	int			namelen;
 	TypeCodec  *codec;
+	bool		personal;		/* version 3: committed through a salted hash */
 } ColumnCodec;
 
 struct ClRowEncoder
@@ -124,7 +128,23 @@ struct ClRowEncoder
 	List	   *codecs;			/* every TypeCodec, for reuse by type */
 	Datum	   *values;
 	bool	   *nulls;
+	/* version 3 (README "Erasure"): the salt column, and a salt's buffer */
+	AttrNumber	salt_attnum;
+	int			npersonal;
+	bytea	   *saltbuf;
+	uint8	   *saltpool;		/* random bytes for the next salts */
+	int			saltpos;		/* bytes of saltpool used */
+	StringInfoData valbuf;		/* a personal value's encoding, hashed */
 };
+
+/*
+ * Salts are taken from a pool refilled by one randombytes_buf() call per
+ * SALT_POOL_SALTS rows: the call is a getrandom() system call, which cost
+ * more than the rest of a row's commitments together (README
+ * "Performance").  Used bytes are wiped.
+ */
+#define SALT_POOL_SALTS 128
+#define SALT_POOL_BYTES (SALT_POOL_SALTS * CL_SALT_LEN)
 
 /* Value tags: one byte before every value (README table). */
 #define TAG_NULL		'0'
@@ -151,11 +171,16 @@ struct ClRowEncoder
 #define TAG_MULTIRANGE	'm'		/* version 2 */
 #define TAG_SEND		's'
 #define TAG_OUT			'o'
+#define TAG_COMMITMENT	'H'		/* version 3: a personal column's commitment */
 
 static TypeCodec *get_codec(ClRowEncoder *enc, Oid typid);
 static void encode_value(ClRowEncoder *enc, TypeCodec *c, Datum v, StringInfo out);
 static bytea *send_value(ClRowEncoder *enc, TypeCodec *c, Datum v);
 static void encode_composite_v2(ClRowEncoder *enc, Datum v, StringInfo out);
+static void commit_value(ClRowEncoder *enc, ColumnCodec *col, Datum v,
+						 const uint8 *salt, size_t saltlen, uint8 out[CL_SHA256_LEN]);
+static bool erased_commitment(ColumnCodec *col, const uint8 *rec, size_t len,
+							  uint8 out[CL_SHA256_LEN]);
 
 static inline void
 put_u8(StringInfo out, uint8 v)
@@ -859,12 +884,13 @@ cl_encoder_create(TupleDesc desc, int version, MemoryContext mcxt)
 	MemoryContext old;
 	ClRowEncoder *enc;
 
-	if (version != CL_ENCODING_V1 && version != CL_ENCODING_V2)
+	if (version != CL_ENCODING_V1 && version != CL_ENCODING_V2 &&
+		version != CL_ENCODING_V3)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("canonical row encoding version %d is not supported", version),
-				 errdetail("This build of consent_ledger knows versions %d and %d.",
-						   CL_ENCODING_V1, CL_ENCODING_V2),
+				 errdetail("This build of consent_ledger knows versions %d, %d and %d.",
+						   CL_ENCODING_V1, CL_ENCODING_V2, CL_ENCODING_V3),
 				 errhint("Install the consent_ledger version that wrote the ledger, or correct consent_ledger.ledgers.encoding.")));
 	cxt = AllocSetContextCreate(mcxt, "consent_ledger encoder", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -892,6 +918,11 @@ cl_encoder_create(TupleDesc desc, int version, MemoryContext mcxt)
 			continue;
 		if (strcmp(name, CL_TXN_COLUMN) == 0 || strcmp(name, CL_ORD_COLUMN) == 0)
 			continue;
+		if (version >= CL_ENCODING_V3 && strcmp(name, CL_SALT_COLUMN) == 0)
+		{
+			enc->salt_attnum = att->attnum;
+			continue;
+		}
 		col = &enc->cols[enc->ncols++];
 		col->attnum = att->attnum;
 		u = pg_server_to_any(name, strlen(name), PG_UTF8);
@@ -900,6 +931,14 @@ cl_encoder_create(TupleDesc desc, int version, MemoryContext mcxt)
 		col->codec = get_codec(enc, att->atttypid);
 	}
 	qsort(enc->cols, enc->ncols, sizeof(ColumnCodec), column_cmp);
+	if (version >= CL_ENCODING_V3)
+	{
+		enc->saltbuf = palloc(VARHDRSZ + CL_SALT_LEN);
+		SET_VARSIZE(enc->saltbuf, VARHDRSZ + CL_SALT_LEN);
+		enc->saltpool = palloc(SALT_POOL_BYTES);
+		enc->saltpos = SALT_POOL_BYTES;
+		initStringInfo(&enc->valbuf);
+	}
 	MemoryContextSwitchTo(old);
 	return enc;
 }
@@ -970,6 +1009,8 @@ cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls, int64 txn,
 	int			countpos;
 	int			count = 0;
 	MemoryContext old;
+	const uint8 *salt = NULL;
+	size_t		saltlen = 0;
 
 	put_u8(out, (uint8) enc->version);
 	put_u64(out, (uint64) txn);
@@ -977,11 +1018,33 @@ cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls, int64 txn,
 	countpos = out->len;
 	put_u16(out, 0);
 	old = MemoryContextSwitchTo(enc->rowcxt);
+	if (enc->npersonal > 0 && !nulls[enc->salt_attnum - 1])
+	{
+		bytea	   *b = DatumGetByteaPP(values[enc->salt_attnum - 1]);
+
+		salt = (const uint8 *) VARDATA_ANY(b);
+		saltlen = VARSIZE_ANY_EXHDR(b);
+	}
 	for (int i = 0; i < enc->ncols; i++)
 	{
 		ColumnCodec *col = &enc->cols[i];
 		int			idx = col->attnum - 1;
+		uint8		commitment[CL_SHA256_LEN];
 
+		if (col->personal)
+		{
+			/* version 3: the commitment, from the value or the erasure record */
+			if (!nulls[idx])
+				commit_value(enc, col, values[idx], salt, saltlen, commitment);
+			else if (!erased_commitment(col, salt, saltlen, commitment))
+				continue;
+			put_u16(out, (uint16) col->namelen);
+			appendBinaryStringInfo(out, col->name, col->namelen);
+			put_u8(out, TAG_COMMITMENT);
+			appendBinaryStringInfo(out, (char *) commitment, CL_SHA256_LEN);
+			count++;
+			continue;
+		}
 		if (nulls[idx])
 			continue;
 		put_u16(out, (uint16) col->namelen);
@@ -993,4 +1056,258 @@ cl_encode_values(ClRowEncoder *enc, Datum *values, bool *nulls, int64 txn,
 	MemoryContextReset(enc->rowcxt);
 	out->data[countpos] = (char) (count >> 8);
 	out->data[countpos + 1] = (char) count;
+}
+
+/* ---------------------------------------------------------------------
+ * Version 3: personal columns (README "Erasure")
+ *
+ * A personal column's value enters the leaf only as a commitment,
+ *	SHA-256(0x02 || salt || namelen:u16 || name || value)
+ * where salt is the row's 32 random bytes in ledger_salt (filled by the
+ * stamp) and value the column's value as version 2 encodes it.  Erasure
+ * replaces the values by NULL and ledger_salt by an erasure record
+ *	'E' || n:u16 || n * (namelen:u16 || name || commitment:32)
+ * holding the commitments of the values it removed, so the leaf is the
+ * same bytes before and after: the salt, which made a value guessable
+ * from its commitment only with it, is gone with the value.  A live salt
+ * is exactly 32 bytes; an erasure record never is (3 bytes at least, 37
+ * with one entry).
+ * --------------------------------------------------------------------- */
+
+static void
+commit_value(ClRowEncoder *enc, ColumnCodec *col, Datum v, const uint8 *salt,
+			 size_t saltlen, uint8 out[CL_SHA256_LEN])
+{
+	static const uint8 prefix = 0x02;
+	uint8		nl[2] = {(uint8) (col->namelen >> 8), (uint8) col->namelen};
+	cl_sha256_part parts[5];
+
+	resetStringInfo(&enc->valbuf);
+	encode_value(enc, col->codec, v, &enc->valbuf);
+	parts[0].data = &prefix;
+	parts[0].len = 1;
+	/* a row whose salt is no live salt (tampered) hashes what is there */
+	parts[1].data = salt;
+	parts[1].len = salt != NULL ? saltlen : 0;
+	parts[2].data = nl;
+	parts[2].len = 2;
+	parts[3].data = col->name;
+	parts[3].len = col->namelen;
+	parts[4].data = enc->valbuf.data;
+	parts[4].len = enc->valbuf.len;
+	cl_sha256_parts(parts, 5, out);
+	if (enc->valbuf.maxlen > 1024 * 1024)
+	{
+		MemoryContext old = MemoryContextSwitchTo(enc->mcxt);
+
+		pfree(enc->valbuf.data);
+		initStringInfo(&enc->valbuf);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* Whether rec (len bytes) is an erasure record (well formed or not). */
+static bool
+is_erasure_record(const uint8 *rec, size_t len)
+{
+	return rec != NULL && len != CL_SALT_LEN && len >= 1 && rec[0] == 'E';
+}
+
+/*
+ * The commitment an erasure record holds for col; false when the record
+ * is none, malformed, or has no entry for it (the value was NULL).
+ */
+static bool
+erased_commitment(ColumnCodec *col, const uint8 *rec, size_t len,
+				  uint8 out[CL_SHA256_LEN])
+{
+	size_t		pos = 3;
+	int			n;
+
+	if (!is_erasure_record(rec, len) || len < 3)
+		return false;
+	n = (rec[1] << 8) | rec[2];
+	for (int i = 0; i < n; i++)
+	{
+		size_t		nl;
+
+		if (len - pos < 2)
+			return false;
+		nl = (rec[pos] << 8) | rec[pos + 1];
+		pos += 2;
+		if (len - pos < nl + CL_SHA256_LEN)
+			return false;
+		if (nl == (size_t) col->namelen && memcmp(rec + pos, col->name, nl) == 0)
+		{
+			memcpy(out, rec + pos + nl, CL_SHA256_LEN);
+			return true;
+		}
+		pos += nl + CL_SHA256_LEN;
+	}
+	return false;
+}
+
+/*
+ * Marks the personal columns (names in the database encoding) of a
+ * version 3 encoder.  A name no column has is ignored: a row that had a
+ * value there no longer encodes as it did, which verify() reports.
+ */
+void
+cl_encoder_set_personal(ClRowEncoder *enc, List *names)
+{
+	ListCell   *lc;
+
+	if (enc->version < CL_ENCODING_V3)
+		return;
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+
+		for (int i = 0; i < enc->ncols; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(enc->copy, enc->cols[i].attnum - 1);
+
+			if (!enc->cols[i].personal && strcmp(NameStr(att->attname), name) == 0)
+			{
+				enc->cols[i].personal = true;
+				enc->npersonal++;
+			}
+		}
+	}
+	if (enc->npersonal > 0 && enc->salt_attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ledger table with personal columns has no column \"%s\"", CL_SALT_COLUMN),
+				 errhint("The table was changed behind the extension's back; verify() reports its rows.")));
+}
+
+/* An encoder for a ledger's rows: its version, and in version 3 its personal columns. */
+ClRowEncoder *
+cl_ledger_encoder(ClLedgerInfo *info, TupleDesc desc, MemoryContext mcxt)
+{
+	ClRowEncoder *enc = cl_encoder_create(desc, info->encoding, mcxt);
+
+	if (info->encoding >= CL_ENCODING_V3)
+		cl_encoder_set_personal(enc, cl_ledger_personal(info->ledger_id, NULL));
+	return enc;
+}
+
+/*
+ * The stamp's part (one call, whatever the stamping path): gives a
+ * version 3 row with personal columns a fresh random salt, overwriting
+ * whatever the inserter supplied.  The datum points into the encoder and
+ * is valid until the next call; the caller forms the tuple from it.
+ */
+void
+cl_encoder_fill_salt(ClRowEncoder *enc, Datum *values, bool *nulls)
+{
+	if (enc->npersonal == 0)
+		return;
+	if (enc->saltpos == SALT_POOL_BYTES)
+	{
+		randombytes_buf(enc->saltpool, SALT_POOL_BYTES);
+		enc->saltpos = 0;
+	}
+	memcpy(VARDATA(enc->saltbuf), enc->saltpool + enc->saltpos, CL_SALT_LEN);
+	sodium_memzero(enc->saltpool + enc->saltpos, CL_SALT_LEN);
+	enc->saltpos += CL_SALT_LEN;
+	values[enc->salt_attnum - 1] = PointerGetDatum(enc->saltbuf);
+	nulls[enc->salt_attnum - 1] = false;
+}
+
+/* Whether a ledger_salt value is an erasure record (the row was erased). */
+bool
+cl_salt_is_erased(bytea *salt)
+{
+	return is_erasure_record((const uint8 *) VARDATA_ANY(salt), VARSIZE_ANY_EXHDR(salt));
+}
+
+/* The attribute number of the subject column named subject, or 0. */
+static AttrNumber
+find_column(ClRowEncoder *enc, const char *name)
+{
+	for (int i = 0; i < enc->copy->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(enc->copy, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+AttrNumber
+cl_encoder_attnum(ClRowEncoder *enc, const char *name)
+{
+	return find_column(enc, name);
+}
+
+/*
+ * Erases the personal values of one deformed row of a version 3 ledger:
+ * sets them NULL and replaces the salt by the erasure record of their
+ * commitments (palloc'd in the current memory context), so the row's
+ * encoding is unchanged.  Returns false, changing nothing, when the row
+ * is not erasable: no live salt (already erased, or no personal
+ * columns), or no personal value to erase (cl_encoder_erasable).
+ */
+bool
+cl_encoder_erasable(ClRowEncoder *enc, Datum *values, bool *nulls)
+{
+	if (enc->npersonal == 0 || nulls[enc->salt_attnum - 1] ||
+		VARSIZE_ANY_EXHDR(DatumGetPointer(values[enc->salt_attnum - 1])) != CL_SALT_LEN)
+		return false;
+	for (int i = 0; i < enc->ncols; i++)
+		if (enc->cols[i].personal && !nulls[enc->cols[i].attnum - 1])
+			return true;
+	return false;
+}
+
+bool
+cl_encoder_redact(ClRowEncoder *enc, Datum *values, bool *nulls)
+{
+	bytea	   *salt;
+	const uint8 *s;
+	size_t		slen;
+	StringInfoData rec;
+	int			n = 0;
+	bytea	   *result;
+
+	if (!cl_encoder_erasable(enc, values, nulls))
+		return false;
+	salt = DatumGetByteaPP(values[enc->salt_attnum - 1]);
+	s = (const uint8 *) VARDATA_ANY(salt);
+	slen = VARSIZE_ANY_EXHDR(salt);
+	if (slen != CL_SALT_LEN)
+		return false;
+	initStringInfo(&rec);
+	put_u8(&rec, 'E');
+	put_u16(&rec, 0);
+	for (int i = 0; i < enc->ncols; i++)
+	{
+		ColumnCodec *col = &enc->cols[i];
+		int			idx = col->attnum - 1;
+		uint8		commitment[CL_SHA256_LEN];
+		MemoryContext old;
+
+		if (!col->personal || nulls[idx])
+			continue;
+		old = MemoryContextSwitchTo(enc->rowcxt);
+		commit_value(enc, col, values[idx], s, slen, commitment);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(enc->rowcxt);
+		put_u16(&rec, (uint16) col->namelen);
+		appendBinaryStringInfo(&rec, col->name, col->namelen);
+		appendBinaryStringInfo(&rec, (char *) commitment, CL_SHA256_LEN);
+		nulls[idx] = true;
+		values[idx] = (Datum) 0;
+		n++;
+	}
+	rec.data[1] = (char) (n >> 8);
+	rec.data[2] = (char) n;
+	result = palloc(VARHDRSZ + rec.len);
+	SET_VARSIZE(result, VARHDRSZ + rec.len);
+	memcpy(VARDATA(result), rec.data, rec.len);
+	pfree(rec.data);
+	values[enc->salt_attnum - 1] = PointerGetDatum(result);
+	return true;
 }

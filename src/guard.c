@@ -749,7 +749,7 @@ drop_protect_policies(Oid owner)
 static void
 drop_extension_internal_ledgers(void)
 {
-	static const char *const names[] = {"consent_events", "audit_log", "witness_log"};
+	static const char *const names[] = {"consent_events", "audit_log", "witness_log", "erasures"};
 	Oid			nsp = cl_schema_oid(true);
 	Oid			extoid = get_extension_oid(CL_EXTENSION, false);
 	Oid			owner = cl_extension_owner();

@@ -2,7 +2,7 @@
  * leaf.c
  *	  Decoding of a leaf's canonical row encoding (README "Canonical row
  *	  encoding"), for the offline verifier: checks a leaf's bytes against
- *	  the encoding of its version byte (1 or 2) and renders it as one line
+ *	  the encoding of its version byte (1, 2 or 3) and renders it as one line
  *	  of text.  An export's hashes do not need this (a leaf is hashed as it
  *	  is); it lets an auditor read what a receipt covers, and catches a
  *	  leaf no version of the encoding could have produced.  Pure C99, no
@@ -221,6 +221,20 @@ ld_value(leafdec *d, int depth)
 	if (!ld_need(d, 1))
 		return false;
 	tag = d->p[d->pos++];
+	/* the tag version 3 added: a personal column's salted commitment */
+	if (tag == 'H')
+	{
+		if (d->version < 3)
+			return ld_fail(d, "tag H (commitment) in a version 1 or 2 leaf");
+		if (depth != 1)
+			return ld_fail(d, "a commitment inside a value");
+		if (!ld_need(d, 32))
+			return false;
+		ld_printf(d, "H:");
+		ld_hex(d, d->p + d->pos, 32);
+		d->pos += 32;
+		return true;
+	}
 	/* tags that version 2 added */
 	if (d->version < 2 &&
 		(tag == 'C' || tag == 'Z' || tag == 'J' || tag == 'X' || tag == 'm'))
@@ -426,7 +440,7 @@ cl_leaf_decode(const uint8_t *p, size_t len, FILE *out)
 	if (len < 1)
 		return "empty leaf";
 	d.version = p[0];
-	if (d.version != 1 && d.version != 2)
+	if (d.version != 1 && d.version != 2 && d.version != 3)
 		return "unknown encoding version";
 	d.pos = 1;
 	if (!ld_need(&d, 12))

@@ -60,7 +60,7 @@ PG_FUNCTION_INFO_V1(cl_ledger_guard);
 PG_FUNCTION_INFO_V1(cl_ledger_use_table_am);
 
 static void make_partitioned_ledger(Oid relid);
-static void make_ledger(Oid relid, bool table_am);
+static void make_ledger(Oid relid, bool table_am, List *personal, const char *subject);
 static void retire_partitioned_ledger(Oid relid);
 
 /* true while the extension itself runs DDL on a ledger (guard.c obeys) */
@@ -474,7 +474,7 @@ stamp_cache_setup(StampCache *cache, Relation rel, ClLedgerInfo *info,
 	else if (cache->enc != NULL)
 		cl_encoder_free(cache->enc);
 	cache->relid = RelationGetRelid(rel);
-	cache->enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, mcxt);
+	cache->enc = cl_ledger_encoder(info, RelationGetDescr(rel), mcxt);
 	cache->ledger_id = info->ledger_id;
 	cache->txn_attnum = info->txn_attnum;
 	cache->ord_attnum = info->ord_attnum;
@@ -527,6 +527,7 @@ stamp_values(StampCache *cache, Relation rel, Datum *values, bool *nulls,
 	nulls[cache->txn_attnum - 1] = false;
 	values[cache->ord_attnum - 1] = Int32GetDatum(ord);
 	nulls[cache->ord_attnum - 1] = false;
+	cl_encoder_fill_salt(cache->enc, values, nulls);
 	if (cache->ngenerated > 0)
 		compute_generated(cache, RelationGetDescr(rel), values, nulls);
 
@@ -668,7 +669,17 @@ cl_ledger_stamp_slots(Relation rel, TupleTableSlot **slots, int nslots)
 
 		slot_getallattrs(slot);
 		if (slot_is_virtual(slot))
+		{
 			stamp_values(cache, rel, slot->tts_values, slot->tts_isnull, am_cache_cxt);
+
+			/*
+			 * The row's own copy now: a ledger_salt value points into the
+			 * encoder's buffer, which the next row overwrites, and
+			 * multi_insert stamps a whole batch before storing any of it.
+			 * (Storing would form the tuple anyway: nothing is added.)
+			 */
+			ExecMaterializeSlot(slot);
+		}
 		else
 		{
 			Datum	   *values = cl_encoder_values(cache->enc);
@@ -718,7 +729,7 @@ cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls)
 
 		if (enc != NULL)
 			cl_encoder_free(enc);
-		enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, TopMemoryContext);
+		enc = cl_ledger_encoder(info, RelationGetDescr(rel), TopMemoryContext);
 		enc_relid = RelationGetRelid(rel);
 		if (buf.data == NULL)
 		{
@@ -733,6 +744,7 @@ cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls)
 	nulls[info->txn_attnum - 1] = false;
 	values[info->ord_attnum - 1] = Int32GetDatum(x->nleaves);
 	nulls[info->ord_attnum - 1] = false;
+	cl_encoder_fill_salt(enc, values, nulls);
 	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	resetStringInfo(&buf);
 	cl_encode_row(enc, tup, txn, x->nleaves, &buf);
@@ -909,7 +921,13 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	pendrel = table_open(cl_internal_relid("pending"), RowExclusiveLock);
 	bistate = GetBulkInsertState();
 	cid = GetCurrentCommandId(true);
-	enc = cl_encoder_create(desc, encoding, CurrentMemoryContext);
+	{
+		ClLedgerInfo this_ledger = {0};
+
+		this_ledger.ledger_id = ledger_id;
+		this_ledger.encoding = encoding;
+		enc = cl_ledger_encoder(&this_ledger, desc, CurrentMemoryContext);
+	}
 	initStringInfo(&buf);
 	values = palloc(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);
@@ -939,6 +957,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 		nulls[txn_att - 1] = false;
 		values[ord_att - 1] = Int32GetDatum((int32) ord);
 		nulls[ord_att - 1] = false;
+		cl_encoder_fill_salt(enc, values, nulls);
 		newtup = heap_form_tuple(desc, values, nulls);
 		resetStringInfo(&buf);
 		cl_encode_values(enc, values, nulls, txn, (int32) ord, &buf);
@@ -1031,7 +1050,7 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 	relation_close(rel, NoLock);
-	make_ledger(relid, cl_tableam_installed());
+	cl_make_user_ledger(relid, NIL, NULL);
 	PG_RETURN_VOID();
 }
 
@@ -1073,7 +1092,29 @@ cl_new_ledger_encoding(void)
 void
 cl_make_ledger(Oid relid)
 {
-	make_ledger(relid, false);
+	make_ledger(relid, false, NIL, NULL);
+}
+
+/*
+ * The same, with personal columns (README "Erasure"), for the extension's
+ * own ledgers (stamped by their row trigger): a ledger with personal
+ * columns (names in personal, not empty) is a version 3 ledger with the
+ * column ledger_salt; the caller has checked the names.
+ */
+void
+cl_make_ledger_personal(Oid relid, List *personal, const char *subject)
+{
+	make_ledger(relid, false, personal, subject);
+}
+
+/*
+ * create_ledger() of an ordinary table, with or without personal columns:
+ * on the consent_ledger table access method when it is installed.
+ */
+void
+cl_make_user_ledger(Oid relid, List *personal, const char *subject)
+{
+	make_ledger(relid, cl_tableam_installed(), personal, subject);
 }
 
 /*
@@ -1081,10 +1122,11 @@ cl_make_ledger(Oid relid)
  * (tableam.c), which stamps rows as it stores them, and gets the stamp
  * trigger as a statement trigger (which stamps nothing: see
  * cl_ledger_stamp); otherwise it stays on its access method with the
- * stamp as a BEFORE INSERT row trigger.
+ * stamp as a BEFORE INSERT row trigger.  personal, subject: see
+ * cl_make_ledger_personal.
  */
 static void
-make_ledger(Oid relid, bool table_am)
+make_ledger(Oid relid, bool table_am, List *personal, const char *subject)
 {
 	Oid			owner = cl_extension_owner();
 	Relation	rel;
@@ -1102,7 +1144,7 @@ make_ledger(Oid relid, bool table_am)
 	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_STAMP_TRIGGER, "ledger_stamp");
 	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_GUARD_TRIGGER, "ledger_guard");
 	cl_refuse_foreign_trigger(RelationGetRelid(rel), CL_GUARD_ROW_TRIGGER, "ledger_guard");
-	encoding = cl_new_ledger_encoding();
+	encoding = personal != NIL ? CL_ENCODING_V3 : cl_new_ledger_encoding();
 	qname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									   RelationGetRelationName(rel));
 	/* keep the lock, drop the reference: ALTER TABLE refuses tables in use */
@@ -1112,7 +1154,9 @@ make_ledger(Oid relid, bool table_am)
 		elog(ERROR, "SPI_connect failed");
 
 	cl_run_as_owner(psprintf("ALTER TABLE %s ADD COLUMN " CL_TXN_COLUMN " bigint, "
-						  "ADD COLUMN " CL_ORD_COLUMN " integer", qname), owner);
+						  "ADD COLUMN " CL_ORD_COLUMN " integer%s", qname,
+						  personal != NIL ? ", ADD COLUMN " CL_SALT_COLUMN " bytea" : ""),
+				 owner);
 	CommandCounterIncrement();
 
 	ledger_id = (int32) nextval_internal(cl_internal_relid("ledger_id_seq"), false);
@@ -1126,6 +1170,8 @@ make_ledger(Oid relid, bool table_am)
 				   "VALUES (%d, %u::pg_catalog.oid, %s, %d, pg_catalog.now())",
 				   ledger_id, relid, quote_literal_cstr(origin), encoding);
 	cl_run_as_owner(sql, owner);
+	if (personal != NIL)
+		cl_run_as_owner(cl_erase_register_sql(ledger_id, personal, subject), owner);
 
 	/* adopt_rows() reopens it: the descriptor now has the new columns */
 	adopt_rows(relid, ledger_id, encoding);

@@ -176,7 +176,8 @@ note_problem(LedgerState *st, uint64 pos, const char *fmt,...)
 static bool
 encoding_known(int encoding)
 {
-	return encoding == CL_ENCODING_V1 || encoding == CL_ENCODING_V2;
+	return encoding == CL_ENCODING_V1 || encoding == CL_ENCODING_V2 ||
+		encoding == CL_ENCODING_V3;
 }
 
 static AttrNumber
@@ -640,7 +641,7 @@ scan_rows(LedgerState *st)
 
 	st->actual = palloc_extended(sizeof(cl_hash) * Max(total, 1), MCXT_ALLOC_HUGE);
 	st->seen = palloc_extended(sizeof(bool) * Max(total, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	enc = cl_encoder_create(desc, st->info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(st->info, desc, CurrentMemoryContext);
 	initStringInfo(&buf);
 
 	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
@@ -1586,7 +1587,7 @@ stream_rows(LedgerState *st, Tuplesortstate *sort, TupleDesc bdesc, uint64 annou
 	ItemPointerData tid;
 
 	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
-	enc = cl_encoder_create(desc, st->info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(st->info, desc, CurrentMemoryContext);
 	initStringInfo(&buf);
 	scan = table_beginscan(st->rel, GetActiveSnapshot(), 0, NULL);
 	while ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
@@ -1788,7 +1789,7 @@ merge_leaves_and_rows(LedgerState *st, Tuplesortstate *sa, TupleTableSlot *a,
 	/* reordered rows: content that hashes correctly at another failed position */
 	if (nsus > 0)
 	{
-		ClRowEncoder *enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding,
+		ClRowEncoder *enc = cl_ledger_encoder(st->info, RelationGetDescr(st->rel),
 											  CurrentMemoryContext);
 		StringInfoData buf;
 
@@ -2199,7 +2200,7 @@ match_begin(LedgerState *st, TupleDesc adesc, TupleDesc bdesc)
 
 	m->st = st;
 	m->rdesc = RelationGetDescr(st->rel);
-	m->enc = cl_encoder_create(m->rdesc, st->info->encoding, CurrentMemoryContext);
+	m->enc = cl_ledger_encoder(st->info, m->rdesc, CurrentMemoryContext);
 	m->values = cl_encoder_values(m->enc);
 	m->nulls = cl_encoder_nulls(m->enc);
 	initStringInfo(&m->buf);
@@ -3764,7 +3765,7 @@ cl_export(PG_FUNCTION_ARGS)
 		EMIT(psprintf("endorsement %s", b));
 	}
 
-	enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(st->info, RelationGetDescr(st->rel), CurrentMemoryContext);
 	initStringInfo(&buf);
 	initStringInfo(&line);
 	if (in_order)
@@ -3928,7 +3929,7 @@ encode_stamped_row(Relation rel, ClLedgerInfo *info, int64 txn, int32 ord, uint6
 
 	ScanKeyInit(&keys[0], info->txn_attnum, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(txn));
 	ScanKeyInit(&keys[1], info->ord_attnum, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(ord));
-	enc = cl_encoder_create(RelationGetDescr(rel), info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(info, RelationGetDescr(rel), CurrentMemoryContext);
 	initStringInfo(&buf);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 2, keys);
 	if ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
@@ -4002,7 +4003,7 @@ cl_leaf_data(PG_FUNCTION_ARGS)
 				 errdetail("Ledger \"%s\" has " UINT64_FORMAT " leaves, sealed and pending.",
 						   ledger_name(st->info), total)));
 	tids = map_positions(st, total);
-	enc = cl_encoder_create(RelationGetDescr(st->rel), st->info->encoding, CurrentMemoryContext);
+	enc = cl_ledger_encoder(st->info, RelationGetDescr(st->rel), CurrentMemoryContext);
 	initStringInfo(&buf);
 	encode_at(st, enc, &tids[leaf], (uint64) leaf, &buf);
 	result = SPI_palloc(VARHDRSZ + buf.len);

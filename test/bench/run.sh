@@ -534,6 +534,54 @@ SQL
 }
 
 # ---------------------------------------------------------------------
+# Figure 1b (issue #15, README "Erasure"): single-row INSERT into a ledger
+# with two personal columns (encoding version 3: a salt per row and a
+# salted commitment per personal value) vs the same ledger without
+# ---------------------------------------------------------------------
+fig_insert_personal() {
+	phase_start "figure 1b: single-row INSERT into a ledger with two personal columns, pgbench -c $CLIENTS -j $THREADS -T $DURATION"
+	local id=insert_personal side tps db v n cols
+	row $id "single-row INSERT, 2 personal columns vs none" "1 row/txn" tps ge 0.80 "" "INSERT, 2 personal columns"
+	cols="id bigserial PRIMARY KEY, subject_id bigint, email text, name text, amount numeric(12,2), at timestamptz"
+	db_with insp_base consent_ledger
+	db_with insp_ours consent_ledger
+	q insp_base postgres -c "CREATE TABLE insp_t ($cols)" -c "SELECT consent_ledger.create_ledger('insp_t')" >/dev/null
+	q insp_ours postgres -c "CREATE TABLE insp_t ($cols)" \
+		-c "SELECT consent_ledger.create_ledger('insp_t', personal => ARRAY['email', 'name'], subject => 'subject_id')" >/dev/null
+	cat > "$work/insert_personal.sql" <<SQL
+\set s random(1, $WH_SUBJECTS)
+\set c random(1, 100000)
+INSERT INTO insp_t (subject_id, email, name, amount, at)
+  VALUES (:s, 'subject' || :s || '@example.org', 'Subject ' || :s, :c / 100.0, now());
+SQL
+	DURATION=$WARMUP pgb insp_base -n -f "$work/insert_personal.sql" >/dev/null
+	DURATION=$WARMUP pgb insp_ours -n -f "$work/insert_personal.sql" >/dev/null
+	for r in $(seq "$REPS"); do
+		printf '  rep %s:' "$r"
+		for side in $(order "$r" base ours); do
+			db=insp_$side
+			q $db postgres -c "SELECT consent_ledger.seal()" >/dev/null
+			q $db postgres -c "CHECKPOINT"
+			tps=$(pgb $db -n -f "$work/insert_personal.sql")
+			val $id $side "$tps" "$r"
+			printf ' %s %s tps' "$side" "$tps"
+		done
+		echo
+	done
+	# correctness: both ledgers sealed and valid, the personal one version 3
+	for side in base ours; do
+		db=insp_$side
+		q $db postgres -c "SELECT consent_ledger.seal()" >/dev/null
+		n=$(q $db postgres -c "SELECT count(*) FROM insp_t")
+		v=$(q $db postgres -c "SELECT valid::int || '|' || rows || '|' || pending FROM consent_ledger.verify('insp_t')")
+		[ "$v" = "1|$n|0" ] || invalid $id "$side ledger after the runs: verify valid|rows|pending = $v, expected 1|$n|0"
+	done
+	v=$(q insp_ours postgres -c "SELECT encoding FROM consent_ledger.ledgers WHERE relid = 'insp_t'::regclass")
+	[ "$v" = 3 ] || invalid $id "the personal ledger has encoding $v, expected 3"
+	phase_end
+}
+
+# ---------------------------------------------------------------------
 # Figures 2 and 3: bulk load (INSERT ... SELECT and COPY FROM a file) into
 # a fresh ledger vs a fresh plain table; verify vs COPY TO '/dev/null'
 # ---------------------------------------------------------------------
@@ -1178,6 +1226,7 @@ if [ "$VERIFY_ONLY" = 1 ]; then
 elif [ "$SCALE" != only ]; then
 	setup_warehouse
 	figure fig_insert
+	figure fig_insert_personal
 	figure fig_bulk
 	figure fig_verify
 	figure fig_select

@@ -148,8 +148,11 @@ SELECT set_eq($$SELECT fn::text, outcome FROM cl06_nulls WHERE NOT strict$$,
 		('consent_ledger.withdraw_consent(text[],text,jsonb)', 'error 22004'),
 		('consent_ledger.record_standby_read(text,timestamp with time zone,text,text,text,text,text,text,text,oid,text,text,bigint,bigint,bigint,boolean)', 'error 22004'),
 		-- 1.3: the consistency proof may be NULL (a witness's first checkpoint), the note not
-		('consent_ledger.witness_cosign(text,jsonb)', 'error 22004')$$,
-	'NULLs: verify(NULL) reports every ledger; define/grant/withdraw, record_standby_read and witness_cosign raise 22004');
+		('consent_ledger.witness_cosign(text,jsonb)', 'error 22004'),
+		-- issue #15: erasure and ledgers with personal columns
+		('consent_ledger.erase_subject(text,text)', 'error 22004'),
+		('consent_ledger.create_ledger(regclass,name[],name)', 'error 22004')$$,
+	'NULLs: verify(NULL) reports every ledger; define/grant/withdraw, record_standby_read, witness_cosign, erase_subject and create_ledger with personal columns raise 22004');
 
 -- NULL in one argument of the functions that are not STRICT
 SELECT lives_ok($$SELECT consent_ledger.define_purpose('cl06_p', 'bad input sweep')$$, 'setup: a purpose');

@@ -444,6 +444,12 @@ v2tags=02${H}00040001615a0002b583417286080001624a000000027b7d00016358000000023c3
 "$MK" export "$tmp/sk1" "$O" 1 "$v2tags" >"$tmp/dec2" || echo "Bail out! make_export failed"
 expect 0 "leaf 0: v2 txn 7 ord 0 " "--decode: the version 2 tags Z, J, X and m decode" "$V" export --decode --public-key "$pub1" "$tmp/dec2"
 output_has 'leaf 0: v2 txn 7 ord 0 {"a": Z:762525296789000, "b": J:"{}", "c": X:"<>", "m": m{r:08(i:1,i:3)}}' "--decode prints Z, J, X and m"
+# version 3 (README "Erasure"): a personal column is its commitment, tag H
+# and 32 bytes ("a": i 258, "e": H), the same bytes before and after erasure
+v3good=03${H}000200016169000000000000010200016548abababababababababababababababababababababababababababababababab
+"$MK" export "$tmp/sk1" "$O" 1 "$v3good" >"$tmp/dec4" || echo "Bail out! make_export failed"
+expect 0 "leaf 0: v3 txn 7 ord 0 " "--decode: a version 3 leaf with a commitment decodes" "$V" export --decode --public-key "$pub1" "$tmp/dec4"
+output_has 'leaf 0: v3 txn 7 ord 0 {"a": i:258, "e": H:abababababababababababababababababababababababababababababababab}' "--decode prints the commitment (tag H)"
 # text is printed as it is only where it is well-formed UTF-8 and not a C1
 # control: "x", U+00E9 (c3 a9) raw; U+0085 (c2 85, a C1 control), a byte
 # ff and a lone continuation byte 80 as \xHH (review 3, item 16)
@@ -464,7 +470,10 @@ bad_leaf 01${H}00010001615a0002b58341728608 'a version 2 tag in a version 1 leaf
 bad_leaf 01${H}00010001614a000000027b7d 'a version 2 tag in a version 1 leaf'
 bad_leaf 02${H}00010001616d00000001690000000000000001 'a multirange member that is not a range'
 bad_leaf 02${H}00010001616dffffffff 'more ranges than bytes'
-bad_leaf 03${H}0000 'unknown encoding version'
+bad_leaf 04${H}0000 'unknown encoding version'
+bad_leaf 02${H}000100016148abababababababababababababababababababababababababababababababab 'tag H (commitment) in a version 1 or 2 leaf'
+bad_leaf 03${H}00010001616100000001000000010000000148abababababababababababababababababababababababababababababababab 'a commitment inside a value'
+bad_leaf 03${H}000100016148abab 'truncated'
 bad_leaf 02${H}0002000162690000000000000001000161690000000000000001 'names not in strictly increasing byte order'
 bad_leaf ${v1good}00 'bytes after the last column'
 bad_leaf 02${H}00010001613000 'a NULL column or attribute (NULLs are omitted)'

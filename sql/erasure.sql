@@ -1,0 +1,219 @@
+-- Right to erasure (issue #15, README "Erasure"): personal columns are
+-- committed through salted hashes (encoding version 3); erase_subject()
+-- removes a subject's personal values while verify(), receipts, proofs
+-- and leaf bytes stay as they were; forged erasures are detected.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+ALTER SYSTEM SET consent_ledger.seal_interval = '1h';
+SELECT pg_reload_conf();
+SELECT consent_ledger.seal() >= 0 AND consent_ledger.seal() = 0 AS sealer_settled;
+
+CREATE FUNCTION bypass(rel regclass, on_ boolean) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE pg_trigger SET tgenabled = CASE WHEN on_ THEN 'A' ELSE 'D' END
+  WHERE tgrelid = rel AND tgname LIKE '~consent_ledger%';
+  EXECUTE format('ALTER TABLE %s SET (fillfactor = 100)', rel);
+END $$;
+
+-- 1. a ledger with two personal columns; the row already there is adopted
+CREATE TABLE customers (id int, email text, name text, city text);
+CREATE INDEX customers_email_idx ON customers (email);
+INSERT INTO customers VALUES (9101, 'ann@example.org', 'Ann', 'Oslo');
+SELECT consent_ledger.create_ledger('customers', personal => ARRAY['email', 'name'], subject => 'id');
+SELECT encoding, personal, subject FROM consent_ledger.ledgers WHERE relid = 'customers'::regclass;
+-- an inserter's own salt is overwritten by a random one
+INSERT INTO customers (id, email, name, city, ledger_salt)
+  VALUES (9102, 'bob@example.org', 'Bob', 'Rome', '\x00'::bytea);
+INSERT INTO customers VALUES (9101, 'ann@work.example', 'Ann', 'Oslo'), (9103, NULL, 'Cy', 'Lima');
+SELECT id, email, name, city, length(ledger_salt) AS salt_bytes, consent_ledger.erased(ledger_salt)
+  FROM customers ORDER BY ledger_txn, ledger_ord;
+-- the leaves hold commitments (tag H), never the personal values
+SELECT i, position('\x48'::bytea IN substring(consent_ledger.leaf_data('customers', i) FROM 16)) > 0 AS has_commitment,
+       position(convert_to('ann@', 'UTF8') IN consent_ledger.leaf_data('customers', i)) = 0 AS no_email,
+       position(convert_to('Ann', 'UTF8') IN consent_ledger.leaf_data('customers', i)) = 0 AS no_name
+  FROM generate_series(0, 3) i;
+SELECT consent_ledger.seal() AS sealed;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('customers');
+
+-- the auditor's receipt, every leaf and a proof before the erasure
+CREATE TABLE before_erasure AS
+  SELECT consent_ledger.checkpoint('customers')::text AS receipt,
+         (SELECT array_agg(consent_ledger.leaf_data('customers', i) ORDER BY i)
+            FROM generate_series(0, 3) i) AS leaves,
+         consent_ledger.inclusion_proof('customers', 2) AS proof;
+
+-- 2. erasure: admin only
+CREATE ROLE erasure_owner;
+CREATE ROLE erasure_admin;
+GRANT consent_ledger_admin TO erasure_admin;
+GRANT USAGE ON SCHEMA consent_ledger TO erasure_owner;
+ALTER TABLE customers OWNER TO erasure_owner;
+SET ROLE erasure_owner;
+SELECT * FROM consent_ledger.erase_subject('9101', 'owner tries');
+\echo :SQLSTATE
+RESET ROLE;
+-- EXECUTE granted to a non-admin is not enough either
+GRANT EXECUTE ON FUNCTION consent_ledger.erase_subject(text, text) TO erasure_owner;
+SET ROLE erasure_owner;
+SELECT * FROM consent_ledger.erase_subject('9101', 'owner tries');
+\echo :SQLSTATE
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION consent_ledger.erase_subject(text, text) FROM erasure_owner;
+SELECT * FROM consent_ledger.erase_subject(NULL, 'no subject');
+SELECT * FROM consent_ledger.erase_subject('9101', '');
+
+-- consent of the subject, withdrawn by the erasure
+SELECT consent_ledger.define_purpose('erasure_newsletter');
+SELECT consent_ledger.define_purpose('erasure_analytics');
+SELECT consent_ledger.grant_consent('9101', 'erasure_newsletter', evidence => '{"ip": "192.0.2.1"}') > 0 AS granted;
+-- the consent ledger commits to evidence as personal data
+SELECT encoding, personal, subject FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.consent_events'::regclass;
+SELECT consent_ledger.grant_consent('9101', 'erasure_analytics') > 0 AS granted;
+SELECT consent_ledger.grant_consent('9102', 'erasure_analytics') > 0 AS granted;
+
+-- an audited ledger keyed by the subject: the audit ledger's row_key
+-- "(customer_id)=(9101)" is the subject's too
+SELECT encoding, personal, subject FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.audit_log'::regclass;
+CREATE TABLE erasure_profiles (customer_id int PRIMARY KEY, email text);
+SELECT consent_ledger.create_ledger('erasure_profiles', personal => ARRAY['email'], subject => 'customer_id');
+SELECT consent_ledger.audit('erasure_profiles');
+INSERT INTO erasure_profiles VALUES (9101, 'ann@profile.example'), (9102, 'bob@profile.example');
+SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
+-- (sql/audit.sql tampered with one audit record on purpose: the verdict
+-- must be the same before and after the erasure)
+CREATE TABLE audit_verdict AS SELECT valid, problem FROM consent_ledger.verify('consent_ledger.audit_log');
+
+SET ROLE erasure_admin;
+SELECT * FROM consent_ledger.erase_subject('9101', 'GDPR Art. 17 request 42') ORDER BY relation::text;
+RESET ROLE;
+SELECT id, email, name, city, length(ledger_salt) AS record_bytes, consent_ledger.erased(ledger_salt)
+  FROM customers ORDER BY ledger_txn, ledger_ord;
+-- the index was rebuilt: no entry holds an erased value
+SET enable_seqscan = off;
+SELECT count(*) AS found_by_index FROM customers WHERE email = 'ann@example.org';
+RESET enable_seqscan;
+SELECT subject, purpose, action, evidence, consent_ledger.erased(ledger_salt) FROM consent_ledger.consent_events
+ WHERE subject LIKE '910_' ORDER BY event_id;
+SELECT relation, valid, problem FROM consent_ledger.verify('consent_ledger.consent_events');
+SELECT customer_id, email, consent_ledger.erased(ledger_salt) FROM erasure_profiles ORDER BY customer_id;
+SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
+SELECT v.valid IS NOT DISTINCT FROM b.valid AND v.problem IS NOT DISTINCT FROM b.problem AS same_audit_verdict
+  FROM consent_ledger.verify('consent_ledger.audit_log') v, audit_verdict b;
+SELECT subject, purpose, state FROM consent_ledger.consent_state WHERE purpose LIKE 'erasure%' AND subject LIKE '910_' ORDER BY subject, purpose;
+SELECT erased_by, reason, ledger = (SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = relation::regclass) AS right_ledger,
+       relation, rows, purposes_withdrawn FROM consent_ledger.erasures ORDER BY relation;
+-- an erasure again finds nothing left to erase, and is recorded
+SELECT * FROM consent_ledger.erase_subject('9101', 'second request');
+SELECT count(*) AS erasure_records FROM consent_ledger.erasures;
+
+-- 3. everything the auditor held before still holds
+SELECT consent_ledger.seal() > 0 AS sealed_new_rows;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('customers');
+SELECT relation, valid, problem FROM consent_ledger.verify('consent_ledger.erasures');
+SELECT consent_ledger.verify_checkpoint(receipt) AS old_receipt_holds FROM before_erasure;
+SELECT leaves = (SELECT array_agg(consent_ledger.leaf_data('customers', i) ORDER BY i)
+                   FROM generate_series(0, 3) i) AS same_leaf_bytes,
+       proof = consent_ledger.inclusion_proof('customers', 2, (proof->>'tree_size')::bigint) AS same_proof
+  FROM before_erasure;
+
+-- 4. forged erasures, as a superuser bypassing the extension; after
+-- each, the rows are put back as they were and verify() is valid again
+CREATE TABLE saved AS SELECT * FROM customers;
+CREATE FUNCTION put_back() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM bypass('customers', false);
+  DELETE FROM customers;
+  INSERT INTO customers SELECT * FROM saved;
+  PERFORM bypass('customers', true);
+  RETURN (SELECT valid FROM consent_ledger.verify('customers'));
+END $$;
+-- a commitment as README "Erasure" specifies it (text values: tag t)
+CREATE FUNCTION commitment(salt bytea, col text, val text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+  SELECT sha256('\x02'::bytea || salt || substring(int4send(octet_length(col)) FROM 3) || convert_to(col, 'UTF8')
+                || '\x74'::bytea || int4send(octet_length(convert_to(val, 'UTF8'))) || convert_to(val, 'UTF8'))
+$$;
+CREATE FUNCTION entry(col text, c bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+  SELECT substring(int4send(octet_length(col)) FROM 3) || convert_to(col, 'UTF8') || c
+$$;
+
+-- 4a. a value put back, changed, into an erased row
+SELECT bypass('customers', false);
+UPDATE customers SET email = 'someone@else.example' WHERE id = 9101 AND city = 'Oslo'
+   AND ledger_txn = (SELECT min(ledger_txn) FROM customers);
+SELECT bypass('customers', true);
+SELECT valid, problem FROM consent_ledger.verify('customers');
+SELECT put_back();
+-- 4b. one bit of a commitment in an erasure record changed
+SELECT bypass('customers', false);
+UPDATE customers SET ledger_salt = set_byte(ledger_salt, 20, get_byte(ledger_salt, 20) # 1) WHERE id = 9101;
+SELECT bypass('customers', true);
+SELECT valid, problem FROM consent_ledger.verify('customers');
+SELECT put_back();
+-- 4c. Bob "erased" with the commitments of other values (Ann's record)
+SELECT bypass('customers', false);
+UPDATE customers SET email = NULL, name = NULL,
+       ledger_salt = (SELECT ledger_salt FROM saved WHERE id = 9101 LIMIT 1) WHERE id = 9102;
+SELECT bypass('customers', true);
+SELECT valid, problem FROM consent_ledger.verify('customers');
+SELECT put_back();
+-- 4d. Bob's row erased by hand, correctly: the same leaf (what erasure
+-- is), so verify() holds ...
+SELECT bypass('customers', false);
+UPDATE customers SET email = NULL, name = NULL,
+       ledger_salt = '\x450002'::bytea || entry('email', commitment(ledger_salt, 'email', email))
+                                       || entry('name', commitment(ledger_salt, 'name', name))
+ WHERE id = 9102;
+SELECT bypass('customers', true);
+SELECT id, email, name, city, consent_ledger.erased(ledger_salt) FROM customers WHERE id = 9102;
+SELECT valid, problem FROM consent_ledger.verify('customers');
+SELECT put_back();
+-- ... but the same with a non-personal column "redacted" too is detected,
+-- its commitment computed just as correctly
+SELECT bypass('customers', false);
+UPDATE customers SET email = NULL, name = NULL, city = NULL,
+       ledger_salt = '\x450003'::bytea || entry('city', commitment(ledger_salt, 'city', city))
+                                       || entry('email', commitment(ledger_salt, 'email', email))
+                                       || entry('name', commitment(ledger_salt, 'name', name))
+ WHERE id = 9102;
+SELECT bypass('customers', true);
+SELECT valid, problem FROM consent_ledger.verify('customers');
+SELECT put_back();
+-- 4e. a column declared personal after the fact (catalog edit)
+UPDATE consent_ledger.ledgers SET personal = personal || '{city}' WHERE relid = 'customers'::regclass;
+SELECT valid, problem FROM consent_ledger.verify('customers');
+UPDATE consent_ledger.ledgers SET personal = '{email,name}' WHERE relid = 'customers'::regclass;
+SELECT valid AS restored FROM consent_ledger.verify('customers');
+
+-- 5. refusals of create_ledger() with personal columns
+CREATE TABLE p_bad (id int, email text, g text GENERATED ALWAYS AS (upper(email)) STORED);
+SELECT consent_ledger.create_ledger('p_bad', ARRAY['nope'], 'id');
+SELECT consent_ledger.create_ledger('p_bad', ARRAY['email'], 'nope');
+SELECT consent_ledger.create_ledger('p_bad', ARRAY['g'], 'id');
+SELECT consent_ledger.create_ledger('p_bad', ARRAY[]::name[], 'id');
+SELECT consent_ledger.create_ledger('p_bad', ARRAY['email', 'email'], 'id');
+SELECT consent_ledger.create_ledger('p_bad', ARRAY['email'], NULL);
+CREATE TABLE p_parted (id int, email text) PARTITION BY RANGE (id);
+SELECT consent_ledger.create_ledger('p_parted', ARRAY['email'], 'id');
+SELECT count(*) AS not_ledgers FROM consent_ledger.ledgers WHERE relid IN ('p_bad'::regclass, 'p_parted'::regclass);
+-- UPDATE stays refused on a ledger with personal columns
+UPDATE customers SET email = NULL WHERE id = 9102;
+-- a ledger without personal columns keeps its encoding and gets no salt column
+CREATE TABLE plain (id int, v text);
+SELECT consent_ledger.create_ledger('plain');
+SELECT encoding, personal IS NULL AS no_personal FROM consent_ledger.ledgers WHERE relid = 'plain'::regclass;
+SELECT count(*) AS salt_columns FROM pg_attribute WHERE attrelid = 'plain'::regclass AND attname = 'ledger_salt';
+
+DROP TABLE saved, before_erasure, audit_verdict;
+-- (the ledgers stay, live, as other tests' do)
+ALTER TABLE customers OWNER TO CURRENT_USER;
+DROP TABLE p_bad, p_parted;
+DROP FUNCTION put_back(), commitment(bytea, text, text), entry(text, bytea), bypass(regclass, boolean);
+REVOKE USAGE ON SCHEMA consent_ledger FROM erasure_owner;
+DROP ROLE erasure_owner;
+REVOKE consent_ledger_admin FROM erasure_admin;
+DROP ROLE erasure_admin;
+ALTER SYSTEM RESET consent_ledger.seal_interval;
+SELECT pg_reload_conf();

@@ -1,0 +1,686 @@
+/*-------------------------------------------------------------------------
+ * erase.c
+ *	  Right to erasure (README "Erasure"): ledgers with personal columns,
+ *	  create_ledger(relation, personal, subject), erase_subject() and
+ *	  erased().
+ *
+ * A personal column enters its row's leaf only as a salted commitment
+ * (encode.c, version 3), so erasing the value and its salt leaves the
+ * leaf -- and every hash, checkpoint, receipt and proof above it --
+ * unchanged.  Ledgers refuse UPDATE to every role; erasure is not an
+ * UPDATE: erase_subject() rewrites each affected ledger into a new heap,
+ * as CLUSTER does (rewriteheap.c keeps every tuple's visibility
+ * information, so the rewrite is safe for concurrent snapshots), with the
+ * subject's rows redacted on the way, and the new heap takes the table's
+ * place.  The old heap, its TOAST table and its indexes are dropped at
+ * commit: their files are truncated at commit (and unlinked at the next
+ * checkpoint), on a standby when it replays the commit; no dead tuple
+ * version is left for VACUUM to find later.  The only path to that
+ * rewrite is erase_subject(), which only a superuser or a member of
+ * consent_ledger_admin may run; no guard trigger fires (no UPDATE is
+ * executed), and nothing else in the extension calls it.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/rewriteheap.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/cluster.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/procarray.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_create_ledger_personal);
+PG_FUNCTION_INFO_V1(cl_erase_subject);
+PG_FUNCTION_INFO_V1(cl_erased);
+
+/* the erasure ledger, made on first use like the consent ledger (consent.c) */
+static const char *const create_erasures_sql[] = {
+	"CREATE TABLE consent_ledger.erasures ("
+	" erased_at pg_catalog.timestamptz NOT NULL,"
+	" erased_by pg_catalog.text NOT NULL,"
+	" reason pg_catalog.text NOT NULL,"
+	" ledger pg_catalog.int4,"
+	" relation pg_catalog.text,"
+	" rows pg_catalog.int8 NOT NULL,"
+	" purposes_withdrawn pg_catalog.int4 NOT NULL)",
+	"COMMENT ON TABLE consent_ledger.erasures IS "
+	"'the erasure ledger: every erase_subject() call, per ledger, append-only, hash-chained, signed'",
+	"REVOKE ALL ON consent_ledger.erasures FROM PUBLIC",
+	"GRANT SELECT ON consent_ledger.erasures TO consent_ledger_auditor, consent_ledger_admin",
+	NULL
+};
+
+/*
+ * The SQL statement that records a new ledger's personal columns and
+ * subject column in consent_ledger.ledgers (run by cl_make_ledger_personal
+ * as the extension's owner).
+ */
+char *
+cl_erase_register_sql(int32 ledger_id, List *personal, const char *subject)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "UPDATE consent_ledger.ledgers SET personal = ARRAY[");
+	foreach(lc, personal)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_literal_cstr(lfirst(lc)));
+	appendStringInfo(&buf, "]::pg_catalog.text[], subject = %s "
+					 "WHERE ledger_id OPERATOR(pg_catalog.=) %d",
+					 subject != NULL ? quote_literal_cstr(subject) : "NULL", ledger_id);
+	return buf.data;
+}
+
+/* ---------------------------------------------------------------------
+ * create_ledger(relation, personal name[], subject name)
+ * --------------------------------------------------------------------- */
+
+static AttrNumber
+check_column(Relation rel, const char *name, const char *what)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
+	Form_pg_attribute att;
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						name, RelationGetRelationName(rel)),
+				 errdetail("The %s column must be a column of the table.", what)));
+	att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	if (strncmp(name, CL_COLUMN_PREFIX, strlen(CL_COLUMN_PREFIX)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_COLUMN),
+				 errmsg("table \"%s\" already has a column \"%s\"",
+						RelationGetRelationName(rel), name),
+				 errdetail("Column names beginning with \"%s\" are reserved for the ledger's own columns.",
+						   CL_COLUMN_PREFIX),
+				 errhint("Rename the column before calling create_ledger().")));
+	if (att->attgenerated != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("generated column \"%s\" cannot be a %s column", name, what),
+				 errdetail("Erasure sets personal values to NULL; a generated column's value is computed from others."),
+				 errhint("Mark the columns it is computed from as personal instead.")));
+	return attnum;
+}
+
+/*
+ * consent_ledger.create_ledger(relation regclass, personal name[], subject name)
+ *
+ * create_ledger() of an ordinary table, with personal columns: the ledger
+ * encodes them through salted commitments (encoding version 3) and gets
+ * the column ledger_salt; erase_subject() finds a subject's rows by the
+ * subject column (compared by its text form).
+ */
+Datum
+cl_create_ledger_personal(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Relation	rel;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+	List	   *personal = NIL;
+	char	   *subject;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("create_ledger() with personal columns needs a relation, personal columns and a subject column"),
+				 errhint("Call create_ledger(relation) for a ledger without personal columns.")));
+	relid = PG_GETARG_OID(0);
+	arr = PG_GETARG_ARRAYTYPE_P(1);
+	subject = NameStr(*PG_GETARG_NAME(2));
+
+	rel = cl_open_owned_table(relid, AccessExclusiveLock);
+	if (RelationGetNamespace(rel) == cl_schema_oid(true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"%s\" belongs to consent_ledger", RelationGetRelationName(rel)),
+				 errdetail("The extension's own tables are managed by the extension."),
+				 errhint("Create ledger tables in a schema of your own.")));
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("partitioned table \"%s\" cannot have personal columns",
+						RelationGetRelationName(rel)),
+				 errdetail("Personal columns are supported on ordinary ledger tables only."),
+				 errhint("Call create_ledger(relation) without personal columns, or use an ordinary table.")));
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("personal columns must be a one-dimensional array"),
+				 errhint("Give the names as ARRAY['column', ...].")));
+	deconstruct_array(arr, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &enulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no personal columns given"),
+				 errhint("Call create_ledger(relation) for a ledger without personal columns.")));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+		ListCell   *lc;
+
+		if (enulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("a personal column name is NULL"),
+					 errhint("Name every personal column.")));
+		name = pstrdup(NameStr(*DatumGetName(elems[i])));
+		(void) check_column(rel, name, "personal");
+		foreach(lc, personal)
+			if (strcmp(lfirst(lc), name) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("column \"%s\" is named twice as personal", name),
+						 errhint("Name each personal column once.")));
+		personal = lappend(personal, name);
+	}
+	(void) check_column(rel, subject, "subject");
+	relation_close(rel, NoLock);
+	cl_make_user_ledger(relid, personal, pstrdup(subject));
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * erase_subject(subject text, reason text)
+ * --------------------------------------------------------------------- */
+
+static void
+check_may_erase(void)
+{
+	Oid			admin = get_role_oid(CL_ADMIN_ROLE, true);
+
+	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to erase a data subject"),
+			 errdetail("Only superusers and members of %s may erase personal data; owning a ledger table, or EXECUTE on the function, is not enough.",
+					   CL_ADMIN_ROLE),
+			 errhint("Ask an administrator to call consent_ledger.erase_subject().")));
+}
+
+/*
+ * How a ledger's rows of a subject are found.  Usually by the text form
+ * of the ledger's subject column.  The audit ledger's subject column is
+ * row_key, the key of the audited row as "(columns)=(values)"
+ * (audit.c): a record is the subject's when its relid is a table whose
+ * subject column is known -- a ledger's (consent_ledger.ledgers.subject)
+ * or a protected table's (consent_ledger.protected.subject_column) -- and
+ * its row_key is exactly "(that column)=(subject)".
+ */
+typedef struct SubjectMatch
+{
+	const char *subject;
+	AttrNumber	subj;
+	FmgrInfo	out;
+	bool		audit;
+	AttrNumber	relid_att;		/* audit: the relid column */
+	List	   *relids;			/* audit: tables with a known subject column */
+	List	   *keys;			/* ... and the row_key of the subject there */
+} SubjectMatch;
+
+static bool
+row_is_subject(HeapTuple tup, TupleDesc desc, SubjectMatch *m)
+{
+	bool		isnull;
+	Datum		v = heap_getattr(tup, m->subj, desc, &isnull);
+	char	   *s;
+	bool		result = false;
+
+	if (isnull)
+		return false;
+	s = OutputFunctionCall(&m->out, v);
+	if (!m->audit)
+		result = strcmp(s, m->subject) == 0;
+	else
+	{
+		Datum		r = heap_getattr(tup, m->relid_att, desc, &isnull);
+		ListCell   *lc1;
+		ListCell   *lc2;
+
+		if (!isnull)
+			forboth(lc1, m->relids, lc2, m->keys)
+			{
+				if (lfirst_oid(lc1) == DatumGetObjectId(r) && strcmp(s, lfirst(lc2)) == 0)
+				{
+					result = true;
+					break;
+				}
+			}
+	}
+	pfree(s);
+	return result;
+}
+
+/* The audit ledger's matching: every table whose subject column is known. */
+static void
+audit_match_setup(SubjectMatch *m, TupleDesc desc)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(m->subject)};
+	MemoryContext cxt = CurrentMemoryContext;
+
+	m->audit = true;
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(desc, i)->attname), "relid") == 0)
+			m->relid_att = i + 1;
+	if (m->relid_att <= 0)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT relid::pg_catalog.oid, "
+							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(subject) "
+							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
+							  "FROM consent_ledger.ledgers WHERE subject IS NOT NULL AND relid IS NOT NULL "
+							  "UNION ALL "
+							  "SELECT relid::pg_catalog.oid, "
+							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(subject_column) "
+							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
+							  "FROM consent_ledger.protected",
+							  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the subject columns");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		n1,
+					n2;
+		Datum		r = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n1);
+		Datum		k = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n2);
+		MemoryContext old;
+
+		if (n1 || n2)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		m->relids = lappend_oid(m->relids, DatumGetObjectId(r));
+		m->keys = lappend(m->keys, TextDatumGetCString(k));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+/*
+ * Whether any version of a row of the subject still holds a personal
+ * value to erase (a live salt and a non-NULL personal column).
+ */
+static bool
+has_erasable_rows(Relation rel, ClRowEncoder *enc, SubjectMatch *m)
+{
+	TableScanDesc scan = table_beginscan(rel, SnapshotAny, 0, NULL);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	HeapTuple	tup;
+	bool		found = false;
+
+	while (!found && (tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!row_is_subject(tup, desc, m))
+			continue;
+		heap_deform_tuple(tup, desc, values, nulls);
+		found = cl_encoder_erasable(enc, values, nulls);
+	}
+	table_endscan(scan);
+	pfree(values);
+	pfree(nulls);
+	return found;
+}
+
+/*
+ * Erases a subject's personal values in one version 3 ledger; returns the
+ * number of rows erased (rows visible now that held a personal value).
+ * The table is rewritten only when some row of the subject holds one.
+ *
+ * The rewrite is CLUSTER's (copy_table_data, without the sort): under
+ * AccessExclusiveLock, every tuple that is not dead to every snapshot is
+ * written to the new heap by rewrite_heap_tuple(), which keeps its
+ * xmin/xmax, so snapshots older than this transaction see the table as
+ * they did; the subject's tuples are written redacted
+ * (cl_encoder_redact: values NULL, salt replaced by the commitments).
+ * Tuples dead to everyone (rows of aborted inserts) are left behind.
+ * finish_heap_swap() then swaps the files, rebuilds the indexes (an index
+ * on a personal column held the values too) and drops the old heap and
+ * TOAST table at commit.
+ */
+static int64
+erase_in_ledger(ClLedgerInfo *info, const char *subject)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	char	   *subject_col;
+	List	   *personal = cl_ledger_personal(info->ledger_id, &subject_col);
+	ClRowEncoder *enc;
+	AttrNumber	subj;
+	AttrNumber	salt;
+	Oid			outfn;
+	bool		isvarlena;
+	SubjectMatch m = {0};
+	Oid			new_heap;
+	Relation	newrel;
+	RewriteState rw;
+	TransactionId oldest_xmin;
+	TransactionId frozen_xid;
+	MultiXactId min_multi;
+	char		persistence;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Datum	   *values;
+	bool	   *nulls;
+	int64		erased = 0;
+	bool		save_ddl = cl_internal_ddl;
+	MemoryContext rowcxt;
+	MemoryContext old;
+
+	if (personal == NIL || subject_col == NULL)
+		return 0;
+	rel = table_open(info->relid, AccessExclusiveLock);
+	desc = RelationGetDescr(rel);
+	enc = cl_ledger_encoder(info, desc, CurrentMemoryContext);
+	subj = cl_encoder_attnum(enc, subject_col);
+	salt = cl_encoder_attnum(enc, CL_SALT_COLUMN);
+	if (subj <= 0 || salt <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ledger table \"%s\" has no column \"%s\"", RelationGetRelationName(rel),
+						subj <= 0 ? subject_col : CL_SALT_COLUMN),
+				 errdetail("consent_ledger.ledgers names it for the ledger's personal data."),
+				 errhint("Run consent_ledger.verify() on the ledger.")));
+	getTypeOutputInfo(TupleDescAttr(desc, subj - 1)->atttypid, &outfn, &isvarlena);
+	fmgr_info(outfn, &m.out);
+	m.subject = subject;
+	m.subj = subj;
+	if (RelationGetNamespace(rel) == cl_schema_oid(true) &&
+		strcmp(RelationGetRelationName(rel), "audit_log") == 0)
+		audit_match_setup(&m, desc);
+	if (!has_erasable_rows(rel, enc, &m))
+	{
+		cl_encoder_free(enc);
+		table_close(rel, NoLock);
+		return 0;
+	}
+
+	frozen_xid = rel->rd_rel->relfrozenxid;
+	min_multi = rel->rd_rel->relminmxid;
+	persistence = rel->rd_rel->relpersistence;
+	oldest_xmin = GetOldestNonRemovableTransactionId(rel);
+	new_heap = make_new_heap(info->relid, rel->rd_rel->reltablespace, rel->rd_rel->relam,
+							 persistence, AccessExclusiveLock);
+	newrel = table_open(new_heap, AccessExclusiveLock);
+	/* nothing is frozen that was not: the old horizons are the new ones */
+	rw = begin_heap_rewrite(rel, newrel, oldest_xmin, frozen_xid, min_multi);
+	values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger erasure row",
+								   ALLOCSET_DEFAULT_SIZES);
+
+	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
+	while ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Buffer		buf = ((HeapScanDesc) scan)->rs_cbuf;
+		bool		dead;
+		bool		visible;
+		HeapTuple	newtup;
+
+		CHECK_FOR_INTERRUPTS();
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		switch (HeapTupleSatisfiesVacuum(tup, oldest_xmin, buf))
+		{
+			case HEAPTUPLE_DEAD:
+				dead = true;
+				visible = false;
+				break;
+			case HEAPTUPLE_RECENTLY_DEAD:
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				dead = false;
+				visible = false;
+				break;
+			case HEAPTUPLE_LIVE:
+			case HEAPTUPLE_INSERT_IN_PROGRESS:
+				/* in progress under AccessExclusiveLock: our own insert */
+				dead = false;
+				visible = true;
+				break;
+			default:
+				elog(ERROR, "unexpected HeapTupleSatisfiesVacuum result");
+				dead = visible = false; /* keep compiler quiet */
+				break;
+		}
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		if (dead)
+		{
+			(void) rewrite_heap_dead_tuple(rw, tup);
+			continue;
+		}
+		old = MemoryContextSwitchTo(rowcxt);
+		heap_deform_tuple(tup, desc, values, nulls);
+		if (row_is_subject(tup, desc, &m) &&
+			cl_encoder_redact(enc, values, nulls) && visible)
+			erased++;
+		newtup = heap_form_tuple(desc, values, nulls);
+		MemoryContextSwitchTo(old);
+		rewrite_heap_tuple(rw, tup, newtup);
+		MemoryContextReset(rowcxt);
+	}
+	table_endscan(scan);
+	end_heap_rewrite(rw);
+	MemoryContextDelete(rowcxt);
+	cl_encoder_free(enc);
+	table_close(newrel, NoLock);
+	table_close(rel, NoLock);
+
+	cl_internal_ddl = true;
+	PG_TRY();
+	{
+		finish_heap_swap(info->relid, new_heap, false, false, false, true,
+						 frozen_xid, min_multi, persistence);
+	}
+	PG_FINALLY();
+	{
+		cl_internal_ddl = save_ddl;
+	}
+	PG_END_TRY();
+	return erased;
+}
+
+/* Withdraws the subject's consent for every purpose it is not withdrawn for. */
+static int
+withdraw_all(const char *subject)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(subject)};
+	List	   *purposes = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(cl_consent_events_relid(false)))
+		return 0;
+	if (SPI_execute_with_args("SELECT purpose FROM consent_ledger.consent_state "
+							  "WHERE subject OPERATOR(pg_catalog.=) $1 "
+							  "AND state OPERATOR(pg_catalog.<>) 'withdrawn' ORDER BY purpose",
+							  1, types, vals, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent_ledger.consent_state");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		purposes = lappend(purposes, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	foreach(lc, purposes)
+	{
+		Oid			wtypes[2] = {TEXTOID, TEXTOID};
+		Datum		wvals[2] = {CStringGetTextDatum(subject), CStringGetTextDatum(lfirst(lc))};
+
+		/* no evidence: the erasure ledger says why, in the same transaction */
+		if (SPI_execute_with_args("SELECT consent_ledger.withdraw_consent($1, $2)",
+								  2, wtypes, wvals, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not withdraw consent");
+	}
+	return list_length(purposes);
+}
+
+/* The erasure ledger, made (as the extension's owner) on first use. */
+static void
+ensure_erasures_ledger(void)
+{
+	Oid			nsp = cl_schema_oid(false);
+	Oid			relid;
+
+	relid = cl_check_internal_table(get_relname_relid("erasures", nsp), "erasures");
+	if (OidIsValid(relid))
+		return;
+	for (int i = 0; create_erasures_sql[i] != NULL; i++)
+		cl_run_as_owner(create_erasures_sql[i], cl_extension_owner());
+	CommandCounterIncrement();
+	relid = get_relname_relid("erasures", nsp);
+	if (!OidIsValid(relid))
+		elog(ERROR, "could not create consent_ledger.erasures");
+	cl_make_ledger(relid);
+}
+
+static void
+record_erasure(const char *reason, ClLedgerInfo *info, const char *relname,
+			   int64 rows, int withdrawn)
+{
+	char	   *who = GetUserNameFromId(GetUserId(), false);
+
+	cl_run_as_owner(psprintf("INSERT INTO consent_ledger.erasures "
+							 "(erased_at, erased_by, reason, ledger, relation, rows, purposes_withdrawn) "
+							 "VALUES (pg_catalog.now(), %s, %s, %s, %s, " INT64_FORMAT ", %d)",
+							 quote_literal_cstr(who), quote_literal_cstr(reason),
+							 info != NULL ? psprintf("%d", info->ledger_id) : "NULL",
+							 relname != NULL ? quote_literal_cstr(relname) : "NULL",
+							 rows, withdrawn),
+					cl_extension_owner());
+}
+
+static int
+ledger_id_cmp(const ListCell *a, const ListCell *b)
+{
+	int32		x = ((ClLedgerInfo *) lfirst(a))->ledger_id;
+	int32		y = ((ClLedgerInfo *) lfirst(b))->ledger_id;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * consent_ledger.erase_subject(subject text, reason text)
+ *	RETURNS TABLE (relation regclass, rows bigint)
+ *
+ * Erases the personal values of every row of the subject in every ledger
+ * with personal columns (retired ones included), in ledger id order;
+ * withdraws the subject's consent for every purpose; records the erasure
+ * in consent_ledger.erasures (who, when, why, rows per ledger).  Returns
+ * one row per ledger whose rows it erased.
+ */
+Datum
+cl_erase_subject(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *subject;
+	char	   *reason;
+	List	   *ledgers;
+	ListCell   *lc;
+	int			withdrawn;
+	bool		recorded = false;
+	List	   *done = NIL;
+	List	   *counts = NIL;
+	ListCell   *lc2;
+
+	check_may_erase();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
+		VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) == 0 ||
+		VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("erase_subject() needs a subject and a reason"),
+				 errdetail("The reason is recorded in the erasure ledger."),
+				 errhint("Give the subject as the text form of its subject column, and say why it is erased.")));
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot erase a data subject during recovery"),
+				 errhint("Call erase_subject() on the primary.")));
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	ledgers = list_copy(cl_ledger_list());
+	list_sort(ledgers, ledger_id_cmp);
+	foreach(lc, ledgers)
+	{
+		ClLedgerInfo *info = lfirst(lc);
+		int64		n;
+
+		if (info->encoding < CL_ENCODING_V3 || !OidIsValid(info->relid) ||
+			get_rel_name(info->relid) == NULL)
+			continue;
+		n = erase_in_ledger(info, subject);
+		if (n > 0)
+		{
+			done = lappend(done, info);
+			counts = lappend(counts, palloc(sizeof(int64)));
+			*(int64 *) llast(counts) = n;
+		}
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	withdrawn = withdraw_all(subject);
+	SPI_finish();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ensure_erasures_ledger();
+	SPI_finish();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	forboth(lc, done, lc2, counts)
+	{
+		ClLedgerInfo *info = lfirst(lc);
+		int64		n = *(int64 *) lfirst(lc2);
+		char	   *relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(info->relid)),
+														 get_rel_name(info->relid));
+		Datum		v[2];
+		bool		isnull[2] = {false, false};
+
+		record_erasure(reason, info, relname, n, withdrawn);
+		recorded = true;
+		v[0] = ObjectIdGetDatum(info->relid);
+		v[1] = Int64GetDatum(n);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, isnull);
+	}
+	if (!recorded)
+		record_erasure(reason, NULL, NULL, 0, withdrawn);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * consent_ledger.erased(ledger_salt bytea) RETURNS boolean
+ *
+ * Whether a row of a ledger with personal columns was erased, from its
+ * ledger_salt: true for an erasure record, false for a live salt.
+ */
+Datum
+cl_erased(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(cl_salt_is_erased(PG_GETARG_BYTEA_PP(0)));
+}
