@@ -206,6 +206,26 @@ SELECT consent_ledger.create_ledger('plain');
 SELECT encoding, personal IS NULL AS no_personal FROM consent_ledger.ledgers WHERE relid = 'plain'::regclass;
 SELECT count(*) AS salt_columns FROM pg_attribute WHERE attrelid = 'plain'::regclass AND attname = 'ledger_salt';
 
+-- 6. COPY into a ledger with personal columns on the table access method
+-- stores a batch of rows at once (multi-insert): each row keeps the salt
+-- its leaf was hashed with, so the ledger verifies and every salt differs
+CREATE TABLE copied (id int, email text);
+SELECT consent_ledger.create_ledger('copied', ARRAY['email'], 'id');
+SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = 'copied'::regclass;
+COPY copied (id, email) FROM stdin;
+9201	a@example.org
+9202	b@example.org
+9203	c@example.org
+9204	d@example.org
+\.
+INSERT INTO copied (id, email) SELECT 9300 + g, 'x' || g || '@example.org' FROM generate_series(1, 20) g;
+SELECT count(*) AS rows, count(DISTINCT ledger_salt) AS distinct_salts FROM copied;
+SELECT consent_ledger.seal() > 0 AS sealed;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('copied');
+SELECT * FROM consent_ledger.erase_subject('9202', 'copied row erased');
+SELECT id, email, consent_ledger.erased(ledger_salt) FROM copied WHERE id BETWEEN 9201 AND 9203 ORDER BY id;
+SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('copied');
+
 DROP TABLE saved, before_erasure, audit_verdict;
 -- (the ledgers stay, live, as other tests' do)
 ALTER TABLE customers OWNER TO CURRENT_USER;

@@ -248,7 +248,7 @@ extern bool cl_tableam_is(Relation rel);
 extern bool cl_tableam_stamps(Relation rel);
 extern bool cl_tableam_installed(void);
 extern void cl_tableam_refuse_writes(void);
-extern void cl_tableam_release_tables(Oid owner);
+extern void cl_tableam_release_tables(void);
 extern HeapTuple cl_heap_getnext(struct TableScanDescData *scan, ScanDirection direction);
 
 /* partition.c: partitioned tables protected, audited, ledgers */

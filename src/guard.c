@@ -773,7 +773,7 @@ drop_extension_internal_ledgers(void)
 		elog(ERROR, "SPI_connect failed");
 	drop_protect_policies(owner);
 	/* tables on the extension's table access method back to heap (tableam.c) */
-	cl_tableam_release_tables(owner);
+	cl_tableam_release_tables();
 	for (int i = 0; i < lengthof(names); i++)
 	{
 		Oid			relid = get_relname_relid(names[i], nsp);

@@ -674,9 +674,10 @@ cl_ledger_stamp_slots(Relation rel, TupleTableSlot **slots, int nslots)
 
 			/*
 			 * The row's own copy now: a ledger_salt value points into the
-			 * encoder's buffer, which the next row overwrites, and
-			 * multi_insert stamps a whole batch before storing any of it.
-			 * (Storing would form the tuple anyway: nothing is added.)
+			 * encoder's buffer, which the next row overwrites.  (COPY
+			 * materializes every slot it batches, so a batch reaching
+			 * multi_insert has none of these; a virtual slot is stored
+			 * next, and storing forms the tuple anyway: nothing is added.)
 			 */
 			ExecMaterializeSlot(slot);
 		}

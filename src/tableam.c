@@ -37,7 +37,11 @@
 #include "access/heapam.h"
 #include "access/relscan.h"
 #include "access/tableam.h"
+#include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_trigger.h"
 #include "commands/defrem.h"
@@ -50,6 +54,9 @@
 #include "fmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
+#include "storage/lmgr.h"
 
 #include "consent_ledger.h"
 
@@ -318,42 +325,62 @@ cl_heap_getnext(TableScanDesc scan, ScanDirection direction)
 }
 
 /*
- * DROP EXTENSION (guard.c, inside its SPI connection): every table on this
- * access method goes back to heap first (one rewrite each, rows as they
- * are), so that the drop, which takes the access method with it, keeps
- * retired ledgers (and any other table on it) as plain tables instead of
- * refusing or, with CASCADE, dropping them.
+ * DROP EXTENSION (guard.c): every table and materialized view on this
+ * access method goes back to heap first, so that the drop, which takes the
+ * access method with it, keeps retired ledgers (and any other relation on
+ * it) instead of refusing or, with CASCADE, dropping them.
+ *
+ * The access method stores heap's pages, so going back is a catalog change
+ * only: pg_class.relam and the relation's dependency on the access method
+ * (heap is pinned: the dependency goes).  No rewrite, so nothing of the
+ * owner's runs (an index expression that raises cannot stop the drop) and
+ * other sessions' temporary tables are changed like any other (attack
+ * review R1, W1).  Each relation is locked first (ACCESS EXCLUSIVE): no
+ * insert runs through the access method while its routine changes.
  */
 void
-cl_tableam_release_tables(Oid owner)
+cl_tableam_release_tables(void)
 {
+	Oid			amoid = get_table_am_oid(CL_TABLE_AM, true);
 	List	   *relids = NIL;
 	ListCell   *lc;
+	Relation	classrel;
+	TableScanDesc scan;
+	HeapTuple	tup;
 
-	if (!OidIsValid(get_table_am_oid(CL_TABLE_AM, true)))
+	if (!OidIsValid(amoid))
 		return;
-	if (SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a "
-					"ON a.oid OPERATOR(pg_catalog.=) c.relam "
-					"WHERE a.amname OPERATOR(pg_catalog.=) 'consent_ledger' "
-					"AND c.relkind OPERATOR(pg_catalog.=) 'r'", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list the tables on the consent_ledger access method");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	classrel = table_open(RelationRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(classrel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
 
-		if (!isnull)
-			relids = lappend_oid(relids, DatumGetObjectId(d));
+		if (form->relam == amoid &&
+			(form->relkind == RELKIND_RELATION || form->relkind == RELKIND_MATVIEW))
+			relids = lappend_oid(relids, form->oid);
 	}
+	table_endscan(scan);
+	table_close(classrel, AccessShareLock);
+
 	foreach(lc, relids)
 	{
 		Oid			relid = lfirst_oid(lc);
-		char	   *relname = get_rel_name(relid);
+		HeapTuple	copy;
 
-		if (relname == NULL)
-			continue;
-		cl_run_as_owner(psprintf("ALTER TABLE %s SET ACCESS METHOD heap",
-								 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-															relname)), owner);
+		LockRelationOid(relid, AccessExclusiveLock);
+		classrel = table_open(RelationRelationId, RowExclusiveLock);
+		copy = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(relid));
+		if (HeapTupleIsValid(copy) && ((Form_pg_class) GETSTRUCT(copy))->relam == amoid)
+		{
+			((Form_pg_class) GETSTRUCT(copy))->relam = HEAP_TABLE_AM_OID;
+			CatalogTupleUpdate(classrel, &copy->t_self, copy);
+			changeDependencyFor(RelationRelationId, relid,
+								AccessMethodRelationId, amoid, HEAP_TABLE_AM_OID);
+			heap_freetuple(copy);
+		}
+		table_close(classrel, RowExclusiveLock);
+		CacheInvalidateRelcacheByRelid(relid);
 	}
+	CommandCounterIncrement();
 }

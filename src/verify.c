@@ -1971,6 +1971,7 @@ typedef struct RowMatcher
 	int32		max_ord;
 	AheadRow   *ahead;			/* min-heap by stamp */
 	int			nahead;
+	uint64		nheld;			/* rows ever held ahead of their leaf */
 	int			workmem;
 	TupleDesc	adesc;
 	TupleDesc	bdesc;
@@ -2183,7 +2184,10 @@ match_leaf(RowMatcher *m, int64 txn, int32 ord, uint64 pos, const uint8 *hash, b
 			return;
 		}
 		if (c > 0 && m->nahead < MATCH_LOOKAHEAD)
+		{
 			ahead_push(m, &r);
+			m->nheld++;
+		}
 		else
 			match_spill_row(m, &r);
 	}
@@ -2551,7 +2555,8 @@ merge_ledger(ClLedgerInfo *info, bool *settled, uint64 want_size, uint8 *want_ro
 		*settled = !m->dirty && st->problem == NULL;
 		*announced = m->nrows;
 		if (nsorted != NULL)
-			*nsorted = m->na + m->nb + m->nd;
+			/* rows met out of leaf order: sorted, or held ahead a while */
+			*nsorted = m->na + m->nb + m->nd + m->nheld;
 		match_end(m);
 	}
 	else
@@ -3695,9 +3700,10 @@ cl_export(PG_FUNCTION_ARGS)
 
 	/*
 	 * The merge pass first (bounded memory), unless the ledger fits
-	 * consent_ledger.verify_memory: a ledger it settles without sorting
-	 * anything holds its rows in the heap in leaf order, so they are
-	 * exported by one more heap scan.  Otherwise the positions of the rows
+	 * consent_ledger.verify_memory: a ledger it settles meeting every row
+	 * in leaf order (nothing sorted, no row held ahead of its leaf) holds
+	 * its rows in the heap in leaf order, so they are exported by one more
+	 * heap scan.  Otherwise the positions of the rows
 	 * are mapped in memory, as before (about 40 bytes a leaf).
 	 */
 	if (verify_in_memory(info))

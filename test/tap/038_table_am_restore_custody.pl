@@ -19,8 +19,10 @@
 #     pgstattuple() and pg_surgery's heap_force_freeze() refuse a table on
 #     it; pageinspect reads its pages.
 #  4. DROP EXTENSION ... CASCADE after retire_ledger() keeps the ledger
-#     tables (and any other table on the access method) as heap tables
-#     with their rows, instead of dropping them with the access method.
+#     tables (and any other table or materialized view on the access
+#     method) as heap tables with their rows, instead of dropping them
+#     with the access method; a catalog change, so a raising index
+#     expression of another role's cannot stop it (attack review R1, W1).
 
 use strict;
 use warnings;
@@ -159,15 +161,43 @@ $node->safe_psql('src', q{
 	SELECT consent_ledger.retire_ledger('other_l');
 	CREATE TABLE plain_on_am (id int) USING consent_ledger;
 	INSERT INTO plain_on_am VALUES (1), (2);
-	DROP EXTENSION consent_ledger CASCADE;
+	CREATE MATERIALIZED VIEW mv_on_am USING consent_ledger AS SELECT 7 AS x;
 });
+# Attack review R1, W1: a role with no privilege on the extension makes a
+# table on the access method with an index whose expression raises once a
+# switch is flipped; a rewrite back to heap would run it and fail the drop.
+$node->safe_psql('src', q{
+	CREATE ROLE nobody_special LOGIN;
+	GRANT CREATE ON SCHEMA public TO nobody_special;
+	SET ROLE nobody_special;
+	CREATE TABLE trap_switch (on_ boolean);
+	INSERT INTO trap_switch VALUES (false);
+	CREATE FUNCTION boom(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+	BEGIN
+	  IF (SELECT on_ FROM public.trap_switch) THEN RAISE EXCEPTION 'drop blocked'; END IF;
+	  RETURN i;
+	END $$;
+	CREATE TABLE trap (i int) USING consent_ledger;
+	INSERT INTO trap VALUES (1);
+	CREATE INDEX trap_boom ON trap (public.boom(i));
+	UPDATE trap_switch SET on_ = true;
+});
+my ($drc, $dout, $derr) = $node->psql('src', 'DROP EXTENSION consent_ledger CASCADE');
+is($drc, 0, 'DROP EXTENSION ... CASCADE succeeds over a role\'s table with a raising index expression')
+  or diag $derr;
 is($node->safe_psql('src', q{
 	SELECT string_agg(c.relname || ':' || a.amname, ',' ORDER BY c.relname)
-	FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname IN ('t', 'own_l', 'other_l', 'plain_on_am')}),
-	'other_l:heap,own_l:heap,plain_on_am:heap,t:heap',
-	'DROP EXTENSION ... CASCADE: the tables on the access method stay, on heap');
+	FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname IN ('t', 'own_l', 'other_l', 'plain_on_am', 'mv_on_am', 'trap')}),
+	'mv_on_am:heap,other_l:heap,own_l:heap,plain_on_am:heap,t:heap,trap:heap',
+	'DROP EXTENSION ... CASCADE: the tables and materialized views on the access method stay, on heap');
 is($node->safe_psql('src', $stamps_q), $stamps, '... with their rows and stamps');
 is($node->safe_psql('src', q{SELECT count(*) FROM plain_on_am}), '2', '... a plain table on it too');
+is($node->safe_psql('src', q{SELECT x FROM mv_on_am}), '7', '... and a materialized view');
+is($node->safe_psql('src', q{SELECT count(*) FROM pg_depend d JOIN pg_class c ON d.objid = c.oid
+	WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_am'::regclass AND c.relname IN ('t', 'trap', 'mv_on_am')}),
+	'0', '... with no dependency left on an access method');
+is($node->safe_psql('src', q{UPDATE trap_switch SET on_ = false; SET enable_seqscan = off; SELECT count(*) FROM trap WHERE public.boom(i) = 1}), '1',
+	'... the table and its index read as heap (the index was not rebuilt)');
 
 $node->stop;
 done_testing();
