@@ -2090,6 +2090,12 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	check_parts_kept();
 	/* new partitions get their parent's protection, audit and ledger */
 	cl_partition_after_utility(parsetree);
+	/* no constraint on the stamp of a ledger on the access method (ledger.c) */
+	if (IsA(parsetree, AlterTableStmt) &&
+		((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE &&
+		cl_extension_present())
+		cl_refuse_stamp_constraints(RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation,
+													 NoLock, true));
 
 	cl_audit_copy_end(copy_read, qc ? qc->nprocessed : 0);
 }

@@ -1263,7 +1263,7 @@ cl_retire_ledger(PG_FUNCTION_ARGS)
  * access method.  use_table_am() refuses such a ledger.
  */
 static void
-check_stamp_columns_unconstrained(Relation rel, ClLedgerInfo *info)
+check_stamp_columns_unconstrained(Relation rel, ClLedgerInfo *info, const char *hint)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	AttrNumber	atts[2] = {info->txn_attnum, info->ord_attnum};
@@ -1283,6 +1283,9 @@ check_stamp_columns_unconstrained(Relation rel, ClLedgerInfo *info)
 			for (int k = 0; k < 2; k++)
 				if (bms_is_member(atts[k] - FirstLowInvalidHeapAttributeNumber, cols))
 					found = true;
+			/* a whole-row reference reads them too */
+			if (bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, cols))
+				found = true;
 		}
 	}
 	if (found)
@@ -1290,8 +1293,34 @@ check_stamp_columns_unconstrained(Relation rel, ClLedgerInfo *info)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("ledger table \"%s\" has a NOT NULL or CHECK constraint on \"%s\" or \"%s\"",
 						RelationGetRelationName(rel), CL_TXN_COLUMN, CL_ORD_COLUMN),
-				 errdetail("On the table access method rows are stamped after their constraints are checked, so such a constraint would refuse every insert."),
-				 errhint("Drop the constraint (the stamp always fills both columns), then call use_table_am() again.")));
+				 errdetail("On the table access method rows are stamped after their constraints are checked, so such a constraint would be checked against the values the inserter gave, not the stamp stored."),
+				 errhint("%s", hint)));
+}
+
+/*
+ * After an ALTER TABLE of a live ledger on the table access method (guard.c):
+ * a NOT NULL or CHECK constraint on a stamp column, which the executor
+ * checks before the access method stamps, is refused -- stored rows would
+ * violate a validated constraint, and a dump of the ledger would not
+ * restore (attack review R1, W2).  The row trigger stamps before the
+ * constraints are checked: ledgers stamped by it are left alone.
+ */
+void
+cl_refuse_stamp_constraints(Oid relid)
+{
+	ClLedgerInfo *info;
+	Relation	rel;
+
+	if (!OidIsValid(relid))
+		return;
+	info = cl_ledger_lookup(relid);
+	if (info == NULL || info->retired || info->txn_attnum <= 0 || info->ord_attnum <= 0)
+		return;
+	rel = relation_open(relid, AccessShareLock);
+	if (cl_tableam_is(rel))
+		check_stamp_columns_unconstrained(rel, info,
+										  "The stamp always fills both columns: constrain other columns only.");
+	relation_close(rel, AccessShareLock);
 }
 
 /*
@@ -1350,7 +1379,8 @@ cl_ledger_use_table_am(PG_FUNCTION_ARGS)
 		relation_close(rel, NoLock);
 		PG_RETURN_VOID();
 	}
-	check_stamp_columns_unconstrained(rel, info);
+	check_stamp_columns_unconstrained(rel, info,
+									  "Drop the constraint (the stamp always fills both columns), then call use_table_am() again.");
 	if (!cl_extension_trigger_present(relid, CL_STAMP_TRIGGER, "ledger_stamp"))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

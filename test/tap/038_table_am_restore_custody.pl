@@ -119,6 +119,17 @@ my @refused = (
 	[ q{CREATE OR REPLACE TRIGGER "~consent_ledger_stamp" BEFORE INSERT ON own_l FOR EACH STATEMENT EXECUTE FUNCTION suppress_redundant_updates_trigger()},
 	  qr/ERROR/, 'CREATE OR REPLACE TRIGGER of the stamp' ],
 	[ q{SELECT consent_ledger.use_table_am('own_l')}, qr/permission denied for (function use_table_am|schema consent_ledger)/, 'use_table_am() without administration' ],
+	# attack review R1, W2: the executor checks constraints before the
+	# access method stamps, so a constraint on the stamp would hold stored
+	# rows that violate it (and a dump that does not restore)
+	[ q{ALTER TABLE own_l ADD CONSTRAINT stamp_small CHECK (ledger_txn < 9000000000000000000)},
+	  qr/ledger table "own_l" has a NOT NULL or CHECK constraint on "ledger_txn" or "ledger_ord"/, 'a CHECK on ledger_txn' ],
+	[ q{ALTER TABLE own_l ADD CONSTRAINT ord_small CHECK (ledger_ord < 1000000) NOT VALID},
+	  qr/has a NOT NULL or CHECK constraint/, 'a CHECK on ledger_ord, NOT VALID' ],
+	[ q{ALTER TABLE own_l ADD CONSTRAINT whole_row CHECK (own_l IS NOT NULL)},
+	  qr/has a NOT NULL or CHECK constraint/, 'a CHECK on the whole row' ],
+	[ q{ALTER TABLE own_l ALTER COLUMN ledger_txn SET NOT NULL},
+	  qr/has a NOT NULL or CHECK constraint/, 'NOT NULL on ledger_txn' ],
 );
 foreach my $r (@refused)
 {
@@ -127,6 +138,11 @@ foreach my $r (@refused)
 	isnt($rc, 0, "owner: $label refused");
 	like($e, $re, "owner: $label: the refusal") or diag($e);
 }
+is($node->safe_psql('src', q{SELECT count(*) FROM pg_constraint WHERE conrelid = 'own_l'::regclass}), '0',
+	'no constraint was left on own_l');
+$node->safe_psql('src', q{SET ROLE plain_owner; ALTER TABLE own_l ADD CONSTRAINT v_short CHECK (length(v) < 100)});
+is($node->safe_psql('src', q{SELECT count(*) FROM pg_constraint WHERE conrelid = 'own_l'::regclass}), '1',
+	'a CHECK on another column of own_l is accepted');
 my ($rc0, $o0, $e0) = $node->psql('src', q{SET ROLE admin_member; SELECT consent_ledger.use_table_am('other_l')});
 like($e0, qr/must be owner of table other_l/, 'use_table_am() of a table an administrator does not own is refused');
 is($node->safe_psql('src', q{SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = 'own_l'::regclass}),
