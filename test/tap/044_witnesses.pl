@@ -13,6 +13,9 @@
 #   each refusal recorded as evidence in the witness ledger although the
 #   call fails, and its receipt fails the quorum in SQL and offline, even
 #   with the real checkpoint's cosignature lines pasted onto it.
+# - The script as the log's consent_ledger.checkpoint_command, with a
+#   witness out of reach, then reachable: failure seen, sealing goes on,
+#   the retry stores both cosignatures.
 
 use strict;
 use warnings;
@@ -290,6 +293,52 @@ like(sql_error($w[1], qq{SELECT consent_ledger.witness_cosign(\$n\$} . ($note2 =
 (my $badsig = $note2) =~ s/(\xe2\x80\x94 consent_ledger )(.)/$1 . ($2 eq 'A' ? 'B' : 'A')/e;
 like(sql_error($w[1], qq{SELECT consent_ledger.witness_cosign(\$n\$$badsig\n\$n\$)}),
 	qr/28000: checkpoint of ".*" is not signed by the log's registered key/, 'witness_cosign: a bad log signature is 28000');
+
+# ---------------------------------------------------------------------
+# The example as the log's consent_ledger.checkpoint_command (items 1 and
+# 2 together): the sealer ships each new checkpoint through the script.
+# A witness that cannot be reached makes the command fail -- visible in
+# checkpoint_shipping -- while sealing goes on; once it is reachable, the
+# sealer's retry stores both cosignatures and the newest receipt holds a
+# quorum of two.
+my $wrapper = "$tmp/ship_wrapper.sh";
+sub write_wrapper
+{
+	my ($second) = @_;
+	my $logdb = $log->connstr('postgres');
+	cl_write_file("$wrapper.new",
+		"#!/bin/sh\nCL_LOG_DB=\"$logdb\"\nCL_WITNESSES=\"$witness_dbs[0]\n$second\"\n"
+		  . "export CL_LOG_DB CL_WITNESSES\nexec sh '$ship' \"\$@\"\n");
+	chmod 0755, "$wrapper.new";
+	rename("$wrapper.new", $wrapper) or die "rename: $!";
+}
+write_wrapper('host=/nonexistent-witness port=1 dbname=postgres connect_timeout=2');
+$log->append_conf('postgresql.conf', "consent_ledger.checkpoint_command = '$wrapper %f %o %s'");
+$log->reload;
+$log->safe_psql('postgres', 'INSERT INTO pay VALUES (200, 1), (201, 2)');
+$log->safe_psql('postgres', 'SELECT consent_ledger.seal()');
+ok(cl_wait_for($log, 'postgres', q{SELECT consecutive_failures > 0 FROM consent_ledger.checkpoint_shipping
+	WHERE relation = 'pay'::regclass}, 60), 'checkpoint_command: a witness out of reach is a failed shipment');
+like($log->safe_psql('postgres', q{SELECT last_error FROM consent_ledger.checkpoint_shipping WHERE relation = 'pay'::regclass}),
+	qr/exit code 1|exited with 1|status 1/, '... its error says the command exited with 1');
+my $failed_size = $log->safe_psql('postgres', q{SELECT checkpoint_size FROM consent_ledger.checkpoint_shipping
+	WHERE relation = 'pay'::regclass});
+$log->safe_psql('postgres', 'INSERT INTO pay VALUES (202, 3)');
+# (seal() or the sealer on its own, whichever comes first)
+ok(cl_wait_for($log, 'postgres', qq{SELECT consent_ledger.seal() >= 0 AND checkpoint_size > $failed_size
+	FROM consent_ledger.checkpoint_shipping WHERE relation = 'pay'::regclass}, 60),
+	'sealing goes on meanwhile: a new checkpoint');
+write_wrapper($witness_dbs[1]);
+ok(cl_wait_for($log, 'postgres', q{SELECT shipped_size = checkpoint_size AND consecutive_failures = 0
+	FROM consent_ledger.checkpoint_shipping WHERE relation = 'pay'::regclass}, 120),
+	'once the witness is reachable, the retry ships the newest checkpoint');
+my $shipped = $log->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('pay')});
+is($log->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint('$shipped'::jsonb,
+	witnesses => ARRAY[$warr], quorum => 2)}), 't',
+	'the newest receipt, shipped by checkpoint_command, holds a quorum of two');
+is($w[1]->safe_psql('postgres', qq{SELECT consent_ledger.witness_last_size('$origin')}),
+	$log->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('pay')->>'tree_size'}),
+	'witness 2 cosigned the newest size');
 
 $_->stop for ($log, $fork, @w);
 done_testing();
