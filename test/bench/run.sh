@@ -59,6 +59,10 @@
 #                    each ledger is loaded by INSERT ... SELECT from rows
 #                    drawn as the warehouse's stage (seeded), then sealed;
 #                    no warehouse, no other figure, no scale section
+#   --bulk-only      runs only figures 2 and 3 (bulk load by INSERT ...
+#                    SELECT and COPY, then verify() of those ledgers) at
+#                    --sizes, on the warehouse's stage; no other figure, no
+#                    scale section
 #   BENCH_NO_BUILD=1 skips make && make install (use what is installed)
 #   BENCH_KEEP=1     leaves the server running and its directory in place
 #   BENCH_PORT=N     the server's port (default 55800)
@@ -88,6 +92,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "
 sizes_given=0; alt_given=0; reps_given=0; dur_given=0
 SCALE=yes; SCALE_SUBJECTS=1m; SCALE_LEDGER=1m; ssub_given=0; sled_given=0
 VERIFY_ONLY=0
+BULK_ONLY=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
@@ -109,6 +114,7 @@ while [ $# -gt 0 ]; do
 	--no-scale) SCALE=no ;;
 	--scale-only) SCALE=only ;;
 	--verify-only) VERIFY_ONLY=1; SCALE=no ;;
+	--bulk-only) BULK_ONLY=1; SCALE=no ;;
 	-h|--help) usage 0 ;;
 	*) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
 	esac
@@ -223,7 +229,7 @@ fi
 PGBIN=$(pg_config --bindir)
 # (--scale-only needs no pgaudit: only figure 5 does)
 PRELOAD="consent_ledger,pgaudit"
-if [ "$SCALE" = only ] || [ "$VERIFY_ONLY" = 1 ]; then
+if [ "$SCALE" = only ] || [ "$VERIFY_ONLY" = 1 ] || [ "$BULK_ONLY" = 1 ]; then
 	PRELOAD="consent_ledger"
 else
 	[ -f "$(pg_config --pkglibdir)/pgaudit.so" ] || { echo "pgaudit is not installed (postgresql-15-pgaudit)" >&2; exit 1; }
@@ -1222,6 +1228,10 @@ SQL
 }
 
 if [ "$VERIFY_ONLY" = 1 ]; then
+	figure fig_verify
+elif [ "$BULK_ONLY" = 1 ]; then
+	setup_warehouse
+	figure fig_bulk
 	figure fig_verify
 elif [ "$SCALE" != only ]; then
 	setup_warehouse
