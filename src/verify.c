@@ -1834,6 +1834,61 @@ merge_leaves_and_rows(LedgerState *st, Tuplesortstate *sa, TupleTableSlot *a,
 					 first_missing, missing_txn);
 }
 
+/* The descriptors of sort A (leaves) and sort B (rows) of the streamed paths. */
+static void
+make_sort_descs(TupleDesc *adesc, TupleDesc *bdesc)
+{
+	TupleDesc	a = CreateTemplateTupleDesc(5);
+	TupleDesc	b = CreateTemplateTupleDesc(4);
+
+	TupleDescInitEntry(a, SA_TXN, "txn", INT8OID, -1, 0);
+	TupleDescInitEntry(a, SA_ORD, "ord", INT4OID, -1, 0);
+	TupleDescInitEntry(a, SA_POS, "pos", INT8OID, -1, 0);
+	TupleDescInitEntry(a, SA_HASH, "hash", BYTEAOID, -1, 0);
+	TupleDescInitEntry(a, SA_OWN, "own", BOOLOID, -1, 0);
+	TupleDescInitEntry(b, SB_TXN, "txn", INT8OID, -1, 0);
+	TupleDescInitEntry(b, SB_ORD, "ord", INT4OID, -1, 0);
+	TupleDescInitEntry(b, SB_TID, "tid", TIDOID, -1, 0);
+	TupleDescInitEntry(b, SB_HASH, "hash", BYTEAOID, -1, 0);
+	*adesc = a;
+	*bdesc = b;
+}
+
+/*
+ * Streams a ledger's log through ls (set up by the caller: what each leaf
+ * feeds), checking checkpoints and stored tree hashes on the way, then its
+ * pending records.  Shared by the sorted and the merge paths.
+ */
+static void
+stream_log(LedgerState *st, int32 ledger_id, LogStream *ls)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1];
+	uint64		pos;
+	int64		ntiles;
+	uint64		missing;
+	char	   *tproblem;
+
+	vals[0] = Int32GetDatum(ledger_id);
+	ls->portal = SPI_cursor_open_with_args(NULL,
+										   "SELECT first_leaf, nleaves::pg_catalog.int8, txns, "
+										   "first_ords::pg_catalog.int8[], counts::pg_catalog.int8[], leaves "
+										   "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
+										   "ORDER BY first_leaf",
+										   1, types, vals, NULL, true, 0);
+	check_checkpoints_streamed(st, ls);
+	SPI_cursor_close(ls->portal);
+	if (ls->tt != NULL)
+		SPI_freetuptable(ls->tt);
+	tproblem = cl_tiles_check_end(ls->tiles, &pos, &ntiles, &missing);
+	if (tproblem != NULL)
+	{
+		note_problem(st, pos, "%s", tproblem);
+		st->nproblems += ntiles - 1;
+	}
+	stream_pending(st, ls);
+}
+
 /*
  * What load_ledger(info, true) establishes for verify(), streamed and
  * sorted: the same LedgerState fields verify_one() reads (nsealed,
@@ -1849,26 +1904,10 @@ verify_ledger_sorted(ClLedgerInfo *info, uint64 announced)
 	TupleDesc	adesc;
 	TupleDesc	bdesc;
 	LogStream	ls;
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1];
-	uint64		pos;
-	int64		ntiles;
-	uint64		missing;
-	char	   *tproblem;
 
 	info = start_ledger_state(st, fresh != NULL ? fresh : info);
 
-	adesc = CreateTemplateTupleDesc(5);
-	TupleDescInitEntry(adesc, SA_TXN, "txn", INT8OID, -1, 0);
-	TupleDescInitEntry(adesc, SA_ORD, "ord", INT4OID, -1, 0);
-	TupleDescInitEntry(adesc, SA_POS, "pos", INT8OID, -1, 0);
-	TupleDescInitEntry(adesc, SA_HASH, "hash", BYTEAOID, -1, 0);
-	TupleDescInitEntry(adesc, SA_OWN, "own", BOOLOID, -1, 0);
-	bdesc = CreateTemplateTupleDesc(4);
-	TupleDescInitEntry(bdesc, SB_TXN, "txn", INT8OID, -1, 0);
-	TupleDescInitEntry(bdesc, SB_ORD, "ord", INT4OID, -1, 0);
-	TupleDescInitEntry(bdesc, SB_TID, "tid", TIDOID, -1, 0);
-	TupleDescInitEntry(bdesc, SB_HASH, "hash", BYTEAOID, -1, 0);
+	make_sort_descs(&adesc, &bdesc);
 
 	memset(&ls, 0, sizeof(ls));
 	ls.st = st;
@@ -1877,24 +1916,7 @@ verify_ledger_sorted(ClLedgerInfo *info, uint64 announced)
 	ls.slot = MakeSingleTupleTableSlot(adesc, &TTSOpsVirtual);
 	/* without rows to match, the leaves need not be sorted */
 	ls.sort = st->rel != NULL ? begin_stamp_sort(adesc, false, workmem) : NULL;
-	vals[0] = Int32GetDatum(info->ledger_id);
-	ls.portal = SPI_cursor_open_with_args(NULL,
-										  "SELECT first_leaf, nleaves::pg_catalog.int8, txns, "
-										  "first_ords::pg_catalog.int8[], counts::pg_catalog.int8[], leaves "
-										  "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
-										  "ORDER BY first_leaf",
-										  1, types, vals, NULL, true, 0);
-	check_checkpoints_streamed(st, &ls);
-	SPI_cursor_close(ls.portal);
-	if (ls.tt != NULL)
-		SPI_freetuptable(ls.tt);
-	tproblem = cl_tiles_check_end(ls.tiles, &pos, &ntiles, &missing);
-	if (tproblem != NULL)
-	{
-		note_problem(st, pos, "%s", tproblem);
-		st->nproblems += ntiles - 1;
-	}
-	stream_pending(st, &ls);
+	stream_log(st, info->ledger_id, &ls);
 
 	if (st->rel != NULL)
 	{
@@ -2481,29 +2503,13 @@ merge_ledger(ClLedgerInfo *info, bool *settled, uint64 want_size, uint8 *want_ro
 	TupleDesc	adesc;
 	TupleDesc	bdesc;
 	LogStream	ls;
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1];
-	uint64		pos;
-	int64		ntiles;
-	uint64		missing;
-	char	   *tproblem;
 	RowMatcher *m = NULL;
 
 	info = start_ledger_state(st, fresh != NULL ? fresh : info);
 	*settled = false;
 	*announced = 0;
 
-	adesc = CreateTemplateTupleDesc(5);
-	TupleDescInitEntry(adesc, SA_TXN, "txn", INT8OID, -1, 0);
-	TupleDescInitEntry(adesc, SA_ORD, "ord", INT4OID, -1, 0);
-	TupleDescInitEntry(adesc, SA_POS, "pos", INT8OID, -1, 0);
-	TupleDescInitEntry(adesc, SA_HASH, "hash", BYTEAOID, -1, 0);
-	TupleDescInitEntry(adesc, SA_OWN, "own", BOOLOID, -1, 0);
-	bdesc = CreateTemplateTupleDesc(4);
-	TupleDescInitEntry(bdesc, SB_TXN, "txn", INT8OID, -1, 0);
-	TupleDescInitEntry(bdesc, SB_ORD, "ord", INT4OID, -1, 0);
-	TupleDescInitEntry(bdesc, SB_TID, "tid", TIDOID, -1, 0);
-	TupleDescInitEntry(bdesc, SB_HASH, "hash", BYTEAOID, -1, 0);
+	make_sort_descs(&adesc, &bdesc);
 
 	if (st->rel != NULL)
 	{
@@ -2523,24 +2529,7 @@ merge_ledger(ClLedgerInfo *info, bool *settled, uint64 want_size, uint8 *want_ro
 		block_frontier_root(ls.tree, want_root);
 		ls.have_want = true;
 	}
-	vals[0] = Int32GetDatum(info->ledger_id);
-	ls.portal = SPI_cursor_open_with_args(NULL,
-										  "SELECT first_leaf, nleaves::pg_catalog.int8, txns, "
-										  "first_ords::pg_catalog.int8[], counts::pg_catalog.int8[], leaves "
-										  "FROM consent_ledger.log WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
-										  "ORDER BY first_leaf",
-										  1, types, vals, NULL, true, 0);
-	check_checkpoints_streamed(st, &ls);
-	SPI_cursor_close(ls.portal);
-	if (ls.tt != NULL)
-		SPI_freetuptable(ls.tt);
-	tproblem = cl_tiles_check_end(ls.tiles, &pos, &ntiles, &missing);
-	if (tproblem != NULL)
-	{
-		note_problem(st, pos, "%s", tproblem);
-		st->nproblems += ntiles - 1;
-	}
-	stream_pending(st, &ls);
+	stream_log(st, info->ledger_id, &ls);
 	if (have_root != NULL)
 		*have_root = ls.have_want;
 	if (m != NULL)
