@@ -2814,6 +2814,30 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A receipt's verdict once the root of its first size leaves is known:
+ * rehashed from the rows, or from the stored log when the table is
+ * dropped (and said so).
+ */
+static bool
+root_verdict(LedgerState *st, ClLedgerInfo *info, uint64 size,
+			 const uint8 *root, const uint8 *want, char **reason)
+{
+	if (memcmp(root, want, CL_HASH_LEN) != 0)
+	{
+		if (st->dropped)
+			*reason = psprintf("the stored log of %s does not have the receipt's root at tree size " UINT64_FORMAT " (table dropped: rows not rehashed)",
+							   ledger_name(info), size);
+		else
+			*reason = psprintf("the rows of %s, rehashed now, do not have the receipt's root at tree size " UINT64_FORMAT,
+							   ledger_name(info), size);
+		return false;
+	}
+	if (st->dropped)
+		*reason = "table dropped: the stored log, not the rows, has the receipt's root at its tree size";
+	return true;
+}
+
+/*
  * Checks a receipt (SPI connected).  Returns whether it holds; *reason is
  * set to why not, or, when it holds, to a remark on what was checked
  * (NULL when there is nothing to remark).  Never raises an error for
@@ -2907,18 +2931,8 @@ check_receipt(const char *text, size_t len, char **reason)
 								   cp.size, st->nsealed, ledger_name(info));
 				ok = false;
 			}
-			else if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
-			{
-				ok = false;
-				if (st->dropped)
-					*reason = psprintf("the stored log of %s does not have the receipt's root at tree size " UINT64_FORMAT " (table dropped: rows not rehashed)",
-									   ledger_name(info), cp.size);
-				else
-					*reason = psprintf("the rows of %s, rehashed now, do not have the receipt's root at tree size " UINT64_FORMAT,
-									   ledger_name(info), cp.size);
-			}
-			else if (st->dropped)
-				*reason = "table dropped: the stored log, not the rows, has the receipt's root at its tree size";
+			else
+				ok = root_verdict(st, info, cp.size, root, cp.root, reason);
 			release_ledger(st);
 			return ok;
 		}
@@ -2951,18 +2965,7 @@ check_receipt(const char *text, size_t len, char **reason)
 		for (uint64 i = 0; i < cp.size; i++)
 			cl_frontier_append(&f, st->dropped ? st->expected[i] : st->actual[i]);
 		cl_frontier_root(&f, root);
-		if (memcmp(root, cp.root, CL_HASH_LEN) != 0)
-		{
-			ok = false;
-			if (st->dropped)
-				*reason = psprintf("the stored log of %s does not have the receipt's root at tree size " UINT64_FORMAT " (table dropped: rows not rehashed)",
-								   ledger_name(info), cp.size);
-			else
-				*reason = psprintf("the rows of %s, rehashed now, do not have the receipt's root at tree size " UINT64_FORMAT,
-								   ledger_name(info), cp.size);
-		}
-		else if (st->dropped)
-			*reason = "table dropped: the stored log, not the rows, has the receipt's root at its tree size";
+		ok = root_verdict(st, info, cp.size, root, cp.root, reason);
 	}
 	release_ledger(st);
 	return ok;
