@@ -237,6 +237,7 @@ extern void cl_make_ledger(Oid relid);
 extern void cl_make_ledger_personal(Oid relid, List *personal, const char *subject);
 extern void cl_make_user_ledger(Oid relid, List *personal, const char *subject);
 extern void cl_refuse_stamp_constraints(Oid relid);
+extern Relation cl_open_ledger_candidate(Oid relid);
 extern int	cl_new_ledger_encoding(void);
 extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
 extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);

@@ -153,13 +153,7 @@ cl_create_ledger_personal(PG_FUNCTION_ARGS)
 	arr = PG_GETARG_ARRAYTYPE_P(1);
 	subject = NameStr(*PG_GETARG_NAME(2));
 
-	rel = cl_open_owned_table(relid, AccessExclusiveLock);
-	if (RelationGetNamespace(rel) == cl_schema_oid(true))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("\"%s\" belongs to consent_ledger", RelationGetRelationName(rel)),
-				 errdetail("The extension's own tables are managed by the extension."),
-				 errhint("Create ledger tables in a schema of your own.")));
+	rel = cl_open_ledger_candidate(relid);
 	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -1023,6 +1023,24 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 }
 
 /*
+ * Opens a table create_ledger() is given (AccessExclusiveLock, kept): the
+ * caller must own it, and it must not be one of the extension's own.
+ */
+Relation
+cl_open_ledger_candidate(Oid relid)
+{
+	Relation	rel = cl_open_owned_table(relid, AccessExclusiveLock);
+
+	if (RelationGetNamespace(rel) == cl_schema_oid(true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"%s\" belongs to consent_ledger", RelationGetRelationName(rel)),
+				 errdetail("The extension's own tables are managed by the extension."),
+				 errhint("Create ledger tables in a schema of your own.")));
+	return rel;
+}
+
+/*
  * consent_ledger.create_ledger(relation regclass)
  *
  * Converts an ordinary table owned by the caller into a ledger table:
@@ -1037,13 +1055,7 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	Relation	rel;
 
-	rel = cl_open_owned_table(relid, AccessExclusiveLock);
-	if (RelationGetNamespace(rel) == cl_schema_oid(true))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("\"%s\" belongs to consent_ledger", RelationGetRelationName(rel)),
-				 errdetail("The extension's own tables are managed by the extension."),
-				 errhint("Create ledger tables in a schema of your own.")));
+	rel = cl_open_ledger_candidate(relid);
 	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 	{
 		relation_close(rel, NoLock);
