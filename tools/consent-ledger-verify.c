@@ -69,6 +69,8 @@ typedef struct options
 	uint8_t		wkeys[MAX_KEYS][CL_PUBKEY_LEN];
 	int			nwitnesses;
 	long		quorum;			/* 0: not given */
+	const char *later;			/* checkpoint --later FILE */
+	const char *later_proof;	/* checkpoint --consistency-proof FILE */
 	const char *checkpoint;
 	const char *leaf_data;
 	bool		decode;			/* export --decode */
@@ -85,14 +87,16 @@ usage(void)
 			"  %s export --public-key KEY [--public-key KEY ...] [--checkpoint FILE] [--decode] EXPORT_FILE\n"
 			"  %s inclusion PROOF_FILE [--leaf-data HEX] [--checkpoint FILE --public-key KEY ...]\n"
 			"  %s consistency PROOF_FILE [--checkpoint FILE --public-key KEY ...]\n"
-			"  %s checkpoint --public-key KEY [--witness-key WKEY ... --quorum N] CHECKPOINT_FILE\n"
+			"  %s checkpoint --public-key KEY [--witness-key WKEY ... --quorum N\n"
+			"      [--later LATER_CHECKPOINT_FILE --consistency-proof PROOF_FILE]] CHECKPOINT_FILE\n"
 			"  %s keygen OUTFILE\n"
 			"KEY is what consent_ledger.public_key() or consent_ledger.verifier_key() prints,\n"
 			"or a file whose first line is one of those.\n"
 			"An export's endorsements (key rotations signed by both keys) extend the given keys.\n"
 			"EXPORT_FILE \"-\" reads standard input.\n"
 			"WKEY is a witness key as consent_ledger.witness_key() prints it on the witness;\n"
-			"--quorum N accepts the checkpoint only when N distinct given witnesses cosigned it.\n"
+			"--quorum N accepts the checkpoint only when N distinct given witnesses cosigned it,\n"
+			"or cosigned the --later checkpoint of the same log that the consistency proof leads to.\n"
 			"Exit status: 0 verified, 1 verification failed, 2 usage or I/O error.\n",
 			progname, progname, progname, progname, progname);
 	return EXIT_USAGE;
@@ -359,6 +363,18 @@ parse_options(int argc, char **argv, options *o)
 			if (o->checkpoint != NULL)
 				return error("--checkpoint given twice");
 			o->checkpoint = value;
+		}
+		else if (namelen == 5 && strncmp(name, "later", 5) == 0)
+		{
+			if (o->later != NULL)
+				return error("--later given twice");
+			o->later = value;
+		}
+		else if (namelen == 17 && strncmp(name, "consistency-proof", 17) == 0)
+		{
+			if (o->later_proof != NULL)
+				return error("--consistency-proof given twice");
+			o->later_proof = value;
 		}
 		else if (namelen == 9 && strncmp(name, "leaf-data", 9) == 0)
 		{
@@ -1155,6 +1171,71 @@ cmd_consistency(const options *o)
 	return EXIT_VERIFIED;
 }
 
+/*
+ * checkpoint --later FILE --consistency-proof FILE: a checkpoint without
+ * its own quorum holds when a later checkpoint of the same log, signed by
+ * a given key, has the quorum and the consistency proof leads from the
+ * first to it -- the witnesses checked that the later tree extends every
+ * tree they cosigned before, and the proof shows this one is its prefix
+ * (as verify_checkpoint(..., witnesses, quorum) does with the later
+ * checkpoints it stores).  Returns EXIT_VERIFIED or a failure.
+ */
+static int
+later_quorum(const options *o, const cl_checkpoint *cp, int distinct)
+{
+	char	   *note;
+	size_t		notelen;
+	cl_checkpoint later;
+	const char *why;
+	cl_proof	proof;
+	char		origin[CL_MAX_ORIGIN + 1];
+	const char *err;
+	char		reason[256];
+	int			count;
+	int			rc;
+
+	rc = load_checkpoint_file(o->later, &note, &notelen, &later, &why);
+	if (rc == EXIT_FAILED)
+		return failure("%s: %s", o->later, why);
+	if (rc != 0)
+		return rc;
+	if (verify_under_keys(&later, note, o) < 0)
+	{
+		free(note);
+		return failure("%s: signature does not verify under any given public key", o->later);
+	}
+	if (strcmp(later.origin, cp->origin) != 0)
+	{
+		free(note);
+		return failure("%s: origin \"%s\" is not the checkpoint's \"%s\"", o->later, later.origin, cp->origin);
+	}
+	count = cl_quorum_count(&later, note, notelen, (const char (*)[CL_MAX_KEY_NAME + 1]) o->wnames,
+							(const uint8_t (*)[CL_PUBKEY_LEN]) o->wkeys, o->nwitnesses,
+							(int64_t) time(NULL), reason, sizeof(reason));
+	free(note);
+	if (count < 0)
+		return failure("%s: malformed cosignature: %s", o->later, reason);
+	if (count < o->quorum)
+		return failure("%s: only %d of the %d distinct witnesses given cosigned the later checkpoint either, fewer than the quorum of %ld",
+					   o->later, count, distinct, o->quorum);
+	rc = load_proof(o->later_proof, &proof, origin);
+	if (rc != 0)
+		return rc;
+	if (proof.type != CL_PROOF_CONSISTENCY)
+		return failure("%s: not a consistency proof", o->later_proof);
+	if (origin[0] != '\0' && strcmp(origin, cp->origin) != 0)
+		return failure("%s: the proof's origin \"%s\" is not the checkpoint's \"%s\"", o->later_proof, origin, cp->origin);
+	if (proof.old_size != cp->size || memcmp(proof.old_root, cp->root, CL_HASH_LEN) != 0 ||
+		proof.new_size != later.size || memcmp(proof.new_root, later.root, CL_HASH_LEN) != 0)
+		return failure("%s: the proof does not lead from the checkpoint (size %" PRIu64 ") to the later one (size %" PRIu64 ")",
+					   o->later_proof, cp->size, later.size);
+	if (!cl_proof_verify(&proof, &err))
+		return failure("%s: %s", o->later_proof, err);
+	printf("OK: %d of %d witnesses cosigned a later checkpoint (size %" PRIu64 ") consistent with it (quorum %ld)\n",
+		   count, distinct, later.size, o->quorum);
+	return EXIT_VERIFIED;
+}
+
 /* The checkpoint subcommand: verifies and prints the fields. */
 static int
 cmd_checkpoint(const options *o)
@@ -1185,6 +1266,13 @@ cmd_checkpoint(const options *o)
 	{
 		free(note);
 		error("--witness-key and --quorum go together");
+		return usage();
+	}
+	if ((o->later != NULL || o->later_proof != NULL) &&
+		(o->quorum == 0 || o->later == NULL || o->later_proof == NULL))
+	{
+		free(note);
+		error("--later and --consistency-proof go together, with --quorum");
 		return usage();
 	}
 	k = verify_under_keys(&cp, note, o);
@@ -1219,10 +1307,17 @@ cmd_checkpoint(const options *o)
 		free(note);
 		if (count < 0)
 			return failure("%s: malformed cosignature: %s", o->args[0], why);
-		if (count < o->quorum)
+		if (count < o->quorum && o->later != NULL)
+		{
+			rc = later_quorum(o, &cp, distinct);
+			if (rc != EXIT_VERIFIED)
+				return rc;
+		}
+		else if (count < o->quorum)
 			return failure("%s: only %d of the %d distinct witnesses given cosigned the checkpoint, fewer than the quorum of %ld%s%s",
 						   o->args[0], count, distinct, o->quorum, why[0] ? "; " : "", why);
-		printf("OK: %d of %d witnesses cosigned (quorum %ld)\n", count, distinct, o->quorum);
+		else
+			printf("OK: %d of %d witnesses cosigned (quorum %ld)\n", count, distinct, o->quorum);
 	}
 	else
 		free(note);

@@ -226,7 +226,18 @@ is($log->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint(\$n\$$
 cl_write_file("$tmp/bare1.note", $n1);
 ($vrc) = cl_run_verifier('checkpoint', '--public-key', $logpk,
 	'--witness-key', $wkey[0], '--witness-key', $wkey[1], '--quorum', '1', "$tmp/bare1.note");
-is($vrc, 1, 'offline: the bare note alone has no quorum (the offline check is of the note itself)');
+is($vrc, 1, 'offline: the bare note alone has no quorum');
+# offline, through the later checkpoint and the consistency proof to it
+my ($size2) = ($note2 =~ /\A[^\n]*\n(\d+)\n/);
+cl_write_file("$tmp/later2.note", $note2);
+cl_write_file("$tmp/proof_3_$size2.json",
+	$log->safe_psql('postgres', qq{SELECT consent_ledger.consistency_proof('pay', 3, $size2)}));
+($vrc, $vout) = cl_run_verifier('checkpoint', '--public-key', $logpk,
+	'--witness-key', $wkey[0], '--witness-key', $wkey[1], '--quorum', '2',
+	'--later', "$tmp/later2.note", '--consistency-proof', "$tmp/proof_3_$size2.json", "$tmp/bare1.note");
+is($vrc, 0, "offline: checkpoint 1 holds quorum 2 through checkpoint 2 (size $size2) and the consistency proof to it")
+  or diag $vout;
+like($vout, qr/2 of 2 witnesses cosigned a later checkpoint \(size $size2\) consistent with it/, '... and says so');
 
 # the fork's receipt fails the quorum, in SQL and offline
 is($fork->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint('$forkreceipt'::jsonb,
@@ -236,6 +247,19 @@ cl_write_file("$tmp/fork.json", $forkreceipt);
 	'--witness-key', $wkey[0], '--witness-key', $wkey[1], '--quorum', '1', "$tmp/fork.json");
 is($vrc, 1, 'offline: the fork fails the quorum');
 like($vout, qr/only 0 of the 2 distinct witnesses given cosigned/, 'offline: and says so');
+# the real later checkpoint does not vouch for the fork: no consistency
+# proof leads from the fork's tree to it
+my ($forksize) = ($forknote =~ /\A[^\n]*\n(\d+)\n/);
+cl_write_file("$tmp/forkproof.json",
+	$fork->safe_psql('postgres', qq{SELECT consent_ledger.consistency_proof('pay', 1, $forksize)}));
+for my $proof ("$tmp/forkproof.json", "$tmp/proof_3_$size2.json")
+{
+	($vrc, $vout) = cl_run_verifier('checkpoint', '--public-key', $logpk,
+		'--witness-key', $wkey[0], '--witness-key', $wkey[1], '--quorum', '1',
+		'--later', "$tmp/later2.note", '--consistency-proof', $proof, "$tmp/fork.json");
+	is($vrc, 1, "offline: the fork with the real later checkpoint and a proof ($proof) fails the quorum")
+	  or diag $vout;
+}
 ($vrc) = cl_run_verifier('checkpoint', '--public-key', $logpk, "$tmp/fork.json");
 is($vrc, 0, 'offline without witnesses the fork\'s signature verifies (why the quorum matters)');
 
