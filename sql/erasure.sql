@@ -226,6 +226,22 @@ SELECT * FROM consent_ledger.erase_subject('9202', 'copied row erased');
 SELECT id, email, consent_ledger.erased(ledger_salt) FROM copied WHERE id BETWEEN 9201 AND 9203 ORDER BY id;
 SELECT relation, rows, pending, valid, problem FROM consent_ledger.verify('copied');
 
+-- 7. bytes moved from the front of a personal value to the end of its
+-- salt give the commitment the same input bytes (the salt has no length
+-- of its own in it), but a value next to a salt that is not 32 bytes is
+-- never a live commitment: verify() finds the change (attack review R2)
+CREATE TABLE docs (id int, doc bytea);
+SELECT consent_ledger.create_ledger('docs', ARRAY['doc'], 'id');
+-- the planted value: namelen, name, tag and length of a shorter value, then it
+INSERT INTO docs (id, doc) VALUES (70, '\x0003646f6378000000034e4557');
+SELECT consent_ledger.seal() > 0 AS sealed;
+SELECT relation, valid FROM consent_ledger.verify('docs');
+SELECT bypass('docs', false);
+UPDATE docs SET doc = '\x4e4557', ledger_salt = ledger_salt || '\x0003646f63780000000d'::bytea WHERE id = 70;
+SELECT bypass('docs', true);
+SELECT doc, length(ledger_salt) AS salt_bytes, consent_ledger.erased(ledger_salt) FROM docs;
+SELECT relation, valid, problem FROM consent_ledger.verify('docs');
+
 DROP TABLE saved, before_erasure, audit_verdict;
 -- (the ledgers stay, live, as other tests' do)
 ALTER TABLE customers OWNER TO CURRENT_USER;

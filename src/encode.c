@@ -1078,24 +1078,41 @@ static void
 commit_value(ClRowEncoder *enc, ColumnCodec *col, Datum v, const uint8 *salt,
 			 size_t saltlen, uint8 out[CL_SHA256_LEN])
 {
-	static const uint8 prefix = 0x02;
+	static const uint8 prefix_live = 0x02;
+	static const uint8 prefix_bad = 0x03;
+	bool		live = salt != NULL && saltlen == CL_SALT_LEN;
+	uint8		sl[4] = {(uint8) (saltlen >> 24), (uint8) (saltlen >> 16),
+						 (uint8) (saltlen >> 8), (uint8) saltlen};
 	uint8		nl[2] = {(uint8) (col->namelen >> 8), (uint8) col->namelen};
-	cl_sha256_part parts[5];
+	cl_sha256_part parts[6];
+	int			n = 0;
 
 	resetStringInfo(&enc->valbuf);
 	encode_value(enc, col->codec, v, &enc->valbuf);
-	parts[0].data = &prefix;
-	parts[0].len = 1;
-	/* a row whose salt is no live salt (tampered) hashes what is there */
-	parts[1].data = salt;
-	parts[1].len = salt != NULL ? saltlen : 0;
-	parts[2].data = nl;
-	parts[2].len = 2;
-	parts[3].data = col->name;
-	parts[3].len = col->namelen;
-	parts[4].data = enc->valbuf.data;
-	parts[4].len = enc->valbuf.len;
-	cl_sha256_parts(parts, 5, out);
+
+	/*
+	 * A value sits next to a live salt, exactly 32 bytes.  Anything else is
+	 * tampering (an erasure record with a value put back, a salt grown by
+	 * bytes taken from the front of the value: the salt has no length of
+	 * its own in the commitment), hashed under another prefix with its
+	 * length, so that it never gives a live commitment (attack review R2).
+	 */
+	parts[n].data = live ? &prefix_live : &prefix_bad;
+	parts[n++].len = 1;
+	if (!live)
+	{
+		parts[n].data = sl;
+		parts[n++].len = 4;
+	}
+	parts[n].data = salt;
+	parts[n++].len = salt != NULL ? saltlen : 0;
+	parts[n].data = nl;
+	parts[n++].len = 2;
+	parts[n].data = col->name;
+	parts[n++].len = col->namelen;
+	parts[n].data = enc->valbuf.data;
+	parts[n++].len = enc->valbuf.len;
+	cl_sha256_parts(parts, n, out);
 	if (enc->valbuf.maxlen > 1024 * 1024)
 	{
 		MemoryContext old = MemoryContextSwitchTo(enc->mcxt);
