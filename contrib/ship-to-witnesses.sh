@@ -13,7 +13,8 @@
 #   CL_LOG_DB      the log's database (default: the PG* environment)
 #   CL_WITNESSES   the witnesses' databases, one connection string a line
 #                  (a line may hold spaces: "host=w1 dbname=x"); each connects as a role that may run
-#                  consent_ledger.witness_cosign() (consent_ledger_admin)
+#                  consent_ledger.witness_cosign() (consent_ledger_admin), in
+#                  the witness's consent_ledger.witness_database
 #
 # For each witness: ask the size it last cosigned for this origin
 # (witness_last_size), get the consistency proof from that size from the

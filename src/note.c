@@ -1498,9 +1498,18 @@ cl_cosignature_verify(const cl_checkpoint *cp, const char *note,
 		if (strcmp(c->keyname, name) != 0 || memcmp(c->keyid, keyid, CL_KEYID_LEN) != 0)
 			continue;
 		mlen = cl_cosignature_message(note, cp->bodylen, c->time, msg, sizeof(msg));
+
+		/*
+		 * A line that does not verify vouches for nothing -- and vetoes
+		 * nothing: the log stores the lines its witnesses' answers held
+		 * (add_cosignature() cannot check a line of a witness it does not
+		 * know), so a bad line in the name of an honest witness, from
+		 * another witness or a broken one, must not cancel that witness's
+		 * good line (attack review R2, W5).
+		 */
 		if (mlen == 0 ||
 			crypto_sign_verify_detached(c->sig, (const unsigned char *) msg, mlen, pubkey) != 0)
-			return false;
+			continue;
 		if (!found || c->time > *time)
 			*time = c->time;
 		found = true;

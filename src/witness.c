@@ -35,6 +35,8 @@
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
+
 #include <time.h>
 #include <sodium.h>
 
@@ -148,9 +150,26 @@ check_witness_name(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * The one database of the cluster that witnesses (attack review R2, B2):
+ * the witness signs with the server's key, one for the whole cluster,
+ * while its state -- the size and root it last cosigned for each origin --
+ * is kept in a database.  Two databases witnessing would each hold their
+ * own state under the same key and could cosign two forks of one log.
+ */
+static char *cl_witness_database = NULL;
+
 void
 cl_witness_define_gucs(void)
 {
+	DefineCustomStringVariable("consent_ledger.witness_database",
+							   "The one database of this server that may act as a witness (empty: none).",
+							   NULL,
+							   &cl_witness_database,
+							   "",
+							   PGC_POSTMASTER,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 	DefineCustomStringVariable("consent_ledger.witness_name",
 							   "Key name this server cosigns under as a witness (empty: consent_ledger/witness/<key id>).",
 							   NULL,
@@ -159,6 +178,27 @@ cl_witness_define_gucs(void)
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
 							   check_witness_name, NULL, NULL);
+}
+
+/* Refuses witness state changes outside consent_ledger.witness_database. */
+static void
+require_witness_database(const char *fn)
+{
+	const char *db = get_database_name(MyDatabaseId);
+
+	if (cl_witness_database == NULL || cl_witness_database[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s(): this server is not a witness", fn),
+				 errdetail("consent_ledger.witness_database names no database."),
+				 errhint("Set consent_ledger.witness_database to the one database that witnesses (it takes a restart).")));
+	if (db == NULL || strcmp(db, cl_witness_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s(): database \"%s\" is not this server's witness database", fn, db ? db : "?"),
+				 errdetail("The witness signs with the server's one key; its state is kept in database \"%s\" only, so that no two databases cosign two forks of one log.",
+						   cl_witness_database),
+				 errhint("Connect to database \"%s\".", cl_witness_database)));
 }
 
 /* The witness name in force: the setting, or one derived from the key id. */
@@ -629,6 +669,7 @@ cl_witness_add_log(PG_FUNCTION_ARGS)
 	Oid			types[1] = {TEXTOID};
 	Datum		vals[1] = {CStringGetTextDatum(origin)};
 
+	require_witness_database("witness_add_log");
 	type = 0;
 	if (!origin_ok(origin))
 		ereport(ERROR,
@@ -786,6 +827,7 @@ cl_witness_cosign(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the checkpoint note must not be NULL"),
 				 errhint("Pass the note the log's checkpoint() returns (its \"note\" member).")));
+	require_witness_database("witness_cosign");
 	note = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (!PG_ARGISNULL(1))
 	{

@@ -60,6 +60,8 @@ cmp_ok(scalar(@blocks) + scalar(@last), '>=', 5, 'the README has SQL examples');
 
 my $node = PostgreSQL::Test::Cluster->new('readme');
 $node->init;
+# the README's witness example runs in the witness database (README "Witnesses")
+$node->append_conf('postgresql.conf', "consent_ledger.witness_database = 'readme'");
 $node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE readme');
 

@@ -40,6 +40,7 @@ for my $i (1, 2)
 {
 	my $n = PostgreSQL::Test::Cluster->new("witness$i");
 	$n->init;
+	$n->append_conf('postgresql.conf', "consent_ledger.witness_database = 'postgres'");
 	# witness 1 is named by the setting, witness 2 takes the derived name
 	$n->append_conf('postgresql.conf', "consent_ledger.witness_name = 'w1.example/witness'")
 	  if $i == 1;
@@ -77,6 +78,12 @@ sub sql_error
 {
 	my ($node, $sql) = @_;
 	my ($rc, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+	return $err;
+}
+sub sql_error_db
+{
+	my ($node, $db, $sql) = @_;
+	my ($rc, $out, $err) = $node->psql($db, "\\set VERBOSITY verbose\n$sql");
 	return $err;
 }
 like(sql_error($w[0], q{SELECT consent_ledger.witness_add_log('o', 'nope')}),
@@ -305,6 +312,21 @@ is($w[0]->safe_psql('postgres', qq{SELECT consent_ledger.witness_last_size('$ori
 like(sql_error($w[0], qq{SELECT consent_ledger.witness_cosign(\$n\$$forknote\$n\$)}),
 	qr/23000: .*rollback/, 'so the fork below it is refused as a rollback');
 
+# one database per server witnesses (attack review R2, B2): the key is the
+# server's, so a second database of the same witness could otherwise
+# keep a state of its own and cosign a fork the first one refused
+$w[0]->safe_psql('postgres', 'CREATE DATABASE other');
+$w[0]->safe_psql('other', 'CREATE EXTENSION consent_ledger');
+like(sql_error_db($w[0], 'other', qq{SELECT consent_ledger.witness_add_log('$origin', '$vkey')}),
+	qr/55000: witness_add_log\(\): database "other" is not this server's witness database/,
+	'witness_add_log() in another database of the witness is refused (55000)');
+like(sql_error_db($w[0], 'other', qq{SELECT consent_ledger.witness_cosign(\$n\$$forknote\n\$n\$)}),
+	qr/55000: witness_cosign\(\): database "other" is not this server's witness database/,
+	'so is witness_cosign() of the fork there (55000)');
+like(sql_error_db($log, 'postgres', qq{SELECT consent_ledger.witness_cosign(\$n\$$forknote\n\$n\$)}),
+	qr/55000: witness_cosign\(\): this server is not a witness/,
+	'and a server without consent_ledger.witness_database witnesses nothing (55000)');
+
 # errors of the log side
 like(sql_error($log, q{SELECT consent_ledger.add_cosignature('pay', 'x')}),
 	qr/22023: malformed cosigned note/, 'add_cosignature: a malformed note is 22023');
@@ -363,6 +385,26 @@ is($log->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint('$ship
 is($w[1]->safe_psql('postgres', qq{SELECT consent_ledger.witness_last_size('$origin')}),
 	$log->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('pay')->>'tree_size'}),
 	'witness 2 cosigned the newest size');
+
+# a line in witness 1's name that does not verify -- stored by
+# add_cosignature(), which cannot check lines of witnesses it does not
+# know -- vetoes nothing: witness 1's good line still counts (attack
+# review R2, W5)
+my $cosigned = $log->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('pay')->>'note'});
+my ($w1line) = ($cosigned =~ /^(\xe2\x80\x94 w1\.example\/witness \S+)$/m);
+ok(defined $w1line, 'the newest note carries witness 1\'s line');
+(my $badline = $w1line) =~ s/(.{60})(.)/$1 . ($2 eq 'A' ? 'B' : 'A')/e;
+my ($cbody) = ($cosigned =~ /\A(.*?\n\n\xe2\x80\x94 consent_ledger [^\n]*\n)/s);
+$log->safe_psql('postgres', qq{SELECT consent_ledger.add_cosignature('pay', \$n\$$cbody$badline\n\$n\$)});
+my $vetoed = $log->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('pay')});
+like($log->safe_psql('postgres', q{SELECT consent_ledger.checkpoint('pay')->>'note'}), qr/\Q$badline\E/,
+	'the bad line is stored and carried');
+is($log->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint('$vetoed'::jsonb,
+	witnesses => ARRAY[$warr], quorum => 2)}), 't', 'SQL: the quorum of two still holds beside it');
+cl_write_file("$tmp/vetoed.json", $vetoed);
+($vrc, $vout) = cl_run_verifier('checkpoint', '--public-key', $logpk,
+	'--witness-key', $wkey[0], '--witness-key', $wkey[1], '--quorum', '2', "$tmp/vetoed.json");
+is($vrc, 0, 'offline: so does it') or diag $vout;
 
 $_->stop for ($log, $fork, @w);
 done_testing();
