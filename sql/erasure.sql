@@ -197,7 +197,27 @@ SELECT consent_ledger.create_ledger('p_bad', ARRAY['email', 'email'], 'id');
 SELECT consent_ledger.create_ledger('p_bad', ARRAY['email'], NULL);
 CREATE TABLE p_parted (id int, email text) PARTITION BY RANGE (id);
 SELECT consent_ledger.create_ledger('p_parted', ARRAY['email'], 'id');
-SELECT count(*) AS not_ledgers FROM consent_ledger.ledgers WHERE relid IN ('p_bad'::regclass, 'p_parted'::regclass);
+-- what erasure could not keep to (attack review R2): a NOT NULL or CHECK
+-- on a personal column, a generated column computed from one
+CREATE TABLE p_nn (id int, email text NOT NULL);
+SELECT consent_ledger.create_ledger('p_nn', ARRAY['email'], 'id');
+CREATE TABLE p_ck (id int, email text CHECK (email LIKE '%@%'));
+SELECT consent_ledger.create_ledger('p_ck', ARRAY['email'], 'id');
+CREATE TABLE p_gen (id int, email text, up text GENERATED ALWAYS AS (upper(email)) STORED);
+SELECT consent_ledger.create_ledger('p_gen', ARRAY['email'], 'id');
+SELECT count(*) AS not_ledgers FROM consent_ledger.ledgers
+  WHERE relid IN ('p_bad'::regclass, 'p_parted'::regclass, 'p_nn'::regclass, 'p_ck'::regclass, 'p_gen'::regclass);
+-- ... nor added to a ledger later, by its owner
+CREATE TABLE p_later (id int, email text);
+SELECT consent_ledger.create_ledger('p_later', ARRAY['email'], 'id');
+INSERT INTO p_later (id, email) VALUES (1, 'one@example.org');
+ALTER TABLE p_later ALTER COLUMN email SET NOT NULL;
+SELECT attnotnull FROM pg_attribute WHERE attrelid = 'p_later'::regclass AND attname = 'email';
+ALTER TABLE customers ADD CONSTRAINT email_at CHECK (email LIKE '%@%') NOT VALID;
+ALTER TABLE customers ADD CONSTRAINT whole CHECK (customers IS NOT NULL) NOT VALID;
+ALTER TABLE customers ADD CONSTRAINT city_ok CHECK (city <> '') NOT VALID;
+SELECT conname FROM pg_constraint WHERE conrelid = 'customers'::regclass ORDER BY conname;
+ALTER TABLE customers DROP CONSTRAINT city_ok;
 -- UPDATE stays refused on a ledger with personal columns
 UPDATE customers SET email = NULL WHERE id = 9102;
 -- a ledger without personal columns keeps its encoding and gets no salt column
@@ -245,7 +265,7 @@ SELECT relation, valid, problem FROM consent_ledger.verify('docs');
 DROP TABLE saved, before_erasure, audit_verdict;
 -- (the ledgers stay, live, as other tests' do)
 ALTER TABLE customers OWNER TO CURRENT_USER;
-DROP TABLE p_bad, p_parted;
+DROP TABLE p_bad, p_parted, p_nn, p_ck, p_gen;
 DROP FUNCTION put_back(), commitment(bytea, text, text), entry(text, bytea), bypass(regclass, boolean);
 REVOKE USAGE ON SCHEMA consent_ledger FROM erasure_owner;
 DROP ROLE erasure_owner;

@@ -271,6 +271,7 @@ extern bool cl_recording_consent;
 
 /* erase.c: personal columns and erase_subject() (README "Erasure") */
 extern char *cl_erase_register_sql(int32 ledger_id, List *personal, const char *subject);
+extern void cl_check_personal_columns(Relation rel, List *personal);
 
 /* record.c: recording consent, one event, set-wise and in bulk */
 extern void cl_record_init(void);

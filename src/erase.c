@@ -26,6 +26,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/rewriteheap.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -35,6 +36,9 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/bitmapset.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/bufmgr.h"
 #include "storage/procarray.h"
 #include "utils/acl.h"
@@ -125,6 +129,74 @@ check_column(Relation rel, const char *name, const char *what)
 }
 
 /*
+ * What erasure needs of a table with personal columns (attack review R2):
+ * erasure writes NULL into them, so none may be NOT NULL or in a CHECK
+ * constraint (stored rows would violate a validated constraint and the
+ * dump would not restore), and no stored generated column may be computed
+ * from them (it would keep the erased value, in the row and in the leaf).
+ * A whole-row reference counts as a reference to every column.  Called by
+ * create_ledger() and after every ALTER TABLE of a version 3 ledger.
+ */
+void
+cl_check_personal_columns(Relation rel, List *personal)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Bitmapset  *pset = NULL;
+	ListCell   *lc;
+
+	foreach(lc, personal)
+	{
+		AttrNumber	attnum = get_attnum(RelationGetRelid(rel), (char *) lfirst(lc));
+
+		if (attnum <= 0)
+			continue;
+		if (TupleDescAttr(desc, attnum - 1)->attnotnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("personal column \"%s\" of \"%s\" is NOT NULL", (char *) lfirst(lc),
+							RelationGetRelationName(rel)),
+					 errdetail("Erasure sets a subject's personal values to NULL."),
+					 errhint("ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL first.")));
+		pset = bms_add_member(pset, attnum - FirstLowInvalidHeapAttributeNumber);
+	}
+	pset = bms_add_member(pset, 0 - FirstLowInvalidHeapAttributeNumber);
+	if (desc->constr != NULL)
+		for (int i = 0; i < desc->constr->num_check; i++)
+		{
+			Bitmapset  *cols = NULL;
+
+			pull_varattnos(stringToNode(desc->constr->check[i].ccbin), 1, &cols);
+			if (bms_overlap(cols, pset))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("check constraint \"%s\" of \"%s\" reads a personal column",
+								desc->constr->check[i].ccname, RelationGetRelationName(rel)),
+						 errdetail("Erasure sets a subject's personal values to NULL; the constraint would no longer hold for erased rows."),
+						 errhint("Drop the constraint, or constrain other columns only.")));
+		}
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Node	   *expr;
+		Bitmapset  *cols = NULL;
+
+		if (att->attisdropped || att->attgenerated == '\0')
+			continue;
+		expr = build_column_default(rel, att->attnum);
+		if (expr == NULL)
+			continue;
+		pull_varattnos(expr, 1, &cols);
+		if (bms_overlap(cols, pset))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("generated column \"%s\" of \"%s\" is computed from a personal column",
+							NameStr(att->attname), RelationGetRelationName(rel)),
+					 errdetail("Erasure could not reach it: it would keep the erased value, in the row and in its leaf."),
+					 errhint("Drop the generated column, or compute it in a view.")));
+	}
+}
+
+/*
  * consent_ledger.create_ledger(relation regclass, personal name[], subject name)
  *
  * create_ledger() of an ordinary table, with personal columns: the ledger
@@ -193,6 +265,7 @@ cl_create_ledger_personal(PG_FUNCTION_ARGS)
 		personal = lappend(personal, name);
 	}
 	(void) check_column(rel, subject, "subject");
+	cl_check_personal_columns(rel, personal);
 	relation_close(rel, NoLock);
 	cl_make_user_ledger(relid, personal, pstrdup(subject));
 	PG_RETURN_VOID();

@@ -1332,6 +1332,14 @@ cl_refuse_stamp_constraints(Oid relid)
 	if (cl_tableam_is(rel))
 		check_stamp_columns_unconstrained(rel, info,
 										  "The stamp always fills both columns: constrain other columns only.");
+	/* and nothing erasure could not keep to (erase.c) */
+	if (info->encoding == CL_ENCODING_V3 &&
+		RelationGetNamespace(rel) != cl_schema_oid(true))
+	{
+		char	   *subject;
+
+		cl_check_personal_columns(rel, cl_ledger_personal(info->ledger_id, &subject));
+	}
 	relation_close(rel, AccessShareLock);
 }
 
