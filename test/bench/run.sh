@@ -229,7 +229,7 @@ fi
 PGBIN=$(pg_config --bindir)
 # (--scale-only needs no pgaudit: only figure 5 does)
 PRELOAD="consent_ledger,pgaudit"
-if [ "$SCALE" = only ] || [ "$VERIFY_ONLY" = 1 ] || [ "$BULK_ONLY" = 1 ]; then
+if [ "$SCALE" = only ] || [ "$VERIFY_ONLY" = 1 ]; then
 	PRELOAD="consent_ledger"
 else
 	[ -f "$(pg_config --pkglibdir)/pgaudit.so" ] || { echo "pgaudit is not installed (postgresql-15-pgaudit)" >&2; exit 1; }
