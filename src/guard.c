@@ -1411,14 +1411,15 @@ check_policies_kept(void)
 	list_free(lost);
 }
 
-/* A policy is being dropped: note protected tables that lose a consent policy. */
-static void
-note_policy_drop(Oid policy)
+/* The table of a row-level policy (InvalidOid if none) and, if name, its name. */
+static Oid
+policy_of(Oid policy, NameData *name)
 {
 	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
+	Oid			relid = InvalidOid;
 
 	ScanKeyInit(&key, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(policy));
@@ -1428,16 +1429,29 @@ note_policy_drop(Oid policy)
 	{
 		Form_pg_policy p = (Form_pg_policy) GETSTRUCT(tup);
 
-		if (is_consent_policy(NameStr(p->polname)) && cl_is_protected(p->polrelid))
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-			policy_lost = lappend_oid(policy_lost, p->polrelid);
-			MemoryContextSwitchTo(old);
-		}
+		relid = p->polrelid;
+		if (name != NULL)
+			*name = p->polname;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	return relid;
+}
+
+/* A policy is being dropped: note protected tables that lose a consent policy. */
+static void
+note_policy_drop(Oid policy)
+{
+	NameData	name;
+	Oid			relid = policy_of(policy, &name);
+
+	if (OidIsValid(relid) && is_consent_policy(NameStr(name)) && cl_is_protected(relid))
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		policy_lost = lappend_oid(policy_lost, relid);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /*
@@ -2189,19 +2203,7 @@ protected_table_of(Oid classId, Oid objectId, int subId, const char **what)
 	}
 	else if (classId == PolicyRelationId)
 	{
-		Relation	rel = table_open(PolicyRelationId, AccessShareLock);
-		ScanKeyData key;
-		SysScanDesc scan;
-		HeapTuple	tup;
-
-		ScanKeyInit(&key, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
-					ObjectIdGetDatum(objectId));
-		scan = systable_beginscan(rel, PolicyOidIndexId, true, NULL, 1, &key);
-		tup = systable_getnext(scan);
-		if (HeapTupleIsValid(tup))
-			relid = ((Form_pg_policy) GETSTRUCT(tup))->polrelid;
-		systable_endscan(scan);
-		table_close(rel, AccessShareLock);
+		relid = policy_of(objectId, NULL);
 		*what = "a policy";
 	}
 	return (OidIsValid(relid) && cl_is_protected(relid)) ? relid : InvalidOid;
