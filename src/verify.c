@@ -1195,20 +1195,13 @@ typedef struct LogStream
 static void match_leaf(struct RowMatcher *m, int64 txn, int32 ord, uint64 pos,
 					   const uint8 *hash, bool own);
 
+/* Puts one leaf into sort A (slot: a virtual slot of its descriptor). */
 static void
-put_leaf(LogStream *ls, int64 txn, int32 ord, uint64 pos, const uint8 *hash, bool own)
+sort_leaf(Tuplesortstate *sort, TupleTableSlot *slot, int64 txn, int32 ord,
+		  uint64 pos, const uint8 *hash, bool own)
 {
-	TupleTableSlot *slot = ls->slot;
-	bytea	   *h;
+	bytea	   *h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
 
-	if (ls->match != NULL)
-	{
-		match_leaf(ls->match, txn, ord, pos, hash, own);
-		return;
-	}
-	if (ls->sort == NULL)
-		return;
-	h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
 	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
 	memcpy(VARDATA(h), hash, CL_HASH_LEN);
 	ExecClearTuple(slot);
@@ -1219,8 +1212,21 @@ put_leaf(LogStream *ls, int64 txn, int32 ord, uint64 pos, const uint8 *hash, boo
 	slot->tts_values[SA_OWN - 1] = BoolGetDatum(own);
 	memset(slot->tts_isnull, 0, sizeof(bool) * 5);
 	ExecStoreVirtualTuple(slot);
-	tuplesort_puttupleslot(ls->sort, slot);
+	tuplesort_puttupleslot(sort, slot);
 	pfree(h);
+}
+
+static void
+put_leaf(LogStream *ls, int64 txn, int32 ord, uint64 pos, const uint8 *hash, bool own)
+{
+	if (ls->match != NULL)
+	{
+		match_leaf(ls->match, txn, ord, pos, hash, own);
+		return;
+	}
+	if (ls->sort == NULL)
+		return;
+	sort_leaf(ls->sort, ls->slot, txn, ord, pos, hash, own);
 }
 
 /* Moves to the next well-formed log row; false at the end (or damage). */
@@ -2111,23 +2117,9 @@ static void
 match_spill_leaf(RowMatcher *m, Tuplesortstate **sort, int64 txn, int32 ord, uint64 pos,
 				 const uint8 *hash, bool own)
 {
-	TupleTableSlot *slot = m->aslot;
-	bytea	   *h = (bytea *) palloc(VARHDRSZ + CL_HASH_LEN);
-
 	if (*sort == NULL)
 		*sort = begin_stamp_sort(m->adesc, false, m->workmem);
-	SET_VARSIZE(h, VARHDRSZ + CL_HASH_LEN);
-	memcpy(VARDATA(h), hash, CL_HASH_LEN);
-	ExecClearTuple(slot);
-	slot->tts_values[SA_TXN - 1] = Int64GetDatum(txn);
-	slot->tts_values[SA_ORD - 1] = Int32GetDatum(ord);
-	slot->tts_values[SA_POS - 1] = Int64GetDatum((int64) pos);
-	slot->tts_values[SA_HASH - 1] = PointerGetDatum(h);
-	slot->tts_values[SA_OWN - 1] = BoolGetDatum(own);
-	memset(slot->tts_isnull, 0, sizeof(bool) * 5);
-	ExecStoreVirtualTuple(slot);
-	tuplesort_puttupleslot(*sort, slot);
-	pfree(h);
+	sort_leaf(*sort, m->aslot, txn, ord, pos, hash, own);
 }
 
 static void
