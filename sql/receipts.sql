@@ -99,6 +99,60 @@ ROLLBACK;
 SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc');
 
 -- ---------------------------------------------------------------------
+-- 3b. A large transaction writes its pending records while it runs, 65536
+--     leaves at a time, but only when no savepoint is open: a rolled-back
+--     savepoint still takes back all of its leaves, and verify() in the
+--     transaction counts both its records and its leaves still in memory
+--     (every verify path), in ordinal order.
+-- ---------------------------------------------------------------------
+CREATE TABLE rc_big (id int, note text);
+SELECT consent_ledger.create_ledger('rc_big') IS NOT NULL AS made;
+CREATE FUNCTION rc_big_records(OUT records bigint, OUT leaves bigint, OUT ords text) LANGUAGE sql AS $$
+	SELECT count(*), coalesce(sum(p.nleaves), 0),
+		coalesce(string_agg(p.first_ord || '+' || p.nleaves, ' ' ORDER BY p.first_ord), '')
+	FROM consent_ledger.pending p JOIN consent_ledger.ledgers l USING (ledger_id)
+	WHERE l.relid = 'rc_big'::regclass $$;
+BEGIN;
+-- in a savepoint nothing is written early, and rolling it back forgets all
+SAVEPOINT s1;
+INSERT INTO rc_big SELECT g, 'rolled back' FROM generate_series(1, 70000) g;
+SELECT * FROM rc_big_records();
+ROLLBACK TO s1;
+RELEASE s1;
+-- released, its leaves are the transaction's: the next insert at top level writes them
+SAVEPOINT s2;
+INSERT INTO rc_big SELECT g, 'released' FROM generate_series(1, 66000) g;
+RELEASE s2;
+SELECT * FROM rc_big_records();
+INSERT INTO rc_big VALUES (66001, 'top');
+SELECT * FROM rc_big_records();
+INSERT INTO rc_big SELECT g, 'top' FROM generate_series(66002, 140000) g;
+SELECT * FROM rc_big_records();
+SAVEPOINT s3;
+INSERT INTO rc_big SELECT g, 'rolled back' FROM generate_series(1, 10) g;
+ROLLBACK TO s3;
+RELEASE s3;
+INSERT INTO rc_big VALUES (140001, 'last');
+SELECT min(ledger_ord), max(ledger_ord), count(*), count(DISTINCT ledger_ord) FROM rc_big;
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc_big');
+SET LOCAL consent_ledger.verify_memory = '1GB';
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc_big');
+COMMIT;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT * FROM rc_big_records();
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc_big');
+-- another transaction that wrote records early and rolled back leaves none
+BEGIN;
+INSERT INTO rc_big SELECT g, 'aborted' FROM generate_series(1, 70000) g;
+SELECT * FROM rc_big_records();
+ROLLBACK;
+SELECT * FROM rc_big_records();
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc_big');
+SELECT consent_ledger.retire_ledger('rc_big') IS NOT NULL AS retired;
+DROP TABLE rc_big;
+DROP FUNCTION rc_big_records();
+
+-- ---------------------------------------------------------------------
 -- 4. A retired ledger: verify, export, checkpoint, proofs and receipts.
 -- ---------------------------------------------------------------------
 CREATE TABLE rc_retired_receipts AS SELECT consent_ledger.checkpoint('rc') AS cp;

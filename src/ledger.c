@@ -66,17 +66,35 @@ static void retire_partitioned_ledger(Oid relid);
 /* true while the extension itself runs DDL on a ledger (guard.c obeys) */
 bool		cl_internal_ddl = false;
 
-/* Leaves one transaction inserted into one ledger, in ordinal order. */
+/*
+ * Leaves one transaction inserted into one ledger, in ordinal order.
+ * Ordinals 0 .. nflushed-1 are already in pending records (written during
+ * the transaction: flush_leaves()); the buffer holds the rest, ordinal
+ * nflushed + i at leaves[i], with the subtransaction that inserted it.
+ */
 typedef struct XactLedger
 {
 	struct XactLedger *next;
 	Oid			relid;
 	int32		ledger_id;
-	int32		nleaves;
-	int32		capacity;
+	int32		nleaves;		/* ordinals used: the next row's ordinal */
+	int32		nflushed;		/* ordinals already in pending records */
+	int32		capacity;		/* of leaves[] and subids[] */
 	cl_hash    *leaves;
 	SubTransactionId *subids;
 } XactLedger;
+
+/*
+ * A transaction's leaves go into pending records while it runs, this many
+ * at a time (2 MB), whenever no subtransaction is open: a bulk load keeps
+ * one buffer instead of growing an array of 36 bytes per row until commit
+ * (memory, and fresh pages to fault in, in proportion to the load), and
+ * the commit writes only what is left.  Inside a subtransaction the buffer
+ * grows instead: a leaf in a pending record can no longer be taken back
+ * when its subtransaction rolls back, and a record inserted there would
+ * vanish with it.
+ */
+#define CL_FLUSH_LEAVES (64 * 1024)
 
 static XactLedger *xact_ledgers = NULL;
 static int64 xact_txn = 0;
@@ -118,20 +136,31 @@ xact_ledger_get(Oid relid, int32 ledger_id)
 	x->capacity = 64;
 	x->leaves = palloc(sizeof(cl_hash) * x->capacity);
 	x->subids = palloc(sizeof(SubTransactionId) * x->capacity);
+	x->nflushed = 0;
 	x->next = xact_ledgers;
 	xact_ledgers = x;
 	MemoryContextSwitchTo(old);
 	return x;
 }
 
+static void flush_leaves(XactLedger *x);
+
 static int32
 xact_ledger_append(XactLedger *x, const cl_hash leaf)
 {
+	int32		i;
+
 	if (x->nleaves == PG_INT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("too many rows inserted into one ledger in one transaction")));
-	if (x->nleaves == x->capacity)
+	i = x->nleaves - x->nflushed;
+	if (i >= CL_FLUSH_LEAVES && GetCurrentTransactionNestLevel() == 1)
+	{
+		flush_leaves(x);
+		i = 0;
+	}
+	if (i == x->capacity)
 	{
 		int32		newcap = (x->capacity > PG_INT32_MAX / 2) ? PG_INT32_MAX : x->capacity * 2;
 
@@ -139,8 +168,8 @@ xact_ledger_append(XactLedger *x, const cl_hash leaf)
 		x->subids = repalloc_huge(x->subids, sizeof(SubTransactionId) * (Size) newcap);
 		x->capacity = newcap;
 	}
-	memcpy(x->leaves[x->nleaves], leaf, CL_HASH_LEN);
-	x->subids[x->nleaves] = GetCurrentSubTransactionId();
+	memcpy(x->leaves[i], leaf, CL_HASH_LEN);
+	x->subids[i] = GetCurrentSubTransactionId();
 	return x->nleaves++;
 }
 
@@ -154,24 +183,30 @@ xact_txn_id(void)
 }
 
 /*
- * The leaves this transaction has inserted into a ledger so far (not yet
- * in any pending record: that is written at pre-commit).  verify() counts
- * them as pending, so that a transaction that inserted rows sees them as
- * its own, not as rows no record accounts for.  Returns the number of
- * leaves (0 when none) with *txn and *leaves set; *leaves points into
- * transaction memory, valid until the next insert.
+ * The leaves this transaction has inserted into a ledger so far and not
+ * yet written to a pending record (the rest of them are in pending
+ * records of its own, which only it can see).  verify() counts them as
+ * pending, so that a transaction that inserted rows sees them as its own,
+ * not as rows no record accounts for.  Returns the number of leaves (0
+ * when none) with *first_ord the ordinal of the first and *leaves pointing
+ * into transaction memory, valid until the next insert.  *txn is the
+ * transaction's ledger id when it inserted into the ledger at all, else 0.
  */
 int32
-cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves)
+cl_ledger_own_leaves(Oid relid, int64 *txn, int64 *first_ord, const cl_hash **leaves)
 {
 	XactLedger *x;
 
+	*txn = 0;
+	*first_ord = 0;
+	*leaves = NULL;
 	for (x = xact_ledgers; x != NULL; x = x->next)
 		if (x->relid == relid && x->nleaves > 0)
 		{
 			*txn = xact_txn;
+			*first_ord = x->nflushed;
 			*leaves = (const cl_hash *) x->leaves;
-			return x->nleaves;
+			return x->nleaves - x->nflushed;
 		}
 	return 0;
 }
@@ -210,34 +245,41 @@ pending_insert(Relation rel, int32 ledger_id, int64 txn, int64 first_ord,
 	pfree(leaves);
 }
 
+/* Writes a ledger's buffered leaves into pending records and empties the buffer. */
+static void
+flush_leaves(XactLedger *x)
+{
+	Relation	rel;
+	int32		n = x->nleaves - x->nflushed;
+	int32		done = 0;
+
+	if (n == 0)
+		return;
+	rel = table_open(cl_internal_relid("pending"), RowExclusiveLock);
+	while (done < n)
+	{
+		int32		k = Min(n - done, CL_MAX_LEAVES_PER_RECORD);
+
+		pending_insert(rel, x->ledger_id, xact_txn, (int64) x->nflushed + done, &x->leaves[done], k);
+		done += k;
+	}
+	table_close(rel, RowExclusiveLock);
+	x->nflushed = x->nleaves;
+	xact_wrote_pending = true;
+}
+
 /*
- * Writes the transaction's pending records.  Runs at PRE_COMMIT or
- * PRE_PREPARE, inside the transaction, so the records become visible
- * exactly when the rows do.
+ * Writes the rest of the transaction's pending records.  Runs at
+ * PRE_COMMIT or PRE_PREPARE, inside the transaction, so the records become
+ * visible exactly when the rows do.
  */
 static void
 write_pending(void)
 {
-	Relation	rel;
 	XactLedger *x;
 
-	if (xact_ledgers == NULL)
-		return;
-	rel = table_open(cl_internal_relid("pending"), RowExclusiveLock);
 	for (x = xact_ledgers; x != NULL; x = x->next)
-	{
-		int32		done = 0;
-
-		while (done < x->nleaves)
-		{
-			int32		n = Min(x->nleaves - done, CL_MAX_LEAVES_PER_RECORD);
-
-			pending_insert(rel, x->ledger_id, xact_txn, done, &x->leaves[done], n);
-			done += n;
-			xact_wrote_pending = true;
-		}
-	}
-	table_close(rel, RowExclusiveLock);
+		flush_leaves(x);
 }
 
 static void
@@ -270,7 +312,9 @@ ledger_xact_callback(XactEvent event, void *arg)
 /*
  * A rolled-back subtransaction's rows are dead: forget their leaves and
  * reuse their ordinals.  Leaves are appended in time order and
- * subtransaction ids grow, so the aborted ones are a suffix.
+ * subtransaction ids grow, so the aborted ones are a suffix, and all of
+ * them are still in the buffer (flush_leaves() runs only when no
+ * subtransaction is open).
  */
 static void
 ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -281,7 +325,8 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 	for (x = xact_ledgers; x != NULL; x = x->next)
-		while (x->nleaves > 0 && x->subids[x->nleaves - 1] >= mySubid)
+		while (x->nleaves > x->nflushed &&
+			   x->subids[x->nleaves - x->nflushed - 1] >= mySubid)
 			x->nleaves--;
 }
 

@@ -360,15 +360,17 @@ add_chunk(LedgerState *st, int64 *capacity, uint64 *cap_leaves, int64 txn,
 /*
  * The pending records of a ledger, in the order the sealer takes them: the
  * rest of the transaction the last round cut (the log's last, last_txn)
- * first, then by (txn, first_ord) (seal.c).  Columns: txn, first_ord,
+ * first, then by (txn, first_ord) (seal.c); last, those the caller's own
+ * open transaction (own_txn, 0 for none) wrote so far, which its leaves
+ * still in memory follow (cl_ledger_own_leaves()).  Columns: txn, first_ord,
  * nleaves (bigint whatever the width of the columns: 1.3 widened them),
  * leaves (as stored) and leaves_offset (0 before 1.3).
  */
 static Portal
-open_pending(int32 ledger_id, int64 last_txn)
+open_pending(int32 ledger_id, int64 last_txn, int64 own_txn)
 {
-	Oid			types[2] = {INT4OID, INT8OID};
-	Datum		vals[2] = {Int32GetDatum(ledger_id), Int64GetDatum(last_txn)};
+	Oid			types[3] = {INT4OID, INT8OID, INT8OID};
+	Datum		vals[3] = {Int32GetDatum(ledger_id), Int64GetDatum(last_txn), Int64GetDatum(own_txn)};
 
 	/* leaves_offset (1.3): the leaves a round already sealed */
 	bool		has_offset = get_attnum(cl_internal_relid("pending"), "leaves_offset") != InvalidAttrNumber;
@@ -378,12 +380,12 @@ open_pending(int32 ledger_id, int64 last_txn)
 									 "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, leaves_offset "
 									 "FROM consent_ledger.pending "
 									 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
-									 "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord" :
+									 "ORDER BY txn OPERATOR(pg_catalog.=) $3, txn OPERATOR(pg_catalog.<>) $2, txn, first_ord" :
 									 "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, 0::pg_catalog.int8 "
 									 "FROM consent_ledger.pending "
 									 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
-									 "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord",
-									 2, types, vals, NULL, true, 0);
+									 "ORDER BY txn OPERATOR(pg_catalog.=) $3, txn OPERATOR(pg_catalog.<>) $2, txn, first_ord",
+									 3, types, vals, NULL, true, 0);
 }
 
 /*
@@ -429,6 +431,10 @@ load_records(LedgerState *st)
 	int64		capacity = 64;
 	uint64		cap_leaves = 1024;
 	int64		last_log_txn = 0;
+	int64		own_txn = 0;
+	int64		own_first = 0;
+	const cl_hash *own_leaves = NULL;
+	int32		own_n = 0;
 	HASHCTL		ctl;
 	Portal		portal;
 
@@ -496,10 +502,19 @@ load_records(LedgerState *st)
 	SPI_cursor_close(portal);
 
 	/*
+	 * Rows the caller's own open transaction inserted are pending, never
+	 * "extra" (SPEC section 3): its pending records so far (which only it
+	 * sees) and then its leaves still in this backend's memory, after
+	 * every committed pending record, as the sealer would take them.
+	 */
+	if (st->rel != NULL)
+		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_first, &own_leaves);
+
+	/*
 	 * The rest of a transaction a sealing round cut (the log's last) comes
 	 * first: the next round takes it first (seal.c).
 	 */
-	portal = open_pending(st->info->ledger_id, last_log_txn);
+	portal = open_pending(st->info->ledger_id, last_log_txn, own_txn);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 1000);
@@ -525,28 +540,14 @@ load_records(LedgerState *st)
 				continue;
 			}
 			add_chunk(st, &capacity, &cap_leaves, txn, first_ord, n,
-					  (const uint8 *) VARDATA_ANY(leaves), true, false);
+					  (const uint8 *) VARDATA_ANY(leaves), true, own_txn != 0 && txn == own_txn);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-
-	/*
-	 * Rows the caller's own open transaction inserted: pending, never
-	 * "extra" (SPEC section 3).  Their pending record is written only at
-	 * pre-commit, so they come from this backend's memory, after every
-	 * committed pending record, as the sealer would take them.
-	 */
-	if (st->rel != NULL)
-	{
-		int64		own_txn;
-		const cl_hash *own_leaves;
-		int32		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
-
-		if (own_n > 0)
-			add_chunk(st, &capacity, &cap_leaves, own_txn, 0, own_n,
-					  (const uint8 *) own_leaves, true, true);
-	}
+	if (own_n > 0)
+		add_chunk(st, &capacity, &cap_leaves, own_txn, own_first, own_n,
+				  (const uint8 *) own_leaves, true, true);
 
 	/* txn -> chunks; chunks of one txn are adjacent within log or pending */
 	ctl.keysize = sizeof(int64);
@@ -1517,8 +1518,14 @@ static void
 stream_pending(LedgerState *st, LogStream *ls)
 {
 	Portal		portal;
+	int64		own_txn = 0;
+	int64		own_first = 0;
+	const cl_hash *own_leaves = NULL;
+	int32		own_n = 0;
 
-	portal = open_pending(st->info->ledger_id, ls->last_txn);
+	if (st->rel != NULL)
+		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_first, &own_leaves);
+	portal = open_pending(st->info->ledger_id, ls->last_txn, own_txn);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 100);
@@ -1551,7 +1558,8 @@ stream_pending(LedgerState *st, LogStream *ls)
 				for (int64 j = 0; j < k; j++)
 					put_leaf(ls, txn, (int32) (first_ord + from + j),
 							 st->nsealed + st->npending + (uint64) (from + j),
-							 (const uint8 *) VARDATA_ANY(slice) + (Size) j * CL_HASH_LEN, false);
+							 (const uint8 *) VARDATA_ANY(slice) + (Size) j * CL_HASH_LEN,
+							 own_txn != 0 && txn == own_txn);
 				if ((Pointer) slice != DatumGetPointer(lv))
 					pfree(slice);
 			}
@@ -1561,17 +1569,10 @@ stream_pending(LedgerState *st, LogStream *ls)
 	}
 	SPI_cursor_close(portal);
 
-	if (st->rel != NULL)
-	{
-		int64		own_txn;
-		const cl_hash *own_leaves;
-		int32		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
-
-		for (int32 k = 0; k < own_n; k++)
-			put_leaf(ls, own_txn, k, st->nsealed + st->npending + (uint64) k, own_leaves[k], true);
-		if (own_n > 0)
-			st->npending += (uint64) own_n;
-	}
+	for (int32 k = 0; k < own_n; k++)
+		put_leaf(ls, own_txn, (int32) (own_first + k), st->nsealed + st->npending + (uint64) k,
+				 own_leaves[k], true);
+	st->npending += (uint64) own_n;
 }
 
 /*
@@ -2304,6 +2305,10 @@ match_check_repeats(RowMatcher *m, int64 last_txn)
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
 	Portal		portal;
+	int64		own_txn = 0;
+	int64		own_first = 0;
+	const cl_hash *own_leaves = NULL;
+	int32		own_n = 0;
 
 	memset(&rc, 0, sizeof(rc));
 	rc.m = m;
@@ -2342,9 +2347,11 @@ match_check_repeats(RowMatcher *m, int64 last_txn)
 	}
 	SPI_cursor_close(portal);
 
+	if (st->rel != NULL)
+		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_first, &own_leaves);
 	if (rc.have_d && !m->dirty)
 	{
-		portal = open_pending(st->info->ledger_id, last_txn);
+		portal = open_pending(st->info->ledger_id, last_txn, own_txn);
 		for (;;)
 		{
 			SPI_cursor_fetch(portal, true, 1000);
@@ -2366,15 +2373,8 @@ match_check_repeats(RowMatcher *m, int64 last_txn)
 		}
 		SPI_cursor_close(portal);
 	}
-	if (rc.have_d && !m->dirty)
-	{
-		int64		own_txn;
-		const cl_hash *own_leaves;
-		int32		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
-
-		if (own_n > 0)
-			repeat_record(&rc, own_txn, 0, own_n);
-	}
+	if (rc.have_d && !m->dirty && own_n > 0)
+		repeat_record(&rc, own_txn, own_first, own_n);
 	/* the rest of sort D, for a stamp it holds twice */
 	while (rc.have_d && !m->dirty)
 		repeat_next_d(&rc);
