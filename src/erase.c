@@ -30,8 +30,14 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/genam.h"
+#include "catalog/heap.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_statistic_ext_data.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/cluster.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -40,6 +46,7 @@
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -48,6 +55,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "consent_ledger.h"
 
@@ -418,6 +426,57 @@ has_erasable_rows(Relation rel, ClRowEncoder *enc, SubjectMatch *m)
 }
 
 /*
+ * Removes the planner's statistics that can hold a rewritten ledger's
+ * personal values: pg_statistic's rows of its personal columns (most
+ * common values, histogram bounds) and of its indexes (an expression
+ * index's own statistics), and the data of its extended statistics (MCV
+ * lists).  The next ANALYZE computes them again from the redacted rows.
+ * The deleted catalog rows stay in pg_statistic's files until it is
+ * vacuumed (README "Erasure").
+ */
+static void
+remove_statistics(Relation rel, List *personal)
+{
+	ListCell   *lc;
+	List	   *indexes;
+	List	   *stats;
+	Relation	sd;
+
+	foreach(lc, personal)
+	{
+		AttrNumber	att = get_attnum(RelationGetRelid(rel), (const char *) lfirst(lc));
+
+		if (att > 0)
+			RemoveStatistics(RelationGetRelid(rel), att);
+	}
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+		RemoveStatistics(lfirst_oid(lc), 0);
+	list_free(indexes);
+
+	stats = RelationGetStatExtList(rel);
+	sd = table_open(StatisticExtDataRelationId, RowExclusiveLock);
+	foreach(lc, stats)
+	{
+		for (int inh = 0; inh <= 1; inh++)
+		{
+			HeapTuple	tup = SearchSysCache2(STATEXTDATASTXOID,
+											  ObjectIdGetDatum(lfirst_oid(lc)),
+											  BoolGetDatum(inh == 1));
+
+			if (HeapTupleIsValid(tup))
+			{
+				CatalogTupleDelete(sd, &tup->t_self);
+				ReleaseSysCache(tup);
+			}
+		}
+	}
+	table_close(sd, RowExclusiveLock);
+	list_free(stats);
+	CommandCounterIncrement();
+}
+
+/*
  * Erases a subject's personal values in one version 3 ledger; returns the
  * number of rows erased (rows visible now that held a personal value).
  * The table is rewritten only when some row of the subject holds one.
@@ -464,7 +523,13 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 
 	if (personal == NIL || subject_col == NULL)
 		return 0;
-	rel = table_open(info->relid, AccessExclusiveLock);
+
+	/*
+	 * Searched under ShareLock, which keeps rows from being added while
+	 * readers go on: a ledger where the subject has no row to erase is
+	 * neither rewritten nor closed to readers.
+	 */
+	rel = table_open(info->relid, ShareLock);
 	desc = RelationGetDescr(rel);
 	enc = cl_ledger_encoder(info, desc, CurrentMemoryContext);
 	subj = cl_encoder_attnum(enc, subject_col);
@@ -489,6 +554,8 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 		table_close(rel, NoLock);
 		return 0;
 	}
+	/* the rewrite needs the table to itself (erasures run one at a time) */
+	LockRelationOid(info->relid, AccessExclusiveLock);
 
 	frozen_xid = rel->rd_rel->relfrozenxid;
 	min_multi = rel->rd_rel->relminmxid;
@@ -570,6 +637,9 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 		cl_internal_ddl = save_ddl;
 	}
 	PG_END_TRY();
+	rel = table_open(info->relid, NoLock);
+	remove_statistics(rel, personal);
+	table_close(rel, NoLock);
 	return erased;
 }
 
@@ -689,6 +759,14 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 				 errmsg("cannot erase a data subject during recovery"),
 				 errhint("Call erase_subject() on the primary.")));
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	/*
+	 * One erasure at a time: each takes ShareLock on a ledger to search it
+	 * and AccessExclusiveLock to rewrite it, and two erasures upgrading
+	 * their locks on one ledger would deadlock.
+	 */
+	LockDatabaseObject(ExtensionRelationId, get_extension_oid("consent_ledger", false), 0,
+					   ExclusiveLock);
 
 	ledgers = list_copy(cl_ledger_list());
 	list_sort(ledgers, ledger_id_cmp);

@@ -43,6 +43,7 @@ $primary->safe_psql('postgres', qq{
 		'$toast_marker' || (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 200) g), 'Oslo');
 	INSERT INTO people VALUES (8, 'keep\@example.org', 'kept', 'Rome'), (9, NULL, NULL, 'Lima');
 	SELECT consent_ledger.grant_consent('7', 'mail', evidence => '{"form": "signup-4711"}');
+	SELECT consent_ledger.grant_consent('8', 'mail', evidence => '{"form": "signup-4712"}');
 });
 $primary->safe_psql('postgres', 'SELECT consent_ledger.seal()');
 is($primary->safe_psql('postgres', q{SELECT count(*) FROM people p, LATERAL (SELECT pg_column_size(p.phone)) s(n)
@@ -84,6 +85,27 @@ sub files_holding
 	return @hits;
 }
 
+# The planner's statistics hold sample values: most common values and
+# histogram bounds of every column, an expression index's statistics, the
+# MCV list of extended statistics.
+$primary->safe_psql('postgres', q{
+	CREATE INDEX people_lower_email_idx ON people (lower(email));
+	CREATE STATISTICS people_email_city (mcv) ON email, city FROM people;
+	ANALYZE people;
+	ANALYZE consent_ledger.consent_events;
+	ANALYZE consent_ledger.audit_log;
+});
+my $stats_sql = q{
+	SELECT string_agg(k, ',' ORDER BY k) FROM (
+		SELECT s.tablename || '.' || s.attname AS k FROM pg_stats s
+		WHERE concat(s.most_common_vals::text, s.histogram_bounds::text) ~ '(erase-me|signup-4711|\(id\)=\(7\)|Oslo)'
+		UNION ALL
+		SELECT 'ext ' || e.statistics_name FROM pg_stats_ext e
+		WHERE e.most_common_vals::text ~ 'erase-me') x};
+is($primary->safe_psql('postgres', $stats_sql),
+	'audit_log.row_key,consent_events.evidence,ext people_email_city,people.city,people.email,people_lower_email_idx.lower',
+	'before: the statistics hold the e-mail address, the audit row key and the evidence (and the city)');
+
 $primary->safe_psql('postgres', 'CHECKPOINT');
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 $standby->safe_psql('postgres', 'CHECKPOINT');
@@ -119,6 +141,11 @@ is($primary->safe_psql('postgres',
 	q{SELECT count(*) FROM consent_ledger.audit_log WHERE relation = 'public.people' AND row_key IS NULL AND consent_ledger.erased(ledger_salt)}),
 	'1', 'the audit record of the subject\'s row has its row_key erased');
 
+is($primary->safe_psql('postgres', $stats_sql), 'people.city',
+	'the statistics of the personal columns, the expression index and the extended statistics are gone; the city\'s kept');
+$primary->safe_psql('postgres', 'ANALYZE people');
+is($primary->safe_psql('postgres', $stats_sql), 'people.city', 'ANALYZE computes them again from the redacted rows');
+
 $primary->safe_psql('postgres', 'SELECT consent_ledger.seal()');
 my $v = cl_verify_row($primary, 'postgres', 'people');
 ok($v->{valid}, 'after the erasure and a crash: verify() valid') or diag $v->{problem};
@@ -144,7 +171,10 @@ sub leaf_lines
 is(leaf_lines($after), leaf_lines($before), 'the leaf bytes are the same before and after the erasure');
 unlike(slurp_file($after), qr/erase-me/, 'the export holds no erased value');
 
-# physically gone, on the primary and on the standby
+# physically gone, on the primary and on the standby, once pg_statistic
+# (which holds the deleted statistics rows until then) is vacuumed, as
+# README "Erasure" tells the DBA to
+$primary->safe_psql('postgres', 'VACUUM pg_catalog.pg_statistic, pg_catalog.pg_statistic_ext_data');
 $primary->safe_psql('postgres', 'CHECKPOINT');
 my @left = files_holding($primary, 'postgres', $email, $toast_marker, 'signup-4711');
 is_deeply(\@left, [], 'primary: no file of the database holds an erased value (heap, TOAST, indexes)');
