@@ -63,6 +63,11 @@
 #                    SELECT and COPY, then verify() of those ledgers) at
 #                    --sizes, on the warehouse's stage; no other figure, no
 #                    scale section
+#   --erase-rows N   the table size of figure 1c (default 1m)
+#   --erasure-only   runs only figures 1b and 1c (inserts with personal
+#                    columns; erase_subject() of a subject with 10k rows
+#                    in three tables of --erase-rows rows, default 1m,
+#                    --quick 100k, --smoke 10k); no warehouse
 #   BENCH_NO_BUILD=1 skips make && make install (use what is installed)
 #   BENCH_KEEP=1     leaves the server running and its directory in place
 #   BENCH_PORT=N     the server's port (default 55800)
@@ -93,6 +98,8 @@ sizes_given=0; alt_given=0; reps_given=0; dur_given=0
 SCALE=yes; SCALE_SUBJECTS=1m; SCALE_LEDGER=1m; ssub_given=0; sled_given=0
 VERIFY_ONLY=0
 BULK_ONLY=0
+ERASURE_ONLY=0
+ERASE_ROWS=1m; erows_given=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
@@ -115,6 +122,8 @@ while [ $# -gt 0 ]; do
 	--scale-only) SCALE=only ;;
 	--verify-only) VERIFY_ONLY=1; SCALE=no ;;
 	--bulk-only) BULK_ONLY=1; SCALE=no ;;
+	--erasure-only) ERASURE_ONLY=1; SCALE=no ;;
+	--erase-rows) ERASE_ROWS=${2:?}; erows_given=1; shift ;;
 	-h|--help) usage 0 ;;
 	*) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
 	esac
@@ -127,6 +136,7 @@ if [ "$QUICK" = 1 ]; then
 	[ $dur_given = 1 ] || DURATION=10
 	[ $ssub_given = 1 ] || SCALE_SUBJECTS=100k
 	[ $sled_given = 1 ] || SCALE_LEDGER=100k
+	[ $erows_given = 1 ] || ERASE_ROWS=100k
 elif [ "$QUICK" = 2 ]; then
 	[ $sizes_given = 1 ] || SIZES="10k"
 	[ $alt_given = 1 ] || ALT_SIZES="10k"
@@ -134,6 +144,7 @@ elif [ "$QUICK" = 2 ]; then
 	[ $dur_given = 1 ] || DURATION=3
 	[ $ssub_given = 1 ] || SCALE_SUBJECTS=10k
 	[ $sled_given = 1 ] || SCALE_LEDGER=10k
+	[ $erows_given = 1 ] || ERASE_ROWS=10k
 	WH_ROWS=100000
 	WH_SUBJECTS=10000
 	TPCB_SCALE=1
@@ -584,6 +595,64 @@ SQL
 	done
 	v=$(q insp_ours postgres -c "SELECT encoding FROM consent_ledger.ledgers WHERE relid = 'insp_t'::regclass")
 	[ "$v" = 3 ] || invalid $id "the personal ledger has encoding $v, expected 3"
+	phase_end
+}
+
+# ---------------------------------------------------------------------
+# Figure 1c (issue #15, README "Erasure"): erase_subject() for a subject
+# with 10k rows spread over three ledgers of ERASE_ROWS rows each (two
+# personal columns), vs what a warehouse without the extension does to
+# erase the same values so that no file holds them: UPDATE ... SET the
+# personal columns to NULL in each table, then VACUUM FULL of the three
+# (a plain VACUUM leaves the old bytes in the pages).  The issue's target
+# is "seconds, not minutes"; the ratio to that baseline is judged.
+# ---------------------------------------------------------------------
+fig_erase() {
+	local n lab id=erase_subject r side db t k got step want
+	n=$(to_rows "$ERASE_ROWS")
+	lab=$(label "$n")
+	step=$(( n * 3 / 10000 )); [ $step -ge 1 ] || step=1
+	want=$(( 3 * (n / step) ))
+	phase_start "figure 1c: erasing a subject with $want rows in 3 tables of $lab rows"
+	row $id "erase a subject ($want rows in 3 tables)" "3 x $lab rows" s le 1.5 "" "erase_subject 3x$lab"
+	for r in $(seq "$REPS"); do
+		printf '  rep %s:' "$r"
+		for side in $(order "$r" base ours); do
+			db=erase_$side
+			db_with $db consent_ledger
+			for k in 1 2 3; do
+				q $db postgres -c "CREATE TABLE er_$k (id bigserial PRIMARY KEY, subject_id bigint, email text, name text, amount numeric(12,2))"
+				[ $side = base ] || q $db postgres \
+					-c "SELECT consent_ledger.create_ledger('er_$k', personal => ARRAY['email', 'name'], subject => 'subject_id')" >/dev/null
+				# subject 0 owns every step-th row of each table
+				q $db postgres -c "INSERT INTO er_$k (subject_id, email, name, amount)
+					SELECT CASE WHEN g % $step = 0 THEN 0 ELSE g END, 'subject' || g || '@example.org',
+						'Subject ' || g, g / 100.0 FROM generate_series(1, $n) g"
+			done
+			q $db postgres -c "SELECT consent_ledger.seal()" >/dev/null
+			q $db postgres -c "VACUUM ANALYZE" -c "CHECKPOINT"
+			if [ $side = ours ]; then
+				t=$(timed $db postgres "" "SELECT sum(rows) AS erased FROM consent_ledger.erase_subject('0', 'benchmark') \gset" ":erased")
+				got=${t#*|}; t=${t%|*}
+				[ "$got" = "$want" ] || invalid $id "rep $r: erase_subject() erased $got rows, expected $want"
+				got=$(q $db postgres -c "SELECT bool_and(valid)::int || '|' || sum(rows) FROM consent_ledger.verify() WHERE relation::text LIKE 'er\_%'")
+				[ "$got" = "1|$((3 * n))" ] || invalid $id "rep $r: verify() of the three ledgers after the erasure: valid|rows = $got"
+			else
+				t=$(timed $db postgres "" "UPDATE er_1 SET email = NULL, name = NULL WHERE subject_id = 0;
+UPDATE er_2 SET email = NULL, name = NULL WHERE subject_id = 0;
+UPDATE er_3 SET email = NULL, name = NULL WHERE subject_id = 0;
+VACUUM FULL er_1, er_2, er_3;")
+			fi
+			got=$(q $db postgres -c "SELECT (SELECT count(*) FROM er_1 WHERE subject_id = 0 AND email IS NULL AND name IS NULL)
+				+ (SELECT count(*) FROM er_2 WHERE subject_id = 0 AND email IS NULL AND name IS NULL)
+				+ (SELECT count(*) FROM er_3 WHERE subject_id = 0 AND email IS NULL AND name IS NULL)")
+			[ "$got" = "$want" ] || invalid $id "$side rep $r: $got of the subject's $want rows read as erased"
+			val $id $side "$t" "$r"
+			printf ' %s %s s' "$side" "$t"
+			q postgres postgres -c "DROP DATABASE $db" >/dev/null
+		done
+		echo
+	done
 	phase_end
 }
 
@@ -1233,10 +1302,14 @@ elif [ "$BULK_ONLY" = 1 ]; then
 	setup_warehouse
 	figure fig_bulk
 	figure fig_verify
+elif [ "$ERASURE_ONLY" = 1 ]; then
+	figure fig_insert_personal
+	figure fig_erase
 elif [ "$SCALE" != only ]; then
 	setup_warehouse
 	figure fig_insert
 	figure fig_insert_personal
+	figure fig_erase
 	figure fig_bulk
 	figure fig_verify
 	figure fig_select
