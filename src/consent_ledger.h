@@ -240,8 +240,8 @@ extern void cl_refuse_stamp_constraints(Oid relid);
 extern Relation cl_open_ledger_candidate(Oid relid);
 extern int	cl_new_ledger_encoding(void);
 extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
-extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, int64 *first_ord,
-								  const cl_hash **leaves);
+extern char *cl_audit_row_key(Relation rel, HeapTuple tup);
+extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves);
 extern void cl_run_as_owner(const char *sql, Oid owner);
 extern void cl_ledger_add_partition(Oid relid);
 extern void cl_ledger_stamp_slots(Relation rel, struct TupleTableSlot **slots, int nslots);

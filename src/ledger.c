@@ -8,21 +8,25 @@
  * each row with the transaction's ledger id (ledger_txn, one value per
  * top-level transaction from consent_ledger.txn_seq) and a dense ordinal
  * (ledger_ord), computes its leaf hash from the canonical encoding, and
- * remembers the hash in backend memory.  No lock is taken and nothing is
- * written besides the row itself.  At PRE_COMMIT (or PRE_PREPARE) the
- * transaction writes one "pending" record per ledger holding its leaf
- * hashes; that record commits atomically with the rows, so the sealer
- * sees rows exactly when they are committed, and never rows of aborted
- * transactions.  A rolled-back subtransaction drops its rows' hashes and
- * gives their ordinals back (its rows are dead, so reuse is safe).
+ * buffers the hash in backend memory.  Every CL_FLUSH_LEAVES leaves (when
+ * no subtransaction is open), and at PRE_COMMIT (or PRE_PREPARE) for the
+ * rest, the transaction writes "pending" records holding its leaf hashes
+ * (RowExclusiveLock on consent_ledger.pending, taken by no other path in
+ * a conflicting mode); the records commit atomically with the rows, so
+ * the sealer sees rows exactly when they are committed, and never rows of
+ * aborted transactions.  A rolled-back subtransaction drops its rows'
+ * hashes and gives their ordinals back (its rows are dead, so reuse is
+ * safe).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <sodium.h>
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -44,6 +48,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -183,30 +188,94 @@ xact_txn_id(void)
 }
 
 /*
- * The leaves this transaction has inserted into a ledger so far and not
- * yet written to a pending record (the rest of them are in pending
- * records of its own, which only it can see).  verify() counts them as
- * pending, so that a transaction that inserted rows sees them as its own,
- * not as rows no record accounts for.  Returns the number of leaves (0
- * when none) with *first_ord the ordinal of the first and *leaves pointing
- * into transaction memory, valid until the next insert.  *txn is the
- * transaction's ledger id when it inserted into the ledger at all, else 0.
+ * The pending records this transaction wrote into a ledger so far: their
+ * leaves copied to all[0 .. nflushed-1].  Read with SnapshotSelf, which
+ * sees every record of the transaction whatever the caller's snapshot (a
+ * cursor's, older than the last flush, sees fewer).
+ */
+static void
+read_own_records(XactLedger *x, cl_hash *all)
+{
+	Relation	rel = table_open(cl_internal_relid("pending"), AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		wide = TupleDescAttr(desc, 2)->atttypid == INT8OID;
+	Oid			index = get_relname_relid("pending_ledger_txn_idx", RelationGetNamespace(rel));
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int64		found = 0;
+
+	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(x->ledger_id));
+	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(xact_txn));
+	scan = systable_beginscan(rel, index, OidIsValid(index), SnapshotSelf, 2, key);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull[6] = {false, false, false, false, false, false};
+		Datum		values[6];
+		int64		first;
+		int64		n;
+		int64		off = 0;
+		bytea	   *leaves;
+
+		heap_deform_tuple(tup, desc, values, isnull);
+		first = wide ? DatumGetInt64(values[2]) : DatumGetInt32(values[2]);
+		n = wide ? DatumGetInt64(values[3]) : DatumGetInt32(values[3]);
+		if (desc->natts > 5 && !isnull[5])
+			off = DatumGetInt64(values[5]);
+		leaves = isnull[4] ? NULL : DatumGetByteaPP(values[4]);
+		if (leaves == NULL || first < 0 || n <= 0 || off < 0 || first + n > x->nflushed ||
+			VARSIZE_ANY_EXHDR(leaves) != (Size) (off + n) * CL_HASH_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("a pending record of this transaction in ledger %d is malformed", x->ledger_id),
+					 errdetail("Record from ordinal " INT64_FORMAT ", " INT64_FORMAT " leaves; the transaction wrote %d.",
+							   first, n, x->nflushed),
+					 errhint("Roll the transaction back.")));
+		memcpy(all[first], VARDATA_ANY(leaves) + (Size) off * CL_HASH_LEN, (Size) n * CL_HASH_LEN);
+		found += n;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (found != x->nflushed)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the pending records of this transaction in ledger %d are incomplete", x->ledger_id),
+				 errdetail("They hold " INT64_FORMAT " leaves; the transaction wrote %d.", found, x->nflushed),
+				 errhint("Roll the transaction back.")));
+}
+
+/*
+ * Every leaf this transaction has inserted into a ledger so far, in
+ * ordinal order from 0: those of the pending records it already wrote
+ * (which only it can see) and those still buffered.  verify() counts them
+ * as pending, so that a transaction that inserted rows sees them as its
+ * own, not as rows no record accounts for.  Returns the number of leaves
+ * (0 when none) with *txn and *leaves set; *leaves points into memory
+ * valid until the next insert.
  */
 int32
-cl_ledger_own_leaves(Oid relid, int64 *txn, int64 *first_ord, const cl_hash **leaves)
+cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves)
 {
 	XactLedger *x;
 
 	*txn = 0;
-	*first_ord = 0;
 	*leaves = NULL;
 	for (x = xact_ledgers; x != NULL; x = x->next)
 		if (x->relid == relid && x->nleaves > 0)
 		{
+			cl_hash    *all;
+
 			*txn = xact_txn;
-			*first_ord = x->nflushed;
-			*leaves = (const cl_hash *) x->leaves;
-			return x->nleaves - x->nflushed;
+			if (x->nflushed == 0)
+			{
+				*leaves = (const cl_hash *) x->leaves;
+				return x->nleaves;
+			}
+			all = palloc_extended(sizeof(cl_hash) * (Size) x->nleaves, MCXT_ALLOC_HUGE);
+			read_own_records(x, all);
+			memcpy(all[x->nflushed], x->leaves, sizeof(cl_hash) * (Size) (x->nleaves - x->nflushed));
+			*leaves = (const cl_hash *) all;
+			return x->nleaves;
 		}
 	return 0;
 }

@@ -360,9 +360,10 @@ add_chunk(LedgerState *st, int64 *capacity, uint64 *cap_leaves, int64 txn,
 /*
  * The pending records of a ledger, in the order the sealer takes them: the
  * rest of the transaction the last round cut (the log's last, last_txn)
- * first, then by (txn, first_ord) (seal.c); last, those the caller's own
- * open transaction (own_txn, 0 for none) wrote so far, which its leaves
- * still in memory follow (cl_ledger_own_leaves()).  Columns: txn, first_ord,
+ * first, then by (txn, first_ord) (seal.c).  Not those of the caller's
+ * own open transaction (own_txn, 0 for none): its leaves, written to
+ * records or not, come from cl_ledger_own_leaves(), which sees all of
+ * them whatever the caller's snapshot.  Columns: txn, first_ord,
  * nleaves (bigint whatever the width of the columns: 1.3 widened them),
  * leaves (as stored) and leaves_offset (0 before 1.3).
  */
@@ -379,12 +380,12 @@ open_pending(int32 ledger_id, int64 last_txn, int64 own_txn)
 									 has_offset ?
 									 "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, leaves_offset "
 									 "FROM consent_ledger.pending "
-									 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
-									 "ORDER BY txn OPERATOR(pg_catalog.=) $3, txn OPERATOR(pg_catalog.<>) $2, txn, first_ord" :
+									 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND txn OPERATOR(pg_catalog.<>) $3 "
+									 "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord" :
 									 "SELECT txn, first_ord::pg_catalog.int8, nleaves::pg_catalog.int8, leaves, 0::pg_catalog.int8 "
 									 "FROM consent_ledger.pending "
-									 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 "
-									 "ORDER BY txn OPERATOR(pg_catalog.=) $3, txn OPERATOR(pg_catalog.<>) $2, txn, first_ord",
+									 "WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND txn OPERATOR(pg_catalog.<>) $3 "
+									 "ORDER BY txn OPERATOR(pg_catalog.<>) $2, txn, first_ord",
 									 3, types, vals, NULL, true, 0);
 }
 
@@ -432,7 +433,6 @@ load_records(LedgerState *st)
 	uint64		cap_leaves = 1024;
 	int64		last_log_txn = 0;
 	int64		own_txn = 0;
-	int64		own_first = 0;
 	const cl_hash *own_leaves = NULL;
 	int32		own_n = 0;
 	HASHCTL		ctl;
@@ -503,12 +503,12 @@ load_records(LedgerState *st)
 
 	/*
 	 * Rows the caller's own open transaction inserted are pending, never
-	 * "extra" (SPEC section 3): its pending records so far (which only it
-	 * sees) and then its leaves still in this backend's memory, after
-	 * every committed pending record, as the sealer would take them.
+	 * "extra" (SPEC section 3): all its leaves (in its records so far,
+	 * which only it sees, and in this backend's memory) come after every
+	 * committed pending record, as the sealer would take them.
 	 */
 	if (st->rel != NULL)
-		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_first, &own_leaves);
+		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
 
 	/*
 	 * The rest of a transaction a sealing round cut (the log's last) comes
@@ -540,13 +540,13 @@ load_records(LedgerState *st)
 				continue;
 			}
 			add_chunk(st, &capacity, &cap_leaves, txn, first_ord, n,
-					  (const uint8 *) VARDATA_ANY(leaves), true, own_txn != 0 && txn == own_txn);
+					  (const uint8 *) VARDATA_ANY(leaves), true, false);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
 	if (own_n > 0)
-		add_chunk(st, &capacity, &cap_leaves, own_txn, own_first, own_n,
+		add_chunk(st, &capacity, &cap_leaves, own_txn, 0, own_n,
 				  (const uint8 *) own_leaves, true, true);
 
 	/* txn -> chunks; chunks of one txn are adjacent within log or pending */
@@ -1519,12 +1519,11 @@ stream_pending(LedgerState *st, LogStream *ls)
 {
 	Portal		portal;
 	int64		own_txn = 0;
-	int64		own_first = 0;
 	const cl_hash *own_leaves = NULL;
 	int32		own_n = 0;
 
 	if (st->rel != NULL)
-		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_first, &own_leaves);
+		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
 	portal = open_pending(st->info->ledger_id, ls->last_txn, own_txn);
 	for (;;)
 	{
@@ -1558,8 +1557,7 @@ stream_pending(LedgerState *st, LogStream *ls)
 				for (int64 j = 0; j < k; j++)
 					put_leaf(ls, txn, (int32) (first_ord + from + j),
 							 st->nsealed + st->npending + (uint64) (from + j),
-							 (const uint8 *) VARDATA_ANY(slice) + (Size) j * CL_HASH_LEN,
-							 own_txn != 0 && txn == own_txn);
+							 (const uint8 *) VARDATA_ANY(slice) + (Size) j * CL_HASH_LEN, false);
 				if ((Pointer) slice != DatumGetPointer(lv))
 					pfree(slice);
 			}
@@ -1570,8 +1568,7 @@ stream_pending(LedgerState *st, LogStream *ls)
 	SPI_cursor_close(portal);
 
 	for (int32 k = 0; k < own_n; k++)
-		put_leaf(ls, own_txn, (int32) (own_first + k), st->nsealed + st->npending + (uint64) k,
-				 own_leaves[k], true);
+		put_leaf(ls, own_txn, k, st->nsealed + st->npending + (uint64) k, own_leaves[k], true);
 	st->npending += (uint64) own_n;
 }
 
@@ -2306,7 +2303,6 @@ match_check_repeats(RowMatcher *m, int64 last_txn)
 	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
 	Portal		portal;
 	int64		own_txn = 0;
-	int64		own_first = 0;
 	const cl_hash *own_leaves = NULL;
 	int32		own_n = 0;
 
@@ -2348,7 +2344,7 @@ match_check_repeats(RowMatcher *m, int64 last_txn)
 	SPI_cursor_close(portal);
 
 	if (st->rel != NULL)
-		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_first, &own_leaves);
+		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
 	if (rc.have_d && !m->dirty)
 	{
 		portal = open_pending(st->info->ledger_id, last_txn, own_txn);
@@ -2374,7 +2370,7 @@ match_check_repeats(RowMatcher *m, int64 last_txn)
 		SPI_cursor_close(portal);
 	}
 	if (rc.have_d && !m->dirty && own_n > 0)
-		repeat_record(&rc, own_txn, own_first, own_n);
+		repeat_record(&rc, own_txn, 0, own_n);
 	/* the rest of sort D, for a stamp it holds twice */
 	while (rc.have_d && !m->dirty)
 		repeat_next_d(&rc);
