@@ -81,6 +81,31 @@ SELECT consent_ledger.audit('erasure_profiles');
 INSERT INTO erasure_profiles VALUES (9101, 'ann@profile.example'), (9102, 'bob@profile.example');
 SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
+-- protected tables keyed by something else than their subject column (an
+-- order id; an e-mail address): the audit records name the subject's rows
+-- by that key, and are the subject's too -- also a row updated since, and
+-- a deleted one still in the table (not vacuumed)
+CREATE TABLE erasure_orders (order_id int PRIMARY KEY, customer_id int, item text);
+CREATE TABLE erasure_contacts (email text PRIMARY KEY, customer_id int);
+SELECT consent_ledger.protect('erasure_orders', 'customer_id');
+SELECT consent_ledger.protect('erasure_contacts', 'customer_id');
+SELECT consent_ledger.audit('erasure_orders');
+SELECT consent_ledger.audit('erasure_contacts');
+INSERT INTO erasure_orders VALUES (1, 9101, 'book'), (2, 9102, 'pen'), (3, 9101, 'lamp');
+UPDATE erasure_orders SET item = 'desk lamp' WHERE order_id = 3;
+INSERT INTO erasure_contacts VALUES ('ann@contact.example', 9101), ('bob@contact.example', 9102);
+DELETE FROM erasure_contacts WHERE email = 'ann@contact.example';
+-- an aborted insert does not make a key the subject's (a table owner
+-- cannot plant the subject's name on another's row), and a row moved from
+-- one subject to another is ambiguous: its records are left to both
+BEGIN;
+DELETE FROM erasure_orders WHERE order_id = 2;
+INSERT INTO erasure_orders VALUES (2, 9101, 'planted');
+ROLLBACK;
+INSERT INTO erasure_orders VALUES (4, 9101, 'moved');
+UPDATE erasure_orders SET customer_id = 9102 WHERE order_id = 4;
+SELECT relation, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relation IN ('public.erasure_orders', 'public.erasure_contacts') AND row_key IS NOT NULL ORDER BY record_id;
 -- (sql/audit.sql tampered with one audit record on purpose: the verdict
 -- must be the same before and after the erasure)
 CREATE TABLE audit_verdict AS SELECT valid, problem FROM consent_ledger.verify('consent_ledger.audit_log');
@@ -100,6 +125,8 @@ SELECT relation, valid, problem FROM consent_ledger.verify('consent_ledger.conse
 SELECT customer_id, email, consent_ledger.erased(ledger_salt) FROM erasure_profiles ORDER BY customer_id;
 SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
+SELECT relation, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relation IN ('public.erasure_orders', 'public.erasure_contacts') AND operation <> 'SELECT' ORDER BY record_id;
 SELECT v.valid IS NOT DISTINCT FROM b.valid AND v.problem IS NOT DISTINCT FROM b.problem AS same_audit_verdict
   FROM consent_ledger.verify('consent_ledger.audit_log') v, audit_verdict b;
 SELECT subject, purpose, state FROM consent_ledger.consent_state WHERE purpose LIKE 'erasure%' AND subject LIKE '910_' ORDER BY subject, purpose;

@@ -579,9 +579,13 @@ fill_context(AuditRecord *r, const char *kind, const char *operation, Oid relid,
 	r->str[S_PURPOSE] = (purpose && purpose[0]) ? purpose : NULL;
 }
 
-/* Key columns of a row: primary key, else replica identity, as text */
-static char *
-row_key(Relation rel, HeapTuple tup)
+/*
+ * Key columns of a row: primary key, else replica identity, as text
+ * "(columns)=(values)"; NULL when the table has neither.  erase.c finds a
+ * subject's audit records by it (the same text for the same row).
+ */
+char *
+cl_audit_row_key(Relation rel, HeapTuple tup)
 {
 	Bitmapset  *attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
 	StringInfoData names;
@@ -1210,7 +1214,7 @@ cl_audit_row(PG_FUNCTION_ARGS)
 		HeapTuple	keytup = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? td->tg_trigtuple :
 			TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 
-		r.str[NSTR] = row_key(rel, keytup);
+		r.str[NSTR] = cl_audit_row_key(rel, keytup);
 		if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		{
 			row_hash_with(cache->enc, td->tg_trigtuple, r.h.old_hash);

@@ -215,6 +215,7 @@ extern ClRowEncoder *cl_ledger_encoder(ClLedgerInfo *info, TupleDesc desc, Memor
 #define CL_LOCK_SEAL_ROUND	1	/* one sealing round at a time */
 #define CL_LOCK_RECORDER	2	/* consent recorders, until commit */
 #define CL_LOCK_WITNESS		3	/* witness_cosign(): check and record, until commit */
+#define CL_LOCK_ERASE		4	/* erase_subject(): one at a time, until commit */
 extern void cl_lock_extension(int which, LOCKMODE mode);
 
 /* custody.c: the trust model and custody of protected tables */

@@ -26,6 +26,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/rewriteheap.h"
+#include "access/stratnum.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -34,10 +35,12 @@
 #include "catalog/heap.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_statistic_ext_data.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "common/hashfn.h"
 #include "commands/cluster.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -51,6 +54,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -302,11 +306,19 @@ check_may_erase(void)
  * How a ledger's rows of a subject are found.  Usually by the text form
  * of the ledger's subject column.  The audit ledger's subject column is
  * row_key, the key of the audited row as "(columns)=(values)"
- * (audit.c): a record is the subject's when its relid is a table whose
- * subject column is known -- a ledger's (consent_ledger.ledgers.subject)
- * or a protected table's (consent_ledger.protected.subject_column) -- and
- * its row_key is exactly "(that column)=(subject)".
+ * (cl_audit_row_key()): a record is the subject's when its relid is a
+ * table whose subject column is known -- a ledger's
+ * (consent_ledger.ledgers.subject) or a protected table's
+ * (consent_ledger.protected.subject_column) -- and its row_key is the key
+ * of a row of that table whose subject column is the subject (any version
+ * of the row still in the table), or "(that column)=(subject)".
  */
+typedef struct AuditKey
+{
+	Oid			relid;
+	const char *key;
+} AuditKey;
+
 typedef struct SubjectMatch
 {
 	const char *subject;
@@ -314,9 +326,43 @@ typedef struct SubjectMatch
 	FmgrInfo	out;
 	bool		audit;
 	AttrNumber	relid_att;		/* audit: the relid column */
-	List	   *relids;			/* audit: tables with a known subject column */
-	List	   *keys;			/* ... and the row_key of the subject there */
+	HTAB	   *keys;			/* audit: (relid, row_key) of the subject's rows */
 } SubjectMatch;
+
+static bool tuple_is_dead(TableScanDesc scan, HeapTuple tup, TransactionId oldest_xmin);
+
+static uint32
+audit_key_hash(const void *key, Size keysize)
+{
+	const AuditKey *k = key;
+
+	return hash_combine(hash_bytes_uint32(k->relid),
+						hash_bytes((const unsigned char *) k->key, (int) strlen(k->key)));
+}
+
+static int
+audit_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const AuditKey *a = key1;
+	const AuditKey *b = key2;
+
+	return (a->relid == b->relid && strcmp(a->key, b->key) == 0) ? 0 : 1;
+}
+
+/* Adds (relid, key) to the audit match; key is copied into its context. */
+static void
+audit_key_add(SubjectMatch *m, MemoryContext cxt, Oid relid, const char *key)
+{
+	AuditKey	k;
+	bool		found;
+
+	k.relid = relid;
+	k.key = key;
+	if (hash_search(m->keys, &k, HASH_FIND, NULL) != NULL)
+		return;
+	k.key = MemoryContextStrdup(cxt, key);
+	(void) hash_search(m->keys, &k, HASH_ENTER, &found);
+}
 
 static bool
 row_is_subject(HeapTuple tup, TupleDesc desc, SubjectMatch *m)
@@ -334,21 +380,182 @@ row_is_subject(HeapTuple tup, TupleDesc desc, SubjectMatch *m)
 	else
 	{
 		Datum		r = heap_getattr(tup, m->relid_att, desc, &isnull);
-		ListCell   *lc1;
-		ListCell   *lc2;
+		AuditKey	k;
 
-		if (!isnull)
-			forboth(lc1, m->relids, lc2, m->keys)
-			{
-				if (lfirst_oid(lc1) == DatumGetObjectId(r) && strcmp(s, lfirst(lc2)) == 0)
-				{
-					result = true;
-					break;
-				}
-			}
+		k.relid = DatumGetObjectId(r);
+		k.key = s;
+		result = !isnull && m->keys != NULL && hash_search(m->keys, &k, HASH_FIND, NULL) != NULL;
 	}
 	pfree(s);
 	return result;
+}
+
+/*
+ * Whether a tuple's subject or key columns are stored out of line: of a
+ * tuple dead to everyone, the TOAST values may already be vacuumed away.
+ */
+static bool
+holds_external(HeapTuple tup, TupleDesc desc, Bitmapset *attrs, AttrNumber subj)
+{
+	int			i = -1;
+
+	while (true)
+	{
+		AttrNumber	att;
+		bool		isnull;
+		Datum		v;
+
+		if (i == -2)
+			break;
+		if ((i = bms_next_member(attrs, i)) >= 0)
+			att = i + FirstLowInvalidHeapAttributeNumber;
+		else
+		{
+			att = subj;
+			i = -2;
+		}
+		if (att <= 0 || TupleDescAttr(desc, att - 1)->attlen != -1)
+			continue;
+		v = heap_getattr(tup, att, desc, &isnull);
+		if (!isnull && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v)))
+			return true;
+	}
+	return false;
+}
+
+/* Whether a tuple's insert committed (it was a row once). */
+static bool
+inserted(HeapTuple tup)
+{
+	HeapTupleHeader t = tup->t_data;
+
+	if (HeapTupleHeaderXminCommitted(t))
+		return true;			/* also frozen */
+	if (HeapTupleHeaderXminInvalid(t))
+		return false;
+	return TransactionIdDidCommit(HeapTupleHeaderGetRawXmin(t));
+}
+
+/* A key of the subject's rows in one table, and whether another's row has it too */
+typedef struct TableKey
+{
+	AuditKey	k;
+	bool		shared;
+} TableKey;
+
+/*
+ * The keys of a table's rows of the subject, as the audit writer records
+ * them (cl_audit_row_key()): of every version of a row still in the table
+ * (a row updated or deleted and not yet vacuumed counts) whose subject
+ * column's text form is the subject.  Not a row whose insert aborted (a
+ * table owner could plant one with another row's key), nor a version dead
+ * to everyone whose subject or key is stored out of line (its TOAST may
+ * already be vacuumed away: such a record is not found).  A key that a version of another subject's
+ * row has too (a row moved from one subject to another, a key reused, two
+ * keys printing alike) is left out: which subject a record of it is about
+ * cannot be told.  Not needed when the key is the subject column itself.
+ */
+static void
+audit_keys_of_table(SubjectMatch *m, MemoryContext cxt, Oid relid, const char *subject_col)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+	TupleDesc	desc;
+	AttrNumber	subj;
+	Bitmapset  *attrs;
+	FmgrInfo	out;
+	Oid			outfn;
+	bool		isvarlena;
+	TransactionId oldest_xmin;
+	MemoryContext tabcxt;
+	MemoryContext rowcxt;
+	MemoryContext old;
+	HTAB	   *keys;
+	HASHCTL		ctl;
+	HASH_SEQ_STATUS seq;
+	TableKey   *e;
+
+	if (rel == NULL)
+		return;
+	desc = RelationGetDescr(rel);
+	subj = get_attnum(relid, subject_col);
+	attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	if (bms_is_empty(attrs))
+		attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || subj <= 0 || bms_is_empty(attrs) ||
+		(bms_num_members(attrs) == 1 &&
+		 bms_is_member(subj - FirstLowInvalidHeapAttributeNumber, attrs)))
+	{
+		relation_close(rel, AccessShareLock);
+		return;
+	}
+	getTypeOutputInfo(TupleDescAttr(desc, subj - 1)->atttypid, &outfn, &isvarlena);
+	fmgr_info(outfn, &out);
+	oldest_xmin = GetOldestNonRemovableTransactionId(rel);
+	tabcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger erasure table keys",
+								   ALLOCSET_DEFAULT_SIZES);
+	rowcxt = AllocSetContextCreate(tabcxt, "consent_ledger erasure row", ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(AuditKey);
+	ctl.entrysize = sizeof(TableKey);
+	ctl.hash = audit_key_hash;
+	ctl.match = audit_key_match;
+	ctl.hcxt = tabcxt;
+	keys = hash_create("consent_ledger erasure table keys", 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	/* pass 1: the subject's keys; pass 2 (only if any): who else has them */
+	for (int pass = 1; pass <= 2; pass++)
+	{
+		TableScanDesc scan;
+		HeapTuple	tup;
+
+		if (pass == 2 && hash_get_num_entries(keys) == 0)
+			break;
+		scan = table_beginscan(rel, SnapshotAny, 0, NULL);
+		while ((tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		isnull;
+			Datum		v;
+			bool		mine;
+			char	   *key;
+
+			CHECK_FOR_INTERRUPTS();
+			if (tuple_is_dead(scan, tup, oldest_xmin) &&
+				(!inserted(tup) ||
+				 heap_attisnull(tup, subj, desc) ||
+				 holds_external(tup, desc, attrs, subj)))
+				continue;
+			old = MemoryContextSwitchTo(rowcxt);
+			v = heap_getattr(tup, subj, desc, &isnull);
+			mine = !isnull && strcmp(OutputFunctionCall(&out, v), m->subject) == 0;
+			if (mine == (pass == 1) && (key = cl_audit_row_key(rel, tup)) != NULL)
+			{
+				AuditKey	k;
+
+				k.relid = relid;
+				k.key = key;
+				if (pass == 1)
+				{
+					if (hash_search(keys, &k, HASH_FIND, NULL) == NULL)
+					{
+						k.key = MemoryContextStrdup(tabcxt, key);
+						e = hash_search(keys, &k, HASH_ENTER, NULL);
+						e->shared = false;
+					}
+				}
+				else if ((e = hash_search(keys, &k, HASH_FIND, NULL)) != NULL)
+					e->shared = true;
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		table_endscan(scan);
+	}
+	hash_seq_init(&seq, keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (!e->shared)
+			audit_key_add(m, cxt, relid, e->k.key);
+	MemoryContextDelete(tabcxt);
+	relation_close(rel, NoLock);
 }
 
 /* The audit ledger's matching: every table whose subject column is known. */
@@ -358,6 +565,11 @@ audit_match_setup(SubjectMatch *m, TupleDesc desc)
 	Oid			types[1] = {TEXTOID};
 	Datum		vals[1] = {CStringGetTextDatum(m->subject)};
 	MemoryContext cxt = CurrentMemoryContext;
+	List	   *relids = NIL;
+	List	   *columns = NIL;
+	ListCell   *lc1;
+	ListCell   *lc2;
+	HASHCTL		ctl;
 
 	m->audit = true;
 	for (int i = 0; i < desc->natts; i++)
@@ -366,14 +578,21 @@ audit_match_setup(SubjectMatch *m, TupleDesc desc)
 			m->relid_att = i + 1;
 	if (m->relid_att <= 0)
 		return;
+	ctl.keysize = sizeof(AuditKey);
+	ctl.entrysize = sizeof(AuditKey);
+	ctl.hash = audit_key_hash;
+	ctl.match = audit_key_match;
+	ctl.hcxt = cxt;
+	m->keys = hash_create("consent_ledger erasure audit keys", 256, &ctl,
+						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT relid::pg_catalog.oid, "
+	if (SPI_execute_with_args("SELECT relid::pg_catalog.oid, subject, "
 							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(subject) "
 							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
 							  "FROM consent_ledger.ledgers WHERE subject IS NOT NULL AND relid IS NOT NULL "
 							  "UNION ALL "
-							  "SELECT relid::pg_catalog.oid, "
+							  "SELECT relid::pg_catalog.oid, subject_column, "
 							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(subject_column) "
 							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
 							  "FROM consent_ledger.protected",
@@ -382,19 +601,50 @@ audit_match_setup(SubjectMatch *m, TupleDesc desc)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		n1,
-					n2;
+					n2,
+					n3;
 		Datum		r = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n1);
-		Datum		k = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n2);
+		Datum		c = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n2);
+		Datum		k = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &n3);
 		MemoryContext old;
 
-		if (n1 || n2)
+		if (n1 || n2 || n3)
 			continue;
 		old = MemoryContextSwitchTo(cxt);
-		m->relids = lappend_oid(m->relids, DatumGetObjectId(r));
-		m->keys = lappend(m->keys, TextDatumGetCString(k));
+		audit_key_add(m, cxt, DatumGetObjectId(r), TextDatumGetCString(k));
+		relids = lappend_oid(relids, DatumGetObjectId(r));
+		columns = lappend(columns, TextDatumGetCString(c));
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
+
+	/* tables keyed by something else than their subject column */
+	forboth(lc1, relids, lc2, columns)
+	{
+		Oid			relid = lfirst_oid(lc1);
+
+		if (get_rel_namespace(relid) == cl_schema_oid(true))
+			continue;			/* the extension's own ledgers are not audited */
+		audit_keys_of_table(m, cxt, relid, (const char *) lfirst(lc2));
+	}
+}
+
+/*
+ * Whether a tuple of a SnapshotAny heap scan is dead to everyone (an
+ * aborted insert, a deletion older than every snapshot): its TOAST values
+ * may already be vacuumed away, so it is not read (not even its subject),
+ * and it is no row of anybody's.
+ */
+static bool
+tuple_is_dead(TableScanDesc scan, HeapTuple tup, TransactionId oldest_xmin)
+{
+	Buffer		buf = ((HeapScanDesc) scan)->rs_cbuf;
+	HTSV_Result r;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	r = HeapTupleSatisfiesVacuum(tup, oldest_xmin, buf);
+	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	return r == HEAPTUPLE_DEAD;
 }
 
 /*
@@ -404,6 +654,7 @@ audit_match_setup(SubjectMatch *m, TupleDesc desc)
 static bool
 has_erasable_rows(Relation rel, ClRowEncoder *enc, SubjectMatch *m)
 {
+	TransactionId oldest_xmin = GetOldestNonRemovableTransactionId(rel);
 	TableScanDesc scan = table_beginscan(rel, SnapshotAny, 0, NULL);
 	TupleDesc	desc = RelationGetDescr(rel);
 	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
@@ -414,7 +665,7 @@ has_erasable_rows(Relation rel, ClRowEncoder *enc, SubjectMatch *m)
 	while (!found && (tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (!row_is_subject(tup, desc, m))
+		if (tuple_is_dead(scan, tup, oldest_xmin) || !row_is_subject(tup, desc, m))
 			continue;
 		heap_deform_tuple(tup, desc, values, nulls);
 		found = cl_encoder_erasable(enc, values, nulls);
@@ -425,37 +676,14 @@ has_erasable_rows(Relation rel, ClRowEncoder *enc, SubjectMatch *m)
 	return found;
 }
 
-/*
- * Removes the planner's statistics that can hold a rewritten ledger's
- * personal values: pg_statistic's rows of its personal columns (most
- * common values, histogram bounds) and of its indexes (an expression
- * index's own statistics), and the data of its extended statistics (MCV
- * lists).  The next ANALYZE computes them again from the redacted rows.
- * The deleted catalog rows stay in pg_statistic's files until it is
- * vacuumed (README "Erasure").
- */
+/* Deletes the data of a table's extended statistics (MCV lists and the rest). */
 static void
-remove_statistics(Relation rel, List *personal)
+remove_ext_stats_data(Relation rel)
 {
+	List	   *stats = RelationGetStatExtList(rel);
 	ListCell   *lc;
-	List	   *indexes;
-	List	   *stats;
-	Relation	sd;
+	Relation	sd = table_open(StatisticExtDataRelationId, RowExclusiveLock);
 
-	foreach(lc, personal)
-	{
-		AttrNumber	att = get_attnum(RelationGetRelid(rel), (const char *) lfirst(lc));
-
-		if (att > 0)
-			RemoveStatistics(RelationGetRelid(rel), att);
-	}
-	indexes = RelationGetIndexList(rel);
-	foreach(lc, indexes)
-		RemoveStatistics(lfirst_oid(lc), 0);
-	list_free(indexes);
-
-	stats = RelationGetStatExtList(rel);
-	sd = table_open(StatisticExtDataRelationId, RowExclusiveLock);
 	foreach(lc, stats)
 	{
 		for (int inh = 0; inh <= 1; inh++)
@@ -473,6 +701,50 @@ remove_statistics(Relation rel, List *personal)
 	}
 	table_close(sd, RowExclusiveLock);
 	list_free(stats);
+}
+
+/* Deletes a table's pg_statistic rows of the named columns (both stainherit). */
+static void
+remove_column_stats(Oid relid, List *columns)
+{
+	ListCell   *lc;
+
+	foreach(lc, columns)
+	{
+		AttrNumber	att = get_attnum(relid, (const char *) lfirst(lc));
+
+		if (att > 0)
+			RemoveStatistics(relid, att);
+	}
+}
+
+/*
+ * Removes the planner's statistics that can hold a rewritten ledger's
+ * personal values, or let them be guessed: pg_statistic's rows of its
+ * personal columns (most common values, histogram bounds) and of
+ * ledger_salt (an erased row's old salt next to its commitment, kept in
+ * the redacted row, would let low-entropy values be tried), those of its
+ * indexes (an expression index's own statistics), and the data of its
+ * extended statistics (MCV lists).  A ledger has no inheritance parent
+ * whose statistics would sample it (create_ledger() and ALTER TABLE refuse
+ * inheritance).  The next ANALYZE computes them again from the redacted
+ * rows.  The deleted catalog rows stay in pg_statistic's files until it is
+ * vacuumed (README "Erasure").
+ */
+static void
+remove_statistics(Relation rel, List *personal)
+{
+	List	   *columns = lappend(list_copy(personal), (void *) CL_SALT_COLUMN);
+	List	   *indexes;
+	ListCell   *lc;
+
+	remove_column_stats(RelationGetRelid(rel), columns);
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+		RemoveStatistics(lfirst_oid(lc), 0);
+	list_free(indexes);
+	remove_ext_stats_data(rel);
+	list_free(columns);
 	CommandCounterIncrement();
 }
 
@@ -525,11 +797,16 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 		return 0;
 
 	/*
-	 * Searched under ShareLock, which keeps rows from being added while
-	 * readers go on: a ledger where the subject has no row to erase is
-	 * neither rewritten nor closed to readers.
+	 * Searched under AccessShareLock: a ledger where the subject has no row
+	 * to erase is neither rewritten nor closed to readers or inserters.
+	 * Where it has one, the lock is raised to AccessExclusiveLock, which
+	 * waits for every open inserter (the rewrite then erases their rows of
+	 * the subject too).  Not ShareLock first: a session that read the
+	 * ledger and then inserts into it would deadlock with the raise.  A
+	 * row of the subject inserted into a ledger after its search found
+	 * none is not erased (README "Erasure").
 	 */
-	rel = table_open(info->relid, ShareLock);
+	rel = table_open(info->relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	enc = cl_ledger_encoder(info, desc, CurrentMemoryContext);
 	subj = cl_encoder_attnum(enc, subject_col);
@@ -761,12 +1038,10 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	/*
-	 * One erasure at a time: each takes ShareLock on a ledger to search it
-	 * and AccessExclusiveLock to rewrite it, and two erasures upgrading
-	 * their locks on one ledger would deadlock.
+	 * One erasure at a time: two erasures that searched one ledger would
+	 * deadlock raising their locks to rewrite it.
 	 */
-	LockDatabaseObject(ExtensionRelationId, get_extension_oid("consent_ledger", false), 0,
-					   ExclusiveLock);
+	cl_lock_extension(CL_LOCK_ERASE, ExclusiveLock);
 
 	ledgers = list_copy(cl_ledger_list());
 	list_sort(ledgers, ledger_id_cmp);

@@ -105,6 +105,11 @@ my $stats_sql = q{
 is($primary->safe_psql('postgres', $stats_sql),
 	'audit_log.row_key,consent_events.evidence,ext people_email_city,people.city,people.email,people_lower_email_idx.lower',
 	'before: the statistics hold the e-mail address, the audit row key and the evidence (and the city)');
+# ledger_salt's statistics hold salts: an erased row's old salt next to
+# the commitment its redacted row keeps would let its value be guessed
+my $salt_stats_sql = q{SELECT count(*) FROM pg_stats WHERE tablename = 'people' AND attname = 'ledger_salt'
+	AND (most_common_vals IS NOT NULL OR histogram_bounds IS NOT NULL)};
+is($primary->safe_psql('postgres', $salt_stats_sql), '1', 'before: the statistics hold salts of people');
 
 $primary->safe_psql('postgres', 'CHECKPOINT');
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
@@ -143,6 +148,7 @@ is($primary->safe_psql('postgres',
 
 is($primary->safe_psql('postgres', $stats_sql), 'people.city',
 	'the statistics of the personal columns, the expression index and the extended statistics are gone; the city\'s kept');
+is($primary->safe_psql('postgres', $salt_stats_sql), '0', 'and those of ledger_salt');
 $primary->safe_psql('postgres', 'ANALYZE people');
 is($primary->safe_psql('postgres', $stats_sql), 'people.city', 'ANALYZE computes them again from the redacted rows');
 
