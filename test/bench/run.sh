@@ -77,6 +77,7 @@
 # The results name the commit they were measured at (full hash); a tree
 # with uncommitted changes is named as such ("not reproducible").
 set -euo pipefail
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)   # before building anything
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
 out="$here/test/bench/out"
@@ -301,6 +302,9 @@ $RUN "$PGBIN/pg_ctl -D $work/data -l $work/server.log -w start >/dev/null"
 export PGHOST="$work" PGPORT="$PORT"
 PSQL="psql -X -q -At -v ON_ERROR_STOP=1"
 # q DB USER: runs SQL from stdin (or -c ...)
+# the machine's load average (1, 5, 15 min): the run's own sessions count
+# in it (up to about 2 on this harness); more means something else ran
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 q() { local db=$1 user=$2; shift 2; $PSQL -d "$db" -U "$user" "$@"; }
 
 mkdir -p "$out"
@@ -323,6 +327,7 @@ mkdir -p "$RES"
 	echo "  CPU:         $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	echo "  PostgreSQL:  $(q postgres postgres -c 'SELECT version()')"
 	echo "  kernel:      $(uname -r)"
+	echo "  load:        $LOAD0 (load average 1/5/15 min before the run; each phase prints its own)"
 	echo "  extension:   consent_ledger $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$here/consent_ledger.control"), $COMMIT"
 	echo
 	echo "run: seed $SEED, $REPS repetition(s), sizes $(for n in $SIZE_ROWS; do printf '%s ' "$(label "$n")"; done)| alternative sizes $(for n in $ALT_ROWS; do printf '%s ' "$(label "$n")"; done)| pgbench -c $CLIENTS -j $THREADS -T $DURATION$([ "$QUICK" = 1 ] && echo ' | --quick')"
@@ -337,11 +342,14 @@ mkdir -p "$RES"
 
 note() { echo "  note: $*"; echo "$*" >> "$RES/notes.txt"; }
 # phases are timed through a file: figures run in subshells
-phase_start() { printf '%s\t%s\n' "$(date +%s)" "$1" > "$RES/phase"; echo; echo "== $1"; }
+phase_start() {
+	printf '%s\t%s\t%s\n' "$(date +%s)" "$1" "$(load)" > "$RES/phase"
+	echo; echo "== $1 (load average $(load))"
+}
 phase_end() {
-	local t0 name
-	IFS=$'\t' read -r t0 name < "$RES/phase"
-	printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$RES/phases.txt"
+	local t0 name l0
+	IFS=$'\t' read -r t0 name l0 < "$RES/phase"
+	printf '%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$l0" "$(load)" >> "$RES/phases.txt"
 }
 # row ID FIGURE SIZE UNIT OP TARGET [ALT-NAME [CHART-LABEL]]
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "${7:-}" "${8:-$2, $3}" >> "$RES/rows.tsv"; }
@@ -1326,7 +1334,7 @@ figure check_integrity
 # Report: table, CSV, chart
 # ---------------------------------------------------------------------
 total=$(( $(date +%s) - t_start ))
-echo "total	$total" >> "$RES/phases.txt"
+printf 'total\t%s\t%s\t%s\n' "$total" "$LOAD0" "$(load)" >> "$RES/phases.txt"
 awk -F'\t' -v txt="$RES/table.txt" -v csv="$out/results.csv" -v dat="$RES/ratios.dat" '
 function isnum(x) { return x ~ /^-?[0-9]+(\.[0-9]+)?$/ }
 function sortnum(list, a,   n, i, j, t) {
@@ -1455,8 +1463,8 @@ END {
 	echo "notes:"
 	sed 's/^/  /' "$RES/notes.txt"
 	echo
-	echo "phase durations (s):"
-	awk -F'\t' '{ printf "  %-90s %6d\n", $1, $2 }' "$RES/phases.txt"
+	echo "phase durations (s) and the load average (1/5/15 min) at the start and the end of each:"
+	awk -F'\t' '{ printf "  %-90s %6d   %s -> %s\n", $1, $2, $3, $4 }' "$RES/phases.txt"
 } > "$out/results.txt"
 echo
 echo "=================================================================="
