@@ -187,6 +187,22 @@ xact_txn_id(void)
 	return xact_txn;
 }
 
+/* Ordinals first .. first+n-1 of one pending record. */
+typedef struct OrdRange
+{
+	int64		first;
+	int64		n;
+} OrdRange;
+
+static int
+ord_range_cmp(const void *a, const void *b)
+{
+	int64		x = ((const OrdRange *) a)->first;
+	int64		y = ((const OrdRange *) b)->first;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * The pending records this transaction wrote into a ledger so far: their
  * leaves copied to all[0 .. nflushed-1].  Read with SnapshotSelf, which
@@ -203,7 +219,10 @@ read_own_records(XactLedger *x, cl_hash *all)
 	ScanKeyData key[2];
 	SysScanDesc scan;
 	HeapTuple	tup;
-	int64		found = 0;
+	int64		next = 0;
+	int			nranges = 0;
+	int			maxranges = 16;
+	OrdRange   *ranges = palloc(sizeof(OrdRange) * maxranges);
 
 	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(x->ledger_id));
 	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(xact_txn));
@@ -232,16 +251,29 @@ read_own_records(XactLedger *x, cl_hash *all)
 							   first, n, x->nflushed),
 					 errhint("Roll the transaction back.")));
 		memcpy(all[first], VARDATA_ANY(leaves) + (Size) off * CL_HASH_LEN, (Size) n * CL_HASH_LEN);
-		found += n;
+		if (nranges == maxranges)
+		{
+			maxranges *= 2;
+			ranges = repalloc(ranges, sizeof(OrdRange) * maxranges);
+		}
+		ranges[nranges].first = first;
+		ranges[nranges].n = n;
+		nranges++;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	if (found != x->nflushed)
+
+	/* they must cover ordinals 0 .. nflushed-1 exactly once */
+	qsort(ranges, nranges, sizeof(OrdRange), ord_range_cmp);
+	for (int i = 0; i < nranges && next >= 0; i++)
+		next = ranges[i].first == next ? next + ranges[i].n : -1;
+	if (next != x->nflushed)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the pending records of this transaction in ledger %d are incomplete", x->ledger_id),
-				 errdetail("They hold " INT64_FORMAT " leaves; the transaction wrote %d.", found, x->nflushed),
+				 errdetail("They do not hold ordinals 0 to %d exactly once.", x->nflushed - 1),
 				 errhint("Roll the transaction back.")));
+	pfree(ranges);
 }
 
 /*
@@ -250,11 +282,11 @@ read_own_records(XactLedger *x, cl_hash *all)
  * (which only it can see) and those still buffered.  verify() counts them
  * as pending, so that a transaction that inserted rows sees them as its
  * own, not as rows no record accounts for.  Returns the number of leaves
- * (0 when none) with *txn and *leaves set; *leaves points into memory
- * valid until the next insert.
+ * (0 when none) with *txn set and *leaves a copy in the caller's memory
+ * context (36 bytes a leaf: pfree() it when done; NULL when none).
  */
 int32
-cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves)
+cl_ledger_own_leaves(Oid relid, int64 *txn, cl_hash **leaves)
 {
 	XactLedger *x;
 
@@ -263,18 +295,29 @@ cl_ledger_own_leaves(Oid relid, int64 *txn, const cl_hash **leaves)
 	for (x = xact_ledgers; x != NULL; x = x->next)
 		if (x->relid == relid && x->nleaves > 0)
 		{
-			cl_hash    *all;
+			cl_hash    *all = palloc_extended(sizeof(cl_hash) * (Size) x->nleaves, MCXT_ALLOC_HUGE);
 
 			*txn = xact_txn;
-			if (x->nflushed == 0)
-			{
-				*leaves = (const cl_hash *) x->leaves;
-				return x->nleaves;
-			}
-			all = palloc_extended(sizeof(cl_hash) * (Size) x->nleaves, MCXT_ALLOC_HUGE);
-			read_own_records(x, all);
+			if (x->nflushed > 0)
+				read_own_records(x, all);
 			memcpy(all[x->nflushed], x->leaves, sizeof(cl_hash) * (Size) (x->nleaves - x->nflushed));
-			*leaves = (const cl_hash *) all;
+			*leaves = all;
+			return x->nleaves;
+		}
+	return 0;
+}
+
+/* How many leaves this transaction has inserted into a ledger so far (*txn: its id). */
+int32
+cl_ledger_own_count(Oid relid, int64 *txn)
+{
+	XactLedger *x;
+
+	*txn = 0;
+	for (x = xact_ledgers; x != NULL; x = x->next)
+		if (x->relid == relid && x->nleaves > 0)
+		{
+			*txn = xact_txn;
 			return x->nleaves;
 		}
 	return 0;

@@ -362,8 +362,8 @@ add_chunk(LedgerState *st, int64 *capacity, uint64 *cap_leaves, int64 txn,
  * rest of the transaction the last round cut (the log's last, last_txn)
  * first, then by (txn, first_ord) (seal.c).  Not those of the caller's
  * own open transaction (own_txn, 0 for none): its leaves, written to
- * records or not, come from cl_ledger_own_leaves(), which sees all of
- * them whatever the caller's snapshot.  Columns: txn, first_ord,
+ * records or not, come from cl_ledger_own_leaves() after the others, which
+ * sees all of them whatever the caller's snapshot.  Columns: txn, first_ord,
  * nleaves (bigint whatever the width of the columns: 1.3 widened them),
  * leaves (as stored) and leaves_offset (0 before 1.3).
  */
@@ -433,7 +433,7 @@ load_records(LedgerState *st)
 	uint64		cap_leaves = 1024;
 	int64		last_log_txn = 0;
 	int64		own_txn = 0;
-	const cl_hash *own_leaves = NULL;
+	cl_hash    *own_leaves = NULL;
 	int32		own_n = 0;
 	HASHCTL		ctl;
 	Portal		portal;
@@ -508,7 +508,7 @@ load_records(LedgerState *st)
 	 * committed pending record, as the sealer would take them.
 	 */
 	if (st->rel != NULL)
-		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
+		own_n = cl_ledger_own_count(st->info->relid, &own_txn);
 
 	/*
 	 * The rest of a transaction a sealing round cut (the log's last) comes
@@ -546,8 +546,12 @@ load_records(LedgerState *st)
 	}
 	SPI_cursor_close(portal);
 	if (own_n > 0)
+	{
+		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
 		add_chunk(st, &capacity, &cap_leaves, own_txn, 0, own_n,
 				  (const uint8 *) own_leaves, true, true);
+		pfree(own_leaves);
+	}
 
 	/* txn -> chunks; chunks of one txn are adjacent within log or pending */
 	ctl.keysize = sizeof(int64);
@@ -1519,11 +1523,11 @@ stream_pending(LedgerState *st, LogStream *ls)
 {
 	Portal		portal;
 	int64		own_txn = 0;
-	const cl_hash *own_leaves = NULL;
+	cl_hash    *own_leaves = NULL;
 	int32		own_n = 0;
 
 	if (st->rel != NULL)
-		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
+		own_n = cl_ledger_own_count(st->info->relid, &own_txn);
 	portal = open_pending(st->info->ledger_id, ls->last_txn, own_txn);
 	for (;;)
 	{
@@ -1567,9 +1571,14 @@ stream_pending(LedgerState *st, LogStream *ls)
 	}
 	SPI_cursor_close(portal);
 
-	for (int32 k = 0; k < own_n; k++)
-		put_leaf(ls, own_txn, k, st->nsealed + st->npending + (uint64) k, own_leaves[k], true);
-	st->npending += (uint64) own_n;
+	if (own_n > 0)
+	{
+		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
+		for (int32 k = 0; k < own_n; k++)
+			put_leaf(ls, own_txn, k, st->nsealed + st->npending + (uint64) k, own_leaves[k], true);
+		st->npending += (uint64) own_n;
+		pfree(own_leaves);
+	}
 }
 
 /*
@@ -2303,7 +2312,6 @@ match_check_repeats(RowMatcher *m, int64 last_txn)
 	Datum		vals[1] = {Int32GetDatum(st->info->ledger_id)};
 	Portal		portal;
 	int64		own_txn = 0;
-	const cl_hash *own_leaves = NULL;
 	int32		own_n = 0;
 
 	memset(&rc, 0, sizeof(rc));
@@ -2344,7 +2352,7 @@ match_check_repeats(RowMatcher *m, int64 last_txn)
 	SPI_cursor_close(portal);
 
 	if (st->rel != NULL)
-		own_n = cl_ledger_own_leaves(st->info->relid, &own_txn, &own_leaves);
+		own_n = cl_ledger_own_count(st->info->relid, &own_txn);
 	if (rc.have_d && !m->dirty)
 	{
 		portal = open_pending(st->info->ledger_id, last_txn, own_txn);
