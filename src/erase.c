@@ -60,6 +60,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "consent_ledger.h"
 
@@ -169,6 +170,13 @@ cl_check_personal_columns(Relation rel, List *personal)
 							RelationGetRelationName(rel)),
 					 errdetail("Erasure sets a subject's personal values to NULL."),
 					 errhint("ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL first.")));
+		if (DomainHasConstraints(TupleDescAttr(desc, attnum - 1)->atttypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("personal column \"%s\" of \"%s\" has a domain type with constraints",
+							(char *) lfirst(lc), RelationGetRelationName(rel)),
+					 errdetail("Erasure sets a subject's personal values to NULL; the domain's NOT NULL or CHECK constraint would not hold for erased rows."),
+					 errhint("Give the column the domain's base type, or drop the domain's constraints.")));
 		pset = bms_add_member(pset, attnum - FirstLowInvalidHeapAttributeNumber);
 	}
 	pset = bms_add_member(pset, 0 - FirstLowInvalidHeapAttributeNumber);
@@ -349,19 +357,19 @@ audit_key_match(const void *key1, const void *key2, Size keysize)
 	return (a->relid == b->relid && strcmp(a->key, b->key) == 0) ? 0 : 1;
 }
 
-/* Adds (relid, key) to the audit match; key is copied into its context. */
+/* Adds (relid, key) to the audit keys; key is copied into their context. */
 static void
-audit_key_add(SubjectMatch *m, MemoryContext cxt, Oid relid, const char *key)
+audit_key_add(HTAB *keys, MemoryContext cxt, Oid relid, const char *key)
 {
 	AuditKey	k;
 	bool		found;
 
 	k.relid = relid;
 	k.key = key;
-	if (hash_search(m->keys, &k, HASH_FIND, NULL) != NULL)
+	if (hash_search(keys, &k, HASH_FIND, NULL) != NULL)
 		return;
 	k.key = MemoryContextStrdup(cxt, key);
-	(void) hash_search(m->keys, &k, HASH_ENTER, &found);
+	(void) hash_search(keys, &k, HASH_ENTER, &found);
 }
 
 static bool
@@ -379,8 +387,15 @@ row_is_subject(HeapTuple tup, TupleDesc desc, SubjectMatch *m)
 		result = strcmp(s, m->subject) == 0;
 	else
 	{
-		Datum		r = heap_getattr(tup, m->relid_att, desc, &isnull);
+		Datum		r;
 		AuditKey	k;
+
+		if (m->relid_att <= 0)
+		{
+			pfree(s);
+			return false;
+		}
+		r = heap_getattr(tup, m->relid_att, desc, &isnull);
 
 		k.relid = DatumGetObjectId(r);
 		k.key = s;
@@ -446,17 +461,65 @@ typedef struct TableKey
 /*
  * The keys of a table's rows of the subject, as the audit writer records
  * them (cl_audit_row_key()): of every version of a row still in the table
- * (a row updated or deleted and not yet vacuumed counts) whose subject
- * column's text form is the subject.  Not a row whose insert aborted (a
- * table owner could plant one with another row's key), nor a version dead
- * to everyone whose subject or key is stored out of line (its TOAST may
- * already be vacuumed away: such a record is not found).  A key that a version of another subject's
+ * whose insert committed (a row updated or deleted and not yet vacuumed
+ * counts) and whose subject column's text form is the subject.  Not a
+ * version whose insert aborted or is in progress (a writer could plant
+ * the subject's name on another's key), nor one dead to everyone whose
+ * subject or key is stored out of line (its TOAST may already be vacuumed
+ * away).  Read before any ledger is rewritten (a subject column can be
+ * personal).  A key that a version of another subject's
  * row has too (a row moved from one subject to another, a key reused, two
  * keys printing alike) is left out: which subject a record of it is about
  * cannot be told.  Not needed when the key is the subject column itself.
  */
+/*
+ * Whether a key's text names one row whatever the session: each column's
+ * output does not depend on settings (a timestamptz or a float key prints
+ * per TimeZone, DateStyle, extra_float_digits of the audited session,
+ * which the erasing session cannot know), and, with several columns, no
+ * column is text-like (values are joined by a bare comma: ('a,b','c') and
+ * ('a','b,c') print alike).  Keys of other types are not searched.
+ */
+static bool
+key_prints_alike(Relation rel, Bitmapset *attrs)
+{
+	int			i = -1;
+	int			n = bms_num_members(attrs);
+
+	while ((i = bms_next_member(attrs, i)) >= 0)
+	{
+		AttrNumber	att = i + FirstLowInvalidHeapAttributeNumber;
+		Oid			type;
+
+		if (att <= 0)
+			return false;
+		type = getBaseType(TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid);
+		switch (type)
+		{
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+			case OIDOID:
+			case NUMERICOID:
+			case BOOLOID:
+			case UUIDOID:
+				break;
+			case TEXTOID:
+			case VARCHAROID:
+			case BPCHAROID:
+				if (n > 1)
+					return false;
+				break;
+			default:
+				return false;
+		}
+	}
+	return true;
+}
+
 static void
-audit_keys_of_table(SubjectMatch *m, MemoryContext cxt, Oid relid, const char *subject_col)
+audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid relid,
+					const char *subject_col)
 {
 	Relation	rel = try_relation_open(relid, AccessShareLock);
 	TupleDesc	desc;
@@ -483,7 +546,8 @@ audit_keys_of_table(SubjectMatch *m, MemoryContext cxt, Oid relid, const char *s
 		attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
 	if (rel->rd_rel->relkind != RELKIND_RELATION || subj <= 0 || bms_is_empty(attrs) ||
 		(bms_num_members(attrs) == 1 &&
-		 bms_is_member(subj - FirstLowInvalidHeapAttributeNumber, attrs)))
+		 bms_is_member(subj - FirstLowInvalidHeapAttributeNumber, attrs)) ||
+		!key_prints_alike(rel, attrs))
 	{
 		relation_close(rel, AccessShareLock);
 		return;
@@ -519,14 +583,13 @@ audit_keys_of_table(SubjectMatch *m, MemoryContext cxt, Oid relid, const char *s
 			char	   *key;
 
 			CHECK_FOR_INTERRUPTS();
-			if (tuple_is_dead(scan, tup, oldest_xmin) &&
-				(!inserted(tup) ||
-				 heap_attisnull(tup, subj, desc) ||
-				 holds_external(tup, desc, attrs, subj)))
+			if (!inserted(tup) ||
+				(tuple_is_dead(scan, tup, oldest_xmin) &&
+				 (heap_attisnull(tup, subj, desc) || holds_external(tup, desc, attrs, subj))))
 				continue;
 			old = MemoryContextSwitchTo(rowcxt);
 			v = heap_getattr(tup, subj, desc, &isnull);
-			mine = !isnull && strcmp(OutputFunctionCall(&out, v), m->subject) == 0;
+			mine = !isnull && strcmp(OutputFunctionCall(&out, v), subject) == 0;
 			if (mine == (pass == 1) && (key = cl_audit_row_key(rel, tup)) != NULL)
 			{
 				AuditKey	k;
@@ -553,38 +616,36 @@ audit_keys_of_table(SubjectMatch *m, MemoryContext cxt, Oid relid, const char *s
 	hash_seq_init(&seq, keys);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		if (!e->shared)
-			audit_key_add(m, cxt, relid, e->k.key);
+			audit_key_add(result, cxt, relid, e->k.key);
 	MemoryContextDelete(tabcxt);
 	relation_close(rel, NoLock);
 }
 
-/* The audit ledger's matching: every table whose subject column is known. */
-static void
-audit_match_setup(SubjectMatch *m, TupleDesc desc)
+/*
+ * The audit ledger's records of the subject, as (relid, row_key): for every
+ * table whose subject column is known, "(that column)=(subject)" and the
+ * keys of the subject's rows (audit_keys_of_table).
+ */
+static HTAB *
+build_audit_keys(const char *subject)
 {
 	Oid			types[1] = {TEXTOID};
-	Datum		vals[1] = {CStringGetTextDatum(m->subject)};
+	Datum		vals[1] = {CStringGetTextDatum(subject)};
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *relids = NIL;
 	List	   *columns = NIL;
 	ListCell   *lc1;
 	ListCell   *lc2;
 	HASHCTL		ctl;
+	HTAB	   *keys;
 
-	m->audit = true;
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped &&
-			strcmp(NameStr(TupleDescAttr(desc, i)->attname), "relid") == 0)
-			m->relid_att = i + 1;
-	if (m->relid_att <= 0)
-		return;
 	ctl.keysize = sizeof(AuditKey);
 	ctl.entrysize = sizeof(AuditKey);
 	ctl.hash = audit_key_hash;
 	ctl.match = audit_key_match;
 	ctl.hcxt = cxt;
-	m->keys = hash_create("consent_ledger erasure audit keys", 256, &ctl,
-						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	keys = hash_create("consent_ledger erasure audit keys", 256, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT relid::pg_catalog.oid, subject, "
@@ -611,7 +672,7 @@ audit_match_setup(SubjectMatch *m, TupleDesc desc)
 		if (n1 || n2 || n3)
 			continue;
 		old = MemoryContextSwitchTo(cxt);
-		audit_key_add(m, cxt, DatumGetObjectId(r), TextDatumGetCString(k));
+		audit_key_add(keys, cxt, DatumGetObjectId(r), TextDatumGetCString(k));
 		relids = lappend_oid(relids, DatumGetObjectId(r));
 		columns = lappend(columns, TextDatumGetCString(c));
 		MemoryContextSwitchTo(old);
@@ -625,8 +686,21 @@ audit_match_setup(SubjectMatch *m, TupleDesc desc)
 
 		if (get_rel_namespace(relid) == cl_schema_oid(true))
 			continue;			/* the extension's own ledgers are not audited */
-		audit_keys_of_table(m, cxt, relid, (const char *) lfirst(lc2));
+		audit_keys_of_table(keys, subject, cxt, relid, (const char *) lfirst(lc2));
 	}
+	return keys;
+}
+
+/* The audit ledger's matching: by (relid, row_key) in the keys built first. */
+static void
+audit_match_setup(SubjectMatch *m, TupleDesc desc, HTAB *keys)
+{
+	m->audit = true;
+	m->keys = keys;
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(desc, i)->attname), "relid") == 0)
+			m->relid_att = i + 1;
 }
 
 /*
@@ -661,16 +735,27 @@ has_erasable_rows(Relation rel, ClRowEncoder *enc, SubjectMatch *m)
 	bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
 	HeapTuple	tup;
 	bool		found = false;
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger erasure search",
+												 ALLOCSET_DEFAULT_SIZES);
 
 	while (!found && (tup = cl_heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
+		MemoryContext old;
+
 		CHECK_FOR_INTERRUPTS();
-		if (tuple_is_dead(scan, tup, oldest_xmin) || !row_is_subject(tup, desc, m))
+		if (tuple_is_dead(scan, tup, oldest_xmin))
 			continue;
-		heap_deform_tuple(tup, desc, values, nulls);
-		found = cl_encoder_erasable(enc, values, nulls);
+		old = MemoryContextSwitchTo(rowcxt);
+		if (row_is_subject(tup, desc, m))
+		{
+			heap_deform_tuple(tup, desc, values, nulls);
+			found = cl_encoder_erasable(enc, values, nulls);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
 	}
 	table_endscan(scan);
+	MemoryContextDelete(rowcxt);
 	pfree(values);
 	pfree(nulls);
 	return found;
@@ -748,6 +833,16 @@ remove_statistics(Relation rel, List *personal)
 	CommandCounterIncrement();
 }
 
+/* Whether a relation is the extension's audit ledger. */
+static bool
+is_audit_ledger(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+
+	return name != NULL && get_rel_namespace(relid) == cl_schema_oid(true) &&
+		strcmp(name, "audit_log") == 0;
+}
+
 /*
  * Erases a subject's personal values in one version 3 ledger; returns the
  * number of rows erased (rows visible now that held a personal value).
@@ -765,7 +860,7 @@ remove_statistics(Relation rel, List *personal)
  * TOAST table at commit.
  */
 static int64
-erase_in_ledger(ClLedgerInfo *info, const char *subject)
+erase_in_ledger(ClLedgerInfo *info, const char *subject, HTAB *audit_keys)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -822,9 +917,8 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject)
 	fmgr_info(outfn, &m.out);
 	m.subject = subject;
 	m.subj = subj;
-	if (RelationGetNamespace(rel) == cl_schema_oid(true) &&
-		strcmp(RelationGetRelationName(rel), "audit_log") == 0)
-		audit_match_setup(&m, desc);
+	if (is_audit_ledger(info->relid))
+		audit_match_setup(&m, desc, audit_keys);
 	if (!has_erasable_rows(rel, enc, &m))
 	{
 		cl_encoder_free(enc);
@@ -1018,6 +1112,7 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 	List	   *done = NIL;
 	List	   *counts = NIL;
 	ListCell   *lc2;
+	HTAB	   *audit_keys = NULL;
 
 	check_may_erase();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
@@ -1043,8 +1138,27 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 	 */
 	cl_lock_extension(CL_LOCK_ERASE, ExclusiveLock);
 
+	/*
+	 * In ledger id order, the audit ledger last: it is written by every
+	 * audited change, so it is held ACCESS EXCLUSIVE for the shortest time.
+	 * The keys of the subject's audit records are read first, before any
+	 * ledger is rewritten (a subject column may be personal).
+	 */
 	ledgers = list_copy(cl_ledger_list());
 	list_sort(ledgers, ledger_id_cmp);
+	foreach(lc, ledgers)
+	{
+		ClLedgerInfo *info = lfirst(lc);
+
+		if (OidIsValid(info->relid) && is_audit_ledger(info->relid))
+		{
+			ledgers = foreach_delete_current(ledgers, lc);
+			ledgers = lappend(ledgers, info);
+			if (info->encoding >= CL_ENCODING_V3)
+				audit_keys = build_audit_keys(subject);
+			break;
+		}
+	}
 	foreach(lc, ledgers)
 	{
 		ClLedgerInfo *info = lfirst(lc);
@@ -1053,7 +1167,7 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 		if (info->encoding < CL_ENCODING_V3 || !OidIsValid(info->relid) ||
 			get_rel_name(info->relid) == NULL)
 			continue;
-		n = erase_in_ledger(info, subject);
+		n = erase_in_ledger(info, subject, audit_keys);
 		if (n > 0)
 		{
 			done = lappend(done, info);
