@@ -357,6 +357,20 @@ audit_key_match(const void *key1, const void *key2, Size keysize)
 	return (a->relid == b->relid && strcmp(a->key, b->key) == 0) ? 0 : 1;
 }
 
+/* A hash table of AuditKey-keyed entries of entrysize bytes in cxt. */
+static HTAB *
+audit_key_table(const char *name, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(AuditKey);
+	ctl.entrysize = entrysize;
+	ctl.hash = audit_key_hash;
+	ctl.match = audit_key_match;
+	ctl.hcxt = cxt;
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
 /* Adds (relid, key) to the audit keys; key is copied into their context. */
 static void
 audit_key_add(HTAB *keys, MemoryContext cxt, Oid relid, const char *key)
@@ -533,7 +547,6 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 	MemoryContext rowcxt;
 	MemoryContext old;
 	HTAB	   *keys;
-	HASHCTL		ctl;
 	HASH_SEQ_STATUS seq;
 	TableKey   *e;
 
@@ -558,13 +571,7 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 	tabcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger erasure table keys",
 								   ALLOCSET_DEFAULT_SIZES);
 	rowcxt = AllocSetContextCreate(tabcxt, "consent_ledger erasure row", ALLOCSET_DEFAULT_SIZES);
-	ctl.keysize = sizeof(AuditKey);
-	ctl.entrysize = sizeof(TableKey);
-	ctl.hash = audit_key_hash;
-	ctl.match = audit_key_match;
-	ctl.hcxt = tabcxt;
-	keys = hash_create("consent_ledger erasure table keys", 64, &ctl,
-					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	keys = audit_key_table("consent_ledger erasure table keys", sizeof(TableKey), tabcxt);
 
 	/* pass 1: the subject's keys; pass 2 (only if any): who else has them */
 	for (int pass = 1; pass <= 2; pass++)
@@ -636,16 +643,9 @@ build_audit_keys(const char *subject)
 	List	   *columns = NIL;
 	ListCell   *lc1;
 	ListCell   *lc2;
-	HASHCTL		ctl;
 	HTAB	   *keys;
 
-	ctl.keysize = sizeof(AuditKey);
-	ctl.entrysize = sizeof(AuditKey);
-	ctl.hash = audit_key_hash;
-	ctl.match = audit_key_match;
-	ctl.hcxt = cxt;
-	keys = hash_create("consent_ledger erasure audit keys", 256, &ctl,
-					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	keys = audit_key_table("consent_ledger erasure audit keys", sizeof(AuditKey), cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT relid::pg_catalog.oid, subject, "
