@@ -104,15 +104,24 @@ INSERT INTO erasure_orders VALUES (2, 9101, 'planted');
 ROLLBACK;
 INSERT INTO erasure_orders VALUES (4, 9101, 'moved');
 UPDATE erasure_orders SET customer_id = 9102 WHERE order_id = 4;
-SELECT relation, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
- WHERE relation IN ('public.erasure_orders', 'public.erasure_contacts') AND row_key IS NOT NULL
- ORDER BY relation, row_key, operation;
+-- a session quoting every identifier records ("order_id")=(5): found too
+SET quote_all_identifiers = on;
+INSERT INTO erasure_orders VALUES (5, 9101, 'quoted');
+RESET quote_all_identifiers;
+SELECT relid::regclass AS tbl, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relid IN ('erasure_orders'::regclass, 'erasure_contacts'::regclass) AND row_key IS NOT NULL
+ ORDER BY relid::regclass::text, row_key, operation;
 -- (sql/audit.sql tampered with one audit record on purpose: the verdict
 -- must be the same before and after the erasure)
 CREATE TABLE audit_verdict AS SELECT valid, problem FROM consent_ledger.verify('consent_ledger.audit_log');
 
 SET ROLE erasure_admin;
-SELECT * FROM consent_ledger.erase_subject('9101', 'GDPR Art. 17 request 42') ORDER BY relation::text;
+-- (the erasing session's own quoting changes nothing)
+SET quote_all_identifiers = on;
+CREATE TEMP TABLE erased_now AS SELECT * FROM consent_ledger.erase_subject('9101', 'GDPR Art. 17 request 42');
+RESET quote_all_identifiers;
+SELECT * FROM erased_now ORDER BY relation::text;
+DROP TABLE erased_now;
 RESET ROLE;
 SELECT id, email, name, city, length(ledger_salt) AS record_bytes, consent_ledger.erased(ledger_salt)
   FROM customers ORDER BY ledger_txn, ledger_ord;
@@ -127,9 +136,9 @@ SELECT customer_id, email, consent_ledger.erased(ledger_salt) FROM erasure_profi
 SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
 -- (the aborted transaction's records arrive in no fixed order: sorted)
-SELECT relation, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
- WHERE relation IN ('public.erasure_orders', 'public.erasure_contacts') AND operation <> 'SELECT'
- ORDER BY relation, row_key NULLS FIRST, operation;
+SELECT relid::regclass AS tbl, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relid IN ('erasure_orders'::regclass, 'erasure_contacts'::regclass) AND operation <> 'SELECT'
+ ORDER BY relid::regclass::text, row_key NULLS FIRST, operation;
 SELECT v.valid IS NOT DISTINCT FROM b.valid AND v.problem IS NOT DISTINCT FROM b.problem AS same_audit_verdict
   FROM consent_ledger.verify('consent_ledger.audit_log') v, audit_verdict b;
 SELECT subject, purpose, state FROM consent_ledger.consent_state WHERE purpose LIKE 'erasure%' AND subject LIKE '910_' ORDER BY subject, purpose;

@@ -101,7 +101,7 @@ PG_FUNCTION_INFO_V1(cl_record_standby_read);
 #define AUDIT_TRIGGER		"~consent_ledger_audit"
 #define AUDIT_TRUNC_TRIGGER "~consent_ledger_audit_truncate"
 #define MAX_KEPT_CHANGES	100000	/* rollback copies kept per transaction */
-#define AUDIT_STR_MAX		4096	/* bytes of one string in a record */
+#define AUDIT_STR_MAX		CL_AUDIT_STR_MAX	/* bytes of one string in a record */
 #define ABORT_WAIT_MS		5000	/* longest wait for queue space while aborting */
 
 /* attribute numbers of consent_ledger.audit_log */

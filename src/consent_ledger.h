@@ -241,6 +241,8 @@ extern void cl_refuse_stamp_constraints(Oid relid);
 extern Relation cl_open_ledger_candidate(Oid relid);
 extern int	cl_new_ledger_encoding(void);
 extern void cl_ledger_insert_direct(Relation rel, Datum *values, bool *nulls);
+/* bytes of one string in an audit record (a longer row_key is cut) */
+#define CL_AUDIT_STR_MAX	4096
 extern char *cl_audit_row_key(Relation rel, HeapTuple tup);
 extern int32 cl_ledger_own_leaves(Oid relid, int64 *txn, cl_hash **leaves);
 extern int32 cl_ledger_own_count(Oid relid, int64 *txn);

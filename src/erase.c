@@ -55,6 +55,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -337,7 +338,7 @@ typedef struct SubjectMatch
 	HTAB	   *keys;			/* audit: (relid, row_key) of the subject's rows */
 } SubjectMatch;
 
-static bool tuple_is_dead(TableScanDesc scan, HeapTuple tup, TransactionId oldest_xmin);
+static HTSV_Result tuple_state(TableScanDesc scan, HeapTuple tup, TransactionId oldest_xmin);
 
 static uint32
 audit_key_hash(const void *key, Size keysize)
@@ -465,6 +466,50 @@ inserted(HeapTuple tup)
 	return TransactionIdDidCommit(HeapTupleHeaderGetRawXmin(t));
 }
 
+/*
+ * The start of a row_key, "(names)=(", with the key columns' names as
+ * quote_identifier() gives them with quote_all_identifiers off
+ * (cl_erase_subject() keeps it off) or, all_quoted, as it gives them with
+ * it on.
+ */
+static char *
+key_names(Relation rel, Bitmapset *attrs, bool all_quoted)
+{
+	StringInfoData b;
+	int			i = -1;
+	bool		first = true;
+
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '(');
+	while ((i = bms_next_member(attrs, i)) >= 0)
+	{
+		AttrNumber	att = i + FirstLowInvalidHeapAttributeNumber;
+		const char *name;
+
+		if (att <= 0)
+			continue;
+		name = NameStr(TupleDescAttr(RelationGetDescr(rel), att - 1)->attname);
+		if (!first)
+			appendStringInfoChar(&b, ',');
+		first = false;
+		if (all_quoted)
+		{
+			appendStringInfoChar(&b, '"');
+			for (const char *c = name; *c; c++)
+			{
+				if (*c == '"')
+					appendStringInfoChar(&b, '"');
+				appendStringInfoChar(&b, *c);
+			}
+			appendStringInfoChar(&b, '"');
+		}
+		else
+			appendStringInfoString(&b, quote_identifier(name));
+	}
+	appendStringInfoString(&b, ")=(");
+	return b.data;
+}
+
 /* A key of the subject's rows in one table, and whether another's row has it too */
 typedef struct TableKey
 {
@@ -549,6 +594,8 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 	HTAB	   *keys;
 	HASH_SEQ_STATUS seq;
 	TableKey   *e;
+	char	   *plain;
+	char	   *quoted;
 
 	if (rel == NULL)
 		return;
@@ -590,14 +637,15 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 			char	   *key;
 
 			CHECK_FOR_INTERRUPTS();
-			if (!inserted(tup) ||
-				(tuple_is_dead(scan, tup, oldest_xmin) &&
-				 (heap_attisnull(tup, subj, desc) || holds_external(tup, desc, attrs, subj))))
+			if (!inserted(tup) || heap_attisnull(tup, subj, desc) ||
+				(tuple_state(scan, tup, oldest_xmin) != HEAPTUPLE_LIVE &&
+				 holds_external(tup, desc, attrs, subj)))
 				continue;
 			old = MemoryContextSwitchTo(rowcxt);
 			v = heap_getattr(tup, subj, desc, &isnull);
 			mine = !isnull && strcmp(OutputFunctionCall(&out, v), subject) == 0;
-			if (mine == (pass == 1) && (key = cl_audit_row_key(rel, tup)) != NULL)
+			if (mine == (pass == 1) && (key = cl_audit_row_key(rel, tup)) != NULL &&
+				strlen(key) <= CL_AUDIT_STR_MAX)
 			{
 				AuditKey	k;
 
@@ -620,10 +668,18 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 		}
 		table_endscan(scan);
 	}
+	plain = key_names(rel, attrs, false);
+	quoted = key_names(rel, attrs, true);
 	hash_seq_init(&seq, keys);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		if (!e->shared)
+		{
 			audit_key_add(result, cxt, relid, e->k.key);
+			/* as a session with quote_all_identifiers on recorded it */
+			if (strcmp(plain, quoted) != 0 && strncmp(e->k.key, plain, strlen(plain)) == 0)
+				audit_key_add(result, cxt, relid,
+							  psprintf("%s%s", quoted, e->k.key + strlen(plain)));
+		}
 	MemoryContextDelete(tabcxt);
 	relation_close(rel, NoLock);
 }
@@ -648,15 +704,16 @@ build_audit_keys(const char *subject)
 	keys = audit_key_table("consent_ledger erasure audit keys", sizeof(AuditKey), cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT relid::pg_catalog.oid, subject, "
-							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(subject) "
-							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
-							  "FROM consent_ledger.ledgers WHERE subject IS NOT NULL AND relid IS NOT NULL "
-							  "UNION ALL "
-							  "SELECT relid::pg_catalog.oid, subject_column, "
-							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(subject_column) "
-							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
-							  "FROM consent_ledger.protected",
+	/* the key as recorded with quote_all_identifiers off (kept off here) and on */
+	if (SPI_execute_with_args("SELECT relid::pg_catalog.oid, s, "
+							  "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(s) "
+							  "OPERATOR(pg_catalog.||) ')=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')', "
+							  "'(\"' OPERATOR(pg_catalog.||) pg_catalog.replace(s, '\"', '\"\"') "
+							  "OPERATOR(pg_catalog.||) '\")=(' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ')' "
+							  "FROM (SELECT relid, subject::pg_catalog.text FROM consent_ledger.ledgers "
+							  "      WHERE subject IS NOT NULL AND relid IS NOT NULL "
+							  "      UNION ALL "
+							  "      SELECT relid, subject_column::pg_catalog.text FROM consent_ledger.protected) t(relid, s)",
 							  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the subject columns");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -667,12 +724,15 @@ build_audit_keys(const char *subject)
 		Datum		r = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n1);
 		Datum		c = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n2);
 		Datum		k = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &n3);
+		bool		n4;
+		Datum		q = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &n4);
 		MemoryContext old;
 
-		if (n1 || n2 || n3)
+		if (n1 || n2 || n3 || n4)
 			continue;
 		old = MemoryContextSwitchTo(cxt);
 		audit_key_add(keys, cxt, DatumGetObjectId(r), TextDatumGetCString(k));
+		audit_key_add(keys, cxt, DatumGetObjectId(r), TextDatumGetCString(q));
 		relids = lappend_oid(relids, DatumGetObjectId(r));
 		columns = lappend(columns, TextDatumGetCString(c));
 		MemoryContextSwitchTo(old);
@@ -709,8 +769,8 @@ audit_match_setup(SubjectMatch *m, TupleDesc desc, HTAB *keys)
  * may already be vacuumed away, so it is not read (not even its subject),
  * and it is no row of anybody's.
  */
-static bool
-tuple_is_dead(TableScanDesc scan, HeapTuple tup, TransactionId oldest_xmin)
+static HTSV_Result
+tuple_state(TableScanDesc scan, HeapTuple tup, TransactionId oldest_xmin)
 {
 	Buffer		buf = ((HeapScanDesc) scan)->rs_cbuf;
 	HTSV_Result r;
@@ -718,7 +778,13 @@ tuple_is_dead(TableScanDesc scan, HeapTuple tup, TransactionId oldest_xmin)
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	r = HeapTupleSatisfiesVacuum(tup, oldest_xmin, buf);
 	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-	return r == HEAPTUPLE_DEAD;
+	return r;
+}
+
+static bool
+tuple_is_dead(TableScanDesc scan, HeapTuple tup, TransactionId oldest_xmin)
+{
+	return tuple_state(scan, tup, oldest_xmin) == HEAPTUPLE_DEAD;
 }
 
 /*
@@ -1113,6 +1179,7 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 	List	   *counts = NIL;
 	ListCell   *lc2;
 	HTAB	   *audit_keys = NULL;
+	int			guc_nest;
 
 	check_may_erase();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
@@ -1137,6 +1204,15 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 	 * deadlock raising their locks to rewrite it.
 	 */
 	cl_lock_extension(CL_LOCK_ERASE, ExclusiveLock);
+
+	/*
+	 * Names as a session with the default quoting prints them, whatever the
+	 * caller's quote_all_identifiers: the audit keys searched for and the
+	 * relation names the erasure ledger records.
+	 */
+	guc_nest = NewGUCNestLevel();
+	(void) set_config_option("quote_all_identifiers", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 
 	/*
 	 * In ledger id order, the audit ledger last: it is written by every
@@ -1204,6 +1280,7 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 	if (!recorded)
 		record_erasure(reason, NULL, NULL, 0, withdrawn);
 	SPI_finish();
+	AtEOXact_GUC(true, guc_nest);
 	return (Datum) 0;
 }
 
