@@ -303,7 +303,8 @@ export PGHOST="$work" PGPORT="$PORT"
 PSQL="psql -X -q -At -v ON_ERROR_STOP=1"
 # q DB USER: runs SQL from stdin (or -c ...)
 # the machine's load average (1, 5, 15 min): the run's own sessions count
-# in it (up to about 2 on this harness); more means something else ran
+# in it (about 2, and up to 8 after a pgbench figure's clients); compare
+# the value before the run with the machine's idle load
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 q() { local db=$1 user=$2; shift 2; $PSQL -d "$db" -U "$user" "$@"; }
 
