@@ -282,6 +282,27 @@ get_connection(TimestampTz deadline, bool in_abort, FwdError *e)
 }
 
 /*
+ * Waits for events on the primary's socket, then reads what arrived.  False
+ * with e set (and the connection dropped) when the wait or the read failed.
+ */
+static bool
+wait_and_read(int events, TimestampTz deadline, bool in_abort, FwdError *e)
+{
+	if (!wait_socket(events, deadline, in_abort, e))
+	{
+		drop_connection();
+		return false;
+	}
+	if (!PQconsumeInput(conn))
+	{
+		set_error(e, ERRCODE_CONNECTION_FAILURE, "%s", PQerrorMessage(conn));
+		drop_connection();
+		return false;
+	}
+	return true;
+}
+
+/*
  * Runs sql (several statements: one implicit transaction) on the primary
  * and reads every result.  False with e set if sending, waiting or any
  * statement failed; the connection is then dropped unless it is idle.
@@ -300,17 +321,8 @@ run_on_primary(const char *sql, TimestampTz deadline, bool in_abort, FwdError *e
 	}
 	while ((r = PQflush(conn)) == 1)
 	{
-		if (!wait_socket(WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE, deadline, in_abort, e))
-		{
-			drop_connection();
+		if (!wait_and_read(WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE, deadline, in_abort, e))
 			return false;
-		}
-		if (!PQconsumeInput(conn))
-		{
-			set_error(e, ERRCODE_CONNECTION_FAILURE, "%s", PQerrorMessage(conn));
-			drop_connection();
-			return false;
-		}
 	}
 	if (r < 0)
 	{
@@ -324,17 +336,8 @@ run_on_primary(const char *sql, TimestampTz deadline, bool in_abort, FwdError *e
 
 		while (PQisBusy(conn))
 		{
-			if (!wait_socket(WL_SOCKET_READABLE, deadline, in_abort, e))
-			{
-				drop_connection();
+			if (!wait_and_read(WL_SOCKET_READABLE, deadline, in_abort, e))
 				return false;
-			}
-			if (!PQconsumeInput(conn))
-			{
-				set_error(e, ERRCODE_CONNECTION_FAILURE, "%s", PQerrorMessage(conn));
-				drop_connection();
-				return false;
-			}
 		}
 		res = PQgetResult(conn);
 		if (res == NULL)
