@@ -417,6 +417,21 @@ pgb() {
 # ---------------------------------------------------------------------
 # The reference warehouse
 # ---------------------------------------------------------------------
+# stage_sql TABLE: the SQL that draws the stage, the source of every load
+# (seeded: the same rows in the warehouse and in --verify-only runs)
+stage_sql() {
+	cat <<SQL
+SELECT setseed($SEED_FLOAT);
+CREATE TABLE $1 AS
+SELECT g::bigint AS id,
+       (1 + floor(random() * $WH_SUBJECTS))::bigint AS subject_id,
+       round((random() * 1000)::numeric, 2)::numeric(12,2) AS amount,
+       timestamptz '2024-01-01 00:00:00+00' + random() * interval '365 days' AS at,
+       'order ' || md5(random()::text) AS note
+FROM generate_series(1, $STAGE_ROWS) g;
+SQL
+}
+
 setup_warehouse() {
 	phase_start "setup: reference warehouse (seed $SEED)"
 	q postgres postgres -c "CREATE DATABASE bench"
@@ -433,14 +448,7 @@ SELECT s::bigint AS subject_id, random() AS r FROM generate_series(1, $WH_SUBJEC
 ALTER TABLE subjects ADD PRIMARY KEY (subject_id);
 -- the source of every load: $STAGE_ROWS rows, $WH_SUBJECTS subjects (the
 -- first N rows are the same whatever the sizes: one sequence, in order)
-SELECT setseed($SEED_FLOAT);
-CREATE TABLE stage AS
-SELECT g::bigint AS id,
-       (1 + floor(random() * $WH_SUBJECTS))::bigint AS subject_id,
-       round((random() * 1000)::numeric, 2)::numeric(12,2) AS amount,
-       timestamptz '2024-01-01 00:00:00+00' + random() * interval '365 days' AS at,
-       'order ' || md5(random()::text) AS note
-FROM generate_series(1, $STAGE_ROWS) g;
+$(stage_sql stage)
 
 CREATE TABLE fact_plain (id bigint PRIMARY KEY, subject_id bigint NOT NULL,
                          amount numeric(12,2), at timestamptz, note text);
@@ -799,14 +807,7 @@ fig_verify() {
 		db_with "$db" consent_ledger
 		q $db postgres >/dev/null <<SQL
 SET client_min_messages = warning;
-SELECT setseed($SEED_FLOAT);
-CREATE TABLE stage_v AS
-SELECT g::bigint AS id,
-       (1 + floor(random() * $WH_SUBJECTS))::bigint AS subject_id,
-       round((random() * 1000)::numeric, 2)::numeric(12,2) AS amount,
-       timestamptz '2024-01-01 00:00:00+00' + random() * interval '365 days' AS at,
-       'order ' || md5(random()::text) AS note
-FROM generate_series(1, $STAGE_ROWS) g;
+$(stage_sql stage_v)
 SQL
 	fi
 	for n in $SIZE_ROWS; do
