@@ -171,6 +171,20 @@ SELECT * FROM rc_big_records();
 ROLLBACK;
 SELECT * FROM rc_big_records();
 SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc_big');
+-- more than a record's 2^20 leaves buffered in a savepoint: the next
+-- insert at top level writes them as a full record and the rest (each
+-- record its own leaves, in order)
+BEGIN;
+SAVEPOINT s4;
+INSERT INTO rc_big SELECT g, 's' FROM generate_series(1, 1048576 + 3) g;
+RELEASE s4;
+SELECT * FROM rc_big_records();
+INSERT INTO rc_big VALUES (0, 'writes both records');
+SELECT * FROM rc_big_records();
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc_big');
+COMMIT;
+SELECT consent_ledger.seal() >= 0 AS sealed;
+SELECT "rows", pending, valid, problem FROM consent_ledger.verify('rc_big');
 SELECT consent_ledger.retire_ledger('rc_big') IS NOT NULL AS retired;
 DROP TABLE rc_big;
 DROP FUNCTION rc_big_records();

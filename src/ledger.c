@@ -85,9 +85,13 @@ typedef struct XactLedger
 	int32		nleaves;		/* ordinals used: the next row's ordinal */
 	int32		nflushed;		/* ordinals already in pending records */
 	int32		capacity;		/* of leaves[] and subids[] */
-	cl_hash    *leaves;
+	char	   *store;			/* a varlena header's room, then leaves[] */
+	cl_hash    *leaves;			/* store + VARHDRSZ */
 	SubTransactionId *subids;
 } XactLedger;
+
+/* The room before leaves[0]: a flush makes the buffer a bytea in place. */
+#define LEAF_STORE_SIZE(n) (VARHDRSZ + sizeof(cl_hash) * (Size) (n))
 
 /*
  * A transaction's leaves go into pending records while it runs, this many
@@ -104,6 +108,14 @@ typedef struct XactLedger
 static XactLedger *xact_ledgers = NULL;
 static int64 xact_txn = 0;
 static bool xact_wrote_pending = false;
+
+/*
+ * Where a pending record's tuple is formed, kept for the transaction
+ * (TopTransactionContext): a fresh 2 MB allocation per record, zeroed and
+ * filled, cost the bulk load page faults in proportion to its rows.
+ */
+static char *pending_tuple_buf = NULL;
+static Size pending_tuple_size = 0;
 
 /* Per trigger call site: the encoder for this relation and a buffer. */
 typedef struct StampCache
@@ -139,7 +151,8 @@ xact_ledger_get(Oid relid, int32 ledger_id)
 	x->relid = relid;
 	x->ledger_id = ledger_id;
 	x->capacity = 64;
-	x->leaves = palloc(sizeof(cl_hash) * x->capacity);
+	x->store = palloc(LEAF_STORE_SIZE(x->capacity));
+	x->leaves = (cl_hash *) (x->store + VARHDRSZ);
 	x->subids = palloc(sizeof(SubTransactionId) * x->capacity);
 	x->nflushed = 0;
 	x->next = xact_ledgers;
@@ -169,7 +182,8 @@ xact_ledger_append(XactLedger *x, const cl_hash leaf)
 	{
 		int32		newcap = (x->capacity > PG_INT32_MAX / 2) ? PG_INT32_MAX : x->capacity * 2;
 
-		x->leaves = repalloc_huge(x->leaves, sizeof(cl_hash) * (Size) newcap);
+		x->store = repalloc_huge(x->store, LEAF_STORE_SIZE(newcap));
+		x->leaves = (cl_hash *) (x->store + VARHDRSZ);
 		x->subids = repalloc_huge(x->subids, sizeof(SubTransactionId) * (Size) newcap);
 		x->capacity = newcap;
 	}
@@ -324,25 +338,64 @@ cl_ledger_own_count(Oid relid, int64 *txn)
 }
 
 /*
+ * heap_form_tuple() into pending_tuple_buf, which grows as needed and is
+ * reused by every record of the transaction.  Zeroed first, as
+ * heap_form_tuple() does, so that alignment padding holds no stale bytes.
+ */
+static HeapTuple
+form_pending_tuple(TupleDesc desc, Datum *values, bool *nulls)
+{
+	Size		hoff = MAXALIGN(SizeofHeapTupleHeader);
+	Size		data_len = heap_compute_data_size(desc, values, nulls);
+	Size		len = hoff + data_len;
+	HeapTuple	tup;
+	HeapTupleHeader td;
+
+	for (int i = 0; i < desc->natts; i++)
+		if (nulls[i])
+			elog(ERROR, "a pending record has no null column");
+	if (pending_tuple_size < HEAPTUPLESIZE + len)
+	{
+		if (pending_tuple_buf != NULL)
+			pfree(pending_tuple_buf);
+		pending_tuple_buf = MemoryContextAllocHuge(TopTransactionContext, HEAPTUPLESIZE + len);
+		pending_tuple_size = HEAPTUPLESIZE + len;
+	}
+	memset(pending_tuple_buf, 0, HEAPTUPLESIZE + len);
+	tup = (HeapTuple) pending_tuple_buf;
+	td = (HeapTupleHeader) (pending_tuple_buf + HEAPTUPLESIZE);
+	tup->t_len = len;
+	ItemPointerSetInvalid(&tup->t_self);
+	tup->t_tableOid = InvalidOid;
+	tup->t_data = td;
+	HeapTupleHeaderSetDatumLength(td, len);
+	HeapTupleHeaderSetTypeId(td, desc->tdtypeid);
+	HeapTupleHeaderSetTypMod(td, desc->tdtypmod);
+	HeapTupleHeaderSetNatts(td, desc->natts);
+	td->t_hoff = hoff;
+	heap_fill_tuple(desc, values, nulls, (char *) td + hoff, data_len, &td->t_infomask, NULL);
+	return tup;
+}
+
+/*
  * Inserts one pending record: n leaf hashes of transaction txn from
- * ordinal first_ord.  first_ord and nleaves are bigint from 1.3 on and
+ * ordinal first_ord, at store + VARHDRSZ (LEAF_STORE_SIZE(n) bytes: the
+ * room before them gets a varlena header, making them the record's bytea
+ * without a copy).  first_ord and nleaves are bigint from 1.3 on and
  * integer before ALTER EXTENSION ... UPDATE; the datums follow the
  * installed columns.
  */
 static void
 pending_insert(Relation rel, int32 ledger_id, int64 txn, int64 first_ord,
-			   const cl_hash *hashes, int64 n)
+			   char *store, int64 n)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		wide = TupleDescAttr(desc, 2)->atttypid == INT8OID;
+	bytea	   *leaves = (bytea *) store;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
-	bytea	   *leaves;
-	HeapTuple	tup;
 
-	leaves = palloc(VARHDRSZ + (Size) n * CL_HASH_LEN);
-	SET_VARSIZE(leaves, VARHDRSZ + (Size) n * CL_HASH_LEN);
-	memcpy(VARDATA(leaves), hashes, (Size) n * CL_HASH_LEN);
+	SET_VARSIZE(leaves, LEAF_STORE_SIZE(n));
 	values[0] = Int32GetDatum(ledger_id);
 	values[1] = Int64GetDatum(txn);
 	values[2] = wide ? Int64GetDatum(first_ord) : Int32GetDatum((int32) first_ord);
@@ -351,13 +404,16 @@ pending_insert(Relation rel, int32 ledger_id, int64 txn, int64 first_ord,
 	values[5] = Int64GetDatum(0);	/* leaves_offset (1.3), when present */
 	if (desc->natts > 6)
 		elog(ERROR, "consent_ledger.pending has unexpected columns");
-	tup = heap_form_tuple(desc, values, nulls);
-	CatalogTupleInsert(rel, tup);
-	heap_freetuple(tup);
-	pfree(leaves);
+	CatalogTupleInsert(rel, form_pending_tuple(desc, values, nulls));
 }
 
-/* Writes a ledger's buffered leaves into pending records and empties the buffer. */
+/*
+ * Writes a ledger's buffered leaves into pending records and empties the
+ * buffer.  The first record is the buffer itself, given its varlena
+ * header in the room before leaves[0]; the others (more than
+ * CL_MAX_LEAVES_PER_RECORD leaves buffered, which happens only when a
+ * subtransaction was open) are copied.
+ */
 static void
 flush_leaves(XactLedger *x)
 {
@@ -371,8 +427,16 @@ flush_leaves(XactLedger *x)
 	while (done < n)
 	{
 		int32		k = Min(n - done, CL_MAX_LEAVES_PER_RECORD);
+		char	   *store = x->store;
 
-		pending_insert(rel, x->ledger_id, xact_txn, (int64) x->nflushed + done, &x->leaves[done], k);
+		if (done > 0)
+		{
+			store = palloc(LEAF_STORE_SIZE(k));
+			memcpy(store + VARHDRSZ, x->leaves[done], (Size) k * CL_HASH_LEN);
+		}
+		pending_insert(rel, x->ledger_id, xact_txn, (int64) x->nflushed + done, store, k);
+		if (done > 0)
+			pfree(store);
 		done += k;
 	}
 	table_close(rel, RowExclusiveLock);
@@ -413,6 +477,8 @@ ledger_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			/* the memory went with TopTransactionContext */
 			xact_ledgers = NULL;
+			pending_tuple_buf = NULL;
+			pending_tuple_size = 0;
 			xact_txn = 0;
 			xact_wrote_pending = false;
 			break;
@@ -1051,6 +1117,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	CommandId	cid;
 	Datum	   *values;
 	bool	   *nulls;
+	char	   *store;
 	cl_hash    *leaves;
 	int64		nbuf = 0;
 	int64		txn = 0;
@@ -1089,7 +1156,8 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	initStringInfo(&buf);
 	values = palloc(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);
-	leaves = palloc_extended(sizeof(cl_hash) * CL_MAX_LEAVES_PER_RECORD, MCXT_ALLOC_HUGE);
+	store = palloc_extended(LEAF_STORE_SIZE(CL_MAX_LEAVES_PER_RECORD), MCXT_ALLOC_HUGE);
+	leaves = (cl_hash *) (store + VARHDRSZ);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger adoption row",
 								   ALLOCSET_DEFAULT_SIZES);
 
@@ -1103,7 +1171,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 		{
 			/* the records of the previous adoption id first */
 			if (nbuf > 0)
-				pending_insert(pendrel, ledger_id, txn, buf_first_ord, (const cl_hash *) leaves, nbuf);
+				pending_insert(pendrel, ledger_id, txn, buf_first_ord, store, nbuf);
 			nbuf = 0;
 			txn = nextval_internal(cl_internal_relid("txn_seq"), false);
 			ord = 0;
@@ -1133,7 +1201,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 		nrows++;
 		if (nbuf == CL_MAX_LEAVES_PER_RECORD)
 		{
-			pending_insert(pendrel, ledger_id, txn, buf_first_ord, (const cl_hash *) leaves, nbuf);
+			pending_insert(pendrel, ledger_id, txn, buf_first_ord, store, nbuf);
 			buf_first_ord += nbuf;
 			nbuf = 0;
 		}
@@ -1145,14 +1213,14 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	table_endscan(scan);
 	UnregisterSnapshot(snap);
 	if (nbuf > 0)
-		pending_insert(pendrel, ledger_id, txn, buf_first_ord, (const cl_hash *) leaves, nbuf);
+		pending_insert(pendrel, ledger_id, txn, buf_first_ord, store, nbuf);
 	xact_wrote_pending = true;
 	FreeBulkInsertState(bistate);
 	table_finish_bulk_insert(newrel, 0);
 	table_close(pendrel, RowExclusiveLock);
 	table_close(newrel, NoLock);
 	cl_encoder_free(enc);
-	pfree(leaves);
+	pfree(store);
 	MemoryContextDelete(rowcxt);
 	/* the relcache entry goes before the swap; the lock stays */
 	relation_close(rel, NoLock);
