@@ -21,8 +21,10 @@
 # ratio of a figure is computed per repetition from that repetition's pair
 # (ours_r / baseline_r) and reported as median [min - max] of those paired
 # ratios; "met?" judges the median and counts the repetitions that met the
-# target.  The bulk-load figures judge load + seal() (both parts are
-# shown).  A figure whose correctness check fails (wrong rows, a ledger
+# target.  The bulk-load figures are judged as issue #13 states their
+# target: the load alone within 1.5x the plain table's, and the seal()
+# of that load within another 0.5x of it (both parts and their sum, the
+# ratio column, are shown).  A figure whose correctness check fails (wrong rows, a ledger
 # that does not verify, a parallel plan without its workers) is INVALID,
 # whatever its timings.  Timed SQL is measured inside one psql session as the
 # difference of clock_timestamp() before and after the statement (the
@@ -746,9 +748,9 @@ SQL
 		for m in insert copy; do
 			id="bulk_${m}_$n"
 			if [ $m = insert ]; then
-				row "$id" "bulk load, INSERT ... SELECT" "$lab" s le 1.5 "${alt:+PL/pgSQL+pgcrypto chain}" "INSERT..SELECT $lab"
+				row "$id" "bulk load, INSERT ... SELECT" "$lab" s load 1.5 "${alt:+PL/pgSQL+pgcrypto chain}" "INSERT..SELECT $lab"
 			else
-				row "$id" "bulk load, COPY FROM file" "$lab" s le 1.5 "${alt:+PL/pgSQL+pgcrypto chain}" "COPY FROM $lab"
+				row "$id" "bulk load, COPY FROM file" "$lab" s load 1.5 "${alt:+PL/pgSQL+pgcrypto chain}" "COPY FROM $lab"
 			fi
 		done
 		for r in $(seq "$REPS"); do
@@ -1362,10 +1364,16 @@ function cell(id, side, unit) {
 	if (runs[id, side] == "") return ""
 	return fmt(median(runs[id, side]), unit)
 }
+# the seal() of a bulk load ("load" figures) may add this much more
+function sealtgt() { return 0.5 }
 function meets(ratio, id) {
 	if (op[id] == "le") return sprintf("%.2f", ratio) + 0 <= tgt[id] + 0
 	if (op[id] == "ge") return sprintf("%.2f", ratio) + 0 >= tgt[id] + 0
 	return 0
+}
+# a bulk figure: the load alone within its target, its seal() within sealtgt()
+function loadmet(load, seal, id) {
+	return sprintf("%.2f", load) + 0 <= tgt[id] + 0 && sprintf("%.2f", seal) + 0 <= sealtgt()
 }
 function add(list, v) { return list == "" ? v : list ";" v }
 function csvq(s) { gsub(/"/, "\"\"", s); return "\"" s "\"" }
@@ -1391,7 +1399,7 @@ END {
 		bm = b != "" ? median(b) : ""; om = (o != "" && text[id, "ours"] == "") ? median(o) : ""
 		am = a != "" ? median(a) : ""; sm = runs[id, "seal"] != "" ? median(runs[id, "seal"]) : ""
 		# paired ratios, repetition by repetition (ours includes its seal() where measured)
-		pr = ""; lr = ""; ar = ""; nmet = 0; npr = 0
+		pr = ""; lr = ""; sr = ""; ar = ""; nmet = 0; npr = 0
 		nr = split(reps[id], rl, ";")
 		for (i = 1; i <= nr; i++) {
 			r = rl[i]; bv = pv[id, "base", r]; ov = pv[id, "ours", r]
@@ -1400,14 +1408,17 @@ END {
 				sv = pv[id, "seal", r]
 				x = (ov + (sv != "" ? sv : 0)) / bv
 				pr = add(pr, sprintf("%.4f", x)); npr++
-				if (meets(x, id)) nmet++
-				if (sv != "") lr = add(lr, sprintf("%.4f", ov / bv))
+				if (op[id] == "load") {
+					if (sv != "" && loadmet(ov / bv, sv / bv, id)) nmet++
+				} else if (meets(x, id)) nmet++
+				if (sv != "") { lr = add(lr, sprintf("%.4f", ov / bv)); sr = add(sr, sprintf("%.4f", sv / bv)) }
 			}
 			if (pv[id, "alt", r] != "") ar = add(ar, sprintf("%.4f", pv[id, "alt", r] / bv))
 		}
 		ratio = pr != "" ? median(pr) : ""
 		aratio = ar != "" ? median(ar) : ""
 		if (op[id] == "le") target = "<= " tgt[id] "x"
+		else if (op[id] == "load") target = "<= " tgt[id] "x +" sealtgt() "x seal"
 		else if (op[id] == "ge") target = ">= " tgt[id]
 		else if (op[id] == "bounded") target = "bounded"
 		else target = "-"
@@ -1416,11 +1427,12 @@ END {
 		else if (text[id, "met"] != "") met = text[id, "met"]
 		else if (ratio == "") met = (op[id] == "info" ? "" : "n/a")
 		else if (op[id] == "le" || op[id] == "ge") met = (meets(ratio, id) ? "yes" : "NO") " (" nmet "/" npr ")"
+		else if (op[id] == "load") met = (lr != "" && loadmet(median(lr), median(sr), id) ? "yes" : "NO") " (" nmet "/" npr ")"
 		c[k, 1] = fig[id]; c[k, 2] = size[id]; c[k, 3] = cell(id, "base", u); c[k, 4] = cell(id, "ours", u)
 		c[k, 5] = ratio != "" ? sprintf("%.2f", ratio) : (text[id, "ours"] != "" ? "n/a" : "")
 		c[k, 6] = pr != "" ? sprintf("%.2f-%.2f", lo(pr), hi(pr)) : ""
 		c[k, 7] = target; c[k, 8] = met
-		c[k, 9] = sm != "" ? fmt(sm, "s") : ""
+		c[k, 9] = sm != "" ? fmt(sm, "s") (sr != "" ? sprintf(" (%.2fx)", median(sr)) : "") : ""
 		c[k, 10] = lr != "" ? sprintf("%.2f", median(lr)) : ""
 		c[k, 11] = (a != "" || text[id, "alt"] != "") ? altname[id] : ""
 		c[k, 12] = cell(id, "alt", u); c[k, 13] = aratio != "" ? sprintf("%.2f", aratio) : ""
@@ -1430,9 +1442,10 @@ END {
 			(pr != "" ? lo(pr) : ""), (pr != "" ? hi(pr) : ""),
 			csvq(target), csvq(met), sm, (lr != "" ? sprintf("%.4f", median(lr)) : ""), csvq(c[k, 11]), am,
 			(aratio != "" ? sprintf("%.4f", aratio) : ""), b, o, a, runs[id, "seal"], pr, csvq(bad[id]) > csv
-		if (ratio != "" && (op[id] == "le" || op[id] == "ge")) {
+		if (ratio != "" && (op[id] == "le" || op[id] == "ge" || op[id] == "load")) {
 			lbl = short[id]; gsub(/"/, "", lbl)
-			printf "%d\t%s\t%.4f\t%s\t%s\t%d\n", ++np, lbl, ratio, tgt[id], (aratio != "" ? sprintf("%.4f", aratio) : "NaN"), (met ~ /^yes/ ? 2924588 : 3894952) > dat
+			# a bulk figure is drawn as load + seal against the sum of its targets
+			printf "%d\t%s\t%.4f\t%s\t%s\t%d\n", ++np, lbl, ratio, tgt[id] + (op[id] == "load" ? sealtgt() : 0), (aratio != "" ? sprintf("%.4f", aratio) : "NaN"), (met ~ /^yes/ ? 2924588 : 3894952) > dat
 		}
 	}
 	for (j = 1; j <= ncol; j++) if (length(h[j]) > w[j]) w[j] = length(h[j])
@@ -1458,7 +1471,9 @@ END {
 	echo
 	echo "figures: baseline = the same operation on a plain / unprotected table (tpcb: no audit; memory: the earlier"
 	echo "reading); ours = the ledger table, verify(), the protected table as an authorized analyst, audit(); ledger seal ="
-	echo "seal() right after the ledger load, counted in the bulk figures' ratio (load only: the ratio without it);"
+	echo "seal() right after the ledger load (in parentheses: its ratio to the baseline), counted in the bulk figures'"
+	echo "ratio (load only: the ratio without it); a bulk figure is met when its load only is within the target and its"
+	echo "seal within another 0.5x (issue #13);"
 	echo "alternatives are hand-written equivalents.  The order of the sides rotates each repetition; each side of a"
 	echo "figure that writes has a database of its own."
 	echo
