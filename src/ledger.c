@@ -90,7 +90,10 @@ typedef struct XactLedger
 	SubTransactionId *subids;
 } XactLedger;
 
-/* The room before leaves[0]: a flush makes the buffer a bytea in place. */
+/*
+ * Bytes of a leaf store of n leaves: a varlena header's room, then the
+ * leaves (a flush makes the store a bytea in place).
+ */
 #define LEAF_STORE_SIZE(n) (VARHDRSZ + sizeof(cl_hash) * (Size) (n))
 
 /*
@@ -297,7 +300,7 @@ read_own_records(XactLedger *x, cl_hash *all)
  * as pending, so that a transaction that inserted rows sees them as its
  * own, not as rows no record accounts for.  Returns the number of leaves
  * (0 when none) with *txn set and *leaves a copy in the caller's memory
- * context (36 bytes a leaf: pfree() it when done; NULL when none).
+ * context (32 bytes a leaf: pfree() it when done; NULL when none).
  */
 int32
 cl_ledger_own_leaves(Oid relid, int64 *txn, cl_hash **leaves)
@@ -338,9 +341,10 @@ cl_ledger_own_count(Oid relid, int64 *txn)
 }
 
 /*
- * heap_form_tuple() into pending_tuple_buf, which grows as needed and is
- * reused by every record of the transaction.  Zeroed first, as
- * heap_form_tuple() does, so that alignment padding holds no stale bytes.
+ * heap_form_tuple() (no nulls) into pending_tuple_buf, which grows as
+ * needed and is reused by every record of the transaction.  Zeroed first,
+ * as heap_form_tuple() does, so that alignment padding holds no stale
+ * bytes.  The tuple belongs to that buffer: never heap_freetuple() it.
  */
 static HeapTuple
 form_pending_tuple(TupleDesc desc, Datum *values, bool *nulls)
@@ -352,12 +356,14 @@ form_pending_tuple(TupleDesc desc, Datum *values, bool *nulls)
 	HeapTupleHeader td;
 
 	for (int i = 0; i < desc->natts; i++)
-		if (nulls[i])
-			elog(ERROR, "a pending record has no null column");
+		Assert(!nulls[i]);
 	if (pending_tuple_size < HEAPTUPLESIZE + len)
 	{
+		/* forgotten first: a failed allocation caught by a savepoint leaves no dangling pointer */
 		if (pending_tuple_buf != NULL)
 			pfree(pending_tuple_buf);
+		pending_tuple_buf = NULL;
+		pending_tuple_size = 0;
 		pending_tuple_buf = MemoryContextAllocHuge(TopTransactionContext, HEAPTUPLESIZE + len);
 		pending_tuple_size = HEAPTUPLESIZE + len;
 	}
@@ -372,6 +378,7 @@ form_pending_tuple(TupleDesc desc, Datum *values, bool *nulls)
 	HeapTupleHeaderSetTypeId(td, desc->tdtypeid);
 	HeapTupleHeaderSetTypMod(td, desc->tdtypmod);
 	HeapTupleHeaderSetNatts(td, desc->natts);
+	ItemPointerSetInvalid(&td->t_ctid);
 	td->t_hoff = hoff;
 	heap_fill_tuple(desc, values, nulls, (char *) td + hoff, data_len, &td->t_infomask, NULL);
 	return tup;
@@ -381,7 +388,8 @@ form_pending_tuple(TupleDesc desc, Datum *values, bool *nulls)
  * Inserts one pending record: n leaf hashes of transaction txn from
  * ordinal first_ord, at store + VARHDRSZ (LEAF_STORE_SIZE(n) bytes: the
  * room before them gets a varlena header, making them the record's bytea
- * without a copy).  first_ord and nleaves are bigint from 1.3 on and
+ * without copying them into one; forming the tuple and TOAST still copy
+ * them).  first_ord and nleaves are bigint from 1.3 on and
  * integer before ALTER EXTENSION ... UPDATE; the datums follow the
  * installed columns.
  */
@@ -405,6 +413,13 @@ pending_insert(Relation rel, int32 ledger_id, int64 txn, int64 first_ord,
 	if (desc->natts > 6)
 		elog(ERROR, "consent_ledger.pending has unexpected columns");
 	CatalogTupleInsert(rel, form_pending_tuple(desc, values, nulls));
+	/* keep a flush's size for the next record, not an adoption's 32 MB */
+	if (pending_tuple_size > 2 * LEAF_STORE_SIZE(CL_FLUSH_LEAVES))
+	{
+		pfree(pending_tuple_buf);
+		pending_tuple_buf = NULL;
+		pending_tuple_size = 0;
+	}
 }
 
 /*
