@@ -73,13 +73,14 @@ SELECT consent_ledger.grant_consent('9101', 'erasure_analytics') > 0 AS granted;
 SELECT consent_ledger.grant_consent('9102', 'erasure_analytics') > 0 AS granted;
 
 -- an audited ledger keyed by the subject: the audit ledger's row_key
--- "(customer_id)=(9101)" is the subject's too
+-- "(customer_id)=(9101)" is the subject's too, and so are the hashes of
+-- the row's versions (personal: recomputable by whoever guesses the row)
 SELECT encoding, personal, subject FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.audit_log'::regclass;
 CREATE TABLE erasure_profiles (customer_id int PRIMARY KEY, email text);
 SELECT consent_ledger.create_ledger('erasure_profiles', personal => ARRAY['email'], subject => 'customer_id');
 SELECT consent_ledger.audit('erasure_profiles');
 INSERT INTO erasure_profiles VALUES (9101, 'ann@profile.example'), (9102, 'bob@profile.example');
-SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+SELECT row_key, new_row_hash IS NOT NULL AS new_hash, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
 -- protected tables keyed by something else than their subject column (an
 -- order id; an e-mail address): the audit records name the subject's rows
@@ -133,7 +134,7 @@ SELECT subject, purpose, action, evidence, consent_ledger.erased(ledger_salt) FR
  WHERE subject LIKE '910_' ORDER BY event_id;
 SELECT relation, valid, problem FROM consent_ledger.verify('consent_ledger.consent_events');
 SELECT customer_id, email, consent_ledger.erased(ledger_salt) FROM erasure_profiles ORDER BY customer_id;
-SELECT row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+SELECT row_key, new_row_hash IS NOT NULL AS new_hash, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
 -- (the aborted transaction's records arrive in no fixed order: sorted)
 SELECT relid::regclass AS tbl, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log

@@ -769,13 +769,41 @@ audit_log_relid(bool create)
 	SPI_finish();
 	CommandCounterIncrement();
 	relid = get_relname_relid("audit_log", nsp);
-	/* row_key is personal data (README "Erasure"), from 1.3's SQL objects on */
+	/*
+	 * Personal data (README "Erasure"), from 1.3's SQL objects on: row_key,
+	 * and the hashes of the audited row's versions, which whoever can guess
+	 * every column of an ordinary table's row could recompute (audit
+	 * ledgers made by the first 1.3 builds have row_key alone).
+	 */
 	if (get_attnum(cl_internal_relid("ledgers"), "personal") > 0)
-		cl_make_ledger_personal(relid, list_make1(pstrdup("row_key")), "row_key");
+		cl_make_ledger_personal(relid, list_make3(pstrdup("row_key"), pstrdup("old_row_hash"),
+												  pstrdup("new_row_hash")), "row_key");
 	else
 		cl_make_ledger(relid);
 	CommandCounterIncrement();
 	return relid;
+}
+
+/*
+ * Opens the audit ledger for inserting records.  The OID is locked before
+ * the relation is opened, and looked up again once the lock is held: a
+ * rotation (README "Rotating the audit ledger": retire, drop, a new one
+ * made by the next record) may have dropped the table this session found
+ * by name while it waited, and the records then go into the new one.
+ */
+static Relation
+open_audit_log(void)
+{
+	for (;;)
+	{
+		Oid			relid = audit_log_relid(true);
+
+		LockRelationOid(relid, RowExclusiveLock);
+		/* (the lock has made this backend read the invalidations) */
+		if (audit_log_relid(false) == relid)
+			return table_open(relid, NoLock);
+		UnlockRelationOid(relid, RowExclusiveLock);
+	}
 }
 
 /* Inserts one record into the audit ledger (inside the current transaction). */
@@ -1002,7 +1030,7 @@ cl_audit_drain(ClSealSlot *slot, int slotno)
 		return CL_DRAIN_ABSENT;
 	}
 	pgstat_report_activity(STATE_RUNNING, "writing audit records");
-	rel = table_open(audit_log_relid(true), RowExclusiveLock);
+	rel = open_audit_log();
 
 	/* the whole batch in one subtransaction; one by one if it fails */
 	{
@@ -1130,7 +1158,7 @@ cl_record_standby_read(PG_FUNCTION_ARGS)
 	(void) set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
 	data = serialize(&rec, &len);
-	rel = table_open(audit_log_relid(true), RowExclusiveLock);
+	rel = open_audit_log();
 	insert_record(rel, (AuditHead *) data, data + sizeof(AuditHead));
 	table_close(rel, RowExclusiveLock);
 	pfree(data);
@@ -1186,8 +1214,11 @@ cl_audit_row(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("audit_row() must be an AFTER trigger")));
 	rel = td->tg_relation;
+	/* first: the log decides the row hashes' encoding (it may be a new one) */
+	log = open_audit_log();
 	cache = fcinfo->flinfo->fn_extra;
 	if (cache == NULL || cache->relid != RelationGetRelid(rel) ||
+		cache->log_relid != RelationGetRelid(log) ||
 		!cl_encoder_matches(cache->enc, RelationGetDescr(rel)))
 	{
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
@@ -1197,7 +1228,7 @@ cl_audit_row(PG_FUNCTION_ARGS)
 		else
 			cl_encoder_free(cache->enc);
 		cache->relid = RelationGetRelid(rel);
-		cache->log_relid = audit_log_relid(true);
+		cache->log_relid = RelationGetRelid(log);
 		cache->enc = cl_encoder_create(RelationGetDescr(rel), row_hash_encoding(cache->log_relid),
 									   fcinfo->flinfo->fn_mcxt);
 		fcinfo->flinfo->fn_extra = cache;
@@ -1232,7 +1263,6 @@ cl_audit_row(PG_FUNCTION_ARGS)
 		}
 	}
 	data = serialize(&r, &len);
-	log = table_open(cache->log_relid, RowExclusiveLock);
 	insert_record(log, (AuditHead *) data, data + sizeof(AuditHead));
 	table_close(log, RowExclusiveLock);
 	pfree(data);

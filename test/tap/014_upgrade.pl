@@ -225,5 +225,40 @@ is(q1(q{SELECT count(*) FROM consent_ledger.verify('payments')}), '1', 'payments
 my ($rc, $o, $e) = $node->psql($db, q{UPDATE payments SET note = 'x' WHERE id = 1});
 like($e, qr/cannot update ledger table "payments"/, 'payments still append-only after the updates');
 
+# README "Erasure": the audit ledger made under 1.0 has its row keys in
+# its leaves, so erase_subject() cannot redact them.  The documented
+# migration rotates it: export it (auditors keep the export), retire it,
+# drop it; the next record starts a new audit ledger whose row keys and
+# row hashes are personal, while the old ledger's log and checkpoints
+# stay and its receipts still verify.
+my $audit_l = 'consent_ledger.audit_log';
+my $rotated = cl_export_to_file($node, $db, $audit_l, "$tmp/audit_rotated.export");
+($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint', $receipt_file{$audit_l}, $rotated);
+is($rc, 0, 'rotation: the export of the audit ledger made under 1.0 verifies offline against its 1.0 receipt');
+is(q1(q{SELECT encoding FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.audit_log'::regclass}), '1',
+	'rotation: the audit ledger made under 1.0 has encoding version 1');
+q1(q{SELECT consent_ledger.retire_ledger('consent_ledger.audit_log')});
+q1(q{DROP TABLE consent_ledger.audit_log});
+$node->safe_psql($db, q{INSERT INTO facts (subject, v) VALUES (99, 1), (98, 2)},
+	extra_params => [ '-U', 'u_loader' ]);
+q1(q{SELECT consent_ledger.seal()});
+is(q1(q{SELECT encoding || ' ' || personal::text || ' ' || subject FROM consent_ledger.ledgers
+		WHERE relid = 'consent_ledger.audit_log'::regclass}),
+	'3 {row_key,old_row_hash,new_row_hash} row_key',
+	'rotation: the next record made a new audit ledger with personal columns');
+is(q1(q{SELECT count(*) FROM consent_ledger.audit_log WHERE relation = 'public.facts' AND operation = 'INSERT'}),
+	'2', 'rotation: the new audit ledger holds the new records');
+is(q1(qq{SELECT consent_ledger.verify_checkpoint('$receipt{$audit_l}')}), 't',
+	'rotation: the 1.0 receipt of the retired and dropped audit ledger still verifies');
+is(q1(q{SELECT count(*) FROM consent_ledger.verify() WHERE NOT valid}), '0',
+	'rotation: every ledger valid, the dropped one included');
+is(q1(q{SELECT string_agg(relation::text || ':' || rows, ',' ORDER BY relation::text)
+		FROM consent_ledger.erase_subject('99', 'TAP 014 rotation')}),
+	'consent_ledger.audit_log:1', 'rotation: erase_subject() reaches the new audit ledger');
+is(q1(q{SELECT string_agg(coalesce(row_key, '-') || ' ' || (new_row_hash IS NOT NULL)::text, ',' ORDER BY row_key NULLS FIRST)
+		FROM consent_ledger.audit_log WHERE relation = 'public.facts' AND operation = 'INSERT'}),
+	'- false,(id)=(' . q1(q{SELECT id FROM facts WHERE subject = 98}) . ') true',
+	'rotation: the subject\'s record lost its row key and row hash, the other kept them');
+
 $node->stop;
 done_testing();

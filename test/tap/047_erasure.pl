@@ -143,8 +143,12 @@ is($primary->safe_psql('postgres',
 	'TAP 047 request consent_ledger.audit_log 1, TAP 047 request consent_ledger.consent_events 1, TAP 047 request public.people 1',
 	'the erasure is recorded in the erasure ledger, per ledger');
 is($primary->safe_psql('postgres',
-	q{SELECT count(*) FROM consent_ledger.audit_log WHERE relation = 'public.people' AND row_key IS NULL AND consent_ledger.erased(ledger_salt)}),
-	'1', 'the audit record of the subject\'s row has its row_key erased');
+	q{SELECT count(*) FROM consent_ledger.audit_log WHERE relation = 'public.people' AND row_key IS NULL
+	  AND new_row_hash IS NULL AND consent_ledger.erased(ledger_salt)}),
+	'1', 'the audit record of the subject\'s row has its row_key and its row hash erased');
+is($primary->safe_psql('postgres',
+	q{SELECT count(*) FROM consent_ledger.audit_log WHERE relation = 'public.people' AND new_row_hash IS NOT NULL}),
+	'2', 'the records of the other subjects\' rows (8, 9) keep their row hashes');
 
 is($primary->safe_psql('postgres', $stats_sql), 'people.city',
 	'the statistics of the personal columns, the expression index and the extended statistics are gone; the city\'s kept');
@@ -157,6 +161,11 @@ my $v = cl_verify_row($primary, 'postgres', 'people');
 ok($v->{valid}, 'after the erasure and a crash: verify() valid') or diag $v->{problem};
 is($primary->safe_psql('postgres', 'SELECT bool_and(valid) FROM consent_ledger.verify()'), 't',
 	'every ledger valid (the consent and erasure ledgers included)');
+# the audit ledger's redacted records (row_key and a row hash, a bytea)
+# verify offline too
+my $audit_export = cl_export_to_file($primary, 'postgres', 'consent_ledger.audit_log', "$tmp/audit.export");
+($rc) = cl_run_verifier('export', '--public-key', $pk, $audit_export);
+is($rc, 0, 'the audit ledger\'s export after the erasure verifies offline');
 is($primary->safe_psql('postgres', qq{SELECT consent_ledger.verify_checkpoint('$receipt'::text)}), 't',
 	'the receipt taken before the erasure verifies');
 
