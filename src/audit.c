@@ -80,6 +80,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -94,6 +95,7 @@
 #include "sha256.h"
 
 PG_FUNCTION_INFO_V1(cl_audit);
+PG_FUNCTION_INFO_V1(cl_rotate_audit_ledger);
 PG_FUNCTION_INFO_V1(cl_audit_row);
 PG_FUNCTION_INFO_V1(cl_row_hash);
 PG_FUNCTION_INFO_V1(cl_record_standby_read);
@@ -787,13 +789,28 @@ audit_log_relid(bool create)
 /*
  * Opens the audit ledger for inserting records.  The OID is locked before
  * the relation is opened, and looked up again once the lock is held: a
- * rotation (README "Rotating the audit ledger": retire, drop, a new one
- * made by the next record) may have dropped the table this session found
- * by name while it waited, and the records then go into the new one.
+ * rotation (rotate_audit_ledger(): the old ledger retired and renamed, a
+ * new one made) may have replaced the table this session found by name
+ * while it waited, and the records then go into the new one.  known is the
+ * ledger the caller used last (the trigger's, per query): once locked, it
+ * is taken when its own catalog entry still names it
+ * consent_ledger.audit_log, without the lookup by name and its checks.
  */
 static Relation
-open_audit_log(void)
+open_audit_log(Oid known)
 {
+	if (OidIsValid(known))
+	{
+		char	   *name;
+
+		LockRelationOid(known, RowExclusiveLock);
+		/* still consent_ledger.audit_log (a rotation renames it) */
+		name = get_rel_name(known);
+		if (name != NULL && strcmp(name, "audit_log") == 0 &&
+			get_rel_namespace(known) == cl_schema_oid(false))
+			return table_open(known, NoLock);
+		UnlockRelationOid(known, RowExclusiveLock);
+	}
 	for (;;)
 	{
 		Oid			relid = audit_log_relid(true);
@@ -1030,7 +1047,7 @@ cl_audit_drain(ClSealSlot *slot, int slotno)
 		return CL_DRAIN_ABSENT;
 	}
 	pgstat_report_activity(STATE_RUNNING, "writing audit records");
-	rel = open_audit_log();
+	rel = open_audit_log(InvalidOid);
 
 	/* the whole batch in one subtransaction; one by one if it fails */
 	{
@@ -1158,7 +1175,7 @@ cl_record_standby_read(PG_FUNCTION_ARGS)
 	(void) set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
 	data = serialize(&rec, &len);
-	rel = open_audit_log();
+	rel = open_audit_log(InvalidOid);
 	insert_record(rel, (AuditHead *) data, data + sizeof(AuditHead));
 	table_close(rel, RowExclusiveLock);
 	pfree(data);
@@ -1215,8 +1232,8 @@ cl_audit_row(PG_FUNCTION_ARGS)
 				 errmsg("audit_row() must be an AFTER trigger")));
 	rel = td->tg_relation;
 	/* first: the log decides the row hashes' encoding (it may be a new one) */
-	log = open_audit_log();
 	cache = fcinfo->flinfo->fn_extra;
+	log = open_audit_log(cache != NULL ? cache->log_relid : InvalidOid);
 	if (cache == NULL || cache->relid != RelationGetRelid(rel) ||
 		cache->log_relid != RelationGetRelid(log) ||
 		!cl_encoder_matches(cache->enc, RelationGetDescr(rel)))
@@ -1269,6 +1286,94 @@ cl_audit_row(PG_FUNCTION_ARGS)
 	r.h.outcome = 'r';
 	keep_change(&r);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * consent_ledger.rotate_audit_ledger() RETURNS regclass (README "Rotating
+ * the audit ledger")
+ *
+ * Retires the audit ledger and renames its table
+ * consent_ledger.audit_log_ledger_<id>, and makes a new audit ledger (with
+ * personal row keys and row hashes), all in the caller's transaction:
+ * records of changes and reads that waited go into the new one (they look
+ * the ledger up again under its lock: open_audit_log()).  The old one
+ * keeps its rows until an administrator has exported it and drops it; its
+ * log and checkpoints stay.  Returns the old table (NULL, with a NOTICE,
+ * when there is no audit ledger).
+ */
+Datum
+cl_rotate_audit_ledger(PG_FUNCTION_ARGS)
+{
+	Oid			admin = get_role_oid(CL_ADMIN_ROLE, true);
+	Oid			relid;
+	Oid			new_relid;
+	ClLedgerInfo *info;
+	char	   *oldname;
+	Oid			owner;
+
+	if (!superuser() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to rotate the audit ledger"),
+				 errdetail("Only superusers and members of %s may rotate the audit ledger; EXECUTE on the function is not enough.",
+						   CL_ADMIN_ROLE),
+				 errhint("Ask an administrator to call consent_ledger.rotate_audit_ledger().")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot rotate the audit ledger during recovery"),
+				 errhint("Call rotate_audit_ledger() on the primary.")));
+
+	/* no erasure (it rewrites the audit ledger), no other creator */
+	cl_lock_extension(CL_LOCK_ERASE, ExclusiveLock);
+	LockRelationOid(cl_internal_relid("audited"), ShareRowExclusiveLock);
+	for (;;)
+	{
+		relid = audit_log_relid(false);
+		if (!OidIsValid(relid))
+		{
+			ereport(NOTICE,
+					(errmsg("there is no audit ledger to rotate"),
+					 errdetail("The first audited change or read makes it, with personal row keys and row hashes.")));
+			PG_RETURN_NULL();
+		}
+		LockRelationOid(relid, AccessExclusiveLock);
+		if (audit_log_relid(false) == relid)
+			break;
+		UnlockRelationOid(relid, AccessExclusiveLock);
+	}
+	info = cl_ledger_lookup(relid);
+	if (info == NULL || info->retired)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger.audit_log is not a live ledger table"),
+				 errhint("Check the extension's installation.")));
+	oldname = psprintf("audit_log_ledger_%d", info->ledger_id);
+	if (OidIsValid(get_relname_relid(oldname, cl_schema_oid(false))))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s.%s\" already exists", CL_SCHEMA, oldname),
+				 errdetail("The rotation renames the audit ledger's table to this name."),
+				 errhint("Drop or rename that relation first.")));
+
+	owner = cl_extension_owner();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cl_run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "
+							 "WHERE ledger_id OPERATOR(pg_catalog.=) %d AND retired_at IS NULL",
+							 info->ledger_id), owner);
+	cl_run_as_owner(psprintf("ALTER TABLE consent_ledger.audit_log RENAME TO %s",
+							 quote_identifier(oldname)), owner);
+	SPI_finish();
+	CommandCounterIncrement();
+	CacheInvalidateRelcacheByRelid(relid);
+	cl_ledger_cache_reset();
+	new_relid = audit_log_relid(true);
+	ereport(NOTICE,
+			(errmsg("the audit ledger (ledger %d) is retired as %s.%s; new records go to a new audit ledger (ledger %d)",
+					info->ledger_id, CL_SCHEMA, oldname, cl_ledger_lookup(new_relid)->ledger_id),
+			 errhint("Export it after seal(), verify the export offline, then drop the table: its log and checkpoints stay.")));
+	PG_RETURN_OID(relid);
 }
 
 /*

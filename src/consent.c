@@ -19,6 +19,7 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/spi.h"
@@ -113,6 +114,30 @@ cl_consent_events_relid(bool create)
 	else
 		cl_make_ledger(relid);
 	return relid;
+}
+
+/*
+ * The consent ledger opened with lockmode (with create, made when
+ * missing), or NULL when there is none.  The OID is locked before the
+ * relation is opened and looked up again once the lock is held:
+ * migrate_consent_ledger() may have replaced the table this session found
+ * by name while it waited (it then reads or writes the new one).
+ */
+Relation
+cl_open_consent_events(LOCKMODE lockmode, bool create)
+{
+	for (;;)
+	{
+		Oid			relid = cl_consent_events_relid(create);
+
+		if (!OidIsValid(relid))
+			return NULL;
+		LockRelationOid(relid, lockmode);
+		/* (the lock has made this backend read the invalidations) */
+		if (cl_consent_events_relid(false) == relid)
+			return table_open(relid, NoLock);
+		UnlockRelationOid(relid, lockmode);
+	}
 }
 
 /*

@@ -270,6 +270,8 @@ extern List *cl_partition_ledgers(Oid relid);
 
 /* consent.c: the consent registry */
 extern Oid	cl_consent_events_relid(bool create);
+extern Relation cl_open_consent_events(LOCKMODE lockmode, bool create);
+extern bool cl_migrating_consent;
 extern void cl_consent_init(void);
 extern void cl_consent_recorded(int64 event_id);
 extern bool cl_recording_consent;

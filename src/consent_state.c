@@ -559,8 +559,7 @@ apply_event(int space, PendingEvent *ev)
 static void
 catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 {
-	Oid			relid = cl_consent_events_relid(false);
-	Relation	rel;
+	Relation	rel = cl_open_consent_events(AccessShareLock, false);
 	Oid			pkey;
 	TupleDesc	desc;
 	SysScanDesc scan;
@@ -577,7 +576,7 @@ catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 	from = cs->spaces[space].applied_upto;
 	LWLockRelease(cs->lock);
 
-	if (!OidIsValid(relid))
+	if (rel == NULL)
 	{
 		LWLockAcquire(cs->lock, LW_EXCLUSIVE);
 		if (cs->spaces[space].dboid == MyDatabaseId &&
@@ -595,7 +594,6 @@ catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 	batch = palloc(sizeof(PendingEvent) * CS_BATCH);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger state load",
 								   ALLOCSET_SMALL_SIZES);
-	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	pkey = RelationGetPrimaryKeyIndex(rel);
 	ScanKeyInit(&skey, 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(from));
@@ -917,8 +915,7 @@ static void
 exact_state(ClCsQuery *q, const char *subject, int len, const char *purpose,
 			ClCsState *out)
 {
-	Oid			relid = cl_consent_events_relid(false);
-	Oid			idx = get_relname_relid("consent_events_subject_idx", cl_schema_oid(false));
+	Oid			idx;
 	Relation	rel;
 	Relation	irel;
 	ScanKeyData keys[3];
@@ -929,9 +926,16 @@ exact_state(ClCsQuery *q, const char *subject, int len, const char *purpose,
 	out->found = false;
 	out->last_event = out->last_withdrawal = 0;
 	out->expires = DT_NOEND;
-	if (!OidIsValid(relid) || !OidIsValid(idx))
+	rel = cl_open_consent_events(AccessShareLock, false);
+	if (rel == NULL)
 		return;
-	rel = table_open(relid, AccessShareLock);
+	/* looked up under the table's lock (a migration renames the old one's) */
+	idx = get_relname_relid("consent_events_subject_idx", cl_schema_oid(false));
+	if (!OidIsValid(idx))
+	{
+		table_close(rel, AccessShareLock);
+		return;
+	}
 	irel = index_open(idx, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	/* heap attribute numbers: systable_beginscan_ordered maps them to the index's */

@@ -745,7 +745,7 @@ stamp_values(StampCache *cache, Relation rel, Datum *values, bool *nulls,
 	cl_hash		leaf;
 
 	/* events enter the consent ledger only through the recording functions */
-	if (cache->consent_ledger)
+	if (cache->consent_ledger && !cl_migrating_consent)
 	{
 		if (!cl_recording_consent)
 			ereport(ERROR,

@@ -130,6 +130,8 @@ static TimestampTz rec_last_at = 0;	/* recorded_at of the last event */
  * committed withdrawal.
  */
 bool		cl_recording_consent = false;
+/* migrate_consent_ledger() is copying events into a new consent ledger (migrate.c) */
+bool		cl_migrating_consent = false;
 
 typedef struct PurposeEntry
 {
@@ -311,7 +313,9 @@ recorder_prepare(void)
 
 	if (!rec.ready)
 	{
-		Oid			relid = cl_consent_events_relid(true);
+		/* locked, and looked up again under the lock (a migration may replace it) */
+		Relation	crel = cl_open_consent_events(RowExclusiveLock, true);
+		Oid			relid = RelationGetRelid(crel);
 		Recorder	keep = rec;
 
 		/* a stale executor state (relcache invalidation) is rebuilt whole */
@@ -333,7 +337,7 @@ recorder_prepare(void)
 		rec.owner = cl_extension_owner();
 
 		old = MemoryContextSwitchTo(rec_cxt);
-		rel = table_open(relid, RowExclusiveLock);
+		rel = crel;
 		desc = RelationGetDescr(rel);
 		rec.natts = desc->natts;
 		for (int c = 0; c < NCOLS; c++)

@@ -226,26 +226,31 @@ my ($rc, $o, $e) = $node->psql($db, q{UPDATE payments SET note = 'x' WHERE id = 
 like($e, qr/cannot update ledger table "payments"/, 'payments still append-only after the updates');
 
 # README "Erasure": the audit ledger made under 1.0 has its row keys in
-# its leaves, so erase_subject() cannot redact them.  The documented
-# migration rotates it: export it (auditors keep the export), retire it,
-# drop it; the next record starts a new audit ledger whose row keys and
-# row hashes are personal, while the old ledger's log and checkpoints
-# stay and its receipts still verify.
+# its leaves, so erase_subject() cannot redact them.  rotate_audit_ledger()
+# (1.4) retires and renames it and starts a new audit ledger whose row
+# keys and row hashes are personal; the old one is exported, then dropped,
+# while its log and checkpoints stay and its receipts still verify.
 my $audit_l = 'consent_ledger.audit_log';
-my $rotated = cl_export_to_file($node, $db, $audit_l, "$tmp/audit_rotated.export");
-($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint', $receipt_file{$audit_l}, $rotated);
-is($rc, 0, 'rotation: the export of the audit ledger made under 1.0 verifies offline against its 1.0 receipt');
 is(q1(q{SELECT encoding FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.audit_log'::regclass}), '1',
 	'rotation: the audit ledger made under 1.0 has encoding version 1');
-q1(q{SELECT consent_ledger.retire_ledger('consent_ledger.audit_log')});
-q1(q{DROP TABLE consent_ledger.audit_log});
-$node->safe_psql($db, q{INSERT INTO facts (subject, v) VALUES (99, 1), (98, 2)},
-	extra_params => [ '-U', 'u_loader' ]);
-q1(q{SELECT consent_ledger.seal()});
+my $old_audit_id = q1(q{SELECT ledger_id FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.audit_log'::regclass});
+my $rotated_table = q1(q{SELECT consent_ledger.rotate_audit_ledger()});
+is($rotated_table, "consent_ledger.audit_log_ledger_$old_audit_id",
+	'rotation: the old audit ledger is retired under its new name');
 is(q1(q{SELECT encoding || ' ' || personal::text || ' ' || subject FROM consent_ledger.ledgers
 		WHERE relid = 'consent_ledger.audit_log'::regclass}),
 	'3 {row_key,old_row_hash,new_row_hash} row_key',
-	'rotation: the next record made a new audit ledger with personal columns');
+	'rotation: a new audit ledger with personal columns, made by the rotation');
+q1(q{SELECT consent_ledger.seal()});
+my $rotated = cl_export_to_file($node, $db, $rotated_table, "$tmp/audit_rotated.export");
+($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint', $receipt_file{$audit_l}, $rotated);
+is($rc, 0, 'rotation: the export of the retired audit ledger verifies offline against its 1.0 receipt');
+is(q1(qq{SELECT pending || ' ' || valid FROM consent_ledger.verify('$rotated_table')}), '0 true',
+	'rotation: the retired audit ledger is valid with nothing pending (its export holds every record)');
+q1(qq{DROP TABLE $rotated_table});
+$node->safe_psql($db, q{INSERT INTO facts (subject, v) VALUES (99, 1), (98, 2)},
+	extra_params => [ '-U', 'u_loader' ]);
+q1(q{SELECT consent_ledger.seal()});
 is(q1(q{SELECT count(*) FROM consent_ledger.audit_log WHERE relation = 'public.facts' AND operation = 'INSERT'}),
 	'2', 'rotation: the new audit ledger holds the new records');
 is(q1(qq{SELECT consent_ledger.verify_checkpoint('$receipt{$audit_l}')}), 't',
@@ -259,6 +264,62 @@ is(q1(q{SELECT string_agg(coalesce(row_key, '-') || ' ' || (new_row_hash IS NOT 
 		FROM consent_ledger.audit_log WHERE relation = 'public.facts' AND operation = 'INSERT'}),
 	'- false,(id)=(' . q1(q{SELECT id FROM facts WHERE subject = 98}) . ') true',
 	'rotation: the subject\'s record lost its row key and row hash, the other kept them');
+
+# README "Erasure": the consent ledger made under 1.0 has its events'
+# evidence in its leaves.  migrate_consent_ledger() (1.4) moves its events
+# into a new consent ledger whose evidence is personal: the same events
+# under the same ids (so the same consent), the old ledger retired and
+# dropped with its log and checkpoints kept.
+my $consent_l = 'consent_ledger.consent_events';
+q1(q{SELECT consent_ledger.grant_consent(7, 'u_analytics', evidence => '{"form": "tap-014-seven"}')});
+q1(q{SELECT consent_ledger.seal()});
+is(q1(q{SELECT encoding FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.consent_events'::regclass}), '1',
+	'migration: the consent ledger made under 1.0 has encoding version 1');
+my $events_sql = q{SELECT string_agg(concat_ws('|', event_id, subject, purpose, action, expires_at, evidence,
+	recorded_at, recorded_by), E'\n' ORDER BY event_id) FROM consent_ledger.consent_events};
+my $state_sql = q{SELECT string_agg(concat_ws('|', subject, purpose, state, since, expires_at, last_event_id), ','
+	ORDER BY subject, purpose) FROM consent_ledger.consent_state};
+my $read_sql = q{SET consent_ledger.purpose = 'u_analytics'; SELECT count(*) FROM facts};
+my ($events_before, $state_before) = (q1($events_sql), q1($state_sql));
+my $reads_before = $node->safe_psql($db, $read_sql, extra_params => [ '-U', 'u_reader' ]);
+my $nevents = q1(q{SELECT count(*) FROM consent_ledger.consent_events});
+my $consent_before = cl_export_to_file($node, $db, $consent_l, "$tmp/consent_before_migration.export");
+q1(q{CREATE ROLE u_recorder LOGIN IN ROLE consent_ledger_recorder;
+	GRANT EXECUTE ON FUNCTION consent_ledger.migrate_consent_ledger() TO u_recorder});
+($rc, $o, $e) = $node->psql($db, q{SELECT consent_ledger.migrate_consent_ledger()},
+	extra_params => [ '-U', 'u_recorder' ]);
+like($e, qr/ERROR:  permission denied to migrate the consent ledger/,
+	'migration: refused to a recorder, even with EXECUTE granted');
+is(q1(q{SELECT consent_ledger.migrate_consent_ledger()}), $nevents, "migration: $nevents events moved");
+is(q1(q{SELECT encoding || ' ' || personal::text || ' ' || subject FROM consent_ledger.ledgers
+		WHERE relid = 'consent_ledger.consent_events'::regclass}),
+	'3 {evidence} subject', 'migration: the new consent ledger commits to its evidence as personal data');
+is(q1($events_sql), $events_before, 'migration: every event as recorded, under the same id');
+is(q1($state_sql), $state_before, 'migration: the consent state is the same');
+is($node->safe_psql($db, $read_sql, extra_params => [ '-U', 'u_reader' ]), $reads_before,
+	'migration: the reader sees the same rows');
+is(q1(q{SELECT count(*) FROM pg_class WHERE relname LIKE 'consent_events%' AND relnamespace = 'consent_ledger'::regnamespace
+		AND relkind = 'r'}), '1', 'migration: the old table is dropped');
+q1(q{SELECT consent_ledger.seal()});
+is(q1(qq{SELECT consent_ledger.verify_checkpoint('$receipt{$consent_l}')}), 't',
+	'migration: the 1.0 receipt of the old consent ledger still verifies');
+($rc) = cl_run_verifier('export', '--public-key', $pk, '--checkpoint', $receipt_file{$consent_l}, $consent_before);
+is($rc, 0, 'migration: the old ledger\'s export taken before verifies offline against its 1.0 receipt');
+is(q1(q{SELECT count(*) FROM consent_ledger.verify() WHERE NOT valid}), '0',
+	'migration: every ledger valid, the old consent ledger included');
+is(q1(q{SELECT consent_ledger.migrate_consent_ledger()}), '0', 'migration: a second call moves nothing');
+q1(q{SELECT consent_ledger.withdraw_consent(2, 'u_analytics')});
+is($node->safe_psql($db, $read_sql, extra_params => [ '-U', 'u_reader' ]),
+	$reads_before - q1(q{SELECT count(*) FROM facts WHERE subject = 2}),
+	'migration: a withdrawal recorded in the new ledger is in force');
+is(q1(q{SELECT string_agg(relation::text || ':' || rows, ',' ORDER BY relation::text)
+		FROM consent_ledger.erase_subject('7', 'TAP 014 migration')}),
+	'consent_ledger.consent_events:1', 'migration: erase_subject() erases the evidence the old ledger held in clear');
+is(q1(q{SELECT count(*) FROM consent_ledger.consent_events WHERE evidence IS NOT NULL AND subject = '7'}), '0',
+	'migration: the subject\'s evidence is gone');
+q1(q{SELECT consent_ledger.seal()});
+is(q1(q{SELECT count(*) FROM consent_ledger.verify() WHERE NOT valid}), '0',
+	'migration: every ledger valid after the erasure');
 
 $node->stop;
 done_testing();

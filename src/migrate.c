@@ -1,0 +1,200 @@
+/*-------------------------------------------------------------------------
+ * migrate.c
+ *	  migrate_consent_ledger(): a consent ledger made before 1.3 moved into
+ *	  a new consent ledger whose evidence is personal (README "Erasure").
+ *
+ * A consent ledger made before 1.3 has every event's evidence in its
+ * leaves, so erase_subject() cannot redact it: any change would break the
+ * hashes above it.  The migration copies every event, in event id order
+ * (commit order) and with every column as recorded -- id, subject,
+ * purpose, action, expiry, evidence, recorded_at, recorded_by -- into a
+ * new consent ledger made as 1.3 makes it (evidence personal, subject
+ * column "subject"); the events are new leaves there.  The old ledger is
+ * retired and dropped in the same transaction: its log and checkpoints
+ * stay, so every receipt taken of it still verifies, and its rows (the
+ * evidence in clear) leave the live database.  The consent state does not
+ * change: the same events under the same ids.
+ *
+ * Concurrency: the migration holds the erasure lock (no erase_subject()
+ * meanwhile), the lock creators of the consent ledger take on
+ * consent_ledger.purposes, the recorder lock (no recorder is inside a
+ * transaction, none starts) and ACCESS EXCLUSIVE on the old table.
+ * Readers and recorders that found the old table by name and wait for its
+ * lock look the name up again once they have it
+ * (cl_open_consent_events()), and go on with the new one.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "consent_ledger.h"
+
+PG_FUNCTION_INFO_V1(cl_migrate_consent_ledger);
+
+static void
+check_may_migrate(void)
+{
+	Oid			admin = get_role_oid(CL_ADMIN_ROLE, true);
+
+	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to migrate the consent ledger"),
+			 errdetail("Only superusers and members of %s may migrate the consent ledger; EXECUTE on the function is not enough.",
+					   CL_ADMIN_ROLE),
+			 errhint("Ask an administrator to call consent_ledger.migrate_consent_ledger().")));
+}
+
+/*
+ * consent_ledger.migrate_consent_ledger() RETURNS bigint
+ *
+ * Returns the number of events moved: 0, with a NOTICE, when there is no
+ * consent ledger or it already has personal columns.
+ */
+Datum
+cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
+{
+	Oid			old_relid;
+	Oid			new_relid;
+	Oid			pkey;
+	Relation	rel;
+	ClLedgerInfo *info;
+	ClLedgerInfo *newinfo;
+	int32		old_id;
+	Oid			owner;
+	char	   *oldname;
+	char	   *qold;
+	int64		moved;
+	int64		rows = -1;
+	bool		isnull;
+
+	check_may_migrate();
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot migrate the consent ledger during recovery"),
+				 errhint("Call migrate_consent_ledger() on the primary.")));
+
+	/* no erasure, no creator of the consent ledger, no recorder meanwhile */
+	cl_lock_extension(CL_LOCK_ERASE, ExclusiveLock);
+	LockRelationOid(cl_internal_relid("purposes"), ShareRowExclusiveLock);
+	cl_lock_extension(CL_LOCK_RECORDER, ExclusiveLock);
+
+	rel = cl_open_consent_events(AccessExclusiveLock, false);
+	if (rel == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("there is no consent ledger to migrate"),
+				 errdetail("The first grant_consent() or withdraw_consent() makes it, with personal evidence.")));
+		PG_RETURN_INT64(0);
+	}
+	old_relid = RelationGetRelid(rel);
+	pkey = RelationGetPrimaryKeyIndex(rel);
+	table_close(rel, NoLock);
+	info = cl_ledger_lookup(old_relid);
+	if (info == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("consent_ledger.consent_events is not a ledger table"),
+				 errhint("Check the extension's installation.")));
+	if (info->encoding >= CL_ENCODING_V3)
+	{
+		ereport(NOTICE,
+				(errmsg("the consent ledger already commits to its evidence as personal data"),
+				 errdetail("It was made by version 1.3 or later (encoding version %d); erase_subject() erases its evidence.",
+						   info->encoding)));
+		PG_RETURN_INT64(0);
+	}
+	old_id = info->ledger_id;
+	if (info->retired)
+		elog(ERROR, "the consent ledger %d is retired", old_id);
+
+	owner = cl_extension_owner();
+	oldname = psprintf("consent_events_ledger_%d", old_id);
+	qold = quote_qualified_identifier(CL_SCHEMA, oldname);
+	if (OidIsValid(get_relname_relid(oldname, cl_schema_oid(false))))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s.%s\" already exists", CL_SCHEMA, oldname),
+				 errdetail("The migration renames the old consent ledger to this name before dropping it."),
+				 errhint("Drop or rename that relation first.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * The old table steps aside with its indexes (the new one's subject
+	 * index is found by name); the view is made anew over the new table.
+	 */
+	cl_run_as_owner("DROP VIEW IF EXISTS consent_ledger.consent_state", owner);
+	cl_run_as_owner(psprintf("ALTER TABLE consent_ledger.consent_events RENAME TO %s",
+							 quote_identifier(oldname)), owner);
+	if (OidIsValid(get_relname_relid("consent_events_subject_idx", cl_schema_oid(false))))
+		cl_run_as_owner(psprintf("ALTER INDEX consent_ledger.consent_events_subject_idx RENAME TO %s",
+								 quote_identifier(psprintf("%s_subject_idx", oldname))), owner);
+	if (OidIsValid(pkey))
+		cl_run_as_owner(psprintf("ALTER INDEX %s RENAME TO %s",
+								 quote_qualified_identifier(CL_SCHEMA, get_rel_name(pkey)),
+								 quote_identifier(psprintf("%s_pkey", oldname))), owner);
+	cl_run_as_owner(psprintf("ALTER TABLE %s ALTER COLUMN event_id DROP DEFAULT", qold), owner);
+	CommandCounterIncrement();
+
+	/* the new consent ledger, as the first grant of 1.3 makes it */
+	new_relid = cl_consent_events_relid(true);
+	newinfo = cl_ledger_lookup(new_relid);
+	if (newinfo == NULL || newinfo->encoding < CL_ENCODING_V3)
+		elog(ERROR, "the new consent ledger has no personal columns");
+
+	/* every event, in commit order, as recorded */
+	cl_migrating_consent = true;
+	PG_TRY();
+	{
+		cl_run_as_owner(psprintf("INSERT INTO consent_ledger.consent_events "
+								 "(event_id, subject, purpose, action, expires_at, evidence, recorded_at, recorded_by) "
+								 "SELECT event_id, subject, purpose, action, expires_at, evidence, recorded_at, recorded_by "
+								 "FROM %s ORDER BY event_id", qold), owner);
+		moved = (int64) SPI_processed;
+	}
+	PG_FINALLY();
+	{
+		cl_migrating_consent = false;
+	}
+	PG_END_TRY();
+	cl_run_as_owner(psprintf("SELECT pg_catalog.count(*) FROM %s", qold), owner);
+	if (SPI_processed == 1)
+		rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (rows != moved)
+		elog(ERROR, "moved " INT64_FORMAT " of " INT64_FORMAT " consent events", moved, rows);
+
+	/* the old ledger: retired (its log and checkpoints stay), its rows dropped */
+	cl_run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "
+							 "WHERE ledger_id OPERATOR(pg_catalog.=) %d AND retired_at IS NULL", old_id),
+					owner);
+	CommandCounterIncrement();
+	cl_ledger_cache_reset();
+	/* recorded as dropped (the drop hook leaves the extension's own DDL alone) */
+	cl_ledger_note_dropped(old_relid);
+	cl_run_as_owner(psprintf("DROP TABLE %s", qold), owner);
+	SPI_finish();
+	CommandCounterIncrement();
+	cl_ledger_cache_reset();
+	cl_seal_wake(MyDatabaseId);
+
+	ereport(NOTICE,
+			(errmsg("moved " INT64_FORMAT " consent events into a new consent ledger (ledger %d)",
+					moved, newinfo->ledger_id),
+			 errdetail("The old consent ledger (ledger %d) is retired and dropped; its log and checkpoints are kept, so its receipts still verify.",
+					   old_id)));
+	PG_RETURN_INT64(moved);
+}
