@@ -70,6 +70,8 @@
 #                    columns; erase_subject() of a subject with 10k rows
 #                    in three tables of --erase-rows rows, default 1m,
 #                    --quick 100k, --smoke 10k); no warehouse
+#   --pgbench-only   runs only the pgbench figures: 1 (single-row INSERT)
+#                    and 5 (tpcb-like with audit()); no warehouse
 #   BENCH_NO_BUILD=1 skips make && make install (use what is installed)
 #   BENCH_KEEP=1     leaves the server running and its directory in place
 #   BENCH_PORT=N     the server's port (default 55800)
@@ -102,6 +104,7 @@ SCALE=yes; SCALE_SUBJECTS=1m; SCALE_LEDGER=1m; ssub_given=0; sled_given=0
 VERIFY_ONLY=0
 BULK_ONLY=0
 ERASURE_ONLY=0
+PGBENCH_ONLY=0
 ERASE_ROWS=1m; erows_given=0
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -126,6 +129,7 @@ while [ $# -gt 0 ]; do
 	--verify-only) VERIFY_ONLY=1; SCALE=no ;;
 	--bulk-only) BULK_ONLY=1; SCALE=no ;;
 	--erasure-only) ERASURE_ONLY=1; SCALE=no ;;
+	--pgbench-only) PGBENCH_ONLY=1; SCALE=no ;;
 	--erase-rows) ERASE_ROWS=${2:?}; erows_given=1; shift ;;
 	-h|--help) usage 0 ;;
 	*) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
@@ -1317,6 +1321,9 @@ elif [ "$BULK_ONLY" = 1 ]; then
 elif [ "$ERASURE_ONLY" = 1 ]; then
 	figure fig_insert_personal
 	figure fig_erase
+elif [ "$PGBENCH_ONLY" = 1 ]; then
+	figure fig_insert
+	figure fig_tpcb
 elif [ "$SCALE" != only ]; then
 	setup_warehouse
 	figure fig_insert
