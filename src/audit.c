@@ -1066,7 +1066,8 @@ cl_audit_drain(ClSealSlot *slot, int slotno)
 
 	if (lost + failed > lost_recorded)
 		insert_gap(rel, lost + failed - lost_recorded);
-	table_close(rel, RowExclusiveLock);
+	/* the lock is kept until commit, as for every insert (rotate_audit_ledger() waits for it) */
+	table_close(rel, NoLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -1177,7 +1178,7 @@ cl_record_standby_read(PG_FUNCTION_ARGS)
 	data = serialize(&rec, &len);
 	rel = open_audit_log(InvalidOid);
 	insert_record(rel, (AuditHead *) data, data + sizeof(AuditHead));
-	table_close(rel, RowExclusiveLock);
+	table_close(rel, NoLock);	/* kept until commit */
 	pfree(data);
 	PG_RETURN_VOID();
 }
@@ -1281,7 +1282,12 @@ cl_audit_row(PG_FUNCTION_ARGS)
 	}
 	data = serialize(&r, &len);
 	insert_record(log, (AuditHead *) data, data + sizeof(AuditHead));
-	table_close(log, RowExclusiveLock);
+	/*
+	 * The lock is kept until the audited transaction ends, as for any
+	 * insert: a rotation (ACCESS EXCLUSIVE) then waits until the record is
+	 * committed or rolled back, never retiring the ledger under it.
+	 */
+	table_close(log, NoLock);
 	pfree(data);
 	r.h.outcome = 'r';
 	keep_change(&r);

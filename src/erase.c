@@ -899,14 +899,19 @@ remove_statistics(Relation rel, List *personal)
 	CommandCounterIncrement();
 }
 
-/* Whether a relation is the extension's audit ledger. */
+/*
+ * Whether a relation is one of the extension's audit ledgers: the live one,
+ * or one rotate_audit_ledger() retired under the name audit_log_ledger_<id>
+ * and an administrator has not dropped yet (only the extension's owner
+ * creates relations in its schema).
+ */
 static bool
 is_audit_ledger(Oid relid)
 {
 	char	   *name = get_rel_name(relid);
 
 	return name != NULL && get_rel_namespace(relid) == cl_schema_oid(true) &&
-		strcmp(name, "audit_log") == 0;
+		(strcmp(name, "audit_log") == 0 || strncmp(name, "audit_log_ledger_", 17) == 0);
 }
 
 /*
@@ -1222,18 +1227,23 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 	 */
 	ledgers = list_copy(cl_ledger_list());
 	list_sort(ledgers, ledger_id_cmp);
-	foreach(lc, ledgers)
 	{
-		ClLedgerInfo *info = lfirst(lc);
+		List	   *audit = NIL;
 
-		if (OidIsValid(info->relid) && is_audit_ledger(info->relid))
+		foreach(lc, ledgers)
 		{
-			ledgers = foreach_delete_current(ledgers, lc);
-			ledgers = lappend(ledgers, info);
-			if (info->encoding >= CL_ENCODING_V3)
-				audit_keys = build_audit_keys(subject);
-			break;
+			ClLedgerInfo *info = lfirst(lc);
+
+			if (OidIsValid(info->relid) && is_audit_ledger(info->relid))
+			{
+				ledgers = foreach_delete_current(ledgers, lc);
+				audit = lappend(audit, info);
+				if (info->encoding >= CL_ENCODING_V3 && audit_keys == NULL)
+					audit_keys = build_audit_keys(subject);
+			}
 		}
+		/* the live one and those rotated but not dropped yet, last */
+		ledgers = list_concat(ledgers, audit);
 	}
 	foreach(lc, ledgers)
 	{

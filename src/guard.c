@@ -746,6 +746,9 @@ drop_protect_policies(Oid owner)
 	}
 }
 
+static void archive_internal_ledger(const char *name, Oid nsp, Oid extoid, Oid owner,
+									const char *base, const char *archive, bool *archive_made);
+
 static void
 drop_extension_internal_ledgers(void)
 {
@@ -774,56 +777,81 @@ drop_extension_internal_ledgers(void)
 	drop_protect_policies(owner);
 	/* tables on the extension's table access method back to heap (tableam.c) */
 	cl_tableam_release_tables();
-	for (int i = 0; i < lengthof(names); i++)
+	/* and the audit ledgers rotate_audit_ledger() retired, not dropped yet */
 	{
-		Oid			relid = get_relname_relid(names[i], nsp);
-		char	   *qname = quote_qualified_identifier(CL_SCHEMA, names[i]);
-		ClLedgerInfo *info;
+		List	   *all = NIL;
+		ListCell   *lc;
 
-		if (!OidIsValid(relid) || getExtensionOfObject(RelationRelationId, relid) == extoid)
-			continue;
-		(void) cl_check_internal_table(relid, names[i]);
-		info = cl_ledger_lookup(relid);
-		if (strcmp(names[i], "consent_events") == 0)
-			cl_run_as_owner("DROP VIEW IF EXISTS consent_ledger.consent_state", owner);
-		if (!internal_ledger_has_rows(qname, owner))
-		{
-			cl_run_as_owner(psprintf("DROP TABLE %s", qname), owner);
-			continue;
-		}
-		if (info != NULL && !info->retired)
-			ereport(ERROR,
-					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-					 errmsg("cannot drop extension consent_ledger because ledger table \"%s\" is live",
-							qname),
-					 errdetail("Dropping the extension drops the log and the checkpoints of every ledger."),
-					 errhint("Export it first (consent_ledger.export('%s')), then call consent_ledger.retire_ledger('%s'); "
-							 "its rows are then kept as a plain table in schema %s.",
-							 qname, qname, archive)));
-		if (info != NULL)
-		{
-			cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_STAMP_TRIGGER, qname), owner);
-			cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_GUARD_TRIGGER, qname), owner);
-			cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_GUARD_ROW_TRIGGER, qname), owner);
-		}
-		if (strcmp(names[i], "consent_events") == 0)
-			cl_run_as_owner(psprintf("ALTER TABLE %s ALTER COLUMN event_id DROP DEFAULT", qname), owner);
-		if (!archive_made)
-		{
-			cl_run_as_owner(psprintf("CREATE SCHEMA %s", quote_identifier(archive)), owner);
-			archive_made = true;
-			if (strcmp(archive, base) != 0)
-				ereport(NOTICE,
-						(errmsg("consent_ledger: retired consent and audit ledgers are kept in schema %s",
-								quote_identifier(archive)),
-						 errdetail("A schema named %s already existed; it was not created by the extension and is not used.",
-								   quote_identifier(base))));
-		}
-		cl_run_as_owner(psprintf("ALTER TABLE %s SET SCHEMA %s", qname, quote_identifier(archive)), owner);
+		for (int i = 0; i < lengthof(names); i++)
+			all = lappend(all, (char *) names[i]);
+		if (SPI_execute(psprintf("SELECT relname::pg_catalog.text FROM pg_catalog.pg_class "
+								 "WHERE relnamespace OPERATOR(pg_catalog.=) %u "
+								 "AND relname OPERATOR(pg_catalog.~) '^audit_log_ledger_[0-9]+$' "
+								 "AND relkind OPERATOR(pg_catalog.=) 'r' ORDER BY 1", nsp),
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not list the rotated audit ledgers");
+		for (uint64 r = 0; r < SPI_processed; r++)
+			all = lappend(all, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+		foreach(lc, all)
+			archive_internal_ledger(lfirst(lc), nsp, extoid, owner, base, archive, &archive_made);
 	}
 	SPI_finish();
 	CommandCounterIncrement();
 	cl_ledger_cache_reset();
+}
+
+/*
+ * One of the extension's ledgers at DROP EXTENSION: dropped when empty,
+ * refused when live, else moved to the archive schema (made on first use).
+ */
+static void
+archive_internal_ledger(const char *name, Oid nsp, Oid extoid, Oid owner, const char *base,
+						const char *archive, bool *archive_made)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+	char	   *qname = quote_qualified_identifier(CL_SCHEMA, name);
+	ClLedgerInfo *info;
+
+	if (!OidIsValid(relid) || getExtensionOfObject(RelationRelationId, relid) == extoid)
+		return;
+	(void) cl_check_internal_table(relid, name);
+	info = cl_ledger_lookup(relid);
+	if (strcmp(name, "consent_events") == 0)
+		cl_run_as_owner("DROP VIEW IF EXISTS consent_ledger.consent_state", owner);
+	if (!internal_ledger_has_rows(qname, owner))
+	{
+		cl_run_as_owner(psprintf("DROP TABLE %s", qname), owner);
+		return;
+	}
+	if (info != NULL && !info->retired)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop extension consent_ledger because ledger table \"%s\" is live",
+						qname),
+				 errdetail("Dropping the extension drops the log and the checkpoints of every ledger."),
+				 errhint("Export it first (consent_ledger.export('%s')), then call consent_ledger.retire_ledger('%s'); "
+						 "its rows are then kept as a plain table in schema %s.",
+						 qname, qname, archive)));
+	if (info != NULL)
+	{
+		cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_STAMP_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_GUARD_TRIGGER, qname), owner);
+		cl_run_as_owner(psprintf("DROP TRIGGER IF EXISTS \"%s\" ON %s", CL_GUARD_ROW_TRIGGER, qname), owner);
+	}
+	if (strcmp(name, "consent_events") == 0)
+		cl_run_as_owner(psprintf("ALTER TABLE %s ALTER COLUMN event_id DROP DEFAULT", qname), owner);
+	if (!*archive_made)
+	{
+		cl_run_as_owner(psprintf("CREATE SCHEMA %s", quote_identifier(archive)), owner);
+		*archive_made = true;
+		if (strcmp(archive, base) != 0)
+			ereport(NOTICE,
+					(errmsg("consent_ledger: retired consent and audit ledgers are kept in schema %s",
+							quote_identifier(archive)),
+					 errdetail("A schema named %s already existed; it was not created by the extension and is not used.",
+							   quote_identifier(base))));
+	}
+	cl_run_as_owner(psprintf("ALTER TABLE %s SET SCHEMA %s", qname, quote_identifier(archive)), owner);
 }
 
 /* After DROP EXTENSION: the schema it created goes when it is empty. */

@@ -77,6 +77,7 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 	char	   *qold;
 	int64		moved;
 	int64		rows = -1;
+	int64		max_id = 0;
 	bool		isnull;
 
 	check_may_migrate();
@@ -86,12 +87,26 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 				 errmsg("cannot migrate the consent ledger during recovery"),
 				 errhint("Call migrate_consent_ledger() on the primary.")));
 
-	/* no erasure, no creator of the consent ledger, no recorder meanwhile */
+	/*
+	 * Every statement below must see the events committed while this one
+	 * waited for its locks: a transaction snapshot (REPEATABLE READ,
+	 * SERIALIZABLE) would leave them out of the copy (attack review).
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migrate_consent_ledger() must run in a READ COMMITTED transaction"),
+				 errdetail("Under a transaction snapshot it would not see events committed while it waited for its locks."),
+				 errhint("SET TRANSACTION ISOLATION LEVEL READ COMMITTED, or call it outside an explicit transaction with default_transaction_isolation at read committed.")));
+
+	/*
+	 * No erasure, no creator of the consent ledger; the table before the
+	 * recorder lock, in the order recorders take them (record.c).
+	 */
 	cl_lock_extension(CL_LOCK_ERASE, ExclusiveLock);
 	LockRelationOid(cl_internal_relid("purposes"), ShareRowExclusiveLock);
-	cl_lock_extension(CL_LOCK_RECORDER, ExclusiveLock);
-
 	rel = cl_open_consent_events(AccessExclusiveLock, false);
+	cl_lock_extension(CL_LOCK_RECORDER, ExclusiveLock);
 	if (rel == NULL)
 	{
 		ereport(NOTICE,
@@ -119,6 +134,17 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 	old_id = info->ledger_id;
 	if (info->retired)
 		elog(ERROR, "the consent ledger %d is retired", old_id);
+	{
+		int64		txn;
+
+		/* its leaves would be sealed into the retired ledger's log */
+		if (cl_ledger_own_count(old_relid, &txn) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("this transaction has recorded consent already"),
+					 errdetail("Its events would go into the old consent ledger's log."),
+					 errhint("Call migrate_consent_ledger() in a transaction of its own.")));
+	}
 
 	owner = cl_extension_owner();
 	oldname = psprintf("consent_events_ledger_%d", old_id);
@@ -171,11 +197,24 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 		cl_migrating_consent = false;
 	}
 	PG_END_TRY();
-	cl_run_as_owner(psprintf("SELECT pg_catalog.count(*) FROM %s", qold), owner);
+	cl_run_as_owner(psprintf("SELECT pg_catalog.count(*), pg_catalog.max(event_id) FROM %s", qold), owner);
 	if (SPI_processed == 1)
+	{
 		rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		max_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (isnull)
+			max_id = 0;
+	}
 	if (rows != moved)
 		elog(ERROR, "moved " INT64_FORMAT " of " INT64_FORMAT " consent events", moved, rows);
+
+	/*
+	 * Published at commit like a recording: a session that read protected
+	 * data in this transaction saw the copied events as uncommitted and
+	 * stopped there; the commit makes every session catch up again.
+	 */
+	if (max_id > 0)
+		cl_consent_recorded(max_id);
 
 	/* the old ledger: retired (its log and checkpoints stay), its rows dropped */
 	cl_run_as_owner(psprintf("UPDATE consent_ledger.ledgers SET retired_at = pg_catalog.now() "

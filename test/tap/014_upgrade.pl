@@ -290,6 +290,10 @@ q1(q{CREATE ROLE u_recorder LOGIN IN ROLE consent_ledger_recorder;
 	extra_params => [ '-U', 'u_recorder' ]);
 like($e, qr/ERROR:  permission denied to migrate the consent ledger/,
 	'migration: refused to a recorder, even with EXECUTE granted');
+($rc, $o, $e) = $node->psql($db,
+	q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT consent_ledger.migrate_consent_ledger(); COMMIT;});
+like($e, qr/ERROR:  migrate_consent_ledger\(\) must run in a READ COMMITTED transaction/,
+	'migration: refused under REPEATABLE READ (its snapshot would miss events committed while it waited)');
 is(q1(q{SELECT consent_ledger.migrate_consent_ledger()}), $nevents, "migration: $nevents events moved");
 is(q1(q{SELECT encoding || ' ' || personal::text || ' ' || subject FROM consent_ledger.ledgers
 		WHERE relid = 'consent_ledger.consent_events'::regclass}),
