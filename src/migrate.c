@@ -133,7 +133,10 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 	}
 	old_id = info->ledger_id;
 	if (info->retired)
-		elog(ERROR, "the consent ledger %d is retired", old_id);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the consent ledger (ledger %d) is retired", old_id),
+				 errhint("Check consent_ledger.ledgers: a retired consent ledger cannot be migrated.")));
 	{
 		int64		txn;
 
