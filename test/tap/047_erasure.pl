@@ -338,4 +338,43 @@ like($primary->safe_psql('dropping', q{SELECT n.nspname || ' ' || count(*) FROM 
 	WHERE c.relname = 'erasures' GROUP BY n.nspname}), qr/^consent_ledger_dropped_\d+ 1$/,
 	'retired, it is kept in the archive schema after the drop');
 
+# rotate_audit_ledger() (1.4): an audit ledger rotated and not dropped yet
+# is still an audit ledger to erase_subject() (its records found through
+# the keys of the subject's rows, not by a literal row_key), and DROP
+# EXTENSION archives it with the other ledgers
+$primary->safe_psql('postgres', 'CREATE DATABASE rotating');
+$primary->safe_psql('rotating', q{
+	CREATE EXTENSION consent_ledger;
+	CREATE TABLE orders (order_id int PRIMARY KEY, customer text);
+	SELECT consent_ledger.protect('orders', 'customer');
+	SELECT consent_ledger.audit('orders');
+	INSERT INTO orders VALUES (1, 'c-41'), (2, 'c-42');
+});
+my $rotated_old = $primary->safe_psql('rotating', 'SELECT consent_ledger.rotate_audit_ledger()');
+like($rotated_old, qr/^consent_ledger\.audit_log_ledger_\d+$/, 'rotation: the old audit ledger renamed');
+$primary->safe_psql('rotating', q{INSERT INTO orders VALUES (3, 'c-41')});
+$primary->safe_psql('rotating', 'SELECT consent_ledger.seal()');
+is($primary->safe_psql('rotating', q{SELECT string_agg(relation::text || ':' || rows, ',' ORDER BY relation::text)
+	FROM consent_ledger.erase_subject('c-41', 'TAP 047 rotation')}),
+	"consent_ledger.audit_log:1,$rotated_old:1",
+	'rotation: erase_subject() erases the subject\'s records in the new and in the rotated audit ledger');
+is($primary->safe_psql('rotating', qq{SELECT string_agg(coalesce(row_key, '-') || ' ' || (new_row_hash IS NOT NULL)::text
+	|| ' ' || consent_ledger.erased(ledger_salt)::text, ',' ORDER BY record_id) FROM $rotated_old WHERE operation = 'INSERT'}),
+	'- false true,(order_id)=(2) true false', 'rotation: in the rotated ledger, the subject\'s record erased, the other kept');
+is($primary->safe_psql('rotating', 'SELECT count(*) FROM consent_ledger.verify() WHERE NOT valid'), '0',
+	'rotation: every ledger valid after the erasure');
+$primary->safe_psql('rotating', q{
+	BEGIN;
+	SELECT consent_ledger.retire_ledger('consent_ledger.erasures');
+	SELECT consent_ledger.retire_ledger('consent_ledger.audit_log');
+	DROP EXTENSION consent_ledger CASCADE;
+	COMMIT;
+});
+like($primary->safe_psql('rotating', q{SELECT string_agg(c.relname, ',' ORDER BY c.relname) || ' in ' || min(n.nspname)
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname LIKE 'audit\_log%' AND c.relkind = 'r'}),
+	qr/^audit_log,audit_log_ledger_\d+ in consent_ledger_dropped_\d+$/,
+	'rotation: DROP EXTENSION archives the rotated audit ledger with the live one');
+$primary->safe_psql('rotating', 'CREATE EXTENSION consent_ledger');
+ok(1, 'rotation: CREATE EXTENSION again after that');
+
 done_testing();
