@@ -811,16 +811,7 @@ open_audit_log(Oid known)
 			return table_open(known, NoLock);
 		UnlockRelationOid(known, RowExclusiveLock);
 	}
-	for (;;)
-	{
-		Oid			relid = audit_log_relid(true);
-
-		LockRelationOid(relid, RowExclusiveLock);
-		/* (the lock has made this backend read the invalidations) */
-		if (audit_log_relid(false) == relid)
-			return table_open(relid, NoLock);
-		UnlockRelationOid(relid, RowExclusiveLock);
-	}
+	return cl_open_by_name_locked(audit_log_relid, true, RowExclusiveLock);
 }
 
 /* Inserts one record into the audit ledger (inside the current transaction). */
@@ -1310,20 +1301,16 @@ cl_audit_row(PG_FUNCTION_ARGS)
 Datum
 cl_rotate_audit_ledger(PG_FUNCTION_ARGS)
 {
-	Oid			admin = get_role_oid(CL_ADMIN_ROLE, true);
+	Relation	rel;
 	Oid			relid;
 	Oid			new_relid;
 	ClLedgerInfo *info;
 	char	   *oldname;
 	Oid			owner;
 
-	if (!superuser() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to rotate the audit ledger"),
-				 errdetail("Only superusers and members of %s may rotate the audit ledger; EXECUTE on the function is not enough.",
-						   CL_ADMIN_ROLE),
-				 errhint("Ask an administrator to call consent_ledger.rotate_audit_ledger().")));
+	cl_require_admin("rotate the audit ledger",
+					 "rotate the audit ledger; EXECUTE on the function is not enough",
+					 "rotate_audit_ledger");
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -1333,21 +1320,16 @@ cl_rotate_audit_ledger(PG_FUNCTION_ARGS)
 	/* no erasure (it rewrites the audit ledger), no other creator */
 	cl_lock_extension(CL_LOCK_ERASE, ExclusiveLock);
 	LockRelationOid(cl_internal_relid("audited"), ShareRowExclusiveLock);
-	for (;;)
+	rel = cl_open_by_name_locked(audit_log_relid, false, AccessExclusiveLock);
+	if (rel == NULL)
 	{
-		relid = audit_log_relid(false);
-		if (!OidIsValid(relid))
-		{
-			ereport(NOTICE,
-					(errmsg("there is no audit ledger to rotate"),
-					 errdetail("The first audited change or read makes it, with personal row keys and row hashes.")));
-			PG_RETURN_NULL();
-		}
-		LockRelationOid(relid, AccessExclusiveLock);
-		if (audit_log_relid(false) == relid)
-			break;
-		UnlockRelationOid(relid, AccessExclusiveLock);
+		ereport(NOTICE,
+				(errmsg("there is no audit ledger to rotate"),
+				 errdetail("The first audited change or read makes it, with personal row keys and row hashes.")));
+		PG_RETURN_NULL();
 	}
+	relid = RelationGetRelid(rel);
+	table_close(rel, NoLock);
 	info = cl_ledger_lookup(relid);
 	if (info == NULL || info->retired)
 		ereport(ERROR,
@@ -1355,12 +1337,7 @@ cl_rotate_audit_ledger(PG_FUNCTION_ARGS)
 				 errmsg("consent_ledger.audit_log is not a live ledger table"),
 				 errhint("Check the extension's installation.")));
 	oldname = psprintf("audit_log_ledger_%d", info->ledger_id);
-	if (OidIsValid(get_relname_relid(oldname, cl_schema_oid(false))))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_TABLE),
-				 errmsg("relation \"%s.%s\" already exists", CL_SCHEMA, oldname),
-				 errdetail("The rotation renames the audit ledger's table to this name."),
-				 errhint("Drop or rename that relation first.")));
+	cl_refuse_taken_name(oldname, "The rotation renames the audit ledger's table to this name.");
 
 	owner = cl_extension_owner();
 	if (SPI_connect() != SPI_OK_CONNECT)

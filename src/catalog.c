@@ -132,6 +132,63 @@ cl_extension_present(void)
 	return OidIsValid(get_extension_oid(CL_EXTENSION, true));
 }
 
+/*
+ * One of the extension's own ledgers, found by name (lookup(create): its
+ * OID, made when missing with create), opened with lockmode; NULL when
+ * there is none.  The OID is locked before the relation is opened and
+ * looked up again once the lock is held: a migration or rotation may have
+ * replaced the table this session found by name while it waited, and the
+ * caller then goes on with the new one.  (The lock has made this backend
+ * read the invalidations.)
+ */
+Relation
+cl_open_by_name_locked(Oid (*lookup) (bool create), bool create, LOCKMODE lockmode)
+{
+	for (;;)
+	{
+		Oid			relid = lookup(create);
+
+		if (!OidIsValid(relid))
+			return NULL;
+		LockRelationOid(relid, lockmode);
+		if (lookup(false) == relid)
+			return table_open(relid, NoLock);
+		UnlockRelationOid(relid, lockmode);
+	}
+}
+
+/*
+ * Refuses a caller who is neither a superuser nor a member of
+ * consent_ledger_admin (whoever was granted EXECUTE on the function):
+ * "permission denied to <action>", who may (<may>) and the function to
+ * ask an administrator for.
+ */
+void
+cl_require_admin(const char *action, const char *may, const char *function)
+{
+	Oid			admin = get_role_oid(CL_ADMIN_ROLE, true);
+
+	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s", action),
+			 errdetail("Only superusers and members of %s may %s.", CL_ADMIN_ROLE, may),
+			 errhint("Ask an administrator to call consent_ledger.%s().", function)));
+}
+
+/* Refuses when relname is taken in the extension's schema (what is renamed to it, and why). */
+void
+cl_refuse_taken_name(const char *relname, const char *why)
+{
+	if (OidIsValid(get_relname_relid(relname, cl_schema_oid(false))))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s.%s\" already exists", CL_SCHEMA, relname),
+				 errdetail("%s", why),
+				 errhint("Drop or rename that relation first.")));
+}
+
 /* OID of one of the extension's tables or sequences; ERROR if missing. */
 Oid
 cl_internal_relid(const char *name)

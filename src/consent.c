@@ -118,26 +118,13 @@ cl_consent_events_relid(bool create)
 
 /*
  * The consent ledger opened with lockmode (with create, made when
- * missing), or NULL when there is none.  The OID is locked before the
- * relation is opened and looked up again once the lock is held:
- * migrate_consent_ledger() may have replaced the table this session found
- * by name while it waited (it then reads or writes the new one).
+ * missing), or NULL when there is none; looked up again under its lock
+ * (cl_open_by_name_locked): migrate_consent_ledger() may have replaced it.
  */
 Relation
 cl_open_consent_events(LOCKMODE lockmode, bool create)
 {
-	for (;;)
-	{
-		Oid			relid = cl_consent_events_relid(create);
-
-		if (!OidIsValid(relid))
-			return NULL;
-		LockRelationOid(relid, lockmode);
-		/* (the lock has made this backend read the invalidations) */
-		if (cl_consent_events_relid(false) == relid)
-			return table_open(relid, NoLock);
-		UnlockRelationOid(relid, lockmode);
-	}
+	return cl_open_by_name_locked(cl_consent_events_relid, create, lockmode);
 }
 
 /*

@@ -197,6 +197,9 @@ extern Oid	cl_check_internal_table(Oid relid, const char *name);
 extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 							   MemoryContext mcxt, char **text_value);
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
+extern Relation cl_open_by_name_locked(Oid (*lookup) (bool create), bool create, LOCKMODE lockmode);
+extern void cl_require_admin(const char *action, const char *may, const char *function);
+extern void cl_refuse_taken_name(const char *relname, const char *why);
 extern void cl_registry_forget(Oid relid);
 extern void cl_ledger_note_dropped(Oid relid);
 extern bool cl_ledger_was_dropped(int32 ledger_id);

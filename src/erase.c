@@ -296,21 +296,6 @@ cl_create_ledger_personal(PG_FUNCTION_ARGS)
  * erase_subject(subject text, reason text)
  * --------------------------------------------------------------------- */
 
-static void
-check_may_erase(void)
-{
-	Oid			admin = get_role_oid(CL_ADMIN_ROLE, true);
-
-	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied to erase a data subject"),
-			 errdetail("Only superusers and members of %s may erase personal data; owning a ledger table, or EXECUTE on the function, is not enough.",
-					   CL_ADMIN_ROLE),
-			 errhint("Ask an administrator to call consent_ledger.erase_subject().")));
-}
-
 /*
  * How a ledger's rows of a subject are found.  Usually by the text form
  * of the ledger's subject column.  The audit ledger's subject column is
@@ -1186,7 +1171,9 @@ cl_erase_subject(PG_FUNCTION_ARGS)
 	HTAB	   *audit_keys = NULL;
 	int			guc_nest;
 
-	check_may_erase();
+	cl_require_admin("erase a data subject",
+					 "erase personal data; owning a ledger table, or EXECUTE on the function, is not enough",
+					 "erase_subject");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
 		VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) == 0 ||
 		VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)

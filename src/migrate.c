@@ -41,21 +41,6 @@
 
 PG_FUNCTION_INFO_V1(cl_migrate_consent_ledger);
 
-static void
-check_may_migrate(void)
-{
-	Oid			admin = get_role_oid(CL_ADMIN_ROLE, true);
-
-	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied to migrate the consent ledger"),
-			 errdetail("Only superusers and members of %s may migrate the consent ledger; EXECUTE on the function is not enough.",
-					   CL_ADMIN_ROLE),
-			 errhint("Ask an administrator to call consent_ledger.migrate_consent_ledger().")));
-}
-
 /*
  * consent_ledger.migrate_consent_ledger() RETURNS bigint
  *
@@ -80,7 +65,9 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 	int64		max_id = 0;
 	bool		isnull;
 
-	check_may_migrate();
+	cl_require_admin("migrate the consent ledger",
+					 "migrate the consent ledger; EXECUTE on the function is not enough",
+					 "migrate_consent_ledger");
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -152,12 +139,7 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 	owner = cl_extension_owner();
 	oldname = psprintf("consent_events_ledger_%d", old_id);
 	qold = quote_qualified_identifier(CL_SCHEMA, oldname);
-	if (OidIsValid(get_relname_relid(oldname, cl_schema_oid(false))))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_TABLE),
-				 errmsg("relation \"%s.%s\" already exists", CL_SCHEMA, oldname),
-				 errdetail("The migration renames the old consent ledger to this name before dropping it."),
-				 errhint("Drop or rename that relation first.")));
+	cl_refuse_taken_name(oldname, "The migration renames the old consent ledger to this name before dropping it.");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
