@@ -7,7 +7,7 @@
 #
 # The released install and upgrade scripts are the ones in the tree: they
 # never change once shipped, which this test checks against the SHA-256 of
-# the files at the release tags (v1.0, v1.1, v1.2, v1.3).
+# the files at the release tags (v1.0, v1.1, v1.2, v1.3, v1.4).
 
 use strict;
 use warnings;
@@ -31,7 +31,9 @@ my %released = (
 	'consent_ledger--1.1--1.2.sql' =>
 	  'ea30d98c32b14912d540e3a0855480390a54edb4032851db4ff1a03192293af2',
 	'consent_ledger--1.2--1.3.sql' =>
-	  '3ce39fb7f6ad1b6f366dedd34639ff38c8022b47d9aaaf47c5711c3093350437',);
+	  '3ce39fb7f6ad1b6f366dedd34639ff38c8022b47d9aaaf47c5711c3093350437',
+	'consent_ledger--1.3--1.4.sql' =>
+	  'b5d53222f2d39934597a511dd4eef28df6d8e743f46d7f74a54e160336d314a1',);
 foreach my $f (sort keys %released)
 {
 	is(sha256_hex(slurp_file("$srcdir/$f")), $released{$f},
