@@ -82,14 +82,13 @@ SELECT consent_ledger.audit('erasure_profiles');
 INSERT INTO erasure_profiles VALUES (9101, 'ann@profile.example'), (9102, 'bob@profile.example');
 SELECT row_key, new_row_hash IS NOT NULL AS new_hash, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relation = 'public.erasure_profiles' ORDER BY record_id;
--- protected tables keyed by something else than their subject column (an
--- order id; an e-mail address): the audit records name the subject's rows
--- by that key, and are the subject's too -- also a row updated since, and
--- a deleted one still in the table (not vacuumed)
+-- tables keyed by something else than their subject column (an order id;
+-- an e-mail address), audited before they are protected: the records
+-- written before name no subject (the subject column was not known), only
+-- the subject's rows by that key, and are the subject's by it -- also a
+-- row updated since, and a deleted one still in the table (not vacuumed)
 CREATE TABLE erasure_orders (order_id int PRIMARY KEY, customer_id int, item text);
 CREATE TABLE erasure_contacts (email text PRIMARY KEY, customer_id int);
-SELECT consent_ledger.protect('erasure_orders', 'customer_id');
-SELECT consent_ledger.protect('erasure_contacts', 'customer_id');
 SELECT consent_ledger.audit('erasure_orders');
 SELECT consent_ledger.audit('erasure_contacts');
 INSERT INTO erasure_orders VALUES (1, 9101, 'book'), (2, 9102, 'pen'), (3, 9101, 'lamp');
@@ -109,9 +108,33 @@ UPDATE erasure_orders SET customer_id = 9102 WHERE order_id = 4;
 SET quote_all_identifiers = on;
 INSERT INTO erasure_orders VALUES (5, 9101, 'quoted');
 RESET quote_all_identifiers;
+SELECT consent_ledger.protect('erasure_orders', 'customer_id');
+SELECT consent_ledger.protect('erasure_contacts', 'customer_id');
 SELECT relid::regclass AS tbl, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relid IN ('erasure_orders'::regclass, 'erasure_contacts'::regclass) AND row_key IS NOT NULL
  ORDER BY relid::regclass::text, row_key, operation;
+SELECT count(*) AS records_naming_subjects FROM consent_ledger.audit_log
+ WHERE relid IN ('erasure_orders'::regclass, 'erasure_contacts'::regclass)
+   AND (old_subject IS NOT NULL OR new_subject IS NOT NULL);
+-- records of a protected table name the audited versions' subjects
+-- (old_subject, new_subject): they are the subject's by them alone, also
+-- where the table has no key (no row_key) and where the rows are no
+-- longer in the table (TRUNCATE); and a key the subject's row took after
+-- another's row was gone does not make that one's record the subject's
+CREATE TABLE erasure_visits (customer_id int, page text);
+CREATE TABLE erasure_tickets (ticket_id int PRIMARY KEY, customer_id int);
+SELECT consent_ledger.protect('erasure_visits', 'customer_id');
+SELECT consent_ledger.protect('erasure_tickets', 'customer_id');
+SELECT consent_ledger.audit('erasure_visits');
+SELECT consent_ledger.audit('erasure_tickets');
+INSERT INTO erasure_visits VALUES (9101, '/a'), (9102, '/b');
+UPDATE erasure_visits SET page = '/c' WHERE customer_id = 9101;
+INSERT INTO erasure_tickets VALUES (1, 9101), (2, 9102);
+TRUNCATE erasure_tickets;
+INSERT INTO erasure_tickets VALUES (2, 9101);
+SELECT relid::regclass AS tbl, operation, row_key, old_subject, new_subject, consent_ledger.erased(ledger_salt)
+  FROM consent_ledger.audit_log WHERE relid IN ('erasure_visits'::regclass, 'erasure_tickets'::regclass)
+ ORDER BY record_id;
 -- (sql/audit.sql tampered with one audit record on purpose: the verdict
 -- must be the same before and after the erasure)
 CREATE TABLE audit_verdict AS SELECT valid, problem FROM consent_ledger.verify('consent_ledger.audit_log');
@@ -140,6 +163,9 @@ SELECT row_key, new_row_hash IS NOT NULL AS new_hash, consent_ledger.erased(ledg
 SELECT relid::regclass AS tbl, operation, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relid IN ('erasure_orders'::regclass, 'erasure_contacts'::regclass) AND operation <> 'SELECT'
  ORDER BY relid::regclass::text, row_key NULLS FIRST, operation;
+SELECT relid::regclass AS tbl, operation, row_key, old_subject, new_subject, consent_ledger.erased(ledger_salt)
+  FROM consent_ledger.audit_log WHERE relid IN ('erasure_visits'::regclass, 'erasure_tickets'::regclass)
+ ORDER BY record_id;
 SELECT v.valid IS NOT DISTINCT FROM b.valid AND v.problem IS NOT DISTINCT FROM b.problem AS same_audit_verdict
   FROM consent_ledger.verify('consent_ledger.audit_log') v, audit_verdict b;
 SELECT subject, purpose, state FROM consent_ledger.consent_state WHERE purpose LIKE 'erasure%' AND subject LIKE '910_' ORDER BY subject, purpose;

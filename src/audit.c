@@ -112,14 +112,16 @@ enum
 	A_RECORD_ID = 1, A_AT, A_KIND, A_OPERATION, A_RELATION, A_RELID,
 	A_SESSION, A_SESSION_USER, A_ROLE, A_CLIENT, A_APP, A_PURPOSE,
 	A_ROW_KEY, A_OLD_HASH, A_NEW_HASH, A_XID, A_OUTCOME, A_ROWS,
-	A_WITHHELD, A_QUERY_ID, A_BYPASSED, A_NATTS = A_BYPASSED
+	A_WITHHELD, A_QUERY_ID, A_BYPASSED, A_OLD_SUBJECT, A_NEW_SUBJECT,
+	A_NATTS = A_NEW_SUBJECT
 };
 
-#define NSTR 9
+/* the strings of a record */
 enum
 {
 	S_KIND, S_OPERATION, S_RELATION, S_SESSION, S_SESSION_USER, S_ROLE,
-	S_CLIENT, S_APP, S_PURPOSE
+	S_CLIENT, S_APP, S_PURPOSE, S_ROW_KEY, S_OLD_SUBJECT, S_NEW_SUBJECT,
+	NSTR
 };
 
 /* One audit record, as queued (fixed part, then the strings) */
@@ -140,13 +142,13 @@ typedef struct AuditHead
 	uint8		old_hash[CL_HASH_LEN];
 	uint8		new_hash[CL_HASH_LEN];
 	char		outcome;		/* 'c' committed, 'r' rolled back, 's' started, 'd' done, 'f' failed, 'l' lost (gap) */
-	uint16		strlen[NSTR + 1];	/* + row key */
+	uint16		strlen[NSTR];
 } AuditHead;
 
 typedef struct AuditRecord
 {
 	AuditHead	h;
-	const char *str[NSTR + 1];
+	const char *str[NSTR];
 } AuditRecord;
 
 /* Change records of the current transaction, for the rollback path */
@@ -159,12 +161,17 @@ typedef struct KeptChange
 
 static List *kept_changes = NIL;	/* in TopTransactionContext */
 
-/* Per query and audited table: the encoder for its rows, the audit ledger */
+/*
+ * Per query and audited table: the encoder for its rows, the audit ledger,
+ * and the table's subject column when the ledger records subjects
+ */
 typedef struct AuditTriggerCache
 {
 	Oid			relid;
 	ClRowEncoder *enc;
 	Oid			log_relid;
+	AttrNumber	subject;		/* or InvalidAttrNumber */
+	FmgrInfo	subject_out;
 } AuditTriggerCache;
 static int64 kept_dropped = 0;
 
@@ -268,11 +275,11 @@ static char *
 serialize(AuditRecord *r, Size *lenp)
 {
 	Size		len = sizeof(AuditHead);
-	const char *str[NSTR + 1];
+	const char *str[NSTR];
 	char	   *buf;
 	char	   *p;
 
-	for (int i = 0; i <= NSTR; i++)
+	for (int i = 0; i < NSTR; i++)
 	{
 		int			n = 0;
 
@@ -284,7 +291,7 @@ serialize(AuditRecord *r, Size *lenp)
 	buf = palloc(len);
 	memcpy(buf, &r->h, sizeof(AuditHead));
 	p = buf + sizeof(AuditHead);
-	for (int i = 0; i <= NSTR; i++)
+	for (int i = 0; i < NSTR; i++)
 	{
 		memcpy(p, str[i], r->h.strlen[i]);
 		p += r->h.strlen[i];
@@ -741,7 +748,9 @@ static const char *const create_audit_sql[] = {
 	" rows_returned pg_catalog.int8,"
 	" rows_withheld pg_catalog.int8,"
 	" query_id pg_catalog.int8,"
-	" rls_bypassed pg_catalog.bool)",
+	" rls_bypassed pg_catalog.bool,"
+	" old_subject pg_catalog.text,"
+	" new_subject pg_catalog.text)",
 	"COMMENT ON TABLE consent_ledger.audit_log IS "
 	"'the audit ledger: every change to audited tables and every read of protected data; append-only, hash-chained, signed'",
 	"REVOKE ALL ON consent_ledger.audit_log FROM PUBLIC",
@@ -773,13 +782,15 @@ audit_log_relid(bool create)
 	relid = get_relname_relid("audit_log", nsp);
 	/*
 	 * Personal data (README "Erasure"), from 1.3's SQL objects on: row_key,
-	 * and the hashes of the audited row's versions, which whoever can guess
-	 * every column of an ordinary table's row could recompute (audit
-	 * ledgers made by the first 1.3 builds have row_key alone).
+	 * the hashes of the audited row's versions, which whoever can guess
+	 * every column of an ordinary table's row could recompute, and the
+	 * versions' subjects (audit ledgers made by the first 1.3 builds have
+	 * row_key alone, those made before 1.5's library no subjects).
 	 */
 	if (get_attnum(cl_internal_relid("ledgers"), "personal") > 0)
-		cl_make_ledger_personal(relid, list_make3(pstrdup("row_key"), pstrdup("old_row_hash"),
-												  pstrdup("new_row_hash")), "row_key");
+		cl_make_ledger_personal(relid, list_make5(pstrdup("row_key"), pstrdup("old_row_hash"),
+												  pstrdup("new_row_hash"), pstrdup("old_subject"),
+												  pstrdup("new_subject")), "row_key");
 	else
 		cl_make_ledger(relid);
 	CommandCounterIncrement();
@@ -814,20 +825,42 @@ open_audit_log(Oid known)
 	return cl_open_by_name_locked(audit_log_relid, true, RowExclusiveLock);
 }
 
+/*
+ * Whether an audit ledger has the old_subject and new_subject columns
+ * (those made by this library do; older ones end with rls_bypassed).
+ */
+static bool
+audit_log_has_subjects(TupleDesc desc)
+{
+	return desc->natts >= A_NEW_SUBJECT &&
+		strcmp(NameStr(TupleDescAttr(desc, A_OLD_SUBJECT - 1)->attname), "old_subject") == 0 &&
+		strcmp(NameStr(TupleDescAttr(desc, A_NEW_SUBJECT - 1)->attname), "new_subject") == 0;
+}
+
+/* The text form of a row version's subject column (NULL when null). */
+static char *
+row_subject(AuditTriggerCache *cache, Relation rel, HeapTuple tup)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, cache->subject, RelationGetDescr(rel), &isnull);
+
+	return isnull ? NULL : OutputFunctionCall(&cache->subject_out, d);
+}
+
 /* Inserts one record into the audit ledger (inside the current transaction). */
 static void
 insert_record(Relation rel, const AuditHead *h, const char *strings)
 {
 	Datum		values[A_NATTS + 3];	/* + ledger_txn, ledger_ord, ledger_salt */
 	bool		nulls[A_NATTS + 3];
-	const char *str[NSTR + 1];
+	const char *str[NSTR];
 	const char *p = strings;
 	char		oc;
 	int			natts = RelationGetDescr(rel)->natts;
 
 	if (natts > A_NATTS + 3)
 		elog(ERROR, "consent_ledger.audit_log has unexpected columns");
-	for (int i = 0; i <= NSTR; i++)
+	for (int i = 0; i < NSTR; i++)
 	{
 		str[i] = h->strlen[i] ? pnstrdup(p, h->strlen[i]) : NULL;
 		p += h->strlen[i];
@@ -848,7 +881,12 @@ insert_record(Relation rel, const AuditHead *h, const char *strings)
 	SETS(A_CLIENT, str[S_CLIENT]);
 	SETS(A_APP, str[S_APP]);
 	SETS(A_PURPOSE, str[S_PURPOSE]);
-	SETS(A_ROW_KEY, str[NSTR]);
+	SETS(A_ROW_KEY, str[S_ROW_KEY]);
+	if (audit_log_has_subjects(RelationGetDescr(rel)))
+	{
+		SETS(A_OLD_SUBJECT, str[S_OLD_SUBJECT]);
+		SETS(A_NEW_SUBJECT, str[S_NEW_SUBJECT]);
+	}
 	if (h->has_old)
 	{
 		bytea	   *b = palloc(VARHDRSZ + CL_HASH_LEN);
@@ -1240,6 +1278,17 @@ cl_audit_row(PG_FUNCTION_ARGS)
 		cache->log_relid = RelationGetRelid(log);
 		cache->enc = cl_encoder_create(RelationGetDescr(rel), row_hash_encoding(cache->log_relid),
 									   fcinfo->flinfo->fn_mcxt);
+		cache->subject = audit_log_has_subjects(RelationGetDescr(log)) ?
+			cl_table_subject_attnum(rel) : InvalidAttrNumber;
+		if (cache->subject > 0)
+		{
+			Oid			out;
+			bool		varlena;
+
+			getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), cache->subject - 1)->atttypid,
+							  &out, &varlena);
+			fmgr_info_cxt(out, &cache->subject_out, fcinfo->flinfo->fn_mcxt);
+		}
 		fcinfo->flinfo->fn_extra = cache;
 		MemoryContextSwitchTo(old);
 	}
@@ -1254,7 +1303,16 @@ cl_audit_row(PG_FUNCTION_ARGS)
 		HeapTuple	keytup = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? td->tg_trigtuple :
 			TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 
-		r.str[NSTR] = cl_audit_row_key(rel, keytup);
+		r.str[S_ROW_KEY] = cl_audit_row_key(rel, keytup);
+		if (cache->subject > 0)
+		{
+			if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+				r.str[S_OLD_SUBJECT] = row_subject(cache, rel, td->tg_trigtuple);
+			r.str[S_NEW_SUBJECT] = TRIGGER_FIRED_BY_INSERT(td->tg_event) ?
+				row_subject(cache, rel, td->tg_trigtuple) :
+				TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
+				row_subject(cache, rel, td->tg_newtuple) : NULL;
+		}
 		if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		{
 			row_hash_with(cache->enc, td->tg_trigtuple, r.h.old_hash);

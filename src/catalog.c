@@ -70,6 +70,9 @@ static HTAB *ledger_cache = NULL;
 #define Anum_ledgers_created_at 5
 #define Anum_ledgers_retired_at 6
 
+/* of consent_ledger.protected */
+#define Anum_protected_subject_column 2
+
 /* Invalidation: a negative entry goes, a ledger's is marked stale. */
 static void
 forget_entry(LedgerCacheEntry *entry)
@@ -525,6 +528,8 @@ registry_scan(const char *table, uint32 key, int text_attnum,
 			Datum		d = heap_getattr(tup, text_attnum, RelationGetDescr(rel), &isnull);
 
 			*text_value = isnull ? NULL :
+				TupleDescAttr(RelationGetDescr(rel), text_attnum - 1)->atttypid == NAMEOID ?
+				MemoryContextStrdup(mcxt, NameStr(*DatumGetName(d))) :
 				MemoryContextStrdup(mcxt, TextDatumGetCString(d));
 		}
 	}
@@ -539,14 +544,50 @@ registry_scan(const char *table, uint32 key, int text_attnum,
  * column is a regclass: protected, audited, purpose_views), with a heap
  * scan under the latest snapshot -- no privileges needed, so it serves the
  * guard, the policy and the audit whoever the current role is.  Returns
- * whether it is there; with text_attnum > 0 also that column's value,
- * palloc'd in mcxt.
+ * whether it is there; with text_attnum > 0 also that column's value (a
+ * text or name column), palloc'd in mcxt.
  */
 bool
 cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 				   MemoryContext mcxt, char **text_value)
 {
 	return registry_scan(table, (uint32) relid, text_attnum, mcxt, text_value);
+}
+
+/*
+ * The subject column of a table, as an attribute number of rel: the column
+ * a protected table was protected with (consent_ledger.protected), else a
+ * ledger's subject column (consent_ledger.ledgers.subject);
+ * InvalidAttrNumber when neither is known.  The audit writer records the
+ * subject of every audited row version by it (README "Erasure").
+ */
+AttrNumber
+cl_table_subject_attnum(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	char	   *column = NULL;
+	AttrNumber	att = InvalidAttrNumber;
+
+	if (!cl_registry_lookup("protected", relid, Anum_protected_subject_column,
+							CurrentMemoryContext, &column) || column == NULL)
+	{
+		ClLedgerInfo *info = cl_ledger_lookup(relid);
+
+		if (info != NULL)
+			list_free_deep(cl_ledger_personal(info->ledger_id, &column));
+	}
+	if (column != NULL)
+	{
+		for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
+		{
+			Form_pg_attribute a = TupleDescAttr(RelationGetDescr(rel), i);
+
+			if (!a->attisdropped && strcmp(NameStr(a->attname), column) == 0)
+				att = a->attnum;
+		}
+		pfree(column);
+	}
+	return att;
 }
 
 /*

@@ -298,14 +298,18 @@ cl_create_ledger_personal(PG_FUNCTION_ARGS)
 
 /*
  * How a ledger's rows of a subject are found.  Usually by the text form
- * of the ledger's subject column.  The audit ledger's subject column is
- * row_key, the key of the audited row as "(columns)=(values)"
- * (cl_audit_row_key()): a record is the subject's when its relid is a
- * table whose subject column is known -- a ledger's
- * (consent_ledger.ledgers.subject) or a protected table's
- * (consent_ledger.protected.subject_column) -- and its row_key is the key
- * of a row of that table whose subject column is the subject (any version
- * of the row still in the table), or "(that column)=(subject)".
+ * of the ledger's subject column.  An audit ledger's record naming
+ * subjects is the subject's when the audited row version before or after
+ * the change had the subject in its table's subject column (old_subject,
+ * new_subject: written by the audit trigger where that column was known,
+ * in audit ledgers made by 1.5).  A record naming none is matched by its
+ * subject column row_key, the key of the audited row as
+ * "(columns)=(values)" (cl_audit_row_key()): when its relid is a table
+ * whose subject column is
+ * known -- a ledger's (consent_ledger.ledgers.subject) or a protected
+ * table's (consent_ledger.protected.subject_column) -- and its row_key is
+ * the key of a row of that table whose subject column is the subject (any
+ * version of the row still in the table), or "(that column)=(subject)".
  */
 typedef struct AuditKey
 {
@@ -320,6 +324,7 @@ typedef struct SubjectMatch
 	FmgrInfo	out;
 	bool		audit;
 	AttrNumber	relid_att;		/* audit: the relid column */
+	AttrNumber	subject_atts[2];	/* audit: old_subject, new_subject, or 0 */
 	HTAB	   *keys;			/* audit: (relid, row_key) of the subject's rows */
 } SubjectMatch;
 
@@ -376,10 +381,37 @@ static bool
 row_is_subject(HeapTuple tup, TupleDesc desc, SubjectMatch *m)
 {
 	bool		isnull;
-	Datum		v = heap_getattr(tup, m->subj, desc, &isnull);
+	Datum		v;
 	char	   *s;
 	bool		result = false;
 
+	/*
+	 * An audit record naming subjects is the subject's when it names it,
+	 * and no one else's: its key is not looked at (a key the subject's row
+	 * has now may have been another's when the record was written).
+	 */
+	if (m->audit)
+	{
+		bool		named = false;
+
+		for (int i = 0; i < 2; i++)
+		{
+			if (m->subject_atts[i] <= 0)
+				continue;
+			v = heap_getattr(tup, m->subject_atts[i], desc, &isnull);
+			if (isnull)
+				continue;
+			named = true;
+			s = TextDatumGetCString(v);
+			result = strcmp(s, m->subject) == 0;
+			pfree(s);
+			if (result)
+				return true;
+		}
+		if (named)
+			return false;
+	}
+	v = heap_getattr(tup, m->subj, desc, &isnull);
 	if (isnull)
 		return false;
 	s = OutputFunctionCall(&m->out, v);
@@ -736,16 +768,28 @@ build_audit_keys(const char *subject)
 	return keys;
 }
 
-/* The audit ledger's matching: by (relid, row_key) in the keys built first. */
+/*
+ * An audit ledger's matching: by the recorded subjects, and by (relid,
+ * row_key) in the keys built first.
+ */
 static void
 audit_match_setup(SubjectMatch *m, TupleDesc desc, HTAB *keys)
 {
 	m->audit = true;
 	m->keys = keys;
 	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped &&
-			strcmp(NameStr(TupleDescAttr(desc, i)->attname), "relid") == 0)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		if (a->attisdropped)
+			continue;
+		if (strcmp(NameStr(a->attname), "relid") == 0)
 			m->relid_att = i + 1;
+		else if (a->atttypid == TEXTOID && strcmp(NameStr(a->attname), "old_subject") == 0)
+			m->subject_atts[0] = i + 1;
+		else if (a->atttypid == TEXTOID && strcmp(NameStr(a->attname), "new_subject") == 0)
+			m->subject_atts[1] = i + 1;
+	}
 }
 
 /*

@@ -115,7 +115,7 @@ RESET ROLE;
 SELECT matches((SELECT old FROM cl08_rotated), '^consent_ledger\.audit_log_ledger_[0-9]+$',
 	'rotate_audit_ledger() returns the retired ledger under its new name');
 SELECT is((SELECT personal::text FROM consent_ledger.ledgers WHERE relid = 'consent_ledger.audit_log'::regclass),
-	'{row_key,old_row_hash,new_row_hash}', 'the new audit ledger has personal row keys and row hashes');
+	'{row_key,old_row_hash,new_row_hash,old_subject,new_subject}', 'the new audit ledger has personal row keys, row hashes and row subjects');
 INSERT INTO cl08_audited VALUES (2);
 SELECT is((SELECT string_agg(row_key, ',') FROM consent_ledger.audit_log WHERE relid = 'cl08_audited'::regclass),
 	'(id)=(2)', 'the next record goes into the new audit ledger');
