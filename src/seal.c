@@ -82,6 +82,7 @@ PG_FUNCTION_INFO_V1(cl_seal);
 #define BLOCK_SECONDS		10
 #define WORKER_LOCK_TIMEOUT "10s"
 #define WORKER_RESTART_MS	1000
+#define NO_WORKER_WARNING_MS 60000
 
 static ClSealSlot *my_slot = NULL;
 static uint64 last_round_sealed = 0;
@@ -348,6 +349,7 @@ cl_launcher_main(Datum arg)
 {
 	List	   *to_check = NIL;
 	bool		first = true;
+	TimestampTz last_no_worker_warning = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -365,6 +367,7 @@ cl_launcher_main(Datum arg)
 		TimestampTz now = GetCurrentTimestamp();
 		bool		full = false;
 		bool		backoff = false;
+		Oid			unstarted = InvalidOid;	/* a database whose worker could not be registered */
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -434,6 +437,7 @@ cl_launcher_main(Datum arg)
 				{
 					s->pid = 0;
 					s->wanted = true;	/* no worker slot free: next time */
+					unstarted = s->dboid;
 				}
 			}
 			if (s->writer_pid == 0 && s->present &&
@@ -444,11 +448,31 @@ cl_launcher_main(Datum arg)
 				s->writer_pid = -1;
 				s->writer_started = now;
 				if (!start_worker(s->dboid, true))
+				{
 					s->writer_pid = 0;
+					unstarted = s->dboid;
+				}
 			}
 		}
 		LWLockRelease(cl_shared->lock);
 		list_free(dbs);
+
+		/*
+		 * PostgreSQL says nothing when no background worker slot is free,
+		 * and audited reads wait for the writer: say it, once a minute.
+		 */
+		if (OidIsValid(unstarted) &&
+			TimestampDifferenceExceeds(last_no_worker_warning, now, NO_WORKER_WARNING_MS))
+		{
+			last_no_worker_warning = now;
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("consent_ledger could not start a background worker for the database with OID %u",
+							unstarted),
+					 errdetail("Every background worker slot (max_worker_processes = %d) is taken. Until the database's sealer and audit writer run, its ledgers are not sealed and its audited reads wait for their records to be written.",
+							   max_worker_processes),
+					 errhint("Raise max_worker_processes: each database with the extension needs 2 workers, plus 1 for the launcher and those parallel queries and other extensions use.")));
+		}
 		if (full)
 			ereport(DEBUG1,
 					(errmsg("consent_ledger: %d databases wait for a slot to be checked for the extension",

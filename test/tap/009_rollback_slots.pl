@@ -12,7 +12,9 @@
 #     with thousands of audited changes rolls back: the aborting backend
 #     waits interruptibly, pg_cancel_backend frees it, the records it could
 #     not queue are counted and the writer records the gap in the audit
-#     ledger, which still verifies.
+#     ledger, which still verifies;
+#  4. max_worker_processes leaves no room for a database's sealer and
+#     audit writer: the launcher logs a WARNING naming the setting.
 
 use strict;
 use warnings;
@@ -140,5 +142,29 @@ $small->safe_psql('postgres', 'DROP DATABASE d2');
 ok(cl_wait_for($small, 'd3', q{SET consent_ledger.seal_timeout = '5s'; SELECT consent_ledger.seal() >= 0}, 60),
 	'no slot: once d2 is dropped, its slot goes to d3');
 $small->stop;
+
+# 3. max_worker_processes too small ----------------------------------------
+# PostgreSQL says nothing when a background worker cannot be registered;
+# the launcher does (once a minute), or a DBA would only see audited reads
+# time out.
+
+my $few = PostgreSQL::Test::Cluster->new('few_workers');
+$few->init;
+$few->append_conf('postgresql.conf', "max_worker_processes = 3\n");
+$few->start;
+for my $d (qw(w1 w2))
+{
+	$few->safe_psql('postgres', "CREATE DATABASE $d");
+	$few->safe_psql($d, $setup);
+}
+ok( $few->wait_for_log(
+		qr/WARNING:  consent_ledger could not start a background worker for the database with OID \d+\n.*DETAIL:  Every background worker slot \(max_worker_processes = 3\) is taken.*\n.*HINT:  Raise max_worker_processes/
+	),
+	'too few worker slots: the launcher logs a WARNING naming max_worker_processes');
+$few->append_conf('postgresql.conf', "max_worker_processes = 8\n");
+$few->restart;
+ok(cl_wait_for($few, $_, q{SET consent_ledger.seal_timeout = '5s'; SELECT consent_ledger.seal() >= 0}, 60),
+	"too few worker slots: with more, $_ is sealed") foreach qw(w1 w2);
+$few->stop;
 
 done_testing();
