@@ -312,7 +312,16 @@ like($e, qr/ERROR:  permission denied to migrate the consent ledger/,
 	q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT consent_ledger.migrate_consent_ledger(); COMMIT;});
 like($e, qr/ERROR:  migrate_consent_ledger\(\) must run in a READ COMMITTED transaction/,
 	'migration: refused under REPEATABLE READ (its snapshot would miss events committed while it waited)');
-is(q1(q{SELECT consent_ledger.migrate_consent_ledger()}), $nevents, "migration: $nevents events moved");
+# Run from a restart (no consent state loaded yet) in a transaction that
+# then reads protected data: that read sees the copied events as not yet
+# committed and loads no consent; the migration's commit must make every
+# session load them again (the reader below would see no row otherwise).
+$node->restart;
+is( q1(
+		qq{BEGIN; SELECT consent_ledger.migrate_consent_ledger(); SET LOCAL ROLE u_reader;
+		SET LOCAL consent_ledger.purpose = 'u_analytics'; SELECT count(*) FROM facts; COMMIT;}),
+	"$nevents\n0",
+	"migration: $nevents events moved; a read in its transaction sees none of them committed");
 is(q1(q{SELECT encoding || ' ' || personal::text || ' ' || subject FROM consent_ledger.ledgers
 		WHERE relid = 'consent_ledger.consent_events'::regclass}),
 	'3 {evidence} subject', 'migration: the new consent ledger commits to its evidence as personal data');
