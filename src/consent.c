@@ -59,7 +59,8 @@ static const char *const create_consent_sql[] = {
 	"CREATE INDEX consent_events_subject_idx ON consent_ledger.consent_events (subject, purpose, event_id)",
 	"COMMENT ON TABLE consent_ledger.consent_events IS "
 	"'the consent ledger: every grant and withdrawal, append-only, hash-chained, signed'",
-	"CREATE VIEW consent_ledger.consent_state AS"
+	/* OR REPLACE: a migration rebinds the old ledger's view, and its users' views */
+	"CREATE OR REPLACE VIEW consent_ledger.consent_state AS"
 	" SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose,"
 	"  CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'"
 	"       WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'"

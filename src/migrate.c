@@ -146,9 +146,11 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 
 	/*
 	 * The old table steps aside with its indexes (the new one's subject
-	 * index is found by name); the view is made anew over the new table.
+	 * index is found by name).  The view consent_state is replaced by one
+	 * over the new table (CREATE OR REPLACE VIEW, as the new ledger is
+	 * made), not dropped: views of an administrator's or auditor's that
+	 * use it then read the new table too.
 	 */
-	cl_run_as_owner("DROP VIEW IF EXISTS consent_ledger.consent_state", owner);
 	cl_run_as_owner(psprintf("ALTER TABLE consent_ledger.consent_events RENAME TO %s",
 							 quote_identifier(oldname)), owner);
 	if (OidIsValid(get_relname_relid("consent_events_subject_idx", cl_schema_oid(false))))

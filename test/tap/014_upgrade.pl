@@ -299,6 +299,9 @@ my $state_sql = q{SELECT string_agg(concat_ws('|', subject, purpose, state, sinc
 	ORDER BY subject, purpose) FROM consent_ledger.consent_state};
 my $read_sql = q{SET consent_ledger.purpose = 'u_analytics'; SELECT count(*) FROM facts};
 my ($events_before, $state_before) = (q1($events_sql), q1($state_sql));
+# an auditor's view over consent_state goes on working (the migration
+# replaces the view over the new table, it does not drop it)
+q1(q{CREATE VIEW public.auditor_state AS SELECT * FROM consent_ledger.consent_state});
 my $reads_before = $node->safe_psql($db, $read_sql, extra_params => [ '-U', 'u_reader' ]);
 my $nevents = q1(q{SELECT count(*) FROM consent_ledger.consent_events});
 my $consent_before = cl_export_to_file($node, $db, $consent_l, "$tmp/consent_before_migration.export");
@@ -327,6 +330,8 @@ is(q1(q{SELECT encoding || ' ' || personal::text || ' ' || subject FROM consent_
 	'3 {evidence} subject', 'migration: the new consent ledger commits to its evidence as personal data');
 is(q1($events_sql), $events_before, 'migration: every event as recorded, under the same id');
 is(q1($state_sql), $state_before, 'migration: the consent state is the same');
+(my $auditor_sql = $state_sql) =~ s/consent_ledger\.consent_state/public.auditor_state/;
+is(q1($auditor_sql), $state_before, 'migration: a view over consent_state made before reads the new ledger');
 is($node->safe_psql($db, $read_sql, extra_params => [ '-U', 'u_reader' ]), $reads_before,
 	'migration: the reader sees the same rows');
 is(q1(q{SELECT count(*) FROM pg_class WHERE relname LIKE 'consent_events%' AND relnamespace = 'consent_ledger'::regnamespace
@@ -343,6 +348,8 @@ q1(q{SELECT consent_ledger.withdraw_consent(2, 'u_analytics')});
 is($node->safe_psql($db, $read_sql, extra_params => [ '-U', 'u_reader' ]),
 	$reads_before - q1(q{SELECT count(*) FROM facts WHERE subject = 2}),
 	'migration: a withdrawal recorded in the new ledger is in force');
+like(q1(q{SELECT state FROM public.auditor_state WHERE subject = '2' AND purpose = 'u_analytics'}), qr/^withdrawn$/,
+	'migration: ... and shows in the view over consent_state made before');
 is(q1(q{SELECT string_agg(relation::text || ':' || rows, ',' ORDER BY relation::text)
 		FROM consent_ledger.erase_subject('7', 'TAP 014 migration')}),
 	'consent_ledger.consent_events:1', 'migration: erase_subject() erases the evidence the old ledger held in clear');
