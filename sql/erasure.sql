@@ -136,6 +136,28 @@ SELECT relid::regclass AS tbl, operation, row_key, old_subject, new_subject, con
   FROM consent_ledger.audit_log WHERE relid IN ('erasure_visits'::regclass, 'erasure_tickets'::regclass)
    AND operation <> 'SELECT'
  ORDER BY record_id;
+-- no subject is recorded where its text could mislead: a table that is a
+-- ledger with one subject column and protected with another, a subject
+-- whose text depends on session settings (timestamptz), a subject too
+-- long for a record (cut, it would name its prefix); those records are
+-- found by their keys
+CREATE TABLE erasure_both (email text PRIMARY KEY, customer_id int, note text);
+SELECT consent_ledger.create_ledger('erasure_both', ARRAY['note'], 'email');
+SELECT consent_ledger.protect('erasure_both', 'customer_id');
+SELECT consent_ledger.audit('erasure_both');
+INSERT INTO erasure_both VALUES ('both@example.org', 9103, 'a note');
+CREATE TABLE erasure_born (id int PRIMARY KEY, born timestamptz, note text);
+SELECT consent_ledger.create_ledger('erasure_born', ARRAY['note'], 'born');
+SELECT consent_ledger.audit('erasure_born');
+INSERT INTO erasure_born VALUES (1, '2000-01-02 03:04:05+00', 'born note');
+CREATE TABLE erasure_long (id int PRIMARY KEY, subj text, v text);
+SELECT consent_ledger.protect('erasure_long', 'subj');
+SELECT consent_ledger.audit('erasure_long');
+INSERT INTO erasure_long VALUES (1, repeat('a', 5000), 'long'), (2, repeat('a', 4096), 'prefix');
+SELECT relid::regclass AS tbl, row_key, old_subject IS NULL AND new_subject IS NULL AS no_subject
+  FROM consent_ledger.audit_log
+ WHERE relid IN ('erasure_both'::regclass, 'erasure_born'::regclass, 'erasure_long'::regclass)
+   AND operation = 'INSERT' ORDER BY record_id;
 -- (sql/audit.sql tampered with one audit record on purpose: the verdict
 -- must be the same before and after the erasure)
 CREATE TABLE audit_verdict AS SELECT valid, problem FROM consent_ledger.verify('consent_ledger.audit_log');
@@ -177,6 +199,22 @@ SELECT erased_by, reason, ledger = (SELECT ledger_id FROM consent_ledger.ledgers
 -- an erasure again finds nothing left to erase, and is recorded
 SELECT * FROM consent_ledger.erase_subject('9101', 'second request');
 SELECT count(*) AS erasure_records FROM consent_ledger.erasures;
+-- the records that name no subject: found by key (erasure_both's by the
+-- ledger's subject column, its key; erasure_born's by its id, once the
+-- erasing session prints the timestamptz subject as given: ISO, UTC); the 4096-byte
+-- prefix of a longer subject is a subject of its own: only its record goes
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO';
+SELECT relation, rows FROM consent_ledger.erase_subject('both@example.org', 'the ledger subject of a protected ledger')
+ ORDER BY relation::text;
+SELECT relation, rows FROM consent_ledger.erase_subject('2000-01-02 03:04:05+00', 'a timestamptz subject')
+ ORDER BY relation::text;
+RESET TimeZone;
+RESET DateStyle;
+SELECT relation, rows FROM consent_ledger.erase_subject(repeat('a', 4096), 'the prefix') ORDER BY relation::text;
+SELECT relid::regclass AS tbl, row_key, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
+ WHERE relid IN ('erasure_both'::regclass, 'erasure_born'::regclass, 'erasure_long'::regclass)
+   AND operation = 'INSERT' ORDER BY record_id;
 
 -- 3. everything the auditor held before still holds
 SELECT consent_ledger.seal() > 0 AS sealed_new_rows;

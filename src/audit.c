@@ -1312,6 +1312,16 @@ cl_audit_row(PG_FUNCTION_ARGS)
 				row_subject(cache, rel, td->tg_trigtuple) :
 				TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
 				row_subject(cache, rel, td->tg_newtuple) : NULL;
+
+			/*
+			 * A record keeps at most AUDIT_STR_MAX bytes of a string: a
+			 * longer subject, cut, would name another (its prefix) and not
+			 * itself.  Then the record names no subject and is found by
+			 * its row key.
+			 */
+			if ((r.str[S_OLD_SUBJECT] != NULL && strlen(r.str[S_OLD_SUBJECT]) > AUDIT_STR_MAX) ||
+				(r.str[S_NEW_SUBJECT] != NULL && strlen(r.str[S_NEW_SUBJECT]) > AUDIT_STR_MAX))
+				r.str[S_OLD_SUBJECT] = r.str[S_NEW_SUBJECT] = NULL;
 		}
 		if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		{

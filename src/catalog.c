@@ -555,38 +555,80 @@ cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 }
 
 /*
- * The subject column of a table, as an attribute number of rel: the column
- * a protected table was protected with (consent_ledger.protected), else a
- * ledger's subject column (consent_ledger.ledgers.subject);
- * InvalidAttrNumber when neither is known.  The audit writer records the
- * subject of every audited row version by it (README "Erasure").
+ * Whether a value's text form (its type's output function) is the same in
+ * every session: the integer types, oid, numeric, boolean, uuid and the
+ * text types print alike whatever the settings; a timestamptz or a float
+ * prints per TimeZone, DateStyle, extra_float_digits of the session.
+ */
+bool
+cl_type_prints_alike(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case NUMERICOID:
+		case BOOLOID:
+		case UUIDOID:
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* The attribute number of a column of rel by name (not dropped), or 0. */
+static AttrNumber
+column_attnum(Relation rel, const char *name)
+{
+	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(RelationGetDescr(rel), i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0)
+			return a->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+/*
+ * The column whose text form the audit writer records as the subject of
+ * every audited version of rel's rows (README "Erasure"): the column a
+ * protected table was protected with (consent_ledger.protected), or a
+ * ledger's subject column (consent_ledger.ledgers.subject) -- when the
+ * table has exactly one of them, or both are the same column, and its
+ * text form is the same in every session (cl_type_prints_alike: a writer
+ * whose session, or the table owner's trigger, sets DateStyle would
+ * otherwise record a text erase_subject() does not look for).
+ * InvalidAttrNumber otherwise: the records then name no subject and are
+ * found by their row key.
  */
 AttrNumber
 cl_table_subject_attnum(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
-	char	   *column = NULL;
-	AttrNumber	att = InvalidAttrNumber;
+	char	   *protected_col = NULL;
+	char	   *ledger_col = NULL;
+	ClLedgerInfo *info = cl_ledger_lookup(relid);
+	AttrNumber	att;
 
-	if (!cl_registry_lookup("protected", relid, Anum_protected_subject_column,
-							CurrentMemoryContext, &column) || column == NULL)
-	{
-		ClLedgerInfo *info = cl_ledger_lookup(relid);
-
-		if (info != NULL)
-			list_free_deep(cl_ledger_personal(info->ledger_id, &column));
-	}
-	if (column != NULL)
-	{
-		for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
-		{
-			Form_pg_attribute a = TupleDescAttr(RelationGetDescr(rel), i);
-
-			if (!a->attisdropped && strcmp(NameStr(a->attname), column) == 0)
-				att = a->attnum;
-		}
-		pfree(column);
-	}
+	/* the cache first: most audited tables are neither */
+	if (cl_is_protected_cached(relid))
+		(void) cl_registry_lookup("protected", relid, Anum_protected_subject_column,
+								  CurrentMemoryContext, &protected_col);
+	if (info != NULL)
+		list_free_deep(cl_ledger_personal(info->ledger_id, &ledger_col));
+	if (protected_col != NULL && ledger_col != NULL && strcmp(protected_col, ledger_col) != 0)
+		return InvalidAttrNumber;	/* two subject columns: which one is meant */
+	if (protected_col == NULL && ledger_col == NULL)
+		return InvalidAttrNumber;
+	att = column_attnum(rel, protected_col != NULL ? protected_col : ledger_col);
+	if (att > 0 && !cl_type_prints_alike(TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid))
+		return InvalidAttrNumber;
 	return att;
 }
 

@@ -196,6 +196,7 @@ extern Oid	cl_extension_owner(void);
 extern Oid	cl_check_internal_table(Oid relid, const char *name);
 extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 							   MemoryContext mcxt, char **text_value);
+extern bool cl_type_prints_alike(Oid typid);
 extern AttrNumber cl_table_subject_attnum(Relation rel);
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
 extern Relation cl_open_by_name_locked(Oid (*lookup) (bool create), bool create, LOCKMODE lockmode);

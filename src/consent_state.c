@@ -87,6 +87,7 @@
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -937,15 +938,17 @@ exact_state(ClCsQuery *q, const char *subject, int len, const char *purpose,
 		return;
 	}
 	irel = index_open(idx, AccessShareLock);
-	if (irel->rd_index->indrelid != RelationGetRelid(rel) || irel->rd_index->indnkeyatts != 3 ||
+	if (irel->rd_index->indrelid != RelationGetRelid(rel) || irel->rd_rel->relam != BTREE_AM_OID ||
+		!irel->rd_index->indisvalid || RelationGetIndexPredicate(irel) != NIL ||
+		RelationGetIndexExpressions(irel) != NIL || irel->rd_index->indnkeyatts != 3 ||
 		irel->rd_index->indkey.values[0] != 2 || irel->rd_index->indkey.values[1] != 3 ||
 		irel->rd_index->indkey.values[2] != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("index \"%s\" is not the consent ledger's index on (subject, purpose, event_id)",
 						RelationGetRelationName(irel)),
-				 errdetail("It is on the relation with OID %u.", irel->rd_index->indrelid),
-				 errhint("Rebuild the extension's objects: only the extension's owner can create objects in schema consent_ledger.")));
+				 errdetail("The consent state is read through a valid, complete b-tree index of the consent ledger on those columns."),
+				 errhint("Only the extension's owner creates objects in schema consent_ledger: recreate the index as src/consent.c does, or restore the extension's objects.")));
 	desc = RelationGetDescr(rel);
 	/* heap attribute numbers: systable_beginscan_ordered maps them to the index's */
 	ScanKeyEntryInitialize(&keys[0], 0, 2, BTEqualStrategyNumber, InvalidOid,

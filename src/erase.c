@@ -570,25 +570,10 @@ key_prints_alike(Relation rel, Bitmapset *attrs)
 		if (att <= 0)
 			return false;
 		type = getBaseType(TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid);
-		switch (type)
-		{
-			case INT2OID:
-			case INT4OID:
-			case INT8OID:
-			case OIDOID:
-			case NUMERICOID:
-			case BOOLOID:
-			case UUIDOID:
-				break;
-			case TEXTOID:
-			case VARCHAROID:
-			case BPCHAROID:
-				if (n > 1)
-					return false;
-				break;
-			default:
-				return false;
-		}
+		if (!cl_type_prints_alike(type))
+			return false;
+		if (n > 1 && (type == TEXTOID || type == VARCHAROID || type == BPCHAROID))
+			return false;
 	}
 	return true;
 }

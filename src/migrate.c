@@ -42,6 +42,41 @@
 PG_FUNCTION_INFO_V1(cl_migrate_consent_ledger);
 
 /*
+ * The old table is dropped at the end: objects of others that depend on
+ * it (a view over consent_events, a SQL function reading it) would make
+ * that fail late with a hint to use CASCADE.  They are named now.  The
+ * view consent_state is replaced over the new table (no dependency left).
+ */
+static void
+refuse_dependents(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		vals[1] = {ObjectIdGetDatum(relid)};
+	char	   *names = NULL;
+
+	if (SPI_execute_with_args("SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, 0), ', ') "
+							  "FROM pg_catalog.pg_depend d "
+							  "WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+							  "AND d.refobjid OPERATOR(pg_catalog.=) $1 AND d.deptype OPERATOR(pg_catalog.=) 'n' "
+							  "AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass "
+							  "  AND EXISTS (SELECT FROM pg_catalog.pg_constraint c WHERE c.oid OPERATOR(pg_catalog.=) d.objid "
+							  "  AND c.conrelid OPERATOR(pg_catalog.=) $1)) "
+							  "AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
+							  "  AND EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.oid OPERATOR(pg_catalog.=) d.objid "
+							  "  AND r.ev_class OPERATOR(pg_catalog.=) 'consent_ledger.consent_state'::pg_catalog.regclass))",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the consent ledger's dependents");
+	if (SPI_processed == 1)
+		names = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (names != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("the consent ledger's table is used by other objects"),
+				 errdetail("The migration drops the old table; these depend on it: %s.", names),
+				 errhint("Drop them, call migrate_consent_ledger(), and create them again over the new consent_ledger.consent_events (views over consent_ledger.consent_state need nothing).")));
+}
+
+/*
  * consent_ledger.migrate_consent_ledger() RETURNS bigint
  *
  * Returns the number of events moved: 0, with a NOTICE, when there is no
@@ -143,6 +178,7 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	refuse_dependents(old_relid);
 
 	/*
 	 * The old table steps aside with its indexes (the new one's subject

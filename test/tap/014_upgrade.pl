@@ -315,6 +315,13 @@ like($e, qr/ERROR:  permission denied to migrate the consent ledger/,
 	q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT consent_ledger.migrate_consent_ledger(); COMMIT;});
 like($e, qr/ERROR:  migrate_consent_ledger\(\) must run in a READ COMMITTED transaction/,
 	'migration: refused under REPEATABLE READ (its snapshot would miss events committed while it waited)');
+# a view over the consent ledger's table itself would block the drop of
+# the old table at the end: refused at once, naming it
+q1(q{CREATE VIEW public.auditor_events AS SELECT event_id, subject FROM consent_ledger.consent_events});
+($rc, $o, $e) = $node->psql($db, q{SELECT consent_ledger.migrate_consent_ledger()});
+like($e, qr/ERROR:  the consent ledger's table is used by other objects\nDETAIL:  .*view public\.auditor_events/,
+	'migration: refused while a view over consent_events depends on it, naming the view');
+q1(q{DROP VIEW public.auditor_events});
 # Run from a restart (no consent state loaded yet) in a transaction that
 # then reads protected data: that read sees the copied events as not yet
 # committed and loads no consent; the migration's commit must make every
