@@ -15,3 +15,12 @@
  */
 COMMENT ON FUNCTION consent_ledger.rotate_audit_ledger() IS
 	'retires the audit ledger under the name consent_ledger.audit_log_ledger_<id> and starts a new one whose row keys, row hashes and row subjects are personal; returns the old table, to export and then drop';
+
+/*
+ * create_ledger(relation, personal, subject) of a partitioned table: every
+ * leaf partition a version 3 ledger with those personal columns; the
+ * statement guard of each partitioned table carries them (as trigger
+ * arguments) for the partitions added later.  No SQL object changes.
+ */
+COMMENT ON FUNCTION consent_ledger.create_ledger(pg_catalog.regclass, pg_catalog.name[], pg_catalog.name) IS
+	'turns a table, or every partition of a partitioned table, into a ledger table whose personal columns are committed through salted hashes, so that erase_subject() can erase them';

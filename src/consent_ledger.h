@@ -241,6 +241,7 @@ extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
 extern void cl_make_ledger(Oid relid);
 extern void cl_make_ledger_personal(Oid relid, List *personal, const char *subject);
+extern void cl_make_partitioned_ledger_personal(Oid relid, List *personal, const char *subject);
 extern void cl_make_user_ledger(Oid relid, List *personal, const char *subject);
 extern void cl_refuse_stamp_constraints(Oid relid);
 extern Relation cl_open_ledger_candidate(Oid relid);

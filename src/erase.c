@@ -220,10 +220,11 @@ cl_check_personal_columns(Relation rel, List *personal)
 /*
  * consent_ledger.create_ledger(relation regclass, personal name[], subject name)
  *
- * create_ledger() of an ordinary table, with personal columns: the ledger
- * encodes them through salted commitments (encoding version 3) and gets
- * the column ledger_salt; erase_subject() finds a subject's rows by the
- * subject column (compared by its text form).
+ * create_ledger() of an ordinary or partitioned table, with personal
+ * columns: the ledger (every partition's) encodes them through salted
+ * commitments (encoding version 3) and gets the column ledger_salt;
+ * erase_subject() finds a subject's rows by the subject column (compared
+ * by its text form).
  */
 Datum
 cl_create_ledger_personal(PG_FUNCTION_ARGS)
@@ -247,13 +248,6 @@ cl_create_ledger_personal(PG_FUNCTION_ARGS)
 	subject = NameStr(*PG_GETARG_NAME(2));
 
 	rel = cl_open_ledger_candidate(relid);
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("partitioned table \"%s\" cannot have personal columns",
-						RelationGetRelationName(rel)),
-				 errdetail("Personal columns are supported on ordinary ledger tables only."),
-				 errhint("Call create_ledger(relation) without personal columns, or use an ordinary table.")));
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -287,6 +281,13 @@ cl_create_ledger_personal(PG_FUNCTION_ARGS)
 	}
 	(void) check_column(rel, subject, "subject");
 	cl_check_personal_columns(rel, personal);
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		/* every partition is checked as it becomes a ledger */
+		relation_close(rel, NoLock);
+		cl_make_partitioned_ledger_personal(relid, personal, pstrdup(subject));
+		PG_RETURN_VOID();
+	}
 	relation_close(rel, NoLock);
 	cl_make_user_ledger(relid, personal, pstrdup(subject));
 	PG_RETURN_VOID();

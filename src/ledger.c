@@ -64,7 +64,7 @@ PG_FUNCTION_INFO_V1(cl_ledger_stamp);
 PG_FUNCTION_INFO_V1(cl_ledger_guard);
 PG_FUNCTION_INFO_V1(cl_ledger_use_table_am);
 
-static void make_partitioned_ledger(Oid relid);
+static void make_partitioned_ledger(Oid relid, List *personal, const char *subject);
 static void make_ledger(Oid relid, bool table_am, List *personal, const char *subject);
 static void retire_partitioned_ledger(Oid relid);
 
@@ -1299,7 +1299,7 @@ cl_create_ledger(PG_FUNCTION_ARGS)
 	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 	{
 		relation_close(rel, NoLock);
-		make_partitioned_ledger(relid);
+		make_partitioned_ledger(relid, NIL, NULL);
 		PG_RETURN_VOID();
 	}
 	relation_close(rel, NoLock);
@@ -1358,6 +1358,16 @@ void
 cl_make_ledger_personal(Oid relid, List *personal, const char *subject)
 {
 	make_ledger(relid, false, personal, subject);
+}
+
+/*
+ * create_ledger() of a partitioned table with personal columns (erase.c
+ * checked the names on it).
+ */
+void
+cl_make_partitioned_ledger_personal(Oid relid, List *personal, const char *subject)
+{
+	make_partitioned_ledger(relid, personal, subject);
 }
 
 /*
@@ -1565,6 +1575,16 @@ cl_refuse_stamp_constraints(Oid relid)
 
 	if (!OidIsValid(relid))
 		return;
+	/* a partitioned ledger's constraints are its partitions' */
+	if (cl_is_partitioned_ledger(relid))
+	{
+		ListCell   *lc;
+
+		foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+			if (lfirst_oid(lc) != relid)
+				cl_refuse_stamp_constraints(lfirst_oid(lc));
+		return;
+	}
 	info = cl_ledger_lookup(relid);
 	if (info == NULL || info->retired || info->txn_attnum <= 0 || info->ord_attnum <= 0)
 		return;
@@ -1679,7 +1699,7 @@ cl_ledger_use_table_am(PG_FUNCTION_ARGS)
  * creates it, who would need EXECUTE on the trigger functions).
  */
 static void
-add_ledger_triggers(Oid relid, const char *qname, bool row_triggers)
+add_ledger_triggers(Oid relid, const char *qname, bool row_triggers, const char *args)
 {
 	Oid			owner = cl_extension_owner();
 
@@ -1710,8 +1730,8 @@ add_ledger_triggers(Oid relid, const char *qname, bool row_triggers)
 	if (cl_extension_trigger_present(relid, CL_GUARD_TRIGGER, "ledger_guard"))
 		return;
 	cl_run_as_owner(psprintf("CREATE TRIGGER \"%s\" BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
-							 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.ledger_guard()",
-							 CL_GUARD_TRIGGER, qname), owner);
+							 "FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger.ledger_guard(%s)",
+							 CL_GUARD_TRIGGER, qname, args != NULL ? args : ""), owner);
 	cl_run_as_owner(psprintf("ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER \"%s\"", qname, CL_GUARD_TRIGGER),
 					owner);
 }
@@ -1724,15 +1744,132 @@ partition_qname(Oid relid)
 }
 
 /*
+ * The arguments of a partitioned ledger's statement guard: none, or, for
+ * one with personal columns (README "Erasure"), its subject column and
+ * then its personal columns, as SQL literals.  The guard itself ignores
+ * them; they are how a partition added later learns what it must commit
+ * to as personal data, and they travel with the trigger through pg_dump.
+ */
+static char *
+guard_args(List *personal, const char *subject)
+{
+	StringInfoData b;
+	ListCell   *lc;
+
+	if (personal == NIL)
+		return NULL;
+	initStringInfo(&b);
+	appendStringInfoString(&b, quote_literal_cstr(subject));
+	foreach(lc, personal)
+		appendStringInfo(&b, ", %s", quote_literal_cstr((const char *) lfirst(lc)));
+	return b.data;
+}
+
+/*
+ * The personal columns (a List of palloc'd names, NIL when none) and, with
+ * them, the subject column of a partitioned ledger, from its statement
+ * guard's arguments (guard_args()).
+ */
+static List *
+partitioned_ledger_personal(Oid relid, char **subject)
+{
+	Relation	cat;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *personal = NIL;
+
+	*subject = NULL;
+	cat = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&keys[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(CL_GUARD_TRIGGER));
+	scan = systable_beginscan(cat, TriggerRelidNameIndexId, true, NULL, 2, keys);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)) &&
+		((Form_pg_trigger) GETSTRUCT(tup))->tgnargs >= 2)
+	{
+		int			nargs = ((Form_pg_trigger) GETSTRUCT(tup))->tgnargs;
+		bool		isnull;
+		Datum		d = fastgetattr(tup, Anum_pg_trigger_tgargs, RelationGetDescr(cat), &isnull);
+		bytea	   *args = isnull ? NULL : DatumGetByteaPP(d);
+		const char *p = args != NULL ? VARDATA_ANY(args) : NULL;
+		const char *end = args != NULL ? p + VARSIZE_ANY_EXHDR(args) : NULL;
+
+		/* nargs strings, each ending in a zero byte (CreateTrigger) */
+		for (int i = 0; p != NULL && i < nargs && p < end; i++)
+		{
+			size_t		len = strnlen(p, end - p);
+
+			if (i == 0)
+				*subject = pnstrdup(p, len);
+			else
+				personal = lappend(personal, pnstrdup(p, len));
+			p += len + 1;
+		}
+		if (personal == NIL || *subject == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the statement guard of partitioned ledger \"%s\" has malformed arguments",
+							get_rel_name(relid)),
+					 errhint("Only the extension creates that trigger: restore it from a dump.")));
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	return personal;
+}
+
+/* Whether two lists of names hold the same names (in any order). */
+static bool
+same_names(List *a, List *b)
+{
+	ListCell   *lc;
+
+	if (list_length(a) != list_length(b))
+		return false;
+	foreach(lc, a)
+	{
+		ListCell   *lc2;
+		bool		found = false;
+
+		foreach(lc2, b)
+			if (strcmp(lfirst(lc), lfirst(lc2)) == 0)
+				found = true;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static void ledger_add_partition(Oid relid, List *personal, const char *subject);
+
+/*
+ * Makes one partition of a partitioned ledger part of it (partition.c: a
+ * partition created or attached later), with its parent's personal
+ * columns.  Must be called inside SPI.
+ */
+void
+cl_ledger_add_partition(Oid relid)
+{
+	char	   *subject;
+	List	   *personal = partitioned_ledger_personal(get_partition_parent(relid, true), &subject);
+
+	ledger_add_partition(relid, personal, subject);
+}
+
+/*
  * Makes one partition of a partitioned ledger part of it: a leaf becomes a
  * ledger of its own (registered with a fresh origin, its rows adopted into
  * its log, the stamp and guards installed), a partitioned partition gets
  * the statement guard.  A partition that is already a ledger (attached)
- * keeps its log and triggers.  Must be called inside SPI; the partition
+ * keeps its log and triggers, and must have the same personal columns.
+ * With personal columns (the partitioned ledger's) a new leaf is a
+ * version 3 ledger committing to them, held to what erasure needs of them
+ * (cl_check_personal_columns).  Must be called inside SPI; the partition
  * holds the ledger columns (it has its parent's).
  */
-void
-cl_ledger_add_partition(Oid relid)
+static void
+ledger_add_partition(Oid relid, List *personal, const char *subject)
 {
 	Relation	rel = relation_open(relid, AccessExclusiveLock);
 	char		relkind = rel->rd_rel->relkind;
@@ -1743,11 +1880,28 @@ cl_ledger_add_partition(Oid relid)
 	char		hex[33];
 	char		origin[64];
 	int			encoding;
+	ClLedgerInfo *info = cl_ledger_lookup(relid);
 
-	if (relkind == RELKIND_PARTITIONED_TABLE || cl_ledger_lookup(relid) != NULL)
+	if (info != NULL)
+	{
+		char	   *own_subject;
+		List	   *own = cl_ledger_personal(info->ledger_id, &own_subject);
+
+		if (!same_names(own, personal) ||
+			(subject != NULL) != (own_subject != NULL) ||
+			(subject != NULL && strcmp(subject, own_subject) != 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("ledger table \"%s\" does not have the personal columns of its new parent",
+							RelationGetRelationName(rel)),
+					 errdetail("Every partition of a partitioned ledger commits to the same personal columns with the same subject column, so that erasure reaches all of them."),
+					 errhint("Attach a table that is not a ledger yet: it becomes one with the parent's personal columns.")));
+	}
+	if (relkind == RELKIND_PARTITIONED_TABLE || info != NULL)
 	{
 		relation_close(rel, NoLock);
-		add_ledger_triggers(relid, qname, relkind != RELKIND_PARTITIONED_TABLE);
+		add_ledger_triggers(relid, qname, relkind != RELKIND_PARTITIONED_TABLE,
+							guard_args(personal, subject));
 		return;
 	}
 	if (relkind != RELKIND_RELATION)
@@ -1762,9 +1916,11 @@ cl_ledger_add_partition(Oid relid)
 				 errmsg("table \"%s\" is not a permanent logged table", RelationGetRelationName(rel)),
 				 errdetail("Unlogged and temporary tables lose rows on a crash or at session end."),
 				 errhint("Use ALTER TABLE ... SET LOGGED, or create a permanent table.")));
+	if (personal != NIL)
+		cl_check_personal_columns(rel, personal);
 	relation_close(rel, NoLock);
 
-	encoding = cl_new_ledger_encoding();
+	encoding = personal != NIL ? CL_ENCODING_V3 : cl_new_ledger_encoding();
 	ledger_id = (int32) nextval_internal(cl_internal_relid("ledger_id_seq"), false);
 	randombytes_buf(rnd, sizeof(rnd));
 	cl_hex_encode(rnd, sizeof(rnd), hex);
@@ -1773,8 +1929,11 @@ cl_ledger_add_partition(Oid relid)
 							 "(ledger_id, relid, origin, encoding, created_at) "
 							 "VALUES (%d, %u::pg_catalog.oid, %s, %d, pg_catalog.now())",
 							 ledger_id, relid, quote_literal_cstr(origin), encoding), owner);
+	/* registered first, so the adopted rows' salts and leaves are version 3 */
+	if (personal != NIL)
+		cl_run_as_owner(cl_erase_register_sql(ledger_id, personal, subject), owner);
 	adopt_rows(relid, ledger_id, encoding);
-	add_ledger_triggers(relid, qname, true);
+	add_ledger_triggers(relid, qname, true, NULL);
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();
 }
@@ -1783,11 +1942,14 @@ cl_ledger_add_partition(Oid relid)
  * create_ledger() of a partitioned table: the ledger columns on the
  * parent (and so on every partition), every leaf a ledger with its own
  * log (existing rows adopted) and its own triggers, the statement guard
- * on every partitioned table (partitions added later: partition.c).  The caller owns the parent
- * (checked) and must own every partition.
+ * on every partitioned table (partitions added later: partition.c).  The
+ * caller owns the parent (checked) and must own every partition.  With
+ * personal columns (names checked by the caller), ledger_salt too, every
+ * leaf a version 3 ledger committing to them, and the statement guards
+ * carry them for the partitions added later.
  */
 static void
-make_partitioned_ledger(Oid relid)
+make_partitioned_ledger(Oid relid, List *personal, const char *subject)
 {
 	Oid			owner = cl_extension_owner();
 	Relation	rel = relation_open(relid, AccessExclusiveLock);
@@ -1839,15 +2001,16 @@ make_partitioned_ledger(Oid relid)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	cl_run_as_owner(psprintf("ALTER TABLE %s ADD COLUMN " CL_TXN_COLUMN " bigint, "
-							 "ADD COLUMN " CL_ORD_COLUMN " integer", qname), owner);
+							 "ADD COLUMN " CL_ORD_COLUMN " integer%s", qname,
+							 personal != NIL ? ", ADD COLUMN " CL_SALT_COLUMN " bytea" : ""), owner);
 	CommandCounterIncrement();
 	foreach(lc, all)
 	{
 		if (lfirst_oid(lc) != relid)
-			cl_ledger_add_partition(lfirst_oid(lc));
+			ledger_add_partition(lfirst_oid(lc), personal, subject);
 	}
 	/* the statement guard marks the partitioned table as a ledger */
-	add_ledger_triggers(relid, qname, false);
+	add_ledger_triggers(relid, qname, false, guard_args(personal, subject));
 	SPI_finish();
 	CacheInvalidateRelcacheByRelid(relid);
 	cl_ledger_cache_reset();

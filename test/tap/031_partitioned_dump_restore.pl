@@ -110,6 +110,18 @@ foreach my $part (@leaves)
 	is($rc, 0, "source: offline verifier accepts ${part}'s export with its receipt");
 }
 
+# a partitioned ledger with personal columns (README "Erasure"): its
+# statement guard carries them, through the dump, to partitions created
+# after the restore
+$node->safe_psql('src', q{
+	CREATE TABLE people (id int, customer_id int, email text) PARTITION BY RANGE (id);
+	CREATE TABLE people_1 PARTITION OF people FOR VALUES FROM (0) TO (100);
+	INSERT INTO people VALUES (1, 71, 'seven-one@example.org'), (2, 72, 'seven-two@example.org');
+	SELECT consent_ledger.create_ledger('people', ARRAY['email'], 'customer_id');
+	ALTER TABLE people OWNER TO part_owner;
+	ALTER TABLE people_1 OWNER TO part_owner;
+});
+
 my $dump = "$tmp/src.dump";
 $node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('src') ], 'pg_dump -Fc');
 
@@ -183,6 +195,28 @@ is($node->safe_psql('restored', q{SET ROLE part_analyst; SET consent_ledger.purp
 is($node->safe_psql('restored', q{SET ROLE part_analyst; SET consent_ledger.purpose = 'p';
 		SELECT string_agg(id::text, ',' ORDER BY id) FROM visits}),
 	'1,3', 'restored: through the parent, only the consented rows');
+
+# the partitioned ledger with personal columns: a partition its owner
+# creates after the restore commits to them too, and an erasure reaches it
+$node->safe_psql('restored', q{
+	SET ROLE part_owner;
+	CREATE TABLE people_2 PARTITION OF people FOR VALUES FROM (100) TO (200);
+	INSERT INTO people VALUES (101, 71, 'seven-one-again@example.org'), (102, 72, 'seven-two-again@example.org');
+});
+is($node->safe_psql('restored', q{SELECT string_agg(relid::regclass || ':' || encoding || ':' || personal::text
+		|| ':' || subject, ' ' ORDER BY relid::regclass::text) FROM consent_ledger.ledgers WHERE relid::text LIKE 'people%'}),
+	'people_1:3:{email}:customer_id people_2:3:{email}:customer_id',
+	'restored: a partition created after the restore commits to the personal columns');
+$node->safe_psql('restored', 'SELECT consent_ledger.seal()');
+is($node->safe_psql('restored', q{SELECT string_agg(relation::text || ':' || rows, ' ' ORDER BY relation::text)
+		FROM consent_ledger.erase_subject('71', 'TAP 031')}),
+	'people_1:1 people_2:1', 'restored: erase_subject() reaches both partitions');
+is($node->safe_psql('restored', q{SELECT string_agg(id || ':' || coalesce(email, '-'), ' ' ORDER BY id) FROM people}),
+	'1:- 2:seven-two@example.org 101:- 102:seven-two-again@example.org',
+	'restored: the subject\'s e-mail addresses are erased in both, the others kept');
+is($node->safe_psql('restored', q{SELECT string_agg(relation::text || ':' || valid, ' ' ORDER BY relation::text)
+		FROM consent_ledger.verify() WHERE relation::text LIKE 'people%'}),
+	'people_1:true people_2:true', 'restored: both partitions verify after the erasure');
 
 $node->stop;
 done_testing();
