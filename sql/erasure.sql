@@ -402,7 +402,33 @@ ALTER TABLE pers_parted ADD CONSTRAINT pers_parted_email CHECK (email LIKE '%@%'
 CREATE TABLE pers_parted_other (id int, customer_id int, email text, city text);
 SELECT consent_ledger.create_ledger('pers_parted_other', ARRAY['city'], 'customer_id');
 ALTER TABLE pers_parted ATTACH PARTITION pers_parted_other FOR VALUES FROM (400) TO (500);
+-- ... nor a partitioned ledger whose leaves commit to other personal
+-- columns (attack review: its own guard was kept), nor a foreign table
+-- (it has no rows the ledger could read; the check crashed on it before)
+CREATE TABLE pers_parted_sub (id int, customer_id int, email text, city text) PARTITION BY RANGE (id);
+CREATE TABLE pers_parted_sub_1 PARTITION OF pers_parted_sub FOR VALUES FROM (500) TO (600);
+SELECT consent_ledger.create_ledger('pers_parted_sub', ARRAY['city'], 'id');
+ALTER TABLE pers_parted ATTACH PARTITION pers_parted_sub FOR VALUES FROM (500) TO (600);
+CREATE FOREIGN DATA WRAPPER pers_parted_fdw;
+CREATE SERVER pers_parted_server FOREIGN DATA WRAPPER pers_parted_fdw;
+CREATE FOREIGN TABLE pers_parted_foreign (id int, customer_id int, email text, city text,
+  ledger_txn bigint, ledger_ord int, ledger_salt bytea) SERVER pers_parted_server;
+ALTER TABLE pers_parted ATTACH PARTITION pers_parted_foreign FOR VALUES FROM (600) TO (700);
 SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'pers_parted'::regclass;
+-- a domain that a personal column uses takes no new constraint, whoever
+-- adds it, NOT VALID too (erased rows would violate it)
+CREATE DOMAIN pers_email AS text;
+CREATE TABLE pers_domain (id int, email pers_email);
+SELECT consent_ledger.create_ledger('pers_domain', ARRAY['email'], 'id');
+ALTER DOMAIN pers_email ADD CONSTRAINT pers_email_at CHECK (VALUE LIKE '%@%') NOT VALID;
+ALTER DOMAIN pers_email SET NOT NULL;
+-- a retired ledger with personal columns is still erased: its columns
+-- keep their names and types until its table is dropped
+SELECT consent_ledger.retire_ledger('pers_domain');
+ALTER TABLE pers_domain RENAME COLUMN id TO id_old;
+ALTER TABLE pers_domain DROP COLUMN email;
+ALTER TABLE pers_domain ALTER COLUMN id TYPE bigint;
+SELECT count(*) FROM consent_ledger.erase_subject('no such subject', 'a retired ledger is still read');
 
 DROP TABLE saved, before_erasure, audit_verdict;
 -- (the ledgers stay, live, as other tests' do)

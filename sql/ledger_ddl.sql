@@ -107,7 +107,8 @@ SELECT consent_ledger.retire_ledger('events');
 INSERT INTO events (id) VALUES (8);
 \echo :SQLSTATE
 DROP TABLE events;
-SELECT count(*) AS retired_ledgers FROM consent_ledger.ledgers WHERE retired_at IS NOT NULL;
+SELECT count(*) AS retired_ledgers FROM consent_ledger.ledgers l JOIN consent_ledger.dropped_ledgers d USING (ledger_id)
+ WHERE d.table_name = 'events' AND l.retired_at IS NOT NULL;
 
 ALTER SYSTEM RESET consent_ledger.seal_interval;
 SELECT pg_reload_conf();

@@ -458,6 +458,46 @@ cl_ledger_personal(int32 ledger_id, char **subject)
 	return result;
 }
 
+/*
+ * The tables of the ledgers with personal columns (live or retired, their
+ * tables not dropped), read with a fresh snapshot and no privilege check,
+ * for the guard whoever the current role is.
+ */
+List *
+cl_personal_ledger_relids(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	AttrNumber	pers_att;
+	List	   *result = NIL;
+
+	rel = table_open(cl_internal_relid("ledgers"), AccessShareLock);
+	pers_att = get_attnum(RelationGetRelid(rel), "personal");
+	if (pers_att <= 0)
+	{
+		table_close(rel, AccessShareLock);
+		return NIL;
+	}
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		pnull;
+		bool		rnull;
+		Datum		r = heap_getattr(tup, Anum_ledgers_relid, RelationGetDescr(rel), &rnull);
+
+		(void) heap_getattr(tup, pers_att, RelationGetDescr(rel), &pnull);
+		if (!pnull && !rnull)
+			result = lappend_oid(result, DatumGetObjectId(r));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
 /* The ledger with this id (palloc'd in the current context), or NULL. */
 ClLedgerInfo *
 cl_ledger_by_id(int32 ledger_id)

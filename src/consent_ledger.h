@@ -198,6 +198,7 @@ extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 							   MemoryContext mcxt, char **text_value);
 extern bool cl_type_prints_alike(Oid typid);
 extern AttrNumber cl_table_subject_attnum(Relation rel);
+extern List *cl_personal_ledger_relids(void);
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
 extern Relation cl_open_by_name_locked(Oid (*lookup) (bool create), bool create, LOCKMODE lockmode);
 extern void cl_require_admin(const char *action, const char *may, const char *function);
@@ -242,6 +243,7 @@ extern bool cl_internal_ddl;
 extern void cl_make_ledger(Oid relid);
 extern void cl_make_ledger_personal(Oid relid, List *personal, const char *subject);
 extern void cl_make_partitioned_ledger_personal(Oid relid, List *personal, const char *subject);
+extern void cl_ledger_check_attach(Oid parent, Oid part);
 extern void cl_make_user_ledger(Oid relid, List *personal, const char *subject);
 extern void cl_refuse_stamp_constraints(Oid relid);
 extern Relation cl_open_ledger_candidate(Oid relid);

@@ -115,6 +115,22 @@ is_live_ledger(Oid relid)
 	return (info != NULL && !info->retired) || cl_is_partitioned_ledger(relid);
 }
 
+/*
+ * Whether relid is a retired ledger that still holds personal data: a
+ * version 3 ledger, which erase_subject() still reads by its subject and
+ * personal columns (README "Erasure") until its table is dropped.
+ */
+static bool
+is_retired_erasable_ledger(Oid relid)
+{
+	ClLedgerInfo *info;
+
+	if (cl_internal_ddl || !OidIsValid(relid))
+		return false;
+	info = cl_ledger_lookup(relid);
+	return info != NULL && info->retired && info->encoding >= CL_ENCODING_V3;
+}
+
 static void
 refuse_ddl(const char *relname, const char *what, const char *hint)
 {
@@ -351,6 +367,44 @@ check_create_foreign_keys(CreateStmt *stmt)
 }
 
 /*
+ * A constraint added to a domain that a personal column of a ledger uses
+ * (README "Erasure"): erase_subject() writes NULL into personal columns,
+ * so erased rows would violate it (and a dump would not restore).
+ * create_ledger() refuses such a domain; so is adding one later, whoever
+ * adds it, NOT VALID included.
+ */
+static void
+refuse_personal_domain_constraint(AlterDomainStmt *stmt)
+{
+	Oid			domain = LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true);
+	ListCell   *lc;
+
+	if (!OidIsValid(domain))
+		return;
+	foreach(lc, cl_personal_ledger_relids())
+	{
+		Oid			relid = lfirst_oid(lc);
+		ClLedgerInfo *info = cl_ledger_lookup(relid);
+		ListCell   *lc2;
+
+		if (info == NULL)
+			continue;
+		foreach(lc2, cl_ledger_personal(info->ledger_id, NULL))
+		{
+			AttrNumber	att = get_attnum(relid, (const char *) lfirst(lc2));
+
+			if (att > 0 && cl_type_contains(get_atttype(relid, att), domain))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("cannot add a constraint to domain \"%s\": personal column \"%s\" of ledger \"%s\" uses it",
+								format_type_be(domain), (const char *) lfirst(lc2), get_rel_name(relid)),
+						 errdetail("Erasure sets a subject's personal values to NULL; erased rows would not satisfy the constraint."),
+						 errhint("Constrain the values where they are written (a trigger, the application), not in the domain of a personal column.")));
+		}
+	}
+}
+
+/*
  * ALTER DOMAIN ... ADD CONSTRAINT (validated) and VALIDATE CONSTRAINT run
  * the constraint over every stored value of the domain, without row-level
  * security: on a domain that a protected table uses, only trusted roles
@@ -362,7 +416,12 @@ check_alter_domain(AlterDomainStmt *stmt)
 	Oid			domain;
 	ListCell   *lc;
 
-	if (cl_internal_ddl || !cl_extension_present() || cl_role_is_trusted(GetUserId()))
+	if (cl_internal_ddl || !cl_extension_present())
+		return;
+	/* SET NOT NULL, ADD CONSTRAINT (NOT VALID too): for every role */
+	if (stmt->subtype == 'O' || stmt->subtype == 'C')
+		refuse_personal_domain_constraint(stmt);
+	if (cl_role_is_trusted(GetUserId()))
 		return;
 	if (!(stmt->subtype == 'V' ||
 		  (stmt->subtype == 'C' && IsA(stmt->def, Constraint) &&
@@ -515,6 +574,17 @@ check_alter_table(AlterTableStmt *stmt)
 		}
 	}
 
+	/* the columns erase_subject() reads stay as they are */
+	if (is_retired_erasable_ledger(relid))
+		foreach(lc, stmt->cmds)
+		{
+			AlterTableCmd *cmd = lfirst(lc);
+
+			if (cmd->subtype == AT_DropColumn || cmd->subtype == AT_AlterColumnType)
+				refuse_ddl(get_rel_name(relid),
+						   cmd->subtype == AT_DropColumn ? "DROP COLUMN" : "ALTER COLUMN ... TYPE",
+						   "A retired ledger with personal columns is still erased by erase_subject(); drop the table when it is no longer needed.");
+		}
 	if (!is_live_ledger(relid))
 		return;
 	relname = get_rel_name(relid);
@@ -659,6 +729,9 @@ check_rename(RenameStmt *stmt)
 	if (stmt->renameType == OBJECT_TRIGGER && is_our_trigger(relid, stmt->subname) &&
 		OidIsValid(relid) && !cl_internal_ddl && cl_extension_present() && cl_is_audited(relid))
 		refuse_ddl(get_rel_name(relid), "renaming the audit triggers", NULL);
+	if (stmt->renameType == OBJECT_COLUMN && is_retired_erasable_ledger(relid))
+		refuse_ddl(get_rel_name(relid), "RENAME COLUMN",
+				   "A retired ledger with personal columns is still erased by erase_subject(), by its column names; drop the table when it is no longer needed.");
 	if (!is_live_ledger(relid))
 		return;
 	if (stmt->renameType == OBJECT_COLUMN)

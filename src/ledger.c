@@ -1575,13 +1575,13 @@ cl_refuse_stamp_constraints(Oid relid)
 
 	if (!OidIsValid(relid))
 		return;
-	/* a partitioned ledger's constraints are its partitions' */
+	/* a partitioned ledger's constraints are its leaves' (each checked once) */
 	if (cl_is_partitioned_ledger(relid))
 	{
 		ListCell   *lc;
 
 		foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
-			if (lfirst_oid(lc) != relid)
+			if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_PARTITIONED_TABLE)
 				cl_refuse_stamp_constraints(lfirst_oid(lc));
 		return;
 	}
@@ -1780,34 +1780,45 @@ partitioned_ledger_personal(Oid relid, char **subject)
 	List	   *personal = NIL;
 
 	*subject = NULL;
+	if (!OidIsValid(relid))
+		return NIL;
 	cat = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyInit(&keys[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(relid));
 	ScanKeyInit(&keys[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
 				CStringGetDatum(CL_GUARD_TRIGGER));
 	scan = systable_beginscan(cat, TriggerRelidNameIndexId, true, NULL, 2, keys);
-	if (HeapTupleIsValid(tup = systable_getnext(scan)) &&
-		((Form_pg_trigger) GETSTRUCT(tup))->tgnargs >= 2)
+	tup = systable_getnext(scan);
+	/*
+	 * Fails closed: a partitioned ledger with ledger_salt (made with
+	 * personal columns) whose guard names none, one argument alone, or
+	 * bytes left over are an edited catalog, not a ledger without them.
+	 */
+	if ((HeapTupleIsValid(tup) && ((Form_pg_trigger) GETSTRUCT(tup))->tgnargs > 0) ||
+		get_attnum(relid, CL_SALT_COLUMN) > 0)
 	{
-		int			nargs = ((Form_pg_trigger) GETSTRUCT(tup))->tgnargs;
-		bool		isnull;
-		Datum		d = fastgetattr(tup, Anum_pg_trigger_tgargs, RelationGetDescr(cat), &isnull);
+		int			nargs = HeapTupleIsValid(tup) ? ((Form_pg_trigger) GETSTRUCT(tup))->tgnargs : 0;
+		bool		isnull = true;
+		Datum		d = nargs > 0 ? fastgetattr(tup, Anum_pg_trigger_tgargs, RelationGetDescr(cat), &isnull) : 0;
 		bytea	   *args = isnull ? NULL : DatumGetByteaPP(d);
 		const char *p = args != NULL ? VARDATA_ANY(args) : NULL;
 		const char *end = args != NULL ? p + VARSIZE_ANY_EXHDR(args) : NULL;
+		int			i;
 
 		/* nargs strings, each ending in a zero byte (CreateTrigger) */
-		for (int i = 0; p != NULL && i < nargs && p < end; i++)
+		for (i = 0; p != NULL && i < nargs && p < end; i++)
 		{
 			size_t		len = strnlen(p, end - p);
 
+			if (len == (size_t) (end - p))
+				break;			/* no terminating zero byte */
 			if (i == 0)
 				*subject = pnstrdup(p, len);
 			else
 				personal = lappend(personal, pnstrdup(p, len));
 			p += len + 1;
 		}
-		if (personal == NIL || *subject == NULL)
+		if (personal == NIL || *subject == NULL || i != nargs || p != end)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("the statement guard of partitioned ledger \"%s\" has malformed arguments",
@@ -1842,6 +1853,51 @@ same_names(List *a, List *b)
 }
 
 static void ledger_add_partition(Oid relid, List *personal, const char *subject);
+
+/* Whether two ledgers' personal columns and subject columns are the same. */
+static bool
+same_personal(List *p1, const char *s1, List *p2, const char *s2)
+{
+	return same_names(p1, p2) && (s1 != NULL) == (s2 != NULL) &&
+		(s1 == NULL || strcmp(s1, s2) == 0);
+}
+
+/*
+ * Before a table is attached to a partitioned ledger (partition.c): the
+ * table, or every ledger below it (a partitioned table that is a ledger
+ * already, with its own leaves), must commit to the parent's personal
+ * columns with its subject column -- or be no ledger yet, to become one
+ * with them.
+ */
+void
+cl_ledger_check_attach(Oid parent, Oid part)
+{
+	char	   *subject;
+	List	   *personal = partitioned_ledger_personal(parent, &subject);
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(part, AccessExclusiveLock, NULL))
+	{
+		Oid			relid = lfirst_oid(lc);
+		ClLedgerInfo *info = cl_ledger_lookup(relid);
+		char	   *own_subject = NULL;
+		List	   *own;
+
+		if (info != NULL)
+			own = cl_ledger_personal(info->ledger_id, &own_subject);
+		else if (cl_is_partitioned_ledger(relid))
+			own = partitioned_ledger_personal(relid, &own_subject);
+		else
+			continue;
+		if (!same_personal(own, own_subject, personal, subject))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("ledger table \"%s\" does not have the personal columns of partitioned ledger \"%s\"",
+							get_rel_name(relid), get_rel_name(parent)),
+					 errdetail("Every partition of a partitioned ledger commits to the same personal columns with the same subject column, so that erasure reaches all of them."),
+					 errhint("Attach a table that is not a ledger yet: it becomes one with the parent's personal columns.")));
+	}
+}
 
 /*
  * Makes one partition of a partitioned ledger part of it (partition.c: a
@@ -1882,14 +1938,14 @@ ledger_add_partition(Oid relid, List *personal, const char *subject)
 	int			encoding;
 	ClLedgerInfo *info = cl_ledger_lookup(relid);
 
-	if (info != NULL)
+	/* a ledger already (attached): checked before the attach, again here */
+	if (info != NULL || cl_is_partitioned_ledger(relid))
 	{
-		char	   *own_subject;
-		List	   *own = cl_ledger_personal(info->ledger_id, &own_subject);
+		char	   *own_subject = NULL;
+		List	   *own = info != NULL ? cl_ledger_personal(info->ledger_id, &own_subject) :
+			partitioned_ledger_personal(relid, &own_subject);
 
-		if (!same_names(own, personal) ||
-			(subject != NULL) != (own_subject != NULL) ||
-			(subject != NULL && strcmp(subject, own_subject) != 0))
+		if (!same_personal(own, own_subject, personal, subject))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("ledger table \"%s\" does not have the personal columns of its new parent",
@@ -1900,8 +1956,9 @@ ledger_add_partition(Oid relid, List *personal, const char *subject)
 	if (relkind == RELKIND_PARTITIONED_TABLE || info != NULL)
 	{
 		relation_close(rel, NoLock);
+		/* only a partitioned table's guard carries the personal columns */
 		add_ledger_triggers(relid, qname, relkind != RELKIND_PARTITIONED_TABLE,
-							guard_args(personal, subject));
+							relkind == RELKIND_PARTITIONED_TABLE ? guard_args(personal, subject) : NULL);
 		return;
 	}
 	if (relkind != RELKIND_RELATION)

@@ -331,6 +331,8 @@ cl_partition_before_ledger_attach(Oid parent, Oid part)
 		return;
 	leaves = get_rel_relkind(part) == RELKIND_PARTITIONED_TABLE ?
 		find_all_inheritors(part, AccessExclusiveLock, NULL) : list_make1_oid(part);
+	/* ledgers among them commit to the parent's personal columns */
+	cl_ledger_check_attach(parent, part);
 	foreach(lc, leaves)
 	{
 		Oid			leaf = lfirst_oid(lc);
@@ -338,6 +340,13 @@ cl_partition_before_ledger_attach(Oid parent, Oid part)
 
 		if (get_rel_relkind(leaf) == RELKIND_PARTITIONED_TABLE)
 			continue;
+		/* not scanned: a foreign table has no table access method */
+		if (get_rel_relkind(leaf) != RELKIND_RELATION)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" cannot be a partition of a ledger table", get_rel_name(leaf)),
+					 errdetail("Partitions of a ledger must be ordinary tables whose rows the ledger can read and hash."),
+					 errhint("Use an ordinary table.")));
 		info = cl_ledger_lookup(leaf);
 		if (info != NULL && info->retired)
 			ereport(ERROR,
