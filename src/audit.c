@@ -172,6 +172,7 @@ typedef struct AuditTriggerCache
 	Oid			log_relid;
 	AttrNumber	subject;		/* or InvalidAttrNumber */
 	FmgrInfo	subject_out;
+	bool		subject_trim;	/* char(n): without trailing blanks, as ::text */
 } AuditTriggerCache;
 static int64 kept_dropped = 0;
 
@@ -837,14 +838,23 @@ audit_log_has_subjects(TupleDesc desc)
 		strcmp(NameStr(TupleDescAttr(desc, A_NEW_SUBJECT - 1)->attname), "new_subject") == 0;
 }
 
-/* The text form of a row version's subject column (NULL when null). */
+/*
+ * The text form of a row version's subject column, as the consent policy
+ * compares it (char(n) without trailing blanks); NULL when null.
+ */
 static char *
 row_subject(AuditTriggerCache *cache, Relation rel, HeapTuple tup)
 {
 	bool		isnull;
 	Datum		d = heap_getattr(tup, cache->subject, RelationGetDescr(rel), &isnull);
+	char	   *s;
 
-	return isnull ? NULL : OutputFunctionCall(&cache->subject_out, d);
+	if (isnull)
+		return NULL;
+	s = OutputFunctionCall(&cache->subject_out, d);
+	if (cache->subject_trim)
+		cl_trim_bpchar(s);
+	return s;
 }
 
 /* Inserts one record into the audit ledger (inside the current transaction). */
@@ -1288,6 +1298,8 @@ cl_audit_row(PG_FUNCTION_ARGS)
 			getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), cache->subject - 1)->atttypid,
 							  &out, &varlena);
 			fmgr_info_cxt(out, &cache->subject_out, fcinfo->flinfo->fn_mcxt);
+			cache->subject_trim =
+				cl_type_is_bpchar(TupleDescAttr(RelationGetDescr(rel), cache->subject - 1)->atttypid);
 		}
 		fcinfo->flinfo->fn_extra = cache;
 		MemoryContextSwitchTo(old);

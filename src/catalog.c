@@ -621,6 +621,28 @@ cl_type_prints_alike(Oid typid)
 	}
 }
 
+/*
+ * A subject's text form is its value cast to text, as the consent policy
+ * compares it (protect(): subject::text): a char(n) value without its
+ * trailing blanks, every other type's output as it is.  Callers decide
+ * once per column whether to trim (cl_type_is_bpchar) and trim each value.
+ */
+bool
+cl_type_is_bpchar(Oid typid)
+{
+	return getBaseType(typid) == BPCHAROID;
+}
+
+void
+cl_trim_bpchar(char *s)
+{
+	size_t		len = strlen(s);
+
+	while (len > 0 && s[len - 1] == ' ')
+		len--;
+	s[len] = '\0';
+}
+
 /* The attribute number of a column of rel by name (not dropped), or 0. */
 static AttrNumber
 column_attnum(Relation rel, const char *name)

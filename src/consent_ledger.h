@@ -197,6 +197,8 @@ extern Oid	cl_check_internal_table(Oid relid, const char *name);
 extern bool cl_registry_lookup(const char *table, Oid relid, int text_attnum,
 							   MemoryContext mcxt, char **text_value);
 extern bool cl_type_prints_alike(Oid typid);
+extern bool cl_type_is_bpchar(Oid typid);
+extern void cl_trim_bpchar(char *s);
 extern AttrNumber cl_table_subject_attnum(Relation rel);
 extern List *cl_personal_ledger_relids(void);
 extern Relation cl_open_owned_table(Oid relid, LOCKMODE lockmode);
@@ -244,6 +246,8 @@ extern void cl_make_ledger(Oid relid);
 extern void cl_make_ledger_personal(Oid relid, List *personal, const char *subject);
 extern void cl_make_partitioned_ledger_personal(Oid relid, List *personal, const char *subject);
 extern void cl_ledger_check_attach(Oid parent, Oid part);
+extern void cl_refuse_foreign_key_to_personal(Oid conoid, Oid relid, Bitmapset *pset);
+extern void cl_refuse_foreign_keys_to_personal(Oid relid);
 extern void cl_make_user_ledger(Oid relid, List *personal, const char *subject);
 extern void cl_refuse_stamp_constraints(Oid relid);
 extern Relation cl_open_ledger_candidate(Oid relid);

@@ -36,6 +36,7 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_statistic_ext_data.h"
 #include "catalog/pg_type.h"
@@ -143,6 +144,131 @@ check_column(Relation rel, const char *name, const char *what)
 }
 
 /*
+ * Foreign keys a personal column is part of (pset: the personal columns'
+ * attribute numbers, offset by FirstLowInvalidHeapAttributeNumber).  With
+ * MATCH FULL a key whose columns are not all NULL or all set is refused,
+ * so erasure, which sets only the personal ones NULL, would leave rows a
+ * dump does not restore.  A key of another table referencing a personal
+ * column would point at a value erasure removes.
+ */
+static void
+refuse_foreign_keys(Relation rel, Bitmapset *pset)
+{
+	ListCell   *lc;
+	Relation	cat;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	foreach(lc, RelationGetFKeyList(rel))
+	{
+		ForeignKeyCacheInfo *fk = lfirst(lc);
+		HeapTuple	ctup;
+		bool		full;
+
+		ctup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(fk->conoid));
+		if (!HeapTupleIsValid(ctup))
+			continue;
+		full = ((Form_pg_constraint) GETSTRUCT(ctup))->confmatchtype == FKCONSTR_MATCH_FULL;
+		ReleaseSysCache(ctup);
+		for (int i = 0; full && i < fk->nkeys; i++)
+			if (bms_is_member(fk->conkey[i] - FirstLowInvalidHeapAttributeNumber, pset))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("foreign key \"%s\" of \"%s\" is MATCH FULL over a personal column",
+								get_constraint_name(fk->conoid), RelationGetRelationName(rel)),
+						 errdetail("Erasure sets a subject's personal values to NULL and keeps the others; MATCH FULL refuses such a key."),
+						 errhint("Use MATCH SIMPLE, or leave the personal column out of the key.")));
+	}
+	/* keys of other tables referencing this one (pg_constraint has no index on confrelid) */
+	cat = table_open(ConstraintRelationId, AccessShareLock);
+	scan = systable_beginscan(cat, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (c->contype == CONSTRAINT_FOREIGN && c->confrelid == RelationGetRelid(rel))
+			cl_refuse_foreign_key_to_personal(c->oid, RelationGetRelid(rel), pset);
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+}
+
+/*
+ * A foreign key (conoid) referencing relid, a table whose personal
+ * columns are pset: refused when it references one of them.
+ */
+void
+cl_refuse_foreign_key_to_personal(Oid conoid, Oid relid, Bitmapset *pset)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	bool		isnull;
+	Datum		d;
+	ArrayType  *arr;
+	int16	   *keys;
+	int			n;
+
+	if (!HeapTupleIsValid(tup))
+		return;
+	d = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_confkey, &isnull);
+	if (isnull)
+	{
+		ReleaseSysCache(tup);
+		return;
+	}
+	arr = DatumGetArrayTypeP(d);
+	n = ARR_DIMS(arr)[0];
+	keys = (int16 *) ARR_DATA_PTR(arr);
+	for (int i = 0; i < n; i++)
+		if (bms_is_member(keys[i] - FirstLowInvalidHeapAttributeNumber, pset))
+		{
+			Oid			from = ((Form_pg_constraint) GETSTRUCT(tup))->conrelid;
+
+			ReleaseSysCache(tup);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("foreign key \"%s\" of \"%s\" references a personal column of \"%s\"",
+							get_constraint_name(conoid), get_rel_name(from), get_rel_name(relid)),
+					 errdetail("Erasure sets a subject's personal values to NULL: the referencing rows would point at a value that is gone, and a dump would not restore."),
+					 errhint("Reference a key that is not personal (an id), and keep the personal value in one place.")));
+		}
+	ReleaseSysCache(tup);
+}
+
+/*
+ * After CREATE TABLE or ALTER TABLE of any table (guard.c): its foreign
+ * keys may not reference a personal column of a ledger.
+ */
+void
+cl_refuse_foreign_keys_to_personal(Oid relid)
+{
+	Relation	rel;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || get_rel_relkind(relid) == '\0')
+		return;
+	rel = relation_open(relid, AccessShareLock);
+	foreach(lc, RelationGetFKeyList(rel))
+	{
+		ForeignKeyCacheInfo *fk = lfirst(lc);
+		ClLedgerInfo *info = cl_ledger_lookup(fk->confrelid);
+		Bitmapset  *pset = NULL;
+		ListCell   *lc2;
+
+		if (info == NULL || info->encoding < CL_ENCODING_V3)
+			continue;
+		foreach(lc2, cl_ledger_personal(info->ledger_id, NULL))
+		{
+			AttrNumber	att = get_attnum(fk->confrelid, (const char *) lfirst(lc2));
+
+			if (att > 0)
+				pset = bms_add_member(pset, att - FirstLowInvalidHeapAttributeNumber);
+		}
+		cl_refuse_foreign_key_to_personal(fk->conoid, fk->confrelid, pset);
+	}
+	relation_close(rel, AccessShareLock);
+}
+
+/*
  * What erasure needs of a table with personal columns (attack review R2):
  * erasure writes NULL into them, so none may be NOT NULL or in a CHECK
  * constraint (stored rows would violate a validated constraint and the
@@ -180,6 +306,11 @@ cl_check_personal_columns(Relation rel, List *personal)
 					 errhint("Give the column the domain's base type, or drop the domain's constraints.")));
 		pset = bms_add_member(pset, attnum - FirstLowInvalidHeapAttributeNumber);
 	}
+	refuse_foreign_keys(rel, pset);
+	/* the salt too: erasure replaces it by a longer erasure record */
+	if (get_attnum(RelationGetRelid(rel), CL_SALT_COLUMN) > 0)
+		pset = bms_add_member(pset, get_attnum(RelationGetRelid(rel), CL_SALT_COLUMN) -
+							  FirstLowInvalidHeapAttributeNumber);
 	pset = bms_add_member(pset, 0 - FirstLowInvalidHeapAttributeNumber);
 	if (desc->constr != NULL)
 		for (int i = 0; i < desc->constr->num_check; i++)
@@ -190,9 +321,9 @@ cl_check_personal_columns(Relation rel, List *personal)
 			if (bms_overlap(cols, pset))
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("check constraint \"%s\" of \"%s\" reads a personal column",
+						 errmsg("check constraint \"%s\" of \"%s\" reads a personal column or the salt",
 								desc->constr->check[i].ccname, RelationGetRelationName(rel)),
-						 errdetail("Erasure sets a subject's personal values to NULL; the constraint would no longer hold for erased rows."),
+						 errdetail("Erasure sets a subject's personal values to NULL and replaces the salt by an erasure record; the constraint would no longer hold for erased rows."),
 						 errhint("Drop the constraint, or constrain other columns only.")));
 		}
 	for (int i = 0; i < desc->natts; i++)
@@ -299,18 +430,18 @@ cl_create_ledger_personal(PG_FUNCTION_ARGS)
 
 /*
  * How a ledger's rows of a subject are found.  Usually by the text form
- * of the ledger's subject column.  An audit ledger's record naming
- * subjects is the subject's when the audited row version before or after
- * the change had the subject in its table's subject column (old_subject,
- * new_subject: written by the audit trigger where that column was known,
- * in audit ledgers made by 1.5).  A record naming none is matched by its
- * subject column row_key, the key of the audited row as
- * "(columns)=(values)" (cl_audit_row_key()): when its relid is a table
- * whose subject column is
- * known -- a ledger's (consent_ledger.ledgers.subject) or a protected
- * table's (consent_ledger.protected.subject_column) -- and its row_key is
- * the key of a row of that table whose subject column is the subject (any
- * version of the row still in the table), or "(that column)=(subject)".
+ * of the ledger's subject column (a char(n) one without trailing blanks,
+ * as the consent policy's ::text has it).  An audit ledger's record is the
+ * subject's when it names the subject as the subject of the audited row
+ * before or after the change (old_subject, new_subject: written by the
+ * audit trigger where the table had one subject column printing alike, in
+ * audit ledgers made by 1.5), or by its subject column row_key, the key
+ * of the audited row as "(columns)=(values)" (cl_audit_row_key()): when
+ * its relid is a table whose subject column is known -- a ledger's
+ * (consent_ledger.ledgers.subject) or a protected table's
+ * (consent_ledger.protected.subject_column) -- and its row_key is the key
+ * of a row of that table whose subject column is the subject (any version
+ * of the row still in the table), or "(that column)=(subject)".
  */
 typedef struct AuditKey
 {
@@ -323,6 +454,7 @@ typedef struct SubjectMatch
 	const char *subject;
 	AttrNumber	subj;
 	FmgrInfo	out;
+	bool		trim;			/* char(n) subject column: compared as ::text */
 	bool		audit;
 	AttrNumber	relid_att;		/* audit: the relid column */
 	AttrNumber	subject_atts[2];	/* audit: old_subject, new_subject, or 0 */
@@ -387,37 +519,34 @@ row_is_subject(HeapTuple tup, TupleDesc desc, SubjectMatch *m)
 	bool		result = false;
 
 	/*
-	 * An audit record naming subjects is the subject's when it names it,
-	 * and no one else's: its key is not looked at (a key the subject's row
-	 * has now may have been another's when the record was written).
+	 * An audit record naming the subject (old_subject, new_subject) is the
+	 * subject's; one that does not is still looked up by its key below: the
+	 * table's subject column may have changed since the record was written
+	 * (protect() again with another column, a ledger protected later).
 	 */
-	if (m->audit)
+	for (int i = 0; m->audit && i < 2; i++)
 	{
-		bool		named = false;
-
-		for (int i = 0; i < 2; i++)
-		{
-			if (m->subject_atts[i] <= 0)
-				continue;
-			v = heap_getattr(tup, m->subject_atts[i], desc, &isnull);
-			if (isnull)
-				continue;
-			named = true;
-			s = TextDatumGetCString(v);
-			result = strcmp(s, m->subject) == 0;
-			pfree(s);
-			if (result)
-				return true;
-		}
-		if (named)
-			return false;
+		if (m->subject_atts[i] <= 0)
+			continue;
+		v = heap_getattr(tup, m->subject_atts[i], desc, &isnull);
+		if (isnull)
+			continue;
+		s = TextDatumGetCString(v);
+		result = strcmp(s, m->subject) == 0;
+		pfree(s);
+		if (result)
+			return true;
 	}
 	v = heap_getattr(tup, m->subj, desc, &isnull);
 	if (isnull)
 		return false;
 	s = OutputFunctionCall(&m->out, v);
 	if (!m->audit)
+	{
+		if (m->trim)
+			cl_trim_bpchar(s);
 		result = strcmp(s, m->subject) == 0;
+	}
 	else
 	{
 		Datum		r;
@@ -599,6 +728,7 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 	TableKey   *e;
 	char	   *plain;
 	char	   *quoted;
+	bool		trim;
 
 	if (rel == NULL)
 		return;
@@ -607,9 +737,11 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 	attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
 	if (bms_is_empty(attrs))
 		attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	/* (a key that is the subject column is "(column)=(subject)", unless char(n) pads it) */
 	if (rel->rd_rel->relkind != RELKIND_RELATION || subj <= 0 || bms_is_empty(attrs) ||
 		(bms_num_members(attrs) == 1 &&
-		 bms_is_member(subj - FirstLowInvalidHeapAttributeNumber, attrs)) ||
+		 bms_is_member(subj - FirstLowInvalidHeapAttributeNumber, attrs) &&
+		 !cl_type_is_bpchar(TupleDescAttr(desc, subj - 1)->atttypid)) ||
 		!key_prints_alike(rel, attrs))
 	{
 		relation_close(rel, AccessShareLock);
@@ -617,6 +749,7 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 	}
 	getTypeOutputInfo(TupleDescAttr(desc, subj - 1)->atttypid, &outfn, &isvarlena);
 	fmgr_info(outfn, &out);
+	trim = cl_type_is_bpchar(TupleDescAttr(desc, subj - 1)->atttypid);
 	oldest_xmin = GetOldestNonRemovableTransactionId(rel);
 	tabcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger erasure table keys",
 								   ALLOCSET_DEFAULT_SIZES);
@@ -646,7 +779,16 @@ audit_keys_of_table(HTAB *result, const char *subject, MemoryContext cxt, Oid re
 				continue;
 			old = MemoryContextSwitchTo(rowcxt);
 			v = heap_getattr(tup, subj, desc, &isnull);
-			mine = !isnull && strcmp(OutputFunctionCall(&out, v), subject) == 0;
+			if (!isnull)
+			{
+				char	   *text = OutputFunctionCall(&out, v);
+
+				if (trim)
+					cl_trim_bpchar(text);
+				mine = strcmp(text, subject) == 0;
+			}
+			else
+				mine = false;
 			if (mine == (pass == 1) && (key = cl_audit_row_key(rel, tup)) != NULL &&
 				strlen(key) <= CL_AUDIT_STR_MAX)
 			{
@@ -1001,6 +1143,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject, HTAB *audit_keys)
 				 errhint("Run consent_ledger.verify() on the ledger.")));
 	getTypeOutputInfo(TupleDescAttr(desc, subj - 1)->atttypid, &outfn, &isvarlena);
 	fmgr_info(outfn, &m.out);
+	m.trim = cl_type_is_bpchar(TupleDescAttr(desc, subj - 1)->atttypid);
 	m.subject = subject;
 	m.subj = subj;
 	if (is_audit_ledger(info->relid))

@@ -367,6 +367,35 @@ check_create_foreign_keys(CreateStmt *stmt)
 }
 
 /*
+ * Whether type typid is domain, or a domain over it (a chain of domains).
+ * An array or composite containing the domain does not count: erasure
+ * sets the whole column NULL, which checks none of its elements'
+ * constraints.  Syscache lookups only, no lock, no recursion.
+ */
+static bool
+domain_chain_has(Oid typid, Oid domain)
+{
+	while (OidIsValid(typid))
+	{
+		HeapTuple	tup;
+		Form_pg_type t;
+		Oid			next = InvalidOid;
+
+		if (typid == domain)
+			return true;
+		tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+		if (!HeapTupleIsValid(tup))
+			return false;
+		t = (Form_pg_type) GETSTRUCT(tup);
+		if (t->typtype == TYPTYPE_DOMAIN)
+			next = t->typbasetype;
+		ReleaseSysCache(tup);
+		typid = next;
+	}
+	return false;
+}
+
+/*
  * A constraint added to a domain that a personal column of a ledger uses
  * (README "Erasure"): erase_subject() writes NULL into personal columns,
  * so erased rows would violate it (and a dump would not restore).
@@ -393,7 +422,7 @@ refuse_personal_domain_constraint(AlterDomainStmt *stmt)
 		{
 			AttrNumber	att = get_attnum(relid, (const char *) lfirst(lc2));
 
-			if (att > 0 && cl_type_contains(get_atttype(relid, att), domain))
+			if (att > 0 && domain_chain_has(get_atttype(relid, att), domain))
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("cannot add a constraint to domain \"%s\": personal column \"%s\" of ledger \"%s\" uses it",
@@ -522,7 +551,7 @@ check_alter_table(AlterTableStmt *stmt)
 			Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
 
 			/* (a ledger attached to a partitioned ledger keeps its log: below) */
-			if (is_live_ledger(part) && !is_live_ledger(relid))
+			if ((is_live_ledger(part) || is_retired_erasable_ledger(part)) && !is_live_ledger(relid))
 				refuse_ddl(get_rel_name(part), "ATTACH PARTITION",
 						   "A ledger can only be attached to a partitioned ledger.");
 		}
@@ -580,9 +609,11 @@ check_alter_table(AlterTableStmt *stmt)
 		{
 			AlterTableCmd *cmd = lfirst(lc);
 
-			if (cmd->subtype == AT_DropColumn || cmd->subtype == AT_AlterColumnType)
+			if (cmd->subtype == AT_DropColumn || cmd->subtype == AT_AlterColumnType ||
+				cmd->subtype == AT_AddInherit)
 				refuse_ddl(get_rel_name(relid),
-						   cmd->subtype == AT_DropColumn ? "DROP COLUMN" : "ALTER COLUMN ... TYPE",
+						   cmd->subtype == AT_DropColumn ? "DROP COLUMN" :
+						   cmd->subtype == AT_AddInherit ? "INHERIT" : "ALTER COLUMN ... TYPE",
 						   "A retired ledger with personal columns is still erased by erase_subject(); drop the table when it is no longer needed.");
 		}
 	if (!is_live_ledger(relid))
@@ -1878,6 +1909,35 @@ check_attribute_access(ObjectAccessType access, Oid relid, int16 attnum)
 }
 
 /*
+ * A column of a retired ledger with personal columns, which erase_subject()
+ * still rewrites by their names (README "Erasure"): not dropped, renamed or
+ * retyped, by any route -- directly (check_alter_table, check_rename), or
+ * through a parent it was attached to or inherits from.
+ */
+static void
+check_retired_column_change(ObjectAccessType access, Oid relid, int16 attnum)
+{
+	AttrState	old;
+	AttrState	cur;
+	const char *what = NULL;
+
+	if (!fetch_attr_state(relid, attnum, NULL, &old))
+		return;
+	if (access == OAT_DROP)
+		what = "DROP COLUMN";
+	else if (access == OAT_POST_ALTER && fetch_attr_state(relid, attnum, SnapshotSelf, &cur))
+	{
+		if (strcmp(NameStr(old.name), NameStr(cur.name)) != 0)
+			what = "RENAME COLUMN";
+		else if (old.typid != cur.typid || old.typmod != cur.typmod)
+			what = "ALTER COLUMN ... TYPE";
+	}
+	if (what != NULL)
+		refuse_ddl(get_rel_name(relid), what,
+				   "A retired ledger with personal columns is still erased by erase_subject(), by its column names; drop the table when it is no longer needed.");
+}
+
+/*
  * ALTER TYPE ... SET (SEND = ..., RECEIVE = ...), which an extension
  * update runs (ltree 1.1 -> 1.2 and cube 1.4 -> 1.5 add binary send
  * functions), changes how the canonical row encoding writes the type's
@@ -2209,8 +2269,16 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	if (IsA(parsetree, AlterTableStmt) &&
 		((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE &&
 		cl_extension_present())
-		cl_refuse_stamp_constraints(RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation,
-													 NoLock, true));
+	{
+		Oid			relid = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation, NoLock, true);
+
+		cl_refuse_stamp_constraints(relid);
+		/* nor a foreign key to a personal column of a ledger (erase.c) */
+		cl_refuse_foreign_keys_to_personal(relid);
+	}
+	if (IsA(parsetree, CreateStmt) && cl_extension_present())
+		cl_refuse_foreign_keys_to_personal(RangeVarGetRelid(((CreateStmt *) parsetree)->relation,
+															NoLock, true));
 
 	cl_audit_copy_end(copy_read, qc ? qc->nprocessed : 0);
 }
@@ -2334,6 +2402,8 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (classId == RelationRelationId && subId > 0 &&
 		(access != OAT_DROP || !is_live_ledger(objectId)))
 		check_attribute_access(access, objectId, (int16) subId);
+	if (classId == RelationRelationId && subId > 0 && is_retired_erasable_ledger(objectId))
+		check_retired_column_change(access, objectId, (int16) subId);
 	if (access != OAT_DROP)
 		return;
 	/*

@@ -1570,37 +1570,41 @@ check_stamp_columns_unconstrained(Relation rel, ClLedgerInfo *info, const char *
 void
 cl_refuse_stamp_constraints(Oid relid)
 {
-	ClLedgerInfo *info;
-	Relation	rel;
+	ListCell   *lc;
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) || get_rel_relkind(relid) == '\0')
 		return;
-	/* a partitioned ledger's constraints are its leaves' (each checked once) */
-	if (cl_is_partitioned_ledger(relid))
+
+	/*
+	 * The table and every table below it (an ALTER TABLE of a parent, a
+	 * partitioned ledger or not, reaches its children): each ledger among
+	 * them checked once.
+	 */
+	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
 	{
-		ListCell   *lc;
+		ClLedgerInfo *info = cl_ledger_lookup(lfirst_oid(lc));
+		Relation	rel;
 
-		foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
-			if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_PARTITIONED_TABLE)
-				cl_refuse_stamp_constraints(lfirst_oid(lc));
-		return;
-	}
-	info = cl_ledger_lookup(relid);
-	if (info == NULL || info->retired || info->txn_attnum <= 0 || info->ord_attnum <= 0)
-		return;
-	rel = relation_open(relid, AccessShareLock);
-	if (cl_tableam_is(rel))
-		check_stamp_columns_unconstrained(rel, info,
-										  "The stamp always fills both columns: constrain other columns only.");
-	/* and nothing erasure could not keep to (erase.c) */
-	if (info->encoding == CL_ENCODING_V3 &&
-		RelationGetNamespace(rel) != cl_schema_oid(true))
-	{
-		char	   *subject;
+		if (info == NULL || info->txn_attnum <= 0 || info->ord_attnum <= 0)
+			continue;
+		rel = relation_open(lfirst_oid(lc), AccessShareLock);
+		if (!info->retired && cl_tableam_is(rel))
+			check_stamp_columns_unconstrained(rel, info,
+											  "The stamp always fills both columns: constrain other columns only.");
 
-		cl_check_personal_columns(rel, cl_ledger_personal(info->ledger_id, &subject));
+		/*
+		 * And nothing erasure could not keep to (erase.c), also on a
+		 * retired ledger, which erase_subject() still rewrites.
+		 */
+		if (info->encoding == CL_ENCODING_V3 &&
+			RelationGetNamespace(rel) != cl_schema_oid(true))
+		{
+			char	   *subject;
+
+			cl_check_personal_columns(rel, cl_ledger_personal(info->ledger_id, &subject));
+		}
+		relation_close(rel, AccessShareLock);
 	}
-	relation_close(rel, AccessShareLock);
 }
 
 /*
