@@ -477,6 +477,47 @@ SELECT relation, rows FROM consent_ledger.erase_subject('h-1', 'a subject column
 SELECT row_key, new_subject, consent_ledger.erased(ledger_salt) FROM consent_ledger.audit_log
  WHERE relid = 'pers_acct'::regclass AND operation = 'INSERT';
 
+-- attack review 4: a wide row's salt moved out of line by the toaster is
+-- still a live salt (the row was skipped, its e-mail kept)
+CREATE TABLE pers_wide (id int, email text, blob text);
+ALTER TABLE pers_wide ALTER COLUMN blob SET STORAGE PLAIN;
+SELECT consent_ledger.create_ledger('pers_wide', ARRAY['email'], 'id');
+INSERT INTO pers_wide VALUES (81, 'wide@example.org', repeat('x', 2100)), (82, 'narrow@example.org', 'x');
+SELECT pg_relation_size(reltoastrelid) > 0 AS values_out_of_line FROM pg_class WHERE oid = 'pers_wide'::regclass;
+SELECT relation, rows FROM consent_ledger.erase_subject('81', 'a wide row') ORDER BY relation::text;
+SELECT id, email, consent_ledger.erased(ledger_salt) FROM pers_wide ORDER BY id;
+SELECT relation, valid, problem FROM consent_ledger.verify('pers_wide');
+-- no rule on a retired ledger with personal columns (a view would be scanned as a table)
+CREATE RULE pers_rule AS ON INSERT TO pers_domain DO INSTEAD NOTHING;
+-- the checks after ALTER TABLE take the table PostgreSQL took, whatever
+-- search_path a function in the command sets
+CREATE FUNCTION pers_flip() RETURNS boolean LANGUAGE plpgsql AS
+  $$BEGIN PERFORM set_config('search_path', 'pg_catalog', false); RETURN true; END$$;
+ALTER TABLE pers_fk ADD CONSTRAINT pers_fk_flip CHECK (public.pers_flip()), ALTER COLUMN email SET NOT NULL;
+RESET search_path;
+-- unique indexes where erased rows could collide; partitioning by a
+-- personal column; foreign keys over or to the salt; a foreign key to a
+-- partitioned ledger's personal column
+CREATE UNIQUE INDEX pers_fk_nnd ON pers_fk (email) NULLS NOT DISTINCT;
+CREATE UNIQUE INDEX pers_fk_partial ON pers_fk (id) WHERE email IS NULL;
+CREATE UNIQUE INDEX pers_fk_expr ON pers_fk ((coalesce(email, '')));
+CREATE TABLE pers_parted_email PARTITION OF pers_parted FOR VALUES FROM (800) TO (900) PARTITION BY LIST (email);
+CREATE TABLE pers_bylist (id int, email text) PARTITION BY LIST (email);
+SELECT consent_ledger.create_ledger('pers_bylist', ARRAY['email'], 'id');
+CREATE TABLE pers_salts (s bytea PRIMARY KEY);
+ALTER TABLE pers_fk ADD FOREIGN KEY (ledger_salt) REFERENCES pers_salts (s);
+CREATE UNIQUE INDEX pers_fk_salt ON pers_fk (ledger_salt);
+CREATE TABLE pers_saltref (s bytea REFERENCES pers_fk (ledger_salt));
+ALTER TABLE pers_parted ADD UNIQUE (email, id);
+CREATE TABLE pers_parted_ref (email text, id int, FOREIGN KEY (email, id) REFERENCES pers_parted (email, id));
+-- a partition named like a temporary table of the session is still made a
+-- ledger (the name was looked up again after the command: pg_temp first)
+CREATE TEMP TABLE pers_shadow (z int);
+DO $$BEGIN EXECUTE 'CREATE TABLE pers_shadow PARTITION OF pers_parted FOR VALUES FROM (900) TO (1000)'; END$$;
+SELECT relid::regclass AS partition, encoding, personal FROM consent_ledger.ledgers
+ WHERE relid = 'public.pers_shadow'::regclass;
+DROP TABLE pers_shadow;
+
 DROP TABLE saved, before_erasure, audit_verdict;
 -- (the ledgers stay, live, as other tests' do)
 ALTER TABLE customers OWNER TO CURRENT_USER;

@@ -248,6 +248,8 @@ extern void cl_make_partitioned_ledger_personal(Oid relid, List *personal, const
 extern void cl_ledger_check_attach(Oid parent, Oid part);
 extern void cl_refuse_foreign_key_to_personal(Oid conoid, Oid relid, Bitmapset *pset);
 extern void cl_refuse_foreign_keys_to_personal(Oid relid);
+extern void cl_refuse_referencing_foreign_keys(Relation rel, List *personal);
+extern List *cl_partitioned_ledger_personal(Oid relid, char **subject);
 extern void cl_make_user_ledger(Oid relid, List *personal, const char *subject);
 extern void cl_refuse_stamp_constraints(Oid relid);
 extern Relation cl_open_ledger_candidate(Oid relid);
@@ -276,7 +278,7 @@ extern bool cl_is_partitioned_ledger(Oid relid);
 extern void cl_partition_protect_children(Oid relid, const char *column);
 extern void cl_partition_unprotect_children(Oid relid);
 extern void cl_partition_refuse_unprotect_member(Oid relid);
-extern void cl_partition_after_utility(Node *parsetree);
+extern void cl_partition_after_utility(Node *parsetree, Oid created, List *attached);
 extern void cl_partition_before_ledger_attach(Oid parent, Oid part);
 extern List *cl_partition_ledgers(Oid relid);
 

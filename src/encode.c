@@ -36,6 +36,7 @@
 
 #include <sodium.h>
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
 #include "catalog/pg_enum.h"
@@ -1288,8 +1289,12 @@ cl_encoder_attnum(ClRowEncoder *enc, const char *name)
 bool
 cl_encoder_erasable(ClRowEncoder *enc, Datum *values, bool *nulls)
 {
+	/*
+	 * The salt's own length, also when the toaster moved it out of line (a
+	 * wide row, SET STORAGE): not the length of its TOAST pointer.
+	 */
 	if (enc->npersonal == 0 || nulls[enc->salt_attnum - 1] ||
-		VARSIZE_ANY_EXHDR(DatumGetPointer(values[enc->salt_attnum - 1])) != CL_SALT_LEN)
+		toast_raw_datum_size(values[enc->salt_attnum - 1]) != VARHDRSZ + CL_SALT_LEN)
 		return false;
 	for (int i = 0; i < enc->ncols; i++)
 		if (enc->cols[i].personal && !nulls[enc->cols[i].attnum - 1])

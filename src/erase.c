@@ -37,6 +37,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_statistic_ext_data.h"
 #include "catalog/pg_type.h"
@@ -59,6 +60,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -144,6 +146,86 @@ check_column(Relation rel, const char *name, const char *what)
 }
 
 /*
+ * Unique and exclusion indexes in which erased rows (personal values NULL,
+ * the salt an erasure record) could collide where the rows did not: a key
+ * with NULLS NOT DISTINCT over a personal column, or an expression or a
+ * predicate reading one or the salt (coalesce(email, ''), WHERE email IS
+ * NULL).  The rewrite rebuilds them, and a dump would not restore.  Plain
+ * keys are fine: NULLs are distinct, erasure records differ.
+ */
+static void
+refuse_indexes(Relation rel, Bitmapset *pset)
+{
+	ListCell   *lc;
+	List	   *indexes = RelationGetIndexList(rel);
+
+	foreach(lc, indexes)
+	{
+		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = irel->rd_index;
+		Bitmapset  *cols = NULL;
+		bool		bad = false;
+
+		if (ind->indisunique || ind->indisexclusion)
+		{
+			if (ind->indnullsnotdistinct)
+				for (int i = 0; i < ind->indnkeyatts; i++)
+					if (ind->indkey.values[i] > 0 &&
+						bms_is_member(ind->indkey.values[i] - FirstLowInvalidHeapAttributeNumber, pset))
+						bad = true;
+			pull_varattnos((Node *) RelationGetIndexExpressions(irel), 1, &cols);
+			pull_varattnos((Node *) RelationGetIndexPredicate(irel), 1, &cols);
+			if (bms_overlap(cols, pset))
+				bad = true;
+		}
+		if (bad)
+		{
+			char	   *name = pstrdup(RelationGetRelationName(irel));
+
+			index_close(irel, AccessShareLock);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("unique index \"%s\" of \"%s\" would let erased rows collide", name,
+							RelationGetRelationName(rel)),
+					 errdetail("Erasure sets a subject's personal values to NULL and replaces the salt by an erasure record; with NULLS NOT DISTINCT, or an expression or predicate reading them, rows that differed may then be equal in the index."),
+					 errhint("Index the personal columns plainly (NULLs are distinct), or leave them out of the expression and the predicate.")));
+		}
+		index_close(irel, AccessShareLock);
+	}
+	list_free(indexes);
+}
+
+/*
+ * A partition key or partition bound over a personal column or the salt:
+ * an erased row would no longer belong in its partition (a dump would not
+ * restore it).
+ */
+static void
+refuse_partition_bounds(Relation rel, Bitmapset *pset)
+{
+	Bitmapset  *cols = NULL;
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		PartitionKey key = RelationGetPartitionKey(rel);
+
+		for (int i = 0; i < key->partnatts; i++)
+			if (key->partattrs[i] > 0)
+				cols = bms_add_member(cols, key->partattrs[i] - FirstLowInvalidHeapAttributeNumber);
+		pull_varattnos((Node *) key->partexprs, 1, &cols);
+	}
+	if (rel->rd_rel->relispartition)
+		pull_varattnos((Node *) RelationGetPartitionQual(rel), 1, &cols);
+	if (bms_overlap(cols, pset))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("\"%s\" is partitioned by a personal column, or is a partition of a table that is",
+						RelationGetRelationName(rel)),
+				 errdetail("Erasure sets a subject's personal values to NULL: an erased row would no longer belong in its partition."),
+				 errhint("Partition by columns that are not personal.")));
+}
+
+/*
  * Foreign keys a personal column is part of (pset: the personal columns'
  * attribute numbers, offset by FirstLowInvalidHeapAttributeNumber).  With
  * MATCH FULL a key whose columns are not all NULL or all set is refused,
@@ -152,12 +234,9 @@ check_column(Relation rel, const char *name, const char *what)
  * column would point at a value erasure removes.
  */
 static void
-refuse_foreign_keys(Relation rel, Bitmapset *pset)
+refuse_foreign_keys(Relation rel, Bitmapset *pset, AttrNumber salt)
 {
 	ListCell   *lc;
-	Relation	cat;
-	SysScanDesc scan;
-	HeapTuple	tup;
 
 	foreach(lc, RelationGetFKeyList(rel))
 	{
@@ -170,16 +249,44 @@ refuse_foreign_keys(Relation rel, Bitmapset *pset)
 			continue;
 		full = ((Form_pg_constraint) GETSTRUCT(ctup))->confmatchtype == FKCONSTR_MATCH_FULL;
 		ReleaseSysCache(ctup);
-		for (int i = 0; full && i < fk->nkeys; i++)
-			if (bms_is_member(fk->conkey[i] - FirstLowInvalidHeapAttributeNumber, pset))
+		for (int i = 0; i < fk->nkeys; i++)
+			if ((full && bms_is_member(fk->conkey[i] - FirstLowInvalidHeapAttributeNumber, pset)) ||
+				(salt > 0 && fk->conkey[i] == salt))
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("foreign key \"%s\" of \"%s\" is MATCH FULL over a personal column",
+						 errmsg("foreign key \"%s\" of \"%s\" is MATCH FULL over a personal column, or over the salt",
 								get_constraint_name(fk->conoid), RelationGetRelationName(rel)),
-						 errdetail("Erasure sets a subject's personal values to NULL and keeps the others; MATCH FULL refuses such a key."),
-						 errhint("Use MATCH SIMPLE, or leave the personal column out of the key.")));
+						 errdetail("Erasure sets a subject's personal values to NULL and keeps the others, and replaces the salt by an erasure record."),
+						 errhint("Use MATCH SIMPLE, and leave ledger_salt out of the key.")));
 	}
-	/* keys of other tables referencing this one (pg_constraint has no index on confrelid) */
+}
+
+/*
+ * Foreign keys of other tables referencing rel's personal columns or its
+ * salt (pset), for create_ledger() and a partition becoming a ledger:
+ * keys added later are checked on the referencing table
+ * (cl_refuse_foreign_keys_to_personal).
+ */
+void
+cl_refuse_referencing_foreign_keys(Relation rel, List *personal)
+{
+	Bitmapset  *pset = NULL;
+	ListCell   *lc;
+	Relation	cat;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	foreach(lc, personal)
+	{
+		AttrNumber	att = get_attnum(RelationGetRelid(rel), (const char *) lfirst(lc));
+
+		if (att > 0)
+			pset = bms_add_member(pset, att - FirstLowInvalidHeapAttributeNumber);
+	}
+	if (get_attnum(RelationGetRelid(rel), CL_SALT_COLUMN) > 0)
+		pset = bms_add_member(pset, get_attnum(RelationGetRelid(rel), CL_SALT_COLUMN) -
+							  FirstLowInvalidHeapAttributeNumber);
+	/* (pg_constraint has no index on confrelid) */
 	cat = table_open(ConstraintRelationId, AccessShareLock);
 	scan = systable_beginscan(cat, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -252,17 +359,27 @@ cl_refuse_foreign_keys_to_personal(Oid relid)
 		ForeignKeyCacheInfo *fk = lfirst(lc);
 		ClLedgerInfo *info = cl_ledger_lookup(fk->confrelid);
 		Bitmapset  *pset = NULL;
+		List	   *personal;
+		char	   *subject;
 		ListCell   *lc2;
 
-		if (info == NULL || info->encoding < CL_ENCODING_V3)
+		/* a ledger's, or a partitioned ledger's (its guard's arguments) */
+		if (info != NULL && info->encoding >= CL_ENCODING_V3)
+			personal = cl_ledger_personal(info->ledger_id, NULL);
+		else if (info == NULL && cl_is_partitioned_ledger(fk->confrelid))
+			personal = cl_partitioned_ledger_personal(fk->confrelid, &subject);
+		else
 			continue;
-		foreach(lc2, cl_ledger_personal(info->ledger_id, NULL))
+		foreach(lc2, personal)
 		{
 			AttrNumber	att = get_attnum(fk->confrelid, (const char *) lfirst(lc2));
 
 			if (att > 0)
 				pset = bms_add_member(pset, att - FirstLowInvalidHeapAttributeNumber);
 		}
+		if (get_attnum(fk->confrelid, CL_SALT_COLUMN) > 0)
+			pset = bms_add_member(pset, get_attnum(fk->confrelid, CL_SALT_COLUMN) -
+								  FirstLowInvalidHeapAttributeNumber);
 		cl_refuse_foreign_key_to_personal(fk->conoid, fk->confrelid, pset);
 	}
 	relation_close(rel, AccessShareLock);
@@ -306,12 +423,14 @@ cl_check_personal_columns(Relation rel, List *personal)
 					 errhint("Give the column the domain's base type, or drop the domain's constraints.")));
 		pset = bms_add_member(pset, attnum - FirstLowInvalidHeapAttributeNumber);
 	}
-	refuse_foreign_keys(rel, pset);
+	refuse_foreign_keys(rel, pset, get_attnum(RelationGetRelid(rel), CL_SALT_COLUMN));
 	/* the salt too: erasure replaces it by a longer erasure record */
 	if (get_attnum(RelationGetRelid(rel), CL_SALT_COLUMN) > 0)
 		pset = bms_add_member(pset, get_attnum(RelationGetRelid(rel), CL_SALT_COLUMN) -
 							  FirstLowInvalidHeapAttributeNumber);
 	pset = bms_add_member(pset, 0 - FirstLowInvalidHeapAttributeNumber);
+	refuse_indexes(rel, pset);
+	refuse_partition_bounds(rel, pset);
 	if (desc->constr != NULL)
 		for (int i = 0; i < desc->constr->num_check; i++)
 		{
@@ -412,6 +531,7 @@ cl_create_ledger_personal(PG_FUNCTION_ARGS)
 	}
 	(void) check_column(rel, subject, "subject");
 	cl_check_personal_columns(rel, personal);
+	cl_refuse_referencing_foreign_keys(rel, personal);
 	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 	{
 		/* every partition is checked as it becomes a ledger */
@@ -1130,6 +1250,17 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject, HTAB *audit_keys)
 	 * none is not erased (README "Erasure").
 	 */
 	rel = table_open(info->relid, AccessShareLock);
+	/* a ledger's table made into something else (a view) holds no rows to rewrite */
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_tableam == NULL)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("ledger %d's relation \"%s\" is not a table any more: not searched",
+						info->ledger_id, RelationGetRelationName(rel)),
+				 errhint("Run consent_ledger.verify() on it.")));
+		table_close(rel, AccessShareLock);
+		return 0;
+	}
 	desc = RelationGetDescr(rel);
 	enc = cl_ledger_encoder(info, desc, CurrentMemoryContext);
 	subj = cl_encoder_attnum(enc, subject_col);

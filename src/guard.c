@@ -85,6 +85,15 @@ static object_access_hook_type prev_object_access = NULL;
 static bool dropping_extension = false;
 
 /*
+ * Relations created by the utility command running now (OAT_POST_CREATE),
+ * in TopTransactionContext: after the command, what CREATE TABLE made is
+ * taken by its OID, not by its name looked up again (search_path could
+ * have changed meanwhile, or a temporary table of the same name shadow it).
+ */
+static List *created_relations = NIL;
+static bool collecting_created = false; /* only while CREATE TABLE runs */
+
+/*
  * Protected tables that lost a consent policy during the current utility
  * command (a CASCADE from a dropped column, function or type): unless the
  * table itself went too, the command is refused when it ends.
@@ -2006,6 +2015,25 @@ check_type_codec_change(Oid typid)
 			 errhint("Keep the extension or type at its current version while a ledger stores it, or retire and drop the ledgers that use it first.")));
 }
 
+/* Of the relations the command created, the table named relname (or 0). */
+static Oid
+created_table(const char *relname)
+{
+	ListCell   *lc;
+
+	foreach(lc, created_relations)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char		relkind = get_rel_relkind(relid);
+		char	   *name = get_rel_name(relid);
+
+		if ((relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE ||
+			 relkind == RELKIND_FOREIGN_TABLE) && name != NULL && strcmp(name, relname) == 0)
+			return relid;
+	}
+	return InvalidOid;
+}
+
 static void
 cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				  ProcessUtilityContext context, ParamListInfo params,
@@ -2015,6 +2043,34 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	bool		save_dropping = dropping_extension;
 	int			save_explain = explain_analyze_level;
 	void	   *copy_read = NULL;
+	List	   *save_created = created_relations;
+	bool		save_collecting = collecting_created;
+	Oid			target = InvalidOid;	/* the table ALTER TABLE or CREATE INDEX acts on */
+	List	   *attached = NIL; /* the partitions ALTER TABLE ... ATTACH names */
+
+	/*
+	 * Looked up before the command runs, as PostgreSQL looks them up: code
+	 * the command runs (a CHECK's function, a default) may change
+	 * search_path before the checks after it.
+	 */
+	created_relations = NIL;
+	collecting_created = IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt);
+	if (IsA(parsetree, AlterTableStmt) && ((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE)
+	{
+		ListCell   *lc;
+
+		target = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation, NoLock, true);
+		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+		{
+			AlterTableCmd *cmd = lfirst(lc);
+
+			if (cmd->subtype == AT_AttachPartition && IsA(cmd->def, PartitionCmd))
+				attached = lappend_oid(attached,
+									   RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true));
+		}
+	}
+	else if (IsA(parsetree, IndexStmt))
+		target = RangeVarGetRelid(((IndexStmt *) parsetree)->relation, NoLock, true);
 
 	check_type_meaning(parsetree);
 	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from)
@@ -2154,6 +2210,10 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				if (is_live_ledger(relid))
 					refuse_ddl(get_rel_name(relid), "CREATE RULE",
 							   "A rule could redirect or drop inserted rows.");
+				/* (an ON SELECT rule would turn a table erasure rewrites into a view) */
+				if (is_retired_erasable_ledger(relid))
+					refuse_ddl(get_rel_name(relid), "CREATE RULE",
+							   "A retired ledger with personal columns is still erased by erase_subject(); drop the table when it is no longer needed.");
 				break;
 			}
 		case T_DropStmt:
@@ -2242,6 +2302,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	PG_CATCH();
 	{
 		dropping_extension = save_dropping;
+		created_relations = save_created;
+		collecting_created = save_collecting;
 		if (save_explain >= 0)
 			explain_analyze_level = save_explain;
 		list_free(policy_lost);
@@ -2263,22 +2325,31 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 		explain_analyze_level = save_explain;
 	check_policies_kept();
 	check_parts_kept();
-	/* new partitions get their parent's protection, audit and ledger */
-	cl_partition_after_utility(parsetree);
-	/* no constraint on the stamp of a ledger on the access method (ledger.c) */
-	if (IsA(parsetree, AlterTableStmt) &&
-		((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE &&
-		cl_extension_present())
 	{
-		Oid			relid = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation, NoLock, true);
+		Oid			created = InvalidOid;
 
-		cl_refuse_stamp_constraints(relid);
-		/* nor a foreign key to a personal column of a ledger (erase.c) */
-		cl_refuse_foreign_keys_to_personal(relid);
+		if (IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt))
+			created = created_table(((CreateStmt *) parsetree)->relation->relname);
+		created_relations = save_created;
+		collecting_created = save_collecting;
+		/* new partitions get their parent's protection, audit and ledger */
+		cl_partition_after_utility(parsetree, created, attached);
+		if (cl_extension_present())
+		{
+			/*
+			 * No constraint on the stamp of a ledger on the access method,
+			 * nor one erasure could not keep to (ledger.c), after ALTER
+			 * TABLE and CREATE INDEX; no foreign key to a personal column
+			 * of a ledger (erase.c), after ALTER and CREATE TABLE.
+			 */
+			if (OidIsValid(target))
+				cl_refuse_stamp_constraints(target);
+			if (OidIsValid(target) && IsA(parsetree, AlterTableStmt))
+				cl_refuse_foreign_keys_to_personal(target);
+			if (OidIsValid(created))
+				cl_refuse_foreign_keys_to_personal(created);
+		}
 	}
-	if (IsA(parsetree, CreateStmt) && cl_extension_present())
-		cl_refuse_foreign_keys_to_personal(RangeVarGetRelid(((CreateStmt *) parsetree)->relation,
-															NoLock, true));
 
 	cl_audit_copy_end(copy_read, qc ? qc->nprocessed : 0);
 }
@@ -2388,6 +2459,15 @@ cl_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if ((access != OAT_DROP && access != OAT_POST_ALTER && access != OAT_POST_CREATE) ||
 		dropping_extension || cl_internal_ddl)
 		return;
+	if (access == OAT_POST_CREATE && classId == RelationRelationId && subId == 0 &&
+		collecting_created)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		created_relations = lappend_oid(created_relations, objectId);
+		MemoryContextSwitchTo(old);
+		return;
+	}
 	if (access == OAT_POST_ALTER && classId == TypeRelationId && subId == 0)
 	{
 		if (cl_extension_present())

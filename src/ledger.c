@@ -1580,14 +1580,19 @@ cl_refuse_stamp_constraints(Oid relid)
 	 * partitioned ledger or not, reaches its children): each ledger among
 	 * them checked once.
 	 */
-	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+	if (cl_ledger_lookup(relid) == NULL && !has_subclass(relid))
+		return;					/* most tables: neither a ledger nor a parent */
+	/* (no lock on the tables that are no ledgers: a parent may have thousands) */
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
 	{
 		ClLedgerInfo *info = cl_ledger_lookup(lfirst_oid(lc));
 		Relation	rel;
 
 		if (info == NULL || info->txn_attnum <= 0 || info->ord_attnum <= 0)
 			continue;
-		rel = relation_open(lfirst_oid(lc), AccessShareLock);
+		rel = try_relation_open(lfirst_oid(lc), AccessShareLock);
+		if (rel == NULL)
+			continue;
 		if (!info->retired && cl_tableam_is(rel))
 			check_stamp_columns_unconstrained(rel, info,
 											  "The stamp always fills both columns: constrain other columns only.");
@@ -1774,8 +1779,8 @@ guard_args(List *personal, const char *subject)
  * them, the subject column of a partitioned ledger, from its statement
  * guard's arguments (guard_args()).
  */
-static List *
-partitioned_ledger_personal(Oid relid, char **subject)
+List *
+cl_partitioned_ledger_personal(Oid relid, char **subject)
 {
 	Relation	cat;
 	ScanKeyData keys[2];
@@ -1877,7 +1882,7 @@ void
 cl_ledger_check_attach(Oid parent, Oid part)
 {
 	char	   *subject;
-	List	   *personal = partitioned_ledger_personal(parent, &subject);
+	List	   *personal = cl_partitioned_ledger_personal(parent, &subject);
 	ListCell   *lc;
 
 	foreach(lc, find_all_inheritors(part, AccessExclusiveLock, NULL))
@@ -1890,7 +1895,7 @@ cl_ledger_check_attach(Oid parent, Oid part)
 		if (info != NULL)
 			own = cl_ledger_personal(info->ledger_id, &own_subject);
 		else if (cl_is_partitioned_ledger(relid))
-			own = partitioned_ledger_personal(relid, &own_subject);
+			own = cl_partitioned_ledger_personal(relid, &own_subject);
 		else
 			continue;
 		if (!same_personal(own, own_subject, personal, subject))
@@ -1912,7 +1917,7 @@ void
 cl_ledger_add_partition(Oid relid)
 {
 	char	   *subject;
-	List	   *personal = partitioned_ledger_personal(get_partition_parent(relid, true), &subject);
+	List	   *personal = cl_partitioned_ledger_personal(get_partition_parent(relid, true), &subject);
 
 	ledger_add_partition(relid, personal, subject);
 }
@@ -1947,7 +1952,7 @@ ledger_add_partition(Oid relid, List *personal, const char *subject)
 	{
 		char	   *own_subject = NULL;
 		List	   *own = info != NULL ? cl_ledger_personal(info->ledger_id, &own_subject) :
-			partitioned_ledger_personal(relid, &own_subject);
+			cl_partitioned_ledger_personal(relid, &own_subject);
 
 		if (!same_personal(own, own_subject, personal, subject))
 			ereport(ERROR,
@@ -1957,6 +1962,9 @@ ledger_add_partition(Oid relid, List *personal, const char *subject)
 					 errdetail("Every partition of a partitioned ledger commits to the same personal columns with the same subject column, so that erasure reaches all of them."),
 					 errhint("Attach a table that is not a ledger yet: it becomes one with the parent's personal columns.")));
 	}
+	/* a partitioned partition may not be partitioned by a personal column */
+	if (relkind == RELKIND_PARTITIONED_TABLE && personal != NIL)
+		cl_check_personal_columns(rel, personal);
 	if (relkind == RELKIND_PARTITIONED_TABLE || info != NULL)
 	{
 		relation_close(rel, NoLock);
@@ -1978,7 +1986,10 @@ ledger_add_partition(Oid relid, List *personal, const char *subject)
 				 errdetail("Unlogged and temporary tables lose rows on a crash or at session end."),
 				 errhint("Use ALTER TABLE ... SET LOGGED, or create a permanent table.")));
 	if (personal != NIL)
+	{
 		cl_check_personal_columns(rel, personal);
+		cl_refuse_referencing_foreign_keys(rel, personal);
+	}
 	relation_close(rel, NoLock);
 
 	encoding = personal != NIL ? CL_ENCODING_V3 : cl_new_ledger_encoding();

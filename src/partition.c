@@ -272,30 +272,19 @@ adopt_partition(Oid relid)
  * to the new partition (and its own partitions).
  */
 void
-cl_partition_after_utility(Node *parsetree)
+cl_partition_after_utility(Node *parsetree, Oid created, List *attached)
 {
+	ListCell   *lc;
+
 	/* pg_upgrade restores the catalogs as they were, partitions included */
 	if (IsBinaryUpgrade)
 		return;
-	if (IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt))
-	{
-		CreateStmt *cs = (CreateStmt *) parsetree;
-
-		if (cs->partbound != NULL)
-			adopt_partition(RangeVarGetRelid(cs->relation, NoLock, true));
-	}
-	else if (IsA(parsetree, AlterTableStmt))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
-		{
-			AlterTableCmd *cmd = lfirst(lc);
-
-			if (cmd->subtype == AT_AttachPartition && IsA(cmd->def, PartitionCmd))
-				adopt_partition(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true));
-		}
-	}
+	/* the OIDs the guard found before the command ran or saw it create */
+	if ((IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt)) &&
+		((CreateStmt *) parsetree)->partbound != NULL && OidIsValid(created))
+		adopt_partition(created);
+	foreach(lc, attached)
+		adopt_partition(lfirst_oid(lc));
 }
 
 /* Whether a table holds any row (visible to a fresh snapshot). */
