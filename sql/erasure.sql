@@ -517,6 +517,47 @@ DO $$BEGIN EXECUTE 'CREATE TABLE pers_shadow PARTITION OF pers_parted FOR VALUES
 SELECT relid::regclass AS partition, encoding, personal FROM consent_ledger.ledgers
  WHERE relid = 'public.pers_shadow'::regclass;
 DROP TABLE pers_shadow;
+-- attack review 5: a partition renamed by its own bound's function, and
+-- a partition attached after the bound's function changed search_path,
+-- are still the ledger's (taken by OID, and every partition reconciled)
+CREATE FUNCTION pers_rename() RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN EXECUTE 'ALTER TABLE public.pers_renamed RENAME TO pers_renamed_x'; RETURN 1100; END$$;
+CREATE TABLE pers_renamed PARTITION OF pers_parted FOR VALUES FROM (pers_rename()) TO (1200);
+CREATE SCHEMA pers_ms;
+CREATE TABLE pers_ms.pers_att (LIKE pers_parted);
+CREATE TABLE public.pers_att (LIKE pers_parted);
+CREATE FUNCTION pers_sp() RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN PERFORM set_config('search_path', 'pers_ms, public', false); RETURN 1200; END$$;
+ALTER TABLE pers_parted ATTACH PARTITION pers_att FOR VALUES FROM (pers_sp()) TO (1300);
+RESET search_path;
+SELECT c.relnamespace::regnamespace AS schema, c.relname, l.encoding, l.personal
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid LEFT JOIN consent_ledger.ledgers l ON l.relid = c.oid
+ WHERE i.inhparent = 'pers_parted'::regclass AND c.relname IN ('pers_renamed_x', 'pers_att') ORDER BY 1, 2;
+-- a refused CREATE TABLE left the hook's state half set (the next erasure
+-- crashed the server)
+CREATE TABLE pers_bad (x int) INHERITS (pers_parted_1);
+SELECT count(*) >= 0 AS erased_once FROM consent_ledger.erase_subject('no one', 'after a refused command');
+SELECT count(*) >= 0 AS erased_twice FROM consent_ledger.erase_subject('no one either', 'after a refused command');
+-- an index expression may run no command while an erasure rebuilds the
+-- ledger's indexes (the guards are relaxed then)
+CREATE TABLE pers_flag (on_ boolean);
+INSERT INTO pers_flag VALUES (false);
+CREATE FUNCTION pers_vol(i int) RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN IF (SELECT on_ FROM public.pers_flag) THEN
+      EXECUTE 'ALTER TABLE public.pers_flag ADD COLUMN x int'; END IF; RETURN i; END$$;
+CREATE FUNCTION pers_imm(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT public.pers_vol(i)';
+CREATE TABLE pers_idx (id int, email text);
+SELECT consent_ledger.create_ledger('pers_idx', ARRAY['email'], 'id');
+CREATE INDEX pers_idx_imm ON pers_idx (pers_imm(id));
+INSERT INTO pers_idx VALUES (91, 'idx@example.org');
+UPDATE pers_flag SET on_ = true;
+SELECT * FROM consent_ledger.erase_subject('91', 'an index expression running a command');
+UPDATE pers_flag SET on_ = false;
+SELECT relation, rows FROM consent_ledger.erase_subject('91', 'an index expression running nothing');
+SELECT count(*) AS flag_columns FROM pg_attribute WHERE attrelid = 'pers_flag'::regclass AND attnum > 0;
+-- CREATE INDEX CONCURRENTLY commits before any check after it: refused before
+CREATE UNIQUE INDEX CONCURRENTLY pers_idx_nnd ON pers_idx (email) NULLS NOT DISTINCT;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'pers_idx'::regclass;
 
 DROP TABLE saved, before_erasure, audit_verdict;
 -- (the ledgers stay, live, as other tests' do)

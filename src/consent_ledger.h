@@ -242,6 +242,7 @@ extern void cl_release_custody(Oid relid);
 /* ledger.c: create_ledger, the stamp and guard triggers, commit path */
 extern void cl_ledger_init(void);
 extern bool cl_internal_ddl;
+extern bool cl_swapping_ledger;
 extern void cl_make_ledger(Oid relid);
 extern void cl_make_ledger_personal(Oid relid, List *personal, const char *subject);
 extern void cl_make_partitioned_ledger_personal(Oid relid, List *personal, const char *subject);
@@ -278,7 +279,8 @@ extern bool cl_is_partitioned_ledger(Oid relid);
 extern void cl_partition_protect_children(Oid relid, const char *column);
 extern void cl_partition_unprotect_children(Oid relid);
 extern void cl_partition_refuse_unprotect_member(Oid relid);
-extern void cl_partition_after_utility(Node *parsetree, Oid created, List *attached);
+extern void cl_partition_after_utility(Node *parsetree, Oid created, Oid attach_parent,
+									   List *attached);
 extern void cl_partition_before_ledger_attach(Oid parent, Oid part);
 extern List *cl_partition_ledgers(Oid relid);
 

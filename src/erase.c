@@ -1358,6 +1358,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject, HTAB *audit_keys)
 	table_close(rel, NoLock);
 
 	cl_internal_ddl = true;
+	cl_swapping_ledger = true;
 	PG_TRY();
 	{
 		finish_heap_swap(info->relid, new_heap, false, false, false, true,
@@ -1366,6 +1367,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject, HTAB *audit_keys)
 	PG_FINALLY();
 	{
 		cl_internal_ddl = save_ddl;
+		cl_swapping_ledger = false;
 	}
 	PG_END_TRY();
 	rel = table_open(info->relid, NoLock);

@@ -62,6 +62,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
 #include "parser/parse_func.h"
@@ -2015,9 +2016,84 @@ check_type_codec_change(Oid typid)
 			 errhint("Keep the extension or type at its current version while a ledger stores it, or retire and drop the ledgers that use it first.")));
 }
 
-/* Of the relations the command created, the table named relname (or 0). */
+/* Column names a raw expression refers to (the last field of each ColumnRef). */
+static bool
+collect_column_names(Node *node, List **names)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, ColumnRef))
+	{
+		Node	   *last = llast(((ColumnRef *) node)->fields);
+
+		*names = lappend(*names, IsA(last, String) ? strVal(last) : "*");
+		return false;
+	}
+	return raw_expression_tree_walker(node, collect_column_names, (void *) names);
+}
+
+/*
+ * CREATE INDEX on a ledger with personal columns (or a partitioned one),
+ * checked before it runs -- CREATE INDEX CONCURRENTLY commits before any
+ * check after it: no unique or exclusion index in which erased rows
+ * (personal values NULL, the salt an erasure record) could collide
+ * (erase.c, refuse_indexes, checks the built ones after ALTER TABLE).
+ */
+static void
+check_index_stmt(IndexStmt *stmt, Oid relid)
+{
+	ClLedgerInfo *info;
+	List	   *personal;
+	char	   *subject;
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || cl_internal_ddl || (!stmt->unique && !stmt->excludeOpNames) ||
+		!cl_extension_present())
+		return;
+	info = cl_ledger_lookup(relid);
+	if (info != NULL && info->encoding >= CL_ENCODING_V3)
+		personal = cl_ledger_personal(info->ledger_id, NULL);
+	else if (info == NULL && cl_is_partitioned_ledger(relid))
+		personal = cl_partitioned_ledger_personal(relid, &subject);
+	else
+		return;
+	if (personal == NIL)
+		return;
+	personal = lappend(list_copy(personal), (void *) CL_SALT_COLUMN);
+	foreach(lc, stmt->indexParams)
+	{
+		IndexElem  *e = lfirst(lc);
+
+		if (e->expr != NULL)
+			(void) collect_column_names(e->expr, &names);
+		else if (e->name != NULL && stmt->nulls_not_distinct)
+			names = lappend(names, e->name);
+	}
+	(void) collect_column_names(stmt->whereClause, &names);
+	foreach(lc, names)
+	{
+		ListCell   *lc2;
+
+		foreach(lc2, personal)
+			if (strcmp((const char *) lfirst(lc), "*") == 0 ||
+				strcmp((const char *) lfirst(lc), (const char *) lfirst(lc2)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("unique index on \"%s\" would let erased rows collide", get_rel_name(relid)),
+						 errdetail("Erasure sets a subject's personal values to NULL and replaces the salt by an erasure record; with NULLS NOT DISTINCT, or an expression or predicate reading them, rows that differed may then be equal in the index."),
+						 errhint("Index the personal columns plainly (NULLs are distinct), or leave them out of the expression and the predicate.")));
+	}
+}
+
+/*
+ * Of the relations CREATE TABLE created itself (those nested commands
+ * created are in their own lists), the table: the first of a table's kind
+ * (its TOAST table, indexes and sequences are of other kinds).  By OID: a
+ * function in a partition bound may rename it before the command ends.
+ */
 static Oid
-created_table(const char *relname)
+created_table(void)
 {
 	ListCell   *lc;
 
@@ -2025,10 +2101,9 @@ created_table(const char *relname)
 	{
 		Oid			relid = lfirst_oid(lc);
 		char		relkind = get_rel_relkind(relid);
-		char	   *name = get_rel_name(relid);
 
-		if ((relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE ||
-			 relkind == RELKIND_FOREIGN_TABLE) && name != NULL && strcmp(name, relname) == 0)
+		if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE ||
+			relkind == RELKIND_FOREIGN_TABLE)
 			return relid;
 	}
 	return InvalidOid;
@@ -2046,15 +2121,29 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	List	   *save_created = created_relations;
 	bool		save_collecting = collecting_created;
 	Oid			target = InvalidOid;	/* the table ALTER TABLE or CREATE INDEX acts on */
-	List	   *attached = NIL; /* the partitions ALTER TABLE ... ATTACH names */
+	Oid			created = InvalidOid;	/* the table CREATE TABLE made */
+	bool		attaching = false;
+	List	   *attached = NIL; /* the partitions ATTACH names, as found before */
 
 	/*
-	 * Looked up before the command runs, as PostgreSQL looks them up: code
-	 * the command runs (a CHECK's function, a default) may change
-	 * search_path before the checks after it.
+	 * While a ledger's rewritten heap is swapped in, the table owner's
+	 * index expressions run with the guards relaxed: nothing they run may
+	 * change anything (ledger.c, cl_swapping_ledger).
 	 */
-	created_relations = NIL;
-	collecting_created = IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt);
+	if (cl_swapping_ledger)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no command may run while consent_ledger rewrites a ledger"),
+				 errdetail("An index expression or predicate of the ledger ran a command while its indexes were rebuilt."),
+				 errhint("Index expressions must not run SQL commands.")));
+
+	/*
+	 * Looked up before the command runs, as PostgreSQL looks them up, before
+	 * any code of the user's runs (a partition bound's function, a
+	 * CHECK's, a default may change search_path, or names).  ATTACH
+	 * PARTITION looks its partition up after the bound is computed: every
+	 * partition of the target is reconciled after it instead.
+	 */
 	if (IsA(parsetree, AlterTableStmt) && ((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE)
 	{
 		ListCell   *lc;
@@ -2065,12 +2154,18 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 			AlterTableCmd *cmd = lfirst(lc);
 
 			if (cmd->subtype == AT_AttachPartition && IsA(cmd->def, PartitionCmd))
+			{
+				attaching = true;
 				attached = lappend_oid(attached,
 									   RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true));
+			}
 		}
 	}
 	else if (IsA(parsetree, IndexStmt))
+	{
 		target = RangeVarGetRelid(((IndexStmt *) parsetree)->relation, NoLock, true);
+		check_index_stmt((IndexStmt *) parsetree, target);
+	}
 
 	check_type_meaning(parsetree);
 	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from)
@@ -2292,12 +2387,19 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 		save_explain = -1;
 	PG_TRY();
 	{
+		/* (set here: an error before leaves them as they were) */
+		created_relations = NIL;
+		collecting_created = IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt);
 		if (prev_ProcessUtility)
 			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
+		if (collecting_created)
+			created = created_table();
+		created_relations = save_created;
+		collecting_created = save_collecting;
 	}
 	PG_CATCH();
 	{
@@ -2326,14 +2428,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	check_policies_kept();
 	check_parts_kept();
 	{
-		Oid			created = InvalidOid;
-
-		if (IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt))
-			created = created_table(((CreateStmt *) parsetree)->relation->relname);
-		created_relations = save_created;
-		collecting_created = save_collecting;
 		/* new partitions get their parent's protection, audit and ledger */
-		cl_partition_after_utility(parsetree, created, attached);
+		cl_partition_after_utility(parsetree, created, attaching ? target : InvalidOid, attached);
 		if (cl_extension_present())
 		{
 			/*

@@ -72,6 +72,14 @@ static void retire_partitioned_ledger(Oid relid);
 bool		cl_internal_ddl = false;
 
 /*
+ * true while a ledger's rewritten heap is swapped in and its indexes are
+ * rebuilt (adoption, erasure): the owner's index expressions run then,
+ * with the guards relaxed (cl_internal_ddl), so no utility command may
+ * run at all (guard.c).
+ */
+bool		cl_swapping_ledger = false;
+
+/*
  * Leaves one transaction inserted into one ledger, in ordinal order.
  * Ordinals 0 .. nflushed-1 are already in pending records (written during
  * the transaction: flush_leaves()); the buffer holds the rest, ordinal
@@ -1246,6 +1254,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	 * this transaction's xid, so the old heap's freeze horizons hold.
 	 */
 	cl_internal_ddl = true;
+	cl_swapping_ledger = true;
 	PG_TRY();
 	{
 		finish_heap_swap(relid, new_heap, false, false, false, true,
@@ -1254,6 +1263,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	PG_FINALLY();
 	{
 		cl_internal_ddl = save_ddl;
+		cl_swapping_ledger = false;
 	}
 	PG_END_TRY();
 	if (cl_adopt_progress_rows > 0 && nrows >= (uint64) cl_adopt_progress_rows)

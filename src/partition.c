@@ -272,19 +272,57 @@ adopt_partition(Oid relid)
  * to the new partition (and its own partitions).
  */
 void
-cl_partition_after_utility(Node *parsetree, Oid created, List *attached)
+cl_partition_after_utility(Node *parsetree, Oid created, Oid attach_parent, List *attached)
 {
 	ListCell   *lc;
 
 	/* pg_upgrade restores the catalogs as they were, partitions included */
 	if (IsBinaryUpgrade)
 		return;
-	/* the OIDs the guard found before the command ran or saw it create */
+	/* the table CREATE TABLE ... PARTITION OF made (by OID: guard.c) */
 	if ((IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt)) &&
 		((CreateStmt *) parsetree)->partbound != NULL && OidIsValid(created))
 		adopt_partition(created);
+	if (!OidIsValid(attach_parent) || get_rel_relkind(attach_parent) != RELKIND_PARTITIONED_TABLE ||
+		!cl_extension_present())
+		return;
+	/* ALTER TABLE parent ATTACH PARTITION: the partition named, as found before */
 	foreach(lc, attached)
-		adopt_partition(lfirst_oid(lc));
+		if (OidIsValid(lfirst_oid(lc)) && partition_parent(lfirst_oid(lc)) == attach_parent)
+			adopt_partition(lfirst_oid(lc));
+
+	/*
+	 * PostgreSQL looks the partition up by name after the bound's
+	 * expressions ran (they could change search_path or names): every
+	 * partition of the parent not given what the parent has is adopted
+	 * too.
+	 */
+	{
+		bool		ledger = cl_is_partitioned_ledger(attach_parent);
+		bool		audited = cl_is_audited(attach_parent);
+		bool		protected = cl_is_protected(attach_parent);
+		List	   *children = find_inheritance_children(attach_parent, NoLock);
+		List	   *todo = NIL;
+		char	   *column = NULL;
+
+		/* (the registry read with the latest snapshot: adoptions just made count) */
+		if (protected)
+			(void) cl_registry_lookup("protected", attach_parent, 2, CurrentMemoryContext, &column);
+		foreach(lc, children)
+		{
+			Oid			child = lfirst_oid(lc);
+			char	   *own = NULL;
+
+			if ((ledger && cl_ledger_lookup(child) == NULL && !cl_is_partitioned_ledger(child)) ||
+				(audited && !cl_is_audited(child)) ||
+				(protected && column != NULL &&
+				 (!cl_registry_lookup("protected", child, 2, CurrentMemoryContext, &own) ||
+				  own == NULL || strcmp(own, column) != 0)))
+				todo = lappend_oid(todo, child);
+		}
+		foreach(lc, todo)
+			adopt_partition(lfirst_oid(lc));
+	}
 }
 
 /* Whether a table holds any row (visible to a fresh snapshot). */
