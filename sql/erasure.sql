@@ -557,6 +557,10 @@ SELECT relation, rows FROM consent_ledger.erase_subject('91', 'an index expressi
 SELECT count(*) AS flag_columns FROM pg_attribute WHERE attrelid = 'pers_flag'::regclass AND attnum > 0;
 -- CREATE INDEX CONCURRENTLY commits before any check after it: refused before
 CREATE UNIQUE INDEX CONCURRENTLY pers_idx_nnd ON pers_idx (email) NULLS NOT DISTINCT;
+-- ... also when the expression reads the personal column through the whole row
+CREATE FUNCTION pers_em(pers_idx) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT coalesce($1.email, ''erased'')';
+CREATE UNIQUE INDEX CONCURRENTLY pers_idx_wr ON pers_idx ((pers_em(pers_idx)));
+CREATE UNIQUE INDEX CONCURRENTLY pers_idx_wr2 ON pers_idx (id) WHERE pers_em(pers_idx) <> '';
 SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'pers_idx'::regclass;
 
 DROP TABLE saved, before_erasure, audit_verdict;

@@ -1233,6 +1233,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject, HTAB *audit_keys)
 	bool	   *nulls;
 	int64		erased = 0;
 	bool		save_ddl = cl_internal_ddl;
+	volatile bool save_swapping;
 	MemoryContext rowcxt;
 	MemoryContext old;
 
@@ -1357,6 +1358,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject, HTAB *audit_keys)
 	table_close(newrel, NoLock);
 	table_close(rel, NoLock);
 
+	save_swapping = cl_swapping_ledger;
 	cl_internal_ddl = true;
 	cl_swapping_ledger = true;
 	PG_TRY();
@@ -1367,7 +1369,7 @@ erase_in_ledger(ClLedgerInfo *info, const char *subject, HTAB *audit_keys)
 	PG_FINALLY();
 	{
 		cl_internal_ddl = save_ddl;
-		cl_swapping_ledger = false;
+		cl_swapping_ledger = save_swapping;
 	}
 	PG_END_TRY();
 	rel = table_open(info->relid, NoLock);

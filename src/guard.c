@@ -2016,20 +2016,36 @@ check_type_codec_change(Oid typid)
 			 errhint("Keep the extension or type at its current version while a ledger stores it, or retire and drop the ledgers that use it first.")));
 }
 
-/* Column names a raw expression refers to (the last field of each ColumnRef). */
+typedef struct ColumnNames
+{
+	Oid			relid;
+	List	   *names;
+} ColumnNames;
+
+/*
+ * Column names a raw expression refers to (the last field of each
+ * ColumnRef); "*" for a whole-row reference: t.*, or a bare name that is
+ * no column of the table (the table's own name, as in f(t)).
+ */
 static bool
-collect_column_names(Node *node, List **names)
+collect_column_names(Node *node, ColumnNames *cn)
 {
 	if (node == NULL)
 		return false;
 	if (IsA(node, ColumnRef))
 	{
-		Node	   *last = llast(((ColumnRef *) node)->fields);
+		List	   *fields = ((ColumnRef *) node)->fields;
+		Node	   *last = llast(fields);
 
-		*names = lappend(*names, IsA(last, String) ? strVal(last) : "*");
+		if (!IsA(last, String))
+			cn->names = lappend(cn->names, "*");
+		else if (list_length(fields) == 1 && get_attnum(cn->relid, strVal(last)) == InvalidAttrNumber)
+			cn->names = lappend(cn->names, "*");
+		else
+			cn->names = lappend(cn->names, strVal(last));
 		return false;
 	}
-	return raw_expression_tree_walker(node, collect_column_names, (void *) names);
+	return raw_expression_tree_walker(node, collect_column_names, (void *) cn);
 }
 
 /*
@@ -2045,7 +2061,8 @@ check_index_stmt(IndexStmt *stmt, Oid relid)
 	ClLedgerInfo *info;
 	List	   *personal;
 	char	   *subject;
-	List	   *names = NIL;
+	ColumnNames cn = {relid, NIL};
+	List	   *names;
 	ListCell   *lc;
 
 	if (!OidIsValid(relid) || cl_internal_ddl || (!stmt->unique && !stmt->excludeOpNames) ||
@@ -2066,11 +2083,12 @@ check_index_stmt(IndexStmt *stmt, Oid relid)
 		IndexElem  *e = lfirst(lc);
 
 		if (e->expr != NULL)
-			(void) collect_column_names(e->expr, &names);
+			(void) collect_column_names(e->expr, &cn);
 		else if (e->name != NULL && stmt->nulls_not_distinct)
-			names = lappend(names, e->name);
+			cn.names = lappend(cn.names, e->name);
 	}
-	(void) collect_column_names(stmt->whereClause, &names);
+	(void) collect_column_names(stmt->whereClause, &cn);
+	names = cn.names;
 	foreach(lc, names)
 	{
 		ListCell   *lc2;

@@ -1148,6 +1148,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	int64		buf_first_ord = 0;
 	uint64		nrows = 0;
 	bool		save_ddl = cl_internal_ddl;
+	volatile bool save_swapping;
 	MemoryContext rowcxt;
 	MemoryContext old;
 
@@ -1253,6 +1254,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	 * the owner, restricted: index_build()).  Every tuple in it carries
 	 * this transaction's xid, so the old heap's freeze horizons hold.
 	 */
+	save_swapping = cl_swapping_ledger;
 	cl_internal_ddl = true;
 	cl_swapping_ledger = true;
 	PG_TRY();
@@ -1263,7 +1265,7 @@ adopt_rows(Oid relid, int32 ledger_id, int encoding)
 	PG_FINALLY();
 	{
 		cl_internal_ddl = save_ddl;
-		cl_swapping_ledger = false;
+		cl_swapping_ledger = save_swapping;
 	}
 	PG_END_TRY();
 	if (cl_adopt_progress_rows > 0 && nrows >= (uint64) cl_adopt_progress_rows)

@@ -301,9 +301,13 @@ cl_partition_after_utility(Node *parsetree, Oid created, Oid attach_parent, List
 		bool		ledger = cl_is_partitioned_ledger(attach_parent);
 		bool		audited = cl_is_audited(attach_parent);
 		bool		protected = cl_is_protected(attach_parent);
-		List	   *children = find_inheritance_children(attach_parent, NoLock);
+		List	   *children;
 		List	   *todo = NIL;
 		char	   *column = NULL;
+
+		if (!ledger && !audited && !protected)
+			return;
+		children = find_inheritance_children(attach_parent, NoLock);
 
 		/* (the registry read with the latest snapshot: adoptions just made count) */
 		if (protected)
