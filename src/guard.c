@@ -2448,7 +2448,8 @@ cl_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	{
 		/* new partitions get their parent's protection, audit and ledger */
 		cl_partition_after_utility(parsetree, created, attaching ? target : InvalidOid, attached);
-		if (cl_extension_present())
+		/* (no catalog lookup after BEGIN, COMMIT and the like) */
+		if ((OidIsValid(target) || OidIsValid(created)) && cl_extension_present())
 		{
 			/*
 			 * No constraint on the stamp of a ledger on the access method,

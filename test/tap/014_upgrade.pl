@@ -33,7 +33,9 @@ my %released = (
 	'consent_ledger--1.2--1.3.sql' =>
 	  '3ce39fb7f6ad1b6f366dedd34639ff38c8022b47d9aaaf47c5711c3093350437',
 	'consent_ledger--1.3--1.4.sql' =>
-	  'b5d53222f2d39934597a511dd4eef28df6d8e743f46d7f74a54e160336d314a1',);
+	  'b5d53222f2d39934597a511dd4eef28df6d8e743f46d7f74a54e160336d314a1',
+	'consent_ledger--1.4--1.5.sql' =>
+	  '2aa1702969387ea60e6c0a0089cd99aa709eb95985f1231de592400494f6614d',);
 foreach my $f (sort keys %released)
 {
 	is(sha256_hex(slurp_file("$srcdir/$f")), $released{$f},
