@@ -11,10 +11,10 @@ EXTENSION = consent_ledger
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = consent_ledger
-PURE_OBJS = src/sha256.o src/merkle.o src/note.o src/json.o
+PURE_OBJS = src/sha256.o src/merkle.o src/note.o src/json.o src/statement.o
 OBJS = src/consent_ledger.o src/keys.o src/catalog.o src/encode.o \
 	src/ledger.o src/guard.o src/seal.o src/verify.o src/consent.o src/record.o \
-	src/policy.o src/consent_state.o src/custody.o src/audit.o src/writer.o src/subxact.o src/hooks.o src/partition.o src/tiles.o src/tableam.o src/ship.o src/standby.o src/witness.o src/proof.o src/erase.o src/migrate.o $(PURE_OBJS)
+	src/policy.o src/consent_state.o src/custody.o src/audit.o src/writer.o src/subxact.o src/hooks.o src/partition.o src/tiles.o src/tableam.o src/ship.o src/standby.o src/witness.o src/proof.o src/erase.o src/migrate.o src/subject.o $(PURE_OBJS)
 PGFILEDESC = "consent_ledger - ledger tables, consent enforcement, signed audit"
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
@@ -58,11 +58,11 @@ FORCE:
 
 # The offline verifier and the unit tests use only the pure code.
 PURE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes -Isrc
-PURE_SRCS = src/sha256.c src/merkle.c src/note.c src/json.c src/proof.c src/leaf.c
+PURE_SRCS = src/sha256.c src/merkle.c src/note.c src/json.c src/proof.c src/leaf.c src/statement.c
 
 all: consent-ledger-verify
 
-consent-ledger-verify: tools/consent-ledger-verify.c $(PURE_SRCS) src/sha256.h src/merkle.h src/note.h src/json.h src/proof.h src/leaf.h
+consent-ledger-verify: tools/consent-ledger-verify.c $(PURE_SRCS) src/sha256.h src/merkle.h src/note.h src/json.h src/proof.h src/leaf.h src/statement.h
 	$(CC) $(PURE_CFLAGS) -o $@ tools/consent-ledger-verify.c $(PURE_SRCS) -lsodium -lcrypto
 
 install: install-verifier

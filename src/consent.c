@@ -46,6 +46,35 @@ static List *xact_events = NIL;	/* RecordedEvent *, in TopTransactionContext */
 static bool xact_purposes_changed = false;
 static SubTransactionId purposes_changed_subid = InvalidSubTransactionId;
 
+/*
+ * The view of the current state.  OR REPLACE: a migration rebinds the old
+ * ledger's view, and its users' views.  From 1.6's SQL objects on, it
+ * counts what the consent checks count (consent_ledger--1.5--1.6.sql
+ * replaces it alike): no unsigned grant for a purpose that takes only
+ * signed ones.
+ */
+#define CONSENT_STATE_VIEW "(the view)"
+static const char *const consent_state_view[2] = {
+	"CREATE OR REPLACE VIEW consent_ledger.consent_state AS"
+	" SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose,"
+	"  CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'"
+	"       WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'"
+	"       ELSE 'granted' END AS state,"
+	"  e.recorded_at AS since, e.expires_at, e.event_id AS last_event_id"
+	" FROM consent_ledger.consent_events e"
+	" ORDER BY e.subject, e.purpose, e.event_id DESC",
+	"CREATE OR REPLACE VIEW consent_ledger.consent_state AS"
+	" SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose,"
+	"  CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'"
+	"       WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'"
+	"       ELSE 'granted' END AS state,"
+	"  e.recorded_at AS since, e.expires_at, e.event_id AS last_event_id"
+	" FROM consent_ledger.consent_events e"
+	" WHERE NOT (e.action OPERATOR(pg_catalog.=) 'grant' AND e.subject_signature IS NULL"
+	"   AND e.purpose IN (SELECT p.purpose FROM consent_ledger.purposes p WHERE p.require_subject_signature))"
+	" ORDER BY e.subject, e.purpose, e.event_id DESC"
+};
+
 static const char *const create_consent_sql[] = {
 	"CREATE TABLE consent_ledger.consent_events ("
 	" event_id pg_catalog.int8 PRIMARY KEY DEFAULT pg_catalog.nextval('consent_ledger.consent_event_seq'),"
@@ -55,19 +84,15 @@ static const char *const create_consent_sql[] = {
 	" expires_at pg_catalog.timestamptz,"
 	" evidence pg_catalog.jsonb,"
 	" recorded_at pg_catalog.timestamptz NOT NULL,"
-	" recorded_by pg_catalog.text NOT NULL)",
+	" recorded_by pg_catalog.text NOT NULL,"
+	/* 1.6: a subject-signed event's (record.c); NULL otherwise, so not encoded */
+	" subject_statement pg_catalog.text,"
+	" subject_signature pg_catalog.text,"
+	" subject_key pg_catalog.text)",
 	"CREATE INDEX consent_events_subject_idx ON consent_ledger.consent_events (subject, purpose, event_id)",
 	"COMMENT ON TABLE consent_ledger.consent_events IS "
 	"'the consent ledger: every grant and withdrawal, append-only, hash-chained, signed'",
-	/* OR REPLACE: a migration rebinds the old ledger's view, and its users' views */
-	"CREATE OR REPLACE VIEW consent_ledger.consent_state AS"
-	" SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose,"
-	"  CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'"
-	"       WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'"
-	"       ELSE 'granted' END AS state,"
-	"  e.recorded_at AS since, e.expires_at, e.event_id AS last_event_id"
-	" FROM consent_ledger.consent_events e"
-	" ORDER BY e.subject, e.purpose, e.event_id DESC",
+	CONSENT_STATE_VIEW,
 	"COMMENT ON VIEW consent_ledger.consent_state IS "
 	"'current state per (subject, purpose), derived from the consent ledger; has_consent() applies purpose hierarchy'",
 	"REVOKE ALL ON consent_ledger.consent_events, consent_ledger.consent_state FROM PUBLIC",
@@ -103,7 +128,14 @@ cl_consent_events_relid(bool create)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (int i = 0; create_consent_sql[i] != NULL; i++)
-		cl_run_as_owner(create_consent_sql[i], owner);
+	{
+		const char *sql = create_consent_sql[i];
+
+		if (strcmp(sql, CONSENT_STATE_VIEW) == 0)
+			sql = consent_state_view[get_attnum(cl_internal_relid("purposes"),
+												"require_subject_signature") > 0 ? 1 : 0];
+		cl_run_as_owner(sql, owner);
+	}
 	SPI_finish();
 	CommandCounterIncrement();
 	relid = get_relname_relid("consent_events", nsp);

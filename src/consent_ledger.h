@@ -292,6 +292,16 @@ extern void cl_consent_init(void);
 extern void cl_consent_recorded(int64 event_id);
 extern bool cl_recording_consent;
 
+/* subject.c */
+struct cl_statement;
+extern bool cl_registering_subject_key;
+extern Oid	cl_subject_keys_relid(void);
+extern char *cl_statement_origin(void);
+extern bool cl_subject_current_key(const char *subject, uint8 *key, int32 *key_no, int64 *stmt_time);
+extern void cl_check_statement(const char *text, size_t len, int kind, struct cl_statement *st);
+extern void cl_decode_signature(const char *b64, uint8 *sig);
+extern bool cl_purpose_signed_only(const char *name);	/* policy.c */
+
 /* erase.c: personal columns and erase_subject() (README "Erasure") */
 extern char *cl_erase_register_sql(int32 ledger_id, List *personal, const char *subject);
 extern void cl_check_personal_columns(Relation rel, List *personal);

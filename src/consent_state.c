@@ -557,6 +557,38 @@ apply_event(int space, PendingEvent *ev)
  * no later event id is committed yet).  Events of aborted transactions
  * are skipped.  published is consent_commits read before the scan.
  */
+/* The consent ledger's subject_signature column (1.6), 0 when it has none. */
+static AttrNumber
+signature_attnum(TupleDesc desc)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), "subject_signature") == 0)
+			return a->attnum;
+	}
+	return 0;
+}
+
+/*
+ * Whether a grant counts: not when its purpose takes only grants the
+ * subject signed (README "Subject-signed consent") and it carries no
+ * signature.  record_signed_consent() verified the signature of every
+ * signed event; the consent ledger's chain and verify() keep it as it was.
+ */
+static bool
+event_counts(HeapTuple tup, TupleDesc desc, AttrNumber sigatt, const char *purpose)
+{
+	bool		isnull = true;
+
+	if (!cl_purpose_signed_only(purpose))
+		return true;
+	if (sigatt > 0)
+		(void) heap_getattr(tup, sigatt, desc, &isnull);
+	return !isnull;
+}
+
 static void
 catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 {
@@ -572,6 +604,7 @@ catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 	int64		from;
 	MemoryContext rowcxt;
 	MemoryContext old;
+	AttrNumber	sigatt;
 
 	LWLockAcquire(cs->lock, LW_SHARED);
 	from = cs->spaces[space].applied_upto;
@@ -596,6 +629,7 @@ catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger state load",
 								   ALLOCSET_SMALL_SIZES);
 	desc = RelationGetDescr(rel);
+	sigatt = signature_attnum(desc);
 	pkey = RelationGetPrimaryKeyIndex(rel);
 	ScanKeyInit(&skey, 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(from));
 	scan = systable_beginscan(rel, pkey, OidIsValid(pkey), SnapshotAny, 1, &skey);
@@ -643,6 +677,9 @@ catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 			batch[n].expires = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
+			/* an unsigned grant for a purpose that takes only signed ones is no event */
+			if (batch[n].grant && !event_counts(tup, desc, sigatt, batch[n].purpose))
+				continue;
 			n++;
 		}
 
@@ -923,6 +960,8 @@ exact_state(ClCsQuery *q, const char *subject, int len, const char *purpose,
 	SysScanDesc scan;
 	HeapTuple	tup;
 	TupleDesc	desc;
+	AttrNumber	sigatt;
+	bool		signed_only;
 
 	out->found = false;
 	out->last_event = out->last_withdrawal = 0;
@@ -950,6 +989,8 @@ exact_state(ClCsQuery *q, const char *subject, int len, const char *purpose,
 				 errdetail("The consent state is read through a valid, complete b-tree index of the consent ledger on those columns."),
 				 errhint("Only the extension's owner creates objects in schema consent_ledger: recreate the index as src/consent.c does, or restore the extension's objects.")));
 	desc = RelationGetDescr(rel);
+	sigatt = signature_attnum(desc);
+	signed_only = cl_purpose_signed_only(purpose);
 	/* heap attribute numbers: systable_beginscan_ordered maps them to the index's */
 	ScanKeyEntryInitialize(&keys[0], 0, 2, BTEqualStrategyNumber, InvalidOid,
 						   irel->rd_indcollation[0], F_TEXTEQ,
@@ -974,6 +1015,8 @@ exact_state(ClCsQuery *q, const char *subject, int len, const char *purpose,
 			continue;
 		a = DatumGetTextPP(heap_getattr(tup, 4, desc, &isnull));
 		grant = VARSIZE_ANY_EXHDR(a) == 5 && memcmp(VARDATA_ANY(a), "grant", 5) == 0;
+		if (grant && signed_only && !event_counts(tup, desc, sigatt, purpose))
+			continue;
 		if (!out->found)
 		{
 			Datum		d = heap_getattr(tup, 5, desc, &isnull);

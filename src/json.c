@@ -565,3 +565,174 @@ cl_json_get(const cl_json_object *obj, const char *key, cl_json_type type)
 	}
 	return NULL;
 }
+
+/*
+ * Skips one value of a document cl_json_split() reads: a string, a
+ * non-negative integer, true, false, null, or an object or array of them
+ * (at most depth levels).
+ */
+static bool
+skip_value(json_parser *p, int depth)
+{
+	size_t		n;
+	uint64_t	num;
+
+	if (depth < 0)
+		return fail(p, "values nested too deeply");
+	skip_ws(p);
+	if (p->pos >= p->len)
+		return fail(p, "expected a value");
+	switch (p->s[p->pos])
+	{
+		case '"':
+			return scan_string(p, NULL, &n);
+		case 't':
+			return literal(p, "true");
+		case 'f':
+			return literal(p, "false");
+		case 'n':
+			return literal(p, "null");
+		case '{':
+		case '[':
+			{
+				bool		object = p->s[p->pos] == '{';
+				char		close = object ? '}' : ']';
+
+				p->pos++;
+				skip_ws(p);
+				if (p->pos < p->len && p->s[p->pos] == close)
+				{
+					p->pos++;
+					return true;
+				}
+				for (;;)
+				{
+					skip_ws(p);
+					if (object)
+					{
+						if (!scan_string(p, NULL, &n))
+							return false;
+						skip_ws(p);
+						if (p->pos >= p->len || p->s[p->pos] != ':')
+							return fail(p, "expected ':' after key");
+						p->pos++;
+					}
+					if (!skip_value(p, depth - 1))
+						return false;
+					skip_ws(p);
+					if (p->pos >= p->len)
+						return fail(p, object ? "unterminated object" : "unterminated array");
+					if (p->s[p->pos] == close)
+					{
+						p->pos++;
+						return true;
+					}
+					if (p->s[p->pos] != ',')
+						return fail(p, "expected ',' between values");
+					p->pos++;
+				}
+			}
+		default:
+			return parse_number(p, &num);
+	}
+}
+
+/* See json.h. */
+bool
+cl_json_split(const char *text, size_t len, cl_json_part *parts, int maxparts,
+			  int *nparts, const char **err)
+{
+	json_parser p;
+
+	*nparts = 0;
+	p.s = (const unsigned char *) text;
+	p.len = len;
+	p.pos = 0;
+	p.err = NULL;
+	skip_ws(&p);
+	if (p.pos >= p.len || p.s[p.pos] != '{')
+	{
+		fail(&p, "expected a JSON object");
+		goto error;
+	}
+	p.pos++;
+	skip_ws(&p);
+	if (p.pos < p.len && p.s[p.pos] == '}')
+		p.pos++;
+	else
+	{
+		for (;;)
+		{
+			cl_json_part *m;
+			char	   *key;
+			size_t		keylen;
+
+			skip_ws(&p);
+			if (*nparts >= maxparts)
+			{
+				fail(&p, "object has too many members");
+				goto error;
+			}
+			m = &parts[*nparts];
+			if (!parse_string(&p, &key, &keylen))
+				goto error;
+			if (strlen(key) != keylen || keylen >= sizeof(m->key))
+			{
+				free(key);
+				fail(&p, "a key contains U+0000 or is too long");
+				goto error;
+			}
+			memcpy(m->key, key, keylen + 1);
+			free(key);
+			for (int i = 0; i < *nparts; i++)
+			{
+				if (strcmp(parts[i].key, m->key) == 0)
+				{
+					fail(&p, "duplicate key");
+					goto error;
+				}
+			}
+			(*nparts)++;
+			skip_ws(&p);
+			if (p.pos >= p.len || p.s[p.pos] != ':')
+			{
+				fail(&p, "expected ':' after key");
+				goto error;
+			}
+			p.pos++;
+			skip_ws(&p);
+			m->value = text + p.pos;
+			if (!skip_value(&p, 4))
+				goto error;
+			m->valuelen = p.pos - (size_t) (m->value - text);
+			skip_ws(&p);
+			if (p.pos >= p.len)
+			{
+				fail(&p, "unterminated object");
+				goto error;
+			}
+			if (p.s[p.pos] == '}')
+			{
+				p.pos++;
+				break;
+			}
+			if (p.s[p.pos] != ',')
+			{
+				fail(&p, "expected ',' or '}' in object");
+				goto error;
+			}
+			p.pos++;
+		}
+	}
+	skip_ws(&p);
+	if (p.pos != p.len)
+	{
+		fail(&p, "trailing bytes after the object");
+		goto error;
+	}
+	return true;
+
+error:
+	*err = p.err ? p.err : "invalid JSON";
+	return false;
+}

@@ -52,4 +52,22 @@ extern void cl_json_free(cl_json_object *obj);
 extern const cl_json_member *cl_json_get(const cl_json_object *obj,
 										 const char *key, cl_json_type type);
 
+/*
+ * A document of several parts (a consent receipt): one object whose
+ * members' values may themselves be objects or arrays (up to 4 levels).
+ * Checks the whole document's syntax (values as cl_json_parse() reads
+ * them: no fractions, exponents or negative numbers), refuses duplicate
+ * keys at the top level, and returns each top-level member's key and the
+ * bytes of its value, for a reader of that part.
+ */
+typedef struct cl_json_part
+{
+	char		key[64];
+	const char *value;
+	size_t		valuelen;
+} cl_json_part;
+
+extern bool cl_json_split(const char *text, size_t len, cl_json_part *parts,
+						  int maxparts, int *nparts, const char **err);
+
 #endif							/* CL_JSON_H */

@@ -454,3 +454,47 @@ cl_leaf_decode(const uint8_t *p, size_t len, FILE *out)
 		return "bytes after the last column";
 	return NULL;
 }
+
+/* See leaf.h. */
+const char *
+cl_leaf_column(const uint8_t *p, size_t len, const char *name,
+			   uint8_t *tag, const uint8_t **val, size_t *vlen)
+{
+	leafdec		d = {p, len, 0, 0, NULL, NULL};
+	size_t		want = strlen(name);
+	uint64_t	count;
+	const char *err = cl_leaf_decode(p, len, NULL);
+
+	*tag = 0;
+	*val = NULL;
+	*vlen = 0;
+	if (err != NULL)
+		return err;
+	/* well formed: walk the columns again, without the checks */
+	d.version = p[0];
+	d.pos = 1 + 12;
+	count = ld_uint(&d, 2);
+	for (uint64_t i = 0; i < count; i++)
+	{
+		size_t		namelen = (size_t) ld_uint(&d, 2);
+		const uint8_t *n = d.p + d.pos;
+		size_t		start;
+
+		d.pos += namelen;
+		start = d.pos;
+		if (!ld_value(&d, 1))
+			return d.err;
+		if (namelen == want && memcmp(n, name, want) == 0)
+		{
+			*tag = d.p[start];
+			start++;
+			/* counted values: the bytes after their length */
+			if (strchr("ntJXjoxs", *tag) != NULL)
+				start += 4;
+			*val = d.p + start;
+			*vlen = d.pos - start;
+			return NULL;
+		}
+	}
+	return NULL;
+}

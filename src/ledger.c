@@ -140,6 +140,7 @@ typedef struct StampCache
 	AttrNumber	txn_attnum;
 	AttrNumber	ord_attnum;
 	bool		consent_ledger; /* consent_ledger.consent_events */
+	bool		key_ledger;		/* consent_ledger.subject_keys */
 	/* stored generated columns, computed here in encoding version 2 */
 	int			ngenerated;
 	AttrNumber *gen_attnums;
@@ -725,6 +726,7 @@ stamp_cache_setup(StampCache *cache, Relation rel, ClLedgerInfo *info,
 	cache->txn_attnum = info->txn_attnum;
 	cache->ord_attnum = info->ord_attnum;
 	cache->consent_ledger = (cache->relid == cl_consent_events_relid(false));
+	cache->key_ledger = (cache->relid == cl_subject_keys_relid());
 	if (generated)
 		prepare_generated(cache, rel, info->encoding);
 	MemoryContextSwitchTo(old);
@@ -763,6 +765,17 @@ stamp_values(StampCache *cache, Relation rel, Datum *values, bool *nulls,
 					 errhint("Call consent_ledger.grant_consent() or consent_ledger.withdraw_consent().")));
 		/* one event per permission: the recorder sets it again for the next */
 		cl_recording_consent = false;
+	}
+	/* keys enter the subject key ledger only through register_subject_key() */
+	if (cache->key_ledger)
+	{
+		if (!cl_registering_subject_key)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot insert into the subject key ledger directly"),
+					 errdetail("A subject's key is registered only by consent_ledger.register_subject_key(), which checks that the subject signed it."),
+					 errhint("Call consent_ledger.register_subject_key().")));
+		cl_registering_subject_key = false;
 	}
 
 	txn = xact_txn_id();

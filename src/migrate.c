@@ -209,10 +209,14 @@ cl_migrate_consent_ledger(PG_FUNCTION_ARGS)
 	cl_migrating_consent = true;
 	PG_TRY();
 	{
+		/* 1.6's columns of subject-signed events, when the old ledger has them */
+		const char *signed_cols = get_attnum(old_relid, "subject_signature") > 0 ?
+			", subject_statement, subject_signature, subject_key" : "";
+
 		cl_run_as_owner(psprintf("INSERT INTO consent_ledger.consent_events "
-								 "(event_id, subject, purpose, action, expires_at, evidence, recorded_at, recorded_by) "
-								 "SELECT event_id, subject, purpose, action, expires_at, evidence, recorded_at, recorded_by "
-								 "FROM %s ORDER BY event_id", qold), owner);
+								 "(event_id, subject, purpose, action, expires_at, evidence, recorded_at, recorded_by%s) "
+								 "SELECT event_id, subject, purpose, action, expires_at, evidence, recorded_at, recorded_by%s "
+								 "FROM %s ORDER BY event_id", signed_cols, signed_cols, qold), owner);
 		moved = (int64) SPI_processed;
 	}
 	PG_FINALLY();

@@ -120,6 +120,7 @@ typedef struct Purpose
 	char		name[MAX_PURPOSE_NAME + 1];
 	bool		defined;		/* still in consent_ledger.purposes */
 	bool		consent_basis;	/* legal basis 'consent' */
+	bool		signed_only;	/* require_subject_signature (1.6) */
 	int			parent;			/* index, or -1 */
 } Purpose;
 
@@ -385,6 +386,19 @@ load_purpose(HeapTuple tup, TupleDesc desc)
 		return;
 	purposes[idx].defined = true;
 	purposes[idx].consent_basis = (strcmp(basis, "consent") == 0);
+	purposes[idx].signed_only = false;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), "require_subject_signature") == 0)
+		{
+			bool		flag_null;
+			Datum		d = heap_getattr(tup, a->attnum, desc, &flag_null);
+
+			purposes[idx].signed_only = !flag_null && DatumGetBool(d);
+		}
+	}
 	purposes[idx].parent = isnull ? -1 : purpose_index(TextDatumGetCString(parent), true);
 }
 
@@ -526,6 +540,21 @@ cl_check_incarnation(void)
 	loaded_generation = 0;
 	cache_incarnation = ext;
 	return ext;
+}
+
+/*
+ * Whether the purpose takes only subject-signed grants (README
+ * "Subject-signed consent"): the consent state counts no unsigned grant
+ * for it (consent_state.c).
+ */
+bool
+cl_purpose_signed_only(const char *name)
+{
+	int			idx;
+
+	refresh_purposes();
+	idx = purpose_index(name, false);
+	return idx >= 0 && purposes[idx].defined && purposes[idx].signed_only;
 }
 
 static bool

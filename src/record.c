@@ -40,6 +40,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -50,16 +51,20 @@
 #include "nodes/execnodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "consent_ledger.h"
+#include "note.h"
+#include "statement.h"
 
 PG_FUNCTION_INFO_V1(cl_grant_consent);
 PG_FUNCTION_INFO_V1(cl_grant_consent_int8);
@@ -72,6 +77,7 @@ PG_FUNCTION_INFO_V1(cl_withdraw_consent_uuid);
 PG_FUNCTION_INFO_V1(cl_grant_consent_array);
 PG_FUNCTION_INFO_V1(cl_withdraw_consent_array);
 PG_FUNCTION_INFO_V1(cl_consent_events_checked);
+PG_FUNCTION_INFO_V1(cl_record_signed_consent);
 
 /* the consent ledger's columns, by name */
 enum
@@ -84,11 +90,16 @@ enum
 	COL_EVIDENCE,
 	COL_RECORDED_AT,
 	COL_RECORDED_BY,
-	NCOLS
+	NCOLS,
+	/* 1.6: a subject-signed event's; absent from consent ledgers not updated yet */
+	COL_STATEMENT = NCOLS,
+	COL_SIGNATURE,
+	COL_SUBJECT_KEY,
+	NCOLS_ALL
 };
-static const char *const col_names[NCOLS] = {
+static const char *const col_names[NCOLS_ALL] = {
 	"event_id", "subject", "purpose", "action", "expires_at", "evidence",
-	"recorded_at", "recorded_by"
+	"recorded_at", "recorded_by", "subject_statement", "subject_signature", "subject_key"
 };
 
 /*
@@ -101,7 +112,7 @@ typedef struct Recorder
 	Oid			relid;			/* consent_ledger.consent_events */
 	Oid			seqrelid;		/* consent_ledger.consent_event_seq */
 	Oid			owner;			/* the extension's owner */
-	AttrNumber	att[NCOLS];		/* column numbers, 0 if absent */
+	AttrNumber	att[NCOLS_ALL];	/* column numbers, 0 if absent */
 	int			natts;
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -137,6 +148,7 @@ typedef struct PurposeEntry
 {
 	char		name[NAMEDATALEN];
 	SubTransactionId subid;		/* when it was seen */
+	bool		signed_only;	/* require_subject_signature */
 } PurposeEntry;
 
 static void
@@ -237,19 +249,23 @@ check_expiry(bool expires_null, TimestampTz expires_at)
  * ERROR unless the purpose is defined (read under the current snapshot, as
  * the PL/pgSQL functions did); remembered for the transaction once found.
  */
-static void
+static bool
 check_purpose(const char *purpose)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		vals[1];
 	bool		found;
+	bool		signed_only = false;
 	size_t		len = strlen(purpose);
 	Oid			save_userid;
 	int			save_sec;
+	PurposeEntry *entry;
+	/* 1.6's column; a library newer than the SQL objects reads without it */
+	bool		has_flag = get_attnum(cl_internal_relid("purposes"), "require_subject_signature") > 0;
 
 	if (rec.purposes != NULL && len < NAMEDATALEN &&
-		hash_search(rec.purposes, purpose, HASH_FIND, NULL) != NULL)
-		return;
+		(entry = hash_search(rec.purposes, purpose, HASH_FIND, NULL)) != NULL)
+		return entry->signed_only;
 
 	/* as the extension's owner, like the SECURITY DEFINER functions did */
 	vals[0] = CStringGetTextDatum(purpose);
@@ -260,10 +276,18 @@ check_purpose(const char *purpose)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT 1 FROM consent_ledger.purposes WHERE purpose OPERATOR(pg_catalog.=) $1",
+		if (SPI_execute_with_args(has_flag ?
+								  "SELECT require_subject_signature FROM consent_ledger.purposes WHERE purpose OPERATOR(pg_catalog.=) $1" :
+								  "SELECT false FROM consent_ledger.purposes WHERE purpose OPERATOR(pg_catalog.=) $1",
 								  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read consent_ledger.purposes");
 		found = SPI_processed > 0;
+		if (found)
+		{
+			bool		isnull;
+
+			signed_only = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -278,7 +302,7 @@ check_purpose(const char *purpose)
 				 errhint("Define it with consent_ledger.define_purpose().")));
 
 	if (len >= NAMEDATALEN)
-		return;
+		return signed_only;
 	if (rec_cxt == NULL)
 		rec_cxt = AllocSetContextCreate(TopTransactionContext, "consent recorder",
 										ALLOCSET_DEFAULT_SIZES);
@@ -292,8 +316,21 @@ check_purpose(const char *purpose)
 		rec.purposes = hash_create("consent recorder purposes", 16, &ctl,
 								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-	((PurposeEntry *) hash_search(rec.purposes, purpose, HASH_ENTER, NULL))->subid =
-		GetCurrentSubTransactionId();
+	entry = hash_search(rec.purposes, purpose, HASH_ENTER, NULL);
+	entry->subid = GetCurrentSubTransactionId();
+	entry->signed_only = signed_only;
+	return signed_only;
+}
+
+/* An unsigned grant for a purpose that takes only subject-signed ones. */
+static void
+refuse_unsigned(const char *purpose)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("purpose \"%s\" takes only grants signed by the subject", purpose),
+			 errdetail("The purpose was defined with require_subject_signature => true."),
+			 errhint("Record the subject's signed statement with consent_ledger.record_signed_consent().")));
 }
 
 /*
@@ -340,7 +377,7 @@ recorder_prepare(void)
 		rel = crel;
 		desc = RelationGetDescr(rel);
 		rec.natts = desc->natts;
-		for (int c = 0; c < NCOLS; c++)
+		for (int c = 0; c < NCOLS_ALL; c++)
 		{
 			for (int i = 0; i < desc->natts; i++)
 			{
@@ -349,7 +386,7 @@ recorder_prepare(void)
 				if (!a->attisdropped && strcmp(NameStr(a->attname), col_names[c]) == 0)
 					rec.att[c] = a->attnum;
 			}
-			if (rec.att[c] == 0)
+			if (rec.att[c] == 0 && c < NCOLS)
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("relation %s.consent_events has no column \"%s\"",
@@ -443,7 +480,7 @@ recorder_close(void)
 static int64
 recorder_insert(Datum subject, Datum purpose, bool withdraw,
 				bool expires_null, TimestampTz expires_at,
-				bool evidence_null, Datum evidence)
+				bool evidence_null, Datum evidence, const Datum *signed_cols)
 {
 	TupleTableSlot *slot = rec.slot;
 	MemoryContext old;
@@ -476,6 +513,12 @@ recorder_insert(Datum subject, Datum purpose, bool withdraw,
 			SETCOL(COL_EVIDENCE, evidence);
 		SETCOL(COL_RECORDED_AT, TimestampTzGetDatum(at));
 		SETCOL(COL_RECORDED_BY, rec.recorded_by);
+		if (signed_cols != NULL)
+		{
+			SETCOL(COL_STATEMENT, signed_cols[0]);
+			SETCOL(COL_SIGNATURE, signed_cols[1]);
+			SETCOL(COL_SUBJECT_KEY, signed_cols[2]);
+		}
 #undef SETCOL
 		ExecStoreVirtualTuple(slot);
 		cl_recording_consent = true;
@@ -519,11 +562,12 @@ record_one(const char *subject, FunctionCallInfo fcinfo, bool withdraw)
 	evidence = evidence_null ? (Datum) 0 : PointerGetDatum(PG_GETARG_JSONB_P(evidence_arg));
 	purpose = TextDatumGetCString(PG_GETARG_DATUM(1));
 
-	check_purpose(purpose);
+	if (check_purpose(purpose) && !withdraw)
+		refuse_unsigned(purpose);
 	recorder_prepare();
 	recorder_open();
 	id = recorder_insert(CStringGetTextDatum(subject), PointerGetDatum(PG_GETARG_TEXT_PP(1)), withdraw,
-						 expires_null, expires_at, evidence_null, evidence);
+						 expires_null, expires_at, evidence_null, evidence, NULL);
 	recorder_close();
 	return id;
 }
@@ -663,14 +707,15 @@ record_array(FunctionCallInfo fcinfo, bool withdraw)
 
 	purpose_d = PointerGetDatum(PG_GETARG_TEXT_PP(1));
 	purpose = TextDatumGetCString(purpose_d);
-	check_purpose(purpose);
+	if (check_purpose(purpose) && !withdraw)
+		refuse_unsigned(purpose);
 	recorder_prepare();
 	recorder_open();
 	for (n = 1; n <= nelems; n++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		(void) recorder_insert(elems[n - 1], purpose_d, withdraw,
-							   expires_null, expires_at, evidence_null, evidence);
+							   expires_null, expires_at, evidence_null, evidence, NULL);
 	}
 	recorder_close();
 	error_context_stack = errcb.previous;
@@ -700,4 +745,158 @@ Datum
 cl_consent_events_checked(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(OidIsValid(cl_consent_events_relid(false)));
+}
+
+/*
+ * ERROR when the consent ledger already holds this signed statement (a
+ * replay), or a statement of the subject for the purpose that is not
+ * older than it: signed events of a (subject, purpose) are recorded in
+ * the order the subject signed them, each once.  Reads the latest
+ * committed events through the (subject, purpose, event_id) index; the
+ * caller holds the recorder lock, so none is being recorded meanwhile.
+ */
+static void
+check_signed_order(const cl_statement *st, const char *sig_b64)
+{
+	Relation	rel = table_open(rec.relid, AccessShareLock);
+	Oid			idx = get_relname_relid("consent_events_subject_idx", cl_schema_oid(false));
+	Relation	irel;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (!OidIsValid(idx))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the consent ledger has no index consent_events_subject_idx"),
+				 errhint("Only the extension's owner creates objects in schema consent_ledger: recreate the index as src/consent.c does.")));
+	irel = index_open(idx, AccessShareLock);
+	if (irel->rd_index->indrelid != rec.relid || irel->rd_index->indnkeyatts != 3 ||
+		irel->rd_index->indkey.values[0] != rec.att[COL_SUBJECT] ||
+		irel->rd_index->indkey.values[1] != rec.att[COL_PURPOSE])
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("index \"%s\" is not the consent ledger's index on (subject, purpose, event_id)",
+						RelationGetRelationName(irel)),
+				 errhint("Only the extension's owner creates objects in schema consent_ledger: recreate the index as src/consent.c does.")));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyEntryInitialize(&keys[0], 0, rec.att[COL_SUBJECT], BTEqualStrategyNumber, InvalidOid,
+						   irel->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(st->subject));
+	ScanKeyEntryInitialize(&keys[1], 0, rec.att[COL_PURPOSE], BTEqualStrategyNumber, InvalidOid,
+						   irel->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(st->purpose));
+	scan = systable_beginscan_ordered(rel, irel, snap, 2, keys);
+	while ((tup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, rec.att[COL_SIGNATURE], desc, &isnull);
+		char	   *stmt_text;
+		cl_statement old;
+		const char *err;
+
+		if (isnull)
+			continue;
+		if (strcmp(TextDatumGetCString(d), sig_b64) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("this signed statement is already recorded, as consent event %lld",
+							(long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull))),
+					 errdetail("A subject's signed statement is recorded once.")));
+		d = heap_getattr(tup, rec.att[COL_STATEMENT], desc, &isnull);
+		if (isnull)
+			continue;
+		stmt_text = TextDatumGetCString(d);
+		if (!cl_statement_parse(stmt_text, strlen(stmt_text), &old, &err))
+			continue;
+		if (old.time >= st->time)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the subject signed a statement for purpose \"%s\" at the same time or later", st->purpose),
+					 errdetail("Consent event %lld carries a statement of time %lld; this one has time %lld.",
+							   (long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull)),
+							   (long long) old.time, (long long) st->time),
+					 errhint("Signed events of a subject and purpose are recorded in the order they were signed; sign a new statement.")));
+	}
+	systable_endscan_ordered(scan);
+	UnregisterSnapshot(snap);
+	index_close(irel, AccessShareLock);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * consent_ledger.record_signed_consent(statement text, signature text,
+ * evidence jsonb) RETURNS bigint: records the grant or withdrawal a data
+ * subject signed (README "Subject-signed consent"); returns its event id.
+ * Checked as grant_consent() and withdraw_consent() check an event, and
+ * then: the statement names this database's consent ledger, the
+ * signature verifies under the subject's key in force, and the statement
+ * is newer than every signed one recorded for its subject and purpose.
+ */
+Datum
+cl_record_signed_consent(PG_FUNCTION_ARGS)
+{
+	char	   *stmt;
+	char	   *sig_b64;
+	uint8		sig[CL_SUBJECT_SIG_LEN];
+	uint8		key[CL_SUBJECT_KEY_LEN];
+	char		key_b64[64];
+	int32		key_no;
+	int64		key_time;
+	cl_statement st;
+	bool		expires_null;
+	TimestampTz expires_at = 0;
+	bool		evidence_null = PG_ARGISNULL(2);
+	Datum		evidence = evidence_null ? (Datum) 0 : PointerGetDatum(PG_GETARG_JSONB_P(2));
+	Datum		signed_cols[3];
+	int64		id;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("statement and signature must not be NULL"),
+				 errhint("Unsigned consent is recorded with consent_ledger.grant_consent() and withdraw_consent().")));
+	stmt = TextDatumGetCString(PG_GETARG_DATUM(0));
+	sig_b64 = TextDatumGetCString(PG_GETARG_DATUM(1));
+	cl_decode_signature(sig_b64, sig);
+	cl_check_statement(stmt, strlen(stmt), CL_STMT_CONSENT, &st);
+	check_subject_purpose(st.subject, false);
+	expires_null = st.expires_never;
+	if (!expires_null)
+	{
+		expires_at = (TimestampTz) (st.expires -
+									(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) * USECS_PER_SEC;
+		check_expiry(false, expires_at);
+	}
+	(void) check_purpose(st.purpose);
+	recorder_prepare();
+	if (rec.att[COL_STATEMENT] == 0 || rec.att[COL_SIGNATURE] == 0 || rec.att[COL_SUBJECT_KEY] == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the consent ledger has no columns for subject signatures"),
+				 errhint("Update the extension: ALTER EXTENSION consent_ledger UPDATE.")));
+
+	/* under the recorder lock: the key in force, the subject's earlier statements */
+	if (!cl_subject_current_key(st.subject, key, &key_no, &key_time))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the subject has no registered key"),
+				 errhint("Register the subject's public key with consent_ledger.register_subject_key() first.")));
+	if (!cl_statement_signature_ok(stmt, strlen(stmt), sig, key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the signature does not verify under the subject's key %d", key_no),
+				 errdetail("The statement was not signed by the subject's registered key in force, or was changed after signing."),
+				 errhint("Sign the statement's exact bytes with the subject's current private key.")));
+	check_signed_order(&st, sig_b64);
+
+	cl_base64_encode(key, CL_SUBJECT_KEY_LEN, key_b64);
+	signed_cols[0] = CStringGetTextDatum(stmt);
+	signed_cols[1] = CStringGetTextDatum(sig_b64);
+	signed_cols[2] = CStringGetTextDatum(key_b64);
+	recorder_open();
+	id = recorder_insert(CStringGetTextDatum(st.subject), CStringGetTextDatum(st.purpose), st.withdraw,
+						 expires_null, expires_at, evidence_null, evidence, signed_cols);
+	recorder_close();
+	PG_RETURN_INT64(id);
 }

@@ -47,6 +47,7 @@
 #include "merkle.h"
 #include "note.h"
 #include "proof.h"
+#include "statement.h"
 
 #define EXIT_VERIFIED	0
 #define EXIT_FAILED		1
@@ -74,6 +75,7 @@ typedef struct options
 	const char *checkpoint;
 	const char *leaf_data;
 	bool		decode;			/* export --decode */
+	const char *subject_key;	/* receipt --subject-key KEY */
 	const char *args[2];
 	int			nargs;
 } options;
@@ -89,6 +91,8 @@ usage(void)
 			"  %s consistency PROOF_FILE [--checkpoint FILE --public-key KEY ...]\n"
 			"  %s checkpoint --public-key KEY [--witness-key WKEY ... --quorum N\n"
 			"      [--later LATER_CHECKPOINT_FILE --consistency-proof PROOF_FILE]] CHECKPOINT_FILE\n"
+			"  %s receipt --public-key KEY [--subject-key SUBJECT_KEY]\n"
+			"      [--witness-key WKEY ... --quorum N] RECEIPT_FILE\n"
 			"  %s keygen OUTFILE\n"
 			"KEY is what consent_ledger.public_key() or consent_ledger.verifier_key() prints,\n"
 			"or a file whose first line is one of those.\n"
@@ -97,8 +101,10 @@ usage(void)
 			"WKEY is a witness key as consent_ledger.witness_key() prints it on the witness;\n"
 			"--quorum N accepts the checkpoint only when N distinct given witnesses cosigned it,\n"
 			"or cosigned the --later checkpoint of the same log that the consistency proof leads to.\n"
+			"RECEIPT_FILE is what consent_ledger.consent_receipt() returns; SUBJECT_KEY is the\n"
+			"base64 Ed25519 public key the subject's signature must verify under.\n"
 			"Exit status: 0 verified, 1 verification failed, 2 usage or I/O error.\n",
-			progname, progname, progname, progname, progname);
+			progname, progname, progname, progname, progname, progname);
 	return EXIT_USAGE;
 }
 
@@ -375,6 +381,12 @@ parse_options(int argc, char **argv, options *o)
 			if (o->later_proof != NULL)
 				return error("--consistency-proof given twice");
 			o->later_proof = value;
+		}
+		else if (namelen == 11 && strncmp(name, "subject-key", 11) == 0)
+		{
+			if (o->subject_key != NULL)
+				return error("--subject-key given twice");
+			o->subject_key = value;
 		}
 		else if (namelen == 9 && strncmp(name, "leaf-data", 9) == 0)
 		{
@@ -1333,6 +1345,303 @@ cmd_checkpoint(const options *o)
 	return EXIT_VERIFIED;
 }
 
+/* A leaf's 'Z' (timestamptz) value as UTC text; Unix seconds through *unix. */
+static void
+leaf_time(const uint8_t *v, char out[40], int64_t *unix_s)
+{
+	int64_t		us = 0;
+	time_t		t;
+	struct tm	tm;
+
+	for (int i = 0; i < 8; i++)
+		us = (int64_t) (((uint64_t) us << 8) | v[i]);
+	/* microseconds since 2000-01-01 */
+	*unix_s = us / 1000000 + INT64_C(946684800) - (us % 1000000 < 0 ? 1 : 0);
+	t = (time_t) *unix_s;
+	if (gmtime_r(&t, &tm) == NULL)
+		snprintf(out, 40, "%" PRId64 " µs after 2000-01-01", us);
+	else
+		strftime(out, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * A text column of the leaf as a NUL-terminated string (malloc'd), NULL
+ * when the leaf has no such column; *bad when it has one of another type.
+ */
+static char *
+leaf_text(const uint8_t *leaf, size_t len, const char *name, bool *bad)
+{
+	uint8_t		tag;
+	const uint8_t *v;
+	size_t		n;
+	char	   *s;
+
+	if (cl_leaf_column(leaf, len, name, &tag, &v, &n) != NULL || tag == 0)
+		return NULL;
+	if (tag != 't' || memchr(v, '\0', n) != NULL)
+	{
+		*bad = true;
+		return NULL;
+	}
+	s = malloc(n + 1);
+	if (s == NULL)
+	{
+		*bad = true;
+		return NULL;
+	}
+	memcpy(s, v, n);
+	s[n] = '\0';
+	return s;
+}
+
+/*
+ * The receipt subcommand: checks a consent receipt (consent_receipt())
+ * offline -- the checkpoint's signature (and witnesses' cosignatures), the
+ * inclusion of the leaf in its tree, that the leaf is the event the
+ * receipt names, and the subject's signature over the statement the leaf
+ * carries -- and prints what the person consented to.
+ */
+static int
+cmd_receipt(const options *o)
+{
+	char	   *buf = NULL;
+	size_t		len;
+	cl_json_part parts[8];
+	int			nparts;
+	const char *err;
+	const cl_json_part *p_type = NULL, *p_event = NULL, *p_index = NULL,
+			   *p_leaf = NULL, *p_proof = NULL, *p_cp = NULL;
+	cl_checkpoint cp;
+	char	   *note = NULL;
+	size_t		notelen;
+	char		why[256];
+	cl_proof	proof;
+	cl_json_object ev;
+	bool		ev_parsed = false;
+	uint8_t    *leaf = NULL;
+	size_t		leaflen = 0;
+	cl_hash		h;
+	char		b1[45];
+	char		idhex[2 * CL_KEYID_LEN + 1];
+	uint8_t		keyid[CL_KEYID_LEN];
+	char	   *subject = NULL, *purpose = NULL, *action = NULL, *stmt = NULL,
+			   *sig64 = NULL, *key64 = NULL;
+	bool		bad = false;
+	uint8_t		tag;
+	const uint8_t *v;
+	size_t		n;
+	int64_t		event_id = 0;
+	char		recorded[40] = "";
+	char		expires[40] = "no expiry";
+	int64_t		recorded_s = 0;
+	int64_t		expires_s = 0;
+	bool		has_expiry = false;
+	int			k;
+	int			rc;
+	char		tmp[64];
+
+	if (o->nkeys == 0)
+	{
+		error("receipt needs at least one --public-key");
+		return usage();
+	}
+	if (o->nargs != 1 || o->checkpoint != NULL || o->leaf_data != NULL || o->decode ||
+		o->later != NULL || o->later_proof != NULL)
+		return usage();
+	if ((o->nwitnesses > 0) != (o->quorum > 0))
+	{
+		error("--witness-key and --quorum go together");
+		return usage();
+	}
+	rc = read_whole_file(o->args[0], MAX_DOCUMENT, &buf, &len);
+	if (rc != 0)
+		return rc;
+#define RFAIL(...) do { rc = failure(__VA_ARGS__); goto done; } while (0)
+	if (!cl_json_split(buf, len, parts, 8, &nparts, &err))
+		RFAIL("%s: malformed receipt: %s", o->args[0], err);
+	for (int i = 0; i < nparts; i++)
+	{
+		const cl_json_part **slot =
+			strcmp(parts[i].key, "type") == 0 ? &p_type :
+			strcmp(parts[i].key, "event") == 0 ? &p_event :
+			strcmp(parts[i].key, "leaf_index") == 0 ? &p_index :
+			strcmp(parts[i].key, "leaf_data") == 0 ? &p_leaf :
+			strcmp(parts[i].key, "proof") == 0 ? &p_proof :
+			strcmp(parts[i].key, "checkpoint") == 0 ? &p_cp : NULL;
+
+		if (slot == NULL)
+			RFAIL("%s: malformed receipt: unknown member \"%s\"", o->args[0], parts[i].key);
+		*slot = &parts[i];
+	}
+	if (p_type == NULL || p_event == NULL || p_index == NULL || p_leaf == NULL ||
+		p_proof == NULL || p_cp == NULL)
+		RFAIL("%s: malformed receipt: it needs the members type, event, leaf_index, leaf_data, proof and checkpoint",
+			  o->args[0]);
+	if (p_type->valuelen != strlen("\"consent_ledger/consent-receipt/v1\"") ||
+		memcmp(p_type->value, "\"consent_ledger/consent-receipt/v1\"", p_type->valuelen) != 0)
+		RFAIL("%s: not a consent receipt of version 1 (member type)", o->args[0]);
+
+	/* 1. the checkpoint: signed by the log's key (and cosigned) */
+	if (!cl_receipt_read(p_cp->value, p_cp->valuelen, &cp, &note, &notelen, why, sizeof(why)))
+		RFAIL("%s: checkpoint: %s", o->args[0], why);
+	k = verify_under_keys(&cp, note, o);
+	if (k < 0)
+		RFAIL("%s: the checkpoint's signature does not verify under any given public key", o->args[0]);
+	cl_key_id(CL_KEY_NAME, o->keys[k], keyid);
+	cl_hex_encode(keyid, CL_KEYID_LEN, idhex);
+	if (o->quorum > 0)
+	{
+		int			distinct = 0;
+		int			count;
+
+		for (int i = 0; i < o->nwitnesses; i++)
+		{
+			bool		dup = false;
+
+			for (int j = 0; j < i && !dup; j++)
+				dup = memcmp(o->wkeys[j], o->wkeys[i], CL_PUBKEY_LEN) == 0;
+			distinct += !dup;
+		}
+		if (o->quorum > distinct)
+		{
+			rc = error("--quorum %ld exceeds the %d distinct --witness-key given", o->quorum, distinct);
+			goto done;
+		}
+		count = cl_quorum_count(&cp, note, notelen, (const char (*)[CL_MAX_KEY_NAME + 1]) o->wnames,
+								(const uint8_t (*)[CL_PUBKEY_LEN]) o->wkeys, o->nwitnesses,
+								(int64_t) time(NULL), why, sizeof(why));
+		if (count < 0)
+			RFAIL("%s: malformed cosignature: %s", o->args[0], why);
+		if (count < o->quorum)
+			RFAIL("%s: only %d of the %d distinct witnesses given cosigned the checkpoint, fewer than the quorum of %ld",
+				  o->args[0], count, distinct, o->quorum);
+		printf("OK: %d of %d witnesses cosigned the checkpoint (quorum %ld)\n", count, distinct, o->quorum);
+	}
+
+	/* 2. the proof: the leaf is in that tree */
+	if (!cl_proof_parse(p_proof->value, p_proof->valuelen, &proof, &err))
+		RFAIL("%s: proof: %s", o->args[0], err);
+	if (proof.type != CL_PROOF_INCLUSION)
+		RFAIL("%s: proof: not an inclusion proof", o->args[0]);
+	if (p_index->valuelen >= sizeof(tmp))
+		RFAIL("%s: malformed receipt: leaf_index", o->args[0]);
+	memcpy(tmp, p_index->value, p_index->valuelen);
+	tmp[p_index->valuelen] = '\0';
+	if (strspn(tmp, "0123456789") != p_index->valuelen || strtoull(tmp, NULL, 10) != proof.leaf_index)
+		RFAIL("%s: leaf_index is not the proof's leaf_index", o->args[0]);
+	if (proof.tree_size != cp.size || memcmp(proof.root_hash, cp.root, CL_HASH_LEN) != 0)
+		RFAIL("%s: the proof is not for the tree the checkpoint signs", o->args[0]);
+	if (p_leaf->valuelen < 2 || p_leaf->value[0] != '"' || p_leaf->value[p_leaf->valuelen - 1] != '"' ||
+		(p_leaf->valuelen - 2) % 2 != 0)
+		RFAIL("%s: leaf_data is not a hex string", o->args[0]);
+	leaflen = (p_leaf->valuelen - 2) / 2;
+	leaf = malloc(leaflen + 1);
+	if (leaf == NULL)
+	{
+		rc = error("out of memory");
+		goto done;
+	}
+	if (cl_hex_decode(p_leaf->value + 1, p_leaf->valuelen - 2, leaf, leaflen) != (long) leaflen)
+		RFAIL("%s: leaf_data is not lower-case hex", o->args[0]);
+	cl_leaf_hash(leaf, leaflen, h);
+	if (memcmp(h, proof.leaf_hash, CL_HASH_LEN) != 0)
+		RFAIL("%s: leaf_data hashes to %s, not to the proof's leaf_hash", o->args[0], hash64(h, b1));
+	if (!cl_proof_verify(&proof, &err))
+		RFAIL("%s: proof: %s", o->args[0], err);
+
+	/* 3. the leaf is a consent event, the one the receipt names */
+	err = cl_leaf_decode(leaf, leaflen, NULL);
+	if (err != NULL)
+		RFAIL("%s: leaf_data: %s", o->args[0], err);
+	if (cl_leaf_column(leaf, leaflen, "event_id", &tag, &v, &n) != NULL || tag != 'i')
+		RFAIL("%s: the leaf is not a consent event (no event_id)", o->args[0]);
+	for (int i = 0; i < 8; i++)
+		event_id = (int64_t) (((uint64_t) event_id << 8) | v[i]);
+	subject = leaf_text(leaf, leaflen, "subject", &bad);
+	purpose = leaf_text(leaf, leaflen, "purpose", &bad);
+	action = leaf_text(leaf, leaflen, "action", &bad);
+	stmt = leaf_text(leaf, leaflen, "subject_statement", &bad);
+	sig64 = leaf_text(leaf, leaflen, "subject_signature", &bad);
+	key64 = leaf_text(leaf, leaflen, "subject_key", &bad);
+	if (bad || subject == NULL || purpose == NULL || action == NULL)
+		RFAIL("%s: the leaf is not a consent event (subject, purpose, action)", o->args[0]);
+	if (cl_leaf_column(leaf, leaflen, "recorded_at", &tag, &v, &n) == NULL && tag == 'Z')
+		leaf_time(v, recorded, &recorded_s);
+	if (cl_leaf_column(leaf, leaflen, "expires_at", &tag, &v, &n) == NULL && tag == 'Z')
+	{
+		leaf_time(v, expires, &expires_s);
+		has_expiry = true;
+	}
+	if (!cl_json_parse(p_event->value, p_event->valuelen, &ev, &err))
+		RFAIL("%s: event: %s", o->args[0], err);
+	ev_parsed = true;
+	{
+		const cl_json_member *m_id = cl_json_get(&ev, "event_id", CL_JSON_INT);
+		const cl_json_member *m_subject = cl_json_get(&ev, "subject", CL_JSON_STRING);
+		const cl_json_member *m_purpose = cl_json_get(&ev, "purpose", CL_JSON_STRING);
+		const cl_json_member *m_action = cl_json_get(&ev, "action", CL_JSON_STRING);
+
+		if (m_id == NULL || (int64_t) m_id->num != event_id ||
+			m_subject == NULL || strcmp(m_subject->str, subject) != 0 || m_subject->strlen_ != strlen(subject) ||
+			m_purpose == NULL || strcmp(m_purpose->str, purpose) != 0 ||
+			m_action == NULL || strcmp(m_action->str, action) != 0)
+			RFAIL("%s: the event the receipt shows (event_id, subject, purpose, action) is not the one its leaf holds",
+				  o->args[0]);
+	}
+
+	/* 4. the subject's signature, when the event carries one */
+	if ((stmt != NULL) != (sig64 != NULL) || (stmt != NULL) != (key64 != NULL))
+		RFAIL("%s: the leaf has part of a subject signature", o->args[0]);
+	if (stmt != NULL)
+	{
+		cl_statement st;
+		uint8_t		sig[CL_SUBJECT_SIG_LEN];
+		uint8_t		skey[CL_SUBJECT_KEY_LEN];
+
+		if (!cl_statement_parse(stmt, strlen(stmt), &st, &err) || st.kind != CL_STMT_CONSENT)
+			RFAIL("%s: the subject's statement is malformed: %s", o->args[0], err ? err : "not a consent statement");
+		if (!cl_statement_b64(sig64, strlen(sig64), sig, sizeof(sig)) ||
+			!cl_statement_b64(key64, strlen(key64), skey, sizeof(skey)))
+			RFAIL("%s: the subject's signature or key is malformed", o->args[0]);
+		if (!cl_statement_signature_ok(stmt, strlen(stmt), sig, skey))
+			RFAIL("%s: the subject's signature does not verify over the statement", o->args[0]);
+		if (strcmp(st.subject, subject) != 0 || strcmp(st.purpose, purpose) != 0 ||
+			strcmp(action, st.withdraw ? "withdraw" : "grant") != 0 ||
+			st.expires_never == has_expiry || (has_expiry && st.expires != expires_s))
+			RFAIL("%s: the event is not what the subject signed (subject, purpose, action or expiry differ)",
+				  o->args[0]);
+		if (o->subject_key != NULL && strcmp(o->subject_key, key64) != 0)
+			RFAIL("%s: the subject signed with key %s, not with --subject-key", o->args[0], key64);
+	}
+	else if (o->subject_key != NULL)
+		RFAIL("%s: the event carries no subject signature (--subject-key given)", o->args[0]);
+
+	printf("OK: consent event %" PRId64 " is leaf %" PRIu64 " of the tree of size %" PRIu64
+		   " with root %s, signed for %s by key id %s\n",
+		   event_id, proof.leaf_index, cp.size, hash64(cp.root, b1), cp.origin, idhex);
+	printf("subject %s\npurpose %s\naction %s\nexpires %s\nrecorded %s\n",
+		   subject, purpose, action, expires, recorded);
+	if (stmt != NULL)
+		printf("subject-signed: yes, by key %s\n", key64);
+	else
+		printf("subject-signed: no (recorded by the operator)\n");
+	rc = EXIT_VERIFIED;
+#undef RFAIL
+done:
+	if (ev_parsed)
+		cl_json_free(&ev);
+	free(subject);
+	free(purpose);
+	free(action);
+	free(stmt);
+	free(sig64);
+	free(key64);
+	free(leaf);
+	free(note);
+	free(buf);
+	return rc;
+}
+
 /*
  * The keygen subcommand: writes base64(seed) and a newline to a new
  * file (O_EXCL, mode 0600) and prints the public key and key id.
@@ -1448,6 +1757,8 @@ main(int argc, char **argv)
 			rc = cmd_consistency(&o);
 		else if (strcmp(cmd, "checkpoint") == 0)
 			rc = cmd_checkpoint(&o);
+		else if (strcmp(cmd, "receipt") == 0)
+			rc = cmd_receipt(&o);
 		else
 		{
 			error("unknown command \"%s\"", cmd);

@@ -98,8 +98,8 @@ $node->safe_psql($db, q{
 sealed('1.2');
 my $receipt = $node->safe_psql($db, q{SELECT consent_ledger.checkpoint('old_l')});
 $node->safe_psql($db, q{ALTER EXTENSION consent_ledger UPDATE});
-is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger'}), '1.5',
-	'updated to 1.5 (the current version)');
+is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'consent_ledger'}), '1.6',
+	'updated to 1.6 (the current version)');
 is(am_of('old_l'), 'heap', 'the 1.2 ledger stays on heap');
 is(stamp_kind('old_l'), 'row', 'the 1.2 ledger keeps its row stamp trigger');
 $node->safe_psql($db, q{INSERT INTO old_l (id, v) VALUES (51, 'after update')});
