@@ -82,12 +82,17 @@ REVOKE ALL ON FUNCTION consent_ledger.define_purpose(text, text, text, text, boo
 GRANT EXECUTE ON FUNCTION consent_ledger.define_purpose(text, text, text, text, boolean)
 	TO consent_ledger_admin;
 
+CREATE FUNCTION consent_ledger._replace_consent_state_view() RETURNS void
+	AS 'MODULE_PATHNAME', 'cl_replace_consent_state_view' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION consent_ledger._replace_consent_state_view() FROM PUBLIC;
+
 /*
  * The consent ledger, when there is one, gets the columns of a signed
  * event.  Nullable, without a default: NULL columns are not encoded, so
  * every existing row keeps its leaf.  (A consent ledger made by this
- * library before the update already has them.)  Its view counts what the
- * consent checks count.
+ * library before the update already has them.)  Its view, consent_state,
+ * counts what the consent checks count: its new definition is in
+ * src/consent.c, which replaces it (it is not an extension member).
  */
 DO $$
 BEGIN
@@ -98,17 +103,7 @@ BEGIN
 			ADD COLUMN IF NOT EXISTS subject_statement pg_catalog.text,
 			ADD COLUMN IF NOT EXISTS subject_signature pg_catalog.text,
 			ADD COLUMN IF NOT EXISTS subject_key pg_catalog.text;
-		CREATE OR REPLACE VIEW consent_ledger.consent_state AS
-		SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose,
-			CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'
-				 WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
-				 ELSE 'granted' END AS state,
-			e.recorded_at AS since, e.expires_at, e.event_id AS last_event_id
-		FROM consent_ledger.consent_events e
-		WHERE NOT (e.action OPERATOR(pg_catalog.=) 'grant' AND e.subject_signature IS NULL
-				   AND e.purpose IN (SELECT p.purpose FROM consent_ledger.purposes p
-									 WHERE p.require_subject_signature))
-		ORDER BY e.subject, e.purpose, e.event_id DESC;
+		PERFORM consent_ledger._replace_consent_state_view();
 	END IF;
 END
 $$;
@@ -240,8 +235,8 @@ BEGIN
 	cp := consent_ledger.checkpoint(rel);
 	IF leaf IS NULL OR cp IS NULL OR leaf OPERATOR(pg_catalog.>=) (cp OPERATOR(pg_catalog.->>) 'tree_size')::bigint THEN
 		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-			MESSAGE = pg_catalog.format('consent event %s is not covered by a signed checkpoint yet', event_id),
-			DETAIL = 'A receipt proves the event is in a tree whose root the server signed; the event is not sealed into one yet.',
+			MESSAGE = 'the consent event is not covered by a signed checkpoint yet',
+			DETAIL = pg_catalog.format('A receipt proves an event is in a tree whose root the server signed; event %s is not sealed into one yet.', event_id),
 			HINT = 'The sealer seals committed events within consent_ledger.seal_interval (an administrator can call consent_ledger.seal()); ask again then.';
 	END IF;
 	proof := consent_ledger.inclusion_proof(rel, leaf, (cp OPERATOR(pg_catalog.->>) 'tree_size')::bigint);

@@ -22,6 +22,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -35,6 +36,7 @@
 PG_FUNCTION_INFO_V1(cl_record_begin);
 PG_FUNCTION_INFO_V1(cl_record_done);
 PG_FUNCTION_INFO_V1(cl_purposes_changed);
+PG_FUNCTION_INFO_V1(cl_replace_consent_state_view);
 
 typedef struct RecordedEvent
 {
@@ -147,6 +149,42 @@ cl_consent_events_relid(bool create)
 	else
 		cl_make_ledger(relid);
 	return relid;
+}
+
+/*
+ * consent_ledger._replace_consent_state_view(): the update script's way to
+ * give the view consent_state 1.6's definition.  The view belongs to the
+ * consent ledger, not to the extension (see create_consent_sql), and an
+ * extension script may not replace an object that is not its member; nor
+ * may it drop and create it, which would make it a member and drop the
+ * users' views over it.  So it is replaced here, outside the script's
+ * membership bookkeeping, as its owner.  Nothing to do without a consent
+ * ledger: the first grant makes both.
+ */
+Datum
+cl_replace_consent_state_view(PG_FUNCTION_ARGS)
+{
+	bool		save_creating = creating_extension;
+	Oid			save_object = CurrentExtensionObject;
+
+	if (!OidIsValid(cl_consent_events_relid(false)))
+		PG_RETURN_VOID();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	creating_extension = false;
+	CurrentExtensionObject = InvalidOid;
+	PG_TRY();
+	{
+		cl_run_as_owner(consent_state_view[1], cl_extension_owner());
+	}
+	PG_FINALLY();
+	{
+		creating_extension = save_creating;
+		CurrentExtensionObject = save_object;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 /*

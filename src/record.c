@@ -800,9 +800,9 @@ check_signed_order(const cl_statement *st, const char *sig_b64)
 		if (strcmp(TextDatumGetCString(d), sig_b64) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("this signed statement is already recorded, as consent event %lld",
-							(long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull))),
-					 errdetail("A subject's signed statement is recorded once.")));
+					 errmsg("this signed statement is already recorded"),
+					 errdetail("It is consent event %lld; a subject's signed statement is recorded once.",
+							   (long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull)))));
 		d = heap_getattr(tup, rec.att[COL_STATEMENT], desc, &isnull);
 		if (isnull)
 			continue;
