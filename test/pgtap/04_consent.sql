@@ -59,9 +59,9 @@ $$;
 -- ---------------------------------------------------------------------
 -- Signatures
 -- ---------------------------------------------------------------------
-SELECT is(pg_get_function_arguments('consent_ledger.define_purpose(text, text, text, text)'::regprocedure),
-	'purpose text, description text DEFAULT NULL::text, legal_basis text DEFAULT ''consent''::text, parent text DEFAULT NULL::text',
-	'define_purpose(purpose, description, legal_basis DEFAULT consent, parent)');
+SELECT is(pg_get_function_arguments('consent_ledger.define_purpose(text, text, text, text, boolean)'::regprocedure),
+	'purpose text, description text DEFAULT NULL::text, legal_basis text DEFAULT ''consent''::text, parent text DEFAULT NULL::text, require_subject_signature boolean DEFAULT false',
+	'define_purpose(purpose, description, legal_basis DEFAULT consent, parent, require_subject_signature DEFAULT false)');
 SELECT is(pg_get_function_arguments('consent_ledger.grant_consent(text, text, timestamptz, jsonb)'::regprocedure),
 	'subject text, purpose text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, evidence jsonb DEFAULT NULL::jsonb',
 	'grant_consent(subject, purpose, expires_at, evidence)');

@@ -135,7 +135,7 @@ SELECT is_empty($$SELECT fn, outcome FROM cl06_nulls WHERE strict AND outcome NO
 -- every other function taking arguments is STRICT
 SELECT set_eq($$SELECT fn::text, outcome FROM cl06_nulls WHERE NOT strict$$,
 	$$VALUES ('consent_ledger.verify(regclass)', 'value'),
-		('consent_ledger.define_purpose(text,text,text,text)', 'error 22004'),
+		('consent_ledger.define_purpose(text,text,text,text,boolean)', 'error 22004'),
 		('consent_ledger.grant_consent(text,text,timestamp with time zone,jsonb)', 'error 22004'),
 		('consent_ledger.grant_consent(bigint,text,timestamp with time zone,jsonb)', 'error 22004'),
 		('consent_ledger.grant_consent(integer,text,timestamp with time zone,jsonb)', 'error 22004'),
@@ -151,8 +151,12 @@ SELECT set_eq($$SELECT fn::text, outcome FROM cl06_nulls WHERE NOT strict$$,
 		('consent_ledger.witness_cosign(text,jsonb)', 'error 22004'),
 		-- issue #15: erasure and ledgers with personal columns
 		('consent_ledger.erase_subject(text,text)', 'error 22004'),
-		('consent_ledger.create_ledger(regclass,name[],name)', 'error 22004')$$,
-	'NULLs: verify(NULL) reports every ledger; define/grant/withdraw, record_standby_read, witness_cosign, erase_subject and create_ledger with personal columns raise 22004');
+		('consent_ledger.create_ledger(regclass,name[],name)', 'error 22004'),
+		-- issue #17: subjects' keys, signed consent, receipts
+		('consent_ledger.register_subject_key(text,text,text,text)', 'error 22004'),
+		('consent_ledger.record_signed_consent(text,text,jsonb)', 'error 22004'),
+		('consent_ledger.consent_receipt(bigint)', 'error 22004')$$,
+	'NULLs: verify(NULL) reports every ledger; define/grant/withdraw, record_standby_read, witness_cosign, erase_subject, create_ledger with personal columns, register_subject_key, record_signed_consent and consent_receipt raise 22004');
 
 -- NULL in one argument of the functions that are not STRICT
 SELECT lives_ok($$SELECT consent_ledger.define_purpose('cl06_p', 'bad input sweep')$$, 'setup: a purpose');
