@@ -14,7 +14,7 @@ MODULE_big = consent_ledger
 PURE_OBJS = src/sha256.o src/merkle.o src/note.o src/json.o src/statement.o
 OBJS = src/consent_ledger.o src/keys.o src/catalog.o src/encode.o \
 	src/ledger.o src/guard.o src/seal.o src/verify.o src/consent.o src/record.o \
-	src/policy.o src/consent_state.o src/custody.o src/audit.o src/writer.o src/subxact.o src/hooks.o src/partition.o src/tiles.o src/tableam.o src/ship.o src/standby.o src/witness.o src/proof.o src/erase.o src/migrate.o src/subject.o $(PURE_OBJS)
+	src/policy.o src/consent_state.o src/custody.o src/audit.o src/writer.o src/subxact.o src/hooks.o src/partition.o src/tiles.o src/tableam.o src/ship.o src/standby.o src/witness.o src/proof.o src/erase.o src/migrate.o src/subject.o src/dataset.o $(PURE_OBJS)
 PGFILEDESC = "consent_ledger - ledger tables, consent enforcement, signed audit"
 
 DATA = $(wildcard $(EXTENSION)--*.sql)

@@ -266,3 +266,230 @@ COMMENT ON FUNCTION consent_ledger.consent_receipt(bigint) IS
 REVOKE ALL ON FUNCTION consent_ledger.consent_receipt(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consent_ledger.consent_receipt(bigint)
 	TO consent_ledger_recorder, consent_ledger_auditor, consent_ledger_admin;
+
+/*
+ * The right of access (GDPR Art. 15; README "Right of access report"):
+ * what the ledgers say about one subject between two moments.  consent
+ * history and eligibility are exact (from the consent ledger alone);
+ * the reads are a superset of the reads that returned the subject's rows,
+ * with the exception the report itself states (member "semantics").
+ */
+CREATE FUNCTION consent_ledger.subject_access_report(subject text,
+		"from" timestamptz DEFAULT '-infinity', "to" timestamptz DEFAULT now())
+	RETURNS jsonb
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s text := subject_access_report.subject;
+	t0 timestamptz := subject_access_report."from";
+	t1 timestamptz := subject_access_report."to";
+	history jsonb := '[]';
+	keys jsonb := '[]';
+	tables jsonb := '[]';
+	eligibility jsonb := '[]';
+	changes jsonb := '[]';
+	reads jsonb := '[]';
+	points timestamptz[];
+	p record;
+	r record;
+	m tstzmultirange;
+	was boolean;
+	since timestamptz;
+	now_in boolean;
+	purposes text[] := '{}';
+	ranges tstzmultirange[] := '{}';
+	relids oid[] := '{}';
+	audited oid[] := '{}';
+	n bigint;
+	has_subject_cols boolean;
+BEGIN
+	IF s IS NULL OR t0 IS NULL OR t1 IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'subject, from and to must not be NULL';
+	END IF;
+	IF t0 OPERATOR(pg_catalog.>) t1 THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'from lies after to',
+			HINT = 'Give the period as from <= to.';
+	END IF;
+
+	-- consent history (every event up to "to": the state at "from" depends on earlier ones)
+	IF consent_ledger._consent_events_checked() THEN
+		SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+				'event_id', e.event_id, 'purpose', e.purpose, 'action', e.action,
+				'expires_at', e.expires_at, 'recorded_at', e.recorded_at, 'recorded_by', e.recorded_by,
+				'subject_signed', e.subject_signature IS NOT NULL) ORDER BY e.event_id), '[]')
+		INTO history
+		FROM consent_ledger.consent_events e
+		WHERE e.subject OPERATOR(pg_catalog.=) s AND e.recorded_at OPERATOR(pg_catalog.<=) t1;
+		SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO points
+		FROM (SELECT t0 AS x
+			  UNION ALL SELECT e.recorded_at FROM consent_ledger.consent_events e
+			   WHERE e.subject OPERATOR(pg_catalog.=) s
+				 AND e.recorded_at OPERATOR(pg_catalog.>) t0 AND e.recorded_at OPERATOR(pg_catalog.<=) t1
+			  UNION ALL SELECT e.expires_at FROM consent_ledger.consent_events e
+			   WHERE e.subject OPERATOR(pg_catalog.=) s
+				 AND e.expires_at OPERATOR(pg_catalog.>) t0 AND e.expires_at OPERATOR(pg_catalog.<=) t1) c;
+	END IF;
+	IF pg_catalog.to_regclass('consent_ledger.subject_keys') IS NOT NULL THEN
+		SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+				'key_no', k.key_no, 'public_key', k.public_key, 'registered_at', k.registered_at)
+				ORDER BY k.key_no), '[]')
+		INTO keys FROM consent_ledger.subject_keys k WHERE k.subject OPERATOR(pg_catalog.=) s;
+	END IF;
+
+	-- eligibility: per purpose, when the subject's rows could be read for it
+	FOR p IN SELECT q.purpose, q.legal_basis FROM consent_ledger.purposes q ORDER BY q.purpose LOOP
+		IF p.legal_basis OPERATOR(pg_catalog.<>) 'consent' THEN
+			m := pg_catalog.tstzmultirange(pg_catalog.tstzrange(t0, t1, '[]'));
+		ELSE
+			m := '{}';
+			was := false;
+			FOREACH since IN ARRAY coalesce(points, ARRAY[t0]) LOOP
+				now_in := consent_ledger.has_consent(s, p.purpose, since);
+				IF now_in AND NOT was THEN
+					m := m OPERATOR(pg_catalog.+) pg_catalog.tstzmultirange(pg_catalog.tstzrange(since, t1, '[]'));
+				ELSIF was AND NOT now_in THEN
+					m := m OPERATOR(pg_catalog.-) pg_catalog.tstzmultirange(pg_catalog.tstzrange(since, t1, '[]'));
+				END IF;
+				was := now_in;
+			END LOOP;
+		END IF;
+		IF NOT pg_catalog.isempty(m) THEN
+			purposes := purposes OPERATOR(pg_catalog.||) p.purpose;
+			ranges := ranges OPERATOR(pg_catalog.||) m;
+			eligibility := eligibility OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+				'purpose', p.purpose, 'legal_basis', p.legal_basis,
+				'periods', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+								'from', pg_catalog.lower(u), 'to', pg_catalog.upper(u)) ORDER BY u)
+							FROM pg_catalog.unnest(m) u)));
+		END IF;
+	END LOOP;
+
+	-- the protected tables holding the subject's rows: now, or by an audited change naming them
+	has_subject_cols := EXISTS
+		(SELECT FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('consent_ledger.audit_log')
+		   AND a.attname OPERATOR(pg_catalog.=) 'new_subject' AND NOT a.attisdropped);
+	IF has_subject_cols THEN
+		EXECUTE $q$
+			SELECT coalesce(pg_catalog.array_agg(DISTINCT a.relid), '{}') FROM consent_ledger.audit_log a
+			WHERE a.kind OPERATOR(pg_catalog.=) 'change'
+			  AND (a.old_subject OPERATOR(pg_catalog.=) $1 OR a.new_subject OPERATOR(pg_catalog.=) $1)$q$
+		INTO audited USING s;
+	END IF;
+	FOR r IN SELECT pr.relid, pr.subject_column FROM consent_ledger.protected pr ORDER BY pr.relid::text LOOP
+		EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (t.%I)::text OPERATOR(pg_catalog.=) $1',
+								  r.relid, r.subject_column) INTO n USING s;
+		IF n OPERATOR(pg_catalog.>) 0 OR r.relid::oid OPERATOR(pg_catalog.=) ANY (audited) THEN
+			relids := relids OPERATOR(pg_catalog.||) r.relid::oid;
+			tables := tables OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+				'relation', r.relid::text, 'subject_column', r.subject_column, 'rows_now', n));
+		END IF;
+	END LOOP;
+
+	IF pg_catalog.to_regclass('consent_ledger.audit_log') IS NOT NULL THEN
+		IF has_subject_cols THEN
+			EXECUTE $q$
+				SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+						'at', a.at, 'relation', a.relation, 'operation', a.operation, 'outcome', a.outcome,
+						'role', a.role_name, 'session_user', a.session_user_name, 'record_id', a.record_id)
+						ORDER BY a.at, a.record_id), '[]')
+				FROM consent_ledger.audit_log a
+				WHERE a.kind OPERATOR(pg_catalog.=) 'change'
+				  AND (a.old_subject OPERATOR(pg_catalog.=) $1 OR a.new_subject OPERATOR(pg_catalog.=) $1)
+				  AND a.at OPERATOR(pg_catalog.>=) $2 AND a.at OPERATOR(pg_catalog.<=) $3$q$
+			INTO changes USING s, t0, t1;
+		END IF;
+		-- reads that could have returned the subject's rows
+		SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+				'at', a.at, 'relation', a.relation, 'purpose', a.purpose, 'role', a.role_name,
+				'session_user', a.session_user_name, 'client_addr', a.client_addr,
+				'application_name', a.application_name, 'rows_returned', a.rows_returned,
+				'rls_bypassed', a.rls_bypassed, 'outcome', a.outcome, 'record_id', a.record_id)
+				ORDER BY a.at, a.record_id), '[]')
+		INTO reads
+		FROM consent_ledger.audit_log a
+		LEFT JOIN consent_ledger.purpose_views v ON v.view::oid OPERATOR(pg_catalog.=) a.relid
+		WHERE a.kind OPERATOR(pg_catalog.=) 'read'
+		  AND a.outcome OPERATOR(pg_catalog.=) ANY (ARRAY['completed', 'failed'])
+		  AND a.rows_returned OPERATOR(pg_catalog.>) 0
+		  AND a.at OPERATOR(pg_catalog.>=) t0 AND a.at OPERATOR(pg_catalog.<=) t1
+		  AND coalesce(v.relid::oid, a.relid) OPERATOR(pg_catalog.=) ANY (relids)
+		  AND (a.rls_bypassed
+			   OR EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest(purposes), pg_catalog.unnest(ranges)) AS u(purpose, m)
+						  WHERE u.purpose OPERATOR(pg_catalog.=) a.purpose
+							AND u.m OPERATOR(pg_catalog.@>) a.at));
+	END IF;
+
+	RETURN pg_catalog.jsonb_build_object(
+		'type', 'consent_ledger/subject-access-report/v1',
+		'subject', s, 'from', t0, 'to', t1, 'generated_at', pg_catalog.clock_timestamp(),
+		'consent_history', history,
+		'subject_keys', keys,
+		'eligibility', eligibility,
+		'tables', tables,
+		'changes', changes,
+		'reads', reads,
+		'semantics', pg_catalog.jsonb_build_object(
+			'consent_history', 'exact: every event of the consent ledger for the subject recorded up to "to"',
+			'eligibility', 'exact: the periods in which the consent checks let the subject''s rows through for each purpose (consent, its parents'', expiry and withdrawal), or, for a purpose whose legal basis is not consent, the whole period',
+			'changes', 'exact for tables whose changes are audited by an audit ledger that records subjects (1.5 on); none otherwise',
+			'reads', 'a superset of the reads that returned the subject''s rows: an audit record says how many rows a statement returned, not whose; listed are the completed or failed reads that returned rows, of a protected table (or purpose view over it) that holds the subject''s rows now or whose audited changes name the subject, under a purpose for which the subject''s rows were eligible at the time, or by a reader that bypassed row-level security. Not listed: reads of a table that held the subject''s rows only in the past when its changes were not audited'));
+END
+$$;
+COMMENT ON FUNCTION consent_ledger.subject_access_report(text, timestamptz, timestamptz) IS
+	'the right of access (GDPR Art. 15): a subject''s consent history, keys, eligibility per purpose, audited changes and the reads that could have returned their rows, between two moments';
+REVOKE ALL ON FUNCTION consent_ledger.subject_access_report(text, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.subject_access_report(text, timestamptz, timestamptz)
+	TO consent_ledger_auditor, consent_ledger_admin;
+
+/*
+ * Training-set manifests (README "Dataset manifests"; src/dataset.c): an
+ * extraction through a purpose view records what it held, so that the
+ * datasets (and models) a withdrawal affects can be listed and a person's
+ * presence or absence proved.  The ledgers consent_ledger.datasets and
+ * consent_ledger.dataset_subjects are made on first use.
+ */
+CREATE FUNCTION consent_ledger.export_dataset(name text, purpose_view anyelement)
+	RETURNS SETOF anyelement
+	AS 'MODULE_PATHNAME', 'cl_export_dataset' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION consent_ledger.export_dataset(text, anyelement) IS
+	'returns the rows of a purpose view (pass NULL::view) and records the manifest of the dataset they form: purpose, row count, consent state, Merkle root of its subjects';
+CREATE FUNCTION consent_ledger.dataset_includes(dataset text, subject text) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'cl_dataset_includes' LANGUAGE C STABLE;
+COMMENT ON FUNCTION consent_ledger.dataset_includes(text, text) IS
+	'whether a dataset holds a subject''s rows, with an inclusion proof of its leaf or of the two leaves it would sort between';
+CREATE FUNCTION consent_ledger.datasets_for_subject(subject text)
+	RETURNS TABLE(dataset text, purpose text, view text, relation text, "rows" bigint, subjects bigint,
+				  subjects_root text, exported_at timestamptz, exported_by text)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'subject must not be NULL';
+	END IF;
+	IF pg_catalog.to_regclass('consent_ledger.dataset_subjects') IS NULL THEN
+		RETURN;
+	END IF;
+	RETURN QUERY
+	SELECT d.name, d.purpose, d.view, d.relation, d.rows, d.subjects, d.subjects_root, d.exported_at, d.exported_by
+	FROM consent_ledger.datasets d
+	WHERE EXISTS (SELECT FROM consent_ledger.dataset_subjects c
+				  WHERE c.dataset OPERATOR(pg_catalog.=) d.name
+					AND c.first_subject COLLATE "C" OPERATOR(pg_catalog.<=) datasets_for_subject.subject COLLATE "C"
+					AND c.last_subject COLLATE "C" OPERATOR(pg_catalog.>=) datasets_for_subject.subject COLLATE "C"
+					AND datasets_for_subject.subject OPERATOR(pg_catalog.=) ANY (c.subjects))
+	ORDER BY d.exported_at, d.name;
+END
+$$;
+COMMENT ON FUNCTION consent_ledger.datasets_for_subject(text) IS
+	'the datasets (and so the models trained on them) that hold a subject''s rows: what a withdrawal affects';
+REVOKE ALL ON FUNCTION consent_ledger.export_dataset(text, anyelement),
+	consent_ledger.dataset_includes(text, text),
+	consent_ledger.datasets_for_subject(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent_ledger.export_dataset(text, anyelement) TO consent_ledger_admin;
+GRANT EXECUTE ON FUNCTION consent_ledger.dataset_includes(text, text),
+	consent_ledger.datasets_for_subject(text)
+	TO consent_ledger_auditor, consent_ledger_admin;

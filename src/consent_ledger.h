@@ -301,6 +301,9 @@ extern bool cl_subject_current_key(const char *subject, uint8 *key, int32 *key_n
 extern void cl_check_statement(const char *text, size_t len, int kind, struct cl_statement *st);
 extern void cl_decode_signature(const char *b64, uint8 *sig);
 extern bool cl_purpose_signed_only(const char *name);	/* policy.c */
+/* verify.c: members of the JSON documents it writes */
+extern void cl_append_json_b64(StringInfo buf, const char *key, const uint8 *p, size_t len, bool comma);
+extern void cl_append_json_path(StringInfo buf, const cl_hash *path, int n);
 
 /* erase.c: personal columns and erase_subject() (README "Erasure") */
 extern char *cl_erase_register_sql(int32 ledger_id, List *personal, const char *subject);

@@ -866,7 +866,8 @@ static void archive_internal_ledger(const char *name, Oid nsp, Oid extoid, Oid o
 static void
 drop_extension_internal_ledgers(void)
 {
-	static const char *const names[] = {"consent_events", "audit_log", "witness_log", "erasures", "subject_keys"};
+	static const char *const names[] = {"consent_events", "audit_log", "witness_log", "erasures", "subject_keys",
+	"datasets", "dataset_subjects"};
 	Oid			nsp = cl_schema_oid(true);
 	Oid			extoid = get_extension_oid(CL_EXTENSION, false);
 	Oid			owner = cl_extension_owner();

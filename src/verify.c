@@ -2746,8 +2746,8 @@ jsonb_result_and_finish(const char *s, MemoryContext outer)
 	return result;
 }
 
-static void
-append_json_b64(StringInfo buf, const char *key, const uint8_t *p, size_t len, bool comma)
+void
+cl_append_json_b64(StringInfo buf, const char *key, const uint8_t *p, size_t len, bool comma)
 {
 	char	   *b = palloc(cl_base64_encoded_len(len) + 1);
 
@@ -2797,12 +2797,12 @@ cl_sql_checkpoint(PG_FUNCTION_ARGS)
 	appendStringInfoString(&buf, "{\"origin\": ");
 	escape_json(&buf, cp.origin);
 	appendStringInfo(&buf, ", \"tree_size\": " UINT64_FORMAT, cp.size);
-	append_json_b64(&buf, "root_hash", cp.root, CL_HASH_LEN, true);
+	cl_append_json_b64(&buf, "root_hash", cp.root, CL_HASH_LEN, true);
 	appendStringInfo(&buf, ", \"time\": " INT64_FORMAT, cp.time);
-	append_json_b64(&buf, "prev_hash", cp.prev, CL_HASH_LEN, true);
+	cl_append_json_b64(&buf, "prev_hash", cp.prev, CL_HASH_LEN, true);
 	cl_hex_encode(cp.sigs[0].keyid, CL_KEYID_LEN, hex);
 	appendStringInfo(&buf, ", \"key_id\": \"%s\"", hex);
-	append_json_b64(&buf, "signature", cp.sigs[0].sig, CL_SIG_LEN, true);
+	cl_append_json_b64(&buf, "signature", cp.sigs[0].sig, CL_SIG_LEN, true);
 	appendStringInfoString(&buf, ", \"note\": ");
 	escape_json(&buf, note);
 	appendStringInfoChar(&buf, '}');
@@ -3350,8 +3350,8 @@ cl_sql_ledger(PG_FUNCTION_ARGS)
 	PG_RETURN_OID(relation);
 }
 
-static void
-append_json_path(StringInfo buf, const cl_hash *path, int n)
+void
+cl_append_json_path(StringInfo buf, const cl_hash *path, int n)
 {
 	appendStringInfoString(buf, ", \"path\": [");
 	for (int i = 0; i < n; i++)
@@ -3473,9 +3473,9 @@ cl_sql_inclusion_proof(PG_FUNCTION_ARGS)
 	appendStringInfoString(&buf, "{\"type\": \"inclusion\", \"origin\": ");
 	escape_json(&buf, info->origin);
 	appendStringInfo(&buf, ", \"leaf_index\": " INT64_FORMAT ", \"tree_size\": " INT64_FORMAT, leaf, size);
-	append_json_b64(&buf, "leaf_hash", leaf_hash, CL_HASH_LEN, true);
-	append_json_b64(&buf, "root_hash", root, CL_HASH_LEN, true);
-	append_json_path(&buf, path, n);
+	cl_append_json_b64(&buf, "leaf_hash", leaf_hash, CL_HASH_LEN, true);
+	cl_append_json_b64(&buf, "root_hash", root, CL_HASH_LEN, true);
+	cl_append_json_path(&buf, path, n);
 	appendStringInfoChar(&buf, '}');
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }
@@ -3523,9 +3523,9 @@ cl_sql_consistency_proof(PG_FUNCTION_ARGS)
 	escape_json(&buf, info->origin);
 	appendStringInfo(&buf, ", \"old_size\": " INT64_FORMAT ", \"new_size\": " INT64_FORMAT,
 					 old_size, new_size);
-	append_json_b64(&buf, "old_root", r1, CL_HASH_LEN, true);
-	append_json_b64(&buf, "new_root", r2, CL_HASH_LEN, true);
-	append_json_path(&buf, path, n);
+	cl_append_json_b64(&buf, "old_root", r1, CL_HASH_LEN, true);
+	cl_append_json_b64(&buf, "new_root", r2, CL_HASH_LEN, true);
+	cl_append_json_path(&buf, path, n);
 	appendStringInfoChar(&buf, '}');
 	PG_RETURN_DATUM(jsonb_result_and_finish(buf.data, outer));
 }

@@ -1,0 +1,593 @@
+/*-------------------------------------------------------------------------
+ * dataset.c
+ *	  Training-set manifests (README "Dataset manifests").
+ *
+ * export_dataset(name, NULL::purpose_view) returns every row the caller
+ * may read through a purpose view -- the read is an ordinary, consent-
+ * checked and audited read of the view, run as the caller -- and, in the
+ * same transaction, records a manifest in the ledger
+ * consent_ledger.datasets: the dataset's name, purpose, view, row count,
+ * the consent state it was read under, and a Merkle root (RFC 9162) over
+ * the distinct subjects of its rows, sorted bytewise.  The sorted subjects
+ * themselves go, in chunks, to the ledger consent_ledger.dataset_subjects,
+ * from which dataset_includes() proves that a subject is in a dataset (an
+ * inclusion proof of its leaf) or is not (inclusion proofs of the two
+ * neighbouring leaves, between which the subject would sort), and
+ * datasets_for_subject() lists the datasets a subject is in: the models a
+ * withdrawal affects.
+ *
+ * The rows are materialized in a tuplestore (spilling to disk beyond
+ * work_mem) and returned after the manifest is written: a manifest exists
+ * exactly when its transaction committed after reading every row.
+ *
+ * A subject's leaf is SHA-256(0x00 || subject's text form): the text the
+ * consent checks compare (a char(n) without trailing blanks).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "consent_ledger.h"
+#include "note.h"
+
+PG_FUNCTION_INFO_V1(cl_export_dataset);
+PG_FUNCTION_INFO_V1(cl_dataset_includes);
+
+#define DATASET_CHUNK		10000	/* subjects per row of dataset_subjects */
+#define DATASET_MAX_NAME	200
+
+static const char *const create_datasets_sql[] = {
+	"CREATE TABLE consent_ledger.datasets ("
+	" name pg_catalog.text PRIMARY KEY,"
+	" purpose pg_catalog.text NOT NULL,"
+	" view pg_catalog.text NOT NULL,"
+	" relation pg_catalog.text NOT NULL,"
+	" subject_column pg_catalog.name NOT NULL,"
+	" rows pg_catalog.int8 NOT NULL,"
+	" subjects pg_catalog.int8 NOT NULL,"
+	" subjects_root pg_catalog.text NOT NULL,"
+	" consent_horizon pg_catalog.int8 NOT NULL,"
+	" consent_checkpoint_size pg_catalog.int8,"
+	" consent_checkpoint_root pg_catalog.text,"
+	" exported_at pg_catalog.timestamptz NOT NULL,"
+	" exported_by pg_catalog.text NOT NULL)",
+	"COMMENT ON TABLE consent_ledger.datasets IS "
+	"'training-set manifests: every export_dataset(), with the Merkle root of the subjects it held'",
+	"CREATE TABLE consent_ledger.dataset_subjects ("
+	" dataset pg_catalog.text NOT NULL,"
+	" chunk pg_catalog.int4 NOT NULL,"
+	" first_subject pg_catalog.text NOT NULL,"
+	" last_subject pg_catalog.text NOT NULL,"
+	" subjects pg_catalog.text[] NOT NULL,"
+	" PRIMARY KEY (dataset, chunk))",
+	"COMMENT ON TABLE consent_ledger.dataset_subjects IS "
+	"'the subjects of each dataset, sorted bytewise, in chunks: the leaves of its subjects_root'",
+	"REVOKE ALL ON consent_ledger.datasets, consent_ledger.dataset_subjects FROM PUBLIC",
+	"GRANT SELECT ON consent_ledger.datasets, consent_ledger.dataset_subjects "
+	"TO consent_ledger_auditor, consent_ledger_admin",
+	NULL
+};
+
+typedef struct Subject
+{
+	char	   *s;
+	int			len;
+} Subject;
+
+static int
+subject_cmp(const void *a, const void *b)
+{
+	const Subject *x = a;
+	const Subject *y = b;
+	int			c = memcmp(x->s, y->s, Min(x->len, y->len));
+
+	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Runs sql with arguments as the extension's owner (inside SPI). */
+static void
+run_as_owner_args(const char *sql, int nargs, Oid *types, Datum *vals, bool read_only)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(cl_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, nargs, types, vals, NULL, read_only, 0) < 0)
+			elog(ERROR, "SPI_execute_with_args failed: %s", sql);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+}
+
+/* The dataset ledgers, made (as the extension's owner) on first use. */
+static void
+ensure_dataset_ledgers(void)
+{
+	Oid			nsp = cl_schema_oid(false);
+	Oid			relid;
+
+	relid = cl_check_internal_table(get_relname_relid("datasets", nsp), "datasets");
+	if (OidIsValid(relid))
+	{
+		(void) cl_check_internal_table(get_relname_relid("dataset_subjects", nsp), "dataset_subjects");
+		return;
+	}
+	for (int i = 0; create_datasets_sql[i] != NULL; i++)
+		cl_run_as_owner(create_datasets_sql[i], cl_extension_owner());
+	CommandCounterIncrement();
+	relid = get_relname_relid("datasets", nsp);
+	if (!OidIsValid(relid))
+		elog(ERROR, "could not create consent_ledger.datasets");
+	cl_make_ledger(relid);
+	cl_make_ledger(get_relname_relid("dataset_subjects", nsp));
+}
+
+static void
+check_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > DATASET_MAX_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a dataset name has 1 to %d bytes", DATASET_MAX_NAME),
+				 errhint("Name the dataset as the model or training run that uses it, e.g. \"churn-model-2026-12\".")));
+}
+
+/* The subject's text as the consent checks compare it. */
+static char *
+subject_text(Datum d, Oid typid, Oid outfn)
+{
+	char	   *s = OidOutputFunctionCall(outfn, d);
+
+	if (cl_type_is_bpchar(typid))
+		cl_trim_bpchar(s);
+	return s;
+}
+
+/*
+ * consent_ledger.export_dataset(name text, view anyelement) RETURNS SETOF
+ * anyelement: pass the purpose view's row type as NULL::view.
+ */
+Datum
+cl_export_dataset(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			rowtype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Oid			view = OidIsValid(rowtype) ? get_typ_typrelid(rowtype) : InvalidOid;
+	char	   *name;
+	char	   *qview;
+	char	   *purpose = NULL;
+	Oid			base = InvalidOid;
+	char	   *column = NULL;
+	AttrNumber	subj_att;
+	Oid			subj_type;
+	Oid			outfn;
+	bool		varlena;
+	Portal		portal;
+	MemoryContext subjcxt;
+	MemoryContext old;
+	Subject    *subjects = NULL;
+	int64		nsubjects = 0;
+	int64		cap = 0;
+	int64		rows = 0;
+	int64		ndistinct = 0;
+	cl_hash    *leaves;
+	cl_hash		root;
+	char		root64[64];
+	int64		horizon = 0;
+	Datum		cp_size = (Datum) 0;
+	Datum		cp_root = (Datum) 0;
+	bool		cp_null = true;
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the dataset name must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_name(name);
+	if (!OidIsValid(view) || get_rel_relkind(view) != RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("the second argument must be a purpose view's row type"),
+				 errhint("Pass NULL::<purpose view>, e.g. export_dataset('churn-2026-12', NULL::purchases_analytics).")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		Oid			types[1] = {OIDOID};
+		Datum		vals[1] = {ObjectIdGetDatum(view)};
+
+		run_as_owner_args("SELECT v.purpose, v.relid::pg_catalog.oid, p.subject_column::pg_catalog.text "
+						  "FROM consent_ledger.purpose_views v JOIN consent_ledger.protected p ON p.relid OPERATOR(pg_catalog.=) v.relid "
+						  "WHERE v.view OPERATOR(pg_catalog.=) $1", 1, types, vals, true);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			purpose = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			base = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		}
+	}
+	if (purpose == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a purpose view", get_rel_name(view)),
+				 errdetail("A dataset is extracted through a view consent_ledger.create_purpose_view() made, so that only consented rows enter it."),
+				 errhint("Create one with consent_ledger.create_purpose_view().")));
+	subj_att = get_attnum(view, column);
+	if (subj_att <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("purpose view \"%s\" has no column \"%s\"", get_rel_name(view), column),
+				 errhint("Recreate the purpose view with consent_ledger.create_purpose_view().")));
+	subj_type = get_atttype(view, subj_att);
+	getTypeOutputInfo(subj_type, &outfn, &varlena);
+
+	ensure_dataset_ledgers();
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		vals[1] = {CStringGetTextDatum(name)};
+
+		/* the name is the manifest's key: one export per name */
+		run_as_owner_args("SELECT 1 FROM consent_ledger.datasets WHERE name OPERATOR(pg_catalog.=) $1",
+						  1, types, vals, true);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("dataset \"%s\" already exists", name),
+					 errdetail("A manifest is recorded once and never changed."),
+					 errhint("Name a new extraction differently, e.g. with its date.")));
+	}
+
+	/* the consent state the rows are read under: the events committed before */
+	run_as_owner_args("SELECT coalesce(pg_catalog.max(event_id), 0) FROM consent_ledger.consent_events",
+					  0, NULL, NULL, true);
+	if (OidIsValid(cl_consent_events_relid(false)) && SPI_processed == 1)
+	{
+		bool		isnull;
+
+		horizon = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		run_as_owner_args("SELECT (c OPERATOR(pg_catalog.->>) 'tree_size')::pg_catalog.int8, c OPERATOR(pg_catalog.->>) 'root_hash' "
+						  "FROM consent_ledger.checkpoint('consent_ledger.consent_events') c",
+						  0, NULL, NULL, true);
+		if (SPI_processed == 1)
+		{
+			cp_size = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &cp_null);
+			if (!cp_null)
+				cp_root = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		}
+	}
+
+	/* the rows, read as the caller through the view: checked and audited */
+	InitMaterializedSRF(fcinfo, 0);
+	tupdesc = rsinfo->setDesc;
+	store = rsinfo->setResult;
+	qview = quote_qualified_identifier(get_namespace_name(get_rel_namespace(view)), get_rel_name(view));
+	subjcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger dataset subjects",
+									ALLOCSET_DEFAULT_SIZES);
+	portal = SPI_cursor_open_with_args(NULL, psprintf("SELECT * FROM %s", qview), 0, NULL, NULL, NULL,
+									   true, CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		if (SPI_tuptable->tupdesc->natts != tupdesc->natts)
+			elog(ERROR, "the purpose view changed during the export");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			bool		isnull;
+			Datum		d = heap_getattr(tup, subj_att, SPI_tuptable->tupdesc, &isnull);
+
+			tuplestore_puttuple(store, tup);
+			rows++;
+			if (isnull)
+				continue;
+			old = MemoryContextSwitchTo(subjcxt);
+			if (nsubjects == cap)
+			{
+				cap = Max(1024, cap * 2);
+				subjects = subjects == NULL ? palloc(sizeof(Subject) * cap) :
+					repalloc_huge(subjects, sizeof(Subject) * cap);
+			}
+			subjects[nsubjects].s = subject_text(d, subj_type, outfn);
+			subjects[nsubjects].len = strlen(subjects[nsubjects].s);
+			nsubjects++;
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+
+	/* the distinct subjects, sorted bytewise, and their Merkle root */
+	if (nsubjects > 0)
+		qsort(subjects, nsubjects, sizeof(Subject), subject_cmp);
+	for (int64 i = 0; i < nsubjects; i++)
+	{
+		if (ndistinct == 0 || subject_cmp(&subjects[ndistinct - 1], &subjects[i]) != 0)
+			subjects[ndistinct++] = subjects[i];
+	}
+	leaves = MemoryContextAllocHuge(subjcxt, sizeof(cl_hash) * Max(ndistinct, 1));
+	for (int64 i = 0; i < ndistinct; i++)
+		cl_leaf_hash((const uint8 *) subjects[i].s, subjects[i].len, leaves[i]);
+	cl_merkle_root(leaves, ndistinct, root);
+	cl_base64_encode(root, CL_HASH_LEN, root64);
+
+	/* the manifest, then the subjects in chunks */
+	{
+		Oid			types[12] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID,
+		TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID};
+		Datum		vals[12];
+		char		nulls[12] = "           ";
+
+		vals[0] = CStringGetTextDatum(name);
+		vals[1] = CStringGetTextDatum(purpose);
+		vals[2] = CStringGetTextDatum(qview);
+		vals[3] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(base)),
+																 get_rel_name(base)));
+		vals[4] = CStringGetTextDatum(column);
+		vals[5] = Int64GetDatum(rows);
+		vals[6] = Int64GetDatum(ndistinct);
+		vals[7] = CStringGetTextDatum(root64);
+		vals[8] = Int64GetDatum(horizon);
+		vals[9] = cp_size;
+		vals[10] = cp_root;
+		/* the role that extracted the rows (its rights read them) */
+		vals[11] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+		if (cp_null)
+			nulls[9] = nulls[10] = 'n';
+		{
+			Oid			save_userid;
+			int			save_sec;
+
+			GetUserIdAndSecContext(&save_userid, &save_sec);
+			SetUserIdAndSecContext(cl_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
+			PG_TRY();
+			{
+				if (SPI_execute_with_args("INSERT INTO consent_ledger.datasets (name, purpose, view, relation, subject_column, "
+										  "rows, subjects, subjects_root, consent_horizon, consent_checkpoint_size, "
+										  "consent_checkpoint_root, exported_at, exported_by) "
+										  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now(), $12)",
+										  12, types, vals, nulls, false, 0) != SPI_OK_INSERT)
+					elog(ERROR, "could not record the dataset manifest");
+			}
+			PG_FINALLY();
+			{
+				SetUserIdAndSecContext(save_userid, save_sec);
+			}
+			PG_END_TRY();
+		}
+	}
+	for (int64 c = 0; c * DATASET_CHUNK < ndistinct; c++)
+	{
+		int64		lo = c * DATASET_CHUNK;
+		int			n = (int) Min(DATASET_CHUNK, ndistinct - lo);
+		Datum	   *elems = palloc(sizeof(Datum) * n);
+		Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID};
+		Datum		vals[5];
+
+		for (int i = 0; i < n; i++)
+			elems[i] = PointerGetDatum(cstring_to_text_with_len(subjects[lo + i].s, subjects[lo + i].len));
+		vals[0] = CStringGetTextDatum(name);
+		vals[1] = Int32GetDatum((int32) c);
+		vals[2] = elems[0];
+		vals[3] = elems[n - 1];
+		vals[4] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+		run_as_owner_args("INSERT INTO consent_ledger.dataset_subjects (dataset, chunk, first_subject, last_subject, subjects) "
+						  "VALUES ($1, $2, $3, $4, $5)", 5, types, vals, false);
+		pfree(elems);
+	}
+	MemoryContextDelete(subjcxt);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * The sorted subjects of a dataset, as read from dataset_subjects; *root
+ * and *n from its manifest.  ERROR when there is no such dataset.
+ */
+static Subject *
+load_subjects(const char *name, int64 *n, char **root64)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(name)};
+	Subject    *out;
+	int64		k = 0;
+	bool		isnull;
+
+	if (!OidIsValid(cl_check_internal_table(get_relname_relid("datasets", cl_schema_oid(false)), "datasets")))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("dataset \"%s\" does not exist", name),
+				 errhint("Datasets are recorded by consent_ledger.export_dataset().")));
+	run_as_owner_args("SELECT subjects, subjects_root FROM consent_ledger.datasets WHERE name OPERATOR(pg_catalog.=) $1",
+					  1, types, vals, true);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("dataset \"%s\" does not exist", name),
+				 errhint("Datasets are recorded by consent_ledger.export_dataset().")));
+	*n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*root64 = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Subject) * Max(*n, 1));
+	run_as_owner_args("SELECT subjects FROM consent_ledger.dataset_subjects WHERE dataset OPERATOR(pg_catalog.=) $1 "
+					  "ORDER BY chunk", 1, types, vals, true);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum	   *elems;
+		int			nelems;
+
+		deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+		for (int i = 0; i < nelems && k < *n; i++, k++)
+		{
+			out[k].s = TextDatumGetCString(elems[i]);
+			out[k].len = strlen(out[k].s);
+		}
+	}
+	if (k != *n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("dataset \"%s\" lists " INT64_FORMAT " subjects, its manifest " INT64_FORMAT, name, k, *n),
+				 errhint("Run consent_ledger.verify() on consent_ledger.datasets and consent_ledger.dataset_subjects.")));
+	return out;
+}
+
+/* One leaf's inclusion proof as inclusion_proof() writes it (no origin). */
+static void
+append_proof(StringInfo buf, const cl_hash *leaves, int64 n, int64 idx, const cl_hash root)
+{
+	cl_hash    *path = palloc(sizeof(cl_hash) * 64);
+	int			len = cl_inclusion_proof(leaves, n, idx, path);
+
+	appendStringInfo(buf, "{\"type\": \"inclusion\", \"leaf_index\": " INT64_FORMAT ", \"tree_size\": " INT64_FORMAT,
+					 idx, n);
+	cl_append_json_b64(buf, "leaf_hash", leaves[idx], CL_HASH_LEN, true);
+	cl_append_json_b64(buf, "root_hash", root, CL_HASH_LEN, true);
+	cl_append_json_path(buf, (const cl_hash *) path, len);
+	appendStringInfoChar(buf, '}');
+	pfree(path);
+}
+
+static void
+append_neighbour(StringInfo buf, const char *key, const Subject *subjects, const cl_hash *leaves,
+				 int64 n, int64 idx, const cl_hash root)
+{
+	appendStringInfo(buf, ", \"%s\": ", key);
+	if (idx < 0 || idx >= n)
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	appendStringInfoString(buf, "{\"subject\": ");
+	escape_json(buf, subjects[idx].s);
+	appendStringInfoString(buf, ", \"leaf_data\": \"");
+	for (int i = 0; i < subjects[idx].len; i++)
+		appendStringInfo(buf, "%02x", (unsigned char) subjects[idx].s[i]);
+	appendStringInfoString(buf, "\", \"proof\": ");
+	append_proof(buf, leaves, n, idx, root);
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * consent_ledger.dataset_includes(name text, subject text) RETURNS jsonb:
+ * whether the dataset holds the subject's rows, with the proof.
+ */
+Datum
+cl_dataset_includes(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *subject;
+	Subject		key;
+	Subject    *subjects;
+	int64		n;
+	char	   *root64;
+	cl_hash    *leaves;
+	cl_hash		root;
+	int64		lo = 0;
+	int64		hi;
+	bool		found = false;
+	StringInfoData buf;
+	MemoryContext outer = CurrentMemoryContext;
+	Datum		result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("dataset and subject must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	key.s = subject;
+	key.len = strlen(subject);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	subjects = load_subjects(name, &n, &root64);
+	leaves = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(cl_hash) * Max(n, 1));
+	for (int64 i = 0; i < n; i++)
+		cl_leaf_hash((const uint8 *) subjects[i].s, subjects[i].len, leaves[i]);
+	cl_merkle_root(leaves, n, root);
+	{
+		char		check[64];
+
+		cl_base64_encode(root, CL_HASH_LEN, check);
+		if (strcmp(check, root64) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the subjects of dataset \"%s\" do not hash to its manifest's root", name),
+					 errhint("Run consent_ledger.verify() on consent_ledger.datasets and consent_ledger.dataset_subjects.")));
+	}
+	/* the first subject not below the one asked about */
+	hi = n;
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (subject_cmp(&subjects[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	found = lo < n && subject_cmp(&subjects[lo], &key) == 0;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"dataset\": ");
+	escape_json(&buf, name);
+	appendStringInfoString(&buf, ", \"subject\": ");
+	escape_json(&buf, subject);
+	appendStringInfo(&buf, ", \"included\": %s, \"subjects\": " INT64_FORMAT ", \"subjects_root\": \"%s\"",
+					 found ? "true" : "false", n, root64);
+	appendStringInfoString(&buf, ", \"leaf_data\": \"");
+	for (int i = 0; i < key.len; i++)
+		appendStringInfo(&buf, "%02x", (unsigned char) key.s[i]);
+	appendStringInfoChar(&buf, '"');
+	if (found)
+	{
+		appendStringInfoString(&buf, ", \"proof\": ");
+		append_proof(&buf, leaves, n, lo, root);
+	}
+	else
+	{
+		/* the neighbours between which the subject would sort */
+		append_neighbour(&buf, "before", subjects, leaves, n, lo - 1, root);
+		append_neighbour(&buf, "after", subjects, leaves, n, lo, root);
+	}
+	appendStringInfoChar(&buf, '}');
+	{
+		MemoryContext old = MemoryContextSwitchTo(outer);
+
+		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
