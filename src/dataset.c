@@ -273,8 +273,11 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		bool		isnull;
 
 		horizon = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		run_as_owner_args("SELECT (c OPERATOR(pg_catalog.->>) 'tree_size')::pg_catalog.int8, c OPERATOR(pg_catalog.->>) 'root_hash' "
-						  "FROM consent_ledger.checkpoint('consent_ledger.consent_events') c",
+		/* the consent ledger's latest signed checkpoint, if it has one yet */
+		run_as_owner_args("SELECT c.tree_size, pg_catalog.encode(c.root, 'base64') "
+						  "FROM consent_ledger.checkpoints c JOIN consent_ledger.ledgers l USING (ledger_id) "
+						  "WHERE l.relid OPERATOR(pg_catalog.=) 'consent_ledger.consent_events'::pg_catalog.regclass "
+						  "ORDER BY c.seq DESC LIMIT 1",
 						  0, NULL, NULL, true);
 		if (SPI_processed == 1)
 		{
