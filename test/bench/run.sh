@@ -70,6 +70,12 @@
 #                    columns; erase_subject() of a subject with 10k rows
 #                    in three tables of --erase-rows rows, default 1m,
 #                    --quick 100k, --smoke 10k); no warehouse
+#   --datasets-only  runs only figure 1d (issue #17): export_dataset() of a
+#                    purpose view of --dataset-rows rows (default 1m,
+#                    --quick 100k, --smoke 10k; half the subjects consent)
+#                    vs a plain COPY (SELECT * FROM the view) TO STDOUT
+#                    of the same rows, both as the analyst; no warehouse
+#   --dataset-rows N the table size of figure 1d
 #   --pgbench-only   runs only the pgbench figures: 1 (single-row INSERT)
 #                    and 5 (tpcb-like with audit()); no warehouse
 #   BENCH_NO_BUILD=1 skips make && make install (use what is installed)
@@ -105,7 +111,9 @@ VERIFY_ONLY=0
 BULK_ONLY=0
 ERASURE_ONLY=0
 PGBENCH_ONLY=0
+DATASETS_ONLY=0
 ERASE_ROWS=1m; erows_given=0
+DATASET_ROWS=1m; drows_given=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
@@ -130,7 +138,9 @@ while [ $# -gt 0 ]; do
 	--bulk-only) BULK_ONLY=1; SCALE=no ;;
 	--erasure-only) ERASURE_ONLY=1; SCALE=no ;;
 	--pgbench-only) PGBENCH_ONLY=1; SCALE=no ;;
+	--datasets-only) DATASETS_ONLY=1; SCALE=no ;;
 	--erase-rows) ERASE_ROWS=${2:?}; erows_given=1; shift ;;
+	--dataset-rows) DATASET_ROWS=${2:?}; drows_given=1; shift ;;
 	-h|--help) usage 0 ;;
 	*) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
 	esac
@@ -144,6 +154,7 @@ if [ "$QUICK" = 1 ]; then
 	[ $ssub_given = 1 ] || SCALE_SUBJECTS=100k
 	[ $sled_given = 1 ] || SCALE_LEDGER=100k
 	[ $erows_given = 1 ] || ERASE_ROWS=100k
+	[ $drows_given = 1 ] || DATASET_ROWS=100k
 elif [ "$QUICK" = 2 ]; then
 	[ $sizes_given = 1 ] || SIZES="10k"
 	[ $alt_given = 1 ] || ALT_SIZES="10k"
@@ -152,6 +163,7 @@ elif [ "$QUICK" = 2 ]; then
 	[ $ssub_given = 1 ] || SCALE_SUBJECTS=10k
 	[ $sled_given = 1 ] || SCALE_LEDGER=10k
 	[ $erows_given = 1 ] || ERASE_ROWS=10k
+	[ $drows_given = 1 ] || DATASET_ROWS=10k
 	WH_ROWS=100000
 	WH_SUBJECTS=10000
 	TPCB_SCALE=1
@@ -676,6 +688,68 @@ VACUUM FULL er_1, er_2, er_3;")
 		done
 		echo
 	done
+	phase_end
+}
+
+# ---------------------------------------------------------------------
+# Figure 1d (issue #17, README "Dataset manifests"): extracting a training
+# set through a purpose view with export_dataset() -- the rows, plus the
+# manifest: subjects sorted, their Merkle root, two ledger inserts -- vs
+# the plain extraction of the same rows, COPY (SELECT * FROM view) TO
+# STDOUT, both by the analyst through psql's \copy into /dev/null, so
+# both sides pay the consent checks, the audit and the client transfer.
+# The issue's target: at most 1.3x.
+# ---------------------------------------------------------------------
+fig_dataset() {
+	local n lab id=export_dataset r side t db=datasets got want
+	n=$(to_rows "$DATASET_ROWS")
+	lab=$(label "$n")
+	phase_start "figure 1d: export_dataset() vs COPY TO of a purpose view over $lab rows"
+	row $id "export_dataset() vs COPY (SELECT ...) TO" "$lab rows" s le 1.3 "" "export_dataset $lab"
+	db_with $db consent_ledger
+	q postgres postgres -c "SET client_min_messages = warning" -c "DROP ROLE IF EXISTS bench_ml" -c "CREATE ROLE bench_ml LOGIN" >/dev/null
+	q $db postgres >/dev/null <<SQL
+SET client_min_messages = warning;
+SELECT setseed($SEED_FLOAT);
+CREATE TABLE ds_facts AS
+SELECT g::bigint AS id, (1 + floor(random() * $WH_SUBJECTS))::bigint AS subject_id,
+       round((random() * 1000)::numeric, 2)::numeric(12,2) AS amount,
+       timestamptz '2024-01-01 00:00:00+00' + random() * interval '365 days' AS at,
+       'order ' || md5(random()::text) AS note
+FROM generate_series(1, $n) g;
+SELECT consent_ledger.define_purpose('bench.train');
+SELECT consent_ledger.protect('ds_facts', 'subject_id');
+SELECT consent_ledger.create_purpose_view('ds_facts', 'bench.train', 'ds_train');
+SELECT consent_ledger.grant_consent(array_agg(g::text), 'bench.train') FROM generate_series(1, $WH_SUBJECTS, 2) g;
+SELECT consent_ledger.authorize_purpose('bench_ml', 'bench.train');
+GRANT USAGE ON SCHEMA consent_ledger TO bench_ml;
+GRANT SELECT ON ds_train TO bench_ml;
+GRANT EXECUTE ON FUNCTION consent_ledger.export_dataset(text, anyelement) TO bench_ml;
+VACUUM ANALYZE ds_facts;
+CHECKPOINT;
+SQL
+	want=$(q $db postgres -c "SELECT count(*) FROM ds_facts WHERE subject_id % 2 = 1")
+	# warm-up: one untimed read of each kind
+	q $db bench_ml -c "\\copy (SELECT * FROM ds_train) TO '/dev/null'" >/dev/null
+	q $db bench_ml -c "\\copy (SELECT * FROM consent_ledger.export_dataset('bench-warmup', NULL::ds_train)) TO '/dev/null'" >/dev/null
+	for r in $(seq "$REPS"); do
+		printf '  rep %s:' "$r"
+		for side in $(order "$r" base ours); do
+			if [ $side = base ]; then
+				t=$(timed $db bench_ml "" "\\copy (SELECT * FROM ds_train) TO '/dev/null'")
+			else
+				t=$(timed $db bench_ml "" "\\copy (SELECT * FROM consent_ledger.export_dataset('bench-rep-$r', NULL::ds_train)) TO '/dev/null'")
+				got=$(q $db postgres -c "SELECT rows FROM consent_ledger.datasets WHERE name = 'bench-rep-$r'")
+				[ "$got" = "$want" ] || invalid $id "rep $r: the manifest counts $got rows, the view has $want"
+			fi
+			val $id $side "$t" "$r"
+			printf ' %s %s s' "$side" "$t"
+		done
+		echo
+	done
+	got=$(q $db postgres -c "SELECT bool_and(valid)::int FROM consent_ledger.verify() WHERE relation::text LIKE 'consent_ledger.dataset%'")
+	[ "$got" = 1 ] || invalid $id "verify() of the manifest ledgers: $got"
+	q postgres postgres -c "DROP DATABASE $db" -c "DROP ROLE bench_ml" >/dev/null
 	phase_end
 }
 
@@ -1324,11 +1398,14 @@ elif [ "$ERASURE_ONLY" = 1 ]; then
 elif [ "$PGBENCH_ONLY" = 1 ]; then
 	figure fig_insert
 	figure fig_tpcb
+elif [ "$DATASETS_ONLY" = 1 ]; then
+	figure fig_dataset
 elif [ "$SCALE" != only ]; then
 	setup_warehouse
 	figure fig_insert
 	figure fig_insert_personal
 	figure fig_erase
+	figure fig_dataset
 	figure fig_bulk
 	figure fig_verify
 	figure fig_select

@@ -81,6 +81,8 @@ sub check_offline
 		my ($rc, $out) = cl_run_verifier('inclusion', $f, '--leaf-data', $hex);
 		is($rc, 0, "$db: $dataset: the proof of " . ($part || 'the subject') . " ($leaf_subject) verifies offline");
 		like($out, qr/with root \Q$root\E \(leaf data matches\)/, "$db: $dataset: against the manifest's root");
+		is($node->safe_psql($db, "SELECT ((\$p\$$proof\$p\$)::jsonb->>'tree_size') = subjects::text FROM consent_ledger.datasets WHERE name = '$dataset'"),
+			't', "$db: $dataset: the proof is for the manifest's number of subjects");
 		push @idx, [ $node->safe_psql($db, "SELECT ((\$p\$$proof\$p\$)::jsonb->>'leaf_index')"), $leaf_subject ];
 	}
 	if (!$expect_in)
