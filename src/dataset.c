@@ -50,6 +50,7 @@ PG_FUNCTION_INFO_V1(cl_dataset_includes);
 
 #define DATASET_CHUNK		10000	/* subjects per row of dataset_subjects */
 #define DATASET_MAX_NAME	200
+#define DATASET_STORE_KB	(64 * 1024)	/* rows kept in memory before a file */
 
 static const char *const create_datasets_sql[] = {
 	"CREATE TABLE consent_ledger.datasets ("
@@ -88,6 +89,15 @@ typedef struct Subject
 	char	   *s;
 	int			len;
 } Subject;
+
+static int
+datum_cmp(const void *a, const void *b)
+{
+	Datum		x = *(const Datum *) a;
+	Datum		y = *(const Datum *) b;
+
+	return (x > y) - (x < y);
+}
 
 static int
 subject_cmp(const void *a, const void *b)
@@ -203,6 +213,10 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 	bool		cp_null = true;
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
+	bool		byval;
+	Datum	   *values = NULL;	/* by-value subjects, as they come */
+	int64		nvalues = 0;
+	int64		vcap = 0;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -287,10 +301,23 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* the rows, read as the caller through the view: checked and audited */
+	/*
+	 * The rows, read as the caller through the view: checked and audited.
+	 * The executor materializes a set-returning function's rows anyway;
+	 * they are kept in memory up to DATASET_STORE_KB (work_mem if larger),
+	 * then in a temporary file, as a plain COPY's would not be.
+	 */
 	InitMaterializedSRF(fcinfo, 0);
 	tupdesc = rsinfo->setDesc;
+	{
+		MemoryContext q = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+
+		tuplestore_end(rsinfo->setResult);
+		rsinfo->setResult = tuplestore_begin_heap(false, false, Max(work_mem, DATASET_STORE_KB));
+		MemoryContextSwitchTo(q);
+	}
 	store = rsinfo->setResult;
+	byval = get_typbyval(subj_type) && get_typlen(subj_type) <= (int) sizeof(Datum);
 	qview = quote_qualified_identifier(get_namespace_name(get_rel_namespace(view)), get_rel_name(view));
 	subjcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger dataset subjects",
 									ALLOCSET_DEFAULT_SIZES);
@@ -313,6 +340,18 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 			rows++;
 			if (isnull)
 				continue;
+			if (byval)
+			{
+				/* integers: their text only once per distinct value, below */
+				if (nvalues == vcap)
+				{
+					vcap = Max(1024, vcap * 2);
+					values = values == NULL ? MemoryContextAllocHuge(subjcxt, sizeof(Datum) * vcap) :
+						repalloc_huge(values, sizeof(Datum) * vcap);
+				}
+				values[nvalues++] = d;
+				continue;
+			}
 			old = MemoryContextSwitchTo(subjcxt);
 			if (nsubjects == cap)
 			{
@@ -329,6 +368,27 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
+
+	if (byval && nvalues > 0)
+	{
+		int64		nd = 0;
+
+		qsort(values, nvalues, sizeof(Datum), datum_cmp);
+		for (int64 i = 0; i < nvalues; i++)
+		{
+			if (nd == 0 || values[nd - 1] != values[i])
+				values[nd++] = values[i];
+		}
+		old = MemoryContextSwitchTo(subjcxt);
+		subjects = MemoryContextAllocHuge(subjcxt, sizeof(Subject) * nd);
+		for (int64 i = 0; i < nd; i++)
+		{
+			subjects[i].s = subject_text(values[i], subj_type, outfn);
+			subjects[i].len = strlen(subjects[i].s);
+		}
+		nsubjects = nd;
+		MemoryContextSwitchTo(old);
+	}
 
 	/* the distinct subjects, sorted bytewise, and their Merkle root */
 	if (nsubjects > 0)
