@@ -252,7 +252,10 @@ BEGIN
 		'type', 'consent_ledger/consent-receipt/v1',
 		'event', pg_catalog.jsonb_build_object(
 			'event_id', e.event_id, 'subject', e.subject, 'purpose', e.purpose,
-			'action', e.action, 'expires_at', e.expires_at, 'recorded_at', e.recorded_at,
+			'action', e.action,
+			-- UTC, to the microsecond: what consent-ledger-verify prints from the leaf
+			'expires_at', pg_catalog.to_char(pg_catalog.timezone('UTC', e.expires_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+			'recorded_at', pg_catalog.to_char(pg_catalog.timezone('UTC', e.recorded_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
 			'recorded_by', e.recorded_by, 'subject_statement', e.subject_statement,
 			'subject_signature', e.subject_signature, 'subject_key', e.subject_key),
 		'leaf_index', leaf,

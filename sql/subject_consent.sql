@@ -179,6 +179,38 @@ SELECT consent_ledger.record_signed_consent(:'w1', :'w1_by_old');
 SELECT consent_ledger.record_signed_consent(:'w1', :'w1_sig') > :g1_id AS withdrawn;
 SELECT consent_ledger.has_consent('sc-alice', 'sc.study') AS alice_study_after_withdrawal;
 
+-- Order is kept within one statement too: the subject signed a grant (t+500)
+-- and then a withdrawal (t+600); recording the withdrawal first and the
+-- grant after it, in one SELECT, is refused, and so is a replay in one SELECT.
+SELECT sc_consent('sc-alice', 'sc.study', 'grant', 'never', 1700000500, 'alice-order-grant01') AS og \gset
+\setenv STMT :og
+\set og_sig `:sign`
+SELECT sc_consent('sc-alice', 'sc.study', 'withdraw', 'never', 1700000600, 'alice-order-wdraw01') AS ow \gset
+\setenv STMT :ow
+\set ow_sig `:sign`
+SELECT count(*) AS events_before FROM consent_ledger.consent_events WHERE subject = 'sc-alice' \gset
+\set VERBOSITY terse
+SELECT consent_ledger.record_signed_consent(s, g)
+FROM (VALUES (1, :'ow', :'ow_sig'), (2, :'og', :'og_sig')) v(o, s, g) ORDER BY o;
+SELECT consent_ledger.record_signed_consent(s, g)
+FROM (VALUES (:'og', :'og_sig'), (:'og', :'og_sig')) v(s, g);
+\set VERBOSITY default
+SELECT count(*) = :events_before AS nothing_recorded FROM consent_ledger.consent_events WHERE subject = 'sc-alice';
+-- A parent's withdrawal is not undone by a child's grant signed before it
+-- (t+700) and recorded after it (t+800): purposes that decide together
+-- are ordered together.
+SELECT sc_consent('sc-alice', 'sc.study.followup', 'grant', 'never', 1700000700, 'alice-child-grant01') AS cg \gset
+\setenv STMT :cg
+\set cg_sig `:sign`
+SELECT sc_consent('sc-alice', 'sc.study', 'withdraw', 'never', 1700000800, 'alice-parent-wdraw1') AS pw \gset
+\setenv STMT :pw
+\set pw_sig `:sign`
+SELECT consent_ledger.record_signed_consent(:'pw', :'pw_sig') > 0 AS parent_withdrawal;
+\set VERBOSITY terse
+SELECT consent_ledger.record_signed_consent(:'cg', :'cg_sig');
+\set VERBOSITY default
+SELECT consent_ledger.has_consent('sc-alice', 'sc.study.followup') AS alice_followup;
+
 -- Nobody inserts into the key ledger or the consent ledger directly.
 INSERT INTO consent_ledger.subject_keys (subject, key_no, public_key, statement, signature, registered_at, registered_by)
 VALUES ('sc-alice', 3, :'pk3', :'rot', :'rot_sig', now(), 'me');

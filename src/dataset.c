@@ -280,8 +280,9 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 	}
 
 	/* the consent state the rows are read under: the events committed before */
-	run_as_owner_args("SELECT coalesce(pg_catalog.max(event_id), 0) FROM consent_ledger.consent_events",
-					  0, NULL, NULL, true);
+	if (OidIsValid(cl_consent_events_relid(false)))
+		run_as_owner_args("SELECT coalesce(pg_catalog.max(event_id), 0) FROM consent_ledger.consent_events",
+						  0, NULL, NULL, true);
 	if (OidIsValid(cl_consent_events_relid(false)) && SPI_processed == 1)
 	{
 		bool		isnull;

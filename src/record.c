@@ -748,25 +748,85 @@ cl_consent_events_checked(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The purposes whose events decide together with the statement's purpose:
+ * its ancestors (consent to a parent covers it, a parent's withdrawal
+ * withdraws it) and its descendants (for which it is an ancestor).
+ */
+static List *
+purpose_family(const char *purpose)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(purpose)};
+	Oid			save_userid;
+	int			save_sec;
+	List	   *family = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(rec.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("WITH RECURSIVE up(p) AS (SELECT $1 UNION"
+								  " SELECT q.parent FROM consent_ledger.purposes q JOIN up ON q.purpose OPERATOR(pg_catalog.=) up.p"
+								  " WHERE q.parent IS NOT NULL),"
+								  " down(p) AS (SELECT $1 UNION"
+								  " SELECT q.purpose FROM consent_ledger.purposes q JOIN down ON q.parent OPERATOR(pg_catalog.=) down.p)"
+								  " SELECT p FROM up UNION SELECT p FROM down",
+								  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read consent_ledger.purposes");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			char	   *p = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+			if (p != NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(caller);
+
+				family = lappend(family, pstrdup(p));
+				MemoryContextSwitchTo(old);
+			}
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	return family;
+}
+
+/*
  * ERROR when the consent ledger already holds this signed statement (a
- * replay), or a statement of the subject for the purpose that is not
- * older than it: signed events of a (subject, purpose) are recorded in
- * the order the subject signed them, each once.  Reads the latest
- * committed events through the (subject, purpose, event_id) index; the
- * caller holds the recorder lock, so none is being recorded meanwhile.
+ * replay), or a signed statement of the subject, for the purpose or one
+ * whose events decide with it (purpose_family), that is not older than
+ * it: a subject's signed events are recorded in the order the subject
+ * signed them, each once, so that recording them in another order cannot
+ * turn a later withdrawal into an earlier one.  Reads the latest committed
+ * events and this transaction's own, the current command's included,
+ * through the (subject, purpose, event_id) index; the caller holds the
+ * recorder lock, so no other transaction records meanwhile.
  */
 static void
 check_signed_order(const cl_statement *st, const char *sig_b64)
 {
-	Relation	rel = table_open(rec.relid, AccessShareLock);
-	Oid			idx = get_relname_relid("consent_events_subject_idx", cl_schema_oid(false));
+	Relation	rel;
+	Oid			idx;
 	Relation	irel;
-	ScanKeyData keys[2];
 	SysScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snap;
-	TupleDesc	desc = RelationGetDescr(rel);
+	TupleDesc	desc;
+	List	   *family = purpose_family(st->purpose);
+	ListCell   *lc;
 
+	/* the rows this very command inserted before (one SELECT recording several) */
+	CommandCounterIncrement();
+	rel = table_open(rec.relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	idx = get_relname_relid("consent_events_subject_idx", cl_schema_oid(false));
 	if (!OidIsValid(idx))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -782,43 +842,49 @@ check_signed_order(const cl_statement *st, const char *sig_b64)
 						RelationGetRelationName(irel)),
 				 errhint("Only the extension's owner creates objects in schema consent_ledger: recreate the index as src/consent.c does.")));
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	ScanKeyEntryInitialize(&keys[0], 0, rec.att[COL_SUBJECT], BTEqualStrategyNumber, InvalidOid,
-						   irel->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(st->subject));
-	ScanKeyEntryInitialize(&keys[1], 0, rec.att[COL_PURPOSE], BTEqualStrategyNumber, InvalidOid,
-						   irel->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(st->purpose));
-	scan = systable_beginscan_ordered(rel, irel, snap, 2, keys);
-	while ((tup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+	foreach(lc, family)
 	{
-		bool		isnull;
-		Datum		d = heap_getattr(tup, rec.att[COL_SIGNATURE], desc, &isnull);
-		char	   *stmt_text;
-		cl_statement old;
-		const char *err;
+		const char *purpose = lfirst(lc);
+		ScanKeyData keys[2];
 
-		if (isnull)
-			continue;
-		if (strcmp(TextDatumGetCString(d), sig_b64) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("this signed statement is already recorded"),
-					 errdetail("It is consent event %lld; a subject's signed statement is recorded once.",
-							   (long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull)))));
-		d = heap_getattr(tup, rec.att[COL_STATEMENT], desc, &isnull);
-		if (isnull)
-			continue;
-		stmt_text = TextDatumGetCString(d);
-		if (!cl_statement_parse(stmt_text, strlen(stmt_text), &old, &err))
-			continue;
-		if (old.time >= st->time)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the subject signed a statement for purpose \"%s\" at the same time or later", st->purpose),
-					 errdetail("Consent event %lld carries a statement of time %lld; this one has time %lld.",
-							   (long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull)),
-							   (long long) old.time, (long long) st->time),
-					 errhint("Signed events of a subject and purpose are recorded in the order they were signed; sign a new statement.")));
+		ScanKeyEntryInitialize(&keys[0], 0, rec.att[COL_SUBJECT], BTEqualStrategyNumber, InvalidOid,
+							   irel->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(st->subject));
+		ScanKeyEntryInitialize(&keys[1], 0, rec.att[COL_PURPOSE], BTEqualStrategyNumber, InvalidOid,
+							   irel->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(purpose));
+		scan = systable_beginscan_ordered(rel, irel, snap, 2, keys);
+		while ((tup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		isnull;
+			Datum		d = heap_getattr(tup, rec.att[COL_SIGNATURE], desc, &isnull);
+			char	   *stmt_text;
+			cl_statement old;
+			const char *err;
+
+			if (isnull)
+				continue;
+			if (strcmp(TextDatumGetCString(d), sig_b64) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION),
+						 errmsg("this signed statement is already recorded"),
+						 errdetail("It is consent event %lld; a subject's signed statement is recorded once.",
+								   (long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull)))));
+			d = heap_getattr(tup, rec.att[COL_STATEMENT], desc, &isnull);
+			if (isnull)
+				continue;
+			stmt_text = TextDatumGetCString(d);
+			if (!cl_statement_parse(stmt_text, strlen(stmt_text), &old, &err))
+				continue;
+			if (old.time >= st->time)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the subject signed a statement for purpose \"%s\" at the same time or later", purpose),
+						 errdetail("Consent event %lld carries a statement of time %lld; this one, for purpose \"%s\", has time %lld.",
+								   (long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull)),
+								   (long long) old.time, st->purpose, (long long) st->time),
+						 errhint("A subject's signed events for a purpose, its parents and its children are recorded in the order they were signed; sign a new statement.")));
+		}
+		systable_endscan_ordered(scan);
 	}
-	systable_endscan_ordered(scan);
 	UnregisterSnapshot(snap);
 	index_close(irel, AccessShareLock);
 	table_close(rel, AccessShareLock);

@@ -76,6 +76,7 @@ typedef struct options
 	const char *leaf_data;
 	bool		decode;			/* export --decode */
 	const char *subject_key;	/* receipt --subject-key KEY */
+	const char *origin;			/* receipt --origin ORIGIN */
 	const char *args[2];
 	int			nargs;
 } options;
@@ -91,7 +92,7 @@ usage(void)
 			"  %s consistency PROOF_FILE [--checkpoint FILE --public-key KEY ...]\n"
 			"  %s checkpoint --public-key KEY [--witness-key WKEY ... --quorum N\n"
 			"      [--later LATER_CHECKPOINT_FILE --consistency-proof PROOF_FILE]] CHECKPOINT_FILE\n"
-			"  %s receipt --public-key KEY [--subject-key SUBJECT_KEY]\n"
+			"  %s receipt --public-key KEY [--subject-key SUBJECT_KEY] [--origin ORIGIN]\n"
 			"      [--witness-key WKEY ... --quorum N] RECEIPT_FILE\n"
 			"  %s keygen OUTFILE\n"
 			"KEY is what consent_ledger.public_key() or consent_ledger.verifier_key() prints,\n"
@@ -102,7 +103,8 @@ usage(void)
 			"--quorum N accepts the checkpoint only when N distinct given witnesses cosigned it,\n"
 			"or cosigned the --later checkpoint of the same log that the consistency proof leads to.\n"
 			"RECEIPT_FILE is what consent_ledger.consent_receipt() returns; SUBJECT_KEY is the\n"
-			"base64 Ed25519 public key the subject's signature must verify under.\n"
+			"base64 Ed25519 public key the subject's signature must verify under; ORIGIN the\n"
+			"consent ledger's (consent_ledger.consent_origin()).\n"
 			"Exit status: 0 verified, 1 verification failed, 2 usage or I/O error.\n",
 			progname, progname, progname, progname, progname, progname);
 	return EXIT_USAGE;
@@ -381,6 +383,12 @@ parse_options(int argc, char **argv, options *o)
 			if (o->later_proof != NULL)
 				return error("--consistency-proof given twice");
 			o->later_proof = value;
+		}
+		else if (namelen == 6 && strncmp(name, "origin", 6) == 0)
+		{
+			if (o->origin != NULL)
+				return error("--origin given twice");
+			o->origin = value;
 		}
 		else if (namelen == 11 && strncmp(name, "subject-key", 11) == 0)
 		{
@@ -1345,23 +1353,50 @@ cmd_checkpoint(const options *o)
 	return EXIT_VERIFIED;
 }
 
-/* A leaf's 'Z' (timestamptz) value as UTC text; Unix seconds through *unix. */
+/*
+ * A leaf's 'Z' (timestamptz) value as UTC text to the microsecond, the form
+ * consent_receipt() writes (YYYY-MM-DDTHH:MM:SS.uuuuuuZ); Unix seconds
+ * through *unix_s.
+ */
 static void
-leaf_time(const uint8_t *v, char out[40], int64_t *unix_s)
+leaf_time(const uint8_t *v, char out[48], int64_t *unix_s)
 {
 	int64_t		us = 0;
+	int64_t		frac;
 	time_t		t;
 	struct tm	tm;
+	char		date[32];
 
 	for (int i = 0; i < 8; i++)
 		us = (int64_t) (((uint64_t) us << 8) | v[i]);
-	/* microseconds since 2000-01-01 */
-	*unix_s = us / 1000000 + INT64_C(946684800) - (us % 1000000 < 0 ? 1 : 0);
+	/* microseconds since 2000-01-01, floored to seconds */
+	frac = us % 1000000;
+	if (frac < 0)
+		frac += 1000000;
+	*unix_s = (us - frac) / 1000000 + INT64_C(946684800);
 	t = (time_t) *unix_s;
-	if (gmtime_r(&t, &tm) == NULL)
-		snprintf(out, 40, "%" PRId64 " µs after 2000-01-01", us);
+	if (gmtime_r(&t, &tm) == NULL || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		snprintf(out, 48, "%" PRId64 " microseconds after 2000-01-01", us);
 	else
-		strftime(out, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(out, 48, "%s.%06" PRId64 "Z", date, frac);
+}
+
+/* A member of the receipt's event equals the leaf's value (NULL: absent). */
+static bool
+member_is(const cl_json_object *ev, const char *key, const char *want)
+{
+	const cl_json_member *m = NULL;
+
+	for (int i = 0; i < ev->nmembers; i++)
+	{
+		if (strcmp(ev->members[i].key, key) == 0)
+			m = &ev->members[i];
+	}
+	if (m == NULL)
+		return false;
+	if (want == NULL)
+		return m->type == CL_JSON_NULL;
+	return m->type == CL_JSON_STRING && m->strlen_ == strlen(want) && strcmp(m->str, want) == 0;
 }
 
 /*
@@ -1431,8 +1466,9 @@ cmd_receipt(const options *o)
 	const uint8_t *v;
 	size_t		n;
 	int64_t		event_id = 0;
-	char		recorded[40] = "";
-	char		expires[40] = "no expiry";
+	char		recorded[48] = "";
+	char		expires[48] = "no expiry";
+	char	   *recorded_by = NULL;
 	int64_t		recorded_s = 0;
 	int64_t		expires_s = 0;
 	bool		has_expiry = false;
@@ -1518,6 +1554,9 @@ cmd_receipt(const options *o)
 		printf("OK: %d of %d witnesses cosigned the checkpoint (quorum %ld)\n", count, distinct, o->quorum);
 	}
 
+	if (o->origin != NULL && strcmp(o->origin, cp.origin) != 0)
+		RFAIL("%s: the checkpoint is of %s, not of --origin %s", o->args[0], cp.origin, o->origin);
+
 	/* 2. the proof: the leaf is in that tree */
 	if (!cl_proof_parse(p_proof->value, p_proof->valuelen, &proof, &err))
 		RFAIL("%s: proof: %s", o->args[0], err);
@@ -1565,6 +1604,7 @@ cmd_receipt(const options *o)
 	key64 = leaf_text(leaf, leaflen, "subject_key", &bad);
 	if (bad || subject == NULL || purpose == NULL || action == NULL)
 		RFAIL("%s: the leaf is not a consent event (subject, purpose, action)", o->args[0]);
+	recorded_by = leaf_text(leaf, leaflen, "recorded_by", &bad);
 	if (cl_leaf_column(leaf, leaflen, "recorded_at", &tag, &v, &n) == NULL && tag == 'Z')
 		leaf_time(v, recorded, &recorded_s);
 	if (cl_leaf_column(leaf, leaflen, "expires_at", &tag, &v, &n) == NULL && tag == 'Z')
@@ -1576,17 +1616,28 @@ cmd_receipt(const options *o)
 		RFAIL("%s: event: %s", o->args[0], err);
 	ev_parsed = true;
 	{
+		/* every member the receipt shows is the leaf's, and nothing else is shown */
+		static const char *const known[] = {"event_id", "subject", "purpose", "action", "expires_at",
+			"recorded_at", "recorded_by", "subject_statement", "subject_signature", "subject_key"};
 		const cl_json_member *m_id = cl_json_get(&ev, "event_id", CL_JSON_INT);
-		const cl_json_member *m_subject = cl_json_get(&ev, "subject", CL_JSON_STRING);
-		const cl_json_member *m_purpose = cl_json_get(&ev, "purpose", CL_JSON_STRING);
-		const cl_json_member *m_action = cl_json_get(&ev, "action", CL_JSON_STRING);
 
+		for (int i = 0; i < ev.nmembers; i++)
+		{
+			bool		ok = false;
+
+			for (int j = 0; j < (int) (sizeof(known) / sizeof(known[0])); j++)
+				ok |= strcmp(ev.members[i].key, known[j]) == 0;
+			if (!ok)
+				RFAIL("%s: the event has a member the verifier does not check: \"%s\"", o->args[0], ev.members[i].key);
+		}
 		if (m_id == NULL || (int64_t) m_id->num != event_id ||
-			m_subject == NULL || strcmp(m_subject->str, subject) != 0 || m_subject->strlen_ != strlen(subject) ||
-			m_purpose == NULL || strcmp(m_purpose->str, purpose) != 0 ||
-			m_action == NULL || strcmp(m_action->str, action) != 0)
-			RFAIL("%s: the event the receipt shows (event_id, subject, purpose, action) is not the one its leaf holds",
-				  o->args[0]);
+			!member_is(&ev, "subject", subject) || !member_is(&ev, "purpose", purpose) ||
+			!member_is(&ev, "action", action) || !member_is(&ev, "recorded_by", recorded_by) ||
+			!member_is(&ev, "recorded_at", recorded[0] ? recorded : NULL) ||
+			!member_is(&ev, "expires_at", has_expiry ? expires : NULL) ||
+			!member_is(&ev, "subject_statement", stmt) || !member_is(&ev, "subject_signature", sig64) ||
+			!member_is(&ev, "subject_key", key64))
+			RFAIL("%s: the event the receipt shows is not the one its leaf holds", o->args[0]);
 	}
 
 	/* 4. the subject's signature, when the event carries one */
@@ -1605,6 +1656,9 @@ cmd_receipt(const options *o)
 			RFAIL("%s: the subject's signature or key is malformed", o->args[0]);
 		if (!cl_statement_signature_ok(stmt, strlen(stmt), sig, skey))
 			RFAIL("%s: the subject's signature does not verify over the statement", o->args[0]);
+		/* the subject signed for this consent ledger, not for another ledger of the server */
+		if (strcmp(st.origin, cp.origin) != 0)
+			RFAIL("%s: the subject signed for origin %s, but the checkpoint is of %s", o->args[0], st.origin, cp.origin);
 		if (strcmp(st.subject, subject) != 0 || strcmp(st.purpose, purpose) != 0 ||
 			strcmp(action, st.withdraw ? "withdraw" : "grant") != 0 ||
 			st.expires_never == has_expiry || (has_expiry && st.expires != expires_s))
@@ -1636,6 +1690,7 @@ done:
 	free(stmt);
 	free(sig64);
 	free(key64);
+	free(recorded_by);
 	free(leaf);
 	free(note);
 	free(buf);
