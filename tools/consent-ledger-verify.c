@@ -1679,6 +1679,11 @@ cmd_receipt(const options *o)
 		printf("subject-signed: yes, by key %s\n", key64);
 	else
 		printf("subject-signed: no (recorded by the operator)\n");
+	/* what the receipt alone cannot tell: which ledger is the consent ledger, whose key */
+	if (o->origin == NULL)
+		printf("note: --origin not given: any ledger signed by the server's key is taken for the consent ledger\n");
+	if (stmt != NULL && o->subject_key == NULL)
+		printf("note: --subject-key not given: the key is the one the leaf names, not one you know is the subject's\n");
 	rc = EXIT_VERIFIED;
 #undef RFAIL
 done:

@@ -128,6 +128,11 @@ my %forged;
 	($urc) = cl_run_verifier('receipt', '--public-key', $server_pk, '--subject-key', $pk, "$tmp/unsigned.json");
 	is($urc, 1, '--subject-key on an unsigned event fails');
 }
+($forged{'another recorder shown'} = $receipt) =~ s/"recorded_by": "[^"]*"/"recorded_by": "someone else"/;
+($forged{'an expiry shown'} = $receipt) =~ s/"expires_at": null/"expires_at": "2027-01-01T00:00:00.000000Z"/;
+($forged{'another recording time shown'} = $receipt) =~ s/("recorded_at": ")(\d{4})/$1 . ($2 + 1)/e;
+($forged{'a purpose with a NUL'} = $receipt) =~ s/"purpose": "trial"/"purpose": "trial\\u0000x"/;
+($forged{'an unchecked event member'} = $receipt) =~ s/"event": \{/"event": {"note": "x", /;
 ($forged{'an unknown member'} = $receipt) =~ s/^\{/{"note": "x", /;
 ($forged{'a duplicate member'} = $receipt) =~ s/^\{/{"leaf_index": 0, /;
 ($forged{'another type'} = $receipt) =~ s{consent-receipt/v1}{consent-receipt/v2};
@@ -139,6 +144,54 @@ foreach my $what (sort keys %forged)
 	my ($frc, $fout) = cl_run_verifier('receipt', '--public-key', $server_pk, "$tmp/forged.json");
 	is($frc, 1, "forgery refused: $what");
 }
+
+# --- a receipt made by an administrator from a ledger of their own ---
+# A signed-looking event in another ledger of the same server: the
+# statement names the consent ledger, the checkpoint another ledger; or
+# both name the fake ledger: then only --origin or --subject-key tell.
+run_ok_out($openssl, 'genpkey', '-algorithm', 'ed25519', '-out', "$tmp/attacker.pem");
+my $adir = run_ok_out($openssl, 'pkey', '-in', "$tmp/attacker.pem", '-pubout', '-outform', 'DER');
+my $apk = MIME::Base64::encode_base64(substr($adir, -32), '');
+$node->safe_psql('src', q{
+	CREATE TABLE fake (event_id bigint, subject text, purpose text, action text, expires_at timestamptz,
+		recorded_at timestamptz, recorded_by text, subject_statement text, subject_signature text, subject_key text);
+	SELECT consent_ledger.create_ledger('fake');
+});
+my $fake_origin = $node->safe_psql('src', q{SELECT origin FROM consent_ledger.ledgers WHERE relid = 'fake'::regclass});
+my $fake_receipt = sub {
+	my ($stmt_origin, $n) = @_;
+	my $fst = "consent-ledger-consent/v1\norigin $stmt_origin\nsubject p-17\npurpose trial\naction grant\nexpires never\ntime $t\nnonce attacker-grant-00000\n";
+	cl_write_file("$tmp/stmt", $fst);
+	my $fsig = MIME::Base64::encode_base64(run_ok_out($openssl, 'pkeyutl', '-sign', '-inkey', "$tmp/attacker.pem",
+		'-rawin', '-in', "$tmp/stmt"), '');
+	$node->safe_psql('src', "INSERT INTO fake VALUES ($n, 'p-17', 'trial', 'grant', NULL, now(), 'postgres', \$q\$$fst\$q\$, '$fsig', '$apk')");
+	$node->safe_psql('src', 'SELECT consent_ledger.seal()');
+	return $node->safe_psql('src', qq{
+		SELECT jsonb_build_object('type', 'consent_ledger/consent-receipt/v1',
+			'event', jsonb_build_object('event_id', f.event_id, 'subject', f.subject, 'purpose', f.purpose, 'action', f.action,
+				'expires_at', NULL, 'recorded_at', to_char(timezone('UTC', f.recorded_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+				'recorded_by', f.recorded_by, 'subject_statement', f.subject_statement,
+				'subject_signature', f.subject_signature, 'subject_key', f.subject_key),
+			'leaf_index', p.leaf, 'leaf_data', encode(consent_ledger.leaf_data('fake', p.leaf), 'hex'),
+			'proof', consent_ledger.inclusion_proof('fake', p.leaf), 'checkpoint', consent_ledger.checkpoint('fake'))
+		FROM fake f JOIN consent_ledger.leaf_positions('fake') p USING (ledger_txn, ledger_ord) WHERE f.event_id = $n});
+};
+cl_write_file("$tmp/fake1.json", $fake_receipt->($origin, 1));
+($rc, $out) = cl_run_verifier('receipt', '--public-key', $server_pk, "$tmp/fake1.json");
+is($rc, 1, 'a fake ledger\'s event signed for the consent ledger: refused (the statement\'s origin is not the checkpoint\'s)');
+like($out, qr/the subject signed for origin \Q$origin\E, but the checkpoint is of \Q$fake_origin\E/, 'and says so');
+cl_write_file("$tmp/fake2.json", $fake_receipt->($fake_origin, 2));
+($rc, $out) = cl_run_verifier('receipt', '--public-key', $server_pk, "$tmp/fake2.json");
+is($rc, 0, 'a fake ledger\'s event signed for itself holds without pins ...');
+like($out, qr/^note: --origin not given/m, '... with a note that the origin is not pinned');
+like($out, qr/^note: --subject-key not given/m, '... and that the key is the leaf\'s');
+($rc) = cl_run_verifier('receipt', '--public-key', $server_pk, '--origin', $origin, "$tmp/fake2.json");
+is($rc, 1, '--origin of the consent ledger refuses it');
+($rc) = cl_run_verifier('receipt', '--public-key', $server_pk, '--subject-key', $pk, "$tmp/fake2.json");
+is($rc, 1, '--subject-key of the person refuses it');
+($rc, $out) = cl_run_verifier('receipt', '--public-key', $server_pk, '--origin', $origin, '--subject-key', $pk, $rfile);
+is($rc, 0, 'the genuine receipt holds with both pins');
+unlike($out, qr/^note:/m, 'and needs no note');
 
 # --- pg_dump / pg_restore ---
 my $dump = "$tmp/src.dump";
