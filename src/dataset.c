@@ -90,23 +90,113 @@ typedef struct Subject
 	int			len;
 } Subject;
 
-static int
-datum_cmp(const void *a, const void *b)
-{
-	Datum		x = *(const Datum *) a;
-	Datum		y = *(const Datum *) b;
+static char *subject_text(Datum d, Oid typid, Oid outfn);
 
-	return (x > y) - (x < y);
-}
-
-static int
-subject_cmp(const void *a, const void *b)
+static inline int
+subject_cmp(const Subject *x, const Subject *y)
 {
-	const Subject *x = a;
-	const Subject *y = b;
 	int			c = memcmp(x->s, y->s, Min(x->len, y->len));
 
 	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* qsort specialized for the two arrays sorted per export (lib/sort_template.h) */
+#define ST_SORT sort_datums
+#define ST_ELEMENT_TYPE Datum
+#define ST_COMPARE(a, b) ((*(a) > *(b)) - (*(a) < *(b)))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+#define ST_SORT sort_subjects
+#define ST_ELEMENT_TYPE Subject
+#define ST_COMPARE(a, b) subject_cmp(a, b)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/*
+ * Receives the rows of the view as the executor makes them: each goes to
+ * the function's result (one copy, no SPI tuple table between), and its
+ * subject to the list the manifest is made of.
+ */
+typedef struct ExportReceiver
+{
+	DestReceiver pub;
+	Tuplestorestate *store;
+	int			natts;			/* of the result type */
+	AttrNumber	subj_att;
+	Oid			subj_type;
+	Oid			outfn;
+	bool		byval;			/* integers: kept as Datums, text made once per value */
+	MemoryContext subjcxt;
+	Datum	   *values;
+	int64		nvalues;
+	int64		vcap;
+	Subject    *subjects;
+	int64		nsubjects;
+	int64		cap;
+	int64		rows;
+} ExportReceiver;
+
+static void
+export_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	if (typeinfo->natts != ((ExportReceiver *) self)->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the purpose view's columns changed during the export"),
+				 errhint("Export again.")));
+}
+
+static bool
+export_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ExportReceiver *r = (ExportReceiver *) self;
+	bool		isnull;
+	Datum		d;
+	MemoryContext old;
+
+	tuplestore_puttupleslot(r->store, slot);
+	r->rows++;
+	d = slot_getattr(slot, r->subj_att, &isnull);
+	if (isnull)
+		return true;
+	old = MemoryContextSwitchTo(r->subjcxt);
+	if (r->byval)
+	{
+		if (r->nvalues == r->vcap)
+		{
+			r->vcap = Max(16384, r->vcap * 2);
+			r->values = r->values == NULL ? MemoryContextAllocHuge(r->subjcxt, sizeof(Datum) * r->vcap) :
+				repalloc_huge(r->values, sizeof(Datum) * r->vcap);
+		}
+		r->values[r->nvalues++] = d;
+	}
+	else
+	{
+		if (r->nsubjects == r->cap)
+		{
+			r->cap = Max(16384, r->cap * 2);
+			r->subjects = r->subjects == NULL ? MemoryContextAllocHuge(r->subjcxt, sizeof(Subject) * r->cap) :
+				repalloc_huge(r->subjects, sizeof(Subject) * r->cap);
+		}
+		r->subjects[r->nsubjects].s = subject_text(d, r->subj_type, r->outfn);
+		r->subjects[r->nsubjects].len = strlen(r->subjects[r->nsubjects].s);
+		r->nsubjects++;
+	}
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+static void
+export_shutdown(DestReceiver *self)
+{
+}
+
+static void
+export_destroy(DestReceiver *self)
+{
 }
 
 /* Runs sql with arguments as the extension's owner (inside SPI). */
@@ -196,12 +286,10 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 	Oid			subj_type;
 	Oid			outfn;
 	bool		varlena;
-	Portal		portal;
 	MemoryContext subjcxt;
 	MemoryContext old;
 	Subject    *subjects = NULL;
 	int64		nsubjects = 0;
-	int64		cap = 0;
 	int64		rows = 0;
 	int64		ndistinct = 0;
 	cl_hash    *leaves;
@@ -216,7 +304,6 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 	bool		byval;
 	Datum	   *values = NULL;	/* by-value subjects, as they come */
 	int64		nvalues = 0;
-	int64		vcap = 0;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -322,59 +409,39 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 	qview = quote_qualified_identifier(get_namespace_name(get_rel_namespace(view)), get_rel_name(view));
 	subjcxt = AllocSetContextCreate(CurrentMemoryContext, "consent_ledger dataset subjects",
 									ALLOCSET_DEFAULT_SIZES);
-	portal = SPI_cursor_open_with_args(NULL, psprintf("SELECT * FROM %s", qview), 0, NULL, NULL, NULL,
-									   true, CURSOR_OPT_NO_SCROLL);
-	for (;;)
 	{
-		SPI_cursor_fetch(portal, true, 1000);
-		if (SPI_processed == 0)
-			break;
-		if (SPI_tuptable->tupdesc->natts != tupdesc->natts)
-			elog(ERROR, "the purpose view changed during the export");
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			bool		isnull;
-			Datum		d = heap_getattr(tup, subj_att, SPI_tuptable->tupdesc, &isnull);
+		ExportReceiver *r = palloc0(sizeof(ExportReceiver));
+		SPIExecuteOptions opts;
 
-			tuplestore_puttuple(store, tup);
-			rows++;
-			if (isnull)
-				continue;
-			if (byval)
-			{
-				/* integers: their text only once per distinct value, below */
-				if (nvalues == vcap)
-				{
-					vcap = Max(1024, vcap * 2);
-					values = values == NULL ? MemoryContextAllocHuge(subjcxt, sizeof(Datum) * vcap) :
-						repalloc_huge(values, sizeof(Datum) * vcap);
-				}
-				values[nvalues++] = d;
-				continue;
-			}
-			old = MemoryContextSwitchTo(subjcxt);
-			if (nsubjects == cap)
-			{
-				cap = Max(1024, cap * 2);
-				subjects = subjects == NULL ? palloc(sizeof(Subject) * cap) :
-					repalloc_huge(subjects, sizeof(Subject) * cap);
-			}
-			subjects[nsubjects].s = subject_text(d, subj_type, outfn);
-			subjects[nsubjects].len = strlen(subjects[nsubjects].s);
-			nsubjects++;
-			MemoryContextSwitchTo(old);
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
+		r->pub.receiveSlot = export_receive;
+		r->pub.rStartup = export_startup;
+		r->pub.rShutdown = export_shutdown;
+		r->pub.rDestroy = export_destroy;
+		r->pub.mydest = DestNone;
+		r->store = store;
+		r->natts = tupdesc->natts;
+		r->subj_att = subj_att;
+		r->subj_type = subj_type;
+		r->outfn = outfn;
+		r->byval = byval;
+		r->subjcxt = subjcxt;
+		memset(&opts, 0, sizeof(opts));
+		opts.read_only = true;
+		opts.dest = (DestReceiver *) r;
+		if (SPI_execute_extended(psprintf("SELECT * FROM %s", qview), &opts) != SPI_OK_SELECT)
+			elog(ERROR, "could not read %s", qview);
+		rows = r->rows;
+		values = r->values;
+		nvalues = r->nvalues;
+		subjects = r->subjects;
+		nsubjects = r->nsubjects;
 	}
-	SPI_cursor_close(portal);
 
 	if (byval && nvalues > 0)
 	{
 		int64		nd = 0;
 
-		qsort(values, nvalues, sizeof(Datum), datum_cmp);
+		sort_datums(values, nvalues);
 		for (int64 i = 0; i < nvalues; i++)
 		{
 			if (nd == 0 || values[nd - 1] != values[i])
@@ -393,7 +460,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 
 	/* the distinct subjects, sorted bytewise, and their Merkle root */
 	if (nsubjects > 0)
-		qsort(subjects, nsubjects, sizeof(Subject), subject_cmp);
+		sort_subjects(subjects, nsubjects);
 	for (int64 i = 0; i < nsubjects; i++)
 	{
 		if (ndistinct == 0 || subject_cmp(&subjects[ndistinct - 1], &subjects[i]) != 0)
