@@ -29,6 +29,7 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -50,7 +51,6 @@ PG_FUNCTION_INFO_V1(cl_dataset_includes);
 
 #define DATASET_CHUNK		10000	/* subjects per row of dataset_subjects */
 #define DATASET_MAX_NAME	200
-#define DATASET_STORE_KB	(64 * 1024)	/* rows kept in memory before a file */
 
 static const char *const create_datasets_sql[] = {
 	"CREATE TABLE consent_ledger.datasets ("
@@ -76,6 +76,8 @@ static const char *const create_datasets_sql[] = {
 	" last_subject pg_catalog.text NOT NULL,"
 	" subjects pg_catalog.text[] NOT NULL,"
 	" PRIMARY KEY (dataset, chunk))",
+	/* a chunk is hashed whole by the ledger; compressing it too costs more than it saves */
+	"ALTER TABLE consent_ledger.dataset_subjects ALTER COLUMN subjects SET STORAGE EXTERNAL",
 	"COMMENT ON TABLE consent_ledger.dataset_subjects IS "
 	"'the subjects of each dataset, sorted bytewise, in chunks: the leaves of its subjects_root'",
 	"REVOKE ALL ON consent_ledger.datasets, consent_ledger.dataset_subjects FROM PUBLIC",
@@ -100,20 +102,31 @@ subject_cmp(const Subject *x, const Subject *y)
 	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-/* qsort specialized for the two arrays sorted per export (lib/sort_template.h) */
-#define ST_SORT sort_datums
-#define ST_ELEMENT_TYPE Datum
-#define ST_COMPARE(a, b) ((*(a) > *(b)) - (*(a) < *(b)))
-#define ST_SCOPE static
-#define ST_DEFINE
-#include "lib/sort_template.h"
-
+/* qsort specialized for the subjects sorted per export (lib/sort_template.h) */
 #define ST_SORT sort_subjects
 #define ST_ELEMENT_TYPE Subject
 #define ST_COMPARE(a, b) subject_cmp(a, b)
 #define ST_SCOPE static
 #define ST_DEFINE
 #include "lib/sort_template.h"
+
+/* the distinct by-value subjects (integers), as they come */
+typedef struct DatumSetEntry
+{
+	Datum		key;
+	char		status;
+} DatumSetEntry;
+
+#define SH_PREFIX datumset
+#define SH_ELEMENT_TYPE DatumSetEntry
+#define SH_KEY_TYPE Datum
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) murmurhash32((uint32) ((uint64) (k) ^ ((uint64) (k) >> 32)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /*
  * Receives the rows of the view as the executor makes them: each goes to
@@ -130,9 +143,7 @@ typedef struct ExportReceiver
 	Oid			outfn;
 	bool		byval;			/* integers: kept as Datums, text made once per value */
 	MemoryContext subjcxt;
-	Datum	   *values;
-	int64		nvalues;
-	int64		vcap;
+	datumset_hash *values;		/* byval: the distinct values */
 	Subject    *subjects;
 	int64		nsubjects;
 	int64		cap;
@@ -165,13 +176,9 @@ export_receive(TupleTableSlot *slot, DestReceiver *self)
 	old = MemoryContextSwitchTo(r->subjcxt);
 	if (r->byval)
 	{
-		if (r->nvalues == r->vcap)
-		{
-			r->vcap = Max(16384, r->vcap * 2);
-			r->values = r->values == NULL ? MemoryContextAllocHuge(r->subjcxt, sizeof(Datum) * r->vcap) :
-				repalloc_huge(r->values, sizeof(Datum) * r->vcap);
-		}
-		r->values[r->nvalues++] = d;
+		bool		found;
+
+		(void) datumset_insert(r->values, d, &found);
 	}
 	else
 	{
@@ -302,8 +309,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
 	bool		byval;
-	Datum	   *values = NULL;	/* by-value subjects, as they come */
-	int64		nvalues = 0;
+	datumset_hash *values = NULL;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -391,19 +397,12 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 
 	/*
 	 * The rows, read as the caller through the view: checked and audited.
-	 * The executor materializes a set-returning function's rows anyway;
-	 * they are kept in memory up to DATASET_STORE_KB (work_mem if larger),
-	 * then in a temporary file, as a plain COPY's would not be.
+	 * The executor materializes a set-returning function's rows anyway:
+	 * they go to the function's tuplestore (work_mem, then a temporary
+	 * file), as a plain COPY's would not.
 	 */
 	InitMaterializedSRF(fcinfo, 0);
 	tupdesc = rsinfo->setDesc;
-	{
-		MemoryContext q = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-
-		tuplestore_end(rsinfo->setResult);
-		rsinfo->setResult = tuplestore_begin_heap(false, false, Max(work_mem, DATASET_STORE_KB));
-		MemoryContextSwitchTo(q);
-	}
 	store = rsinfo->setResult;
 	byval = get_typbyval(subj_type) && get_typlen(subj_type) <= (int) sizeof(Datum);
 	qview = quote_qualified_identifier(get_namespace_name(get_rel_namespace(view)), get_rel_name(view));
@@ -417,7 +416,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		r->pub.rStartup = export_startup;
 		r->pub.rShutdown = export_shutdown;
 		r->pub.rDestroy = export_destroy;
-		r->pub.mydest = DestNone;
+		r->pub.mydest = DestTuplestore;	/* anything but DestNone: SPI then says SPI_OK_SELECT */
 		r->store = store;
 		r->natts = tupdesc->natts;
 		r->subj_att = subj_att;
@@ -425,6 +424,8 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		r->outfn = outfn;
 		r->byval = byval;
 		r->subjcxt = subjcxt;
+		if (byval)
+			r->values = datumset_create(subjcxt, 1024, NULL);
 		memset(&opts, 0, sizeof(opts));
 		opts.read_only = true;
 		opts.dest = (DestReceiver *) r;
@@ -432,27 +433,24 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not read %s", qview);
 		rows = r->rows;
 		values = r->values;
-		nvalues = r->nvalues;
 		subjects = r->subjects;
 		nsubjects = r->nsubjects;
 	}
 
-	if (byval && nvalues > 0)
+	if (byval && values->members > 0)
 	{
+		datumset_iterator it;
+		DatumSetEntry *e;
 		int64		nd = 0;
 
-		sort_datums(values, nvalues);
-		for (int64 i = 0; i < nvalues; i++)
-		{
-			if (nd == 0 || values[nd - 1] != values[i])
-				values[nd++] = values[i];
-		}
 		old = MemoryContextSwitchTo(subjcxt);
-		subjects = MemoryContextAllocHuge(subjcxt, sizeof(Subject) * nd);
-		for (int64 i = 0; i < nd; i++)
+		subjects = MemoryContextAllocHuge(subjcxt, sizeof(Subject) * values->members);
+		datumset_start_iterate(values, &it);
+		while ((e = datumset_iterate(values, &it)) != NULL)
 		{
-			subjects[i].s = subject_text(values[i], subj_type, outfn);
-			subjects[i].len = strlen(subjects[i].s);
+			subjects[nd].s = subject_text(e->key, subj_type, outfn);
+			subjects[nd].len = strlen(subjects[nd].s);
+			nd++;
 		}
 		nsubjects = nd;
 		MemoryContextSwitchTo(old);
