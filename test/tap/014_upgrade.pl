@@ -285,6 +285,26 @@ is(q1(q{SELECT string_agg(operation || ' ' || coalesce(old_subject, '-') || '>' 
 	'INSERT ->- true,INSERT ->98 false,INSERT ->- true,UPDATE ->- true',
 	'rotation: the moved row\'s insert and update records erased, the other subject\'s kept');
 
+# 1.6 (README "Data subjects in control"): the consent ledger made under
+# 1.0, with its events, got the three nullable columns of signed events
+# from the update (not encoded when NULL: every leaf as it was, checked by
+# the 1.0 receipt below); the four-argument define_purpose() calls of 1.0
+# still work; a purpose that takes only signed grants refuses the
+# operator's, and the state of the 1.0 events is unchanged.
+is(q1(q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+		WHERE attrelid = 'consent_ledger.consent_events'::regclass
+		  AND attname IN ('subject_statement', 'subject_signature', 'subject_key')}),
+	'subject_statement,subject_signature,subject_key', '1.6: the 1.0 consent ledger has the columns of signed events');
+is(q1(qq{SELECT consent_ledger.verify_checkpoint('$receipt{'consent_ledger.consent_events'}')}), 't',
+	'1.6: the 1.0 receipt of the consent ledger verifies after the columns were added');
+q1(q{SELECT consent_ledger.define_purpose('u_legacy_call', 'four arguments', 'consent', NULL)});
+q1(q{SELECT consent_ledger.define_purpose('u_signed', require_subject_signature => true)});
+($rc, $o, $e) = $node->psql($db, q{SELECT consent_ledger.grant_consent(3, 'u_signed')});
+like($e, qr/ERROR:  purpose "u_signed" takes only grants signed by the subject/,
+	'1.6: a purpose defined after the update takes only signed grants');
+is(q1(q{SELECT consent_ledger.has_consent(3, 'u_analytics')::text || ' ' || consent_ledger.has_consent(3, 'u_signed')::text}),
+	'true false', '1.6: has_consent() of the 1.0 events unchanged');
+
 # README "Erasure": the consent ledger made under 1.0 has its events'
 # evidence in its leaves.  migrate_consent_ledger() (1.4) moves its events
 # into a new consent ledger whose evidence is personal: the same events
