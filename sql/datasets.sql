@@ -8,12 +8,12 @@
 
 SELECT consent_ledger.define_purpose('ds.train', 'model training');
 CREATE TABLE ds_people (id int, name text);
-INSERT INTO ds_people SELECT g, 'person ' || g FROM generate_series(1, 12) g;
+INSERT INTO ds_people SELECT g, 'person ' || g FROM generate_series(7001, 7012) g;
 SELECT consent_ledger.protect('ds_people', 'id');
 SELECT consent_ledger.audit('ds_people');
 SELECT consent_ledger.create_purpose_view('ds_people', 'ds.train', 'ds_people_train');
 CREATE VIEW ds_plain AS SELECT * FROM ds_people;
-SELECT count(consent_ledger.grant_consent(g, 'ds.train')) AS granted FROM generate_series(1, 12, 2) g;
+SELECT count(consent_ledger.grant_consent(g, 'ds.train')) AS granted FROM generate_series(7001, 7012, 2) g;
 CREATE ROLE regress_ds_ml;
 CREATE ROLE regress_ds_other;
 SELECT consent_ledger.authorize_purpose('regress_ds_ml', 'ds.train');
@@ -78,29 +78,29 @@ WHERE kind = 'read' AND role_name = 'regress_ds_ml' AND outcome <> 'started' ORD
 -- ---------------------------------------------------------------------
 SELECT d->>'included' AS included, d->>'leaf_data' AS leaf_data, d->'proof'->>'leaf_index' AS leaf_index,
        d->'proof'->>'tree_size' AS tree_size, d->'proof'->>'root_hash' = d->>'subjects_root' AS root_ok,
-       decode(d->'proof'->>'leaf_hash', 'base64') = sha256('\x00'::bytea || convert_to('3', 'UTF8')) AS leaf_hash_ok
-FROM (SELECT consent_ledger.dataset_includes('ds-1', '3') AS d) s;
+       decode(d->'proof'->>'leaf_hash', 'base64') = sha256('\x00'::bytea || convert_to('7003', 'UTF8')) AS leaf_hash_ok
+FROM (SELECT consent_ledger.dataset_includes('ds-1', '7003') AS d) s;
 SELECT s.subject, d->>'included' AS included, d->'before'->>'subject' AS before, d->'after'->>'subject' AS after,
        d->'before'->'proof'->>'leaf_index' AS before_leaf, d->'after'->'proof'->>'leaf_index' AS after_leaf
-FROM (VALUES ('4'), ('0'), ('99'), ('10'), ('')) s(subject),
+FROM (VALUES ('7004'), ('7000'), ('7099'), ('70010'), ('')) s(subject),
      LATERAL (SELECT consent_ledger.dataset_includes('ds-1', s.subject) AS d) x ORDER BY 1;
-SELECT consent_ledger.dataset_includes('ds-none', '3');
-SELECT consent_ledger.dataset_includes(NULL, '3');
+SELECT consent_ledger.dataset_includes('ds-none', '7003');
+SELECT consent_ledger.dataset_includes(NULL, '7003');
 
 -- ---------------------------------------------------------------------
 -- 4. A withdrawal: the datasets it affects, and the next export
 -- ---------------------------------------------------------------------
-SELECT dataset, rows, subjects FROM consent_ledger.datasets_for_subject('3');
-SELECT dataset FROM consent_ledger.datasets_for_subject('4');
-SELECT consent_ledger.withdraw_consent(3, 'ds.train') > 0 AS withdrawn;
+SELECT dataset, rows, subjects FROM consent_ledger.datasets_for_subject('7003');
+SELECT dataset FROM consent_ledger.datasets_for_subject('7004');
+SELECT consent_ledger.withdraw_consent(7003, 'ds.train') > 0 AS withdrawn;
 SET ROLE regress_ds_ml;
 SELECT count(*) FROM consent_ledger.export_dataset('ds-2', NULL::ds_people_train);
 -- one export per name, for good
 SELECT count(*) FROM consent_ledger.export_dataset('ds-1', NULL::ds_people_train);
 RESET ROLE;
-SELECT dataset FROM consent_ledger.datasets_for_subject('3');
-SELECT dataset FROM consent_ledger.datasets_for_subject('5') ORDER BY 1;
-SELECT consent_ledger.dataset_includes('ds-2', '3')->>'included' AS in_ds2;
+SELECT dataset FROM consent_ledger.datasets_for_subject('7003');
+SELECT dataset FROM consent_ledger.datasets_for_subject('7005') ORDER BY 1;
+SELECT consent_ledger.dataset_includes('ds-2', '7003')->>'included' AS in_ds2;
 SELECT d1.subjects_root <> d2.subjects_root AS roots_differ FROM consent_ledger.datasets d1, consent_ledger.datasets d2
 WHERE d1.name = 'ds-1' AND d2.name = 'ds-2';
 SELECT * FROM consent_ledger.datasets_for_subject(NULL);
@@ -110,7 +110,7 @@ SELECT relation, rows, valid, problem FROM consent_ledger.verify('consent_ledger
 -- ---------------------------------------------------------------------
 -- 5. The right of access report
 -- ---------------------------------------------------------------------
-UPDATE ds_people SET name = 'renamed' WHERE id = 3;
+UPDATE ds_people SET name = 'renamed' WHERE id = 7003;
 SELECT ds_wait_reads(2);
 SELECT r->>'type' AS type, r->>'subject' AS subject,
        jsonb_array_length(r->'consent_history') AS events,
@@ -121,25 +121,25 @@ SELECT r->>'type' AS type, r->>'subject' AS subject,
        (SELECT string_agg(c->>'operation', ',') FROM jsonb_array_elements(r->'changes') c) AS changes,
        (SELECT string_agg(x->>'relation' || ' ' || (x->>'role') || ' ' || (x->>'rows_returned'), ',' ORDER BY (x->>'record_id')::bigint)
           FROM jsonb_array_elements(r->'reads') x WHERE x->>'role' = 'regress_ds_ml') AS ml_reads
-FROM (SELECT consent_ledger.subject_access_report('3') AS r) s;
+FROM (SELECT consent_ledger.subject_access_report('7003') AS r) s;
 -- the period the subject's rows were eligible ends at the withdrawal
 SELECT (p->>'to')::timestamptz = (SELECT recorded_at FROM consent_ledger.consent_events
-                                   WHERE subject = '3' AND action = 'withdraw' AND purpose = 'ds.train') AS ends_at_withdrawal
-FROM jsonb_array_elements(consent_ledger.subject_access_report('3')->'eligibility') e,
+                                   WHERE subject = '7003' AND action = 'withdraw' AND purpose = 'ds.train') AS ends_at_withdrawal
+FROM jsonb_array_elements(consent_ledger.subject_access_report('7003')->'eligibility') e,
      jsonb_array_elements(e->'periods') p WHERE e->>'purpose' = 'ds.train';
 -- a subject who never consented: no eligibility for ds.train, no ml reads
 SELECT jsonb_array_length(r->'consent_history') AS events,
        (SELECT count(*) FROM jsonb_array_elements(r->'eligibility') e WHERE e->>'purpose' = 'ds.train') AS ds_train_periods,
        (SELECT count(*) FROM jsonb_array_elements(r->'reads') x WHERE x->>'role' = 'regress_ds_ml') AS ml_reads
-FROM (SELECT consent_ledger.subject_access_report('4') AS r) s;
+FROM (SELECT consent_ledger.subject_access_report('7004') AS r) s;
 -- a window before anything happened
 SELECT jsonb_array_length(r->'reads') AS reads, jsonb_array_length(r->'changes') AS changes
-FROM (SELECT consent_ledger.subject_access_report('3', '2000-01-01', '2000-01-02') AS r) s;
+FROM (SELECT consent_ledger.subject_access_report('7003', '2000-01-01', '2000-01-02') AS r) s;
 SELECT consent_ledger.subject_access_report(NULL);
-SELECT consent_ledger.subject_access_report('3', now(), now() - interval '1 day');
+SELECT consent_ledger.subject_access_report('7003', now(), now() - interval '1 day');
 SET ROLE regress_ds_ml;
-SELECT consent_ledger.subject_access_report('3');
-SELECT consent_ledger.dataset_includes('ds-1', '3');
+SELECT consent_ledger.subject_access_report('7003');
+SELECT consent_ledger.dataset_includes('ds-1', '7003');
 RESET ROLE;
 
 REVOKE ALL ON ds_people_train FROM regress_ds_ml;

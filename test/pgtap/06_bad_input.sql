@@ -155,8 +155,12 @@ SELECT set_eq($$SELECT fn::text, outcome FROM cl06_nulls WHERE NOT strict$$,
 		-- issue #17: subjects' keys, signed consent, receipts
 		('consent_ledger.register_subject_key(text,text,text,text)', 'error 22004'),
 		('consent_ledger.record_signed_consent(text,text,jsonb)', 'error 22004'),
-		('consent_ledger.consent_receipt(bigint)', 'error 22004')$$,
-	'NULLs: verify(NULL) reports every ledger; define/grant/withdraw, record_standby_read, witness_cosign, erase_subject, create_ledger with personal columns, register_subject_key, record_signed_consent and consent_receipt raise 22004');
+		('consent_ledger.consent_receipt(bigint)', 'error 22004'),
+		('consent_ledger.subject_access_report(text,timestamp with time zone,timestamp with time zone)', 'error 22004'),
+		('consent_ledger.export_dataset(text,anyelement)', 'error 22004'),
+		('consent_ledger.dataset_includes(text,text)', 'error 22004'),
+		('consent_ledger.datasets_for_subject(text)', 'error 22004')$$,
+	'NULLs: verify(NULL) reports every ledger; define/grant/withdraw, record_standby_read, witness_cosign, erase_subject, create_ledger with personal columns, register_subject_key, record_signed_consent, consent_receipt, subject_access_report and the dataset functions raise 22004');
 
 -- NULL in one argument of the functions that are not STRICT
 SELECT lives_ok($$SELECT consent_ledger.define_purpose('cl06_p', 'bad input sweep')$$, 'setup: a purpose');
