@@ -1,7 +1,7 @@
 #!/bin/sh
 #-------------------------------------------------------------------------
 # run.sh [SECONDS]
-#	Builds the five libFuzzer targets with clang
+#	Builds the six libFuzzer targets with clang
 #	(-fsanitize=fuzzer,address,undefined) into a temporary directory and
 #	runs each for SECONDS (default 10) on a copy of its seed corpus
 #	test/fuzz/corpus/<target>/.  Prints TAP for prove; exits non-zero
@@ -20,8 +20,8 @@ case "$secs" in
 esac
 srcdir=$(cd "$(dirname "$0")/../.." && pwd)
 CLANG=${CLANG:-clang}
-targets="fuzz_note fuzz_json fuzz_export fuzz_proof fuzz_leaf"
-sources="$srcdir/src/sha256.c $srcdir/src/note.c $srcdir/src/json.c $srcdir/src/merkle.c $srcdir/src/proof.c $srcdir/src/leaf.c"
+targets="fuzz_note fuzz_json fuzz_export fuzz_proof fuzz_leaf fuzz_statement"
+sources="$srcdir/src/sha256.c $srcdir/src/note.c $srcdir/src/json.c $srcdir/src/merkle.c $srcdir/src/proof.c $srcdir/src/leaf.c $srcdir/src/statement.c"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cl-fuzz.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -37,7 +37,7 @@ if ! "$CLANG" -fsanitize=fuzzer "$tmp/probe.c" -o "$tmp/probe" >"$tmp/probe.log"
 	exit 2
 fi
 
-echo "1..5"
+echo "1..6"
 i=0
 failed=0
 for t in $targets; do
