@@ -208,7 +208,7 @@ export_destroy(DestReceiver *self)
 
 /* Runs sql with arguments as the extension's owner (inside SPI). */
 static void
-run_as_owner_args(const char *sql, int nargs, Oid *types, Datum *vals, bool read_only)
+run_as_owner_args(const char *sql, int nargs, Oid *types, Datum *vals, const char *nulls, bool read_only)
 {
 	Oid			save_userid;
 	int			save_sec;
@@ -218,7 +218,7 @@ run_as_owner_args(const char *sql, int nargs, Oid *types, Datum *vals, bool read
 						   SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		if (SPI_execute_with_args(sql, nargs, types, vals, NULL, read_only, 0) < 0)
+		if (SPI_execute_with_args(sql, nargs, types, vals, nulls, read_only, 0) < 0)
 			elog(ERROR, "SPI_execute_with_args failed: %s", sql);
 	}
 	PG_FINALLY();
@@ -331,7 +331,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 
 		run_as_owner_args("SELECT v.purpose, v.relid::pg_catalog.oid, p.subject_column::pg_catalog.text "
 						  "FROM consent_ledger.purpose_views v JOIN consent_ledger.protected p ON p.relid OPERATOR(pg_catalog.=) v.relid "
-						  "WHERE v.view OPERATOR(pg_catalog.=) $1", 1, types, vals, true);
+						  "WHERE v.view OPERATOR(pg_catalog.=) $1", 1, types, vals, NULL, true);
 		if (SPI_processed == 1)
 		{
 			bool		isnull;
@@ -363,7 +363,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 
 		/* the name is the manifest's key: one export per name */
 		run_as_owner_args("SELECT 1 FROM consent_ledger.datasets WHERE name OPERATOR(pg_catalog.=) $1",
-						  1, types, vals, true);
+						  1, types, vals, NULL, true);
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -375,7 +375,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 	/* the consent state the rows are read under: the events committed before */
 	if (OidIsValid(cl_consent_events_relid(false)))
 		run_as_owner_args("SELECT coalesce(pg_catalog.max(event_id), 0) FROM consent_ledger.consent_events",
-						  0, NULL, NULL, true);
+						  0, NULL, NULL, NULL, true);
 	if (OidIsValid(cl_consent_events_relid(false)) && SPI_processed == 1)
 	{
 		bool		isnull;
@@ -386,7 +386,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 						  "FROM consent_ledger.checkpoints c JOIN consent_ledger.ledgers l USING (ledger_id) "
 						  "WHERE l.relid OPERATOR(pg_catalog.=) 'consent_ledger.consent_events'::pg_catalog.regclass "
 						  "ORDER BY c.seq DESC LIMIT 1",
-						  0, NULL, NULL, true);
+						  0, NULL, NULL, NULL, true);
 		if (SPI_processed == 1)
 		{
 			cp_size = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &cp_null);
@@ -493,28 +493,11 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		vals[11] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 		if (cp_null)
 			nulls[9] = nulls[10] = 'n';
-		{
-			Oid			save_userid;
-			int			save_sec;
-
-			GetUserIdAndSecContext(&save_userid, &save_sec);
-			SetUserIdAndSecContext(cl_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
-								   SECURITY_RESTRICTED_OPERATION);
-			PG_TRY();
-			{
-				if (SPI_execute_with_args("INSERT INTO consent_ledger.datasets (name, purpose, view, relation, subject_column, "
-										  "rows, subjects, subjects_root, consent_horizon, consent_checkpoint_size, "
-										  "consent_checkpoint_root, exported_at, exported_by) "
-										  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now(), $12)",
-										  12, types, vals, nulls, false, 0) != SPI_OK_INSERT)
-					elog(ERROR, "could not record the dataset manifest");
-			}
-			PG_FINALLY();
-			{
-				SetUserIdAndSecContext(save_userid, save_sec);
-			}
-			PG_END_TRY();
-		}
+		run_as_owner_args("INSERT INTO consent_ledger.datasets (name, purpose, view, relation, subject_column, "
+						  "rows, subjects, subjects_root, consent_horizon, consent_checkpoint_size, "
+						  "consent_checkpoint_root, exported_at, exported_by) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now(), $12)",
+						  12, types, vals, nulls, false);
 	}
 	for (int64 c = 0; c * DATASET_CHUNK < ndistinct; c++)
 	{
@@ -532,7 +515,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		vals[3] = elems[n - 1];
 		vals[4] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 		run_as_owner_args("INSERT INTO consent_ledger.dataset_subjects (dataset, chunk, first_subject, last_subject, subjects) "
-						  "VALUES ($1, $2, $3, $4, $5)", 5, types, vals, false);
+						  "VALUES ($1, $2, $3, $4, $5)", 5, types, vals, NULL, false);
 		pfree(elems);
 	}
 	MemoryContextDelete(subjcxt);
@@ -552,15 +535,15 @@ load_subjects(const char *name, int64 *n, char **root64)
 	Subject    *out;
 	int64		k = 0;
 	bool		isnull;
+	bool		found = false;
 
-	if (!OidIsValid(cl_check_internal_table(get_relname_relid("datasets", cl_schema_oid(false)), "datasets")))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("dataset \"%s\" does not exist", name),
-				 errhint("Datasets are recorded by consent_ledger.export_dataset().")));
-	run_as_owner_args("SELECT subjects, subjects_root FROM consent_ledger.datasets WHERE name OPERATOR(pg_catalog.=) $1",
-					  1, types, vals, true);
-	if (SPI_processed != 1)
+	if (OidIsValid(cl_check_internal_table(get_relname_relid("datasets", cl_schema_oid(false)), "datasets")))
+	{
+		run_as_owner_args("SELECT subjects, subjects_root FROM consent_ledger.datasets WHERE name OPERATOR(pg_catalog.=) $1",
+						  1, types, vals, NULL, true);
+		found = SPI_processed == 1;
+	}
+	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("dataset \"%s\" does not exist", name),
@@ -569,7 +552,7 @@ load_subjects(const char *name, int64 *n, char **root64)
 	*root64 = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Subject) * Max(*n, 1));
 	run_as_owner_args("SELECT subjects FROM consent_ledger.dataset_subjects WHERE dataset OPERATOR(pg_catalog.=) $1 "
-					  "ORDER BY chunk", 1, types, vals, true);
+					  "ORDER BY chunk", 1, types, vals, NULL, true);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));

@@ -426,6 +426,23 @@ verify_under(const cl_checkpoint *cp, const char *note,
 	return -1;
 }
 
+/* The number of distinct --witness-key keys given. */
+static int
+distinct_witnesses(const options *o)
+{
+	int			distinct = 0;
+
+	for (int i = 0; i < o->nwitnesses; i++)
+	{
+		bool		dup = false;
+
+		for (int j = 0; j < i && !dup; j++)
+			dup = memcmp(o->wkeys[j], o->wkeys[i], CL_PUBKEY_LEN) == 0;
+		distinct += !dup;
+	}
+	return distinct;
+}
+
 /* Index of the first given key under which the note verifies, or -1. */
 static int
 verify_under_keys(const cl_checkpoint *cp, const char *note, const options *o)
@@ -1305,17 +1322,9 @@ cmd_checkpoint(const options *o)
 	if (o->quorum > 0)
 	{
 		char		why[256];
-		int			distinct = 0;
+		int			distinct = distinct_witnesses(o);
 		int			count;
 
-		for (int i = 0; i < o->nwitnesses; i++)
-		{
-			bool		dup = false;
-
-			for (int j = 0; j < i && !dup; j++)
-				dup = memcmp(o->wkeys[j], o->wkeys[i], CL_PUBKEY_LEN) == 0;
-			distinct += !dup;
-		}
 		if (o->quorum > distinct)
 		{
 			free(note);
@@ -1527,17 +1536,9 @@ cmd_receipt(const options *o)
 	cl_hex_encode(keyid, CL_KEYID_LEN, idhex);
 	if (o->quorum > 0)
 	{
-		int			distinct = 0;
+		int			distinct = distinct_witnesses(o);
 		int			count;
 
-		for (int i = 0; i < o->nwitnesses; i++)
-		{
-			bool		dup = false;
-
-			for (int j = 0; j < i && !dup; j++)
-				dup = memcmp(o->wkeys[j], o->wkeys[i], CL_PUBKEY_LEN) == 0;
-			distinct += !dup;
-		}
 		if (o->quorum > distinct)
 		{
 			rc = error("--quorum %ld exceeds the %d distinct --witness-key given", o->quorum, distinct);
