@@ -254,7 +254,9 @@ BEGIN
 			'event_id', e.event_id, 'subject', e.subject, 'purpose', e.purpose,
 			'action', e.action,
 			-- UTC, to the microsecond: what consent-ledger-verify prints from the leaf
-			'expires_at', pg_catalog.to_char(pg_catalog.timezone('UTC', e.expires_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+			'expires_at', CASE WHEN pg_catalog.isfinite(e.expires_at)
+							   THEN pg_catalog.to_char(pg_catalog.timezone('UTC', e.expires_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+							   ELSE e.expires_at::text END,
 			'recorded_at', pg_catalog.to_char(pg_catalog.timezone('UTC', e.recorded_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
 			'recorded_by', e.recorded_by, 'subject_statement', e.subject_statement,
 			'subject_signature', e.subject_signature, 'subject_key', e.subject_key),
@@ -296,6 +298,7 @@ DECLARE
 	p record;
 	r record;
 	m tstzmultirange;
+	g tstzmultirange;
 	was boolean;
 	since timestamptz;
 	now_in boolean;
@@ -358,9 +361,31 @@ BEGIN
 				was := now_in;
 			END LOOP;
 		END IF;
-		IF NOT pg_catalog.isempty(m) THEN
+		-- A withdrawal takes effect when its transaction commits: after its
+		-- recorded_at, before the first event of a later transaction
+		-- (recorders hold their lock until they end).  Reads are matched
+		-- over that window too, so that none is left out.
+		g := '{}';
+		IF p.legal_basis OPERATOR(pg_catalog.=) 'consent' AND consent_ledger._consent_events_checked() THEN
+			SELECT coalesce(pg_catalog.range_agg(pg_catalog.tstzrange(w.recorded_at,
+					coalesce((SELECT n.recorded_at FROM consent_ledger.consent_events n
+							  WHERE n.event_id OPERATOR(pg_catalog.>) w.event_id
+								AND n.ledger_txn OPERATOR(pg_catalog.<>) w.ledger_txn
+							  ORDER BY n.event_id LIMIT 1),
+							 GREATEST(t1, w.recorded_at)), '[]')), '{}')
+			INTO g
+			FROM consent_ledger.consent_events w
+			WHERE w.subject OPERATOR(pg_catalog.=) s AND w.action OPERATOR(pg_catalog.=) 'withdraw'
+			  AND w.recorded_at OPERATOR(pg_catalog.<=) t1
+			  AND w.purpose IN (WITH RECURSIVE anc(q) AS (SELECT p.purpose UNION
+								SELECT x.parent FROM consent_ledger.purposes x JOIN anc ON x.purpose OPERATOR(pg_catalog.=) anc.q
+								WHERE x.parent IS NOT NULL) SELECT anc.q FROM anc);
+		END IF;
+		IF NOT pg_catalog.isempty(m OPERATOR(pg_catalog.+) g) THEN
 			purposes := purposes OPERATOR(pg_catalog.||) p.purpose;
-			ranges := ranges OPERATOR(pg_catalog.||) m;
+			ranges := ranges OPERATOR(pg_catalog.||) (m OPERATOR(pg_catalog.+) g);
+		END IF;
+		IF NOT pg_catalog.isempty(m) THEN
 			eligibility := eligibility OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
 				'purpose', p.purpose, 'legal_basis', p.legal_basis,
 				'periods', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
@@ -404,25 +429,32 @@ BEGIN
 				  AND a.at OPERATOR(pg_catalog.>=) $2 AND a.at OPERATOR(pg_catalog.<=) $3$q$
 			INTO changes USING s, t0, t1;
 		END IF;
-		-- reads that could have returned the subject's rows
+		-- reads that could have returned the subject's rows: decided by the
+		-- consent in force when the read started (its session's latest
+		-- started record of the relation before its outcome)
+		WITH rd AS (
+			SELECT a.*, pg_catalog.max(a.at) FILTER (WHERE a.outcome OPERATOR(pg_catalog.=) 'started')
+						OVER (PARTITION BY a.session_id, a.relid ORDER BY a.at, a.record_id
+							  ROWS UNBOUNDED PRECEDING) AS started_at
+			FROM consent_ledger.audit_log a
+			LEFT JOIN consent_ledger.purpose_views v ON v.view::oid OPERATOR(pg_catalog.=) a.relid
+			WHERE a.kind OPERATOR(pg_catalog.=) 'read' AND a.at OPERATOR(pg_catalog.<=) t1
+			  AND coalesce(v.relid::oid, a.relid) OPERATOR(pg_catalog.=) ANY (relids))
 		SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-				'at', a.at, 'relation', a.relation, 'purpose', a.purpose, 'role', a.role_name,
-				'session_user', a.session_user_name, 'client_addr', a.client_addr,
-				'application_name', a.application_name, 'rows_returned', a.rows_returned,
-				'rls_bypassed', a.rls_bypassed, 'outcome', a.outcome, 'record_id', a.record_id)
-				ORDER BY a.at, a.record_id), '[]')
+				'at', rd.at, 'started_at', rd.started_at, 'relation', rd.relation, 'purpose', rd.purpose,
+				'role', rd.role_name, 'session_user', rd.session_user_name, 'client_addr', rd.client_addr,
+				'application_name', rd.application_name, 'rows_returned', rd.rows_returned,
+				'rls_bypassed', rd.rls_bypassed, 'outcome', rd.outcome, 'record_id', rd.record_id)
+				ORDER BY rd.at, rd.record_id), '[]')
 		INTO reads
-		FROM consent_ledger.audit_log a
-		LEFT JOIN consent_ledger.purpose_views v ON v.view::oid OPERATOR(pg_catalog.=) a.relid
-		WHERE a.kind OPERATOR(pg_catalog.=) 'read'
-		  AND a.outcome OPERATOR(pg_catalog.=) ANY (ARRAY['completed', 'failed'])
-		  AND a.rows_returned OPERATOR(pg_catalog.>) 0
-		  AND a.at OPERATOR(pg_catalog.>=) t0 AND a.at OPERATOR(pg_catalog.<=) t1
-		  AND coalesce(v.relid::oid, a.relid) OPERATOR(pg_catalog.=) ANY (relids)
-		  AND (a.rls_bypassed
+		FROM rd
+		WHERE rd.outcome OPERATOR(pg_catalog.=) ANY (ARRAY['completed', 'failed'])
+		  AND rd.rows_returned OPERATOR(pg_catalog.>) 0
+		  AND rd.at OPERATOR(pg_catalog.>=) t0
+		  AND (rd.rls_bypassed
 			   OR EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest(purposes), pg_catalog.unnest(ranges)) AS u(purpose, m)
-						  WHERE u.purpose OPERATOR(pg_catalog.=) a.purpose
-							AND u.m OPERATOR(pg_catalog.@>) a.at));
+						  WHERE u.purpose OPERATOR(pg_catalog.=) rd.purpose
+							AND u.m OPERATOR(pg_catalog.@>) coalesce(rd.started_at, rd.at)));
 	END IF;
 
 	RETURN pg_catalog.jsonb_build_object(
@@ -436,9 +468,9 @@ BEGIN
 		'reads', reads,
 		'semantics', pg_catalog.jsonb_build_object(
 			'consent_history', 'exact: every event of the consent ledger for the subject recorded up to "to"',
-			'eligibility', 'exact: the periods in which the consent checks let the subject''s rows through for each purpose (consent, its parents'', expiry and withdrawal), or, for a purpose whose legal basis is not consent, the whole period',
+			'eligibility', 'exact as recorded: the periods in which the consent checks let the subject''s rows through for each purpose (consent, its parents'', expiry and withdrawal), from the events'' recording times, or, for a purpose whose legal basis is not consent, the whole period. An event takes effect when its transaction commits, a little after it was recorded',
 			'changes', 'exact for tables whose changes are audited by an audit ledger that records subjects (1.5 on); none otherwise',
-			'reads', 'a superset of the reads that returned the subject''s rows: an audit record says how many rows a statement returned, not whose; listed are the completed or failed reads that returned rows, of a protected table (or purpose view over it) that holds the subject''s rows now or whose audited changes name the subject, under a purpose for which the subject''s rows were eligible at the time, or by a reader that bypassed row-level security. Not listed: reads of a table that held the subject''s rows only in the past when its changes were not audited'));
+			'reads', 'a superset of the reads that returned the subject''s rows: an audit record says how many rows a statement returned, not whose; listed are the completed or failed reads that returned rows, of a protected table (or purpose view over it) that holds the subject''s rows now or whose audited changes name the subject, that started (started_at) while the subject''s rows were eligible for their purpose, or after a withdrawal until the first event of a later transaction (its commit lies before it; until "to" when there is none yet), or by a reader that bypassed row-level security. Not listed: reads of a table that held the subject''s rows only in the past when its changes were not audited; a cursor dated by a later read of the same relation in its session'));
 END
 $$;
 COMMENT ON FUNCTION consent_ledger.subject_access_report(text, timestamptz, timestamptz) IS

@@ -93,6 +93,8 @@ SELECT consent_ledger.dataset_includes(NULL, '7003');
 SELECT dataset, rows, subjects FROM consent_ledger.datasets_for_subject('7003');
 SELECT dataset FROM consent_ledger.datasets_for_subject('7004');
 SELECT consent_ledger.withdraw_consent(7003, 'ds.train') > 0 AS withdrawn;
+-- (a later event bounds when the withdrawal committed, for the report below)
+SELECT consent_ledger.grant_consent(7100, 'ds.train') > 0 AS later_event;
 SET ROLE regress_ds_ml;
 SELECT count(*) FROM consent_ledger.export_dataset('ds-2', NULL::ds_people_train);
 -- one export per name, for good

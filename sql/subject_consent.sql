@@ -240,6 +240,23 @@ SET consent_ledger.purpose = 'sc.study';
 SELECT subject, v FROM sc_data ORDER BY 1;
 RESET consent_ledger.purpose;
 RESET ROLE;
+-- A grant the subject signed before a withdrawal the operator recorded
+-- (withdraw_consent(), erase_subject()) cannot undo it when recorded
+-- after it; a grant signed after the withdrawal can.
+SELECT sc_consent('sc-dave', 'sc.study', 'grant', 'never', 1700000700, 'dave-grant-0000002') AS dg2 \gset
+\setenv STMT :dg2
+\set dg2_sig `:sign`
+SELECT consent_ledger.withdraw_consent('sc-dave', 'sc.study') > 0 AS operator_withdrawal;
+\set VERBOSITY terse
+SELECT consent_ledger.record_signed_consent(:'dg2', :'dg2_sig');
+\set VERBOSITY default
+SELECT consent_ledger.has_consent('sc-dave', 'sc.study') AS dave_after_withdrawal;
+SELECT sc_consent('sc-dave', 'sc.study', 'grant', 'never', extract(epoch FROM clock_timestamp())::bigint + 2,
+                  'dave-grant-0000003') AS dg3 \gset
+\setenv STMT :dg3
+\set dg3_sig `:sign`
+SELECT consent_ledger.record_signed_consent(:'dg3', :'dg3_sig') > 0 AS granted_again;
+SELECT consent_ledger.has_consent('sc-dave', 'sc.study') AS dave_granted_again;
 
 -- ---------------------------------------------------------------------
 -- 6. Receipts (item 2): not before the event is sealed and signed;

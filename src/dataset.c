@@ -128,6 +128,27 @@ typedef struct DatumSetEntry
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+/* the distinct subjects of other types, by their text, as they come */
+typedef struct TextSetEntry
+{
+	char	   *key;
+	uint32		hash;
+	char		status;
+} TextSetEntry;
+
+#define SH_PREFIX textset
+#define SH_ELEMENT_TYPE TextSetEntry
+#define SH_KEY_TYPE char *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k), strlen(k))
+#define SH_EQUAL(tb, a, b) (strcmp(a, b) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 /*
  * Receives the rows of the view as the executor makes them: each goes to
  * the function's result (one copy, no SPI tuple table between), and its
@@ -144,9 +165,8 @@ typedef struct ExportReceiver
 	bool		byval;			/* integers: kept as Datums, text made once per value */
 	MemoryContext subjcxt;
 	datumset_hash *values;		/* byval: the distinct values */
-	Subject    *subjects;
-	int64		nsubjects;
-	int64		cap;
+	textset_hash *texts;		/* otherwise: the distinct texts */
+	MemoryContext rowcxt;		/* a row's text, until it is known to be new */
 	int64		rows;
 } ExportReceiver;
 
@@ -182,15 +202,17 @@ export_receive(TupleTableSlot *slot, DestReceiver *self)
 	}
 	else
 	{
-		if (r->nsubjects == r->cap)
-		{
-			r->cap = Max(16384, r->cap * 2);
-			r->subjects = r->subjects == NULL ? MemoryContextAllocHuge(r->subjcxt, sizeof(Subject) * r->cap) :
-				repalloc_huge(r->subjects, sizeof(Subject) * r->cap);
-		}
-		r->subjects[r->nsubjects].s = subject_text(d, r->subj_type, r->outfn);
-		r->subjects[r->nsubjects].len = strlen(r->subjects[r->nsubjects].s);
-		r->nsubjects++;
+		/* one copy per distinct subject: memory is bounded by them, not by the rows */
+		char	   *t;
+		bool		found;
+		TextSetEntry *e;
+
+		MemoryContextSwitchTo(r->rowcxt);
+		t = subject_text(d, r->subj_type, r->outfn);
+		e = textset_insert(r->texts, t, &found);
+		if (!found)
+			e->key = MemoryContextStrdup(r->subjcxt, t);
+		MemoryContextReset(r->rowcxt);
 	}
 	MemoryContextSwitchTo(old);
 	return true;
@@ -310,6 +332,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 	Tuplestorestate *store;
 	bool		byval;
 	datumset_hash *values = NULL;
+	textset_hash *texts = NULL;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -426,6 +449,11 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		r->subjcxt = subjcxt;
 		if (byval)
 			r->values = datumset_create(subjcxt, 1024, NULL);
+		else
+		{
+			r->texts = textset_create(subjcxt, 1024, NULL);
+			r->rowcxt = AllocSetContextCreate(subjcxt, "consent_ledger dataset row", ALLOCSET_SMALL_SIZES);
+		}
 		memset(&opts, 0, sizeof(opts));
 		opts.read_only = true;
 		opts.dest = (DestReceiver *) r;
@@ -433,8 +461,7 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not read %s", qview);
 		rows = r->rows;
 		values = r->values;
-		subjects = r->subjects;
-		nsubjects = r->nsubjects;
+		texts = r->texts;
 	}
 
 	if (byval && values->members > 0)
@@ -454,6 +481,21 @@ cl_export_dataset(PG_FUNCTION_ARGS)
 		}
 		nsubjects = nd;
 		MemoryContextSwitchTo(old);
+	}
+
+	if (!byval && texts->members > 0)
+	{
+		textset_iterator it;
+		TextSetEntry *e;
+
+		subjects = MemoryContextAllocHuge(subjcxt, sizeof(Subject) * texts->members);
+		textset_start_iterate(texts, &it);
+		while ((e = textset_iterate(texts, &it)) != NULL)
+		{
+			subjects[nsubjects].s = e->key;
+			subjects[nsubjects].len = strlen(e->key);
+			nsubjects++;
+		}
 	}
 
 	/* the distinct subjects, sorted bytewise, and their Merkle root */

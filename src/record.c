@@ -861,7 +861,32 @@ check_signed_order(const cl_statement *st, const char *sig_b64)
 			const char *err;
 
 			if (isnull)
+			{
+				/*
+				 * An unsigned withdrawal (the operator's, erase_subject()'s)
+				 * recorded at or after the moment the subject signed a grant
+				 * is later than the grant: recording the grant after it
+				 * would undo it.  Refused; the subject signs a new grant.
+				 */
+				text	   *a;
+				TimestampTz at;
+
+				if (st->withdraw)
+					continue;
+				a = DatumGetTextPP(heap_getattr(tup, rec.att[COL_ACTION], desc, &isnull));
+				if (isnull || VARSIZE_ANY_EXHDR(a) != 8 || memcmp(VARDATA_ANY(a), "withdraw", 8) != 0)
+					continue;
+				at = DatumGetTimestampTz(heap_getattr(tup, rec.att[COL_RECORDED_AT], desc, &isnull));
+				if (!isnull && at / USECS_PER_SEC + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY >= st->time)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("consent for purpose \"%s\" was withdrawn after the subject signed this grant", purpose),
+							 errdetail("Consent event %lld, a withdrawal recorded by the operator, is not older than this statement (time %lld).",
+									   (long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull)),
+									   (long long) st->time),
+							 errhint("A grant signed before a withdrawal would undo it; the subject signs a new grant.")));
 				continue;
+			}
 			if (strcmp(TextDatumGetCString(d), sig_b64) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNIQUE_VIOLATION),

@@ -1378,6 +1378,13 @@ leaf_time(const uint8_t *v, char out[48], int64_t *unix_s)
 
 	for (int i = 0; i < 8; i++)
 		us = (int64_t) (((uint64_t) us << 8) | v[i]);
+	/* PostgreSQL's infinite timestamps (an expiry of 'infinity') */
+	if (us == INT64_MAX || us == INT64_MIN)
+	{
+		snprintf(out, 48, "%s", us == INT64_MAX ? "infinity" : "-infinity");
+		*unix_s = us;
+		return;
+	}
 	/* microseconds since 2000-01-01, floored to seconds */
 	frac = us % 1000000;
 	if (frac < 0)
@@ -1385,7 +1392,7 @@ leaf_time(const uint8_t *v, char out[48], int64_t *unix_s)
 	*unix_s = (us - frac) / 1000000 + INT64_C(946684800);
 	t = (time_t) *unix_s;
 	if (gmtime_r(&t, &tm) == NULL || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		snprintf(out, 48, "%" PRId64 " microseconds after 2000-01-01", us);
+		snprintf(out, 48, "%" PRId64 " us after 2000", us);
 	else
 		snprintf(out, 48, "%s.%06" PRId64 "Z", date, frac);
 }

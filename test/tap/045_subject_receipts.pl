@@ -145,6 +145,14 @@ foreach my $what (sort keys %forged)
 	is($frc, 1, "forgery refused: $what");
 }
 
+# an operator-recorded grant without end ('infinity'): its receipt holds too
+my $inf = $node->safe_psql('src', q{SELECT consent_ledger.grant_consent('p-19', 'newsletter', 'infinity')});
+$node->safe_psql('src', 'SELECT consent_ledger.seal()');
+cl_write_file("$tmp/infinity.json", $node->safe_psql('src', "SELECT consent_ledger.consent_receipt($inf)"));
+($rc, $out) = cl_run_verifier('receipt', '--public-key', $server_pk, '--origin', $origin, "$tmp/infinity.json");
+is($rc, 0, 'the receipt of a grant expiring at infinity verifies');
+like($out, qr/^expires infinity$/m, 'and says so');
+
 # --- a receipt made by an administrator from a ledger of their own ---
 # A signed-looking event in another ledger of the same server: the
 # statement names the consent ledger, the checkpoint another ledger; or
