@@ -429,17 +429,26 @@ BEGIN
 				  AND a.at OPERATOR(pg_catalog.>=) $2 AND a.at OPERATOR(pg_catalog.<=) $3$q$
 			INTO changes USING s, t0, t1;
 		END IF;
-		-- reads that could have returned the subject's rows: decided by the
-		-- consent in force when the read started (its session's latest
-		-- started record of the relation before its outcome)
-		WITH rd AS (
-			SELECT a.*, pg_catalog.max(a.at) FILTER (WHERE a.outcome OPERATOR(pg_catalog.=) 'started')
+		-- reads that could have returned the subject's rows.  A read's consent
+		-- is decided some time between its start and its end; its start is
+		-- taken no later than the start of the span during which its session
+		-- had a read of the relation open (nested reads and cursors share a
+		-- span), and the read is listed when [that, its end] meets a period
+		-- of eligibility or a withdrawal's commit window.
+		WITH ra AS (
+			SELECT a.*, pg_catalog.sum(CASE WHEN a.outcome OPERATOR(pg_catalog.=) 'started' THEN 1 ELSE -1 END)
 						OVER (PARTITION BY a.session_id, a.relid ORDER BY a.at, a.record_id
-							  ROWS UNBOUNDED PRECEDING) AS started_at
+							  ROWS UNBOUNDED PRECEDING) AS open_after
 			FROM consent_ledger.audit_log a
 			LEFT JOIN consent_ledger.purpose_views v ON v.view::oid OPERATOR(pg_catalog.=) a.relid
 			WHERE a.kind OPERATOR(pg_catalog.=) 'read' AND a.at OPERATOR(pg_catalog.<=) t1
-			  AND coalesce(v.relid::oid, a.relid) OPERATOR(pg_catalog.=) ANY (relids))
+			  AND coalesce(v.relid::oid, a.relid) OPERATOR(pg_catalog.=) ANY (relids)),
+		rd AS (
+			SELECT ra.*, pg_catalog.max(ra.at) FILTER (WHERE ra.outcome OPERATOR(pg_catalog.=) 'started'
+														 AND ra.open_after OPERATOR(pg_catalog.<=) 1)
+						OVER (PARTITION BY ra.session_id, ra.relid ORDER BY ra.at, ra.record_id
+							  ROWS UNBOUNDED PRECEDING) AS started_at
+			FROM ra)
 		SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 				'at', rd.at, 'started_at', rd.started_at, 'relation', rd.relation, 'purpose', rd.purpose,
 				'role', rd.role_name, 'session_user', rd.session_user_name, 'client_addr', rd.client_addr,
@@ -454,7 +463,8 @@ BEGIN
 		  AND (rd.rls_bypassed
 			   OR EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest(purposes), pg_catalog.unnest(ranges)) AS u(purpose, m)
 						  WHERE u.purpose OPERATOR(pg_catalog.=) rd.purpose
-							AND u.m OPERATOR(pg_catalog.@>) coalesce(rd.started_at, rd.at)));
+							AND u.m OPERATOR(pg_catalog.&&)
+								pg_catalog.tstzrange(LEAST(coalesce(rd.started_at, rd.at), rd.at), rd.at, '[]')));
 	END IF;
 
 	RETURN pg_catalog.jsonb_build_object(
@@ -470,7 +480,7 @@ BEGIN
 			'consent_history', 'exact: every event of the consent ledger for the subject recorded up to "to"',
 			'eligibility', 'exact as recorded: the periods in which the consent checks let the subject''s rows through for each purpose (consent, its parents'', expiry and withdrawal), from the events'' recording times, or, for a purpose whose legal basis is not consent, the whole period. An event takes effect when its transaction commits, a little after it was recorded',
 			'changes', 'exact for tables whose changes are audited by an audit ledger that records subjects (1.5 on); none otherwise',
-			'reads', 'a superset of the reads that returned the subject''s rows: an audit record says how many rows a statement returned, not whose; listed are the completed or failed reads that returned rows, of a protected table (or purpose view over it) that holds the subject''s rows now or whose audited changes name the subject, that started (started_at) while the subject''s rows were eligible for their purpose, or after a withdrawal until the first event of a later transaction (its commit lies before it; until "to" when there is none yet), or by a reader that bypassed row-level security. Not listed: reads of a table that held the subject''s rows only in the past when its changes were not audited; a cursor dated by a later read of the same relation in its session'));
+			'reads', 'a superset of the reads that returned the subject''s rows: an audit record says how many rows a statement returned, not whose; listed are the completed or failed reads that returned rows, of a protected table (or purpose view over it) that holds the subject''s rows now or whose audited changes name the subject, that ran (from started_at, the start of the span in which its session had reads of the relation open, to at, its end) at some moment when the subject''s rows were eligible for their purpose, or after a withdrawal until the first event of a later transaction (its commit lies before it; until "to" when there is none yet), or by a reader that bypassed row-level security. Not listed: reads of a table that held the subject''s rows only in the past when its changes were not audited'));
 END
 $$;
 COMMENT ON FUNCTION consent_ledger.subject_access_report(text, timestamptz, timestamptz) IS

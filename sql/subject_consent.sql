@@ -242,7 +242,10 @@ RESET consent_ledger.purpose;
 RESET ROLE;
 -- A grant the subject signed before a withdrawal the operator recorded
 -- (withdraw_consent(), erase_subject()) cannot undo it when recorded
--- after it; a grant signed after the withdrawal can.
+-- after it; nor can one dated less than a minute after it (a device's
+-- clock may run a minute ahead, so it may have been signed before).  A
+-- grant dated more than a minute after it is recorded (here: 2.5 s after
+-- the withdrawal, dated 59 s ahead of the server's clock, which is allowed).
 SELECT sc_consent('sc-dave', 'sc.study', 'grant', 'never', 1700000700, 'dave-grant-0000002') AS dg2 \gset
 \setenv STMT :dg2
 \set dg2_sig `:sign`
@@ -255,7 +258,16 @@ SELECT sc_consent('sc-dave', 'sc.study', 'grant', 'never', extract(epoch FROM cl
                   'dave-grant-0000003') AS dg3 \gset
 \setenv STMT :dg3
 \set dg3_sig `:sign`
-SELECT consent_ledger.record_signed_consent(:'dg3', :'dg3_sig') > 0 AS granted_again;
+\set VERBOSITY terse
+SELECT consent_ledger.record_signed_consent(:'dg3', :'dg3_sig');
+\set VERBOSITY default
+SELECT consent_ledger.has_consent('sc-dave', 'sc.study') AS dave_still_withdrawn;
+SELECT pg_sleep(2.5);
+SELECT sc_consent('sc-dave', 'sc.study', 'grant', 'never', floor(extract(epoch FROM clock_timestamp()))::bigint + 59,
+                  'dave-grant-0000004') AS dg4 \gset
+\setenv STMT :dg4
+\set dg4_sig `:sign`
+SELECT consent_ledger.record_signed_consent(:'dg4', :'dg4_sig') > 0 AS granted_again;
 SELECT consent_ledger.has_consent('sc-dave', 'sc.study') AS dave_granted_again;
 
 -- ---------------------------------------------------------------------

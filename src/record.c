@@ -877,14 +877,21 @@ check_signed_order(const cl_statement *st, const char *sig_b64)
 				if (isnull || VARSIZE_ANY_EXHDR(a) != 8 || memcmp(VARDATA_ANY(a), "withdraw", 8) != 0)
 					continue;
 				at = DatumGetTimestampTz(heap_getattr(tup, rec.att[COL_RECORDED_AT], desc, &isnull));
-				if (!isnull && at / USECS_PER_SEC + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY >= st->time)
+				/*
+				 * The statement's time is the device's clock, which may run
+				 * up to CL_STMT_SKEW_SECONDS ahead: only a grant dated more
+				 * than that after the withdrawal is known to follow it.
+				 */
+				if (!isnull && at / USECS_PER_SEC + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY >=
+					st->time - CL_STMT_SKEW_SECONDS)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("consent for purpose \"%s\" was withdrawn after the subject signed this grant", purpose),
-							 errdetail("Consent event %lld, a withdrawal recorded by the operator, is not older than this statement (time %lld).",
+							 errmsg("consent for purpose \"%s\" was withdrawn after the subject signed this grant, or too shortly before", purpose),
+							 errdetail("Consent event %lld, a withdrawal recorded by the operator, is not %d seconds older than this statement (time %lld).",
 									   (long long) DatumGetInt64(heap_getattr(tup, rec.att[COL_EVENT_ID], desc, &isnull)),
-									   (long long) st->time),
-							 errhint("A grant signed before a withdrawal would undo it; the subject signs a new grant.")));
+									   CL_STMT_SKEW_SECONDS, (long long) st->time),
+							 errhint("A grant signed before a withdrawal would undo it; the subject signs a new grant %d seconds after the withdrawal.",
+									 CL_STMT_SKEW_SECONDS)));
 				continue;
 			}
 			if (strcmp(TextDatumGetCString(d), sig_b64) == 0)

@@ -23,6 +23,12 @@
 #define CL_STMT_MAX_LEN			2048
 #define CL_SUBJECT_KEY_LEN		32
 #define CL_SUBJECT_SIG_LEN		64
+/*
+ * How far a statement's time may lie ahead of the server's clock; and so
+ * how long after an operator's withdrawal a grant must be signed to be
+ * known to come after it (record.c).
+ */
+#define CL_STMT_SKEW_SECONDS	60
 
 typedef enum cl_statement_kind
 {

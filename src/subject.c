@@ -47,9 +47,6 @@
 PG_FUNCTION_INFO_V1(cl_consent_origin);
 PG_FUNCTION_INFO_V1(cl_register_subject_key);
 
-/* how far a statement's time may lie ahead of this server's clock */
-#define CL_STATEMENT_SKEW_SECONDS 300
-
 /* true only while register_subject_key() inserts its row (ledger.c) */
 bool		cl_registering_subject_key = false;
 
@@ -225,10 +222,10 @@ cl_check_statement(const char *text, size_t len, int kind, cl_statement *st)
 				 errmsg("the statement is for origin \"%s\", not this database's consent ledger", st->origin),
 				 errdetail("A statement signed for another database, or for a consent ledger since migrated, is not recorded here."),
 				 errhint("Sign a new statement for origin \"%s\" (consent_ledger.consent_origin()).", origin)));
-	if (st->time > now_s + CL_STATEMENT_SKEW_SECONDS)
+	if (st->time > now_s + CL_STMT_SKEW_SECONDS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the statement's time lies more than %d seconds in the future", CL_STATEMENT_SKEW_SECONDS),
+				 errmsg("the statement's time lies more than %d seconds in the future", CL_STMT_SKEW_SECONDS),
 				 errdetail("Statement time %lld, server time %lld (Unix seconds).",
 						   (long long) st->time, (long long) now_s),
 				 errhint("Check the signing device's clock.")));
