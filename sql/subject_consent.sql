@@ -79,7 +79,7 @@ SELECT consent_ledger.register_subject_key(NULL, :'pk1', :'stmt', :'sig');
 \set VERBOSITY terse
 SELECT consent_ledger.register_subject_key('sc-alice', :'pk1', replace(:'stmt', :'origin', 'consent_ledger/00000000000000000000000000000000'), :'sig');
 \set VERBOSITY default
--- from the future (more than five minutes ahead)
+-- from the future (more than a minute ahead)
 SELECT sc_key('sc-alice', :'pk1', extract(epoch FROM now())::bigint + 3600, 'alice-key-0000002') AS stmt_future \gset
 \setenv STMT :stmt_future
 \set sig_future `:sign`
