@@ -56,25 +56,21 @@ static SubTransactionId purposes_changed_subid = InvalidSubTransactionId;
  * signed ones.
  */
 #define CONSENT_STATE_VIEW "(the view)"
+#define CONSENT_STATE_SELECT \
+	"CREATE OR REPLACE VIEW consent_ledger.consent_state AS" \
+	" SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose," \
+	"  CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'" \
+	"       WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'" \
+	"       ELSE 'granted' END AS state," \
+	"  e.recorded_at AS since, e.expires_at, e.event_id AS last_event_id" \
+	" FROM consent_ledger.consent_events e"
+#define CONSENT_STATE_ORDER " ORDER BY e.subject, e.purpose, e.event_id DESC"
 static const char *const consent_state_view[2] = {
-	"CREATE OR REPLACE VIEW consent_ledger.consent_state AS"
-	" SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose,"
-	"  CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'"
-	"       WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'"
-	"       ELSE 'granted' END AS state,"
-	"  e.recorded_at AS since, e.expires_at, e.event_id AS last_event_id"
-	" FROM consent_ledger.consent_events e"
-	" ORDER BY e.subject, e.purpose, e.event_id DESC",
-	"CREATE OR REPLACE VIEW consent_ledger.consent_state AS"
-	" SELECT DISTINCT ON (e.subject, e.purpose) e.subject, e.purpose,"
-	"  CASE WHEN e.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'"
-	"       WHEN e.expires_at IS NOT NULL AND e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'"
-	"       ELSE 'granted' END AS state,"
-	"  e.recorded_at AS since, e.expires_at, e.event_id AS last_event_id"
-	" FROM consent_ledger.consent_events e"
+	CONSENT_STATE_SELECT CONSENT_STATE_ORDER,
+	CONSENT_STATE_SELECT
 	" WHERE NOT (e.action OPERATOR(pg_catalog.=) 'grant' AND e.subject_signature IS NULL"
 	"   AND e.purpose IN (SELECT p.purpose FROM consent_ledger.purposes p WHERE p.require_subject_signature))"
-	" ORDER BY e.subject, e.purpose, e.event_id DESC"
+	CONSENT_STATE_ORDER
 };
 
 static const char *const create_consent_sql[] = {

@@ -301,6 +301,7 @@ extern bool cl_subject_current_key(const char *subject, uint8 *key, int32 *key_n
 extern void cl_check_statement(const char *text, size_t len, int kind, struct cl_statement *st);
 extern void cl_decode_signature(const char *b64, uint8 *sig);
 extern bool cl_purpose_signed_only(const char *name);	/* policy.c */
+extern bool cl_signed_only_purposes_exist(void);
 /* verify.c: members of the JSON documents it writes */
 extern void cl_append_json_b64(StringInfo buf, const char *key, const uint8 *p, size_t len, bool comma);
 extern void cl_append_json_path(StringInfo buf, const cl_hash *path, int n);

@@ -605,6 +605,7 @@ catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 	MemoryContext rowcxt;
 	MemoryContext old;
 	AttrNumber	sigatt;
+	bool		any_signed_only;
 
 	LWLockAcquire(cs->lock, LW_SHARED);
 	from = cs->spaces[space].applied_upto;
@@ -630,6 +631,7 @@ catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 								   ALLOCSET_SMALL_SIZES);
 	desc = RelationGetDescr(rel);
 	sigatt = signature_attnum(desc);
+	any_signed_only = cl_signed_only_purposes_exist();
 	pkey = RelationGetPrimaryKeyIndex(rel);
 	ScanKeyInit(&skey, 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(from));
 	scan = systable_beginscan(rel, pkey, OidIsValid(pkey), SnapshotAny, 1, &skey);
@@ -678,7 +680,7 @@ catch_up(int space, Oid incarnation, uint64 published, XLogRecPtr replayed)
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
 			/* an unsigned grant for a purpose that takes only signed ones is no event */
-			if (batch[n].grant && !event_counts(tup, desc, sigatt, batch[n].purpose))
+			if (batch[n].grant && any_signed_only && !event_counts(tup, desc, sigatt, batch[n].purpose))
 				continue;
 			n++;
 		}

@@ -557,6 +557,22 @@ cl_purpose_signed_only(const char *name)
 	return idx >= 0 && purposes[idx].defined && purposes[idx].signed_only;
 }
 
+/*
+ * Whether any purpose takes only subject-signed grants: when none does,
+ * loading the consent state looks at no event's signature.
+ */
+bool
+cl_signed_only_purposes_exist(void)
+{
+	refresh_purposes();
+	for (int i = 0; i < npurposes; i++)
+	{
+		if (purposes[i].defined && purposes[i].signed_only)
+			return true;
+	}
+	return false;
+}
+
 static bool
 role_authorized(Oid roleid, int purpose)
 {

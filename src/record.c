@@ -260,12 +260,13 @@ check_purpose(const char *purpose)
 	Oid			save_userid;
 	int			save_sec;
 	PurposeEntry *entry;
-	/* 1.6's column; a library newer than the SQL objects reads without it */
-	bool		has_flag = get_attnum(cl_internal_relid("purposes"), "require_subject_signature") > 0;
+	bool		has_flag;
 
 	if (rec.purposes != NULL && len < NAMEDATALEN &&
 		(entry = hash_search(rec.purposes, purpose, HASH_FIND, NULL)) != NULL)
 		return entry->signed_only;
+	/* 1.6's column; a library newer than the SQL objects reads without it */
+	has_flag = get_attnum(cl_internal_relid("purposes"), "require_subject_signature") > 0;
 
 	/* as the extension's owner, like the SECURITY DEFINER functions did */
 	vals[0] = CStringGetTextDatum(purpose);
