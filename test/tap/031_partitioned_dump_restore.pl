@@ -123,14 +123,7 @@ $node->safe_psql('src', q{
 });
 
 my $dump = "$tmp/src.dump";
-$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('src') ], 'pg_dump -Fc');
-
-$node->safe_psql('postgres', 'CREATE DATABASE restored TEMPLATE template0');
-my ($o, $e) = ('', '');
-IPC::Run::run([ $node->installed_command('pg_restore'), '-d', $node->connstr('restored'), $dump ],
-	'>', \$o, '2>', \$e);
-is($? >> 8, 0, 'pg_restore exits 0');
-is($e, '', 'pg_restore reports no error') or diag $e;
+cl_dump_restore($node, 'src', 'restored', $dump);
 
 is($node->safe_psql('restored', $leaves_sql), join(',', @leaves), 'restored: the same partitions');
 my $rverified = $node->safe_psql('restored', $verify_sql);

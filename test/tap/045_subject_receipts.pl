@@ -203,13 +203,7 @@ unlike($out, qr/^note:/m, 'and needs no note');
 
 # --- pg_dump / pg_restore ---
 my $dump = "$tmp/src.dump";
-$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('src') ], 'pg_dump -Fc');
-$node->safe_psql('postgres', 'CREATE DATABASE restored TEMPLATE template0');
-my ($o, $e) = ('', '');
-IPC::Run::run([ $node->installed_command('pg_restore'), '-d', $node->connstr('restored'), $dump ],
-	'>', \$o, '2>', \$e);
-is($? >> 8, 0, 'pg_restore exits 0');
-is($e, '', 'pg_restore reports no error') or diag $e;
+cl_dump_restore($node, 'src', 'restored', $dump);
 is($node->safe_psql('restored', q{SELECT bool_and(valid) FROM consent_ledger.verify()}), 't',
 	'restored: every ledger verifies, the key ledger included');
 is($node->safe_psql('restored', qq{SELECT consent_ledger.verify_checkpoint(\$r\$$receipt\$r\$::jsonb->>'checkpoint')}),

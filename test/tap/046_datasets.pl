@@ -115,13 +115,7 @@ check_manifests('src');
 
 # --- pg_dump / pg_restore ---
 my $dump = "$tmp/src.dump";
-$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('src') ], 'pg_dump -Fc');
-$node->safe_psql('postgres', 'CREATE DATABASE restored TEMPLATE template0');
-my ($o, $e) = ('', '');
-IPC::Run::run([ $node->installed_command('pg_restore'), '-d', $node->connstr('restored'), $dump ],
-	'>', \$o, '2>', \$e);
-is($? >> 8, 0, 'pg_restore exits 0');
-is($e, '', 'pg_restore reports no error') or diag $e;
+cl_dump_restore($node, 'src', 'restored', $dump);
 is($node->safe_psql('restored', q{SELECT bool_and(valid) FROM consent_ledger.verify()}), 't',
 	'restored: every ledger verifies, the manifests included');
 is($node->safe_psql('restored', q{SELECT string_agg(dataset, ',' ORDER BY dataset) FROM consent_ledger.datasets_for_subject('c-4')}),

@@ -24,6 +24,7 @@ our @EXPORT = qw(
   cl_wait_for
   cl_write_file
   cl_export_to_file
+  cl_dump_restore
   cl_openssl
   cl_public_from_seed_file
   cl_ed25519_verify
@@ -109,6 +110,22 @@ sub cl_export_to_file
 	my $lines = $node->safe_psql($db, qq{SELECT consent_ledger.export('$rel')});
 	cl_write_file($path, "$lines\n");
 	return $path;
+}
+
+# pg_dump -Fc of database $src into $dump, a new database $dst (from
+# template0) and pg_restore of the dump into it: three assertions (the dump
+# ran, pg_restore exits 0 and reports no error).
+sub cl_dump_restore
+{
+	my ($node, $src, $dst, $dump) = @_;
+	$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr($src) ], 'pg_dump -Fc');
+	$node->safe_psql('postgres', "CREATE DATABASE $dst TEMPLATE template0");
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ $node->installed_command('pg_restore'), '-d', $node->connstr($dst), $dump ],
+		'>', \$o, '2>', \$e);
+	is($? >> 8, 0, 'pg_restore exits 0');
+	is($e, '', 'pg_restore reports no error') or diag $e;
+	return;
 }
 
 # Path of openssl.  The Ed25519 cross-checks must not be skipped: without
