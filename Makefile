@@ -72,7 +72,7 @@ install-verifier: consent-ledger-verify
 
 UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/bin/%,$(wildcard test/unit/test_*.c))
 unit: $(UNIT_TESTS) test/unit/bin/make_export consent-ledger-verify
-test/unit/bin/%: test/unit/%.c $(PURE_SRCS)
+test/unit/bin/%: test/unit/%.c test/unit/tap.h $(PURE_SRCS)
 	@mkdir -p test/unit/bin
 	$(CC) $(PURE_CFLAGS) -o $@ $< $(PURE_SRCS) -lsodium -lcrypto
 
